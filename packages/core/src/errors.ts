@@ -1,0 +1,88 @@
+/**
+ * Typed errors, a closed set modelled on moby's errdefs. Each carries its kind and HTTP
+ * status; classify with `errorKind(err)` (walks the cause chain), never with message text.
+ */
+export type ErrorKind =
+  | 'InvalidParameter'
+  | 'Unauthorized'
+  | 'Forbidden'
+  | 'NotFound'
+  | 'Conflict'
+  | 'NotModified'
+  | 'NotImplemented'
+  | 'Unavailable'
+  | 'System';
+
+export const ERROR_STATUS: Readonly<Record<ErrorKind, number>> = Object.freeze({
+  InvalidParameter: 400,
+  Unauthorized: 401,
+  Forbidden: 403,
+  NotFound: 404,
+  Conflict: 409,
+  NotModified: 304,
+  NotImplemented: 501,
+  Unavailable: 503,
+  System: 500,
+});
+
+export abstract class BerthError extends Error {
+  abstract readonly kind: ErrorKind;
+  get status(): number {
+    return ERROR_STATUS[this.kind];
+  }
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidParameterError extends BerthError {
+  readonly kind = 'InvalidParameter' as const;
+}
+export class UnauthorizedError extends BerthError {
+  readonly kind = 'Unauthorized' as const;
+}
+export class ForbiddenError extends BerthError {
+  readonly kind = 'Forbidden' as const;
+}
+export class NotFoundError extends BerthError {
+  readonly kind = 'NotFound' as const;
+}
+export class ConflictError extends BerthError {
+  readonly kind = 'Conflict' as const;
+}
+/** Not an error for the client: the API answers 304 (e.g. start of a running container). */
+export class NotModifiedError extends BerthError {
+  readonly kind = 'NotModified' as const;
+}
+export class NotImplementedError extends BerthError {
+  readonly kind = 'NotImplemented' as const;
+}
+export class UnavailableError extends BerthError {
+  readonly kind = 'Unavailable' as const;
+}
+export class SystemError extends BerthError {
+  readonly kind = 'System' as const;
+}
+
+const KINDS = new Set<string>(Object.keys(ERROR_STATUS));
+
+/** The kind of an error: the first `kind` found along the `cause` chain, else 'System'. */
+export function errorKind(err: unknown): ErrorKind {
+  let cur: unknown = err;
+  for (let depth = 0; cur && depth < 16; depth++) {
+    const k = (cur as { kind?: unknown }).kind;
+    if (typeof k === 'string' && KINDS.has(k)) return k as ErrorKind;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return 'System';
+}
+
+export function httpStatus(err: unknown): number {
+  return ERROR_STATUS[errorKind(err)];
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,118 @@
+/**
+ * The runtime backend contract (token `IRuntime`). A backend runs OCI bundles: the default
+ * one drives an OCI runtime CLI (runc, crun, …) through a small monitor per container; the
+ * fake one in @berth/testing scripts exits and failures. The engine never touches a
+ * runtime binary itself.
+ */
+import type { OciProcess, OciResources, OciSpec } from './oci.js';
+
+export interface RuntimeCreateOptions {
+  /** Container ID (64 hex). */
+  id: string;
+  /** The spec `specBuild` produced; the backend writes it as the bundle's config.json. */
+  spec: OciSpec;
+  /** Runtime name from the runtime registry (HostConfig.Runtime or the default). */
+  runtime: string;
+  /** Extra arguments for the runtime binary (daemon.json runtimeArgs). */
+  runtimeArgs: string[];
+  /** Owner of the bundle dir (the container's root after user-namespace mapping). */
+  rootUid: number;
+  rootGid: number;
+  stdio: { tty: boolean; openStdin: boolean; stdinOnce: boolean; consoleSize?: [number, number] };
+  /** Docker json-file log of the container, in its directory under the data root. */
+  log: { path: string; maxSize?: number; maxFile?: number };
+  /** Restore from this checkpoint directory instead of a fresh create. */
+  checkpoint?: { path: string };
+  /** Annotations/labels a backend may use (e.g. for selecting a runtime). */
+  labels?: Record<string, string>;
+}
+
+export interface RuntimeProcess {
+  id: string;
+  pid: number;
+}
+
+export interface ExitInfo {
+  /** Container ID. */
+  id: string;
+  /** Set when the process that exited is an exec, not the container's init. */
+  execId?: string;
+  exitCode: number;
+  oomKilled: boolean;
+  /** RFC 3339 (nanoseconds when known). */
+  exitedAt: string;
+}
+
+export type RuntimeStatus = 'created' | 'running' | 'paused' | 'stopped';
+
+export interface RuntimeStateInfo {
+  id: string;
+  status: RuntimeStatus;
+  pid: number;
+  /** Present when the container has stopped and its exit is known. */
+  exit?: ExitInfo;
+}
+
+export interface AttachStreams {
+  stdin?: NodeJS.ReadableStream | null;
+  stdout?: NodeJS.WritableStream | null;
+  stderr?: NodeJS.WritableStream | null;
+}
+
+export interface AttachSession {
+  /** Stop forwarding; the container keeps running. */
+  detach(): void;
+  /** Resolves when the container's output has ended or after detach. */
+  readonly done: Promise<void>;
+}
+
+export interface ExecOptions {
+  execId: string;
+  process: OciProcess;
+  tty: boolean;
+  openStdin: boolean;
+  streams: AttachStreams;
+}
+
+export interface ExecSession {
+  pid: number;
+  /** Resolves with the exec process's exit code. */
+  readonly exited: Promise<number>;
+}
+
+export interface RuntimeFeatures {
+  checkpoint: boolean;
+  pause: boolean;
+  exec: boolean;
+  attach: boolean;
+}
+
+export interface IRuntime {
+  /** Backend name, persisted per container (RuntimeBackend) to route calls after restart. */
+  readonly name: string;
+  /** Create the container (bundle, monitor, runtime `create`); not started yet. */
+  create(opts: RuntimeCreateOptions): Promise<RuntimeProcess>;
+  start(id: string): Promise<void>;
+  kill(id: string, signal: number, opts?: { all?: boolean }): Promise<void>;
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
+  /** Remove everything the backend holds for the container. Idempotent. */
+  delete(id: string, opts?: { force?: boolean }): Promise<void>;
+  /** null when the backend knows nothing of the container. */
+  state(id: string): Promise<RuntimeStateInfo | null>;
+  /** Exit events of containers and exec processes; returns the unsubscribe function. */
+  onExit(listener: (exit: ExitInfo) => void): () => void;
+  /**
+   * After a daemon restart: reconnect to the container's monitor. Running → its state;
+   * exited while the daemon was down → status 'stopped' with `exit`; unknown → null.
+   */
+  restore(id: string): Promise<RuntimeStateInfo | null>;
+  features(): RuntimeFeatures;
+  attach?(id: string, streams: AttachStreams): Promise<AttachSession>;
+  resize?(id: string, size: { height: number; width: number }, execId?: string): Promise<void>;
+  exec?(id: string, opts: ExecOptions): Promise<ExecSession>;
+  update?(id: string, resources: OciResources): Promise<void>;
+  checkpoint?(id: string, opts: { path: string; exit: boolean }): Promise<void>;
+  /** Release watchers etc. when the engine closes (containers keep running). */
+  close?(): Promise<void>;
+}
