@@ -4,7 +4,6 @@
  * own tsyringe child container; never as process-wide singletons.
  */
 import type { InjectionToken } from 'tsyringe';
-import type { IRuntime } from './runtime.js';
+import type { IRuntime as RuntimeBackend } from './runtime.js';
 
-export const IRuntime: InjectionToken<IRuntime> = Symbol('IRuntime');
-export type { IRuntime } from './runtime.js';
+export const IRuntime: InjectionToken<RuntimeBackend> = Symbol('IRuntime');
