@@ -1,5 +1,5 @@
 /**
- * The runtime backend contract (token `IRuntime`). A backend runs OCI bundles: the default
+ * The runtime backend contract (token `IRuntime`, interface `RuntimeBackend`). A backend runs OCI bundles: the default
  * one drives an OCI runtime CLI (runc, crun, …) through a small monitor per container; the
  * fake one in @berth/testing scripts exits and failures. The engine never touches a
  * runtime binary itself.
@@ -87,7 +87,7 @@ export interface RuntimeFeatures {
   attach: boolean;
 }
 
-export interface IRuntime {
+export interface RuntimeBackend {
   /** Backend name, persisted per container (RuntimeBackend) to route calls after restart. */
   readonly name: string;
   /** Create the container (bundle, monitor, runtime `create`); not started yet. */
