@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what berth needs on a Debian 12 machine: OS packages (as root), pnpm, node modules.
+# Idempotent: skips what is already there. Used by both README commands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(runc conmon busybox-static iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian's docker-registry starts a system service on :5000; tests start their own.
+    if command -v systemctl >/dev/null; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
+  fi
+else
+  echo "==> not root (or no apt): skipping OS packages; e2e tests that need runc/conmon will skip"
+fi
+
+if ! command -v pnpm >/dev/null || ! pnpm --version | grep -q '^10\.'; then
+  echo "==> npm install -g pnpm@10"
+  npm install -g pnpm@10 >/dev/null
+fi
+
+echo "==> pnpm install"
+pnpm install --frozen-lockfile --reporter=silent
