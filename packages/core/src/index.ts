@@ -3,3 +3,4 @@ export * from './types.js';
 export * from './oci.js';
 export * from './runtime.js';
 export * from './tokens.js';
+export * from './logs/index.js';

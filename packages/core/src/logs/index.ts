@@ -1,0 +1,3 @@
+export * from './time.js';
+export * from './jsonfile.js';
+export * from './reader.js';

@@ -1,0 +1,80 @@
+/**
+ * Timestamps of Docker's json-file logs: RFC 3339 with nanoseconds, in UTC ("Z"), trailing
+ * zeros of the fraction trimmed (Go's time.RFC3339Nano). Compared as bigint nanoseconds so
+ * that since/until keep the full precision JS Dates lose.
+ */
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:?\d{2})$/;
+
+/** Nanoseconds since the epoch of an RFC 3339 timestamp (any offset); throws on bad input. */
+export function parseLogTime(ts: string): bigint {
+  const m = RFC3339.exec(ts.trim());
+  if (!m) throw new TypeError(`invalid RFC 3339 timestamp: ${JSON.stringify(ts)}`);
+  const [, y, mo, d, h, mi, s, frac = '', off] = m;
+  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
+  let offsetMin = 0;
+  if (off !== 'Z' && off !== 'z') {
+    const sign = off.startsWith('-') ? -1 : 1;
+    const digits = off.slice(1).replace(':', '');
+    offsetMin = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)));
+  }
+  const nanos = BigInt(frac.padEnd(9, '0') || '0');
+  return (BigInt(ms) - BigInt(offsetMin) * 60_000n) * 1_000_000n + nanos;
+}
+
+function pad(n: number, w = 2): string {
+  return String(n).padStart(w, '0');
+}
+
+/**
+ * Format nanoseconds since the epoch as RFC 3339 in UTC. `fixed` keeps all nine fraction
+ * digits (Docker's RFC3339NanoFixed, used for `docker logs --timestamps`); otherwise
+ * trailing zeros are trimmed as Go's RFC3339Nano does (json-file's `time`).
+ */
+export function formatLogTime(ns: bigint, fixed = false): string {
+  let secs = ns / 1_000_000_000n;
+  let frac = ns % 1_000_000_000n;
+  if (frac < 0n) {
+    frac += 1_000_000_000n;
+    secs -= 1n;
+  }
+  const d = new Date(Number(secs) * 1000);
+  const base =
+    `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}` +
+    `T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  let f = frac.toString().padStart(9, '0');
+  if (!fixed) f = f.replace(/0+$/, '');
+  return f ? `${base}.${f}Z` : `${base}Z`;
+}
+
+/** Normalise any RFC 3339 timestamp (e.g. conmon's `+00:00`) to json-file's UTC form. */
+export function toJsonLogTime(ts: string): string {
+  return formatLogTime(parseLogTime(ts));
+}
+
+/** Now, as nanoseconds since the epoch (the clock's millisecond precision). */
+export function nowNanos(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+/**
+ * A since/until bound as the Docker API gives it: UNIX seconds with an optional fraction
+ * ("1700000000.123456789"), a number, a Date, or an RFC 3339 string. Returns nanoseconds.
+ */
+export function toNanos(v: number | string | Date | bigint): bigint {
+  if (typeof v === 'bigint') return v;
+  if (v instanceof Date) return BigInt(v.getTime()) * 1_000_000n;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new TypeError(`invalid time: ${v}`);
+    const whole = Math.trunc(v);
+    return BigInt(whole) * 1_000_000_000n + BigInt(Math.round((v - whole) * 1e9));
+  }
+  const s = v.trim();
+  const m = /^(-?\d+)(?:\.(\d{1,9}))?$/.exec(s);
+  if (m) {
+    const secs = BigInt(m[1]);
+    const frac = BigInt((m[2] ?? '').padEnd(9, '0') || '0');
+    return secs * 1_000_000_000n + (secs < 0n ? -frac : frac);
+  }
+  return parseLogTime(s);
+}

@@ -1,0 +1,165 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  formatJsonLogLine,
+  formatLogTime,
+  JsonFileWriter,
+  parseJsonLogLine,
+  parseLogTime,
+  readLogs,
+  toJsonLogTime,
+  toNanos,
+  type LogMessage,
+  type ReadLogsOptions,
+} from '../../src/logs/index.js';
+
+let dir: string;
+let log: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-logs-'));
+  log = path.join(dir, 'c-json.log');
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const t = (s: number, ns = 0): string => formatLogTime(BigInt(s) * 1_000_000_000n + BigInt(ns));
+
+async function collect(opts: ReadLogsOptions = {}): Promise<string[]> {
+  const out: string[] = [];
+  for await (const m of readLogs(log, opts)) out.push(`${m.stream}:${m.line.toString()}`);
+  return out;
+}
+
+describe('log time', () => {
+  it('parses conmon offsets and formats json-file UTC with trimmed nanoseconds', () => {
+    expect(toJsonLogTime('2026-11-28T07:33:10.011004470+00:00')).toBe('2026-11-28T07:33:10.01100447Z');
+    expect(toJsonLogTime('2026-11-28T09:33:10.5+02:00')).toBe('2026-11-28T07:33:10.5Z');
+    expect(toJsonLogTime('2026-11-28T07:33:10Z')).toBe('2026-11-28T07:33:10Z');
+    expect(formatLogTime(parseLogTime('2026-11-28T07:33:10.5Z'), true)).toBe('2026-11-28T07:33:10.500000000Z');
+    expect(() => parseLogTime('yesterday')).toThrow(/invalid RFC 3339/);
+  });
+  it('reads Docker API since/until forms', () => {
+    expect(toNanos('1700000000.000000001')).toBe(1_700_000_000_000_000_001n);
+    expect(toNanos(1700000000)).toBe(1_700_000_000_000_000_000n);
+    expect(toNanos('2023-11-14T22:13:20Z')).toBe(1_700_000_000_000_000_000n);
+    expect(toNanos(new Date(1700000000123))).toBe(1_700_000_000_123_000_000n);
+  });
+});
+
+describe('json-file lines', () => {
+  it('round-trips Docker json-file entries', () => {
+    const line = formatJsonLogLine({ stream: 'stderr', line: Buffer.from('a "q"\n'), time: '2026-01-01T00:00:00.1Z' });
+    expect(line).toBe('{"log":"a \\"q\\"\\n","stream":"stderr","time":"2026-01-01T00:00:00.1Z"}\n');
+    expect(parseJsonLogLine(line)).toEqual({ stream: 'stderr', line: 'a "q"\n', time: '2026-01-01T00:00:00.1Z' });
+    expect(parseJsonLogLine('{"log":1}')).toBeNull();
+    expect(parseJsonLogLine('garbage')).toBeNull();
+  });
+});
+
+describe('JsonFileWriter rotation', () => {
+  it('rotates at max-size keeping max-file files, oldest dropped', async () => {
+    const w = new JsonFileWriter(log, { maxSize: 100, maxFile: 3 });
+    for (let i = 0; i < 20; i++) w.write({ stream: 'stdout', line: `line ${i}\n`, time: t(1000 + i) });
+    w.close();
+    expect(fs.existsSync(`${log}.1`)).toBe(true);
+    expect(fs.existsSync(`${log}.2`)).toBe(true);
+    expect(fs.existsSync(`${log}.3`)).toBe(false);
+    for (const f of [log, `${log}.1`, `${log}.2`]) {
+      // A file is rotated once it has reached max-size, so it holds at most one entry beyond it.
+      expect(fs.statSync(f).size).toBeLessThan(100 + 80);
+    }
+    const lines = await collect();
+    // The newest entries survive, in order, without gaps.
+    const nums = lines.map((l) => Number(/line (\d+)/.exec(l)![1]));
+    expect(nums[nums.length - 1]).toBe(19);
+    expect(nums).toEqual(nums.map((_, i) => nums[0] + i));
+    expect(nums[0]).toBeGreaterThan(0);
+  });
+  it('max-file 1 truncates in place', () => {
+    const w = new JsonFileWriter(log, { maxSize: 60, maxFile: 1 });
+    for (let i = 0; i < 5; i++) w.write({ stream: 'stdout', line: `line ${i}\n`, time: t(1000 + i) });
+    w.close();
+    expect(fs.existsSync(`${log}.1`)).toBe(false);
+    expect(fs.readFileSync(log, 'utf8')).toContain('line 4');
+    expect(fs.readFileSync(log, 'utf8')).not.toContain('line 0');
+  });
+});
+
+describe('readLogs', () => {
+  function writeSample(): void {
+    const w = new JsonFileWriter(log, { maxSize: 120, maxFile: 5 });
+    w.write({ stream: 'stdout', line: 'one\n', time: t(100) });
+    w.write({ stream: 'stderr', line: 'two\n', time: t(200) });
+    w.write({ stream: 'stdout', line: 'thr', time: t(300) });
+    w.write({ stream: 'stdout', line: 'ee\n', time: t(300, 5) });
+    w.write({ stream: 'stderr', line: 'four\n', time: t(400) });
+    w.close();
+  }
+  it('reads all rotated files in order, partial lines kept as they are', async () => {
+    writeSample();
+    expect(fs.existsSync(`${log}.1`)).toBe(true);
+    expect(await collect()).toEqual(['stdout:one\n', 'stderr:two\n', 'stdout:thr', 'stdout:ee\n', 'stderr:four\n']);
+  });
+  it('filters streams, since, until and tail like dockerd', async () => {
+    writeSample();
+    expect(await collect({ stderr: false })).toEqual(['stdout:one\n', 'stdout:thr', 'stdout:ee\n']);
+    expect(await collect({ since: 200 })).toEqual(['stderr:two\n', 'stdout:thr', 'stdout:ee\n', 'stderr:four\n']);
+    expect(await collect({ until: '300.000000001' })).toEqual(['stdout:one\n', 'stderr:two\n', 'stdout:thr']);
+    expect(await collect({ tail: 2 })).toEqual(['stdout:ee\n', 'stderr:four\n']);
+    expect(await collect({ tail: 0 })).toEqual([]);
+    expect(await collect({ tail: 3, stdout: false })).toEqual(['stderr:four\n']);
+  });
+  it('prefixes timestamps with nine fraction digits', async () => {
+    writeSample();
+    const lines = await collect({ tail: 1, timestamps: true });
+    expect(lines).toEqual([`stderr:${formatLogTime(400n * 1_000_000_000n, true)} four\n`]);
+    expect(lines[0]).toContain('1970-01-01T00:06:40.000000000Z four');
+  });
+  it('skips malformed and incomplete lines', async () => {
+    fs.writeFileSync(
+      log,
+      `${formatJsonLogLine({ stream: 'stdout', line: 'ok\n', time: t(1) })}not json\n{"log":"half`,
+    );
+    expect(await collect()).toEqual(['stdout:ok\n']);
+  });
+  it('returns nothing for a missing log', async () => {
+    expect(await collect()).toEqual([]);
+  });
+  it('follows new entries across rotation and stops on abort', async () => {
+    const w = new JsonFileWriter(log, { maxSize: 200, maxFile: 3 });
+    w.write({ stream: 'stdout', line: 'before\n', time: t(1) });
+    const ac = new AbortController();
+    const got: LogMessage[] = [];
+    const reading = (async () => {
+      for await (const m of readLogs(log, { follow: true, signal: ac.signal, pollMs: 50 })) {
+        got.push(m);
+        if (got.length === 31) ac.abort();
+      }
+    })();
+    for (let i = 0; i < 30; i++) {
+      w.write({ stream: i % 2 ? 'stderr' : 'stdout', line: `n${i}\n`, time: t(2 + i) });
+      if (i % 5 === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    await reading;
+    w.close();
+    expect(fs.existsSync(`${log}.1`)).toBe(true);
+    expect(got.map((m) => m.line.toString())).toEqual(['before\n', ...Array.from({ length: 30 }, (_, i) => `n${i}\n`)]);
+  });
+  it('follow ends at until and on abort while idle', async () => {
+    const w = new JsonFileWriter(log);
+    w.write({ stream: 'stdout', line: 'a\n', time: t(1) });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const start = Date.now();
+    const got: string[] = [];
+    for await (const m of readLogs(log, { follow: true, signal: ac.signal })) got.push(m.line.toString());
+    expect(got).toEqual(['a\n']);
+    expect(Date.now() - start).toBeLessThan(1000);
+    w.write({ stream: 'stdout', line: 'late\n', time: t(10) });
+    w.close();
+    const got2: string[] = [];
+    for await (const m of readLogs(log, { follow: true, until: 5 })) got2.push(m.line.toString());
+    expect(got2).toEqual(['a\n']);
+  });
+});

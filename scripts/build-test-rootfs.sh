@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Build a minimal root filesystem for tests from Debian's busybox-static:
+# every applet linked into /bin, /etc/passwd, /etc/group, /tmp (1777), /proc, /sys, /dev.
+# Usage: scripts/build-test-rootfs.sh DIR   (idempotent; DIR is created)
+set -euo pipefail
+dir=${1:?usage: build-test-rootfs.sh DIR}
+bb=${BUSYBOX:-/bin/busybox}
+if ! [ -x "$bb" ]; then
+  echo "build-test-rootfs: $bb missing (apt-get install busybox-static)" >&2
+  exit 1
+fi
+if ! file_out=$(LC_ALL=C "$bb" --help 2>&1 | head -1) || [ -z "$file_out" ]; then
+  echo "build-test-rootfs: $bb does not run" >&2
+  exit 1
+fi
+# The container has no dynamic loader: insist on a static binary.
+if command -v ldd >/dev/null && ldd "$bb" >/dev/null 2>&1; then
+  echo "build-test-rootfs: $bb is dynamically linked; install busybox-static" >&2
+  exit 1
+fi
+mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,proc,sys,dev,root,home,var,run}
+chmod 1777 "$dir/tmp"
+chmod 0700 "$dir/root"
+install -m 0755 "$bb" "$dir/bin/busybox"
+for applet in $("$bb" --list); do
+  [ "$applet" = busybox ] && continue
+  ln -sfn busybox "$dir/bin/$applet"
+done
+# Applets that tools expect in /usr/bin as well (env in shebangs).
+ln -sfn ../../bin/busybox "$dir/usr/bin/env"
+cat >"$dir/etc/passwd" <<'PASSWD'
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+user:x:1000:1000:user:/home/user:/bin/sh
+PASSWD
+cat >"$dir/etc/group" <<'GROUP'
+root:x:0:
+daemon:x:1:
+users:x:100:user
+nogroup:x:65534:
+user:x:1000:
+GROUP
+: >"$dir/etc/hosts"
+: >"$dir/etc/resolv.conf"
+mkdir -p "$dir/home/user"
+chown 1000:1000 "$dir/home/user" 2>/dev/null || true
+echo "$dir"
