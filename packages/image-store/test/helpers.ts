@@ -1,0 +1,73 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import tar from 'tar-stream';
+
+export interface TarEntry {
+  name: string;
+  type?: tar.Headers['type'];
+  content?: string | Buffer;
+  linkname?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  devmajor?: number;
+  devminor?: number;
+  pax?: Record<string, string>;
+}
+
+export async function makeTar(entries: TarEntry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    pack.on('data', (c: Buffer) => chunks.push(c));
+    pack.on('end', () => resolve());
+    pack.on('error', reject);
+  });
+  for (const e of entries) {
+    const content = e.content === undefined ? undefined : Buffer.from(e.content);
+    const header = {
+      name: e.name,
+      type: e.type ?? 'file',
+      mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644),
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
+      mtime: new Date(1_000_000_000_000),
+      linkname: e.linkname,
+      devmajor: e.devmajor,
+      devminor: e.devminor,
+      size: content?.length ?? 0,
+      ...(e.pax ? { pax: e.pax } : {}),
+    } as tar.Headers;
+    await new Promise<void>((resolve, reject) => pack.entry(header, content ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+export const gzip = (b: Buffer): Buffer => zlib.gzipSync(b);
+
+export const streamOf = (b: Buffer): Readable => Readable.from([b]);
+
+export async function tempDir(prefix = 'berth-img-'): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Every path under `dir`, relative, sorted. */
+export async function listTree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await fsp.readdir(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      out.push(path.relative(dir, p));
+      if (e.isDirectory()) await walk(p);
+    }
+  };
+  await walk(dir);
+  return out.sort();
+}
