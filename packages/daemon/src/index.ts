@@ -1,1 +1,9 @@
-export {};
+export * from './app.js';
+export * from './backend.js';
+export * from './http-errors.js';
+export * from './http.js';
+export * from './inject.js';
+export * from './logger.js';
+export * from './router.js';
+export * from './routes/index.js';
+export * from './version.js';

@@ -1,0 +1,192 @@
+/**
+ * The HTTP app: a factory over Node's http (attach and exec need hijacked connections).
+ * `buildApp()` returns request and upgrade listeners; `inject()` (inject.ts) drives it in
+ * tests without berthd, and the daemon attaches it to its listening sockets.
+ */
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { InvalidParameterError, NotFoundError } from '@berth/core';
+import { HttpError, sendError, statusOf } from './http-errors.js';
+import { silentLogger, type Logger } from './logger.js';
+import { Router, type RequestContext, type Route } from './router.js';
+import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION, compareVersions } from './version.js';
+
+export interface AppOptions {
+  /** Route modules; the daemon composes system, container and exec routes (routes/index.ts). */
+  routes: readonly Route[];
+  experimental?: boolean;
+  logger?: Logger;
+}
+
+export interface App {
+  readonly router: Router;
+  /** 'request' listener of an http(s) server. */
+  handleRequest(req: IncomingMessage, res: ServerResponse): void;
+  /** 'upgrade' listener: hijackable routes (attach, exec start) and plain routes on an upgrade request. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Requests (and hijacked sessions) in progress. */
+  inflight(): number;
+  /** Resolves when no request is in progress any more. */
+  drained(): Promise<void>;
+  /** Abort every streaming request (events, logs -f, stats, attach): used on shutdown after the grace period. */
+  abortAll(): void;
+}
+
+const VERSION_PREFIX = /^\/v([0-9][0-9.]*)(\/.*)$/;
+
+export function commonHeaders(experimental: boolean): Record<string, string> {
+  return {
+    'Api-Version': API_VERSION,
+    'Docker-Experimental': String(experimental),
+    Ostype: 'linux',
+    Server: `Berth/${ENGINE_VERSION} (linux)`,
+  };
+}
+
+export function buildApp(opts: AppOptions): App {
+  const router = new Router().add(...opts.routes);
+  const logger = opts.logger ?? silentLogger;
+  const experimental = opts.experimental ?? false;
+  const headers = commonHeaders(experimental);
+  const active = new Set<AbortController>();
+  let waiters: Array<() => void> = [];
+
+  const finished = (ac: AbortController) => {
+    active.delete(ac);
+    if (active.size === 0) {
+      const w = waiters;
+      waiters = [];
+      for (const f of w) f();
+    }
+  };
+
+  const dispatch = (req: IncomingMessage, res: ServerResponse, upgrade: { socket: Duplex; head: Buffer } | null) => {
+    const ac = new AbortController();
+    active.add(ac);
+    let done = false;
+    let hijacked: Duplex | null = null;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      finished(ac);
+    };
+    const onClose = () => {
+      if (!res.writableFinished || hijacked) ac.abort();
+    };
+    res.once('close', onClose);
+    res.once('finish', () => {
+      if (!hijacked) finish();
+    });
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+
+    const method = req.method ?? 'GET';
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://berth');
+    } catch {
+      sendError(res, new InvalidParameterError('malformed request URL'));
+      return;
+    }
+    let path = url.pathname;
+    let version = API_VERSION;
+    const vm = VERSION_PREFIX.exec(path);
+    if (vm) {
+      version = vm[1];
+      path = vm[2];
+    }
+    const hijack = (contentType: string): Duplex => {
+      if (hijacked) throw new Error('connection already hijacked');
+      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      let socket: Duplex;
+      if (upgrade) {
+        socket = upgrade.socket;
+        res.detachSocket(socket as never);
+        socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n${extra}\r\n`);
+        if (upgrade.head.length > 0) socket.unshift(upgrade.head);
+      } else {
+        socket = req.socket;
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: ${contentType}\r\nConnection: close\r\n${extra}\r\n`);
+        // The HTTP parser must not answer what the client writes after this point (see attachApp's clientError).
+        (socket as { _berthHijacked?: boolean })._berthHijacked = true;
+      }
+      hijacked = socket;
+      socket.once('close', () => {
+        ac.abort();
+        finish();
+      });
+      return socket;
+    };
+    const ctx: RequestContext = {
+      req,
+      res,
+      params: {},
+      query: url.searchParams,
+      version,
+      signal: ac.signal,
+      upgraded: upgrade !== null,
+      hijack,
+    };
+
+    const run = async () => {
+      if (vm) {
+        if (compareVersions(version, MIN_API_VERSION) < 0) {
+          throw new InvalidParameterError(
+            `client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+          );
+        }
+        if (compareVersions(version, API_VERSION) > 0) {
+          throw new InvalidParameterError(`client version ${version} is too new. Maximum supported API version is ${API_VERSION}`);
+        }
+      }
+      const m = router.match(method, path);
+      if (!m.route) {
+        if (m.methodNotAllowed) throw new HttpError(405, `method ${method} not allowed for ${path}`);
+        throw new NotFoundError('page not found');
+      }
+      (ctx as { params: Record<string, string> }).params = m.params;
+      await m.route.handler(ctx);
+    };
+    run().then(
+      () => {
+        if (hijacked) {
+          if (!hijacked.destroyed) hijacked.end();
+        } else if (!res.writableEnded) {
+          res.end();
+        }
+      },
+      (err: unknown) => {
+        const status = statusOf(err);
+        if (status >= 500) logger.error('handler failed', { method, path: url.pathname, error: err instanceof Error ? err.stack ?? err.message : String(err) });
+        else logger.debug('request refused', { method, path: url.pathname, status, error: err });
+        if (hijacked) {
+          hijacked.destroy();
+          return;
+        }
+        sendError(res, err);
+      },
+    );
+  };
+
+  return {
+    router,
+    handleRequest(req, res) {
+      dispatch(req, res, null);
+    },
+    handleUpgrade(req, socket, head) {
+      const res = new ServerResponse(req);
+      res.shouldKeepAlive = false;
+      res.assignSocket(socket as never);
+      socket.on('error', () => socket.destroy());
+      res.once('finish', () => {
+        res.detachSocket(socket as never);
+        socket.end();
+      });
+      dispatch(req, res, { socket, head });
+    },
+    inflight: () => active.size,
+    drained: () => (active.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
+    abortAll() {
+      for (const ac of active) ac.abort();
+    },
+  };
+}

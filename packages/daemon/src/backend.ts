@@ -1,0 +1,177 @@
+/**
+ * What the API routes need from the engine: the daemon's port. `engine-backend.ts`
+ * implements it over @berth/core's Engine; tests may implement it over a fake. Every
+ * method throws typed @berth/core errors (NotFound, Conflict, NotModified, …), which
+ * http-errors.ts maps to statuses.
+ */
+import type { ContainerConfig, ContainerRecord, HostConfig } from '@berth/core';
+import type { Duplex } from 'node:stream';
+
+export interface CreateContainerRequest {
+  /** Without the leading slash; undefined → generated. */
+  name?: string;
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  networkingConfig?: { EndpointsConfig?: Record<string, unknown> } | null;
+  platform?: string;
+}
+
+export interface LogReadOptions {
+  follow: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  /** Unix seconds (fractional); 0 = no bound. */
+  since: number;
+  until: number;
+  /** Last n lines; -1 = all. */
+  tail: number;
+  signal: AbortSignal;
+}
+
+export interface LogEntry {
+  stream: 'stdout' | 'stderr';
+  /** RFC 3339 nano timestamp. */
+  time: string;
+  /** The line, with its trailing newline when it had one. */
+  line: Buffer;
+}
+
+export interface AttachRequest {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  /** Replay the log before streaming. */
+  logs: boolean;
+  stream: boolean;
+  /** Raw detach key sequence (bytes); null = none. */
+  detachKeys: Buffer | null;
+}
+
+export interface AttachIo {
+  stdin: NodeJS.ReadableStream | null;
+  stdout: NodeJS.WritableStream | null;
+  stderr: NodeJS.WritableStream | null;
+}
+
+export interface WaitResult {
+  StatusCode: number;
+  Error?: { Message: string } | null;
+}
+
+export interface ContainerBackend {
+  create(req: CreateContainerRequest): Promise<{ id: string; warnings: string[] }>;
+  /** Resolve by full ID, unique ID prefix or name (with or without '/'); NotFound "No such container: x". */
+  inspect(idOrName: string): Promise<ContainerRecord>;
+  list(): Promise<ContainerRecord[]>;
+  start(idOrName: string, opts: { checkpoint?: string; checkpointDir?: string }): Promise<void>;
+  stop(idOrName: string, opts: { timeout?: number; signal?: string }): Promise<void>;
+  restart(idOrName: string, opts: { timeout?: number; signal?: string }): Promise<void>;
+  kill(idOrName: string, signal?: string): Promise<void>;
+  wait(idOrName: string, condition: 'not-running' | 'next-exit' | 'removed', signal: AbortSignal): Promise<WaitResult>;
+  remove(idOrName: string, opts: { force: boolean; volumes: boolean; link: boolean }): Promise<void>;
+  rename?(idOrName: string, newName: string): Promise<void>;
+  pause?(idOrName: string): Promise<void>;
+  unpause?(idOrName: string): Promise<void>;
+  resize?(idOrName: string, size: { height: number; width: number }): Promise<void>;
+  logs?(idOrName: string, opts: LogReadOptions): AsyncIterable<LogEntry>;
+  /** Connect the container's stdio to `io`; resolves when the session ends (exit, detach or disconnect). */
+  attach?(idOrName: string, req: AttachRequest, io: AttachIo, signal: AbortSignal): Promise<void>;
+  top?(idOrName: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }>;
+  update?(idOrName: string, resources: HostConfig): Promise<{ warnings: string[] }>;
+  prune?(filters: Map<string, Set<string>>): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }>;
+}
+
+export interface ExecCreateRequest {
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  DetachKeys?: string;
+  Tty?: boolean;
+  ConsoleSize?: [number, number] | null;
+  Env?: string[] | null;
+  Cmd: string[];
+  Privileged?: boolean;
+  User?: string;
+  WorkingDir?: string;
+}
+
+export interface ExecInspect {
+  ID: string;
+  Running: boolean;
+  ExitCode: number | null;
+  ProcessConfig: { tty: boolean; entrypoint: string; arguments: string[]; privileged: boolean; user: string };
+  OpenStdin: boolean;
+  OpenStderr: boolean;
+  OpenStdout: boolean;
+  CanRemove: boolean;
+  ContainerID: string;
+  DetachKeys: string;
+  Pid: number;
+}
+
+export interface ExecBackend {
+  create(container: string, req: ExecCreateRequest): Promise<{ id: string }>;
+  start(execId: string, opts: { detach: boolean; tty: boolean }, io: AttachIo, signal: AbortSignal): Promise<void>;
+  resize(execId: string, size: { height: number; width: number }): Promise<void>;
+  inspect(execId: string): Promise<ExecInspect>;
+}
+
+/** Docker's events message (swagger EventMessage). */
+export interface EventMessage {
+  Type: string;
+  Action: string;
+  Actor: { ID: string; Attributes: Record<string, string> };
+  scope: 'local' | 'swarm';
+  time: number;
+  timeNano: number;
+  /** Deprecated fields still sent by dockerd for containers. */
+  status?: string;
+  id?: string;
+  from?: string;
+}
+
+export interface EventSource {
+  /** Past events (from the in-memory ring) with timeNano ≥ since, then live ones until unsubscribed. */
+  subscribe(sinceNano: number | null, listener: (ev: EventMessage) => void): { past: EventMessage[]; unsubscribe(): void };
+}
+
+export interface ImageLookup {
+  /** Number of images the store holds (for /info). */
+  count(): Promise<number>;
+  /** The image ID a reference resolves to, or null (for the ancestor filter). */
+  resolve(ref: string): Promise<string | null>;
+}
+
+export interface RuntimeInfo {
+  path: string;
+  runtimeArgs?: string[];
+}
+
+export interface DaemonFacts {
+  /** Stable daemon ID (persisted under the data root). */
+  id: string;
+  dataRoot: string;
+  execRoot: string;
+  experimental: boolean;
+  liveRestore: boolean;
+  defaultRuntime: string;
+  runtimes: Record<string, RuntimeInfo>;
+  securityOptions: string[];
+  storageDriver: string;
+  loggingDriver: string;
+  cgroupDriver: string;
+  cgroupVersion: '1' | '2';
+  debug: boolean;
+  labels: string[];
+}
+
+export interface DaemonBackend {
+  facts(): DaemonFacts;
+  containers: ContainerBackend;
+  exec?: ExecBackend;
+  events?: EventSource;
+  images?: ImageLookup;
+}
+
+/** Socket-ish duplex used by hijacked routes. */
+export type Hijacked = Duplex;

@@ -1,0 +1,173 @@
+/** Request/response helpers shared by the routes: JSON bodies, query values, filters, streams. */
+import type { ServerResponse } from 'node:http';
+import { InvalidParameterError } from '@berth/core';
+import { HttpError } from './http-errors.js';
+import type { RequestContext } from './router.js';
+
+/** Largest JSON body berthd reads (container create with many env vars stays far below). */
+export const MAX_JSON_BODY = 4 * 1024 * 1024;
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n';
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
+}
+
+export function sendEmpty(res: ServerResponse, status: number): void {
+  res.statusCode = status;
+  res.end();
+}
+
+/** dockerd's CheckForJSON: a Content-Type other than application/json is refused. */
+export function checkJsonContentType(ctx: RequestContext): void {
+  const ct = ctx.req.headers['content-type'];
+  if (ct === undefined || ct === '') return;
+  const mediaType = ct.split(';')[0].trim().toLowerCase();
+  if (mediaType !== 'application/json') {
+    throw new InvalidParameterError(`unsupported Content-Type header (${ct}): must be 'application/json'`);
+  }
+}
+
+/** Read the raw body, refusing more than `max` bytes (413). */
+export async function readBody(ctx: RequestContext, max = MAX_JSON_BODY): Promise<Buffer> {
+  const declared = Number(ctx.req.headers['content-length'] ?? '0');
+  if (Number.isFinite(declared) && declared > max) {
+    throw new HttpError(413, `request body too large: ${declared} bytes, at most ${max} are accepted`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    const b = chunk as Buffer;
+    size += b.length;
+    if (size > max) {
+      throw new HttpError(413, `request body too large: more than ${max} bytes`);
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** True when the request carries a body (Content-Length > 0 or chunked). */
+export function hasBody(ctx: RequestContext): boolean {
+  const te = ctx.req.headers['transfer-encoding'];
+  if (te !== undefined && te !== '') return true;
+  const cl = Number(ctx.req.headers['content-length'] ?? '0');
+  return Number.isFinite(cl) && cl > 0;
+}
+
+/**
+ * Read a JSON object body. An empty body gives `undefined` when `optional`, else
+ * dockerd's "invalid JSON: EOF"-style 400. Arrays and scalars are refused.
+ */
+export async function readJson<T extends object = Record<string, unknown>>(
+  ctx: RequestContext,
+  opts: { optional?: boolean } = {},
+): Promise<T | undefined> {
+  checkJsonContentType(ctx);
+  const raw = await readBody(ctx);
+  const text = raw.toString('utf8').trim();
+  if (text === '') {
+    if (opts.optional) return undefined;
+    throw new InvalidParameterError('invalid JSON: request body is empty');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidParameterError(`invalid JSON: ${(err as Error).message}`);
+  }
+  if (value === null && opts.optional) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidParameterError('invalid JSON: expected an object');
+  }
+  return value as T;
+}
+
+/** dockerd's BoolValue: absent, "", "0", "no", "false", "none" are false; anything else true. */
+export function boolValue(q: URLSearchParams, name: string): boolean {
+  const v = q.get(name);
+  if (v === null) return false;
+  const s = v.trim().toLowerCase();
+  return !(s === '' || s === '0' || s === 'no' || s === 'false' || s === 'none');
+}
+
+/** dockerd's BoolValueOrDefault. */
+export function boolValueOr(q: URLSearchParams, name: string, def: boolean): boolean {
+  return q.get(name) === null || q.get(name) === '' ? def : boolValue(q, name);
+}
+
+/** An integer query value; absent/empty → `def`; not an integer → 400. */
+export function intValue(q: URLSearchParams, name: string, def: number | undefined): number | undefined {
+  const v = q.get(name);
+  if (v === null || v === '') return def;
+  if (!/^-?\d+$/.test(v.trim())) throw new InvalidParameterError(`invalid value for ${name}: ${JSON.stringify(v)}: not an integer`);
+  const n = Number.parseInt(v, 10);
+  if (!Number.isSafeInteger(n)) throw new InvalidParameterError(`invalid value for ${name}: ${JSON.stringify(v)}: out of range`);
+  return n;
+}
+
+export type Filters = Map<string, Set<string>>;
+
+/**
+ * Docker's filters query argument: `{"key":["v1","v2"]}` or the legacy
+ * `{"key":{"v1":true}}`. Keys not in `allowed` → 400 "invalid filter 'key'".
+ */
+export function parseFilters(raw: string | null, allowed: readonly string[]): Filters {
+  const out: Filters = new Map();
+  if (raw === null || raw.trim() === '') return out;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    throw new InvalidParameterError(`invalid filter: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidParameterError('invalid filter: expected a JSON object');
+  }
+  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+    if (!allowed.includes(key)) throw new InvalidParameterError(`invalid filter '${key}'`);
+    const set = new Set<string>();
+    if (Array.isArray(v)) {
+      for (const item of v) {
+        if (typeof item !== 'string') throw new InvalidParameterError(`invalid filter '${key}': values must be strings`);
+        set.add(item);
+      }
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [item, on] of Object.entries(v as Record<string, unknown>)) {
+        if (typeof on !== 'boolean') throw new InvalidParameterError(`invalid filter '${key}': values must be booleans`);
+        if (on) set.add(item);
+      }
+    } else {
+      throw new InvalidParameterError(`invalid filter '${key}': expected a list of strings`);
+    }
+    out.set(key, set);
+  }
+  return out;
+}
+
+/** Docker's label filter: "key" (present) or "key=value" (equal) against a label map. */
+export function matchLabels(filters: Set<string> | undefined, labels: Record<string, string> | null | undefined): boolean {
+  if (!filters || filters.size === 0) return true;
+  const l = labels ?? {};
+  for (const f of filters) {
+    const eq = f.indexOf('=');
+    if (eq < 0) {
+      if (!(f in l)) return false;
+    } else if (l[f.slice(0, eq)] !== f.slice(eq + 1)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Ensure a JSON value has the expected type; wrong types become 400s, as dockerd's decoder does. */
+export function expectType(value: unknown, type: 'string' | 'number' | 'boolean' | 'object' | 'array', field: string): void {
+  if (value === undefined || value === null) return;
+  const ok =
+    type === 'array' ? Array.isArray(value) : type === 'object' ? typeof value === 'object' && !Array.isArray(value) : typeof value === type;
+  if (!ok) {
+    throw new InvalidParameterError(`json: cannot unmarshal ${Array.isArray(value) ? 'array' : typeof value} into Go struct field ${field} of type ${type}`);
+  }
+}

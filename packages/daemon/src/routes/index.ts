@@ -1,0 +1,8 @@
+/** All API routes of berthd, composed over a DaemonBackend. */
+import type { DaemonBackend } from '../backend.js';
+import type { Route } from '../router.js';
+import { systemRoutes } from './system.js';
+
+export function apiRoutes(backend: DaemonBackend): Route[] {
+  return [...systemRoutes(backend)];
+}

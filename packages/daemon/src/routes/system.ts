@@ -1,0 +1,297 @@
+/** System routes: /_ping (GET, HEAD), /version, /info, /events. */
+import { readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import type { DaemonBackend, EventMessage } from '../backend.js';
+import { parseFilters, sendJson, matchLabels } from '../http.js';
+import { InvalidParameterError } from '@berth/core';
+import type { Route, RequestContext } from '../router.js';
+import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION } from '../version.js';
+
+function pingHeaders(ctx: RequestContext): void {
+  ctx.res.setHeader('Cache-Control', 'no-cache, no-store, must-revalidate');
+  ctx.res.setHeader('Pragma', 'no-cache');
+  ctx.res.setHeader('Builder-Version', '1');
+  ctx.res.setHeader('Swarm', 'inactive');
+  ctx.res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+}
+
+function osPrettyName(): string {
+  try {
+    const text = readFileSync('/etc/os-release', 'utf8');
+    const m = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(text);
+    if (m) return m[1];
+  } catch {
+    // fall through: a host without os-release
+  }
+  return os.type();
+}
+
+function osVersion(): string {
+  try {
+    const m = /^VERSION_ID="?([^"\n]*)"?$/m.exec(readFileSync('/etc/os-release', 'utf8'));
+    if (m) return m[1];
+  } catch {
+    // fall through
+  }
+  return '';
+}
+
+function openFds(): number {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return 0;
+  }
+}
+
+function cgroupHas(file: string): boolean {
+  try {
+    readFileSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function systemRoutes(backend: DaemonBackend): Route[] {
+  const ping = (ctx: RequestContext) => {
+    pingHeaders(ctx);
+    if (ctx.req.method === 'HEAD') {
+      ctx.res.setHeader('Content-Length', '0');
+      ctx.res.statusCode = 200;
+      ctx.res.end();
+      return;
+    }
+    ctx.res.setHeader('Content-Length', '2');
+    ctx.res.statusCode = 200;
+    ctx.res.end('OK');
+  };
+
+  const version = (ctx: RequestContext) => {
+    const f = backend.facts();
+    const body: Record<string, unknown> = {
+      Platform: { Name: 'berth' },
+      Components: [
+        {
+          Name: 'Engine',
+          Version: ENGINE_VERSION,
+          Details: {
+            ApiVersion: API_VERSION,
+            MinAPIVersion: MIN_API_VERSION,
+            Os: 'linux',
+            Arch: goArch(),
+            KernelVersion: os.release(),
+            Experimental: String(f.experimental),
+            NodeVersion: process.version,
+          },
+        },
+        ...Object.entries(f.runtimes).map(([name, r]) => ({ Name: name, Version: 'unknown', Details: { Path: r.path } })),
+      ],
+      Version: ENGINE_VERSION,
+      ApiVersion: API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      GitCommit: 'berth',
+      GoVersion: `node ${process.version}`,
+      Os: 'linux',
+      Arch: goArch(),
+      KernelVersion: os.release(),
+      BuildTime: '',
+    };
+    if (f.experimental) body.Experimental = true;
+    sendJson(ctx.res, 200, body);
+  };
+
+  const info = async (ctx: RequestContext) => {
+    const f = backend.facts();
+    const list = await backend.containers.list();
+    let running = 0;
+    let paused = 0;
+    for (const c of list) {
+      if (c.State.Paused) paused++;
+      else if (c.State.Running) running++;
+    }
+    const images = backend.images ? await backend.images.count() : 0;
+    const v2 = f.cgroupVersion === '2';
+    const mem = v2 ? cgroupHas('/sys/fs/cgroup/cgroup.controllers') : cgroupHas('/sys/fs/cgroup/memory/memory.limit_in_bytes');
+    const runtimes: Record<string, unknown> = {};
+    for (const [name, r] of Object.entries(f.runtimes)) {
+      runtimes[name] = r.runtimeArgs && r.runtimeArgs.length > 0 ? { path: r.path, runtimeArgs: r.runtimeArgs } : { path: r.path };
+    }
+    sendJson(ctx.res, 200, {
+      ID: f.id,
+      Containers: list.length,
+      ContainersRunning: running,
+      ContainersPaused: paused,
+      ContainersStopped: list.length - running - paused,
+      Images: images,
+      Driver: f.storageDriver,
+      DriverStatus: [],
+      DockerRootDir: f.dataRoot,
+      Plugins: { Volume: ['local'], Network: ['host', 'none'], Authorization: [], Log: ['json-file'] },
+      MemoryLimit: mem,
+      SwapLimit: v2 ? mem : cgroupHas('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'),
+      CpuCfsPeriod: true,
+      CpuCfsQuota: true,
+      CPUShares: true,
+      CPUSet: true,
+      PidsLimit: true,
+      OomKillDisable: !v2,
+      IPv4Forwarding: readTrim('/proc/sys/net/ipv4/ip_forward') === '1',
+      Debug: f.debug,
+      NFd: openFds(),
+      NGoroutines: 0,
+      SystemTime: new Date().toISOString(),
+      LoggingDriver: f.loggingDriver,
+      CgroupDriver: f.cgroupDriver,
+      CgroupVersion: f.cgroupVersion,
+      NEventsListener: 0,
+      KernelVersion: os.release(),
+      OperatingSystem: osPrettyName(),
+      OSVersion: osVersion(),
+      OSType: 'linux',
+      Architecture: os.machine(),
+      NCPU: os.cpus().length,
+      MemTotal: os.totalmem(),
+      IndexServerAddress: 'https://index.docker.io/v1/',
+      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: ['127.0.0.0/8'], Mirrors: [] },
+      GenericResources: [],
+      HttpProxy: process.env.HTTP_PROXY ?? process.env.http_proxy ?? '',
+      HttpsProxy: process.env.HTTPS_PROXY ?? process.env.https_proxy ?? '',
+      NoProxy: process.env.NO_PROXY ?? process.env.no_proxy ?? '',
+      Name: os.hostname(),
+      Labels: f.labels,
+      ExperimentalBuild: f.experimental,
+      ServerVersion: ENGINE_VERSION,
+      Runtimes: runtimes,
+      DefaultRuntime: f.defaultRuntime,
+      Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+      LiveRestoreEnabled: f.liveRestore,
+      Isolation: '',
+      InitBinary: '',
+      ContainerdCommit: { ID: '' },
+      RuncCommit: { ID: '' },
+      InitCommit: { ID: '' },
+      SecurityOptions: f.securityOptions,
+      Warnings: [],
+    });
+  };
+
+  const events = async (ctx: RequestContext) => {
+    const src = backend.events;
+    if (!src) {
+      throw new InvalidParameterError('events are not available on this daemon');
+    }
+    const q = ctx.query;
+    const filters = parseFilters(q.get('filters'), ['type', 'container', 'event', 'label', 'image', 'scope', 'daemon', 'network', 'volume', 'plugin', 'node', 'service', 'secret', 'config']);
+    const now = Date.now() * 1e6;
+    const since = parseTime(q.get('since'), 'since', now);
+    const until = parseTime(q.get('until'), 'until', now);
+    if (since !== null && until !== null && until < since) {
+      throw new InvalidParameterError('`since` time cannot be after `until` time');
+    }
+    const match = eventMatcher(filters);
+    ctx.res.statusCode = 200;
+    ctx.res.setHeader('Content-Type', 'application/json');
+    ctx.res.flushHeaders();
+    const write = (ev: EventMessage) => {
+      if (ev.timeNano < (since ?? 0)) return;
+      if (until !== null && ev.timeNano > until) return;
+      if (!match(ev)) return;
+      ctx.res.write(JSON.stringify(ev) + '\n');
+    };
+    await new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const sub = src.subscribe(since, write);
+      const stop = () => {
+        sub.unsubscribe();
+        if (timer) clearTimeout(timer);
+        ctx.signal.removeEventListener('abort', stop);
+        resolve();
+      };
+      for (const ev of sub.past) write(ev);
+      if (until !== null) {
+        const ms = Math.max(0, (until - Date.now() * 1e6) / 1e6);
+        timer = setTimeout(stop, ms);
+      }
+      if (ctx.signal.aborted) stop();
+      else ctx.signal.addEventListener('abort', stop);
+    });
+    if (!ctx.res.writableEnded) ctx.res.end();
+  };
+
+  return [
+    { method: 'GET', path: '/_ping', handler: ping },
+    { method: 'HEAD', path: '/_ping', handler: ping },
+    { method: 'GET', path: '/version', handler: version },
+    { method: 'GET', path: '/info', handler: info },
+    { method: 'GET', path: '/events', handler: events },
+  ];
+}
+
+function readTrim(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+export function goArch(): string {
+  const a = process.arch;
+  return a === 'x64' ? 'amd64' : a === 'ia32' ? '386' : a;
+}
+
+/**
+ * Docker's timestamp query values (events since/until, logs since/until): Unix seconds
+ * with optional fraction ("1700000000.123"), RFC 3339, or a duration before now ("10m").
+ * Returns nanoseconds since the epoch; absent → null.
+ */
+export function parseTime(v: string | null, name: string, nowNano: number): number | null {
+  if (v === null || v === '') return null;
+  const s = v.trim();
+  if (/^-?\d+(\.\d+)?$/.test(s)) {
+    const [sec, frac = ''] = s.split('.');
+    return Number(sec) * 1e9 + Number((frac + '000000000').slice(0, 9));
+  }
+  const dur = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$/.exec(s);
+  if (dur) {
+    const mult: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+    return nowNano - Number(dur[1]) * mult[dur[2]];
+  }
+  if (/^\d{4}-\d{2}-\d{2}/.test(s)) {
+    const ms = Date.parse(s);
+    if (!Number.isNaN(ms)) {
+      const frac = /\.(\d+)/.exec(s)?.[1] ?? '';
+      return Math.floor(ms / 1000) * 1e9 + Number((frac + '000000000').slice(0, 9));
+    }
+  }
+  throw new InvalidParameterError(`invalid value for ${name}: ${JSON.stringify(v)}: expected a Unix timestamp, an RFC 3339 date or a duration`);
+}
+
+export function eventMatcher(filters: Map<string, Set<string>>): (ev: EventMessage) => boolean {
+  return (ev) => {
+    const t = filters.get('type');
+    if (t && t.size > 0 && !t.has(ev.Type)) return false;
+    const e = filters.get('event');
+    if (e && e.size > 0) {
+      const action = ev.Action.split(':')[0];
+      if (!e.has(ev.Action) && !e.has(action)) return false;
+    }
+    const c = filters.get('container');
+    if (c && c.size > 0) {
+      if (ev.Type !== 'container') return false;
+      const name = ev.Actor.Attributes.name ?? '';
+      if (![...c].some((x) => x === name || (x.length > 0 && ev.Actor.ID.startsWith(x)))) return false;
+    }
+    const im = filters.get('image');
+    if (im && im.size > 0) {
+      const image = ev.Actor.Attributes.image ?? (ev.Type === 'image' ? ev.Actor.ID : '');
+      if (!im.has(image) && !im.has(image.split(':')[0])) return false;
+    }
+    const sc = filters.get('scope');
+    if (sc && sc.size > 0 && !sc.has(ev.scope)) return false;
+    if (!matchLabels(filters.get('label'), ev.Actor.Attributes)) return false;
+    return true;
+  };
+}
+

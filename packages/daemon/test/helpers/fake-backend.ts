@@ -1,0 +1,101 @@
+/** A scripted in-memory DaemonBackend for route tests (no engine, no root). */
+import { NotFoundError, ZERO_TIME, type ContainerRecord } from '@berth/core';
+import type { DaemonBackend, DaemonFacts, EventMessage } from '../../src/backend.js';
+
+export function facts(over: Partial<DaemonFacts> = {}): DaemonFacts {
+  return {
+    id: 'ABCD:EFGH',
+    dataRoot: '/tmp/berth-test',
+    execRoot: '/tmp/berth-test-exec',
+    experimental: false,
+    liveRestore: false,
+    defaultRuntime: 'runc',
+    runtimes: { runc: { path: '/usr/sbin/runc' } },
+    securityOptions: ['name=seccomp,profile=builtin'],
+    storageDriver: 'vfs',
+    loggingDriver: 'json-file',
+    cgroupDriver: 'cgroupfs',
+    cgroupVersion: '1',
+    debug: false,
+    labels: [],
+    ...over,
+  };
+}
+
+export function record(id: string, name: string, status: ContainerRecord['State']['Status'], over: Partial<ContainerRecord> = {}): ContainerRecord {
+  return {
+    ID: id,
+    Name: `/${name}`,
+    Created: '2026-11-28T07:00:00.000000000Z',
+    Path: 'sh',
+    Args: ['-c', 'true'],
+    Config: { Image: 'busybox', Cmd: ['sh', '-c', 'true'], Labels: {} },
+    HostConfig: { NetworkMode: 'none' },
+    State: {
+      Status: status,
+      Running: status === 'running' || status === 'paused',
+      Paused: status === 'paused',
+      Restarting: false,
+      OOMKilled: false,
+      Dead: false,
+      Pid: status === 'running' ? 1234 : 0,
+      ExitCode: 0,
+      Error: '',
+      StartedAt: ZERO_TIME,
+      FinishedAt: ZERO_TIME,
+    },
+    Image: 'sha256:' + 'a'.repeat(64),
+    NetworkSettings: { SandboxID: '', SandboxKey: '', Ports: {}, Networks: {} },
+    ResolvConfPath: '',
+    HostnamePath: '',
+    HostsPath: '',
+    LogPath: '',
+    RestartCount: 0,
+    Driver: 'vfs',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    Mounts: [],
+    ...over,
+  };
+}
+
+export function fakeBackend(containers: ContainerRecord[] = [], over: Partial<DaemonFacts> = {}): DaemonBackend & { emit(ev: EventMessage): void } {
+  const listeners = new Set<(ev: EventMessage) => void>();
+  const past: EventMessage[] = [];
+  const find = async (idOrName: string) => {
+    const c = containers.find((x) => x.ID === idOrName || x.Name === `/${idOrName}` || x.ID.startsWith(idOrName));
+    if (!c) throw new NotFoundError(`No such container: ${idOrName}`);
+    return c;
+  };
+  const unsupported = async (): Promise<never> => {
+    throw new Error('not scripted');
+  };
+  return {
+    facts: () => facts(over),
+    containers: {
+      list: async () => containers,
+      inspect: find,
+      create: unsupported,
+      start: unsupported,
+      stop: unsupported,
+      restart: unsupported,
+      kill: unsupported,
+      wait: unsupported,
+      remove: unsupported,
+    },
+    images: { count: async () => 3, resolve: async () => null },
+    events: {
+      subscribe(since, listener) {
+        listeners.add(listener);
+        return { past: past.filter((e) => since === null || e.timeNano >= since), unsubscribe: () => listeners.delete(listener) };
+      },
+    },
+    emit(ev) {
+      past.push(ev);
+      for (const l of listeners) l(ev);
+    },
+  };
+}
