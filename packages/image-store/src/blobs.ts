@@ -153,6 +153,17 @@ export class BlobStore {
     return rs.pipe(verify);
   }
 
+  /** Moves a file whose digest the caller has just computed into the store (same filesystem). */
+  async adopt(file: string, digest: Digest): Promise<void> {
+    await fsp.rename(file, this.path(digest));
+    await fsyncDir(this.dir);
+  }
+
+  /** A temp path on the store's filesystem, for writers that hash on their own. */
+  tempPath(): string {
+    return path.join(this.tmpDir, randomId());
+  }
+
   async delete(digest: Digest): Promise<void> {
     await fsp.rm(this.path(digest), { force: true });
   }

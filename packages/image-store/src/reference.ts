@@ -123,7 +123,7 @@ export function tryParseReference(input: string): Reference | null {
   }
 }
 
-/** Docker-style filter match of a reference against a pattern (`busybox`, `busybox:*`, `*/x:1.*`). */
+/** Docker-style filter match of a reference against a pattern (`busybox`, `busybox:*`, `foo/*:1.*`; `*` never crosses `/`). */
 export function matchReferencePattern(ref: Reference, pattern: string): boolean {
   const candidates = [familiarString(ref), familiarName(ref), referenceString(ref), repositoryName(ref)];
   const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);

@@ -6,11 +6,13 @@
  * the copy-based fallback can apply them without overlayfs.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { closeSync, createWriteStream, fsyncSync, openSync, promises as fsp, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import { pipeline } from 'node:stream/promises';
+import tar, { type Extract, type Header } from 'tar-stream';
+
+type TarEntry = Extract extends AsyncIterable<infer S> ? S : never;
 import { InvalidParameterError } from '@berth/core';
 import { decompress, type Compression } from './compression.js';
 import type { Digest } from './digest.js';
@@ -38,6 +40,8 @@ export interface UnpackOptions {
   overlayWhiteouts?: boolean;
   /** Progress: uncompressed bytes read so far. */
   onBytes?: (n: number) => void;
+  /** Also write the uncompressed tar to this file (kept as the layer's tar blob). */
+  tarCopy?: string;
   /** Shared helper for mknod/xattrs; one is created and closed when absent. */
   special?: SpecialOps;
 }
@@ -75,8 +79,8 @@ interface DirMeta {
   mtime: Date;
 }
 
-function headerXattrs(h: tar.Headers): Array<[string, Buffer]> {
-  const pax = (h as { pax?: Record<string, string> }).pax;
+function headerXattrs(h: Header): Array<[string, Buffer]> {
+  const pax = h.pax as Record<string, string> | null | undefined;
   if (!pax) return [];
   const out: Array<[string, Buffer]> = [];
   for (const [k, v] of Object.entries(pax)) {
@@ -98,16 +102,18 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
   const { stream, compression } = await decompress(src);
   const hash = createHash('sha256');
   let tarSize = 0;
+  const copyFd = opts.tarCopy ? openSync(opts.tarCopy, 'w', 0o644) : null;
   const tap = new Transform({
     transform(chunk: Buffer, _e, cb) {
       hash.update(chunk);
+      if (copyFd !== null) writeSync(copyFd, chunk);
       tarSize += chunk.length;
       opts.onBytes?.(chunk.length);
       cb(null, chunk);
     },
   });
   const extract = tar.extract();
-  const feeding = pipeline(stream, tap, extract).then(
+  const feeding = pipeline(stream, tap, extract as unknown as NodeJS.WritableStream).then(
     () => null,
     (err: unknown) => err as Error,
   );
@@ -163,7 +169,7 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
     return false;
   };
 
-  const applyMeta = async (full: string, h: tar.Headers, symlink: boolean) => {
+  const applyMeta = async (full: string, h: Header, symlink: boolean) => {
     if (chown) await fsp.lchown(full, h.uid ?? 0, h.gid ?? 0);
     if (!symlink) await fsp.chmod(full, (h.mode ?? 0o644) & 0o7777);
     if (xattrs) {
@@ -180,7 +186,7 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
     await fsp.lutimes(full, mt, mt);
   };
 
-  const handle = async (entry: tar.Entry): Promise<void> => {
+  const handle = async (entry: TarEntry): Promise<void> => {
     const h = entry.header;
     const name = h.name;
     const comps = entryComponents(name);
@@ -222,7 +228,7 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
       case 'file':
       case 'contiguous-file': {
         await clear(full, false);
-        await pipeline(entry, createWriteStream(full, { flags: 'wx', mode: 0o600 }));
+        await pipeline(entry as unknown as Readable, createWriteStream(full, { flags: 'wx', mode: 0o600 }));
         size += h.size ?? 0;
         await applyMeta(full, h, false);
         return;
@@ -273,10 +279,19 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
 
   try {
     try {
+      // a truncated archive fails the feeding pipeline while an entry is still open: stop waiting for it
+      const aborted = new Promise<never>((_resolve, reject) => {
+        void feeding.then((err) => err && reject(err));
+      });
+      aborted.catch(() => undefined);
       for await (const entry of extract) {
-        await handle(entry);
+        try {
+          await Promise.race([handle(entry), aborted]);
+        } catch (err) {
+          entry.destroy();
+          throw err;
+        }
         entry.resume();
-        await finished(entry).catch(() => undefined);
       }
     } catch (err) {
       extract.destroy();
@@ -292,7 +307,9 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
       await fsp.chmod(d.full, d.mode);
       await fsp.utimes(d.full, d.mtime, d.mtime);
     }
+    if (copyFd !== null) fsyncSync(copyFd);
   } finally {
+    if (copyFd !== null) closeSync(copyFd);
     if (ownsSpecial) await special.close();
   }
   return { diffId: `sha256:${hash.digest('hex')}`, tarSize, size, compression, whiteouts, opaqueDirs };

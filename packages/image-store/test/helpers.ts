@@ -3,11 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import tar from 'tar-stream';
+import tar, { type Header } from 'tar-stream';
 
 export interface TarEntry {
   name: string;
-  type?: tar.Headers['type'];
+  type?: Header['type'];
   content?: string | Buffer;
   linkname?: string;
   mode?: number;
@@ -22,7 +22,7 @@ export async function makeTar(entries: TarEntry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {
-    pack.on('data', (c: Buffer) => chunks.push(c));
+    pack.on('data', (c: unknown) => chunks.push(c as Buffer));
     pack.on('end', () => resolve());
     pack.on('error', reject);
   });
@@ -40,7 +40,7 @@ export async function makeTar(entries: TarEntry[]): Promise<Buffer> {
       devminor: e.devminor,
       size: content?.length ?? 0,
       ...(e.pax ? { pax: e.pax } : {}),
-    } as tar.Headers;
+    } as Header;
     await new Promise<void>((resolve, reject) => pack.entry(header, content ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
   }
   pack.finalize();

@@ -1,0 +1,291 @@
+/**
+ * Image metadata and references on top of the blob and layer stores:
+ * `<image>/imagedb/<id hex>.json` (per-image metadata; the config itself is the blob named
+ * by the image ID) and `<image>/repositories.json` (references → image IDs, atomic writes).
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { InvalidParameterError, NotFoundError } from '@berth/core';
+import { BlobStore } from './blobs.js';
+import { assertDigest, chainIds, hexOf, isDigest, type Digest } from './digest.js';
+import { readJson, writeFileAtomic } from './fsutil.js';
+import { LayerStore, type LayerMeta } from './layers.js';
+import {
+  parseReference,
+  referenceString,
+  repositoryName,
+  withDefaultTag,
+  type Reference,
+} from './reference.js';
+import { SpecialOps } from './special.js';
+import type { ImageConfig } from './types.js';
+
+export interface ImageMeta {
+  id: Digest;
+  /** Parent image (set by commit). */
+  parent?: Digest;
+  /** When this image was added to the store (RFC 3339). */
+  added: string;
+  lastTagTime?: string;
+}
+
+export interface ImageRecord {
+  id: Digest;
+  config: ImageConfig;
+  meta: ImageMeta;
+  /** Chain ID of the top layer, null for an image without layers. */
+  topLayer: Digest | null;
+  /** Sum of the image's layer sizes. */
+  size: number;
+}
+
+interface RepositoriesFile {
+  Repositories: Record<string, Record<string, Digest>>;
+}
+
+export function validateConfig(config: unknown): ImageConfig {
+  const c = config as ImageConfig;
+  if (!c || typeof c !== 'object') throw new InvalidParameterError('invalid image config: not a JSON object');
+  if (!c.rootfs || c.rootfs.type !== 'layers' || !Array.isArray(c.rootfs.diff_ids)) {
+    throw new InvalidParameterError('invalid image config: rootfs.type must be "layers" with diff_ids');
+  }
+  for (const d of c.rootfs.diff_ids) assertDigest(d, 'diff_id');
+  if (typeof c.os !== 'string' || typeof c.architecture !== 'string') {
+    throw new InvalidParameterError('invalid image config: os and architecture are required');
+  }
+  return c;
+}
+
+export class ImageStore {
+  readonly root: string;
+  readonly blobs: BlobStore;
+  readonly layers: LayerStore;
+  private readonly dbDir: string;
+  private readonly reposFile: string;
+  private repos: RepositoriesFile = { Repositories: {} };
+  private special: SpecialOps | undefined;
+  private writeChain: Promise<void> = Promise.resolve();
+
+  constructor(dataRoot: string) {
+    this.root = path.join(dataRoot, 'image');
+    this.blobs = new BlobStore(this.root);
+    this.layers = new LayerStore(this.root, this.blobs, () => (this.special ??= new SpecialOps()));
+    this.dbDir = path.join(this.root, 'imagedb');
+    this.reposFile = path.join(this.root, 'repositories.json');
+  }
+
+  async init(): Promise<void> {
+    await fsp.mkdir(this.dbDir, { recursive: true });
+    await this.blobs.init();
+    await this.layers.init();
+    this.repos = (await readJson<RepositoriesFile>(this.reposFile)) ?? { Repositories: {} };
+    // drop references to images that are gone (crash between writes)
+    let changed = false;
+    for (const [repo, refs] of Object.entries(this.repos.Repositories)) {
+      for (const [ref, id] of Object.entries(refs)) {
+        if (!(await this.exists(id))) {
+          delete refs[ref];
+          changed = true;
+        }
+      }
+      if (Object.keys(refs).length === 0) delete this.repos.Repositories[repo];
+    }
+    if (changed) await this.saveRepos();
+  }
+
+  async close(): Promise<void> {
+    await this.special?.close();
+    this.special = undefined;
+  }
+
+  private metaPath(id: Digest): string {
+    return path.join(this.dbDir, `${hexOf(id)}.json`);
+  }
+
+  async exists(id: Digest): Promise<boolean> {
+    return isDigest(id) && (await readJson<ImageMeta>(this.metaPath(id))) !== null;
+  }
+
+  /** Stores an image config whose layers are all registered; returns the image ID. */
+  async createImage(configBuf: Buffer, opts: { parent?: Digest } = {}): Promise<Digest> {
+    const config = validateConfig(JSON.parse(configBuf.toString('utf8')));
+    const chains = chainIds(config.rootfs.diff_ids);
+    for (const c of chains) {
+      if (!(await this.layers.has(c))) throw new InvalidParameterError(`image config refers to a layer that is not in the store: ${c}`);
+    }
+    const id = await this.blobs.putBuffer(configBuf);
+    const existing = await readJson<ImageMeta>(this.metaPath(id));
+    if (!existing) {
+      const meta: ImageMeta = { id, added: new Date().toISOString(), ...(opts.parent ? { parent: opts.parent } : {}) };
+      await writeFileAtomic(this.metaPath(id), JSON.stringify(meta));
+    }
+    return id;
+  }
+
+  async get(id: Digest): Promise<ImageRecord> {
+    const meta = isDigest(id) ? await readJson<ImageMeta>(this.metaPath(id)) : null;
+    if (!meta) throw new NotFoundError(`No such image: ${id}`);
+    const config = await this.blobs.readJson<ImageConfig>(id);
+    const chains = chainIds(config.rootfs.diff_ids);
+    let size = 0;
+    for (const c of chains) size += (await this.layers.get(c))?.size ?? 0;
+    return { id, config, meta, topLayer: chains[chains.length - 1] ?? null, size };
+  }
+
+  async rawConfig(id: Digest): Promise<Buffer> {
+    return this.blobs.read(id);
+  }
+
+  async layerChain(id: Digest): Promise<LayerMeta[]> {
+    const { topLayer } = await this.get(id);
+    return topLayer ? this.layers.chain(topLayer) : [];
+  }
+
+  async setMeta(id: Digest, patch: Partial<ImageMeta>): Promise<void> {
+    const meta = await readJson<ImageMeta>(this.metaPath(id));
+    if (!meta) throw new NotFoundError(`No such image: ${id}`);
+    await writeFileAtomic(this.metaPath(id), JSON.stringify({ ...meta, ...patch }));
+  }
+
+  async ids(): Promise<Digest[]> {
+    const names = await fsp.readdir(this.dbDir);
+    return names.filter((n) => /^[0-9a-f]{64}\.json$/.test(n)).map((n) => `sha256:${n.slice(0, 64)}` as Digest);
+  }
+
+  /** Children: images whose parent is `id`. */
+  async children(id: Digest): Promise<Digest[]> {
+    const out: Digest[] = [];
+    for (const other of await this.ids()) {
+      const m = await readJson<ImageMeta>(this.metaPath(other));
+      if (m?.parent === id) out.push(other);
+    }
+    return out;
+  }
+
+  // ---- references ----
+
+  private async saveRepos(): Promise<void> {
+    const next = this.writeChain.then(() => writeFileAtomic(this.reposFile, JSON.stringify(this.repos)));
+    this.writeChain = next.catch(() => undefined);
+    await next;
+  }
+
+  /** Looks up a reference (tag or digest). */
+  lookupReference(ref: Reference): Digest | null {
+    const r = withDefaultTag(ref);
+    return this.repos.Repositories[repositoryName(r)]?.[referenceString(r)] ?? null;
+  }
+
+  async addReference(ref: Reference, id: Digest): Promise<void> {
+    if (!(await this.exists(id))) throw new NotFoundError(`No such image: ${id}`);
+    const r = withDefaultTag(ref);
+    const repo = repositoryName(r);
+    (this.repos.Repositories[repo] ??= {})[referenceString(r)] = id;
+    await this.saveRepos();
+    if (r.tag) await this.setMeta(id, { lastTagTime: new Date().toISOString() });
+  }
+
+  async removeReference(ref: Reference): Promise<Digest | null> {
+    const r = withDefaultTag(ref);
+    const repo = repositoryName(r);
+    const refs = this.repos.Repositories[repo];
+    const key = referenceString(r);
+    const id = refs?.[key];
+    if (!refs || !id) return null;
+    delete refs[key];
+    if (Object.keys(refs).length === 0) delete this.repos.Repositories[repo];
+    await this.saveRepos();
+    return id;
+  }
+
+  referencesOf(id: Digest): Reference[] {
+    const out: Reference[] = [];
+    for (const refs of Object.values(this.repos.Repositories)) {
+      for (const [ref, target] of Object.entries(refs)) if (target === id) out.push(parseReference(ref));
+    }
+    return out.sort((a, b) => referenceString(a).localeCompare(referenceString(b)));
+  }
+
+  allReferences(): Array<{ ref: Reference; id: Digest }> {
+    const out: Array<{ ref: Reference; id: Digest }> = [];
+    for (const refs of Object.values(this.repos.Repositories)) {
+      for (const [ref, id] of Object.entries(refs)) out.push({ ref: parseReference(ref), id });
+    }
+    return out;
+  }
+
+  /**
+   * Resolves what a client names an image by, as dockerd does: a full ID (`sha256:…`), a
+   * reference (tag added when missing; `name@digest`), or a unique ID prefix.
+   */
+  async resolve(nameOrId: string): Promise<Digest> {
+    const input = nameOrId.trim();
+    if (isDigest(input)) {
+      if (await this.exists(input)) return input;
+      throw new NotFoundError(`No such image: ${nameOrId}`);
+    }
+    let ref: Reference | null = null;
+    try {
+      ref = parseReference(input);
+    } catch {
+      ref = null;
+    }
+    if (ref) {
+      const id = this.lookupReference(ref);
+      if (id && (await this.exists(id))) return id;
+    }
+    const prefix = input.replace(/^sha256:/, '');
+    if (/^[0-9a-f]{1,64}$/.test(prefix) && !(ref && (ref.tag || ref.digest))) {
+      const matches = (await this.ids()).filter((i) => hexOf(i).startsWith(prefix));
+      if (matches.length === 1) return matches[0];
+    }
+    throw new NotFoundError(`No such image: ${nameOrId}`);
+  }
+
+  /** Deletes the image metadata and config and every layer no longer used by an image or pinned. */
+  async deleteImage(id: Digest, pinnedLayers: Iterable<Digest> = []): Promise<Digest[]> {
+    for (const { ref, id: target } of this.allReferences()) if (target === id) await this.removeReference(ref);
+    await fsp.rm(this.metaPath(id), { force: true });
+    await this.blobs.delete(id);
+    return this.gcLayers(pinnedLayers);
+  }
+
+  /** Removes layers that no image uses and no container pins; returns the removed chain IDs. */
+  async gcLayers(pinned: Iterable<Digest> = []): Promise<Digest[]> {
+    const keep = new Set<string>();
+    const pin = async (chainId: Digest | null) => {
+      let cur = chainId;
+      while (cur && !keep.has(cur)) {
+        keep.add(cur);
+        cur = (await this.layers.get(cur))?.parent ?? null;
+      }
+    };
+    for (const p of pinned) await pin(p);
+    for (const img of await this.ids()) {
+      try {
+        const cfg = await this.blobs.readJson<ImageConfig>(img);
+        const chains = chainIds(cfg.rootfs.diff_ids);
+        await pin(chains[chains.length - 1] ?? null);
+      } catch {
+        // unreadable image: keep nothing for it
+      }
+    }
+    const removed: Digest[] = [];
+    const all = await this.layers.list();
+    // remove from the top: children before parents
+    const depth = new Map<string, number>();
+    const d = (m: LayerMeta): number => {
+      if (depth.has(m.chainId)) return depth.get(m.chainId)!;
+      const parent = m.parent ? all.find((x) => x.chainId === m.parent) : undefined;
+      const v = parent ? d(parent) + 1 : 0;
+      depth.set(m.chainId, v);
+      return v;
+    };
+    for (const m of all.sort((a, b) => d(b) - d(a))) {
+      if (keep.has(m.chainId)) continue;
+      await this.layers.remove(m.chainId);
+      removed.push(m.chainId);
+    }
+    return removed;
+  }
+}
