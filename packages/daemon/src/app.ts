@@ -28,7 +28,9 @@ export interface App {
   inflight(): number;
   /** Resolves when no request is in progress any more. */
   drained(): Promise<void>;
-  /** Abort every streaming request (events, logs -f, stats, attach): used on shutdown after the grace period. */
+  /** End the long-lived requests (those that called ctx.streaming()): used on shutdown. */
+  abortStreams(): void;
+  /** Abort every request still in progress (after the shutdown grace period). */
   abortAll(): void;
 }
 
@@ -49,10 +51,13 @@ export function buildApp(opts: AppOptions): App {
   const experimental = opts.experimental ?? false;
   const headers = commonHeaders(experimental);
   const active = new Set<AbortController>();
+  const streams = new Set<AbortController>();
+  let closing = false;
   let waiters: Array<() => void> = [];
 
   const finished = (ac: AbortController) => {
     active.delete(ac);
+    streams.delete(ac);
     if (active.size === 0) {
       const w = waiters;
       waiters = [];
@@ -125,6 +130,10 @@ export function buildApp(opts: AppOptions): App {
       signal: ac.signal,
       upgraded: upgrade !== null,
       hijack,
+      streaming() {
+        streams.add(ac);
+        if (closing) ac.abort();
+      },
     };
 
     const run = async () => {
@@ -185,7 +194,12 @@ export function buildApp(opts: AppOptions): App {
     },
     inflight: () => active.size,
     drained: () => (active.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
+    abortStreams() {
+      closing = true;
+      for (const ac of streams) ac.abort();
+    },
     abortAll() {
+      closing = true;
       for (const ac of active) ac.abort();
     },
   };

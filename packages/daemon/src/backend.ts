@@ -63,7 +63,7 @@ export interface ContainerBackend {
   /** Resolve by full ID, unique ID prefix or name (with or without '/'); NotFound "No such container: x". */
   inspect(idOrName: string): Promise<ContainerRecord>;
   list(): Promise<ContainerRecord[]>;
-  start(idOrName: string, opts: { checkpoint?: string; checkpointDir?: string }): Promise<void>;
+  start(idOrName: string, opts: { checkpoint?: string; checkpointDir?: string; hostConfig?: HostConfig }): Promise<void>;
   stop(idOrName: string, opts: { timeout?: number; signal?: string }): Promise<void>;
   restart(idOrName: string, opts: { timeout?: number; signal?: string }): Promise<void>;
   kill(idOrName: string, signal?: string): Promise<void>;

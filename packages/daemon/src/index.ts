@@ -1,5 +1,6 @@
 export * from './app.js';
 export * from './backend.js';
+export * from './daemon.js';
 export * from './http-errors.js';
 export * from './http.js';
 export * from './inject.js';
@@ -7,3 +8,4 @@ export * from './logger.js';
 export * from './router.js';
 export * from './routes/index.js';
 export * from './version.js';
+export * from './config.js';

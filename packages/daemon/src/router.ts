@@ -22,6 +22,11 @@ export interface RequestContext {
    * given content type and hands the raw socket over. Only for routes declared `hijack`.
    */
   hijack(contentType: string): Duplex;
+  /**
+   * Declare this request long-lived (events, logs/stats follow, attach): on shutdown the
+   * daemon ends it instead of waiting for it.
+   */
+  streaming(): void;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void> | void;

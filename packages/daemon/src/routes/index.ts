@@ -1,8 +1,10 @@
 /** All API routes of berthd, composed over a DaemonBackend. */
 import type { DaemonBackend } from '../backend.js';
 import type { Route } from '../router.js';
+import { containerRoutes } from './containers.js';
+import { execRoutes } from './exec.js';
 import { systemRoutes } from './system.js';
 
 export function apiRoutes(backend: DaemonBackend): Route[] {
-  return [...systemRoutes(backend)];
+  return [...systemRoutes(backend), ...containerRoutes(backend), ...execRoutes(backend)];
 }

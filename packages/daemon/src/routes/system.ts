@@ -192,6 +192,7 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
     const match = eventMatcher(filters);
     ctx.res.statusCode = 200;
     ctx.res.setHeader('Content-Type', 'application/json');
+    ctx.streaming();
     ctx.res.flushHeaders();
     const write = (ev: EventMessage) => {
       if (ev.timeNano < (since ?? 0)) return;

@@ -1,0 +1,249 @@
+/**
+ * berthd's command line and daemon.json, merged as dockerd does: flags and file keys share
+ * names (--data-root / "data-root"); a directive given both ways, or an unknown key in the
+ * file, is an error naming it.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { defaultConfig, isLogLevel, type DaemonConfig } from '@berth/daemon';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export const DEFAULT_CONFIG_FILE = '/etc/berth/daemon.json';
+
+/** daemon.json keys berthd understands (dockerd's names). */
+const FILE_KEYS = [
+  'hosts',
+  'data-root',
+  'exec-root',
+  'pidfile',
+  'group',
+  'experimental',
+  'live-restore',
+  'log-level',
+  'debug',
+  'default-runtime',
+  'runtimes',
+  'tls',
+  'tlsverify',
+  'tlscacert',
+  'tlscert',
+  'tlskey',
+  'labels',
+  'shutdown-timeout',
+  'berth-rootfs-dir',
+] as const;
+
+/** flag name → daemon.json key, for the "specified both" check. */
+const FLAG_TO_KEY: Record<string, string> = {
+  host: 'hosts',
+  'data-root': 'data-root',
+  'exec-root': 'exec-root',
+  pidfile: 'pidfile',
+  group: 'group',
+  experimental: 'experimental',
+  'live-restore': 'live-restore',
+  'log-level': 'log-level',
+  debug: 'debug',
+  'default-runtime': 'default-runtime',
+  'add-runtime': 'runtimes',
+  tlsverify: 'tlsverify',
+  tlscacert: 'tlscacert',
+  tlscert: 'tlscert',
+  tlskey: 'tlskey',
+  label: 'labels',
+  'shutdown-timeout': 'shutdown-timeout',
+  'berth-rootfs-dir': 'berth-rootfs-dir',
+};
+
+export const USAGE = `Usage: berthd [OPTIONS]
+
+A container engine speaking the Docker Engine API.
+
+Options:
+  -H, --host list              Daemon socket(s) to connect to (default unix:///run/berth/berth.sock)
+      --data-root string       Root directory of persistent state (default "/var/lib/berth")
+      --exec-root string       Root directory for execution state files (default "/run/berth")
+      --config-file string     Daemon configuration file (default "/etc/berth/daemon.json")
+      --experimental           Enable experimental features
+      --default-runtime string Default OCI runtime for containers (default "runc")
+      --add-runtime name=path  Register an additional OCI compatible runtime
+      --live-restore           Keep containers running when the daemon stops
+  -l, --log-level string       Logging level ("debug"|"info"|"warn"|"error"|"fatal") (default "info")
+  -D, --debug                  Enable debug mode
+  -G, --group string           Group for the unix socket (default "docker")
+  -p, --pidfile string         Path to use for daemon PID file (default "/run/berth.pid")
+      --tlsverify              Use TLS and verify the remote (required for tcp://)
+      --tlscacert string       Trust certs signed only by this CA
+      --tlscert string         Path to TLS certificate file
+      --tlskey string          Path to TLS key file
+      --label list             Set key=value labels to the daemon
+      --shutdown-timeout int   Seconds to wait for containers to stop on shutdown (default 15)
+      --berth-rootfs-dir path  berth only: subdirectories of path serve as images by name (no image store needed)
+  -v, --version                Print version information and quit
+  -h, --help                   Print usage
+`;
+
+export interface ParsedCommand {
+  help: boolean;
+  version: boolean;
+  config: DaemonConfig;
+}
+
+function asString(v: unknown, key: string): string {
+  if (typeof v !== 'string') throw new UsageError(`invalid daemon.json: "${key}" must be a string`);
+  return v;
+}
+function asBool(v: unknown, key: string): boolean {
+  if (typeof v !== 'boolean') throw new UsageError(`invalid daemon.json: "${key}" must be a boolean`);
+  return v;
+}
+function asStrings(v: unknown, key: string): string[] {
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new UsageError(`invalid daemon.json: "${key}" must be a list of strings`);
+  return v as string[];
+}
+
+export function parseBerthdArgs(argv: string[], readFile: (p: string) => string | null = defaultRead): ParsedCommand {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        host: { type: 'string', short: 'H', multiple: true },
+        'data-root': { type: 'string' },
+        'exec-root': { type: 'string' },
+        'config-file': { type: 'string' },
+        experimental: { type: 'boolean' },
+        'default-runtime': { type: 'string' },
+        'add-runtime': { type: 'string', multiple: true },
+        'live-restore': { type: 'boolean' },
+        'log-level': { type: 'string', short: 'l' },
+        debug: { type: 'boolean', short: 'D' },
+        group: { type: 'string', short: 'G' },
+        pidfile: { type: 'string', short: 'p' },
+        tlsverify: { type: 'boolean' },
+        tlscacert: { type: 'string' },
+        tlscert: { type: 'string' },
+        tlskey: { type: 'string' },
+        label: { type: 'string', multiple: true },
+        'shutdown-timeout': { type: 'string' },
+        'berth-rootfs-dir': { type: 'string' },
+        version: { type: 'boolean', short: 'v' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const f = parsed.values;
+  const cfg = defaultConfig();
+
+  // daemon.json first, then flags on top (conflicts refused).
+  const configFile = f['config-file'] ?? DEFAULT_CONFIG_FILE;
+  const text = readFile(configFile);
+  if (text === null && f['config-file'] !== undefined) throw new UsageError(`unable to configure the daemon: open ${configFile}: no such file or directory`);
+  const file: Record<string, unknown> = {};
+  if (text !== null && text.trim() !== '') {
+    let obj: unknown;
+    try {
+      obj = JSON.parse(text);
+    } catch (err) {
+      throw new UsageError(`unable to configure the daemon: invalid JSON in ${configFile}: ${(err as Error).message}`);
+    }
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new UsageError(`unable to configure the daemon: ${configFile} must hold a JSON object`);
+    Object.assign(file, obj);
+  }
+  const unknown = Object.keys(file).filter((k) => !(FILE_KEYS as readonly string[]).includes(k));
+  if (unknown.length > 0) throw new UsageError(`the following directives don't match any configuration option: ${unknown.join(', ')}`);
+  const both = Object.entries(FLAG_TO_KEY)
+    .filter(([flag, key]) => (f as Record<string, unknown>)[flag] !== undefined && key in file)
+    .map(([flag, key]) => `${key}: (from flag: ${String((f as Record<string, unknown>)[flag])}, from file: ${JSON.stringify(file[key])})`);
+  if (both.length > 0) throw new UsageError(`the following directives are specified both as a flag and in the configuration file: ${both.join(', ')}`);
+
+  if ('hosts' in file) cfg.hosts = asStrings(file.hosts, 'hosts');
+  if ('data-root' in file) cfg.dataRoot = asString(file['data-root'], 'data-root');
+  if ('exec-root' in file) cfg.execRoot = asString(file['exec-root'], 'exec-root');
+  if ('pidfile' in file) cfg.pidfile = asString(file.pidfile, 'pidfile');
+  if ('group' in file) {
+    cfg.group = asString(file.group, 'group');
+    cfg.groupExplicit = true;
+  }
+  if ('experimental' in file) cfg.experimental = asBool(file.experimental, 'experimental');
+  if ('live-restore' in file) cfg.liveRestore = asBool(file['live-restore'], 'live-restore');
+  if ('log-level' in file) cfg.logLevel = logLevel(asString(file['log-level'], 'log-level'));
+  if ('debug' in file) cfg.debug = asBool(file.debug, 'debug');
+  if ('default-runtime' in file) cfg.defaultRuntime = asString(file['default-runtime'], 'default-runtime');
+  if ('runtimes' in file) {
+    const r = file.runtimes;
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new UsageError('invalid daemon.json: "runtimes" must be an object');
+    for (const [name, v] of Object.entries(r as Record<string, unknown>)) {
+      const o = v as { path?: unknown; runtimeArgs?: unknown };
+      if (typeof o !== 'object' || o === null || typeof o.path !== 'string') throw new UsageError(`invalid daemon.json: runtime ${name} needs a "path"`);
+      addRuntime(cfg, name, o.path, o.runtimeArgs === undefined ? undefined : asStrings(o.runtimeArgs, `runtimes.${name}.runtimeArgs`));
+    }
+  }
+  if ('tlsverify' in file) cfg.tls.verify = asBool(file.tlsverify, 'tlsverify');
+  if ('tlscacert' in file) cfg.tls.ca = asString(file.tlscacert, 'tlscacert');
+  if ('tlscert' in file) cfg.tls.cert = asString(file.tlscert, 'tlscert');
+  if ('tlskey' in file) cfg.tls.key = asString(file.tlskey, 'tlskey');
+  if ('labels' in file) cfg.labels = asStrings(file.labels, 'labels');
+  if ('shutdown-timeout' in file) {
+    if (typeof file['shutdown-timeout'] !== 'number' || file['shutdown-timeout'] < 0) throw new UsageError('invalid daemon.json: "shutdown-timeout" must be a non-negative number');
+    cfg.shutdownTimeout = file['shutdown-timeout'];
+  }
+  if ('berth-rootfs-dir' in file) cfg.rootfsDir = asString(file['berth-rootfs-dir'], 'berth-rootfs-dir');
+
+  if (f.host) cfg.hosts = f.host;
+  if (f['data-root']) cfg.dataRoot = f['data-root'];
+  if (f['exec-root']) cfg.execRoot = f['exec-root'];
+  if (f.pidfile !== undefined) cfg.pidfile = f.pidfile;
+  if (f.group !== undefined) {
+    cfg.group = f.group;
+    cfg.groupExplicit = true;
+  }
+  if (f.experimental) cfg.experimental = true;
+  if (f['live-restore']) cfg.liveRestore = true;
+  if (f['log-level'] !== undefined) cfg.logLevel = logLevel(f['log-level']);
+  if (f.debug) cfg.debug = true;
+  if (cfg.debug) cfg.logLevel = 'debug';
+  if (f['default-runtime'] !== undefined) cfg.defaultRuntime = f['default-runtime'];
+  for (const spec of f['add-runtime'] ?? []) {
+    const eq = spec.indexOf('=');
+    if (eq <= 0 || eq === spec.length - 1) throw new UsageError(`invalid --add-runtime ${JSON.stringify(spec)}: expected name=path`);
+    addRuntime(cfg, spec.slice(0, eq), spec.slice(eq + 1));
+  }
+  if (f.tlsverify) cfg.tls.verify = true;
+  if (f.tlscacert !== undefined) cfg.tls.ca = f.tlscacert;
+  if (f.tlscert !== undefined) cfg.tls.cert = f.tlscert;
+  if (f.tlskey !== undefined) cfg.tls.key = f.tlskey;
+  if (f.label) cfg.labels = f.label;
+  if (f['shutdown-timeout'] !== undefined) {
+    const n = Number(f['shutdown-timeout']);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`invalid --shutdown-timeout ${JSON.stringify(f['shutdown-timeout'])}: expected a non-negative integer`);
+    cfg.shutdownTimeout = n;
+  }
+  if (f['berth-rootfs-dir'] !== undefined) cfg.rootfsDir = f['berth-rootfs-dir'];
+
+  if (!(cfg.defaultRuntime in cfg.runtimes)) throw new UsageError(`default runtime ${cfg.defaultRuntime} is not registered (use --add-runtime ${cfg.defaultRuntime}=PATH)`);
+  return { help: f.help ?? false, version: f.version ?? false, config: cfg };
+}
+
+function addRuntime(cfg: DaemonConfig, name: string, path: string, runtimeArgs?: string[]): void {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new UsageError(`invalid runtime name ${JSON.stringify(name)}`);
+  if (name === 'runc') throw new UsageError('runtime name runc is reserved');
+  cfg.runtimes[name] = runtimeArgs ? { path, runtimeArgs } : { path };
+}
+
+function logLevel(v: string): DaemonConfig['logLevel'] {
+  if (!isLogLevel(v)) throw new UsageError(`unable to parse logging level: ${v}`);
+  return v;
+}
+
+function defaultRead(p: string): string | null {
+  if (!existsSync(p)) return null;
+  return readFileSync(p, 'utf8');
+}

@@ -1,0 +1,46 @@
+/** berthd's resolved configuration: dockerd's flag names and daemon.json keys, after merging. */
+import type { LogLevel } from './logger.js';
+import type { RuntimeInfo } from './backend.js';
+
+export interface DaemonConfig {
+  hosts: string[];
+  dataRoot: string;
+  execRoot: string;
+  pidfile: string;
+  group: string;
+  groupExplicit: boolean;
+  experimental: boolean;
+  liveRestore: boolean;
+  logLevel: LogLevel;
+  debug: boolean;
+  defaultRuntime: string;
+  /** Runtimes by name: built-in runc plus --add-runtime / daemon.json "runtimes". */
+  runtimes: Record<string, RuntimeInfo>;
+  tls: { verify: boolean; ca?: string; cert?: string; key?: string };
+  labels: string[];
+  /** berth-only: a directory whose subdirectories are root filesystems usable as images by name (tests, no image store). */
+  rootfsDir?: string;
+  shutdownTimeout: number;
+}
+
+export const DEFAULT_SOCKET = 'unix:///run/berth/berth.sock';
+
+export function defaultConfig(): DaemonConfig {
+  return {
+    hosts: [DEFAULT_SOCKET],
+    dataRoot: '/var/lib/berth',
+    execRoot: '/run/berth',
+    pidfile: '/run/berth.pid',
+    group: 'docker',
+    groupExplicit: false,
+    experimental: false,
+    liveRestore: false,
+    logLevel: 'info',
+    debug: false,
+    defaultRuntime: 'runc',
+    runtimes: { runc: { path: 'runc' } },
+    tls: { verify: false },
+    labels: [],
+    shutdownTimeout: 15,
+  };
+}

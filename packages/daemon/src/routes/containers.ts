@@ -1,0 +1,478 @@
+/** Container routes of the Docker Engine API over the daemon's ContainerBackend port. */
+import { Transform, Writable, type Duplex, type TransformCallback } from 'node:stream';
+import { InvalidParameterError, NotImplementedError, type ContainerRecord } from '@berth/core';
+import { checkSignal } from '../signals.js';
+import type { AttachIo, ContainerBackend, DaemonBackend, LogEntry } from '../backend.js';
+import { DEFAULT_DETACH_KEYS, commandLine, frame, parseDetachKeys, stateName, stateString, unixSeconds } from '../format.js';
+import {
+  boolValue,
+  intValue,
+  matchLabels,
+  parseFilters,
+  readJson,
+  sendEmpty,
+  sendJson,
+  checkJsonContentType,
+  type Filters,
+} from '../http.js';
+import type { RequestContext, Route } from '../router.js';
+import { checkContainerName, checkCreateBody, checkHostConfig } from '../validate.js';
+import { versionLessThan } from '../version.js';
+import { parseTime } from './system.js';
+
+const LIST_FILTERS = ['id', 'name', 'label', 'status', 'exited', 'ancestor', 'before', 'since', 'health', 'network', 'volume', 'is-task', 'isolation', 'publish', 'expose'];
+const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
+
+function need<T>(fn: T | undefined, what: string): T {
+  if (!fn) throw new NotImplementedError(`${what} is not supported by this daemon's engine`);
+  return fn;
+}
+
+/** ContainerSummary (GET /containers/json) of a record. */
+export function summary(c: ContainerRecord, now = Date.now()): Record<string, unknown> {
+  const ports: Array<Record<string, unknown>> = [];
+  for (const [key, bindings] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
+    const [port, proto = 'tcp'] = key.split('/');
+    if (!bindings || bindings.length === 0) ports.push({ PrivatePort: Number(port), Type: proto });
+    else for (const b of bindings) ports.push({ IP: b.HostIp || '0.0.0.0', PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: proto });
+  }
+  return {
+    Id: c.ID,
+    Names: [c.Name],
+    Image: c.Config.Image ?? '',
+    ImageID: c.Image,
+    Command: commandLine(c),
+    Created: unixSeconds(c.Created),
+    Ports: ports,
+    Labels: c.Config.Labels ?? {},
+    State: stateName(c.State),
+    Status: stateString(c.State, now),
+    HostConfig: { NetworkMode: c.HostConfig.NetworkMode ?? 'none', ...(c.HostConfig.Annotations ? { Annotations: c.HostConfig.Annotations } : {}) },
+    NetworkSettings: { Networks: c.NetworkSettings?.Networks ?? {} },
+    Mounts: c.Mounts ?? [],
+  };
+}
+
+/** ContainerInspectResponse of a record. */
+export function inspectBody(c: ContainerRecord): Record<string, unknown> {
+  const state: Record<string, unknown> = { ...c.State };
+  return {
+    Id: c.ID,
+    Created: c.Created,
+    Path: c.Path,
+    Args: c.Args ?? [],
+    State: state,
+    Image: c.Image,
+    ResolvConfPath: c.ResolvConfPath,
+    HostnamePath: c.HostnamePath,
+    HostsPath: c.HostsPath,
+    LogPath: c.LogPath,
+    Name: c.Name,
+    RestartCount: c.RestartCount,
+    Driver: c.Driver,
+    Platform: c.Platform,
+    MountLabel: c.MountLabel,
+    ProcessLabel: c.ProcessLabel,
+    AppArmorProfile: c.AppArmorProfile,
+    ExecIDs: c.ExecIDs && c.ExecIDs.length > 0 ? c.ExecIDs : null,
+    HostConfig: c.HostConfig,
+    GraphDriver: { Name: c.Driver, Data: c.BaseFS ? { MergedDir: c.BaseFS } : {} },
+    Mounts: c.Mounts ?? [],
+    Config: c.Config,
+    NetworkSettings: c.NetworkSettings,
+  };
+}
+
+async function resolveRef(backend: DaemonBackend, ref: string): Promise<ContainerRecord | null> {
+  try {
+    return await backend.containers.inspect(ref);
+  } catch {
+    return null;
+  }
+}
+
+async function filterList(backend: DaemonBackend, list: ContainerRecord[], f: Filters, all: boolean): Promise<ContainerRecord[]> {
+  const status = f.get('status');
+  for (const s of status ?? []) if (!STATUSES.includes(s)) throw new InvalidParameterError(`invalid filter 'status=${s}'`);
+  const exited = [...(f.get('exited') ?? [])].map((e) => {
+    if (!/^-?\d+$/.test(e)) throw new InvalidParameterError(`invalid filter 'exited=${e}'`);
+    return Number(e);
+  });
+  const health = f.get('health');
+  for (const h of health ?? []) if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h)) throw new InvalidParameterError(`Unrecognised filter value for health: ${h}`);
+  const isTask = f.get('is-task');
+  for (const t of isTask ?? []) if (t !== 'true' && t !== 'false') throw new InvalidParameterError(`invalid filter 'is-task=${t}'`);
+  let before: number | null = null;
+  let sinceT: number | null = null;
+  for (const b of f.get('before') ?? []) {
+    const c = await resolveRef(backend, b);
+    if (!c) throw new InvalidParameterError(`No such container: ${b}`);
+    before = Date.parse(c.Created);
+  }
+  for (const s of f.get('since') ?? []) {
+    const c = await resolveRef(backend, s);
+    if (!c) throw new InvalidParameterError(`No such container: ${s}`);
+    sinceT = Date.parse(c.Created);
+  }
+  const ancestors = new Set<string>();
+  for (const a of f.get('ancestor') ?? []) {
+    ancestors.add(a);
+    const id = backend.images ? await backend.images.resolve(a) : null;
+    if (id) ancestors.add(id);
+  }
+  return list.filter((c) => {
+    const st = stateName(c.State);
+    if (!all && !c.State.Running && !status) return false;
+    if (status && status.size > 0 && !status.has(st)) return false;
+    const ids = f.get('id');
+    if (ids && ids.size > 0 && ![...ids].some((x) => c.ID.startsWith(x))) return false;
+    const names = f.get('name');
+    if (names && names.size > 0) {
+      const n = c.Name.replace(/^\//, '');
+      if (![...names].some((x) => safeRegex(x.replace(/^\//, '')).test(n))) return false;
+    }
+    if (!matchLabels(f.get('label'), c.Config.Labels)) return false;
+    if (exited.length > 0 && (st !== 'exited' || !exited.includes(c.State.ExitCode))) return false;
+    if (health && health.size > 0 && !health.has(c.State.Health?.Status ?? 'none')) return false;
+    if (isTask && isTask.size > 0 && !isTask.has('false')) return false;
+    if (ancestors.size > 0 && !ancestors.has(c.Image) && !ancestors.has(c.Config.Image ?? '')) return false;
+    const nets = f.get('network');
+    if (nets && nets.size > 0 && !Object.keys(c.NetworkSettings?.Networks ?? {}).some((n) => nets.has(n))) return false;
+    const vols = f.get('volume');
+    if (vols && vols.size > 0 && !(c.Mounts ?? []).some((m) => vols.has(m.Name ?? '') || vols.has(m.Destination) || vols.has(m.Source))) return false;
+    const created = Date.parse(c.Created);
+    if (before !== null && !(created < before)) return false;
+    if (sinceT !== null && !(created > sinceT)) return false;
+    return true;
+  });
+}
+
+function safeRegex(src: string): RegExp {
+  try {
+    return new RegExp(src);
+  } catch {
+    throw new InvalidParameterError(`invalid filter 'name=${src}': not a valid regular expression`);
+  }
+}
+
+function stopOptions(ctx: RequestContext): { timeout?: number; signal?: string } {
+  const t = intValue(ctx.query, 't', undefined);
+  if (t !== undefined && t < -1) throw new InvalidParameterError(`invalid value for t: ${t}: must be -1 (no timeout) or more`);
+  const signal = ctx.query.get('signal') ?? undefined;
+  if (signal !== undefined && signal !== '') checkSignal(signal);
+  return { timeout: t, signal: signal === '' ? undefined : signal };
+}
+
+/** Writable that frames each chunk with the stdcopy header (or passes it raw for a TTY). */
+export function framedWriter(out: Duplex | NodeJS.WritableStream, stream: 1 | 2, raw: boolean): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if ((out as Duplex).destroyed || (out as Duplex).writableEnded) return cb();
+      const ok = out.write(raw ? chunk : frame(stream, chunk));
+      if (ok) cb();
+      else out.once('drain', () => cb());
+    },
+  });
+}
+
+/** Filters stdin for the detach key sequence; calls `onDetach` and ends when it is typed. */
+export class DetachFilter extends Transform {
+  private matched = 0;
+  constructor(
+    private readonly keys: Buffer,
+    private readonly onDetach: () => void,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.keys.length === 0) return cb(null, chunk);
+    const out: number[] = [];
+    for (const b of chunk) {
+      if (b === this.keys[this.matched]) {
+        this.matched++;
+        if (this.matched === this.keys.length) {
+          if (out.length) this.push(Buffer.from(out));
+          this.onDetach();
+          this.push(null);
+          return cb();
+        }
+        continue;
+      }
+      if (this.matched > 0) {
+        out.push(...this.keys.subarray(0, this.matched));
+        this.matched = 0;
+      }
+      if (b === this.keys[0]) this.matched = 1;
+      else out.push(b);
+    }
+    cb(null, out.length ? Buffer.from(out) : undefined);
+  }
+}
+
+export function detachKeysFrom(raw: string | null): Buffer {
+  try {
+    return parseDetachKeys(raw === null || raw === '' ? DEFAULT_DETACH_KEYS : raw);
+  } catch (err) {
+    throw new InvalidParameterError(`Invalid detach keys (${raw}) provided: ${(err as Error).message}`);
+  }
+}
+
+function streamContentType(version: string, tty: boolean): string {
+  if (tty || versionLessThan(version, '1.42')) return 'application/vnd.docker.raw-stream';
+  return 'application/vnd.docker.multiplexed-stream';
+}
+
+export function containerRoutes(backend: DaemonBackend): Route[] {
+  const cs: ContainerBackend = backend.containers;
+
+  const create = async (ctx: RequestContext) => {
+    const rawName = ctx.query.get('name');
+    const name = rawName === null || rawName === '' ? undefined : checkContainerName(rawName);
+    const body = await readJson(ctx);
+    const { config, hostConfig, networkingConfig } = checkCreateBody(body as Record<string, unknown>);
+    if (!config.Image) throw new InvalidParameterError('config cannot be empty in order to create a container');
+    const platform = ctx.query.get('platform') ?? undefined;
+    if (platform && !/^linux(\/|$)/.test(platform)) throw new InvalidParameterError(`invalid platform ${platform}: only linux containers run here`);
+    const r = await cs.create({ name, config, hostConfig, networkingConfig, platform });
+    sendJson(ctx.res, 201, { Id: r.id, Warnings: r.warnings });
+  };
+
+  const list = async (ctx: RequestContext) => {
+    const q = ctx.query;
+    const limit = intValue(q, 'limit', -1) as number;
+    const filters = parseFilters(q.get('filters'), LIST_FILTERS);
+    const all = boolValue(q, 'all') || limit > 0;
+    let items = await filterList(backend, await cs.list(), filters, all);
+    items.sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created) || (a.ID < b.ID ? 1 : -1));
+    if (limit > 0) items = items.slice(0, limit);
+    const now = Date.now();
+    const withSize = boolValue(q, 'size');
+    sendJson(
+      ctx.res,
+      200,
+      items.map((c) => {
+        const s = summary(c, now);
+        if (withSize) {
+          s.SizeRw = 0;
+          s.SizeRootFs = 0;
+        }
+        return s;
+      }),
+    );
+  };
+
+  const inspect = async (ctx: RequestContext) => {
+    const c = await cs.inspect(ctx.params.id);
+    const body = inspectBody(c);
+    if (boolValue(ctx.query, 'size')) {
+      body.SizeRw = 0;
+      body.SizeRootFs = 0;
+    }
+    sendJson(ctx.res, 200, body);
+  };
+
+  const start = async (ctx: RequestContext) => {
+    // dockerd: a body longer than 7 bytes ("null", "{}" pass) or of unknown length is a HostConfig.
+    const len = Number(ctx.req.headers['content-length'] ?? '0');
+    const chunked = ctx.req.headers['transfer-encoding'] !== undefined;
+    let hostConfig;
+    if (len > 7 || chunked) {
+      if (!versionLessThan(ctx.version, '1.24')) {
+        throw new InvalidParameterError('starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24');
+      }
+      checkJsonContentType(ctx);
+      hostConfig = checkHostConfig(await readJson(ctx, { optional: true }), '');
+    }
+    const checkpoint = ctx.query.get('checkpoint') ?? undefined;
+    const checkpointDir = ctx.query.get('checkpoint-dir') ?? undefined;
+    await cs.start(ctx.params.id, { checkpoint: checkpoint || undefined, checkpointDir: checkpointDir || undefined, ...(hostConfig ? { hostConfig } : {}) });
+    sendEmpty(ctx.res, 204);
+  };
+
+  const stop = async (ctx: RequestContext) => {
+    await cs.stop(ctx.params.id, stopOptions(ctx));
+    sendEmpty(ctx.res, 204);
+  };
+
+  const restart = async (ctx: RequestContext) => {
+    await cs.restart(ctx.params.id, stopOptions(ctx));
+    sendEmpty(ctx.res, 204);
+  };
+
+  const kill = async (ctx: RequestContext) => {
+    const signal = ctx.query.get('signal');
+    if (signal !== null && signal !== '') checkSignal(signal);
+    await cs.kill(ctx.params.id, signal || undefined);
+    sendEmpty(ctx.res, 204);
+  };
+
+  const wait = async (ctx: RequestContext) => {
+    let condition = (ctx.query.get('condition') ?? '') as string;
+    if (versionLessThan(ctx.version, '1.30')) condition = '';
+    if (condition === '') condition = 'not-running';
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw new InvalidParameterError(`invalid condition: "${condition}"`);
+    await cs.inspect(ctx.params.id);
+    ctx.streaming();
+    ctx.res.statusCode = 200;
+    ctx.res.setHeader('Content-Type', 'application/json');
+    ctx.res.flushHeaders();
+    try {
+      const r = await cs.wait(ctx.params.id, condition as 'not-running', ctx.signal);
+      ctx.res.end(JSON.stringify(r.Error ? { StatusCode: r.StatusCode, Error: r.Error } : { StatusCode: r.StatusCode }) + '\n');
+    } catch (err) {
+      if (ctx.signal.aborted) return;
+      ctx.res.end(JSON.stringify({ StatusCode: -1, Error: { Message: (err as Error).message } }) + '\n');
+    }
+  };
+
+  const remove = async (ctx: RequestContext) => {
+    await cs.remove(ctx.params.id, { force: boolValue(ctx.query, 'force'), volumes: boolValue(ctx.query, 'v'), link: boolValue(ctx.query, 'link') });
+    sendEmpty(ctx.res, 204);
+  };
+
+  const logs = async (ctx: RequestContext) => {
+    const q = ctx.query;
+    const stdout = boolValue(q, 'stdout');
+    const stderr = boolValue(q, 'stderr');
+    if (!stdout && !stderr) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
+    const tailRaw = q.get('tail') ?? 'all';
+    let tail = -1;
+    if (tailRaw !== '' && tailRaw !== 'all') {
+      if (!/^-?\d+$/.test(tailRaw)) throw new InvalidParameterError(`invalid value for tail: ${JSON.stringify(tailRaw)}`);
+      tail = Number(tailRaw);
+    }
+    const now = Date.now() * 1e6;
+    const since = parseTime(q.get('since'), 'since', now) ?? 0;
+    const until = parseTime(q.get('until'), 'until', now) ?? 0;
+    const c = await cs.inspect(ctx.params.id);
+    const read = need(cs.logs, 'logs');
+    const follow = boolValue(q, 'follow');
+    if (follow) ctx.streaming();
+    const tty = c.Config.Tty === true;
+    const timestamps = boolValue(q, 'timestamps');
+    const it = read.call(cs, c.ID, { follow, stdout, stderr, since: since / 1e9, until: until / 1e9, tail, signal: ctx.signal });
+    ctx.res.statusCode = 200;
+    ctx.res.setHeader('Content-Type', streamContentType(ctx.version, tty));
+    ctx.res.flushHeaders();
+    for await (const e of it as AsyncIterable<LogEntry>) {
+      if (ctx.signal.aborted) break;
+      const payload = timestamps ? Buffer.concat([Buffer.from(e.time + ' '), e.line]) : e.line;
+      const ok = ctx.res.write(tty ? payload : frame(e.stream === 'stdout' ? 1 : 2, payload));
+      if (!ok) await new Promise<void>((resolve) => {
+        const done = () => {
+          ctx.res.off('drain', done);
+          ctx.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        ctx.res.once('drain', done);
+        ctx.signal.addEventListener('abort', done);
+      });
+    }
+    if (!ctx.res.writableEnded) ctx.res.end();
+  };
+
+  const attach = async (ctx: RequestContext) => {
+    const q = ctx.query;
+    const c = await cs.inspect(ctx.params.id);
+    const attachFn = need(cs.attach, 'attach');
+    const keys = detachKeysFrom(q.get('detachKeys'));
+    const wantStdin = boolValue(q, 'stdin');
+    const wantStdout = boolValue(q, 'stdout');
+    const wantStderr = boolValue(q, 'stderr');
+    const replay = boolValue(q, 'logs');
+    const stream = boolValue(q, 'stream');
+    if (!stream && !replay) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
+    const tty = c.Config.Tty === true;
+    ctx.streaming();
+    const sock = ctx.hijack(streamContentType(ctx.version, tty));
+    sock.on('error', () => sock.destroy());
+    const stdout = wantStdout ? framedWriter(sock, 1, tty) : null;
+    const stderr = wantStderr ? framedWriter(sock, tty ? 1 : 2, tty) : null;
+    if (replay && cs.logs && (wantStdout || wantStderr)) {
+      for await (const e of cs.logs(c.ID, { follow: false, stdout: wantStdout, stderr: wantStderr, since: 0, until: 0, tail: -1, signal: ctx.signal })) {
+        sock.write(tty ? e.line : frame(e.stream === 'stdout' ? 1 : 2, e.line));
+      }
+    }
+    if (!stream) return;
+    const detached = new AbortController();
+    const onAbort = () => detached.abort();
+    ctx.signal.addEventListener('abort', onAbort);
+    let stdin: NodeJS.ReadableStream | null = null;
+    if (wantStdin && c.Config.OpenStdin) {
+      const filter = new DetachFilter(keys, () => detached.abort());
+      sock.pipe(filter);
+      stdin = filter;
+    } else {
+      sock.resume();
+    }
+    const io: AttachIo = { stdin, stdout, stderr };
+    try {
+      await attachFn.call(cs, c.ID, { stdin: wantStdin, stdout: wantStdout, stderr: wantStderr, logs: replay, stream, detachKeys: keys }, io, detached.signal);
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+    }
+  };
+
+  const rename = async (ctx: RequestContext) => {
+    const name = ctx.query.get('name');
+    if (!name) throw new InvalidParameterError('Neither old nor new names may be empty');
+    await need(cs.rename, 'rename').call(cs, ctx.params.id, checkContainerName(name));
+    sendEmpty(ctx.res, 204);
+  };
+
+  const pause = async (ctx: RequestContext) => {
+    await need(cs.pause, 'pause').call(cs, ctx.params.id);
+    sendEmpty(ctx.res, 204);
+  };
+  const unpause = async (ctx: RequestContext) => {
+    await need(cs.unpause, 'unpause').call(cs, ctx.params.id);
+    sendEmpty(ctx.res, 204);
+  };
+
+  const resize = async (ctx: RequestContext) => {
+    const h = intValue(ctx.query, 'h', undefined);
+    const w = intValue(ctx.query, 'w', undefined);
+    if (h === undefined || w === undefined || h < 0 || w < 0) throw new InvalidParameterError('Bad parameters: h and w must be non-negative integers');
+    await need(cs.resize, 'resize').call(cs, ctx.params.id, { height: h, width: w });
+    sendEmpty(ctx.res, 200);
+  };
+
+  const update = async (ctx: RequestContext) => {
+    const body = await readJson(ctx);
+    const hc = checkHostConfig(body, '');
+    const r = await need(cs.update, 'update').call(cs, ctx.params.id, hc);
+    sendJson(ctx.res, 200, { Warnings: r.warnings });
+  };
+
+  const prune = async (ctx: RequestContext) => {
+    const filters = parseFilters(ctx.query.get('filters'), ['until', 'label', 'label!']);
+    const r = await need(cs.prune, 'prune').call(cs, filters);
+    sendJson(ctx.res, 200, { ContainersDeleted: r.ContainersDeleted.length ? r.ContainersDeleted : null, SpaceReclaimed: r.SpaceReclaimed });
+  };
+
+  const top = async (ctx: RequestContext) => {
+    const r = await need(cs.top, 'top').call(cs, ctx.params.id, ctx.query.get('ps_args') ?? '-ef');
+    sendJson(ctx.res, 200, r);
+  };
+
+  return [
+    { method: 'POST', path: '/containers/create', handler: create },
+    { method: 'GET', path: '/containers/json', handler: list },
+    { method: 'POST', path: '/containers/prune', handler: prune },
+    { method: 'GET', path: '/containers/{id}/json', handler: inspect },
+    { method: 'POST', path: '/containers/{id}/start', handler: start },
+    { method: 'POST', path: '/containers/{id}/stop', handler: stop },
+    { method: 'POST', path: '/containers/{id}/restart', handler: restart },
+    { method: 'POST', path: '/containers/{id}/kill', handler: kill },
+    { method: 'POST', path: '/containers/{id}/wait', handler: wait },
+    { method: 'DELETE', path: '/containers/{id}', handler: remove },
+    { method: 'GET', path: '/containers/{id}/logs', handler: logs },
+    { method: 'POST', path: '/containers/{id}/attach', handler: attach, hijack: true },
+    { method: 'POST', path: '/containers/{id}/rename', handler: rename },
+    { method: 'POST', path: '/containers/{id}/pause', handler: pause },
+    { method: 'POST', path: '/containers/{id}/unpause', handler: unpause },
+    { method: 'POST', path: '/containers/{id}/resize', handler: resize },
+    { method: 'POST', path: '/containers/{id}/update', handler: update },
+    { method: 'GET', path: '/containers/{id}/top', handler: top },
+  ];
+}

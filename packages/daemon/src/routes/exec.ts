@@ -1,0 +1,109 @@
+/** Exec routes: create, start (hijacked, TTY or multiplexed, detach), resize, inspect. */
+import { InvalidParameterError, NotImplementedError } from '@berth/core';
+import type { DaemonBackend, ExecBackend, ExecCreateRequest } from '../backend.js';
+import { intValue, readJson, sendEmpty, sendJson } from '../http.js';
+import type { RequestContext, Route } from '../router.js';
+import { versionLessThan } from '../version.js';
+import { DetachFilter, detachKeysFrom, framedWriter } from './containers.js';
+
+function execBackend(backend: DaemonBackend): ExecBackend {
+  if (!backend.exec) throw new NotImplementedError('exec is not supported by this daemon\'s engine');
+  return backend.exec;
+}
+
+function checkExecCreate(body: Record<string, unknown>): ExecCreateRequest {
+  const bools = ['AttachStdin', 'AttachStdout', 'AttachStderr', 'Tty', 'Privileged'] as const;
+  for (const b of bools) if (body[b] !== undefined && body[b] !== null && typeof body[b] !== 'boolean') {
+    throw new InvalidParameterError(`json: cannot unmarshal ${typeof body[b]} into Go struct field ExecOptions.${b} of type bool`);
+  }
+  for (const s of ['DetachKeys', 'User', 'WorkingDir'] as const) if (body[s] !== undefined && body[s] !== null && typeof body[s] !== 'string') {
+    throw new InvalidParameterError(`json: cannot unmarshal ${typeof body[s]} into Go struct field ExecOptions.${s} of type string`);
+  }
+  let cmd = body.Cmd;
+  if (typeof cmd === 'string') cmd = [cmd];
+  if (cmd !== undefined && cmd !== null && (!Array.isArray(cmd) || cmd.some((x) => typeof x !== 'string'))) {
+    throw new InvalidParameterError('json: cannot unmarshal into Go struct field ExecOptions.Cmd of type []string');
+  }
+  if (!Array.isArray(cmd) || cmd.length === 0) throw new InvalidParameterError('No exec command specified');
+  const env = body.Env;
+  if (env !== undefined && env !== null && (!Array.isArray(env) || env.some((x) => typeof x !== 'string'))) {
+    throw new InvalidParameterError('json: cannot unmarshal into Go struct field ExecOptions.Env of type []string');
+  }
+  const cs = body.ConsoleSize;
+  if (cs !== undefined && cs !== null && (!Array.isArray(cs) || cs.length !== 2 || cs.some((x) => typeof x !== 'number' || x < 0))) {
+    throw new InvalidParameterError('invalid ConsoleSize: expected [height, width]');
+  }
+  if (typeof body.DetachKeys === 'string' && body.DetachKeys !== '') detachKeysFrom(body.DetachKeys);
+  return { ...(body as unknown as ExecCreateRequest), Cmd: cmd as string[] };
+}
+
+export function execRoutes(backend: DaemonBackend): Route[] {
+  const create = async (ctx: RequestContext) => {
+    const ex = execBackend(backend);
+    const req = checkExecCreate((await readJson(ctx)) as Record<string, unknown>);
+    const c = await backend.containers.inspect(ctx.params.id);
+    const r = await ex.create(c.ID, req);
+    sendJson(ctx.res, 201, { Id: r.id });
+  };
+
+  const start = async (ctx: RequestContext) => {
+    const ex = execBackend(backend);
+    const body = ((await readJson(ctx, { optional: true })) ?? {}) as Record<string, unknown>;
+    for (const b of ['Detach', 'Tty'] as const) if (body[b] !== undefined && typeof body[b] !== 'boolean') {
+      throw new InvalidParameterError(`json: cannot unmarshal ${typeof body[b]} into Go struct field ExecStartOptions.${b} of type bool`);
+    }
+    const info = await ex.inspect(ctx.params.id);
+    if (info.Running) throw new InvalidParameterError(`Error: Exec command ${info.ID} is already running`);
+    const detach = body.Detach === true;
+    const tty = body.Tty === true || info.ProcessConfig.tty;
+    if (detach) {
+      await ex.start(info.ID, { detach: true, tty }, { stdin: null, stdout: null, stderr: null }, new AbortController().signal);
+      sendJson(ctx.res, 200, {});
+      return;
+    }
+    ctx.streaming();
+    const ct = tty || versionLessThan(ctx.version, '1.42') ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream';
+    const sock = ctx.hijack(ct);
+    sock.on('error', () => sock.destroy());
+    const detached = new AbortController();
+    const onAbort = () => detached.abort();
+    ctx.signal.addEventListener('abort', onAbort);
+    let stdin: NodeJS.ReadableStream | null = null;
+    if (info.OpenStdin) {
+      const filter = new DetachFilter(detachKeysFrom(info.DetachKeys || null), () => detached.abort());
+      sock.pipe(filter);
+      stdin = filter;
+    } else {
+      sock.resume();
+    }
+    try {
+      await ex.start(
+        info.ID,
+        { detach: false, tty },
+        { stdin, stdout: info.OpenStdout ? framedWriter(sock, 1, tty) : null, stderr: info.OpenStderr ? framedWriter(sock, tty ? 1 : 2, tty) : null },
+        detached.signal,
+      );
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+    }
+  };
+
+  const resize = async (ctx: RequestContext) => {
+    const h = intValue(ctx.query, 'h', undefined);
+    const w = intValue(ctx.query, 'w', undefined);
+    if (h === undefined || w === undefined || h < 0 || w < 0) throw new InvalidParameterError('Bad parameters: h and w must be non-negative integers');
+    await execBackend(backend).resize(ctx.params.id, { height: h, width: w });
+    sendEmpty(ctx.res, 200);
+  };
+
+  const inspect = async (ctx: RequestContext) => {
+    sendJson(ctx.res, 200, await execBackend(backend).inspect(ctx.params.id));
+  };
+
+  return [
+    { method: 'POST', path: '/containers/{id}/exec', handler: create },
+    { method: 'POST', path: '/exec/{id}/start', handler: start, hijack: true },
+    { method: 'POST', path: '/exec/{id}/resize', handler: resize },
+    { method: 'GET', path: '/exec/{id}/json', handler: inspect },
+  ];
+}
