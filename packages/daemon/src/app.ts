@@ -77,6 +77,7 @@ export function buildApp(opts: AppOptions): App {
     };
     const onClose = () => {
       if (!res.writableFinished || hijacked) ac.abort();
+      if (!hijacked) finish();
     };
     res.once('close', onClose);
     res.once('finish', () => {

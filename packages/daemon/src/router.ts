@@ -87,8 +87,6 @@ export class Router {
     for (const r of this.routes) {
       const m = r.re.exec(path);
       if (!m) continue;
-      pathMatched = true;
-      if (r.method !== method && !(method === 'HEAD' && r.method === 'GET' && !this.hasExact('HEAD', r.path))) continue;
       const params: Record<string, string> = {};
       let ok = true;
       r.names.forEach((n, i) => {
@@ -99,6 +97,8 @@ export class Router {
         }
       });
       if (!ok) continue;
+      pathMatched = true;
+      if (r.method !== method && !(method === 'HEAD' && r.method === 'GET' && !this.hasExact('HEAD', r.path))) continue;
       return { route: r, params };
     }
     return { route: null, methodNotAllowed: pathMatched };

@@ -373,9 +373,9 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
 
   const attach = async (ctx: RequestContext) => {
     const q = ctx.query;
+    const keys = detachKeysFrom(q.get('detachKeys'));
     const c = await cs.inspect(ctx.params.id);
     const attachFn = need(cs.attach, 'attach');
-    const keys = detachKeysFrom(q.get('detachKeys'));
     const wantStdin = boolValue(q, 'stdin');
     const wantStdout = boolValue(q, 'stdout');
     const wantStderr = boolValue(q, 'stderr');
@@ -416,7 +416,8 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
   const rename = async (ctx: RequestContext) => {
     const name = ctx.query.get('name');
     if (!name) throw new InvalidParameterError('Neither old nor new names may be empty');
-    await need(cs.rename, 'rename').call(cs, ctx.params.id, checkContainerName(name));
+    const newName = checkContainerName(name);
+    await need(cs.rename, 'rename').call(cs, ctx.params.id, newName);
     sendEmpty(ctx.res, 204);
   };
 
@@ -438,8 +439,7 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
   };
 
   const update = async (ctx: RequestContext) => {
-    const body = await readJson(ctx);
-    const hc = checkHostConfig(body, '');
+    const hc = checkHostConfig(await readJson(ctx), '');
     const r = await need(cs.update, 'update').call(cs, ctx.params.id, hc);
     sendJson(ctx.res, 200, { Warnings: r.warnings });
   };

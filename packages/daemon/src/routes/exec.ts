@@ -39,19 +39,19 @@ function checkExecCreate(body: Record<string, unknown>): ExecCreateRequest {
 
 export function execRoutes(backend: DaemonBackend): Route[] {
   const create = async (ctx: RequestContext) => {
-    const ex = execBackend(backend);
     const req = checkExecCreate((await readJson(ctx)) as Record<string, unknown>);
+    const ex = execBackend(backend);
     const c = await backend.containers.inspect(ctx.params.id);
     const r = await ex.create(c.ID, req);
     sendJson(ctx.res, 201, { Id: r.id });
   };
 
   const start = async (ctx: RequestContext) => {
-    const ex = execBackend(backend);
     const body = ((await readJson(ctx, { optional: true })) ?? {}) as Record<string, unknown>;
     for (const b of ['Detach', 'Tty'] as const) if (body[b] !== undefined && typeof body[b] !== 'boolean') {
       throw new InvalidParameterError(`json: cannot unmarshal ${typeof body[b]} into Go struct field ExecStartOptions.${b} of type bool`);
     }
+    const ex = execBackend(backend);
     const info = await ex.inspect(ctx.params.id);
     if (info.Running) throw new InvalidParameterError(`Error: Exec command ${info.ID} is already running`);
     const detach = body.Detach === true;
