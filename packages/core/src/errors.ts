@@ -86,3 +86,72 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/**
+ * A plugin's tap failed. Keeps the cause's kind (for errorKind() and the HTTP status), and
+ * names the plugin and the hook, like rollup's PluginDriver does.
+ */
+export class PluginError extends BerthError {
+  readonly plugin: string;
+  readonly hook: string;
+  constructor(plugin: string, hook: string, cause: unknown) {
+    super(`plugin ${plugin} failed in hook ${hook}: ${errorMessage(cause)}`, { cause });
+    this.plugin = plugin;
+    this.hook = hook;
+  }
+  get kind(): ErrorKind {
+    return errorKind(this.cause);
+  }
+}
+
+/**
+ * Thrown by a plugin's `register`/`apply` when the host lacks what it needs (no AppArmor,
+ * no CRIU, …): the plugin is listed as skipped, the engine starts without it.
+ */
+export class SkipPluginError extends Error {
+  readonly skipPlugin = true as const;
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'SkipPluginError';
+  }
+}
+
+export function isSkipPluginError(err: unknown): err is SkipPluginError {
+  return !!err && typeof err === 'object' && (err as { skipPlugin?: unknown }).skipPlugin === true;
+}
+
+/** A plugin graph that cannot load: duplicate name, missing requirement, cycle, bad definition. */
+export class PluginGraphError extends BerthError {
+  readonly kind = 'InvalidParameter' as const;
+  constructor(
+    message: string,
+    readonly plugins: string[],
+  ) {
+    super(message);
+  }
+}
+
+// Helpers (like moby's errdefs/helpers.go): wrap, keep the cause.
+export function invalidParameter(message: string, cause?: unknown): InvalidParameterError {
+  return new InvalidParameterError(message, cause === undefined ? undefined : { cause });
+}
+export function notFound(message: string, cause?: unknown): NotFoundError {
+  return new NotFoundError(message, cause === undefined ? undefined : { cause });
+}
+export function conflict(message: string, cause?: unknown): ConflictError {
+  return new ConflictError(message, cause === undefined ? undefined : { cause });
+}
+export function system(message: string, cause?: unknown): SystemError {
+  return new SystemError(message, cause === undefined ? undefined : { cause });
+}
+/** Docker's "No such container: x" (404). */
+export function noSuchContainer(idOrName: string): NotFoundError {
+  return new NotFoundError(`No such container: ${idOrName}`);
+}
+/** Docker's "Container x is not running" (409). */
+export function notRunning(id: string): ConflictError {
+  return new ConflictError(`Container ${id} is not running`);
+}
+export function isErrorKind(err: unknown, kind: ErrorKind): boolean {
+  return errorKind(err) === kind;
+}

@@ -6,6 +6,47 @@
  */
 import type { InjectionToken } from 'tsyringe';
 import type { RuntimeBackend } from './runtime.js';
+import type { StateStore } from './store.js';
+import type { ImageStore } from './image.js';
+import type { NetworkDriver } from './network.js';
+import type { Logger } from './logger.js';
+import type { Clock } from './clock.js';
+import type { EventBus } from './events.js';
 
 export type IRuntime = RuntimeBackend;
 export const IRuntime: InjectionToken<IRuntime> = Symbol('IRuntime');
+
+export type IStateStore = StateStore;
+export const IStateStore: InjectionToken<IStateStore> = Symbol('IStateStore');
+
+export type IImageStore = ImageStore;
+export const IImageStore: InjectionToken<IImageStore> = Symbol('IImageStore');
+
+export type INetworkDriver = NetworkDriver;
+export const INetworkDriver: InjectionToken<INetworkDriver> = Symbol('INetworkDriver');
+
+export type ILogger = Logger;
+export const ILogger: InjectionToken<ILogger> = Symbol('ILogger');
+
+export type IClock = Clock;
+export const IClock: InjectionToken<IClock> = Symbol('IClock');
+
+export type IEventBus = EventBus;
+export const IEventBus: InjectionToken<IEventBus> = Symbol('IEventBus');
+
+/** The engine's configuration as plugins see it. */
+export interface EngineConfig {
+  readonly dataRoot: string;
+  readonly execRoot: string;
+  readonly experimental: boolean;
+  /** Runtime name used when HostConfig.Runtime is empty (dockerd's --default-runtime). */
+  readonly defaultRuntime: string;
+  /** Extra runtime arguments per runtime name (daemon.json runtimes.<name>.runtimeArgs). */
+  readonly runtimeArgs: Readonly<Record<string, readonly string[]>>;
+  /** Keep containers running when the engine stops (dockerd's --live-restore). */
+  readonly liveRestore: boolean;
+  /** Per-plugin config from the build (plugin name → config object). */
+  readonly plugins: Readonly<Record<string, unknown>>;
+}
+export type IEngineConfig = EngineConfig;
+export const IEngineConfig: InjectionToken<IEngineConfig> = Symbol('IEngineConfig');

@@ -1,1 +1,2 @@
-export {};
+export * from './fake-runtime.js';
+export * from './engine.js';

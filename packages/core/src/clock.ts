@@ -1,0 +1,49 @@
+/** Time source (token `IClock`), so tests can pin time. Docker prints times as RFC 3339 with nanoseconds. */
+import { ZERO_TIME } from './types.js';
+
+export interface Clock {
+  /** Unix time in nanoseconds. */
+  nowNano(): bigint;
+}
+
+const hrBase = process.hrtime.bigint();
+const wallBase = BigInt(Date.now()) * 1_000_000n;
+
+/** Wall clock with nanosecond digits (monotonic offset from a wall-clock base). */
+export class SystemClock implements Clock {
+  nowNano(): bigint {
+    return wallBase + (process.hrtime.bigint() - hrBase);
+  }
+}
+
+/** Go's time.RFC3339Nano in UTC: trailing zeros of the fraction trimmed, "Z" suffix. */
+export function formatRfc3339Nano(unixNano: bigint): string {
+  const ms = unixNano / 1_000_000n;
+  let nanos = unixNano % 1_000_000_000n;
+  if (nanos < 0n) nanos += 1_000_000_000n;
+  const base = new Date(Number(ms)).toISOString().slice(0, 19); // YYYY-MM-DDTHH:MM:SS
+  if (nanos === 0n) return `${base}Z`;
+  const frac = nanos.toString().padStart(9, '0').replace(/0+$/, '');
+  return `${base}.${frac}Z`;
+}
+
+/** Parse an RFC 3339 time (any fraction length, Z or offset) into unix nanoseconds; null when invalid. */
+export function parseRfc3339Nano(s: string): bigint | null {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/.exec(s);
+  if (!m) return null;
+  const ms = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(ms)) return null;
+  const frac = BigInt((m[2] ?? '').padEnd(9, '0') || '0');
+  return BigInt(ms) * 1_000_000n + frac;
+}
+
+/** Normalise a time from a backend to RFC3339Nano UTC; falls back to `fallback` when unparsable. */
+export function normaliseTime(s: string | undefined, fallback: string): string {
+  if (!s) return fallback;
+  const n = parseRfc3339Nano(s);
+  return n === null ? fallback : formatRfc3339Nano(n);
+}
+
+export function isZeroTime(s: string): boolean {
+  return s === ZERO_TIME || s.startsWith('0001-01-01T00:00:00');
+}

@@ -1,0 +1,248 @@
+/**
+ * The engine: one tsyringe child container, one frozen hooks object, the plugins, the
+ * container service, the event bus and the provenance recorder. Two engines in one process
+ * share nothing.
+ *
+ *   const engine = await Engine.create({ dataRoot, execRoot, runtime, plugins: [...] });
+ *   const { Id } = await engine.containers.create({ name: 'x', Config: { Cmd: ['true'] }, rootfs });
+ *   await engine.containers.start(Id);
+ */
+import { mkdir } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { SystemClock, type Clock } from './clock.js';
+import { InvalidParameterError, PluginError, errorMessage, isSkipPluginError } from './errors.js';
+import { MemoryEventBus, type EventBus } from './events.js';
+import { ExecService } from './exec.js';
+import { type EngineInfo, type Hooks, Stage, createHooks } from './hooks.js';
+import type { OciSpec } from './oci.js';
+import { ConsoleLogger, type Logger } from './logger.js';
+import { type Plugin, type PluginContext, type PluginStatus, sortPlugins, stagedHooks } from './plugin.js';
+import { CORE_DEFAULTS_PLUGIN, type ContainerProvenance, ProvenanceRecorder } from './provenance.js';
+import type { RuntimeBackend } from './runtime.js';
+import { ContainerService } from './service.js';
+import { FileStateStore, type LoadProblem, type StateStore } from './store.js';
+import {
+  type EngineConfig,
+  IClock,
+  IEngineConfig,
+  IEventBus,
+  IImageStore,
+  ILogger,
+  IRuntime,
+  IStateStore,
+} from './tokens.js';
+import type { StartContext } from './hooks.js';
+
+export interface EngineOptions {
+  /** dockerd's --data-root: containers/<id>/config.v2.json, hostconfig.json, logs. */
+  dataRoot: string;
+  /** dockerd's --exec-root: bundles, sockets, exit files. */
+  execRoot: string;
+  experimental?: boolean;
+  /** The default runtime backend (else a plugin must register IRuntime). */
+  runtime?: RuntimeBackend;
+  plugins?: readonly Plugin[];
+  /** Per-plugin config overrides (plugin name → partial config). */
+  pluginConfig?: Record<string, unknown>;
+  /** Register or override providers in the engine's container before the plugins load. */
+  providers?: (container: DependencyContainer) => void;
+  logger?: Logger;
+  clock?: Clock;
+  defaultRuntime?: string;
+  runtimeArgs?: Record<string, string[]>;
+  liveRestore?: boolean;
+  /** Past events kept for /events?since= (default 1024). */
+  eventsCapacity?: number;
+  /**
+   * Register the OCI spec builder as the first specBuild tap ('core:defaults', default true).
+   * Tests of hooks may turn it off and build specs from `{ ociVersion }` alone.
+   */
+  specDefaults?: boolean;
+  /** Parent DI container (default: tsyringe's root). The engine always works in its own child. */
+  parentContainer?: DependencyContainer;
+}
+
+/** The spec builder of ./spec (written separately); loaded lazily so the core builds without it. */
+type SpecBuilder = (input: {
+  container: StartContext['container'];
+  rootfsPath: string;
+  hostsPath?: string;
+  resolvConfPath?: string;
+  hostnamePath?: string;
+  networkNamespacePath?: string | null;
+  experimental?: boolean;
+}) => Promise<OciSpec>;
+
+async function loadSpecBuilder(): Promise<SpecBuilder> {
+  const path = './spec/index.js';
+  const mod = (await import(/* @vite-ignore */ path)) as { buildOciSpec?: SpecBuilder };
+  if (typeof mod.buildOciSpec !== 'function') throw new Error('spec builder module has no buildOciSpec export');
+  return mod.buildOciSpec;
+}
+
+export class Engine {
+  private closed = false;
+
+  private constructor(
+    readonly container: DependencyContainer,
+    readonly hooks: Hooks,
+    readonly events: EventBus,
+    readonly containers: ContainerService,
+    readonly execs: ExecService,
+    readonly config: EngineConfig,
+    readonly logger: Logger,
+    private readonly provenanceRecorder: ProvenanceRecorder,
+    /** Plugins in load order, with their status (loaded / skipped). */
+    readonly plugins: readonly PluginStatus[],
+    private readonly loadedPlugins: readonly Plugin[],
+    /** Containers that could not be loaded from disk at start-up (reported and skipped). */
+    readonly loadProblems: readonly LoadProblem[],
+  ) {}
+
+  static async create(opts: EngineOptions): Promise<Engine> {
+    if (!opts?.dataRoot || !opts.execRoot) throw new InvalidParameterError('dataRoot and execRoot are required');
+    const dataRoot = resolve(opts.dataRoot);
+    const execRoot = resolve(opts.execRoot);
+    if (!isAbsolute(dataRoot) || !isAbsolute(execRoot)) throw new InvalidParameterError('dataRoot and execRoot must be absolute');
+    await mkdir(join(dataRoot, 'containers'), { recursive: true, mode: 0o710 });
+    await mkdir(execRoot, { recursive: true, mode: 0o700 });
+
+    const c = (opts.parentContainer ?? rootContainer).createChildContainer();
+    const logger = opts.logger ?? new ConsoleLogger('warn');
+    const clock = opts.clock ?? new SystemClock();
+    const config: EngineConfig = Object.freeze({
+      dataRoot,
+      execRoot,
+      experimental: !!opts.experimental,
+      defaultRuntime: opts.defaultRuntime ?? opts.runtime?.name ?? 'runc',
+      runtimeArgs: Object.freeze({ ...(opts.runtimeArgs ?? {}) }),
+      liveRestore: !!opts.liveRestore,
+      plugins: Object.freeze({ ...(opts.pluginConfig ?? {}) }),
+    });
+    const events = new MemoryEventBus(clock, opts.eventsCapacity ?? 1024, (err) =>
+      logger.error('event listener failed', { error: errorMessage(err) }),
+    );
+    c.register(IEngineConfig, { useValue: config });
+    c.register(ILogger, { useValue: logger });
+    c.register(IClock, { useValue: clock });
+    c.register(IEventBus, { useValue: events });
+    c.register(IStateStore, { useValue: new FileStateStore(dataRoot) });
+    if (opts.runtime) c.register(IRuntime, { useValue: opts.runtime });
+    opts.providers?.(c);
+
+    const provenance = new ProvenanceRecorder();
+    const hooks = createHooks({ logger, provenance, clock });
+    const info: EngineInfo = Object.freeze({
+      dataRoot,
+      execRoot,
+      experimental: config.experimental,
+      containerDir: (id: string) => join(dataRoot, 'containers', id),
+    });
+
+    if (opts.specDefaults !== false) {
+      let builder: Promise<SpecBuilder> | undefined;
+      hooks.specBuild.tapPromise({ name: CORE_DEFAULTS_PLUGIN, plugin: CORE_DEFAULTS_PLUGIN, stage: Stage.DEFAULTS }, async (_spec, ctx) => {
+        builder ??= loadSpecBuilder();
+        const build = await builder.catch((err) => {
+          builder = undefined;
+          throw err;
+        });
+        return build({
+          container: ctx.container,
+          rootfsPath: ctx.rootfsPath!,
+          ...(ctx.hostsPath ? { hostsPath: ctx.hostsPath } : {}),
+          ...(ctx.resolvConfPath ? { resolvConfPath: ctx.resolvConfPath } : {}),
+          ...(ctx.hostnamePath ? { hostnamePath: ctx.hostnamePath } : {}),
+          ...(ctx.networkNamespacePath !== undefined ? { networkNamespacePath: ctx.networkNamespacePath } : {}),
+          experimental: config.experimental,
+        });
+      });
+    }
+
+    // Plugins: sorted by requirements; register providers, then tap (buffered until apply succeeds).
+    const sorted = sortPlugins(opts.plugins ?? []);
+    const statuses: PluginStatus[] = [];
+    const loaded: Plugin[] = [];
+    const pendingBackends: RuntimeBackend[] = [];
+    for (const p of sorted) {
+      const pluginConfig = { ...((p.config as object | undefined) ?? {}), ...((config.plugins[p.name] as object | undefined) ?? {}) };
+      const ctx: PluginContext<unknown> = {
+        config: pluginConfig,
+        engine: info,
+        logger: logger.child({ plugin: p.name }),
+        container: c,
+        registerBackend: (b) => pendingBackends.push(b),
+      };
+      let phase = 'validateConfig';
+      try {
+        p.validateConfig?.(pluginConfig);
+        phase = 'register';
+        await p.register?.(c, ctx);
+        phase = 'apply';
+        if (p.apply) {
+          const staged = stagedHooks(hooks, p.name);
+          await p.apply(staged.view, ctx);
+          staged.commit();
+        }
+        statuses.push({ name: p.name, type: p.type, status: 'loaded' });
+        loaded.push(p);
+      } catch (err) {
+        if (isSkipPluginError(err)) {
+          logger.info('skip loading plugin', { plugin: p.name, type: p.type, reason: errorMessage(err) });
+          statuses.push({ name: p.name, type: p.type, status: 'skipped', reason: errorMessage(err) });
+          continue;
+        }
+        for (const q of [...loaded].reverse()) await Promise.resolve(q.close?.()).catch(() => {});
+        throw new PluginError(p.name, phase, err);
+      }
+    }
+
+    if (!c.isRegistered(IRuntime, true)) {
+      throw new InvalidParameterError('no runtime backend: pass `runtime` to Engine.create or load a plugin that registers IRuntime');
+    }
+    const runtime = c.resolve(IRuntime);
+    const store: StateStore = c.resolve(IStateStore);
+    const images = c.isRegistered(IImageStore, true) ? c.resolve(IImageStore) : undefined;
+    const service = new ContainerService({
+      hooks,
+      runtime,
+      store,
+      events,
+      logger,
+      clock,
+      config,
+      info,
+      provenance,
+      ...(images ? { images } : {}),
+    });
+    for (const b of pendingBackends) service.registerBackend(b);
+    const execs = new ExecService(service, events, logger);
+
+    const { records, problems } = await store.loadAll();
+    for (const pr of problems) logger.error('could not load container; skipped', { container: pr.id, file: pr.file, error: pr.error });
+    await service.load(records);
+
+    return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(problems));
+  }
+
+  /** Per container: each tap's duration, and the spec paths each specBuild tap changed. */
+  readonly provenance = {
+    get: (idOrName: string): ContainerProvenance => this.provenanceRecorder.get(this.containers.get(idOrName).ID),
+  };
+
+  /** Stop listening to runtime events and close the plugins (reverse order). Containers keep running. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.containers.close();
+    for (const p of [...this.loadedPlugins].reverse()) {
+      try {
+        await p.close?.();
+      } catch (err) {
+        this.logger.error('plugin close failed', { plugin: p.name, error: errorMessage(err) });
+      }
+    }
+    await this.container.dispose();
+  }
+}

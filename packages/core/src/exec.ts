@@ -1,0 +1,227 @@
+/**
+ * Exec bookkeeping (POST /containers/{id}/exec, /exec/{id}/start, /exec/{id}/json): exec IDs,
+ * ExecConfig, running state, exit code, ContainerRecord.ExecIDs; the process itself runs
+ * through the backend's `exec`.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError, notRunning } from './errors.js';
+import type { EventBus } from './events.js';
+import { generateId } from './ids.js';
+import type { Logger } from './logger.js';
+import type { OciProcess } from './oci.js';
+import type { AttachStreams, ExecSession, ExitInfo } from './runtime.js';
+import type { ContainerService } from './service.js';
+import { isActive } from './state.js';
+
+export interface ExecConfig {
+  User?: string;
+  Privileged?: boolean;
+  Tty?: boolean;
+  ConsoleSize?: [number, number] | null;
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  DetachKeys?: string;
+  Env?: string[] | null;
+  WorkingDir?: string;
+  Cmd: string[];
+}
+
+/** GET /exec/{id}/json's shape (swagger ExecInspectResponse). */
+export interface ExecRecord {
+  ID: string;
+  ContainerID: string;
+  Running: boolean;
+  ExitCode: number | null;
+  Pid: number;
+  OpenStdin: boolean;
+  OpenStdout: boolean;
+  OpenStderr: boolean;
+  CanRemove: boolean;
+  DetachKeys: string;
+  ProcessConfig: { tty: boolean; entrypoint: string; arguments: string[]; privileged: boolean; user: string };
+  Config: ExecConfig;
+}
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+async function lookupUser(rootfs: string | undefined, user: string): Promise<{ uid: number; gid: number }> {
+  const [u = '', g] = user.split(':');
+  const readDb = async (file: string) => (rootfs ? await readFile(join(rootfs, 'etc', file), 'utf8').catch(() => '') : '');
+  let uid: number;
+  let gid: number | undefined;
+  if (/^\d+$/.test(u)) {
+    uid = Number(u);
+    const line = (await readDb('passwd')).split('\n').find((l) => l.split(':')[2] === u);
+    if (line) gid = Number(line.split(':')[3]);
+  } else {
+    const line = (await readDb('passwd')).split('\n').find((l) => l.split(':')[0] === u);
+    if (!line) {
+      if (u === 'root') return { uid: 0, gid: 0 };
+      throw new InvalidParameterError(`unable to find user ${u}: no matching entries in passwd file`);
+    }
+    uid = Number(line.split(':')[2]);
+    gid = Number(line.split(':')[3]);
+  }
+  if (g !== undefined && g !== '') {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      const line = (await readDb('group')).split('\n').find((l) => l.split(':')[0] === g);
+      if (!line) throw new InvalidParameterError(`unable to find group ${g}: no matching entries in group file`);
+      gid = Number(line.split(':')[2]);
+    }
+  }
+  return { uid, gid: gid ?? 0 };
+}
+
+export class ExecService {
+  private readonly execs = new Map<string, ExecRecord>();
+  private readonly sessions = new Map<string, ExecSession>();
+
+  constructor(
+    private readonly containers: ContainerService,
+    private readonly events: EventBus,
+    private readonly logger: Logger,
+  ) {
+    containers.execExitListener = (exit) => this.onExit(exit);
+  }
+
+  private cmdline(e: ExecRecord): string {
+    return [e.ProcessConfig.entrypoint, ...e.ProcessConfig.arguments].join(' ');
+  }
+
+  private emit(e: ExecRecord, action: string, extra: Record<string, string> = {}): void {
+    const rec = this.containers.liveRecord(e.ContainerID);
+    this.containers.emitEvent(rec, action, { execID: e.ID, ...extra });
+  }
+
+  async create(idOrName: string, config: ExecConfig): Promise<{ Id: string }> {
+    const rec = this.containers.liveRecord(idOrName);
+    if (!Array.isArray(config?.Cmd) || config.Cmd.length === 0) throw new InvalidParameterError('No exec command specified');
+    if (!isActive(rec)) throw notRunning(rec.ID);
+    if (rec.State.Status === 'paused') throw new ConflictError(`Container ${rec.ID} is paused, unpause the container before exec`);
+    if (rec.State.Status === 'restarting') throw new ConflictError(`Container ${rec.ID} is restarting, wait until the container is running`);
+    const id = generateId();
+    const e: ExecRecord = {
+      ID: id,
+      ContainerID: rec.ID,
+      Running: false,
+      ExitCode: null,
+      Pid: 0,
+      OpenStdin: !!config.AttachStdin,
+      OpenStdout: !!config.AttachStdout,
+      OpenStderr: !!config.AttachStderr,
+      CanRemove: false,
+      DetachKeys: config.DetachKeys ?? '',
+      ProcessConfig: {
+        tty: !!config.Tty,
+        entrypoint: config.Cmd[0]!,
+        arguments: config.Cmd.slice(1),
+        privileged: !!config.Privileged,
+        user: config.User ?? '',
+      },
+      Config: structuredClone(config),
+    };
+    this.execs.set(id, e);
+    rec.ExecIDs = [...(rec.ExecIDs ?? []), id];
+    this.emit(e, `exec_create: ${this.cmdline(e)}`);
+    return { Id: id };
+  }
+
+  inspect(execId: string): ExecRecord {
+    const e = this.execs.get(execId);
+    if (!e) throw new NotFoundError(`No such exec instance: ${execId}`);
+    return structuredClone(e);
+  }
+
+  /** Start the exec process; resolves once it runs (its session's `exited` gives the exit code). */
+  async start(execId: string, opts: { streams?: AttachStreams; tty?: boolean } = {}): Promise<ExecSession> {
+    const e = this.execs.get(execId);
+    if (!e) throw new NotFoundError(`No such exec instance: ${execId}`);
+    if (e.Running || e.ExitCode !== null) throw new ConflictError(`Error: Exec command ${execId} has already run`);
+    const rec = this.containers.liveRecord(e.ContainerID);
+    if (!isActive(rec)) throw notRunning(rec.ID);
+    if (rec.State.Status === 'paused') throw new ConflictError(`Container ${rec.ID} is paused, unpause the container before exec`);
+    const backend = this.containers.backendOf(rec);
+    if (!backend.exec) throw new NotImplementedError(`runtime backend ${backend.name} does not support exec`);
+    const spec = this.containers.specOf(rec.ID);
+    const base = spec?.process;
+    const env = [...(base?.env ?? [DEFAULT_PATH, `HOSTNAME=${rec.Config.Hostname ?? rec.ID.slice(0, 12)}`])];
+    for (const kv of e.Config.Env ?? []) {
+      const k = kv.split('=')[0];
+      const i = env.findIndex((x) => x.split('=')[0] === k);
+      if (i >= 0) env[i] = kv;
+      else env.push(kv);
+    }
+    const tty = opts.tty ?? e.ProcessConfig.tty;
+    if (tty && !env.some((x) => x.startsWith('TERM='))) env.push('TERM=xterm');
+    const user = e.Config.User ? await lookupUser(rec.BaseFS, e.Config.User) : base?.user ?? { uid: 0, gid: 0 };
+    const process: OciProcess = {
+      terminal: tty,
+      user: { uid: user.uid, gid: user.gid, ...(base?.user?.additionalGids && !e.Config.User ? { additionalGids: base.user.additionalGids } : {}) },
+      args: [e.ProcessConfig.entrypoint, ...e.ProcessConfig.arguments],
+      env,
+      cwd: e.Config.WorkingDir || base?.cwd || rec.Config.WorkingDir || '/',
+      ...(base?.capabilities ? { capabilities: base.capabilities } : {}),
+      ...(base?.noNewPrivileges !== undefined ? { noNewPrivileges: base.noNewPrivileges } : {}),
+      ...(base?.apparmorProfile ? { apparmorProfile: base.apparmorProfile } : {}),
+      ...(e.Config.ConsoleSize ? { consoleSize: { height: e.Config.ConsoleSize[0], width: e.Config.ConsoleSize[1] } } : {}),
+    };
+    e.Running = true;
+    let session: ExecSession;
+    try {
+      session = await backend.exec(rec.ID, { execId, process, tty, openStdin: e.OpenStdin, streams: opts.streams ?? {} });
+    } catch (err) {
+      e.Running = false;
+      e.ExitCode = 126;
+      this.dropFromContainer(e);
+      throw err;
+    }
+    e.Pid = session.pid;
+    this.sessions.set(execId, session);
+    this.emit(e, `exec_start: ${this.cmdline(e)}`);
+    session.exited.then(
+      (code) => this.finish(e, code),
+      (err) => {
+        this.logger.error('exec failed', { exec: execId, error: String(err) });
+        this.finish(e, 126);
+      },
+    );
+    return session;
+  }
+
+  private onExit(exit: ExitInfo): void {
+    const e = exit.execId ? this.execs.get(exit.execId) : undefined;
+    if (e) this.finish(e, exit.exitCode);
+  }
+
+  private finish(e: ExecRecord, code: number): void {
+    if (!e.Running) return;
+    e.Running = false;
+    e.ExitCode = code;
+    e.Pid = 0;
+    this.sessions.delete(e.ID);
+    this.dropFromContainer(e);
+    this.emit(e, 'exec_die', { exitCode: String(code) });
+  }
+
+  private dropFromContainer(e: ExecRecord): void {
+    try {
+      const rec = this.containers.liveRecord(e.ContainerID);
+      rec.ExecIDs = (rec.ExecIDs ?? []).filter((x) => x !== e.ID);
+      if (rec.ExecIDs.length === 0) rec.ExecIDs = null;
+    } catch {
+      // container already removed
+    }
+  }
+
+  async resize(execId: string, size: { height: number; width: number }): Promise<void> {
+    const e = this.execs.get(execId);
+    if (!e) throw new NotFoundError(`No such exec instance: ${execId}`);
+    const rec = this.containers.liveRecord(e.ContainerID);
+    const backend = this.containers.backendOf(rec);
+    if (!backend.resize) throw new NotImplementedError(`runtime backend ${backend.name} does not support resize`);
+    await backend.resize(rec.ID, size, execId);
+  }
+}

@@ -1,0 +1,76 @@
+/** The engine's logger (token `ILogger`). Structured: a message plus fields. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** One JSON line per entry on stderr, from `level` up. */
+export class ConsoleLogger implements Logger {
+  constructor(
+    private readonly level: LogLevel = 'info',
+    private readonly bindings: Record<string, unknown> = {},
+    private readonly write: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+  ) {}
+  private log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    if (ORDER[level] < ORDER[this.level]) return;
+    const entry: Record<string, unknown> = { time: new Date().toISOString(), level, msg, ...this.bindings };
+    if (fields) {
+      for (const [k, v] of Object.entries(fields)) entry[k] = v instanceof Error ? { message: v.message, name: v.name } : v;
+    }
+    this.write(JSON.stringify(entry));
+  }
+  debug(msg: string, fields?: Record<string, unknown>): void {
+    this.log('debug', msg, fields);
+  }
+  info(msg: string, fields?: Record<string, unknown>): void {
+    this.log('info', msg, fields);
+  }
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    this.log('warn', msg, fields);
+  }
+  error(msg: string, fields?: Record<string, unknown>): void {
+    this.log('error', msg, fields);
+  }
+  child(bindings: Record<string, unknown>): Logger {
+    return new ConsoleLogger(this.level, { ...this.bindings, ...bindings }, this.write);
+  }
+}
+
+export interface LoggerEntry {
+  level: LogLevel;
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+/** Keeps entries in memory (tests, `berth explain`). */
+export class MemoryLogger implements Logger {
+  constructor(
+    readonly entries: LoggerEntry[] = [],
+    private readonly bindings: Record<string, unknown> = {},
+  ) {}
+  private log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    this.entries.push({ level, msg, fields: { ...this.bindings, ...fields } });
+  }
+  debug(msg: string, fields?: Record<string, unknown>): void {
+    this.log('debug', msg, fields);
+  }
+  info(msg: string, fields?: Record<string, unknown>): void {
+    this.log('info', msg, fields);
+  }
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    this.log('warn', msg, fields);
+  }
+  error(msg: string, fields?: Record<string, unknown>): void {
+    this.log('error', msg, fields);
+  }
+  child(bindings: Record<string, unknown>): Logger {
+    return new MemoryLogger(this.entries, { ...this.bindings, ...bindings });
+  }
+}

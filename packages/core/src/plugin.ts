@@ -1,0 +1,142 @@
+/**
+ * The plugin model: a plugin is a typed value (containerd's Registration shape, webpack's
+ * apply): a name, a versioned type, what it requires, its config, `register` (providers
+ * into the engine's DI container) and `apply` (taps). Load order follows `requires`; a
+ * duplicate name, a missing requirement or a cycle fails the engine's start-up and names
+ * the plugins. A plugin that throws SkipPluginError is listed as skipped.
+ */
+import type { DependencyContainer } from 'tsyringe';
+import type { EngineInfo, Hooks, HookName, TapExtra } from './hooks.js';
+import type { Logger } from './logger.js';
+import type { RuntimeBackend } from './runtime.js';
+import { PluginGraphError } from './errors.js';
+
+export interface PluginContext<C> {
+  /** The plugin's config (its `config` default merged with the build's config for it). */
+  readonly config: C;
+  readonly engine: EngineInfo;
+  /** Logger bound to the plugin's name. */
+  readonly logger: Logger;
+  /** The engine's DI container (resolve the tokens: IRuntime, IStateStore, …). */
+  readonly container: DependencyContainer;
+  /** Make an alternate runtime backend known by name (live restore routes to it after a restart). */
+  registerBackend(backend: RuntimeBackend): void;
+}
+
+export interface PluginDefinition<C = Record<string, never>> {
+  /** Unique name (containerd's ID), e.g. 'apparmor'. */
+  name: string;
+  /** Versioned type, e.g. 'io.berth.security.v1'. */
+  type: string;
+  /** Names or types of plugins that must load first. */
+  requires?: readonly string[];
+  /** Default config; a build may override keys. */
+  config?: C;
+  /** Optional config check: throw to refuse the config. */
+  validateConfig?(config: C): void;
+  /** Register providers in the engine's container. May throw SkipPluginError. */
+  register?(container: DependencyContainer, ctx: PluginContext<C>): void | Promise<void>;
+  /** Tap hooks (no I/O on import; this runs at engine start). May throw SkipPluginError: its taps are then discarded. */
+  apply?(hooks: Hooks, ctx: PluginContext<C>): void | Promise<void>;
+  /** Called when the engine closes, in reverse load order. */
+  close?(): void | Promise<void>;
+}
+
+export interface Plugin<C = any> extends Readonly<PluginDefinition<C>> {
+  readonly __berthPlugin: true;
+}
+
+const TYPE_RE = /^[a-z0-9]+(\.[a-z0-9-]+)*\.v\d+$/;
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*$/;
+
+/** Define a plugin: checks the definition now and freezes it. */
+export function definePlugin<C = Record<string, never>>(def: PluginDefinition<C>): Plugin<C> {
+  if (!def || typeof def.name !== 'string' || !NAME_RE.test(def.name)) {
+    throw new PluginGraphError(`invalid plugin name ${JSON.stringify(def?.name)}`, [String(def?.name)]);
+  }
+  if (typeof def.type !== 'string' || !TYPE_RE.test(def.type)) {
+    throw new PluginGraphError(`plugin ${def.name}: invalid type ${JSON.stringify(def.type)} (want e.g. 'io.berth.security.v1')`, [def.name]);
+  }
+  if (def.requires && (!Array.isArray(def.requires) || def.requires.some((r) => typeof r !== 'string' || !r))) {
+    throw new PluginGraphError(`plugin ${def.name}: requires must be a list of plugin names or types`, [def.name]);
+  }
+  return Object.freeze({ ...def, requires: Object.freeze([...(def.requires ?? [])]), __berthPlugin: true as const });
+}
+
+/**
+ * Order plugins so that each comes after what it requires (a requirement names a plugin or
+ * a type; a type means every plugin of that type). Stable: otherwise the given order.
+ */
+export function sortPlugins(plugins: readonly Plugin[]): Plugin[] {
+  const byName = new Map<string, Plugin>();
+  for (const p of plugins) {
+    if (byName.has(p.name)) throw new PluginGraphError(`duplicate plugin name: ${p.name}`, [p.name]);
+    byName.set(p.name, p);
+  }
+  const deps = new Map<string, string[]>();
+  for (const p of plugins) {
+    const list: string[] = [];
+    for (const r of p.requires ?? []) {
+      if (byName.has(r)) list.push(r);
+      else {
+        const ofType = plugins.filter((q) => q.type === r && q.name !== p.name).map((q) => q.name);
+        if (ofType.length === 0) throw new PluginGraphError(`plugin ${p.name} requires ${r}, which is not loaded`, [p.name, r]);
+        list.push(...ofType);
+      }
+    }
+    deps.set(p.name, list);
+  }
+  const out: Plugin[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (name: string, path: string[]): void => {
+    const s = state.get(name);
+    if (s === 'done') return;
+    if (s === 'visiting') {
+      const cycle = [...path.slice(path.indexOf(name)), name];
+      throw new PluginGraphError(`plugin dependency cycle: ${cycle.join(' -> ')}`, cycle.slice(0, -1));
+    }
+    state.set(name, 'visiting');
+    for (const d of deps.get(name) ?? []) visit(d, [...path, name]);
+    state.set(name, 'done');
+    out.push(byName.get(name)!);
+  };
+  for (const p of plugins) visit(p.name, []);
+  return out;
+}
+
+type TapMethod = 'tap' | 'tapAsync' | 'tapPromise';
+
+/**
+ * A view of the hooks for one plugin's `apply`: taps are buffered (and stamped with the
+ * plugin's name) and reach the real hooks only when `commit()` is called, so a plugin that
+ * skips itself halfway leaves no taps behind.
+ */
+export function stagedHooks(hooks: Hooks, plugin: string): { view: Hooks; commit(): void } {
+  const pending: Array<() => void> = [];
+  const view: Record<string, unknown> = {};
+  for (const name of Object.keys(hooks) as HookName[]) {
+    const real = hooks[name] as unknown as Record<TapMethod, (o: unknown, fn: unknown) => void>;
+    const facade = Object.create(real) as Record<string, unknown>;
+    for (const m of ['tap', 'tapAsync', 'tapPromise'] as TapMethod[]) {
+      facade[m] = (options: string | ({ name: string } & TapExtra), fn: unknown) => {
+        const opts = typeof options === 'string' ? { name: options } : { ...options };
+        if (!opts.plugin) opts.plugin = plugin;
+        pending.push(() => real[m].call(real, opts, fn));
+      };
+    }
+    view[name] = facade;
+  }
+  return {
+    view: Object.freeze(view) as unknown as Hooks,
+    commit() {
+      for (const p of pending.splice(0)) p();
+    },
+  };
+}
+
+export interface PluginStatus {
+  name: string;
+  type: string;
+  status: 'loaded' | 'skipped' | 'failed';
+  reason?: string;
+}

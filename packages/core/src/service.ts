@@ -1,0 +1,1115 @@
+/**
+ * The container service: create, start (dockerd's start path, step by step, with rollback),
+ * stop, kill, wait, remove, restart, pause/unpause, rename, lookup. One per engine.
+ *
+ * Concurrency: calls on one container serialize on a per-container lock; calls on
+ * different containers run in parallel. Exit events from the runtime do not take that lock
+ * (a stop holds it while it waits for the exit); their processing is tracked per container
+ * and every locked operation first waits for it to finish. `kill` is not serialized (like
+ * dockerd, it must reach a container while a stop is waiting).
+ */
+import { mkdir } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import type { Clock } from './clock.js';
+import { formatRfc3339Nano, normaliseTime } from './clock.js';
+import {
+  ConflictError,
+  InvalidParameterError,
+  NotFoundError,
+  NotModifiedError,
+  SystemError,
+  errorKind,
+  errorMessage,
+  noSuchContainer,
+  notRunning,
+} from './errors.js';
+import type { EventBus } from './events.js';
+import {
+  type EngineInfo,
+  type Hooks,
+  type HookName,
+  type ReleaseContext,
+  CreateContext,
+  StartContext,
+} from './hooks.js';
+import { generateId, generateName, isFullId, normaliseName } from './ids.js';
+import { type ImageStore, mergeImageConfigIntoContainer } from './image.js';
+import { KeyedLock } from './lock.js';
+import type { Logger } from './logger.js';
+import type { OciSpec } from './oci.js';
+import type { ProvenanceRecorder } from './provenance.js';
+import type { ExitInfo, RuntimeBackend, RuntimeCreateOptions, RuntimeStateInfo } from './runtime.js';
+import { SIGKILL, parseSignal } from './signals.js';
+import {
+  initialState,
+  isActive,
+  resetRemoving,
+  setDead,
+  setPaused,
+  setRemoving,
+  setRunning,
+  setStopped,
+  setUnpaused,
+} from './state.js';
+import type { StateStore } from './store.js';
+import type { EngineConfig } from './tokens.js';
+import type { ContainerConfig, ContainerRecord, ContainerStatus, EndpointSettings, HostConfig } from './types.js';
+import { deferred, fullMessage, parseSize, sleep } from './util.js';
+
+export interface CreateOptions {
+  /** Container name, with or without the leading slash; generated when absent. */
+  name?: string;
+  Config: ContainerConfig;
+  HostConfig?: HostConfig;
+  NetworkingConfig?: { EndpointsConfig?: Record<string, EndpointSettings> | null } | null;
+  /**
+   * berth-only: run on this plain root filesystem directory (no image store needed). Also
+   * accepted as the label `io.berth.rootfs`.
+   */
+  rootfs?: string;
+}
+
+export interface CreateResult {
+  Id: string;
+  Warnings: string[];
+}
+
+export interface StartOptions {
+  checkpoint?: string;
+  checkpointDir?: string;
+}
+
+export interface StopOptions {
+  /** Seconds to wait before SIGKILL; default Config.StopTimeout, else 10. Negative: wait forever. */
+  timeout?: number;
+  /** Signal name or number; default Config.StopSignal, else SIGTERM. */
+  signal?: string | number;
+}
+
+export interface RemoveOptions {
+  force?: boolean;
+  volumes?: boolean;
+}
+
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+
+export interface WaitResult {
+  StatusCode: number;
+  Error?: { Message: string };
+}
+
+/** Label that points a container at a plain rootfs directory (berth-only). */
+export const ROOTFS_LABEL = 'io.berth.rootfs';
+/** dockerd's default StopTimeout. */
+export const DEFAULT_STOP_TIMEOUT = 10;
+/** How long to wait for the exit after SIGKILL before giving up. */
+const KILL_WAIT_MS = 30_000;
+/** dockerd's exit code for a start that failed (exitUnknown). */
+export const EXIT_UNKNOWN = 128;
+export const EXIT_CMD_NOT_FOUND = 127;
+export const EXIT_EACCES = 126;
+
+const RESTART_POLICIES = new Set(['', 'no', 'always', 'unless-stopped', 'on-failure']);
+const LOG_DRIVERS = new Set(['', 'json-file', 'none']);
+
+export interface ContainerServiceDeps {
+  hooks: Hooks;
+  runtime: RuntimeBackend;
+  store: StateStore;
+  events: EventBus;
+  logger: Logger;
+  clock: Clock;
+  config: EngineConfig;
+  info: EngineInfo;
+  provenance: ProvenanceRecorder;
+  images?: ImageStore;
+}
+
+interface Waiter {
+  condition: WaitCondition;
+  resolve(r: WaitResult): void;
+}
+
+type StepName = 'mount' | 'networking' | 'spec' | 'create' | 'beforeStart' | 'start';
+
+const STEP_OF_HOOK: Partial<Record<HookName, StepName>> = {
+  beforeMount: 'mount',
+  networking: 'networking',
+  specBuild: 'spec',
+  runtimeCreate: 'create',
+  beforeStart: 'beforeStart',
+};
+
+/** Error of a runtime create/start translated like moby's translateContainerdStartErr. */
+export function translateStartError(err: unknown): { exitCode: number; error: unknown } {
+  const text = fullMessage(err);
+  if (/executable file not found|no such file or directory|system cannot find the file specified/i.test(text)) {
+    return { exitCode: EXIT_CMD_NOT_FOUND, error: new InvalidParameterError(`failed to create task for container: ${text}`, { cause: err }) };
+  }
+  if (/permission denied/i.test(text)) {
+    return { exitCode: EXIT_EACCES, error: new InvalidParameterError(`failed to create task for container: ${text}`, { cause: err }) };
+  }
+  return { exitCode: EXIT_UNKNOWN, error: err };
+}
+
+export class ContainerService {
+  private readonly records = new Map<string, ContainerRecord>();
+  /** "/name" → container ID (reserved at create, before the record exists). */
+  private readonly names = new Map<string, string>();
+  private readonly lock = new KeyedLock();
+  private readonly waiters = new Map<string, Waiter[]>();
+  /** Exit processing in flight, per container. */
+  private readonly exitWork = new Map<string, Promise<void>>();
+  /** Listeners for the end of the next exit's processing (stop, kill, remove -f). */
+  private readonly exitDone = new Map<string, Array<() => void>>();
+  /** Containers in the middle of a start: exits that arrive early are held until the start finishes. */
+  private readonly starting = new Set<string>();
+  private readonly earlyExits = new Map<string, ExitInfo>();
+  /** Containers whose mounts/networking are set up and must be released. */
+  private readonly live = new Set<string>();
+  /** Backends by name (the default one and alternates returned by runtimeCreate taps). */
+  private readonly backends = new Map<string, RuntimeBackend>();
+  private readonly unsubscribers = new Map<string, () => void>();
+  private readonly background = new Set<Promise<unknown>>();
+  /** The spec each container was last started with (exec builds its process from it). */
+  private readonly specs = new Map<string, OciSpec>();
+  private closed = false;
+
+  constructor(private readonly d: ContainerServiceDeps) {
+    this.registerBackend(d.runtime);
+  }
+
+  // ---------------------------------------------------------------- backends
+
+  /** Make a backend known by name and listen to its exits. */
+  registerBackend(backend: RuntimeBackend): void {
+    const known = this.backends.get(backend.name);
+    if (known === backend) return;
+    if (known) throw new ConflictError(`a different runtime backend named ${backend.name} is already registered`);
+    this.backends.set(backend.name, backend);
+    this.unsubscribers.set(backend.name, backend.onExit((exit) => this.onRuntimeExit(backend, exit)));
+  }
+
+  backendOf(rec: ContainerRecord): RuntimeBackend {
+    const b = rec.RuntimeBackend ? this.backends.get(rec.RuntimeBackend) : this.d.runtime;
+    if (!b) throw new SystemError(`runtime backend ${rec.RuntimeBackend} of container ${rec.ID} is not available`);
+    return b;
+  }
+
+  // ---------------------------------------------------------------- lookup
+
+  /** The live record for a full ID, a name ("/x" or "x") or a unique ID prefix. */
+  private resolve(idOrName: string): ContainerRecord {
+    if (typeof idOrName !== 'string' || idOrName === '') throw noSuchContainer(String(idOrName ?? ''));
+    const byId = this.records.get(idOrName);
+    if (byId) return byId;
+    const name = idOrName.startsWith('/') ? idOrName : `/${idOrName}`;
+    const nameId = this.names.get(name);
+    if (nameId) {
+      const r = this.records.get(nameId);
+      if (r) return r;
+    }
+    if (/^[0-9a-f]+$/.test(idOrName)) {
+      let found: ContainerRecord | undefined;
+      for (const [id, r] of this.records) {
+        if (id.startsWith(idOrName)) {
+          if (found) throw new InvalidParameterError(`multiple IDs found with provided prefix: ${idOrName}`);
+          found = r;
+        }
+      }
+      if (found) return found;
+    }
+    throw noSuchContainer(idOrName);
+  }
+
+  /** A copy of the container's record (lookup by full ID, name or unique ID prefix). */
+  get(idOrName: string): ContainerRecord {
+    return structuredClone(this.resolve(idOrName));
+  }
+
+  /** Same as get: the whole record, for the API's inspect. */
+  inspect(idOrName: string): ContainerRecord {
+    return this.get(idOrName);
+  }
+
+  /** All containers, newest first (like `docker ps -a`). */
+  list(): ContainerRecord[] {
+    return [...this.records.values()]
+      .map((r) => structuredClone(r))
+      .sort((a, b) => (a.Created < b.Created ? 1 : a.Created > b.Created ? -1 : 0));
+  }
+
+  has(idOrName: string): boolean {
+    try {
+      this.resolve(idOrName);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private now(): string {
+    return formatRfc3339Nano(this.d.clock.nowNano());
+  }
+
+  private attributes(rec: ContainerRecord, extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(rec.Config.Labels ?? {}), image: rec.Config.Image ?? '', name: rec.Name.replace(/^\//, ''), ...extra };
+  }
+
+  private emit(rec: ContainerRecord, action: string, extra?: Record<string, string>): void {
+    this.d.events.publish('container', action, rec.ID, this.attributes(rec, extra));
+  }
+
+  private async stateChange(rec: ContainerRecord, from: ContainerStatus | null, to: ContainerStatus | null, reason: string): Promise<void> {
+    // Isolated by the core interceptor: a failing tap is logged, never thrown.
+    await this.d.hooks.onStateChange.promise({ container: structuredClone(rec), from, to, reason });
+  }
+
+  private async persist(rec: ContainerRecord): Promise<void> {
+    if (!this.records.has(rec.ID) && !rec.RemovalInProgress) return;
+    try {
+      await this.d.store.save(rec);
+    } catch (err) {
+      this.d.logger.error('failed to persist container state', { container: rec.ID, error: errorMessage(err) });
+      throw new SystemError(`failed to save state of container ${rec.ID}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  private async persistQuietly(rec: ContainerRecord): Promise<void> {
+    await this.persist(rec).catch(() => {});
+  }
+
+  private reserveName(name: string, id: string): void {
+    const other = this.names.get(name);
+    if (other !== undefined && other !== id) {
+      throw new ConflictError(
+        `Conflict. The container name "${name}" is already in use by container "${other}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
+    }
+    this.names.set(name, id);
+  }
+
+  /** Run `fn` under the container's lock, after any exit processing in flight. */
+  private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(id, async () => {
+      await this.exitWork.get(id);
+      return fn();
+    });
+  }
+
+  private track(p: Promise<unknown>): void {
+    const q = p.catch((err) => this.d.logger.error('background task failed', { error: errorMessage(err) }));
+    this.background.add(q);
+    void q.finally(() => this.background.delete(q));
+  }
+
+  /** Resolves when the next exit of the container has been fully processed. */
+  private nextExitDone(id: string): Promise<void> {
+    const d = deferred<void>();
+    const list = this.exitDone.get(id) ?? [];
+    list.push(() => d.resolve());
+    this.exitDone.set(id, list);
+    return d.promise;
+  }
+
+  private dropExitListeners(id: string): void {
+    const list = this.exitDone.get(id);
+    this.exitDone.delete(id);
+    for (const l of list ?? []) l();
+  }
+
+  private resolveWaiters(rec: ContainerRecord, conditions: WaitCondition[]): void {
+    const list = this.waiters.get(rec.ID);
+    if (!list) return;
+    const result: WaitResult = { StatusCode: rec.State.ExitCode };
+    if (rec.State.Error) result.Error = { Message: rec.State.Error };
+    const keep: Waiter[] = [];
+    for (const w of list) {
+      if (conditions.includes(w.condition)) w.resolve(result);
+      else keep.push(w);
+    }
+    if (keep.length) this.waiters.set(rec.ID, keep);
+    else this.waiters.delete(rec.ID);
+  }
+
+  // ---------------------------------------------------------------- create
+
+  private validateHostConfig(hc: HostConfig): void {
+    const rp = hc.RestartPolicy ?? {};
+    const policy = rp.Name ?? '';
+    if (!RESTART_POLICIES.has(policy)) throw new InvalidParameterError(`invalid restart policy '${policy}'`);
+    if (rp.MaximumRetryCount && policy !== 'on-failure') {
+      throw new InvalidParameterError(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
+    }
+    if ((rp.MaximumRetryCount ?? 0) < 0) throw new InvalidParameterError('invalid restart policy: maximum retry count cannot be negative');
+    if (hc.AutoRemove && policy !== '' && policy !== 'no') {
+      throw new InvalidParameterError("can't create 'AutoRemove' container with restart policy");
+    }
+    const logType = hc.LogConfig?.Type ?? '';
+    if (!LOG_DRIVERS.has(logType)) throw new InvalidParameterError(`failed to create logger: logger: no log driver named '${logType}' is registered`);
+    const lc = hc.LogConfig?.Config ?? {};
+    for (const key of Object.keys(lc)) {
+      if (!['max-size', 'max-file', 'compress', 'labels', 'env', 'env-regex', 'tag', 'labels-regex'].includes(key)) {
+        throw new InvalidParameterError(`unknown log opt '${key}' for json-file log driver`);
+      }
+    }
+    if (lc['max-size'] !== undefined) parseSize(lc['max-size']);
+    if (lc['max-file'] !== undefined && !/^[1-9]\d*$/.test(lc['max-file'])) {
+      throw new InvalidParameterError(`invalid value for max-file: ${lc['max-file']}`);
+    }
+    if (lc['max-file'] !== undefined && Number(lc['max-file']) > 1 && lc['max-size'] === undefined) {
+      throw new InvalidParameterError('max-file cannot be set without max-size');
+    }
+    const runtimes = (this.d.runtime as { runtimes?: () => string[] }).runtimes?.();
+    const wanted = hc.Runtime || this.d.config.defaultRuntime;
+    if (runtimes && !runtimes.includes(wanted)) {
+      throw new InvalidParameterError(`unknown or invalid runtime name: ${wanted} (known runtimes: ${runtimes.join(', ')})`);
+    }
+  }
+
+  async create(opts: CreateOptions): Promise<CreateResult> {
+    if (this.closed) throw new SystemError('engine is closed');
+    if (!opts || typeof opts !== 'object') throw new InvalidParameterError('config cannot be empty in order to create a container');
+    let config: ContainerConfig = structuredClone(opts.Config ?? {});
+    const hostConfig: HostConfig = structuredClone(opts.HostConfig ?? {});
+    const name = opts.name ? normaliseName(opts.name) : undefined;
+
+    let imageId = '';
+    if (this.d.images && config.Image) {
+      const img = await this.d.images.resolve(config.Image);
+      if (!img) throw new NotFoundError(`No such image: ${config.Image}`);
+      imageId = img.id;
+      config = mergeImageConfigIntoContainer(config, img.config);
+    }
+    const rootfs = opts.rootfs ?? config.Labels?.[ROOTFS_LABEL];
+    if (rootfs !== undefined && (!rootfs || !isAbsolute(rootfs))) {
+      throw new InvalidParameterError(`rootfs must be an absolute path: ${JSON.stringify(rootfs)}`);
+    }
+    const argv = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
+    if (argv.length === 0) throw new InvalidParameterError('no command specified');
+    if (config.StopSignal) parseSignal(config.StopSignal);
+    if (config.StopTimeout !== undefined && config.StopTimeout !== null && !Number.isInteger(config.StopTimeout)) {
+      throw new InvalidParameterError('invalid StopTimeout: must be an integer');
+    }
+    this.validateHostConfig(hostConfig);
+    hostConfig.Runtime ||= this.d.config.defaultRuntime;
+    hostConfig.NetworkMode ||= 'bridge';
+    hostConfig.LogConfig = { Type: hostConfig.LogConfig?.Type || 'json-file', Config: hostConfig.LogConfig?.Config ?? {} };
+    hostConfig.RestartPolicy = { Name: hostConfig.RestartPolicy?.Name || 'no', MaximumRetryCount: hostConfig.RestartPolicy?.MaximumRetryCount ?? 0 };
+
+    let id = generateId();
+    while (this.records.has(id)) id = generateId();
+    let finalName = name;
+    if (!finalName) {
+      for (let i = 0; ; i++) {
+        const n = `/${generateName(i > 3 ? i : 0)}`;
+        if (!this.names.has(n)) {
+          finalName = n;
+          break;
+        }
+      }
+    }
+    this.reserveName(finalName, id);
+
+    const created = this.now();
+    const networks: Record<string, EndpointSettings> = {};
+    const endpoints = opts.NetworkingConfig?.EndpointsConfig;
+    if (endpoints && Object.keys(endpoints).length) Object.assign(networks, structuredClone(endpoints));
+    else if (!hostConfig.NetworkMode.startsWith('container:')) networks[hostConfig.NetworkMode] = {};
+    const dir = this.d.store.dir(id);
+    const rec: ContainerRecord = {
+      ID: id,
+      Name: finalName,
+      Created: created,
+      Path: argv[0]!,
+      Args: argv.slice(1),
+      Config: config,
+      HostConfig: hostConfig,
+      State: initialState(),
+      Image: imageId,
+      NetworkSettings: { Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, Networks: networks },
+      ResolvConfPath: '',
+      HostnamePath: '',
+      HostsPath: '',
+      LogPath: hostConfig.LogConfig.Type === 'none' ? '' : join(dir, `${id}-json.log`),
+      RestartCount: 0,
+      Driver: '',
+      Platform: 'linux',
+      MountLabel: '',
+      ProcessLabel: '',
+      AppArmorProfile: '',
+      ExecIDs: null,
+      Mounts: [],
+      ...(rootfs ? { BaseFS: rootfs } : {}),
+    };
+    const ctx = new CreateContext(rec, this.d.info);
+    try {
+      await this.d.hooks.beforeCreate.promise(ctx);
+      await mkdir(dir, { recursive: true, mode: 0o710 });
+      this.records.set(id, rec);
+      await this.persist(rec);
+    } catch (err) {
+      this.records.delete(id);
+      if (this.names.get(finalName) === id) this.names.delete(finalName);
+      await this.runUndos(ctx.undos);
+      await this.d.store.remove(id).catch(() => {});
+      throw err;
+    }
+    this.emit(rec, 'create');
+    await this.stateChange(rec, null, 'created', 'create');
+    return { Id: id, Warnings: ctx.warnings };
+  }
+
+  // ---------------------------------------------------------------- start
+
+  async start(idOrName: string, opts: StartOptions = {}): Promise<void> {
+    if (opts.checkpoint && !this.d.config.experimental) {
+      throw new InvalidParameterError('checkpoint is only supported in experimental mode');
+    }
+    const rec = this.resolve(idOrName);
+    await this.withLock(rec.ID, () => this.startLocked(rec, opts));
+  }
+
+  private async runUndos(undos: StartContext['undos'], filter?: (hook: string) => boolean): Promise<void> {
+    for (const u of [...undos].reverse()) {
+      if (filter && !filter(u.hook)) continue;
+      try {
+        await u.fn();
+      } catch (err) {
+        this.d.logger.error('undo step failed', { plugin: u.plugin, hook: u.hook, label: u.label, error: errorMessage(err) });
+      }
+    }
+  }
+
+  private async release(rec: ContainerRecord, reason: ReleaseContext['reason'], which: { network: boolean; mount: boolean } = { network: true, mount: true }): Promise<void> {
+    const ctx: ReleaseContext = { container: rec, reason, engine: this.d.info };
+    if (which.network) {
+      await this.d.hooks.releaseNetwork.promise(ctx).catch((err) =>
+        this.d.logger.error('releaseNetwork failed', { container: rec.ID, reason, error: errorMessage(err) }),
+      );
+    }
+    if (which.mount) {
+      await this.d.hooks.unmount.promise(ctx).catch((err) =>
+        this.d.logger.error('unmount failed', { container: rec.ID, reason, error: errorMessage(err) }),
+      );
+    }
+  }
+
+  private async startLocked(rec: ContainerRecord, opts: StartOptions): Promise<void> {
+    if (!this.records.has(rec.ID)) throw noSuchContainer(rec.ID);
+    if (isActive(rec)) throw new NotModifiedError('Container already started');
+    if (rec.RemovalInProgress || rec.State.Dead || rec.State.Status === 'removing' || rec.State.Status === 'dead') {
+      throw new ConflictError('container is marked for removal and cannot be started');
+    }
+    const id = rec.ID;
+    let checkpoint: { name: string; path: string } | undefined;
+    if (opts.checkpoint) {
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(opts.checkpoint)) throw new InvalidParameterError(`invalid checkpoint name: ${opts.checkpoint}`);
+      const base = opts.checkpointDir || join(this.d.store.dir(id), 'checkpoints');
+      checkpoint = { name: opts.checkpoint, path: join(base, opts.checkpoint) };
+    }
+    this.d.provenance.reset(id);
+    const ctx = new StartContext(rec, this.d.info, checkpoint);
+    const done: StepName[] = [];
+    let backend: RuntimeBackend | undefined;
+    let current: StepName = 'mount';
+    this.starting.add(id);
+    this.earlyExits.delete(id);
+    try {
+      // 1. conditionalMountOnStart
+      current = 'mount';
+      await this.d.hooks.beforeMount.promise(ctx);
+      done.push('mount');
+      ctx.rootfsPath ??= rec.BaseFS;
+      if (!ctx.rootfsPath) {
+        throw new InvalidParameterError(
+          `container ${id} has no root filesystem: no image store mounted one and no rootfs was given at create`,
+        );
+      }
+      rec.BaseFS = ctx.rootfsPath;
+
+      // 2. initializeNetworking
+      current = 'networking';
+      await this.d.hooks.networking.promise(ctx);
+      done.push('networking');
+      if (ctx.hostsPath !== undefined) rec.HostsPath = ctx.hostsPath;
+      if (ctx.resolvConfPath !== undefined) rec.ResolvConfPath = ctx.resolvConfPath;
+      if (ctx.hostnamePath !== undefined) rec.HostnamePath = ctx.hostnamePath;
+
+      // 3. createSpec
+      current = 'spec';
+      const base: OciSpec = { ociVersion: '1.2.0' };
+      const spec = await this.d.hooks.specBuild.promise(base, ctx);
+      if (!spec || typeof spec !== 'object') throw new SystemError('specBuild produced no spec');
+      ctx.spec = spec;
+      this.specs.set(id, spec);
+      done.push('spec');
+
+      // 4. runtime create (options adjustable; an alternate backend may take over)
+      current = 'create';
+      const createOpts = this.createOptions(rec, spec, checkpoint);
+      const alternate = await this.d.hooks.runtimeCreate.promise(createOpts, ctx);
+      backend = alternate ?? this.d.runtime;
+      if (alternate) this.registerBackendFromTap(alternate);
+      ctx.runtime = backend;
+      rec.RuntimeBackend = backend.name;
+      let proc;
+      try {
+        proc = await backend.create(createOpts);
+      } catch (err) {
+        throw Object.assign(translateStartError(err), { runtimeStep: true });
+      }
+      done.push('create');
+      ctx.pid = proc.pid;
+
+      // 5. between create and start (CNI attach, moby initializeCreatedTask)
+      current = 'beforeStart';
+      await this.d.hooks.beforeStart.promise(ctx);
+      done.push('beforeStart');
+
+      // 6. start
+      current = 'start';
+      try {
+        await backend.start(id);
+      } catch (err) {
+        throw Object.assign(translateStartError(err), { runtimeStep: true });
+      }
+      done.push('start');
+    } catch (thrown) {
+      this.starting.delete(id);
+      this.earlyExits.delete(id);
+      const translated = (thrown as { runtimeStep?: boolean }).runtimeStep
+        ? (thrown as { exitCode: number; error: unknown })
+        : { exitCode: EXIT_UNKNOWN, error: thrown };
+      await this.rollback(rec, ctx, done, current, backend);
+      // dockerd: the error is kept, exit code 128 unless a better one is known, state saved.
+      rec.State.Error = fullMessage(translated.error);
+      if (rec.State.ExitCode === 0 || translated.exitCode !== EXIT_UNKNOWN) rec.State.ExitCode = translated.exitCode;
+      rec.State.Pid = 0;
+      await this.persistQuietly(rec);
+      this.resolveWaiters(rec, ['next-exit']);
+      if (rec.HostConfig.AutoRemove) {
+        await this.removeLocked(rec, { force: true, volumes: true }).catch((err) =>
+          this.d.logger.error('auto-remove after failed start failed', { container: id, error: errorMessage(err) }),
+        );
+      }
+      throw translated.error;
+    }
+
+    // Running.
+    this.live.add(id);
+    this.starting.delete(id);
+    const from = rec.State.Status;
+    setRunning(rec, ctx.pid ?? 0, this.now());
+    rec.HasBeenStartedBefore = true;
+    rec.HasBeenManuallyStopped = false;
+    await this.persistQuietly(rec);
+    this.emit(rec, 'start');
+    await this.stateChange(rec, from, 'running', 'start');
+    const early = this.earlyExits.get(id);
+    if (early) {
+      this.earlyExits.delete(id);
+      this.processExit(rec, early);
+    }
+  }
+
+  private registerBackendFromTap(backend: RuntimeBackend): void {
+    const known = this.backends.get(backend.name);
+    if (!known) this.registerBackend(backend);
+    else if (known !== backend) throw new ConflictError(`runtimeCreate returned a backend named ${backend.name}, but another backend has that name`);
+  }
+
+  private createOptions(rec: ContainerRecord, spec: OciSpec, checkpoint?: { path: string }): RuntimeCreateOptions {
+    const runtime = rec.HostConfig.Runtime || this.d.config.defaultRuntime;
+    const uidMap = spec.linux?.uidMappings?.find((m) => m.containerID === 0);
+    const gidMap = spec.linux?.gidMappings?.find((m) => m.containerID === 0);
+    const lc = rec.HostConfig.LogConfig?.Config ?? {};
+    const log: RuntimeCreateOptions['log'] = { path: rec.LogPath };
+    if (lc['max-size'] !== undefined) log.maxSize = parseSize(lc['max-size']);
+    if (lc['max-file'] !== undefined) log.maxFile = Number(lc['max-file']);
+    const cs = rec.HostConfig.ConsoleSize;
+    return {
+      id: rec.ID,
+      spec,
+      runtime,
+      runtimeArgs: [...(this.d.config.runtimeArgs[runtime] ?? [])],
+      rootUid: uidMap?.hostID ?? 0,
+      rootGid: gidMap?.hostID ?? 0,
+      stdio: {
+        tty: !!rec.Config.Tty,
+        openStdin: !!rec.Config.OpenStdin,
+        stdinOnce: !!rec.Config.StdinOnce,
+        ...(cs && cs[0] > 0 && cs[1] > 0 ? { consoleSize: [cs[0], cs[1]] as [number, number] } : {}),
+      },
+      log,
+      ...(checkpoint ? { checkpoint: { path: checkpoint.path } } : {}),
+      labels: { ...(rec.Config.Labels ?? {}) },
+    };
+  }
+
+  /**
+   * Undo exactly the completed steps, newest first. For each step: the undo steps its taps
+   * registered (reverse order), then the core's undo of the step (runtime delete,
+   * releaseNetwork, unmount). The failed step itself only gets its taps' undos.
+   */
+  private async rollback(rec: ContainerRecord, ctx: StartContext, done: StepName[], failed: StepName, backend?: RuntimeBackend): Promise<void> {
+    const order: StepName[] = ['start', 'beforeStart', 'create', 'spec', 'networking', 'mount'];
+    const undosOf = (step: StepName) => ctx.undos.filter((u) => STEP_OF_HOOK[u.hook as HookName] === step);
+    for (const step of order) {
+      const completed = done.includes(step);
+      if (!completed && step !== failed) continue;
+      await this.runUndos(undosOf(step));
+      if (!completed) continue;
+      if (step === 'create' && backend) {
+        await backend.delete(rec.ID, { force: true }).catch((err) =>
+          this.d.logger.error('runtime delete during rollback failed', { container: rec.ID, error: errorMessage(err) }),
+        );
+      }
+      if (step === 'networking') await this.release(rec, 'rollback', { network: true, mount: false });
+      if (step === 'mount') await this.release(rec, 'rollback', { network: false, mount: true });
+    }
+  }
+
+  // ---------------------------------------------------------------- exits
+
+  private onRuntimeExit(backend: RuntimeBackend, exit: ExitInfo): void {
+    if (exit.execId) {
+      this.execExitListener?.(exit);
+      return;
+    }
+    const rec = this.records.get(exit.id);
+    if (!rec) return;
+    if ((rec.RuntimeBackend ?? this.d.runtime.name) !== backend.name) return;
+    if (this.starting.has(rec.ID)) {
+      this.earlyExits.set(rec.ID, exit);
+      return;
+    }
+    if (!isActive(rec)) return;
+    this.processExit(rec, exit);
+  }
+
+  /** Set by the exec service: exits of exec processes. */
+  execExitListener: ((exit: ExitInfo) => void) | undefined;
+
+  private processExit(rec: ContainerRecord, exit: ExitInfo): void {
+    const id = rec.ID;
+    const prev = this.exitWork.get(id) ?? Promise.resolve();
+    const work = prev.then(() => this.doExit(rec, exit));
+    this.exitWork.set(id, work);
+    void work.finally(() => {
+      if (this.exitWork.get(id) === work) this.exitWork.delete(id);
+      const listeners = this.exitDone.get(id);
+      this.exitDone.delete(id);
+      for (const l of listeners ?? []) l();
+      if (rec.HostConfig.AutoRemove && this.records.has(id) && !rec.RemovalInProgress && !isActive(rec)) {
+        this.track(this.remove(id, { force: true, volumes: true }).catch((err) => {
+          if (errorKind(err) !== 'NotFound' && errorKind(err) !== 'Conflict') throw err;
+        }));
+      }
+    }).catch(() => {});
+  }
+
+  private async doExit(rec: ContainerRecord, exit: ExitInfo): Promise<void> {
+    if (!isActive(rec)) return;
+    const from = rec.State.Status;
+    const finishedAt = normaliseTime(exit.exitedAt, this.now());
+    const startedNs = Date.parse(rec.State.StartedAt);
+    setStopped(rec, { exitCode: exit.exitCode, oomKilled: exit.oomKilled, finishedAt });
+    // Waiters first: `docker run --rm` must return within milliseconds of the exit.
+    this.resolveWaiters(rec, ['not-running', 'next-exit']);
+    if (exit.oomKilled) this.emit(rec, 'oom');
+    const execDuration = Number.isNaN(startedNs) ? 0 : Math.max(0, Math.round((Date.parse(finishedAt) - startedNs) / 1000));
+    this.emit(rec, 'die', { exitCode: String(exit.exitCode), execDuration: String(execDuration) });
+    await this.stateChange(rec, from, 'exited', 'exit');
+    await this.cleanupAfterExit(rec, 'exit');
+    await this.persistQuietly(rec);
+  }
+
+  private async cleanupAfterExit(rec: ContainerRecord, reason: ReleaseContext['reason']): Promise<void> {
+    if (this.live.delete(rec.ID)) await this.release(rec, reason);
+    try {
+      await this.backendOf(rec).delete(rec.ID, { force: true });
+    } catch (err) {
+      this.d.logger.warn('runtime delete after exit failed', { container: rec.ID, error: errorMessage(err) });
+    }
+  }
+
+  // ---------------------------------------------------------------- stop / kill
+
+  async stop(idOrName: string, opts: StopOptions = {}): Promise<void> {
+    const rec = this.resolve(idOrName);
+    const signal = opts.signal !== undefined && opts.signal !== '' ? parseSignal(opts.signal) : undefined;
+    if (opts.timeout !== undefined && (typeof opts.timeout !== 'number' || !Number.isFinite(opts.timeout))) {
+      throw new InvalidParameterError(`invalid stop timeout: ${String(opts.timeout)}`);
+    }
+    await this.withLock(rec.ID, () => this.stopLocked(rec, { ...opts, signal }));
+  }
+
+  private async stopLocked(rec: ContainerRecord, opts: { timeout?: number; signal?: number }): Promise<void> {
+    if (!this.records.has(rec.ID)) throw noSuchContainer(rec.ID);
+    if (!isActive(rec)) throw new NotModifiedError('Container already stopped');
+    const signal = opts.signal ?? parseSignal(rec.Config.StopSignal || 'SIGTERM');
+    const timeout = opts.timeout ?? rec.Config.StopTimeout ?? DEFAULT_STOP_TIMEOUT;
+    const exited = this.nextExitDone(rec.ID);
+    await this.d.hooks.beforeStop.promise({ container: structuredClone(rec), signal, timeout });
+    rec.HasBeenManuallyStopped = true;
+    if (isActive(rec)) {
+      await this.signal(rec, signal);
+      let gone = false;
+      if (timeout < 0) {
+        await exited;
+        gone = true;
+      } else {
+        const t = sleep(timeout * 1000);
+        gone = await Promise.race([exited.then(() => true), t.promise.then(() => false)]);
+        t.cancel();
+      }
+      if (!gone && isActive(rec)) {
+        this.d.logger.info('container did not exit within the stop timeout, sending SIGKILL', { container: rec.ID, timeout });
+        await this.killAndWait(rec, exited);
+      }
+    }
+    await this.exitWork.get(rec.ID);
+    this.emit(rec, 'stop');
+  }
+
+  /** Send a signal (resuming a paused container so it can act on it); emits `kill`. */
+  private async signal(rec: ContainerRecord, signal: number): Promise<void> {
+    const backend = this.backendOf(rec);
+    await backend.kill(rec.ID, signal);
+    this.emit(rec, 'kill', { signal: String(signal) });
+    if (rec.State.Status === 'paused') {
+      try {
+        await backend.resume(rec.ID);
+        if (rec.State.Status === 'paused') {
+          setUnpaused(rec);
+          await this.persistQuietly(rec);
+        }
+      } catch (err) {
+        this.d.logger.warn('resume after signal failed', { container: rec.ID, error: errorMessage(err) });
+      }
+    }
+  }
+
+  private async killAndWait(rec: ContainerRecord, exited: Promise<void>): Promise<void> {
+    await this.signal(rec, SIGKILL);
+    const t = sleep(KILL_WAIT_MS);
+    const gone = await Promise.race([exited.then(() => true), t.promise.then(() => false)]);
+    t.cancel();
+    if (!gone && isActive(rec)) {
+      // The backend may have lost the exit event: ask it.
+      const st = await this.backendOf(rec).state(rec.ID).catch(() => null);
+      if (!st || st.status === 'stopped') {
+        this.processExit(rec, st?.exit ?? { id: rec.ID, exitCode: 137, oomKilled: false, exitedAt: this.now() });
+        await this.exitWork.get(rec.ID);
+        return;
+      }
+      throw new SystemError(`tried to kill container ${rec.ID}, but did not receive an exit event`);
+    }
+  }
+
+  /** Send a signal (default SIGKILL). Not serialized with the other calls, like dockerd. */
+  async kill(idOrName: string, signal: string | number = 'SIGKILL'): Promise<void> {
+    const rec = this.resolve(idOrName);
+    const sig = parseSignal(signal === '' ? 'SIGKILL' : signal);
+    if (!isActive(rec)) throw notRunning(rec.ID);
+    if (rec.State.Status === 'restarting') throw new ConflictError(`Container ${rec.ID} is restarting, wait until the container is running`);
+    rec.HasBeenManuallyStopped = true;
+    if (sig === SIGKILL) {
+      const exited = this.nextExitDone(rec.ID);
+      await this.killAndWait(rec, exited);
+      return;
+    }
+    await this.backendOf(rec).kill(rec.ID, sig);
+    this.emit(rec, 'kill', { signal: String(sig) });
+  }
+
+  // ---------------------------------------------------------------- wait
+
+  async wait(idOrName: string, condition: WaitCondition = 'not-running', opts: { signal?: AbortSignal } = {}): Promise<WaitResult> {
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) {
+      throw new InvalidParameterError(`invalid condition: "${condition}"`);
+    }
+    const rec = this.resolve(idOrName);
+    if (condition === 'not-running' && !isActive(rec) && !this.starting.has(rec.ID)) {
+      const r: WaitResult = { StatusCode: rec.State.ExitCode };
+      if (rec.State.Error) r.Error = { Message: rec.State.Error };
+      return r;
+    }
+    return new Promise<WaitResult>((resolve, reject) => {
+      const list = this.waiters.get(rec.ID) ?? [];
+      const w: Waiter = {
+        condition,
+        resolve: (r) => {
+          opts.signal?.removeEventListener('abort', onAbort);
+          resolve(r);
+        },
+      };
+      const onAbort = () => {
+        const l = this.waiters.get(rec.ID);
+        if (l) {
+          const i = l.indexOf(w);
+          if (i >= 0) l.splice(i, 1);
+          if (l.length === 0) this.waiters.delete(rec.ID);
+        }
+        reject(opts.signal?.reason ?? new Error('wait aborted'));
+      };
+      if (opts.signal?.aborted) return onAbort();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      list.push(w);
+      this.waiters.set(rec.ID, list);
+    });
+  }
+
+  // ---------------------------------------------------------------- remove
+
+  async remove(idOrName: string, opts: RemoveOptions = {}): Promise<void> {
+    const rec = this.resolve(idOrName);
+    if (rec.RemovalInProgress) throw new ConflictError(`removal of container ${rec.ID} is already in progress`);
+    await this.withLock(rec.ID, () => this.removeLocked(rec, opts));
+  }
+
+  private async removeLocked(rec: ContainerRecord, opts: RemoveOptions): Promise<void> {
+    const id = rec.ID;
+    if (!this.records.has(id)) throw noSuchContainer(id);
+    if (rec.RemovalInProgress) throw new ConflictError(`removal of container ${id} is already in progress`);
+    if (isActive(rec)) {
+      if (!opts.force) {
+        throw new ConflictError(
+          `cannot remove container "${rec.Name}": container is ${rec.State.Status}: stop the container before removing or force remove`,
+        );
+      }
+      const exited = this.nextExitDone(id);
+      await this.killAndWait(rec, exited);
+      await this.exitWork.get(id);
+    }
+    try {
+      await this.d.hooks.beforeRemove.promise({ container: structuredClone(rec), force: !!opts.force, volumes: !!opts.volumes });
+    } catch (err) {
+      if (!opts.force) throw err;
+      this.d.logger.warn('beforeRemove failed; removing anyway (force)', { container: id, error: errorMessage(err) });
+    }
+    const prev = setRemoving(rec);
+    await this.persistQuietly(rec);
+    await this.stateChange(rec, prev, 'removing', 'remove');
+    try {
+      if (this.live.delete(id)) await this.release(rec, 'remove');
+      if (rec.RuntimeBackend) await this.backendOf(rec).delete(id, { force: true });
+      await this.d.store.remove(id);
+    } catch (err) {
+      resetRemoving(rec, prev);
+      setDead(rec, `unable to remove container: ${errorMessage(err)}`);
+      await this.persistQuietly(rec);
+      throw new SystemError(`unable to remove container ${id}: ${errorMessage(err)}`, { cause: err });
+    }
+    this.records.delete(id);
+    if (this.names.get(rec.Name) === id) this.names.delete(rec.Name);
+    this.d.provenance.forget(id);
+    this.specs.delete(id);
+    this.emit(rec, 'destroy');
+    await this.stateChange(rec, 'removing', null, 'remove');
+    this.resolveWaiters(rec, ['removed', 'not-running', 'next-exit']);
+    this.dropExitListeners(id);
+  }
+
+  // ---------------------------------------------------------------- restart, pause, rename
+
+  async restart(idOrName: string, opts: StopOptions = {}): Promise<void> {
+    const rec = this.resolve(idOrName);
+    const signal = opts.signal !== undefined && opts.signal !== '' ? parseSignal(opts.signal) : undefined;
+    await this.withLock(rec.ID, async () => {
+      if (isActive(rec)) {
+        try {
+          await this.stopLocked(rec, { timeout: opts.timeout, signal });
+        } catch (err) {
+          if (errorKind(err) !== 'NotModified') throw err;
+        }
+      }
+      await this.exitWork.get(rec.ID);
+      await this.startLocked(rec, {});
+      this.emit(rec, 'restart');
+    });
+  }
+
+  async pause(idOrName: string): Promise<void> {
+    const rec = this.resolve(idOrName);
+    await this.withLock(rec.ID, async () => {
+      if (!isActive(rec)) throw notRunning(rec.ID);
+      if (rec.State.Status === 'paused') throw new ConflictError(`Container ${rec.ID} is already paused`);
+      if (rec.State.Status === 'restarting') throw new ConflictError(`Container ${rec.ID} is restarting, wait until the container is running`);
+      await this.backendOf(rec).pause(rec.ID);
+      setPaused(rec);
+      await this.persistQuietly(rec);
+      this.emit(rec, 'pause');
+      await this.stateChange(rec, 'running', 'paused', 'pause');
+    });
+  }
+
+  async unpause(idOrName: string): Promise<void> {
+    const rec = this.resolve(idOrName);
+    await this.withLock(rec.ID, async () => {
+      if (rec.State.Status !== 'paused') throw new ConflictError(`Container ${rec.ID} is not paused`);
+      await this.backendOf(rec).resume(rec.ID);
+      setUnpaused(rec);
+      await this.persistQuietly(rec);
+      this.emit(rec, 'unpause');
+      await this.stateChange(rec, 'paused', 'running', 'unpause');
+    });
+  }
+
+  async rename(idOrName: string, newName: string): Promise<void> {
+    if (!newName) throw new InvalidParameterError('Neither old nor new names may be empty');
+    const rec = this.resolve(idOrName);
+    const name = normaliseName(newName);
+    await this.withLock(rec.ID, async () => {
+      if (!this.records.has(rec.ID)) throw noSuchContainer(idOrName);
+      const old = rec.Name;
+      if (name === old) throw new InvalidParameterError('Renaming a container with the same name as its current name');
+      this.reserveName(name, rec.ID);
+      rec.Name = name;
+      try {
+        await this.persist(rec);
+      } catch (err) {
+        rec.Name = old;
+        this.names.delete(name);
+        throw err;
+      }
+      this.names.delete(old);
+      this.emit(rec, 'rename', { oldName: old });
+    });
+  }
+
+  // ---------------------------------------------------------------- exec bookkeeping hooks
+
+  /** The OCI spec the container was last started with (in this engine's lifetime). */
+  specOf(id: string): OciSpec | undefined {
+    return this.specs.get(id);
+  }
+
+  /** For the exec service: a live record (not a copy). */
+  liveRecord(idOrName: string): ContainerRecord {
+    return this.resolve(idOrName);
+  }
+
+  /** For the exec service: persist a record change. */
+  async save(rec: ContainerRecord): Promise<void> {
+    await this.persist(rec);
+  }
+
+  emitEvent(rec: ContainerRecord, action: string, extra?: Record<string, string>): void {
+    this.emit(rec, action, extra);
+  }
+
+  // ---------------------------------------------------------------- load, restore, close
+
+  /**
+   * Load the stored containers and reconcile them with their backends (live restore):
+   * still running → running; exited meanwhile → exited with the real exit code and
+   * FinishedAt; unknown to the backend → exited with 128 (or dead when its backend is gone).
+   */
+  async load(records: ContainerRecord[]): Promise<void> {
+    for (const rec of records) {
+      if (this.names.has(rec.Name)) {
+        this.d.logger.error('two stored containers share a name; renaming the later one', { container: rec.ID, name: rec.Name });
+        rec.Name = `/${rec.Name.replace(/^\//, '')}_${rec.ID.slice(0, 6)}`;
+      }
+      this.records.set(rec.ID, rec);
+      this.names.set(rec.Name, rec.ID);
+    }
+    await Promise.all(records.map((rec) => this.withLock(rec.ID, () => this.restoreOne(rec)).catch((err) =>
+      this.d.logger.error('restore failed', { container: rec.ID, error: errorMessage(err) }),
+    )));
+    for (const rec of records) {
+      if (this.records.has(rec.ID) && (rec.RemovalInProgress || (rec.HostConfig.AutoRemove && !isActive(rec) && rec.HasBeenStartedBefore))) {
+        rec.RemovalInProgress = false;
+        if (rec.State.Status === 'removing') rec.State.Status = 'exited';
+        await this.withLock(rec.ID, () => this.removeLocked(rec, { force: true, volumes: true })).catch((err) =>
+          this.d.logger.error('finishing removal failed', { container: rec.ID, error: errorMessage(err) }),
+        );
+      }
+    }
+  }
+
+  private async restoreOne(rec: ContainerRecord): Promise<void> {
+    const wasActive = isActive(rec);
+    if (!wasActive && !rec.RuntimeBackend) return;
+    const backend = rec.RuntimeBackend ? this.backends.get(rec.RuntimeBackend) : this.d.runtime;
+    if (!backend) {
+      if (wasActive) {
+        const from = rec.State.Status;
+        setDead(rec, `runtime backend ${rec.RuntimeBackend} is not available`);
+        if (rec.State.ExitCode === 0) rec.State.ExitCode = EXIT_UNKNOWN;
+        await this.persistQuietly(rec);
+        await this.stateChange(rec, from, 'dead', 'restore');
+      }
+      return;
+    }
+    let st: RuntimeStateInfo | null;
+    try {
+      st = await backend.restore(rec.ID);
+    } catch (err) {
+      this.d.logger.error('runtime restore failed', { container: rec.ID, error: errorMessage(err) });
+      st = null;
+    }
+    const from = rec.State.Status;
+    if (st && (st.status === 'running' || st.status === 'paused')) {
+      this.live.add(rec.ID);
+      if (!wasActive) {
+        // Crashed after the runtime's start but before the state was saved: adopt it.
+        setRunning(rec, st.pid, this.now());
+        rec.HasBeenStartedBefore = true;
+      }
+      rec.State.Pid = st.pid;
+      if (st.status === 'paused' && rec.State.Status !== 'paused') setPaused(rec);
+      if (st.status === 'running' && rec.State.Status === 'paused') setUnpaused(rec);
+      await this.persistQuietly(rec);
+      if (from !== rec.State.Status) await this.stateChange(rec, from, rec.State.Status, 'restore');
+    } else if (wasActive) {
+      // Exited while we were down (real exit code), or the backend lost it (128).
+      const exit = st?.exit;
+      this.live.add(rec.ID); // its mounts/networking were set up: release them
+      setStopped(rec, {
+        exitCode: exit ? exit.exitCode : EXIT_UNKNOWN,
+        oomKilled: exit?.oomKilled ?? false,
+        finishedAt: normaliseTime(exit?.exitedAt, this.now()),
+        ...(exit ? {} : { error: 'container was not found by its runtime backend after a restart' }),
+      });
+      this.emit(rec, 'die', { exitCode: String(rec.State.ExitCode) });
+      await this.stateChange(rec, from, 'exited', 'restore');
+      await this.cleanupAfterExit(rec, 'restore');
+      await this.persistQuietly(rec);
+    } else if (st) {
+      // Created or stopped leftovers of a start that never completed: remove them from the backend.
+      await backend.delete(rec.ID, { force: true }).catch(() => {});
+    }
+    await this.d.hooks.afterRestore.promise({ container: rec, state: st, engine: this.d.info });
+  }
+
+  /** Stop listening to runtime events; containers keep running. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const u of this.unsubscribers.values()) u();
+    this.unsubscribers.clear();
+    await Promise.allSettled([...this.exitWork.values()]);
+    await Promise.allSettled([...this.background]);
+  }
+
+  /** Wait for background work (auto-removes, exit processing) to settle: for tests and shutdown. */
+  async idle(): Promise<void> {
+    for (let i = 0; i < 10 && (this.exitWork.size || this.background.size); i++) {
+      await Promise.allSettled([...this.exitWork.values(), ...this.background]);
+    }
+  }
+
+  /** IDs of containers that are running, paused or restarting. */
+  activeIds(): string[] {
+    return [...this.records.values()].filter(isActive).map((r) => r.ID);
+  }
+
+  /** Full IDs only (for callers that must not resolve names). */
+  static isFullId(s: string): boolean {
+    return isFullId(s);
+  }
+}

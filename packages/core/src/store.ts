@@ -1,0 +1,142 @@
+/**
+ * The state store (token `IStateStore`): one directory per container under
+ * `<data-root>/containers/<id>/` with dockerd's file names: config.v2.json (the record
+ * without HostConfig) and hostconfig.json. Every write is atomic: temp file, fsync,
+ * rename, fsync of the directory. hostconfig.json is written before config.v2.json, so a
+ * crash between the two leaves a complete (older or newer) pair of files, never a torn one.
+ */
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { ContainerRecord, HostConfig } from './types.js';
+import { isFullId } from './ids.js';
+
+export interface LoadProblem {
+  id: string;
+  file: string;
+  error: string;
+}
+
+export interface LoadResult {
+  records: ContainerRecord[];
+  /** Containers that could not be loaded (reported and skipped). */
+  problems: LoadProblem[];
+}
+
+export interface StateStore {
+  /** Directory of a container's files (log, checkpoints, resolv.conf live there too). */
+  dir(id: string): string;
+  save(record: ContainerRecord): Promise<void>;
+  remove(id: string): Promise<void>;
+  loadAll(): Promise<LoadResult>;
+}
+
+export const CONFIG_FILE = 'config.v2.json';
+export const HOSTCONFIG_FILE = 'hostconfig.json';
+const TMP_MARK = '.tmp-';
+
+/** Write `data` to `path` atomically (temp + fsync + rename + fsync dir). */
+export async function atomicWriteFile(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const dir = path.slice(0, path.lastIndexOf('/')) || '/';
+  const base = path.slice(path.lastIndexOf('/') + 1);
+  const tmp = join(dir, `${TMP_MARK}${base}.${randomBytes(4).toString('hex')}`);
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  const dh = await open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+export class FileStateStore implements StateStore {
+  private readonly root: string;
+  /** Writes per container are chained so a later snapshot never lands before an earlier one. */
+  private readonly chains = new Map<string, Promise<void>>();
+
+  constructor(dataRoot: string) {
+    this.root = join(dataRoot, 'containers');
+  }
+
+  dir(id: string): string {
+    return join(this.root, id);
+  }
+
+  save(record: ContainerRecord): Promise<void> {
+    const { HostConfig: hostConfig, ...rest } = record;
+    // Snapshot now: the record keeps changing while the write is queued.
+    const config = JSON.stringify(rest);
+    const host = JSON.stringify(hostConfig ?? {});
+    const id = record.ID;
+    const prev = this.chains.get(id) ?? Promise.resolve();
+    const next = prev
+      .catch(() => {})
+      .then(async () => {
+        const dir = this.dir(id);
+        await mkdir(dir, { recursive: true, mode: 0o710 });
+        await atomicWriteFile(join(dir, HOSTCONFIG_FILE), host);
+        await atomicWriteFile(join(dir, CONFIG_FILE), config);
+      });
+    this.chains.set(id, next);
+    void next.finally(() => {
+      if (this.chains.get(id) === next) this.chains.delete(id);
+    }).catch(() => {});
+    return next;
+  }
+
+  async remove(id: string): Promise<void> {
+    await (this.chains.get(id) ?? Promise.resolve()).catch(() => {});
+    await rm(this.dir(id), { recursive: true, force: true });
+  }
+
+  async loadAll(): Promise<LoadResult> {
+    await mkdir(this.root, { recursive: true, mode: 0o710 });
+    const records: ContainerRecord[] = [];
+    const problems: LoadProblem[] = [];
+    for (const ent of await readdir(this.root, { withFileTypes: true })) {
+      if (!ent.isDirectory() || !isFullId(ent.name)) continue;
+      const id = ent.name;
+      const dir = this.dir(id);
+      // Leftovers of writes interrupted by a crash: the real files are intact, drop the temps.
+      for (const f of await readdir(dir).catch(() => [] as string[])) {
+        if (f.startsWith(TMP_MARK)) await unlink(join(dir, f)).catch(() => {});
+      }
+      let file = CONFIG_FILE;
+      try {
+        const rec = JSON.parse(await readFile(join(dir, CONFIG_FILE), 'utf8')) as ContainerRecord;
+        if (!rec || typeof rec !== 'object' || rec.ID !== id || !rec.State || typeof rec.Name !== 'string') {
+          throw new Error('not a container record for this directory');
+        }
+        file = HOSTCONFIG_FILE;
+        let hostConfig: HostConfig = {};
+        try {
+          hostConfig = JSON.parse(await readFile(join(dir, HOSTCONFIG_FILE), 'utf8')) as HostConfig;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          // dockerd tolerates a missing hostconfig.json too: defaults.
+        }
+        if (!hostConfig || typeof hostConfig !== 'object' || Array.isArray(hostConfig)) throw new Error('hostconfig is not an object');
+        rec.HostConfig = hostConfig;
+        records.push(rec);
+      } catch (err) {
+        problems.push({ id, file, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return { records, problems };
+  }
+}

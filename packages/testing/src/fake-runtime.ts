@@ -1,0 +1,288 @@
+/**
+ * FakeRuntime: a RuntimeBackend for unit tests (no root, no processes). Containers "run"
+ * in memory; exits are scripted (exit code, run time, ignored signals, OOM) or triggered by
+ * hand; any step can be made to fail or to take time; every call is recorded.
+ */
+import type {
+  AttachSession,
+  AttachStreams,
+  ExecOptions,
+  ExecSession,
+  ExitInfo,
+  OciSpec,
+  RuntimeBackend,
+  RuntimeCreateOptions,
+  RuntimeFeatures,
+  RuntimeProcess,
+  RuntimeStateInfo,
+  RuntimeStatus,
+} from '@berth/core';
+import { formatRfc3339Nano, SystemClock } from '@berth/core';
+
+export type FakeStep = 'create' | 'start' | 'kill' | 'pause' | 'resume' | 'delete' | 'state' | 'restore' | 'exec' | 'attach';
+
+export interface FakeScript {
+  /** Exit code when the container ends by itself (default 0). */
+  exitCode?: number;
+  /** Milliseconds the container runs after start before it exits by itself; undefined: until killed. */
+  runFor?: number;
+  /** Signals the container ignores (e.g. [15] for a process that ignores SIGTERM). */
+  ignoreSignals?: number[];
+  /** Report the exit as OOM-killed. */
+  oomKilled?: boolean;
+  /** Exit code of exec processes (default 0) and how long they run (default 0 ms). */
+  execExitCode?: number;
+  execRunFor?: number;
+}
+
+export interface FakeCall {
+  method: FakeStep | 'onExit' | 'features' | 'close' | 'resize';
+  id?: string;
+  args: unknown[];
+}
+
+export interface FakeContainer {
+  id: string;
+  status: RuntimeStatus;
+  pid: number;
+  spec: OciSpec;
+  options: RuntimeCreateOptions;
+  exit?: ExitInfo;
+  timer?: NodeJS.Timeout;
+}
+
+export interface FakeRuntimeOptions {
+  name?: string;
+  /** Default script for every container (per-container scripts override). */
+  script?: FakeScript;
+  /** Delay, in ms, of each step. */
+  delays?: Partial<Record<FakeStep, number>>;
+  /** If set, the backend lists these runtime names (HostConfig.Runtime validation). */
+  runtimes?: string[];
+  features?: Partial<RuntimeFeatures>;
+}
+
+interface Failure {
+  error: Error;
+  times: number;
+  match?: (id: string | undefined) => boolean;
+}
+
+const clock = new SystemClock();
+
+export class FakeRuntime implements RuntimeBackend {
+  readonly name: string;
+  readonly calls: FakeCall[] = [];
+  readonly containers = new Map<string, FakeContainer>();
+  private readonly listeners = new Set<(e: ExitInfo) => void>();
+  private readonly failures = new Map<FakeStep, Failure[]>();
+  private readonly scripts = new Map<string, FakeScript>();
+  private readonly delays: Partial<Record<FakeStep, number>>;
+  private defaultScript: FakeScript;
+  private nextPid = 1000;
+  private readonly runtimeNames: string[] | undefined;
+  private readonly featureSet: RuntimeFeatures;
+
+  constructor(opts: FakeRuntimeOptions = {}) {
+    this.name = opts.name ?? 'fake';
+    this.defaultScript = { ...(opts.script ?? {}) };
+    this.delays = { ...(opts.delays ?? {}) };
+    this.runtimeNames = opts.runtimes;
+    this.featureSet = { checkpoint: false, pause: true, exec: true, attach: false, ...(opts.features ?? {}) };
+    if (this.runtimeNames) {
+      (this as unknown as { runtimes: () => string[] }).runtimes = () => [...this.runtimeNames!];
+    }
+  }
+
+  // ------------------------------------------------------------ scripting
+
+  /** Script one container (by ID) or, with '*', every container. */
+  script(id: string | '*', script: FakeScript): this {
+    if (id === '*') this.defaultScript = { ...this.defaultScript, ...script };
+    else this.scripts.set(id, { ...(this.scripts.get(id) ?? {}), ...script });
+    return this;
+  }
+
+  /** Make `step` fail (`times` times, default once; Infinity for always), optionally only for one container. */
+  fail(step: FakeStep, error: Error | string, opts: { times?: number; id?: string } = {}): this {
+    const list = this.failures.get(step) ?? [];
+    list.push({
+      error: typeof error === 'string' ? new Error(error) : error,
+      times: opts.times ?? 1,
+      ...(opts.id ? { match: (id) => id === opts.id } : {}),
+    });
+    this.failures.set(step, list);
+    return this;
+  }
+
+  delay(step: FakeStep, ms: number): this {
+    this.delays[step] = ms;
+    return this;
+  }
+
+  private scriptOf(id: string): FakeScript {
+    return { ...this.defaultScript, ...(this.scripts.get(id) ?? {}) };
+  }
+
+  private async step(step: FakeStep, id: string | undefined, args: unknown[]): Promise<void> {
+    this.calls.push({ method: step, ...(id !== undefined ? { id } : {}), args });
+    const ms = this.delays[step];
+    if (ms) await new Promise((r) => setTimeout(r, ms));
+    const list = this.failures.get(step);
+    const f = list?.find((x) => x.times > 0 && (!x.match || x.match(id)));
+    if (f) {
+      f.times--;
+      throw f.error;
+    }
+  }
+
+  /** Calls of one method (optionally for one container). */
+  callsOf(method: FakeCall['method'], id?: string): FakeCall[] {
+    return this.calls.filter((c) => c.method === method && (id === undefined || c.id === id));
+  }
+
+  // ------------------------------------------------------------ manual control
+
+  /** Make a running container exit now, as if its process ended. */
+  exit(id: string, exitCode: number, opts: { oomKilled?: boolean; silent?: boolean } = {}): void {
+    const c = this.containers.get(id);
+    if (!c || (c.status !== 'running' && c.status !== 'paused')) return;
+    if (c.timer) clearTimeout(c.timer);
+    c.status = 'stopped';
+    c.pid = 0;
+    c.exit = { id, exitCode, oomKilled: !!opts.oomKilled, exitedAt: formatRfc3339Nano(clock.nowNano()) };
+    if (!opts.silent) this.emitExit(c.exit);
+  }
+
+  /** Forget a container entirely (restore then answers null). */
+  forget(id: string): void {
+    const c = this.containers.get(id);
+    if (c?.timer) clearTimeout(c.timer);
+    this.containers.delete(id);
+  }
+
+  emitExit(e: ExitInfo): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(e);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+
+  listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  // ------------------------------------------------------------ RuntimeBackend
+
+  async create(opts: RuntimeCreateOptions): Promise<RuntimeProcess> {
+    await this.step('create', opts.id, [opts]);
+    if (this.containers.has(opts.id)) throw new Error(`container ${opts.id} already exists in ${this.name}`);
+    const pid = this.nextPid++;
+    this.containers.set(opts.id, { id: opts.id, status: 'created', pid, spec: opts.spec, options: opts });
+    return { id: opts.id, pid };
+  }
+
+  async start(id: string): Promise<void> {
+    await this.step('start', id, []);
+    const c = this.containers.get(id);
+    if (!c) throw new Error(`container ${id} does not exist`);
+    if (c.status !== 'created') throw new Error(`cannot start a container that is ${c.status}`);
+    c.status = 'running';
+    const s = this.scriptOf(id);
+    if (s.runFor !== undefined) {
+      c.timer = setTimeout(() => this.exit(id, s.exitCode ?? 0, { oomKilled: s.oomKilled }), s.runFor);
+    }
+  }
+
+  async kill(id: string, signal: number, opts?: { all?: boolean }): Promise<void> {
+    await this.step('kill', id, [signal, opts]);
+    const c = this.containers.get(id);
+    if (!c || (c.status !== 'running' && c.status !== 'paused' && c.status !== 'created')) {
+      throw new Error(`container ${id} is not running`);
+    }
+    const s = this.scriptOf(id);
+    if (signal !== 9 && s.ignoreSignals?.includes(signal)) return;
+    if (c.status === 'paused' && signal !== 9) return; // delivered on resume
+    setImmediate(() => this.exit(id, 128 + signal));
+  }
+
+  async pause(id: string): Promise<void> {
+    await this.step('pause', id, []);
+    const c = this.containers.get(id);
+    if (!c || c.status !== 'running') throw new Error(`container ${id} is not running`);
+    c.status = 'paused';
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.step('resume', id, []);
+    const c = this.containers.get(id);
+    if (!c || c.status !== 'paused') throw new Error(`container ${id} is not paused`);
+    c.status = 'running';
+  }
+
+  async delete(id: string, opts?: { force?: boolean }): Promise<void> {
+    await this.step('delete', id, [opts]);
+    const c = this.containers.get(id);
+    if (!c) return;
+    if ((c.status === 'running' || c.status === 'paused') && !opts?.force) throw new Error(`cannot delete running container ${id}`);
+    if (c.timer) clearTimeout(c.timer);
+    this.containers.delete(id);
+  }
+
+  async state(id: string): Promise<RuntimeStateInfo | null> {
+    await this.step('state', id, []);
+    const c = this.containers.get(id);
+    if (!c) return null;
+    return { id, status: c.status, pid: c.pid, ...(c.exit ? { exit: { ...c.exit } } : {}) };
+  }
+
+  onExit(listener: (exit: ExitInfo) => void): () => void {
+    this.calls.push({ method: 'onExit', args: [] });
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async restore(id: string): Promise<RuntimeStateInfo | null> {
+    await this.step('restore', id, []);
+    const c = this.containers.get(id);
+    if (!c) return null;
+    return { id, status: c.status, pid: c.pid, ...(c.exit ? { exit: { ...c.exit } } : {}) };
+  }
+
+  features(): RuntimeFeatures {
+    return { ...this.featureSet };
+  }
+
+  async attach(id: string, streams: AttachStreams): Promise<AttachSession> {
+    await this.step('attach', id, [streams]);
+    return { detach() {}, done: Promise.resolve() };
+  }
+
+  async exec(id: string, opts: ExecOptions): Promise<ExecSession> {
+    await this.step('exec', id, [opts]);
+    const c = this.containers.get(id);
+    if (!c || c.status !== 'running') throw new Error(`container ${id} is not running`);
+    const s = this.scriptOf(id);
+    const pid = this.nextPid++;
+    const exited = new Promise<number>((resolve) => {
+      setTimeout(() => {
+        const code = s.execExitCode ?? 0;
+        this.emitExit({ id, execId: opts.execId, exitCode: code, oomKilled: false, exitedAt: formatRfc3339Nano(clock.nowNano()) });
+        resolve(code);
+      }, s.execRunFor ?? 0);
+    });
+    return { pid, exited };
+  }
+
+  async resize(id: string, size: { height: number; width: number }, execId?: string): Promise<void> {
+    this.calls.push({ method: 'resize', id, args: [size, execId] });
+  }
+
+  async close(): Promise<void> {
+    this.calls.push({ method: 'close', args: [] });
+    for (const c of this.containers.values()) if (c.timer) clearTimeout(c.timer);
+  }
+}
