@@ -18,6 +18,8 @@ if command -v ldd >/dev/null && ldd "$bb" >/dev/null 2>&1; then
   echo "build-test-rootfs: $bb is dynamically linked; install busybox-static" >&2
   exit 1
 fi
+mkdir -p "$dir"
+chmod 0755 "$dir"
 mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,proc,sys,dev,root,home,var,run}
 chmod 1777 "$dir/tmp"
 chmod 0700 "$dir/root"

@@ -1,1 +1,5 @@
-export {};
+export * from './registry.js';
+export * from './log-pump.js';
+export * from './runtime-cli.js';
+export * from './backend.js';
+export { attachSocket } from './attach.js';

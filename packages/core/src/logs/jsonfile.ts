@@ -81,9 +81,32 @@ export class JsonFileWriter {
     this.writeRaw(Buffer.from(formatJsonLogLine(entry), 'utf8'));
   }
 
-  /** Write pre-formatted json-file lines (each complete). */
+  /**
+   * Write pre-formatted json-file lines (each complete, "\n"-terminated). With max-size the
+   * batch is split so that the rotation check happens before every line, as dockerd does.
+   */
   writeRaw(buf: Buffer): void {
-    if (this.maxSize > 0 && this.size >= this.maxSize) this.rotate();
+    if (!this.maxSize) {
+      this.writeAll(buf);
+      return;
+    }
+    let start = 0;
+    while (start < buf.length) {
+      if (this.size >= this.maxSize) this.rotate();
+      let end = start;
+      let projected = this.size;
+      while (end < buf.length && projected < this.maxSize) {
+        const nl = buf.indexOf(10, end);
+        const next = nl < 0 ? buf.length : nl + 1;
+        projected += next - end;
+        end = next;
+      }
+      this.writeAll(buf.subarray(start, end));
+      start = end;
+    }
+  }
+
+  private writeAll(buf: Buffer): void {
     let off = 0;
     while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
     this.size += buf.length;

@@ -163,3 +163,15 @@ describe('readLogs', () => {
     expect(got2).toEqual(['a\n']);
   });
 });
+
+describe('JsonFileWriter batches', () => {
+  it('checks rotation before every line of a batch', () => {
+    const w = new JsonFileWriter(log, { maxSize: 150, maxFile: 10 });
+    const batch = Array.from({ length: 12 }, (_, i) => formatJsonLogLine({ stream: 'stdout', line: `b${i}\n`, time: t(i) })).join('');
+    w.writeRaw(Buffer.from(batch));
+    w.close();
+    const files = fs.readdirSync(dir).filter((f) => f.startsWith('c-json.log'));
+    expect(files.length).toBeGreaterThan(3);
+    for (const f of files) expect(fs.statSync(path.join(dir, f)).size).toBeLessThan(150 + 60);
+  });
+});

@@ -1,0 +1,641 @@
+/**
+ * The OCI runtime backend: drives any OCI runtime CLI (runc, crun, a test script…) through
+ * conmon, one small monitor process per container. Layout under `<execRoot>/oci`:
+ *   <id>/            bundle: config.json (0700, owned by the container's root), conmon's
+ *                    pidfile, conmon.pid, ctl/winsz FIFOs, attach socket, oom marker,
+ *                    berth.json (what a restarted daemon needs to find everything again)
+ *   <id>/exec/<eid>/ one dir per exec session (its own conmon, process.json, exit file)
+ *   exits/<id>       conmon's exit file: the exit code; its mtime is the exit time
+ *   s/<id>           conmon's short symlink to the bundle (attach socket path < 108 bytes)
+ *   state/<runtime>/ the runtime's own state root (`--root`)
+ * Logs: conmon writes k8s-file next to the json-file log; LogPump converts (log-pump.ts).
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { EventEmitter } from 'eventemitter3';
+import {
+  ConflictError,
+  InvalidParameterError,
+  NotFoundError,
+  NotImplementedError,
+  SystemError,
+  errorKind,
+  formatLogTime,
+  type AttachSession,
+  type AttachStreams,
+  type ExecOptions,
+  type ExecSession,
+  type ExitInfo,
+  type RuntimeBackend,
+  type RuntimeCreateOptions,
+  type RuntimeFeatures,
+  type RuntimeProcess,
+  type RuntimeStateInfo,
+  type RuntimeStatus,
+} from '@berth/core';
+import { attachSocket } from './attach.js';
+import { pidAlive, readPidFile, spawnConmon, waitGone } from './conmon.js';
+import { LogPump } from './log-pump.js';
+import { RuntimeRegistry, findExecutable, type RuntimeMap } from './registry.js';
+import { runRuntime, type RuntimeBinary } from './runtime-cli.js';
+
+export interface OciBackendOptions {
+  /** The daemon's exec root (`--exec-root`); the backend keeps its files in `<execRoot>/oci`. */
+  execRoot: string;
+  runtimes: RuntimeMap;
+  defaultRuntime: string;
+  /** conmon binary (default: `conmon` from $PATH). */
+  conmonPath?: string;
+  /** Rotate conmon's intermediate k8s-file after this many bytes (default 8 MiB). */
+  logRotateAt?: number;
+  /** Where warnings go (default: console.warn). */
+  warn?: (msg: string, err?: unknown) => void;
+}
+
+interface ContainerMeta {
+  id: string;
+  runtime: string;
+  runtimePath: string;
+  globalArgs: string[];
+  bundle: string;
+  tty: boolean;
+  openStdin: boolean;
+  log: { path: string; maxSize?: number; maxFile?: number };
+  k8sLog: string;
+  created: string;
+}
+
+interface Tracked {
+  meta: ContainerMeta;
+  pump: LogPump;
+  /** Exit already reported (or read at restore). */
+  exit?: ExitInfo;
+  execs: Map<string, { dir: string; pid: number; conmonPid: number }>;
+}
+
+const BACKEND_NAME = 'oci';
+
+export class OciRuntimeBackend implements RuntimeBackend {
+  readonly name = BACKEND_NAME;
+  readonly root: string;
+  private readonly exitsDir: string;
+  private readonly sockDir: string;
+  private readonly stateRoot: string;
+  readonly registry: RuntimeRegistry;
+  private readonly conmonPath: string;
+  private readonly events = new EventEmitter<{ exit: [ExitInfo] }>();
+  private readonly tracked = new Map<string, Tracked>();
+  private watcher: fs.FSWatcher | null = null;
+  private safetyTimer: NodeJS.Timeout | null = null;
+  private readonly warn: (msg: string, err?: unknown) => void;
+
+  constructor(private readonly opts: OciBackendOptions) {
+    this.root = path.join(path.resolve(opts.execRoot), 'oci');
+    this.exitsDir = path.join(this.root, 'exits');
+    this.sockDir = path.join(this.root, 's');
+    this.stateRoot = path.join(this.root, 'state');
+    this.registry = new RuntimeRegistry(opts.runtimes, opts.defaultRuntime);
+    this.conmonPath = opts.conmonPath ?? findExecutable('conmon') ?? 'conmon';
+    this.warn = opts.warn ?? ((msg, err) => console.warn(`[runtime-oci] ${msg}`, err ?? ''));
+    for (const d of [this.root, this.exitsDir, this.sockDir, this.stateRoot]) {
+      fs.mkdirSync(d, { recursive: true, mode: 0o711 });
+    }
+    this.watchExits();
+  }
+
+  /** Names of the registered runtimes (for /info and error messages). */
+  runtimes(): string[] {
+    return this.registry.names();
+  }
+
+  features(): RuntimeFeatures {
+    return { checkpoint: findExecutable('criu') !== null, pause: true, exec: true, attach: true };
+  }
+
+  onExit(listener: (exit: ExitInfo) => void): () => void {
+    const safe = (e: ExitInfo): void => {
+      try {
+        listener(e);
+      } catch (err) {
+        this.warn('exit listener failed', err);
+      }
+    };
+    this.events.on('exit', safe);
+    return () => {
+      this.events.off('exit', safe);
+    };
+  }
+
+  // ---------------------------------------------------------------- paths & meta
+
+  private bundleDir(id: string): string {
+    return path.join(this.root, id);
+  }
+  private metaFile(id: string): string {
+    return path.join(this.bundleDir(id), 'berth.json');
+  }
+  private exitFile(id: string): string {
+    return path.join(this.exitsDir, id);
+  }
+
+  private static checkId(id: string): void {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(id)) throw new InvalidParameterError(`invalid container id ${JSON.stringify(id)}`);
+  }
+
+  private binary(meta: ContainerMeta): RuntimeBinary {
+    return { name: meta.runtime, path: meta.runtimePath, globalArgs: meta.globalArgs };
+  }
+
+  private loadMeta(id: string): ContainerMeta | null {
+    try {
+      return JSON.parse(fs.readFileSync(this.metaFile(id), 'utf8')) as ContainerMeta;
+    } catch {
+      return null;
+    }
+  }
+
+  private makePump(meta: ContainerMeta): LogPump {
+    return new LogPump({
+      source: meta.k8sLog,
+      target: meta.log.path,
+      maxSize: meta.log.maxSize,
+      maxFile: meta.log.maxFile,
+      ctlPath: path.join(meta.bundle, 'ctl'),
+      rotateAt: this.opts.logRotateAt,
+      onError: (err) => this.warn(`log conversion for ${meta.id}`, err),
+    });
+  }
+
+  private get(id: string): Tracked {
+    const t = this.tracked.get(id);
+    if (t) return t;
+    const meta = this.loadMeta(id);
+    if (!meta) throw new NotFoundError(`No such container: ${id}`);
+    const nt: Tracked = { meta, pump: this.makePump(meta), execs: new Map() };
+    this.tracked.set(id, nt);
+    return nt;
+  }
+
+  // ---------------------------------------------------------------- exits
+
+  private watchExits(): void {
+    try {
+      this.watcher = fs.watch(this.exitsDir, (_ev, name) => {
+        if (name) this.checkExit(name);
+      });
+      this.watcher.on('error', (err) => this.warn('exit watcher failed', err));
+    } catch (err) {
+      this.warn('cannot watch exit dir; relying on the safety poll', err);
+    }
+    // A safety net for lost inotify events; exits normally arrive through the watcher.
+    this.safetyTimer = setInterval(() => {
+      for (const id of this.tracked.keys()) this.checkExit(id);
+    }, 2000);
+    this.safetyTimer.unref();
+  }
+
+  private readExit(meta: ContainerMeta): ExitInfo | null {
+    let text: string;
+    let st: fs.BigIntStats;
+    try {
+      text = fs.readFileSync(this.exitFile(meta.id), 'utf8').trim();
+      st = fs.statSync(this.exitFile(meta.id), { bigint: true });
+    } catch {
+      return null;
+    }
+    if (!/^-?\d+$/.test(text)) return null;
+    return {
+      id: meta.id,
+      exitCode: Number(text),
+      oomKilled: fs.existsSync(path.join(meta.bundle, 'oom')),
+      exitedAt: formatLogTime(st.mtimeNs),
+    };
+  }
+
+  private checkExit(id: string): void {
+    const t = this.tracked.get(id);
+    if (!t || t.exit) return;
+    const exit = this.readExit(t.meta);
+    if (!exit) return;
+    t.exit = exit;
+    t.pump.stop(); // the last output is in the json-file before anyone hears of the exit
+    this.events.emit('exit', exit);
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async create(opts: RuntimeCreateOptions): Promise<RuntimeProcess> {
+    const { id } = opts;
+    OciRuntimeBackend.checkId(id);
+    const rt = this.registry.resolve(opts.runtime);
+    if (!findExecutable(this.conmonPath)) {
+      throw new SystemError(`conmon not found (${this.conmonPath}); install the conmon package`);
+    }
+    const bundle = this.bundleDir(id);
+    if (this.tracked.has(id) || fs.existsSync(bundle)) {
+      throw new ConflictError(`container ${id} already exists in the runtime backend`);
+    }
+    const globalArgs = [...opts.runtimeArgs, ...rt.runtimeArgs];
+    if (!globalArgs.includes('--root') && !globalArgs.some((a) => a.startsWith('--root='))) {
+      globalArgs.unshift('--root', path.join(this.stateRoot, rt.name));
+    }
+    const meta: ContainerMeta = {
+      id,
+      runtime: rt.name,
+      runtimePath: rt.path,
+      globalArgs,
+      bundle,
+      tty: opts.stdio.tty,
+      openStdin: opts.stdio.openStdin,
+      log: { ...opts.log },
+      k8sLog: `${opts.log.path}.k8s`,
+      created: new Date().toISOString(),
+    };
+    let t: Tracked | undefined;
+    try {
+      // Bundle: 0700, owned by the container's root (moby prepareBundleDir/MkdirAllAndChown).
+      fs.mkdirSync(bundle, { mode: 0o700 });
+      fs.chownSync(bundle, opts.rootUid, opts.rootGid);
+      fs.mkdirSync(path.dirname(opts.log.path), { recursive: true });
+      await writeFileAtomic(path.join(bundle, 'config.json'), JSON.stringify(opts.spec));
+      await writeFileAtomic(this.metaFile(id), JSON.stringify(meta));
+      fs.rmSync(this.exitFile(id), { force: true });
+      t = { meta, pump: this.makePump(meta), execs: new Map() };
+      this.tracked.set(id, t);
+      t.pump.start();
+      const args = [
+        '--api-version', '1',
+        '-c', id, '-u', id, '-n', id,
+        '-r', rt.path,
+        '-b', bundle,
+        '-p', path.join(bundle, 'pidfile'),
+        '-P', path.join(bundle, 'conmon.pid'),
+        '-l', `k8s-file:${meta.k8sLog}`,
+        '--exit-dir', this.exitsDir,
+        '--socket-dir-path', this.sockDir,
+        '--persist-dir', bundle,
+        '--log-level', 'error',
+      ];
+      for (const a of globalArgs) args.push('--runtime-arg', a);
+      if (opts.stdio.tty) args.push('-t');
+      if (opts.stdio.openStdin) {
+        args.push('-i');
+        if (!opts.stdio.stdinOnce) args.push('--leave-stdin-open');
+      }
+      if (opts.checkpoint) args.push('--restore', opts.checkpoint.path);
+      const pid = await spawnConmon({
+        conmonPath: this.conmonPath,
+        args,
+        stderrFile: path.join(bundle, 'conmon.err'),
+      });
+      if (opts.stdio.tty && opts.stdio.consoleSize) {
+        const [h, w] = opts.stdio.consoleSize;
+        await this.resize(id, { height: h, width: w }).catch((err: unknown) => this.warn(`initial resize ${id}`, err));
+      }
+      return { id, pid };
+    } catch (err) {
+      await this.cleanup(id, meta).catch((e: unknown) => this.warn(`cleanup after failed create of ${id}`, e));
+      throw translateCreateError(id, err);
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    const t = this.get(id);
+    if (t.exit) throw new ConflictError(`container ${id} has already exited; delete and create it again`);
+    await runRuntime(this.binary(t.meta), id, ['start', id]);
+  }
+
+  async kill(id: string, signal: number, opts: { all?: boolean } = {}): Promise<void> {
+    const t = this.get(id);
+    this.checkExit(id);
+    if (t.exit) throw new ConflictError(`Container ${id} is not running`);
+    const args = ['kill'];
+    if (opts.all) args.push('--all');
+    args.push(id, String(signal));
+    try {
+      await runRuntime(this.binary(t.meta), id, args);
+    } catch (err) {
+      // Exited meanwhile: report it as not running, like dockerd.
+      this.checkExit(id);
+      if (t.exit || errorKind(err) === 'NotFound') throw new ConflictError(`Container ${id} is not running`, { cause: err });
+      throw err;
+    }
+  }
+
+  async pause(id: string): Promise<void> {
+    const t = this.get(id);
+    await runRuntime(this.binary(t.meta), id, ['pause', id]);
+  }
+
+  async resume(id: string): Promise<void> {
+    const t = this.get(id);
+    await runRuntime(this.binary(t.meta), id, ['resume', id]);
+  }
+
+  private async runtimeState(meta: ContainerMeta): Promise<{ status: RuntimeStatus; pid: number } | null> {
+    try {
+      const { stdout } = await runRuntime(this.binary(meta), meta.id, ['state', meta.id], { timeoutMs: 10_000 });
+      const st = JSON.parse(stdout) as { status?: string; pid?: number };
+      const status: RuntimeStatus =
+        st.status === 'created' || st.status === 'running' || st.status === 'paused' ? st.status : 'stopped';
+      return { status, pid: st.pid ?? 0 };
+    } catch (err) {
+      if (errorKind(err) === 'NotFound') return null;
+      throw err;
+    }
+  }
+
+  async state(id: string): Promise<RuntimeStateInfo | null> {
+    const meta = this.tracked.get(id)?.meta ?? this.loadMeta(id);
+    if (!meta) return null;
+    this.checkExit(id);
+    const exit = this.tracked.get(id)?.exit ?? this.readExit(meta);
+    if (exit) return { id, status: 'stopped', pid: 0, exit };
+    const st = await this.runtimeState(meta);
+    if (!st) return { id, status: 'stopped', pid: 0 };
+    return { id, status: st.status, pid: st.status === 'stopped' ? 0 : st.pid };
+  }
+
+  async restore(id: string): Promise<RuntimeStateInfo | null> {
+    const meta = this.loadMeta(id);
+    if (!meta) return null;
+    let t = this.tracked.get(id);
+    if (!t) {
+      t = { meta, pump: this.makePump(meta), execs: new Map() };
+      this.tracked.set(id, t);
+    }
+    const exit = this.readExit(meta);
+    if (exit) {
+      t.exit = exit;
+      t.pump.stop(); // catch up on what the container wrote while the daemon was down
+      return { id, status: 'stopped', pid: 0, exit };
+    }
+    t.pump.start();
+    const conmonPid = readPidFile(path.join(meta.bundle, 'conmon.pid'));
+    const st = await this.runtimeState(meta);
+    if (st && st.status !== 'stopped') {
+      // The monitor may have exited between our read and now: look once more.
+      this.checkExit(id);
+      if (t.exit) return { id, status: 'stopped', pid: 0, exit: t.exit };
+      return { id, status: st.status, pid: st.pid };
+    }
+    if (pidAlive(conmonPid)) {
+      // conmon is writing the exit file right now.
+      await waitGone(conmonPid, 2000);
+      const late = this.readExit(meta);
+      if (late) {
+        t.exit = late;
+        t.pump.stop();
+        return { id, status: 'stopped', pid: 0, exit: late };
+      }
+    }
+    // No monitor and no exit file (e.g. the monitor was killed): the exit code is lost.
+    const lost: ExitInfo = { id, exitCode: 255, oomKilled: false, exitedAt: new Date().toISOString() };
+    t.exit = lost;
+    t.pump.stop();
+    return { id, status: 'stopped', pid: 0, exit: lost };
+  }
+
+  async delete(id: string, opts: { force?: boolean } = {}): Promise<void> {
+    const meta = this.tracked.get(id)?.meta ?? this.loadMeta(id);
+    if (!meta) {
+      // Unknown, but leftovers of a half-made bundle may exist.
+      if (fs.existsSync(this.bundleDir(id))) await this.removeBundle(id);
+      fs.rmSync(this.exitFile(id), { force: true });
+      return;
+    }
+    this.checkExit(id);
+    if (!this.tracked.get(id)?.exit) {
+      const st = await this.runtimeState(meta);
+      if (st && (st.status === 'running' || st.status === 'paused') && !opts.force) {
+        throw new ConflictError(`container ${id} is ${st.status}: stop it before removing or force remove`);
+      }
+    }
+    await this.cleanup(id, meta);
+  }
+
+  /** Remove everything held for a container: process, monitor, runtime state, files. */
+  private async cleanup(id: string, meta: ContainerMeta): Promise<void> {
+    const t = this.tracked.get(id);
+    const bin = this.binary(meta);
+    const conmonPid = readPidFile(path.join(meta.bundle, 'conmon.pid'));
+    for (const ex of t?.execs.values() ?? []) {
+      try {
+        process.kill(ex.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    try {
+      await runRuntime(bin, id, ['delete', '--force', id], { timeoutMs: 20_000 });
+    } catch (err) {
+      if (errorKind(err) !== 'NotFound') {
+        // Not a container the runtime knows in a deletable state: kill and retry once.
+        await runRuntime(bin, id, ['kill', '--all', id, '9']).catch(() => undefined);
+        await runRuntime(bin, id, ['delete', '--force', id]).catch((e: unknown) => {
+          if (errorKind(e) !== 'NotFound') throw e;
+        });
+      }
+    }
+    if (conmonPid > 0) await waitGone(conmonPid, 5000);
+    for (const ex of t?.execs.values() ?? []) if (ex.conmonPid > 0) await waitGone(ex.conmonPid, 2000);
+    if (t) {
+      t.pump.stop();
+      t.pump.removeFiles();
+    } else {
+      const p = this.makePump(meta);
+      p.stop();
+      p.removeFiles();
+    }
+    this.tracked.delete(id);
+    fs.rmSync(this.exitFile(id), { force: true });
+    fs.rmSync(path.join(this.sockDir, id), { force: true });
+    for (const ex of t?.execs.keys() ?? []) fs.rmSync(path.join(this.sockDir, ex), { force: true });
+    await this.removeBundle(id);
+  }
+
+  /** Remove the bundle dir, refusing to recurse through anything still mounted in it. */
+  private async removeBundle(id: string): Promise<void> {
+    const bundle = this.bundleDir(id);
+    const mounts = await mountsUnder(bundle);
+    if (mounts.length) {
+      throw new SystemError(`bundle of ${id} still has mounts (${mounts.join(', ')}); not removing it`);
+    }
+    await fsp.rm(bundle, { recursive: true, force: true });
+  }
+
+  // ---------------------------------------------------------------- stdio
+
+  async attach(id: string, streams: AttachStreams): Promise<AttachSession> {
+    const t = this.get(id);
+    if (t.exit) throw new ConflictError(`container ${id} is not running`);
+    return attachSocket(path.join(this.sockDir, id, 'attach'), streams, t.meta.tty);
+  }
+
+  async resize(id: string, size: { height: number; width: number }, execId?: string): Promise<void> {
+    const t = this.get(id);
+    const dir = execId ? t.execs.get(execId)?.dir : t.meta.bundle;
+    if (!dir) throw new NotFoundError(`No such exec instance: ${execId}`);
+    const h = Math.max(0, Math.min(1000, Math.floor(size.height)));
+    const w = Math.max(0, Math.min(1000, Math.floor(size.width)));
+    await writeFifo(path.join(dir, 'ctl'), `1 ${h} ${w}\n`);
+  }
+
+  async exec(id: string, opts: ExecOptions): Promise<ExecSession> {
+    const t = this.get(id);
+    this.checkExit(id);
+    if (t.exit) throw new ConflictError(`Container ${id} is not running`);
+    OciRuntimeBackend.checkId(opts.execId);
+    const dir = path.join(t.meta.bundle, 'exec', opts.execId);
+    fs.mkdirSync(path.join(dir, 'exit'), { recursive: true, mode: 0o700 });
+    const spec = { ...opts.process, terminal: opts.tty };
+    await writeFileAtomic(path.join(dir, 'process.json'), JSON.stringify(spec));
+    const args = [
+      '--api-version', '1',
+      '-c', id, '-u', opts.execId, '-n', id,
+      '-r', t.meta.runtimePath,
+      '-b', dir,
+      '-p', path.join(dir, 'pid'),
+      '-P', path.join(dir, 'conmon.pid'),
+      '-l', 'none',
+      '--exit-dir', path.join(dir, 'exit'),
+      '--socket-dir-path', this.sockDir,
+      '--exec', '--exec-process-spec', path.join(dir, 'process.json'),
+      '--exec-attach',
+      '--log-level', 'error',
+    ];
+    for (const a of t.meta.globalArgs) args.push('--runtime-arg', a);
+    if (opts.tty) args.push('-t');
+    if (opts.openStdin) args.push('-i');
+    let session: AttachSession | undefined;
+    const exitFile = path.join(dir, 'exit', id);
+    const exited = new Promise<number>((resolve) => {
+      const check = (): boolean => {
+        try {
+          const text = fs.readFileSync(exitFile, 'utf8').trim();
+          if (/^-?\d+$/.test(text)) {
+            watcher?.close();
+            clearInterval(poll);
+            resolve(Number(text));
+            return true;
+          }
+        } catch {
+          /* not yet */
+        }
+        return false;
+      };
+      let watcher: fs.FSWatcher | undefined;
+      try {
+        watcher = fs.watch(path.join(dir, 'exit'), () => check());
+      } catch {
+        /* poll below */
+      }
+      const poll = setInterval(check, 1000);
+      poll.unref();
+    });
+    let pid: number;
+    try {
+      pid = await spawnConmon({
+        conmonPath: this.conmonPath,
+        args,
+        stderrFile: path.join(dir, 'conmon.err'),
+        onAttachReady: async () => {
+          session = await attachSocket(path.join(this.sockDir, opts.execId, 'attach'), opts.streams, opts.tty);
+        },
+      });
+    } catch (err) {
+      session?.detach();
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(path.join(this.sockDir, opts.execId), { force: true });
+      throw translateCreateError(id, err);
+    }
+    const conmonPid = readPidFile(path.join(dir, 'conmon.pid'));
+    t.execs.set(opts.execId, { dir, pid, conmonPid });
+    const exitedAfterOutput = exited.then(async (code) => {
+      // Output arrives on the attach socket before conmon writes the exit file; give the
+      // socket a moment to deliver what is in flight.
+      if (session) await Promise.race([session.done, new Promise((r) => setTimeout(r, 1000))]);
+      this.events.emit('exit', {
+        id,
+        execId: opts.execId,
+        exitCode: code,
+        oomKilled: false,
+        exitedAt: new Date().toISOString(),
+      });
+      t.execs.delete(opts.execId);
+      fs.rmSync(path.join(this.sockDir, opts.execId), { force: true });
+      fs.rmSync(dir, { recursive: true, force: true });
+      return code;
+    });
+    return { pid, exited: exitedAfterOutput };
+  }
+
+  async checkpoint(id: string, opts: { path: string; exit: boolean }): Promise<void> {
+    const t = this.get(id);
+    if (!this.features().checkpoint) throw new NotImplementedError('checkpoint needs CRIU, which is not installed');
+    const args = ['checkpoint', '--image-path', opts.path];
+    if (!opts.exit) args.push('--leave-running');
+    args.push(id);
+    await runRuntime(this.binary(t.meta), id, args, { timeoutMs: 120_000 });
+  }
+
+  async close(): Promise<void> {
+    this.watcher?.close();
+    this.watcher = null;
+    if (this.safetyTimer) clearInterval(this.safetyTimer);
+    this.safetyTimer = null;
+    for (const t of this.tracked.values()) t.pump.detach();
+    this.tracked.clear();
+    this.events.removeAllListeners();
+  }
+}
+
+function translateCreateError(id: string, err: unknown): Error {
+  if (errorKind(err) !== 'System' || !(err instanceof Error)) return err as Error;
+  const msg = err.message;
+  // Messages the engine maps to exit codes 127/126 (moby translateContainerdStartErr).
+  return new SystemError(`failed to create container ${id}: ${msg}`, { cause: err });
+}
+
+async function writeFileAtomic(file: string, data: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fh = await fsp.open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fsp.rename(tmp, file);
+}
+
+async function writeFifo(file: string, data: string): Promise<void> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    throw new ConflictError(`monitor control fifo unavailable (${(err as NodeJS.ErrnoException).code}): container not running`, {
+      cause: err,
+    });
+  }
+  try {
+    await fh.write(data);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Mount points at or below `dir` (from /proc/self/mountinfo). */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const text = await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const out: string[] = [];
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  for (const line of text.split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const p = mp.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (p === dir || p.startsWith(prefix)) out.push(p);
+  }
+  return out;
+}

@@ -1,0 +1,158 @@
+/** Spawning conmon and reading its sync pipe. */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { SystemError } from '@berth/core';
+
+export interface ConmonSpawnOptions {
+  conmonPath: string;
+  args: string[];
+  /** File that receives conmon's own stderr (kept for error messages). */
+  stderrFile: string;
+  timeoutMs?: number;
+  /**
+   * Exec attach handshake (conmon --exec-attach): called once conmon's attach socket is
+   * ready; resolve after connecting, and conmon starts the process.
+   */
+  onAttachReady?: () => Promise<void>;
+}
+
+/** The container (or exec) pid conmon reports on the sync pipe, or an error with its message. */
+export function spawnConmon(opts: ConmonSpawnOptions): Promise<number> {
+  const errFd = fs.openSync(opts.stderrFile, 'w', 0o600);
+  const withAttach = !!opts.onAttachReady;
+  const env: NodeJS.ProcessEnv = { ...process.env, _OCI_SYNCPIPE: '3' };
+  if (withAttach) {
+    env._OCI_STARTPIPE = '4';
+    env._OCI_ATTACHPIPE = '5';
+  }
+  let child: import('node:child_process').ChildProcess;
+  try {
+    child = spawn(opts.conmonPath, opts.args, {
+      stdio: withAttach ? ['ignore', errFd, errFd, 'pipe', 'pipe', 'pipe'] : ['ignore', errFd, errFd, 'pipe'],
+      env,
+      detached: true,
+    });
+  } finally {
+    fs.closeSync(errFd);
+  }
+  const readErr = (): string => {
+    try {
+      return fs
+        .readFileSync(opts.stderrFile, 'utf8')
+        .split('\n')
+        .filter((l) => l && !/oom_score_adj/.test(l))
+        .join('; ');
+    } catch {
+      return '';
+    }
+  };
+  const stdio = child.stdio as unknown as unknown[];
+  return new Promise<number>((resolve, reject) => {
+    let settled = false;
+    let buf = '';
+    const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+    const finish = (err: Error | null, pid?: number): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sync.removeAllListeners('data');
+      sync.destroy();
+      if (withAttach) {
+        (child.stdio[4] as unknown as { destroy(): void }).destroy();
+        (stdio[5] as unknown as { destroy(): void }).destroy();
+      }
+      child.unref();
+      if (err) reject(err);
+      else resolve(pid!);
+    };
+    const timer = setTimeout(() => {
+      finish(new SystemError(`conmon did not report the container pid within ${opts.timeoutMs ?? 30_000} ms ${readErr()}`));
+    }, opts.timeoutMs ?? 30_000);
+    child.on('error', (err) => finish(new SystemError(`cannot run conmon (${opts.conmonPath}): ${err.message}`, { cause: err })));
+    child.on('exit', (code, signal) => {
+      if (code !== 0) {
+        // The daemonising parent failed before conmon could report on the sync pipe.
+        setTimeout(() => finish(new SystemError(`conmon exited with ${code ?? signal}: ${readErr() || 'no output'}`)), 50);
+      }
+    });
+    sync.on('data', (d: Buffer) => {
+      buf += d.toString('utf8');
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (!line) continue;
+        let msg: { data?: number; pid?: number; message?: string };
+        try {
+          msg = JSON.parse(line) as typeof msg;
+        } catch {
+          continue;
+        }
+        const pid = msg.data ?? msg.pid;
+        if (typeof pid === 'number' && pid > 0) finish(null, pid);
+        else finish(new SystemError(msg.message ? msg.message.trim() : `conmon reported failure ${line} ${readErr()}`));
+      }
+    });
+    sync.on('end', () => {
+      setTimeout(() => finish(new SystemError(`conmon closed the sync pipe without a pid: ${readErr() || 'no output'}`)), 50);
+    });
+    if (withAttach) {
+      const start = child.stdio[4] as NodeJS.WritableStream;
+      const attach = stdio[5] as unknown as NodeJS.ReadableStream;
+      start.write(Buffer.from([0]));
+      attach.once('data', () => {
+        opts.onAttachReady!().then(
+          () => start.write(Buffer.from([0])),
+          (err: unknown) => {
+            child.kill('SIGKILL');
+            finish(err instanceof Error ? err : new SystemError(String(err)));
+          },
+        );
+      });
+    }
+  });
+}
+
+/** Is a process alive (and not a zombie)? */
+export function pidAlive(pid: number): boolean {
+  if (!(pid > 0)) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+export function readPidFile(file: string): number {
+  try {
+    const n = Number.parseInt(fs.readFileSync(file, 'utf8').trim(), 10);
+    return Number.isFinite(n) ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Wait until a process is gone; SIGKILL it after `graceMs`. */
+export async function waitGone(pid: number, graceMs: number): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  while (pidAlive(pid)) {
+    if (Date.now() > deadline) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      const hard = Date.now() + 2000;
+      while (pidAlive(pid) && Date.now() < hard) await new Promise((r) => setTimeout(r, 10));
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * Helpers of the runtime e2e tests (real runc + conmon, as root): a busybox rootfs built by
+ * scripts/build-test-rootfs.sh, OCI specs for it, leak listings, and skip reasons.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { OciSpec } from '@berth/core';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const FAKE_RUNTIME = path.join(REPO, 'test/fixtures/fake-oci-runtime');
+
+function which(bin: string): string | null {
+  for (const d of (process.env.PATH ?? '').split(':')) {
+    const p = path.join(d, bin);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
+/** Why the runtime e2e tests cannot run here, or null when they can. */
+export function runtimeSkipReason(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (runc creates namespaces and cgroups)';
+  if (!which('runc')) return 'runc is not installed (apt-get install runc)';
+  if (!which('conmon')) return 'conmon is not installed (apt-get install conmon)';
+  if (!fs.existsSync('/bin/busybox')) return 'busybox-static is not installed (apt-get install busybox-static)';
+  return null;
+}
+
+let sharedRootfs: string | null = null;
+/** One busybox rootfs per test process (read-only use: containers get it with readonly root). */
+export function testRootfs(): string {
+  if (sharedRootfs && fs.existsSync(path.join(sharedRootfs, 'bin/sh'))) return sharedRootfs;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-rootfs-'));
+  execFileSync('bash', [path.join(REPO, 'scripts/build-test-rootfs.sh'), dir], { stdio: 'pipe' });
+  sharedRootfs = dir;
+  return dir;
+}
+
+export function newId(): string {
+  return Array.from({ length: 64 }, () => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
+}
+
+export const CGROUP_PARENT = 'berth-e2e';
+
+/** A minimal runc-compatible spec for the busybox rootfs (like `runc spec`, read-only root). */
+export function busyboxSpec(
+  rootfs: string,
+  id: string,
+  args: string[],
+  opts: { tty?: boolean; env?: string[]; cwd?: string; memoryLimit?: number } = {},
+): OciSpec {
+  const spec = {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: opts.tty ?? false,
+      user: { uid: 0, gid: 0 },
+      args,
+      env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', ...(opts.env ?? [])],
+      cwd: opts.cwd ?? '/',
+      capabilities: {
+        bounding: ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_CHOWN', 'CAP_SETUID', 'CAP_SETGID'],
+        effective: ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_CHOWN', 'CAP_SETUID', 'CAP_SETGID'],
+        permitted: ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_CHOWN', 'CAP_SETUID', 'CAP_SETGID'],
+      },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: rootfs, readonly: true },
+    hostname: 'berth',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
+    ],
+    linux: {
+      cgroupsPath: `/${CGROUP_PARENT}/${id}`,
+      resources: {
+        devices: [{ allow: false, access: 'rwm' }],
+        ...(opts.memoryLimit ? { memory: { limit: opts.memoryLimit } } : {}),
+      },
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      maskedPaths: ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/sys/firmware'],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  };
+  return spec as unknown as OciSpec;
+}
+
+/** Processes whose command line mentions `needle` (conmon -c ID, runc init of ID …). */
+export function processesMentioning(needle: string): string[] {
+  const out: string[] = [];
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(needle)) out.push(`${pid}: ${cmd.slice(0, 160)}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Mounts whose mount point or source mentions `needle`. */
+export function mountsMentioning(needle: string): string[] {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(needle));
+}
+
+/** cgroup directories (any hierarchy) named `name` under the test cgroup parent. */
+export function cgroupsNamed(name: string): string[] {
+  const out: string[] = [];
+  const roots = ['/sys/fs/cgroup', ...fs.readdirSync('/sys/fs/cgroup').map((d) => path.join('/sys/fs/cgroup', d))];
+  for (const r of roots) {
+    const p = path.join(r, CGROUP_PARENT, name);
+    if (fs.existsSync(p)) out.push(p);
+  }
+  return out;
+}
+
+/** Every file below `dir` (relative paths). */
+export function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(path.relative(dir, p));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Best-effort removal of containers of a test: kill, delete, and the temp dirs. */
+export function forceCleanup(runcRoot: string, ids: string[], dirs: string[]): void {
+  for (const id of ids) {
+    try {
+      execFileSync('runc', ['--root', runcRoot, 'kill', '--all', id, '9'], { stdio: 'ignore' });
+    } catch {
+      /* not running */
+    }
+    try {
+      execFileSync('runc', ['--root', runcRoot, 'delete', '--force', id], { stdio: 'ignore' });
+    } catch {
+      /* gone */
+    }
+    for (const line of processesMentioning(id)) {
+      const pid = Number(line.split(':')[0]);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    for (const cg of cgroupsNamed(id)) {
+      try {
+        fs.rmdirSync(cg);
+      } catch {
+        /* busy or gone */
+      }
+    }
+  }
+  for (const d of dirs) {
+    for (const m of mountsMentioning(d)) {
+      const mp = m.split(' ')[4];
+      try {
+        execFileSync('umount', ['-l', mp], { stdio: 'ignore' });
+      } catch {
+        /* not mounted */
+      }
+    }
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+}
+
+/** A writable collector for attach/exec output. */
+export class Sink {
+  chunks: Buffer[] = [];
+  private waiters: Array<{ re: RegExp; resolve: () => void }> = [];
+  write(d: Buffer | string): boolean {
+    this.chunks.push(Buffer.isBuffer(d) ? d : Buffer.from(d));
+    const text = this.text();
+    this.waiters = this.waiters.filter((w) => {
+      if (w.re.test(text)) {
+        w.resolve();
+        return false;
+      }
+      return true;
+    });
+    return true;
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+  waitFor(re: RegExp, ms = 10_000): Promise<void> {
+    if (re.test(this.text())) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re} in ${JSON.stringify(this.text())}`)), ms);
+      this.waiters.push({
+        re,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+}
