@@ -167,6 +167,8 @@ export class ContainerService {
   private readonly earlyExits = new Map<string, ExitInfo>();
   /** Containers whose mounts/networking are set up and must be released. */
   private readonly live = new Set<string>();
+  /** Containers the backend holds (created and not yet deleted). */
+  private readonly inBackend = new Set<string>();
   /** Backends by name (the default one and alternates returned by runtimeCreate taps). */
   private readonly backends = new Map<string, RuntimeBackend>();
   private readonly unsubscribers = new Map<string, () => void>();
@@ -562,6 +564,7 @@ export class ContainerService {
         throw Object.assign(translateStartError(err), { runtimeStep: true });
       }
       done.push('create');
+      this.inBackend.add(id);
       ctx.pid = proc.pid;
 
       // 5. between create and start (CNI attach, moby initializeCreatedTask)
@@ -589,7 +592,7 @@ export class ContainerService {
       if (rec.State.ExitCode === 0 || translated.exitCode !== EXIT_UNKNOWN) rec.State.ExitCode = translated.exitCode;
       rec.State.Pid = 0;
       await this.persistQuietly(rec);
-      this.resolveWaiters(rec, ['next-exit']);
+      this.resolveWaiters(rec, ['not-running', 'next-exit']);
       if (rec.HostConfig.AutoRemove) {
         await this.removeLocked(rec, { force: true, volumes: true }).catch((err) =>
           this.d.logger.error('auto-remove after failed start failed', { container: id, error: errorMessage(err) }),
@@ -663,8 +666,9 @@ export class ContainerService {
       await this.runUndos(undosOf(step));
       if (!completed) continue;
       if (step === 'create' && backend) {
-        await backend.delete(rec.ID, { force: true }).catch((err) =>
-          this.d.logger.error('runtime delete during rollback failed', { container: rec.ID, error: errorMessage(err) }),
+        await backend.delete(rec.ID, { force: true }).then(
+          () => this.inBackend.delete(rec.ID),
+          (err) => this.d.logger.error('runtime delete during rollback failed', { container: rec.ID, error: errorMessage(err) }),
         );
       }
       if (step === 'networking') await this.release(rec, 'rollback', { network: true, mount: false });
@@ -704,11 +708,19 @@ export class ContainerService {
       this.exitDone.delete(id);
       for (const l of listeners ?? []) l();
       if (rec.HostConfig.AutoRemove && this.records.has(id) && !rec.RemovalInProgress && !isActive(rec)) {
-        this.track(this.remove(id, { force: true, volumes: true }).catch((err) => {
-          if (errorKind(err) !== 'NotFound' && errorKind(err) !== 'Conflict') throw err;
-        }));
+        this.track(this.autoRemove(rec));
       }
     }).catch(() => {});
+  }
+
+  /** AutoRemove after an exit: under the lock, and only if nothing restarted the container meanwhile. */
+  private async autoRemove(rec: ContainerRecord): Promise<void> {
+    await this.withLock(rec.ID, async () => {
+      if (!this.records.has(rec.ID) || rec.RemovalInProgress || isActive(rec)) return;
+      await this.removeLocked(rec, { force: true, volumes: true });
+    }).catch((err) => {
+      if (errorKind(err) !== 'NotFound' && errorKind(err) !== 'Conflict') throw err;
+    });
   }
 
   private async doExit(rec: ContainerRecord, exit: ExitInfo): Promise<void> {
@@ -731,6 +743,7 @@ export class ContainerService {
     if (this.live.delete(rec.ID)) await this.release(rec, reason);
     try {
       await this.backendOf(rec).delete(rec.ID, { force: true });
+      this.inBackend.delete(rec.ID);
     } catch (err) {
       this.d.logger.warn('runtime delete after exit failed', { container: rec.ID, error: errorMessage(err) });
     }
@@ -756,9 +769,15 @@ export class ContainerService {
     await this.d.hooks.beforeStop.promise({ container: structuredClone(rec), signal, timeout });
     rec.HasBeenManuallyStopped = true;
     if (isActive(rec)) {
-      await this.signal(rec, signal);
-      let gone = false;
-      if (timeout < 0) {
+      try {
+        await this.signal(rec, signal);
+      } catch (err) {
+        if (!(await this.reconcileLostExit(rec))) throw err;
+      }
+      let gone = !isActive(rec);
+      if (gone) {
+        // already processed
+      } else if (timeout < 0) {
         await exited;
         gone = true;
       } else {
@@ -793,19 +812,28 @@ export class ContainerService {
     }
   }
 
+  /** The backend no longer runs the container but no exit came: process a synthetic (or its recorded) exit. */
+  private async reconcileLostExit(rec: ContainerRecord): Promise<boolean> {
+    const st = await this.backendOf(rec).state(rec.ID).catch(() => null);
+    if (st && st.status !== 'stopped') return false;
+    if (isActive(rec)) this.processExit(rec, st?.exit ?? { id: rec.ID, exitCode: 137, oomKilled: false, exitedAt: this.now() });
+    await this.exitWork.get(rec.ID);
+    return true;
+  }
+
   private async killAndWait(rec: ContainerRecord, exited: Promise<void>): Promise<void> {
-    await this.signal(rec, SIGKILL);
+    try {
+      await this.signal(rec, SIGKILL);
+    } catch (err) {
+      if (await this.reconcileLostExit(rec)) return;
+      throw err;
+    }
     const t = sleep(KILL_WAIT_MS);
     const gone = await Promise.race([exited.then(() => true), t.promise.then(() => false)]);
     t.cancel();
     if (!gone && isActive(rec)) {
       // The backend may have lost the exit event: ask it.
-      const st = await this.backendOf(rec).state(rec.ID).catch(() => null);
-      if (!st || st.status === 'stopped') {
-        this.processExit(rec, st?.exit ?? { id: rec.ID, exitCode: 137, oomKilled: false, exitedAt: this.now() });
-        await this.exitWork.get(rec.ID);
-        return;
-      }
+      if (await this.reconcileLostExit(rec)) return;
       throw new SystemError(`tried to kill container ${rec.ID}, but did not receive an exit event`);
     }
   }
@@ -896,7 +924,8 @@ export class ContainerService {
     await this.stateChange(rec, prev, 'removing', 'remove');
     try {
       if (this.live.delete(id)) await this.release(rec, 'remove');
-      if (rec.RuntimeBackend) await this.backendOf(rec).delete(id, { force: true });
+      if (this.inBackend.has(id)) await this.backendOf(rec).delete(id, { force: true });
+      this.inBackend.delete(id);
       await this.d.store.remove(id);
     } catch (err) {
       resetRemoving(rec, prev);
@@ -1054,6 +1083,7 @@ export class ContainerService {
       st = null;
     }
     const from = rec.State.Status;
+    if (st) this.inBackend.add(rec.ID);
     if (st && (st.status === 'running' || st.status === 'paused')) {
       this.live.add(rec.ID);
       if (!wasActive) {
@@ -1082,7 +1112,7 @@ export class ContainerService {
       await this.persistQuietly(rec);
     } else if (st) {
       // Created or stopped leftovers of a start that never completed: remove them from the backend.
-      await backend.delete(rec.ID, { force: true }).catch(() => {});
+      await backend.delete(rec.ID, { force: true }).then(() => this.inBackend.delete(rec.ID), () => {});
     }
     await this.d.hooks.afterRestore.promise({ container: rec, state: st, engine: this.d.info });
   }

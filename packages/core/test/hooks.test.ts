@@ -1,0 +1,396 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { AsyncSeriesHook } from 'tapable';
+import { FakeRuntime, createTestEngine, type TestEngine } from '../../testing/src/index.js';
+import {
+  InvalidParameterError,
+  MemoryLogger,
+  PluginError,
+  ProvenanceRecorder,
+  SkipPluginError,
+  Stage,
+  SystemClock,
+  StartContext,
+  createHooks,
+  createHooksRegistry,
+  definePlugin,
+  errorKind,
+  type Hooks,
+  type OciSpec,
+} from '../src/index.js';
+
+let t: TestEngine | undefined;
+afterEach(async () => {
+  await t?.dispose();
+  t = undefined;
+});
+
+type Entry = { hook: string; detail: Record<string, unknown> };
+
+/** A plugin that taps every hook and records when it is called and with what. */
+function recorder(log: Entry[], runtime?: FakeRuntime) {
+  const calls = () => (runtime ? runtime.calls.map((c) => c.method).filter((m) => m !== 'onExit') : []);
+  return definePlugin({
+    name: 'recorder',
+    type: 'io.berth.test.v1',
+    apply(hooks) {
+      hooks.beforeCreate.tapPromise('recorder', async (ctx) => {
+        log.push({ hook: 'beforeCreate', detail: { name: ctx.container.Name, status: ctx.container.State.Status } });
+      });
+      hooks.beforeMount.tapPromise('recorder', async (ctx) => {
+        log.push({ hook: 'beforeMount', detail: { status: ctx.container.State.Status, rootfs: ctx.rootfsPath, runtimeCalls: calls() } });
+      });
+      hooks.networking.tapPromise('recorder', async (ctx) => {
+        log.push({ hook: 'networking', detail: { rootfs: ctx.rootfsPath } });
+        ctx.hostsPath = '/tmp/hosts-of-test';
+      });
+      hooks.specBuild.tapPromise('recorder', async (spec, ctx) => {
+        log.push({ hook: 'specBuild', detail: { ociVersion: spec.ociVersion, hosts: ctx.hostsPath } });
+        return spec;
+      });
+      hooks.runtimeCreate.tapPromise('recorder', async (opts, ctx) => {
+        log.push({ hook: 'runtimeCreate', detail: { id: opts.id, runtime: opts.runtime, log: opts.log.path, spec: opts.spec === ctx.spec, runtimeCalls: calls() } });
+        return undefined;
+      });
+      hooks.beforeStart.tapPromise('recorder', async (ctx) => {
+        log.push({ hook: 'beforeStart', detail: { pid: ctx.pid, runtimeCalls: calls() } });
+      });
+      hooks.onStateChange.tapPromise('recorder', async (c) => {
+        log.push({ hook: 'onStateChange', detail: { from: c.from, to: c.to, reason: c.reason, status: c.container.State.Status } });
+      });
+      hooks.beforeStop.tapPromise('recorder', async (ctx) => {
+        log.push({ hook: 'beforeStop', detail: { signal: ctx.signal, timeout: ctx.timeout, status: ctx.container.State.Status } });
+      });
+      hooks.releaseNetwork.tapPromise('recorder', async (ctx) => {
+        log.push({ hook: 'releaseNetwork', detail: { reason: ctx.reason, status: ctx.container.State.Status } });
+      });
+      hooks.unmount.tapPromise('recorder', async (ctx) => {
+        log.push({ hook: 'unmount', detail: { reason: ctx.reason, status: ctx.container.State.Status } });
+      });
+      hooks.beforeRemove.tapPromise('recorder', async (ctx) => {
+        log.push({ hook: 'beforeRemove', detail: { force: ctx.force, volumes: ctx.volumes, status: ctx.container.State.Status } });
+      });
+      hooks.afterRestore.tapPromise('recorder', async (ctx) => {
+        log.push({ hook: 'afterRestore', detail: { status: ctx.state?.status ?? null } });
+      });
+    },
+  });
+}
+
+describe('hooks: when each is called, in what order, with what', () => {
+  it('follows create → start → stop → remove in dockerd order', async () => {
+    const log: Entry[] = [];
+    const fake = new FakeRuntime();
+    t = await createTestEngine({ runtime: fake, specDefaults: false, plugins: [recorder(log, fake)] });
+    const id = await t.createContainer({ name: 'web', Config: { Cmd: ['/bin/sleep', '100'], StopSignal: 'SIGUSR1', StopTimeout: 3 } });
+    await t.engine.containers.start(id);
+    await t.engine.containers.stop(id);
+    await t.engine.containers.remove(id, { volumes: true });
+
+    expect(log.map((e) => e.hook)).toEqual([
+      'beforeCreate',
+      'onStateChange', // null → created
+      'beforeMount',
+      'networking',
+      'specBuild',
+      'runtimeCreate',
+      'beforeStart',
+      'onStateChange', // created → running
+      'beforeStop',
+      'onStateChange', // running → exited
+      'releaseNetwork',
+      'unmount',
+      'beforeRemove',
+      'onStateChange', // exited → removing
+      'onStateChange', // removing → null
+    ]);
+    const d = (hook: string, i = 0) => log.filter((e) => e.hook === hook)[i]!.detail;
+    expect(d('beforeCreate')).toEqual({ name: '/web', status: 'created' });
+    expect(d('beforeMount')).toEqual({ status: 'created', rootfs: undefined, runtimeCalls: [] });
+    expect(d('networking')).toEqual({ rootfs: t.rootfs });
+    expect(d('specBuild')).toEqual({ ociVersion: '1.2.0', hosts: '/tmp/hosts-of-test' });
+    expect(d('runtimeCreate')).toMatchObject({ id, runtime: 'fake', runtimeCalls: [] });
+    expect(d('runtimeCreate').log).toBe(`${t.dataRoot}/containers/${id}/${id}-json.log`);
+    expect(d('beforeStart')).toEqual({ pid: 1000, runtimeCalls: ['create'] });
+    expect(d('onStateChange', 0)).toEqual({ from: null, to: 'created', reason: 'create', status: 'created' });
+    expect(d('onStateChange', 1)).toEqual({ from: 'created', to: 'running', reason: 'start', status: 'running' });
+    expect(d('beforeStop')).toEqual({ signal: 10, timeout: 3, status: 'running' });
+    expect(d('onStateChange', 2)).toEqual({ from: 'running', to: 'exited', reason: 'exit', status: 'exited' });
+    expect(d('releaseNetwork')).toEqual({ reason: 'exit', status: 'exited' });
+    expect(d('unmount')).toEqual({ reason: 'exit', status: 'exited' });
+    expect(d('beforeRemove')).toEqual({ force: false, volumes: true, status: 'exited' });
+    expect(d('onStateChange', 3)).toEqual({ from: 'exited', to: 'removing', reason: 'remove', status: 'removing' });
+    expect(d('onStateChange', 4)).toEqual({ from: 'removing', to: null, reason: 'remove', status: 'removing' });
+    // The runtime saw create, start, kill with the StopSignal, then delete after the exit.
+    expect(fake.calls.filter((c) => c.method !== 'onExit').map((c) => c.method)).toEqual(['create', 'start', 'kill', 'delete']);
+    expect(fake.callsOf('kill')[0]!.args[0]).toBe(10);
+    // The record kept the networking tap's paths.
+  });
+
+  it('release hooks run on remove -f of a running container, and afterRestore after an engine restart', async () => {
+    const log: Entry[] = [];
+    t = await createTestEngine({ specDefaults: false, plugins: [recorder(log)] });
+    const a = await t.createContainer({ name: 'aa' });
+    const b = await t.createContainer({ name: 'bb' });
+    await t.engine.containers.start(a);
+    await t.engine.containers.start(b);
+    log.length = 0;
+    await t.engine.containers.remove(a, { force: true });
+    expect(log.map((e) => `${e.hook}${e.detail.reason ? ':' + e.detail.reason : ''}`)).toEqual([
+      'onStateChange:exit',
+      'releaseNetwork:exit',
+      'unmount:exit',
+      'beforeRemove',
+      'onStateChange:remove',
+      'onStateChange:remove',
+    ]);
+    log.length = 0;
+    await t.restart();
+    expect(log).toEqual([{ hook: 'afterRestore', detail: { status: 'running' } }]);
+    expect(t.engine.containers.get(b).State.Status).toBe('running');
+  });
+
+  it('every tap error becomes PluginError{plugin, hook, cause} that keeps the cause kind', async () => {
+    const p = definePlugin({
+      name: 'picky',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.networking.tapPromise('picky-net', async () => {
+          throw new InvalidParameterError('port 99999 is out of range');
+        });
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    const id = await t.createContainer();
+    const err = await t.engine.containers.start(id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PluginError);
+    expect(err).toMatchObject({ plugin: 'picky', hook: 'networking' });
+    expect((err as PluginError).cause).toBeInstanceOf(InvalidParameterError);
+    expect(errorKind(err)).toBe('InvalidParameter');
+    expect((err as PluginError).status).toBe(400);
+    expect((err as Error).message).toContain('port 99999 is out of range');
+  });
+
+  it('onStateChange taps are isolated: an error is logged with the plugin name, later taps and the change still happen', async () => {
+    const seen: string[] = [];
+    const p1 = definePlugin({
+      name: 'broken-metrics',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.onStateChange.tapPromise({ name: 'metrics', stage: -10 }, async () => {
+          throw new Error('metrics backend down');
+        });
+      },
+    });
+    const p2 = definePlugin({
+      name: 'audit',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.onStateChange.tapPromise('audit', async (c) => {
+          seen.push(`${c.from}->${c.to}`);
+        });
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p1, p2] });
+    const id = await t.createContainer();
+    await t.engine.containers.start(id);
+    expect(t.engine.containers.get(id).State.Status).toBe('running');
+    expect(seen).toEqual(['null->created', 'created->running']);
+    const errors = t.logger.entries.filter((e) => e.level === 'error' && e.fields.hook === 'onStateChange');
+    expect(errors).toHaveLength(2);
+    expect(errors[0]!.fields.plugin).toBe('broken-metrics');
+    expect(errors[0]!.msg).toContain('broken-metrics');
+    expect(errors[0]!.fields.error).toBe('metrics backend down');
+  });
+
+  it('orders taps by named stage, not by registration order; tap(async) is awaited', async () => {
+    const order: string[] = [];
+    const p = definePlugin({
+      name: 'stages',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.specBuild.tapPromise({ name: 'sec', stage: Stage.SECURITY }, async (spec) => {
+          order.push('SECURITY');
+          return { ...spec, annotations: { ...spec.annotations, sec: '1' } };
+        });
+        // A misuse STYLE.md warns about: tap(async …). The core interceptor awaits it anyway.
+        hooks.specBuild.tap({ name: 'userns', stage: Stage.USERNS }, (async (spec: OciSpec) => {
+          await new Promise((r) => setTimeout(r, 5));
+          order.push('USERNS');
+          return { ...spec, annotations: { ...spec.annotations, userns: '1' } };
+        }) as unknown as (spec: OciSpec) => OciSpec);
+        hooks.specBuild.tapPromise({ name: 'defaults2', stage: Stage.DEFAULTS }, async (spec) => {
+          order.push('DEFAULTS');
+          return { ...spec, annotations: { first: '1' } };
+        });
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    const id = await t.createContainer();
+    await t.engine.containers.start(id);
+    expect(order).toEqual(['DEFAULTS', 'SECURITY', 'USERNS']);
+    expect(t.fake.containers.get(id)!.spec.annotations).toEqual({ first: '1', sec: '1', userns: '1' });
+    expect(Stage.DEFAULTS).toBeLessThan(Stage.SECURITY);
+    expect(Object.isFrozen(t.engine.hooks)).toBe(true);
+    expect(Object.isFrozen(Stage)).toBe(true);
+  });
+
+  it('a `when` selector keeps a tap away from containers it does not concern', async () => {
+    const ran: string[] = [];
+    const p = definePlugin({
+      name: 'gpu',
+      type: 'io.berth.devices.v1',
+      apply(hooks) {
+        hooks.beforeMount.tapPromise({ name: 'gpu', when: (c) => c.Config.Labels?.gpu === 'yes' }, async (ctx) => {
+          ran.push(ctx.container.Name);
+        });
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    const a = await t.createContainer({ name: 'with-gpu', Config: { Cmd: ['x'], Labels: { gpu: 'yes' } } });
+    const b = await t.createContainer({ name: 'plain' });
+    await t.engine.containers.start(a);
+    await t.engine.containers.start(b);
+    expect(ran).toEqual(['/with-gpu']);
+    expect(t.engine.provenance.get(b).taps.find((x) => x.plugin === 'gpu')).toMatchObject({ skipped: true });
+  });
+
+  it('a tap over its time budget fails the hook with a PluginError', async () => {
+    const p = definePlugin({
+      name: 'slow',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.beforeMount.tapPromise({ name: 'slow', timeoutMs: 20 }, () => new Promise((r) => setTimeout(r, 500)));
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    const id = await t.createContainer();
+    await expect(t.engine.containers.start(id)).rejects.toMatchObject({ plugin: 'slow', hook: 'beforeMount', message: expect.stringContaining('timed out after 20ms') });
+  });
+
+  it('runtimeCreate taps can adjust the create options', async () => {
+    const p = definePlugin({
+      name: 'args',
+      type: 'io.berth.runtime.v1',
+      apply(hooks) {
+        hooks.runtimeCreate.tapPromise('args', async (opts) => {
+          opts.runtimeArgs.push('--debug');
+          opts.labels = { ...opts.labels, picked: 'by-args' };
+          return undefined;
+        });
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p], runtimeArgs: { fake: ['--root', '/x'] } });
+    const id = await t.createContainer({ HostConfig: { LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } } } });
+    await t.engine.containers.start(id);
+    const opts = t.fake.callsOf('create', id)[0]!.args[0] as { runtimeArgs: string[]; labels: Record<string, string>; log: unknown };
+    expect(opts.runtimeArgs).toEqual(['--root', '/x', '--debug']);
+    expect(opts.labels.picked).toBe('by-args');
+    expect(opts.log).toEqual({ path: `${t.dataRoot}/containers/${id}/${id}-json.log`, maxSize: 10 * 1024 * 1024, maxFile: 3 });
+    expect(t.engine.containers.get(id).LogPath).toBe(`${t.dataRoot}/containers/${id}/${id}-json.log`);
+  });
+
+  it('runtimeCreate taps can return an alternate backend that takes the container over', async () => {
+    const alt = new FakeRuntime({ name: 'alt' });
+    const p = definePlugin({
+      name: 'router',
+      type: 'io.berth.runtime.v1',
+      apply(hooks) {
+        hooks.runtimeCreate.tapPromise('router', async (opts) => (opts.labels?.runtime === 'alt' ? alt : undefined));
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    const a = await t.createContainer({ Config: { Cmd: ['x'], Labels: { runtime: 'alt' } } });
+    const b = await t.createContainer();
+    await t.engine.containers.start(a);
+    await t.engine.containers.start(b);
+    expect(t.engine.containers.get(a).RuntimeBackend).toBe('alt');
+    expect(t.engine.containers.get(b).RuntimeBackend).toBe('fake');
+    expect(alt.containers.has(a)).toBe(true);
+    expect(t.fake.containers.has(a)).toBe(false);
+    // Exits of the alternate backend reach the engine; its kill goes to the alternate.
+    await t.engine.containers.stop(a, { timeout: 1 });
+    expect(alt.callsOf('kill', a)).toHaveLength(1);
+    expect(t.engine.containers.get(a).State).toMatchObject({ Status: 'exited', ExitCode: 143 });
+    // After a restart, live restore asks the alternate backend (registered by the plugin) about its container.
+    await t.engine.containers.start(a);
+    await t.restart({ plugins: [definePlugin({ name: 'router', type: 'io.berth.runtime.v1', apply(_h, ctx) { ctx.registerBackend(alt); } })] });
+    expect(alt.callsOf('restore', a)).toHaveLength(1);
+    expect(t.engine.containers.get(a).State.Status).toBe('running');
+  });
+
+  it('per-tap undo steps run in reverse order when a later step fails', async () => {
+    const undone: string[] = [];
+    const p = definePlugin({
+      name: 'undoer',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.beforeMount.tapPromise('m1', async (ctx) => ctx.addUndo(() => void undone.push('m1')));
+        hooks.beforeMount.tapPromise('m2', async (ctx) => ctx.addUndo(() => void undone.push('m2')));
+        hooks.networking.tapPromise('n1', async (ctx) => ctx.addUndo(async () => void undone.push('n1')));
+        hooks.beforeStart.tapPromise('boom', async () => {
+          throw new Error('cni attach failed');
+        });
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    const id = await t.createContainer();
+    await expect(t.engine.containers.start(id)).rejects.toThrow(/cni attach failed/);
+    expect(undone).toEqual(['n1', 'm2', 'm1']);
+  });
+});
+
+describe('hooks object', () => {
+  it('is frozen, one per engine; two engines share nothing', async () => {
+    const t1 = await createTestEngine({ specDefaults: false });
+    const t2 = await createTestEngine({ specDefaults: false });
+    try {
+      expect(t1.engine.hooks).not.toBe(t2.engine.hooks);
+      expect(t1.engine.container).not.toBe(t2.engine.container);
+      const a = await t1.createContainer({ name: 'same' });
+      const b = await t2.createContainer({ name: 'same' });
+      expect(a).not.toBe(b);
+      expect(t1.engine.containers.list().map((c) => c.ID)).toEqual([a]);
+      expect(t2.engine.events.history().map((e) => e.Actor.ID)).toEqual([b]);
+    } finally {
+      await t1.dispose();
+      await t2.dispose();
+    }
+  });
+
+  it('wraps taps made directly on a bare hooks object too', async () => {
+    expect.assertions(3);
+    const hooks: Hooks = createHooks({ logger: new MemoryLogger(), provenance: new ProvenanceRecorder(), clock: new SystemClock() });
+    hooks.beforeMount.tapAsync('cb', (_ctx, cb) => cb(new Error('callback style failure')));
+    const ctx = new StartContext({ ID: 'x' } as never, { dataRoot: '/d', execRoot: '/e', experimental: false, containerDir: (id) => id });
+    const err = await hooks.beforeMount.promise(ctx).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PluginError);
+    expect((err as PluginError).plugin).toBe('cb');
+    expect((err as PluginError).hook).toBe('beforeMount');
+  });
+
+  it('plugins get hooks of their own through a registry, never by changing the frozen object', async () => {
+    const reg = createHooksRegistry(() => ({ beforeCheckpoint: new AsyncSeriesHook<[string]>(['id']) }));
+    t = await createTestEngine({ specDefaults: false });
+    const own = reg.get(t.engine.hooks);
+    expect(reg.get(t.engine.hooks)).toBe(own);
+    const seen: string[] = [];
+    own.beforeCheckpoint.tapPromise('x', async (id) => void seen.push(id));
+    await own.beforeCheckpoint.promise('abc');
+    expect(seen).toEqual(['abc']);
+    expect(Object.keys(t.engine.hooks)).not.toContain('beforeCheckpoint');
+  });
+
+  it('a plugin that skips itself halfway through apply leaves no taps behind', async () => {
+    const p = definePlugin({
+      name: 'apparmor',
+      type: 'io.berth.security.v1',
+      apply(hooks) {
+        hooks.specBuild.tapPromise('apparmor', async (s) => ({ ...s, process: { cwd: '/', user: { uid: 0, gid: 0 }, apparmorProfile: 'x' } }));
+        throw new SkipPluginError('AppArmor is not enabled on this host');
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    expect(t.engine.plugins).toEqual([{ name: 'apparmor', type: 'io.berth.security.v1', status: 'skipped', reason: 'AppArmor is not enabled on this host' }]);
+    expect(t.engine.hooks.specBuild.taps.map((x) => x.name)).toEqual([]);
+  });
+});
