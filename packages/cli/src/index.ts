@@ -1,1 +1,2 @@
-export {};
+export * from './options.js';
+export { main as berthdMain } from './berthd.js';

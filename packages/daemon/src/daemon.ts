@@ -166,17 +166,35 @@ export class ApiServer {
     }
   }
 
-  async start(): Promise<void> {
+  /** Validate, lock the data root, write the pidfile: before the engine loads any state. */
+  acquire(): void {
     ApiServer.validate(this.opts);
     this.lock.acquire();
     try {
       mkdirSync(this.opts.execRoot, { recursive: true, mode: 0o700 });
       this.writePidfile();
-      for (const h of this.opts.hosts) await this.listen(h);
+    } catch (err) {
+      this.lock.release();
+      throw err;
+    }
+  }
+
+  /** Listen on every host; on failure nothing stays listening (the lock is kept: call release()). */
+  async listen(): Promise<void> {
+    try {
+      for (const h of this.opts.hosts) await this.listenOn(h);
     } catch (err) {
       await this.closeServers();
-      this.removePidfile();
-      this.lock.release();
+      throw err;
+    }
+  }
+
+  async start(): Promise<void> {
+    this.acquire();
+    try {
+      await this.listen();
+    } catch (err) {
+      this.release();
       throw err;
     }
   }
@@ -200,7 +218,7 @@ export class ApiServer {
     this.pidfileWritten = false;
   }
 
-  private async listen(host: string): Promise<void> {
+  private async listenOn(host: string): Promise<void> {
     const spec = parseHost(host);
     let server: http.Server;
     if (spec.proto === 'tcp') {

@@ -1,0 +1,301 @@
+/**
+ * The daemon's port implemented over @berth/core's Engine: container service, exec
+ * service, event bus, image store (when a plugin registers one), container logs
+ * (json-file through core's readLogs) and the runtime backend's attach for stdin.
+ */
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import {
+  ConflictError,
+  IImageStore,
+  InvalidParameterError,
+  NotFoundError,
+  readLogs,
+  type Engine,
+  type ContainerRecord,
+  type ImageStore,
+} from '@berth/core';
+import type {
+  AttachIo,
+  AttachRequest,
+  ContainerBackend,
+  CreateContainerRequest,
+  DaemonBackend,
+  DaemonFacts,
+  EventSource,
+  ExecBackend,
+  ImageLookup,
+  LogEntry,
+  LogReadOptions,
+} from './backend.js';
+import { top } from './top.js';
+
+export interface EngineBackendOptions {
+  facts: DaemonFacts;
+  /** berth-only: subdirectories of this directory are root filesystems usable by image name. */
+  rootfsDir?: string;
+  /** How long after a container's exit the log follow keeps reading (the log pump's last lines). */
+  logDrainMs?: number;
+}
+
+const ROOTFS_LABEL = 'io.berth.rootfs';
+
+function timeOf(sec: number): number | undefined {
+  return sec > 0 ? sec : undefined;
+}
+
+export function engineBackend(engine: Engine, opts: EngineBackendOptions): DaemonBackend {
+  const svc = engine.containers;
+  const drainMs = opts.logDrainMs ?? 250;
+  const imageStore: ImageStore | undefined = engine.container.isRegistered(IImageStore, true) ? engine.container.resolve(IImageStore) : undefined;
+
+  /** Resolves when the container (running now or soon) stops; rejects never. */
+  const exited = (id: string, signal: AbortSignal): Promise<void> => {
+    const rec = svc.get(id);
+    const condition = rec.State.Running || rec.State.Status === 'created' ? 'next-exit' : 'not-running';
+    return svc.wait(id, condition, { signal }).then(
+      () => undefined,
+      () => undefined,
+    );
+  };
+
+  async function* logs(id: string, o: LogReadOptions): AsyncGenerator<LogEntry> {
+    const rec = svc.get(id);
+    if (!rec.LogPath) return;
+    const follow = o.follow && rec.State.Running;
+    const ac = new AbortController();
+    const onAbort = () => ac.abort();
+    o.signal.addEventListener('abort', onAbort);
+    if (follow) {
+      void exited(rec.ID, ac.signal).then(() => {
+        if (!ac.signal.aborted) setTimeout(() => ac.abort(), drainMs);
+      });
+    }
+    try {
+      for await (const m of readLogs(rec.LogPath, {
+        follow,
+        stdout: o.stdout,
+        stderr: o.stderr,
+        ...(timeOf(o.since) !== undefined ? { since: o.since } : {}),
+        ...(timeOf(o.until) !== undefined ? { until: o.until } : {}),
+        ...(o.tail >= 0 ? { tail: o.tail } : {}),
+        signal: ac.signal,
+      })) {
+        yield { stream: m.stream === 'stderr' ? 'stderr' : 'stdout', time: m.time, line: m.line };
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if (ac.signal.aborted) return;
+      throw err;
+    } finally {
+      o.signal.removeEventListener('abort', onAbort);
+      ac.abort();
+    }
+  }
+
+  const attach = async (id: string, req: AttachRequest, io: AttachIo, signal: AbortSignal): Promise<void> => {
+    const rec = svc.get(id);
+    if (!rec.State.Running && rec.State.Status !== 'created') throw new ConflictError('You cannot attach to a stopped container, start it first');
+    if (rec.State.Paused) throw new ConflictError('You cannot attach to a paused container, unpause it first');
+    const session = new AbortController();
+    const stopSession = () => session.abort();
+    signal.addEventListener('abort', stopSession);
+    const done = exited(rec.ID, session.signal);
+    const tasks: Promise<unknown>[] = [];
+    // Output: follow the container's log from now on (nothing is lost between attach and start).
+    if ((io.stdout || io.stderr) && rec.LogPath) {
+      const since = Date.now() / 1000;
+      const outAc = new AbortController();
+      session.signal.addEventListener('abort', () => outAc.abort());
+      void done.then(() => setTimeout(() => outAc.abort(), drainMs));
+      tasks.push(
+        (async () => {
+          try {
+            for await (const m of readLogs(rec.LogPath, { follow: true, since, stdout: !!io.stdout, stderr: !!io.stderr, signal: outAc.signal })) {
+              const target = m.stream === 'stderr' ? io.stderr : io.stdout;
+              target?.write(m.line);
+            }
+          } catch (err) {
+            if (!outAc.signal.aborted && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          }
+        })(),
+      );
+    }
+    // Input: the runtime backend's attach socket, once the container runs.
+    if (req.stdin && io.stdin) {
+      tasks.push(
+        (async () => {
+          let cur = svc.get(rec.ID);
+          while (!cur.State.Running && !session.signal.aborted) {
+            if (cur.State.Status !== 'created') return;
+            await new Promise((r) => setTimeout(r, 20));
+            cur = svc.get(rec.ID);
+          }
+          if (session.signal.aborted) return;
+          const backend = svc.backendOf(cur);
+          if (!backend.attach) return;
+          const s = await backend.attach(rec.ID, { stdin: io.stdin, stdout: null, stderr: null });
+          session.signal.addEventListener('abort', () => s.detach());
+          await Promise.race([s.done, done]);
+          s.detach();
+        })(),
+      );
+    }
+    await Promise.race([done, new Promise<void>((r) => session.signal.addEventListener('abort', () => r()))]);
+    await Promise.allSettled(tasks);
+    signal.removeEventListener('abort', stopSession);
+    session.abort();
+  };
+
+  const containers: ContainerBackend = {
+    async create(r: CreateContainerRequest) {
+      let rootfs: string | undefined;
+      const image = r.config.Image ?? '';
+      if (!imageStore && !r.config.Labels?.[ROOTFS_LABEL]) {
+        const dir = opts.rootfsDir ? path.join(opts.rootfsDir, image.replace(/[/:@]/g, '_')) : null;
+        if (!dir || !isDir(dir)) throw new NotFoundError(`No such image: ${image}`);
+        rootfs = dir;
+      }
+      const res = await svc.create({
+        ...(r.name ? { name: r.name } : {}),
+        Config: r.config,
+        HostConfig: r.hostConfig,
+        NetworkingConfig: (r.networkingConfig ?? null) as never,
+        ...(rootfs ? { rootfs } : {}),
+      });
+      return { id: res.Id, warnings: res.Warnings ?? [] };
+    },
+    inspect: async (id) => svc.inspect(id),
+    list: async () => svc.list(),
+    start: (id, o) => svc.start(id, { ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}), ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}) }),
+    stop: (id, o) => svc.stop(id, { ...(o.timeout !== undefined ? { timeout: o.timeout } : {}), ...(o.signal ? { signal: o.signal } : {}) }),
+    restart: (id, o) => svc.restart(id, { ...(o.timeout !== undefined ? { timeout: o.timeout } : {}), ...(o.signal ? { signal: o.signal } : {}) }),
+    kill: (id, signal) => svc.kill(id, signal ?? 'SIGKILL'),
+    wait: (id, condition, signal) => svc.wait(id, condition, { signal }),
+    remove: (id, o) => svc.remove(id, { force: o.force, volumes: o.volumes }),
+    rename: (id, name) => svc.rename(id, name),
+    pause: (id) => svc.pause(id),
+    unpause: (id) => svc.unpause(id),
+    async resize(id, size) {
+      const rec = svc.get(id);
+      if (!rec.State.Running) throw new ConflictError(`Container ${rec.ID} is not running`);
+      const b = svc.backendOf(rec);
+      if (!b.resize) throw new ConflictError(`runtime backend ${b.name} cannot resize`);
+      await b.resize(rec.ID, size);
+    },
+    logs: (id, o) => logs(id, o),
+    attach,
+    async top(id, psArgs) {
+      const rec = svc.get(id);
+      return top(rec.State.Pid, rec.State.Running && !rec.State.Restarting, psArgs, rec.ID);
+    },
+    async prune(filters) {
+      const deleted: string[] = [];
+      const until = [...(filters.get('until') ?? [])][0];
+      const untilMs = until ? parseUntil(until) : null;
+      for (const c of svc.list()) {
+        if (c.State.Running || c.State.Status === 'removing') continue;
+        if (untilMs !== null && Date.parse(c.Created) >= untilMs) continue;
+        if (!labelsMatch(c, filters.get('label'), true) || !labelsMatch(c, filters.get('label!'), false)) continue;
+        try {
+          await svc.remove(c.ID, {});
+          deleted.push(c.ID);
+        } catch {
+          // raced with a start or another removal: leave it
+        }
+      }
+      return { ContainersDeleted: deleted, SpaceReclaimed: 0 };
+    },
+  };
+
+  const exec: ExecBackend = {
+    async create(container, req) {
+      const r = await engine.execs.create(container, {
+        Cmd: req.Cmd,
+        ...(req.User ? { User: req.User } : {}),
+        ...(req.Privileged !== undefined ? { Privileged: req.Privileged } : {}),
+        ...(req.Tty !== undefined ? { Tty: req.Tty } : {}),
+        ...(req.ConsoleSize ? { ConsoleSize: req.ConsoleSize } : {}),
+        ...(req.AttachStdin !== undefined ? { AttachStdin: req.AttachStdin } : {}),
+        ...(req.AttachStdout !== undefined ? { AttachStdout: req.AttachStdout } : {}),
+        ...(req.AttachStderr !== undefined ? { AttachStderr: req.AttachStderr } : {}),
+        ...(req.DetachKeys ? { DetachKeys: req.DetachKeys } : {}),
+        ...(req.Env ? { Env: req.Env } : {}),
+        ...(req.WorkingDir ? { WorkingDir: req.WorkingDir } : {}),
+      });
+      return { id: r.Id };
+    },
+    async start(execId, o, io, signal) {
+      const session = await engine.execs.start(execId, { tty: o.tty, streams: o.detach ? {} : { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr } });
+      if (o.detach) return;
+      await Promise.race([session.exited.catch(() => undefined), new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r())))]);
+    },
+    resize: (execId, size) => engine.execs.resize(execId, size),
+    async inspect(execId) {
+      const e = engine.execs.inspect(execId);
+      return {
+        ID: e.ID,
+        Running: e.Running,
+        ExitCode: e.ExitCode,
+        ProcessConfig: e.ProcessConfig,
+        OpenStdin: e.OpenStdin,
+        OpenStderr: e.OpenStderr,
+        OpenStdout: e.OpenStdout,
+        CanRemove: e.CanRemove,
+        ContainerID: e.ContainerID,
+        DetachKeys: e.DetachKeys,
+        Pid: e.Pid,
+      };
+    },
+  };
+
+  const events: EventSource = {
+    subscribe(sinceNano, listener) {
+      const past = sinceNano === null ? [] : engine.events.history({ sinceNano: BigInt(Math.floor(sinceNano)) });
+      const unsubscribe = engine.events.subscribe(listener);
+      return { past, unsubscribe };
+    },
+  };
+
+  const images: ImageLookup = {
+    async count() {
+      const s = imageStore as (ImageStore & { list?: () => Promise<unknown[]> | unknown[] }) | undefined;
+      if (s?.list) return (await s.list()).length;
+      return 0;
+    },
+    async resolve(ref) {
+      return imageStore ? ((await imageStore.resolve(ref))?.id ?? null) : null;
+    },
+  };
+
+  return { facts: () => opts.facts, containers, exec, events, images };
+}
+
+function isDir(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function parseUntil(v: string): number {
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  const d = /^(\d+)(s|m|h)$/.exec(v);
+  if (d) return Date.now() - Number(d[1]) * { s: 1e3, m: 6e4, h: 36e5 }[d[2] as 's' | 'm' | 'h'];
+  const ms = Date.parse(v);
+  if (Number.isNaN(ms)) throw new InvalidParameterError(`invalid until filter ${v}`);
+  return ms;
+}
+
+function labelsMatch(c: ContainerRecord, want: Set<string> | undefined, positive: boolean): boolean {
+  if (!want || want.size === 0) return true;
+  const l = c.Config.Labels ?? {};
+  for (const f of want) {
+    const eq = f.indexOf('=');
+    const hit = eq < 0 ? f in l : l[f.slice(0, eq)] === f.slice(eq + 1);
+    if (positive && !hit) return false;
+    if (!positive && hit) return false;
+  }
+  return true;
+}

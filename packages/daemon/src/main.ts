@@ -1,0 +1,152 @@
+/**
+ * startBerthd(): lock the data root, build the engine from the built-ins, serve the API,
+ * and shut down on SIGTERM/SIGINT (stop accepting, end streams, finish in-flight
+ * requests, then stop the containers unless live restore is on).
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ConsoleLogger, Engine, errorMessage, type Logger, type Plugin } from '@berth/core';
+import { buildApp, type App } from './app.js';
+import type { DaemonFacts } from './backend.js';
+import { builtins } from './builtins.js';
+import type { DaemonConfig } from './config.js';
+import { ApiServer } from './daemon.js';
+import { engineBackend } from './engine-backend.js';
+import { apiRoutes } from './routes/index.js';
+
+export interface RunningDaemon {
+  readonly engine: Engine;
+  readonly app: App;
+  readonly server: ApiServer;
+  /** Graceful shutdown; resolves when everything is released. Idempotent. */
+  shutdown(reason?: string): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Extra plugins appended to the built-ins (custom builds). */
+  plugins?: Plugin[];
+  logger?: Logger;
+  /** Install SIGTERM/SIGINT handlers (berthd does; tests embedding the daemon may not). */
+  handleSignals?: boolean;
+}
+
+function daemonId(dataRoot: string): string {
+  const file = path.join(dataRoot, 'engine-id');
+  if (existsSync(file)) {
+    const id = readFileSync(file, 'utf8').trim();
+    if (id) return id;
+  }
+  const id = randomUUID();
+  mkdirSync(dataRoot, { recursive: true });
+  writeFileSync(file, id + '\n', { mode: 0o600 });
+  return id;
+}
+
+function cgroupVersion(): '1' | '2' {
+  return existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1';
+}
+
+export async function startBerthd(config: DaemonConfig, opts: StartOptions = {}): Promise<RunningDaemon> {
+  const logger = opts.logger ?? new ConsoleLogger(config.logLevel === 'fatal' ? 'error' : config.logLevel);
+  const server0 = { hosts: config.hosts, dataRoot: config.dataRoot, execRoot: config.execRoot, pidfile: config.pidfile, group: config.group, groupExplicit: config.groupExplicit, tls: config.tls, logger };
+  ApiServer.validate(server0);
+  // The lock first: a second daemon on this data root must not touch its state.
+  const lockOnly = new ApiServer(buildApp({ routes: [] }), server0);
+  lockOnly.acquire();
+  let engine: Engine | undefined;
+  try {
+    const b = builtins(config, logger);
+    const runtimeArgs: Record<string, string[]> = {};
+    for (const [name, r] of Object.entries(b.runtimes)) if (r.runtimeArgs) runtimeArgs[name] = r.runtimeArgs;
+    engine = await Engine.create({
+      dataRoot: config.dataRoot,
+      execRoot: config.execRoot,
+      experimental: config.experimental,
+      runtime: b.runtime,
+      plugins: [...b.plugins, ...(opts.plugins ?? [])],
+      defaultRuntime: b.defaultRuntime,
+      runtimeArgs,
+      liveRestore: config.liveRestore,
+      logger,
+    });
+    const loaded = new Set(engine.plugins.filter((p) => p.status === 'loaded').map((p) => p.name.toLowerCase()));
+    const security: string[] = [];
+    if ([...loaded].some((n) => n.includes('apparmor'))) security.push('name=apparmor');
+    if ([...loaded].some((n) => n.includes('seccomp'))) security.push('name=seccomp,profile=builtin');
+    if ([...loaded].some((n) => n.includes('userns'))) security.push('name=userns');
+    if (cgroupVersion() === '2') security.push('name=cgroupns');
+    const facts: DaemonFacts = {
+      id: daemonId(config.dataRoot),
+      dataRoot: config.dataRoot,
+      execRoot: config.execRoot,
+      experimental: config.experimental,
+      liveRestore: config.liveRestore,
+      defaultRuntime: b.defaultRuntime,
+      runtimes: b.runtimes,
+      securityOptions: security,
+      storageDriver: config.rootfsDir ? 'vfs' : 'none',
+      loggingDriver: 'json-file',
+      cgroupDriver: 'cgroupfs',
+      cgroupVersion: cgroupVersion(),
+      debug: config.debug,
+      labels: config.labels,
+    };
+    const backend = engineBackend(engine, { facts, ...(config.rootfsDir ? { rootfsDir: config.rootfsDir } : {}) });
+    const app = buildApp({ routes: apiRoutes(backend), experimental: config.experimental, logger });
+    const server = new ApiServer(app, { ...server0, shutdownGraceMs: 15_000 });
+    await server.listen();
+    const eng = engine;
+
+    let shutting: Promise<void> | null = null;
+    const shutdown = (reason = 'shutdown') => {
+      shutting ??= (async () => {
+        logger.info('shutting down', { reason });
+        await server.shutdown();
+        if (!config.liveRestore) {
+          const running = eng.containers.list().filter((c) => c.State.Running);
+          await Promise.allSettled(
+            running.map((c) =>
+              eng.containers.stop(c.ID, { timeout: Math.min(c.Config.StopTimeout ?? 10, config.shutdownTimeout) }).catch((err) => {
+                logger.error('could not stop container on shutdown', { container: c.ID, error: errorMessage(err) });
+              }),
+            ),
+          );
+        } else {
+          logger.info('live restore: containers keep running');
+        }
+        await eng.close();
+        lockOnly.release();
+        logger.info('daemon shut down');
+      })();
+      return shutting;
+    };
+    if (opts.handleSignals) {
+      let count = 0;
+      const onSignal = (sig: NodeJS.Signals) => {
+        count++;
+        if (count > 2) {
+          logger.error('forced exit after repeated signals');
+          process.exit(1);
+        }
+        if (count === 1) {
+          void shutdown(sig).then(
+            () => process.exit(0),
+            (err) => {
+              logger.error('shutdown failed', { error: errorMessage(err) });
+              process.exit(1);
+            },
+          );
+        }
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    }
+    logger.info('daemon has completed initialization', { hosts: server.addresses.map((a) => a.host) });
+    return { engine: eng, app, server, shutdown };
+  } catch (err) {
+    if (engine) await engine.close().catch(() => {});
+    lockOnly.release();
+    throw err;
+  }
+}
