@@ -336,7 +336,7 @@ function withoutRo(m: OciMount): OciMount {
  * mount (a container mount at /dev also drops the defaults below /dev), then the container
  * mounts sorted by depth; read-only rootfs → the defaults (but /proc, /dev, /dev/pts,
  * /dev/shm, /dev/mqueue) become read-only; privileged → /sys and cgroup mounts read-write.
- * Also sets linux.rootfsPropagation when a bind asks for shared or slave propagation.
+ * Also sets linux.rootfsPropagation to "shared" when a bind asks for shared propagation.
  */
 export function withMounts(o: MountsOptions): SpecOpt {
   return (spec: OciSpec) => {
@@ -364,17 +364,13 @@ export function withMounts(o: MountsOptions): SpecOpt {
     if (o.privileged) defaults = defaults.map((m) => (m.destination === '/sys' ? withoutRo(m) : m));
     if (o.privileged || o.writableCgroups) defaults = defaults.map((m) => (m.type === 'cgroup' ? withoutRo(m) : m));
 
-    let rootfsPropagation = spec.linux?.rootfsPropagation;
-    for (const m of o.containerMounts) {
-      const opts = m.options ?? [];
-      if (m.type !== 'bind') continue;
-      if (opts.includes('shared') || opts.includes('rshared')) rootfsPropagation = 'shared';
-      else if ((opts.includes('slave') || opts.includes('rslave')) && rootfsPropagation !== 'shared' && rootfsPropagation !== 'rshared') {
-        rootfsPropagation = 'rslave';
-      }
-    }
+    // A shared bind needs a shared rootfs (dockerd sets "shared"). A slave bind needs the
+    // rootfs to be rslave, which dockerd writes as "rslave": that is runc's default for the
+    // rootfs and not a value of the spec's schema, so berth leaves the field out instead.
     const linux = { ...(spec.linux ?? {}) };
-    if (rootfsPropagation) linux.rootfsPropagation = rootfsPropagation;
+    if (o.containerMounts.some((m) => m.type === 'bind' && (m.options ?? []).some((x) => x === 'shared' || x === 'rshared'))) {
+      linux.rootfsPropagation = 'shared';
+    }
     return { ...spec, mounts: [...defaults, ...sortMountsByDepth(o.containerMounts)], linux };
   };
 }

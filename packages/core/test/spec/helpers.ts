@@ -1,0 +1,116 @@
+import { mkdtempSync, readFileSync, readdirSync, rmSync, cpSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { ContainerConfig, ContainerRecord, HostConfig } from '../../src/types.js';
+import type { OciSpec } from '../../src/oci.js';
+import { ZERO_TIME } from '../../src/types.js';
+import { buildOciSpec, type SpecBuildInput } from '../../src/spec/index.js';
+import type { SpecHostInfo } from '../../src/spec/host.js';
+
+export const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '../../../..');
+/** ../shared/specs next to the repository (CI clones the repo with a copy of shared/ beside it). */
+export const specsDir = path.resolve(repoRoot, '../shared/specs');
+export const fixturesDir = path.join(here, 'fixtures');
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+let validator: ValidateFunction | undefined;
+/** The OCI runtime-spec config schema (draft-04 files; nothing in them differs under Ajv's default draft). */
+export function ociConfigValidator(): ValidateFunction {
+  if (validator) return validator;
+  const dir = path.join(specsDir, 'oci-runtime-spec');
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  addFormats(ajv);
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
+    const schema = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as Record<string, unknown>;
+    delete schema.$schema;
+    ajv.addSchema(schema, f);
+  }
+  validator = ajv.getSchema('config-schema.json');
+  if (!validator) throw new Error('config-schema.json not found');
+  return validator;
+}
+
+/** Asserts a spec validates against the OCI schema; returns ajv's errors as text otherwise. */
+export function schemaErrors(spec: OciSpec): string | null {
+  const v = ociConfigValidator();
+  // validate what the runtime reads: the JSON text
+  const ok = v(JSON.parse(JSON.stringify(spec)));
+  return ok ? null : JSON.stringify(v.errors, null, 1);
+}
+
+export function makeRecord(opts: { id?: string; path?: string; args?: string[]; config?: ContainerConfig; hostConfig?: HostConfig } = {}): ContainerRecord {
+  const id = opts.id ?? 'c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123456789';
+  return {
+    ID: id,
+    Name: '/test',
+    Created: new Date(0).toISOString(),
+    Path: opts.path ?? 'sleep',
+    Args: opts.args ?? ['3600'],
+    Config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Hostname: id.slice(0, 12), ...(opts.config ?? {}) },
+    HostConfig: opts.hostConfig ?? {},
+    State: {
+      Status: 'created',
+      Running: false,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: false,
+      Pid: 0,
+      ExitCode: 0,
+      Error: '',
+      StartedAt: ZERO_TIME,
+      FinishedAt: ZERO_TIME,
+    },
+    Image: '',
+    NetworkSettings: { SandboxID: '', SandboxKey: '', Ports: {}, Networks: {} },
+    ResolvConfPath: '',
+    HostnamePath: '',
+    HostsPath: '',
+    LogPath: '',
+    RestartCount: 0,
+    Driver: '',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    Mounts: [],
+  };
+}
+
+/** A temp dir removed by the returned function. */
+export function tempDir(prefix = 'berth-spec-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A temp rootfs with the fixture users and groups (alice, bob, users, audio, video). */
+export function tempRootfs(): { dir: string; cleanup: () => void } {
+  const t = tempDir('berth-rootfs-');
+  cpSync(path.join(fixturesDir, 'rootfs'), t.dir, { recursive: true });
+  return t;
+}
+
+/** Fixed host facts, so unit tests do not depend on the machine. */
+export const TEST_HOST: SpecHostInfo = { capLastCap: 40, cgroupV2: false, cpuCount: 4 };
+
+/** Builds a spec for a record made of these Config/HostConfig fields, on `rootfs`. */
+export async function build(
+  rootfs: string,
+  config: ContainerConfig = {},
+  hostConfig: HostConfig = {},
+  extra: Partial<SpecBuildInput> & { path?: string; args?: string[] } = {},
+): Promise<OciSpec> {
+  const { path: p, args, ...rest } = extra;
+  return buildOciSpec({
+    container: makeRecord({ config, hostConfig, path: p, args }),
+    rootfsPath: rootfs,
+    host: TEST_HOST,
+    ...rest,
+  });
+}
