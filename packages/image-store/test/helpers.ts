@@ -73,12 +73,12 @@ export async function listTree(dir: string): Promise<string[]> {
 }
 
 /** Builds berth-test/busybox with scripts/build-test-image.sh into a fresh dir; returns paths and the image ID. */
-export async function buildTestImage(): Promise<{ dir: string; saveTar: string; ociTar: string; ociDir: string; id: string; diffId: string }> {
+export async function buildTestImage(): Promise<{ dir: string; saveTar: string; ociTar: string; ociDir: string; id: `sha256:${string}`; diffId: `sha256:${string}` }> {
   const { execFileSync } = await import('node:child_process');
   const dir = await tempDir('berth-testimg-');
   const script = path.resolve(import.meta.dirname, '../../../scripts/build-test-image.sh');
   const out = execFileSync('bash', [script, dir], { encoding: 'utf8' });
   const m = /image ID (sha256:[0-9a-f]{64}) \(layer DiffID (sha256:[0-9a-f]{64})\)/.exec(out);
   if (!m) throw new Error(`unexpected build-test-image output: ${out}`);
-  return { dir, saveTar: path.join(dir, 'busybox.tar'), ociTar: path.join(dir, 'busybox-oci.tar'), ociDir: path.join(dir, 'busybox-oci'), id: m[1], diffId: m[2] };
+  return { dir, saveTar: path.join(dir, 'busybox.tar'), ociTar: path.join(dir, 'busybox-oci.tar'), ociDir: path.join(dir, 'busybox-oci'), id: m[1] as `sha256:${string}`, diffId: m[2] as `sha256:${string}` };
 }

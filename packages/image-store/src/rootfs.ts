@@ -1,0 +1,242 @@
+/**
+ * Per-container root filesystems: `<data-root>/overlay/<container-id>/{upper,work,merged}`
+ * with the image's layers as overlayfs lowerdirs (short `l/` links, mounted from the image
+ * root so the option string stays short), or — where overlayfs is unavailable — a copy of the
+ * composed layers in `merged` (the `copy` driver). `meta.json` records the image and driver;
+ * its chain pins the layers against garbage collection while the container exists.
+ */
+import { execFile } from 'node:child_process';
+import { promises as fsp, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { ConflictError, InvalidParameterError, NotFoundError, SystemError } from '@berth/core';
+import type { Digest } from './digest.js';
+import { treeDiffTar, upperDirTar } from './difftar.js';
+import { dirSize, readJson, writeFileAtomic } from './fsutil.js';
+import type { ImageStore } from './images.js';
+import type { LayerMeta } from './layers.js';
+
+const execFileP = promisify(execFile);
+
+export type RootfsDriver = 'overlay' | 'copy';
+
+export interface RootfsMeta {
+  containerId: string;
+  imageId: Digest;
+  /** Chain ID of the image's top layer (pins the chain). */
+  topLayer: Digest | null;
+  driver: RootfsDriver;
+  readonly: boolean;
+}
+
+const CONTAINER_ID_RE = /^[0-9a-f]{64}$|^[0-9a-zA-Z][0-9a-zA-Z_.-]{0,127}$/;
+
+/** Decodes mountinfo's octal escapes (\040 for a space …). */
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+export function mountPoints(): Set<string> {
+  const out = new Set<string>();
+  let text = '';
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return out;
+  }
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    if (f.length > 4) out.add(unescapeMount(f[4]));
+  }
+  return out;
+}
+
+export function overlaySupported(): boolean {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return false;
+  try {
+    return /\toverlay$/m.test(readFileSync('/proc/filesystems', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export interface RootfsManagerOptions {
+  /** 'auto' (default): overlay when root and the kernel has overlayfs, else copy. */
+  driver?: RootfsDriver | 'auto';
+}
+
+export class RootfsManager {
+  readonly dir: string;
+  readonly driver: RootfsDriver;
+
+  constructor(
+    private readonly store: ImageStore,
+    dataRoot: string,
+    opts: RootfsManagerOptions = {},
+  ) {
+    this.dir = path.join(dataRoot, 'overlay');
+    const want = opts.driver ?? 'auto';
+    this.driver = want === 'auto' ? (overlaySupported() ? 'overlay' : 'copy') : want;
+  }
+
+  async init(): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o710 });
+  }
+
+  private cdir(id: string): string {
+    if (!CONTAINER_ID_RE.test(id)) throw new InvalidParameterError(`invalid container id: ${JSON.stringify(id)}`);
+    return path.join(this.dir, id);
+  }
+
+  mergedPath(id: string): string {
+    return path.join(this.cdir(id), 'merged');
+  }
+
+  async meta(id: string): Promise<RootfsMeta | null> {
+    return readJson<RootfsMeta>(path.join(this.cdir(id), 'meta.json'));
+  }
+
+  /** Prepares the container's layer (no mount yet). Idempotent for the same image. */
+  async create(id: string, imageRef: string, opts: { readonly?: boolean } = {}): Promise<RootfsMeta> {
+    const existing = await this.meta(id);
+    const imageId = await this.store.resolve(imageRef);
+    if (existing) {
+      if (existing.imageId !== imageId) throw new ConflictError(`container ${id} already has a root filesystem for image ${existing.imageId}`);
+      return existing;
+    }
+    const img = await this.store.get(imageId);
+    const chain = img.topLayer ? await this.store.layers.chain(img.topLayer) : [];
+    const driver: RootfsDriver = this.driver === 'overlay' && chain.every((l) => l.overlayWhiteouts) ? 'overlay' : 'copy';
+    const d = this.cdir(id);
+    await fsp.rm(d, { recursive: true, force: true });
+    await fsp.mkdir(path.join(d, 'merged'), { recursive: true, mode: 0o755 });
+    try {
+      if (driver === 'overlay') {
+        await fsp.mkdir(path.join(d, 'upper'), { mode: 0o755 });
+        await fsp.mkdir(path.join(d, 'work'), { mode: 0o700 });
+      } else {
+        await this.materialize(chain, path.join(d, 'merged'));
+      }
+      const meta: RootfsMeta = { containerId: id, imageId, topLayer: img.topLayer, driver, readonly: !!opts.readonly };
+      await writeFileAtomic(path.join(d, 'meta.json'), JSON.stringify(meta));
+      return meta;
+    } catch (err) {
+      await fsp.rm(d, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Copies the layers bottom to top into `dest`, applying opaque dirs and whiteouts. */
+  private async materialize(chain: LayerMeta[], dest: string): Promise<void> {
+    for (const layer of chain) {
+      for (const o of layer.opaqueDirs) {
+        const target = path.join(dest, o);
+        const entries = await fsp.readdir(target).catch(() => [] as string[]);
+        for (const e of entries) await fsp.rm(path.join(target, e), { recursive: true, force: true });
+      }
+      for (const w of layer.whiteouts) await fsp.rm(path.join(dest, w), { recursive: true, force: true });
+      await execFileP('cp', ['-a', '--no-target-directory', `${this.store.layers.diffDir(layer.chainId)}/.`, dest]).catch(async () =>
+        execFileP('cp', ['-a', `${this.store.layers.diffDir(layer.chainId)}/.`, `${dest}/`]),
+      );
+      // overlay-style whiteout devices copied along are not files of the container
+      if (layer.overlayWhiteouts) for (const w of layer.whiteouts) await fsp.rm(path.join(dest, w), { recursive: true, force: true });
+    }
+  }
+
+  isMounted(id: string): boolean {
+    return mountPoints().has(this.mergedPath(id));
+  }
+
+  /** Mounts (overlay) and returns the rootfs path. Mounting a mounted rootfs is a no-op. */
+  async mount(id: string): Promise<string> {
+    const meta = await this.meta(id);
+    if (!meta) throw new NotFoundError(`no root filesystem prepared for container ${id}`);
+    const merged = this.mergedPath(id);
+    if (meta.driver === 'copy') return merged;
+    if (this.isMounted(id)) return merged;
+    const chain = meta.topLayer ? await this.store.layers.chain(meta.topLayer) : [];
+    const d = this.cdir(id);
+    // an image without layers still needs a lowerdir: an empty one
+    let lowers: string[];
+    if (chain.length === 0) {
+      await fsp.mkdir(path.join(d, 'empty'), { recursive: true });
+      lowers = [path.join(d, 'empty')];
+    } else {
+      lowers = chain.map((l) => `l/${l.link}`).reverse();
+    }
+    const opts = `lowerdir=${lowers.join(':')},upperdir=${path.join(d, 'upper')},workdir=${path.join(d, 'work')}`;
+    if (opts.length > 4000) throw new SystemError(`too many layers for one overlay mount (${chain.length})`);
+    try {
+      await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', opts, merged], { cwd: this.store.root });
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new SystemError(`mounting the root filesystem of ${id} failed: ${(e.stderr || e.message).trim()}`, { cause: err });
+    }
+    return merged;
+  }
+
+  /** Unmounts the rootfs (idempotent; a busy mount is detached lazily). */
+  async unmount(id: string): Promise<void> {
+    const merged = this.mergedPath(id);
+    if (!mountPoints().has(merged)) return;
+    try {
+      await execFileP('umount', [merged]);
+    } catch (err) {
+      try {
+        await execFileP('umount', ['-l', merged]);
+      } catch {
+        const e = err as { stderr?: string; message: string };
+        throw new SystemError(`unmounting the root filesystem of ${id} failed: ${(e.stderr || e.message).trim()}`, { cause: err });
+      }
+    }
+  }
+
+  /** Unmounts and deletes everything of the container. Idempotent. */
+  async remove(id: string): Promise<void> {
+    await this.unmount(id);
+    await fsp.rm(this.cdir(id), { recursive: true, force: true });
+  }
+
+  /** SizeRw (bytes the container changed) and SizeRootFs (SizeRw plus the image's layers). */
+  async sizes(id: string): Promise<{ SizeRw: number; SizeRootFs: number }> {
+    const meta = await this.meta(id);
+    if (!meta) throw new NotFoundError(`no root filesystem prepared for container ${id}`);
+    const img = await this.store.get(meta.imageId).catch(() => null);
+    const imageSize = img?.size ?? 0;
+    if (meta.driver === 'overlay') {
+      const rw = await dirSize(path.join(this.cdir(id), 'upper'));
+      return { SizeRw: rw, SizeRootFs: rw + imageSize };
+    }
+    const total = await dirSize(this.mergedPath(id));
+    return { SizeRw: Math.max(0, total - imageSize), SizeRootFs: total };
+  }
+
+  /** Layers pinned by containers' root filesystems (for image/layer GC). */
+  async pinnedLayers(): Promise<Digest[]> {
+    const out: Digest[] = [];
+    for (const name of await fsp.readdir(this.dir).catch(() => [] as string[])) {
+      const m = await readJson<RootfsMeta>(path.join(this.dir, name, 'meta.json')).catch(() => null);
+      if (m?.topLayer) out.push(m.topLayer);
+    }
+    return out;
+  }
+
+  /** The container's changes as an OCI layer tar (for commit). */
+  async diff(id: string): Promise<Readable> {
+    const meta = await this.meta(id);
+    if (!meta) throw new NotFoundError(`no root filesystem prepared for container ${id}`);
+    if (meta.driver === 'overlay') return upperDirTar(path.join(this.cdir(id), 'upper'));
+    const base = path.join(this.cdir(id), 'base');
+    await fsp.rm(base, { recursive: true, force: true });
+    await fsp.mkdir(base);
+    const chain = meta.topLayer ? await this.store.layers.chain(meta.topLayer) : [];
+    await this.materialize(chain, base);
+    const stream = treeDiffTar(this.mergedPath(id), base);
+    const cleanup = () => void fsp.rm(base, { recursive: true, force: true });
+    stream.once('end', cleanup);
+    stream.once('error', cleanup);
+    stream.once('close', cleanup);
+    return stream;
+  }
+}

@@ -1,0 +1,147 @@
+import { createReadStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadArchive } from '../src/archive.js';
+import { sha256 } from '../src/digest.js';
+import { ImageStore } from '../src/images.js';
+import { mountPoints, RootfsManager, overlaySupported } from '../src/rootfs.js';
+import { unpackLayer } from '../src/unpack.js';
+import { buildTestImage, isRoot, listTree, makeTar, streamOf, tempDir } from './helpers.js';
+
+let img: Awaited<ReturnType<typeof buildTestImage>>;
+let base: string;
+let store: ImageStore;
+const CID = 'a'.repeat(64);
+
+beforeAll(async () => {
+  img = await buildTestImage();
+});
+afterAll(async () => {
+  await fsp.rm(img.dir, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  base = await tempDir();
+  store = new ImageStore(path.join(base, 'data'));
+  await store.init();
+  await loadArchive(store, createReadStream(img.saveTar));
+});
+afterEach(async () => {
+  // never leak a mount, even when a test failed half-way
+  for (const m of mountPoints()) if (m.startsWith(base)) await import('node:child_process').then(({ execFileSync }) => execFileSync('umount', ['-l', m]));
+  await store.close();
+  await fsp.rm(base, { recursive: true, force: true });
+});
+
+async function readTar(s: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function entriesOf(layer: Buffer): Promise<string[]> {
+  const dir = await tempDir('berth-diff-');
+  try {
+    const t = await import('tar-stream');
+    const ex = t.default.extract();
+    const names: string[] = [];
+    const done = (async () => {
+      for await (const e of ex) {
+        names.push(e.header.name);
+        e.resume();
+      }
+    })();
+    streamOf(layer).pipe(ex as unknown as NodeJS.WritableStream);
+    await done;
+    return names;
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe.skipIf(!isRoot || !overlaySupported())('overlay root filesystems (root)', () => {
+  it('mounts the image layers with a per-container upperdir, sizes, diff with whiteouts, unmount and remove without leaks', async () => {
+    const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'overlay' });
+    await rfs.init();
+    const meta = await rfs.create(CID, 'berth-test/busybox');
+    expect(meta.driver).toBe('overlay');
+    const merged = await rfs.mount(CID);
+    try {
+      expect(rfs.isMounted(CID)).toBe(true);
+      expect(await rfs.mount(CID)).toBe(merged); // idempotent, no second mount
+      expect([...mountPoints()].filter((m) => m === merged)).toHaveLength(1);
+      expect(await fsp.readlink(path.join(merged, 'bin/sh'))).toBe('/bin/busybox');
+      await fsp.writeFile(path.join(merged, 'tmp/hello'), 'hello world');
+      await fsp.rm(path.join(merged, 'etc/group'));
+      const sizes = await rfs.sizes(CID);
+      expect(sizes.SizeRw).toBe(11);
+      const image = await store.get(meta.imageId);
+      expect(sizes.SizeRootFs).toBe(11 + image.size);
+      // the image's layer is untouched
+      const [layer] = await store.layers.chain(meta.topLayer!);
+      expect(await fsp.readFile(path.join(store.layers.diffDir(layer.chainId), 'etc/group'), 'utf8')).toMatch(/^root/);
+      const diff = await entriesOf(await readTar(await rfs.diff(CID)));
+      expect(diff).toEqual(expect.arrayContaining(['etc/', 'etc/.wh.group', 'tmp/', 'tmp/hello']));
+      // the diff applies as a layer: unpacked alone it carries the whiteout
+      const d2 = path.join(base, 'apply');
+      await fsp.mkdir(d2);
+      const r = await unpackLayer(await rfs.diff(CID), d2);
+      expect(r.whiteouts).toEqual(['etc/group']);
+    } finally {
+      await rfs.unmount(CID);
+    }
+    expect(rfs.isMounted(CID)).toBe(false);
+    await rfs.unmount(CID); // idempotent
+    expect(await rfs.pinnedLayers()).toEqual([meta.topLayer]);
+    await rfs.remove(CID);
+    expect(await fsp.readdir(rfs.dir)).toEqual([]);
+    expect([...mountPoints()].filter((m) => m.startsWith(base))).toEqual([]);
+  });
+
+  it('a pinned layer survives image GC; once the container is removed, it is collected', async () => {
+    const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'overlay' });
+    await rfs.init();
+    const meta = await rfs.create(CID, 'berth-test/busybox');
+    await store.deleteImage(meta.imageId, await rfs.pinnedLayers());
+    expect(await store.layers.has(meta.topLayer!)).toBe(true);
+    const merged = await rfs.mount(CID);
+    expect(await fsp.readlink(path.join(merged, 'bin/sh'))).toBe('/bin/busybox');
+    await rfs.remove(CID);
+    expect(await store.gcLayers(await rfs.pinnedLayers())).toEqual([meta.topLayer]);
+    expect(await store.blobs.list()).toEqual([]);
+  });
+});
+
+describe('copy-based root filesystems (no overlayfs)', () => {
+  it('materialises the layers with whiteouts and opaque dirs applied, and diffs against the image', async () => {
+    // a second layer on top of the test image: deletes /etc/group, makes /home opaque, adds a file
+    const t = await makeTar([
+      { name: 'etc/.wh.group' },
+      { name: 'home/.wh..wh..opq' },
+      { name: 'home/new', content: 'n' },
+      { name: 'root/.profile', content: 'p' },
+    ]);
+    const id0 = await store.resolve('berth-test/busybox');
+    const base0 = await store.get(id0);
+    const l2 = await store.layers.register(streamOf(t), base0.topLayer);
+    const cfg = { ...base0.config, rootfs: { type: 'layers' as const, diff_ids: [...base0.config.rootfs.diff_ids, l2.diffId] } };
+    const id = await store.createImage(Buffer.from(JSON.stringify(cfg)));
+    const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'copy' });
+    await rfs.init();
+    const meta = await rfs.create(CID, id);
+    expect(meta.driver).toBe('copy');
+    const merged = await rfs.mount(CID);
+    const tree = await listTree(merged);
+    expect(tree).not.toContain('etc/group');
+    expect(tree).toEqual(expect.arrayContaining(['etc/passwd', 'home/new', 'root/.profile', 'bin/busybox']));
+    expect((await fsp.lstat(path.join(merged, 'bin/busybox'))).isFile()).toBe(true);
+    await fsp.writeFile(path.join(merged, 'tmp/x'), 'xyz');
+    await fsp.rm(path.join(merged, 'etc/passwd'));
+    const diff = await entriesOf(await readTar(await rfs.diff(CID)));
+    expect(diff.sort()).toEqual(['etc/', 'etc/.wh.passwd', 'tmp/', 'tmp/x']);
+    const sizes = await rfs.sizes(CID);
+    expect(sizes.SizeRootFs).toBeGreaterThan(sizes.SizeRw);
+    await rfs.remove(CID);
+    expect(await fsp.readdir(rfs.dir)).toEqual([]);
+    expect(sha256('x')).toMatch(/^sha256:/);
+  });
+});
