@@ -108,6 +108,8 @@ export interface RuntimeBackend {
    */
   restore(id: string): Promise<RuntimeStateInfo | null>;
   features(): RuntimeFeatures;
+  /** Names of the OCI runtimes this backend can run (its runtime registry), for /info. */
+  runtimes?(): string[];
   attach?(id: string, streams: AttachStreams): Promise<AttachSession>;
   resize?(id: string, size: { height: number; width: number }, execId?: string): Promise<void>;
   exec?(id: string, opts: ExecOptions): Promise<ExecSession>;

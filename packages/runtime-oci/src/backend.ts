@@ -236,7 +236,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
     if (this.tracked.has(id) || fs.existsSync(bundle)) {
       throw new ConflictError(`container ${id} already exists in the runtime backend`);
     }
-    const globalArgs = [...opts.runtimeArgs, ...rt.runtimeArgs];
+    // The engine passes daemon.json runtimeArgs too; the registry's are the fallback.
+    const globalArgs = opts.runtimeArgs.length ? [...opts.runtimeArgs] : [...rt.runtimeArgs];
     if (!globalArgs.includes('--root') && !globalArgs.some((a) => a.startsWith('--root='))) {
       globalArgs.unshift('--root', path.join(this.stateRoot, rt.name));
     }

@@ -3,3 +3,5 @@ export * from './log-pump.js';
 export * from './runtime-cli.js';
 export * from './backend.js';
 export { attachSocket } from './attach.js';
+export * from './plugin.js';
+export { default } from './plugin.js';
