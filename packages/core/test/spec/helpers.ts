@@ -107,10 +107,43 @@ export async function build(
   extra: Partial<SpecBuildInput> & { path?: string; args?: string[] } = {},
 ): Promise<OciSpec> {
   const { path: p, args, ...rest } = extra;
-  return buildOciSpec({
+  const spec = await buildOciSpec({
     container: makeRecord({ config, hostConfig, path: p, args }),
     rootfsPath: rootfs,
     host: TEST_HOST,
     ...rest,
   });
+  // every spec a test builds must be valid for the runtime
+  const errors = schemaErrors(spec);
+  if (errors) throw new Error(`spec does not validate against the OCI schema: ${errors}`);
+  return spec;
+}
+
+/** The rejection of a promise (fails the test if it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<Error & { kind?: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error & { kind?: string };
+  }
+  throw new Error('expected a rejection, got a value');
+}
+
+/** The error thrown by fn (fails the test if it returns). */
+export function thrown(fn: () => unknown): Error & { kind?: string } {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error & { kind?: string };
+  }
+  throw new Error('expected an error, got a value');
+}
+
+/** Deep-freezes a value, so that a mutating spec opt throws in strict mode. */
+export function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object') {
+    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+    Object.freeze(v);
+  }
+  return v;
 }
