@@ -49,6 +49,7 @@ export interface FakeContainer {
   options: RuntimeCreateOptions;
   exit?: ExitInfo;
   timer?: NodeJS.Timeout;
+  pendingSignal?: number;
 }
 
 export interface FakeRuntimeOptions {
@@ -205,7 +206,10 @@ export class FakeRuntime implements RuntimeBackend {
     }
     const s = this.scriptOf(id);
     if (signal !== 9 && s.ignoreSignals?.includes(signal)) return;
-    if (c.status === 'paused' && signal !== 9) return; // delivered on resume
+    if (c.status === 'paused' && signal !== 9) {
+      c.pendingSignal = signal; // delivered on resume, like a frozen cgroup
+      return;
+    }
     setImmediate(() => this.exit(id, 128 + signal));
   }
 
@@ -221,6 +225,9 @@ export class FakeRuntime implements RuntimeBackend {
     const c = this.containers.get(id);
     if (!c || c.status !== 'paused') throw new Error(`container ${id} is not paused`);
     c.status = 'running';
+    const sig = c.pendingSignal;
+    c.pendingSignal = undefined;
+    if (sig !== undefined) setImmediate(() => this.exit(id, 128 + sig));
   }
 
   async delete(id: string, opts?: { force?: boolean }): Promise<void> {
