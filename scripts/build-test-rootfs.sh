@@ -9,7 +9,7 @@ if ! [ -x "$bb" ]; then
   echo "build-test-rootfs: $bb missing (apt-get install busybox-static)" >&2
   exit 1
 fi
-if ! file_out=$(LC_ALL=C "$bb" --help 2>&1 | head -1) || [ -z "$file_out" ]; then
+if ! "$bb" true >/dev/null 2>&1; then
   echo "build-test-rootfs: $bb does not run" >&2
   exit 1
 fi

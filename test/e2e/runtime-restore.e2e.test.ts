@@ -1,0 +1,169 @@
+/**
+ * Live restore: an Engine with the OCI backend runs in a child process ("the daemon"); it
+ * is killed with SIGKILL while containers run; a new one on the same data/exec roots finds
+ * them still running and stoppable, and one that exited meanwhile with its real exit code,
+ * FinishedAt and the logs it wrote while no daemon was there.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readLogs } from '@berth/core';
+import { REPO, cgroupsNamed, forceCleanup, processesMentioning, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
+
+const skip = runtimeSkipReason();
+const CHILD = path.join(REPO, 'test/e2e/runtime-daemon-child.mjs');
+
+/** The child imports the packages' built dist: build them when missing or older than the sources. */
+function ensureBuilt(): void {
+  const newest = (dir: string): number => {
+    let m = 0;
+    for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) {
+      const p = path.join(dir, f);
+      if (p.endsWith('.ts')) m = Math.max(m, fs.statSync(p).mtimeMs);
+    }
+    return m;
+  };
+  const stale = ['core', 'runtime-oci'].some((pkg) => {
+    const dist = path.join(REPO, 'packages', pkg, 'dist/index.js');
+    return !fs.existsSync(dist) || fs.statSync(dist).mtimeMs < newest(path.join(REPO, 'packages', pkg, 'src'));
+  });
+  if (stale) execFileSync('npx', ['tsc', '-b', 'packages/runtime-oci/tsconfig.json'], { cwd: REPO, stdio: 'pipe' });
+}
+
+interface Reply {
+  seq: number;
+  ok: boolean;
+  value?: unknown;
+  error?: string;
+}
+
+class Daemon {
+  private seq = 0;
+  private pending = new Map<number, (r: Reply) => void>();
+  readonly ready: Promise<void>;
+  constructor(readonly proc: ChildProcess) {
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const rl = createInterface({ input: proc.stdout! });
+    this.ready = new Promise((resolve, reject) => {
+      proc.once('exit', (code) => reject(new Error(`daemon exited ${code}: ${stderr}`)));
+      rl.on('line', (line) => {
+        const msg = JSON.parse(line) as Reply & { ready?: boolean };
+        if (msg.ready) resolve();
+        else this.pending.get(msg.seq)?.(msg);
+      });
+    });
+  }
+  static start(dataRoot: string, execRoot: string): Daemon {
+    return new Daemon(spawn(process.execPath, [CHILD, dataRoot, execRoot], { cwd: path.dirname(CHILD), stdio: ['pipe', 'pipe', 'pipe'] }));
+  }
+  call<T>(op: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<T> {
+    const seq = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${op} timed out`)), timeoutMs);
+      this.pending.set(seq, (r) => {
+        clearTimeout(t);
+        this.pending.delete(seq);
+        if (r.ok) resolve(r.value as T);
+        else reject(new Error(`${op}: ${r.error}`));
+      });
+      this.proc.stdin!.write(`${JSON.stringify({ seq, op, args })}\n`);
+    });
+  }
+  kill9(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) return resolve();
+      this.proc.once('exit', () => resolve());
+      this.proc.kill('SIGKILL');
+    });
+  }
+}
+
+interface Rec {
+  ID: string;
+  LogPath: string;
+  State: { Status: string; Running: boolean; Pid: number; ExitCode: number; FinishedAt: string; StartedAt: string };
+}
+
+describe.skipIf(skip !== null)('live restore after the daemon is SIGKILLed', () => {
+  let tmp: string;
+  let dataRoot: string;
+  let execRoot: string;
+  const daemons: Daemon[] = [];
+  const ids: string[] = [];
+
+  beforeAll(() => {
+    ensureBuilt();
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-restore-'));
+    dataRoot = path.join(tmp, 'data');
+    execRoot = path.join(tmp, 'exec');
+  }, 180_000);
+  afterAll(async () => {
+    for (const d of daemons) await d.kill9();
+    forceCleanup(path.join(execRoot ?? tmp, 'oci/state/runc'), ids, [tmp]);
+  });
+
+  it('containers survive, stay stoppable, and an exit while down keeps its code and time', async () => {
+    const rootfs = testRootfs();
+    const d1 = Daemon.start(dataRoot, execRoot);
+    daemons.push(d1);
+    await d1.ready;
+    const mk = async (name: string, cmd: string[]): Promise<string> => {
+      const { Id } = await d1.call<{ Id: string }>('create', {
+        name,
+        Config: { Cmd: cmd, StopTimeout: 5 },
+        HostConfig: { NetworkMode: 'none' },
+        rootfs,
+      });
+      ids.push(Id);
+      await d1.call('start', { id: Id });
+      return Id;
+    };
+    const longId = await mk('long', ['/bin/sh', '-c', 'trap "echo bye; exit 143" TERM; echo up; while true; do sleep 0.05; done']);
+    const shortId = await mk('short', ['/bin/sh', '-c', 'sleep 1; echo "wrote while down"; exit 42']);
+    const before = await d1.call<Rec>('inspect', { id: longId });
+    expect(before.State.Running).toBe(true);
+    const conmons = processesMentioning(`-c ${longId}`);
+    expect(conmons.length).toBeGreaterThan(0);
+
+    await d1.kill9();
+    const killedAt = Date.now();
+    // The monitors are not children of the daemon: they outlive it.
+    expect(processesMentioning(`-c ${longId}`).length).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 1800)); // the short one exits while no daemon runs
+
+    const d2 = Daemon.start(dataRoot, execRoot);
+    daemons.push(d2);
+    await d2.ready;
+    const long = await d2.call<Rec>('inspect', { id: longId });
+    expect(long.State.Status).toBe('running');
+    expect(long.State.Pid).toBe(before.State.Pid);
+    const short = await d2.call<Rec>('inspect', { id: shortId });
+    expect(short.State.Status).toBe('exited');
+    expect(short.State.ExitCode).toBe(42);
+    const finished = Date.parse(short.State.FinishedAt);
+    expect(finished).toBeGreaterThan(killedAt);
+    expect(finished).toBeLessThan(Date.now() - 200);
+    const shortLogs: string[] = [];
+    for await (const m of readLogs(short.LogPath)) shortLogs.push(m.line.toString());
+    expect(shortLogs).toEqual(['wrote while down\n']);
+
+    // Still stoppable through the new daemon, with its exit seen by it.
+    await d2.call('stop', { id: longId, timeout: 5 });
+    const stopped = await d2.call<Rec>('inspect', { id: longId });
+    expect(stopped.State.Status).toBe('exited');
+    expect(stopped.State.ExitCode).toBe(143);
+    const longLogs: string[] = [];
+    for await (const m of readLogs(stopped.LogPath)) longLogs.push(m.line.toString());
+    expect(longLogs).toEqual(['up\n', 'bye\n']);
+
+    for (const id of [longId, shortId]) await d2.call('remove', { id, force: true });
+    for (const id of [longId, shortId]) {
+      expect(processesMentioning(id)).toEqual([]);
+      expect(fs.existsSync(path.join(execRoot, 'oci', id))).toBe(false);
+    }
+  });
+});
