@@ -4,7 +4,7 @@
  * tests without berthd, and the daemon attaches it to its listening sockets.
  */
 import { ServerResponse, type IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import { InvalidParameterError, NotFoundError } from '@berth/core';
 import { HttpError, sendError, statusOf } from './http-errors.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -65,7 +65,7 @@ export function buildApp(opts: AppOptions): App {
     }
   };
 
-  const dispatch = (req: IncomingMessage, res: ServerResponse, upgrade: { socket: Duplex; head: Buffer } | null) => {
+  const dispatch = (req: IncomingMessage, res: ServerResponse, upgrade: { socket: Duplex; head: Buffer; body: Buffer } | null) => {
     const ac = new AbortController();
     active.add(ac);
     let done = false;
@@ -124,6 +124,7 @@ export function buildApp(opts: AppOptions): App {
     };
     const ctx: RequestContext = {
       req,
+      body: upgrade ? Readable.from(upgrade.body.length ? [upgrade.body] : []) : req,
       res,
       params: {},
       query: url.searchParams,
@@ -177,22 +178,45 @@ export function buildApp(opts: AppOptions): App {
     );
   };
 
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node leaves an upgrade request's body on the socket: take its Content-Length bytes
+    // first, so that they never reach the container's stdin.
+    const len = Number(req.headers['content-length'] ?? '0');
+    if (Number.isFinite(len) && len > 0 && len <= 4 * 1024 * 1024 && head.length < len) {
+      const parts: Buffer[] = [head];
+      let got = head.length;
+      const onData = (chunk: Buffer) => {
+        parts.push(chunk);
+        got += chunk.length;
+        if (got >= len) {
+          socket.off('data', onData);
+          socket.pause();
+          const all = Buffer.concat(parts);
+          handleUpgrade(req, socket, all);
+        }
+      };
+      socket.on('data', onData);
+      return;
+    }
+    const body = Number.isFinite(len) && len > 0 ? head.subarray(0, len) : Buffer.alloc(0);
+    head = head.subarray(body.length);
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as never);
+    socket.on('error', () => socket.destroy());
+    res.once('finish', () => {
+      res.detachSocket(socket as never);
+      socket.end();
+    });
+    dispatch(req, res, { socket, head, body });
+  }
+
   return {
     router,
     handleRequest(req, res) {
       dispatch(req, res, null);
     },
-    handleUpgrade(req, socket, head) {
-      const res = new ServerResponse(req);
-      res.shouldKeepAlive = false;
-      res.assignSocket(socket as never);
-      socket.on('error', () => socket.destroy());
-      res.once('finish', () => {
-        res.detachSocket(socket as never);
-        socket.end();
-      });
-      dispatch(req, res, { socket, head });
-    },
+    handleUpgrade,
     inflight: () => active.size,
     drained: () => (active.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
     abortStreams() {

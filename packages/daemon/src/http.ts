@@ -38,7 +38,7 @@ export async function readBody(ctx: RequestContext, max = MAX_JSON_BODY): Promis
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of ctx.req) {
+  for await (const chunk of ctx.body) {
     const b = chunk as Buffer;
     size += b.length;
     if (size > max) {

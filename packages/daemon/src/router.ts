@@ -8,6 +8,8 @@ import type { Duplex } from 'node:stream';
 
 export interface RequestContext {
   readonly req: IncomingMessage;
+  /** The request body (for an upgrade request: the Content-Length bytes read before the hijack). */
+  readonly body: NodeJS.ReadableStream;
   readonly res: ServerResponse;
   readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;

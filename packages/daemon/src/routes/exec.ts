@@ -1,5 +1,5 @@
 /** Exec routes: create, start (hijacked, TTY or multiplexed, detach), resize, inspect. */
-import { InvalidParameterError, NotImplementedError } from '@berth/core';
+import { ConflictError, InvalidParameterError, NotImplementedError } from '@berth/core';
 import type { DaemonBackend, ExecBackend, ExecCreateRequest } from '../backend.js';
 import { intValue, readJson, sendEmpty, sendJson } from '../http.js';
 import type { RequestContext, Route } from '../router.js';
@@ -53,7 +53,7 @@ export function execRoutes(backend: DaemonBackend): Route[] {
     }
     const ex = execBackend(backend);
     const info = await ex.inspect(ctx.params.id);
-    if (info.Running) throw new InvalidParameterError(`Error: Exec command ${info.ID} is already running`);
+    if (info.Running) throw new ConflictError(`Error: Exec command ${info.ID} is already running`);
     const detach = body.Detach === true;
     const tty = body.Tty === true || info.ProcessConfig.tty;
     if (detach) {

@@ -1,0 +1,122 @@
+/** Hijacked connections: exec start over Upgrade: tcp, stdcopy framing, stdin, detach keys, body not leaking into stdin. */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Duplex } from 'node:stream';
+import { buildApp, openInjector, apiRoutes, type ExecBackend, type ExecInspect, type Injector } from '../src/index.js';
+import { fakeBackend, record } from './helpers/fake-backend.js';
+
+const CID = 'c'.repeat(64);
+
+function readAll(sock: Duplex, head: Buffer): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const parts = [head];
+    sock.on('data', (d: Buffer) => parts.push(d));
+    sock.on('end', () => resolve(Buffer.concat(parts)));
+    sock.on('close', () => resolve(Buffer.concat(parts)));
+  });
+}
+
+function demux(buf: Buffer): { stdout: string; stderr: string } {
+  let stdout = '';
+  let stderr = '';
+  let off = 0;
+  while (off + 8 <= buf.length) {
+    const stream = buf[off];
+    const len = buf.readUInt32BE(off + 4);
+    const payload = buf.subarray(off + 8, off + 8 + len).toString();
+    if (stream === 1) stdout += payload;
+    else if (stream === 2) stderr += payload;
+    else throw new Error(`bad stream byte ${stream}`);
+    off += 8 + len;
+  }
+  expect(off).toBe(buf.length);
+  return { stdout, stderr };
+}
+
+describe('hijacked exec start', () => {
+  let inj: Injector;
+  let execs: Map<string, ExecInspect>;
+  beforeEach(async () => {
+    execs = new Map();
+    const backend = fakeBackend([record(CID, 'box', 'running')]);
+    const exec: ExecBackend = {
+      async create(container, req) {
+        const id = 'e'.repeat(63) + String(execs.size);
+        execs.set(id, {
+          ID: id,
+          Running: false,
+          ExitCode: null,
+          ProcessConfig: { tty: !!req.Tty, entrypoint: req.Cmd[0], arguments: req.Cmd.slice(1), privileged: false, user: '' },
+          OpenStdin: !!req.AttachStdin,
+          OpenStdout: !!req.AttachStdout,
+          OpenStderr: !!req.AttachStderr,
+          CanRemove: false,
+          ContainerID: container,
+          DetachKeys: req.DetachKeys ?? '',
+          Pid: 0,
+        });
+        return { id };
+      },
+      // An "echo" process: stdin lines go to stdout upper-cased, and "err" to stderr; exits at stdin end.
+      async start(id, _o, io, signal) {
+        const e = execs.get(id)!;
+        e.Running = true;
+        io.stderr?.write('ready\n');
+        await new Promise<void>((resolve) => {
+          signal.addEventListener('abort', () => resolve());
+          if (!io.stdin) return resolve();
+          io.stdin.on('data', (d: Buffer) => io.stdout?.write(d.toString().toUpperCase()));
+          io.stdin.on('end', () => resolve());
+        });
+        e.Running = false;
+        e.ExitCode = 0;
+      },
+      async resize() {},
+      async inspect(id) {
+        const e = execs.get(id);
+        if (!e) throw Object.assign(new Error(`No such exec instance: ${id}`), { kind: 'NotFound' });
+        return e;
+      },
+    };
+    inj = await openInjector(buildApp({ routes: apiRoutes({ ...backend, exec }) }));
+  });
+  afterEach(async () => {
+    await inj.close();
+  });
+
+  it('multiplexes stdout/stderr, forwards stdin, and keeps the start body out of stdin', async () => {
+    const created = await inj.request({ method: 'POST', url: '/v1.44/containers/box/exec', body: { Cmd: ['cat'], AttachStdin: true, AttachStdout: true, AttachStderr: true } });
+    expect(created.statusCode).toBe(201);
+    const id = created.json().Id;
+    const up = await inj.upgrade({ method: 'POST', url: `/v1.44/exec/${id}/start`, body: { Detach: false, Tty: false } });
+    expect(up.statusCode).toBe(101);
+    expect(up.headers['content-type']).toBe('application/vnd.docker.multiplexed-stream');
+    const all = readAll(up.socket, up.head);
+    up.socket.write('hello\n');
+    up.socket.end();
+    const out = demux(await all);
+    expect(out.stderr).toBe('ready\n');
+    expect(out.stdout).toBe('HELLO\n');
+    expect((await inj.request({ url: `/exec/${id}/json` })).json().ExitCode).toBe(0);
+  });
+
+  it('ends the session on the detach keys without passing them on', async () => {
+    const created = await inj.request({ method: 'POST', url: '/containers/box/exec', body: { Cmd: ['cat'], AttachStdin: true, AttachStdout: true, Tty: true, DetachKeys: 'ctrl-x' } });
+    const id = created.json().Id;
+    const up = await inj.upgrade({ method: 'POST', url: `/exec/${id}/start`, body: { Tty: true } });
+    expect(up.headers['content-type']).toBe('application/vnd.docker.raw-stream');
+    const all = readAll(up.socket, up.head);
+    up.socket.write('ab\x18cd');
+    const raw = (await all).toString();
+    expect(raw).toBe('AB');
+  });
+
+  it('refuses to start an exec twice', async () => {
+    const created = await inj.request({ method: 'POST', url: '/containers/box/exec', body: { Cmd: ['true'], AttachStdout: true } });
+    const id = created.json().Id;
+    const r1 = await inj.request({ method: 'POST', url: `/exec/${id}/start`, body: { Detach: true } });
+    expect(r1.statusCode).toBe(200);
+    execs.get(id)!.Running = true;
+    const r2 = await inj.request({ method: 'POST', url: `/exec/${id}/start`, body: { Detach: true } });
+    expect(r2.statusCode).toBe(409);
+  });
+});
