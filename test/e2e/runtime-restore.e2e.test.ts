@@ -4,84 +4,14 @@
  * them still running and stoppable, and one that exited meanwhile with its real exit code,
  * FinishedAt and the logs it wrote while no daemon was there.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLogs } from '@berth/core';
-import { REPO, cgroupsNamed, forceCleanup, processesMentioning, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
+import { Daemon, ensureBuilt, forceCleanup, processesMentioning, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
 
 const skip = runtimeSkipReason();
-const CHILD = path.join(REPO, 'test/e2e/runtime-daemon-child.mjs');
-
-/** The child imports the packages' built dist: build them when missing or older than the sources. */
-function ensureBuilt(): void {
-  const newest = (dir: string): number => {
-    let m = 0;
-    for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) {
-      const p = path.join(dir, f);
-      if (p.endsWith('.ts')) m = Math.max(m, fs.statSync(p).mtimeMs);
-    }
-    return m;
-  };
-  const stale = ['core', 'runtime-oci'].some((pkg) => {
-    const dist = path.join(REPO, 'packages', pkg, 'dist/index.js');
-    return !fs.existsSync(dist) || fs.statSync(dist).mtimeMs < newest(path.join(REPO, 'packages', pkg, 'src'));
-  });
-  if (stale) execFileSync('npx', ['tsc', '-b', 'packages/runtime-oci/tsconfig.json'], { cwd: REPO, stdio: 'pipe' });
-}
-
-interface Reply {
-  seq: number;
-  ok: boolean;
-  value?: unknown;
-  error?: string;
-}
-
-class Daemon {
-  private seq = 0;
-  private pending = new Map<number, (r: Reply) => void>();
-  readonly ready: Promise<void>;
-  constructor(readonly proc: ChildProcess) {
-    let stderr = '';
-    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const rl = createInterface({ input: proc.stdout! });
-    this.ready = new Promise((resolve, reject) => {
-      proc.once('exit', (code) => reject(new Error(`daemon exited ${code}: ${stderr}`)));
-      rl.on('line', (line) => {
-        const msg = JSON.parse(line) as Reply & { ready?: boolean };
-        if (msg.ready) resolve();
-        else this.pending.get(msg.seq)?.(msg);
-      });
-    });
-  }
-  static start(dataRoot: string, execRoot: string): Daemon {
-    return new Daemon(spawn(process.execPath, [CHILD, dataRoot, execRoot], { cwd: path.dirname(CHILD), stdio: ['pipe', 'pipe', 'pipe'] }));
-  }
-  call<T>(op: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<T> {
-    const seq = ++this.seq;
-    return new Promise<T>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${op} timed out`)), timeoutMs);
-      this.pending.set(seq, (r) => {
-        clearTimeout(t);
-        this.pending.delete(seq);
-        if (r.ok) resolve(r.value as T);
-        else reject(new Error(`${op}: ${r.error}`));
-      });
-      this.proc.stdin!.write(`${JSON.stringify({ seq, op, args })}\n`);
-    });
-  }
-  kill9(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.proc.exitCode !== null || this.proc.signalCode !== null) return resolve();
-      this.proc.once('exit', () => resolve());
-      this.proc.kill('SIGKILL');
-    });
-  }
-}
-
 interface Rec {
   ID: string;
   LogPath: string;
