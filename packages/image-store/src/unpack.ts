@@ -199,7 +199,6 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
     const base = comps[comps.length - 1];
     const parent = await ensureDirs(name, comps.slice(0, -1), true);
     const full = path.join(parent, base);
-    const rel = comps.join('/');
 
     if (base.startsWith('.wh.')) {
       if (base === '.wh..wh..opq') {
