@@ -19,7 +19,7 @@ import {
   withRoot,
   withSystemPaths,
 } from './process.js';
-import { parseUlimits, validateResources, withResources, withRlimits } from './resources.js';
+import { parseUlimits, resolveBlockIODevices, validateResources, withResources, withRlimits } from './resources.js';
 import { parseSecurityOpts } from './security.js';
 import { defaultNetworkSysctls, validateSysctls, withSysctls } from './sysctl.js';
 import { resolveUser, withUser } from './user.js';
@@ -129,6 +129,10 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
     throw new InvalidParameterError(`the working directory '${cwd}' is invalid, it needs to be an absolute path`);
   }
   if ((hc.ShmSize ?? 0) < 0) throw new InvalidParameterError('SHM size can not be less than 0');
+  if ((hc.DeviceRequests ?? []).length > 0) {
+    throw new NotImplementedError('HostConfig.DeviceRequests (--gpus) is not supported: no device driver is registered');
+  }
+  if ((hc.VolumesFrom ?? []).length > 0) throw new NotImplementedError('HostConfig.VolumesFrom is not supported yet');
 
   const initMounts: OciMount[] = [];
   if (hc.Init) {
@@ -160,6 +164,7 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
     }
   }
 
+  const blockIO = await resolveBlockIODevices(hc);
   let devices: HostDevice[] = [];
   let allHostDevices: OciDevice[] = [];
   if (privileged) allHostDevices = await hostDevices(input.devRoot ?? '/dev');
@@ -214,7 +219,7 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
       writableCgroups: security.writableCgroups,
     }),
     withDevices({ privileged, devices, cgroupRules, hostDevices: allHostDevices }),
-    withResources(hc, host.cpuCount),
+    withResources(hc, host.cpuCount, { cgroupV2: host.cgroupV2, blockIO }),
     withSysctls(sysctls),
     withSystemPaths(
       noSystemPaths ? [] : (hc.MaskedPaths ?? DEFAULT_MASKED_PATHS),

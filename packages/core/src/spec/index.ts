@@ -57,7 +57,16 @@ export {
   type HostDevice,
   type DevicesOptions,
 } from './devices.js';
-export { validateResources, withResources, parseUlimits, withRlimits, isValidCpuset, ULIMIT_NAMES } from './resources.js';
+export {
+  validateResources,
+  withResources,
+  resolveBlockIODevices,
+  parseUlimits,
+  withRlimits,
+  isValidCpuset,
+  ULIMIT_NAMES,
+  type BlockIODevices,
+} from './resources.js';
 export { validateSysctls, withSysctls, defaultNetworkSysctls, IPC_SYSCTLS, type SysctlNamespaces } from './sysctl.js';
 export { parseSecurityOpts, parseGoBool, type SecurityOptions } from './security.js';
 export { planNamespaces, withNamespace, withNamespaces, type NamespaceMode, type NamespacePlan, type JoinPaths } from './namespaces.js';

@@ -1,5 +1,7 @@
 import { InvalidParameterError } from '../errors.js';
+import { stat } from 'node:fs/promises';
 import type { OciResources, OciRlimit, OciSpec } from '../oci.js';
+import { splitDevNumber } from './devices.js';
 import type { HostConfig, Ulimit } from '../types.js';
 import { DEFAULT_CPU_PERIOD } from './defaults.js';
 import type { SpecOpt } from './opts.js';
@@ -69,15 +71,19 @@ export function validateResources(hc: HostConfig, cpuCount?: number): void {
  * swap, swappiness, OOM killer), cpu (shares, quota/period, NanoCpus → quota with period
  * 100000, cpuset), pids (0 or negative = unlimited), blkio weight. Validates first.
  */
-export function withResources(hc: HostConfig, cpuCount?: number): SpecOpt {
+export function withResources(hc: HostConfig, cpuCount?: number, opts: { cgroupV2?: boolean; blockIO?: BlockIODevices } = {}): SpecOpt {
   validateResources(hc, cpuCount);
   return (spec: OciSpec) => {
     const prev = spec.linux?.resources ?? {};
     const memory: NonNullable<OciResources['memory']> = {};
     if (hc.Memory) memory.limit = hc.Memory;
     if (hc.MemoryReservation) memory.reservation = hc.MemoryReservation;
+    // dockerd (adaptContainerSettings): a memory limit without MemorySwap gets swap = 2 × memory
     if (hc.MemorySwap) memory.swap = hc.MemorySwap;
-    if (hc.MemorySwappiness !== undefined && hc.MemorySwappiness !== null && hc.MemorySwappiness >= 0) memory.swappiness = hc.MemorySwappiness;
+    else if (hc.Memory && hc.Memory > 0) memory.swap = hc.Memory * 2;
+    // cgroup v2 has no swappiness: dockerd drops it with a warning, so does berth
+    const swappiness = hc.MemorySwappiness;
+    if (!opts.cgroupV2 && swappiness !== undefined && swappiness !== null && swappiness >= 0) memory.swappiness = swappiness;
     if (hc.KernelMemoryTCP) memory.kernelTCP = hc.KernelMemoryTCP;
     memory.disableOOMKiller = hc.OomKillDisable === true;
 
@@ -94,7 +100,14 @@ export function withResources(hc: HostConfig, cpuCount?: number): SpecOpt {
     if (hc.CpusetCpus) cpu.cpus = hc.CpusetCpus;
     if (hc.CpusetMems) cpu.mems = hc.CpusetMems;
 
-    const resources: OciResources = { ...prev, memory, cpu, blockIO: { weight: hc.BlkioWeight ?? 0 } };
+    const blockIO: NonNullable<OciResources['blockIO']> = { weight: hc.BlkioWeight ?? 0 };
+    const b = opts.blockIO;
+    if (b?.weightDevice.length) blockIO.weightDevice = b.weightDevice.map((d) => ({ ...d }));
+    if (b?.throttleReadBpsDevice.length) blockIO.throttleReadBpsDevice = b.throttleReadBpsDevice.map((d) => ({ ...d }));
+    if (b?.throttleWriteBpsDevice.length) blockIO.throttleWriteBpsDevice = b.throttleWriteBpsDevice.map((d) => ({ ...d }));
+    if (b?.throttleReadIOPSDevice.length) blockIO.throttleReadIOPSDevice = b.throttleReadIOPSDevice.map((d) => ({ ...d }));
+    if (b?.throttleWriteIOPSDevice.length) blockIO.throttleWriteIOPSDevice = b.throttleWriteIOPSDevice.map((d) => ({ ...d }));
+    const resources: OciResources = { ...prev, memory, cpu, blockIO };
     if (hc.PidsLimit && hc.PidsLimit > 0) resources.pids = { limit: hc.PidsLimit };
     else delete resources.pids;
     return { ...spec, linux: { ...(spec.linux ?? {}), resources } };
@@ -130,4 +143,46 @@ export function withRlimits(rlimits: readonly OciRlimit[]): SpecOpt {
     else delete process.rlimits;
     return { ...spec, process };
   };
+}
+
+type DevRate = { major: number; minor: number; rate: number };
+
+/** HostConfig.BlkioWeightDevice and BlkioDevice{Read,Write}{Bps,IOps}, resolved to major:minor. */
+export interface BlockIODevices {
+  weightDevice: Array<{ major: number; minor: number; weight: number }>;
+  throttleReadBpsDevice: DevRate[];
+  throttleWriteBpsDevice: DevRate[];
+  throttleReadIOPSDevice: DevRate[];
+  throttleWriteIOPSDevice: DevRate[];
+}
+
+async function devNumber(p: string): Promise<{ major: number; minor: number }> {
+  try {
+    return splitDevNumber((await stat(p, { bigint: true })).rdev);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw bad(`error getting block device information for ${p}: ${code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+  }
+}
+
+/** Stats the host devices of the per-device blkio settings (weight 10-1000, rates ≥ 0). */
+export async function resolveBlockIODevices(hc: HostConfig): Promise<BlockIODevices> {
+  const out: BlockIODevices = { weightDevice: [], throttleReadBpsDevice: [], throttleWriteBpsDevice: [], throttleReadIOPSDevice: [], throttleWriteIOPSDevice: [] };
+  for (const d of hc.BlkioWeightDevice ?? []) {
+    if (!Number.isInteger(d.Weight) || d.Weight < 10 || d.Weight > 1000) throw bad(`invalid weight for device ${d.Path}: ${d.Weight}, range is from 10 to 1000`);
+    out.weightDevice.push({ ...(await devNumber(d.Path)), weight: d.Weight });
+  }
+  const rates: Array<[keyof HostConfig, Exclude<keyof BlockIODevices, 'weightDevice'>]> = [
+    ['BlkioDeviceReadBps', 'throttleReadBpsDevice'],
+    ['BlkioDeviceWriteBps', 'throttleWriteBpsDevice'],
+    ['BlkioDeviceReadIOps', 'throttleReadIOPSDevice'],
+    ['BlkioDeviceWriteIOps', 'throttleWriteIOPSDevice'],
+  ];
+  for (const [field, key] of rates) {
+    for (const d of (hc[field] as Array<{ Path: string; Rate: number }> | null | undefined) ?? []) {
+      if (!Number.isInteger(d.Rate) || d.Rate < 0) throw bad(`invalid rate for device ${d.Path}: ${d.Rate}. The correct format is <device-path>:<number>`);
+      out[key].push({ ...(await devNumber(d.Path)), rate: d.Rate });
+    }
+  }
+  return out;
 }

@@ -119,6 +119,59 @@ describe('linux.resources in the built spec', () => {
   });
 });
 
+describe('dockerd\'s create-time adjustments and host limits', () => {
+  it('a memory limit without MemorySwap gets swap = 2 × memory', async () => {
+    expect((await build(r.dir, {}, { Memory: 64 * MiB })).linux!.resources!.memory).toEqual({ limit: 64 * MiB, swap: 128 * MiB, disableOOMKiller: false });
+  });
+
+  it('cgroup v2 has no swappiness: dropped', async () => {
+    const spec = await build(r.dir, {}, { MemorySwappiness: 10 }, { host: { capLastCap: 40, cgroupV2: true, cpuCount: 4 } });
+    expect(spec.linux!.resources!.memory!.swappiness).toBeUndefined();
+  });
+});
+
+describe('per-device blkio settings', () => {
+  it('resolve the device numbers of the host paths', async () => {
+    const res = (
+      await build(r.dir, {}, {
+        BlkioWeightDevice: [{ Path: '/dev/null', Weight: 200 }],
+        BlkioDeviceReadBps: [{ Path: '/dev/null', Rate: 1048576 }],
+        BlkioDeviceWriteBps: [{ Path: '/dev/zero', Rate: 2048 }],
+        BlkioDeviceReadIOps: [{ Path: '/dev/null', Rate: 100 }],
+        BlkioDeviceWriteIOps: [{ Path: '/dev/null', Rate: 50 }],
+      })
+    ).linux!.resources!.blockIO!;
+    expect(res).toEqual({
+      weight: 0,
+      weightDevice: [{ major: 1, minor: 3, weight: 200 }],
+      throttleReadBpsDevice: [{ major: 1, minor: 3, rate: 1048576 }],
+      throttleWriteBpsDevice: [{ major: 1, minor: 5, rate: 2048 }],
+      throttleReadIOPSDevice: [{ major: 1, minor: 3, rate: 100 }],
+      throttleWriteIOPSDevice: [{ major: 1, minor: 3, rate: 50 }],
+    });
+  });
+
+  it('refuse bad weights, rates and paths', async () => {
+    await expect(build(r.dir, {}, { BlkioWeightDevice: [{ Path: '/dev/null', Weight: 5 }] })).rejects.toMatchObject({
+      kind: 'InvalidParameter',
+      message: 'invalid weight for device /dev/null: 5, range is from 10 to 1000',
+    });
+    await expect(build(r.dir, {}, { BlkioDeviceReadBps: [{ Path: '/dev/null', Rate: -1 }] })).rejects.toMatchObject({ kind: 'InvalidParameter' });
+    await expect(build(r.dir, {}, { BlkioDeviceReadBps: [{ Path: '/dev/nonexistent-berth', Rate: 1 }] })).rejects.toMatchObject({
+      kind: 'InvalidParameter',
+      message: 'error getting block device information for /dev/nonexistent-berth: no such file or directory',
+    });
+  });
+});
+
+describe('fields berth does not support yet fail loudly', () => {
+  it('DeviceRequests and VolumesFrom → NotImplemented', async () => {
+    await expect(build(r.dir, {}, { DeviceRequests: [{ Driver: 'nvidia', Count: -1 }] })).rejects.toMatchObject({ kind: 'NotImplemented' });
+    await expect(build(r.dir, {}, { VolumesFrom: ['other'] })).rejects.toMatchObject({ kind: 'NotImplemented' });
+    await build(r.dir, {}, { DeviceRequests: [], VolumesFrom: [] });
+  });
+});
+
 describe('Ulimits → process.rlimits', () => {
   it('maps names to RLIMIT_*, a later entry of the same name wins', () => {
     expect(
