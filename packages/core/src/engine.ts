@@ -15,7 +15,6 @@ import { InvalidParameterError, PluginError, errorMessage, isSkipPluginError } f
 import { MemoryEventBus, type EventBus } from './events.js';
 import { ExecService } from './exec.js';
 import { type EngineInfo, type Hooks, Stage, createHooks } from './hooks.js';
-import type { OciSpec } from './oci.js';
 import { ConsoleLogger, type Logger } from './logger.js';
 import { type Plugin, type PluginContext, type PluginStatus, sortPlugins, stagedHooks } from './plugin.js';
 import { CORE_DEFAULTS_PLUGIN, type ContainerProvenance, ProvenanceRecorder } from './provenance.js';
@@ -32,7 +31,9 @@ import {
   IRuntime,
   IStateStore,
 } from './tokens.js';
-import type { StartContext } from './hooks.js';
+import { buildOciSpec, type JoinPaths } from './spec/index.js';
+import { ConflictError } from './errors.js';
+import { isActive } from './state.js';
 
 export interface EngineOptions {
   /** dockerd's --data-root: containers/<id>/config.v2.json, hostconfig.json, logs. */
@@ -61,24 +62,14 @@ export interface EngineOptions {
   specDefaults?: boolean;
   /** Parent DI container (default: tsyringe's root). The engine always works in its own child. */
   parentContainer?: DependencyContainer;
-}
-
-/** The spec builder of ./spec (written separately); loaded lazily so the core builds without it. */
-type SpecBuilder = (input: {
-  container: StartContext['container'];
-  rootfsPath: string;
-  hostsPath?: string;
-  resolvConfPath?: string;
-  hostnamePath?: string;
-  networkNamespacePath?: string | null;
-  experimental?: boolean;
-}) => Promise<OciSpec>;
-
-async function loadSpecBuilder(): Promise<SpecBuilder> {
-  const path = './spec/index.js';
-  const mod = (await import(/* @vite-ignore */ path)) as { buildOciSpec?: SpecBuilder };
-  if (typeof mod.buildOciSpec !== 'function') throw new Error('spec builder module has no buildOciSpec export');
-  return mod.buildOciSpec;
+  /** Options of the spec builder (core:defaults). */
+  spec?: {
+    cgroupDriver?: 'cgroupfs' | 'systemd';
+    /** Cgroup parent when HostConfig.CgroupParent is empty (default /berth). */
+    defaultCgroupParent?: string;
+    /** Host path of the init binary used for HostConfig.Init (docker-init, tini). */
+    initPath?: string;
+  };
 }
 
 export class Engine {
@@ -140,21 +131,44 @@ export class Engine {
       containerDir: (id: string) => join(dataRoot, 'containers', id),
     });
 
+    const late: { service?: ContainerService } = {};
     if (opts.specDefaults !== false) {
-      let builder: Promise<SpecBuilder> | undefined;
+      const specOpts = opts.spec ?? {};
       hooks.specBuild.tapPromise({ name: CORE_DEFAULTS_PLUGIN, plugin: CORE_DEFAULTS_PLUGIN, stage: Stage.DEFAULTS }, async (_spec, ctx) => {
-        builder ??= loadSpecBuilder();
-        const build = await builder.catch((err) => {
-          builder = undefined;
-          throw err;
-        });
-        return build({
+        const hc = ctx.container.HostConfig;
+        // container:<id> modes join the namespaces of that (running) container.
+        const nsOf = (mode: string | undefined, what: string, ns: string): string | undefined => {
+          if (!mode?.startsWith('container:')) return undefined;
+          const other = late.service!.liveRecord(mode.slice('container:'.length));
+          if (!isActive(other) || !other.State.Pid) {
+            throw new ConflictError(`cannot join ${what} of a non running container: ${other.ID}`);
+          }
+          return `/proc/${other.State.Pid}/ns/${ns}`;
+        };
+        const join: JoinPaths = {};
+        const pid = nsOf(hc.PidMode, 'PID namespace', 'pid');
+        const ipc = nsOf(hc.IpcMode, 'IPC', 'ipc');
+        const uts = nsOf(hc.UTSMode, 'UTS namespace', 'uts');
+        if (pid) join.pid = pid;
+        if (ipc) join.ipc = ipc;
+        if (uts) join.uts = uts;
+        if (ctx.networkNamespacePath === undefined) {
+          const net = nsOf(hc.NetworkMode, 'network', 'net');
+          if (net) ctx.networkNamespacePath = net;
+          else if (hc.NetworkMode === 'host') ctx.networkNamespacePath = null;
+        }
+        return buildOciSpec({
           container: ctx.container,
           rootfsPath: ctx.rootfsPath!,
           ...(ctx.hostsPath ? { hostsPath: ctx.hostsPath } : {}),
           ...(ctx.resolvConfPath ? { resolvConfPath: ctx.resolvConfPath } : {}),
           ...(ctx.hostnamePath ? { hostnamePath: ctx.hostnamePath } : {}),
           ...(ctx.networkNamespacePath !== undefined ? { networkNamespacePath: ctx.networkNamespacePath } : {}),
+          ...(ctx.shmPath ? { shmPath: ctx.shmPath } : {}),
+          ...(specOpts.initPath ? { initPath: specOpts.initPath } : {}),
+          ...(Object.keys(join).length ? { namespacePaths: join } : {}),
+          ...(specOpts.cgroupDriver ? { cgroupDriver: specOpts.cgroupDriver } : {}),
+          ...(specOpts.defaultCgroupParent ? { defaultCgroupParent: specOpts.defaultCgroupParent } : {}),
           experimental: config.experimental,
         });
       });
@@ -216,6 +230,7 @@ export class Engine {
       provenance,
       ...(images ? { images } : {}),
     });
+    late.service = service;
     for (const b of pendingBackends) service.registerBackend(b);
     const execs = new ExecService(service, events, logger);
 

@@ -99,6 +99,8 @@ export class StartContext extends UndoableContext {
   hostnamePath: string | undefined;
   /** undefined = a new netns, null = host network, string = join this netns path. */
   networkNamespacePath: string | null | undefined;
+  /** Engine-managed /dev/shm directory to bind (IpcMode shareable / container:<id>). */
+  shmPath: string | undefined;
   /** The spec specBuild produced (set after specBuild). */
   spec: OciSpec | undefined;
   /** The backend running this container (set after runtimeCreate). */

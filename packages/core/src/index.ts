@@ -20,4 +20,5 @@ export * from './plugin.js';
 export * from './service.js';
 export * from './exec.js';
 export * from './engine.js';
+export * from './spec/index.js';
 export { parseSize } from './util.js';

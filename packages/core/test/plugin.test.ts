@@ -1,0 +1,178 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { injectable, inject } from 'tsyringe';
+import { createTestEngine, type TestEngine } from '../../testing/src/index.js';
+import {
+  Engine,
+  IClock,
+  IEngineConfig,
+  IEventBus,
+  ILogger,
+  INetworkDriver,
+  IRuntime,
+  IStateStore,
+  PluginError,
+  PluginGraphError,
+  SkipPluginError,
+  definePlugin,
+  errorKind,
+  sortPlugins,
+  type Clock,
+  type EngineConfig,
+  type NetworkDriver,
+  type Plugin,
+} from '../src/index.js';
+
+let t: TestEngine | undefined;
+afterEach(async () => {
+  await t?.dispose();
+  t = undefined;
+});
+
+const p = (name: string, requires: string[] = [], type = 'io.berth.test.v1'): Plugin => definePlugin({ name, type, requires });
+
+describe('definePlugin', () => {
+  it('checks the definition and freezes it', () => {
+    const x = definePlugin({ name: 'seccomp', type: 'io.berth.security.v1', requires: ['core'] });
+    expect(Object.isFrozen(x)).toBe(true);
+    expect(x.requires).toEqual(['core']);
+    expect(() => definePlugin({ name: '', type: 'io.berth.x.v1' })).toThrow(PluginGraphError);
+    expect(() => definePlugin({ name: 'x', type: 'security' })).toThrow("plugin x: invalid type \"security\" (want e.g. 'io.berth.security.v1')");
+    expect(() => definePlugin({ name: 'x', type: 'io.berth.security' })).toThrow(/invalid type/);
+    expect(() => definePlugin({ name: 'x', type: 'io.berth.x.v1', requires: [''] })).toThrow(/requires must be/);
+  });
+});
+
+describe('load order', () => {
+  it('follows requirements (by name or by type), otherwise the given order', () => {
+    const order = sortPlugins([
+      p('apparmor', ['io.berth.runtime.v1']),
+      p('cni', ['netns']),
+      p('runc', [], 'io.berth.runtime.v1'),
+      p('netns'),
+      p('metrics'),
+    ]).map((x) => x.name);
+    expect(order).toEqual(['runc', 'apparmor', 'netns', 'cni', 'metrics']);
+  });
+
+  it('a duplicate name, a missing requirement or a cycle is an error that names the plugins', () => {
+    const dup = (() => { try { sortPlugins([p('a1'), p('a1')]); } catch (e) { return e; } })() as PluginGraphError;
+    expect(dup).toBeInstanceOf(PluginGraphError);
+    expect(dup.message).toBe('duplicate plugin name: a1');
+    expect(dup.plugins).toEqual(['a1']);
+    const missing = (() => { try { sortPlugins([p('cni', ['netns'])]); } catch (e) { return e; } })() as PluginGraphError;
+    expect(missing.message).toBe('plugin cni requires netns, which is not loaded');
+    expect(missing.plugins).toEqual(['cni', 'netns']);
+    const cycle = (() => { try { sortPlugins([p('x1', ['y1']), p('y1', ['z1']), p('z1', ['x1'])]); } catch (e) { return e; } })() as PluginGraphError;
+    expect(cycle.message).toBe('plugin dependency cycle: x1 -> y1 -> z1 -> x1');
+    expect(cycle.plugins).toEqual(['x1', 'y1', 'z1']);
+    expect(errorKind(cycle)).toBe('InvalidParameter');
+  });
+
+  it('the engine refuses to start with a bad graph, and names the plugin whose init failed', async () => {
+    await expect(createTestEngine({ specDefaults: false, plugins: [p('cni', ['netns'])] })).rejects.toThrow('plugin cni requires netns, which is not loaded');
+    const closed: string[] = [];
+    const ok = definePlugin({ name: 'first', type: 'io.berth.test.v1', close: () => void closed.push('first') });
+    const bad = definePlugin({
+      name: 'broken',
+      type: 'io.berth.test.v1',
+      requires: ['first'],
+      register() {
+        throw new Error('cannot open /dev/thing');
+      },
+    });
+    const err = await createTestEngine({ specDefaults: false, plugins: [bad, ok] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PluginError);
+    expect(err).toMatchObject({ plugin: 'broken', hook: 'register' });
+    expect((err as Error).message).toContain('cannot open /dev/thing');
+    expect(closed).toEqual(['first']);
+  });
+});
+
+describe('plugins and dependency injection', () => {
+  it('providers registered by a plugin reach the engine; constructors use @inject on every parameter', async () => {
+    // What `@injectable()` and `@inject(TOKEN)` on every constructor parameter compile to
+    // (vitest's transform does not lower parameter decorators in test files).
+    class BridgeDriver implements NetworkDriver {
+      readonly name = 'bridge';
+      constructor(
+        readonly config: EngineConfig,
+        readonly clock: Clock,
+      ) {}
+      async list() {
+        return [{ Name: 'bridge', Id: 'b', Driver: 'bridge', Scope: 'local' as const }];
+      }
+      async inspect() {
+        return null;
+      }
+    }
+    inject(IEngineConfig)(BridgeDriver, undefined, 0);
+    inject(IClock)(BridgeDriver, undefined, 1);
+    injectable()(BridgeDriver);
+    const net = definePlugin({
+      name: 'bridge',
+      type: 'io.berth.network.v1',
+      register(c) {
+        c.register(INetworkDriver, { useClass: BridgeDriver });
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [net] });
+    const d = t.engine.container.resolve(INetworkDriver) as BridgeDriver;
+    expect(d.config.dataRoot).toBe(t.dataRoot);
+    expect(await d.list()).toHaveLength(1);
+    for (const tok of [IRuntime, IStateStore, ILogger, IClock, IEventBus, IEngineConfig] as symbol[]) expect(t.engine.container.isRegistered(tok)).toBe(true);
+    expect(t.engine.container.resolve(IEventBus)).toBe(t.engine.events);
+  });
+
+  it('plugin config: defaults merged with the build\'s config, validated', async () => {
+    let seen: unknown;
+    const cfg = definePlugin<{ profile: string; strict: boolean }>({
+      name: 'seccomp',
+      type: 'io.berth.security.v1',
+      config: { profile: 'default', strict: false },
+      validateConfig(c) {
+        if (!['default', 'unconfined'].includes(c.profile)) throw new Error(`unknown profile ${c.profile}`);
+      },
+      apply(_h, ctx) {
+        seen = ctx.config;
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [cfg], pluginConfig: { seccomp: { strict: true } } });
+    expect(seen).toEqual({ profile: 'default', strict: true });
+    await expect(createTestEngine({ specDefaults: false, plugins: [cfg], pluginConfig: { seccomp: { profile: 'weird' } } })).rejects.toMatchObject({
+      plugin: 'seccomp',
+      hook: 'validateConfig',
+    });
+  });
+
+  it('SkipPluginError lists the plugin as skipped; the others load', async () => {
+    const skip = definePlugin({
+      name: 'criu',
+      type: 'io.berth.checkpoint.v1',
+      register() {
+        throw new SkipPluginError('criu binary not found');
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [skip, p('other')] });
+    expect(t.engine.plugins).toEqual([
+      { name: 'criu', type: 'io.berth.checkpoint.v1', status: 'skipped', reason: 'criu binary not found' },
+      { name: 'other', type: 'io.berth.test.v1', status: 'loaded' },
+    ]);
+    expect(t.logger.entries.some((e) => e.msg === 'skip loading plugin' && e.fields.plugin === 'criu')).toBe(true);
+  });
+
+  it('close runs in reverse load order; the engine stops listening to the runtime, containers keep running', async () => {
+    const closed: string[] = [];
+    const mk = (name: string, requires: string[] = []) => definePlugin({ name, type: 'io.berth.test.v1', requires, close: () => void closed.push(name) });
+    t = await createTestEngine({ specDefaults: false, plugins: [mk('b2', ['a2']), mk('a2')] });
+    const id = await t.createContainer();
+    await t.engine.containers.start(id);
+    await t.engine.close();
+    expect(closed).toEqual(['b2', 'a2']);
+    expect(t.fake.listenerCount()).toBe(0);
+    expect(t.fake.containers.get(id)!.status).toBe('running');
+  });
+
+  it('an engine without any runtime backend does not start', async () => {
+    await expect(Engine.create({ dataRoot: '/tmp/berth-none/d', execRoot: '/tmp/berth-none/e' })).rejects.toThrow(/no runtime backend/);
+  });
+});

@@ -1,0 +1,118 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createTestEngine, type TestEngine } from '../../testing/src/index.js';
+import { CORE_DEFAULTS_PLUGIN, Stage, definePlugin, type OciSpec } from '../src/index.js';
+
+let t: TestEngine | undefined;
+afterEach(async () => {
+  await t?.dispose();
+  t = undefined;
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('a test plugin tapping all five main hooks, on top of the real spec builder', () => {
+  it('changes the spec; provenance shows exactly the paths it changed, and the timing of every tap', async () => {
+    const expected: string[] = [];
+    const states: string[] = [];
+    const plugin = definePlugin({
+      name: 'prov',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.beforeMount.tapPromise('prov', async () => sleep(30));
+        hooks.networking.tapPromise('prov', async (ctx) => {
+          ctx.hostsPath = undefined;
+        });
+        hooks.specBuild.tapPromise({ name: 'prov', stage: Stage.SECURITY }, async (spec: OciSpec) => {
+          const envLen = spec.process!.env!.length;
+          const hadSysctl = !!spec.linux!.sysctl;
+          expected.push('hostname', `process.env[${envLen}]`, hadSysctl ? 'linux.sysctl.net.ipv4.ping_group_range' : 'linux.sysctl');
+          spec.hostname = 'prov-host';
+          spec.process!.env!.push('PROV=1');
+          spec.linux!.sysctl = { ...(spec.linux!.sysctl ?? {}), 'net.ipv4.ping_group_range': '0 0' };
+          return spec;
+        });
+        hooks.runtimeCreate.tapPromise('prov', async (opts) => {
+          await sleep(10);
+          opts.labels = { ...opts.labels, prov: 'yes' };
+          return undefined;
+        });
+        hooks.onStateChange.tapPromise('prov', async (c) => void states.push(`${c.from}->${c.to}`));
+      },
+    });
+    t = await createTestEngine({ plugins: [plugin] });
+    const id = await t.createContainer({ name: 'prov', Config: { Cmd: ['/bin/sh', '-c', 'true'], Env: ['A=1'] } });
+    await t.engine.containers.start(id);
+
+    // The spec the backend got carries the changes on top of the builder's defaults.
+    const spec = t.fake.containers.get(id)!.spec;
+    expect(spec.hostname).toBe('prov-host');
+    expect(spec.process!.env).toContain('PROV=1');
+    expect(spec.process!.env).toContain('A=1');
+    expect(spec.process!.args).toEqual(['/bin/sh', '-c', 'true']);
+    expect(spec.root!.path).toBe(t.rootfs);
+    expect(spec.linux!.sysctl!['net.ipv4.ping_group_range']).toBe('0 0');
+    expect(states).toEqual(['null->created', 'created->running']);
+
+    const prov = t.engine.provenance.get('prov');
+    expect(prov.containerId).toBe(id);
+    const specTaps = prov.taps.filter((x) => x.hook === 'specBuild');
+    expect(specTaps.map((x) => x.plugin)).toEqual([CORE_DEFAULTS_PLUGIN, 'prov']);
+    expect(specTaps[1]!.changedPaths!.sort()).toEqual(expected.sort());
+    expect(specTaps[1]!.stage).toBe(Stage.SECURITY);
+    // core:defaults built the spec from { ociVersion } up: it wrote process, root, mounts, linux…
+    expect(specTaps[0]!.changedPaths).toEqual(expect.arrayContaining(['process', 'root', 'mounts', 'linux', 'hostname']));
+    // Timing of every tap of every hook, in call order.
+    expect(prov.taps.filter((x) => x.plugin === 'prov').map((x) => x.hook)).toEqual(['beforeMount', 'networking', 'specBuild', 'runtimeCreate', 'onStateChange']);
+    const mount = prov.taps.find((x) => x.hook === 'beforeMount')!;
+    expect(mount.durationMs).toBeGreaterThanOrEqual(25);
+    expect(prov.taps.find((x) => x.hook === 'runtimeCreate')!.durationMs).toBeGreaterThanOrEqual(8);
+    for (const x of prov.taps) {
+      expect(x.durationMs).toBeGreaterThanOrEqual(0);
+      expect(x.startedAt).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+    }
+    // Who set what: hostname by the defaults, then by prov (last writer last).
+    expect(prov.spec.find((o) => o.path === 'hostname')!.plugins).toEqual([CORE_DEFAULTS_PLUGIN, 'prov']);
+    expect(prov.conflicts).toEqual([]);
+    expect((t.fake.callsOf('create', id)[0]!.args[0] as { labels: Record<string, string> }).labels.prov).toBe('yes');
+  });
+
+  it('reports conflicts when two plugins write the same field; a new start resets the record', async () => {
+    const writer = (name: string, stage: number, value: string) =>
+      definePlugin({
+        name,
+        type: 'io.berth.test.v1',
+        apply(hooks) {
+          hooks.specBuild.tapPromise({ name, stage }, async (spec) => ({ ...spec, hostname: value }));
+        },
+      });
+    t = await createTestEngine({ plugins: [writer('one', Stage.NORMAL, 'h1'), writer('two', Stage.FINAL, 'h2')] });
+    const id = await t.createContainer();
+    await t.engine.containers.start(id);
+    expect(t.fake.containers.get(id)!.spec.hostname).toBe('h2');
+    expect(t.engine.provenance.get(id).conflicts).toEqual([{ path: 'hostname', plugins: [CORE_DEFAULTS_PLUGIN, 'one', 'two'] }]);
+    const before = t.engine.provenance.get(id).taps.length;
+    await t.engine.containers.stop(id, { timeout: 1 });
+    await t.engine.containers.start(id);
+    const p = t.engine.provenance.get(id);
+    expect(p.taps.filter((x) => x.hook === 'specBuild')).toHaveLength(3);
+    expect(p.taps.length).toBeLessThanOrEqual(before + 1);
+  });
+
+  it('the real spec builder joins the namespaces of container:<id> modes', async () => {
+    t = await createTestEngine();
+    const a = await t.createContainer({ name: 'first' });
+    await t.engine.containers.start(a);
+    const pid = t.engine.containers.get(a).State.Pid;
+    const b = await t.createContainer({ HostConfig: { NetworkMode: 'container:first', PidMode: 'container:first', UTSMode: 'container:first' } });
+    await t.engine.containers.start(b);
+    const ns = t.fake.containers.get(b)!.spec.linux!.namespaces!;
+    expect(ns).toEqual(expect.arrayContaining([
+      { type: 'network', path: `/proc/${pid}/ns/net` },
+      { type: 'uts', path: `/proc/${pid}/ns/uts` },
+      { type: 'pid', path: `/proc/${pid}/ns/pid` },
+    ]));
+    await t.engine.containers.stop(a, { timeout: 1 });
+    const c = await t.createContainer({ HostConfig: { NetworkMode: 'container:first' } });
+    await expect(t.engine.containers.start(c)).rejects.toThrow(`cannot join network of a non running container: ${a}`);
+  });
+});
