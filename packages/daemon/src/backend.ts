@@ -78,6 +78,8 @@ export interface ContainerBackend {
   attach?(idOrName: string, req: AttachRequest, io: AttachIo, signal: AbortSignal): Promise<void>;
   top?(idOrName: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }>;
   update?(idOrName: string, resources: HostConfig): Promise<{ warnings: string[] }>;
+  /** Filesystem changes against the image (GET /containers/{id}/changes). */
+  changes?(idOrName: string): Promise<Array<{ Path: string; Kind: 0 | 1 | 2 }>>;
   prune?(filters: Map<string, Set<string>>): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }>;
 }
 

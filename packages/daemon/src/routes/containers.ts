@@ -1,11 +1,12 @@
 /** Container routes of the Docker Engine API over the daemon's ContainerBackend port. */
 import { Transform, Writable, type Duplex, type TransformCallback } from 'node:stream';
-import { InvalidParameterError, NotImplementedError, type ContainerRecord } from '@berth/core';
+import { ConflictError, ForbiddenError, InvalidParameterError, NotImplementedError, type ContainerRecord } from '@berth/core';
 import { checkSignal } from '../signals.js';
 import type { AttachIo, ContainerBackend, DaemonBackend, LogEntry } from '../backend.js';
 import { DEFAULT_DETACH_KEYS, commandLine, frame, parseDetachKeys, stateName, stateString, unixSeconds } from '../format.js';
 import {
   boolValue,
+  boolValueOr,
   intValue,
   matchLabels,
   parseFilters,
@@ -19,6 +20,8 @@ import type { RequestContext, Route } from '../router.js';
 import { checkContainerName, checkCreateBody, checkHostConfig } from '../validate.js';
 import { versionLessThan } from '../version.js';
 import { parseTime } from './system.js';
+import { sample, zeroSample, type StatsSample } from '../stats.js';
+import { encodeStat, extractInto, statPath, tarPath } from '../archive.js';
 
 const LIST_FILTERS = ['id', 'name', 'label', 'status', 'exited', 'ancestor', 'before', 'since', 'health', 'network', 'volume', 'is-task', 'isolation', 'publish', 'expose'];
 const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
@@ -220,6 +223,37 @@ export function detachKeysFrom(raw: string | null): Buffer {
 function streamContentType(version: string, tty: boolean): string {
   if (tty || versionLessThan(version, '1.42')) return 'application/vnd.docker.raw-stream';
   return 'application/vnd.docker.multiplexed-stream';
+}
+
+/** Pipe a readable into the response; an error after the head is sent aborts the connection. */
+async function pipeStream(ctx: RequestContext, src: NodeJS.ReadableStream & { destroy?(e?: Error): void }): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let started = false;
+    const onAbort = () => {
+      src.destroy?.();
+      resolve();
+    };
+    ctx.signal.addEventListener('abort', onAbort);
+    src.on('data', (chunk: Buffer) => {
+      started = true;
+      if (!ctx.res.write(chunk)) {
+        src.pause();
+        ctx.res.once('drain', () => src.resume());
+      }
+    });
+    src.on('end', () => {
+      ctx.signal.removeEventListener('abort', onAbort);
+      ctx.res.end();
+      resolve();
+    });
+    src.on('error', (err: Error) => {
+      ctx.signal.removeEventListener('abort', onAbort);
+      if (started) {
+        ctx.res.destroy(err);
+        resolve();
+      } else reject(err);
+    });
+  });
 }
 
 export function containerRoutes(backend: DaemonBackend): Route[] {
@@ -455,8 +489,127 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
     sendJson(ctx.res, 200, r);
   };
 
+  const stats = async (ctx: RequestContext) => {
+    const stream = boolValueOr(ctx.query, 'stream', true);
+    const oneShot = boolValue(ctx.query, 'one-shot');
+    if (oneShot && stream) throw new InvalidParameterError('cannot have stream=true and one-shot=true');
+    const c = await cs.inspect(ctx.params.id);
+    const take = async (): Promise<StatsSample> => {
+      const cur = await cs.inspect(c.ID).catch(() => null);
+      if (!cur || !cur.State.Running || cur.State.Pid <= 0) return zeroSample();
+      return sample(cur.State.Pid).catch(() => zeroSample());
+    };
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(done, ms);
+        function done() {
+          clearTimeout(t);
+          ctx.signal.removeEventListener('abort', done);
+          resolve();
+        }
+        ctx.signal.addEventListener('abort', done);
+      });
+    const body = (cur: StatsSample, pre: StatsSample | null) => ({
+      name: c.Name,
+      id: c.ID,
+      read: cur.read,
+      preread: pre?.read ?? '0001-01-01T00:00:00Z',
+      pids_stats: cur.pids_stats,
+      blkio_stats: cur.blkio_stats,
+      num_procs: cur.num_procs,
+      storage_stats: {},
+      cpu_stats: cur.cpu_stats,
+      precpu_stats: pre?.cpu_stats ?? zeroSample().cpu_stats,
+      memory_stats: cur.memory_stats,
+      ...(cur.networks ? { networks: cur.networks } : {}),
+    });
+    ctx.res.statusCode = 200;
+    ctx.res.setHeader('Content-Type', 'application/json');
+    if (!stream) {
+      let pre: StatsSample | null = null;
+      if (!oneShot && c.State.Running) {
+        pre = await take();
+        await sleep(1000);
+      }
+      const cur = await take();
+      sendJson(ctx.res, 200, body(cur, pre));
+      return;
+    }
+    ctx.streaming();
+    ctx.res.flushHeaders();
+    let pre: StatsSample | null = null;
+    while (!ctx.signal.aborted) {
+      const cur = await take();
+      if (ctx.signal.aborted) break;
+      ctx.res.write(JSON.stringify(body(cur, pre)) + '\n');
+      const running = (await cs.inspect(c.ID).catch(() => null))?.State.Running ?? false;
+      if (!running) break;
+      pre = cur;
+      await sleep(1000);
+    }
+    if (!ctx.res.writableEnded) ctx.res.end();
+  };
+
+  const rootOf = async (id: string): Promise<ContainerRecord & { BaseFS: string }> => {
+    const c = await cs.inspect(id);
+    if (!c.BaseFS) throw new ConflictError(`container ${c.ID} has no mounted root filesystem`);
+    return c as ContainerRecord & { BaseFS: string };
+  };
+
+  const archiveStat = async (ctx: RequestContext) => {
+    const p = ctx.query.get('path') ?? '';
+    if (!p) throw new InvalidParameterError('Path cannot be empty');
+    const c = await rootOf(ctx.params.id);
+    const { host, stat } = await statPath(c.BaseFS, p, c.ID);
+    ctx.res.setHeader('X-Docker-Container-Path-Stat', encodeStat(stat));
+    return { c, host, stat };
+  };
+
+  const archiveHead = async (ctx: RequestContext) => {
+    await archiveStat(ctx);
+    ctx.res.statusCode = 200;
+    ctx.res.setHeader('Content-Type', 'application/x-tar');
+    ctx.res.end();
+  };
+
+  const archiveGet = async (ctx: RequestContext) => {
+    const { host, stat } = await archiveStat(ctx);
+    ctx.res.statusCode = 200;
+    ctx.res.setHeader('Content-Type', 'application/x-tar');
+    const name = stat.name === '/' ? '' : stat.name;
+    await pipeStream(ctx, tarPath(host, name, ctx.signal));
+  };
+
+  const archivePut = async (ctx: RequestContext) => {
+    const p = ctx.query.get('path') ?? '';
+    if (!p) throw new InvalidParameterError('Path cannot be empty');
+    const c = await rootOf(ctx.params.id);
+    if (c.HostConfig.ReadonlyRootfs) throw new ForbiddenError('container rootfs is marked read-only');
+    await extractInto(c.BaseFS, p, ctx.body, { noOverwriteDirNonDir: boolValue(ctx.query, 'noOverwriteDirNonDir'), copyUIDGID: boolValue(ctx.query, 'copyUIDGID') });
+    sendEmpty(ctx.res, 200);
+  };
+
+  const exportRoot = async (ctx: RequestContext) => {
+    const c = await rootOf(ctx.params.id);
+    ctx.res.statusCode = 200;
+    ctx.res.setHeader('Content-Type', 'application/octet-stream');
+    await pipeStream(ctx, tarPath(c.BaseFS, '', ctx.signal));
+  };
+
+  const changes = async (ctx: RequestContext) => {
+    const c = await cs.inspect(ctx.params.id);
+    const fn = need(cs.changes, 'changes');
+    sendJson(ctx.res, 200, await fn.call(cs, c.ID));
+  };
+
   return [
+    { method: 'GET', path: '/containers/{id}/archive', handler: archiveGet },
+    { method: 'HEAD', path: '/containers/{id}/archive', handler: archiveHead },
+    { method: 'PUT', path: '/containers/{id}/archive', handler: archivePut },
+    { method: 'GET', path: '/containers/{id}/export', handler: exportRoot },
+    { method: 'GET', path: '/containers/{id}/changes', handler: changes },
     { method: 'POST', path: '/containers/create', handler: create },
+    { method: 'GET', path: '/containers/{id}/stats', handler: stats },
     { method: 'GET', path: '/containers/json', handler: list },
     { method: 'POST', path: '/containers/prune', handler: prune },
     { method: 'GET', path: '/containers/{id}/json', handler: inspect },

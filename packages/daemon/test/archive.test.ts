@@ -1,0 +1,122 @@
+/** docker cp through the API on a temp root filesystem: stat header, tar out, tar in, traversal refused. */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import tar from 'tar-stream';
+import { buildApp, openInjector, apiRoutes, type Injector } from '../src/index.js';
+import { fakeBackend, record } from './helpers/fake-backend.js';
+
+async function makeTar(entries: Array<{ name: string; body?: string; type?: 'file' | 'directory' | 'symlink'; linkname?: string }>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const e of entries) {
+    if (e.type === 'directory' || e.type === 'symlink') pack.entry({ name: e.name, type: e.type, linkname: e.linkname, mode: 0o755 });
+    else pack.entry({ name: e.name, mode: 0o644 }, e.body ?? '');
+  }
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks);
+}
+
+async function listTar(buf: Buffer): Promise<Record<string, string>> {
+  const ex = tar.extract();
+  const out: Record<string, string> = {};
+  const done = (async () => {
+    for await (const entry of ex) {
+      const parts: Buffer[] = [];
+      for await (const c of entry) parts.push(Buffer.from(c as Uint8Array));
+      out[entry.header.name] = entry.header.type === 'symlink' ? `-> ${entry.header.linkname}` : Buffer.concat(parts).toString();
+    }
+  })();
+  ex.end(buf);
+  await done;
+  return out;
+}
+
+describe('archive (docker cp)', () => {
+  let dir: string;
+  let root: string;
+  let outside: string;
+  let inj: Injector;
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-archive-'));
+    root = path.join(dir, 'rootfs');
+    outside = path.join(dir, 'outside');
+    fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
+    fs.mkdirSync(path.join(root, 'data', 'sub'), { recursive: true });
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(root, 'etc', 'hostname'), 'box\n');
+    fs.writeFileSync(path.join(root, 'data', 'sub', 'a.txt'), 'A');
+    fs.symlinkSync('../../../../..' + outside, path.join(root, 'escape'));
+    fs.symlinkSync(outside, path.join(root, 'abs'));
+    const backend = fakeBackend([record('f'.repeat(64), 'box', 'running', { BaseFS: root })]);
+    inj = await openInjector(buildApp({ routes: apiRoutes(backend) }));
+  });
+  afterEach(async () => {
+    await inj.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('HEAD gives the path stat header (Go FileMode bits)', async () => {
+    const r = await inj.request({ method: 'HEAD', url: '/containers/box/archive?path=/data' });
+    expect(r.statusCode).toBe(200);
+    const stat = JSON.parse(Buffer.from(String(r.headers['x-docker-container-path-stat']), 'base64').toString());
+    expect(stat.name).toBe('data');
+    expect(stat.mode >>> 31).toBe(1);
+    const miss = await inj.request({ method: 'HEAD', url: '/containers/box/archive?path=/nope' });
+    expect(miss.statusCode).toBe(404);
+  });
+
+  it('GET tars a file and a directory under their base names', async () => {
+    const f = await inj.request({ url: '/containers/box/archive?path=/etc/hostname' });
+    expect(f.statusCode).toBe(200);
+    expect(await listTar(f.body)).toEqual({ hostname: 'box\n' });
+    const d = await inj.request({ url: '/containers/box/archive?path=/data' });
+    expect(await listTar(d.body)).toEqual({ 'data/': '', 'data/sub/': '', 'data/sub/a.txt': 'A' });
+  });
+
+  it('resolves symlinks inside the root: nothing of the host outside it is read', async () => {
+    fs.writeFileSync(path.join(outside, 'secret'), 'host secret');
+    const r = await inj.request({ url: '/containers/box/archive?path=/escape/secret' });
+    expect(r.statusCode).toBe(404);
+    const r2 = await inj.request({ url: '/containers/box/archive?path=/abs/secret' });
+    expect(r2.statusCode).toBe(404);
+    const r3 = await inj.request({ url: '/containers/box/archive?path=' + encodeURIComponent('../../../../..' + outside + '/secret') });
+    expect(r3.statusCode).toBe(404);
+  });
+
+  it('PUT extracts into the root and never writes outside it', async () => {
+    const ok = await inj.request({ method: 'PUT', url: '/containers/box/archive?path=/data', body: await makeTar([{ name: 'new.txt', body: 'N' }, { name: 'd/', type: 'directory' }, { name: 'd/x', body: 'X' }]), headers: { 'Content-Type': 'application/x-tar' } });
+    expect(ok.statusCode).toBe(200);
+    expect(fs.readFileSync(path.join(root, 'data', 'new.txt'), 'utf8')).toBe('N');
+    expect(fs.readFileSync(path.join(root, 'data', 'd', 'x'), 'utf8')).toBe('X');
+
+    const trav = await inj.request({ method: 'PUT', url: '/containers/box/archive?path=/data', body: await makeTar([{ name: '../../../../../../..' + outside + '/pwned', body: 'bad' }]) });
+    expect(trav.statusCode).toBe(400);
+    // Through a symlink to a host path: lands inside the root's own /<outside>, not on the host.
+    const via = await inj.request({ method: 'PUT', url: '/containers/box/archive?path=/', body: await makeTar([{ name: 'abs/pwned2', body: 'bad' }]) });
+    expect(via.statusCode).toBe(200);
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect(fs.readFileSync(path.join(root, outside, 'pwned2'), 'utf8')).toBe('bad');
+    // A symlink entry then a file through it: the file goes inside the root as well.
+    const two = await inj.request({ method: 'PUT', url: '/containers/box/archive?path=/', body: await makeTar([{ name: 'lnk', type: 'symlink', linkname: outside }, { name: 'lnk/pwned3', body: 'bad' }]) });
+    expect(two.statusCode).toBe(200);
+    expect(fs.readdirSync(outside)).toEqual([]);
+  });
+
+  it('PUT to a file or a missing path is refused', async () => {
+    const body = await makeTar([{ name: 'x', body: 'x' }]);
+    expect((await inj.request({ method: 'PUT', url: '/containers/box/archive?path=/etc/hostname', body })).statusCode).toBe(400);
+    expect((await inj.request({ method: 'PUT', url: '/containers/box/archive?path=/missing', body })).statusCode).toBe(404);
+    expect((await inj.request({ method: 'PUT', url: '/containers/box/archive', body })).statusCode).toBe(400);
+  });
+
+  it('export tars the whole root', async () => {
+    const r = await inj.request({ url: '/containers/box/export' });
+    expect(r.statusCode).toBe(200);
+    const entries = await listTar(r.body);
+    expect(entries['etc/hostname']).toBe('box\n');
+    expect(entries['abs']).toBe(`-> ${outside}`);
+  });
+});
