@@ -44,7 +44,7 @@ let bindsShared = false;
 
 beforeAll(() => {
   rootfs = tempRootfs();
-  binds = tempDir('berth-binds-');
+  binds = tempDir('berth-spectest-binds-');
   mkdirSync(path.join(binds.dir, 'a'));
   mkdirSync(path.join(binds.dir, 'b'));
   // rshared/rslave binds need a shared host mount, as with dockerd

@@ -84,14 +84,14 @@ export function makeRecord(opts: { id?: string; path?: string; args?: string[]; 
 }
 
 /** A temp dir removed by the returned function. */
-export function tempDir(prefix = 'berth-spec-'): { dir: string; cleanup: () => void } {
+export function tempDir(prefix = 'berth-spectest-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** A temp rootfs with the fixture users and groups (alice, bob, users, audio, video). */
 export function tempRootfs(): { dir: string; cleanup: () => void } {
-  const t = tempDir('berth-rootfs-');
+  const t = tempDir('berth-spectest-rootfs-');
   cpSync(path.join(fixturesDir, 'rootfs'), t.dir, { recursive: true });
   return t;
 }

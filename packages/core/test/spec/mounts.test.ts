@@ -24,7 +24,7 @@ let r: { dir: string; cleanup: () => void };
 let host: { dir: string; cleanup: () => void };
 beforeAll(() => {
   r = tempRootfs();
-  host = tempDir('berth-binds-');
+  host = tempDir('berth-spectest-binds-');
   mkdirSync(path.join(host.dir, 'a'));
 });
 afterAll(() => {
