@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { FakeRuntime, createTestEngine } from '../src/index.js';
+
+describe('FakeRuntime', () => {
+  it('runs scripted containers, records calls, fails on demand, reports exits', async () => {
+    const rt = new FakeRuntime({ script: { runFor: 5, exitCode: 4 } });
+    const exits: number[] = [];
+    const off = rt.onExit((e) => exits.push(e.exitCode));
+    const spec = { ociVersion: '1.2.0' };
+    const base = { spec, runtime: 'fake', runtimeArgs: [], rootUid: 0, rootGid: 0, stdio: { tty: false, openStdin: false, stdinOnce: false }, log: { path: '/dev/null' } };
+    const p = await rt.create({ id: 'a', ...base });
+    expect(p.pid).toBeGreaterThan(0);
+    await rt.start('a');
+    expect((await rt.state('a'))!.status).toBe('running');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(exits).toEqual([4]);
+    expect((await rt.state('a'))!.exit!.exitCode).toBe(4);
+    rt.fail('create', 'no space left on device', { id: 'b' });
+    await expect(rt.create({ id: 'b', ...base })).rejects.toThrow('no space left on device');
+    await rt.create({ id: 'b', ...base }); // failed once only
+    rt.script('b', { ignoreSignals: [15], runFor: undefined });
+    await rt.start('b');
+    await rt.kill('b', 15);
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await rt.state('b'))!.status).toBe('running');
+    await rt.kill('b', 9);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(exits).toEqual([4, 137]);
+    expect(rt.callsOf('kill', 'b').map((c) => c.args[0])).toEqual([15, 9]);
+    await rt.delete('b');
+    expect(await rt.restore('b')).toBeNull();
+    off();
+    expect(rt.listenerCount()).toBe(0);
+  });
+
+  it('delays steps', async () => {
+    const rt = new FakeRuntime({ delays: { state: 40 } });
+    const t0 = Date.now();
+    await rt.state('x');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(35);
+  });
+});
+
+describe('createTestEngine', () => {
+  it('gives a working engine on temp dirs and removes them on dispose', async () => {
+    const t = await createTestEngine({ specDefaults: false });
+    expect(existsSync(t.dataRoot)).toBe(true);
+    expect(existsSync(`${t.rootfs}/etc/passwd`)).toBe(true);
+    t.fake.script('*', { runFor: 1, exitCode: 2 });
+    const id = await t.createContainer({ name: 'kit' });
+    await t.engine.containers.start(id);
+    expect(await t.engine.containers.wait(id)).toEqual({ StatusCode: 2 });
+    const e2 = await t.restart();
+    expect(e2.containers.get('kit').State.ExitCode).toBe(2);
+    await t.dispose();
+    expect(existsSync(t.dir)).toBe(false);
+  });
+
+  it('works with the real spec builder', async () => {
+    const t = await createTestEngine();
+    try {
+      const id = await t.createContainer({ Config: { Cmd: ['/bin/echo', 'hi'], User: 'nobody' } });
+      await t.engine.containers.start(id);
+      const spec = t.fake.containers.get(id)!.spec;
+      expect(spec.process!.args).toEqual(['/bin/echo', 'hi']);
+      expect(spec.process!.user).toMatchObject({ uid: 65534, gid: 65534 });
+    } finally {
+      await t.dispose();
+    }
+  });
+});
