@@ -1,6 +1,6 @@
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { InvalidParameterError, NotImplementedError } from '../errors.js';
+import { InvalidParameterError, NotImplementedError, SystemError } from '../errors.js';
 import type { OciDevice, OciMount, OciSpec } from '../oci.js';
 import type { ContainerRecord, HostConfig } from '../types.js';
 import { parseCapabilities, knownCapabilities, withCapabilities } from './caps.js';
@@ -100,6 +100,9 @@ async function prepareBindSource(m: ParsedMount): Promise<void> {
  */
 export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
   const c = input.container;
+  const rootfsPath = input.rootfsPath || c.BaseFS;
+  if (!rootfsPath) throw new SystemError(`no root filesystem for container ${c.ID}: no beforeMount tap set one`);
+  input = { ...input, rootfsPath };
   const hc: HostConfig = c.HostConfig ?? {};
   const cfg = c.Config ?? {};
   const privileged = hc.Privileged === true;
@@ -185,7 +188,9 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
 
   // ---- sysctls ----
   const sysctls: Record<string, string> = {};
-  if (plan.network !== 'host') Object.assign(sysctls, defaultNetworkSysctls());
+  // dockerd's defaults for a network namespace of the container's own (not the host's, not
+  // another container's, whose settings are that container's business)
+  if (plan.network !== 'host' && !(hc.NetworkMode ?? '').startsWith('container:')) Object.assign(sysctls, defaultNetworkSysctls());
   if (privateUts && cfg.Domainname) sysctls['kernel.domainname'] = cfg.Domainname;
   Object.assign(sysctls, hc.Sysctls ?? {});
 

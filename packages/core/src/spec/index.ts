@@ -35,6 +35,7 @@ export {
   parseApiMount,
   parseTmpfs,
   parseUserMounts,
+  cleanPath,
   mergeTmpfsOptions,
   formatTmpfsSize,
   isValidMountMode,

@@ -32,6 +32,11 @@ export interface ParsedMount {
   origin: 'Binds' | 'Mounts' | 'Tmpfs';
 }
 
+/** filepath.Clean for absolute paths: normalized, no trailing slash (but "/"). */
+export function cleanPath(p: string): string {
+  return path.posix.normalize(p).replace(/(.)\/+$/, '$1');
+}
+
 function invalidSpec(raw: string, detail?: string): InvalidParameterError {
   return new InvalidParameterError(`invalid volume specification: '${raw}'${detail ? `: ${detail}` : ''}`);
 }
@@ -53,7 +58,7 @@ export function isValidMountMode(mode: string): boolean {
 
 function checkDestination(dest: string, type: string, prefix: (msg: string) => InvalidParameterError): string {
   if (!path.posix.isAbsolute(dest)) throw prefix(`invalid mount config for type "${type}": invalid mount path: '${dest}' mount path must be absolute`);
-  const clean = path.posix.normalize(dest).replace(/(.)\/+$/, '$1');
+  const clean = cleanPath(dest);
   if (clean === '/') throw prefix(`invalid mount config for type "${type}": invalid specification: destination can't be '/'`);
   return clean;
 }
@@ -95,7 +100,7 @@ export function parseBind(raw: string): ParsedMount {
   const label = modes.find((m): m is 'z' | 'Z' => m === 'z' || m === 'Z');
   const parsed: ParsedMount = {
     type,
-    source: type === 'bind' ? path.posix.normalize(source) : source,
+    source: type === 'bind' ? cleanPath(source) : source,
     destination: dest,
     readOnly: modes.includes('ro'),
     propagation: modes.find((m) => PROPAGATION_MODES.includes(m)) ?? DEFAULT_PROPAGATION,
@@ -178,7 +183,7 @@ export function parseTmpfs(destination: string, options: string): ParsedMount {
 
 function checkDestinationPlain(dest: string): string {
   if (!path.posix.isAbsolute(dest)) throw new InvalidParameterError(`invalid mount path: '${dest}' mount path must be absolute`);
-  const clean = path.posix.normalize(dest).replace(/(.)\/+$/, '$1');
+  const clean = cleanPath(dest);
   if (clean === '/') throw new InvalidParameterError(`invalid specification: destination can't be '/'`);
   return clean;
 }
@@ -207,7 +212,7 @@ export function parseApiMount(m: Mount): ParsedMount {
       if (!PROPAGATION_MODES.includes(propagation)) throw err(`invalid propagation mode: ${propagation}`);
       const parsed: ParsedMount = {
         type: 'bind',
-        source: path.posix.normalize(m.Source),
+        source: cleanPath(m.Source),
         destination: dest,
         readOnly: m.ReadOnly === true,
         propagation,
@@ -247,7 +252,7 @@ export function parseApiMount(m: Mount): ParsedMount {
     }
     case 'volume':
       checkDestination(m.Target, type, (msg) => new InvalidParameterError(msg));
-      return { type: 'volume', source: m.Source ?? '', destination: path.posix.normalize(m.Target), readOnly: m.ReadOnly === true, propagation: DEFAULT_PROPAGATION, createSource: false, origin: 'Mounts' };
+      return { type: 'volume', source: m.Source ?? '', destination: cleanPath(m.Target), readOnly: m.ReadOnly === true, propagation: DEFAULT_PROPAGATION, createSource: false, origin: 'Mounts' };
     case 'image':
     case 'npipe':
     case 'cluster':
@@ -299,7 +304,7 @@ export function engineBind(source: string, destination: string, readOnly = false
 }
 
 function depth(dest: string): number {
-  return (path.posix.normalize(dest).replace(/(.)\/+$/, '$1').match(/\//g) ?? []).length;
+  return (cleanPath(dest).match(/\//g) ?? []).length;
 }
 
 /** Stable sort by path depth, so a parent is mounted before what is mounted inside it (dockerd's sortMounts). */

@@ -175,6 +175,14 @@ describe('hostname, root, cgroups path, annotations, system paths', () => {
     expect(spec.ociVersion).toBe(OCI_VERSION);
   });
 
+  it('rootfs: rootfsPath, else the record\'s BaseFS, else a SystemError', async () => {
+    const rec = { ...makeRecord(), BaseFS: r.dir };
+    const host = { capLastCap: 40, cgroupV2: false, cpuCount: 1 };
+    expect((await buildOciSpec({ container: rec, rootfsPath: '', host })).root).toEqual({ path: r.dir });
+    const err = await rejection(buildOciSpec({ container: makeRecord(), rootfsPath: '', host }));
+    expect(err.kind).toBe('System');
+  });
+
   it('probes the host when no host facts are given', async () => {
     const spec = await buildOciSpec({ container: makeRecord({ hostConfig: { Privileged: true } }), rootfsPath: r.dir });
     expect(spec.process!.capabilities!.bounding!.length).toBeGreaterThanOrEqual(38);

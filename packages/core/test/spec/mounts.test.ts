@@ -38,7 +38,8 @@ describe('parseBind (HostConfig.Binds)', () => {
     ['/src:/dst:ro', { readOnly: true, propagation: 'rprivate' }],
     ['/src:/dst:rw,rslave', { readOnly: false, propagation: 'rslave' }],
     ['/src:/dst:ro,Z,rshared', { readOnly: true, propagation: 'rshared', label: 'Z' }],
-    ['/src/:/dst/sub/', { source: '/src/', destination: '/dst/sub' }],
+    ['/src/:/dst/sub/', { source: '/src', destination: '/dst/sub' }],
+    ['/a/../src//x:/dst/./y', { source: '/src/x', destination: '/dst/y' }],
   ])('%s', (raw, expected) => {
     expect(parseBind(raw)).toMatchObject({ type: 'bind', ...expected });
   });

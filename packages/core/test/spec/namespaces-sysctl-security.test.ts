@@ -126,6 +126,12 @@ describe('sysctls', () => {
     expect(spec.domainname).toBeUndefined();
   });
 
+  it('joining another container\'s netns: no network defaults (that container\'s settings stay)', async () => {
+    const spec = await build(r.dir, {}, { NetworkMode: 'container:abc' }, { networkNamespacePath: '/proc/42/ns/net' });
+    expect(spec.linux!.sysctl).toBeUndefined();
+    expect(spec.linux!.namespaces).toContainEqual({ type: 'network', path: '/proc/42/ns/net' });
+  });
+
   it('host network: no network defaults, net.* refused', async () => {
     expect((await build(r.dir, {}, { NetworkMode: 'host' })).linux!.sysctl).toBeUndefined();
     await expect(build(r.dir, {}, { NetworkMode: 'host', Sysctls: { 'net.core.somaxconn': '1024' } })).rejects.toMatchObject({
