@@ -26,6 +26,8 @@ export interface PluginContext<C> {
 export interface PluginDefinition<C = Record<string, never>> {
   /** Unique name (containerd's ID), e.g. 'apparmor'. */
   name: string;
+  /** Alias of `name` (containerd's Registration.ID); give one of the two. */
+  id?: string;
   /** Versioned type, e.g. 'io.berth.security.v1'. */
   type: string;
   /** Names or types of plugins that must load first. */
@@ -50,7 +52,13 @@ const TYPE_RE = /^[a-z0-9]+(\.[a-z0-9-]+)*\.v\d+$/;
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*$/;
 
 /** Define a plugin: checks the definition now and freezes it. */
-export function definePlugin<C = Record<string, never>>(def: PluginDefinition<C>): Plugin<C> {
+export function definePlugin<C = Record<string, never>>(
+  input: PluginDefinition<C> | (Omit<PluginDefinition<C>, 'name'> & { id: string; name?: string }),
+): Plugin<C> {
+  const def = { ...input, name: input?.name ?? input?.id } as PluginDefinition<C>;
+  if (input?.name && input.id && input.name !== input.id) {
+    throw new PluginGraphError(`plugin ${input.name}: name and id differ (${input.id})`, [input.name, input.id]);
+  }
   if (!def || typeof def.name !== 'string' || !NAME_RE.test(def.name)) {
     throw new PluginGraphError(`invalid plugin name ${JSON.stringify(def?.name)}`, [String(def?.name)]);
   }
@@ -60,7 +68,7 @@ export function definePlugin<C = Record<string, never>>(def: PluginDefinition<C>
   if (def.requires && (!Array.isArray(def.requires) || def.requires.some((r) => typeof r !== 'string' || !r))) {
     throw new PluginGraphError(`plugin ${def.name}: requires must be a list of plugin names or types`, [def.name]);
   }
-  return Object.freeze({ ...def, requires: Object.freeze([...(def.requires ?? [])]), __berthPlugin: true as const });
+  return Object.freeze({ ...def, id: def.name, requires: Object.freeze([...(def.requires ?? [])]), __berthPlugin: true as const });
 }
 
 /**

@@ -364,7 +364,7 @@ export class ContainerService {
     if (lc['max-file'] !== undefined && Number(lc['max-file']) > 1 && lc['max-size'] === undefined) {
       throw new InvalidParameterError('max-file cannot be set without max-size');
     }
-    const runtimes = (this.d.runtime as { runtimes?: () => string[] }).runtimes?.();
+    const runtimes = this.d.runtime.runtimes?.();
     const wanted = hc.Runtime || this.d.config.defaultRuntime;
     if (runtimes && !runtimes.includes(wanted)) {
       throw new InvalidParameterError(`unknown or invalid runtime name: ${wanted} (known runtimes: ${runtimes.join(', ')})`);

@@ -39,6 +39,9 @@ describe('definePlugin', () => {
     expect(() => definePlugin({ name: 'x', type: 'security' })).toThrow("plugin x: invalid type \"security\" (want e.g. 'io.berth.security.v1')");
     expect(() => definePlugin({ name: 'x', type: 'io.berth.security' })).toThrow(/invalid type/);
     expect(() => definePlugin({ name: 'x', type: 'io.berth.x.v1', requires: [''] })).toThrow(/requires must be/);
+    // containerd's spelling: id instead of name
+    expect(definePlugin({ id: 'overlay', type: 'io.berth.snapshotter.v1' })).toMatchObject({ name: 'overlay', id: 'overlay' });
+    expect(() => definePlugin({ id: 'a1', name: 'b1', type: 'io.berth.x.v1' })).toThrow('name and id differ');
   });
 });
 

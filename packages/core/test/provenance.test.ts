@@ -8,7 +8,7 @@ afterEach(async () => {
   t = undefined;
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe('a test plugin tapping all five main hooks, on top of the real spec builder', () => {
   it('changes the spec; provenance shows exactly the paths it changed, and the timing of every tap', async () => {
