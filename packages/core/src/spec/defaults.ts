@@ -12,7 +12,11 @@ export const DEFAULT_SHM_SIZE = 67108864;
 /** Default cfs period used to turn NanoCpus into a quota (dockerd: 100ms). */
 export const DEFAULT_CPU_PERIOD = 100000;
 
-/** Paths masked in every unprivileged container (dockerd's oci.DefaultLinuxSpec). */
+/**
+ * Paths masked in every unprivileged container (dockerd's oci.DefaultLinuxSpec; current
+ * dockerd also masks /sys/devices/virtual/powercap — RAPL energy counters leak what other
+ * tenants compute — which the 20.10 reference fixtures predate).
+ */
 export const DEFAULT_MASKED_PATHS: readonly string[] = Object.freeze([
   '/proc/asound',
   '/proc/acpi',
@@ -24,6 +28,7 @@ export const DEFAULT_MASKED_PATHS: readonly string[] = Object.freeze([
   '/proc/sched_debug',
   '/proc/scsi',
   '/sys/firmware',
+  '/sys/devices/virtual/powercap',
 ]);
 
 /** Paths mounted read-only in every unprivileged container (dockerd's oci.DefaultLinuxSpec). */

@@ -149,6 +149,8 @@ describe('hostname, root, cgroups path, annotations, system paths', () => {
   it('masked and read-only paths: defaults, overrides, empty lists, privileged', async () => {
     const def = await build(r.dir);
     expect(def.linux!.maskedPaths).toEqual([...DEFAULT_MASKED_PATHS]);
+    expect(def.linux!.maskedPaths).toContain('/proc/kcore');
+    expect(def.linux!.maskedPaths).toContain('/sys/devices/virtual/powercap');
     expect(def.linux!.readonlyPaths).toEqual([...DEFAULT_READONLY_PATHS]);
     const over = await build(r.dir, {}, { MaskedPaths: ['/proc/kcore', '/secret'], ReadonlyPaths: ['/proc/sys'] });
     expect(over.linux!.maskedPaths).toEqual(['/proc/kcore', '/secret']);
