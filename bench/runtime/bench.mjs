@@ -77,7 +77,7 @@ if (!spec) throw new Error('the engine kept no spec of the template container');
 const rawBundle = path.join(tmp, 'raw-bundle');
 fs.mkdirSync(rawBundle, { mode: 0o700 });
 function writeRawSpec(id) {
-  const s = structuredClone(spec);
+  const s = JSON.parse(JSON.stringify(spec));
   if (s.linux?.cgroupsPath) s.linux.cgroupsPath = s.linux.cgroupsPath.replace(template.id, id);
   fs.writeFileSync(path.join(rawBundle, 'config.json'), JSON.stringify(s));
 }
