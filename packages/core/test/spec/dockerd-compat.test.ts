@@ -41,6 +41,7 @@ const isRoot = process.getuid?.() === 0;
 let rootfs: { dir: string; cleanup: () => void };
 let binds: { dir: string; cleanup: () => void };
 let bindsShared = false;
+let bound = false;
 
 beforeAll(() => {
   rootfs = tempRootfs();
@@ -51,6 +52,7 @@ beforeAll(() => {
   if (isRoot) {
     try {
       execFileSync('mount', ['--bind', binds.dir, binds.dir]);
+      bound = true;
       execFileSync('mount', ['--make-rshared', binds.dir]);
       bindsShared = true;
     } catch {
@@ -60,7 +62,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  if (bindsShared) execFileSync('umount', ['-l', binds.dir]);
+  if (bound) execFileSync('umount', ['-l', binds.dir]);
   binds?.cleanup();
   rootfs?.cleanup();
 });
