@@ -102,15 +102,16 @@ export class Engine {
     const c = (opts.parentContainer ?? rootContainer).createChildContainer();
     const logger = opts.logger ?? new ConsoleLogger('warn');
     const clock = opts.clock ?? new SystemClock();
-    const config: EngineConfig = Object.freeze({
+    // Frozen once the runtime backend is known (its runtime list decides the default runtime name).
+    const config: { -readonly [K in keyof EngineConfig]: EngineConfig[K] } = {
       dataRoot,
       execRoot,
       experimental: !!opts.experimental,
-      defaultRuntime: opts.defaultRuntime ?? opts.runtime?.name ?? 'runc',
+      defaultRuntime: opts.defaultRuntime ?? 'runc',
       runtimeArgs: Object.freeze({ ...(opts.runtimeArgs ?? {}) }),
       liveRestore: !!opts.liveRestore,
       plugins: Object.freeze({ ...(opts.pluginConfig ?? {}) }),
-    });
+    };
     const events = new MemoryEventBus(clock, opts.eventsCapacity ?? 1024, (err) =>
       logger.error('event listener failed', { error: errorMessage(err) }),
     );
@@ -216,6 +217,12 @@ export class Engine {
       throw new InvalidParameterError('no runtime backend: pass `runtime` to Engine.create or load a plugin that registers IRuntime');
     }
     const runtime = c.resolve(IRuntime);
+    if (opts.defaultRuntime === undefined) {
+      // dockerd's default is runc; a backend that lists its runtimes without runc: its first one; else its own name.
+      const names = runtime.runtimes?.();
+      config.defaultRuntime = names ? (names.includes('runc') ? 'runc' : (names[0] ?? runtime.name)) : runtime.name;
+    }
+    Object.freeze(config);
     const store: StateStore = c.resolve(IStateStore);
     const images = c.isRegistered(IImageStore, true) ? c.resolve(IImageStore) : undefined;
     const service = new ContainerService({

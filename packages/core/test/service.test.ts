@@ -85,6 +85,21 @@ describe('create: IDs, names, validation', () => {
     expect(t.engine.containers.get(id2).HostConfig.Runtime).toBe('runc');
   });
 
+  it('the default runtime name: explicit, else runc when the backend lists it, else its first, else the backend name', async () => {
+    t = await createTestEngine({ specDefaults: false, runtime: new FakeRuntime({ runtimes: ['crun', 'runc'] }) });
+    expect(t.engine.config.defaultRuntime).toBe('runc');
+    await t.dispose();
+    t = await createTestEngine({ specDefaults: false, runtime: new FakeRuntime({ runtimes: ['youki', 'crun'] }) });
+    expect(t.engine.config.defaultRuntime).toBe('youki');
+    expect(Object.isFrozen(t.engine.config)).toBe(true);
+    await t.dispose();
+    t = await createTestEngine({ specDefaults: false, runtime: new FakeRuntime({ runtimes: ['youki', 'crun'] }), defaultRuntime: 'crun' });
+    expect(t.engine.config.defaultRuntime).toBe('crun');
+    await t.dispose();
+    t = await createTestEngine({ specDefaults: false });
+    expect(t.engine.config.defaultRuntime).toBe('fake');
+  });
+
   it('beforeCreate taps can refuse a create (nothing stored) or add warnings', async () => {
     const p = definePlugin({
       name: 'policy',
