@@ -314,6 +314,55 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
     }
   });
 
+  it('reports OOMKilled when the kernel kills for memory', async () => {
+    const { id } = await create(['/bin/sh', '-c', 'x=a; while true; do x="$x$x"; done'], { memoryLimit: 16 * 1024 * 1024 });
+    await backend.start(id);
+    const exit = await waitExit(id, 30_000);
+    expect(exit.exitCode).toBe(137);
+    expect(exit.oomKilled).toBe(true);
+  });
+
+  it('checkpoints a running container and restores it (CRIU)', async (ctx) => {
+    // Skipped where `criu check` fails (e.g. this dev machine: "Unexpected rt vDSO area bounds").
+    if (!backend.features().checkpoint) ctx.skip();
+    const { id, log } = await create(['/bin/sh', '-c', 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.1; done']);
+    await backend.start(id);
+    await new Promise((r) => setTimeout(r, 400));
+    const ckpt = path.join(tmp, 'ckpt', id);
+    fs.mkdirSync(ckpt, { recursive: true });
+    const dumped = await backend.checkpoint!(id, { path: ckpt, exit: true }).then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(dumped).toBeNull();
+    await waitExit(id);
+    const before = (await logsOf(log)).length;
+    await backend.delete(id, { force: true });
+    exits.delete(id);
+    const { pid } = await backend.create({
+      id,
+      spec: busyboxSpec(rootfs, id, ['/bin/sh', '-c', 'exit 99']),
+      runtime: 'runc',
+      runtimeArgs: [],
+      rootUid: 0,
+      rootGid: 0,
+      stdio: { tty: false, openStdin: false, stdinOnce: false },
+      log: { path: log },
+      checkpoint: { path: ckpt },
+    });
+    expect(pid).toBeGreaterThan(0);
+    await backend.start(id);
+    expect((await backend.state(id))?.status).toBe('running');
+    await new Promise((r) => setTimeout(r, 400));
+    const lines = await logsOf(log);
+    expect(lines.length).toBeGreaterThan(before);
+    // The counter went on from where it was, not from 0 (the restored process, not the new spec's).
+    const lastBefore = Number(/tick (\d+)/.exec(lines[before - 1])![1]);
+    expect(Number(/tick (\d+)/.exec(lines[before])![1])).toBe(lastBefore + 1);
+    await backend.kill(id, 9);
+    expect((await waitExit(id)).exitCode).toBe(137);
+  });
+
   it('delete leaves nothing under the exec root', async () => {
     const { id } = await create(['/bin/sh', '-c', 'sleep 100']);
     await backend.start(id);

@@ -10,6 +10,7 @@
  *   state/<runtime>/ the runtime's own state root (`--root`)
  * Logs: conmon writes k8s-file next to the json-file log; LogPump converts (log-pump.ts).
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -70,6 +71,8 @@ interface ContainerMeta {
   log: { path: string; maxSize?: number; maxFile?: number };
   k8sLog: string;
   created: string;
+  /** Created from a checkpoint: conmon's `--restore` leaves it running, `start` is a no-op. */
+  restored?: boolean;
 }
 
 /** Where a container's time went in the backend (milliseconds), for bench/runtime. */
@@ -130,8 +133,23 @@ export class OciRuntimeBackend implements RuntimeBackend {
     return this.registry.names();
   }
 
+  private criuWorks: boolean | undefined;
+
   features(): RuntimeFeatures {
-    return { checkpoint: findExecutable('criu') !== null, pause: true, exec: true, attach: true };
+    // Checkpoint needs CRIU that works on this kernel: `criu check`, once.
+    if (this.criuWorks === undefined) {
+      const criu = findExecutable('criu');
+      this.criuWorks = false;
+      if (criu) {
+        try {
+          execFileSync(criu, ['check'], { stdio: 'ignore', timeout: 10_000 });
+          this.criuWorks = true;
+        } catch {
+          this.warn('criu is installed but `criu check` fails: checkpoint/restore disabled');
+        }
+      }
+    }
+    return { checkpoint: this.criuWorks, pause: true, exec: true, attach: true };
   }
 
   onExit(listener: (exit: ExitInfo) => void): () => void {
@@ -291,6 +309,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
       log: { ...opts.log },
       k8sLog: `${opts.log.path}.k8s`,
       created: new Date().toISOString(),
+      ...(opts.checkpoint ? { restored: true } : {}),
     };
     let t: Tracked | undefined;
     const t0 = performance.now();
@@ -347,6 +366,12 @@ export class OciRuntimeBackend implements RuntimeBackend {
   async start(id: string): Promise<void> {
     const t = this.get(id);
     if (t.exit) throw new ConflictError(`container ${id} has already exited; delete and create it again`);
+    if (t.meta.restored) {
+      // Restored from a checkpoint: already running (conmon ran `RUNTIME restore --detach`).
+      const st = await this.runtimeState(t.meta);
+      if (st && (st.status === 'running' || st.status === 'paused')) return;
+      throw new ConflictError(`container ${id} restored from a checkpoint is ${st?.status ?? 'gone'}`);
+    }
     const t0 = performance.now();
     if (!(this.opts.fastStart !== false && (await fastStartRunc(t.meta)))) {
       await runRuntime(this.binary(t.meta), id, ['start', id]);
@@ -623,7 +648,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
 
   async checkpoint(id: string, opts: { path: string; exit: boolean }): Promise<void> {
     const t = this.get(id);
-    if (!this.features().checkpoint) throw new NotImplementedError('checkpoint needs CRIU, which is not installed');
+    if (!this.features().checkpoint) throw new NotImplementedError('checkpoint needs CRIU working on this host (`criu check` fails or criu is not installed)');
     const args = ['checkpoint', '--image-path', opts.path];
     if (!opts.exit) args.push('--leave-running');
     args.push(id);
