@@ -16,6 +16,7 @@ import {
   ConflictError,
   InvalidParameterError,
   NotFoundError,
+  NotImplementedError,
   NotModifiedError,
   SystemError,
   errorKind,
@@ -55,6 +56,8 @@ import type { StateStore } from './store.js';
 import type { EngineConfig } from './tokens.js';
 import type { ContainerConfig, ContainerRecord, ContainerStatus, EndpointSettings, HostConfig } from './types.js';
 import { deferred, fullMessage, parseSize, sleep } from './util.js';
+import { applyOpts } from './spec/opts.js';
+import { withResources } from './spec/resources.js';
 
 export interface CreateOptions {
   /** Container name, with or without the leading slash; generated when absent. */
@@ -110,6 +113,11 @@ export const EXIT_CMD_NOT_FOUND = 127;
 export const EXIT_EACCES = 126;
 
 const RESTART_POLICIES = new Set(['', 'no', 'always', 'unless-stopped', 'on-failure']);
+/** HostConfig numbers `docker update` changes (0 = keep). */
+const UPDATABLE_NUMBERS = [
+  'BlkioWeight', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime',
+  'Memory', 'MemoryReservation', 'MemorySwap', 'NanoCpus', 'KernelMemoryTCP',
+] as const satisfies ReadonlyArray<keyof HostConfig>;
 const LOG_DRIVERS = new Set(['', 'json-file', 'none']);
 
 export interface ContainerServiceDeps {
@@ -1007,6 +1015,67 @@ export class ContainerService {
       }
       this.names.delete(old);
       this.emit(rec, 'rename', { oldName: old });
+    });
+  }
+
+  // ---------------------------------------------------------------- update
+
+  /**
+   * `docker update`: resource limits and the restart policy (dockerd's ContainerUpdate).
+   * Zero/absent fields keep their value. A running container gets the new limits through its
+   * backend's `update`; if that fails, nothing changes.
+   */
+  async update(idOrName: string, changes: HostConfig): Promise<{ Warnings: string[] }> {
+    const rec = this.resolve(idOrName);
+    return this.withLock(rec.ID, async () => {
+      if (!this.records.has(rec.ID)) throw noSuchContainer(idOrName);
+      if (rec.RemovalInProgress || rec.State.Status === 'dead') {
+        throw new ConflictError(`Cannot update container ${rec.ID}: container is marked for removal and cannot be "update"`);
+      }
+      const cur = rec.HostConfig;
+      const next: HostConfig = structuredClone(cur);
+      const fail = (msg: string) => new InvalidParameterError(`Cannot update container ${rec.ID}: ${msg}`);
+      const c = changes ?? {};
+      if ((c.NanoCpus ?? 0) > 0 && (cur.CpuQuota ?? 0) > 0 && !c.CpuQuota) {
+        throw fail('Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
+      }
+      if ((c.CpuQuota ?? 0) > 0 && (cur.NanoCpus ?? 0) > 0 && !c.NanoCpus) {
+        throw fail('Conflicting options: NanoCPUs cannot be updated as CPU Quota has already been set');
+      }
+      if (c.Memory && !c.MemorySwap && (cur.MemorySwap ?? 0) > 0 && c.Memory > (cur.MemorySwap ?? 0)) {
+        throw fail('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+      }
+      for (const k of UPDATABLE_NUMBERS) {
+        const v = c[k];
+        if (typeof v === 'number' && v !== 0) (next as Record<string, unknown>)[k] = v;
+      }
+      if (c.CpusetCpus) next.CpusetCpus = c.CpusetCpus;
+      if (c.CpusetMems) next.CpusetMems = c.CpusetMems;
+      if (c.PidsLimit !== undefined && c.PidsLimit !== null) next.PidsLimit = c.PidsLimit;
+      if (c.RestartPolicy?.Name) {
+        if (cur.AutoRemove && c.RestartPolicy.Name !== 'no') throw fail('Restart policy cannot be updated because AutoRemove is enabled for the container');
+        if (!RESTART_POLICIES.has(c.RestartPolicy.Name)) throw fail(`invalid restart policy '${c.RestartPolicy.Name}'`);
+        next.RestartPolicy = { Name: c.RestartPolicy.Name, MaximumRetryCount: c.RestartPolicy.MaximumRetryCount ?? 0 };
+      }
+      let resources;
+      try {
+        resources = applyOpts({ ociVersion: '1.2.0' }, [withResources(next)]).linux?.resources;
+      } catch (err) {
+        throw fail(errorMessage(err));
+      }
+      if (isActive(rec) && resources) {
+        const backend = this.backendOf(rec);
+        if (!backend.update) throw new NotImplementedError(`Cannot update container ${rec.ID}: runtime backend ${backend.name} cannot update resources`);
+        try {
+          await backend.update(rec.ID, resources);
+        } catch (err) {
+          throw new SystemError(`Cannot update container ${rec.ID}: ${errorMessage(err)}`, { cause: err });
+        }
+      }
+      rec.HostConfig = next;
+      await this.persist(rec);
+      this.emit(rec, 'update');
+      return { Warnings: [] };
     });
   }
 

@@ -443,6 +443,34 @@ describe('restart, pause/unpause, rename', () => {
   });
 });
 
+describe('update', () => {
+  it('changes limits and restart policy, pushes them to a running container, refuses dockerd\'s conflicts', async () => {
+    t = await createTestEngine({ specDefaults: false });
+    const id = await t.createContainer({ HostConfig: { Memory: 64 << 20, MemorySwap: 128 << 20, CpuShares: 512 } });
+    await t.engine.containers.update(id, { CpuShares: 1024, PidsLimit: 50, RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 2 } });
+    expect(t.engine.containers.get(id).HostConfig).toMatchObject({ CpuShares: 1024, PidsLimit: 50, Memory: 64 << 20, RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 2 } });
+    expect(t.fake.callsOf('update')).toHaveLength(0); // not running: stored only
+    await t.engine.containers.start(id);
+    await t.engine.containers.update(id, { Memory: 100 << 20 });
+    const res = t.fake.callsOf('update', id)[0]!.args[0] as { memory: { limit: number; swap: number }; cpu: { shares: number }; pids: { limit: number } };
+    expect(res.memory).toMatchObject({ limit: 100 << 20, swap: 128 << 20 });
+    expect(res.cpu.shares).toBe(1024);
+    expect(res.pids).toEqual({ limit: 50 });
+    await expect(t.engine.containers.update(id, { Memory: 200 << 20 })).rejects.toThrow(
+      `Cannot update container ${id}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time`,
+    );
+    await expect(t.engine.containers.update(id, { Memory: 1024 })).rejects.toThrow('Minimum memory limit allowed is 6MB');
+    t.fake.fail('update', 'cgroup write failed');
+    await expect(t.engine.containers.update(id, { CpuShares: 2 })).rejects.toThrow(`Cannot update container ${id}: cgroup write failed`);
+    expect(t.engine.containers.get(id).HostConfig.CpuShares).toBe(1024);
+    const rm = await t.createContainer({ HostConfig: { AutoRemove: true } });
+    await expect(t.engine.containers.update(rm, { RestartPolicy: { Name: 'always' } })).rejects.toThrow('Restart policy cannot be updated because AutoRemove is enabled for the container');
+    expect(t.engine.events.history().filter((e) => e.Action === 'update')).toHaveLength(2);
+    await t.restart();
+    expect(t.engine.containers.get(id).HostConfig.Memory).toBe(100 << 20);
+  });
+});
+
 describe('events', () => {
   it('have Docker\'s shape and carry labels, image and name', async () => {
     t = await createTestEngine({ specDefaults: false });

@@ -9,6 +9,7 @@ import type {
   ExecOptions,
   ExecSession,
   ExitInfo,
+  OciResources,
   OciSpec,
   RuntimeBackend,
   RuntimeCreateOptions,
@@ -19,7 +20,7 @@ import type {
 } from '@berth/core';
 import { formatRfc3339Nano, SystemClock } from '@berth/core';
 
-export type FakeStep = 'create' | 'start' | 'kill' | 'pause' | 'resume' | 'delete' | 'state' | 'restore' | 'exec' | 'attach';
+export type FakeStep = 'create' | 'start' | 'kill' | 'pause' | 'resume' | 'delete' | 'state' | 'restore' | 'exec' | 'attach' | 'update';
 
 export interface FakeScript {
   /** Exit code when the container ends by itself (default 0). */
@@ -282,6 +283,13 @@ export class FakeRuntime implements RuntimeBackend {
       }, s.execRunFor ?? 0);
     });
     return { pid, exited };
+  }
+
+  async update(id: string, resources: OciResources): Promise<void> {
+    await this.step('update', id, [resources]);
+    const c = this.containers.get(id);
+    if (!c || (c.status !== 'running' && c.status !== 'paused')) throw new Error(`container ${id} is not running`);
+    c.spec = { ...c.spec, linux: { ...(c.spec.linux ?? {}), resources } };
   }
 
   async resize(id: string, size: { height: number; width: number }, execId?: string): Promise<void> {
