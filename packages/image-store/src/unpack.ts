@@ -51,7 +51,7 @@ export interface UnpackResult {
   diffId: Digest;
   /** Uncompressed tar size in bytes. */
   tarSize: number;
-  /** Sum of regular file sizes (the layer's content size). */
+  /** The layer's content size: regular files and symlinks (hard links once), as dockerd's directory.Size. */
   size: number;
   compression: Compression;
   /** Paths (relative, `/`-separated) hidden by whiteouts in this layer. */
@@ -237,6 +237,7 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
         if (h.linkname.includes('\0')) throw new UnsafeLayerError(name, 'symlink target contains a NUL byte');
         await clear(full, false);
         await fsp.symlink(h.linkname, full);
+        size += Buffer.byteLength(h.linkname);
         await applyMeta(full, h, true);
         return;
       }

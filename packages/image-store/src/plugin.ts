@@ -1,0 +1,119 @@
+/**
+ * The image-store plugin: provides the core's `IImageStore` (and `IImageService`, the full
+ * service the daemon's /images routes call), prepares a container's writable layer at create,
+ * mounts its root filesystem in `beforeMount` (dockerd's conditionalMountOnStart), unmounts
+ * it in `unmount` (failed start, exit, remove) and deletes it when the container is removed.
+ * It also keeps track of which containers use which image (for delete conflicts and prune).
+ */
+import type { InjectionToken } from 'tsyringe';
+import {
+  IImageStore,
+  ROOTFS_LABEL,
+  Stage,
+  definePlugin,
+  type ContainerRecord,
+  type Plugin,
+} from '@berth/core';
+import type { RootfsDriver } from './rootfs.js';
+import { ImageService, type ContainerImageUsage, type ContainerLister } from './service.js';
+
+export const IImageService: InjectionToken<ImageService> = Symbol('IImageService');
+
+export const PLUGIN_NAME = 'image-store';
+export const PLUGIN_TYPE = 'io.berth.image-store.v1';
+
+export interface ImageStorePluginConfig {
+  /** Root filesystem driver: overlay (root + overlayfs), copy, or auto (default). */
+  driver?: RootfsDriver | 'auto';
+  /** Registries spoken to over plain HTTP (loopback ones always are). */
+  insecureRegistries?: string[];
+}
+
+const RUNNING = new Set(['running', 'paused', 'restarting']);
+
+/** Containers by image, kept up to date from state changes (and restores). */
+export class ContainerImageTracker {
+  private readonly byId = new Map<string, ContainerImageUsage>();
+  update(c: Pick<ContainerRecord, 'ID' | 'Image' | 'State'>, removed = false): void {
+    if (removed) {
+      this.byId.delete(c.ID);
+      return;
+    }
+    if (!c.Image) return;
+    this.byId.set(c.ID, { id: c.ID, image: c.Image, running: RUNNING.has(c.State?.Status) });
+  }
+  list(): ContainerImageUsage[] {
+    return [...this.byId.values()];
+  }
+}
+
+/** Does the image store own this container's root filesystem? (not for plain-rootfs containers) */
+function usesImage(c: ContainerRecord): boolean {
+  return !!c.Image && !c.Config.Labels?.[ROOTFS_LABEL];
+}
+
+/**
+ * A new plugin instance (one per engine: its service and tracker live in the closure).
+ * `containers` overrides the built-in tracker (e.g. the daemon's own container list).
+ */
+export function imageStorePlugin(opts: { config?: ImageStorePluginConfig; containers?: ContainerLister } = {}): Plugin<ImageStorePluginConfig> {
+  const tracker = new ContainerImageTracker();
+  let service: ImageService | null = null;
+  return definePlugin<ImageStorePluginConfig>({
+    name: PLUGIN_NAME,
+    type: PLUGIN_TYPE,
+    config: { driver: 'auto', insecureRegistries: [], ...(opts.config ?? {}) },
+    validateConfig(config) {
+      if (config.driver && !['auto', 'overlay', 'copy'].includes(config.driver)) throw new Error(`image-store: unknown driver ${String(config.driver)}`);
+    },
+    async register(container, ctx) {
+      const svc = new ImageService({
+        dataRoot: ctx.engine.dataRoot,
+        rootfsDriver: ctx.config.driver ?? 'auto',
+        registry: { insecureRegistries: ctx.config.insecureRegistries ?? [] },
+        containers: opts.containers ?? (() => tracker.list()),
+      });
+      await svc.init();
+      service = svc;
+      container.register(IImageStore, { useValue: svc });
+      container.register(IImageService, { useValue: svc });
+      ctx.logger.info('image store ready', { root: svc.store.root, driver: svc.rootfs.driver });
+    },
+    apply(hooks, ctx) {
+      const svc = () => {
+        if (!service) throw new Error('image-store: service not registered');
+        return service;
+      };
+      hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.STORAGE, when: usesImage }, async (c) => {
+        const rec = c.container;
+        await svc().createRootfs(rec.ID, rec.Image, { readonly: !!rec.HostConfig.ReadonlyRootfs });
+        c.addUndo(() => svc().removeRootfs(rec.ID), 'remove the container layer');
+      });
+      hooks.beforeMount.tapPromise({ name: PLUGIN_NAME, stage: Stage.STORAGE, when: usesImage }, async (c) => {
+        const rec = c.container;
+        const s = svc();
+        if (!(await s.rootfs.meta(rec.ID))) await s.createRootfs(rec.ID, rec.Image, { readonly: !!rec.HostConfig.ReadonlyRootfs });
+        const wasMounted = s.rootfs.isMounted(rec.ID);
+        c.rootfsPath = await s.mountRootfs(rec.ID);
+        rec.BaseFS = c.rootfsPath;
+        if (!wasMounted) c.addUndo(() => s.unmountRootfs(rec.ID), 'unmount the root filesystem');
+      });
+      hooks.unmount.tapPromise({ name: PLUGIN_NAME, stage: Stage.STORAGE, when: usesImage }, async (c) => {
+        await svc().unmountRootfs(c.container.ID);
+      });
+      hooks.onStateChange.tapPromise({ name: PLUGIN_NAME }, async (change) => {
+        const rec = change.container;
+        tracker.update(rec, change.to === null);
+        if (change.to === null && usesImage(rec as ContainerRecord)) await svc().removeRootfs(rec.ID);
+      });
+      hooks.afterRestore.tapPromise({ name: PLUGIN_NAME }, async (c) => {
+        tracker.update(c.container);
+      });
+      void ctx;
+    },
+    async close() {
+      await service?.close();
+      service = null;
+    },
+  });
+}

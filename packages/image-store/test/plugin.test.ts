@@ -1,0 +1,92 @@
+import { createReadStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { IImageStore, errorKind } from '@berth/core';
+import { createTestEngine, type TestEngine } from '@berth/testing';
+import { shortId } from '../src/digest.js';
+import { IImageService, imageStorePlugin } from '../src/plugin.js';
+import { mountPoints, overlaySupported } from '../src/rootfs.js';
+import type { ImageService } from '../src/service.js';
+import { buildTestImage, isRoot } from './helpers.js';
+
+let img: Awaited<ReturnType<typeof buildTestImage>>;
+beforeAll(async () => {
+  img = await buildTestImage();
+});
+afterAll(async () => {
+  await fsp.rm(img.dir, { recursive: true, force: true });
+});
+
+for (const driver of ['copy', 'overlay'] as const) {
+  describe.skipIf(driver === 'overlay' && (!isRoot || !overlaySupported()))(`image-store plugin (${driver})`, () => {
+    let t: TestEngine;
+    let svc: ImageService;
+    beforeEach(async () => {
+      t = await createTestEngine({ plugins: [imageStorePlugin({ config: { driver } })], specDefaults: true });
+      svc = t.engine.container.resolve(IImageService);
+      await svc.load(createReadStream(img.saveTar));
+    });
+    afterEach(async () => {
+      try {
+        for (const m of mountPoints()) if (m.startsWith(t.dir)) await import('node:child_process').then(({ execFileSync }) => execFileSync('umount', ['-l', m]));
+      } finally {
+        await t.dispose();
+      }
+    });
+
+    it('provides IImageStore; create fills the config from the image; start mounts, exit unmounts, remove deletes', async () => {
+      expect(t.engine.container.resolve(IImageStore)).toBe(svc);
+      expect(t.engine.plugins.find((p) => p.name === 'image-store')?.status).toBe('loaded');
+      const { Id } = await t.engine.containers.create({ Config: { Image: 'berth-test/busybox', Cmd: ['echo', 'hi'] } });
+      const rec = await t.engine.containers.inspect(Id);
+      expect(rec.Image).toBe(img.id);
+      expect(rec.Config.Env).toEqual(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
+      expect((await svc.rootfs.meta(Id))?.driver).toBe(driver);
+
+      // in use by a (created) container: docker's conflict
+      const conflict = await svc.remove(img.id).catch((e: unknown) => e as Error);
+      expect((conflict as Error).message).toBe(`conflict: unable to delete ${shortId(img.id)} (must be forced) - image is being used by stopped container ${shortId(Id)}`);
+      expect(errorKind(conflict)).toBe('Conflict');
+
+      await t.engine.containers.start(Id);
+      const merged = svc.rootfs.mergedPath(Id);
+      const spec = t.fake.containers.get(Id)!.spec;
+      expect(spec.root?.path).toBe(merged);
+      expect(await fsp.readlink(path.join(merged, 'bin/sh'))).toBe('/bin/busybox');
+      if (driver === 'overlay') expect(mountPoints().has(merged)).toBe(true);
+      const running = await svc.remove(img.id, { force: true }).catch((e: unknown) => e as Error);
+      expect((running as Error).message).toBe(`conflict: unable to delete ${shortId(img.id)} (cannot be forced) - image is being used by running container ${shortId(Id)}`);
+      await fsp.writeFile(path.join(merged, 'tmp/x'), '12345');
+      expect((await svc.rootfsSizes(Id)).SizeRw).toBe(5);
+
+      await t.engine.containers.stop(Id, { timeout: 1 });
+      await t.engine.containers.wait(Id);
+      await t.engine.idle?.();
+      expect(mountPoints().has(merged)).toBe(false);
+      await t.engine.containers.remove(Id);
+      expect(await svc.rootfs.meta(Id)).toBeNull();
+      expect(await fsp.readdir(svc.rootfs.dir)).toEqual([]);
+      // no container uses it any more
+      expect((await svc.remove('berth-test/busybox')).some((r) => r.Deleted === img.id)).toBe(true);
+    });
+
+    it('ReadonlyRootfs reaches the spec; an unknown image is 404 at create', async () => {
+      const { Id } = await t.engine.containers.create({ Config: { Image: 'berth-test/busybox' }, HostConfig: { ReadonlyRootfs: true } });
+      await t.engine.containers.start(Id);
+      expect(t.fake.containers.get(Id)!.spec.root).toEqual({ path: svc.rootfs.mergedPath(Id), readonly: true });
+      await t.engine.containers.remove(Id, { force: true });
+      expect(mountPoints().has(svc.rootfs.mergedPath(Id))).toBe(false);
+      expect(await svc.rootfs.meta(Id)).toBeNull();
+      const err = await t.engine.containers.create({ Config: { Image: 'nope:1' } }).catch((e: unknown) => e as Error);
+      expect((err as Error).message).toBe('No such image: nope:1');
+    });
+
+    it('a failed start unmounts (rollback)', async () => {
+      const { Id } = await t.engine.containers.create({ Config: { Image: 'berth-test/busybox' } });
+      t.fake.fail('create', 'boom');
+      await expect(t.engine.containers.start(Id)).rejects.toThrow();
+      expect(mountPoints().has(svc.rootfs.mergedPath(Id))).toBe(false);
+      await t.engine.containers.remove(Id, { force: true });
+    });
+  });
+}
