@@ -61,7 +61,7 @@ for (const driver of ['copy', 'overlay'] as const) {
 
       await t.engine.containers.stop(Id, { timeout: 1 });
       await t.engine.containers.wait(Id);
-      await t.engine.idle?.();
+      await t.engine.containers.idle();
       expect(mountPoints().has(merged)).toBe(false);
       await t.engine.containers.remove(Id);
       expect(await svc.rootfs.meta(Id)).toBeNull();
