@@ -176,6 +176,12 @@ describe('import and commit', () => {
     const h = await svc.history(id);
     expect(h.map((x) => x.Id)).toEqual([id, img.id]);
     expect(h[0]).toMatchObject({ CreatedBy: 'cat /tmp/committed', Comment: 'c' });
+    expect(await svc.containerChanges(cid)).toEqual([
+      { Path: '/etc', Kind: 0 },
+      { Path: '/etc/group', Kind: 2 },
+      { Path: '/tmp', Kind: 0 },
+      { Path: '/tmp/committed', Kind: 1 },
+    ]);
     // a container of the committed image sees the change
     const cid2 = '1'.repeat(64);
     await svc.createRootfs(cid2, 'committed:v1');
