@@ -159,6 +159,15 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
     await expect(backend.delete(id)).rejects.toSatisfy((e) => errorKind(e) === 'Conflict');
     await backend.resume(id);
     expect((await backend.state(id))?.status).toBe('running');
+    expect(await backend.list()).toContain(id);
+    // A paused container can be removed by force.
+    await backend.pause(id);
+    await backend.delete(id, { force: true });
+    ids.splice(ids.indexOf(id), 1);
+    expect(await backend.state(id)).toBeNull();
+    expect(await backend.list()).not.toContain(id);
+    expect(processesMentioning(id)).toEqual([]);
+    expect(cgroupsNamed(id)).toEqual([]);
   });
 
   it('execs a process with its own env, user, workdir, stdio and exit code', async () => {

@@ -363,6 +363,16 @@ export class OciRuntimeBackend implements RuntimeBackend {
     }
   }
 
+  /**
+   * IDs of every container this backend holds files for under its exec root (running,
+   * exited or half-created). After a crash, an engine can delete those it has no record of.
+   */
+  async list(): Promise<string[]> {
+    const entries = await fsp.readdir(this.root, { withFileTypes: true });
+    const skip = new Set(['exits', 's', 'state']);
+    return entries.filter((e) => e.isDirectory() && !skip.has(e.name)).map((e) => e.name).sort();
+  }
+
   async start(id: string): Promise<void> {
     const t = this.get(id);
     if (t.exit) throw new ConflictError(`container ${id} has already exited; delete and create it again`);
@@ -585,7 +595,12 @@ export class OciRuntimeBackend implements RuntimeBackend {
     if (opts.openStdin) args.push('-i');
     let session: AttachSession | undefined;
     const exitFile = path.join(dir, 'exit', id);
+    let stopWatching = (): void => {};
     const exited = new Promise<number>((resolve) => {
+      stopWatching = () => {
+        watcher?.close();
+        clearInterval(poll);
+      };
       const check = (): boolean => {
         try {
           const text = fs.readFileSync(exitFile, 'utf8').trim();
@@ -620,6 +635,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
         },
       });
     } catch (err) {
+      stopWatching();
       session?.detach();
       fs.rmSync(dir, { recursive: true, force: true });
       fs.rmSync(path.join(this.sockDir, opts.execId), { force: true });
