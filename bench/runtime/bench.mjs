@@ -69,45 +69,53 @@ function runcRun(bundle, id) {
   });
 }
 
-// The raw bundle: the config.json the engine produced for a template container (kept until
-// the end so that the files it bind-mounts exist), with its own cgroup path per run.
-const template = await engineRun('template');
-const spec = engine.containers.specOf(template.id);
-if (!spec) throw new Error('the engine kept no spec of the template container');
-const rawBundle = path.join(tmp, 'raw-bundle');
-fs.mkdirSync(rawBundle, { mode: 0o700 });
-function writeRawSpec(id) {
-  const s = JSON.parse(JSON.stringify(spec));
-  if (s.linux?.cgroupsPath) s.linux.cgroupsPath = s.linux.cgroupsPath.replace(template.id, id);
-  fs.writeFileSync(path.join(rawBundle, 'config.json'), JSON.stringify(s));
-}
-
 const engineRuns = [];
 const rawRuns = [];
 const removes = [];
-for (let i = 0; i < WARMUP + N; i++) {
-  // Interleave (and alternate which goes first) so that both see the same machine load.
-  const order = i % 2 ? ['raw', 'engine'] : ['engine', 'raw'];
-  for (const which of order) {
-    if (which === 'engine') {
-      const r = await engineRun(i);
-      r.backend = backend.timings(r.id) ?? {};
-      const rm = await engineRemove(r.id);
-      if (i >= WARMUP) {
-        engineRuns.push(r);
-        removes.push(rm);
+try {
+  // The raw bundle: the config.json the engine produced for a template container (kept until
+  // the end so that the files it bind-mounts exist), with its own cgroup path per run.
+  const template = await engineRun('template');
+  const spec = engine.containers.specOf(template.id);
+  if (!spec) throw new Error('the engine kept no spec of the template container');
+  const rawBundle = path.join(tmp, 'raw-bundle');
+  fs.mkdirSync(rawBundle, { mode: 0o700 });
+  function writeRawSpec(id) {
+    const s = JSON.parse(JSON.stringify(spec));
+    if (s.linux?.cgroupsPath) s.linux.cgroupsPath = s.linux.cgroupsPath.replace(template.id, id);
+    fs.writeFileSync(path.join(rawBundle, 'config.json'), JSON.stringify(s));
+  }
+
+  for (let i = 0; i < WARMUP + N; i++) {
+    // Interleave (and alternate which goes first) so that both see the same machine load.
+    const order = i % 2 ? ['raw', 'engine'] : ['engine', 'raw'];
+    for (const which of order) {
+      if (which === 'engine') {
+        const r = await engineRun(i);
+        r.backend = backend.timings(r.id) ?? {};
+        const rm = await engineRemove(r.id);
+        if (i >= WARMUP) {
+          engineRuns.push(r);
+          removes.push(rm);
+        }
+      } else {
+        const id = `raw-${i}-${process.pid}`;
+        writeRawSpec(id);
+        const t = await runcRun(rawBundle, id);
+        if (i >= WARMUP) rawRuns.push(t);
       }
-    } else {
-      const id = `raw-${i}-${process.pid}`;
-      writeRawSpec(id);
-      const t = await runcRun(rawBundle, id);
-      if (i >= WARMUP) rawRuns.push(t);
     }
   }
-}
-await engineRemove(template.id);
-await engine.close();
+  await engineRemove(template.id);
+  await engine.close();
 
+} catch (err) {
+  console.error('bench/runtime failed:', err);
+  await engine.close().catch(() => {});
+  execFileSync('bash', ['-c', `for id in $(runc --root ${rawRoot} list -q 2>/dev/null); do runc --root ${rawRoot} delete -f $id; done`], { stdio: 'ignore' });
+  fs.rmSync(tmp, { recursive: true, force: true });
+  process.exit(2);
+}
 const q = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))];

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLogs, type ExitInfo } from '@berth/core';
 import { OciRuntimeBackend, buildRuntimes } from '@berth/runtime-oci';
-import { busyboxSpec, FAKE_RUNTIME, forceCleanup, newId, processesMentioning, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
+import { busyboxSpec, FAKE_RUNTIME, forceCleanup, newId, processesMentioning, runtimeSkipReason, testRootfs, removeTestRootfs } from './runtime-helpers.js';
 
 const skip = runtimeSkipReason();
 
@@ -29,6 +29,7 @@ describe.skipIf(skip !== null)('fake OCI runtime through the OCI backend', () =>
     for (const id of ids) await backend.delete(id, { force: true }).catch(() => undefined);
     await backend?.close();
     forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
+    removeTestRootfs();
   });
 
   async function run(args: string[]): Promise<{ id: string; log: string; exit: Promise<ExitInfo> }> {

@@ -45,6 +45,12 @@ export function testRootfs(): string {
   return dir;
 }
 
+/** Remove the rootfs of this test process (call in afterAll). */
+export function removeTestRootfs(): void {
+  if (sharedRootfs) fs.rmSync(sharedRootfs, { recursive: true, force: true });
+  sharedRootfs = null;
+}
+
 export function newId(): string {
   return Array.from({ length: 64 }, () => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
 }

@@ -21,6 +21,7 @@ import {
   runtimeSkipReason,
   Sink,
   testRootfs,
+  removeTestRootfs,
 } from './runtime-helpers.js';
 
 const skip = runtimeSkipReason();
@@ -54,6 +55,7 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
   afterAll(async () => {
     await backend?.close();
     forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
+    removeTestRootfs();
   });
 
   const waitExit = (id: string, ms = 15_000): Promise<ExitInfo> => {

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLogs } from '@berth/core';
-import { Daemon, ensureBuilt, forceCleanup, processesMentioning, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
+import { Daemon, ensureBuilt, forceCleanup, processesMentioning, runtimeSkipReason, testRootfs, removeTestRootfs } from './runtime-helpers.js';
 
 const skip = runtimeSkipReason();
 interface Rec {
@@ -34,6 +34,7 @@ describe.skipIf(skip !== null)('live restore after the daemon is SIGKILLed', () 
   afterAll(async () => {
     for (const d of daemons) await d.kill9();
     forceCleanup(path.join(execRoot ?? tmp, 'oci/state/runc'), ids, [tmp]);
+    removeTestRootfs();
   });
 
   it('containers survive, stay stoppable, and an exit while down keeps its code and time', async () => {

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Daemon, ensureBuilt, filesUnder, forceCleanup, mountsMentioning, processesMentioning, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
+import { Daemon, ensureBuilt, filesUnder, forceCleanup, mountsMentioning, processesMentioning, runtimeSkipReason, testRootfs, removeTestRootfs } from './runtime-helpers.js';
 
 const skip = runtimeSkipReason();
 
@@ -47,6 +47,7 @@ describe.skipIf(skip !== null)('50 containers, 8 in flight, through the Engine',
   afterAll(async () => {
     await daemon?.kill9();
     forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
+    removeTestRootfs();
   });
 
   it('leaves no process, mount, cgroup or file behind', async () => {
