@@ -148,6 +148,18 @@ export interface RemoveContext {
   volumes: boolean;
 }
 
+export interface RestartDecision {
+  container: Readonly<ContainerRecord>;
+  exitCode: number;
+  oomKilled: boolean;
+  /** How long the process ran, in milliseconds. */
+  executionDurationMs: number;
+  /** Policy restarts since the last manual start. */
+  restartCount: number;
+  /** What the restart policy (dockerd's restart manager) decided. */
+  policy: boolean;
+}
+
 export interface RestoreContext {
   container: ContainerRecord;
   /** What the backend reported (null: it knows nothing of the container). */
@@ -178,6 +190,8 @@ export interface Hooks {
   readonly unmount: AsyncSeriesHook<[ReleaseContext], TapExtra>;
   /** remove: before anything is deleted. Throw to refuse (ignored with force). */
   readonly beforeRemove: AsyncSeriesHook<[RemoveContext], TapExtra>;
+  /** A container's process exited: return true/false to override the restart policy's decision. */
+  readonly shouldRestart: AsyncSeriesBailHook<[RestartDecision], boolean | undefined, TapExtra>;
   /** Engine start: after a container was reconciled with its backend (re-attach plugin state). */
   readonly afterRestore: AsyncSeriesHook<[RestoreContext], TapExtra>;
 }
@@ -198,6 +212,7 @@ const HOOK_KINDS: Readonly<Record<HookName, HookKind>> = Object.freeze({
   releaseNetwork: 'series',
   unmount: 'series',
   beforeRemove: 'series',
+  shouldRestart: 'bail',
   afterRestore: 'isolated',
 });
 
@@ -323,6 +338,11 @@ export function createHooks(svc: HookServices): Hooks {
     releaseNetwork: intercepted('releaseNetwork', new AsyncSeriesHook<[ReleaseContext], TapExtra>(['ctx'], 'releaseNetwork'), svc),
     unmount: intercepted('unmount', new AsyncSeriesHook<[ReleaseContext], TapExtra>(['ctx'], 'unmount'), svc),
     beforeRemove: intercepted('beforeRemove', new AsyncSeriesHook<[RemoveContext], TapExtra>(['ctx'], 'beforeRemove'), svc),
+    shouldRestart: intercepted(
+      'shouldRestart',
+      new AsyncSeriesBailHook<[RestartDecision], boolean | undefined, TapExtra>(['decision'], 'shouldRestart'),
+      svc,
+    ),
     afterRestore: intercepted('afterRestore', new AsyncSeriesHook<[RestoreContext], TapExtra>(['ctx'], 'afterRestore'), svc),
   });
 }

@@ -40,7 +40,7 @@ import type { Logger } from './logger.js';
 import type { OciSpec } from './oci.js';
 import type { ProvenanceRecorder } from './provenance.js';
 import type { ExitInfo, RuntimeBackend, RuntimeCreateOptions, RuntimeStateInfo } from './runtime.js';
-import { SIGKILL, parseSignal } from './signals.js';
+import { SIGKILL, SIGTERM, parseSignal } from './signals.js';
 import {
   initialState,
   isActive,
@@ -48,6 +48,7 @@ import {
   setDead,
   setPaused,
   setRemoving,
+  setRestarting,
   setRunning,
   setStopped,
   setUnpaused,
@@ -181,6 +182,9 @@ export class ContainerService {
   private readonly backends = new Map<string, RuntimeBackend>();
   private readonly unsubscribers = new Map<string, () => void>();
   private readonly background = new Set<Promise<unknown>>();
+  /** Pending policy restarts and their backoff (dockerd's restart manager). */
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private readonly backoff = new Map<string, number>();
   /** The spec each container was last started with (exec builds its process from it). */
   private readonly specs = new Map<string, OciSpec>();
   private closed = false;
@@ -507,9 +511,9 @@ export class ContainerService {
     }
   }
 
-  private async startLocked(rec: ContainerRecord, opts: StartOptions): Promise<void> {
+  private async startLocked(rec: ContainerRecord, opts: StartOptions, policy = false): Promise<void> {
     if (!this.records.has(rec.ID)) throw noSuchContainer(rec.ID);
-    if (isActive(rec)) throw new NotModifiedError('Container already started');
+    if (isActive(rec) && !(policy && rec.State.Status === 'restarting')) throw new NotModifiedError('Container already started');
     if (rec.RemovalInProgress || rec.State.Dead || rec.State.Status === 'removing' || rec.State.Status === 'dead') {
       throw new ConflictError('container is marked for removal and cannot be started');
     }
@@ -596,9 +600,16 @@ export class ContainerService {
         : { exitCode: EXIT_UNKNOWN, error: thrown };
       await this.rollback(rec, ctx, done, current, backend);
       // dockerd: the error is kept, exit code 128 unless a better one is known, state saved.
+      const restarting = rec.State.Status === 'restarting';
+      if (restarting) {
+        // A policy restart that failed: the container stays down (dockerd's restart manager gives up).
+        setStopped(rec, { exitCode: rec.State.ExitCode, finishedAt: rec.State.FinishedAt });
+        this.backoff.delete(id);
+      }
       rec.State.Error = fullMessage(translated.error);
       if (rec.State.ExitCode === 0 || translated.exitCode !== EXIT_UNKNOWN) rec.State.ExitCode = translated.exitCode;
       rec.State.Pid = 0;
+      if (restarting) await this.stateChange(rec, 'restarting', 'exited', 'start-failed');
       await this.persistQuietly(rec);
       this.resolveWaiters(rec, ['not-running', 'next-exit']);
       if (rec.HostConfig.AutoRemove) {
@@ -616,9 +627,14 @@ export class ContainerService {
     setRunning(rec, ctx.pid ?? 0, this.now());
     rec.HasBeenStartedBefore = true;
     rec.HasBeenManuallyStopped = false;
+    if (!policy) {
+      // A start by hand resets the restart manager (dockerd: ResetRestartManager(true)).
+      rec.RestartCount = 0;
+      this.backoff.delete(id);
+    }
     await this.persistQuietly(rec);
     this.emit(rec, 'start');
-    await this.stateChange(rec, from, 'running', 'start');
+    await this.stateChange(rec, from, 'running', policy ? 'restart-policy' : 'start');
     const early = this.earlyExits.get(id);
     if (early) {
       this.earlyExits.delete(id);
@@ -732,19 +748,94 @@ export class ContainerService {
   }
 
   private async doExit(rec: ContainerRecord, exit: ExitInfo): Promise<void> {
-    if (!isActive(rec)) return;
+    if (!isActive(rec) || rec.State.Status === 'restarting') return;
     const from = rec.State.Status;
     const finishedAt = normaliseTime(exit.exitedAt, this.now());
-    const startedNs = Date.parse(rec.State.StartedAt);
-    setStopped(rec, { exitCode: exit.exitCode, oomKilled: exit.oomKilled, finishedAt });
+    const startedMs = Date.parse(rec.State.StartedAt);
+    const durationMs = Number.isNaN(startedMs) ? 0 : Math.max(0, Date.parse(finishedAt) - startedMs);
+    const restart = await this.decideRestart(rec, exit, durationMs);
+    if (restart) setRestarting(rec, { exitCode: exit.exitCode, oomKilled: exit.oomKilled, finishedAt });
+    else setStopped(rec, { exitCode: exit.exitCode, oomKilled: exit.oomKilled, finishedAt });
     // Waiters first: `docker run --rm` must return within milliseconds of the exit.
-    this.resolveWaiters(rec, ['not-running', 'next-exit']);
+    this.resolveWaiters(rec, restart ? ['next-exit'] : ['not-running', 'next-exit']);
     if (exit.oomKilled) this.emit(rec, 'oom');
-    const execDuration = Number.isNaN(startedNs) ? 0 : Math.max(0, Math.round((Date.parse(finishedAt) - startedNs) / 1000));
-    this.emit(rec, 'die', { exitCode: String(exit.exitCode), execDuration: String(execDuration) });
-    await this.stateChange(rec, from, 'exited', 'exit');
+    this.emit(rec, 'die', { exitCode: String(exit.exitCode), execDuration: String(Math.round(durationMs / 1000)) });
+    await this.stateChange(rec, from, restart ? 'restarting' : 'exited', 'exit');
     await this.cleanupAfterExit(rec, 'exit');
     await this.persistQuietly(rec);
+    if (restart) this.scheduleRestart(rec, durationMs);
+  }
+
+  // ---------------------------------------------------------------- restart policy
+
+  /** dockerd's restart manager: always / unless-stopped unless stopped by hand; on-failure up to its count. */
+  private policyWantsRestart(rec: ContainerRecord, exitCode: number): boolean {
+    if (rec.HasBeenManuallyStopped || rec.RemovalInProgress) return false;
+    const rp = rec.HostConfig.RestartPolicy;
+    switch (rp?.Name) {
+      case 'always':
+      case 'unless-stopped':
+        return true;
+      case 'on-failure': {
+        const max = rp.MaximumRetryCount ?? 0;
+        return exitCode !== 0 && (max === 0 || rec.RestartCount < max);
+      }
+      default:
+        return false;
+    }
+  }
+
+  private async decideRestart(rec: ContainerRecord, exit: ExitInfo, durationMs: number): Promise<boolean> {
+    if (this.closed) return false;
+    const policy = this.policyWantsRestart(rec, exit.exitCode);
+    if (this.d.hooks.shouldRestart.taps.length === 0) return policy;
+    try {
+      const r = await this.d.hooks.shouldRestart.promise({
+        container: structuredClone(rec),
+        exitCode: exit.exitCode,
+        oomKilled: exit.oomKilled,
+        executionDurationMs: durationMs,
+        restartCount: rec.RestartCount,
+        policy,
+      });
+      return typeof r === 'boolean' ? r : policy;
+    } catch (err) {
+      this.d.logger.error('shouldRestart failed; following the restart policy', { container: rec.ID, error: errorMessage(err) });
+      return policy;
+    }
+  }
+
+  /** Backoff like dockerd: 100 ms, doubling up to 1 minute; back to 100 ms after a run of 10 s or more. */
+  private scheduleRestart(rec: ContainerRecord, durationMs: number): void {
+    const id = rec.ID;
+    const prev = this.backoff.get(id);
+    const delay = prev === undefined || durationMs >= 10_000 ? 100 : Math.min(prev * 2, 60_000);
+    this.backoff.set(id, delay);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(id);
+      this.track(
+        this.withLock(id, async () => {
+          if (!this.records.has(id) || rec.State.Status !== 'restarting' || this.closed) return;
+          rec.RestartCount += 1;
+          await this.startLocked(rec, {}, true);
+        }).catch((err) => this.d.logger.error('restart by policy failed', { container: id, error: errorMessage(err) })),
+      );
+    }, delay);
+    timer.unref?.();
+    this.restartTimers.set(id, timer);
+  }
+
+  /** A container waiting for a policy restart stops for good (stop, kill, remove, close). */
+  private async cancelRestart(rec: ContainerRecord, reason: string): Promise<void> {
+    const timer = this.restartTimers.get(rec.ID);
+    if (timer) clearTimeout(timer);
+    this.restartTimers.delete(rec.ID);
+    this.backoff.delete(rec.ID);
+    if (rec.State.Status !== 'restarting') return;
+    setStopped(rec, { exitCode: rec.State.ExitCode, oomKilled: rec.State.OOMKilled, finishedAt: rec.State.FinishedAt });
+    this.resolveWaiters(rec, ['not-running']);
+    await this.persistQuietly(rec);
+    await this.stateChange(rec, 'restarting', 'exited', reason);
   }
 
   private async cleanupAfterExit(rec: ContainerRecord, reason: ReleaseContext['reason']): Promise<void> {
@@ -776,6 +867,11 @@ export class ContainerService {
     const exited = this.nextExitDone(rec.ID);
     await this.d.hooks.beforeStop.promise({ container: structuredClone(rec), signal, timeout });
     rec.HasBeenManuallyStopped = true;
+    if (rec.State.Status === 'restarting') {
+      await this.cancelRestart(rec, 'stop');
+      this.emit(rec, 'stop');
+      return;
+    }
     if (isActive(rec)) {
       try {
         await this.signal(rec, signal);
@@ -852,7 +948,8 @@ export class ContainerService {
     const sig = parseSignal(signal === '' ? 'SIGKILL' : signal);
     if (!isActive(rec)) throw notRunning(rec.ID);
     if (rec.State.Status === 'restarting') throw new ConflictError(`Container ${rec.ID} is restarting, wait until the container is running`);
-    rec.HasBeenManuallyStopped = true;
+    const stopSignal = rec.Config.StopSignal ? parseSignal(rec.Config.StopSignal) : SIGTERM;
+    if (sig === SIGKILL || sig === SIGTERM || sig === stopSignal) rec.HasBeenManuallyStopped = true;
     if (sig === SIGKILL) {
       const exited = this.nextExitDone(rec.ID);
       await this.killAndWait(rec, exited);
@@ -917,9 +1014,14 @@ export class ContainerService {
           `cannot remove container "${rec.Name}": container is ${rec.State.Status}: stop the container before removing or force remove`,
         );
       }
-      const exited = this.nextExitDone(id);
-      await this.killAndWait(rec, exited);
-      await this.exitWork.get(id);
+      rec.HasBeenManuallyStopped = true;
+      if (rec.State.Status === 'restarting') {
+        await this.cancelRestart(rec, 'remove');
+      } else {
+        const exited = this.nextExitDone(id);
+        await this.killAndWait(rec, exited);
+        await this.exitWork.get(id);
+      }
     }
     try {
       await this.d.hooks.beforeRemove.promise({ container: structuredClone(rec), force: !!opts.force, volumes: !!opts.volumes });
@@ -1128,9 +1230,27 @@ export class ContainerService {
         );
       }
     }
+    // Restart policies at boot (dockerd's restore): always, unless-stopped not stopped by hand, on-failure.
+    const boot = [...this.records.values()].filter(
+      (rec) => !isActive(rec) && rec.HasBeenStartedBefore && !rec.RemovalInProgress && rec.State.Status !== 'dead' && this.policyWantsRestart(rec, rec.State.ExitCode),
+    );
+    await Promise.all(
+      boot.map((rec) =>
+        this.withLock(rec.ID, () => this.startLocked(rec, {})).catch((err) =>
+          this.d.logger.error('starting container by its restart policy failed', { container: rec.ID, error: errorMessage(err) }),
+        ),
+      ),
+    );
   }
 
   private async restoreOne(rec: ContainerRecord): Promise<void> {
+    if (rec.State.Status === 'restarting') {
+      // It had exited and was waiting for its policy restart: nothing runs; the boot pass restarts it.
+      setStopped(rec, { exitCode: rec.State.ExitCode, oomKilled: rec.State.OOMKilled, finishedAt: rec.State.FinishedAt });
+      await this.persistQuietly(rec);
+      await this.d.hooks.afterRestore.promise({ container: rec, state: null, engine: this.d.info });
+      return;
+    }
     const wasActive = isActive(rec);
     if (!wasActive && !rec.RuntimeBackend) return;
     const backend = rec.RuntimeBackend ? this.backends.get(rec.RuntimeBackend) : this.d.runtime;
@@ -1189,6 +1309,8 @@ export class ContainerService {
   /** Stop listening to runtime events; containers keep running. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.restartTimers.values()) clearTimeout(t);
+    this.restartTimers.clear();
     for (const u of this.unsubscribers.values()) u();
     this.unsubscribers.clear();
     await Promise.allSettled([...this.exitWork.values()]);

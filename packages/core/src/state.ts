@@ -11,7 +11,7 @@ import { ZERO_TIME } from './types.js';
 const TRANSITIONS: Readonly<Record<ContainerStatus, readonly ContainerStatus[]>> = Object.freeze({
   created: ['running', 'removing', 'dead', 'exited'],
   running: ['paused', 'exited', 'restarting', 'dead', 'removing'],
-  paused: ['running', 'exited', 'dead', 'removing'],
+  paused: ['running', 'exited', 'restarting', 'dead', 'removing'],
   restarting: ['running', 'exited', 'dead', 'removing'],
   exited: ['running', 'restarting', 'removing', 'dead'],
   // A failed removal goes back to where it was.
@@ -79,6 +79,17 @@ export function setStopped(rec: ContainerRecord, exit: { exitCode: number; oomKi
   s.OOMKilled = !!exit.oomKilled;
   s.FinishedAt = exit.finishedAt;
   if (exit.error !== undefined) s.Error = exit.error;
+}
+
+/** Exited, and the restart policy will start it again after a backoff (dockerd's SetRestarting). */
+export function setRestarting(rec: ContainerRecord, exit: { exitCode: number; oomKilled?: boolean; finishedAt: string }): void {
+  assertTransition(rec, 'restarting');
+  const s = rec.State;
+  setFlags(s, 'restarting');
+  s.Pid = 0;
+  s.ExitCode = exit.exitCode;
+  s.OOMKilled = !!exit.oomKilled;
+  s.FinishedAt = exit.finishedAt;
 }
 
 export function setPaused(rec: ContainerRecord): void {

@@ -10,7 +10,7 @@ afterEach(async () => {
 describe('engine smoke', () => {
   it('creates, starts, waits, removes', async () => {
     t = await createTestEngine({ specDefaults: false });
-    t.fake.script('*', { runFor: 20, exitCode: 3 });
+    t.fake.script('*', { runFor: 300, exitCode: 3 });
     const id = await t.createContainer({ name: 'smoke' });
     await t.engine.containers.start('smoke');
     expect(t.engine.containers.get(id).State.Status).toBe('running');

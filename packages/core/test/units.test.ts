@@ -76,7 +76,7 @@ describe('state machine', () => {
       ['exited', 'removing'], ['created', 'removing'], ['removing', 'dead'], ['dead', 'removing'], ['running', 'restarting'], ['restarting', 'running'],
     ];
     const illegal: Array<[ContainerStatus, ContainerStatus]> = [
-      ['created', 'paused'], ['exited', 'paused'], ['dead', 'running'], ['removing', 'running'], ['paused', 'restarting'], ['dead', 'exited'],
+      ['created', 'paused'], ['exited', 'paused'], ['dead', 'running'], ['removing', 'running'], ['created', 'restarting'], ['dead', 'exited'],
     ];
     for (const [a, b] of legal) expect(canTransition(a, b), `${a}->${b}`).toBe(true);
     for (const [a, b] of illegal) expect(canTransition(a, b), `${a}->${b}`).toBe(false);
