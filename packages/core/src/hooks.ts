@@ -3,7 +3,7 @@
  * Every tap is wrapped by a core interceptor that
  *  - turns it into a promise tap (so `tap(async …)` is awaited, not dropped),
  *  - applies its `when` selector (a tap never runs for containers it does not concern),
- *  - enforces its `timeoutMs` budget,
+ *  - enforces its `timeoutMs` budget and its `onError` failure policy,
  *  - records its duration (and for specBuild the spec paths it changed) per container,
  *  - wraps its error into PluginError{plugin, hook, cause} — or, on isolated hooks
  *    (onStateChange), logs it with the plugin name and goes on.
@@ -48,6 +48,11 @@ export interface TapExtra {
   when?: (container: ContainerRecord) => boolean;
   /** Time budget of one call of this tap, in milliseconds. */
   timeoutMs?: number;
+  /**
+   * Failure policy: 'fail' (default) fails the operation with a PluginError; 'ignore' logs the
+   * error with the plugin's name and goes on as if the tap had not run.
+   */
+  onError?: 'fail' | 'ignore';
 }
 
 /** What the engine tells taps about itself. */
@@ -244,6 +249,7 @@ interface AnyTap {
   plugin?: string;
   when?: (c: ContainerRecord) => boolean;
   timeoutMs?: number;
+  onError?: 'fail' | 'ignore';
 }
 
 function invokeTap(tap: AnyTap, args: unknown[]): Promise<unknown> {
@@ -299,9 +305,10 @@ function wrapTap(hook: HookName, kind: HookKind, tap: AnyTap, svc: HookServices)
       if (container) {
         svc.provenance.record(container.ID, { hook, plugin, tap: original.name, stage, startedAt, durationMs, error: errorMessage(err) });
       }
-      if (kind === 'isolated') {
+      if (kind === 'isolated' || original.onError === 'ignore') {
         svc.logger.error(`plugin ${plugin} failed in hook ${hook}`, { plugin, hook, tap: original.name, error: errorMessage(err), container: container?.ID });
-        return undefined;
+        // A waterfall goes on with the value from before the tap (undoing in-place changes).
+        return kind === 'waterfall' ? before : undefined;
       }
       if (err instanceof PluginError && err.plugin === plugin && err.hook === hook) throw err;
       throw new PluginError(plugin, hook, err);

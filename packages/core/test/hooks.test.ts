@@ -267,6 +267,28 @@ describe('hooks: when each is called, in what order, with what', () => {
     await expect(t.engine.containers.start(id)).rejects.toMatchObject({ plugin: 'slow', hook: 'beforeMount', message: expect.stringContaining('timed out after 20ms') });
   });
 
+  it("a tap with onError: 'ignore' is logged and skipped; the start goes on", async () => {
+    const p = definePlugin({
+      name: 'best-effort',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.specBuild.tapPromise({ name: 'hint', onError: 'ignore' }, async (spec) => {
+          spec.hostname = 'half-done';
+          throw new Error('hint service unreachable');
+        });
+        hooks.beforeMount.tapPromise({ name: 'probe', onError: 'ignore', timeoutMs: 10 }, () => new Promise((r) => setTimeout(r, 200)));
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    const id = await t.createContainer();
+    await t.engine.containers.start(id);
+    expect(t.engine.containers.get(id).State.Status).toBe('running');
+    expect(t.fake.containers.get(id)!.spec.hostname).toBeUndefined();
+    const errs = t.logger.entries.filter((e) => e.level === 'error' && e.fields.plugin === 'best-effort');
+    expect(errs.map((e) => e.fields.hook)).toEqual(['beforeMount', 'specBuild']);
+    expect(t.engine.provenance.get(id).taps.filter((x) => x.error).map((x) => x.tap)).toEqual(['probe', 'hint']);
+  });
+
   it('runtimeCreate taps can adjust the create options', async () => {
     const p = definePlugin({
       name: 'args',
