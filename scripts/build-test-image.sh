@@ -37,9 +37,11 @@ out=$(cd "$out" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-tar_repro() { # tar_repro DIR OUTFILE: reproducible tar of DIR's content
+tar_repro() { # tar_repro DIR OUTFILE: reproducible tar of DIR's content (names without ./, as docker writes them)
+  local entries
+  mapfile -t entries < <(cd "$1" && ls -A | sort)
   tar --sort=name --mtime='@0' --owner=0 --group=0 --numeric-owner --format=gnu \
-      -C "$1" -cf "$2" .
+      -C "$1" -cf "$2" -- "${entries[@]}"
 }
 digest_of() { sha256sum "$1" | cut -d' ' -f1; }
 size_of() { stat -c %s "$1"; }
