@@ -24,10 +24,16 @@ mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,proc,sys,dev,root,home,var,ru
 chmod 1777 "$dir/tmp"
 chmod 0700 "$dir/root"
 install -m 0755 "$bb" "$dir/bin/busybox"
-for applet in $("$bb" --list); do
-  [ "$applet" = busybox ] && continue
-  ln -sfn busybox "$dir/bin/$applet"
-done
+# One symlink per applet, made by busybox itself (fast: no process per applet). Its links
+# point at the path of the running binary (e.g. /usr/bin/busybox on merged-/usr hosts):
+# make that path exist inside the rootfs too (/tmp is not used: containers mount over it).
+"$bb" --install -s "$dir/bin"
+target=$(readlink "$dir/bin/sh")
+case "$target" in
+  /bin/busybox) ;;
+  /*) mkdir -p "$dir$(dirname "$target")"; ln -sfn /bin/busybox "$dir$target" ;;
+  *) echo "build-test-rootfs: unexpected applet link $target" >&2; exit 1 ;;
+esac
 # Applets that tools expect in /usr/bin as well (env in shebangs).
 ln -sfn ../../bin/busybox "$dir/usr/bin/env"
 cat >"$dir/etc/passwd" <<'PASSWD'

@@ -80,6 +80,70 @@ describe.skipIf(skip !== null)('fake OCI runtime through the OCI backend', () =>
     await backend.delete(id);
   });
 
+  it('passes daemon.json runtimeArgs to the runtime binary on every call', async () => {
+    const argLog = path.join(tmp, 'fake-argv.log');
+    const { runtimes, defaultRuntime } = buildRuntimes({
+      daemonJson: { fakeargs: { path: FAKE_RUNTIME, runtimeArgs: ['--log', argLog] } },
+      defaultRuntime: 'fakeargs',
+    });
+    const b2 = new OciRuntimeBackend({ execRoot: path.join(tmp, 'exec-args'), runtimes, defaultRuntime });
+    const id = newId();
+    ids.push(id);
+    try {
+      const exited = new Promise<ExitInfo>((resolve) => b2.onExit((e) => e.id === id && resolve(e)));
+      await b2.create({
+        id,
+        spec: busyboxSpec(testRootfs(), id, ['/bin/true']),
+        runtime: '', // HostConfig.Runtime empty: the default runtime
+        runtimeArgs: [],
+        rootUid: 0,
+        rootGid: 0,
+        stdio: { tty: false, openStdin: false, stdinOnce: false },
+        log: { path: path.join(tmp, 'containers', id, `${id}-json.log`) },
+      });
+      await b2.start(id);
+      expect((await exited).exitCode).toBe(0);
+      await b2.delete(id);
+      const calls = fs.readFileSync(argLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as string[]);
+      const VERBS = ['create', 'start', 'state', 'delete', 'kill'];
+      const verbs = calls.map((c) => c.find((a) => VERBS.includes(a)));
+      expect(verbs).toEqual(expect.arrayContaining(['create', 'start', 'delete']));
+      for (const c of calls) {
+        // Global arguments come before the subcommand: the backend's --root, then runtimeArgs.
+        const global = c.slice(0, c.findIndex((a) => VERBS.includes(a)));
+        expect(global).toEqual(['--root', path.join(tmp, 'exec-args/oci/state/fakeargs'), '--log', argLog]);
+      }
+    } finally {
+      await b2.close();
+    }
+  });
+
+  it('a missing conmon is a clear error, not a crash', async () => {
+    const b3 = new OciRuntimeBackend({
+      execRoot: path.join(tmp, 'exec-noconmon'),
+      runtimes: { runc: { path: 'runc' } },
+      defaultRuntime: 'runc',
+      conmonPath: '/nonexistent/conmon',
+    });
+    try {
+      const err = await b3
+        .create({
+          id: newId(),
+          spec: busyboxSpec(testRootfs(), 'x', ['/bin/true']),
+          runtime: 'runc',
+          runtimeArgs: [],
+          rootUid: 0,
+          rootGid: 0,
+          stdio: { tty: false, openStdin: false, stdinOnce: false },
+          log: { path: path.join(tmp, 'noconmon.log') },
+        })
+        .catch((e: unknown) => e as Error);
+      expect((err as Error).message).toMatch(/conmon not found \(\/nonexistent\/conmon\)/);
+    } finally {
+      await b3.close();
+    }
+  });
+
   it('a failed create through the fake runtime leaves nothing behind', async () => {
     const id = newId();
     const err = await backend

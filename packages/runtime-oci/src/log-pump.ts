@@ -43,6 +43,9 @@ export function k8sToJsonLine(k: K8sLine): string {
   return formatJsonLogLine({ stream: k.stream, line: k.partial ? k.msg : `${k.msg}\n`, time: k.time });
 }
 
+/** Bytes converted per event-loop turn while following (the final drain is unbounded). */
+const PUMP_BUDGET = 4 * 1024 * 1024;
+
 interface Position {
   /** Which file the offset is in: the current k8s-file or the one being rotated away. */
   file: 'cur' | 'old';
@@ -105,8 +108,15 @@ export class LogPump {
     return this.writer;
   }
 
-  /** Convert complete lines of `file` from `offset`; returns the new offset. */
-  private convert(file: string, offset: number): number {
+  /** Set when a bounded conversion stopped before the end of its file. */
+  private more = false;
+
+  /**
+   * Convert complete lines of `file` from `offset`; returns the new offset. Reads at most
+   * `budget` bytes (the rest is for the next round, so that a chatty container does not hold
+   * the daemon's event loop).
+   */
+  private convert(file: string, offset: number, budget = Infinity): number {
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
@@ -115,10 +125,15 @@ export class LogPump {
       throw err;
     }
     try {
+      const start = offset;
       let pos = offset;
       let carry: Buffer | null = null;
       for (;;) {
-        const n = fs.readSync(fd, this.buf, 0, this.buf.length, pos);
+        if (pos - start >= budget) {
+          this.more = true;
+          break;
+        }
+        const n = fs.readSync(fd, this.buf, 0, Math.min(this.buf.length, budget - (pos - start)), pos);
         if (n === 0) break;
         pos += n;
         const data: Buffer = carry ? Buffer.concat([carry, this.buf.subarray(0, n)]) : this.buf.subarray(0, n);
@@ -144,8 +159,12 @@ export class LogPump {
     }
   }
 
-  /** Convert everything complete that conmon has written so far. Synchronous. */
-  pump(): void {
+  /**
+   * Convert what conmon has written so far (complete lines). Synchronous. `budget` bounds
+   * the bytes read from the current file; the watcher reschedules until caught up.
+   */
+  pump(budget = Infinity): void {
+    this.more = false;
     if (this.pos.file === 'old') {
       const off = this.convert(this.oldFile, this.pos.offset);
       // conmon has reopened once the source path exists again: the old file is complete.
@@ -160,7 +179,7 @@ export class LogPump {
       }
     }
     const before = this.pos.offset;
-    const off = this.convert(this.opts.source, this.pos.offset);
+    const off = this.convert(this.opts.source, this.pos.offset, budget);
     if (off !== before || !fs.existsSync(this.posFile)) {
       this.pos = { file: 'cur', offset: off };
       this.savePos();
@@ -214,7 +233,8 @@ export class LogPump {
       this.scheduled = false;
       if (this.stopped) return;
       try {
-        this.pump();
+        this.pump(PUMP_BUDGET);
+        if (this.more) this.schedule();
       } catch (err) {
         this.opts.onError?.(err);
       }

@@ -119,3 +119,26 @@ describe('LogPump', () => {
     }
   });
 });
+
+describe('LogPump budget', () => {
+  it('converts a bounded amount per round and everything on the final drain', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-pump-'));
+    try {
+      const src = path.join(dir, 'c-json.log.k8s');
+      const out = path.join(dir, 'c-json.log');
+      const lines = Array.from({ length: 2000 }, (_, i) => `2026-11-28T07:33:10.${i}+00:00 stdout F ${'x'.repeat(100)} ${i}\n`);
+      fs.writeFileSync(src, lines.join(''));
+      const p = new LogPump({ source: src, target: out });
+      p.pump(64 * 1024);
+      const partial = fs.readFileSync(out, 'utf8').trim().split('\n').length;
+      expect(partial).toBeGreaterThan(100);
+      expect(partial).toBeLessThan(2000);
+      p.stop();
+      const all = fs.readFileSync(out, 'utf8').trim().split('\n');
+      expect(all).toHaveLength(2000);
+      expect(all[1999]).toContain(' 1999\\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
