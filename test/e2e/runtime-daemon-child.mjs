@@ -20,6 +20,18 @@ const ops = {
   inspect: (a) => engine.containers.inspect(a.id),
   remove: (a) => engine.containers.remove(a.id, { force: !!a.force }),
   list: () => engine.containers.list().map((r) => ({ Id: r.ID, State: r.State })),
+  pause: (a) => engine.containers.pause(a.id),
+  unpause: (a) => engine.containers.unpause(a.id),
+  // Runs an exec to completion and answers with its output and exit code.
+  exec: async (a) => {
+    const { Id } = await engine.execs.create(a.id, { Cmd: a.cmd, Env: a.env, User: a.user, WorkingDir: a.workdir, AttachStdout: true, AttachStderr: true });
+    const out = [];
+    const err = [];
+    const sink = (arr) => ({ write: (d) => (arr.push(Buffer.from(d)), true), end() {}, on() {}, once() {}, emit() {} });
+    const session = await engine.execs.start(Id, { streams: { stdout: sink(out), stderr: sink(err) } });
+    const exitCode = await session.exited;
+    return { exitCode, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), inspect: engine.execs.inspect(Id) };
+  },
 };
 
 const rl = createInterface({ input: process.stdin });
