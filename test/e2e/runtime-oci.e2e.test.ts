@@ -120,6 +120,25 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
     }
   });
 
+  it('makes the bundle 0700 and owned by the container root (remapped ids)', async () => {
+    const id = newId();
+    ids.push(id);
+    await backend.create({
+      id,
+      spec: busyboxSpec(rootfs, id, ['/bin/true']),
+      runtime: 'runc',
+      runtimeArgs: [],
+      rootUid: 231072,
+      rootGid: 231073,
+      stdio: { tty: false, openStdin: false, stdinOnce: false },
+      log: { path: path.join(tmp, 'data/containers', id, `${id}-json.log`) },
+    });
+    const st = fs.statSync(path.join(tmp, 'exec/oci', id));
+    expect([st.uid, st.gid, st.mode & 0o777]).toEqual([231072, 231073, 0o700]);
+    await backend.start(id);
+    expect((await waitExit(id)).exitCode).toBe(0);
+  });
+
   it('reports the exit within milliseconds of it (event-driven, not polled)', async () => {
     const { id } = await create(['/bin/true']);
     const t0 = Date.now();
