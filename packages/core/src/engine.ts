@@ -253,6 +253,17 @@ export class Engine {
     get: (idOrName: string): ContainerProvenance => this.provenanceRecorder.get(this.containers.get(idOrName).ID),
   };
 
+  /**
+   * Daemon shutdown: with live restore, containers keep running; without, they are stopped
+   * (StopSignal, then SIGKILL after `timeout`) without counting as stopped by hand, as dockerd
+   * does. Then `close()`.
+   */
+  async shutdown(opts: { liveRestore?: boolean; timeout?: number } = {}): Promise<void> {
+    if (this.closed) return;
+    if (!(opts.liveRestore ?? this.config.liveRestore)) await this.containers.stopAll({ ...(opts.timeout !== undefined ? { timeout: opts.timeout } : {}) });
+    await this.close();
+  }
+
   /** Stop listening to runtime events and close the plugins (reverse order). Containers keep running. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -185,6 +185,8 @@ export class ContainerService {
   /** Pending policy restarts and their backoff (dockerd's restart manager). */
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   private readonly backoff = new Map<string, number>();
+  /** Containers being stopped by a daemon shutdown (no policy restart now, but at the next boot). */
+  private readonly shuttingDown = new Set<string>();
   /** The spec each container was last started with (exec builds its process from it). */
   private readonly specs = new Map<string, OciSpec>();
   private closed = false;
@@ -620,9 +622,8 @@ export class ContainerService {
       throw translated.error;
     }
 
-    // Running.
+    // Running. Exits that arrive until the start is fully announced are held, so `die` never precedes `start`.
     this.live.add(id);
-    this.starting.delete(id);
     const from = rec.State.Status;
     setRunning(rec, ctx.pid ?? 0, this.now());
     rec.HasBeenStartedBefore = true;
@@ -635,6 +636,7 @@ export class ContainerService {
     await this.persistQuietly(rec);
     this.emit(rec, 'start');
     await this.stateChange(rec, from, 'running', policy ? 'restart-policy' : 'start');
+    this.starting.delete(id);
     const early = this.earlyExits.get(id);
     if (early) {
       this.earlyExits.delete(id);
@@ -724,7 +726,7 @@ export class ContainerService {
   private processExit(rec: ContainerRecord, exit: ExitInfo): void {
     const id = rec.ID;
     const prev = this.exitWork.get(id) ?? Promise.resolve();
-    const work = prev.then(() => this.doExit(rec, exit));
+    const work = prev.catch(() => {}).then(() => this.doExit(rec, exit));
     this.exitWork.set(id, work);
     void work.finally(() => {
       if (this.exitWork.get(id) === work) this.exitWork.delete(id);
@@ -771,6 +773,7 @@ export class ContainerService {
   /** dockerd's restart manager: always / unless-stopped unless stopped by hand; on-failure up to its count. */
   private policyWantsRestart(rec: ContainerRecord, exitCode: number): boolean {
     if (rec.HasBeenManuallyStopped || rec.RemovalInProgress) return false;
+    if (this.shuttingDown.has(rec.ID)) return false;
     const rp = rec.HostConfig.RestartPolicy;
     switch (rp?.Name) {
       case 'always':
@@ -825,6 +828,27 @@ export class ContainerService {
     this.restartTimers.set(id, timer);
   }
 
+  /**
+   * Daemon shutdown without live restore (dockerd's shutdownContainer): stop every running
+   * container in parallel, without marking it stopped by hand, so restart policies bring it
+   * back at the next boot. Errors are logged.
+   */
+  async stopAll(opts: { timeout?: number } = {}): Promise<void> {
+    const active = [...this.records.values()].filter(isActive);
+    await Promise.all(
+      active.map((rec) =>
+        this.withLock(rec.ID, async () => {
+          if (!isActive(rec)) return;
+          try {
+            await this.stopLocked(rec, { ...(opts.timeout !== undefined ? { timeout: opts.timeout } : {}) }, false);
+          } finally {
+            this.shuttingDown.delete(rec.ID);
+          }
+        }).catch((err) => this.d.logger.error('stopping container at shutdown failed', { container: rec.ID, error: errorMessage(err) })),
+      ),
+    );
+  }
+
   /** A container waiting for a policy restart stops for good (stop, kill, remove, close). */
   private async cancelRestart(rec: ContainerRecord, reason: string): Promise<void> {
     const timer = this.restartTimers.get(rec.ID);
@@ -859,14 +883,16 @@ export class ContainerService {
     await this.withLock(rec.ID, () => this.stopLocked(rec, { ...opts, signal }));
   }
 
-  private async stopLocked(rec: ContainerRecord, opts: { timeout?: number; signal?: number }): Promise<void> {
+  private async stopLocked(rec: ContainerRecord, opts: { timeout?: number; signal?: number }, manual = true): Promise<void> {
     if (!this.records.has(rec.ID)) throw noSuchContainer(rec.ID);
     if (!isActive(rec)) throw new NotModifiedError('Container already stopped');
     const signal = opts.signal ?? parseSignal(rec.Config.StopSignal || 'SIGTERM');
     const timeout = opts.timeout ?? rec.Config.StopTimeout ?? DEFAULT_STOP_TIMEOUT;
     const exited = this.nextExitDone(rec.ID);
     await this.d.hooks.beforeStop.promise({ container: structuredClone(rec), signal, timeout });
-    rec.HasBeenManuallyStopped = true;
+    // A daemon shutdown does not count as a stop by hand (unless-stopped containers come back at boot).
+    if (manual) rec.HasBeenManuallyStopped = true;
+    else this.shuttingDown.add(rec.ID);
     if (rec.State.Status === 'restarting') {
       await this.cancelRestart(rec, 'stop');
       this.emit(rec, 'stop');

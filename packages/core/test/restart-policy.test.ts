@@ -135,4 +135,27 @@ describe('restart policies (dockerd restart manager)', () => {
     expect(st(unlessStopped)).toBe('exited');
     expect(st(never)).toBe('created');
   });
+
+  it('a daemon shutdown without live restore stops containers without counting as stopped by hand', async () => {
+    t = await createTestEngine({ specDefaults: false });
+    const unless = await t.createContainer({ name: 'unless', HostConfig: { RestartPolicy: { Name: 'unless-stopped' } } });
+    const plain = await t.createContainer({ name: 'plain' });
+    await t.engine.containers.start(unless);
+    await t.engine.containers.start(plain);
+    await t.engine.shutdown({ liveRestore: false, timeout: 1 });
+    expect(t.fake.containers.has(unless)).toBe(false);
+    expect(t.fake.containers.has(plain)).toBe(false);
+    await t.restart();
+    expect(t.engine.containers.get(unless).State.Status).toBe('running');
+    expect(t.engine.containers.get(plain).State).toMatchObject({ Status: 'exited', ExitCode: 143 });
+    expect(t.engine.containers.get(plain).HasBeenManuallyStopped).toBe(false);
+  });
+
+  it('a shutdown with live restore leaves the containers running', async () => {
+    t = await createTestEngine({ specDefaults: false, liveRestore: true });
+    const id = await t.createContainer();
+    await t.engine.containers.start(id);
+    await t.engine.shutdown();
+    expect(t.fake.containers.get(id)!.status).toBe('running');
+  });
 });
