@@ -217,17 +217,21 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
     // stdin and a TTY
     const tout = new Sink();
     const stdin = new PassThrough();
+    const execId2 = newId();
     const s2 = await backend.exec!(id, {
-      execId: newId(),
-      process: { user: { uid: 0, gid: 0 }, args: ['/bin/sh', '-c', 'tty; read x; echo "got $x"'], env: ['PATH=/bin'], cwd: '/' },
+      execId: execId2,
+      process: { user: { uid: 0, gid: 0 }, args: ['/bin/sh', '-c', 'tty; read x; echo "got $x"; stty size'], env: ['PATH=/bin'], cwd: '/' },
       tty: true,
       openStdin: true,
       streams: { stdin, stdout: tout as unknown as NodeJS.WritableStream },
     });
     await tout.waitFor(/\/dev\/pts\/\d+/);
+    // Resize the exec's own TTY, then let it print the size it sees.
+    await backend.resize!(id, { height: 21, width: 77 }, execId2);
     stdin.write('hello\n');
     expect(await s2.exited).toBe(0);
     await tout.waitFor(/got hello/);
+    await tout.waitFor(/21 77/);
     expect(processesMentioning(execId)).toEqual([]);
   });
 
