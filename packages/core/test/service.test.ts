@@ -2,7 +2,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FakeRuntime, createTestEngine, type TestEngine } from '../../testing/src/index.js';
 import {
   ConflictError,
+  FileStateStore,
+  IEngineConfig,
   IImageStore,
+  IStateStore,
   InvalidParameterError,
   NotFoundError,
   NotModifiedError,
@@ -10,6 +13,7 @@ import {
   definePlugin,
   errorKind,
   parseRfc3339Nano,
+  type ContainerRecord,
 } from '../src/index.js';
 
 let t: TestEngine | undefined;
@@ -279,6 +283,29 @@ describe('stop, kill, wait', () => {
     expect(done).toBe(false);
     await t.engine.containers.remove(id);
     expect(await removed).toEqual({ StatusCode: 5 });
+  });
+
+  it('an exit while the start is still being saved and announced is processed after it: start always precedes die', async () => {
+    const fake = new FakeRuntime();
+    class RacyStore extends FileStateStore {
+      override async save(rec: ContainerRecord): Promise<void> {
+        if (rec.State.Status === 'running' && fake.containers.get(rec.ID)?.status === 'running') {
+          fake.exit(rec.ID, 7); // the process dies while its running state is being written
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return super.save(rec);
+      }
+    }
+    t = await createTestEngine({
+      runtime: fake,
+      specDefaults: false,
+      providers: (c) => c.register(IStateStore, { useFactory: (dc) => new RacyStore(dc.resolve(IEngineConfig).dataRoot) }),
+    });
+    const id = await t.createContainer();
+    await t.engine.containers.start(id);
+    expect(await t.engine.containers.wait(id)).toEqual({ StatusCode: 7 });
+    expect(t.engine.events.history().map((e) => e.Action)).toEqual(['create', 'start', 'die']);
+    expect(t.engine.containers.get(id).State).toMatchObject({ Status: 'exited', ExitCode: 7 });
   });
 
   it('OOM kills are recorded and announced', async () => {
