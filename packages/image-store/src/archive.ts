@@ -70,6 +70,7 @@ async function loadLayers(
   config: ImageConfig,
   layerFiles: Array<{ open: () => Readable; size: number }>,
   progress: ProgressFn,
+  lease: (chainId: Digest) => void,
 ): Promise<void> {
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== layerFiles.length) {
@@ -78,6 +79,7 @@ async function loadLayers(
   let parent: Digest | null = null;
   for (let i = 0; i < diffIds.length; i++) {
     const chainId = chainIdOf(parent, diffIds[i]);
+    lease(chainId);
     const id = shortId(diffIds[i]);
     if (!(await store.layers.has(chainId))) {
       const onBytes = byteProgress(progress, id, 'Loading layer', layerFiles[i].size);
@@ -87,7 +89,7 @@ async function loadLayers(
   }
 }
 
-async function loadDockerSave(store: ImageStore, root: string, progress: ProgressFn): Promise<LoadedImage[]> {
+async function loadDockerSave(store: ImageStore, root: string, progress: ProgressFn, lease: (c: Digest) => void): Promise<LoadedImage[]> {
   const manifest = await readJsonFile<DockerSaveManifestEntry[]>(await archiveFile(root, 'manifest.json', 'manifest'), 'manifest.json');
   if (!Array.isArray(manifest)) throw new InvalidParameterError('invalid archive: manifest.json is not a list');
   const out: LoadedImage[] = [];
@@ -101,7 +103,7 @@ async function loadDockerSave(store: ImageStore, root: string, progress: Progres
       const f = await archiveFile(root, l, 'layer');
       layerFiles.push({ open: () => createReadStream(f), size: (await fsp.stat(f)).size });
     }
-    await loadLayers(store, config, layerFiles, progress);
+    await loadLayers(store, config, layerFiles, progress, lease);
     const id = await store.createImage(configBuf);
     const tags: Reference[] = [];
     for (const t of entry.RepoTags ?? []) {
@@ -128,7 +130,7 @@ async function readVerified(root: string, digest: Digest, what: string): Promise
   return buf;
 }
 
-async function loadOciLayout(store: ImageStore, root: string, progress: ProgressFn): Promise<LoadedImage[]> {
+async function loadOciLayout(store: ImageStore, root: string, progress: ProgressFn, lease: (c: Digest) => void): Promise<LoadedImage[]> {
   const index = await readJsonFile<ImageIndex>(await archiveFile(root, 'index.json', 'index'), 'index.json');
   if (!Array.isArray(index.manifests)) throw new InvalidParameterError('invalid archive: index.json has no manifests');
   const out: LoadedImage[] = [];
@@ -151,7 +153,7 @@ async function loadOciLayout(store: ImageStore, root: string, progress: Progress
       const size = (await fsp.stat(f)).size;
       layerFiles.push({ open: () => createReadStream(f).pipe(verifier(l.digest, l.size)), size });
     }
-    await loadLayers(store, config, layerFiles, progress);
+    await loadLayers(store, config, layerFiles, progress, lease);
     const id = await store.createImage(configBuf);
     const tags: Reference[] = [];
     const name = top.annotations?.['io.containerd.image.name'] ?? top.annotations?.['org.opencontainers.image.ref.name'];
@@ -183,8 +185,8 @@ export async function loadArchive(store: ImageStore, src: Readable, opts: { prog
   try {
     await unpackLayer(src, tmp, { devices: false, chown: false, xattrs: false, overlayWhiteouts: false });
     const has = async (p: string) => fsp.lstat(path.join(tmp, p)).then(() => true, () => false);
-    if (await has('manifest.json')) return await loadDockerSave(store, tmp, progress);
-    if (await has('index.json')) return await loadOciLayout(store, tmp, progress);
+    if (await has('manifest.json')) return await store.withLease((lease) => loadDockerSave(store, tmp, progress, lease));
+    if (await has('index.json')) return await store.withLease((lease) => loadOciLayout(store, tmp, progress, lease));
     throw new InvalidParameterError('invalid archive: neither manifest.json (docker save) nor index.json (OCI layout) found');
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });

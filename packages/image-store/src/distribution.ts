@@ -99,12 +99,14 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
   }
   for (const l of manifest.layers) if (!LAYER_TYPES.has(l.mediaType)) throw new InvalidParameterError(`unsupported layer media type ${l.mediaType}`);
 
+  return store.withLease(async (lease) => {
   // which layers are missing
   const chains: Digest[] = [];
   let parent: Digest | null = null;
   for (const d of config.rootfs.diff_ids) {
     parent = chainIdOf(parent, d);
     chains.push(parent);
+    lease(parent);
   }
   const missing: number[] = [];
   for (let i = 0; i < chains.length; i++) {
@@ -182,6 +184,7 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
   const name = familiarString(ref.tag ? { domain: ref.domain, path: ref.path, tag: ref.tag } : ref);
   progress({ status: existed === id ? `Status: Image is up to date for ${name}` : `Status: Downloaded newer image for ${name}` });
   return { id, manifestDigest: manifestDigestForRef };
+  });
 }
 
 export interface PushOptions {

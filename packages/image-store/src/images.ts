@@ -65,6 +65,7 @@ export class ImageStore {
   private repos: RepositoriesFile = { Repositories: {} };
   private special: SpecialOps | undefined;
   private writeChain: Promise<void> = Promise.resolve();
+  private readonly leases = new Set<Set<Digest>>();
 
   constructor(dataRoot: string) {
     this.root = path.join(dataRoot, 'image');
@@ -235,7 +236,8 @@ export class ImageStore {
       if (id && (await this.exists(id))) return id;
     }
     const prefix = input.replace(/^sha256:/, '');
-    if (/^[0-9a-f]{1,64}$/.test(prefix) && !(ref && (ref.tag || ref.digest))) {
+    // an ID prefix, bare or as sha256:<prefix> (which also parses as the tag of a repository "sha256")
+    if (/^[0-9a-f]{1,64}$/.test(prefix) && !ref?.digest && (input.startsWith('sha256:') || !ref?.tag)) {
       const matches = (await this.ids()).filter((i) => hexOf(i).startsWith(prefix));
       if (matches.length === 1) return matches[0];
     }
@@ -250,9 +252,32 @@ export class ImageStore {
     return this.gcLayers(pinnedLayers);
   }
 
+  /**
+   * A lease protects layers that an operation in progress (pull, load, import, commit) has
+   * registered but no image references yet from a concurrent delete or prune.
+   */
+  lease(): { add(chainId: Digest): void; release(): void } {
+    const held = new Set<Digest>();
+    this.leases.add(held);
+    return {
+      add: (c) => void held.add(c),
+      release: () => void this.leases.delete(held),
+    };
+  }
+
+  async withLease<T>(fn: (add: (chainId: Digest) => void) => Promise<T>): Promise<T> {
+    const l = this.lease();
+    try {
+      return await fn(l.add);
+    } finally {
+      l.release();
+    }
+  }
+
   /** Removes layers that no image uses and no container pins; returns the removed chain IDs. */
   async gcLayers(pinned: Iterable<Digest> = []): Promise<Digest[]> {
     const keep = new Set<string>();
+    for (const held of this.leases) pinned = [...pinned, ...held];
     const pin = async (chainId: Digest | null) => {
       let cur = chainId;
       while (cur && !keep.has(cur)) {

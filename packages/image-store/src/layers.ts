@@ -93,7 +93,17 @@ export class LayerStore {
   async register(
     src: Readable | (() => Readable | Promise<Readable>),
     parent: Digest | null,
-    opts: { expectedDiffId?: Digest; onBytes?: (n: number) => void; unpack?: UnpackOptions } = {},
+    opts: { expectedDiffId?: Digest; onBytes?: (n: number) => void; unpack?: UnpackOptions; lease?: (chainId: Digest) => void } = {},
+  ): Promise<LayerMeta> {
+    const meta = await this.registerInner(src, parent, opts);
+    opts.lease?.(meta.chainId);
+    return meta;
+  }
+
+  private async registerInner(
+    src: Readable | (() => Readable | Promise<Readable>),
+    parent: Digest | null,
+    opts: { expectedDiffId?: Digest; onBytes?: (n: number) => void; unpack?: UnpackOptions },
   ): Promise<LayerMeta> {
     if (parent) await this.mustGet(parent);
     if (opts.expectedDiffId) {

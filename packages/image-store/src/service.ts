@@ -512,13 +512,16 @@ export class ImageService implements CoreImageStore {
 
   private async newImage(config: ImageConfig, layer: Readable | null, parentImage: ImageRecord | null, opts: { parent?: Digest } = {}): Promise<Digest> {
     const parentTop = parentImage?.topLayer ?? null;
-    let diffIds = parentImage ? [...parentImage.config.rootfs.diff_ids] : [];
-    if (layer) {
-      const meta = await this.store.layers.register(layer, parentTop);
-      diffIds = [...diffIds, meta.diffId];
-    }
-    const full: ImageConfig = { ...config, rootfs: { type: 'layers', diff_ids: diffIds } };
-    return this.store.createImage(Buffer.from(JSON.stringify(full)), opts.parent ? { parent: opts.parent } : {});
+    return this.store.withLease(async (lease) => {
+      if (parentTop) lease(parentTop);
+      let diffIds = parentImage ? [...parentImage.config.rootfs.diff_ids] : [];
+      if (layer) {
+        const meta = await this.store.layers.register(layer, parentTop, { lease });
+        diffIds = [...diffIds, meta.diffId];
+      }
+      const full: ImageConfig = { ...config, rootfs: { type: 'layers', diff_ids: diffIds } };
+      return this.store.createImage(Buffer.from(JSON.stringify(full)), opts.parent ? { parent: opts.parent } : {});
+    });
   }
 
   private async tagNew(id: Digest, repo?: string, tag?: string): Promise<void> {
