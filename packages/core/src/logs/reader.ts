@@ -101,6 +101,41 @@ async function readWholeFile(file: string): Promise<string[]> {
   }
 }
 
+/** Offset just after the last "\n" before `size` (0 when there is none). */
+async function lastLineEnd(fh: fsp.FileHandle, size: number): Promise<number> {
+  const chunk = Buffer.allocUnsafe(64 * 1024);
+  let pos = size;
+  while (pos > 0) {
+    const len = Math.min(chunk.length, pos);
+    pos -= len;
+    const { bytesRead } = await fh.read(chunk, 0, len, pos);
+    const nl = chunk.subarray(0, bytesRead).lastIndexOf(10);
+    if (nl >= 0) return pos + nl + 1;
+  }
+  return 0;
+}
+
+/** The last `n` non-empty lines of [0, end) (end just after a "\n"), reading backwards. */
+async function tailOf(fh: fsp.FileHandle, end: number, n: number): Promise<string[]> {
+  if (n <= 0 || end <= 0) return [];
+  const chunks: Buffer[] = [];
+  let pos = end;
+  let newlines = 0;
+  while (pos > 0 && newlines <= n) {
+    const len = Math.min(64 * 1024, pos);
+    pos -= len;
+    const b = Buffer.allocUnsafe(len);
+    const { bytesRead } = await fh.read(b, 0, len, pos);
+    const piece = b.subarray(0, bytesRead);
+    chunks.unshift(piece);
+    for (let i = piece.indexOf(10); i >= 0; i = piece.indexOf(10, i + 1)) newlines++;
+  }
+  const lines = Buffer.concat(chunks).toString('utf8').split('\n');
+  lines.pop(); // after the final "\n"
+  if (pos > 0) lines.shift(); // cut by the chunk boundary: not a whole line
+  return lines.filter((l) => l.length > 0).slice(-n);
+}
+
 /** Rotated files (oldest first) that are newer than the file with this inode. */
 async function newerRotated(path: string, ino: number, dev: number, maxFile: number): Promise<string[]> {
   const found: string[] = [];
@@ -190,16 +225,33 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
       return r.lines;
     };
     if (tail !== undefined) {
-      // Newest first until enough lines are collected.
-      const collected: string[][] = [await currentLines()];
-      let count = collected[0].length;
-      for (let i = older.length - 1; i >= 0 && count < tail; i--) {
-        const lines = await readWholeFile(older[i]);
+      // Read backwards, newest file first, only as far as the last `tail` lines reach.
+      const collected: string[][] = [];
+      let count = 0;
+      if (cur) {
+        const end = await lastLineEnd(cur, (await cur.stat()).size);
+        curOffset = end;
+        const lines = await tailOf(cur, end, tail);
         collected.unshift(lines);
         count += lines.length;
       }
+      for (let i = older.length - 1; i >= 0 && count < tail; i--) {
+        let fh: fsp.FileHandle;
+        try {
+          fh = await fsp.open(older[i], 'r');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw err;
+        }
+        try {
+          const lines = await tailOf(fh, await lastLineEnd(fh, (await fh.stat()).size), tail - count);
+          collected.unshift(lines);
+          count += lines.length;
+        } finally {
+          await fh.close();
+        }
+      }
       history = collected.flat();
-      history = tail === 0 ? [] : history.slice(Math.max(0, history.length - tail));
       for (const text of history) {
         if (signal?.aborted || stopped) return;
         const p = parse(text);

@@ -175,3 +175,39 @@ describe('JsonFileWriter batches', () => {
     for (const f of files) expect(fs.statSync(path.join(dir, f)).size).toBeLessThan(150 + 60);
   });
 });
+
+describe('readLogs tail from the end', () => {
+  it('takes the last lines across chunk boundaries and rotated files, skipping an unfinished line', async () => {
+    const w = new JsonFileWriter(log, { maxSize: 200_000, maxFile: 5 });
+    for (let i = 0; i < 6000; i++) w.write({ stream: i % 2 ? 'stderr' : 'stdout', line: `${'é'.repeat(i % 7)}n${i}\n`, time: t(1000 + i) });
+    w.close();
+    expect(fs.existsSync(`${log}.1`)).toBe(true);
+    fs.appendFileSync(log, '{"log":"unfinished');
+    const last3 = await collect({ tail: 3 });
+    expect(last3).toEqual([`stderr:${'é'.repeat(5997 % 7)}n5997\n`, `stdout:${'é'.repeat(5998 % 7)}n5998\n`, `stderr:${'é'.repeat(5999 % 7)}n5999\n`]);
+    const many = await collect({ tail: 4500 });
+    expect(many).toHaveLength(4500);
+    expect(many[0]).toBe(`stdout:${'é'.repeat(1500 % 7)}n1500\n`);
+    const all = await collect({ tail: 100_000 });
+    expect(all.length).toBeLessThanOrEqual(6000);
+    expect(all[all.length - 1]).toContain('n5999');
+  });
+  it('follows on from the tail', async () => {
+    const w = new JsonFileWriter(log);
+    for (let i = 0; i < 5; i++) w.write({ stream: 'stdout', line: `a${i}\n`, time: t(i) });
+    const ac = new AbortController();
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const m of readLogs(log, { tail: 2, follow: true, signal: ac.signal, pollMs: 50 })) {
+        got.push(m.line.toString());
+        if (got.length === 4) ac.abort();
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    w.write({ stream: 'stdout', line: 'b0\n', time: t(10) });
+    w.write({ stream: 'stdout', line: 'b1\n', time: t(11) });
+    await reading;
+    w.close();
+    expect(got).toEqual(['a3\n', 'a4\n', 'b0\n', 'b1\n']);
+  });
+});
