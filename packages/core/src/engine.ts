@@ -193,7 +193,17 @@ export class Engine {
       try {
         p.validateConfig?.(pluginConfig);
         phase = 'register';
-        await p.register?.(c, ctx);
+        if (p.provides) {
+          // Encapsulated: the plugin registers into its own child; only what it provides reaches the engine.
+          const own = c.createChildContainer();
+          await p.register?.(own, { ...ctx, container: own });
+          for (const token of p.provides) {
+            if (!own.isRegistered(token)) throw new Error(`plugin ${p.name} says it provides ${String(token)} but registered no provider for it`);
+            c.register(token, { useFactory: () => own.resolve(token) });
+          }
+        } else {
+          await p.register?.(c, ctx);
+        }
         phase = 'apply';
         if (p.apply) {
           const staged = stagedHooks(hooks, p.name);

@@ -5,7 +5,7 @@
  * duplicate name, a missing requirement or a cycle fails the engine's start-up and names
  * the plugins. A plugin that throws SkipPluginError is listed as skipped.
  */
-import type { DependencyContainer } from 'tsyringe';
+import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import type { EngineInfo, Hooks, HookName, TapExtra } from './hooks.js';
 import type { Logger } from './logger.js';
 import type { RuntimeBackend } from './runtime.js';
@@ -36,7 +36,13 @@ export interface PluginDefinition<C = Record<string, never>> {
   config?: C;
   /** Optional config check: throw to refuse the config. */
   validateConfig?(config: C): void;
-  /** Register providers in the engine's container. May throw SkipPluginError. */
+  /**
+   * Tokens this plugin provides to the engine. When given, `register` gets a child container
+   * of its own (fastify-style encapsulation) and only these tokens reach the engine's
+   * container; without it, `register` gets the engine's container itself.
+   */
+  provides?: readonly InjectionToken<unknown>[];
+  /** Register providers. May throw SkipPluginError. */
   register?(container: DependencyContainer, ctx: PluginContext<C>): void | Promise<void>;
   /** Tap hooks (no I/O on import; this runs at engine start). May throw SkipPluginError: its taps are then discarded. */
   apply?(hooks: Hooks, ctx: PluginContext<C>): void | Promise<void>;

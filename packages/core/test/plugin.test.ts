@@ -126,6 +126,24 @@ describe('plugins and dependency injection', () => {
     expect(t.engine.container.resolve(IEventBus)).toBe(t.engine.events);
   });
 
+  it('a plugin that declares `provides` is encapsulated: only those tokens reach the engine', async () => {
+    const PRIVATE = Symbol('private-helper');
+    const net = definePlugin({
+      name: 'encapsulated',
+      type: 'io.berth.network.v1',
+      provides: [INetworkDriver],
+      register(c) {
+        c.register(PRIVATE, { useValue: 'only mine' });
+        c.register(INetworkDriver, { useFactory: (dc) => ({ name: dc.resolve<string>(PRIVATE), list: async () => [], inspect: async () => null }) });
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [net] });
+    expect(t.engine.container.resolve(INetworkDriver).name).toBe('only mine');
+    expect(t.engine.container.isRegistered(PRIVATE, true)).toBe(false);
+    const liar = definePlugin({ name: 'liar', type: 'io.berth.network.v1', provides: [INetworkDriver], register() {} });
+    await expect(createTestEngine({ specDefaults: false, plugins: [liar] })).rejects.toThrow(/liar says it provides Symbol\(INetworkDriver\)/);
+  });
+
   it('plugin config: defaults merged with the build\'s config, validated', async () => {
     let seen: unknown;
     const cfg = definePlugin<{ profile: string; strict: boolean }>({
