@@ -6,6 +6,7 @@
  */
 import type { ContainerConfig, ContainerRecord, HostConfig } from '@berth/core';
 import type { Duplex } from 'node:stream';
+import type { ImageService } from '@berth/image-store';
 
 export interface CreateContainerRequest {
   /** Without the leading slash; undefined → generated. */
@@ -173,6 +174,8 @@ export interface DaemonBackend {
   exec?: ExecBackend;
   events?: EventSource;
   images?: ImageLookup;
+  /** The image-store plugin's service, when loaded (the /images routes). */
+  imageService?(): ImageService | undefined;
 }
 
 /** Socket-ish duplex used by hijacked routes. */

@@ -4,6 +4,7 @@
  * startBerthd().
  */
 import type { Logger, Plugin, RuntimeBackend } from '@berth/core';
+import { imageStorePlugin } from '@berth/image-store';
 import { OciRuntimeBackend, buildRuntimes, findExecutable } from '@berth/runtime-oci';
 import type { DaemonConfig } from './config.js';
 
@@ -28,6 +29,6 @@ export function builtins(config: DaemonConfig, logger: Logger): Builtins {
     defaultRuntime,
     warn: (msg, err) => logger.warn(msg, err ? { error: err instanceof Error ? err.message : String(err) } : undefined),
   });
-  const plugins: Plugin[] = [];
+  const plugins: Plugin[] = [imageStorePlugin()];
   return { runtime, plugins, runtimes, defaultRuntime };
 }

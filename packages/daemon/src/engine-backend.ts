@@ -10,6 +10,7 @@ import {
   IImageStore,
   InvalidParameterError,
   NotFoundError,
+  NotImplementedError,
   readLogs,
   type Engine,
   type ContainerRecord,
@@ -29,6 +30,7 @@ import type {
   LogReadOptions,
 } from './backend.js';
 import { top } from './top.js';
+import { IImageService, type ImageService } from '@berth/image-store';
 
 export interface EngineBackendOptions {
   facts: DaemonFacts;
@@ -48,6 +50,7 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
   const svc = engine.containers;
   const drainMs = opts.logDrainMs ?? 250;
   const imageStore: ImageStore | undefined = engine.container.isRegistered(IImageStore, true) ? engine.container.resolve(IImageStore) : undefined;
+  const imageService: ImageService | undefined = engine.container.isRegistered(IImageService, true) ? engine.container.resolve(IImageService) : undefined;
 
   /** Resolves when the container (running now or soon) stops; rejects never. */
   const exited = (id: string, signal: AbortSignal): Promise<void> => {
@@ -151,7 +154,8 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     async create(r: CreateContainerRequest) {
       let rootfs: string | undefined;
       const image = r.config.Image ?? '';
-      if (!imageStore && !r.config.Labels?.[ROOTFS_LABEL]) {
+      if (!r.config.Labels?.[ROOTFS_LABEL] && !(imageStore && (await imageStore.resolve(image)))) {
+        // berth-only: a plain root filesystem directory named like the image (--berth-rootfs-dir).
         const dir = opts.rootfsDir ? path.join(opts.rootfsDir, image.replace(/[/:@]/g, '_')) : null;
         if (!dir || !isDir(dir)) throw new NotFoundError(`No such image: ${image}`);
         rootfs = dir;
@@ -183,11 +187,20 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
       if (!b.resize) throw new ConflictError(`runtime backend ${b.name} cannot resize`);
       await b.resize(rec.ID, size);
     },
+    async update(id, resources) {
+      const r = await svc.update(id, resources);
+      return { warnings: r.Warnings ?? [] };
+    },
     logs: (id, o) => logs(id, o),
     attach,
     async top(id, psArgs) {
       const rec = svc.get(id);
       return top(rec.State.Pid, rec.State.Running && !rec.State.Restarting, psArgs, rec.ID);
+    },
+    async changes(id) {
+      const rec = svc.get(id);
+      if (!imageService || !rec.Image) throw new NotImplementedError(`container ${rec.ID} runs on a plain root filesystem: there is no image to compare with`);
+      return imageService.containerChanges(rec.ID);
     },
     async prune(filters) {
       const deleted: string[] = [];
@@ -268,7 +281,7 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     },
   };
 
-  return { facts: () => opts.facts, containers, exec, events, images };
+  return { facts: () => opts.facts, containers, exec, events, images, imageService: () => imageService };
 }
 
 function isDir(p: string): boolean {

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConsoleLogger, Engine, errorMessage, type Logger, type Plugin } from '@berth/core';
+import { IImageService } from '@berth/image-store';
 import { buildApp, type App } from './app.js';
 import type { DaemonFacts } from './backend.js';
 import { builtins } from './builtins.js';
@@ -85,7 +86,7 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
       defaultRuntime: b.defaultRuntime,
       runtimes: b.runtimes,
       securityOptions: security,
-      storageDriver: config.rootfsDir ? 'vfs' : 'none',
+      storageDriver: engine.container.isRegistered(IImageService, true) ? String(engine.container.resolve(IImageService).rootfs.driver) : config.rootfsDir ? 'vfs' : 'none',
       loggingDriver: 'json-file',
       cgroupDriver: 'cgroupfs',
       cgroupVersion: cgroupVersion(),
@@ -103,19 +104,8 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
       shutting ??= (async () => {
         logger.info('shutting down', { reason });
         await server.shutdown();
-        if (!config.liveRestore) {
-          const running = eng.containers.list().filter((c) => c.State.Running);
-          await Promise.allSettled(
-            running.map((c) =>
-              eng.containers.stop(c.ID, { timeout: Math.min(c.Config.StopTimeout ?? 10, config.shutdownTimeout) }).catch((err) => {
-                logger.error('could not stop container on shutdown', { container: c.ID, error: errorMessage(err) });
-              }),
-            ),
-          );
-        } else {
-          logger.info('live restore: containers keep running');
-        }
-        await eng.close();
+        if (config.liveRestore) logger.info('live restore: containers keep running');
+        await eng.shutdown({ liveRestore: config.liveRestore, timeout: config.shutdownTimeout });
         lockOnly.release();
         logger.info('daemon shut down');
       })();

@@ -3,8 +3,9 @@ import type { DaemonBackend } from '../backend.js';
 import type { Route } from '../router.js';
 import { containerRoutes } from './containers.js';
 import { execRoutes } from './exec.js';
+import { imageRoutes } from './images.js';
 import { systemRoutes } from './system.js';
 
 export function apiRoutes(backend: DaemonBackend): Route[] {
-  return [...systemRoutes(backend), ...containerRoutes(backend), ...execRoutes(backend)];
+  return [...systemRoutes(backend), ...containerRoutes(backend), ...execRoutes(backend), ...imageRoutes(() => backend.imageService?.(), backend.containers)];
 }
