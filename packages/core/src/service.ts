@@ -55,10 +55,11 @@ import {
 } from './state.js';
 import type { StateStore } from './store.js';
 import type { EngineConfig } from './tokens.js';
-import type { ContainerConfig, ContainerRecord, ContainerStatus, EndpointSettings, HostConfig } from './types.js';
+import type { ContainerConfig, ContainerRecord, ContainerStatus, EndpointSettings, HostConfig, MountPoint } from './types.js';
 import { deferred, fullMessage, parseSize, sleep } from './util.js';
 import { applyOpts } from './spec/opts.js';
 import { withResources } from './spec/resources.js';
+import { parseUserMounts } from './spec/mounts.js';
 
 export interface CreateOptions {
   /** Container name, with or without the leading slash; generated when absent. */
@@ -159,6 +160,31 @@ export function translateStartError(err: unknown): { exitCode: number; error: un
     return { exitCode: EXIT_EACCES, error: new InvalidParameterError(`failed to create task for container: ${text}`, { cause: err }) };
   }
   return { exitCode: EXIT_UNKNOWN, error: err };
+}
+
+/** `docker inspect`'s Mounts for Binds and Mounts (tmpfs from HostConfig.Tmpfs are not listed, as in dockerd). */
+export function mountPointsOf(hc: HostConfig): MountPoint[] {
+  const parsed = parseUserMounts(hc);
+  const binds = hc.Binds ?? [];
+  let bindIdx = 0;
+  const out: MountPoint[] = [];
+  for (const m of parsed) {
+    if (m.origin === 'Tmpfs') continue;
+    let mode = '';
+    if (m.origin === 'Binds') {
+      const parts = (binds[bindIdx++] ?? '').split(':');
+      mode = parts.length === 3 ? parts[2]! : '';
+    }
+    out.push({
+      Type: m.type,
+      Source: m.source,
+      Destination: m.destination,
+      Mode: mode,
+      RW: !m.readOnly,
+      Propagation: m.type === 'bind' ? m.propagation : '',
+    });
+  }
+  return out;
 }
 
 export class ContainerService {
@@ -410,6 +436,8 @@ export class ContainerService {
       throw new InvalidParameterError('invalid StopTimeout: must be an integer');
     }
     this.validateHostConfig(hostConfig);
+    // Binds, Mounts and Tmpfs are checked now (dockerd refuses a bad -v at create), and listed like `docker inspect`'s Mounts.
+    const mounts = mountPointsOf(hostConfig);
     hostConfig.Runtime ||= this.d.config.defaultRuntime;
     hostConfig.NetworkMode ||= 'bridge';
     hostConfig.LogConfig = { Type: hostConfig.LogConfig?.Type || 'json-file', Config: hostConfig.LogConfig?.Config ?? {} };
@@ -457,7 +485,7 @@ export class ContainerService {
       ProcessLabel: '',
       AppArmorProfile: '',
       ExecIDs: null,
-      Mounts: [],
+      Mounts: mounts,
       ...(rootfs ? { BaseFS: rootfs } : {}),
     };
     const ctx = new CreateContext(rec, this.d.info);

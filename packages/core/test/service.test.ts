@@ -80,6 +80,29 @@ describe('create: IDs, names, validation', () => {
     expect(t.engine.containers.list()).toEqual([]);
   });
 
+  it('checks Binds/Mounts at create and lists them like docker inspect', async () => {
+    t = await createTestEngine({ specDefaults: false });
+    const id = await t.createContainer({
+      HostConfig: {
+        Binds: [`${t.rootfs}/etc:/host-etc:ro,z`, `${t.rootfs}/tmp:/scratch`],
+        Mounts: [{ Type: 'bind', Source: `${t.rootfs}/bin`, Target: '/tools', ReadOnly: true }, { Type: 'tmpfs', Target: '/cache' }],
+        Tmpfs: { '/run': 'size=1m' },
+      },
+    });
+    expect(t.engine.containers.get(id).Mounts).toEqual([
+      { Type: 'bind', Source: `${t.rootfs}/etc`, Destination: '/host-etc', Mode: 'ro,z', RW: false, Propagation: 'rprivate' },
+      { Type: 'bind', Source: `${t.rootfs}/tmp`, Destination: '/scratch', Mode: '', RW: true, Propagation: 'rprivate' },
+      { Type: 'bind', Source: `${t.rootfs}/bin`, Destination: '/tools', Mode: '', RW: false, Propagation: 'rprivate' },
+      { Type: 'tmpfs', Source: '', Destination: '/cache', Mode: '', RW: true, Propagation: '' },
+    ]);
+    await expect(t.createContainer({ HostConfig: { Binds: ['/a:/b:/c:/d'] } })).rejects.toBeInstanceOf(InvalidParameterError);
+    await expect(t.createContainer({ HostConfig: { Binds: ['/a:relative'] } })).rejects.toBeInstanceOf(InvalidParameterError);
+    await expect(t.createContainer({ HostConfig: { Binds: ['/a:/x', '/b:/x'] } })).rejects.toThrow('Duplicate mount point: /x');
+    const vol = await t.createContainer({ HostConfig: { Binds: ['data:/data'] } }).catch((e: unknown) => e);
+    expect(errorKind(vol)).toBe('NotImplemented');
+    expect(t.engine.containers.list()).toHaveLength(1);
+  });
+
   it('validates HostConfig.Runtime when the backend lists its runtimes', async () => {
     t = await createTestEngine({ specDefaults: false, runtime: new FakeRuntime({ runtimes: ['runc', 'crun'] }), defaultRuntime: 'runc' });
     await expect(t.createContainer({ HostConfig: { Runtime: 'kata' } })).rejects.toThrow('unknown or invalid runtime name: kata (known runtimes: runc, crun)');
