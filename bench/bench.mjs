@@ -1,0 +1,403 @@
+#!/usr/bin/env node
+// Issue-6 benchmark: berthd side by side with Debian's dockerd (on its own containerd) and
+// raw `runc run`, interleaved in one run. Started by bench/run.sh (which installs docker.io
+// and builds berth); see bench/README.md. Needs root.
+//
+//   node bench/bench.mjs [--quick] [--runs N] [--out DIR] [--no-profile] [--keep]
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DOCKER, dockerEnv, timed } from './lib/cli.mjs';
+import { Berth, Reference, runcSweep, unmountBelow } from './lib/engines.mjs';
+import { load, pool } from './lib/http.mjs';
+import { hookBreakdown } from './lib/inproc.mjs';
+import { sumMemory } from './lib/procs.mjs';
+import { profileMarkdown, summarizeProfile } from './lib/profile.mjs';
+import { fmtMiB, fmtMs, median, ms, now, quantile, summary } from './lib/stats.mjs';
+import { cdfChart } from './lib/svg.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..');
+const argv = process.argv.slice(2);
+const flag = (f) => argv.includes(f);
+const opt = (f, d) => (argv.includes(f) ? argv[argv.indexOf(f) + 1] : d);
+const QUICK = flag('--quick');
+const P = {
+  runs: Number(opt('--runs', QUICK ? 5 : 25)),
+  warmup: QUICK ? 1 : 3,
+  batch: QUICK ? 10 : 50,
+  batchRounds: QUICK ? 1 : 3,
+  inFlight: 8,
+  psContainers: Number(opt('--ps-containers', QUICK ? 100 : 1000)),
+  psRuns: QUICK ? 3 : 15,
+  inspectConnections: 200,
+  inspectMs: QUICK ? 2000 : 5000,
+  inspectRounds: 2,
+  memContainers: QUICK ? 10 : 100,
+  hookRuns: QUICK ? 5 : 20,
+};
+const IMAGE = 'berth-test/busybox';
+const profile = !flag('--no-profile');
+const keep = flag('--keep');
+const stamp = new Date().toISOString().replace(/[:]/g, '').replace(/\..*/, 'Z');
+const outDir = path.resolve(opt('--out', path.join(repo, 'bench/results', stamp)));
+
+if (process.getuid() !== 0) {
+  console.error('bench: needs root (runc, dockerd, berthd)');
+  process.exit(2);
+}
+
+const t00 = Date.now();
+const log = (m) => console.log(`[bench ${((Date.now() - t00) / 1000).toFixed(0).padStart(4)}s] ${m}`);
+// Short work dir: unix socket paths must stay under 108 bytes.
+const work = fs.mkdtempSync('/tmp/bb-');
+fs.mkdirSync(outDir, { recursive: true });
+fs.writeFileSync(path.join(work, 'bench.pid'), String(process.pid));
+const cliDir = path.join(work, 'cli');
+fs.mkdirSync(cliDir);
+const profDir = path.join(work, 'prof');
+const ref = new Reference(work);
+const berth = new Berth(work, repo, { profileDir: profile ? profDir : null });
+const rawRoot = path.join(work, 'runc-root');
+const loadAvg = [os.loadavg()];
+
+// ------------------------------------------------------------------ cleanup, always
+let cleaning = null;
+function cleanup() {
+  cleaning ??= (async () => {
+    log('cleanup: stopping engines, removing containers, unmounting');
+    for (const e of [berth, ref]) {
+      try {
+        await e.stop(log);
+      } catch (err) {
+        log(`cleanup: stopping ${e.name}: ${err.message}`);
+      }
+    }
+    for (const root of [...berth.runcRoots(), ...ref.runcRoots(), rawRoot]) runcSweep(root, log);
+    unmountBelow(work, log);
+    // berthd writes its CPU profile when it exits: keep it with the results.
+    const prof = fs.existsSync(profDir) ? fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')) : [];
+    if (prof.length) fs.copyFileSync(path.join(profDir, prof[0]), path.join(outDir, 'berthd.cpuprofile'));
+    if (!keep) fs.rmSync(work, { recursive: true, force: true, maxRetries: 3 });
+    else log(`kept work dir ${work}`);
+  })();
+  return cleaning;
+}
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${sig}: cleaning up`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ------------------------------------------------------------------ helpers
+function extractRootfs(tarball, dest) {
+  const tmp = path.join(work, 'image-x');
+  fs.mkdirSync(tmp, { recursive: true });
+  execFileSync('tar', ['-xf', tarball, '-C', tmp]);
+  const manifest = JSON.parse(fs.readFileSync(path.join(tmp, 'manifest.json'), 'utf8'));
+  fs.mkdirSync(dest, { recursive: true });
+  for (const layer of manifest[0].Layers) execFileSync('tar', ['-xf', path.join(tmp, layer), '-C', dest]);
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+const envOf = (e) => dockerEnv(e.sock, cliDir);
+const dockerRun = (e) => timed(DOCKER, ['run', '--rm', '--network', 'none', IMAGE, 'true'], { env: envOf(e) });
+const runcRun = (id) => timed('runc', ['--root', rawRoot, 'run', '--bundle', path.join(work, 'bundle'), id]);
+
+async function createContainers(e, n, cmd, prefix) {
+  return pool(n, P.inFlight, async (i) => {
+    const r = await e.api.call('POST', `/containers/create?name=${prefix}-${i}`, { Image: IMAGE, Cmd: cmd, HostConfig: { NetworkMode: 'none' } });
+    return r.Id;
+  });
+}
+
+async function removeContainers(e, ids) {
+  const t = now();
+  await pool(ids.length, P.inFlight, (i) => e.api.call('DELETE', `/containers/${ids[i]}?force=1`));
+  return ms(t, now());
+}
+
+async function settle(e) {
+  const left = await e.api.call('GET', '/containers/json?all=1');
+  if (left.length) throw new Error(`${e.name}: ${left.length} containers left over after a phase`);
+}
+
+function memoryOf(e) {
+  return sumMemory(e.memoryGroups());
+}
+
+async function sampleMemory(e, count = 3) {
+  const xs = [];
+  for (let i = 0; i < count; i++) {
+    xs.push(memoryOf(e));
+    await new Promise((r) => setTimeout(r, 700));
+  }
+  xs.sort((a, b) => a.rss - b.rss);
+  return xs[Math.floor(xs.length / 2)];
+}
+
+const order = (i, xs) => xs.map((_, k) => xs[(k + i) % xs.length]);
+
+// ------------------------------------------------------------------ the run
+const R = {
+  machine: {
+    host: os.hostname(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+    kernel: os.release(),
+    node: process.version,
+    runc: '',
+    conmon: '',
+    dockerCli: '',
+  },
+  params: P,
+  date: new Date().toISOString(),
+  command: `node bench/bench.mjs ${argv.join(' ')}`.trim(),
+};
+
+async function main() {
+  R.machine.runc = execFileSync('runc', ['--version'], { encoding: 'utf8' }).split('\n')[0];
+  R.machine.conmon = execFileSync('conmon', ['--version'], { encoding: 'utf8' }).split('\n')[0];
+  R.machine.dockerCli = execFileSync(DOCKER, ['--version'], { encoding: 'utf8' }).trim();
+  log(`work dir ${work}, results to ${outDir}; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+
+  // Image: the project's reproducible busybox image, loaded into both engines.
+  const imageDir = path.join(work, 'image');
+  execFileSync('bash', [path.join(repo, 'scripts/build-test-image.sh'), imageDir], { stdio: 'ignore' });
+  const tarball = path.join(imageDir, 'busybox.tar');
+  const rootfs = path.join(work, 'rootfs');
+  extractRootfs(tarball, rootfs);
+
+  // Raw runc bundle: `runc spec` defaults, read-only rootfs of the same image, /bin/true.
+  const bundle = path.join(work, 'bundle');
+  fs.mkdirSync(bundle);
+  execFileSync('runc', ['spec', '--bundle', bundle]);
+  const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  spec.process.terminal = false;
+  spec.process.args = ['/bin/true'];
+  spec.root = { path: rootfs, readonly: true };
+  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
+
+  await ref.start(log);
+  await berth.start(log);
+  R.engines = { dockerd: { version: ref.version, storage: ref.storage }, berth: { version: berth.version } };
+
+  await timed(DOCKER, ['load', '-i', tarball], { env: envOf(ref) });
+  try {
+    await timed(DOCKER, ['load', '-i', tarball], { env: envOf(berth) });
+    R.engines.berth.image = 'docker load (image store)';
+  } catch (err) {
+    // berthd without an image store serves --berth-rootfs-dir subdirectories as images.
+    log(`berth: docker load failed (${err.message.split('\n')[0]}); using --berth-rootfs-dir with the same image's rootfs`);
+    for (const name of [IMAGE, `${IMAGE}:latest`]) execFileSync('cp', ['-a', rootfs, path.join(berth.rootfsDir, name.replace(/[/:@]/g, '_'))]);
+    R.engines.berth.image = `--berth-rootfs-dir (docker load failed: ${err.message.split('\n')[0].slice(-120)})`;
+  }
+  for (let i = 0; i < P.warmup; i++) {
+    await dockerRun(ref);
+    await dockerRun(berth);
+    await runcRun(`warm-${i}`);
+  }
+  await new Promise((r) => setTimeout(r, 1500));
+  R.memoryIdle = { dockerd: await sampleMemory(ref), berth: await sampleMemory(berth) };
+  log(`idle memory: dockerd+containerd ${fmtMiB(R.memoryIdle.dockerd.rss)}, berthd ${fmtMiB(R.memoryIdle.berth.rss)}`);
+
+  // 1. docker run --rm --network none IMAGE true, and raw runc run, interleaved.
+  loadAvg.push(os.loadavg());
+  const run = { berth: [], dockerd: [], 'raw runc': [] };
+  for (let i = 0; i < P.runs; i++) {
+    for (const which of order(i, ['berth', 'dockerd', 'raw runc'])) {
+      if (which === 'raw runc') run[which].push((await runcRun(`raw-${i}`)).ms);
+      else run[which].push((await dockerRun(which === 'berth' ? berth : ref)).ms);
+    }
+  }
+  R.run = Object.fromEntries(Object.entries(run).map(([k, v]) => [k, { ...summary(v), values: v }]));
+  log(`run latency median: berth ${fmtMs(R.run.berth.median)}, dockerd ${fmtMs(R.run.dockerd.median)}, runc ${fmtMs(R.run['raw runc'].median)}`);
+  await settle(berth);
+  await settle(ref);
+
+  // 2. create+start of 50 containers, 8 in flight, then removal (wall time), rounds interleaved.
+  loadAvg.push(os.loadavg());
+  const batch = { berth: { start: [], remove: [] }, dockerd: { start: [], remove: [] } };
+  for (let round = 0; round < P.batchRounds; round++) {
+    for (const e of order(round, [berth, ref])) {
+      const t = now();
+      const ids = await pool(P.batch, P.inFlight, async (i) => {
+        const { Id } = await e.api.call('POST', `/containers/create?name=b${round}-${i}`, { Image: IMAGE, Cmd: ['sleep', '3600'], HostConfig: { NetworkMode: 'none' } });
+        await e.api.call('POST', `/containers/${Id}/start`);
+        return Id;
+      });
+      batch[e.name].start.push(ms(t, now()));
+      const running = (await e.api.call('GET', '/containers/json')).length;
+      if (running !== P.batch) throw new Error(`${e.name}: ${running} running after starting ${P.batch}`);
+      batch[e.name].remove.push(await removeContainers(e, ids));
+      await settle(e);
+    }
+  }
+  R.batch = batch;
+  log(`${P.batch} create+start median wall: berth ${fmtMs(median(batch.berth.start))}, dockerd ${fmtMs(median(batch.dockerd.start))}`);
+
+  // 5. memory with N running `sleep` containers.
+  loadAvg.push(os.loadavg());
+  R.memoryRunning = {};
+  for (const e of [berth, ref]) {
+    const ids = await pool(P.memContainers, P.inFlight, async (i) => {
+      const { Id } = await e.api.call('POST', `/containers/create?name=m-${i}`, { Image: IMAGE, Cmd: ['sleep', '3600'], HostConfig: { NetworkMode: 'none' } });
+      await e.api.call('POST', `/containers/${Id}/start`);
+      return Id;
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const m = await sampleMemory(e);
+    R.memoryRunning[e.name] = m;
+    const monitors = Object.entries(m.groups).filter(([k]) => k !== 'berthd' && k !== 'dockerd' && k !== 'containerd');
+    const nMon = monitors.reduce((s, [, g]) => s + g.count, 0);
+    if (nMon < P.memContainers) throw new Error(`${e.name}: found ${nMon} monitor/shim processes for ${P.memContainers} running containers`);
+    log(`memory with ${P.memContainers} running: ${e.name} RSS ${fmtMiB(m.rss)} (PSS ${fmtMiB(m.pss)})`);
+    await removeContainers(e, ids);
+    await settle(e);
+  }
+
+  // 3. docker ps -a with 1000 containers present; 4. inspect under 200 concurrent requests.
+  loadAvg.push(os.loadavg());
+  const many = {};
+  R.createMany = {};
+  for (const e of [berth, ref]) {
+    const t = now();
+    many[e.name] = await createContainers(e, P.psContainers, ['true'], 'p');
+    R.createMany[e.name] = ms(t, now());
+    log(`${e.name}: created ${P.psContainers} containers in ${fmtMs(R.createMany[e.name])}`);
+  }
+  const ps = { berth: [], dockerd: [] };
+  for (let i = 0; i < P.psRuns; i++) {
+    for (const e of order(i, [berth, ref])) {
+      const r = await timed(DOCKER, ['ps', '-a', '--no-trunc'], { env: envOf(e), capture: true });
+      const lines = r.stdout.trim().split('\n').length - 1;
+      if (lines !== P.psContainers) throw new Error(`${e.name}: docker ps -a listed ${lines} containers, expected ${P.psContainers}`);
+      ps[e.name].push(r.ms);
+    }
+  }
+  R.ps = Object.fromEntries(Object.entries(ps).map(([k, v]) => [k, { ...summary(v), values: v }]));
+  log(`docker ps -a median: berth ${fmtMs(R.ps.berth.median)}, dockerd ${fmtMs(R.ps.dockerd.median)}`);
+
+  loadAvg.push(os.loadavg());
+  const insp = { berth: [], dockerd: [] };
+  for (let round = 0; round < P.inspectRounds; round++) {
+    for (const e of order(round, [berth, ref])) {
+      const paths = many[e.name].map((id) => `/v1.41/containers/${id}/json`);
+      const r = await load(e.sock, paths, { connections: P.inspectConnections, durationMs: P.inspectMs });
+      if (r.errors) throw new Error(`${e.name}: ${r.errors} failed inspect requests (first: ${r.firstError})`);
+      insp[e.name].push(r);
+    }
+  }
+  R.inspect = Object.fromEntries(
+    Object.entries(insp).map(([k, rs]) => {
+      const lat = rs.flatMap((r) => r.latencies);
+      const reqs = rs.reduce((s, r) => s + r.requests, 0);
+      const el = rs.reduce((s, r) => s + r.elapsedMs, 0);
+      return [k, { requests: reqs, rps: (reqs / el) * 1000, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99), rounds: rs.map((r) => ({ rps: r.rps, p99: quantile(r.latencies, 0.99) })), sample: lat.filter((_, i) => i % Math.max(1, Math.floor(lat.length / 4000)) === 0) }];
+    }),
+  );
+  log(`inspect x${P.inspectConnections}: berth ${R.inspect.berth.rps.toFixed(0)} req/s p99 ${fmtMs(R.inspect.berth.p99)}, dockerd ${R.inspect.dockerd.rps.toFixed(0)} req/s p99 ${fmtMs(R.inspect.dockerd.p99)}`);
+  R.removeMany = {};
+  for (const e of [berth, ref]) {
+    R.removeMany[e.name] = await removeContainers(e, many[e.name]);
+    await settle(e);
+  }
+
+  // 6. per-hook breakdown of berth's start (in-process daemon, same built-ins).
+  loadAvg.push(os.loadavg());
+  R.hooks = await hookBreakdown({ repo, dir: path.join(work, 'inproc'), rootfsDir: berth.rootfsDir, image: IMAGE, runs: P.hookRuns, log });
+  log(`hook breakdown: ${R.hooks.runs} starts`);
+  loadAvg.push(os.loadavg());
+}
+
+function ratio(a, b) {
+  return a / b;
+}
+
+function report() {
+  const T = [];
+  const row = (name, b, d, r, target, fmt) => {
+    const rs = Number.isFinite(r) ? r.toFixed(2) : 'n/a';
+    const verdict = target === null ? '' : Number.isFinite(r) ? (r <= target ? `≤ ${target}: **met**` : `≤ ${target}: **missed** (${(r / target).toFixed(1)}× over)`) : '';
+    T.push(`| ${name} | ${fmt(b)} | ${fmt(d)} | ${rs} | ${verdict} |`);
+  };
+  T.push('| measurement | berth | dockerd | berth/dockerd | target |', '| --- | ---: | ---: | ---: | --- |');
+  const ps = R.ps;
+  row('`docker run --rm --network none` true: median', R.run.berth.median, R.run.dockerd.median, ratio(R.run.berth.median, R.run.dockerd.median), 0.35, fmtMs);
+  row('`docker run --rm --network none` true: p90', R.run.berth.p90, R.run.dockerd.p90, ratio(R.run.berth.p90, R.run.dockerd.p90), null, fmtMs);
+  const b50 = median(R.batch.berth.start);
+  const d50 = median(R.batch.dockerd.start);
+  row(`create+start ${P.batch} containers, ${P.inFlight} in flight: wall`, b50, d50, ratio(b50, d50), 0.5, fmtMs);
+  row(`remove those ${P.batch} (force), ${P.inFlight} in flight: wall`, median(R.batch.berth.remove), median(R.batch.dockerd.remove), ratio(median(R.batch.berth.remove), median(R.batch.dockerd.remove)), null, fmtMs);
+  row(`\`docker ps -a\` with ${P.psContainers} containers: median`, ps.berth.median, ps.dockerd.median, ratio(ps.berth.median, ps.dockerd.median), 0.5, fmtMs);
+  row(`\`docker ps -a\` with ${P.psContainers} containers: p90`, ps.berth.p90, ps.dockerd.p90, ratio(ps.berth.p90, ps.dockerd.p90), null, fmtMs);
+  row(`GET /containers/{id}/json ×${P.inspectConnections} concurrent: req/s (higher is better)`, R.inspect.berth.rps, R.inspect.dockerd.rps, ratio(R.inspect.berth.rps, R.inspect.dockerd.rps), null, (v) => v.toFixed(0));
+  row(`GET /containers/{id}/json ×${P.inspectConnections} concurrent: p99`, R.inspect.berth.p99, R.inspect.dockerd.p99, ratio(R.inspect.berth.p99, R.inspect.dockerd.p99), null, fmtMs);
+  row('memory idle (RSS): berthd | dockerd+containerd', R.memoryIdle.berth.rss, R.memoryIdle.dockerd.rss, ratio(R.memoryIdle.berth.rss, R.memoryIdle.dockerd.rss), null, fmtMiB);
+  row(`memory, ${P.memContainers} running (RSS): berthd+conmons | dockerd+containerd+shims`, R.memoryRunning.berth.rss, R.memoryRunning.dockerd.rss, ratio(R.memoryRunning.berth.rss, R.memoryRunning.dockerd.rss), 0.5, fmtMiB);
+  row(`memory, ${P.memContainers} running (PSS, shared pages split)`, R.memoryRunning.berth.pss, R.memoryRunning.dockerd.pss, ratio(R.memoryRunning.berth.pss, R.memoryRunning.dockerd.pss), null, fmtMiB);
+  const rr = R.run['raw runc'].median;
+  const T2 = [
+    '| floor | median | p90 | berth `docker run` / floor | target |',
+    '| --- | ---: | ---: | ---: | --- |',
+    `| raw \`runc run\` (same image rootfs, \`runc spec\` defaults, /bin/true) | ${fmtMs(rr)} | ${fmtMs(R.run['raw runc'].p90)} | ${(R.run.berth.median / rr).toFixed(2)} | ≤ 2: **${R.run.berth.median / rr <= 2 ? 'met' : `missed (${(R.run.berth.median / rr / 2).toFixed(1)}× over)`}** |`,
+    `| dockerd \`docker run\` / raw runc, for comparison | | | ${(R.run.dockerd.median / rr).toFixed(2)} | |`,
+  ];
+  const memRows = ['| process group | count | RSS | PSS |', '| --- | ---: | ---: | ---: |'];
+  for (const [eng, m] of Object.entries(R.memoryRunning)) {
+    for (const [g, v] of Object.entries(m.groups)) memRows.push(`| ${eng}: ${g} | ${v.count} | ${fmtMiB(v.rss)} | ${fmtMiB(v.pss)} |`);
+  }
+  const H = ['| step of a start (in-process berthd, `true`) | median | p90 |', '| --- | ---: | ---: |'];
+  for (const s of R.hooks.segments) H.push(`| ${s.step} | ${fmtMs(s.median)} | ${fmtMs(s.p90)} |`);
+  for (const s of R.hooks.backendSteps) H.push(`| ${s.step} | ${fmtMs(s.median)} | ${fmtMs(s.p90)} |`);
+  H.push('', '| tap (hook / plugin / name) | median | p90 |', '| --- | --- | ---: |');
+  for (const t of R.hooks.taps) H.push(`| ${t.hook} / ${t.plugin} / ${t.tap} | ${fmtMs(t.median)} | ${fmtMs(t.p90)} |`);
+  const la = loadAvg.map((l) => l[0].toFixed(2)).join(', ');
+  const head = [
+    `Machine: ${R.machine.cpus} × ${R.machine.cpuModel}, ${R.machine.memGiB} GiB, Linux ${R.machine.kernel}, Node ${R.machine.node}; ${R.machine.runc}; ${R.machine.conmon}; ${R.machine.dockerCli}.`,
+    `Engines: berthd ${R.engines.berth.version} (image via ${R.engines.berth.image}${profile ? '; under node --cpu-prof' : ''}); dockerd ${R.engines.dockerd.version} (${R.engines.dockerd.storage}) on its own containerd.`,
+    `Date: ${R.date}; command: \`${R.command}\`; duration ${((Date.now() - t00) / 1000).toFixed(0)} s; 1-min load average at phase starts: ${la}.`,
+  ];
+  return { head, main: T, floor: T2, mem: memRows, hooks: H };
+}
+
+let failed = null;
+try {
+  await main();
+} catch (err) {
+  failed = err;
+  console.error(`bench failed: ${err.stack ?? err}`);
+}
+await cleanup();
+if (failed) process.exit(1);
+const rep = report();
+const profileFile = path.join(outDir, 'berthd.cpuprofile');
+let profileMd = '';
+if (fs.existsSync(profileFile)) {
+  profileMd = profileMarkdown(summarizeProfile(profileFile));
+  fs.writeFileSync(path.join(outDir, 'profile.md'), profileMd);
+} else if (profile) log('no berthd CPU profile was written');
+const md = [...rep.head, '', ...rep.main, '', ...rep.floor, '', ...rep.mem, '', ...rep.hooks, '', ...(profileMd ? ['berthd CPU profile (whole run):', '', profileMd] : [])].join('\n');
+fs.writeFileSync(path.join(outDir, 'table.md'), md);
+fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ ...R, hooks: { ...R.hooks, raw: undefined } }, null, 1));
+fs.writeFileSync(
+  path.join(outDir, 'latency.svg'),
+  cdfChart(
+    [
+      { title: '`docker run --rm --network none IMAGE true` (docker CLI wall time) and raw `runc run`', series: Object.entries(R.run).map(([name, s]) => ({ name, values: s.values })) },
+      { title: `\`docker ps -a\` with ${P.psContainers} containers (docker CLI wall time)`, series: Object.entries(R.ps).map(([name, s]) => ({ name, values: s.values })) },
+      { title: `GET /containers/{id}/json, ${P.inspectConnections} concurrent connections (sampled)`, series: Object.entries(R.inspect).map(([name, s]) => ({ name, values: s.sample })) },
+    ],
+    { title: `berth vs dockerd, ${R.date.slice(0, 16)}Z, ${R.machine.cpus} CPUs` },
+  ),
+);
+console.log('\n' + md);
+console.log(`results: ${outDir}/{table.md,results.json,latency.svg}`);
+process.exit(0);
