@@ -82,6 +82,11 @@ export interface CreateResult {
 export interface StartOptions {
   checkpoint?: string;
   checkpointDir?: string;
+  /**
+   * API < 1.24 only: a HostConfig in the start body replaces the stored one before the start
+   * (deprecated in dockerd, still honoured for old clients).
+   */
+  hostConfig?: HostConfig | null;
 }
 
 export interface StopOptions {
@@ -415,7 +420,6 @@ export class ContainerService {
     if (this.closed) throw new SystemError('engine is closed');
     if (!opts || typeof opts !== 'object') throw new InvalidParameterError('config cannot be empty in order to create a container');
     let config: ContainerConfig = structuredClone(opts.Config ?? {});
-    const hostConfig: HostConfig = structuredClone(opts.HostConfig ?? {});
     const name = opts.name ? normaliseName(opts.name) : undefined;
 
     let imageId = '';
@@ -435,13 +439,8 @@ export class ContainerService {
     if (config.StopTimeout !== undefined && config.StopTimeout !== null && !Number.isInteger(config.StopTimeout)) {
       throw new InvalidParameterError('invalid StopTimeout: must be an integer');
     }
-    this.validateHostConfig(hostConfig);
     // Binds, Mounts and Tmpfs are checked now (dockerd refuses a bad -v at create), and listed like `docker inspect`'s Mounts.
-    const mounts = mountPointsOf(hostConfig);
-    hostConfig.Runtime ||= this.d.config.defaultRuntime;
-    hostConfig.NetworkMode ||= 'bridge';
-    hostConfig.LogConfig = { Type: hostConfig.LogConfig?.Type || 'json-file', Config: hostConfig.LogConfig?.Config ?? {} };
-    hostConfig.RestartPolicy = { Name: hostConfig.RestartPolicy?.Name || 'no', MaximumRetryCount: hostConfig.RestartPolicy?.MaximumRetryCount ?? 0 };
+    const { hostConfig, mounts } = this.normaliseHostConfig(opts.HostConfig ?? {});
 
     let id = generateId();
     while (this.records.has(id)) id = generateId();
@@ -548,6 +547,7 @@ export class ContainerService {
       throw new ConflictError('container is marked for removal and cannot be started');
     }
     const id = rec.ID;
+    if (opts.hostConfig && Object.keys(opts.hostConfig).length > 0) this.replaceHostConfig(rec, opts.hostConfig);
     let checkpoint: { name: string; path: string } | undefined;
     if (opts.checkpoint) {
       if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(opts.checkpoint)) throw new InvalidParameterError(`invalid checkpoint name: ${opts.checkpoint}`);
@@ -670,6 +670,30 @@ export class ContainerService {
       this.earlyExits.delete(id);
       this.processExit(rec, early);
     }
+  }
+
+  /** Validate a HostConfig and fill dockerd's defaults, as create does. */
+  private normaliseHostConfig(input: HostConfig): {
+    hostConfig: HostConfig & Required<Pick<HostConfig, 'Runtime' | 'NetworkMode' | 'LogConfig' | 'RestartPolicy'>>;
+    mounts: MountPoint[];
+  } {
+    const hc: HostConfig = structuredClone(input);
+    this.validateHostConfig(hc);
+    const mounts = mountPointsOf(hc);
+    const hostConfig = {
+      ...hc,
+      Runtime: hc.Runtime || this.d.config.defaultRuntime,
+      NetworkMode: hc.NetworkMode || 'bridge',
+      LogConfig: { Type: hc.LogConfig?.Type || 'json-file', Config: hc.LogConfig?.Config ?? {} },
+      RestartPolicy: { Name: hc.RestartPolicy?.Name || 'no', MaximumRetryCount: hc.RestartPolicy?.MaximumRetryCount ?? 0 },
+    };
+    return { hostConfig, mounts };
+  }
+
+  private replaceHostConfig(rec: ContainerRecord, input: HostConfig): void {
+    const { hostConfig, mounts } = this.normaliseHostConfig(input);
+    rec.HostConfig = hostConfig;
+    rec.Mounts = mounts;
   }
 
   private registerBackendFromTap(backend: RuntimeBackend): void {

@@ -216,6 +216,19 @@ describe('start preconditions', () => {
     expect((t.fake.callsOf('create', id2)[0]!.args[0] as { checkpoint?: { path: string } }).checkpoint).toEqual({ path: '/srv/cps/cp2' });
   });
 
+  it('a HostConfig given to start (API < 1.24) replaces the stored one, validated like create', async () => {
+    t = await createTestEngine({ specDefaults: false });
+    const id = await t.createContainer({ HostConfig: { Memory: 10 << 20 } });
+    await expect(t.engine.containers.start(id, { hostConfig: { RestartPolicy: { Name: 'bogus' as never } } })).rejects.toThrow("invalid restart policy 'bogus'");
+    expect(t.engine.containers.get(id).HostConfig.Memory).toBe(10 << 20);
+    await t.engine.containers.start(id, { hostConfig: { Memory: 20 << 20, Binds: [`${t.rootfs}/tmp:/tmp`] } });
+    const r = t.engine.containers.get(id);
+    expect(r.HostConfig).toMatchObject({ Memory: 20 << 20, Runtime: 'fake', NetworkMode: 'bridge' });
+    expect(r.Mounts.map((m) => m.Destination)).toEqual(['/tmp']);
+    await t.restart();
+    expect(t.engine.containers.get(id).HostConfig.Memory).toBe(20 << 20);
+  });
+
   it('no rootfs at all → a clear InvalidParameter error, state saved', async () => {
     t = await createTestEngine({ specDefaults: false });
     const { Id } = await t.engine.containers.create({ Config: { Cmd: ['x'] } });
