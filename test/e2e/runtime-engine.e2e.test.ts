@@ -30,7 +30,7 @@ describe.skipIf(skip !== null)('OCI backend under the Engine', () => {
   afterAll(async () => {
     for (const id of ids) await d?.call('remove', { id, force: true }).catch(() => undefined);
     await d?.kill9();
-    forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
+    if (tmp) forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
     removeTestRootfs();
   });
 

@@ -28,7 +28,7 @@ describe.skipIf(skip !== null)('fake OCI runtime through the OCI backend', () =>
   afterAll(async () => {
     for (const id of ids) await backend.delete(id, { force: true }).catch(() => undefined);
     await backend?.close();
-    forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
+    if (tmp) forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
     removeTestRootfs();
   });
 

@@ -54,7 +54,7 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
   });
   afterAll(async () => {
     await backend?.close();
-    forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
+    if (tmp) forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
     removeTestRootfs();
   });
 

@@ -33,7 +33,7 @@ describe.skipIf(skip !== null)('live restore after the daemon is SIGKILLed', () 
   }, 180_000);
   afterAll(async () => {
     for (const d of daemons) await d.kill9();
-    forceCleanup(path.join(execRoot ?? tmp, 'oci/state/runc'), ids, [tmp]);
+    if (tmp) forceCleanup(path.join(execRoot ?? tmp, 'oci/state/runc'), ids, [tmp]);
     removeTestRootfs();
   });
 

@@ -46,7 +46,7 @@ describe.skipIf(skip !== null)('50 containers, 8 in flight, through the Engine',
   }, 180_000);
   afterAll(async () => {
     await daemon?.kill9();
-    forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
+    if (tmp) forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
     removeTestRootfs();
   });
 
