@@ -354,6 +354,8 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
     const exit = await waitExit(id, 30_000);
     expect(exit.exitCode).toBe(137);
     expect(exit.oomKilled).toBe(true);
+    // conmon writes its `oom` marker into its working directory: the bundle, never ours.
+    expect(fs.existsSync(path.join(process.cwd(), 'oom'))).toBe(false);
   });
 
   it('checkpoints a running container and restores it (CRIU)', async (ctx) => {

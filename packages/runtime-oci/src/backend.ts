@@ -350,6 +350,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
         conmonPath: this.conmonPath,
         args,
         stderrFile: path.join(bundle, 'conmon.err'),
+        cwd: bundle,
       });
       this.recordTiming(id, 'monitorCreate', performance.now() - t1);
       if (opts.stdio.tty && opts.stdio.consoleSize) {
@@ -630,6 +631,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
         conmonPath: this.conmonPath,
         args,
         stderrFile: path.join(dir, 'conmon.err'),
+        cwd: dir,
         onAttachReady: async () => {
           session = await attachSocket(path.join(this.sockDir, opts.execId, 'attach'), opts.streams, opts.tty);
         },

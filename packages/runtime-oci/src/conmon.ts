@@ -8,6 +8,8 @@ export interface ConmonSpawnOptions {
   args: string[];
   /** File that receives conmon's own stderr (kept for error messages). */
   stderrFile: string;
+  /** conmon's working directory (it writes its `oom` marker there): the bundle. */
+  cwd: string;
   timeoutMs?: number;
   /**
    * Exec attach handshake (conmon --exec-attach): called once conmon's attach socket is
@@ -30,6 +32,7 @@ export function spawnConmon(opts: ConmonSpawnOptions): Promise<number> {
     child = spawn(opts.conmonPath, opts.args, {
       stdio: withAttach ? ['ignore', errFd, errFd, 'pipe', 'pipe', 'pipe'] : ['ignore', errFd, errFd, 'pipe'],
       env,
+      cwd: opts.cwd,
       detached: true,
     });
   } finally {
