@@ -13,6 +13,7 @@ import type { OciProcess } from './oci.js';
 import type { AttachStreams, ExecSession, ExitInfo } from './runtime.js';
 import type { ContainerService } from './service.js';
 import { isActive } from './state.js';
+import { DEFAULT_CAPABILITIES, knownCapabilities } from './spec/caps.js';
 
 export interface ExecConfig {
   User?: string;
@@ -73,6 +74,12 @@ async function lookupUser(rootfs: string | undefined, user: string): Promise<{ u
     }
   }
   return { uid, gid: gid ?? 0 };
+}
+
+/** Every capability the host kernel knows (/proc/sys/kernel/cap_last_cap). */
+async function hostCapabilities(): Promise<string[]> {
+  const last = Number((await readFile('/proc/sys/kernel/cap_last_cap', 'utf8').catch(() => '')).trim());
+  return Number.isInteger(last) && last > 0 ? knownCapabilities(last) : knownCapabilities();
 }
 
 export class ExecService {
@@ -147,7 +154,8 @@ export class ExecService {
     if (!backend.exec) throw new NotImplementedError(`runtime backend ${backend.name} does not support exec`);
     const spec = this.containers.specOf(rec.ID);
     const base = spec?.process;
-    const env = [...(base?.env ?? [DEFAULT_PATH, `HOSTNAME=${rec.Config.Hostname ?? rec.ID.slice(0, 12)}`])];
+    // The container's environment (from its spec; after an engine restart, rebuilt from Config) plus the exec's.
+    const env = [...(base?.env ?? [DEFAULT_PATH, `HOSTNAME=${rec.Config.Hostname || rec.ID.slice(0, 12)}`, ...(rec.Config.Env ?? [])])];
     for (const kv of e.Config.Env ?? []) {
       const k = kv.split('=')[0];
       const i = env.findIndex((x) => x.split('=')[0] === k);
@@ -156,14 +164,21 @@ export class ExecService {
     }
     const tty = opts.tty ?? e.ProcessConfig.tty;
     if (tty && !env.some((x) => x.startsWith('TERM='))) env.push('TERM=xterm');
-    const user = e.Config.User ? await lookupUser(rec.BaseFS, e.Config.User) : base?.user ?? { uid: 0, gid: 0 };
+    const user = e.Config.User
+      ? await lookupUser(rec.BaseFS, e.Config.User)
+      : (base?.user ?? (rec.Config.User ? await lookupUser(rec.BaseFS, rec.Config.User) : { uid: 0, gid: 0 }));
+    // A privileged exec gets every capability (dockerd), else the container's.
+    const all = e.Config.Privileged ? await hostCapabilities() : [];
+    const capabilities = e.Config.Privileged
+      ? { bounding: [...all], effective: [...all], permitted: [...all] }
+      : (base?.capabilities ?? { bounding: [...DEFAULT_CAPABILITIES], effective: [...DEFAULT_CAPABILITIES], permitted: [...DEFAULT_CAPABILITIES] });
     const process: OciProcess = {
       terminal: tty,
       user: { uid: user.uid, gid: user.gid, ...(base?.user?.additionalGids && !e.Config.User ? { additionalGids: base.user.additionalGids } : {}) },
       args: [e.ProcessConfig.entrypoint, ...e.ProcessConfig.arguments],
       env,
       cwd: e.Config.WorkingDir || base?.cwd || rec.Config.WorkingDir || '/',
-      ...(base?.capabilities ? { capabilities: base.capabilities } : {}),
+      capabilities,
       ...(base?.noNewPrivileges !== undefined ? { noNewPrivileges: base.noNewPrivileges } : {}),
       ...(base?.apparmorProfile ? { apparmorProfile: base.apparmorProfile } : {}),
       ...(e.Config.ConsoleSize ? { consoleSize: { height: e.Config.ConsoleSize[0], width: e.Config.ConsoleSize[1] } } : {}),

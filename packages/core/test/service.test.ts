@@ -555,7 +555,14 @@ describe('exec bookkeeping', () => {
     expect(opts.process.args).toEqual(['ls', '-l']);
     expect(opts.process.env).toContain('B=2');
     expect(opts.process.user.uid).toBe(65534);
+    expect((opts.process as unknown as { capabilities: { bounding: string[] } }).capabilities.bounding).toContain('CAP_CHOWN');
+    expect((opts.process as unknown as { capabilities: { bounding: string[] } }).capabilities.bounding).not.toContain('CAP_SYS_ADMIN');
     expect(await session.exited).toBe(3);
+    const priv = await t.engine.execs.create(id, { Cmd: ['id'], Privileged: true });
+    await (await t.engine.execs.start(priv.Id)).exited;
+    const privOpts = t.fake.callsOf('exec', id)[1]!.args[0] as { process: { capabilities: { bounding: string[] }; env: string[] } };
+    expect(privOpts.process.capabilities.bounding).toContain('CAP_SYS_ADMIN');
+    expect(privOpts.process.env).toContain('A=1');
     await new Promise((r) => setTimeout(r, 5));
     expect(t.engine.execs.inspect(Id)).toMatchObject({ Running: false, ExitCode: 3 });
     expect(t.engine.containers.get(id).ExecIDs).toBeNull();
