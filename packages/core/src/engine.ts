@@ -223,39 +223,47 @@ export class Engine {
       }
     }
 
-    if (!c.isRegistered(IRuntime, true)) {
-      throw new InvalidParameterError('no runtime backend: pass `runtime` to Engine.create or load a plugin that registers IRuntime');
-    }
-    const runtime = c.resolve(IRuntime);
-    if (opts.defaultRuntime === undefined) {
-      // dockerd's default is runc; a backend that lists its runtimes without runc: its first one; else its own name.
-      const names = runtime.runtimes?.();
-      config.defaultRuntime = names ? (names.includes('runc') ? 'runc' : (names[0] ?? runtime.name)) : runtime.name;
-    }
-    Object.freeze(config);
-    const store: StateStore = c.resolve(IStateStore);
-    const images = c.isRegistered(IImageStore, true) ? c.resolve(IImageStore) : undefined;
-    const service = new ContainerService({
-      hooks,
-      runtime,
-      store,
-      events,
-      logger,
-      clock,
-      config,
-      info,
-      provenance,
-      ...(images ? { images } : {}),
-    });
-    late.service = service;
-    for (const b of pendingBackends) service.registerBackend(b);
-    const execs = new ExecService(service, events, logger);
+    // From here on a failure must undo what the plugins set up.
+    let service: ContainerService | undefined;
+    try {
+      if (!c.isRegistered(IRuntime, true)) {
+        throw new InvalidParameterError('no runtime backend: pass `runtime` to Engine.create or load a plugin that registers IRuntime');
+      }
+      const runtime = c.resolve(IRuntime);
+      if (opts.defaultRuntime === undefined) {
+        // dockerd's default is runc; a backend that lists its runtimes without runc: its first one; else its own name.
+        const names = runtime.runtimes?.();
+        config.defaultRuntime = names ? (names.includes('runc') ? 'runc' : (names[0] ?? runtime.name)) : runtime.name;
+      }
+      Object.freeze(config);
+      const store: StateStore = c.resolve(IStateStore);
+      const images = c.isRegistered(IImageStore, true) ? c.resolve(IImageStore) : undefined;
+      service = new ContainerService({
+        hooks,
+        runtime,
+        store,
+        events,
+        logger,
+        clock,
+        config,
+        info,
+        provenance,
+        ...(images ? { images } : {}),
+      });
+      late.service = service;
+      for (const b of pendingBackends) service.registerBackend(b);
+      const execs = new ExecService(service, events, logger);
 
-    const { records, problems } = await store.loadAll();
-    for (const pr of problems) logger.error('could not load container; skipped', { container: pr.id, file: pr.file, error: pr.error });
-    await service.load(records);
-
-    return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(problems));
+      const { records, problems } = await store.loadAll();
+      for (const pr of problems) logger.error('could not load container; skipped', { container: pr.id, file: pr.file, error: pr.error });
+      await service.load(records);
+      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(problems));
+    } catch (err) {
+      await service?.close().catch(() => {});
+      for (const q of [...loaded].reverse()) await Promise.resolve(q.close?.()).catch(() => {});
+      await Promise.resolve(c.dispose()).catch(() => {});
+      throw err;
+    }
   }
 
   /** Per container: each tap's duration, and the spec paths each specBuild tap changed. */

@@ -193,7 +193,10 @@ describe('plugins and dependency injection', () => {
     expect(t.fake.containers.get(id)!.status).toBe('running');
   });
 
-  it('an engine without any runtime backend does not start', async () => {
-    await expect(Engine.create({ dataRoot: '/tmp/berth-none/d', execRoot: '/tmp/berth-none/e' })).rejects.toThrow(/no runtime backend/);
+  it('an engine without any runtime backend does not start, and closes the plugins it loaded', async () => {
+    const closed: string[] = [];
+    const p1 = definePlugin({ name: 'opened', type: 'io.berth.test.v1', close: () => void closed.push('opened') });
+    await expect(Engine.create({ dataRoot: '/tmp/berth-none/d', execRoot: '/tmp/berth-none/e', plugins: [p1] })).rejects.toThrow(/no runtime backend/);
+    expect(closed).toEqual(['opened']);
   });
 });
