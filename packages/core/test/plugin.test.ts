@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { injectable, inject } from 'tsyringe';
 import { createTestEngine, type TestEngine } from '../../testing/src/index.js';
@@ -196,7 +199,12 @@ describe('plugins and dependency injection', () => {
   it('an engine without any runtime backend does not start, and closes the plugins it loaded', async () => {
     const closed: string[] = [];
     const p1 = definePlugin({ name: 'opened', type: 'io.berth.test.v1', close: () => void closed.push('opened') });
-    await expect(Engine.create({ dataRoot: '/tmp/berth-none/d', execRoot: '/tmp/berth-none/e', plugins: [p1] })).rejects.toThrow(/no runtime backend/);
-    expect(closed).toEqual(['opened']);
+    const dir = await mkdtemp(join(tmpdir(), 'berth-none-'));
+    try {
+      await expect(Engine.create({ dataRoot: join(dir, 'd'), execRoot: join(dir, 'e'), plugins: [p1] })).rejects.toThrow(/no runtime backend/);
+      expect(closed).toEqual(['opened']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
