@@ -3,7 +3,7 @@
  * service, event bus, image store (when a plugin registers one), container logs
  * (json-file through core's readLogs) and the runtime backend's attach for stdin.
  */
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
   ConflictError,
@@ -30,14 +30,17 @@ import type {
   LogReadOptions,
 } from './backend.js';
 import { top } from './top.js';
+import type { AttachTracker } from './attach-drain.js';
 import { IImageService, type ImageService } from '@berth/image-store';
 
 export interface EngineBackendOptions {
   facts: DaemonFacts;
   /** berth-only: subdirectories of this directory are root filesystems usable by image name. */
   rootfsDir?: string;
-  /** How long after a container's exit the log follow keeps reading (the log pump's last lines). */
+  /** After a container's exit, the log follow stops once no entry came for this long (the log pump's last lines). */
   logDrainMs?: number;
+  /** Attach sessions in progress, so that an auto-remove waits for them (attach-drain.ts). */
+  attachTracker?: AttachTracker;
 }
 
 const ROOTFS_LABEL = 'io.berth.rootfs';
@@ -48,7 +51,7 @@ function timeOf(sec: number): number | undefined {
 
 export function engineBackend(engine: Engine, opts: EngineBackendOptions): DaemonBackend {
   const svc = engine.containers;
-  const drainMs = opts.logDrainMs ?? 250;
+  const drainMs = opts.logDrainMs ?? 200;
   const imageStore: ImageStore | undefined = engine.container.isRegistered(IImageStore, true) ? engine.container.resolve(IImageStore) : undefined;
   const imageService: ImageService | undefined = engine.container.isRegistered(IImageService, true) ? engine.container.resolve(IImageService) : undefined;
 
@@ -110,19 +113,35 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
       const since = Date.now() / 1000;
       const outAc = new AbortController();
       session.signal.addEventListener('abort', () => outAc.abort());
-      void done.then(() => setTimeout(() => outAc.abort(), drainMs));
-      tasks.push(
-        (async () => {
-          try {
-            for await (const m of readLogs(rec.LogPath, { follow: true, since, stdout: !!io.stdout, stderr: !!io.stderr, signal: outAc.signal })) {
-              const target = m.stream === 'stderr' ? io.stderr : io.stdout;
-              target?.write(m.line);
-            }
-          } catch (err) {
-            if (!outAc.signal.aborted && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      let lastEntry = Date.now();
+      // After the exit: stop once the log has been quiet for drainMs (at most 5 s).
+      void done.then(() => {
+        const exitAt = Date.now();
+        const poll = setInterval(() => {
+          const now = Date.now();
+          if (now - Math.max(lastEntry, exitAt) >= drainMs || now - exitAt > 5000) {
+            clearInterval(poll);
+            outAc.abort();
           }
-        })(),
-      );
+        }, 25);
+        outAc.signal.addEventListener('abort', () => clearInterval(poll));
+      });
+      const output = (async () => {
+        try {
+          // readLogs reads a file that exists when it opens from its start, but may skip what
+          // a file that appears while it follows got before it noticed: open only once it exists.
+          while (!outAc.signal.aborted && !existsSync(rec.LogPath)) await new Promise((r) => setTimeout(r, 10));
+          for await (const m of readLogs(rec.LogPath, { follow: true, since, stdout: !!io.stdout, stderr: !!io.stderr, signal: outAc.signal })) {
+            lastEntry = Date.now();
+            const target = m.stream === 'stderr' ? io.stderr : io.stdout;
+            target?.write(m.line);
+          }
+        } catch (err) {
+          if (!outAc.signal.aborted && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      })();
+      opts.attachTracker?.track(rec.ID, output);
+      tasks.push(output);
     }
     // Input: the runtime backend's attach socket, once the container runs.
     if (req.stdin && io.stdin) {
@@ -146,6 +165,7 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     }
     await Promise.race([done, new Promise<void>((r) => session.signal.addEventListener('abort', () => r()))]);
     await Promise.allSettled(tasks);
+    // The output task ends after the drain; the stdin task with the exit.
     signal.removeEventListener('abort', stopSession);
     session.abort();
   };

@@ -15,3 +15,4 @@ export * from './main.js';
 export * from './top.js';
 export * from './format.js';
 export * from './validate.js';
+export * from './attach-drain.js';

@@ -10,6 +10,7 @@ import { ConsoleLogger, Engine, errorMessage, type Logger, type Plugin } from '@
 import { IImageService } from '@berth/image-store';
 import { buildApp, type App } from './app.js';
 import type { DaemonFacts } from './backend.js';
+import { AttachTracker, attachDrainPlugin } from './attach-drain.js';
 import { builtins } from './builtins.js';
 import type { DaemonConfig } from './config.js';
 import { ApiServer } from './daemon.js';
@@ -58,6 +59,7 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
   let engine: Engine | undefined;
   try {
     const b = builtins(config, logger);
+    const tracker = new AttachTracker();
     const runtimeArgs: Record<string, string[]> = {};
     for (const [name, r] of Object.entries(b.runtimes)) if (r.runtimeArgs) runtimeArgs[name] = r.runtimeArgs;
     engine = await Engine.create({
@@ -65,7 +67,7 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
       execRoot: config.execRoot,
       experimental: config.experimental,
       runtime: b.runtime,
-      plugins: [...b.plugins, ...(opts.plugins ?? [])],
+      plugins: [...b.plugins, attachDrainPlugin(tracker), ...(opts.plugins ?? [])],
       defaultRuntime: b.defaultRuntime,
       runtimeArgs,
       liveRestore: config.liveRestore,
@@ -93,7 +95,7 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
       debug: config.debug,
       labels: config.labels,
     };
-    const backend = engineBackend(engine, { facts, ...(config.rootfsDir ? { rootfsDir: config.rootfsDir } : {}) });
+    const backend = engineBackend(engine, { facts, attachTracker: tracker, ...(config.rootfsDir ? { rootfsDir: config.rootfsDir } : {}) });
     const app = buildApp({ routes: apiRoutes(backend), experimental: config.experimental, logger });
     const server = new ApiServer(app, { ...server0, shutdownGraceMs: 15_000 });
     await server.listen();
