@@ -1,6 +1,6 @@
 /**
  * The image story end to end with the real docker CLI against an embedded berthd (real runc
- * and conmon, the image-store plugin, overlayfs): load, run, save | load keeps the ID,
+ * and conmon, the built-in image-store plugin, overlayfs): load, run, save | load keeps the ID,
  * import, tag + push to a local docker-registry, rmi, pull back and run, rmi of an image in
  * use (409), commit then run. Skips with a stated reason when the host cannot run it or the
  * daemon does not serve the /images routes yet.
@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, startBerthd, type RunningDaemon } from '@berth/daemon';
-import { imageStorePlugin, mountPoints } from '@berth/image-store';
+import { mountPoints } from '@berth/image-store';
 import { REPO, runtimeSkipReason } from './runtime-helpers.js';
 
 function which(bin: string): boolean {
@@ -103,7 +103,8 @@ beforeAll(async () => {
     logLevel: 'error' as const,
     group: '',
   };
-  daemon = await startBerthd(config, { plugins: [imageStorePlugin()], handleSignals: false });
+  // the image-store plugin is one of berthd's built-ins
+  daemon = await startBerthd(config, { handleSignals: false });
   const status = await apiGet('/images/json');
   if (status === 404) routeSkip = 'the daemon does not serve /images routes yet (packages/daemon)';
 }, 120_000);

@@ -62,6 +62,7 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig; contai
   return definePlugin<ImageStorePluginConfig>({
     name: PLUGIN_NAME,
     type: PLUGIN_TYPE,
+    provides: [IImageStore, IImageService],
     config: { driver: 'auto', insecureRegistries: [], ...(opts.config ?? {}) },
     validateConfig(config) {
       if (config.driver && !['auto', 'overlay', 'copy'].includes(config.driver)) throw new Error(`image-store: unknown driver ${String(config.driver)}`);
