@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DOCKER, dockerEnv, timed } from './lib/cli.mjs';
-import { Berth, Reference, runcSweep, unmountBelow } from './lib/engines.mjs';
+import { Berth, Reference, findRuncRoots, runcSweep, unmountBelow } from './lib/engines.mjs';
 import { load, pool } from './lib/http.mjs';
-import { hookBreakdown } from './lib/inproc.mjs';
+import { InProcessBerth } from './lib/inproc.mjs';
 import { sumMemory } from './lib/procs.mjs';
 import { profileMarkdown, summarizeProfile } from './lib/profile.mjs';
 import { fmtMiB, fmtMs, median, ms, now, quantile, summary } from './lib/stats.mjs';
@@ -61,6 +61,7 @@ const profDir = path.join(work, 'prof');
 const ref = new Reference(work);
 const berth = new Berth(work, repo, { profileDir: profile ? profDir : null });
 const rawRoot = path.join(work, 'runc-root');
+const inproc = new InProcessBerth({ repo, dir: path.join(work, 'inproc'), rootfsDir: berth.rootfsDir, image: 'berth-test/busybox', log });
 const loadAvg = [os.loadavg()];
 
 // ------------------------------------------------------------------ cleanup, always
@@ -68,6 +69,11 @@ let cleaning = null;
 function cleanup() {
   cleaning ??= (async () => {
     log('cleanup: stopping engines, removing containers, unmounting');
+    try {
+      await inproc.stop();
+    } catch (err) {
+      log(`cleanup: stopping the in-process berthd: ${err.message}`);
+    }
     for (const e of [berth, ref]) {
       try {
         await e.stop(log);
@@ -75,7 +81,7 @@ function cleanup() {
         log(`cleanup: stopping ${e.name}: ${err.message}`);
       }
     }
-    for (const root of [...berth.runcRoots(), ...ref.runcRoots(), rawRoot]) runcSweep(root, log);
+    for (const root of [...berth.runcRoots(), ...findRuncRoots(inproc.execRoot), ...ref.runcRoots(), rawRoot]) runcSweep(root, log);
     unmountBelow(work, log);
     // berthd writes its CPU profile when it exits: keep it with the results.
     const prof = fs.existsSync(profDir) ? fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')) : [];
@@ -108,7 +114,27 @@ function extractRootfs(tarball, dest) {
 
 const envOf = (e) => dockerEnv(e.sock, cliDir);
 const dockerRun = (e) => timed(DOCKER, ['run', '--rm', '--network', 'none', IMAGE, 'true'], { env: envOf(e) });
-const runcRun = (id) => timed('runc', ['--root', rawRoot, 'run', '--bundle', path.join(work, 'bundle'), id]);
+const runcRun = (id, bundle = 'bundle') => timed('runc', ['--root', rawRoot, 'run', '--bundle', path.join(work, bundle), id]);
+let berthSpec = null;
+/** raw runc with the spec berth built (own cgroup path per run), bundle "bundle-berth". */
+function runcRunBerthSpec(id) {
+  const s = JSON.parse(JSON.stringify(berthSpec.spec));
+  if (s.linux?.cgroupsPath) s.linux.cgroupsPath = s.linux.cgroupsPath.split(berthSpec.id).join(id);
+  fs.writeFileSync(path.join(work, 'bundle-berth', 'config.json'), JSON.stringify(s));
+  return runcRun(id, 'bundle-berth');
+}
+
+/** The same container over the API without the CLI: create, wait(next-exit), start, wait, delete. */
+async function apiRun(e) {
+  const t = now();
+  const { Id } = await e.api.call('POST', '/containers/create', { Image: IMAGE, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+  const waited = e.api.call('POST', `/containers/${Id}/wait?condition=next-exit`);
+  await e.api.call('POST', `/containers/${Id}/start`);
+  const w = await waited;
+  if (w.StatusCode !== 0) throw new Error(`${e.name}: true exited ${w.StatusCode}`);
+  await e.api.call('DELETE', `/containers/${Id}`);
+  return ms(t, now());
+}
 
 async function createContainers(e, n, cmd, prefix) {
   return pool(n, P.inFlight, async (i) => {
@@ -190,19 +216,30 @@ async function main() {
   R.engines = { dockerd: { version: ref.version, storage: ref.storage }, berth: { version: berth.version } };
 
   await timed(DOCKER, ['load', '-i', tarball], { env: envOf(ref) });
+  // The same rootfs also under --berth-rootfs-dir: berthd serves it as the image when it has
+  // no image store (before the image store was wired into the daemon).
+  for (const name of [IMAGE, `${IMAGE}:latest`]) execFileSync('cp', ['-a', rootfs, path.join(berth.rootfsDir, name.replace(/[/:@]/g, '_'))]);
+  await inproc.start();
   try {
     await timed(DOCKER, ['load', '-i', tarball], { env: envOf(berth) });
-    R.engines.berth.image = 'docker load (image store)';
+    await timed(DOCKER, ['load', '-i', tarball], { env: dockerEnv(inproc.sock, cliDir) });
+    R.engines.berth.image = '`docker load` of the same tarball';
   } catch (err) {
-    // berthd without an image store serves --berth-rootfs-dir subdirectories as images.
-    log(`berth: docker load failed (${err.message.split('\n')[0]}); using --berth-rootfs-dir with the same image's rootfs`);
-    for (const name of [IMAGE, `${IMAGE}:latest`]) execFileSync('cp', ['-a', rootfs, path.join(berth.rootfsDir, name.replace(/[/:@]/g, '_'))]);
-    R.engines.berth.image = `--berth-rootfs-dir (docker load failed: ${err.message.split('\n')[0].slice(-120)})`;
+    const why = err.message.split('\n')[0].replace(/^.*→ \d+: /, '');
+    log(`berth: docker load failed (${why}); using --berth-rootfs-dir with the same image's rootfs`);
+    R.engines.berth.image = `--berth-rootfs-dir, the same image's rootfs (docker load answered: ${why})`;
   }
+  // The floor: raw `runc run` of the bundle berth builds for this container.
+  berthSpec = await inproc.templateSpec();
+  const rootfs2 = path.join(work, 'rootfs-berth-spec');
+  execFileSync('cp', ['-a', rootfs, rootfs2]);
+  berthSpec.spec.root = { ...berthSpec.spec.root, path: rootfs2 };
+  fs.mkdirSync(path.join(work, 'bundle-berth'));
   for (let i = 0; i < P.warmup; i++) {
     await dockerRun(ref);
     await dockerRun(berth);
     await runcRun(`warm-${i}`);
+    await runcRunBerthSpec(`warmb-${i}`);
   }
   await new Promise((r) => setTimeout(r, 1500));
   R.memoryIdle = { dockerd: await sampleMemory(ref), berth: await sampleMemory(berth) };
@@ -210,10 +247,12 @@ async function main() {
 
   // 1. docker run --rm --network none IMAGE true, and raw runc run, interleaved.
   loadAvg.push(os.loadavg());
-  const run = { berth: [], dockerd: [], 'raw runc': [] };
+  const run = { berth: [], dockerd: [], 'raw runc': [], 'raw runc, runc spec defaults': [], 'berth API': [], 'dockerd API': [] };
   for (let i = 0; i < P.runs; i++) {
-    for (const which of order(i, ['berth', 'dockerd', 'raw runc'])) {
-      if (which === 'raw runc') run[which].push((await runcRun(`raw-${i}`)).ms);
+    for (const which of order(i, Object.keys(run))) {
+      if (which.endsWith(' API')) run[which].push(await apiRun(which.startsWith('berth') ? berth : ref));
+      else if (which === 'raw runc') run[which].push((await runcRunBerthSpec(`rawb-${i}`)).ms);
+      else if (which === 'raw runc, runc spec defaults') run[which].push((await runcRun(`raw-${i}`)).ms);
       else run[which].push((await dockerRun(which === 'berth' ? berth : ref)).ms);
     }
   }
@@ -312,7 +351,7 @@ async function main() {
 
   // 6. per-hook breakdown of berth's start (in-process daemon, same built-ins).
   loadAvg.push(os.loadavg());
-  R.hooks = await hookBreakdown({ repo, dir: path.join(work, 'inproc'), rootfsDir: berth.rootfsDir, image: IMAGE, runs: P.hookRuns, log });
+  R.hooks = await inproc.hookBreakdown(P.hookRuns);
   log(`hook breakdown: ${R.hooks.runs} starts`);
   loadAvg.push(os.loadavg());
 }
@@ -347,8 +386,11 @@ function report() {
   const T2 = [
     '| floor | median | p90 | berth `docker run` / floor | target |',
     '| --- | ---: | ---: | ---: | --- |',
-    `| raw \`runc run\` (same image rootfs, \`runc spec\` defaults, /bin/true) | ${fmtMs(rr)} | ${fmtMs(R.run['raw runc'].p90)} | ${(R.run.berth.median / rr).toFixed(2)} | ≤ 2: **${R.run.berth.median / rr <= 2 ? 'met' : `missed (${(R.run.berth.median / rr / 2).toFixed(1)}× over)`}** |`,
+    `| raw \`runc run\` of the bundle berth builds (same config.json, rootfs copy, own cgroup) | ${fmtMs(rr)} | ${fmtMs(R.run['raw runc'].p90)} | ${(R.run.berth.median / rr).toFixed(2)} | ≤ 2: **${R.run.berth.median / rr <= 2 ? 'met' : `missed (${(R.run.berth.median / rr / 2).toFixed(1)}× over)`}** |`,
+    `| raw \`runc run\`, \`runc spec\` defaults (same rootfs, /bin/true) | ${fmtMs(R.run['raw runc, runc spec defaults'].median)} | ${fmtMs(R.run['raw runc, runc spec defaults'].p90)} | ${(R.run.berth.median / R.run['raw runc, runc spec defaults'].median).toFixed(2)} | |`,
     `| dockerd \`docker run\` / raw runc, for comparison | | | ${(R.run.dockerd.median / rr).toFixed(2)} | |`,
+    `| the same over the API without the CLI (create, wait, start, delete): berth | ${fmtMs(R.run['berth API'].median)} | ${fmtMs(R.run['berth API'].p90)} | ${(R.run['berth API'].median / rr).toFixed(2)} | |`,
+    `| the same over the API without the CLI: dockerd | ${fmtMs(R.run['dockerd API'].median)} | ${fmtMs(R.run['dockerd API'].p90)} | ${(R.run['dockerd API'].median / rr).toFixed(2)} | berth/dockerd ${(R.run['berth API'].median / R.run['dockerd API'].median).toFixed(2)} |`,
   ];
   const memRows = ['| process group | count | RSS | PSS |', '| --- | ---: | ---: | ---: |'];
   for (const [eng, m] of Object.entries(R.memoryRunning)) {
@@ -362,7 +404,7 @@ function report() {
   const la = loadAvg.map((l) => l[0].toFixed(2)).join(', ');
   const head = [
     `Machine: ${R.machine.cpus} × ${R.machine.cpuModel}, ${R.machine.memGiB} GiB, Linux ${R.machine.kernel}, Node ${R.machine.node}; ${R.machine.runc}; ${R.machine.conmon}; ${R.machine.dockerCli}.`,
-    `Engines: berthd ${R.engines.berth.version} (image via ${R.engines.berth.image}${profile ? '; under node --cpu-prof' : ''}); dockerd ${R.engines.dockerd.version} (${R.engines.dockerd.storage}) on its own containerd.`,
+    `Engines: berthd ${R.engines.berth.version} (image: ${R.engines.berth.image}${profile ? '; under node --cpu-prof' : ''}); dockerd ${R.engines.dockerd.version} (${R.engines.dockerd.storage}) on its own containerd.`,
     `Date: ${R.date}; command: \`${R.command}\`; duration ${((Date.now() - t00) / 1000).toFixed(0)} s; 1-min load average at phase starts: ${la}.`,
   ];
   return { head, main: T, floor: T2, mem: memRows, hooks: H };

@@ -199,28 +199,7 @@ export class Berth {
   }
 
   runcRoots() {
-    // The OCI backend's runtime state lives under the exec root; find every runc root there.
-    const roots = [];
-    const walk = (d, depth) => {
-      if (depth > 4) return;
-      let ents;
-      try {
-        ents = fs.readdirSync(d, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of ents) {
-        if (!e.isDirectory()) continue;
-        const p = path.join(d, e.name);
-        if (fs.existsSync(path.join(p, 'state.json'))) {
-          roots.push(d);
-          return;
-        }
-        walk(p, depth + 1);
-      }
-    };
-    walk(this.execRoot, 0);
-    return [...new Set(roots)];
+    return findRuncRoots(this.execRoot);
   }
 
   async stop(log) {
@@ -236,6 +215,31 @@ export class Berth {
       }
     }
   }
+}
+
+/** Every runc state root below dir (a directory holding <id>/state.json entries). */
+export function findRuncRoots(dir) {
+  const roots = [];
+  const walk = (d, depth) => {
+    if (depth > 5) return;
+    let ents;
+    try {
+      ents = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) {
+      if (!e.isDirectory()) continue;
+      const p = path.join(d, e.name);
+      if (fs.existsSync(path.join(p, 'state.json'))) {
+        roots.push(d);
+        return;
+      }
+      walk(p, depth + 1);
+    }
+  };
+  walk(dir, 0);
+  return [...new Set(roots)];
 }
 
 /** Deletes every container runc still knows under `root` (leftovers after a crash). */

@@ -11,44 +11,67 @@ import { median, ms, now, quantile } from './stats.mjs';
 const START_HOOKS = ['beforeMount', 'networking', 'specBuild', 'runtimeCreate', 'beforeStart'];
 const MARK = 'bench:mark';
 
-export async function hookBreakdown({ repo, dir, rootfsDir, image, runs, log }) {
-  createRequire(path.join(repo, 'packages/core/package.json'))('reflect-metadata');
-  const { parseBerthdArgs } = await import(path.join(repo, 'packages/cli/dist/index.js'));
-  const { startBerthd } = await import(path.join(repo, 'packages/daemon/dist/index.js'));
-  const sock = path.join(dir, 'b.sock');
-  const { config } = parseBerthdArgs(
-    ['--host', `unix://${sock}`, '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '--pidfile', path.join(dir, 'b.pid'), '--berth-rootfs-dir', rootfsDir, '--log-level', 'error'],
-    () => null,
-  );
-  const silent = { debug() {}, info() {}, warn() {}, error: (m, f) => log(`in-process berthd: ${m} ${f ? JSON.stringify(f) : ''}`), child() { return this; } };
-  const daemon = await startBerthd(config, { handleSignals: false, logger: silent });
-  const api = new ApiClient(sock, '1.41');
-  const engine = daemon.engine;
-  let marks = [];
-  const mark = (label) => marks.push([label, now()]);
-  for (const h of START_HOOKS) {
-    const hook = engine.hooks[h];
-    const first = async (...a) => {
-      mark(`${h}:enter`);
-      return h === 'specBuild' ? a[0] : undefined;
-    };
-    const last = async (...a) => {
-      mark(`${h}:exit`);
-      return h === 'specBuild' ? a[0] : undefined;
-    };
-    hook.tapPromise({ name: MARK, plugin: MARK, stage: -1e9 }, first);
-    hook.tapPromise({ name: MARK, plugin: MARK, stage: 1e9 }, last);
+export class InProcessBerth {
+  constructor({ repo, dir, rootfsDir, image, log }) {
+    Object.assign(this, { repo, dir, rootfsDir, image, log });
+    this.sock = path.join(dir, 'b.sock');
+    this.execRoot = path.join(dir, 'exec');
+    this.marks = [];
   }
-  engine.hooks.onStateChange.tapPromise({ name: MARK, plugin: MARK, stage: -1e9 }, async (c) => {
-    if (c.to === 'running') mark('onStateChange(running)');
-  });
 
-  const rows = [];
-  try {
+  async start() {
+    createRequire(path.join(this.repo, 'packages/core/package.json'))('reflect-metadata');
+    const { parseBerthdArgs } = await import(path.join(this.repo, 'packages/cli/dist/index.js'));
+    const { startBerthd } = await import(path.join(this.repo, 'packages/daemon/dist/index.js'));
+    const { config } = parseBerthdArgs(
+      ['--host', `unix://${this.sock}`, '--data-root', path.join(this.dir, 'data'), '--exec-root', this.execRoot, '--pidfile', path.join(this.dir, 'b.pid'), '--berth-rootfs-dir', this.rootfsDir, '--log-level', 'error'],
+      () => null,
+    );
+    const log = this.log;
+    const silent = { debug() {}, info() {}, warn() {}, error: (m, f) => log(`in-process berthd: ${m} ${f ? JSON.stringify(f) : ''}`), child() { return this; } };
+    this.daemon = await startBerthd(config, { handleSignals: false, logger: silent });
+    this.api = new ApiClient(this.sock, '1.41');
+    const engine = this.daemon.engine;
+    const mark = (label) => this.marks.push([label, now()]);
+    for (const h of START_HOOKS) {
+      const hook = engine.hooks[h];
+      hook.tapPromise({ name: MARK, plugin: MARK, stage: -1e9 }, async (...a) => {
+        mark(`${h}:enter`);
+        return h === 'specBuild' ? a[0] : undefined;
+      });
+      hook.tapPromise({ name: MARK, plugin: MARK, stage: 1e9 }, async (...a) => {
+        mark(`${h}:exit`);
+        return h === 'specBuild' ? a[0] : undefined;
+      });
+    }
+    engine.hooks.onStateChange.tapPromise({ name: MARK, plugin: MARK, stage: -1e9 }, async (c) => {
+      if (c.to === 'running') mark('onStateChange(running)');
+    });
+  }
+
+  /**
+   * The OCI spec berth hands to runc for `docker run --network none IMAGE true`: a template
+   * container is created and started once; it stays (exited) so that the files its spec
+   * bind-mounts (hosts, resolv.conf, hostname) exist until the end.
+   */
+  async templateSpec() {
+    const { Id } = await this.api.call('POST', '/containers/create?name=template', { Image: this.image, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+    const waited = this.api.call('POST', `/containers/${Id}/wait?condition=next-exit`);
+    await this.api.call('POST', `/containers/${Id}/start`);
+    await waited;
+    const spec = this.daemon.engine.containers.specOf(Id);
+    if (!spec) throw new Error('the in-process engine kept no spec of the template container');
+    return { id: Id, spec: JSON.parse(JSON.stringify(spec)) };
+  }
+
+  async hookBreakdown(runs) {
+    const engine = this.daemon.engine;
+    const api = this.api;
+    const rows = [];
     for (let i = 0; i < runs + 2; i++) {
-      const { Id } = await api.call('POST', '/containers/create', { Image: image, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+      const { Id } = await api.call('POST', '/containers/create', { Image: this.image, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
       const waited = api.call('POST', `/containers/${Id}/wait?condition=next-exit`);
-      marks = [];
+      this.marks = [];
       const t0 = now();
       await api.call('POST', `/containers/${Id}/start`);
       const t1 = now();
@@ -56,11 +79,11 @@ export async function hookBreakdown({ repo, dir, rootfsDir, image, runs, log }) 
       const prov = engine.provenance.get(Id);
       const rec = engine.containers.get(Id);
       const backend = engine.containers.backendOf ? engine.containers.backendOf(rec) : null;
-      const bt = backend?.timings?.(Id) ?? {};
-      const m = Object.fromEntries(marks.map(([k, t]) => [k, t]));
+      const bt = { ...(backend?.timings?.(Id) ?? {}) };
+      const m = Object.fromEntries(this.marks.map(([k, t]) => [k, t]));
       const seg = (a, b) => (m[a] !== undefined && m[b] !== undefined ? ms(m[a], m[b]) : undefined);
       const r = {
-        total: ms(t0, t1),
+        'start request (total)': ms(t0, t1),
         'request → beforeMount': m['beforeMount:enter'] ? ms(t0, m['beforeMount:enter']) : undefined,
         'hook beforeMount': seg('beforeMount:enter', 'beforeMount:exit'),
         'hook networking': seg('networking:enter', 'networking:exit'),
@@ -70,31 +93,40 @@ export async function hookBreakdown({ repo, dir, rootfsDir, image, runs, log }) 
         'hook beforeStart': seg('beforeStart:enter', 'beforeStart:exit'),
         'backend start + state save': seg('beforeStart:exit', 'onStateChange(running)'),
         'onStateChange → response': m['onStateChange(running)'] ? ms(m['onStateChange(running)'], t1) : undefined,
-        'gaps between hooks': [
-          seg('beforeMount:exit', 'networking:enter'),
-          seg('networking:exit', 'specBuild:enter'),
-          seg('specBuild:exit', 'runtimeCreate:enter'),
-        ].reduce((s, x) => s + (x ?? 0), 0),
+        'gaps between the first hooks': [seg('beforeMount:exit', 'networking:enter'), seg('networking:exit', 'specBuild:enter'), seg('specBuild:exit', 'runtimeCreate:enter')].reduce((s, x) => s + (x ?? 0), 0),
         backend: bt,
         taps: prov.taps.filter((t) => t.plugin !== MARK).map((t) => ({ hook: t.hook, plugin: t.plugin, tap: t.tap, ms: t.durationMs })),
       };
+      const tr = now();
       await api.call('DELETE', `/containers/${Id}?force=1`);
+      r['remove request'] = ms(tr, now());
+      r.backend = { ...bt, ...(backend?.timings?.(Id) ?? {}) };
       if (i >= 2) rows.push(r);
     }
-  } finally {
-    api.close();
-    await daemon.shutdown('bench done');
+    const vals = (f) => rows.map(f).filter((x) => typeof x === 'number');
+    const keys = Object.keys(rows[0] ?? {}).filter((k) => !['backend', 'taps'].includes(k));
+    const segments = keys.map((k) => ({ step: k, median: median(vals((r) => r[k])), p90: quantile(vals((r) => r[k]), 0.9) }));
+    const backendKeys = [...new Set(rows.flatMap((r) => Object.keys(r.backend)))];
+    const backendSteps = backendKeys.map((k) => ({ step: `runtime-oci timing: ${k}`, median: median(vals((r) => r.backend[k])), p90: quantile(vals((r) => r.backend[k]), 0.9) }));
+    const tapKeys = [...new Set(rows.flatMap((r) => r.taps.map((t) => `${t.hook}\t${t.plugin}\t${t.tap}`)))];
+    const taps = tapKeys.map((k) => {
+      const [hook, plugin, tap] = k.split('\t');
+      const xs = rows.map((r) => r.taps.filter((t) => `${t.hook}\t${t.plugin}\t${t.tap}` === k).reduce((s, t) => s + t.ms, 0));
+      return { hook, plugin, tap, median: median(xs), p90: quantile(xs, 0.9) };
+    });
+    return { runs: rows.length, segments, backendSteps, taps };
   }
-  // Aggregate: medians per segment and per tap.
-  const keys = Object.keys(rows[0] ?? {}).filter((k) => !['backend', 'taps'].includes(k));
-  const segments = keys.map((k) => ({ step: k, median: median(rows.map((r) => r[k]).filter((x) => x !== undefined)), p90: quantile(rows.map((r) => r[k]).filter((x) => x !== undefined), 0.9) }));
-  const backendKeys = [...new Set(rows.flatMap((r) => Object.keys(r.backend)))];
-  const backendSteps = backendKeys.map((k) => ({ step: `backend.${k}`, median: median(rows.map((r) => r.backend[k]).filter((x) => typeof x === 'number')), p90: quantile(rows.map((r) => r.backend[k]).filter((x) => typeof x === 'number'), 0.9) }));
-  const tapKeys = [...new Set(rows.flatMap((r) => r.taps.map((t) => `${t.hook}\t${t.plugin}\t${t.tap}`)))];
-  const taps = tapKeys.map((k) => {
-    const [hook, plugin, tap] = k.split('\t');
-    const xs = rows.map((r) => r.taps.filter((t) => `${t.hook}\t${t.plugin}\t${t.tap}` === k).reduce((s, t) => s + t.ms, 0));
-    return { hook, plugin, tap, median: median(xs), p90: quantile(xs, 0.9) };
-  });
-  return { runs: rows.length, segments, backendSteps, taps, raw: rows };
+
+  async stop() {
+    if (!this.daemon) return;
+    const d = this.daemon;
+    this.daemon = null;
+    try {
+      const list = await this.api.call('GET', '/containers/json?all=1');
+      for (const c of list) await this.api.call('DELETE', `/containers/${c.Id}?force=1`).catch((err) => this.log(`cleanup: in-process remove: ${err.message}`));
+    } finally {
+      this.api.close();
+      await d.shutdown('bench done');
+    }
+  }
 }

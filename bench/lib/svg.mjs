@@ -1,7 +1,9 @@
 // Hand-written SVG: one panel per measurement, the empirical CDF of each series' latencies
 // (x: milliseconds, y: fraction of requests/runs at or below x).
 
-const COLORS = { berth: '#1f77b4', dockerd: '#d62728', 'raw runc': '#2ca02c' };
+const COLORS = { berth: '#1f77b4', dockerd: '#d62728', 'raw runc': '#2ca02c', 'berth API': '#1f77b4', 'dockerd API': '#d62728', 'raw runc, runc spec defaults': '#2ca02c' };
+// secondary series (API without the CLI, other floor) are dashed
+const dashed = (name) => / API$|defaults$/.test(name);
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function niceStep(max) {
@@ -12,12 +14,12 @@ function niceStep(max) {
 
 /** panels: [{title, series: [{name, values(ms)}]}] */
 export function cdfChart(panels, { title = '' } = {}) {
-  const W = 820;
-  const PH = 230;
+  const W = 900;
+  const PH = 270;
   const top = title ? 34 : 10;
   const H = top + panels.length * (PH + 20);
   const L = 70;
-  const R = 190;
+  const R = 260;
   const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`, `<rect width="100%" height="100%" fill="white"/>`];
   if (title) out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(title)}</text>`);
   panels.forEach((panel, pi) => {
@@ -54,11 +56,11 @@ export function cdfChart(panels, { title = '' } = {}) {
       }
       pts.push(`${X(v[v.length - 1]).toFixed(1)},${Y(1).toFixed(1)}`);
       const color = COLORS[s.name] ?? ['#9467bd', '#8c564b', '#e377c2'][si % 3];
-      out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>`);
+      out.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dashed(s.name) ? ' stroke-dasharray="6 4"' : ''} points="${pts.join(' ')}"/>`);
       const med = v[Math.ceil(0.5 * v.length) - 1];
       const p90 = v[Math.ceil(0.9 * v.length) - 1];
-      const ly = plotTop + 14 + si * 34;
-      out.push(`<line x1="${L + plotW + 12}" y1="${ly - 4}" x2="${L + plotW + 32}" y2="${ly - 4}" stroke="${color}" stroke-width="3"/>`);
+      const ly = plotTop + 12 + si * 31;
+      out.push(`<line x1="${L + plotW + 12}" y1="${ly - 4}" x2="${L + plotW + 32}" y2="${ly - 4}" stroke="${color}" stroke-width="3"${dashed(s.name) ? ' stroke-dasharray="6 4"' : ''}/>`);
       out.push(`<text x="${L + plotW + 38}" y="${ly}">${esc(s.name)} (n=${v.length})</text>`);
       out.push(`<text x="${L + plotW + 38}" y="${ly + 14}" fill="#444">p50 ${med.toFixed(1)} · p90 ${p90.toFixed(1)} ms</text>`);
     });
