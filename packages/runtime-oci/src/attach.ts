@@ -5,22 +5,43 @@
  * down our write side closes the container's stdin unless conmon runs with
  * --leave-stdin-open.
  */
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
-import { ConflictError, type AttachSession, type AttachStreams } from '@berth/core';
+import { ConflictError, SystemError, type AttachSession, type AttachStreams } from '@berth/core';
 
 type SeqpacketSocketT = import('node-unix-socket').SeqpacketSocket;
-const require = createRequire(import.meta.url);
 let SeqpacketSocketCtor: (new () => SeqpacketSocketT) | undefined;
+/**
+ * Load node-unix-socket from its real path: its loader finds the prebuilt binary package
+ * (node-unix-socket-linux-x64-gnu) next to it in pnpm's store, which a module loaded
+ * through the workspace's symlink does not see (seen in berthd). A failure is an error of
+ * the attach, not of the daemon.
+ */
 function seqpacket(): new () => SeqpacketSocketT {
-  SeqpacketSocketCtor ??= (require('node-unix-socket') as typeof import('node-unix-socket')).SeqpacketSocket;
-  return SeqpacketSocketCtor;
+  if (SeqpacketSocketCtor) return SeqpacketSocketCtor;
+  try {
+    const local = createRequire(import.meta.url);
+    const real = fs.realpathSync.native(local.resolve('node-unix-socket'));
+    const mod = createRequire(real)(real) as typeof import('node-unix-socket');
+    SeqpacketSocketCtor = mod.SeqpacketSocket;
+    return SeqpacketSocketCtor;
+  } catch (err) {
+    throw new SystemError(`cannot load node-unix-socket (needed for conmon's SOCK_SEQPACKET attach socket): ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
 }
 
 const STDOUT_PIPE = 2;
 const STDERR_PIPE = 3;
 
 export function attachSocket(socketPath: string, streams: AttachStreams, tty: boolean): Promise<AttachSession> {
-  const Ctor = seqpacket();
+  let Ctor: new () => SeqpacketSocketT;
+  try {
+    Ctor = seqpacket();
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
   return new Promise<AttachSession>((resolve, reject) => {
     const sock = new Ctor();
     let connected = false;
