@@ -112,7 +112,7 @@ beforeAll(async () => {
 afterAll(async () => {
   try {
     if (daemon) {
-      await docker(['rm', '-f', 'img-e2e-commit', 'img-e2e-inuse']).catch(() => undefined);
+      await docker(['rm', '-f', 'img-e2e-commit', 'img-e2e-inuse', 'img-e2e-diff']).catch(() => undefined);
       await daemon.shutdown('test end');
     }
   } finally {
@@ -162,6 +162,45 @@ describe.skipIf(!!hostSkip)(`docker CLI image workflow${hostSkip ? ` (skipped: $
     await ok(['commit', 'img-e2e-commit', 'committed:v1']);
     expect(await ok(['run', '--rm', 'committed:v1', 'cat', '/marker'])).toBe('committed\n');
     await ok(['rm', 'img-e2e-commit']);
+  });
+
+  it('docker images, history, diff, image prune', async (ctx) => {
+    if (routeSkip) return ctx.skip(routeSkip);
+    expect((await ok(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'])).split('\n')).toContain(`berth-test/busybox:latest ${img.id.slice(7, 19)}`);
+    expect(await ok(['history', '--no-trunc', '--format', '{{.CreatedBy}}', 'berth-test/busybox'])).toContain('build-test-image.sh');
+    await ok(['run', '--name', 'img-e2e-diff', 'berth-test/busybox', 'sh', '-c', 'echo x > /tmp/f; rm /etc/group']);
+    const diff = (await ok(['diff', 'img-e2e-diff'])).trim().split('\n');
+    expect(diff).toEqual(expect.arrayContaining(['C /etc', 'D /etc/group', 'C /tmp', 'A /tmp/f']));
+    await ok(['rm', 'img-e2e-diff']);
+    // a dangling image (import without a name) goes with prune; tagged ones stay
+    const dangling = (await ok(['import', '-'], { stdinFile: img.layerTar })).trim();
+    expect((await ok(['images', '-q', '--no-trunc', '--filter', 'dangling=true'])).trim().split('\n')).toContain(dangling);
+    expect(await ok(['image', 'prune', '-f'])).toContain(`deleted: ${dangling}`);
+    expect((await ok(['images', '-q', '--no-trunc'])).split('\n')).toContain(img.id);
+  });
+
+  it.skipIf(!hasRegistry)('docker login to a registry with htpasswd auth, push and pull a private image', async (ctx) => {
+    if (routeSkip) return ctx.skip(routeSkip);
+    const { startRegistry } = await import('../../packages/image-store/test/registry-server.js');
+    const reg = await startRegistry({ user: 'alice', password: 's3cret' });
+    try {
+      const name = `${reg.host}/private/busybox:v1`;
+      await ok(['tag', 'berth-test/busybox', name]);
+      const denied = await docker(['push', name]);
+      expect(denied.code).not.toBe(0);
+      const bad = await docker(['login', reg.host, '-u', 'alice', '-p', 'wrong']);
+      expect(bad.code).not.toBe(0);
+      const pwFile = path.join(dir, 'pw');
+      fs.writeFileSync(pwFile, 's3cret');
+      expect(await ok(['login', reg.host, '-u', 'alice', '--password-stdin'], { stdinFile: pwFile })).toContain('Login Succeeded');
+      await ok(['push', name]);
+      await ok(['rmi', name]);
+      await ok(['pull', name]);
+      expect(await ok(['run', '--rm', name, 'echo', 'private'])).toBe('private\n');
+      await ok(['logout', reg.host]);
+    } finally {
+      await reg.stop();
+    }
   });
 
   it.skipIf(!hasRegistry)('docker tag + push to a local registry, rmi, pull back and run', async (ctx) => {
