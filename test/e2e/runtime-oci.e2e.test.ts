@@ -271,6 +271,25 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
     expect((await waitExit(id)).exitCode).toBe(0);
   });
 
+  it('applies the initial console size of a TTY container', async () => {
+    const id = newId();
+    ids.push(id);
+    const log = path.join(tmp, 'data/containers', id, `${id}-json.log`);
+    await backend.create({
+      id,
+      spec: busyboxSpec(rootfs, id, ['/bin/sh', '-c', 'stty size'], { tty: true }),
+      runtime: 'runc',
+      runtimeArgs: [],
+      rootUid: 0,
+      rootGid: 0,
+      stdio: { tty: true, openStdin: false, stdinOnce: false, consoleSize: [42, 123] },
+      log: { path: log },
+    });
+    await backend.start(id);
+    expect((await waitExit(id)).exitCode).toBe(0);
+    expect((await logsOf(log)).join('')).toContain('42 123');
+  });
+
   it('keeps json-file rotation limits for chatty containers', async () => {
     const { id, log } = await create(['/bin/sh', '-c', 'i=0; while [ $i -lt 400 ]; do echo "line $i"; i=$((i+1)); done'], {
       maxSize: 2000,
