@@ -191,6 +191,19 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
     expect(cgroupsNamed(id)).toEqual([]);
   });
 
+  it('updates the resources of a running container', async () => {
+    const { id } = await create(['/bin/sh', '-c', 'while true; do sleep 0.05; done'], { memoryLimit: 64 * 1024 * 1024 });
+    await backend.start(id);
+    const limitFile = cgroupsNamed(id)
+      .map((d) => path.join(d, 'memory.limit_in_bytes'))
+      .concat(cgroupsNamed(id).map((d) => path.join(d, 'memory.max')))
+      .find((f) => fs.existsSync(f));
+    expect(limitFile).toBeDefined();
+    expect(fs.readFileSync(limitFile!, 'utf8').trim()).toBe(String(64 * 1024 * 1024));
+    await backend.update!(id, { memory: { limit: 96 * 1024 * 1024 } });
+    expect(fs.readFileSync(limitFile!, 'utf8').trim()).toBe(String(96 * 1024 * 1024));
+  });
+
   it('execs a process with its own env, user, workdir, stdio and exit code', async () => {
     const { id } = await create(['/bin/sh', '-c', 'while true; do sleep 0.05; done']);
     await backend.start(id);

@@ -28,6 +28,7 @@ import {
   type ExecOptions,
   type ExecSession,
   type ExitInfo,
+  type OciResources,
   type RuntimeBackend,
   type RuntimeCreateOptions,
   type RuntimeFeatures,
@@ -662,6 +663,14 @@ export class OciRuntimeBackend implements RuntimeBackend {
       return code;
     });
     return { pid, exited: exitedAfterOutput };
+  }
+
+  /** `RUNTIME update --resources - ID` with the OCI LinuxResources JSON on stdin. */
+  async update(id: string, resources: OciResources): Promise<void> {
+    const t = this.get(id);
+    this.checkExit(id);
+    if (t.exit) throw new ConflictError(`Container ${id} is not running`);
+    await runRuntime(this.binary(t.meta), id, ['update', '--resources', '-', id], { input: JSON.stringify(resources) });
   }
 
   async checkpoint(id: string, opts: { path: string; exit: boolean }): Promise<void> {
