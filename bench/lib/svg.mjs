@@ -32,7 +32,7 @@ export function cdfChart(panels, { title = '' } = {}) {
     // x range: up to the 99.5th percentile of all series so that one outlier does not flatten the plot
     const xmax = Math.max(1e-3, sortedAll[Math.min(sortedAll.length - 1, Math.floor(sortedAll.length * 0.995))] ?? 1) * 1.05;
     const step = niceStep(xmax);
-    const X = (v) => L + (Math.min(v, xmax) / xmax) * plotW;
+    const X = (v) => +(L + (Math.min(v, xmax) / xmax) * plotW).toFixed(1);
     const Y = (f) => plotTop + plotH - f * plotH;
     out.push(`<text x="${L}" y="${y0 + 14}" font-weight="bold">${esc(panel.title)}</text>`);
     out.push(`<rect x="${L}" y="${plotTop}" width="${plotW}" height="${plotH}" fill="none" stroke="#999"/>`);
