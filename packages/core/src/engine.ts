@@ -188,6 +188,7 @@ export class Engine {
         logger: logger.child({ plugin: p.name }),
         container: c,
         registerBackend: (b) => pendingBackends.push(b),
+        runtime: () => (c.isRegistered(IRuntime, true) ? c.resolve(IRuntime) : undefined),
       };
       let phase = 'validateConfig';
       try {

@@ -21,6 +21,11 @@ export interface PluginContext<C> {
   readonly container: DependencyContainer;
   /** Make an alternate runtime backend known by name (live restore routes to it after a restart). */
   registerBackend(backend: RuntimeBackend): void;
+  /**
+   * The engine's runtime backend if one is registered by now (require its plugin to be sure),
+   * so a plugin can check `features()` and skip itself early (SkipPluginError).
+   */
+  runtime(): RuntimeBackend | undefined;
 }
 
 export interface PluginDefinition<C = Record<string, never>> {

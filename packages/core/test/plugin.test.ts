@@ -168,6 +168,18 @@ describe('plugins and dependency injection', () => {
     });
   });
 
+  it('a plugin sees the runtime backend\'s features and can skip itself early', async () => {
+    const criu = definePlugin({
+      name: 'criu',
+      type: 'io.berth.checkpoint.v1',
+      apply(_hooks, ctx) {
+        if (!ctx.runtime()?.features().checkpoint) throw new SkipPluginError(`runtime ${ctx.runtime()?.name} cannot checkpoint`);
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [criu] });
+    expect(t.engine.plugins[0]).toMatchObject({ status: 'skipped', reason: 'runtime fake cannot checkpoint' });
+  });
+
   it('SkipPluginError lists the plugin as skipped; the others load', async () => {
     const skip = definePlugin({
       name: 'criu',
