@@ -92,6 +92,11 @@ export class ExecService {
     private readonly logger: Logger,
   ) {
     containers.execExitListener = (exit) => this.onExit(exit);
+    // A removed container's exec records go with it (dockerd drops them too).
+    events.subscribe((e) => {
+      if (e.Type !== 'container' || e.Action !== 'destroy') return;
+      for (const [id, x] of this.execs) if (x.ContainerID === e.Actor.ID) this.execs.delete(id);
+    });
   }
 
   private cmdline(e: ExecRecord): string {

@@ -570,5 +570,7 @@ describe('exec bookkeeping', () => {
     expect(() => t!.engine.execs.inspect('nope')).toThrow('No such exec instance: nope');
     const actions = t.engine.events.history().map((e) => e.Action);
     expect(actions).toEqual(expect.arrayContaining(['exec_create: ls -l', 'exec_start: ls -l', 'exec_die']));
+    await t.engine.containers.remove(id, { force: true });
+    expect(() => t!.engine.execs.inspect(Id)).toThrow(`No such exec instance: ${Id}`);
   });
 });
