@@ -103,6 +103,7 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     const rec = svc.get(id);
     if (!rec.State.Running && rec.State.Status !== 'created') throw new ConflictError('You cannot attach to a stopped container, start it first');
     if (rec.State.Paused) throw new ConflictError('You cannot attach to a paused container, unpause it first');
+    svc.emitEvent(svc.liveRecord(rec.ID), 'attach');
     const session = new AbortController();
     const stopSession = () => session.abort();
     signal.addEventListener('abort', stopSession);

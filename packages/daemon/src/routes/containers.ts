@@ -96,7 +96,7 @@ async function resolveRef(backend: DaemonBackend, ref: string): Promise<Containe
 
 async function filterList(backend: DaemonBackend, list: ContainerRecord[], f: Filters, all: boolean): Promise<ContainerRecord[]> {
   const status = f.get('status');
-  for (const s of status ?? []) if (!STATUSES.includes(s)) throw new InvalidParameterError(`invalid filter 'status=${s}'`);
+  for (const s of status ?? []) if (!STATUSES.includes(s)) throw new InvalidParameterError(`Invalid filter 'status=${s}'`);
   const exited = [...(f.get('exited') ?? [])].map((e) => {
     if (!/^-?\d+$/.test(e)) throw new InvalidParameterError(`invalid filter 'exited=${e}'`);
     return Number(e);
