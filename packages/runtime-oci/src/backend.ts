@@ -650,13 +650,13 @@ export class OciRuntimeBackend implements RuntimeBackend {
       // Output arrives on the attach socket before conmon writes the exit file; give the
       // socket a moment to deliver what is in flight.
       if (session) await Promise.race([session.done, new Promise((r) => setTimeout(r, 1000))]);
-      this.events.emit('exit', {
-        id,
-        execId: opts.execId,
-        exitCode: code,
-        oomKilled: false,
-        exitedAt: new Date().toISOString(),
-      });
+      let exitedAt: string;
+      try {
+        exitedAt = formatLogTime(fs.statSync(exitFile, { bigint: true }).mtimeNs);
+      } catch {
+        exitedAt = new Date().toISOString();
+      }
+      this.events.emit('exit', { id, execId: opts.execId, exitCode: code, oomKilled: false, exitedAt });
       t.execs.delete(opts.execId);
       fs.rmSync(path.join(this.sockDir, opts.execId), { force: true });
       fs.rmSync(dir, { recursive: true, force: true });
