@@ -218,20 +218,24 @@ export async function pushImage(store: ImageStore, client: RegistryClient, ref: 
   const layers: ImageManifest['layers'] = [];
   for (const l of chain) progress({ status: 'Preparing', id: shortId(l.diffId) });
   for (const l of chain) {
-    const known = (await readJson<DistributionMeta>(distPath(store, l.diffId)))?.blobs.filter((b) => b.domain === ref.domain) ?? [];
+    // only gzip blobs are reused: the manifest we push is Docker schema 2 (gzip layers)
+    const known =
+      (await readJson<DistributionMeta>(distPath(store, l.diffId)))?.blobs.filter(
+        (b) => b.domain === ref.domain && (b.mediaType === MediaType.DockerLayer || b.mediaType === MediaType.OciLayerGzip),
+      ) ?? [];
     let done = false;
     // 1. the registry already has it in this repository
     for (const b of known) {
       if ((await repo.headBlob(b.digest)) !== null) {
         progress({ status: 'Layer already exists', id: shortId(b.digest) });
-        layers.push({ mediaType: b.mediaType === MediaType.OciLayerGzip ? MediaType.DockerLayer : b.mediaType, digest: b.digest, size: b.size });
+        layers.push({ mediaType: MediaType.DockerLayer, digest: b.digest, size: b.size });
         done = true;
         break;
       }
     }
     // 2. mount from another repository of the same registry
     if (!done) {
-      for (const b of known.filter((k) => k.path !== ref.path && (k.mediaType === MediaType.DockerLayer || k.mediaType === MediaType.OciLayerGzip))) {
+      for (const b of known.filter((k) => k.path !== ref.path)) {
         if (await repo.mountBlob(b.digest, b.path)) {
           progress({ status: `Mounted from ${familiarName({ domain: b.domain, path: b.path })}`, id: shortId(b.digest) });
           layers.push({ mediaType: MediaType.DockerLayer, digest: b.digest, size: b.size });

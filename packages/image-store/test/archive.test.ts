@@ -1,7 +1,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import tar from 'tar-stream';
 import { loadArchive, saveImages } from '../src/archive.js';
@@ -9,7 +9,7 @@ import { sha256 } from '../src/digest.js';
 import { ImageStore } from '../src/images.js';
 import { parseReference } from '../src/reference.js';
 import type { JSONMessage } from '../src/progress.js';
-import { buildTestImage, makeTar, streamOf, tempDir } from './helpers.js';
+import { buildTestImage, gzip, makeTar, streamOf, tempDir } from './helpers.js';
 import { expectValid } from './oci-schema.js';
 
 let img: Awaited<ReturnType<typeof buildTestImage>>;
@@ -18,10 +18,7 @@ let store: ImageStore;
 
 beforeAll(async () => {
   img = await buildTestImage();
-});
-afterAll(async () => {
-  await fsp.rm(img.dir, { recursive: true, force: true });
-});
+}, 120_000);
 beforeEach(async () => {
   base = await tempDir();
   store = new ImageStore(path.join(base, 'data'));
@@ -78,6 +75,12 @@ describe('docker load / docker save', () => {
     expect(loaded[0].id).toBe(img.id);
     expect(loaded[0].tags.map((t) => t.path)).toEqual(['berth-test/busybox']);
     expect(await store.layers.list()).toEqual(layersBefore);
+  });
+
+  it('loads a gzip-compressed docker-save tarball (docker load accepts compressed archives)', async () => {
+    const gz = gzip(await fsp.readFile(img.saveTar));
+    const loaded = await loadArchive(store, streamOf(gz));
+    expect(loaded[0].id).toBe(img.id);
   });
 
   it('save | load keeps the image ID, and the saved archive is a valid OCI layout', async () => {

@@ -72,13 +72,43 @@ export async function listTree(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Builds berth-test/busybox with scripts/build-test-image.sh into a fresh dir; returns paths and the image ID. */
+/**
+ * berth-test/busybox built by scripts/build-test-image.sh, once per script version and busybox
+ * binary: the result is kept in a cache dir under the OS temp dir (renamed into place when
+ * complete, so parallel test files never see half of it). Tests only read it.
+ */
 export async function buildTestImage(): Promise<{ dir: string; saveTar: string; ociTar: string; ociDir: string; id: `sha256:${string}`; diffId: `sha256:${string}` }> {
-  const { execFileSync } = await import('node:child_process');
-  const dir = await tempDir('berth-testimg-');
+  const { execFile } = await import('node:child_process');
+  const { createHash } = await import('node:crypto');
   const script = path.resolve(import.meta.dirname, '../../../scripts/build-test-image.sh');
-  const out = execFileSync('bash', [script, dir], { encoding: 'utf8' });
+  const bb = await fsp.stat('/bin/busybox').catch(() => null);
+  const key = createHash('sha256').update(await fsp.readFile(script)).update(`${bb?.size}:${bb?.mtimeMs}`).digest('hex').slice(0, 16);
+  const dir = path.join(os.tmpdir(), `berth-testimg-${key}`);
+  const info = (d: string, id: string, diffId: string) => ({
+    dir: d,
+    saveTar: path.join(d, 'busybox.tar'),
+    ociTar: path.join(d, 'busybox-oci.tar'),
+    ociDir: path.join(d, 'busybox-oci'),
+    id: id as `sha256:${string}`,
+    diffId: diffId as `sha256:${string}`,
+  });
+  try {
+    const cached = JSON.parse(await fsp.readFile(path.join(dir, 'ids.json'), 'utf8')) as { id: string; diffId: string };
+    return info(dir, cached.id, cached.diffId);
+  } catch {
+    // not built yet
+  }
+  const tmp = await tempDir('berth-testimg-build-');
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile('bash', [script, tmp], { encoding: 'utf8' }, (err, stdout, stderr) => (err ? reject(new Error(`build-test-image.sh failed: ${stderr}`)) : resolve(stdout))),
+  );
   const m = /image ID (sha256:[0-9a-f]{64}) \(layer DiffID (sha256:[0-9a-f]{64})\)/.exec(out);
   if (!m) throw new Error(`unexpected build-test-image output: ${out}`);
-  return { dir, saveTar: path.join(dir, 'busybox.tar'), ociTar: path.join(dir, 'busybox-oci.tar'), ociDir: path.join(dir, 'busybox-oci'), id: m[1] as `sha256:${string}`, diffId: m[2] as `sha256:${string}` };
+  await fsp.writeFile(path.join(tmp, 'ids.json'), JSON.stringify({ id: m[1], diffId: m[2] }));
+  try {
+    await fsp.rename(tmp, dir);
+  } catch {
+    await fsp.rm(tmp, { recursive: true, force: true }); // another test file was quicker
+  }
+  return info(dir, m[1], m[2]);
 }

@@ -1,6 +1,6 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { IImageStore, errorKind } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
 import { shortId } from '../src/digest.js';
@@ -12,10 +12,7 @@ import { buildTestImage, isRoot } from './helpers.js';
 let img: Awaited<ReturnType<typeof buildTestImage>>;
 beforeAll(async () => {
   img = await buildTestImage();
-});
-afterAll(async () => {
-  await fsp.rm(img.dir, { recursive: true, force: true });
-});
+}, 120_000);
 
 for (const driver of ['copy', 'overlay'] as const) {
   describe.skipIf(driver === 'overlay' && (!isRoot || !overlaySupported()))(`image-store plugin (${driver})`, () => {

@@ -20,10 +20,7 @@ let svc: ImageService;
 
 beforeAll(async () => {
   img = await buildTestImage();
-});
-afterAll(async () => {
-  await fsp.rm(img.dir, { recursive: true, force: true });
-});
+}, 120_000);
 beforeEach(async () => {
   base = await tempDir();
   svc = new ImageService({ dataRoot: path.join(base, 'data'), rootfsDriver: 'copy' });

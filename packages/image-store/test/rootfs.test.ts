@@ -1,6 +1,6 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadArchive } from '../src/archive.js';
 import { sha256 } from '../src/digest.js';
 import { ImageStore } from '../src/images.js';
@@ -15,10 +15,7 @@ const CID = 'a'.repeat(64);
 
 beforeAll(async () => {
   img = await buildTestImage();
-});
-afterAll(async () => {
-  await fsp.rm(img.dir, { recursive: true, force: true });
-});
+}, 120_000);
 beforeEach(async () => {
   base = await tempDir();
   store = new ImageStore(path.join(base, 'data'));

@@ -1,6 +1,6 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import { shortId } from '../src/digest.js';
 import type { JSONMessage } from '../src/progress.js';
@@ -15,10 +15,7 @@ let containers: ContainerImageUsage[];
 
 beforeAll(async () => {
   img = await buildTestImage();
-});
-afterAll(async () => {
-  await fsp.rm(img.dir, { recursive: true, force: true });
-});
+}, 120_000);
 beforeEach(async () => {
   base = await tempDir();
   containers = [];

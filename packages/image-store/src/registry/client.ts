@@ -100,6 +100,8 @@ export class RepositorySession {
     actions: Array<'pull' | 'push'>,
   ) {
     this.scopeActions = actions.join(',');
+    // a registry token from X-Registry-Auth is used as it is
+    if (auth?.registrytoken) this.authorization = `Bearer ${auth.registrytoken}`;
   }
 
   private basic(): string | null {
