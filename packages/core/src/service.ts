@@ -601,7 +601,7 @@ export class ContainerService {
       rec.RuntimeBackend = backend.name;
       let proc;
       try {
-        proc = await backend.create(createOpts);
+        proc = await this.timed(id, backend, 'create', () => backend!.create(createOpts));
       } catch (err) {
         throw Object.assign(translateStartError(err), { runtimeStep: true });
       }
@@ -617,7 +617,7 @@ export class ContainerService {
       // 6. start
       current = 'start';
       try {
-        await backend.start(id);
+        await this.timed(id, backend, 'start', () => backend!.start(id));
       } catch (err) {
         throw Object.assign(translateStartError(err), { runtimeStep: true });
       }
@@ -694,6 +694,21 @@ export class ContainerService {
     const { hostConfig, mounts } = this.normaliseHostConfig(input);
     rec.HostConfig = hostConfig;
     rec.Mounts = mounts;
+  }
+
+  /** Run a backend call and record it in the container's provenance (hook `runtime.<step>`, plugin = backend name). */
+  private async timed<T>(id: string, backend: RuntimeBackend, step: string, fn: () => Promise<T>): Promise<T> {
+    const startedAt = this.now();
+    const t0 = performance.now();
+    const rec = { hook: `runtime.${step}`, plugin: backend.name, tap: step, stage: 0, startedAt };
+    try {
+      const r = await fn();
+      this.d.provenance.record(id, { ...rec, durationMs: performance.now() - t0 });
+      return r;
+    } catch (err) {
+      this.d.provenance.record(id, { ...rec, durationMs: performance.now() - t0, error: errorMessage(err) });
+      throw err;
+    }
   }
 
   private registerBackendFromTap(backend: RuntimeBackend): void {

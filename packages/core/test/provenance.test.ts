@@ -63,6 +63,8 @@ describe('a test plugin tapping all five main hooks, on top of the real spec bui
     expect(specTaps[0]!.changedPaths).toEqual(expect.arrayContaining(['process', 'root', 'mounts', 'linux', 'hostname']));
     // Timing of every tap of every hook, in call order.
     expect(prov.taps.filter((x) => x.plugin === 'prov').map((x) => x.hook)).toEqual(['beforeMount', 'networking', 'specBuild', 'runtimeCreate', 'onStateChange']);
+    // The backend's own steps are timed too.
+    expect(prov.taps.filter((x) => x.plugin === 'fake').map((x) => x.hook)).toEqual(['runtime.create', 'runtime.start']);
     const mount = prov.taps.find((x) => x.hook === 'beforeMount')!;
     expect(mount.durationMs).toBeGreaterThanOrEqual(25);
     expect(prov.taps.find((x) => x.hook === 'runtimeCreate')!.durationMs).toBeGreaterThanOrEqual(8);
