@@ -7,12 +7,44 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, createWriteStream, fsyncSync, openSync, promises as fsp, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar, { type Extract, type Header } from 'tar-stream';
 
 type TarEntry = Extract extends AsyncIterable<infer S> ? S : never;
+
+/**
+ * tar-stream decodes every PAX value as UTF-8, which mangles binary xattr values
+ * (security.capability). Its decoder is swapped, once, for one that keeps SCHILY.xattr.*
+ * values as latin1 strings (one char per byte) and decodes everything else as UTF-8.
+ */
+function patchPaxDecoder(): void {
+  const require = createRequire(import.meta.url);
+  const headersPath = path.join(path.dirname(require.resolve('tar-stream')), 'headers.js');
+  const headers = require(headersPath) as { decodePax: (buf: Buffer) => Record<string, string>; __berthBinaryXattrs?: boolean };
+  if (headers.__berthBinaryXattrs) return;
+  headers.decodePax = (buf: Buffer) => {
+    const result: Record<string, string> = {};
+    let rest = Buffer.from(buf);
+    while (rest.length) {
+      const sp = rest.indexOf(0x20);
+      if (sp <= 0) break;
+      const len = parseInt(rest.subarray(0, sp).toString('latin1'), 10);
+      if (!len || len > rest.length) break;
+      const record = rest.subarray(sp + 1, len - 1);
+      const eq = record.indexOf(0x3d);
+      if (eq === -1) break;
+      const key = record.subarray(0, eq).toString('utf8');
+      const value = record.subarray(eq + 1);
+      result[key] = key.startsWith('SCHILY.xattr.') ? value.toString('latin1') : value.toString('utf8');
+      rest = rest.subarray(len);
+    }
+    return result;
+  };
+  headers.__berthBinaryXattrs = true;
+}
 import { InvalidParameterError } from '@berth/core';
 import { decompress, type Compression } from './compression.js';
 import type { Digest } from './digest.js';
@@ -84,13 +116,14 @@ function headerXattrs(h: Header): Array<[string, Buffer]> {
   if (!pax) return [];
   const out: Array<[string, Buffer]> = [];
   for (const [k, v] of Object.entries(pax)) {
-    if (k.startsWith('SCHILY.xattr.')) out.push([k.slice('SCHILY.xattr.'.length), Buffer.from(v, 'utf8')]);
+    if (k.startsWith('SCHILY.xattr.')) out.push([k.slice('SCHILY.xattr.'.length), Buffer.from(v, 'latin1')]);
   }
   return out;
 }
 
 /** Unpacks a (compressed) layer tar into `dest`, which must exist and be empty. */
 export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  patchPaxDecoder();
   const root = isRoot();
   const devices = opts.devices ?? root;
   const chown = opts.chown ?? root;

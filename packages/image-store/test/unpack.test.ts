@@ -82,6 +82,26 @@ describe('unpackLayer', () => {
     expect(await listTree(dest)).toEqual(['etc', 'etc/motd', 'var', 'var/new']);
   });
 
+  it('keeps binary xattr values from PAX headers (GNU tar --xattrs)', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const src = path.join(dir, 'src');
+    await fsp.mkdir(src);
+    await fsp.writeFile(path.join(src, 'f'), 'hi');
+    const value = Buffer.from([0x00, 0xff, 0x80, 0x62, 0x69, 0x6e]);
+    const sp = new SpecialOps();
+    try {
+      await sp.setxattr(path.join(src, 'f'), 'user.bin', value);
+      const t = execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-C', src, '-cf', '-', 'f']);
+      const dest = path.join(dir, 'l');
+      await fsp.mkdir(dest);
+      await unpackLayer(streamOf(t), dest);
+      expect((await sp.getxattrs(path.join(dest, 'f')))['user.bin']).toEqual(value);
+      expect(await fsp.readFile(path.join(dest, 'f'), 'utf8')).toBe('hi');
+    } finally {
+      await sp.close();
+    }
+  });
+
   it('later entries replace earlier ones', async () => {
     const t = await makeTar([
       { name: 'a', content: 'one' },
