@@ -14,6 +14,7 @@ import { SystemClock, type Clock } from './clock.js';
 import { InvalidParameterError, PluginError, errorMessage, isSkipPluginError } from './errors.js';
 import { MemoryEventBus, type EventBus } from './events.js';
 import { ExecService } from './exec.js';
+import { SystemHost } from './host.js';
 import { type EngineInfo, type Hooks, Stage, createHooks } from './hooks.js';
 import { ConsoleLogger, type Logger } from './logger.js';
 import { type Plugin, type PluginContext, type PluginStatus, sortPlugins, stagedHooks } from './plugin.js';
@@ -26,6 +27,7 @@ import {
   IClock,
   IEngineConfig,
   IEventBus,
+  IHost,
   IImageStore,
   ILogger,
   IRuntime,
@@ -120,6 +122,7 @@ export class Engine {
     c.register(IClock, { useValue: clock });
     c.register(IEventBus, { useValue: events });
     c.register(IStateStore, { useValue: new FileStateStore(dataRoot) });
+    c.register(IHost, { useValue: new SystemHost() });
     if (opts.runtime) c.register(IRuntime, { useValue: opts.runtime });
     opts.providers?.(c);
 

@@ -14,6 +14,7 @@ export * from './state.js';
 export * from './store.js';
 export * from './image.js';
 export * from './network.js';
+export * from './host.js';
 export * from './provenance.js';
 export * from './hooks.js';
 export * from './plugin.js';

@@ -12,6 +12,7 @@ import type { NetworkDriver } from './network.js';
 import type { Logger } from './logger.js';
 import type { Clock } from './clock.js';
 import type { EventBus } from './events.js';
+import type { Host } from './host.js';
 
 export type IRuntime = RuntimeBackend;
 export const IRuntime: InjectionToken<IRuntime> = Symbol('IRuntime');
@@ -33,6 +34,9 @@ export const IClock: InjectionToken<IClock> = Symbol('IClock');
 
 export type IEventBus = EventBus;
 export const IEventBus: InjectionToken<IEventBus> = Symbol('IEventBus');
+
+export type IHost = Host;
+export const IHost: InjectionToken<IHost> = Symbol('IHost');
 
 /** The engine's configuration as plugins see it. */
 export interface EngineConfig {

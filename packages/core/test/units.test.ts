@@ -24,6 +24,7 @@ import {
   setRunning,
   setStopped,
   setUnpaused,
+  SystemHost,
   type Clock,
   type ContainerRecord,
   type ContainerStatus,
@@ -178,5 +179,17 @@ describe('helpers', () => {
     const e = mergeImageConfigIntoContainer({ Entrypoint: ['/bin/echo'] }, { Cmd: ['sh'], Entrypoint: ['/init'] });
     expect(e.Entrypoint).toEqual(['/bin/echo']);
     expect(e.Cmd).toBeUndefined();
+  });
+});
+
+describe('host probes', () => {
+  it('SystemHost answers from /proc and /sys, once', async () => {
+    const h = new SystemHost();
+    const f = await h.features();
+    expect(typeof f.apparmor).toBe('boolean');
+    expect(typeof f.seccomp).toBe('boolean');
+    expect([1, 2]).toContain(f.cgroupVersion);
+    expect(f.kernel).toMatch(/^\d+\.\d+/);
+    expect(await h.features()).toBe(f);
   });
 });

@@ -1,2 +1,3 @@
 export * from './fake-runtime.js';
 export * from './engine.js';
+export * from './fakes.js';

@@ -70,3 +70,35 @@ describe('createTestEngine', () => {
     }
   });
 });
+
+describe('fakes for plugin unit tests', () => {
+  it('FakeHost drives a plugin skip; makeContainer and startContext call a hook without starting anything', async () => {
+    const { definePlugin, IHost, SkipPluginError, Stage } = await import('@berth/core');
+    const { FakeHost, makeContainer, startContext } = await import('../src/index.js');
+    const apparmor = definePlugin({
+      name: 'apparmor',
+      type: 'io.berth.security.v1',
+      async apply(hooks, ctx) {
+        const host = ctx.container.resolve(IHost);
+        if (!(await host.features()).apparmor) throw new SkipPluginError('AppArmor is not enabled on this host');
+        hooks.specBuild.tapPromise({ name: 'apparmor', stage: Stage.SECURITY }, async (spec) => ({
+          ...spec,
+          process: { ...(spec.process ?? { cwd: '/', user: { uid: 0, gid: 0 } }), apparmorProfile: 'berth-default' },
+        }));
+      },
+    });
+    const off = await createTestEngine({ specDefaults: false, plugins: [apparmor], providers: (c) => c.register(IHost, { useValue: new FakeHost() }) });
+    expect(off.engine.plugins[0]!.status).toBe('skipped');
+    await off.dispose();
+    const on = await createTestEngine({ specDefaults: false, plugins: [apparmor], providers: (c) => c.register(IHost, { useValue: new FakeHost({ apparmor: true }) }) });
+    try {
+      const rec = makeContainer({ Config: { Cmd: ['sh'] } });
+      expect(rec.ID).toMatch(/^[0-9a-f]{64}$/);
+      expect(rec.Path).toBe('sh');
+      const spec = await on.engine.hooks.specBuild.promise({ ociVersion: '1.2.0' }, startContext(rec, { rootfsPath: '/r' }));
+      expect(spec.process!.apparmorProfile).toBe('berth-default');
+    } finally {
+      await on.dispose();
+    }
+  });
+});
