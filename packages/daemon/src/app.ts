@@ -16,6 +16,8 @@ export interface AppOptions {
   routes: readonly Route[];
   experimental?: boolean;
   logger?: Logger;
+  /** Lowest API version served (dockerd's DOCKER_MIN_API_VERSION); default 1.24. */
+  minApiVersion?: string;
 }
 
 export interface App {
@@ -49,6 +51,7 @@ export function buildApp(opts: AppOptions): App {
   const router = new Router().add(...opts.routes);
   const logger = opts.logger ?? silentLogger;
   const experimental = opts.experimental ?? false;
+  const minVersion = opts.minApiVersion ?? MIN_API_VERSION;
   const headers = commonHeaders(experimental);
   const active = new Set<AbortController>();
   const streams = new Set<AbortController>();
@@ -140,9 +143,9 @@ export function buildApp(opts: AppOptions): App {
 
     const run = async () => {
       if (vm) {
-        if (compareVersions(version, MIN_API_VERSION) < 0) {
+        if (compareVersions(version, minVersion) < 0) {
           throw new InvalidParameterError(
-            `client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+            `client version ${version} is too old. Minimum supported API version is ${minVersion}, please upgrade your client to a newer version`,
           );
         }
         if (compareVersions(version, API_VERSION) > 0) {

@@ -45,6 +45,8 @@ export interface EngineBackendOptions {
 
 const ROOTFS_LABEL = 'io.berth.rootfs';
 
+const START_UPDATABLE = new Set(['CpuShares', 'Memory', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime', 'CpusetCpus', 'CpusetMems', 'MemoryReservation', 'MemorySwap', 'KernelMemoryTCP', 'BlkioWeight', 'PidsLimit', 'NanoCpus', 'RestartPolicy']);
+
 function timeOf(sec: number): number | undefined {
   return sec > 0 ? sec : undefined;
 }
@@ -192,7 +194,18 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     },
     inspect: async (id) => svc.inspect(id),
     list: async () => svc.list(),
-    start: (id, o) => svc.start(id, { ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}), ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}) }),
+    async start(id, o) {
+      // API < 1.24 (only with a lowered minimum version): a HostConfig in the start body, as
+      // dockerd's deprecated setHostConfig; berth applies the fields `docker update` can change.
+      const hc = o.hostConfig ?? {};
+      const keys = Object.keys(hc).filter((k) => (hc as Record<string, unknown>)[k] !== undefined && (hc as Record<string, unknown>)[k] !== null);
+      if (keys.length > 0) {
+        const unsupported = keys.filter((k) => !START_UPDATABLE.has(k));
+        if (unsupported.length > 0) throw new InvalidParameterError(`host configuration at start is deprecated; berth applies only resource limits and the restart policy there, not: ${unsupported.join(', ')}`);
+        await svc.update(id, hc);
+      }
+      await svc.start(id, { ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}), ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}) });
+    },
     stop: (id, o) => svc.stop(id, { ...(o.timeout !== undefined ? { timeout: o.timeout } : {}), ...(o.signal ? { signal: o.signal } : {}) }),
     restart: (id, o) => svc.restart(id, { ...(o.timeout !== undefined ? { timeout: o.timeout } : {}), ...(o.signal ? { signal: o.signal } : {}) }),
     kill: (id, signal) => svc.kill(id, signal ?? 'SIGKILL'),

@@ -56,7 +56,7 @@ export interface StatsSample {
 
 function emptyBlkio(): Record<string, unknown> {
   return {
-    io_service_bytes_recursive: null,
+    io_service_bytes_recursive: [],
     io_serviced_recursive: null,
     io_queue_recursive: null,
     io_service_time_recursive: null,
