@@ -11,7 +11,7 @@
 import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { Clock } from './clock.js';
-import { formatRfc3339Nano, normaliseTime } from './clock.js';
+import { formatRfc3339Nano, normaliseTime, parseRfc3339Nano } from './clock.js';
 import {
   ConflictError,
   InvalidParameterError,
@@ -281,9 +281,11 @@ export class ContainerService {
 
   /** All containers, newest first (like `docker ps -a`). */
   list(): ContainerRecord[] {
+    // By time, not by string: RFC3339Nano trims trailing zeros, so text order is not time order.
+    const t = (r: ContainerRecord) => parseRfc3339Nano(r.Created) ?? 0n;
     return [...this.records.values()]
       .map((r) => structuredClone(r))
-      .sort((a, b) => (a.Created < b.Created ? 1 : a.Created > b.Created ? -1 : 0));
+      .sort((a, b) => (t(a) < t(b) ? 1 : t(a) > t(b) ? -1 : 0));
   }
 
   has(idOrName: string): boolean {

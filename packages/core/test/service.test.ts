@@ -165,6 +165,21 @@ describe('create: IDs, names, validation', () => {
   });
 });
 
+describe('list', () => {
+  it('is newest first by time (RFC3339Nano text order is not time order)', async () => {
+    const times = [1_700_000_000_000_000_000n, 1_700_000_000_500_000_000n, 1_700_000_000_120_000_000n, 1_700_000_000_100_000_000n];
+    let i = 0;
+    t = await createTestEngine({ specDefaults: false, clock: { nowNano: () => times[Math.min(i++, times.length - 1)]! } });
+    const ids: string[] = [];
+    for (let n = 0; n < 4; n++) {
+      i = n;
+      ids.push(await t.createContainer());
+    }
+    expect(t.engine.containers.get(ids[0]!).Created).toBe('2023-11-14T22:13:20Z');
+    expect(t.engine.containers.list().map((r) => ids.indexOf(r.ID))).toEqual([1, 2, 3, 0]);
+  });
+});
+
 describe('lookup', () => {
   it('by full ID, by name with or without slash, by unique prefix; ambiguous prefix is an error', async () => {
     t = await createTestEngine({ specDefaults: false });
