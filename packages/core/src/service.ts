@@ -343,7 +343,7 @@ export class ContainerService {
   /** Run `fn` under the container's lock, after any exit processing in flight. */
   private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
     return this.lock.run(id, async () => {
-      await this.exitWork.get(id);
+      await this.exitWork.get(id)?.catch(() => {});
       return fn();
     });
   }
@@ -989,7 +989,7 @@ export class ContainerService {
         await this.killAndWait(rec, exited);
       }
     }
-    await this.exitWork.get(rec.ID);
+    await this.exitWork.get(rec.ID)?.catch(() => {});
     this.emit(rec, 'stop');
   }
 
@@ -1016,7 +1016,7 @@ export class ContainerService {
     const st = await this.backendOf(rec).state(rec.ID).catch(() => null);
     if (st && st.status !== 'stopped') return false;
     if (isActive(rec)) this.processExit(rec, st?.exit ?? { id: rec.ID, exitCode: 137, oomKilled: false, exitedAt: this.now() });
-    await this.exitWork.get(rec.ID);
+    await this.exitWork.get(rec.ID)?.catch(() => {});
     return true;
   }
 
@@ -1115,7 +1115,7 @@ export class ContainerService {
       } else {
         const exited = this.nextExitDone(id);
         await this.killAndWait(rec, exited);
-        await this.exitWork.get(id);
+        await this.exitWork.get(id)?.catch(() => {});
       }
     }
     try {
@@ -1161,7 +1161,7 @@ export class ContainerService {
           if (errorKind(err) !== 'NotModified') throw err;
         }
       }
-      await this.exitWork.get(rec.ID);
+      await this.exitWork.get(rec.ID)?.catch(() => {});
       await this.startLocked(rec, {});
       this.emit(rec, 'restart');
     });
