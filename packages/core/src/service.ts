@@ -724,7 +724,9 @@ export class ContainerService {
     const uidMap = spec.linux?.uidMappings?.find((m) => m.containerID === 0);
     const gidMap = spec.linux?.gidMappings?.find((m) => m.containerID === 0);
     const lc = rec.HostConfig.LogConfig?.Config ?? {};
-    const log: RuntimeCreateOptions['log'] = { path: rec.LogPath };
+    // With the `none` driver LogPath stays '' (nothing to read back), but the backend still gets a
+    // file in the container's directory for the monitor's output.
+    const log: RuntimeCreateOptions['log'] = { path: rec.LogPath || join(this.d.store.dir(rec.ID), `${rec.ID}-json.log`) };
     if (lc['max-size'] !== undefined) log.maxSize = parseSize(lc['max-size']);
     if (lc['max-file'] !== undefined) log.maxFile = Number(lc['max-file']);
     const cs = rec.HostConfig.ConsoleSize;
