@@ -28,7 +28,7 @@ const P = {
   runs: Number(opt('--runs', QUICK ? 5 : 25)),
   warmup: QUICK ? 1 : 3,
   batch: QUICK ? 10 : 50,
-  batchRounds: QUICK ? 1 : 3,
+  batchRounds: QUICK ? 1 : 2,
   inFlight: 8,
   psContainers: Number(opt('--ps-containers', QUICK ? 100 : 1000)),
   psRuns: QUICK ? 3 : 15,
@@ -168,6 +168,7 @@ async function sampleMemory(e, count = 3) {
   return xs[Math.floor(xs.length / 2)];
 }
 
+let phase = 'setup';
 const order = (i, xs) => xs.map((_, k) => xs[(k + i) % xs.length]);
 
 // ------------------------------------------------------------------ the run
@@ -245,6 +246,7 @@ async function main() {
   R.memoryIdle = { dockerd: await sampleMemory(ref), berth: await sampleMemory(berth) };
   log(`idle memory: dockerd+containerd ${fmtMiB(R.memoryIdle.dockerd.rss)}, berthd ${fmtMiB(R.memoryIdle.berth.rss)}`);
 
+  phase = '1 run latency';
   // 1. docker run --rm --network none IMAGE true, and raw runc run, interleaved.
   loadAvg.push(os.loadavg());
   const run = { berth: [], dockerd: [], 'raw runc': [], 'raw runc, runc spec defaults': [], 'berth API': [], 'dockerd API': [], 'CLI floor berth': [], 'CLI floor dockerd': [] };
@@ -262,6 +264,7 @@ async function main() {
   await settle(berth);
   await settle(ref);
 
+  phase = '2 batch start';
   // 2. create+start of 50 containers, 8 in flight, then removal (wall time), rounds interleaved.
   loadAvg.push(os.loadavg());
   const batch = { berth: { start: [], remove: [] }, dockerd: { start: [], remove: [] } };
@@ -283,6 +286,7 @@ async function main() {
   R.batch = batch;
   log(`${P.batch} create+start median wall: berth ${fmtMs(median(batch.berth.start))}, dockerd ${fmtMs(median(batch.dockerd.start))}`);
 
+  phase = '5 memory';
   // 5. memory with N running `sleep` containers.
   loadAvg.push(os.loadavg());
   R.memoryRunning = {};
@@ -303,6 +307,7 @@ async function main() {
     await settle(e);
   }
 
+  phase = '3 ps -a';
   // 3. docker ps -a with 1000 containers present; 4. inspect under 200 concurrent requests.
   loadAvg.push(os.loadavg());
   const many = {};
@@ -314,8 +319,14 @@ async function main() {
     log(`${e.name}: created ${P.psContainers} containers in ${fmtMs(R.createMany[e.name])}`);
   }
   const ps = { berth: [], dockerd: [] };
+  const psApi = { berth: [], dockerd: [] };
   for (let i = 0; i < P.psRuns; i++) {
     for (const e of order(i, [berth, ref])) {
+      // the API call alone (what the CLI sends for ps -a), to separate daemon from CLI
+      const ta = now();
+      const r0 = await e.api.raw('GET', '/containers/json?all=1');
+      psApi[e.name].push(ms(ta, now()));
+      if (r0.status !== 200 || JSON.parse(r0.body).length !== P.psContainers) throw new Error(`${e.name}: GET /containers/json?all=1 → ${r0.status}`);
       const r = await timed(DOCKER, ['ps', '-a', '--no-trunc'], { env: envOf(e), capture: true });
       const lines = r.stdout.trim().split('\n').length - 1;
       if (lines !== P.psContainers) throw new Error(`${e.name}: docker ps -a listed ${lines} containers, expected ${P.psContainers}`);
@@ -323,9 +334,11 @@ async function main() {
     }
   }
   R.ps = Object.fromEntries(Object.entries(ps).map(([k, v]) => [k, { ...summary(v), values: v }]));
+  R.psApi = Object.fromEntries(Object.entries(psApi).map(([k, v]) => [k, { ...summary(v), values: v }]));
   log(`docker ps -a median: berth ${fmtMs(R.ps.berth.median)}, dockerd ${fmtMs(R.ps.dockerd.median)}`);
 
   loadAvg.push(os.loadavg());
+  phase = '4 inspect load';
   const insp = { berth: [], dockerd: [] };
   for (let round = 0; round < P.inspectRounds; round++) {
     for (const e of order(round, [berth, ref])) {
@@ -350,6 +363,7 @@ async function main() {
     await settle(e);
   }
 
+  phase = '6 hook breakdown';
   // 6. per-hook breakdown of berth's start (in-process daemon, same built-ins).
   loadAvg.push(os.loadavg());
   R.hooks = await inproc.hookBreakdown(P.hookRuns);
@@ -378,6 +392,7 @@ function report() {
   row(`remove those ${P.batch} (force), ${P.inFlight} in flight: wall`, median(R.batch.berth.remove), median(R.batch.dockerd.remove), ratio(median(R.batch.berth.remove), median(R.batch.dockerd.remove)), null, fmtMs);
   row(`\`docker ps -a\` with ${P.psContainers} containers: median`, ps.berth.median, ps.dockerd.median, ratio(ps.berth.median, ps.dockerd.median), 0.5, fmtMs);
   row(`\`docker ps -a\` with ${P.psContainers} containers: p90`, ps.berth.p90, ps.dockerd.p90, ratio(ps.berth.p90, ps.dockerd.p90), null, fmtMs);
+  row(`  the API call alone: GET /containers/json?all=1 (median)`, R.psApi.berth.median, R.psApi.dockerd.median, ratio(R.psApi.berth.median, R.psApi.dockerd.median), null, fmtMs);
   row(`GET /containers/{id}/json ×${P.inspectConnections} concurrent: req/s (higher is better)`, R.inspect.berth.rps, R.inspect.dockerd.rps, ratio(R.inspect.berth.rps, R.inspect.dockerd.rps), null, (v) => v.toFixed(0));
   row(`GET /containers/{id}/json ×${P.inspectConnections} concurrent: p99`, R.inspect.berth.p99, R.inspect.dockerd.p99, ratio(R.inspect.berth.p99, R.inspect.dockerd.p99), null, fmtMs);
   row('memory idle (RSS): berthd | dockerd+containerd', R.memoryIdle.berth.rss, R.memoryIdle.dockerd.rss, ratio(R.memoryIdle.berth.rss, R.memoryIdle.dockerd.rss), null, fmtMiB);
@@ -417,7 +432,7 @@ try {
   await main();
 } catch (err) {
   failed = err;
-  console.error(`bench failed: ${err.stack ?? err}`);
+  console.error(`bench failed in phase "${phase}": ${err.stack ?? err}`);
 }
 await cleanup();
 if (failed) process.exit(1);

@@ -9,7 +9,9 @@ export class ApiClient {
   constructor(socketPath, version = '1.41', maxSockets = 16) {
     this.socketPath = socketPath;
     this.prefix = `/v${version}`;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets });
+    // No keep-alive: a connection idle for a few seconds may be closed by the server just as
+    // it is reused (EPIPE/ECONNRESET on a non-idempotent POST); unix connects are cheap.
+    this.agent = new http.Agent({ keepAlive: false, maxSockets });
   }
 
   /** Resolves {status, body(text)}; rejects on transport errors only. */
@@ -33,7 +35,7 @@ export class ApiClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out after ${timeoutMs} ms`)));
-      req.on('error', reject);
+      req.on('error', (err) => reject(new Error(`${method} ${path}: ${err.message}`, { cause: err })));
       req.end(data);
     });
   }
