@@ -89,7 +89,7 @@ describe.skipIf(skip)('dockerode against berthd', () => {
     const back = await c.getArchive({ path: '/tmp/hello.txt' });
     expect((await collectBuf(back)).toString()).toContain('hi from dockerode');
 
-    const stats = await c.stats({ stream: false });
+    const stats = (await c.stats({ stream: false })) as unknown as { id: string; pids_stats: { current: number } };
     expect(stats.id).toBe((await c.inspect()).Id);
     expect(stats.pids_stats.current).toBeGreaterThanOrEqual(1);
 
