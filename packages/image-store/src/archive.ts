@@ -6,7 +6,8 @@
  */
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { InvalidParameterError, NotFoundError } from '@berth/core';
 import { assertDigest, hexOf, sha256, shortId, type Digest } from './digest.js';
@@ -151,7 +152,9 @@ async function loadOciLayout(store: ImageStore, root: string, progress: Progress
     for (const l of manifest.layers) {
       const f = await ociBlob(root, l.digest, 'layer');
       const size = (await fsp.stat(f)).size;
-      layerFiles.push({ open: () => createReadStream(f).pipe(verifier(l.digest, l.size)), size });
+      // a local file: verify the whole blob before unpacking it
+      await pipeline(createReadStream(f), verifier(l.digest, l.size), new Writable({ write: (_c, _e, cb) => cb() }));
+      layerFiles.push({ open: () => createReadStream(f), size });
     }
     await loadLayers(store, config, layerFiles, progress, lease);
     const id = await store.createImage(configBuf);
@@ -259,7 +262,10 @@ export async function saveImages(store: ImageStore, names: string[]): Promise<Re
     const size = (await fsp.stat(file)).size;
     await new Promise<void>((resolve, reject) => {
       const sink = pack.entry({ name, size, mode: 0o644, mtime }, (err) => (err ? reject(err) : resolve()));
-      const rs = createReadStream(file).pipe(verifier(digest, size));
+      const src = createReadStream(file);
+      const rs = verifier(digest, size);
+      src.on('error', (err) => rs.destroy(err));
+      src.pipe(rs);
       rs.on('error', (err) => {
         sink.destroy(err);
         reject(err);

@@ -77,6 +77,9 @@ export class ImageStore {
 
   async init(): Promise<void> {
     await fsp.mkdir(this.dbDir, { recursive: true });
+    // staging of loads interrupted by a crash
+    await fsp.rm(path.join(this.root, 'tmp'), { recursive: true, force: true });
+    await fsp.mkdir(path.join(this.root, 'tmp'), { recursive: true, mode: 0o700 });
     await this.blobs.init();
     await this.layers.init();
     this.repos = (await readJson<RepositoriesFile>(this.reposFile)) ?? { Repositories: {} };
@@ -310,6 +313,9 @@ export class ImageStore {
       if (keep.has(m.chainId)) continue;
       await this.layers.remove(m.chainId);
       removed.push(m.chainId);
+      if (!(await this.layers.list()).some((o) => o.diffId === m.diffId)) {
+        await fsp.rm(path.join(this.root, 'distribution', `${hexOf(m.diffId)}.json`), { force: true });
+      }
     }
     return removed;
   }

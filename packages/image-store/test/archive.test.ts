@@ -29,6 +29,10 @@ afterEach(async () => {
   await fsp.rm(base, { recursive: true, force: true });
 });
 
+function hostArch(): string {
+  return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
+}
+
 async function readAll(r: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of r) chunks.push(c as Buffer);
@@ -81,6 +85,22 @@ describe('docker load / docker save', () => {
     const gz = gzip(await fsp.readFile(img.saveTar));
     const loaded = await loadArchive(store, streamOf(gz));
     expect(loaded[0].id).toBe(img.id);
+  });
+
+  it('an OCI layout whose index points at a nested multi-platform index: the host platform is loaded', async () => {
+    const index = JSON.parse(await fsp.readFile(path.join(img.ociDir, 'index.json'), 'utf8'));
+    const desc = index.manifests[0];
+    const other = { mediaType: desc.mediaType, digest: sha256('not loaded'), size: 10, platform: { os: 'linux', architecture: 's390x' } };
+    const nested = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [other, { ...desc, annotations: undefined, platform: { os: 'linux', architecture: hostArch() } }] }));
+    const entries = [
+      { name: 'oci-layout', content: '{"imageLayoutVersion":"1.0.0"}' },
+      { name: 'index.json', content: JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha256(nested), size: nested.length, annotations: desc.annotations }] }) },
+      { name: `blobs/sha256/${sha256(nested).slice(7)}`, content: nested },
+    ];
+    for (const f of await fsp.readdir(path.join(img.ociDir, 'blobs/sha256'))) entries.push({ name: `blobs/sha256/${f}`, content: await fsp.readFile(path.join(img.ociDir, 'blobs/sha256', f)) as unknown as string });
+    const loaded = await loadArchive(store, streamOf(await makeTar(entries)));
+    expect(loaded[0].id).toBe(img.id);
+    expect(loaded[0].tags.map((t) => t.path)).toEqual(['berth-test/busybox']);
   });
 
   it('save | load keeps the image ID, and the saved archive is a valid OCI layout', async () => {
