@@ -69,7 +69,9 @@ export class InProcessBerth {
     const api = this.api;
     const rows = [];
     for (let i = 0; i < runs + 2; i++) {
+      const tc = now();
       const { Id } = await api.call('POST', '/containers/create', { Image: this.image, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+      const createMs = ms(tc, now());
       const waited = api.call('POST', `/containers/${Id}/wait?condition=next-exit`);
       this.marks = [];
       const t0 = now();
@@ -83,6 +85,7 @@ export class InProcessBerth {
       const m = Object.fromEntries(this.marks.map(([k, t]) => [k, t]));
       const seg = (a, b) => (m[a] !== undefined && m[b] !== undefined ? ms(m[a], m[b]) : undefined);
       const r = {
+        'create request': createMs,
         'start request (total)': ms(t0, t1),
         'request → beforeMount': m['beforeMount:enter'] ? ms(t0, m['beforeMount:enter']) : undefined,
         'hook beforeMount': seg('beforeMount:enter', 'beforeMount:exit'),
