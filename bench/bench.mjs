@@ -4,7 +4,7 @@
 // and builds berth); see bench/README.md. Needs root.
 //
 //   node bench/bench.mjs [--quick] [--runs N] [--out DIR] [--no-profile] [--keep]
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -368,6 +368,17 @@ async function main() {
   loadAvg.push(os.loadavg());
   R.hooks = await inproc.hookBreakdown(P.hookRuns);
   log(`hook breakdown: ${R.hooks.runs} starts`);
+  // 7. What one child process costs berthd's event loop: the synchronous part of
+  // child_process.spawn (fork + wait for exec) in this process, which hosts a berthd too.
+  phase = '7 spawn cost';
+  const sp = [];
+  for (let i = 0; i < 40; i++) {
+    const t = now();
+    const child = spawn('/bin/true', [], { stdio: 'ignore' });
+    sp.push(ms(t, now()));
+    await new Promise((r) => child.on('close', r));
+  }
+  R.spawnSync = { ...summary(sp.slice(5)), rssMiB: +(process.memoryUsage().rss / 2 ** 20).toFixed(0) };
   loadAvg.push(os.loadavg());
 }
 
@@ -418,6 +429,7 @@ function report() {
   for (const s of R.hooks.backendSteps) H.push(`| ${s.step} | ${fmtMs(s.median)} | ${fmtMs(s.p90)} |`);
   H.push('', '| tap (hook / plugin / name) | median | p90 |', '| --- | --- | ---: |');
   for (const t of R.hooks.taps) H.push(`| ${t.hook} / ${t.plugin} / ${t.tap} | ${fmtMs(t.median)} | ${fmtMs(t.p90)} |`);
+  H.push('', `Synchronous part of one \`child_process.spawn('/bin/true')\` in a Node process of ${R.spawnSync.rssMiB} MiB RSS (blocks the event loop): median ${fmtMs(R.spawnSync.median)}, p90 ${fmtMs(R.spawnSync.p90)} (n=${R.spawnSync.n}).`);
   const la = loadAvg.map((l) => l[0].toFixed(2)).join(', ');
   const head = [
     `Machine: ${R.machine.cpus} × ${R.machine.cpuModel}, ${R.machine.memGiB} GiB, Linux ${R.machine.kernel}, Node ${R.machine.node}; ${R.machine.runc}; ${R.machine.conmon}; ${R.machine.dockerCli}.`,
