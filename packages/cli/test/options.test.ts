@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError, parseBerthdArgs } from '../src/options.js';
+
+const noFile = () => null;
+
+describe('berthd options', () => {
+  it('has dockerd defaults', () => {
+    const { config } = parseBerthdArgs([], noFile);
+    expect(config.hosts).toEqual(['unix:///run/berth/berth.sock']);
+    expect(config.dataRoot).toBe('/var/lib/berth');
+    expect(config.execRoot).toBe('/run/berth');
+    expect(config.defaultRuntime).toBe('runc');
+    expect(config.liveRestore).toBe(false);
+  });
+
+  it('takes dockerd flag names, repeated -H and --add-runtime', () => {
+    const { config } = parseBerthdArgs(
+      ['-H', 'unix:///tmp/a.sock', '--host', 'tcp://127.0.0.1:2376', '--data-root', '/d', '--exec-root', '/e', '--experimental', '--live-restore', '--log-level', 'warn', '-G', 'staff', '-p', '/p.pid', '--add-runtime', 'crun=/usr/bin/crun', '--default-runtime', 'crun', '--tlsverify', '--tlscacert', 'ca', '--tlscert', 'c', '--tlskey', 'k'],
+      noFile,
+    );
+    expect(config.hosts).toEqual(['unix:///tmp/a.sock', 'tcp://127.0.0.1:2376']);
+    expect(config).toMatchObject({ dataRoot: '/d', execRoot: '/e', experimental: true, liveRestore: true, logLevel: 'warn', group: 'staff', groupExplicit: true, pidfile: '/p.pid', defaultRuntime: 'crun' });
+    expect(config.runtimes.crun).toEqual({ path: '/usr/bin/crun' });
+    expect(config.tls).toEqual({ verify: true, ca: 'ca', cert: 'c', key: 'k' });
+  });
+
+  it('reads daemon.json with dockerd keys', () => {
+    const file = JSON.stringify({ 'data-root': '/x', 'live-restore': true, runtimes: { kata: { path: '/k', runtimeArgs: ['--debug'] } }, 'default-runtime': 'kata', hosts: ['unix:///s.sock'] });
+    const { config } = parseBerthdArgs(['--config-file', '/etc/daemon.json'], (p) => (p === '/etc/daemon.json' ? file : null));
+    expect(config).toMatchObject({ dataRoot: '/x', liveRestore: true, defaultRuntime: 'kata', hosts: ['unix:///s.sock'] });
+    expect(config.runtimes.kata).toEqual({ path: '/k', runtimeArgs: ['--debug'] });
+  });
+
+  it('refuses conflicts, unknown keys, bad values, unknown flags', () => {
+    const read = (text: string) => () => text;
+    expect(() => parseBerthdArgs(['--data-root', '/a'], read('{"data-root":"/b"}'))).toThrow(/specified both as a flag and in the configuration file: data-root/);
+    expect(() => parseBerthdArgs([], read('{"colour":"red"}'))).toThrow(/don't match any configuration option: colour/);
+    expect(() => parseBerthdArgs([], read('{"live-restore":"yes"}'))).toThrow(UsageError);
+    expect(() => parseBerthdArgs([], read('{not json'))).toThrow(/invalid JSON/);
+    expect(() => parseBerthdArgs(['--log-level', 'loud'], noFile)).toThrow(/unable to parse logging level/);
+    expect(() => parseBerthdArgs(['--add-runtime', 'runc=/x'], noFile)).toThrow(/reserved/);
+    expect(() => parseBerthdArgs(['--add-runtime', 'nopath'], noFile)).toThrow(/name=path/);
+    expect(() => parseBerthdArgs(['--default-runtime', 'ghost'], noFile)).toThrow(/not registered/);
+    expect(() => parseBerthdArgs(['--bogus'], noFile)).toThrow(UsageError);
+    expect(() => parseBerthdArgs(['--config-file', '/missing.json'], noFile)).toThrow(/no such file/);
+  });
+});
