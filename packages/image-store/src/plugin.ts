@@ -8,6 +8,7 @@
 import type { InjectionToken } from 'tsyringe';
 import {
   IImageStore,
+  IStateStore,
   ROOTFS_LABEL,
   Stage,
   definePlugin,
@@ -31,18 +32,39 @@ export interface ImageStorePluginConfig {
 
 const RUNNING = new Set(['running', 'paused', 'restarting']);
 
-/** Containers by image, kept up to date from state changes (and restores). */
+/**
+ * Containers by image, kept up to date from state changes and seeded, on first use, from the
+ * containers stored on disk (a container created before a daemon restart and never started
+ * gets no restore hook call, yet it uses its image).
+ */
 export class ContainerImageTracker {
   private readonly byId = new Map<string, ContainerImageUsage>();
+  private readonly removed = new Set<string>();
+  private seeding: Promise<void> | null = null;
+
+  constructor(private readonly seed?: () => Promise<Array<Pick<ContainerRecord, 'ID' | 'Image' | 'State'>>>) {}
+
   update(c: Pick<ContainerRecord, 'ID' | 'Image' | 'State'>, removed = false): void {
     if (removed) {
       this.byId.delete(c.ID);
+      this.removed.add(c.ID);
       return;
     }
     if (!c.Image) return;
+    this.removed.delete(c.ID);
     this.byId.set(c.ID, { id: c.ID, image: c.Image, running: RUNNING.has(c.State?.Status) });
   }
-  list(): ContainerImageUsage[] {
+
+  async list(): Promise<ContainerImageUsage[]> {
+    if (this.seed) {
+      this.seeding ??= this.seed().then(
+        (records) => {
+          for (const r of records) if (!this.byId.has(r.ID) && !this.removed.has(r.ID) && r.Image) this.update(r);
+        },
+        () => undefined,
+      );
+      await this.seeding;
+    }
     return [...this.byId.values()];
   }
 }
@@ -57,7 +79,8 @@ function usesImage(c: ContainerRecord): boolean {
  * `containers` overrides the built-in tracker (e.g. the daemon's own container list).
  */
 export function imageStorePlugin(opts: { config?: ImageStorePluginConfig; containers?: ContainerLister } = {}): Plugin<ImageStorePluginConfig> {
-  const tracker = new ContainerImageTracker();
+  let stateStore: (() => Promise<ContainerRecord[]>) | undefined;
+  const tracker = new ContainerImageTracker(async () => (stateStore ? stateStore() : []));
   let service: ImageService | null = null;
   return definePlugin<ImageStorePluginConfig>({
     name: PLUGIN_NAME,
@@ -76,6 +99,10 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig; contai
       });
       await svc.init();
       service = svc;
+      if (container.isRegistered(IStateStore, true)) {
+        const store = container.resolve(IStateStore);
+        stateStore = async () => (await store.loadAll()).records;
+      }
       container.register(IImageStore, { useValue: svc });
       container.register(IImageService, { useValue: svc });
       ctx.logger.info('image store ready', { root: svc.store.root, driver: svc.rootfs.driver });

@@ -78,6 +78,19 @@ for (const driver of ['copy', 'overlay'] as const) {
       expect((err as Error).message).toBe('No such image: nope:1');
     });
 
+    it('after a daemon restart, a created (never started) container still holds its image', async () => {
+      const { Id } = await t.engine.containers.create({ Config: { Image: 'berth-test/busybox' } });
+      await t.restart();
+      const again = t.engine.container.resolve(IImageService);
+      expect(again).not.toBe(svc);
+      const err = await again.remove(img.id).catch((e: unknown) => e as Error);
+      expect((err as Error).message).toBe(`conflict: unable to delete ${shortId(img.id)} (must be forced) - image is being used by stopped container ${shortId(Id)}`);
+      await t.engine.containers.start(Id);
+      expect(await fsp.readlink(path.join(again.rootfs.mergedPath(Id), 'bin/sh'))).toBe('/bin/busybox');
+      await t.engine.containers.remove(Id, { force: true });
+      expect((await again.remove('berth-test/busybox')).some((r) => r.Deleted === img.id)).toBe(true);
+    });
+
     it('a failed start unmounts (rollback)', async () => {
       const { Id } = await t.engine.containers.create({ Config: { Image: 'berth-test/busybox' } });
       t.fake.fail('create', 'boom');
