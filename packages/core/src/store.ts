@@ -68,6 +68,8 @@ export class FileStateStore implements StateStore {
   private readonly root: string;
   /** Writes per container are chained so a later snapshot never lands before an earlier one. */
   private readonly chains = new Map<string, Promise<void>>();
+  /** Removed containers: a late save must not bring their directory back. */
+  private readonly removed = new Set<string>();
 
   constructor(dataRoot: string) {
     this.root = join(dataRoot, 'containers');
@@ -87,6 +89,7 @@ export class FileStateStore implements StateStore {
     const next = prev
       .catch(() => {})
       .then(async () => {
+        if (this.removed.has(id)) return;
         const dir = this.dir(id);
         await mkdir(dir, { recursive: true, mode: 0o710 });
         await atomicWriteFile(join(dir, HOSTCONFIG_FILE), host);
@@ -100,6 +103,7 @@ export class FileStateStore implements StateStore {
   }
 
   async remove(id: string): Promise<void> {
+    this.removed.add(id);
     await (this.chains.get(id) ?? Promise.resolve()).catch(() => {});
     await rm(this.dir(id), { recursive: true, force: true });
   }

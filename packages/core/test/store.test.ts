@@ -93,6 +93,19 @@ describe('state store on disk', () => {
     expect(t.engine.containers.get(id).HostConfig).toEqual({});
   });
 
+  it('a save that comes after a remove does not bring the directory back', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'berth-store-'));
+    dirs.push(d);
+    const store = new FileStateStore(d);
+    const rec = { ID: 'b'.repeat(64), Name: '/y', State: { Status: 'created' }, Config: {}, HostConfig: {} } as unknown as ContainerRecord;
+    await store.save(rec);
+    const removing = store.remove(rec.ID);
+    const late = store.save(rec);
+    await Promise.all([removing, late]);
+    expect(existsSync(store.dir(rec.ID))).toBe(false);
+    expect((await store.loadAll()).records).toEqual([]);
+  });
+
   it('saves queued for one container land in order (the last state wins)', async () => {
     const d = await mkdtemp(join(tmpdir(), 'berth-store-'));
     dirs.push(d);
