@@ -7,6 +7,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DOCKER, dockerEnv, timed } from './lib/cli.mjs';
@@ -454,6 +455,9 @@ let profileMd = '';
 if (fs.existsSync(profileFile)) {
   profileMd = profileMarkdown(summarizeProfile(profileFile));
   fs.writeFileSync(path.join(outDir, 'profile.md'), profileMd);
+  // gzip -d it, then open in Chrome DevTools (Performance) or speedscope
+  fs.writeFileSync(`${profileFile}.gz`, gzipSync(fs.readFileSync(profileFile)));
+  fs.rmSync(profileFile);
 } else if (profile) log('no berthd CPU profile was written');
 const md = [...rep.head, '', ...rep.main, '', ...rep.floor, '', ...rep.mem, '', ...rep.hooks, '', ...(profileMd ? ['berthd CPU profile (whole run):', '', profileMd] : [])].join('\n');
 fs.writeFileSync(path.join(outDir, 'table.md'), md);
