@@ -165,7 +165,15 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
           cb(null, c);
         },
       });
-      await store.layers.register(() => createReadStream(file).pipe(counter), parentChain, { expectedDiffId: config.rootfs.diff_ids[i] });
+      await store.layers.register(
+        () => {
+          const rs = createReadStream(file);
+          rs.on('error', (err) => counter.destroy(err));
+          return rs.pipe(counter);
+        },
+        parentChain,
+        { expectedDiffId: config.rootfs.diff_ids[i] },
+      );
       void compressedRead;
       await fsp.rm(file, { force: true });
       await recordBlob(store, config.rootfs.diff_ids[i], { digest: desc.digest, size: desc.size, mediaType: desc.mediaType, domain: ref.domain, path: ref.path });

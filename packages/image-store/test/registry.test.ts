@@ -150,6 +150,34 @@ describe.skipIf(!hasRegistry)('registry without auth (docker-registry on 127.0.0
     expect(nf.message).toBe(`manifest for ${name}:nope not found: manifest unknown: manifest unknown`);
   });
 
+  it('pulls an OCI manifest with a zstd layer on top of a gzip one', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const reg1 = `http://${reg.host}/v2/ocizstd`;
+    const upload = async (data: Buffer) => {
+      const start = await fetch(`${reg1}/blobs/uploads/`, { method: 'POST' });
+      const loc = new URL(start.headers.get('location')!, `http://${reg.host}`);
+      loc.searchParams.set('digest', sha256(data));
+      const r = await fetch(loc, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body: new Uint8Array(data) });
+      expect(r.status).toBe(201);
+      return { digest: sha256(data), size: data.length };
+    };
+    const t1 = await makeTar([{ name: 'one', content: 'gzip layer' }]);
+    const t2 = await makeTar([{ name: 'two', content: 'zstd layer' }, { name: '.wh.one' }]);
+    const l1 = await upload(gzip(t1));
+    const l2 = await upload(execFileSync('zstd', ['-c', '-q'], { input: t2 }));
+    const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(t1), sha256(t2)] } }));
+    const c = await upload(cfg);
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, ...c }, layers: [{ mediaType: MediaType.OciLayerGzip, ...l1 }, { mediaType: MediaType.OciLayerZstd, ...l2 }] }));
+    const r = await fetch(`${reg1}/manifests/v1`, { method: 'PUT', headers: { 'Content-Type': MediaType.OciManifest }, body: new Uint8Array(manifest) });
+    expect(r.status).toBe(201);
+    const id = await svc.pull(`${reg.host}/ocizstd:v1`);
+    expect(id).toBe(sha256(cfg));
+    const chain = await svc.store.layerChain(id);
+    expect(chain.map((l) => l.compression)).toEqual(['gzip', 'zstd']);
+    expect(chain[1].whiteouts).toEqual(['one']);
+    expect((await svc.inspect(id)).RepoDigests).toEqual([`${reg.host}/ocizstd@${sha256(manifest)}`]);
+  });
+
   it('parallel downloads of a multi-layer image; a corrupted blob in the registry is refused and nothing is kept', async () => {
     // a 3-layer image built locally, pushed, removed, pulled back
     let parent = null as Digest | null;
