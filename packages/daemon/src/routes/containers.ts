@@ -281,27 +281,19 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
     if (limit > 0) items = items.slice(0, limit);
     const now = Date.now();
     const withSize = boolValue(q, 'size');
-    sendJson(
-      ctx.res,
-      200,
-      items.map((c) => {
-        const s = summary(c, now);
-        if (withSize) {
-          s.SizeRw = 0;
-          s.SizeRootFs = 0;
-        }
-        return s;
-      }),
-    );
+    const out = [];
+    for (const c of items) {
+      const s = summary(c, now);
+      if (withSize) Object.assign(s, cs.sizes ? await cs.sizes(c.ID) : { SizeRw: 0, SizeRootFs: 0 });
+      out.push(s);
+    }
+    sendJson(ctx.res, 200, out);
   };
 
   const inspect = async (ctx: RequestContext) => {
     const c = await cs.inspect(ctx.params.id);
     const body = inspectBody(c);
-    if (boolValue(ctx.query, 'size')) {
-      body.SizeRw = 0;
-      body.SizeRootFs = 0;
-    }
+    if (boolValue(ctx.query, 'size')) Object.assign(body, cs.sizes ? await cs.sizes(c.ID) : { SizeRw: 0, SizeRootFs: 0 });
     sendJson(ctx.res, 200, body);
   };
 

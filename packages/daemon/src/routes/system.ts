@@ -78,6 +78,9 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
           Details: {
             ApiVersion: API_VERSION,
             MinAPIVersion: MIN_API_VERSION,
+            GitCommit: 'berth',
+            GoVersion: `node ${process.version}`,
+            BuildTime: '',
             Os: 'linux',
             Arch: goArch(),
             KernelVersion: os.release(),
