@@ -150,6 +150,23 @@ describe.skipIf(!hasRegistry)('registry without auth (docker-registry on 127.0.0
     expect(nf.message).toBe(`manifest for ${name}:nope not found: manifest unknown: manifest unknown`);
   });
 
+  it('two concurrent pulls of the same image unpack each layer once and agree', async () => {
+    const name = `${reg.host}/concurrent`;
+    await svc.tag(img.id, name, 'v1');
+    await svc.push(name, { tag: 'v1' });
+    const fresh = new ImageService({ dataRoot: path.join(base, 'fresh'), rootfsDriver: 'copy' });
+    await fresh.init();
+    try {
+      const [a, b] = await Promise.all([fresh.pull(`${name}:v1`), fresh.pull(`${name}:v1`)]);
+      expect(a).toBe(img.id);
+      expect(b).toBe(img.id);
+      expect(await fresh.store.layers.list()).toHaveLength(1);
+      await expectNoLeftovers(fresh);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('pulls an OCI manifest with a zstd layer on top of a gzip one', async () => {
     const { execFileSync } = await import('node:child_process');
     const reg1 = `http://${reg.host}/v2/ocizstd`;
