@@ -13,7 +13,7 @@ if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "cleanup: bench $pid s
 
 ours() { # pids whose argv mentions the work dir
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$dir/" && echo "${p#/proc/}"
+    { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF "$dir/" && echo "${p#/proc/}"
   done
 }
 for sig in TERM KILL; do
