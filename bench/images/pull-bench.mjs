@@ -6,6 +6,7 @@
  *
  *   node bench/images/pull-bench.mjs [--mb 100] [--layers 4] [--runs 1]
  */
+/* global fetch */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
