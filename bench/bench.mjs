@@ -461,7 +461,7 @@ if (fs.existsSync(profileFile)) {
 } else if (profile) log('no berthd CPU profile was written');
 const md = [...rep.head, '', ...rep.main, '', ...rep.floor, '', ...rep.mem, '', ...rep.hooks, '', ...(profileMd ? ['berthd CPU profile (whole run):', '', profileMd] : [])].join('\n');
 fs.writeFileSync(path.join(outDir, 'table.md'), md);
-fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ ...R, hooks: { ...R.hooks, raw: undefined } }, null, 1));
+fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ ...R, loadAvg, durationS: Math.round((Date.now() - t00) / 1000), profiled: profile }, null, 1));
 fs.writeFileSync(
   path.join(outDir, 'latency.svg'),
   cdfChart(
