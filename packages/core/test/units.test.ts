@@ -173,12 +173,17 @@ describe('helpers', () => {
       { Env: ['A=2', 'C=3'], Labels: { x: 'c' } },
       { Env: ['PATH=/bin', 'A=1'], Cmd: ['sh'], Entrypoint: ['/init'], Labels: { x: 'i', y: 'i' }, User: 'app', ExposedPorts: { '80/tcp': {} } },
     );
-    expect(m).toMatchObject({ Env: ['PATH=/bin', 'A=2', 'C=3'], Cmd: ['sh'], Entrypoint: ['/init'], Labels: { x: 'c', y: 'i' }, User: 'app' });
+    // dockerd's order: the container's Env first, then the image's keys it does not set
+    expect(m).toMatchObject({ Env: ['A=2', 'C=3', 'PATH=/bin'], Cmd: ['sh'], Entrypoint: ['/init'], Labels: { x: 'c', y: 'i' }, User: 'app' });
     // container Cmd without Entrypoint keeps the image's Entrypoint; container Entrypoint drops the image Cmd
     expect(mergeImageConfigIntoContainer({ Cmd: ['ls'] }, { Cmd: ['sh'], Entrypoint: ['/init'] })).toMatchObject({ Cmd: ['ls'], Entrypoint: ['/init'] });
     const e = mergeImageConfigIntoContainer({ Entrypoint: ['/bin/echo'] }, { Cmd: ['sh'], Entrypoint: ['/init'] });
     expect(e.Entrypoint).toEqual(['/bin/echo']);
     expect(e.Cmd).toBeUndefined();
+    // an explicit empty Entrypoint (`--entrypoint ""`) clears the image's, and takes its Cmd
+    const cleared = mergeImageConfigIntoContainer({ Entrypoint: [] }, { Cmd: ['sh'], Entrypoint: ['/init'] });
+    expect(cleared.Entrypoint).toEqual([]);
+    expect(cleared.Cmd).toEqual(['sh']);
   });
 });
 
