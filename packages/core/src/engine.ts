@@ -261,6 +261,9 @@ export class Engine {
       const { records, problems } = await store.loadAll();
       for (const pr of problems) logger.error('could not load container; skipped', { container: pr.id, file: pr.file, error: pr.error });
       await service.load(records);
+      // Containers a backend holds but no record knows (a crash between the backend's create and
+      // the store's write): force-delete them. Unreadable records keep theirs (the operator decides).
+      await service.removeOrphans(problems.map((pr) => pr.id));
       return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(problems));
     } catch (err) {
       await service?.close().catch(() => {});

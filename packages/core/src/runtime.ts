@@ -108,6 +108,12 @@ export interface RuntimeBackend {
    */
   restore(id: string): Promise<RuntimeStateInfo | null>;
   features(): RuntimeFeatures;
+  /**
+   * IDs of every container the backend holds (bundles, monitors), whatever their state. At
+   * start the engine force-deletes those its state store does not know: leftovers of a
+   * daemon killed between the backend's create and the store's write.
+   */
+  list?(): Promise<string[]>;
   /** Names of the OCI runtimes this backend can run (its runtime registry), for /info. */
   runtimes?(): string[];
   attach?(id: string, streams: AttachStreams): Promise<AttachSession>;

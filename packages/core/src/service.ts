@@ -55,7 +55,7 @@ import {
 } from './state.js';
 import type { StateStore } from './store.js';
 import type { EngineConfig } from './tokens.js';
-import type { ContainerConfig, ContainerRecord, ContainerStatus, EndpointSettings, HostConfig, MountPoint } from './types.js';
+import type { ContainerConfig, ContainerRecord, ContainerStatus, EndpointSettings, HostConfig, MountPoint, NetworkSettings } from './types.js';
 import { deferred, fullMessage, parseSize, sleep } from './util.js';
 import { applyOpts } from './spec/opts.js';
 import { withResources } from './spec/resources.js';
@@ -106,6 +106,67 @@ export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
 export interface WaitResult {
   StatusCode: number;
   Error?: { Message: string };
+}
+
+/** The HostConfig fields create always stores (dockerd's defaults). */
+export type StoredHostConfig = HostConfig & Required<Pick<HostConfig, 'Runtime' | 'NetworkMode' | 'LogConfig' | 'RestartPolicy'>>;
+
+/**
+ * HostConfig as create stores it: `Runtime` = the default runtime, `NetworkMode` = bridge,
+ * `LogConfig` = json-file, `RestartPolicy` = no where they are empty. Pure (no validation).
+ */
+export function withHostConfigDefaults(hc: HostConfig, defaultRuntime: string): StoredHostConfig {
+  return {
+    ...hc,
+    Runtime: hc.Runtime || defaultRuntime,
+    NetworkMode: hc.NetworkMode || 'bridge',
+    LogConfig: { Type: hc.LogConfig?.Type || 'json-file', Config: hc.LogConfig?.Config ?? {} },
+    RestartPolicy: { Name: hc.RestartPolicy?.Name || 'no', MaximumRetryCount: hc.RestartPolicy?.MaximumRetryCount ?? 0 },
+  };
+}
+
+/** A container's NetworkSettings before any networking ran (no sandbox, no ports). */
+export function newNetworkSettings(networks: Record<string, EndpointSettings> = {}): NetworkSettings {
+  return { Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, Networks: networks };
+}
+
+export type NewContainerFields = Pick<ContainerRecord, 'ID' | 'Name' | 'Created' | 'Config' | 'HostConfig'> & Partial<ContainerRecord>;
+
+/**
+ * A record as create makes it, before it is stored: state `created` ({@link initialState}),
+ * `Path`/`Args` from Entrypoint + Cmd, NetworkSettings with one empty endpoint for
+ * `HostConfig.NetworkMode` (none for `container:<id>` or an empty mode), Docker's empty
+ * strings elsewhere. Any field given in `fields` wins. Tests build their records with it too.
+ */
+export function newContainerRecord(fields: NewContainerFields): ContainerRecord {
+  const { ID, Name, Created, Config, HostConfig } = fields;
+  const argv = [...(Config.Entrypoint ?? []), ...(Config.Cmd ?? [])];
+  const mode = HostConfig.NetworkMode;
+  const rec: ContainerRecord = {
+    ID,
+    Name,
+    Created,
+    Path: argv[0] ?? '',
+    Args: argv.slice(1),
+    Config,
+    HostConfig,
+    State: initialState(),
+    Image: '',
+    NetworkSettings: newNetworkSettings(mode && !mode.startsWith('container:') ? { [mode]: {} } : {}),
+    ResolvConfPath: '',
+    HostnamePath: '',
+    HostsPath: '',
+    LogPath: '',
+    RestartCount: 0,
+    Driver: '',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    Mounts: [],
+  };
+  return Object.assign(rec, fields);
 }
 
 /** Label that points a container at a plain rootfs directory (berth-only). */
@@ -459,36 +520,20 @@ export class ContainerService {
     this.reserveName(finalName, id);
 
     const created = this.now();
-    const networks: Record<string, EndpointSettings> = {};
     const endpoints = opts.NetworkingConfig?.EndpointsConfig;
-    if (endpoints && Object.keys(endpoints).length) Object.assign(networks, structuredClone(endpoints));
-    else if (!hostConfig.NetworkMode.startsWith('container:')) networks[hostConfig.NetworkMode] = {};
     const dir = this.d.store.dir(id);
-    const rec: ContainerRecord = {
+    const rec = newContainerRecord({
       ID: id,
       Name: finalName,
       Created: created,
-      Path: argv[0]!,
-      Args: argv.slice(1),
       Config: config,
       HostConfig: hostConfig,
-      State: initialState(),
       Image: imageId,
-      NetworkSettings: { Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, Networks: networks },
-      ResolvConfPath: '',
-      HostnamePath: '',
-      HostsPath: '',
       LogPath: hostConfig.LogConfig.Type === 'none' ? '' : join(dir, `${id}-json.log`),
-      RestartCount: 0,
-      Driver: '',
-      Platform: 'linux',
-      MountLabel: '',
-      ProcessLabel: '',
-      AppArmorProfile: '',
-      ExecIDs: null,
       Mounts: mounts,
+      ...(endpoints && Object.keys(endpoints).length ? { NetworkSettings: newNetworkSettings(structuredClone(endpoints)) } : {}),
       ...(rootfs ? { BaseFS: rootfs } : {}),
-    };
+    });
     const ctx = new CreateContext(rec, this.d.info);
     try {
       await this.d.hooks.beforeCreate.promise(ctx);
@@ -675,21 +720,11 @@ export class ContainerService {
   }
 
   /** Validate a HostConfig and fill dockerd's defaults, as create does. */
-  private normaliseHostConfig(input: HostConfig): {
-    hostConfig: HostConfig & Required<Pick<HostConfig, 'Runtime' | 'NetworkMode' | 'LogConfig' | 'RestartPolicy'>>;
-    mounts: MountPoint[];
-  } {
+  private normaliseHostConfig(input: HostConfig): { hostConfig: StoredHostConfig; mounts: MountPoint[] } {
     const hc: HostConfig = structuredClone(input);
     this.validateHostConfig(hc);
     const mounts = mountPointsOf(hc);
-    const hostConfig = {
-      ...hc,
-      Runtime: hc.Runtime || this.d.config.defaultRuntime,
-      NetworkMode: hc.NetworkMode || 'bridge',
-      LogConfig: { Type: hc.LogConfig?.Type || 'json-file', Config: hc.LogConfig?.Config ?? {} },
-      RestartPolicy: { Name: hc.RestartPolicy?.Name || 'no', MaximumRetryCount: hc.RestartPolicy?.MaximumRetryCount ?? 0 },
-    };
-    return { hostConfig, mounts };
+    return { hostConfig: withHostConfigDefaults(hc, this.d.config.defaultRuntime), mounts };
   }
 
   private replaceHostConfig(rec: ContainerRecord, input: HostConfig): void {
@@ -1401,6 +1436,52 @@ export class ContainerService {
       await backend.delete(rec.ID, { force: true }).then(() => this.inBackend.delete(rec.ID), () => {});
     }
     await this.d.hooks.afterRestore.promise({ container: rec, state: st, engine: this.d.info });
+  }
+
+  /**
+   * Orphans: containers a backend holds that no record knows of — a daemon killed between
+   * the backend's create and the store's write leaves one running (or created) with nobody
+   * to stop it. Each is force-deleted and logged at warn. `keep` lists IDs that must be left
+   * alone although no record was loaded (containers whose files are unreadable: the
+   * operator decides). A failing list or delete is logged and never stops the engine.
+   * Returns the IDs that were deleted.
+   */
+  async removeOrphans(keep: Iterable<string> = []): Promise<string[]> {
+    const kept = new Set(keep);
+    const removed: string[] = [];
+    for (const backend of [...this.backends.values()]) {
+      if (!backend.list) continue;
+      let held: string[];
+      try {
+        held = await backend.list();
+      } catch (err) {
+        this.d.logger.error('could not list the containers of a runtime backend; orphans not removed', { backend: backend.name, error: errorMessage(err) });
+        continue;
+      }
+      for (const id of held) {
+        if (this.records.has(id)) continue;
+        if (kept.has(id)) {
+          this.d.logger.warn('runtime backend holds a container whose stored state could not be loaded; left alone', { container: id, backend: backend.name });
+          continue;
+        }
+        if (!isFullId(id)) {
+          this.d.logger.warn('runtime backend holds something that is not a container ID; left alone', { entry: id, backend: backend.name });
+          continue;
+        }
+        this.d.logger.warn('removing orphaned container unknown to the state store', { container: id, backend: backend.name });
+        try {
+          await this.withLock(id, async () => {
+            // A record made meanwhile (a create under this ID) owns it now.
+            if (this.records.has(id)) return;
+            await backend.delete(id, { force: true });
+          });
+          if (!this.records.has(id)) removed.push(id);
+        } catch (err) {
+          this.d.logger.error('removing orphaned container failed', { container: id, backend: backend.name, error: errorMessage(err) });
+        }
+      }
+    }
+    return removed;
   }
 
   /** Stop listening to runtime events; containers keep running. */

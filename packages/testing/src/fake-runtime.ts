@@ -20,7 +20,7 @@ import type {
 } from '@berth/core';
 import { formatRfc3339Nano, SystemClock } from '@berth/core';
 
-export type FakeStep = 'create' | 'start' | 'kill' | 'pause' | 'resume' | 'delete' | 'state' | 'restore' | 'exec' | 'attach' | 'update';
+export type FakeStep = 'create' | 'start' | 'kill' | 'pause' | 'resume' | 'delete' | 'state' | 'restore' | 'list' | 'exec' | 'attach' | 'update';
 
 export interface FakeScript {
   /** Exit code when the container ends by itself (default 0). */
@@ -163,6 +163,34 @@ export class FakeRuntime implements RuntimeBackend {
     this.containers.delete(id);
   }
 
+  /**
+   * Hold a container the engine never created, as a backend does after a daemon crash between
+   * its create and the store's write (an orphan). Status `running` by default.
+   */
+  hold(id: string, opts: { status?: RuntimeStatus; spec?: OciSpec } = {}): FakeContainer {
+    if (this.containers.has(id)) throw new Error(`container ${id} already exists in ${this.name}`);
+    const spec = opts.spec ?? { ociVersion: '1.2.0' };
+    const status = opts.status ?? 'running';
+    const c: FakeContainer = {
+      id,
+      status,
+      pid: status === 'stopped' ? 0 : this.nextPid++,
+      spec,
+      options: {
+        id,
+        spec,
+        runtime: 'runc',
+        runtimeArgs: [],
+        rootUid: 0,
+        rootGid: 0,
+        stdio: { tty: false, openStdin: false, stdinOnce: false },
+        log: { path: '' },
+      },
+    };
+    this.containers.set(id, c);
+    return c;
+  }
+
   emitExit(e: ExitInfo): void {
     for (const l of [...this.listeners]) {
       try {
@@ -245,6 +273,12 @@ export class FakeRuntime implements RuntimeBackend {
     const c = this.containers.get(id);
     if (!c) return null;
     return { id, status: c.status, pid: c.pid, ...(c.exit ? { exit: { ...c.exit } } : {}) };
+  }
+
+  /** IDs of every container held, whatever its state (sorted). */
+  async list(): Promise<string[]> {
+    await this.step('list', undefined, []);
+    return [...this.containers.keys()].sort();
   }
 
   onExit(listener: (exit: ExitInfo) => void): () => void {

@@ -4,9 +4,9 @@
  */
 import {
   StartContext,
-  ZERO_TIME,
   generateId,
-  initialState,
+  newContainerRecord,
+  withHostConfigDefaults,
   type ContainerRecord,
   type EngineInfo,
   type Host,
@@ -29,36 +29,19 @@ export type ContainerOverrides = Partial<Omit<ContainerRecord, 'Config' | 'HostC
   State?: Partial<ContainerRecord['State']>;
 };
 
-/** A container record shaped like the engine's, for tests that need no engine. */
+/** A container record shaped like the engine's (core's `newContainerRecord`), for tests that need no engine. */
 export function makeContainer(o: ContainerOverrides = {}): ContainerRecord {
-  const id = o.ID ?? generateId();
-  const Config = { Cmd: ['/bin/true'], Image: '', ...(o.Config ?? {}) };
-  const argv = [...(Config.Entrypoint ?? []), ...(Config.Cmd ?? [])];
-  return {
+  const { Config: config, HostConfig: hostConfig, State: state, ...rest } = o;
+  const rec = newContainerRecord({
     Name: '/test',
     Created: '2026-01-01T00:00:00Z',
-    Path: argv[0] ?? '',
-    Args: argv.slice(1),
-    Image: '',
-    NetworkSettings: { Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, Networks: { bridge: {} } },
-    ResolvConfPath: '',
-    HostnamePath: '',
-    HostsPath: '',
-    LogPath: '',
-    RestartCount: 0,
-    Driver: '',
-    Platform: 'linux',
-    MountLabel: '',
-    ProcessLabel: '',
-    AppArmorProfile: '',
-    ExecIDs: null,
-    Mounts: [],
-    ...o,
-    ID: id,
-    Config,
-    HostConfig: { NetworkMode: 'bridge', Runtime: 'runc', LogConfig: { Type: 'json-file', Config: {} }, RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, ...(o.HostConfig ?? {}) },
-    State: { ...initialState(), StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, ...(o.State ?? {}) },
-  };
+    ...rest,
+    ID: o.ID ?? generateId(),
+    Config: { Cmd: ['/bin/true'], Image: '', ...(config ?? {}) },
+    HostConfig: withHostConfigDefaults(hostConfig ?? {}, 'runc'),
+  });
+  Object.assign(rec.State, state ?? {});
+  return rec;
 }
 
 /** A StartContext for calling a hook directly: `await engine.hooks.specBuild.promise(spec, startContext(rec))`. */

@@ -34,6 +34,23 @@ describe('FakeRuntime', () => {
     expect(rt.listenerCount()).toBe(0);
   });
 
+  it('lists what it holds, including containers held by hand (orphans), and list can fail', async () => {
+    const rt = new FakeRuntime();
+    const spec = { ociVersion: '1.2.0' };
+    await rt.create({ id: 'b', spec, runtime: 'fake', runtimeArgs: [], rootUid: 0, rootGid: 0, stdio: { tty: false, openStdin: false, stdinOnce: false }, log: { path: '/dev/null' } });
+    rt.hold('a');
+    rt.hold('c', { status: 'stopped' });
+    expect(await rt.list()).toEqual(['a', 'b', 'c']);
+    expect((await rt.state('a'))!.status).toBe('running');
+    expect((await rt.state('c'))!).toMatchObject({ status: 'stopped', pid: 0 });
+    expect(() => rt.hold('a')).toThrow('already exists');
+    await rt.delete('a', { force: true });
+    expect(await rt.list()).toEqual(['b', 'c']);
+    rt.fail('list', 'EACCES');
+    await expect(rt.list()).rejects.toThrow('EACCES');
+    expect(rt.callsOf('list')).toHaveLength(3);
+  });
+
   it('delays steps', async () => {
     const rt = new FakeRuntime({ delays: { state: 40 } });
     const t0 = Date.now();
@@ -72,6 +89,19 @@ describe('createTestEngine', () => {
 });
 
 describe('fakes for plugin unit tests', () => {
+  it("makeContainer builds core's record (newContainerRecord) with overrides", async () => {
+    const { initialState, withHostConfigDefaults } = await import('@berth/core');
+    const { makeContainer } = await import('../src/index.js');
+    const rec = makeContainer({ Name: '/kit', Config: { Cmd: ['sh', '-c', 'true'] }, HostConfig: { NetworkMode: 'host' }, State: { Status: 'exited', ExitCode: 2 } });
+    expect(rec.ID).toMatch(/^[0-9a-f]{64}$/);
+    expect([rec.Name, rec.Path, rec.Args, rec.Created]).toEqual(['/kit', 'sh', ['-c', 'true'], '2026-01-01T00:00:00Z']);
+    expect(rec.HostConfig).toEqual(withHostConfigDefaults({ NetworkMode: 'host' }, 'runc'));
+    expect(rec.NetworkSettings.Networks).toEqual({ host: {} });
+    expect(rec.State).toEqual({ ...initialState(), Status: 'exited', ExitCode: 2 });
+    expect(makeContainer().NetworkSettings.Networks).toEqual({ bridge: {} });
+  });
+
+
   it('FakeHost drives a plugin skip; makeContainer and startContext call a hook without starting anything', async () => {
     const { definePlugin, IHost, SkipPluginError, Stage } = await import('@berth/core');
     const { FakeHost, makeContainer, startContext } = await import('../src/index.js');

@@ -6,7 +6,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { ContainerConfig, ContainerRecord, HostConfig } from '../../src/types.js';
 import type { OciSpec } from '../../src/oci.js';
-import { ZERO_TIME } from '../../src/types.js';
+import { newContainerRecord } from '../../src/service.js';
 import { buildOciSpec, type SpecBuildInput } from '../../src/spec/index.js';
 import type { SpecHostInfo } from '../../src/spec/host.js';
 
@@ -45,7 +45,7 @@ export function schemaErrors(spec: OciSpec): string | null {
 
 export function makeRecord(opts: { id?: string; path?: string; args?: string[]; config?: ContainerConfig; hostConfig?: HostConfig } = {}): ContainerRecord {
   const id = opts.id ?? 'c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123456789';
-  return {
+  return newContainerRecord({
     ID: id,
     Name: '/test',
     Created: new Date(0).toISOString(),
@@ -53,34 +53,7 @@ export function makeRecord(opts: { id?: string; path?: string; args?: string[]; 
     Args: opts.args ?? ['3600'],
     Config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Hostname: id.slice(0, 12), ...(opts.config ?? {}) },
     HostConfig: opts.hostConfig ?? {},
-    State: {
-      Status: 'created',
-      Running: false,
-      Paused: false,
-      Restarting: false,
-      OOMKilled: false,
-      Dead: false,
-      Pid: 0,
-      ExitCode: 0,
-      Error: '',
-      StartedAt: ZERO_TIME,
-      FinishedAt: ZERO_TIME,
-    },
-    Image: '',
-    NetworkSettings: { SandboxID: '', SandboxKey: '', Ports: {}, Networks: {} },
-    ResolvConfPath: '',
-    HostnamePath: '',
-    HostsPath: '',
-    LogPath: '',
-    RestartCount: 0,
-    Driver: '',
-    Platform: 'linux',
-    MountLabel: '',
-    ProcessLabel: '',
-    AppArmorProfile: '',
-    ExecIDs: null,
-    Mounts: [],
-  };
+  });
 }
 
 /** A temp dir removed by the returned function. */
