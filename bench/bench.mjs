@@ -187,7 +187,7 @@ const R = {
   },
   params: P,
   date: new Date().toISOString(),
-  command: `node bench/bench.mjs ${argv.join(' ')}`.trim(),
+  command: process.env.BENCH_COMMAND ?? `node bench/bench.mjs ${argv.join(' ')}`.trim(),
 };
 
 async function main() {
@@ -407,8 +407,8 @@ function report() {
   row(`  the API call alone: GET /containers/json?all=1 (median)`, R.psApi.berth.median, R.psApi.dockerd.median, ratio(R.psApi.berth.median, R.psApi.dockerd.median), null, fmtMs);
   row(`GET /containers/{id}/json ×${P.inspectConnections} concurrent: req/s (higher is better)`, R.inspect.berth.rps, R.inspect.dockerd.rps, ratio(R.inspect.berth.rps, R.inspect.dockerd.rps), null, (v) => v.toFixed(0));
   row(`GET /containers/{id}/json ×${P.inspectConnections} concurrent: p99`, R.inspect.berth.p99, R.inspect.dockerd.p99, ratio(R.inspect.berth.p99, R.inspect.dockerd.p99), null, fmtMs);
-  row('memory idle (RSS): berthd | dockerd+containerd', R.memoryIdle.berth.rss, R.memoryIdle.dockerd.rss, ratio(R.memoryIdle.berth.rss, R.memoryIdle.dockerd.rss), null, fmtMiB);
-  row(`memory, ${P.memContainers} running (RSS): berthd+conmons | dockerd+containerd+shims`, R.memoryRunning.berth.rss, R.memoryRunning.dockerd.rss, ratio(R.memoryRunning.berth.rss, R.memoryRunning.dockerd.rss), 0.5, fmtMiB);
+  row('memory idle (RSS): berthd vs dockerd+containerd', R.memoryIdle.berth.rss, R.memoryIdle.dockerd.rss, ratio(R.memoryIdle.berth.rss, R.memoryIdle.dockerd.rss), null, fmtMiB);
+  row(`memory, ${P.memContainers} running (RSS): berthd+conmons vs dockerd+containerd+shims`, R.memoryRunning.berth.rss, R.memoryRunning.dockerd.rss, ratio(R.memoryRunning.berth.rss, R.memoryRunning.dockerd.rss), 0.5, fmtMiB);
   row(`memory, ${P.memContainers} running (PSS, shared pages split)`, R.memoryRunning.berth.pss, R.memoryRunning.dockerd.pss, ratio(R.memoryRunning.berth.pss, R.memoryRunning.dockerd.pss), null, fmtMiB);
   const rr = R.run['raw runc'].median;
   const T2 = [

@@ -45,4 +45,4 @@ sweep() {
 }
 [[ " $* " == *" --keep "* ]] || trap sweep EXIT
 echo "==> node bench/bench.mjs $*  (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
-node bench/bench.mjs "$@"
+BENCH_COMMAND="bash bench/run.sh $*" node bench/bench.mjs "$@"

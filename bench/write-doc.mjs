@@ -89,7 +89,7 @@ L.push('');
 L.push('## Where berth\'s time goes', '');
 L.push('### `docker run --rm --network none IMAGE true`', '');
 L.push(
-  `berth's median ${fmtMs(b)} splits as follows (medians; the breakdown comes from ${R.hooks.runs} starts in an in-process berthd with the same built-ins, so the parts are not from the same runs as the total):`,
+  `berth's median ${fmtMs(b)} splits as follows (medians). The breakdown comes from ${R.hooks.runs} starts in an in-process berthd with the same built-ins, taken after the other phases with nothing interleaved: there the whole API sequence (create → removed) took ${fmtMs(seg['create → removed (API run, as in phase 1)'])}${seg['create → removed (API run, as in phase 1)'] !== undefined ? '' : ' (not recorded in this run)'}, against ${fmtMs(bApi)} for the same sequence against berthd in phase 1, where each berth run was interleaved with dockerd's (whose containerd and shims keep working after its CLI returns), raw runc runs, and berthd ran under the profiler. The shares below are therefore the useful part, not their sum:`,
   '',
 );
 L.push(
@@ -104,7 +104,7 @@ L.push(
   '',
 );
 L.push(
-  `The floor, raw \`runc run\` of the same config.json, is ${fmtMs(floor)}: one runc process does create, start, wait and delete. berth's start request alone is ${(seg['start request (total)'] / floor).toFixed(1)}× that, and a \`docker run\` through berth starts at least five processes from berthd (mount, conmon — which starts runc create —, runc delete, umount) besides the CLI. dockerd pays more for the same work (containerd, a shim per container, \`runc create\`, \`runc start\`, \`runc delete\`, libnetwork's setkey hook even for \`--network none\`), which is why berth is ${(d / b).toFixed(1)}× faster than dockerd but not 2.9×.`,
+  `The floor, raw \`runc run\` of the same config.json, is ${fmtMs(floor)}: one runc process does create, start, wait and delete. berth's start request alone is ${(seg['start request (total)'] / floor).toFixed(1)}× that, and a \`docker run\` through berth starts at least five processes from berthd (mount, conmon — which starts runc create —, runc delete, umount) besides the CLI. dockerd pays more for the same work (containerd, a shim per container, \`runc create\`, \`runc start\`, \`runc delete\`, libnetwork's setkey hook even for \`--network none\`), which is why berth is ${(d / b).toFixed(1)}× faster than dockerd, where the target asks for 2.9× (1/0.35).`,
   '',
 );
 if (profile) {

@@ -103,6 +103,7 @@ export class InProcessBerth {
       const tr = now();
       await api.call('DELETE', `/containers/${Id}?force=1`);
       r['remove request'] = ms(tr, now());
+      r['create → removed (API run, as in phase 1)'] = ms(tc, now());
       r.backend = { ...bt, ...(backend?.timings?.(Id) ?? {}) };
       if (i >= 2) rows.push(r);
     }
