@@ -70,7 +70,7 @@ L.push(
 L.push('## The committed run', '');
 L.push(head.split('\n').map((l) => `${l}  `).join('\n'), '');
 L.push(
-  `**Load:** this run was taken on the shared 2-CPU development machine while other engineers' test suites were running (1-min load average ${laText} at the phase starts). Absolute times are inflated and noisy; every comparison below is between series interleaved in the same minutes (each iteration rotates which engine goes first), so the ratios are the meaningful part. berthd ran under \`node --cpu-prof\` for the whole run; its cost is in the noise (checked on this machine at load ~10: 15 interleaved \`docker run\`s against two berthds, one profiled, gave 764 ms and 768 ms medians).`,
+  `**Load:** this run was taken on the shared 2-CPU development machine while other engineers' test suites were running (1-min load average ${laText} at the phase starts). Absolute times are inflated and noisy; every comparison below is between series interleaved in the same minutes (each iteration rotates which engine goes first), so the ratios are the meaningful part. berthd ran under \`node --cpu-prof\` for the whole run; its cost is within the noise here (\`node bench/profiler-overhead.mjs\`: 15 interleaved \`docker run\`s against two berthds, one profiled, at load ~10; two checks gave 764 vs 768 ms and 778 vs 729 ms medians, i.e. at most ~7 % against berth).`,
   '',
 );
 L.push(`Results dir: [${rel}](${rel}) (\`results.json\` has every sample). Latency distributions:`, '');
