@@ -16,3 +16,4 @@ export * from './top.js';
 export * from './format.js';
 export * from './validate.js';
 export * from './attach-drain.js';
+export * from './stats.js';

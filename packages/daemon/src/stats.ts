@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { cgroupDirOf } from './top.js';
+import { cgroupDirOf, v1Dir } from './top.js';
 
 const USER_HZ = 100;
 
@@ -137,13 +137,12 @@ export async function sample(pid: number): Promise<StatsSample> {
     }
     s.num_procs = 0;
   } else {
-    const base = '/sys/fs/cgroup';
-    const path = (ctrl: string, fallback: string) => `${base}/${fallback}${cg.controllers.get(ctrl) ?? '/'}`;
-    const cpuacct = path('cpuacct', 'cpu,cpuacct');
+    const path = (ctrl: string) => v1Dir(ctrl, cg.controllers.get(ctrl) ?? '/');
+    const cpuacct = await path('cpuacct');
     const total = (await num(`${cpuacct}/cpuacct.usage`)) ?? 0;
     const percpu = ((await read(`${cpuacct}/cpuacct.usage_percpu`)) ?? '').split(/\s+/).filter(Boolean).map(Number);
     const stat = await kv(`${cpuacct}/cpuacct.stat`);
-    const thr = await kv(`${path('cpu', 'cpu,cpuacct')}/cpu.stat`);
+    const thr = await kv(`${await path('cpu')}/cpu.stat`);
     s.cpu_stats = {
       cpu_usage: {
         total_usage: total,
@@ -155,7 +154,7 @@ export async function sample(pid: number): Promise<StatsSample> {
       online_cpus: online,
       throttling_data: { periods: thr.nr_periods ?? 0, throttled_periods: thr.nr_throttled ?? 0, throttled_time: thr.throttled_time ?? 0 },
     };
-    const mem = path('memory', 'memory');
+    const mem = await path('memory');
     const limit = (await num(`${mem}/memory.limit_in_bytes`)) ?? 0;
     s.memory_stats = {
       usage: (await num(`${mem}/memory.usage_in_bytes`)) ?? 0,
@@ -164,10 +163,10 @@ export async function sample(pid: number): Promise<StatsSample> {
       limit: limit > os.totalmem() ? os.totalmem() : limit,
       stats: await kv(`${mem}/memory.stat`),
     };
-    const pids = path('pids', 'pids');
+    const pids = await path('pids');
     const pidsMax = await num(`${pids}/pids.max`);
     s.pids_stats = { current: (await num(`${pids}/pids.current`)) ?? 0, ...(pidsMax !== undefined ? { limit: pidsMax } : {}) };
-    const blk = await read(`${path('blkio', 'blkio')}/blkio.throttle.io_service_bytes`);
+    const blk = await read(`${await path('blkio')}/blkio.throttle.io_service_bytes`);
     if (blk) {
       const entries = blk
         .split('\n')

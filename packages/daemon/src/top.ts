@@ -6,6 +6,35 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { ConflictError, InvalidParameterError, SystemError } from '@berth/core';
 
+let v1Mounts: Map<string, string> | null = null;
+
+/** Mount points of the cgroup v1 hierarchies by controller (from /proc/self/mountinfo). */
+export async function cgroupV1Mounts(): Promise<Map<string, string>> {
+  if (v1Mounts) return v1Mounts;
+  const m = new Map<string, string>();
+  try {
+    for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+      const [pre, post] = line.split(' - ');
+      if (!post) continue;
+      const [fstype, , superOpts] = post.split(' ');
+      if (fstype !== 'cgroup') continue;
+      const mountPoint = pre.split(' ')[4];
+      for (const opt of (superOpts ?? '').split(',')) if (!m.has(opt.replace(/^name=/, ''))) m.set(opt.replace(/^name=/, ''), mountPoint);
+    }
+  } catch {
+    // no mountinfo: fall back to the conventional paths
+  }
+  v1Mounts = m;
+  return m;
+}
+
+/** The host directory of a v1 controller's cgroup `p`. */
+export async function v1Dir(controller: string, p: string): Promise<string> {
+  const mounts = await cgroupV1Mounts();
+  const base = mounts.get(controller) ?? `/sys/fs/cgroup/${controller}`;
+  return `${base}${p === '/' ? '' : p}`;
+}
+
 /** The cgroup directory (under /sys/fs/cgroup) holding `pid`, for v2 or the v1 pids/memory controller. */
 export async function cgroupDirOf(pid: number): Promise<{ v2: boolean; dir: string; controllers: Map<string, string> }> {
   const text = await readFile(`/proc/${pid}/cgroup`, 'utf8');
@@ -18,9 +47,8 @@ export async function cgroupDirOf(pid: number): Promise<{ v2: boolean; dir: stri
   }
   const v2 = controllers.size === 0 && unified !== null;
   if (v2) return { v2, dir: `/sys/fs/cgroup${unified}`, controllers };
-  const p = controllers.get('pids') ?? controllers.get('memory') ?? controllers.get('cpu') ?? unified ?? '/';
-  const ctrl = controllers.has('pids') ? 'pids' : controllers.has('memory') ? 'memory' : 'cpu,cpuacct';
-  return { v2, dir: `/sys/fs/cgroup/${ctrl}${p}`, controllers };
+  const ctrl = controllers.has('pids') ? 'pids' : controllers.has('memory') ? 'memory' : 'cpu';
+  return { v2, dir: await v1Dir(ctrl, controllers.get(ctrl) ?? '/'), controllers };
 }
 
 export async function containerPids(pid: number): Promise<number[]> {
