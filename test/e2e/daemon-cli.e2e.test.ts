@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, startBerthd, type Berthd, type CliResult } from './helpers/berthd.js';
+import { TEST_IMAGE, berthdSkipReason, startBerthd, removeTestImageTarball, type Berthd, type CliResult } from './helpers/berthd.js';
 import { dockerdAvailable, startDockerd } from './helpers/dockerd.js';
 
 const RECORD = process.env.BERTH_E2E_RECORD === '1';
@@ -57,6 +57,7 @@ describe.skipIf(skip)('docker CLI against berthd, compared with dockerd', () => 
     if (RECORD) fs.writeFileSync(FIXTURE, JSON.stringify(recorded, null, 2) + '\n');
     await d?.docker(['rm', '-f', 'logger', 'shell', 'shell2', 'ps-a', 'ps-b', 'killme', 'waiter', 'gone']).catch(() => {});
     await d?.cleanup();
+    removeTestImageTarball();
     fs.rmSync(tmp, { recursive: true, force: true });
   }, 120_000);
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, startBerthd, type Berthd } from './helpers/berthd.js';
+import { TEST_IMAGE, berthdSkipReason, startBerthd, removeTestImageTarball, type Berthd } from './helpers/berthd.js';
 
 const skip = berthdSkipReason();
 
@@ -33,6 +33,7 @@ describe.skipIf(skip)('dockerode against berthd', () => {
   }, 120_000);
   afterAll(async () => {
     await d?.cleanup();
+    removeTestImageTarball();
   }, 60_000);
 
   it('negotiates the version and reads /version and /info', async () => {

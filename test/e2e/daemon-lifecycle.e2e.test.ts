@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BERTHD_BIN, TEST_IMAGE, berthdSkipReason, startBerthd, type Berthd } from './helpers/berthd.js';
+import { BERTHD_BIN, TEST_IMAGE, berthdSkipReason, startBerthd, removeTestImageTarball, type Berthd } from './helpers/berthd.js';
 
 const skip = berthdSkipReason();
 
@@ -26,6 +26,7 @@ describe.skipIf(skip)('berthd lifecycle', () => {
   afterEach(async () => {
     for (const d of daemons.splice(0)) await d.cleanup();
     for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+    removeTestImageTarball();
   }, 60_000);
 
   it('locks its data root, writes the pidfile, serves a 0660 socket, cleans up on SIGTERM', async () => {

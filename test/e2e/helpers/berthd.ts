@@ -131,6 +131,12 @@ export function testImageTarball(): string {
   return testImageTar;
 }
 
+/** Remove the test image tarball of this test process (call in afterAll). */
+export function removeTestImageTarball(): void {
+  if (testImageTar) fs.rmSync(path.dirname(testImageTar), { recursive: true, force: true });
+  testImageTar = null;
+}
+
 function unmountUnder(dir: string): void {
   let mounts: string[] = [];
   try {
