@@ -104,7 +104,7 @@ L.push(
   '',
 );
 L.push(
-  `The floor, raw \`runc run\` of the same config.json, is ${fmtMs(floor)}: one runc process does create, start, wait and delete. berth's start request alone is ${(seg['start request (total)'] / floor).toFixed(1)}× that, and a \`docker run\` through berth starts at least five processes from berthd (mount, conmon — which starts runc create —, runc delete, umount) besides the CLI. dockerd pays more for the same work (containerd, a shim per container, \`runc create\`, \`runc start\`, \`runc delete\`, libnetwork's setkey hook even for \`--network none\`), which is why berth is ${(d / b).toFixed(1)}× faster than dockerd, where the target asks for 2.9× (1/0.35).`,
+  `The floor, raw \`runc run\` of the same config.json, is ${fmtMs(floor)}: one runc process does create, start, wait and delete. berth's start request alone is ${(seg['start request (total)'] / floor).toFixed(1)}× that, and a \`docker run\` through berth makes berthd start four processes (\`mount\`, conmon — which itself runs \`runc create\` and so \`runc init\` —, \`runc delete\`, \`umount\`), besides the CLI. dockerd pays more for the same work (containerd, a shim per container, \`runc create\`, \`runc start\`, \`runc delete\`, libnetwork's \`libnetwork-setkey\` prestart hook, a re-exec of the dockerd binary, which is in the spec even with \`--network none\` — checked in the task's config.json), which is why berth is ${(d / b).toFixed(1)}× faster than dockerd, where the target asks for 2.9× (1/0.35).`,
   '',
 );
 if (profile) {
