@@ -146,6 +146,22 @@ describe('readLogs', () => {
     expect(fs.existsSync(`${log}.1`)).toBe(true);
     expect(got.map((m) => m.line.toString())).toEqual(['before\n', ...Array.from({ length: 30 }, (_, i) => `n${i}\n`)]);
   });
+  it.each([{}, { tail: 0 }, { tail: 5 }])('follows a log that appears after the reader started, from its first line (%o)', async (extra) => {
+    const ac = new AbortController();
+    const got: string[] = [];
+    const reading = (async () => {
+      for await (const m of readLogs(log, { follow: true, signal: ac.signal, pollMs: 50, ...extra })) {
+        got.push(m.line.toString());
+        if (got.length === 3) ac.abort();
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 30));
+    const w = new JsonFileWriter(log, {});
+    for (let i = 0; i < 3; i++) w.write({ stream: 'stdout', line: `first${i}\n`, time: t(1 + i) });
+    await reading;
+    w.close();
+    expect(got).toEqual(['first0\n', 'first1\n', 'first2\n']);
+  });
   it('follow ends at until and on abort while idle', async () => {
     const w = new JsonFileWriter(log);
     w.write({ stream: 'stdout', line: 'a\n', time: t(1) });
