@@ -1,5 +1,5 @@
 /** A scripted in-memory DaemonBackend for route tests (no engine, no root). */
-import { NotFoundError, ZERO_TIME, type ContainerRecord } from '@berth/core';
+import { NotFoundError, newContainerRecord, newNetworkSettings, type ContainerRecord } from '@berth/core';
 import type { DaemonBackend, DaemonFacts, EventMessage } from '../../src/backend.js';
 
 export function facts(over: Partial<DaemonFacts> = {}): DaemonFacts {
@@ -22,44 +22,28 @@ export function facts(over: Partial<DaemonFacts> = {}): DaemonFacts {
   };
 }
 
+/** A record as core's create makes it (newContainerRecord), put in `status`; `over` wins. */
 export function record(id: string, name: string, status: ContainerRecord['State']['Status'], over: Partial<ContainerRecord> = {}): ContainerRecord {
-  return {
+  const rec = newContainerRecord({
     ID: id,
     Name: `/${name}`,
     Created: '2026-11-28T07:00:00.000000000Z',
-    Path: 'sh',
-    Args: ['-c', 'true'],
     Config: { Image: 'busybox', Cmd: ['sh', '-c', 'true'], Labels: {} },
     HostConfig: { NetworkMode: 'none' },
-    State: {
+    Image: 'sha256:' + 'a'.repeat(64),
+    NetworkSettings: newNetworkSettings(),
+    Driver: 'vfs',
+    ...over,
+  });
+  if (!over.State) {
+    Object.assign(rec.State, {
       Status: status,
       Running: status === 'running' || status === 'paused',
       Paused: status === 'paused',
-      Restarting: false,
-      OOMKilled: false,
-      Dead: false,
       Pid: status === 'running' ? 1234 : 0,
-      ExitCode: 0,
-      Error: '',
-      StartedAt: ZERO_TIME,
-      FinishedAt: ZERO_TIME,
-    },
-    Image: 'sha256:' + 'a'.repeat(64),
-    NetworkSettings: { SandboxID: '', SandboxKey: '', Ports: {}, Networks: {} },
-    ResolvConfPath: '',
-    HostnamePath: '',
-    HostsPath: '',
-    LogPath: '',
-    RestartCount: 0,
-    Driver: 'vfs',
-    Platform: 'linux',
-    MountLabel: '',
-    ProcessLabel: '',
-    AppArmorProfile: '',
-    ExecIDs: null,
-    Mounts: [],
-    ...over,
-  };
+    });
+  }
+  return rec;
 }
 
 export function fakeBackend(containers: ContainerRecord[] = [], over: Partial<DaemonFacts> = {}): DaemonBackend & { emit(ev: EventMessage): void } {
