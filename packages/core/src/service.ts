@@ -485,16 +485,17 @@ export class ContainerService {
     let config: ContainerConfig = structuredClone(opts.Config ?? {});
     const name = opts.name ? normaliseName(opts.name) : undefined;
 
+    const rootfs = opts.rootfs ?? config.Labels?.[ROOTFS_LABEL];
+    if (rootfs !== undefined && (!rootfs || !isAbsolute(rootfs))) {
+      throw new InvalidParameterError(`rootfs must be an absolute path: ${JSON.stringify(rootfs)}`);
+    }
+    // A plain rootfs replaces the image: Config.Image is then only a name, never looked up.
     let imageId = '';
-    if (this.d.images && config.Image) {
+    if (this.d.images && config.Image && rootfs === undefined) {
       const img = await this.d.images.resolve(config.Image);
       if (!img) throw new NotFoundError(`No such image: ${config.Image}`);
       imageId = img.id;
       config = mergeImageConfigIntoContainer(config, img.config);
-    }
-    const rootfs = opts.rootfs ?? config.Labels?.[ROOTFS_LABEL];
-    if (rootfs !== undefined && (!rootfs || !isAbsolute(rootfs))) {
-      throw new InvalidParameterError(`rootfs must be an absolute path: ${JSON.stringify(rootfs)}`);
     }
     const argv = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
     if (argv.length === 0) throw new InvalidParameterError('no command specified');

@@ -157,12 +157,56 @@ describe('create: IDs, names, validation', () => {
         }),
     });
     await expect(t.engine.containers.create({ Config: { Image: 'nope' } })).rejects.toMatchObject({ message: 'No such image: nope', kind: 'NotFound' });
-    const { Id } = await t.engine.containers.create({ Config: { Image: 'busybox', Env: ['A=2'] }, rootfs: t.rootfs });
+    const { Id } = await t.engine.containers.create({ Config: { Image: 'busybox', Env: ['A=2'] } });
     const r = t.engine.containers.get(Id);
     expect(r.Image).toBe('sha256:' + 'ab'.repeat(32));
     // dockerd's merge: the container's Env first, then the image's variables it does not set.
     expect(r.Config).toMatchObject({ Cmd: ['sh'], Env: ['A=2', 'PATH=/bin'], WorkingDir: '/w', StopSignal: 'SIGQUIT' });
     expect(r.Path).toBe('sh');
+  });
+});
+
+describe('create: plain root filesystem (berth-only)', () => {
+  const imageStore = (asked: string[]) => (c: import('tsyringe').DependencyContainer) =>
+    c.register(IImageStore, {
+      useValue: {
+        async resolve(ref: string) {
+          asked.push(ref);
+          return ref === 'busybox' ? { id: 'sha256:' + 'ab'.repeat(32), config: { Cmd: ['sh'], Env: ['PATH=/bin'] } } : null;
+        },
+      },
+    });
+
+  it('skips the image store for the rootfs option and the io.berth.rootfs label, and starts on that directory', async () => {
+    const asked: string[] = [];
+    t = await createTestEngine({ providers: imageStore(asked) });
+    const a = await t.engine.containers.create({ Config: { Image: 'not-in-store', Cmd: ['/bin/true'] }, rootfs: t.rootfs });
+    const b = await t.engine.containers.create({ Config: { Image: 'busybox', Cmd: ['/bin/true'], Labels: { 'io.berth.rootfs': t.rootfs } } });
+    expect(asked).toEqual([]);
+    for (const id of [a.Id, b.Id]) {
+      const r = t.engine.containers.get(id);
+      expect(r.Image).toBe('');
+      expect(r.BaseFS).toBe(t.rootfs);
+      // the image's config is not merged: the named image was not used
+      expect(r.Config.Env).toBeUndefined();
+      expect(r.Path).toBe('/bin/true');
+    }
+    expect(t.engine.containers.get(a.Id).Config.Image).toBe('not-in-store');
+    await t.engine.containers.start(a.Id);
+    const created = t.fake.callsOf('create', a.Id);
+    expect(created).toHaveLength(1);
+    expect((created[0]!.args[0] as { spec: { root?: { path: string } } }).spec.root?.path).toBe(t.rootfs);
+    // without a rootfs the image store is still asked, and a missing image is still NotFound
+    await expect(t.engine.containers.create({ Config: { Image: 'not-in-store', Cmd: ['/bin/true'] } })).rejects.toMatchObject({ message: 'No such image: not-in-store', kind: 'NotFound' });
+    expect(asked).toEqual(['not-in-store']);
+  });
+
+  it('still refuses a relative rootfs before any image lookup', async () => {
+    const asked: string[] = [];
+    t = await createTestEngine({ specDefaults: false, providers: imageStore(asked) });
+    await expect(t.engine.containers.create({ Config: { Image: 'busybox', Cmd: ['x'] }, rootfs: 'rel/dir' })).rejects.toMatchObject({ kind: 'InvalidParameter' });
+    await expect(t.engine.containers.create({ Config: { Image: 'busybox', Cmd: ['x'], Labels: { 'io.berth.rootfs': '' } } })).rejects.toMatchObject({ kind: 'InvalidParameter' });
+    expect(asked).toEqual([]);
   });
 });
 
