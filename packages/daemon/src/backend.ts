@@ -79,7 +79,10 @@ export interface ContainerBackend {
   attach?(idOrName: string, req: AttachRequest, io: AttachIo, signal: AbortSignal): Promise<void>;
   top?(idOrName: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }>;
   update?(idOrName: string, resources: HostConfig): Promise<{ warnings: string[] }>;
-  /** Sizes of the container's writable layer and whole root filesystem (ps -s, inspect ?size=1). */
+  /**
+   * Sizes of the container's writable layer and whole root filesystem (ps -s, inspect ?size=1).
+   * Absent when the engine has no image store: the routes then leave the fields out.
+   */
   sizes?(idOrName: string): Promise<{ SizeRw: number; SizeRootFs: number }>;
   /** Filesystem changes against the image (GET /containers/{id}/changes). */
   changes?(idOrName: string): Promise<Array<{ Path: string; Kind: 0 | 1 | 2 }>>;

@@ -231,11 +231,16 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
       const rec = svc.get(id);
       return top(rec.State.Pid, rec.State.Running && !rec.State.Restarting, psArgs, rec.ID);
     },
-    async sizes(id) {
-      const rec = svc.get(id);
-      if (!imageService || !rec.Image) return { SizeRw: 0, SizeRootFs: 0 };
-      return imageService.rootfsSizes(rec.ID).catch(() => ({ SizeRw: 0, SizeRootFs: 0 }));
-    },
+    ...(imageService
+      ? {
+          async sizes(id: string) {
+            const rec = svc.get(id);
+            // A plain root filesystem (no image) has no container layer to measure.
+            if (!rec.Image) return { SizeRw: 0, SizeRootFs: 0 };
+            return imageService.rootfsSizes(rec.ID);
+          },
+        }
+      : {}),
     async changes(id) {
       const rec = svc.get(id);
       if (!imageService || !rec.Image) throw new NotImplementedError(`container ${rec.ID} runs on a plain root filesystem: there is no image to compare with`);

@@ -1,6 +1,6 @@
 /** Container routes of the Docker Engine API over the daemon's ContainerBackend port. */
 import { Transform, Writable, type Duplex, type TransformCallback } from 'node:stream';
-import { ConflictError, ForbiddenError, InvalidParameterError, NotImplementedError, type ContainerRecord } from '@berth/core';
+import { ConflictError, ForbiddenError, InvalidParameterError, NotImplementedError, SystemError, errorKind, type ContainerRecord } from '@berth/core';
 import { checkSignal } from '../signals.js';
 import type { AttachIo, ContainerBackend, DaemonBackend, LogEntry } from '../backend.js';
 import { DEFAULT_DETACH_KEYS, commandLine, frame, parseDetachKeys, stateName, stateString, unixSeconds } from '../format.js';
@@ -280,11 +280,21 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
     items.sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created) || (a.ID < b.ID ? 1 : -1));
     if (limit > 0) items = items.slice(0, limit);
     const now = Date.now();
-    const withSize = boolValue(q, 'size');
+    const sizes = boolValue(q, 'size') ? cs.sizes?.bind(cs) : undefined;
     const out = [];
     for (const c of items) {
       const s = summary(c, now);
-      if (withSize) Object.assign(s, cs.sizes ? await cs.sizes(c.ID) : { SizeRw: 0, SizeRootFs: 0 });
+      if (sizes) {
+        try {
+          Object.assign(s, await sizes(c.ID));
+        } catch (err) {
+          // removed while the list was being measured: it is no longer part of the answer
+          if (errorKind(err) !== 'NotFound') throw err;
+          if (!(await resolveRef(backend, c.ID))) continue;
+          // the container exists but its layer does not: a daemon fault, not a 404 of the list
+          throw new SystemError(`size of container ${c.ID}: ${(err as Error).message}`, { cause: err });
+        }
+      }
       out.push(s);
     }
     sendJson(ctx.res, 200, out);
@@ -293,7 +303,7 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
   const inspect = async (ctx: RequestContext) => {
     const c = await cs.inspect(ctx.params.id);
     const body = inspectBody(c);
-    if (boolValue(ctx.query, 'size')) Object.assign(body, cs.sizes ? await cs.sizes(c.ID) : { SizeRw: 0, SizeRootFs: 0 });
+    if (boolValue(ctx.query, 'size') && cs.sizes) Object.assign(body, await cs.sizes(c.ID));
     sendJson(ctx.res, 200, body);
   };
 
