@@ -81,7 +81,7 @@ Options:
       --tlskey string          Path to TLS key file
       --label list             Set key=value labels to the daemon
       --shutdown-timeout int   Seconds to wait for containers to stop on shutdown (default 15)
-      --berth-rootfs-dir path  berth only: subdirectories of path serve as images by name (no image store needed)
+      --berth-rootfs-dir path  berth only: image names missing from the image store run on the subdirectory of that name
   -v, --version                Print version information and quit
   -h, --help                   Print usage
 `;

@@ -179,7 +179,7 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
       const image = r.config.Image ?? '';
       if (!r.config.Labels?.[ROOTFS_LABEL] && !(imageStore && (await imageStore.resolve(image)))) {
         // berth-only: a plain root filesystem directory named like the image (--berth-rootfs-dir).
-        const dir = opts.rootfsDir ? path.join(opts.rootfsDir, image.replace(/[/:@]/g, '_')) : null;
+        const dir = opts.rootfsDir ? rootfsDirOf(opts.rootfsDir, image) : null;
         if (!dir || !isDir(dir)) throw new NotFoundError(`No such image: ${image}`);
         rootfs = dir;
       }
@@ -326,6 +326,13 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
   };
 
   return { facts: () => opts.facts, containers, exec, events, images, imageService: () => imageService };
+}
+
+/** The directory of `image` under `rootfsDir` (`/`, `:` and `@` become `_`); null for a name that would leave it. */
+export function rootfsDirOf(rootfsDir: string, image: string): string | null {
+  const name = image.replace(/[/:@]/g, '_');
+  if (name === '' || name === '.' || name === '..') return null;
+  return path.join(rootfsDir, name);
 }
 
 function isDir(p: string): boolean {
