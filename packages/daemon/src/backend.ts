@@ -59,6 +59,11 @@ export interface WaitResult {
   Error?: { Message: string } | null;
 }
 
+export interface RootfsLease {
+  readonly path: string;
+  release(): Promise<void>;
+}
+
 export interface ContainerBackend {
   create(req: CreateContainerRequest): Promise<{ id: string; warnings: string[] }>;
   /** Resolve by full ID, unique ID prefix or name (with or without '/'); NotFound "No such container: x". */
@@ -86,6 +91,12 @@ export interface ContainerBackend {
   sizes?(idOrName: string): Promise<{ SizeRw: number; SizeRootFs: number }>;
   /** Filesystem changes against the image (GET /containers/{id}/changes). */
   changes?(idOrName: string): Promise<Array<{ Path: string; Kind: 0 | 1 | 2 }>>;
+  /**
+   * The container's root filesystem for one request (archive, export), mounted for its
+   * duration when the container does not run; `release` gives the mount back (the last holder
+   * unmounts). Without it the routes use a set BaseFS as it is.
+   */
+  mountRootfs?(idOrName: string): Promise<RootfsLease>;
   prune?(filters: Map<string, Set<string>>): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }>;
 }
 

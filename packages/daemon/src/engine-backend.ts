@@ -241,6 +241,17 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
           },
         }
       : {}),
+    async mountRootfs(id) {
+      const rec = svc.get(id);
+      // A rootfs the image store prepared: lease its mount (mounting it when the container
+      // does not run); the store counts holders, so a start or another request racing with
+      // this one keeps the mount until the last of them lets go.
+      const lease = imageService ? await imageService.acquireRootfs(rec.ID) : null;
+      if (lease) return lease;
+      // A plain root filesystem is a directory: nothing to mount.
+      if (rec.BaseFS) return { path: rec.BaseFS, release: async () => undefined };
+      throw new ConflictError(`container ${rec.ID} has no root filesystem`);
+    },
     async changes(id) {
       const rec = svc.get(id);
       if (!imageService || !rec.Image) throw new NotImplementedError(`container ${rec.ID} runs on a plain root filesystem: there is no image to compare with`);

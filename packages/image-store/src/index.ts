@@ -10,6 +10,7 @@ export { unpackLayer, entryComponents, UnsafeLayerError, InvalidLayerError, type
 export { detectCompression, decompress, type Compression } from './compression.js';
 export { loadArchive, saveImages, ociManifestFor, type LoadedImage } from './archive.js';
 export { RootfsManager, mountPoints, overlaySupported, type RootfsDriver, type RootfsMeta } from './rootfs.js';
+export { MountRefs, type MountLease, type MountOps } from './mountrefs.js';
 export { upperDirTar, treeDiffTar } from './difftar.js';
 export { mergeImageConfig, imageContainerConfig } from './merge.js';
 export { applyChanges } from './changes.js';

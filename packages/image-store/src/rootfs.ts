@@ -16,6 +16,7 @@ import { treeDiffTar, upperDirTar } from './difftar.js';
 import { dirSize, readJson, writeFileAtomic } from './fsutil.js';
 import type { ImageStore } from './images.js';
 import type { LayerMeta } from './layers.js';
+import { MountRefs, type MountLease } from './mountrefs.js';
 
 const execFileP = promisify(execFile);
 
@@ -69,6 +70,8 @@ export interface RootfsManagerOptions {
 export class RootfsManager {
   readonly dir: string;
   readonly driver: RootfsDriver;
+  /** Holders of each container's mount: the engine (start to release) and requests' leases. */
+  readonly mounts: MountRefs;
 
   constructor(
     private readonly store: ImageStore,
@@ -78,6 +81,7 @@ export class RootfsManager {
     this.dir = path.join(dataRoot, 'overlay');
     const want = opts.driver ?? 'auto';
     this.driver = want === 'auto' ? (overlaySupported() ? 'overlay' : 'copy') : want;
+    this.mounts = new MountRefs({ isMounted: (id) => this.isMounted(id), mount: (id) => this.mountNow(id), unmount: (id) => this.unmountNow(id) });
   }
 
   async init(): Promise<void> {
@@ -148,8 +152,25 @@ export class RootfsManager {
     return mountPoints().has(this.mergedPath(id));
   }
 
-  /** Mounts (overlay) and returns the rootfs path. Mounting a mounted rootfs is a no-op. */
-  async mount(id: string): Promise<string> {
+  /** The engine's mount (start): mounts (overlay) and returns the rootfs path. Mounting a mounted rootfs is a no-op. */
+  mount(id: string): Promise<string> {
+    return this.mounts.engineMount(id);
+  }
+
+  /** The engine's unmount (failed start, exit): unmounts unless a request's lease still holds the mount. */
+  unmount(id: string): Promise<void> {
+    return this.mounts.engineUnmount(id);
+  }
+
+  /**
+   * A lease on the mounted rootfs for one request (docker cp / export of a container that
+   * may not run); the last holder's release unmounts. NotFound when no rootfs was prepared.
+   */
+  acquire(id: string): Promise<MountLease> {
+    return this.mounts.acquire(id);
+  }
+
+  private async mountNow(id: string): Promise<string> {
     const meta = await this.meta(id);
     if (!meta) throw new NotFoundError(`no root filesystem prepared for container ${id}`);
     const merged = this.mergedPath(id);
@@ -177,7 +198,7 @@ export class RootfsManager {
   }
 
   /** Unmounts the rootfs (idempotent; a busy mount is detached lazily). */
-  async unmount(id: string): Promise<void> {
+  private async unmountNow(id: string): Promise<void> {
     const merged = this.mergedPath(id);
     if (!mountPoints().has(merged)) return;
     try {
@@ -194,7 +215,7 @@ export class RootfsManager {
 
   /** Unmounts and deletes everything of the container. Idempotent. */
   async remove(id: string): Promise<void> {
-    await this.unmount(id);
+    await this.mounts.forget(id);
     await fsp.rm(this.cdir(id), { recursive: true, force: true });
   }
 

@@ -33,6 +33,7 @@ import {
 } from './reference.js';
 import type { AuthConfig } from './registry/auth.js';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.js';
+import type { MountLease } from './mountrefs.js';
 import { RootfsManager, type RootfsDriver } from './rootfs.js';
 import type { HistoryEntry, ImageConfig, ImageRuntimeConfig } from './types.js';
 
@@ -658,6 +659,14 @@ export class ImageService implements CoreImageStore {
   }
   unmountRootfs(containerId: string): Promise<void> {
     return this.rootfs.unmount(containerId);
+  }
+  /**
+   * A lease on the container's mounted root filesystem for the duration of one request
+   * (archive, export); null for a container whose rootfs the store does not own (plain rootfs).
+   */
+  async acquireRootfs(containerId: string): Promise<MountLease | null> {
+    if (!(await this.rootfs.meta(containerId))) return null;
+    return this.rootfs.acquire(containerId);
   }
   removeRootfs(containerId: string): Promise<void> {
     return this.rootfs.remove(containerId);

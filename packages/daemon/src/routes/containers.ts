@@ -2,7 +2,7 @@
 import { Transform, Writable, type Duplex, type TransformCallback } from 'node:stream';
 import { ConflictError, ForbiddenError, InvalidParameterError, NotImplementedError, SystemError, errorKind, type ContainerRecord } from '@berth/core';
 import { checkSignal } from '../signals.js';
-import type { AttachIo, ContainerBackend, DaemonBackend, LogEntry } from '../backend.js';
+import type { AttachIo, ContainerBackend, DaemonBackend, LogEntry, RootfsLease } from '../backend.js';
 import { DEFAULT_DETACH_KEYS, commandLine, frame, parseDetachKeys, stateName, stateString, unixSeconds } from '../format.js';
 import {
   boolValue,
@@ -225,8 +225,12 @@ function streamContentType(version: string, tty: boolean): string {
   return 'application/vnd.docker.multiplexed-stream';
 }
 
-/** Pipe a readable into the response; an error after the head is sent aborts the connection. */
-async function pipeStream(ctx: RequestContext, src: NodeJS.ReadableStream & { destroy?(e?: Error): void }): Promise<void> {
+/**
+ * Pipe a readable into the response; an error after the head is sent aborts the connection.
+ * `beforeEnd` runs once the source ended and before the response ends (the client sees the
+ * end of the body only after it, as with dockerd's deferred Unmount); its error rejects.
+ */
+async function pipeStream(ctx: RequestContext, src: NodeJS.ReadableStream & { destroy?(e?: Error): void }, beforeEnd?: () => Promise<void>): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     let started = false;
     const onAbort = () => {
@@ -243,8 +247,16 @@ async function pipeStream(ctx: RequestContext, src: NodeJS.ReadableStream & { de
     });
     src.on('end', () => {
       ctx.signal.removeEventListener('abort', onAbort);
-      ctx.res.end();
-      resolve();
+      void (beforeEnd ? beforeEnd() : Promise.resolve()).then(
+        () => {
+          ctx.res.end();
+          resolve();
+        },
+        (err: unknown) => {
+          ctx.res.end();
+          reject(err);
+        },
+      );
     });
     src.on('error', (err: Error) => {
       ctx.signal.removeEventListener('abort', onAbort);
@@ -552,50 +564,78 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
     if (!ctx.res.writableEnded) ctx.res.end();
   };
 
-  const rootOf = async (id: string): Promise<ContainerRecord & { BaseFS: string }> => {
+  /**
+   * Runs `fn` on the container's root filesystem, mounted for the request when the container
+   * does not run (dockerd's Mount … defer Unmount around archive and export); the mount is
+   * given back when `fn` ends, fails or the client went away (pipeStream resolves on abort).
+   */
+  const withRoot = async <T>(id: string, fn: (c: ContainerRecord, root: string, release: () => Promise<void>) => Promise<T>): Promise<T> => {
     const c = await cs.inspect(id);
-    if (!c.BaseFS) throw new ConflictError(`container ${c.ID} has no mounted root filesystem`);
-    return c as ContainerRecord & { BaseFS: string };
+    let lease: RootfsLease;
+    if (cs.mountRootfs) lease = await cs.mountRootfs(c.ID);
+    else if (c.BaseFS) lease = { path: c.BaseFS, release: async () => undefined };
+    else throw new ConflictError(`container ${c.ID} has no root filesystem`);
+    let released: Promise<void> | null = null;
+    const release = () => (released ??= lease.release());
+    let out: T;
+    try {
+      out = await fn(c, lease.path, release);
+    } catch (err) {
+      // the request's own error is the answer; a failed unmount after it is the store's to log
+      await release().catch(() => undefined);
+      throw err;
+    }
+    await release();
+    return out;
   };
 
-  const archiveStat = async (ctx: RequestContext) => {
+  const archiveStat = async (ctx: RequestContext, c: ContainerRecord, root: string) => {
+    const { host, stat } = await statPath(root, ctx.query.get('path') ?? '', c.ID);
+    ctx.res.setHeader('X-Docker-Container-Path-Stat', encodeStat(stat));
+    return { host, stat };
+  };
+
+  const archivePath = (ctx: RequestContext): string => {
     const p = ctx.query.get('path') ?? '';
     if (!p) throw new InvalidParameterError('Path cannot be empty');
-    const c = await rootOf(ctx.params.id);
-    const { host, stat } = await statPath(c.BaseFS, p, c.ID);
-    ctx.res.setHeader('X-Docker-Container-Path-Stat', encodeStat(stat));
-    return { c, host, stat };
+    return p;
   };
 
   const archiveHead = async (ctx: RequestContext) => {
-    await archiveStat(ctx);
+    archivePath(ctx);
+    await withRoot(ctx.params.id, (c, root) => archiveStat(ctx, c, root));
     ctx.res.statusCode = 200;
     ctx.res.setHeader('Content-Type', 'application/x-tar');
     ctx.res.end();
   };
 
   const archiveGet = async (ctx: RequestContext) => {
-    const { host, stat } = await archiveStat(ctx);
-    ctx.res.statusCode = 200;
-    ctx.res.setHeader('Content-Type', 'application/x-tar');
-    const name = stat.name === '/' ? '' : stat.name;
-    await pipeStream(ctx, tarPath(host, name, ctx.signal));
+    archivePath(ctx);
+    await withRoot(ctx.params.id, async (c, root, release) => {
+      const { host, stat } = await archiveStat(ctx, c, root);
+      ctx.res.statusCode = 200;
+      ctx.res.setHeader('Content-Type', 'application/x-tar');
+      const name = stat.name === '/' ? '' : stat.name;
+      await pipeStream(ctx, tarPath(host, name, ctx.signal), release);
+    });
   };
 
   const archivePut = async (ctx: RequestContext) => {
-    const p = ctx.query.get('path') ?? '';
-    if (!p) throw new InvalidParameterError('Path cannot be empty');
-    const c = await rootOf(ctx.params.id);
-    if (c.HostConfig.ReadonlyRootfs) throw new ForbiddenError('container rootfs is marked read-only');
-    await extractInto(c.BaseFS, p, ctx.body, { noOverwriteDirNonDir: boolValue(ctx.query, 'noOverwriteDirNonDir'), copyUIDGID: boolValue(ctx.query, 'copyUIDGID') });
+    const p = archivePath(ctx);
+    const c0 = await cs.inspect(ctx.params.id);
+    if (c0.HostConfig.ReadonlyRootfs) throw new ForbiddenError('container rootfs is marked read-only');
+    await withRoot(c0.ID, (_c, root) =>
+      extractInto(root, p, ctx.body, { noOverwriteDirNonDir: boolValue(ctx.query, 'noOverwriteDirNonDir'), copyUIDGID: boolValue(ctx.query, 'copyUIDGID') }),
+    );
     sendEmpty(ctx.res, 200);
   };
 
   const exportRoot = async (ctx: RequestContext) => {
-    const c = await rootOf(ctx.params.id);
-    ctx.res.statusCode = 200;
-    ctx.res.setHeader('Content-Type', 'application/octet-stream');
-    await pipeStream(ctx, tarPath(c.BaseFS, '', ctx.signal));
+    await withRoot(ctx.params.id, async (_c, root, release) => {
+      ctx.res.statusCode = 200;
+      ctx.res.setHeader('Content-Type', 'application/octet-stream');
+      await pipeStream(ctx, tarPath(root, '', ctx.signal), release);
+    });
   };
 
   const changes = async (ctx: RequestContext) => {
