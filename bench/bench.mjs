@@ -187,7 +187,7 @@ const R = {
   },
   params: P,
   date: new Date().toISOString(),
-  command: process.env.BENCH_COMMAND ?? `node bench/bench.mjs ${argv.join(' ')}`.trim(),
+  command: (process.env.BENCH_COMMAND ?? `node bench/bench.mjs ${argv.join(' ')}`).trim(),
 };
 
 async function main() {

@@ -1,6 +1,7 @@
 // Summary of a V8 .cpuprofile (node --cpu-prof): where the sampled time went, by category
 // (berth package, dependency, node internals, GC, idle) and by function (self and total).
 import fs from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 
 function category(url, name) {
   if (name === '(idle)') return 'idle';
@@ -16,7 +17,8 @@ function category(url, name) {
 }
 
 export function summarizeProfile(file, top = 25) {
-  const prof = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const raw = fs.readFileSync(file);
+  const prof = JSON.parse((file.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8'));
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const parent = new Map();
   for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -61,9 +63,14 @@ export function summarizeProfile(file, top = 25) {
       .map(([fn, t]) => ({ fn, ms: t, pctBusy: (100 * t) / busy })),
     totalTopBerth: sortDesc(total)
       .filter(([k]) => k.includes('packages/'))
-      .slice(0, top)
+      .slice(0, top + 15)
       .map(([fn, t]) => ({ fn, ms: t, pctBusy: (100 * t) / busy })),
   };
+}
+
+// `node bench/lib/profile.mjs FILE.cpuprofile[.gz]` prints the markdown summary.
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  process.stdout.write(profileMarkdown(summarizeProfile(process.argv[2])));
 }
 
 export function profileMarkdown(s) {
