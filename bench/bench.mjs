@@ -115,6 +115,8 @@ function extractRootfs(tarball, dest) {
 
 const envOf = (e) => dockerEnv(e.sock, cliDir);
 const dockerRun = (e) => timed(DOCKER, ['run', '--rm', '--network', 'none', IMAGE, 'true'], { env: envOf(e) });
+// Detached: the CLI returns after create + start, without attach and wait.
+const dockerRunDetached = (e) => timed(DOCKER, ['run', '-d', '--rm', '--network', 'none', IMAGE, 'true'], { env: envOf(e) });
 const runcRun = (id, bundle = 'bundle') => timed('runc', ['--root', rawRoot, 'run', '--bundle', path.join(work, bundle), id]);
 let berthSpec = null;
 /** raw runc with the spec berth built (own cgroup path per run), bundle "bundle-berth". */
@@ -151,8 +153,13 @@ async function removeContainers(e, ids) {
 }
 
 async function settle(e) {
-  const left = await e.api.call('GET', '/containers/json?all=1');
-  if (left.length) throw new Error(`${e.name}: ${left.length} containers left over after a phase`);
+  // --rm removals after detached runs finish in the background: give them a few seconds.
+  for (let i = 0; ; i++) {
+    const left = await e.api.call('GET', '/containers/json?all=1');
+    if (!left.length) return;
+    if (i >= 50) throw new Error(`${e.name}: ${left.length} containers left over after a phase`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 function memoryOf(e) {
@@ -250,10 +257,11 @@ async function main() {
   phase = '1 run latency';
   // 1. docker run --rm --network none IMAGE true, and raw runc run, interleaved.
   loadAvg.push(os.loadavg());
-  const run = { berth: [], dockerd: [], 'raw runc': [], 'raw runc, runc spec defaults': [], 'berth API': [], 'dockerd API': [], 'CLI floor berth': [], 'CLI floor dockerd': [] };
+  const run = { berth: [], dockerd: [], 'raw runc': [], 'raw runc, runc spec defaults': [], 'berth API': [], 'dockerd API': [], 'CLI floor berth': [], 'CLI floor dockerd': [], 'run -d berth': [], 'run -d dockerd': [] };
   for (let i = 0; i < P.runs; i++) {
     for (const which of order(i, Object.keys(run))) {
       if (which.endsWith(' API')) run[which].push(await apiRun(which.startsWith('berth') ? berth : ref));
+      else if (which.startsWith('run -d')) run[which].push((await dockerRunDetached(which.endsWith('berth') ? berth : ref)).ms);
       else if (which.startsWith('CLI floor')) run[which].push((await timed(DOCKER, ['ps', '-q'], { env: envOf(which.endsWith('berth') ? berth : ref) })).ms);
       else if (which === 'raw runc') run[which].push((await runcRunBerthSpec(`rawb-${i}`)).ms);
       else if (which === 'raw runc, runc spec defaults') run[which].push((await runcRun(`raw-${i}`)).ms);
@@ -419,6 +427,7 @@ function report() {
     `| dockerd \`docker run\` / raw runc, for comparison | | | ${(R.run.dockerd.median / rr).toFixed(2)} | |`,
     `| the same over the API without the CLI (create, wait, start, delete): berth | ${fmtMs(R.run['berth API'].median)} | ${fmtMs(R.run['berth API'].p90)} | ${(R.run['berth API'].median / rr).toFixed(2)} | |`,
     `| docker CLI floor: \`docker ps -q\` with no containers, berth / dockerd | ${fmtMs(R.run['CLI floor berth'].median)} / ${fmtMs(R.run['CLI floor dockerd'].median)} | ${fmtMs(R.run['CLI floor berth'].p90)} / ${fmtMs(R.run['CLI floor dockerd'].p90)} | | |`,
+    `| \`docker run -d --rm\` (CLI returns after start: no attach, no wait), berth / dockerd | ${fmtMs(R.run['run -d berth'].median)} / ${fmtMs(R.run['run -d dockerd'].median)} | ${fmtMs(R.run['run -d berth'].p90)} / ${fmtMs(R.run['run -d dockerd'].p90)} | | berth/dockerd ${(R.run['run -d berth'].median / R.run['run -d dockerd'].median).toFixed(2)} |`,
     `| the same over the API without the CLI: dockerd | ${fmtMs(R.run['dockerd API'].median)} | ${fmtMs(R.run['dockerd API'].p90)} | ${(R.run['dockerd API'].median / rr).toFixed(2)} | berth/dockerd ${(R.run['berth API'].median / R.run['dockerd API'].median).toFixed(2)} |`,
   ];
   const memRows = ['| process group | count | RSS | PSS |', '| --- | ---: | ---: | ---: |'];
@@ -466,7 +475,7 @@ fs.writeFileSync(
   path.join(outDir, 'latency.svg'),
   cdfChart(
     [
-      { title: '"docker run --rm --network none IMAGE true" (docker CLI wall time), the same over the API, and raw "runc run"', series: Object.entries(R.run).filter(([name]) => !name.startsWith('CLI floor')).map(([name, s]) => ({ name, values: s.values })) },
+      { title: '"docker run --rm --network none IMAGE true" (docker CLI wall time), the same over the API, and raw "runc run"', series: Object.entries(R.run).filter(([name]) => !name.startsWith('CLI floor') && !name.startsWith('run -d')).map(([name, s]) => ({ name, values: s.values })) },
       { title: `"docker ps -a" with ${P.psContainers} containers (docker CLI wall time)`, series: Object.entries(R.ps).map(([name, s]) => ({ name, values: s.values })) },
       { title: `GET /containers/{id}/json, ${P.inspectConnections} concurrent connections (sampled)`, series: Object.entries(R.inspect).map(([name, s]) => ({ name, values: s.sample })) },
     ],

@@ -138,6 +138,14 @@ L.push(
   `- **after the exit**: exit detected ${fmtMs(bst.exitNotify)} after conmon writes the exit file; the removal (\`--rm\`) takes ${fmtMs(removeTail)} — \`runc delete\` as another process (${fmtMs(bst.delete)} in the backend), then \`umount\` as another process, then the state files.`,
   '',
 );
+if (R.run['run -d berth']) {
+  const bd = run('run -d berth');
+  const dd = run('run -d dockerd');
+  L.push(
+    `**The attached CLI path costs berth ${fmtMs(b - bd)} more than a detached run; dockerd ${fmtMs(d - dd)}.** \`docker run -d --rm\` (the CLI returns after create and start) takes ${fmtMs(bd)} on berth and ${fmtMs(dd)} on dockerd (${(bd / dd).toFixed(2)}). \`true\` exits within milliseconds of its start, and exit detection takes ${fmtMs(bst.exitNotify)}, yet the attached run ends ${fmtMs(b - bd)} later on berth. The cause is in the daemon's attach (\`packages/daemon/src/engine-backend.ts\`, \`attach\`): after the container's exit the output stream stays open until the log has been quiet for \`logDrainMs\`, 200 ms by default, polled every 25 ms; the CLI waits for that stream to end. Ending the stream as soon as the OCI backend has converted the last log lines after the exit (it already does that before it reports the exit) would remove about 200 ms from every attached \`docker run\` — by itself that would bring this run's ratio from ${(b / d).toFixed(2)} to about ${((b - 200) / d).toFixed(2)}.`,
+    '',
+  );
+}
 L.push(
   `The floor, raw \`runc run\` of the same config.json, is ${fmtMs(floor)}: one runc process does create, start, wait and delete. berth's start request alone is ${(seg['start request (total)'] / floor).toFixed(1)}× that, and a \`docker run\` through berth makes berthd start four processes (\`mount\`, conmon — which itself runs \`runc create\` and so \`runc init\` —, \`runc delete\`, \`umount\`), besides the CLI. dockerd pays more for the same work (containerd, a shim per container, \`runc create\`, \`runc start\`, \`runc delete\`, libnetwork's \`libnetwork-setkey\` prestart hook, a re-exec of the dockerd binary, which is in the spec even with \`--network none\` — checked in the task's config.json), which is why berth is ${(d / b).toFixed(1)}× faster than dockerd, where the target asks for 2.9× (1/0.35).`,
   '',
