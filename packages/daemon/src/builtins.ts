@@ -5,6 +5,7 @@
  */
 import type { Logger, Plugin, RuntimeBackend } from '@berth/core';
 import { imageStorePlugin } from '@berth/image-store';
+import { networkBasicPlugin } from '@berth/plugin-network-basic';
 import { OciRuntimeBackend, buildRuntimes, findExecutable } from '@berth/runtime-oci';
 import type { DaemonConfig } from './config.js';
 
@@ -29,6 +30,6 @@ export function builtins(config: DaemonConfig, logger: Logger): Builtins {
     defaultRuntime,
     warn: (msg, err) => logger.warn(msg, err ? { error: err instanceof Error ? err.message : String(err) } : undefined),
   });
-  const plugins: Plugin[] = [imageStorePlugin()];
+  const plugins: Plugin[] = [imageStorePlugin(), networkBasicPlugin()];
   return { runtime, plugins, runtimes, defaultRuntime };
 }

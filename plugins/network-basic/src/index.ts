@@ -1,0 +1,5 @@
+import { networkBasicPlugin } from './plugin.js';
+
+export * from './files.js';
+export * from './plugin.js';
+export default networkBasicPlugin;

@@ -1,0 +1,172 @@
+/**
+ * The network-basic plugin: what dockerd's initializeNetworking writes for a container
+ * without a network of berth's making. At each start it writes, atomically, in the
+ * container's directory under the data root
+ *  - `hostname`    (Config.Hostname, else the first 12 hex of the ID; the host's name for host mode),
+ *  - `hosts`       (the default localhost records, or the host's /etc/hosts for host mode, + ExtraHosts),
+ *  - `resolv.conf` (the host's, with Dns/DnsSearch/DnsOptions overrides; loopback nameservers
+ *                   dropped in a namespace of its own, 8.8.8.8/8.8.4.4 when none is left),
+ * and sets ctx.hostnamePath/hostsPath/resolvConfPath: the core records them (HostnamePath, …)
+ * and its spec builder bind-mounts them at /etc/hostname, /etc/hosts, /etc/resolv.conf.
+ * Modes none, host, default and bridge are handled (berth has no bridge yet: default and
+ * bridge get a namespace of their own, like none); `container:<id>` takes that container's
+ * paths (dockerd shares them); other modes are left to other plugins.
+ * ExtraHosts entries are validated at create (InvalidParameterError, dockerd's wording).
+ */
+import { readFile } from 'node:fs/promises';
+import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
+import { Stage, atomicWriteFile, definePlugin, type ContainerRecord, type Plugin } from '@berth/core';
+import { buildHostnameFile, buildHostsFile, buildResolvConf, parseExtraHosts, parseResolvConf, isLoopbackAddress } from './files.js';
+
+export const PLUGIN_NAME = 'network-basic';
+export const PLUGIN_TYPE = 'io.berth.network.v1';
+
+export interface NetworkBasicConfig {
+  /** The host's hosts file (host mode). */
+  hostsFile?: string;
+  /** The host's resolv.conf. */
+  resolvConfFile?: string;
+  /**
+   * systemd-resolved's upstream resolv.conf: used instead of `resolvConfFile` when that one
+   * only names systemd-resolved's loopback stub (127.0.0.53), as dockerd does.
+   */
+  systemdResolvConfFile?: string;
+  /** The host's name (host mode without Config.Hostname); default os.hostname(). */
+  hostname?: string;
+}
+
+/** Network modes this plugin writes files for. */
+const OWN_MODES = new Set(['', 'none', 'default', 'bridge']);
+
+function networkMode(c: ContainerRecord): string {
+  return c.HostConfig?.NetworkMode ?? '';
+}
+
+/** Does this plugin handle the container's networking files? */
+export function handlesContainer(c: ContainerRecord): boolean {
+  const mode = networkMode(c);
+  return OWN_MODES.has(mode) || mode === 'host' || mode.startsWith('container:');
+}
+
+export const HOSTNAME_FILE = 'hostname';
+export const HOSTS_FILE = 'hosts';
+export const RESOLV_CONF_FILE = 'resolv.conf';
+
+interface KnownPaths {
+  name: string;
+  hostnamePath: string;
+  hostsPath: string;
+  resolvConfPath: string;
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** The host's resolv.conf, or systemd-resolved's upstream one when the host only points at the stub. */
+async function hostResolvConf(cfg: NetworkBasicConfig): Promise<string> {
+  const main = (await readOptional(cfg.resolvConfFile ?? '/etc/resolv.conf')) ?? '';
+  const ns = parseResolvConf(main).nameservers;
+  if (ns.length > 0 && ns.every((n) => n === '127.0.0.53') && cfg.systemdResolvConfFile) {
+    const upstream = await readOptional(cfg.systemdResolvConfFile);
+    if (upstream !== undefined) return upstream;
+  }
+  return main;
+}
+
+export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): Plugin<NetworkBasicConfig> {
+  // paths written (or taken over) per container, for container:<id|name> modes
+  const known = new Map<string, KnownPaths>();
+  const remember = (c: ContainerRecord) => {
+    if (c.HostsPath && c.ResolvConfPath && c.HostnamePath) {
+      known.set(c.ID, { name: c.Name, hostnamePath: c.HostnamePath, hostsPath: c.HostsPath, resolvConfPath: c.ResolvConfPath });
+    }
+  };
+  const lookup = (ref: string): KnownPaths | undefined => {
+    const exact = known.get(ref);
+    if (exact) return exact;
+    for (const k of known.values()) if (k.name === ref || k.name === `/${ref}`) return k;
+    const byPrefix = [...known.keys()].filter((id) => id.startsWith(ref));
+    return byPrefix.length === 1 ? known.get(byPrefix[0]) : undefined;
+  };
+
+  return definePlugin<NetworkBasicConfig>({
+    name: PLUGIN_NAME,
+    type: PLUGIN_TYPE,
+    config: {
+      hostsFile: '/etc/hosts',
+      resolvConfFile: '/etc/resolv.conf',
+      systemdResolvConfFile: '/run/systemd/resolve/resolv.conf',
+      ...(opts.config ?? {}),
+    },
+    validateConfig(config) {
+      for (const k of ['hostsFile', 'resolvConfFile', 'systemdResolvConfFile'] as const) {
+        const v = config[k];
+        if (v !== undefined && (typeof v !== 'string' || !v.startsWith('/'))) throw new Error(`network-basic: ${k} must be an absolute path`);
+      }
+    },
+    apply(hooks, ctx) {
+      const cfg = ctx.config;
+      hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK }, async (c) => {
+        parseExtraHosts(c.container.HostConfig?.ExtraHosts);
+      });
+
+      hooks.networking.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK, when: handlesContainer }, async (c) => {
+        const rec = c.container;
+        const mode = networkMode(rec);
+        if (mode.startsWith('container:')) {
+          // dockerd shares the other container's files (the core refuses the start if it does not run)
+          const other = lookup(mode.slice('container:'.length));
+          if (other) {
+            c.hostnamePath ??= other.hostnamePath;
+            c.hostsPath ??= other.hostsPath;
+            c.resolvConfPath ??= other.resolvConfPath;
+          }
+          return;
+        }
+        // another networking tap may have provided them already
+        if (c.hostnamePath && c.hostsPath && c.resolvConfPath) return;
+        const host = mode === 'host';
+        const extra = parseExtraHosts(rec.HostConfig.ExtraHosts);
+        const dir = c.engine.containerDir(rec.ID);
+        const name = rec.Config.Hostname || (host ? (cfg.hostname ?? osHostname()) : rec.ID.slice(0, 12));
+        const hostHosts = host ? ((await readOptional(cfg.hostsFile ?? '/etc/hosts')) ?? '') : undefined;
+        const resolv = buildResolvConf({
+          host: await hostResolvConf(cfg),
+          dns: rec.HostConfig.Dns,
+          dnsSearch: rec.HostConfig.DnsSearch,
+          dnsOptions: rec.HostConfig.DnsOptions,
+          ownNetns: !host,
+        });
+        const files: Array<[keyof Pick<typeof c, 'hostnamePath' | 'hostsPath' | 'resolvConfPath'>, string, string]> = [
+          ['hostnamePath', join(dir, HOSTNAME_FILE), buildHostnameFile(name)],
+          ['hostsPath', join(dir, HOSTS_FILE), buildHostsFile(extra, hostHosts)],
+          ['resolvConfPath', join(dir, RESOLV_CONF_FILE), resolv],
+        ];
+        for (const [key, path, content] of files) {
+          if (c[key]) continue;
+          // atomicWriteFile removes its temp file on failure; the files go with the container's directory
+          await atomicWriteFile(path, content, 0o644);
+          c[key] = path;
+        }
+        if (!host && parseResolvConf(resolv).nameservers.some(isLoopbackAddress)) {
+          ctx.logger.warn('container resolv.conf names a loopback nameserver unreachable from its network namespace', { container: rec.ID });
+        }
+      });
+
+      hooks.onStateChange.tapPromise({ name: PLUGIN_NAME }, async (change) => {
+        if (change.to === null) known.delete(change.container.ID);
+        else remember(change.container as ContainerRecord);
+      });
+      hooks.afterRestore.tapPromise({ name: PLUGIN_NAME }, async (c) => {
+        remember(c.container);
+      });
+    },
+  });
+}
