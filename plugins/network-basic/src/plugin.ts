@@ -13,10 +13,11 @@
  * paths (dockerd shares them); other modes are left to other plugins.
  * ExtraHosts entries are validated at create (InvalidParameterError, dockerd's wording).
  */
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { Stage, atomicWriteFile, definePlugin, type ContainerRecord, type Plugin } from '@berth/core';
+import { Stage, definePlugin, type ContainerRecord, type Plugin } from '@berth/core';
 import { buildHostnameFile, buildHostsFile, buildResolvConf, parseExtraHosts, parseResolvConf, isLoopbackAddress } from './files.js';
 
 export const PLUGIN_NAME = 'network-basic';
@@ -58,6 +59,23 @@ interface KnownPaths {
   hostnamePath: string;
   hostsPath: string;
   resolvConfPath: string;
+}
+
+/**
+ * Write by temp file + rename: readers (and a restarted container's bind mount) see the old
+ * or the new file, never half of one. No fsync: the files are rebuilt at every start.
+ * The temp file is removed when the write fails.
+ */
+export async function writeFileAtomic(path: string, content: string): Promise<void> {
+  const tmp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
+  try {
+    await writeFile(tmp, content, { mode: 0o644 });
+    await chmod(tmp, 0o644); // whatever the umask: users of the container read them
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
 }
 
 async function readOptional(path: string): Promise<string | undefined> {
@@ -151,8 +169,8 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
         ];
         for (const [key, path, content] of files) {
           if (c[key]) continue;
-          // atomicWriteFile removes its temp file on failure; the files go with the container's directory
-          await atomicWriteFile(path, content, 0o644);
+          // the files go with the container's directory (no undo needed)
+          await writeFileAtomic(path, content);
           c[key] = path;
         }
         if (!host && parseResolvConf(resolv).nameservers.some(isLoopbackAddress)) {
