@@ -1,0 +1,69 @@
+/**
+ * The custom build of docs/composing.md, as it is written there: berthd's built-ins plus a
+ * third-party plugin, started in-process on temp dirs; the plugin's tap runs at create and
+ * the API serves. No runc needed (nothing is started).
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { definePlugin, InvalidParameterError, Stage } from '@berth/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { defaultConfig, startBerthd, type RunningDaemon } from '../src/index.js';
+
+const requireTeam = definePlugin({
+  name: 'require-team-label',
+  type: 'io.example.policy.v1',
+  apply(hooks) {
+    hooks.beforeCreate.tapPromise({ name: 'require-team-label', stage: Stage.SECURITY }, async (ctx) => {
+      if (!ctx.container.Config.Labels?.team) throw new InvalidParameterError('label "team" is required');
+    });
+  },
+});
+
+function request(sock: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ socketPath: sock, method, path: p, headers: data ? { 'Content-Type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+let daemon: RunningDaemon | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  await daemon?.shutdown('test');
+  daemon = undefined;
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('a custom build (docs/composing.md)', () => {
+  it('loads a third-party plugin beside the built-ins; its tap refuses a create with 400', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-custom-'));
+    const sock = path.join(dir, 'berth.sock');
+    fs.mkdirSync(path.join(dir, 'rootfs', 'plain'), { recursive: true });
+    const config = {
+      ...defaultConfig(),
+      hosts: [`unix://${sock}`],
+      dataRoot: path.join(dir, 'data'),
+      execRoot: path.join(dir, 'exec'),
+      pidfile: path.join(dir, 'berthd.pid'),
+      rootfsDir: path.join(dir, 'rootfs'),
+      logLevel: 'error' as const,
+    };
+    daemon = await startBerthd(config, { plugins: [requireTeam], handleSignals: false });
+    const loaded = daemon.engine.plugins.filter((p) => p.status === 'loaded').map((p) => p.name);
+    expect(loaded).toEqual(expect.arrayContaining(['require-team-label']));
+    expect((await request(sock, 'GET', '/_ping')).body).toBe('OK');
+    const refused = await request(sock, 'POST', '/containers/create', { Image: 'plain', Cmd: ['true'] });
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.body).message).toContain('label "team" is required');
+    const ok = await request(sock, 'POST', '/containers/create', { Image: 'plain', Cmd: ['true'], Labels: { team: 'infra' } });
+    expect(ok.status).toBe(201);
+  });
+});
