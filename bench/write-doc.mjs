@@ -36,6 +36,11 @@ const bApi = run('berth API');
 const dApi = run('dockerd API');
 const seg = Object.fromEntries(R.hooks.segments.map((s) => [s.step, s.median]));
 const bst = Object.fromEntries(R.hooks.backendSteps.map((s) => [s.step.replace('runtime-oci timing: ', ''), s.median]));
+/** The plugins tapping a hook in this run, or "no taps". */
+const tapsOf = (hook) => {
+  const ps = [...new Set(R.hooks.taps.filter((t) => t.hook === hook).map((t) => t.plugin))];
+  return ps.length ? `tap${ps.length > 1 ? 's' : ''}: ${ps.join(', ')}` : 'no taps';
+};
 const b50 = median(R.batch.berth.start);
 const d50 = median(R.batch.dockerd.start);
 const bps = R.ps.berth.median;
@@ -131,8 +136,8 @@ L.push(
   `- **the docker CLI itself**: \`docker ps -q\` against an empty berthd takes ${fmtMs(cli)} (process start, \`/_ping\`, one request); \`docker run\` also sends create, attach (hijacked), wait and start. The same container over the API without the CLI (create, wait, start, delete) takes ${fmtMs(bApi)} on berth and ${fmtMs(dApi)} on dockerd (ratio ${(bApi / dApi).toFixed(2)}).`,
   `- **create request**: ${fmtMs(seg['create request'])} (record, name, config files written atomically with fsync).`,
   `- **start request**: ${fmtMs(seg['start request (total)'])}, of which`,
-  `  - \`beforeMount\` (image-store tap: overlay mount by spawning \`mount\`): ${fmtMs(seg['hook beforeMount'])};`,
-  `  - \`specBuild\` (core:defaults): ${fmtMs(seg['hook specBuild'])}; \`networking\`, \`runtimeCreate\`, \`beforeStart\`: no taps for \`--network none\` (${fmtMs(seg['hook networking'])}, ${fmtMs(seg['hook runtimeCreate'])}, ${fmtMs(seg['hook beforeStart'])});`,
+  `  - \`beforeMount\` (${tapsOf('beforeMount')}; the image store's overlay mount, by spawning \`mount\`): ${fmtMs(seg['hook beforeMount'])};`,
+  `  - \`specBuild\` (${tapsOf('specBuild')}): ${fmtMs(seg['hook specBuild'])}; \`networking\` (${tapsOf('networking')}): ${fmtMs(seg['hook networking'])}; \`runtimeCreate\` (${tapsOf('runtimeCreate')}): ${fmtMs(seg['hook runtimeCreate'])}; \`beforeStart\` (${tapsOf('beforeStart')}): ${fmtMs(seg['hook beforeStart'])};`,
   `  - **backend create: ${fmtMs(seg['backend create (bundle, conmon, runc create)'])}** — bundle and config.json ${fmtMs(bst.prepare)}, then conmon spawned until it reports the container pid ${fmtMs(bst.monitorCreate)} (conmon forks, daemonises and runs \`runc create\`, which runs \`runc init\`);`,
   `  - backend start (runc's exec.fifo opened directly, no \`runc start\` process: ${fmtMs(bst.start)}) + state save: ${fmtMs(seg['backend start + state save'])}; onStateChange → response ${fmtMs(seg['onStateChange → response'])}.`,
   `- **after the exit**: exit detected ${fmtMs(bst.exitNotify)} after conmon writes the exit file; the removal (\`--rm\`) takes ${fmtMs(removeTail)} — \`runc delete\` as another process (${fmtMs(bst.delete)} in the backend), then \`umount\` as another process, then the state files.`,
