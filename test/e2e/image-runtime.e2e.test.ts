@@ -53,6 +53,8 @@ describe.skipIf(skip !== null)(`image root filesystems with runc${skip ? ` (skip
     ids.push(Id);
     await engine.containers.start(Id);
     const r = await engine.containers.wait(Id);
+    // wait answers as soon as the exit is recorded; the release (unmount) follows it
+    await engine.containers.idle();
     const rec = await engine.containers.inspect(Id);
     let out = '';
     for await (const m of readLogs(rec.LogPath)) out += m.line.toString();
@@ -87,6 +89,7 @@ describe.skipIf(skip !== null)(`image root filesystems with runc${skip ? ` (skip
     ids.push(Id);
     await engine.containers.start(Id);
     expect((await engine.containers.wait(Id)).StatusCode).toBe(0);
+    await engine.containers.idle();
     let out = '';
     for await (const m of readLogs((await engine.containers.inspect(Id)).LogPath)) out += m.line.toString();
     expect(out).toBe('committed\n');
