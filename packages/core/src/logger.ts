@@ -11,21 +11,10 @@ export interface Logger {
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-/** One JSON line per entry on stderr, from `level` up. */
-export class ConsoleLogger implements Logger {
-  constructor(
-    private readonly level: LogLevel = 'info',
-    private readonly bindings: Record<string, unknown> = {},
-    private readonly write: (line: string) => void = (line) => process.stderr.write(line + '\n'),
-  ) {}
-  private log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
-    if (ORDER[level] < ORDER[this.level]) return;
-    const entry: Record<string, unknown> = { time: new Date().toISOString(), level, msg, ...this.bindings };
-    if (fields) {
-      for (const [k, v] of Object.entries(fields)) entry[k] = v instanceof Error ? { message: v.message, name: v.name } : v;
-    }
-    this.write(JSON.stringify(entry));
-  }
+/** The level methods of every logger here; subclasses say where an entry goes. */
+abstract class LevelLogger implements Logger {
+  protected abstract log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void;
+  abstract child(bindings: Record<string, unknown>): Logger;
   debug(msg: string, fields?: Record<string, unknown>): void {
     this.log('debug', msg, fields);
   }
@@ -37,6 +26,25 @@ export class ConsoleLogger implements Logger {
   }
   error(msg: string, fields?: Record<string, unknown>): void {
     this.log('error', msg, fields);
+  }
+}
+
+/** One JSON line per entry on stderr, from `level` up. */
+export class ConsoleLogger extends LevelLogger {
+  constructor(
+    private readonly level: LogLevel = 'info',
+    private readonly bindings: Record<string, unknown> = {},
+    private readonly write: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+  ) {
+    super();
+  }
+  protected log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    if (ORDER[level] < ORDER[this.level]) return;
+    const entry: Record<string, unknown> = { time: new Date().toISOString(), level, msg, ...this.bindings };
+    if (fields) {
+      for (const [k, v] of Object.entries(fields)) entry[k] = v instanceof Error ? { message: v.message, name: v.name } : v;
+    }
+    this.write(JSON.stringify(entry));
   }
   child(bindings: Record<string, unknown>): Logger {
     return new ConsoleLogger(this.level, { ...this.bindings, ...bindings }, this.write);
@@ -50,25 +58,15 @@ export interface LoggerEntry {
 }
 
 /** Keeps entries in memory (tests, `berth explain`). */
-export class MemoryLogger implements Logger {
+export class MemoryLogger extends LevelLogger {
   constructor(
     readonly entries: LoggerEntry[] = [],
     private readonly bindings: Record<string, unknown> = {},
-  ) {}
-  private log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+  ) {
+    super();
+  }
+  protected log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
     this.entries.push({ level, msg, fields: { ...this.bindings, ...fields } });
-  }
-  debug(msg: string, fields?: Record<string, unknown>): void {
-    this.log('debug', msg, fields);
-  }
-  info(msg: string, fields?: Record<string, unknown>): void {
-    this.log('info', msg, fields);
-  }
-  warn(msg: string, fields?: Record<string, unknown>): void {
-    this.log('warn', msg, fields);
-  }
-  error(msg: string, fields?: Record<string, unknown>): void {
-    this.log('error', msg, fields);
   }
   child(bindings: Record<string, unknown>): Logger {
     return new MemoryLogger(this.entries, { ...this.bindings, ...bindings });
