@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import tar, { type Header } from 'tar-stream';
+import { expect } from 'vitest';
 
 export interface TarEntry {
   name: string;
@@ -111,4 +112,14 @@ export async function buildTestImage(): Promise<{ dir: string; saveTar: string; 
     await fsp.rm(tmp, { recursive: true, force: true }); // another test file was quicker
   }
   return info(dir, m[1], m[2]);
+}
+
+/** The error a promise rejects with (the test fails when it resolves). */
+export async function caught(p: Promise<unknown>): Promise<Error> {
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
+  expect(e, 'expected a rejection').toBeInstanceOf(Error);
+  return e as Error;
 }

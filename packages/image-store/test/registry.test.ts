@@ -11,7 +11,7 @@ import { sha256, shortId, type Digest } from '../src/digest.js';
 import type { JSONMessage } from '../src/progress.js';
 import { ImageService } from '../src/service.js';
 import { MediaType } from '../src/types.js';
-import { buildTestImage, gzip, makeTar, streamOf, tempDir } from './helpers.js';
+import { buildTestImage, caught, gzip, makeTar, streamOf, tempDir } from './helpers.js';
 import { hasRegistry, startRegistry, startTokenFront, type TestRegistry } from './registry-server.js';
 
 let img: Awaited<ReturnType<typeof buildTestImage>>;
@@ -31,15 +31,6 @@ afterEach(async () => {
   await svc.close();
   await fsp.rm(base, { recursive: true, force: true });
 });
-
-async function caught(p: Promise<unknown>): Promise<Error> {
-  const e = await p.then(
-    () => null,
-    (err: unknown) => err,
-  );
-  expect(e, 'expected a rejection').toBeInstanceOf(Error);
-  return e as Error;
-}
 
 async function expectNoLeftovers(s: ImageService) {
   expect((await fsp.readdir(s.store.layers.dir)).filter((n) => n.startsWith('tmp-'))).toEqual([]);

@@ -5,7 +5,7 @@ import { errorKind } from '@berth/core';
 import { shortId } from '../src/digest.js';
 import type { JSONMessage } from '../src/progress.js';
 import { ImageService, type ContainerImageUsage } from '../src/service.js';
-import { buildTestImage, gzip, listTree, makeTar, streamOf, tempDir } from './helpers.js';
+import { buildTestImage, caught, gzip, listTree, makeTar, streamOf, tempDir } from './helpers.js';
 import { expectSwagger } from './swagger.js';
 
 let img: Awaited<ReturnType<typeof buildTestImage>>;
@@ -27,15 +27,6 @@ afterEach(async () => {
   await svc.close();
   await fsp.rm(base, { recursive: true, force: true });
 });
-
-async function caught(p: Promise<unknown>): Promise<Error> {
-  const e = await p.then(
-    () => null,
-    (err: unknown) => err,
-  );
-  expect(e, 'expected a rejection').toBeInstanceOf(Error);
-  return e as Error;
-}
 
 async function importOne(repo?: string, changes: string[] = [], content = 'x'): Promise<string> {
   const t = await makeTar([{ name: 'file', content }]);
