@@ -13,18 +13,8 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, startBerthd, type RunningDaemon } from '@berth/daemon';
 import { mountPoints } from '@berth/image-store';
+import { which } from './helpers/berthd.js';
 import { REPO, runtimeSkipReason } from './runtime-helpers.js';
-
-function which(bin: string): boolean {
-  return (process.env.PATH ?? '').split(':').some((d) => {
-    try {
-      fs.accessSync(path.join(d, bin), fs.constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 const hostSkip = runtimeSkipReason() ?? (which('docker') ? null : 'the docker CLI is not installed');
 const hasRegistry = which('docker-registry');

@@ -22,7 +22,8 @@ export const DOCKER_BIN = process.env.DOCKER_BIN ?? '/usr/local/bin/docker';
 /** The image scripts/build-test-image.sh builds (docker-save tarball). */
 export const TEST_IMAGE = 'berth-test/busybox';
 
-function which(bin: string): boolean {
+/** Whether an executable of that name is on $PATH. */
+export function which(bin: string): boolean {
   return (process.env.PATH ?? '').split(':').some((d) => {
     try {
       fs.accessSync(path.join(d, bin), fs.constants.X_OK);
