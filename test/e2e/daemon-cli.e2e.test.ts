@@ -4,11 +4,12 @@
  * (helpers/fixtures/dockerd-cli.json, recorded with BERTH_E2E_RECORD=1 against Debian's
  * dockerd through the very same steps).
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, startBerthd, removeTestImageTarball, type Berthd, type CliResult } from './helpers/berthd.js';
+import { DOCKER_BIN, TEST_IMAGE, berthdSkipReason, startBerthd, removeTestImageTarball, type Berthd, type CliResult } from './helpers/berthd.js';
 import { dockerdAvailable, startDockerd } from './helpers/dockerd.js';
 
 const RECORD = process.env.BERTH_E2E_RECORD === '1';
@@ -59,6 +60,26 @@ describe.skipIf(skip)('docker CLI against berthd, compared with dockerd', () => 
     await d?.cleanup();
     removeTestImageTarball();
     fs.rmSync(tmp, { recursive: true, force: true });
+  }, 120_000);
+
+  it('run --rm in the foreground delivers all of a large output, also to a reader that starts late', async () => {
+    // The attach ends right after the exit (the log is complete by then): nothing may be cut.
+    for (let i = 0; i < 3; i++) {
+      const r = await d.docker(['run', '--rm', '--network', 'none', TEST_IMAGE, 'sh', '-c', 'seq 1 20000; seq 1 5000 >&2']);
+      expect(r.code).toBe(0);
+      expect(r.stdout.split('\n').length - 1).toBe(20000);
+      expect(r.stdout.endsWith('\n20000\n')).toBe(true);
+      expect(r.stderr.split('\n').length - 1).toBe(5000);
+    }
+    const late = await new Promise<string>((resolve, reject) =>
+      execFile(
+        'sh',
+        ['-c', `"${DOCKER_BIN}" run --rm --network none ${TEST_IMAGE} seq 1 100000 | (sleep 2; wc -l)`],
+        { env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CLI_HINTS: 'false' }, maxBuffer: 1 << 20 },
+        (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
+      ),
+    );
+    expect(late).toBe('100000');
   }, 120_000);
 
   it('run --rm in the foreground keeps stdout and stderr apart and exits with the code', async () => {

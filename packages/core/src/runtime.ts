@@ -100,6 +100,12 @@ export interface RuntimeBackend {
   delete(id: string, opts?: { force?: boolean }): Promise<void>;
   /** null when the backend knows nothing of the container. */
   state(id: string): Promise<RuntimeStateInfo | null>;
+  /**
+   * True when the container's whole output is in its json-file log (`log.path`) before its
+   * exit is reported through `onExit`. Attach and `logs --follow` then end at the end of the
+   * log right after the exit; otherwise they wait until the log has been quiet for a while.
+   */
+  readonly logCompleteAtExit?: boolean;
   /** Exit events of containers and exec processes; returns the unsubscribe function. */
   onExit(listener: (exit: ExitInfo) => void): () => void;
   /**

@@ -74,9 +74,15 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     const ac = new AbortController();
     const onAbort = () => ac.abort();
     o.signal.addEventListener('abort', onAbort);
+    const drain = new AbortController();
     if (follow) {
+      const complete = svc.backendOf(rec).logCompleteAtExit === true;
       void exited(rec.ID, ac.signal).then(() => {
-        if (!ac.signal.aborted) setTimeout(() => ac.abort(), drainMs);
+        if (ac.signal.aborted) return;
+        // The log is complete at the exit: read to its end and stop. Otherwise give the
+        // backend's last lines drainMs to arrive.
+        if (complete) drain.abort();
+        else setTimeout(() => ac.abort(), drainMs);
       });
     }
     try {
@@ -88,6 +94,7 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
         ...(timeOf(o.until) !== undefined ? { until: o.until } : {}),
         ...(o.tail >= 0 ? { tail: o.tail } : {}),
         signal: ac.signal,
+        drain: drain.signal,
       })) {
         yield { stream: m.stream === 'stderr' ? 'stderr' : 'stdout', time: m.time, line: m.line };
       }
@@ -117,8 +124,15 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
       const outAc = new AbortController();
       session.signal.addEventListener('abort', () => outAc.abort());
       let lastEntry = Date.now();
-      // After the exit: stop once the log has been quiet for drainMs (at most 5 s).
+      const drain = new AbortController();
+      const complete = svc.backendOf(rec).logCompleteAtExit === true;
+      // After the exit: a backend whose log is complete at the exit lets the follow end at
+      // the end of the log; otherwise stop once the log has been quiet for drainMs (at most 5 s).
       void done.then(() => {
+        if (complete) {
+          drain.abort();
+          return;
+        }
         const exitAt = Date.now();
         const poll = setInterval(() => {
           const now = Date.now();
@@ -133,8 +147,8 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
         try {
           // readLogs reads a file that exists when it opens from its start, but may skip what
           // a file that appears while it follows got before it noticed: open only once it exists.
-          while (!outAc.signal.aborted && !existsSync(rec.LogPath)) await new Promise((r) => setTimeout(r, 10));
-          for await (const m of readLogs(rec.LogPath, { follow: true, since, stdout: !!io.stdout, stderr: !!io.stderr, signal: outAc.signal })) {
+          while (!outAc.signal.aborted && !drain.signal.aborted && !existsSync(rec.LogPath)) await new Promise((r) => setTimeout(r, 10));
+          for await (const m of readLogs(rec.LogPath, { follow: true, since, stdout: !!io.stdout, stderr: !!io.stderr, signal: outAc.signal, drain: drain.signal })) {
             lastEntry = Date.now();
             const target = m.stream === 'stderr' ? io.stderr : io.stdout;
             target?.write(m.line);

@@ -1,36 +1,10 @@
 /** Hijacked connections: exec start over Upgrade: tcp, stdcopy framing, stdin, detach keys, body not leaking into stdin. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Duplex } from 'node:stream';
 import { buildApp, openInjector, apiRoutes, type ExecBackend, type ExecInspect, type Injector } from '../src/index.js';
 import { fakeBackend, record } from './helpers/fake-backend.js';
+import { demux, readAll } from './helpers/streams.js';
 
 const CID = 'c'.repeat(64);
-
-function readAll(sock: Duplex, head: Buffer): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const parts = [head];
-    sock.on('data', (d: Buffer) => parts.push(d));
-    sock.on('end', () => resolve(Buffer.concat(parts)));
-    sock.on('close', () => resolve(Buffer.concat(parts)));
-  });
-}
-
-function demux(buf: Buffer): { stdout: string; stderr: string } {
-  let stdout = '';
-  let stderr = '';
-  let off = 0;
-  while (off + 8 <= buf.length) {
-    const stream = buf[off];
-    const len = buf.readUInt32BE(off + 4);
-    const payload = buf.subarray(off + 8, off + 8 + len).toString();
-    if (stream === 1) stdout += payload;
-    else if (stream === 2) stderr += payload;
-    else throw new Error(`bad stream byte ${stream}`);
-    off += 8 + len;
-  }
-  expect(off).toBe(buf.length);
-  return { stdout, stderr };
-}
 
 describe('hijacked exec start', () => {
   let inj: Injector;

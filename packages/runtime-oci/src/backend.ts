@@ -103,6 +103,8 @@ const BACKEND_NAME = 'oci';
 
 export class OciRuntimeBackend implements RuntimeBackend {
   readonly name = BACKEND_NAME;
+  /** checkExit converts the last output (LogPump.stop) before it emits the exit. */
+  readonly logCompleteAtExit = true;
   readonly root: string;
   private readonly exitsDir: string;
   private readonly sockDir: string;

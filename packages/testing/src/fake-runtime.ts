@@ -18,7 +18,7 @@ import type {
   RuntimeStateInfo,
   RuntimeStatus,
 } from '@berth/core';
-import { formatRfc3339Nano, SystemClock } from '@berth/core';
+import { formatRfc3339Nano, JsonFileWriter, SystemClock } from '@berth/core';
 
 export type FakeStep = 'create' | 'start' | 'kill' | 'pause' | 'resume' | 'delete' | 'state' | 'restore' | 'list' | 'exec' | 'attach' | 'update';
 
@@ -34,6 +34,13 @@ export interface FakeScript {
   /** Exit code of exec processes (default 0) and how long they run (default 0 ms). */
   execExitCode?: number;
   execRunFor?: number;
+  /**
+   * Output (stdout lines, without "\n") written to the container's json-file log
+   * (RuntimeCreateOptions.log.path): the first half in small bursts while it runs, the rest
+   * when it exits by itself, in the same tick as the exit event (as the OCI backend converts
+   * the last output and then reports the exit).
+   */
+  output?: string[];
 }
 
 export interface FakeCall {
@@ -62,6 +69,8 @@ export interface FakeRuntimeOptions {
   /** If set, the backend lists these runtime names (HostConfig.Runtime validation). */
   runtimes?: string[];
   features?: Partial<RuntimeFeatures>;
+  /** RuntimeBackend.logCompleteAtExit (default false). */
+  logCompleteAtExit?: boolean;
 }
 
 interface Failure {
@@ -85,8 +94,11 @@ export class FakeRuntime implements RuntimeBackend {
   private readonly runtimeNames: string[] | undefined;
   private readonly featureSet: RuntimeFeatures;
 
+  readonly logCompleteAtExit: boolean;
+
   constructor(opts: FakeRuntimeOptions = {}) {
     this.name = opts.name ?? 'fake';
+    this.logCompleteAtExit = opts.logCompleteAtExit ?? false;
     this.defaultScript = { ...(opts.script ?? {}) };
     this.delays = { ...(opts.delays ?? {}) };
     this.runtimeNames = opts.runtimes;
@@ -222,8 +234,24 @@ export class FakeRuntime implements RuntimeBackend {
     if (c.status !== 'created') throw new Error(`cannot start a container that is ${c.status}`);
     c.status = 'running';
     const s = this.scriptOf(id);
+    const out = s.output ?? [];
+    const half = Math.floor(out.length / 2);
+    const writeLines = (lines: string[]): void => {
+      if (!lines.length || !c.options.log.path) return;
+      const w = new JsonFileWriter(c.options.log.path, { ...(c.options.log.maxSize ? { maxSize: c.options.log.maxSize } : {}), ...(c.options.log.maxFile ? { maxFile: c.options.log.maxFile } : {}) });
+      for (const line of lines) w.write({ stream: 'stdout', line: `${line}\n`, time: formatRfc3339Nano(clock.nowNano()) });
+      w.close();
+    };
+    for (let i = 0; i < half; i += 100) {
+      const burst = out.slice(i, Math.min(i + 100, half));
+      setTimeout(() => writeLines(burst), i / 100);
+    }
     if (s.runFor !== undefined) {
-      c.timer = setTimeout(() => this.exit(id, s.exitCode ?? 0, { oomKilled: s.oomKilled }), s.runFor);
+      c.timer = setTimeout(() => {
+        if (c.status !== 'running') return;
+        writeLines(out.slice(half));
+        this.exit(id, s.exitCode ?? 0, { oomKilled: s.oomKilled });
+      }, s.runFor);
     }
   }
 

@@ -5,7 +5,6 @@
  * json-file reader: tail is taken first, then since/until filter; until ends the read.
  */
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { parseJsonLogLine, rotatedLogFiles, type LogStream } from './jsonfile.js';
 import { formatLogTime, parseLogTime, toNanos } from './time.js';
@@ -30,6 +29,13 @@ export interface ReadLogsOptions {
   maxFile?: number;
   /** Fallback re-check interval while following, in ms (file events usually come first). */
   pollMs?: number;
+  /**
+   * Following ends at the end of the log once this aborts: the writer has finished (the
+   * container exited and its runtime backend converted its last output before reporting the
+   * exit). Only a read that began after the abort counts as the end, so nothing written before
+   * the abort is missed.
+   */
+  drain?: AbortSignal;
 }
 
 export interface LogMessage {
@@ -58,8 +64,50 @@ function parse(text: string): Parsed | null {
   return { stream: e.stream, log: typeof e.line === 'string' ? e.line : e.line.toString('utf8'), time: e.time, ns };
 }
 
+/**
+ * An open log file. Files are opened synchronously (see readLogs) and read asynchronously
+ * through their descriptor, so a rename by the writer afterwards does not matter.
+ */
+interface Handle {
+  read(buf: Buffer, off: number, len: number, pos: number): Promise<{ bytesRead: number }>;
+  stat(): Promise<fs.Stats>;
+  close(): Promise<void>;
+}
+
+function handleOf(fd: number): Handle {
+  let closed = false;
+  return {
+    read: (b, off, len, pos) =>
+      new Promise((resolve, reject) => fs.read(fd, b, off, len, pos, (err, n) => (err ? reject(err) : resolve({ bytesRead: n })))),
+    stat: () => new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st)))),
+    close: () => {
+      if (closed) return Promise.resolve();
+      closed = true;
+      return new Promise((resolve) => fs.close(fd, () => resolve()));
+    },
+  };
+}
+
+function openSync(path: string): Handle | null {
+  try {
+    return handleOf(fs.openSync(path, 'r'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+function statSync(path: string): fs.Stats | null {
+  try {
+    return fs.statSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
 /** Complete lines of a file from `offset`; returns them and the offset after the last "\n". */
-async function readLinesFrom(fd: fsp.FileHandle, offset: number): Promise<{ lines: string[]; offset: number }> {
+async function readLinesFrom(fd: Handle, offset: number): Promise<{ lines: string[]; offset: number }> {
   const lines: string[] = [];
   const chunk = Buffer.allocUnsafe(256 * 1024);
   let pending: Buffer[] = [];
@@ -86,23 +134,8 @@ async function readLinesFrom(fd: fsp.FileHandle, offset: number): Promise<{ line
   return { lines, offset: consumed };
 }
 
-async function readWholeFile(file: string): Promise<string[]> {
-  let fd: fsp.FileHandle;
-  try {
-    fd = await fsp.open(file, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  try {
-    return (await readLinesFrom(fd, 0)).lines;
-  } finally {
-    await fd.close();
-  }
-}
-
 /** Offset just after the last "\n" before `size` (0 when there is none). */
-async function lastLineEnd(fh: fsp.FileHandle, size: number): Promise<number> {
+async function lastLineEnd(fh: Handle, size: number): Promise<number> {
   const chunk = Buffer.allocUnsafe(64 * 1024);
   let pos = size;
   while (pos > 0) {
@@ -116,7 +149,7 @@ async function lastLineEnd(fh: fsp.FileHandle, size: number): Promise<number> {
 }
 
 /** The last `n` non-empty lines of [0, end) (end just after a "\n"), reading backwards. */
-async function tailOf(fh: fsp.FileHandle, end: number, n: number): Promise<string[]> {
+async function tailOf(fh: Handle, end: number, n: number): Promise<string[]> {
   if (n <= 0 || end <= 0) return [];
   const chunks: Buffer[] = [];
   let pos = end;
@@ -136,20 +169,20 @@ async function tailOf(fh: fsp.FileHandle, end: number, n: number): Promise<strin
   return lines.filter((l) => l.length > 0).slice(-n);
 }
 
-/** Rotated files (oldest first) that are newer than the file with this inode. */
-async function newerRotated(path: string, ino: number, dev: number, maxFile: number): Promise<string[]> {
-  const found: string[] = [];
+/**
+ * Rotated files (oldest first, opened) that are newer than the file `held`. Synchronous, so
+ * that the writer in this process (the runtime backend's log pump writes synchronously)
+ * cannot rotate in the middle of the scan.
+ */
+function newerRotatedSync(path: string, held: fs.Stats, maxFile: number): Handle[] {
+  const found: Handle[] = [];
   for (let i = 1; i <= maxFile; i++) {
-    let st: fs.Stats;
-    try {
-      st = await fsp.stat(`${path}.${i}`);
-    } catch {
-      break;
-    }
-    if (st.ino === ino && st.dev === dev) return found.reverse();
-    found.push(`${path}.${i}`);
+    const st = statSync(`${path}.${i}`);
+    if (!st || (st.ino === held.ino && st.dev === held.dev)) break;
+    const h = openSync(`${path}.${i}`);
+    if (h) found.push(h);
   }
-  // The finished file is gone altogether: every rotated file left is newer than it.
+  // If the held file is gone altogether, every rotated file left is newer than it.
   return found.reverse();
 }
 
@@ -203,27 +236,41 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
     const text = opts.timestamps ? `${formatLogTime(p.ns, true)} ${p.log}` : p.log;
     return { stream: p.stream, line: Buffer.from(text, 'utf8'), time: p.time };
   };
-
-  // History: rotated files are complete; the current file is read through an open handle
-  // so that following continues exactly where the history ended.
-  const files = rotatedLogFiles(path, opts.maxFile ?? 64);
-  const older = files.filter((f) => f !== path);
-  let cur: fsp.FileHandle | null = null;
-  let curOffset = 0;
-  try {
-    cur = await fsp.open(path, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  /** The entries of these lines; returns false when reading should end (abort, until). */
+  function* entries(lines: string[]): Generator<LogMessage, boolean> {
+    for (const text of lines) {
+      if (signal?.aborted || stopped) return false;
+      const p = parse(text);
+      const m = p && emit(p);
+      if (m) yield m;
+    }
+    return !(signal?.aborted || stopped);
   }
 
+  // History: rotated files are complete; the current file is read through a handle so that
+  // following continues exactly where the history ended. All of them are opened in one
+  // synchronous step: the log pump in this process writes (and rotates) synchronously, so it
+  // cannot rotate between the listing and the opening.
+  const maxFile = opts.maxFile ?? 64;
+  const held = new Set<Handle>();
+  const hold = (h: Handle | null): Handle | null => {
+    if (h) held.add(h);
+    return h;
+  };
+  const release = async (h: Handle): Promise<void> => {
+    held.delete(h);
+    await h.close();
+  };
+  const older: Handle[] = [];
+  for (const f of rotatedLogFiles(path, maxFile)) {
+    if (f === path) continue;
+    const h = hold(openSync(f));
+    if (h) older.push(h);
+  }
+  let cur = hold(openSync(path));
+  let curOffset = 0;
+
   try {
-    let history: string[] = [];
-    const currentLines = async (): Promise<string[]> => {
-      if (!cur) return [];
-      const r = await readLinesFrom(cur, 0);
-      curOffset = r.offset;
-      return r.lines;
-    };
     if (tail !== undefined) {
       // Read backwards, newest file first, only as far as the last `tail` lines reach.
       const collected: string[][] = [];
@@ -236,56 +283,41 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
         count += lines.length;
       }
       for (let i = older.length - 1; i >= 0 && count < tail; i--) {
-        let fh: fsp.FileHandle;
-        try {
-          fh = await fsp.open(older[i], 'r');
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-          throw err;
-        }
-        try {
-          const lines = await tailOf(fh, await lastLineEnd(fh, (await fh.stat()).size), tail - count);
-          collected.unshift(lines);
-          count += lines.length;
-        } finally {
-          await fh.close();
-        }
+        const fh = older[i];
+        const lines = await tailOf(fh, await lastLineEnd(fh, (await fh.stat()).size), tail - count);
+        collected.unshift(lines);
+        count += lines.length;
       }
-      history = collected.flat();
-      for (const text of history) {
-        if (signal?.aborted || stopped) return;
-        const p = parse(text);
-        const m = p && emit(p);
-        if (m) yield m;
-      }
+      for (const h of older) await release(h);
+      if (!(yield* entries(collected.flat()))) return;
     } else {
-      for (const f of older) {
-        for (const text of await readWholeFile(f)) {
-          if (signal?.aborted || stopped) return;
-          const p = parse(text);
-          const m = p && emit(p);
-          if (m) yield m;
-        }
+      for (const h of older) {
+        const { lines } = await readLinesFrom(h, 0);
+        await release(h);
+        if (!(yield* entries(lines))) return;
       }
-      for (const text of await currentLines()) {
-        if (signal?.aborted || stopped) return;
-        const p = parse(text);
-        const m = p && emit(p);
-        if (m) yield m;
+      if (cur) {
+        const r = await readLinesFrom(cur, 0);
+        curOffset = r.offset;
+        if (!(yield* entries(r.lines))) return;
       }
     }
     if (!opts.follow || stopped) return;
 
     const pollMs = opts.pollMs ?? 500;
+    const drain = opts.drain;
+    // Wake the wait below when the drain starts, not only on file events and the poll.
+    const wake = drain ? AbortSignal.any([drain, ...(signal ? [signal] : [])]) : signal;
     for (;;) {
       if (signal?.aborted || stopped) return;
+      const draining = drain?.aborted === true;
       if (!cur) {
-        try {
-          cur = await fsp.open(path, 'r');
-          curOffset = 0;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-          await waitForChange(dir, base, pollMs, signal);
+        cur = hold(openSync(path));
+        curOffset = 0;
+        if (!cur) {
+          if (draining) return; // finished, and no log was ever written
+          if (drain?.aborted) continue;
+          await waitForChange(dir, base, pollMs, wake);
           continue;
         }
       }
@@ -294,47 +326,34 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
       if (st.size < curOffset) curOffset = 0;
       const r = await readLinesFrom(cur, curOffset);
       curOffset = r.offset;
-      for (const text of r.lines) {
-        if (signal?.aborted || stopped) return;
-        const p = parse(text);
-        const m = p && emit(p);
-        if (m) yield m;
-      }
+      if (!(yield* entries(r.lines))) return;
       if (r.lines.length) continue;
-      // Rotated: the path is a new file. Drain the old handle once more, then switch.
-      let rotated = false;
-      try {
-        const now = await fsp.stat(path);
-        rotated = now.ino !== st.ino || now.dev !== st.dev;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        rotated = true;
-      }
-      if (rotated) {
+      // Rotated: the path is a new file. In one synchronous step, open it and the files
+      // rotated since the one held (the reader may have fallen behind by more than one
+      // rotation); then drain the held file, those files oldest first, and go on.
+      const now = statSync(path);
+      if (!now || now.ino !== st.ino || now.dev !== st.dev) {
+        const between = newerRotatedSync(path, st, maxFile);
+        for (const h of between) held.add(h);
+        const next = hold(openSync(path));
         const last = await readLinesFrom(cur, curOffset);
-        for (const text of last.lines) {
-          if (signal?.aborted || stopped) return;
-          const p = parse(text);
-          const m = p && emit(p);
-          if (m) yield m;
-        }
-        await cur.close();
-        cur = null;
-        // Files rotated since (the reader fell behind more than one rotation): read the
-        // ones newer than the file just finished, oldest first, before the new current one.
-        for (const f of await newerRotated(path, st.ino, st.dev, opts.maxFile ?? 64)) {
-          for (const text of await readWholeFile(f)) {
-            if (signal?.aborted || stopped) return;
-            const p = parse(text);
-            const m = p && emit(p);
-            if (m) yield m;
-          }
+        await release(cur);
+        cur = next;
+        curOffset = 0;
+        if (!(yield* entries(last.lines))) return;
+        for (const h of between) {
+          const { lines } = await readLinesFrom(h, 0);
+          await release(h);
+          if (!(yield* entries(lines))) return;
         }
         continue;
       }
-      await waitForChange(dir, base, pollMs, signal);
+      // Caught up with a writer that had already finished when this read began: the end.
+      if (draining) return;
+      if (drain?.aborted) continue; // finished during the read: read once more
+      await waitForChange(dir, base, pollMs, wake);
     }
   } finally {
-    await cur?.close();
+    for (const h of held) await h.close();
   }
 }

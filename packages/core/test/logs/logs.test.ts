@@ -180,6 +180,57 @@ describe('readLogs', () => {
   });
 });
 
+describe('readLogs follow with drain', () => {
+  // The writer's last batch and the drain signal come in the same tick (as the OCI backend
+  // converts the last output and then reports the exit), possibly while a read is in flight:
+  // the follow must deliver every line and then end by itself, without the abort signal.
+  it.each([
+    { name: 'no rotation', maxSize: undefined, rounds: 40 },
+    { name: 'rotating', maxSize: 4096, rounds: 40 },
+  ])('delivers everything written before the drain and then ends ($name)', async ({ maxSize, rounds }) => {
+    for (let round = 0; round < rounds; round++) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir);
+      const w = new JsonFileWriter(log, { ...(maxSize ? { maxSize, maxFile: 50 } : {}) });
+      const drain = new AbortController();
+      const got: string[] = [];
+      const reading = (async () => {
+        for await (const m of readLogs(log, { follow: true, drain: drain.signal, pollMs: 10_000 })) got.push(m.line.toString());
+      })();
+      let n = 0;
+      const bursts = 1 + (round % 7);
+      for (let b = 0; b < bursts; b++) {
+        for (let i = 0; i < 50; i++) w.write({ stream: 'stdout', line: `l${n++}\n`, time: t(1, n) });
+        await new Promise((r) => (b % 2 ? setImmediate(r) : setTimeout(r, round % 3)));
+      }
+      for (let i = 0; i < 300; i++) w.write({ stream: 'stdout', line: `l${n++}\n`, time: t(1, n) });
+      drain.abort();
+      await reading;
+      w.close();
+      expect(got.length).toBe(n);
+      expect(got[n - 1]).toBe(`l${n - 1}\n`);
+    }
+  });
+  it('ends at once when drained and no log was ever written', async () => {
+    const drain = new AbortController();
+    const reading = collect({ follow: true, drain: drain.signal, pollMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 20));
+    drain.abort();
+    expect(await reading).toEqual([]);
+  });
+  it('an idle follow wakes up on the drain and reads what came last', async () => {
+    const w = new JsonFileWriter(log);
+    w.write({ stream: 'stdout', line: 'first\n', time: t(1) });
+    const drain = new AbortController();
+    const reading = collect({ follow: true, drain: drain.signal, pollMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 30));
+    w.write({ stream: 'stderr', line: 'last\n', time: t(2) });
+    drain.abort();
+    expect(await reading).toEqual(['stdout:first\n', 'stderr:last\n']);
+    w.close();
+  });
+});
+
 describe('JsonFileWriter batches', () => {
   it('checks rotation before every line of a batch', () => {
     const w = new JsonFileWriter(log, { maxSize: 150, maxFile: 10 });

@@ -1,5 +1,5 @@
 /** Container routes of the Docker Engine API over the daemon's ContainerBackend port. */
-import { Transform, Writable, type Duplex, type TransformCallback } from 'node:stream';
+import { Transform, Writable, finished, type Duplex, type TransformCallback } from 'node:stream';
 import { ConflictError, ForbiddenError, InvalidParameterError, NotImplementedError, SystemError, errorKind, type ContainerRecord } from '@berth/core';
 import { checkSignal } from '../signals.js';
 import type { AttachIo, ContainerBackend, DaemonBackend, LogEntry, RootfsLease } from '../backend.js';
@@ -175,6 +175,30 @@ export function framedWriter(out: Duplex | NodeJS.WritableStream, stream: 1 | 2,
       if (ok) cb();
       else out.once('drain', () => cb());
     },
+  });
+}
+
+/**
+ * End the framed writers and wait until what they hold is on the socket (or the socket is
+ * gone): a framed writer keeps chunks while the client reads slowly, and the handler's
+ * return ends the socket, which would drop them.
+ */
+export async function flushWriters(sock: Duplex, ...writers: (Writable | null)[]): Promise<void> {
+  const live = writers.filter((w): w is Writable => w !== null && !w.writableFinished);
+  if (live.length === 0 || sock.destroyed) return;
+  await new Promise<void>((resolve) => {
+    let left = live.length;
+    const done = () => {
+      sock.off('close', done);
+      resolve();
+    };
+    sock.once('close', done);
+    for (const w of live) {
+      finished(w, () => {
+        if (--left === 0) done();
+      });
+      w.end();
+    }
   });
 }
 
@@ -456,6 +480,7 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
     const io: AttachIo = { stdin, stdout, stderr };
     try {
       await attachFn.call(cs, c.ID, { stdin: wantStdin, stdout: wantStdout, stderr: wantStderr, logs: replay, stream, detachKeys: keys }, io, detached.signal);
+      await flushWriters(sock, stdout, stderr);
     } finally {
       ctx.signal.removeEventListener('abort', onAbort);
     }

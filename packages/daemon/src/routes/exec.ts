@@ -4,7 +4,7 @@ import type { DaemonBackend, ExecBackend, ExecCreateRequest } from '../backend.j
 import { intValue, readJson, sendEmpty, sendJson } from '../http.js';
 import type { RequestContext, Route } from '../router.js';
 import { versionLessThan } from '../version.js';
-import { DetachFilter, detachKeysFrom, framedWriter } from './containers.js';
+import { DetachFilter, detachKeysFrom, flushWriters, framedWriter } from './containers.js';
 
 function execBackend(backend: DaemonBackend): ExecBackend {
   if (!backend.exec) throw new NotImplementedError('exec is not supported by this daemon\'s engine');
@@ -76,13 +76,11 @@ export function execRoutes(backend: DaemonBackend): Route[] {
     } else {
       sock.resume();
     }
+    const stdout = info.OpenStdout ? framedWriter(sock, 1, tty) : null;
+    const stderr = info.OpenStderr ? framedWriter(sock, tty ? 1 : 2, tty) : null;
     try {
-      await ex.start(
-        info.ID,
-        { detach: false, tty },
-        { stdin, stdout: info.OpenStdout ? framedWriter(sock, 1, tty) : null, stderr: info.OpenStderr ? framedWriter(sock, tty ? 1 : 2, tty) : null },
-        detached.signal,
-      );
+      await ex.start(info.ID, { detach: false, tty }, { stdin, stdout, stderr }, detached.signal);
+      await flushWriters(sock, stdout, stderr);
     } finally {
       ctx.signal.removeEventListener('abort', onAbort);
     }
