@@ -969,14 +969,23 @@ export class ContainerService {
     await this.stateChange(rec, 'restarting', 'exited', reason);
   }
 
+  /**
+   * After an exit: the network and mount release (releaseNetwork, unmount) and the runtime
+   * backend's delete run side by side; the process is gone, neither needs the other.
+   */
   private async cleanupAfterExit(rec: ContainerRecord, reason: ReleaseContext['reason']): Promise<void> {
-    if (this.live.delete(rec.ID)) await this.release(rec, reason);
-    try {
-      await this.backendOf(rec).delete(rec.ID, { force: true });
-      this.inBackend.delete(rec.ID);
-    } catch (err) {
-      this.d.logger.warn('runtime delete after exit failed', { container: rec.ID, error: errorMessage(err) });
-    }
+    const release = this.live.delete(rec.ID) ? this.release(rec, reason) : Promise.resolve();
+    const del = this.backendOf(rec)
+      .delete(rec.ID, { force: true })
+      .then(
+        () => {
+          this.inBackend.delete(rec.ID);
+        },
+        (err: unknown) => {
+          this.d.logger.warn('runtime delete after exit failed', { container: rec.ID, error: errorMessage(err) });
+        },
+      );
+    await Promise.all([release, del]);
   }
 
   // ---------------------------------------------------------------- stop / kill

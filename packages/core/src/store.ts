@@ -1,9 +1,10 @@
 /**
  * The state store (token `IStateStore`): one directory per container under
  * `<data-root>/containers/<id>/` with dockerd's file names: config.v2.json (the record
- * without HostConfig) and hostconfig.json. Every write is atomic: temp file, fsync,
- * rename, fsync of the directory. hostconfig.json is written before config.v2.json, so a
- * crash between the two leaves a complete (older or newer) pair of files, never a torn one.
+ * without HostConfig) and hostconfig.json. Every write is atomic: temp files fsync'd, then
+ * renamed, then one fsync of the directory. hostconfig.json is renamed before
+ * config.v2.json, so a crash between the two leaves complete files, never torn ones, and it
+ * is written only when it changed since the last save (most saves are state changes).
  */
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,23 +39,40 @@ const TMP_MARK = '.tmp-';
 /** Write `data` to `path` atomically (temp + fsync + rename + fsync dir). */
 export async function atomicWriteFile(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf('/')) || '/';
-  const base = path.slice(path.lastIndexOf('/') + 1);
-  const tmp = join(dir, `${TMP_MARK}${base}.${randomBytes(4).toString('hex')}`);
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (err) {
-    await fh.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
-    throw err;
+  await atomicWriteFiles(dir, [[path.slice(path.lastIndexOf('/') + 1), data]], mode);
+}
+
+/**
+ * Replace several files of one directory, each atomically: every temp file is written and
+ * fsync'd (concurrently) before the first rename, the renames happen in the given order, and
+ * the directory is fsync'd once after the last. A crash leaves each file old or new, never
+ * torn, and a later file is never newer than an earlier one.
+ */
+export async function atomicWriteFiles(dir: string, files: [name: string, data: string | Uint8Array][], mode = 0o600): Promise<void> {
+  const tmps = files.map(([name]) => join(dir, `${TMP_MARK}${name}.${randomBytes(4).toString('hex')}`));
+  const written = await Promise.allSettled(
+    files.map(async ([, data], i) => {
+      const fh = await open(tmps[i], 'w', mode);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }),
+  );
+  const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(tmps.map((t) => unlink(t).catch(() => {})));
+    throw failed.reason;
   }
-  await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
+  for (let i = 0; i < files.length; i++) {
+    try {
+      await rename(tmps[i], join(dir, files[i][0]));
+    } catch (err) {
+      await Promise.all(tmps.slice(i).map((t) => unlink(t).catch(() => {})));
+      throw err;
+    }
   }
   const dh = await open(dir, 'r');
   try {
@@ -70,6 +88,8 @@ export class FileStateStore implements StateStore {
   private readonly chains = new Map<string, Promise<void>>();
   /** Removed containers: a late save must not bring their directory back. */
   private readonly removed = new Set<string>();
+  /** The hostconfig.json each container's directory holds, as this store wrote it. */
+  private readonly writtenHost = new Map<string, string>();
 
   constructor(dataRoot: string) {
     this.root = join(dataRoot, 'containers');
@@ -92,8 +112,14 @@ export class FileStateStore implements StateStore {
         if (this.removed.has(id)) return;
         const dir = this.dir(id);
         await mkdir(dir, { recursive: true, mode: 0o710 });
-        await atomicWriteFile(join(dir, HOSTCONFIG_FILE), host);
-        await atomicWriteFile(join(dir, CONFIG_FILE), config);
+        // hostconfig.json only when it changed since this store last wrote it (most saves
+        // are state changes); it goes first, so config.v2.json is never the older one.
+        const files: [string, string][] = [];
+        if (this.writtenHost.get(id) !== host) files.push([HOSTCONFIG_FILE, host]);
+        files.push([CONFIG_FILE, config]);
+        this.writtenHost.delete(id);
+        await atomicWriteFiles(dir, files);
+        if (!this.removed.has(id)) this.writtenHost.set(id, host);
       });
     this.chains.set(id, next);
     void next.finally(() => {
@@ -105,6 +131,7 @@ export class FileStateStore implements StateStore {
   async remove(id: string): Promise<void> {
     this.removed.add(id);
     await (this.chains.get(id) ?? Promise.resolve()).catch(() => {});
+    this.writtenHost.delete(id);
     await rm(this.dir(id), { recursive: true, force: true });
   }
 

@@ -1,10 +1,10 @@
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeRuntime, createTestEngine, type TestEngine } from '../../testing/src/index.js';
-import { FileStateStore, atomicWriteFile, definePlugin, type ContainerRecord } from '../src/index.js';
+import { FileStateStore, atomicWriteFile, atomicWriteFiles, definePlugin, type ContainerRecord } from '../src/index.js';
 
 let t: TestEngine | undefined;
 const dirs: string[] = [];
@@ -37,6 +37,39 @@ describe('state store on disk', () => {
     expect(await readdir(d)).toEqual(['x.json']);
     await expect(atomicWriteFile(join(d, 'missing', 'y.json'), 'x')).rejects.toThrow();
     expect(await readdir(d)).toEqual(['x.json']);
+  });
+
+  it('atomicWriteFiles: all temps first, renames in order; a failed write leaves the old files and no temps', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'berth-atomic-'));
+    dirs.push(d);
+    await atomicWriteFiles(d, [['a', 'A1'], ['b', 'B1']]);
+    expect([await readFile(join(d, 'a'), 'utf8'), await readFile(join(d, 'b'), 'utf8')]).toEqual(['A1', 'B1']);
+    // The second temp cannot be created (its name is a directory path that does not exist).
+    await expect(atomicWriteFiles(d, [['a', 'A2'], ['no/such/dir', 'X']])).rejects.toThrow();
+    expect(await readFile(join(d, 'a'), 'utf8')).toBe('A1');
+    expect((await readdir(d)).sort()).toEqual(['a', 'b']);
+  });
+
+  it('a save rewrites hostconfig.json only when the HostConfig changed', async () => {
+    t = await createTestEngine({ specDefaults: false });
+    const id = await t.createContainer({ name: 'hc', HostConfig: { Memory: 8 << 20 } });
+    const dir = join(t.dataRoot, 'containers', id);
+    const ino = (f: string) => statSync(join(dir, f)).ino;
+    const host0 = ino('hostconfig.json');
+    const cfg0 = ino('config.v2.json');
+    await t.engine.containers.rename('hc', 'hc2');
+    expect(ino('config.v2.json')).not.toBe(cfg0);
+    expect(ino('hostconfig.json')).toBe(host0);
+    expect(JSON.parse(await readFile(join(dir, 'config.v2.json'), 'utf8')).Name).toBe('/hc2');
+    await t.engine.containers.update('hc2', { Memory: 16 << 20 });
+    expect(ino('hostconfig.json')).not.toBe(host0);
+    expect(JSON.parse(await readFile(join(dir, 'hostconfig.json'), 'utf8'))).toMatchObject({ Memory: 16 << 20 });
+    // A fresh store (daemon restart) does not know what is on disk: it writes both once.
+    await t.restart();
+    const host1 = ino('hostconfig.json');
+    await t.engine.containers.rename('hc2', 'hc3');
+    expect(ino('hostconfig.json')).not.toBe(host1);
+    expect(JSON.parse(await readFile(join(dir, 'hostconfig.json'), 'utf8'))).toMatchObject({ Memory: 16 << 20 });
   });
 
   it('reload after a crash between two writes: temp files dropped, the container loads whole', async () => {

@@ -97,6 +97,8 @@ interface Tracked {
   /** Exit already reported (or read at restore). */
   exit?: ExitInfo;
   execs: Map<string, { dir: string; pid: number; conmonPid: number }>;
+  /** The runtime's `delete` of the exited container, started as soon as the exit is known. */
+  reap?: Promise<boolean>;
 }
 
 const BACKEND_NAME = 'oci';
@@ -264,6 +266,21 @@ export class OciRuntimeBackend implements RuntimeBackend {
     t.pump.stop(); // the last output is in the json-file before anyone hears of the exit
     this.recordTiming(id, 'exitNotify', Date.now() - Date.parse(exit.exitedAt));
     this.events.emit('exit', exit);
+    // The engine deletes an exited container from the runtime (as dockerd deletes the task at
+    // the exit); start that now, while the engine handles the exit, not after it. The
+    // engine's delete() waits for it. setImmediate: the waiters of the exit go first.
+    setImmediate(() => {
+      if (this.tracked.get(id) === t) void this.reap(t);
+    });
+  }
+
+  /** `runtime delete --force` of an exited container, once; true when it succeeded. */
+  private reap(t: Tracked): Promise<boolean> {
+    t.reap ??= runRuntime(this.binary(t.meta), t.meta.id, ['delete', '--force', t.meta.id], { timeoutMs: 20_000 }).then(
+      () => true,
+      () => false,
+    );
+    return t.reap;
   }
 
   private readonly timingLog = new Map<string, OciTimings>();
@@ -517,7 +534,9 @@ export class OciRuntimeBackend implements RuntimeBackend {
       }
     }
     try {
-      await runRuntime(bin, id, ['delete', '--force', id], { timeoutMs: 20_000 });
+      // An exited container's delete may have started at the exit already (checkExit).
+      const reaped = t?.exit ? await this.reap(t) : false;
+      if (!reaped) await runRuntime(bin, id, ['delete', '--force', id], { timeoutMs: 20_000 });
     } catch (err) {
       if (errorKind(err) !== 'NotFound') {
         // Not a container the runtime knows in a deletable state: kill and retry once.
