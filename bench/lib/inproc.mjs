@@ -70,7 +70,7 @@ export class InProcessBerth {
     const rows = [];
     for (let i = 0; i < runs + 2; i++) {
       const tc = now();
-      const { Id } = await api.call('POST', '/containers/create', { Image: this.image, Cmd: ['true'], HostConfig: { NetworkMode: 'none' } });
+      const { Id } = await api.call('POST', '/containers/create', { Image: this.image, Cmd: process.env.BENCH_CMD ? JSON.parse(process.env.BENCH_CMD) : ['true'], HostConfig: { NetworkMode: 'none' } });
       const createMs = ms(tc, now());
       const waited = api.call('POST', `/containers/${Id}/wait?condition=next-exit`);
       this.marks = [];

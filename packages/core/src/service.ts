@@ -1172,7 +1172,9 @@ export class ContainerService {
       this.d.logger.warn('beforeRemove failed; removing anyway (force)', { container: id, error: errorMessage(err) });
     }
     const prev = setRemoving(rec);
-    await this.persistQuietly(rec);
+    // After a crash from here on, the restore removes a container marked for removal, and
+    // also an auto-remove container that has run: that one needs no save first.
+    if (!(rec.HostConfig.AutoRemove && rec.HasBeenStartedBefore)) await this.persistQuietly(rec);
     await this.stateChange(rec, prev, 'removing', 'remove');
     try {
       if (this.live.delete(id)) await this.release(rec, 'remove');

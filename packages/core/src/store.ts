@@ -2,7 +2,7 @@
  * The state store (token `IStateStore`): one directory per container under
  * `<data-root>/containers/<id>/` with dockerd's file names: config.v2.json (the record
  * without HostConfig) and hostconfig.json. Every write is atomic: temp files fsync'd, then
- * renamed, then one fsync of the directory. hostconfig.json is renamed before
+ * renamed (no directory fsync, as dockerd). hostconfig.json is renamed before
  * config.v2.json, so a crash between the two leaves complete files, never torn ones, and it
  * is written only when it changed since the last save (most saves are state changes).
  */
@@ -44,11 +44,17 @@ export async function atomicWriteFile(path: string, data: string | Uint8Array, m
 
 /**
  * Replace several files of one directory, each atomically: every temp file is written and
- * fsync'd (concurrently) before the first rename, the renames happen in the given order, and
- * the directory is fsync'd once after the last. A crash leaves each file old or new, never
- * torn, and a later file is never newer than an earlier one.
+ * fsync'd (concurrently) before the first rename, and the renames happen in the given order.
+ * A crash leaves each file old or new, never torn or empty, and a later file is never newer
+ * than an earlier one. `syncDir` (default) also fsyncs the directory after the last rename,
+ * which makes the new files durable, not only whole.
  */
-export async function atomicWriteFiles(dir: string, files: [name: string, data: string | Uint8Array][], mode = 0o600): Promise<void> {
+export async function atomicWriteFiles(
+  dir: string,
+  files: [name: string, data: string | Uint8Array][],
+  mode = 0o600,
+  opts: { syncDir?: boolean } = { syncDir: true },
+): Promise<void> {
   const tmps = files.map(([name]) => join(dir, `${TMP_MARK}${name}.${randomBytes(4).toString('hex')}`));
   const written = await Promise.allSettled(
     files.map(async ([, data], i) => {
@@ -74,11 +80,13 @@ export async function atomicWriteFiles(dir: string, files: [name: string, data: 
       throw err;
     }
   }
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
+  if (opts.syncDir) {
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
   }
 }
 
@@ -118,7 +126,9 @@ export class FileStateStore implements StateStore {
         if (this.writtenHost.get(id) !== host) files.push([HOSTCONFIG_FILE, host]);
         files.push([CONFIG_FILE, config]);
         this.writtenHost.delete(id);
-        await atomicWriteFiles(dir, files);
+        // No directory fsync (as dockerd's atomic writer): a crash keeps whole files, old or
+        // new, and the engine reconciles the state with the runtime when it starts again.
+        await atomicWriteFiles(dir, files, 0o600, { syncDir: false });
         if (!this.removed.has(id)) this.writtenHost.set(id, host);
       });
     this.chains.set(id, next);

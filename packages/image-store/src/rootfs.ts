@@ -17,6 +17,7 @@ import { dirSize, readJson, writeFileAtomic } from './fsutil.js';
 import type { ImageStore } from './images.js';
 import type { LayerMeta } from './layers.js';
 import { MountRefs, type MountLease } from './mountrefs.js';
+import { MNT_DETACH, errnoName, nativeMount } from './native.js';
 
 const execFileP = promisify(execFile);
 
@@ -65,6 +66,8 @@ export function overlaySupported(): boolean {
 export interface RootfsManagerOptions {
   /** 'auto' (default): overlay when root and the kernel has overlayfs, else copy. */
   driver?: RootfsDriver | 'auto';
+  /** Mount with the syscalls through the native addon when it is built (default true). */
+  nativeMount?: boolean;
 }
 
 export class RootfsManager {
@@ -76,7 +79,7 @@ export class RootfsManager {
   constructor(
     private readonly store: ImageStore,
     dataRoot: string,
-    opts: RootfsManagerOptions = {},
+    private readonly opts: RootfsManagerOptions = {},
   ) {
     this.dir = path.join(dataRoot, 'overlay');
     const want = opts.driver ?? 'auto';
@@ -186,10 +189,16 @@ export class RootfsManager {
     } else {
       lowers = chain.map((l) => `l/${l.link}`).reverse();
     }
-    const opts = `lowerdir=${lowers.join(':')},upperdir=${path.join(d, 'upper')},workdir=${path.join(d, 'work')}`;
+    const rest = `upperdir=${path.join(d, 'upper')},workdir=${path.join(d, 'work')}`;
+    const opts = `lowerdir=${lowers.join(':')},${rest}`;
     if (opts.length > 4000) throw new SystemError(`too many layers for one overlay mount (${chain.length})`);
+    // The syscall takes absolute lowerdirs (the process's cwd is not the image root); when
+    // they do not fit in one page, the mount binary runs in the image root with short ones.
+    const native = this.opts.nativeMount === false ? null : nativeMount();
+    const absolute = `lowerdir=${lowers.map((l) => path.resolve(this.store.root, l)).join(':')},${rest}`;
     try {
-      await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', opts, merged], { cwd: this.store.root });
+      if (native && absolute.length <= 4000) await native.mount('overlay', merged, 'overlay', 0, absolute);
+      else await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', opts, merged], { cwd: this.store.root });
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       throw new SystemError(`mounting the root filesystem of ${id} failed: ${(e.stderr || e.message).trim()}`, { cause: err });
@@ -201,6 +210,20 @@ export class RootfsManager {
   private async unmountNow(id: string): Promise<void> {
     const merged = this.mergedPath(id);
     if (!mountPoints().has(merged)) return;
+    const native = this.opts.nativeMount === false ? null : nativeMount();
+    if (native) {
+      try {
+        await native.umount2(merged, 0);
+      } catch (err) {
+        if (errnoName(err) === 'EINVAL' && !mountPoints().has(merged)) return; // gone meanwhile
+        try {
+          await native.umount2(merged, MNT_DETACH);
+        } catch {
+          throw new SystemError(`unmounting the root filesystem of ${id} failed: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      return;
+    }
     try {
       await execFileP('umount', [merged]);
     } catch (err) {

@@ -56,8 +56,9 @@ async function entriesOf(layer: Buffer): Promise<string[]> {
 }
 
 describe.skipIf(!isRoot || !overlaySupported())('overlay root filesystems (root)', () => {
-  it('mounts the image layers with a per-container upperdir, sizes, diff with whiteouts, unmount and remove without leaks', async () => {
-    const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'overlay' });
+  // With the mount addon (mount(2) with absolute lowerdirs) and with the mount binaries.
+  it.each([{ nativeMount: true }, { nativeMount: false }])('mounts the image layers with a per-container upperdir, sizes, diff with whiteouts, unmount and remove without leaks (%o)', async ({ nativeMount }) => {
+    const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'overlay', nativeMount });
     await rfs.init();
     const meta = await rfs.create(CID, 'berth-test/busybox');
     expect(meta.driver).toBe('overlay');
