@@ -93,16 +93,23 @@ static int arg_flags(napi_env env, napi_value v, unsigned long *out) {
   return 1;
 }
 
-/* mount(source, target, fstype, flags, data) */
-static napi_value js_mount(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  int bad = 0;
+/* The call's arguments (exactly `want` of them) and a fresh job; NULL after throwing. */
+static job_t *new_job(napi_env env, napi_callback_info info, size_t want, napi_value *argv, const char *usage) {
+  size_t argc = want;
   job_t *j;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 5) { napi_throw_type_error(env, NULL, "mount(source, target, fstype, flags, data)"); return NULL; }
+  if (argc != want) { napi_throw_type_error(env, NULL, usage); return NULL; }
   j = calloc(1, sizeof *j);
-  if (!j) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  if (!j) napi_throw_error(env, NULL, "out of memory");
+  return j;
+}
+
+/* mount(source, target, fstype, flags, data) */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  int bad = 0;
+  job_t *j = new_job(env, info, 5, argv, "mount(source, target, fstype, flags, data)");
+  if (!j) return NULL;
   j->source = arg_string(env, argv[0], 1, &bad);
   j->target = arg_string(env, argv[1], 0, &bad);
   j->fstype = arg_string(env, argv[2], 1, &bad);
@@ -117,14 +124,10 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
 
 /* umount2(target, flags) */
 static napi_value js_umount2(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   int bad = 0;
-  job_t *j;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) { napi_throw_type_error(env, NULL, "umount2(target, flags)"); return NULL; }
-  j = calloc(1, sizeof *j);
-  if (!j) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  job_t *j = new_job(env, info, 2, argv, "umount2(target, flags)");
+  if (!j) return NULL;
   j->umount = 1;
   j->target = arg_string(env, argv[0], 0, &bad);
   if (bad || !arg_flags(env, argv[1], &j->flags)) {
