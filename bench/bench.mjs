@@ -152,14 +152,25 @@ async function removeContainers(e, ids) {
   return ms(t, now());
 }
 
-async function settle(e) {
+async function settle(e, pollMs = 200) {
   // --rm removals after detached runs finish in the background: give them a few seconds.
   for (let i = 0; ; i++) {
     const left = await e.api.call('GET', '/containers/json?all=1');
     if (!left.length) return;
-    if (i >= 50) throw new Error(`${e.name}: ${left.length} containers left over after a phase`);
-    await new Promise((r) => setTimeout(r, 200));
+    if (i >= 10_000 / pollMs) throw new Error(`${e.name}: ${left.length} containers left over after a phase`);
+    await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/**
+ * Between two measurements of phase 1: the engine just measured has removed its containers
+ * (a detached --rm run ends in the background) and 100 ms have passed, so that one engine's
+ * leftover work (removals, shim exits, containerd's events) does not land in the next
+ * measurement, which may be the other engine's.
+ */
+async function quiesce(e) {
+  if (e) await settle(e, 20);
+  await new Promise((r) => setTimeout(r, 100));
 }
 
 function memoryOf(e) {
@@ -266,6 +277,7 @@ async function main() {
       else if (which === 'raw runc') run[which].push((await runcRunBerthSpec(`rawb-${i}`)).ms);
       else if (which === 'raw runc, runc spec defaults') run[which].push((await runcRun(`raw-${i}`)).ms);
       else run[which].push((await dockerRun(which === 'berth' ? berth : ref)).ms);
+      await quiesce(which.startsWith('raw runc') ? null : which.includes('berth') ? berth : ref);
     }
   }
   R.run = Object.fromEntries(Object.entries(run).map(([k, v]) => [k, { ...summary(v), values: v }]));

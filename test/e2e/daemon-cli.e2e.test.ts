@@ -82,6 +82,17 @@ describe.skipIf(skip)('docker CLI against berthd, compared with dockerd', () => 
     expect(late).toBe('100000');
   }, 120_000);
 
+  it('run of a missing command: exit 127 and the runtime\'s own words, without its log-format wrapping', async () => {
+    const r = await d.docker(['run', '--rm', '--network', 'none', TEST_IMAGE, 'nosuchcmd']);
+    expect(r.code).toBe(127);
+    expect(r.stderr).toContain('failed to create task for container');
+    expect(r.stderr).toContain('exec: "nosuchcmd": executable file not found in $PATH');
+    // (The CLI formats its own wait error with logrus; the daemon's answer is the line below.)
+    const answer = r.stderr.split('\n').find((l) => l.includes('Error response from daemon'));
+    expect(answer).toBeDefined();
+    expect(answer).not.toMatch(/level=error/);
+  });
+
   it('run --rm in the foreground keeps stdout and stderr apart and exits with the code', async () => {
     same('run-rm', await d.docker(['run', '--rm', '--network', 'none', TEST_IMAGE, 'sh', '-c', 'echo out; echo err >&2; exit 3']));
     same('run-rm-exit0', await d.docker(['run', '--rm', '--network', 'none', TEST_IMAGE, 'echo', 'hello from berth']));

@@ -17,7 +17,7 @@ import { dirSize, readJson, writeFileAtomic } from './fsutil.js';
 import type { ImageStore } from './images.js';
 import type { LayerMeta } from './layers.js';
 import { MountRefs, type MountLease } from './mountrefs.js';
-import { MNT_DETACH, errnoName, nativeMount } from './native.js';
+import { MNT_DETACH, errnoName, nativeAddon as nativeMount } from '@berth/native';
 
 const execFileP = promisify(execFile);
 
@@ -66,7 +66,7 @@ export function overlaySupported(): boolean {
 export interface RootfsManagerOptions {
   /** 'auto' (default): overlay when root and the kernel has overlayfs, else copy. */
   driver?: RootfsDriver | 'auto';
-  /** Mount with the syscalls through the native addon when it is built (default true). */
+  /** Mount with the syscalls through @berth/native when its addon is built (default true). */
   nativeMount?: boolean;
 }
 

@@ -1,7 +1,10 @@
 /** Spawning conmon and reading its sync pipe. */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { SystemError } from '@berth/core';
+import { envp, nativeAddon, signalName } from '@berth/native';
+import { runtimeErrorMessage } from './runtime-cli.js';
 
 export interface ConmonSpawnOptions {
   conmonPath: string;
@@ -18,8 +21,56 @@ export interface ConmonSpawnOptions {
   onAttachReady?: () => Promise<void>;
 }
 
+/** conmon's stderr file, without its noise (oom_score_adj warnings). */
+function conmonErrors(file: string): string {
+  try {
+    return fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l && !/oom_score_adj/.test(l))
+      .join('; ');
+  } catch {
+    return '';
+  }
+}
+
+/** One message of conmon's sync pipe: the pid, or an error with conmon's words. */
+function syncMessage(line: string, readErr: () => string): number | Error | null {
+  let msg: { data?: number; pid?: number; message?: string };
+  try {
+    msg = JSON.parse(line) as typeof msg;
+  } catch {
+    return null;
+  }
+  const pid = msg.data ?? msg.pid;
+  if (typeof pid === 'number' && pid > 0) return pid;
+  // conmon passes the runtime's log line on (`time=… level=error msg="…"`): keep the message.
+  return new SystemError(msg.message ? runtimeErrorMessage(msg.message) || msg.message.trim() : `conmon reported failure ${line} ${readErr()}`);
+}
+
 /** The container (or exec) pid conmon reports on the sync pipe, or an error with its message. */
 export function spawnConmon(opts: ConmonSpawnOptions): Promise<number> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const readErr = (): string => conmonErrors(opts.stderrFile);
+  const native = !opts.onAttachReady && path.isAbsolute(opts.conmonPath) ? nativeAddon() : null;
+  if (native) {
+    // posix_spawn through the addon: no fork of the daemon, no blocked event loop.
+    return native.spawnMonitor(opts.conmonPath, [opts.conmonPath, ...opts.args], envp({ ...process.env, _OCI_SYNCPIPE: '3' }), opts.cwd, opts.stderrFile, timeoutMs).then(
+      (r) => {
+        for (const line of r.sync.split('\n')) {
+          const m = line.trim() ? syncMessage(line.trim(), readErr) : null;
+          if (typeof m === 'number') return m;
+          if (m) throw m;
+        }
+        if (r.timedOut) throw new SystemError(`conmon did not report the container pid within ${timeoutMs} ms ${readErr()}`);
+        if (r.status !== 0) throw new SystemError(`conmon exited with ${r.status ?? signalName(r.signal ?? 0)}: ${readErr() || 'no output'}`);
+        throw new SystemError(`conmon closed the sync pipe without a pid: ${readErr() || 'no output'}`);
+      },
+      (err: unknown) => {
+        throw new SystemError(`cannot run conmon (${opts.conmonPath}): ${(err as Error).message}`, { cause: err });
+      },
+    );
+  }
   const errFd = fs.openSync(opts.stderrFile, 'w', 0o600);
   const withAttach = !!opts.onAttachReady;
   const env: NodeJS.ProcessEnv = { ...process.env, _OCI_SYNCPIPE: '3' };
@@ -38,17 +89,6 @@ export function spawnConmon(opts: ConmonSpawnOptions): Promise<number> {
   } finally {
     fs.closeSync(errFd);
   }
-  const readErr = (): string => {
-    try {
-      return fs
-        .readFileSync(opts.stderrFile, 'utf8')
-        .split('\n')
-        .filter((l) => l && !/oom_score_adj/.test(l))
-        .join('; ');
-    } catch {
-      return '';
-    }
-  };
   const stdio = child.stdio as unknown as unknown[];
   return new Promise<number>((resolve, reject) => {
     let settled = false;
@@ -69,8 +109,8 @@ export function spawnConmon(opts: ConmonSpawnOptions): Promise<number> {
       else resolve(pid!);
     };
     const timer = setTimeout(() => {
-      finish(new SystemError(`conmon did not report the container pid within ${opts.timeoutMs ?? 30_000} ms ${readErr()}`));
-    }, opts.timeoutMs ?? 30_000);
+      finish(new SystemError(`conmon did not report the container pid within ${timeoutMs} ms ${readErr()}`));
+    }, timeoutMs);
     child.on('error', (err) => finish(new SystemError(`cannot run conmon (${opts.conmonPath}): ${err.message}`, { cause: err })));
     child.on('exit', (code, signal) => {
       if (code !== 0) {
@@ -85,15 +125,10 @@ export function spawnConmon(opts: ConmonSpawnOptions): Promise<number> {
         const line = buf.slice(0, nl).trim();
         buf = buf.slice(nl + 1);
         if (!line) continue;
-        let msg: { data?: number; pid?: number; message?: string };
-        try {
-          msg = JSON.parse(line) as typeof msg;
-        } catch {
-          continue;
-        }
-        const pid = msg.data ?? msg.pid;
-        if (typeof pid === 'number' && pid > 0) finish(null, pid);
-        else finish(new SystemError(msg.message ? msg.message.trim() : `conmon reported failure ${line} ${readErr()}`));
+        const m = syncMessage(line, readErr);
+        if (m === null) continue;
+        if (typeof m === 'number') finish(null, m);
+        else finish(m);
       }
     });
     sync.on('end', () => {

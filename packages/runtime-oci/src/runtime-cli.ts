@@ -1,6 +1,8 @@
 /** Running the OCI runtime's command line, with its errors translated to typed ones. */
 import { execFile } from 'node:child_process';
+import * as path from 'node:path';
 import { ConflictError, NotFoundError, SystemError } from '@berth/core';
+import { envp, nativeAddon, signalName } from '@berth/native';
 
 export interface RuntimeBinary {
   name: string;
@@ -42,11 +44,26 @@ export function runRuntime(
   args: string[],
   opts: { timeoutMs?: number; input?: string } = {},
 ): Promise<CliResult> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const native = opts.input === undefined && path.isAbsolute(bin.path) ? nativeAddon() : null;
+  if (native) {
+    // posix_spawn through the addon: no fork of the daemon, no blocked event loop.
+    return native.run(bin.path, [bin.path, ...bin.globalArgs, ...args], envp(process.env), timeoutMs).then(
+      (r) => {
+        if (r.status === 0) return { stdout: r.stdout, stderr: r.stderr };
+        const how = r.timedOut ? `timed out after ${timeoutMs} ms` : r.signal !== null ? `killed by ${signalName(r.signal)}` : `exit status ${r.status}`;
+        throw classifyRuntimeError(id, `${bin.name} ${args[0]}`, runtimeErrorMessage(r.stderr) || `${bin.path} failed: ${how}`, Object.assign(new Error(how), r));
+      },
+      (err: unknown) => {
+        throw classifyRuntimeError(id, `${bin.name} ${args[0]}`, (err as Error).message, err);
+      },
+    );
+  }
   return new Promise((resolve, reject) => {
     const child = execFile(
       bin.path,
       [...bin.globalArgs, ...args],
-      { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024, killSignal: 'SIGKILL' },
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, killSignal: 'SIGKILL' },
       (err, stdout, stderr) => {
         if (err) {
           const msg = runtimeErrorMessage(stderr) || err.message;

@@ -1,23 +1,36 @@
 /**
- * The mount addon (native/mount.c): built by the package build where a C compiler and Node's
+ * The addon's mount(2)/umount2(2) (native/berth.c): built by the package build where a C compiler and Node's
  * headers exist (they do on the machines the README sets up), real mount(2)/umount2(2) as
  * root, errors with errno, argument checks.
  */
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MNT_DETACH, errnoName, nativeMount } from '../src/native.js';
-import { mountPoints } from '../src/rootfs.js';
-import { isRoot, tempDir } from './helpers.js';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { MNT_DETACH, errnoName, nativeAddon as nativeMount } from '../src/index.js';
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const tempDir = (prefix: string) => mkdtemp(path.join(tmpdir(), prefix));
+async function mountPoints(): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+    const f = line.split(' ');
+    if (f.length > 4) out.add(f[4].replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return out;
+}
 
 const headers = existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
 
-describe.skipIf(!headers)('mount addon (Node headers present, so the build made it)', () => {
+describe.skipIf(!headers)('native addon (Node headers present, so the build made it)', () => {
   it('is built and loads', () => {
     const n = nativeMount();
     expect(n).not.toBeNull();
     expect(typeof n!.mount).toBe('function');
     expect(typeof n!.umount2).toBe('function');
+    expect(typeof n!.run).toBe('function');
+    expect(typeof n!.spawnMonitor).toBe('function');
   });
 
   it('checks its arguments', () => {
@@ -36,7 +49,7 @@ describe.skipIf(!headers || !isRoot)('mount addon syscalls (root)', () => {
     dir = await tempDir('berth-native-');
   });
   afterEach(async () => {
-    for (const m of mountPoints()) if (m.startsWith(dir)) await nativeMount()!.umount2(m, MNT_DETACH).catch(() => {});
+    for (const m of await mountPoints()) if (m.startsWith(dir)) await nativeMount()!.umount2(m, MNT_DETACH).catch(() => {});
     await fsp.rm(dir, { recursive: true, force: true });
   });
 
@@ -45,7 +58,7 @@ describe.skipIf(!headers || !isRoot)('mount addon syscalls (root)', () => {
     const target = path.join(dir, 'mnt');
     await fsp.mkdir(target);
     await n.mount('tmpfs', target, 'tmpfs', 0, 'size=1m,mode=0700');
-    expect(mountPoints().has(target)).toBe(true);
+    expect((await mountPoints()).has(target)).toBe(true);
     await fsp.writeFile(path.join(target, 'f'), 'x');
     const fh = await fsp.open(path.join(target, 'f'), 'r');
     try {
@@ -53,7 +66,7 @@ describe.skipIf(!headers || !isRoot)('mount addon syscalls (root)', () => {
       expect(errnoName(busy)).toBe('EBUSY');
       expect((busy as { syscall?: string }).syscall).toBe('umount2');
       await n.umount2(target, MNT_DETACH);
-      expect(mountPoints().has(target)).toBe(false);
+      expect((await mountPoints()).has(target)).toBe(false);
     } finally {
       await fh.close();
     }

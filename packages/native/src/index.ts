@@ -1,0 +1,86 @@
+/**
+ * berth's optional native addon (native/berth.c, built by native/build.mjs with the system C
+ * compiler and Node's headers): mount(2)/umount2(2), and posix_spawn for the daemon's helper
+ * processes, so that the hot paths start no process through child_process (which blocks the
+ * event loop ~8-10 ms per child: libuv forks the whole Node process and waits for the exec).
+ * `nativeAddon()` is null when the addon was not built or cannot load, or when BERTH_NATIVE=0;
+ * callers then use the binaries and child_process.
+ */
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+
+export interface RunResult {
+  pid: number;
+  /** Exit status, null when killed by a signal. */
+  status: number | null;
+  signal: number | null;
+  /** Killed (SIGKILL) because it ran past timeoutMs. */
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+}
+
+export interface MonitorResult {
+  /** The monitor's first process (it daemonises and exits). */
+  pid: number;
+  status: number | null;
+  signal: number | null;
+  /** No line on the sync pipe within timeoutMs (the first process was killed). */
+  timedOut: boolean;
+  /** What the monitor wrote on fd 3, up to and including its first newline. */
+  sync: string;
+}
+
+export interface NativeAddon {
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): Promise<void>;
+  umount2(target: string, flags: number): Promise<void>;
+  /**
+   * Run `path` (absolute; no PATH search) with `argv` (argv[0] included) and `envp` (null:
+   * this process's environment), stdin /dev/null, output captured; SIGKILL after timeoutMs
+   * (0: no limit).
+   */
+  run(path: string, argv: string[], envp: string[] | null, timeoutMs: number): Promise<RunResult>;
+  /**
+   * Start a daemonising monitor (conmon): stdin /dev/null, stdout and stderr to `logPath`
+   * (truncated), a pipe on fd 3 read until its first line, `cwd`, a new session. Resolves
+   * once the line (or end of file) came and the first process has exited.
+   */
+  spawnMonitor(path: string, argv: string[], envp: string[] | null, cwd: string | null, logPath: string, timeoutMs: number): Promise<MonitorResult>;
+}
+
+/** umount2 flag: detach now, clean up when no longer busy (umount -l). */
+export const MNT_DETACH = 2;
+
+let loaded: NativeAddon | null | undefined;
+
+export function nativeAddon(): NativeAddon | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.env.BERTH_NATIVE === '0' || process.platform !== 'linux') return loaded;
+  try {
+    // The same path from src/ and dist/: <package>/dist/native/berth.node.
+    loaded = createRequire(import.meta.url)(new URL('../dist/native/berth.node', import.meta.url).pathname) as NativeAddon;
+  } catch {
+    loaded = null;
+  }
+  return loaded;
+}
+
+/** The errno name of an addon error (EBUSY …), from its numeric `errno`. */
+export function errnoName(err: unknown): string | undefined {
+  const n = (err as { errno?: unknown }).errno;
+  if (typeof n !== 'number') return undefined;
+  return Object.entries(constants.errno).find(([, v]) => v === n)?.[0];
+}
+
+/** An environment object as the `envp` of run/spawnMonitor. */
+export function envp(env: NodeJS.ProcessEnv): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && !k.includes('=') && !k.includes('\0') && !v.includes('\0')) out.push(`${k}=${v}`);
+  return out;
+}
+
+/** The signal name of a number (9 → SIGKILL). */
+export function signalName(n: number): string {
+  return Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
+}

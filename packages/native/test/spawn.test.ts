@@ -1,0 +1,99 @@
+/**
+ * The addon's run() and spawnMonitor() (posix_spawn): output, exit status and signals,
+ * timeouts, environment, default signal dispositions in the child, the monitor's sync pipe
+ * on fd 3, its log file, cwd and session; start failures with errno.
+ */
+import { existsSync, promises as fsp } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { envp, errnoName, nativeAddon, signalName } from '../src/index.js';
+
+const headers = existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
+const SH = '/bin/sh';
+
+describe.skipIf(!headers)('native run()', () => {
+  it('captures stdout and stderr apart and returns the exit status', async () => {
+    const r = await nativeAddon()!.run(SH, ['sh', '-c', 'echo out; echo err >&2; printf "%s" "$0"; exit 3'], null, 0);
+    expect(r).toMatchObject({ status: 3, signal: null, timedOut: false, stdout: 'out\nsh', stderr: 'err\n' });
+    expect(r.pid).toBeGreaterThan(0);
+  });
+
+  it('reports a signal, and kills at the timeout', async () => {
+    const n = nativeAddon()!;
+    const killed = await n.run(SH, ['sh', '-c', 'kill -9 $$'], null, 0);
+    expect(killed).toMatchObject({ status: null, signal: 9 });
+    expect(signalName(killed.signal!)).toBe('SIGKILL');
+    const slow = await n.run(SH, ['sh', '-c', 'exec sleep 5'], null, 100);
+    expect(slow).toMatchObject({ timedOut: true, signal: 9 });
+  });
+
+  it('passes the given environment and reads large output whole', async () => {
+    const n = nativeAddon()!;
+    const r = await n.run(SH, ['sh', '-c', 'echo "$BERTH_X"; env | grep -c "^BERTH_"'], envp({ BERTH_X: 'a b', BERTH_Y: '1', PATH: '/usr/bin:/bin' }), 0);
+    expect(r.stdout).toBe('a b\n2\n');
+    const big = await n.run(SH, ['sh', '-c', 'seq 1 100000; seq 1 50000 >&2'], null, 0);
+    expect(big.stdout.split('\n').length - 1).toBe(100000);
+    expect(big.stderr.split('\n').length - 1).toBe(50000);
+  });
+
+  it('starts the child with default signal dispositions (Node ignores SIGPIPE, SIGXFSZ) and nothing blocked', async () => {
+    const r = await nativeAddon()!.run(SH, ['sh', '-c', 'grep -E "^Sig(Ign|Blk)" /proc/self/status'], null, 0);
+    expect(r.stdout).toMatch(/SigBlk:\s+0+\n/);
+    const ign = BigInt(`0x${/SigIgn:\s+([0-9a-f]+)/.exec(r.stdout)![1]}`);
+    // Signals 1-31: none ignored. (glibc's posix_spawn leaves its two internal real-time
+    // signals, 32 and 33, ignored; glibc programs install their own handlers at start.)
+    expect(ign & 0x7fffffffn).toBe(0n);
+  });
+
+  it('rejects with the errno when the program cannot start, and checks its arguments', async () => {
+    const n = nativeAddon()!;
+    const err = await n.run('/no/such/program', ['x'], null, 0).then(() => null, (e: unknown) => e);
+    expect(errnoName(err)).toBe('ENOENT');
+    expect((err as { syscall?: string }).syscall).toBe('posix_spawn');
+    expect(() => n.run(SH, [], null, 0)).toThrow(TypeError);
+    expect(() => n.run(SH, ['sh', 1 as unknown as string], null, 0)).toThrow(TypeError);
+    expect(() => n.run(SH, ['sh'], null, -1)).toThrow(TypeError);
+  });
+});
+
+describe.skipIf(!headers)('native spawnMonitor()', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'berth-monitor-'));
+  });
+  afterEach(async () => {
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads the first line of fd 3 from a daemonising monitor; log file, cwd and a new session', async () => {
+    const log = path.join(dir, 'monitor.err');
+    // Like conmon: the first process forks the monitor and exits; the monitor reports on fd 3
+    // and keeps running (here: briefly) with the pipe closed.
+    const script = `
+      echo "cwd=$(pwd)" >&2
+      ( echo "sid=$(ps -o sid= -p $$ 2>/dev/null || cut -d" " -f6 /proc/$$/stat)" >&2
+        printf '{"data": %s}\\n' "$(cut -d" " -f6 /proc/self/stat)" >&3
+        exec 3>&-; sleep 0.2 ) &
+      exit 0`;
+    const r = await nativeAddon()!.spawnMonitor(SH, ['sh', '-c', script], null, dir, log, 5000);
+    expect(r.status).toBe(0);
+    expect(r.timedOut).toBe(false);
+    expect(JSON.parse(r.sync.trim())).toEqual({ data: expect.any(Number) });
+    // The session id the monitor reported is the first process's pid: a new session.
+    expect(JSON.parse(r.sync.trim()).data).toBe(r.pid);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(await fsp.readFile(log, 'utf8')).toContain(`cwd=${dir}`);
+  });
+
+  it('a monitor that fails before reporting: empty sync, its exit status; a silent one times out', async () => {
+    const n = nativeAddon()!;
+    const log = path.join(dir, 'err');
+    const failed = await n.spawnMonitor(SH, ['sh', '-c', 'echo "cannot start" >&2; exit 4'], null, null, log, 5000);
+    expect(failed).toMatchObject({ status: 4, sync: '', timedOut: false });
+    expect(await fsp.readFile(log, 'utf8')).toBe('cannot start\n');
+    const silent = await n.spawnMonitor(SH, ['sh', '-c', 'exec sleep 5'], null, null, log, 100);
+    expect(silent).toMatchObject({ timedOut: true, signal: 9, sync: '' });
+  });
+});
