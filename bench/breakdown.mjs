@@ -29,4 +29,4 @@ try {
   await ib.stop().catch((e) => console.error(e));
   fs.rmSync(dir, { recursive: true, force: true });
 }
-process.exit(0); // the in-process daemon's listener may outlive its shutdown here (bench.mjs exits the same way)
+process.exit(0); // as bench.mjs: do not wait for stray handles of the tools used above

@@ -108,6 +108,9 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
         await server.shutdown();
         if (config.liveRestore) logger.info('live restore: containers keep running');
         await eng.shutdown({ liveRestore: config.liveRestore, timeout: config.shutdownTimeout });
+        // The built-in backend is this daemon's (the engine was handed it): its exit watcher
+        // would keep an embedding process alive.
+        await b.runtime.close?.().catch((err: unknown) => logger.error('closing the runtime backend failed', { error: errorMessage(err) }));
         lockOnly.release();
         logger.info('daemon shut down');
       })();

@@ -66,4 +66,19 @@ describe('a custom build (docs/composing.md)', () => {
     const ok = await request(sock, 'POST', '/containers/create', { Image: 'plain', Cmd: ['true'], Labels: { team: 'infra' } });
     expect(ok.status).toBe(201);
   });
+
+  it('shutdown releases what keeps an embedding process alive: the listener and the runtime backend\'s watcher', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-custom-'));
+    const sock = path.join(dir, 'berth.sock');
+    const config = { ...defaultConfig(), hosts: [`unix://${sock}`], dataRoot: path.join(dir, 'data'), execRoot: path.join(dir, 'exec'), pidfile: path.join(dir, 'berthd.pid'), logLevel: 'error' as const };
+    const watchers = () => (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles().filter((h) => h.constructor.name === 'FSWatcher').length;
+    await new Promise((r) => setTimeout(r, 20)); // the previous test's handles finish closing
+    const before = watchers();
+    const d = await startBerthd(config, { handleSignals: false });
+    expect(watchers()).toBeGreaterThan(before); // the OCI backend watches its exits dir
+    await d.shutdown('test');
+    await new Promise((r) => setTimeout(r, 20)); // handles finish closing on a later turn
+    expect(watchers()).toBe(before);
+    expect(fs.existsSync(sock)).toBe(false);
+  });
 });
