@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { OciSpec } from '@berth/core';
+import type { OciSpec, RuntimeCreateOptions } from '@berth/core';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const FAKE_RUNTIME = path.join(REPO, 'test/fixtures/fake-oci-runtime');
@@ -58,6 +58,42 @@ export function newId(): string {
 export const CGROUP_PARENT = 'berth-e2e';
 
 /** A minimal runc-compatible spec for the busybox rootfs (like `runc spec`, read-only root). */
+/**
+ * Teardown for a test file that drives one OCI backend on its own temp dir: after each test
+ * the containers it created are force-deleted; after all, the backend is closed and anything
+ * left (runc state, processes, mounts under the temp dir) removed with the test rootfs.
+ */
+export function ociBackendTeardown(
+  hooks: { afterEach(fn: () => Promise<void>): void; afterAll(fn: () => Promise<void>): void },
+  get: () => { backend?: { delete(id: string, o: { force: boolean }): Promise<void>; close(): Promise<void> }; tmp?: string },
+  ids: string[],
+): void {
+  hooks.afterEach(async () => {
+    const { backend } = get();
+    for (const id of ids.splice(0)) await backend?.delete(id, { force: true }).catch(() => undefined);
+  });
+  hooks.afterAll(async () => {
+    const { backend, tmp } = get();
+    await backend?.close();
+    if (tmp) forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
+    removeTestRootfs();
+  });
+}
+
+/** Create options for a busybox container on runc without a TTY, logging to `logPath`. */
+export function busyboxCreateOptions(rootfs: string, id: string, args: string[], logPath: string): RuntimeCreateOptions {
+  return {
+    id,
+    spec: busyboxSpec(rootfs, id, args),
+    runtime: 'runc',
+    runtimeArgs: [],
+    rootUid: 0,
+    rootGid: 0,
+    stdio: { tty: false, openStdin: false, stdinOnce: false },
+    log: { path: logPath },
+  };
+}
+
 export function busyboxSpec(
   rootfs: string,
   id: string,

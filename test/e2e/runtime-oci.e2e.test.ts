@@ -11,17 +11,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { errorKind, readLogs, type ExitInfo, type OciProcess } from '@berth/core';
 import { OciRuntimeBackend } from '@berth/runtime-oci';
 import {
+  busyboxCreateOptions,
   busyboxSpec,
   cgroupsNamed,
   filesUnder,
-  forceCleanup,
   mountsMentioning,
   newId,
+  ociBackendTeardown,
   processesMentioning,
   runtimeSkipReason,
   Sink,
   testRootfs,
-  removeTestRootfs,
 } from './runtime-helpers.js';
 
 const skip = runtimeSkipReason();
@@ -49,14 +49,7 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
       waiters.get(e.id)?.(e);
     });
   });
-  afterEach(async () => {
-    for (const id of ids.splice(0)) await backend.delete(id, { force: true }).catch(() => undefined);
-  });
-  afterAll(async () => {
-    await backend?.close();
-    if (tmp) forceCleanup(path.join(tmp, 'exec/oci/state/runc'), ids, [tmp]);
-    removeTestRootfs();
-  });
+  ociBackendTeardown({ afterEach, afterAll }, () => ({ backend, tmp }), ids);
 
   const waitExit = (id: string, ms = 15_000): Promise<ExitInfo> => {
     const have = exits.get(id);
@@ -325,16 +318,7 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
     const id = newId();
     const log = path.join(tmp, 'data/containers', id, `${id}-json.log`);
     const err = await backend
-      .create({
-        id,
-        spec: busyboxSpec(rootfs, id, ['/no/such/binary']),
-        runtime: 'runc',
-        runtimeArgs: [],
-        rootUid: 0,
-        rootGid: 0,
-        stdio: { tty: false, openStdin: false, stdinOnce: false },
-        log: { path: log },
-      })
+      .create(busyboxCreateOptions(rootfs, id, ['/no/such/binary'], log))
       .then(
         () => null,
         (e: unknown) => e as Error,
@@ -407,17 +391,7 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
     const before = (await logsOf(log)).length;
     await backend.delete(id, { force: true });
     exits.delete(id);
-    const { pid } = await backend.create({
-      id,
-      spec: busyboxSpec(rootfs, id, ['/bin/sh', '-c', 'exit 99']),
-      runtime: 'runc',
-      runtimeArgs: [],
-      rootUid: 0,
-      rootGid: 0,
-      stdio: { tty: false, openStdin: false, stdinOnce: false },
-      log: { path: log },
-      checkpoint: { path: ckpt },
-    });
+    const { pid } = await backend.create({ ...busyboxCreateOptions(rootfs, id, ['/bin/sh', '-c', 'exit 99'], log), checkpoint: { path: ckpt } });
     expect(pid).toBeGreaterThan(0);
     await backend.start(id);
     expect((await backend.state(id))?.status).toBe('running');
