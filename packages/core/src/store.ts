@@ -53,7 +53,7 @@ export async function atomicWriteFiles(
   dir: string,
   files: [name: string, data: string | Uint8Array][],
   mode = 0o600,
-  opts: { syncDir?: boolean } = { syncDir: true },
+  opts: { syncDir?: boolean } = {},
 ): Promise<void> {
   const tmps = files.map(([name]) => join(dir, `${TMP_MARK}${name}.${randomBytes(4).toString('hex')}`));
   const written = await Promise.allSettled(
@@ -80,7 +80,7 @@ export async function atomicWriteFiles(
       throw err;
     }
   }
-  if (opts.syncDir) {
+  if (opts.syncDir !== false) {
     const dh = await open(dir, 'r');
     try {
       await dh.sync();

@@ -3,6 +3,7 @@
  * service, event bus, image store (when a plugin registers one), container logs
  * (json-file through core's readLogs) and the runtime backend's attach for stdin.
  */
+import { once } from 'node:events';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -151,7 +152,8 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
           for await (const m of readLogs(rec.LogPath, { follow: true, since, stdout: !!io.stdout, stderr: !!io.stderr, signal: outAc.signal, drain: drain.signal })) {
             lastEntry = Date.now();
             const target = m.stream === 'stderr' ? io.stderr : io.stdout;
-            target?.write(m.line);
+            // A slow client slows the log reader down instead of piling output up in memory.
+            if (target && !target.write(m.line)) await once(target, 'drain', { signal: outAc.signal });
           }
         } catch (err) {
           if (!outAc.signal.aborted && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

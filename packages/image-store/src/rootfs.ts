@@ -195,7 +195,7 @@ export class RootfsManager {
     // The syscall takes absolute lowerdirs (the process's cwd is not the image root); when
     // they do not fit in one page, the mount binary runs in the image root with short ones.
     const native = this.opts.nativeMount === false ? null : nativeMount();
-    const absolute = `lowerdir=${lowers.map((l) => path.resolve(this.store.root, l)).join(':')},${rest}`;
+    const absolute = native ? `lowerdir=${lowers.map((l) => path.resolve(this.store.root, l)).join(':')},${rest}` : '';
     try {
       if (native && absolute.length <= 4000) await native.mount('overlay', merged, 'overlay', 0, absolute);
       else await execFileP('mount', ['-t', 'overlay', 'overlay', '-o', opts, merged], { cwd: this.store.root });
@@ -209,13 +209,14 @@ export class RootfsManager {
   /** Unmounts the rootfs (idempotent; a busy mount is detached lazily). */
   private async unmountNow(id: string): Promise<void> {
     const merged = this.mergedPath(id);
-    if (!mountPoints().has(merged)) return;
     const native = this.opts.nativeMount === false ? null : nativeMount();
     if (native) {
+      // No read of the mount table first: umount2 says EINVAL when nothing is mounted there.
       try {
         await native.umount2(merged, 0);
       } catch (err) {
-        if (errnoName(err) === 'EINVAL' && !mountPoints().has(merged)) return; // gone meanwhile
+        const code = errnoName(err);
+        if (code === 'EINVAL' || code === 'ENOENT') return;
         try {
           await native.umount2(merged, MNT_DETACH);
         } catch {
@@ -224,6 +225,7 @@ export class RootfsManager {
       }
       return;
     }
+    if (!mountPoints().has(merged)) return;
     try {
       await execFileP('umount', [merged]);
     } catch (err) {

@@ -57,8 +57,9 @@ export function spawnConmon(opts: ConmonSpawnOptions): Promise<number> {
     // posix_spawn through the addon: no fork of the daemon, no blocked event loop.
     return native.spawnMonitor(opts.conmonPath, [opts.conmonPath, ...opts.args], envp({ ...process.env, _OCI_SYNCPIPE: '3' }), opts.cwd, opts.stderrFile, timeoutMs).then(
       (r) => {
-        for (const line of r.sync.split('\n')) {
-          const m = line.trim() ? syncMessage(line.trim(), readErr) : null;
+        for (const raw of r.sync.split('\n')) {
+          const line = raw.trim();
+          const m = line ? syncMessage(line, readErr) : null;
           if (typeof m === 'number') return m;
           if (m) throw m;
         }
