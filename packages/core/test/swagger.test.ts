@@ -1,18 +1,16 @@
 /**
  * The core's Docker-shaped values checked against the Docker Engine API swagger
- * (../shared/specs beside the repo): State, Config, HostConfig, NetworkSettings, events,
+ * (shared/specs, found by specsDir()): State, Config, HostConfig, NetworkSettings, events,
  * wait and create responses, exec inspect.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEngine, type TestEngine } from '../../testing/src/index.js';
+import { createTestEngine, specsDir, type TestEngine } from '../../testing/src/index.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const swaggerFile = path.resolve(repoRoot, '../shared/specs/docker-engine-api/swagger.yaml');
+const swaggerFile = path.join(specsDir(), 'docker-engine-api/swagger.yaml');
 
 /** Swagger 2.0 → JSON schema: `x-nullable: true` means the value may also be null. */
 function toJsonSchema(node: unknown): unknown {

@@ -1,11 +1,10 @@
 /** Validates JSON against the OCI image-spec schemas in ../shared/specs (draft-04, loaded into ajv 8). */
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { specsDir } from '@berth/testing';
 
-const SPEC_DIRS = [path.resolve(import.meta.dirname, '../../../../shared/specs/oci-image-spec'), '/work/shared/specs/oci-image-spec'];
-const specDir = SPEC_DIRS.find((d) => existsSync(d));
 
 function strip(node: unknown, top: boolean): unknown {
   if (Array.isArray(node)) return node.map((n) => strip(n, false));
@@ -25,7 +24,7 @@ function strip(node: unknown, top: boolean): unknown {
 let ajv: Ajv | null = null;
 function load(): Ajv {
   if (ajv) return ajv;
-  if (!specDir) throw new Error('OCI image-spec schemas not found (../shared/specs/oci-image-spec)');
+  const specDir = path.join(specsDir(), 'oci-image-spec');
   const a = new Ajv({ strict: false, allErrors: true });
   const addFormats = (addFormatsModule as unknown as { default?: (a: Ajv) => void }).default ?? (addFormatsModule as unknown as (a: Ajv) => void);
   addFormats(a);

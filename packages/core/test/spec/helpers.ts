@@ -9,11 +9,10 @@ import type { OciSpec } from '../../src/oci.js';
 import { newContainerRecord } from '../../src/service.js';
 import { buildOciSpec, type SpecBuildInput } from '../../src/spec/index.js';
 import type { SpecHostInfo } from '../../src/spec/host.js';
+import { specsDir } from '../../../testing/src/specs.js';
 
 export const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../../..');
-/** ../shared/specs next to the repository (CI clones the repo with a copy of shared/ beside it). */
-export const specsDir = path.resolve(repoRoot, '../shared/specs');
 export const fixturesDir = path.join(here, 'fixtures');
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -22,7 +21,7 @@ let validator: ValidateFunction | undefined;
 /** The OCI runtime-spec config schema (draft-04 files; nothing in them differs under Ajv's default draft). */
 export function ociConfigValidator(): ValidateFunction {
   if (validator) return validator;
-  const dir = path.join(specsDir, 'oci-runtime-spec');
+  const dir = path.join(specsDir(), 'oci-runtime-spec');
   const ajv = new Ajv({ strict: false, allErrors: true });
   addFormats(ajv);
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.json'))) {

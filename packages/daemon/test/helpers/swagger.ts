@@ -1,16 +1,15 @@
 /**
- * The Docker Engine API swagger (../shared/specs, resolved from the repo root at test
+ * The Docker Engine API swagger (shared/specs, found by @berth/testing's specsDir() at test
  * time) compiled with ajv: `validate('SystemInfo', body)` checks a response body against
  * a definition. Swagger 2.0's `x-nullable: true` becomes "or null".
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import YAML from 'yaml';
+import { specsDir } from '@berth/testing';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-export const swaggerPath = path.resolve(repoRoot, '../shared/specs/docker-engine-api/swagger.yaml');
+export const swaggerPath = path.join(specsDir(), 'docker-engine-api/swagger.yaml');
 
 function nullable(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(nullable);
