@@ -23,3 +23,4 @@ export * from './exec.js';
 export * from './engine.js';
 export * from './spec/index.js';
 export { parseSize } from './util.js';
+export * from './failpoint.js';

@@ -177,6 +177,8 @@ export interface Berthd {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
   /** stop() if needed, unmount and remove the temp dir. Safe to call twice. */
   cleanup(): Promise<void>;
+  /** Resolves when berthd exits by itself (e.g. killed by a failpoint): its code and signal. */
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export interface StartOptions {
@@ -187,6 +189,8 @@ export interface StartOptions {
   /** Expect berthd to fail: resolve with its exit code and output instead of waiting for the socket. */
   expectFailure?: boolean;
   timeoutMs?: number;
+  /** Extra environment for berthd (e.g. BERTH_FAILPOINTS for the crash-consistency tests). */
+  env?: Record<string, string>;
 }
 
 /** Start berthd on temp dirs and wait for /_ping. */
@@ -199,13 +203,15 @@ export async function startBerthd(opts: StartOptions = {}): Promise<Berthd> {
   const configDir = path.join(dir, 'docker-config');
   fs.mkdirSync(configDir, { recursive: true });
   const args = [BERTHD_BIN, '-H', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile, '--log-level', 'debug', ...(opts.args ?? [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT, env: { ...process.env, ...(opts.env ?? {}) } });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   let exitCode: number | null | undefined;
+  let exitSignal: NodeJS.Signals | null = null;
   const exited = new Promise<number | null>((resolve) =>
     child.on('exit', (code, signal) => {
+      exitSignal = signal;
       exitCode = code ?? (signal ? 128 : null);
       resolve(exitCode);
     }),
@@ -221,6 +227,7 @@ export async function startBerthd(opts: StartOptions = {}): Promise<Berthd> {
     pidfile,
     process: child,
     log: () => output,
+    exited: () => exited.then((code) => ({ code, signal: exitSignal })),
     docker: (a, o) => dockerCli(host, configDir, a, o),
     dockerInPty: (a, input, o) => dockerInPty(host, configDir, a, input, o),
     api: (m, p, b) => apiRequest(socket, m, p, b),
