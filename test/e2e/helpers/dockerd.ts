@@ -28,7 +28,13 @@ export async function startDockerd(): Promise<Berthd> {
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r((exitCode = c))));
+  let exitSignal: NodeJS.Signals | null = null;
+  const exited = new Promise<number | null>((r) =>
+    child.on('exit', (c, signal) => {
+      exitSignal = signal;
+      r((exitCode = c));
+    }),
+  );
   const host = `unix://${socket}`;
   const d: Berthd = {
     dir,
@@ -39,6 +45,7 @@ export async function startDockerd(): Promise<Berthd> {
     pidfile: path.join(dir, 'dockerd.pid'),
     process: child,
     log: () => output,
+    exited: () => exited.then((code) => ({ code, signal: exitSignal })),
     docker: (a, o) => dockerCli(host, configDir, a, o),
     dockerInPty: (a, i, o) => dockerInPty(host, configDir, a, i, o),
     api: (m, p, b) => apiRequest(socket, m, p, b),
