@@ -15,6 +15,8 @@
  * throws. The variable is read once, when this module loads.
  */
 
+import { writeSync } from 'node:fs';
+
 export type FailpointAction = 'kill' | 'error' | 'enospc';
 
 const ACTIONS = new Set<FailpointAction>(['kill', 'error', 'enospc']);
@@ -59,6 +61,9 @@ export function failpoint(name: string): void {
   const action = active.get(name);
   if (!action) return;
   if (!declared.has(name)) throw new Error(`failpoint ${name} is not declared`);
+  // Said before acting (synchronously, so it reaches stderr before a SIGKILL): tests check that
+  // the point they meant was the one hit.
+  writeSync(2, `failpoint ${name}: ${action}\n`);
   switch (action) {
     case 'kill':
       process.kill(process.pid, 'SIGKILL');

@@ -47,5 +47,6 @@ describe('failpoints', () => {
     expect(r.signal).toBe('SIGKILL');
     expect(r.stdout).toContain('before');
     expect(r.stdout).not.toContain('after');
+    expect(r.stderr).toContain('failpoint child.point: kill\n');
   });
 });
