@@ -17,6 +17,7 @@ import {
   withDefaultTag,
   type Reference,
 } from './reference.js';
+import { checkImageDb, keepPreviousGeneration, loadRepositories, sweepTempFiles, type RepositoriesFile } from './recovery.js';
 import { SpecialOps } from './special.js';
 import type { ImageConfig } from './types.js';
 
@@ -37,10 +38,6 @@ export interface ImageRecord {
   topLayer: Digest | null;
   /** Sum of the image's layer sizes. */
   size: number;
-}
-
-interface RepositoriesFile {
-  Repositories: Record<string, Record<string, Digest>>;
 }
 
 export function validateConfig(config: unknown): ImageConfig {
@@ -66,6 +63,8 @@ export class ImageStore {
   private special: SpecialOps | undefined;
   private writeChain: Promise<void> = Promise.resolve();
   private readonly leases = new Set<Set<Digest>>();
+  /** What the start-up checks skipped or repaired (src/recovery.ts), for the log and /info. */
+  readonly warnings: string[] = [];
 
   constructor(dataRoot: string) {
     this.root = path.join(dataRoot, 'image');
@@ -80,11 +79,15 @@ export class ImageStore {
     // staging of loads interrupted by a crash
     await fsp.rm(path.join(this.root, 'tmp'), { recursive: true, force: true });
     await fsp.mkdir(path.join(this.root, 'tmp'), { recursive: true, mode: 0o700 });
+    const warn = (m: string) => void this.warnings.push(m);
+    await sweepTempFiles(this.root);
     await this.blobs.init();
-    await this.layers.init();
-    this.repos = (await readJson<RepositoriesFile>(this.reposFile)) ?? { Repositories: {} };
+    await this.layers.init(warn);
+    await checkImageDb(this.dbDir, this.blobs, warn);
+    const loaded = await loadRepositories(this.reposFile, warn);
+    this.repos = loaded.repos;
     // drop references to images that are gone (crash between writes)
-    let changed = false;
+    let changed = loaded.changed;
     for (const [repo, refs] of Object.entries(this.repos.Repositories)) {
       for (const [ref, id] of Object.entries(refs)) {
         if (!(await this.exists(id))) {
@@ -169,7 +172,10 @@ export class ImageStore {
   // ---- references ----
 
   private async saveRepos(): Promise<void> {
-    const next = this.writeChain.then(() => writeFileAtomic(this.reposFile, JSON.stringify(this.repos)));
+    const next = this.writeChain.then(async () => {
+      await keepPreviousGeneration(this.reposFile);
+      await writeFileAtomic(this.reposFile, JSON.stringify(this.repos));
+    });
     this.writeChain = next.catch(() => undefined);
     await next;
   }

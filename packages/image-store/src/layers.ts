@@ -16,6 +16,7 @@ import { readJson, randomId, writeFileAtomic } from './fsutil.js';
 import type { Compression } from './compression.js';
 import { unpackLayer, type UnpackOptions } from './unpack.js';
 import type { SpecialOps } from './special.js';
+import { quarantineLayer, type Warn } from './recovery.js';
 
 export interface LayerMeta {
   chainId: Digest;
@@ -52,14 +53,25 @@ export class LayerStore {
     this.linkDir = path.join(root, 'l');
   }
 
-  async init(): Promise<void> {
+  /** Removes what a crash left half-done; `warn` hears of layers whose meta.json is unreadable (moved aside). */
+  async init(warn: Warn = () => undefined): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true });
     await fsp.mkdir(this.linkDir, { recursive: true });
     for (const name of await fsp.readdir(this.dir)) {
       const full = path.join(this.dir, name);
-      if (name.startsWith('tmp-') || !(await readJson(path.join(full, 'meta.json')))) {
+      if (name.startsWith('corrupt-')) continue;
+      if (name.startsWith('tmp-')) {
         await fsp.rm(full, { recursive: true, force: true });
+        continue;
       }
+      let meta: unknown;
+      try {
+        meta = await readJson(path.join(full, 'meta.json'));
+      } catch (err) {
+        await quarantineLayer(full, err, warn);
+        continue;
+      }
+      if (!meta) await fsp.rm(full, { recursive: true, force: true });
     }
   }
 

@@ -98,6 +98,7 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig; contai
         containers: opts.containers ?? (() => tracker.list()),
       });
       await svc.init();
+      for (const w of svc.warnings()) ctx.logger.warn(w);
       service = svc;
       if (container.isRegistered(IStateStore, true)) {
         const store = container.resolve(IStateStore);

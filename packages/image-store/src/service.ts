@@ -170,6 +170,11 @@ export class ImageService implements CoreImageStore {
     await this.store.close();
   }
 
+  /** What the start-up checks skipped or repaired (corrupt files, src/recovery.ts), for the log and /info's Warnings. */
+  warnings(): string[] {
+    return [...this.store.warnings];
+  }
+
   // ---- core contract ----
 
   async resolve(ref: string): Promise<ResolvedImage | null> {

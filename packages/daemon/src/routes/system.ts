@@ -175,7 +175,8 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
       RuncCommit: { ID: '' },
       InitCommit: { ID: '' },
       SecurityOptions: f.securityOptions,
-      Warnings: [],
+      // files the image store skipped or repaired at start (image-store src/recovery.ts)
+      Warnings: [...(backend.imageService?.()?.warnings() ?? [])],
     });
   };
 
