@@ -8,12 +8,12 @@
  *     with its output captured (the OCI runtime's delete, kill …);
  *   spawnMonitor(): posix_spawn of a daemonising monitor (conmon) with a sync pipe on fd 3,
  *     read until its first line.
+ *   openat2()/readlinkat() for docker cp inside a container's root (fs.c).
  * Everything blocking runs on libuv's thread pool; each call returns a promise that rejects
  * with an Error carrying `errno` (a number) and `syscall`. Built by native/build.mjs when a C
  * compiler and Node's headers are present; berth falls back otherwise (src/index.ts).
  */
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "common.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -46,8 +46,7 @@ static void job_free(job_t *j) {
   free(j);
 }
 
-/* A string argument (NULL for null/undefined when `optional`); sets *bad on a type error. */
-static char *arg_string(napi_env env, napi_value v, int optional, int *bad) {
+char *arg_string(napi_env env, napi_value v, int optional, int *bad) {
   napi_valuetype t;
   size_t len = 0;
   char *s;
@@ -62,8 +61,7 @@ static char *arg_string(napi_env env, napi_value v, int optional, int *bad) {
   return s;
 }
 
-/* Reject `d` with an Error "<syscall> <subject>: <strerror>" carrying `errno` and `syscall`. */
-static void reject_errno(napi_env env, napi_deferred d, const char *syscall, const char *subject, int e) {
+void reject_errno(napi_env env, napi_deferred d, const char *syscall, const char *subject, int e) {
   char buf[512];
   napi_value msg, err, num, sys;
   snprintf(buf, sizeof buf, "%s %s: %s", syscall, subject, strerror(e));
@@ -76,8 +74,7 @@ static void reject_errno(napi_env env, napi_deferred d, const char *syscall, con
   napi_reject_deferred(env, d, err);
 }
 
-/* Run `exec` on the thread pool and `done` back on the main thread; returns the promise. */
-static napi_value queue_work(napi_env env, const char *name, napi_async_execute_callback exec, napi_async_complete_callback done, void *data,
+napi_value queue_work(napi_env env, const char *name, napi_async_execute_callback exec, napi_async_complete_callback done, void *data,
                              napi_async_work *work, napi_deferred *deferred) {
   napi_value promise, n;
   napi_create_promise(env, deferred, &promise);
@@ -448,6 +445,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "run", f);
   napi_create_function(env, "spawnMonitor", NAPI_AUTO_LENGTH, js_spawn_monitor, NULL, &f);
   napi_set_named_property(env, exports, "spawnMonitor", f);
+  fs_init(env, exports);
   return exports;
 }
 

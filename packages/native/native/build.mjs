@@ -1,4 +1,4 @@
-// Builds dist/native/berth.node from native/berth.c with the system C compiler and Node's
+// Builds dist/native/berth.node from native/berth.c and fs.c with the system C compiler and Node's
 // own headers (<prefix>/include/node). Optional: without a compiler or headers it says so, and
 // berth uses the mount/umount binaries and child_process instead (src/index.ts).
 import { execFileSync } from 'node:child_process';
@@ -7,7 +7,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const src = path.join(pkg, 'native/berth.c');
+const dir = path.join(pkg, 'native');
+const sources = ['berth.c', 'fs.c'].map((f) => path.join(dir, f));
+const inputs = [...sources, path.join(dir, 'common.h')];
 const out = path.join(pkg, 'dist/native/berth.node');
 const include = path.resolve(path.dirname(process.execPath), '../include/node');
 const cc = process.env.CC || 'cc';
@@ -17,10 +19,10 @@ if (!fs.existsSync(path.join(include, 'node_api.h'))) {
   console.warn(`[native] no Node headers in ${include}: berth falls back to the binaries and child_process`);
   process.exit(0);
 }
-if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(src).mtimeMs) process.exit(0);
+if (fs.existsSync(out) && inputs.every((f) => fs.statSync(out).mtimeMs >= fs.statSync(f).mtimeMs)) process.exit(0);
 fs.mkdirSync(path.dirname(out), { recursive: true });
 try {
-  execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=berth', `-I${include}`, '-o', `${out}.tmp`, src], { stdio: 'inherit' });
+  execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=berth', `-I${include}`, '-o', `${out}.tmp`, ...sources], { stdio: 'inherit' });
   fs.renameSync(`${out}.tmp`, out);
 } catch (err) {
   fs.rmSync(`${out}.tmp`, { force: true });

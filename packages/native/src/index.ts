@@ -2,7 +2,8 @@
  * berth's optional native addon (native/berth.c, built by native/build.mjs with the system C
  * compiler and Node's headers): mount(2)/umount2(2), and posix_spawn for the daemon's helper
  * processes, so that the hot paths start no process through child_process (which blocks the
- * event loop ~8-10 ms per child: libuv forks the whole Node process and waits for the exec).
+ * event loop ~8-10 ms per child: libuv forks the whole Node process and waits for the exec);
+ * openat2/readlinkat for walking a container's root one fd-relative step at a time (dirfd.ts).
  * `nativeAddon()` is null when the addon was not built or cannot load, or when BERTH_NATIVE=0;
  * callers then use the binaries and child_process.
  */
@@ -46,7 +47,13 @@ export interface NativeAddon {
    * once the line (or end of file) came and the first process has exited.
    */
   spawnMonitor(path: string, argv: string[], envp: string[] | null, cwd: string | null, logPath: string, timeoutMs: number): Promise<MonitorResult>;
+  /** openat2(2) relative to `dirfd` (O_CLOEXEC added); resolves to the new fd, which the caller closes. */
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): Promise<number>;
+  /** readlinkat(2): the target of the symlink `path` in `dirfd` ('' with an O_PATH fd of the symlink itself). */
+  readlinkat(dirfd: number, path: string): Promise<string>;
 }
+
+export * from './dirfd.js';
 
 /** umount2 flag: detach now, clean up when no longer busy (umount -l). */
 export const MNT_DETACH = 2;
