@@ -3,10 +3,14 @@
  * rotated files (path.N … path.1, path) oldest first, tail, since/until, stream filters,
  * timestamps, and follow across rotation and truncation. Semantics follow dockerd's
  * json-file reader: tail is taken first, then since/until filter; until ends the read.
+ * Memory stays bounded whatever the size of the log: lines are read in blocks and yielded as
+ * they come (lines.ts), a tail is found by reading backwards, and the generator reads on
+ * only when its consumer asks for the next entry.
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { parseJsonLogLine, rotatedLogFiles, type LogStream } from './jsonfile.js';
+import { lastLineEnd, lineBatches, openLogFileSync, tailStart, type LogFile } from './lines.js';
 import { formatLogTime, parseLogTime, toNanos } from './time.js';
 
 export type LogTime = number | string | Date | bigint;
@@ -64,39 +68,6 @@ function parse(text: string): Parsed | null {
   return { stream: e.stream, log: typeof e.line === 'string' ? e.line : e.line.toString('utf8'), time: e.time, ns };
 }
 
-/**
- * An open log file. Files are opened synchronously (see readLogs) and read asynchronously
- * through their descriptor, so a rename by the writer afterwards does not matter.
- */
-interface Handle {
-  read(buf: Buffer, off: number, len: number, pos: number): Promise<{ bytesRead: number }>;
-  stat(): Promise<fs.Stats>;
-  close(): Promise<void>;
-}
-
-function handleOf(fd: number): Handle {
-  let closed = false;
-  return {
-    read: (b, off, len, pos) =>
-      new Promise((resolve, reject) => fs.read(fd, b, off, len, pos, (err, n) => (err ? reject(err) : resolve({ bytesRead: n })))),
-    stat: () => new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st)))),
-    close: () => {
-      if (closed) return Promise.resolve();
-      closed = true;
-      return new Promise((resolve) => fs.close(fd, () => resolve()));
-    },
-  };
-}
-
-function openSync(path: string): Handle | null {
-  try {
-    return handleOf(fs.openSync(path, 'r'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
 function statSync(path: string): fs.Stats | null {
   try {
     return fs.statSync(path);
@@ -106,80 +77,17 @@ function statSync(path: string): fs.Stats | null {
   }
 }
 
-/** Complete lines of a file from `offset`; returns them and the offset after the last "\n". */
-async function readLinesFrom(fd: Handle, offset: number): Promise<{ lines: string[]; offset: number }> {
-  const lines: string[] = [];
-  const chunk = Buffer.allocUnsafe(256 * 1024);
-  let pending: Buffer[] = [];
-  let pos = offset;
-  let consumed = offset;
-  for (;;) {
-    const { bytesRead } = await fd.read(chunk, 0, chunk.length, pos);
-    if (bytesRead === 0) break;
-    pos += bytesRead;
-    let start = 0;
-    const view = chunk.subarray(0, bytesRead);
-    for (;;) {
-      const nl = view.indexOf(10, start);
-      if (nl < 0) break;
-      const piece = view.subarray(start, nl);
-      const full = pending.length ? Buffer.concat([...pending, piece]) : piece;
-      pending = [];
-      if (full.length) lines.push(full.toString('utf8'));
-      consumed = pos - bytesRead + nl + 1;
-      start = nl + 1;
-    }
-    if (start < view.length) pending.push(Buffer.from(view.subarray(start)));
-  }
-  return { lines, offset: consumed };
-}
-
-/** Offset just after the last "\n" before `size` (0 when there is none). */
-async function lastLineEnd(fh: Handle, size: number): Promise<number> {
-  const chunk = Buffer.allocUnsafe(64 * 1024);
-  let pos = size;
-  while (pos > 0) {
-    const len = Math.min(chunk.length, pos);
-    pos -= len;
-    const { bytesRead } = await fh.read(chunk, 0, len, pos);
-    const nl = chunk.subarray(0, bytesRead).lastIndexOf(10);
-    if (nl >= 0) return pos + nl + 1;
-  }
-  return 0;
-}
-
-/** The last `n` non-empty lines of [0, end) (end just after a "\n"), reading backwards. */
-async function tailOf(fh: Handle, end: number, n: number): Promise<string[]> {
-  if (n <= 0 || end <= 0) return [];
-  const chunks: Buffer[] = [];
-  let pos = end;
-  let newlines = 0;
-  while (pos > 0 && newlines <= n) {
-    const len = Math.min(64 * 1024, pos);
-    pos -= len;
-    const b = Buffer.allocUnsafe(len);
-    const { bytesRead } = await fh.read(b, 0, len, pos);
-    const piece = b.subarray(0, bytesRead);
-    chunks.unshift(piece);
-    for (let i = piece.indexOf(10); i >= 0; i = piece.indexOf(10, i + 1)) newlines++;
-  }
-  const lines = Buffer.concat(chunks).toString('utf8').split('\n');
-  lines.pop(); // after the final "\n"
-  if (pos > 0) lines.shift(); // cut by the chunk boundary: not a whole line
-  return lines.filter((l) => l.length > 0).slice(-n);
-}
-
 /**
  * Rotated files (oldest first, opened) that are newer than the file `held`. Synchronous, so
  * that the writer in this process (the runtime backend's log pump writes synchronously)
  * cannot rotate in the middle of the scan.
  */
-function newerRotatedSync(path: string, held: fs.Stats, maxFile: number): Handle[] {
-  const found: Handle[] = [];
+function newerRotatedSync(path: string, held: fs.Stats, maxFile: number): LogFile[] {
+  const found: LogFile[] = [];
   for (let i = 1; i <= maxFile; i++) {
     const st = statSync(`${path}.${i}`);
     if (!st || (st.ino === held.ino && st.dev === held.dev)) break;
-    const h = openSync(`${path}.${i}`);
+    const h = openLogFileSync(`${path}.${i}`);
     if (h) found.push(h);
   }
   // If the held file is gone altogether, every rotated file left is newer than it.
@@ -246,61 +154,76 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
     }
     return !(signal?.aborted || stopped);
   }
+  /**
+   * The entries of [start, end) of a file, a block at a time; returns the offset after the
+   * last complete line read, or null when reading should end.
+   */
+  async function* fromFile(f: LogFile, start: number, end?: number): AsyncGenerator<LogMessage, number | null> {
+    let next = start;
+    for await (const batch of lineBatches(f, start, end)) {
+      next = batch.next;
+      if (!(yield* entries(batch.lines))) return null;
+    }
+    return next;
+  }
 
   // History: rotated files are complete; the current file is read through a handle so that
   // following continues exactly where the history ended. All of them are opened in one
   // synchronous step: the log pump in this process writes (and rotates) synchronously, so it
   // cannot rotate between the listing and the opening.
   const maxFile = opts.maxFile ?? 64;
-  const held = new Set<Handle>();
-  const hold = (h: Handle | null): Handle | null => {
+  const held = new Set<LogFile>();
+  const hold = (h: LogFile | null): LogFile | null => {
     if (h) held.add(h);
     return h;
   };
-  const release = async (h: Handle): Promise<void> => {
+  const release = async (h: LogFile): Promise<void> => {
     held.delete(h);
     await h.close();
   };
-  const older: Handle[] = [];
+  const older: LogFile[] = [];
   for (const f of rotatedLogFiles(path, maxFile)) {
     if (f === path) continue;
-    const h = hold(openSync(f));
+    const h = hold(openLogFileSync(f));
     if (h) older.push(h);
   }
-  let cur = hold(openSync(path));
+  let cur = hold(openLogFileSync(path));
   let curOffset = 0;
 
   try {
+    // Where the history begins: a file (an index into older, or older.length for the current
+    // one) and an offset in it. With a tail, found by reading backwards, newest file first,
+    // only as far as the last `tail` lines reach; the current file is then read up to where
+    // its last line ended at that moment, and following goes on from there.
+    let first = 0;
+    let firstOffset = 0;
+    let curEnd: number | undefined;
     if (tail !== undefined) {
-      // Read backwards, newest file first, only as far as the last `tail` lines reach.
-      const collected: string[][] = [];
-      let count = 0;
+      let want = tail;
+      first = older.length + 1; // nothing
       if (cur) {
-        const end = await lastLineEnd(cur, (await cur.stat()).size);
-        curOffset = end;
-        const lines = await tailOf(cur, end, tail);
-        collected.unshift(lines);
-        count += lines.length;
+        curEnd = await lastLineEnd(cur, (await cur.stat()).size);
+        curOffset = curEnd;
+        const t = await tailStart(cur, curEnd, want);
+        want -= t.found;
+        if (t.found > 0) [first, firstOffset] = [older.length, t.offset];
       }
-      for (let i = older.length - 1; i >= 0 && count < tail; i--) {
-        const fh = older[i];
-        const lines = await tailOf(fh, await lastLineEnd(fh, (await fh.stat()).size), tail - count);
-        collected.unshift(lines);
-        count += lines.length;
+      for (let i = older.length - 1; i >= 0 && want > 0; i--) {
+        const t = await tailStart(older[i], await lastLineEnd(older[i], (await older[i].stat()).size), want);
+        want -= t.found;
+        if (t.found > 0) [first, firstOffset] = [i, t.offset];
       }
-      for (const h of older) await release(h);
-      if (!(yield* entries(collected.flat()))) return;
-    } else {
-      for (const h of older) {
-        const { lines } = await readLinesFrom(h, 0);
-        await release(h);
-        if (!(yield* entries(lines))) return;
-      }
-      if (cur) {
-        const r = await readLinesFrom(cur, 0);
-        curOffset = r.offset;
-        if (!(yield* entries(r.lines))) return;
-      }
+    }
+    for (let i = 0; i < older.length; i++) {
+      const h = older[i];
+      const done = i < first ? 0 : yield* fromFile(h, i === first ? firstOffset : 0);
+      await release(h);
+      if (done === null) return;
+    }
+    if (cur && first <= older.length) {
+      const next = yield* fromFile(cur, first === older.length ? firstOffset : 0, curEnd);
+      if (next === null) return;
+      curOffset = curEnd ?? next;
     }
     if (!opts.follow || stopped) return;
 
@@ -312,7 +235,7 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
       if (signal?.aborted || stopped) return;
       const draining = drain?.aborted === true;
       if (!cur) {
-        cur = hold(openSync(path));
+        cur = hold(openLogFileSync(path));
         curOffset = 0;
         if (!cur) {
           if (draining) return; // finished, and no log was ever written
@@ -324,10 +247,11 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
       // Truncated in place (max-file 1): start over at the beginning.
       const st = await cur.stat();
       if (st.size < curOffset) curOffset = 0;
-      const r = await readLinesFrom(cur, curOffset);
-      curOffset = r.offset;
-      if (!(yield* entries(r.lines))) return;
-      if (r.lines.length) continue;
+      const next = yield* fromFile(cur, curOffset);
+      if (next === null) return;
+      const advanced = next !== curOffset;
+      curOffset = next;
+      if (advanced) continue;
       // Rotated: the path is a new file. In one synchronous step, open it and the files
       // rotated since the one held (the reader may have fallen behind by more than one
       // rotation); then drain the held file, those files oldest first, and go on.
@@ -335,16 +259,16 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
       if (!now || now.ino !== st.ino || now.dev !== st.dev) {
         const between = newerRotatedSync(path, st, maxFile);
         for (const h of between) held.add(h);
-        const next = hold(openSync(path));
-        const last = await readLinesFrom(cur, curOffset);
+        const following = hold(openLogFileSync(path));
+        const last = yield* fromFile(cur, curOffset);
         await release(cur);
-        cur = next;
+        cur = following;
         curOffset = 0;
-        if (!(yield* entries(last.lines))) return;
+        if (last === null) return;
         for (const h of between) {
-          const { lines } = await readLinesFrom(h, 0);
+          const done = yield* fromFile(h, 0);
           await release(h);
-          if (!(yield* entries(lines))) return;
+          if (done === null) return;
         }
         continue;
       }
