@@ -7,7 +7,9 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import { Readable, type Duplex } from 'node:stream';
 import { InvalidParameterError, NotFoundError } from '@berth/core';
 import { HttpError, sendError, statusOf } from './http-errors.js';
+import { requestScope, type RequestScope } from './last-guard.js';
 import { silentLogger, type Logger } from './logger.js';
+import { RequestStreams, clientWentAway, type StreamFailure } from './request-streams.js';
 import { Router, type RequestContext, type Route } from './router.js';
 import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION, compareVersions } from './version.js';
 
@@ -54,13 +56,13 @@ export function buildApp(opts: AppOptions): App {
   const minVersion = opts.minApiVersion ?? MIN_API_VERSION;
   const headers = commonHeaders(experimental);
   const active = new Set<AbortController>();
-  const streams = new Set<AbortController>();
+  const streamingRequests = new Set<AbortController>();
   let closing = false;
   let waiters: Array<() => void> = [];
 
   const finished = (ac: AbortController) => {
     active.delete(ac);
-    streams.delete(ac);
+    streamingRequests.delete(ac);
     if (active.size === 0) {
       const w = waiters;
       waiters = [];
@@ -73,112 +75,145 @@ export function buildApp(opts: AppOptions): App {
     active.add(ac);
     let done = false;
     let hijacked: Duplex | null = null;
+    const method = req.method ?? 'GET';
+    const logPath = (req.url ?? '/').split('?')[0];
+    // A request that failed mid-answer is cut off: the client must not take a truncated body
+    // (a tar, a log) for a complete one.
+    const cut = () => {
+      if (hijacked) hijacked.destroy();
+      else if (res.headersSent) res.destroy();
+    };
+    const streams = new RequestStreams((f: StreamFailure) => {
+      if (f.quiet) {
+        // logged by the last guard
+      } else if (clientWentAway(f.error)) logger.debug('client went away', { method, path: logPath, stream: f.stream, error: f.error.message });
+      else logger.error('request ended by a failing stream', { method, path: logPath, stream: f.stream, error: f.error.stack ?? f.error.message });
+      ac.abort(f.error);
+      cut();
+    });
     const finish = () => {
       if (done) return;
       done = true;
+      streams.close();
       finished(ac);
     };
-    const onClose = () => {
-      if (!res.writableFinished || hijacked) ac.abort();
-      if (!hijacked) finish();
+    const scope: RequestScope = {
+      method,
+      path: logPath,
+      get ended() {
+        return done;
+      },
+      // the guard has logged it
+      fail: (err) => streams.fail(err, 'uncaught error', true),
     };
-    res.once('close', onClose);
-    res.once('finish', () => {
-      if (!hijacked) finish();
-    });
-    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-
-    const method = req.method ?? 'GET';
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://berth');
-    } catch {
-      sendError(res, new InvalidParameterError('malformed request URL'));
-      return;
-    }
-    let path = url.pathname;
-    let version = API_VERSION;
-    const vm = VERSION_PREFIX.exec(path);
-    if (vm) {
-      version = vm[1];
-      path = vm[2];
-    }
-    const hijack = (contentType: string): Duplex => {
-      if (hijacked) throw new Error('connection already hijacked');
-      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-      let socket: Duplex;
-      if (upgrade) {
-        socket = upgrade.socket;
-        res.detachSocket(socket as never);
-        socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n${extra}\r\n`);
-        if (upgrade.head.length > 0) socket.unshift(upgrade.head);
-      } else {
-        socket = req.socket;
-        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: ${contentType}\r\nConnection: close\r\n${extra}\r\n`);
-        // The HTTP parser must not answer what the client writes after this point (see attachApp's clientError).
-        (socket as { _berthHijacked?: boolean })._berthHijacked = true;
-      }
-      hijacked = socket;
-      socket.once('close', () => {
-        ac.abort();
-        finish();
+    // Everything the request does runs in its scope: the last guard can tell its errors apart.
+    requestScope.run(scope, () => {
+      streams.watch(req, 'request');
+      streams.watch(res, 'response');
+      const onClose = () => {
+        if (!res.writableFinished || hijacked) ac.abort();
+        if (!hijacked) finish();
+      };
+      res.once('close', onClose);
+      res.once('finish', () => {
+        if (!hijacked) finish();
       });
-      return socket;
-    };
-    const ctx: RequestContext = {
-      req,
-      body: upgrade ? Readable.from(upgrade.body.length ? [upgrade.body] : []) : req,
-      res,
-      params: {},
-      query: url.searchParams,
-      version,
-      signal: ac.signal,
-      upgraded: upgrade !== null,
-      hijack,
-      streaming() {
-        streams.add(ac);
-        if (closing) ac.abort();
-      },
-    };
+      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
 
-    const run = async () => {
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://berth');
+      } catch {
+        sendError(res, new InvalidParameterError('malformed request URL'));
+        return;
+      }
+      let path = url.pathname;
+      let version = API_VERSION;
+      const vm = VERSION_PREFIX.exec(path);
       if (vm) {
-        if (compareVersions(version, minVersion) < 0) {
-          throw new InvalidParameterError(
-            `client version ${version} is too old. Minimum supported API version is ${minVersion}, please upgrade your client to a newer version`,
-          );
-        }
-        if (compareVersions(version, API_VERSION) > 0) {
-          throw new InvalidParameterError(`client version ${version} is too new. Maximum supported API version is ${API_VERSION}`);
-        }
+        version = vm[1];
+        path = vm[2];
       }
-      const m = router.match(method, path);
-      if (!m.route) {
-        if (m.methodNotAllowed) throw new HttpError(405, `method ${method} not allowed for ${path}`);
-        throw new NotFoundError('page not found');
-      }
-      (ctx as { params: Record<string, string> }).params = m.params;
-      await m.route.handler(ctx);
-    };
-    run().then(
-      () => {
-        if (hijacked) {
-          if (!hijacked.destroyed) hijacked.end();
-        } else if (!res.writableEnded) {
-          res.end();
+      const hijack = (contentType: string): Duplex => {
+        if (hijacked) throw new Error('connection already hijacked');
+        const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+        let socket: Duplex;
+        if (upgrade) {
+          socket = upgrade.socket;
+          res.detachSocket(socket as never);
+          socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n${extra}\r\n`);
+          if (upgrade.head.length > 0) socket.unshift(upgrade.head);
+        } else {
+          socket = req.socket;
+          socket.write(`HTTP/1.1 200 OK\r\nContent-Type: ${contentType}\r\nConnection: close\r\n${extra}\r\n`);
+          // The HTTP parser must not answer what the client writes after this point (see attachApp's clientError).
+          (socket as { _berthHijacked?: boolean })._berthHijacked = true;
         }
-      },
-      (err: unknown) => {
-        const status = statusOf(err);
-        if (status >= 500) logger.error('handler failed', { method, path: url.pathname, error: err instanceof Error ? err.stack ?? err.message : String(err) });
-        else logger.debug('request refused', { method, path: url.pathname, status, error: err });
-        if (hijacked) {
-          hijacked.destroy();
-          return;
+        hijacked = socket;
+        streams.own(socket, 'hijacked connection');
+        socket.once('close', () => {
+          ac.abort();
+          finish();
+        });
+        return socket;
+      };
+      const ctx: RequestContext = {
+        req,
+        body: upgrade ? streams.own(Readable.from(upgrade.body.length ? [upgrade.body] : []), 'request body') : req,
+        res,
+        params: {},
+        query: url.searchParams,
+        version,
+        signal: ac.signal,
+        upgraded: upgrade !== null,
+        hijack,
+        own: (s, name) => streams.own(s, name),
+        streaming() {
+          streamingRequests.add(ac);
+          if (closing) ac.abort();
+        },
+      };
+
+      const run = async () => {
+        if (vm) {
+          if (compareVersions(version, minVersion) < 0) {
+            throw new InvalidParameterError(
+              `client version ${version} is too old. Minimum supported API version is ${minVersion}, please upgrade your client to a newer version`,
+            );
+          }
+          if (compareVersions(version, API_VERSION) > 0) {
+            throw new InvalidParameterError(`client version ${version} is too new. Maximum supported API version is ${API_VERSION}`);
+          }
         }
-        sendError(res, err);
-      },
-    );
+        const m = router.match(method, path);
+        if (!m.route) {
+          if (m.methodNotAllowed) throw new HttpError(405, `method ${method} not allowed for ${path}`);
+          throw new NotFoundError('page not found');
+        }
+        (ctx as { params: Record<string, string> }).params = m.params;
+        await m.route.handler(ctx);
+      };
+      run().then(
+        () => {
+          if (streams.failure) {
+            if (hijacked || res.headersSent) cut();
+            else sendError(res, streams.failure.error);
+          } else if (hijacked) {
+            if (!hijacked.destroyed) hijacked.end();
+          } else if (!res.writableEnded) {
+            res.end();
+          }
+        },
+        (err: unknown) => {
+          const status = statusOf(err);
+          if (status >= 500 && !(ac.signal.aborted && clientWentAway(err))) {
+            logger.error('handler failed', { method, path: url.pathname, error: err instanceof Error ? err.stack ?? err.message : String(err) });
+          } else logger.debug('request refused', { method, path: url.pathname, status, error: err });
+          if (hijacked || res.headersSent) cut();
+          else sendError(res, err);
+        },
+      );
+    });
   };
 
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -224,7 +259,7 @@ export function buildApp(opts: AppOptions): App {
     drained: () => (active.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
     abortStreams() {
       closing = true;
-      for (const ac of streams) ac.abort();
+      for (const ac of streamingRequests) ac.abort();
     },
     abortAll() {
       closing = true;

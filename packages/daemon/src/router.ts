@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { OwnedStream } from './request-streams.js';
 
 export interface RequestContext {
   readonly req: IncomingMessage;
@@ -24,6 +25,12 @@ export interface RequestContext {
    * given content type and hands the raw socket over. Only for routes declared `hijack`.
    */
   hijack(contentType: string): Duplex;
+  /**
+   * Give a stream this request made (a transform, a tar, a pipe's end) to the request: its
+   * errors end the request, logged with method and path, and it is destroyed when the
+   * request ends. Returns the stream. (request-streams.ts)
+   */
+  own<S extends OwnedStream>(stream: S, name: string): S;
   /**
    * Declare this request long-lived (events, logs/stats follow, attach): on shutdown the
    * daemon ends it instead of waiting for it.

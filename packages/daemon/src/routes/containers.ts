@@ -1,9 +1,11 @@
 /** Container routes of the Docker Engine API over the daemon's ContainerBackend port. */
-import { Transform, Writable, finished, type Duplex, type TransformCallback } from 'node:stream';
+import { once } from 'node:events';
 import { ConflictError, ForbiddenError, InvalidParameterError, NotImplementedError, SystemError, errorKind, type ContainerRecord } from '@berth/core';
 import { checkSignal } from '../signals.js';
 import type { AttachIo, ContainerBackend, DaemonBackend, LogEntry, RootfsLease } from '../backend.js';
-import { DEFAULT_DETACH_KEYS, commandLine, frame, parseDetachKeys, stateName, stateString, unixSeconds } from '../format.js';
+import { commandLine, frame, stateName, stateString, unixSeconds } from '../format.js';
+import { detachKeysFrom, hijackSession, streamContentType } from '../hijack-io.js';
+import { sendStream } from '../request-streams.js';
 import {
   boolValue,
   boolValueOr,
@@ -164,132 +166,6 @@ function stopOptions(ctx: RequestContext): { timeout?: number; signal?: string }
   const signal = ctx.query.get('signal') ?? undefined;
   if (signal !== undefined && signal !== '') checkSignal(signal);
   return { timeout: t, signal: signal === '' ? undefined : signal };
-}
-
-/** Writable that frames each chunk with the stdcopy header (or passes it raw for a TTY). */
-export function framedWriter(out: Duplex | NodeJS.WritableStream, stream: 1 | 2, raw: boolean): Writable {
-  return new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      if ((out as Duplex).destroyed || (out as Duplex).writableEnded) return cb();
-      const ok = out.write(raw ? chunk : frame(stream, chunk));
-      if (ok) cb();
-      else out.once('drain', () => cb());
-    },
-  });
-}
-
-/**
- * End the framed writers and wait until what they hold is on the socket (or the socket is
- * gone): a framed writer keeps chunks while the client reads slowly, and the handler's
- * return ends the socket, which would drop them.
- */
-export async function flushWriters(sock: Duplex, ...writers: (Writable | null)[]): Promise<void> {
-  const live = writers.filter((w): w is Writable => w !== null && !w.writableFinished);
-  if (live.length === 0 || sock.destroyed) return;
-  await new Promise<void>((resolve) => {
-    let left = live.length;
-    const done = () => {
-      sock.off('close', done);
-      resolve();
-    };
-    sock.once('close', done);
-    for (const w of live) {
-      finished(w, () => {
-        if (--left === 0) done();
-      });
-      w.end();
-    }
-  });
-}
-
-/** Filters stdin for the detach key sequence; calls `onDetach` and ends when it is typed. */
-export class DetachFilter extends Transform {
-  private matched = 0;
-  constructor(
-    private readonly keys: Buffer,
-    private readonly onDetach: () => void,
-  ) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.keys.length === 0) return cb(null, chunk);
-    const out: number[] = [];
-    for (const b of chunk) {
-      if (b === this.keys[this.matched]) {
-        this.matched++;
-        if (this.matched === this.keys.length) {
-          if (out.length) this.push(Buffer.from(out));
-          this.onDetach();
-          this.push(null);
-          return cb();
-        }
-        continue;
-      }
-      if (this.matched > 0) {
-        out.push(...this.keys.subarray(0, this.matched));
-        this.matched = 0;
-      }
-      if (b === this.keys[0]) this.matched = 1;
-      else out.push(b);
-    }
-    cb(null, out.length ? Buffer.from(out) : undefined);
-  }
-}
-
-export function detachKeysFrom(raw: string | null): Buffer {
-  try {
-    return parseDetachKeys(raw === null || raw === '' ? DEFAULT_DETACH_KEYS : raw);
-  } catch (err) {
-    throw new InvalidParameterError(`Invalid detach keys (${raw}) provided: ${(err as Error).message}`);
-  }
-}
-
-function streamContentType(version: string, tty: boolean): string {
-  if (tty || versionLessThan(version, '1.42')) return 'application/vnd.docker.raw-stream';
-  return 'application/vnd.docker.multiplexed-stream';
-}
-
-/**
- * Pipe a readable into the response; an error after the head is sent aborts the connection.
- * `beforeEnd` runs once the source ended and before the response ends (the client sees the
- * end of the body only after it, as with dockerd's deferred Unmount); its error rejects.
- */
-async function pipeStream(ctx: RequestContext, src: NodeJS.ReadableStream & { destroy?(e?: Error): void }, beforeEnd?: () => Promise<void>): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    let started = false;
-    const onAbort = () => {
-      src.destroy?.();
-      resolve();
-    };
-    ctx.signal.addEventListener('abort', onAbort);
-    src.on('data', (chunk: Buffer) => {
-      started = true;
-      if (!ctx.res.write(chunk)) {
-        src.pause();
-        ctx.res.once('drain', () => src.resume());
-      }
-    });
-    src.on('end', () => {
-      ctx.signal.removeEventListener('abort', onAbort);
-      void (beforeEnd ? beforeEnd() : Promise.resolve()).then(
-        () => {
-          ctx.res.end();
-          resolve();
-        },
-        (err: unknown) => {
-          ctx.res.end();
-          reject(err);
-        },
-      );
-    });
-    src.on('error', (err: Error) => {
-      ctx.signal.removeEventListener('abort', onAbort);
-      if (started) {
-        ctx.res.destroy(err);
-        resolve();
-      } else reject(err);
-    });
-  });
 }
 
 export function containerRoutes(backend: DaemonBackend): Route[] {
@@ -455,35 +331,18 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
     const stream = boolValue(q, 'stream');
     if (!stream && !replay) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
     const tty = c.Config.Tty === true;
-    ctx.streaming();
-    const sock = ctx.hijack(streamContentType(ctx.version, tty));
-    sock.on('error', () => sock.destroy());
-    const stdout = wantStdout ? framedWriter(sock, 1, tty) : null;
-    const stderr = wantStderr ? framedWriter(sock, tty ? 1 : 2, tty) : null;
-    if (replay && cs.logs && (wantStdout || wantStderr)) {
-      for await (const e of cs.logs(c.ID, { follow: false, stdout: wantStdout, stderr: wantStderr, since: 0, until: 0, tail: -1, signal: ctx.signal })) {
-        sock.write(tty ? e.line : frame(e.stream === 'stdout' ? 1 : 2, e.line));
+    const forwardStdin = stream && wantStdin && c.Config.OpenStdin === true;
+    await hijackSession(ctx, { tty, stdin: forwardStdin ? keys : null, stdout: wantStdout, stderr: wantStderr }, async (io: AttachIo, signal) => {
+      if (replay && cs.logs && (wantStdout || wantStderr)) {
+        for await (const e of cs.logs(c.ID, { follow: false, stdout: wantStdout, stderr: wantStderr, since: 0, until: 0, tail: -1, signal })) {
+          const target = e.stream === 'stdout' ? io.stdout : io.stderr;
+          if (target && !target.write(e.line)) await once(target, 'drain', { signal }).catch(() => undefined);
+          if (signal.aborted) return;
+        }
       }
-    }
-    if (!stream) return;
-    const detached = new AbortController();
-    const onAbort = () => detached.abort();
-    ctx.signal.addEventListener('abort', onAbort);
-    let stdin: NodeJS.ReadableStream | null = null;
-    if (wantStdin && c.Config.OpenStdin) {
-      const filter = new DetachFilter(keys, () => detached.abort());
-      sock.pipe(filter);
-      stdin = filter;
-    } else {
-      sock.resume();
-    }
-    const io: AttachIo = { stdin, stdout, stderr };
-    try {
-      await attachFn.call(cs, c.ID, { stdin: wantStdin, stdout: wantStdout, stderr: wantStderr, logs: replay, stream, detachKeys: keys }, io, detached.signal);
-      await flushWriters(sock, stdout, stderr);
-    } finally {
-      ctx.signal.removeEventListener('abort', onAbort);
-    }
+      if (!stream) return;
+      await attachFn.call(cs, c.ID, { stdin: wantStdin, stdout: wantStdout, stderr: wantStderr, logs: replay, stream, detachKeys: keys }, io, signal);
+    });
   };
 
   const rename = async (ctx: RequestContext) => {
@@ -512,7 +371,7 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
   };
 
   const update = async (ctx: RequestContext) => {
-    const hc = checkHostConfig(await readJson(ctx), '');
+    const hc = checkHostConfig(await readJson(ctx), '', 'update');
     const r = await need(cs.update, 'update').call(cs, ctx.params.id, hc);
     sendJson(ctx.res, 200, { Warnings: r.warnings });
   };
@@ -592,7 +451,7 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
   /**
    * Runs `fn` on the container's root filesystem, mounted for the request when the container
    * does not run (dockerd's Mount … defer Unmount around archive and export); the mount is
-   * given back when `fn` ends, fails or the client went away (pipeStream resolves on abort).
+   * given back when `fn` ends, fails or the client went away (sendStream resolves on abort).
    */
   const withRoot = async <T>(id: string, fn: (c: ContainerRecord, root: string, release: () => Promise<void>) => Promise<T>): Promise<T> => {
     const c = await cs.inspect(id);
@@ -638,10 +497,8 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
     archivePath(ctx);
     await withRoot(ctx.params.id, async (c, root, release) => {
       const { host, stat } = await archiveStat(ctx, c, root);
-      ctx.res.statusCode = 200;
-      ctx.res.setHeader('Content-Type', 'application/x-tar');
       const name = stat.name === '/' ? '' : stat.name;
-      await pipeStream(ctx, tarPath(host, name, ctx.signal), release);
+      await sendStream(ctx, tarPath(host, name, ctx.signal), { name: 'archive tar', contentType: 'application/x-tar', beforeEnd: release });
     });
   };
 
@@ -657,9 +514,7 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
 
   const exportRoot = async (ctx: RequestContext) => {
     await withRoot(ctx.params.id, async (_c, root, release) => {
-      ctx.res.statusCode = 200;
-      ctx.res.setHeader('Content-Type', 'application/octet-stream');
-      await pipeStream(ctx, tarPath(root, '', ctx.signal), release);
+      await sendStream(ctx, tarPath(root, '', ctx.signal), { name: 'export tar', contentType: 'application/octet-stream', beforeEnd: release });
     });
   };
 

@@ -3,8 +3,7 @@ import { ConflictError, InvalidParameterError, NotImplementedError } from '@bert
 import type { DaemonBackend, ExecBackend, ExecCreateRequest } from '../backend.js';
 import { intValue, readJson, sendEmpty, sendJson } from '../http.js';
 import type { RequestContext, Route } from '../router.js';
-import { versionLessThan } from '../version.js';
-import { DetachFilter, detachKeysFrom, flushWriters, framedWriter } from './containers.js';
+import { detachKeysFrom, hijackSession } from '../hijack-io.js';
 
 function execBackend(backend: DaemonBackend): ExecBackend {
   if (!backend.exec) throw new NotImplementedError('exec is not supported by this daemon\'s engine');
@@ -61,29 +60,8 @@ export function execRoutes(backend: DaemonBackend): Route[] {
       sendJson(ctx.res, 200, {});
       return;
     }
-    ctx.streaming();
-    const ct = tty || versionLessThan(ctx.version, '1.42') ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream';
-    const sock = ctx.hijack(ct);
-    sock.on('error', () => sock.destroy());
-    const detached = new AbortController();
-    const onAbort = () => detached.abort();
-    ctx.signal.addEventListener('abort', onAbort);
-    let stdin: NodeJS.ReadableStream | null = null;
-    if (info.OpenStdin) {
-      const filter = new DetachFilter(detachKeysFrom(info.DetachKeys || null), () => detached.abort());
-      sock.pipe(filter);
-      stdin = filter;
-    } else {
-      sock.resume();
-    }
-    const stdout = info.OpenStdout ? framedWriter(sock, 1, tty) : null;
-    const stderr = info.OpenStderr ? framedWriter(sock, tty ? 1 : 2, tty) : null;
-    try {
-      await ex.start(info.ID, { detach: false, tty }, { stdin, stdout, stderr }, detached.signal);
-      await flushWriters(sock, stdout, stderr);
-    } finally {
-      ctx.signal.removeEventListener('abort', onAbort);
-    }
+    const stdin = info.OpenStdin ? detachKeysFrom(info.DetachKeys || null) : null;
+    await hijackSession(ctx, { tty, stdin, stdout: info.OpenStdout, stderr: info.OpenStderr }, (io, signal) => ex.start(info.ID, { detach: false, tty }, io, signal));
   };
 
   const resize = async (ctx: RequestContext) => {

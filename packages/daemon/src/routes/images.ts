@@ -8,6 +8,7 @@ import { InvalidParameterError, NotImplementedError, type ContainerConfig } from
 import { decodeRegistryAuth, errorMessageOf, type ImageService, type JSONMessage } from '@berth/image-store';
 import type { ContainerBackend } from '../backend.js';
 import { boolValue, boolValueOr, parseFilters, readJson, sendJson, checkJsonContentType } from '../http.js';
+import { sendStream } from '../request-streams.js';
 import type { RequestContext, Route } from '../router.js';
 
 const LIST_FILTERS = ['dangling', 'label', 'reference', 'before', 'since', 'until'];
@@ -44,27 +45,6 @@ async function withProgress(ctx: RequestContext, op: (emit: (m: JSONMessage) => 
   }
   start();
   ctx.res.end();
-}
-
-function pipeOut(ctx: RequestContext, src: Readable, contentType: string): Promise<void> {
-  ctx.res.statusCode = 200;
-  ctx.res.setHeader('Content-Type', contentType);
-  return new Promise<void>((resolve) => {
-    const stop = () => {
-      src.destroy();
-      resolve();
-    };
-    ctx.signal.addEventListener('abort', stop);
-    src.on('error', (err) => {
-      ctx.res.destroy(err);
-      resolve();
-    });
-    src.on('end', () => {
-      ctx.signal.removeEventListener('abort', stop);
-      resolve();
-    });
-    src.pipe(ctx.res);
-  });
 }
 
 export function imageRoutes(images: () => ImageService | undefined, containers: ContainerBackend): Route[] {
@@ -105,14 +85,14 @@ export function imageRoutes(images: () => ImageService | undefined, containers: 
     const s = svc();
     const quiet = boolValue(ctx.query, 'quiet');
     await withProgress(ctx, async (emit) => {
-      await s.load(Readable.from(ctx.body as AsyncIterable<Buffer>), { quiet, progress: emit });
+      await s.load(ctx.own(Readable.from(ctx.body as AsyncIterable<Buffer>), 'image load body'), { quiet, progress: emit });
     });
   };
 
   const save = async (ctx: RequestContext) => {
     const names = ctx.params.name ? [ctx.params.name] : ctx.query.getAll('names');
     const tar = await svc().save(names);
-    await pipeOut(ctx, tar, 'application/x-tar');
+    await sendStream(ctx, tar, { name: 'image save tar', contentType: 'application/x-tar' });
   };
 
   const create = async (ctx: RequestContext) => {
@@ -131,7 +111,7 @@ export function imageRoutes(images: () => ImageService | undefined, containers: 
       return;
     }
     await withProgress(ctx, async (emit) => {
-      await s.import(Readable.from(ctx.body as AsyncIterable<Buffer>), {
+      await s.import(ctx.own(Readable.from(ctx.body as AsyncIterable<Buffer>), 'image import body'), {
         ...(q.get('repo') ? { repo: q.get('repo')! } : {}),
         ...(q.get('tag') ? { tag: q.get('tag')! } : {}),
         ...(q.get('message') ? { message: q.get('message')! } : {}),
