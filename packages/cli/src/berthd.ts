@@ -1,7 +1,11 @@
-/** berthd: parse dockerd-style flags and daemon.json, then run the daemon until a signal. */
+/**
+ * berthd: parse dockerd-style flags and daemon.json, install the last guard (what an uncaught
+ * exception or unhandled rejection does: last-guard.ts in @berth/daemon), then run the daemon
+ * until a signal.
+ */
 import 'reflect-metadata';
-import { errorMessage } from '@berth/core';
-import { ENGINE_VERSION, startBerthd } from '@berth/daemon';
+import { ConsoleLogger, errorMessage } from '@berth/core';
+import { ENGINE_VERSION, installLastGuard, startBerthd } from '@berth/daemon';
 import { USAGE, UsageError, parseBerthdArgs } from './options.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -25,8 +29,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   const minApi = process.env.DOCKER_MIN_API_VERSION;
   if (minApi) process.stderr.write('berthd: DOCKER_MIN_API_VERSION is not supported; the minimum API version is 1.24\n');
+  const level = parsed.config.logLevel;
+  const logger = new ConsoleLogger(level === 'fatal' ? 'error' : level);
+  installLastGuard({ logger });
   try {
-    await startBerthd(parsed.config, { handleSignals: true });
+    await startBerthd(parsed.config, { handleSignals: true, logger });
   } catch (err) {
     process.stderr.write(`berthd: failed to start daemon: ${errorMessage(err)}\n`);
     return 1;

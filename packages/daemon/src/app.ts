@@ -89,7 +89,9 @@ export function buildApp(opts: AppOptions): App {
       } else if (clientWentAway(f.error)) logger.debug('client went away', { method, path: logPath, stream: f.stream, error: f.error.message });
       else logger.error('request ended by a failing stream', { method, path: logPath, stream: f.stream, error: f.error.stack ?? f.error.message });
       ac.abort(f.error);
-      cut();
+      // The handler may never settle (an uncaught error left it behind): answer now.
+      if (hijacked || res.headersSent) cut();
+      else sendError(res, f.error);
     });
     const finish = () => {
       if (done) return;

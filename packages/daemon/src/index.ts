@@ -16,4 +16,7 @@ export * from './top.js';
 export * from './format.js';
 export * from './validate.js';
 export * from './attach-drain.js';
+export * from './last-guard.js';
+export * from './request-streams.js';
+export * from './hijack-io.js';
 export * from './stats.js';

@@ -3,9 +3,12 @@ import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import type { DaemonBackend, EventMessage } from '../backend.js';
 import { parseFilters, sendJson, matchLabels } from '../http.js';
-import { InvalidParameterError } from '@berth/core';
+import { InvalidParameterError, declareFailpoint, failpoint } from '@berth/core';
 import type { Route, RequestContext } from '../router.js';
 import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION } from '../version.js';
+
+// A throw in a request's own timer, outside its promise chain: the last guard's test (last-guard.ts).
+const FP_EVENTS_UNTIL = declareFailpoint('api.events.untilTimer', "the timer that ends GET /events?until=… (a throw there is an uncaught exception in that request's context)");
 
 function pingHeaders(ctx: RequestContext): void {
   ctx.res.setHeader('Cache-Control', 'no-cache, no-store, must-revalidate');
@@ -216,7 +219,10 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
       for (const ev of sub.past) write(ev);
       if (until !== null) {
         const ms = Math.max(0, (until - Date.now() * 1e6) / 1e6);
-        timer = setTimeout(stop, ms);
+        timer = setTimeout(() => {
+          failpoint(FP_EVENTS_UNTIL);
+          stop();
+        }, ms);
       }
       if (ctx.signal.aborted) stop();
       else ctx.signal.addEventListener('abort', stop);
