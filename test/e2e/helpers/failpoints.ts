@@ -121,7 +121,9 @@ export function leftovers(d: Berthd, keep: string[] = []): string[] {
   for (const e of entries(path.join(oci, 'exits'))) if (!kept(e)) found.push(`exit file oci/exits/${e}`);
   for (const rt of entries(path.join(oci, 'state'))) for (const e of entries(path.join(oci, 'state', rt))) if (!kept(e)) found.push(`runtime state oci/state/${rt}/${e}`);
   for (const m of mountsMentioning(d.dir)) if (!keep.some((k) => m.includes(k))) found.push(`mount ${m.split(' ')[4]}`);
-  for (const p of processesMentioning(d.execRoot)) if (!keep.some((k) => p.includes(k))) found.push(`process ${p}`);
+  // berthd itself names the exec root on its command line: not a leftover.
+  const own = `${d.process.pid}: `;
+  for (const p of processesMentioning(d.execRoot)) if (!p.startsWith(own) && !keep.some((k) => p.includes(k))) found.push(`process ${p}`);
   const ids = [...idsSeen(d)].filter((id) => !kept(id));
   for (const p of processesInCgroupsOf(ids)) found.push(`process ${p}`);
   return found;
