@@ -258,8 +258,9 @@ export class Engine {
       for (const b of pendingBackends) service.registerBackend(b);
       const execs = new ExecService(service, events, logger);
 
-      const { records, problems } = await store.loadAll();
+      const { records, problems, interrupted } = await store.loadAll();
       for (const pr of problems) logger.error('could not load container; skipped', { container: pr.id, file: pr.file, error: pr.error });
+      for (const id of interrupted ?? []) logger.warn('removed the directory of a create that a crash interrupted', { container: id });
       await service.load(records);
       // Containers a backend holds but no record knows (a crash between the backend's create and
       // the store's write): force-delete them. Unreadable records keep theirs (the operator decides).

@@ -53,7 +53,10 @@ import {
   setStopped,
   setUnpaused,
 } from './state.js';
-import type { StateStore } from './store.js';
+import { saveRetrying, type StateStore } from './store.js';
+import { failpoint } from './failpoint.js';
+import { FP } from './points.js';
+import { holders, listHoldings, type Holdings } from './reconcile.js';
 import type { EngineConfig } from './tokens.js';
 import type { ContainerConfig, ContainerRecord, ContainerStatus, EndpointSettings, HostConfig, MountPoint, NetworkSettings } from './types.js';
 import { deferred, fullMessage, parseSize, sleep } from './util.js';
@@ -206,7 +209,7 @@ interface Waiter {
   resolve(r: WaitResult): void;
 }
 
-type StepName = 'mount' | 'networking' | 'spec' | 'create' | 'beforeStart' | 'start';
+type StepName = 'mount' | 'networking' | 'spec' | 'create' | 'beforeStart' | 'start' | 'save';
 
 const STEP_OF_HOOK: Partial<Record<HookName, StepName>> = {
   beforeMount: 'mount',
@@ -282,6 +285,8 @@ export class ContainerService {
   /** The spec each container was last started with (exec builds its process from it). */
   private readonly specs = new Map<string, OciSpec>();
   private closed = false;
+  /** What the backends held when load() ran, for the orphan sweep right after it. */
+  private holdings: Map<string, Holdings> | undefined;
 
   constructor(private readonly d: ContainerServiceDeps) {
     this.registerBackend(d.runtime);
@@ -377,10 +382,13 @@ export class ContainerService {
     await this.d.hooks.onStateChange.promise({ container: structuredClone(rec), from, to, reason });
   }
 
+  /** Save the record (retried a few times: a full disk may free up); throws, logged, when it cannot. */
   private async persist(rec: ContainerRecord): Promise<void> {
     if (!this.records.has(rec.ID) && !rec.RemovalInProgress) return;
     try {
-      await this.d.store.save(rec);
+      await saveRetrying(this.d.store, rec, {
+        onRetry: (err, attempt) => this.d.logger.warn('saving container state failed; trying again', { container: rec.ID, attempt, error: errorMessage(err) }),
+      });
     } catch (err) {
       this.d.logger.error('failed to persist container state', { container: rec.ID, error: errorMessage(err) });
       throw new SystemError(`failed to save state of container ${rec.ID}: ${errorMessage(err)}`, { cause: err });
@@ -538,9 +546,12 @@ export class ContainerService {
     const ctx = new CreateContext(rec, this.d.info);
     try {
       await this.d.hooks.beforeCreate.promise(ctx);
+      failpoint(FP.createAfterRootfs);
       await mkdir(dir, { recursive: true, mode: 0o710 });
+      failpoint(FP.createBeforeRecordSave);
       this.records.set(id, rec);
       await this.persist(rec);
+      failpoint(FP.createAfterRecordSave);
     } catch (err) {
       this.records.delete(id);
       if (this.names.get(finalName) === id) this.names.delete(finalName);
@@ -607,6 +618,7 @@ export class ContainerService {
     const done: StepName[] = [];
     let backend: RuntimeBackend | undefined;
     let current: StepName = 'mount';
+    let startedFrom: ContainerStatus = rec.State.Status;
     this.starting.add(id);
     this.earlyExits.delete(id);
     try {
@@ -646,7 +658,12 @@ export class ContainerService {
       backend = alternate ?? this.d.runtime;
       if (alternate) this.registerBackendFromTap(alternate);
       ctx.runtime = backend;
-      rec.RuntimeBackend = backend.name;
+      if (rec.RuntimeBackend !== backend.name) {
+        // Saved before the runtime's create: after a crash from here on, the restore asks this
+        // backend about the container (and the record keeps naming it if the save lands late).
+        rec.RuntimeBackend = backend.name;
+        await this.persist(rec);
+      }
       let proc;
       try {
         proc = await this.timed(id, backend, 'create', () => backend!.create(createOpts));
@@ -656,6 +673,7 @@ export class ContainerService {
       done.push('create');
       this.inBackend.add(id);
       ctx.pid = proc.pid;
+      failpoint(FP.startAfterRuntimeCreate);
 
       // 5. between create and start (CNI attach, moby initializeCreatedTask)
       current = 'beforeStart';
@@ -670,6 +688,32 @@ export class ContainerService {
         throw Object.assign(translateStartError(err), { runtimeStep: true });
       }
       done.push('start');
+      failpoint(FP.startAfterRuntimeStart);
+
+      // Running: saved before anyone is told. A record that cannot be saved fails the start.
+      current = 'save';
+      this.live.add(id);
+      const from = rec.State.Status;
+      const before = { state: { ...rec.State }, started: rec.HasBeenStartedBefore, manual: rec.HasBeenManuallyStopped, count: rec.RestartCount };
+      setRunning(rec, ctx.pid ?? 0, this.now());
+      rec.HasBeenStartedBefore = true;
+      rec.HasBeenManuallyStopped = false;
+      if (!policy) {
+        // A start by hand resets the restart manager (dockerd: ResetRestartManager(true)).
+        rec.RestartCount = 0;
+        this.backoff.delete(id);
+      }
+      try {
+        await this.persist(rec);
+      } catch (err) {
+        this.live.delete(id);
+        Object.assign(rec.State, before.state);
+        rec.HasBeenStartedBefore = before.started;
+        rec.HasBeenManuallyStopped = before.manual;
+        rec.RestartCount = before.count;
+        throw err;
+      }
+      startedFrom = from;
     } catch (thrown) {
       this.starting.delete(id);
       this.earlyExits.delete(id);
@@ -698,20 +742,9 @@ export class ContainerService {
       throw translated.error;
     }
 
-    // Running. Exits that arrive until the start is fully announced are held, so `die` never precedes `start`.
-    this.live.add(id);
-    const from = rec.State.Status;
-    setRunning(rec, ctx.pid ?? 0, this.now());
-    rec.HasBeenStartedBefore = true;
-    rec.HasBeenManuallyStopped = false;
-    if (!policy) {
-      // A start by hand resets the restart manager (dockerd: ResetRestartManager(true)).
-      rec.RestartCount = 0;
-      this.backoff.delete(id);
-    }
-    await this.persistQuietly(rec);
+    // Running and saved. Exits that arrive until the start is fully announced are held, so `die` never precedes `start`.
     this.emit(rec, 'start');
-    await this.stateChange(rec, from, 'running', policy ? 'restart-policy' : 'start');
+    await this.stateChange(rec, startedFrom, 'running', policy ? 'restart-policy' : 'start');
     this.starting.delete(id);
     const early = this.earlyExits.get(id);
     if (early) {
@@ -858,6 +891,7 @@ export class ContainerService {
 
   private async doExit(rec: ContainerRecord, exit: ExitInfo): Promise<void> {
     if (!isActive(rec) || rec.State.Status === 'restarting') return;
+    failpoint(FP.exitAfterSeen);
     const from = rec.State.Status;
     const finishedAt = normaliseTime(exit.exitedAt, this.now());
     const startedMs = Date.parse(rec.State.StartedAt);
@@ -870,8 +904,12 @@ export class ContainerService {
     if (exit.oomKilled) this.emit(rec, 'oom');
     this.emit(rec, 'die', { exitCode: String(exit.exitCode), execDuration: String(Math.round(durationMs / 1000)) });
     await this.stateChange(rec, from, restart ? 'restarting' : 'exited', 'exit');
-    await this.cleanupAfterExit(rec, 'exit');
-    await this.persistQuietly(rec);
+    // Saved before the runtime's delete: until the record says exited, the runtime keeps the
+    // exit code for the restore. A record that cannot be saved keeps the runtime's copy.
+    failpoint(FP.exitBeforeSave);
+    const saved = await this.persist(rec).then(() => true, () => false);
+    failpoint(FP.exitAfterSave);
+    await this.cleanupAfterExit(rec, 'exit', { deleteFromBackend: saved });
     if (restart) this.scheduleRestart(rec, durationMs);
   }
 
@@ -973,8 +1011,13 @@ export class ContainerService {
    * After an exit: the network and mount release (releaseNetwork, unmount) and the runtime
    * backend's delete run side by side; the process is gone, neither needs the other.
    */
-  private async cleanupAfterExit(rec: ContainerRecord, reason: ReleaseContext['reason']): Promise<void> {
+  private async cleanupAfterExit(rec: ContainerRecord, reason: ReleaseContext['reason'], opts: { deleteFromBackend?: boolean } = {}): Promise<void> {
     const release = this.live.delete(rec.ID) ? this.release(rec, reason) : Promise.resolve();
+    if (opts.deleteFromBackend === false) {
+      this.d.logger.error('container state not saved after its exit; its runtime keeps it (and its exit code) until the next restart', { container: rec.ID });
+      await release;
+      return;
+    }
     const del = this.backendOf(rec)
       .delete(rec.ID, { force: true })
       .then(
@@ -1175,11 +1218,14 @@ export class ContainerService {
     // After a crash from here on, the restore removes a container marked for removal, and
     // also an auto-remove container that has run: that one needs no save first.
     if (!(rec.HostConfig.AutoRemove && rec.HasBeenStartedBefore)) await this.persistQuietly(rec);
+    failpoint(FP.removeAfterRemovingSave);
     await this.stateChange(rec, prev, 'removing', 'remove');
     try {
       if (this.live.delete(id)) await this.release(rec, 'remove');
-      if (this.inBackend.has(id)) await this.backendOf(rec).delete(id, { force: true });
+      // Always (when its backend is there): it may hold leftovers this engine does not know of.
+      if (this.inBackend.has(id) || !rec.RuntimeBackend || this.backends.has(rec.RuntimeBackend)) await this.backendOf(rec).delete(id, { force: true });
       this.inBackend.delete(id);
+      failpoint(FP.removeAfterBackendDelete);
       await this.d.store.remove(id);
     } catch (err) {
       resetRemoving(rec, prev);
@@ -1362,7 +1408,11 @@ export class ContainerService {
       this.records.set(rec.ID, rec);
       this.names.set(rec.Name, rec.ID);
     }
-    await Promise.all(records.map((rec) => this.withLock(rec.ID, () => this.restoreOne(rec)).catch((err) =>
+    // Which backend holds which container, whatever the records say: a crash between the
+    // runtime's create and a save leaves records that do not name their backend yet.
+    this.holdings = await listHoldings([...this.backends.values()]);
+    const held = holders(this.holdings);
+    await Promise.all(records.map((rec) => this.withLock(rec.ID, () => this.restoreOne(rec, held.get(rec.ID))).catch((err) =>
       this.d.logger.error('restore failed', { container: rec.ID, error: errorMessage(err) }),
     )));
     for (const rec of records) {
@@ -1387,7 +1437,7 @@ export class ContainerService {
     );
   }
 
-  private async restoreOne(rec: ContainerRecord): Promise<void> {
+  private async restoreOne(rec: ContainerRecord, holder?: string): Promise<void> {
     if (rec.State.Status === 'restarting') {
       // It had exited and was waiting for its policy restart: nothing runs; the boot pass restarts it.
       setStopped(rec, { exitCode: rec.State.ExitCode, oomKilled: rec.State.OOMKilled, finishedAt: rec.State.FinishedAt });
@@ -1396,6 +1446,7 @@ export class ContainerService {
       return;
     }
     const wasActive = isActive(rec);
+    if (!rec.RuntimeBackend && holder) rec.RuntimeBackend = holder;
     if (!wasActive && !rec.RuntimeBackend) return;
     const backend = rec.RuntimeBackend ? this.backends.get(rec.RuntimeBackend) : this.d.runtime;
     if (!backend) {
@@ -1444,8 +1495,13 @@ export class ContainerService {
       await this.cleanupAfterExit(rec, 'restore');
       await this.persistQuietly(rec);
     } else if (st) {
-      // Created or stopped leftovers of a start that never completed: remove them from the backend.
-      await backend.delete(rec.ID, { force: true }).then(() => this.inBackend.delete(rec.ID), () => {});
+      // Created or stopped leftovers of a start that never completed, or of an exit whose
+      // cleanup a crash cut short: unmount and remove them from the backend.
+      await this.release(rec, 'restore');
+      await backend.delete(rec.ID, { force: true }).then(
+        () => this.inBackend.delete(rec.ID),
+        (err) => this.d.logger.error('runtime delete at restore failed', { container: rec.ID, error: errorMessage(err) }),
+      );
     }
     await this.d.hooks.afterRestore.promise({ container: rec, state: st, engine: this.d.info });
   }
@@ -1461,15 +1517,17 @@ export class ContainerService {
   async removeOrphans(keep: Iterable<string> = []): Promise<string[]> {
     const kept = new Set(keep);
     const removed: string[] = [];
+    // What load() listed (one listing per engine start), else a fresh listing.
+    const holdings = this.holdings ?? (await listHoldings([...this.backends.values()]));
+    this.holdings = undefined;
     for (const backend of [...this.backends.values()]) {
-      if (!backend.list) continue;
-      let held: string[];
-      try {
-        held = await backend.list();
-      } catch (err) {
-        this.d.logger.error('could not list the containers of a runtime backend; orphans not removed', { backend: backend.name, error: errorMessage(err) });
+      const h = holdings.get(backend.name);
+      if (!h) continue;
+      if ('error' in h) {
+        this.d.logger.error('could not list the containers of a runtime backend; orphans not removed', { backend: backend.name, error: errorMessage(h.error) });
         continue;
       }
+      const held = h.ids;
       for (const id of held) {
         if (this.records.has(id)) continue;
         if (kept.has(id)) {

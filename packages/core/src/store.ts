@@ -22,6 +22,11 @@ export interface LoadResult {
   records: ContainerRecord[];
   /** Containers that could not be loaded (reported and skipped). */
   problems: LoadProblem[];
+  /**
+   * Dirs of creates a crash interrupted before the first config.v2.json landed (nothing in
+   * them but, at most, hostconfig.json): removed, and their IDs listed here.
+   */
+  interrupted?: string[];
 }
 
 export interface StateStore {
@@ -90,6 +95,31 @@ export async function atomicWriteFiles(
   }
 }
 
+/** Pauses between the attempts of `saveRetrying` (ms): a full disk may free up, an EIO may pass. */
+export const SAVE_RETRY_DELAYS_MS: readonly number[] = [20, 100, 400];
+
+/**
+ * Save a record, trying again after each of `delaysMs` when the write fails (ENOSPC, EIO…).
+ * Throws the last error when every attempt failed; `onRetry` hears each failure before a retry.
+ */
+export async function saveRetrying(
+  store: StateStore,
+  record: ContainerRecord,
+  opts: { delaysMs?: readonly number[]; onRetry?: (err: unknown, attempt: number) => void } = {},
+): Promise<void> {
+  const delays = opts.delaysMs ?? SAVE_RETRY_DELAYS_MS;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await store.save(record);
+      return;
+    } catch (err) {
+      if (attempt >= delays.length) throw err;
+      opts.onRetry?.(err, attempt + 1);
+      await new Promise((r) => setTimeout(r, delays[attempt]));
+    }
+  }
+}
+
 export class FileStateStore implements StateStore {
   private readonly root: string;
   /** Writes per container are chained so a later snapshot never lands before an earlier one. */
@@ -149,13 +179,22 @@ export class FileStateStore implements StateStore {
     await mkdir(this.root, { recursive: true, mode: 0o710 });
     const records: ContainerRecord[] = [];
     const problems: LoadProblem[] = [];
+    const interrupted: string[] = [];
     for (const ent of await readdir(this.root, { withFileTypes: true })) {
       if (!ent.isDirectory() || !isFullId(ent.name)) continue;
       const id = ent.name;
       const dir = this.dir(id);
       // Leftovers of writes interrupted by a crash: the real files are intact, drop the temps.
+      const files: string[] = [];
       for (const f of await readdir(dir).catch(() => [] as string[])) {
         if (f.startsWith(TMP_MARK)) await unlink(join(dir, f)).catch(() => {});
+        else files.push(f);
+      }
+      // A create that never saved its record (the first save writes hostconfig.json first).
+      if (files.every((f) => f === HOSTCONFIG_FILE)) {
+        await rm(dir, { recursive: true, force: true });
+        interrupted.push(id);
+        continue;
       }
       let file = CONFIG_FILE;
       try {
@@ -178,6 +217,6 @@ export class FileStateStore implements StateStore {
         problems.push({ id, file, error: err instanceof Error ? err.message : String(err) });
       }
     }
-    return { records, problems };
+    return { records, problems, interrupted };
   }
 }

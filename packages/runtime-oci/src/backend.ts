@@ -38,7 +38,10 @@ import {
 } from '@berth/core';
 import { attachSocket } from './attach.js';
 import { pidAlive, readPidFile, spawnConmon, waitGone } from './conmon.js';
-import { LogPump } from './log-pump.js';
+import { LogPump, nullPump, type Pump } from './log-pump.js';
+import { removeExecFiles, restoreExecs, startExec, sweepDanglingLinks, type ExecContext, type ExecEntry } from './exec.js';
+import { conmonArgs, loadMeta, writeFileAtomic, type ContainerMeta } from './record.js';
+import { lostExitCode, procRef, stillRunning, type ProcRef } from './monitor.js';
 import { RuntimeRegistry, findExecutable, type RuntimeMap } from './registry.js';
 import { runRuntime, type RuntimeBinary } from './runtime-cli.js';
 
@@ -61,20 +64,6 @@ export interface OciBackendOptions {
   warn?: (msg: string, err?: unknown) => void;
 }
 
-interface ContainerMeta {
-  id: string;
-  runtime: string;
-  runtimePath: string;
-  globalArgs: string[];
-  bundle: string;
-  tty: boolean;
-  openStdin: boolean;
-  log: { path: string; maxSize?: number; maxFile?: number };
-  k8sLog: string;
-  created: string;
-  /** Created from a checkpoint: conmon's `--restore` leaves it running, `start` is a no-op. */
-  restored?: boolean;
-}
 
 /** Where a container's time went in the backend (milliseconds), for bench/runtime. */
 export interface OciTimings {
@@ -93,12 +82,22 @@ export interface OciTimings {
 interface Tracked {
   timings?: OciTimings;
   meta: ContainerMeta;
-  pump: LogPump;
+  pump: Pump;
   /** Exit already reported (or read at restore). */
   exit?: ExitInfo;
-  execs: Map<string, { dir: string; pid: number; conmonPid: number }>;
+  execs: Map<string, ExecEntry>;
   /** The runtime's `delete` of the exited container, started as soon as the exit is known. */
   reap?: Promise<boolean>;
+  /** The container's conmon; undefined until its create reported (null: gone by then). */
+  monitor?: ProcRef | null;
+  /** The container's init process, when known. */
+  init?: ProcRef | null;
+  /** The monitor died without writing an exit file: berth watches the init itself. */
+  monitorLost?: boolean;
+  /** berth sent SIGKILL to the container (its exit code is 137 if the monitor cannot tell). */
+  sigkilled?: boolean;
+  /** A liveness check (it asks the runtime) is running. */
+  checking?: boolean;
 }
 
 const BACKEND_NAME = 'oci';
@@ -117,6 +116,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
   private readonly tracked = new Map<string, Tracked>();
   private watcher: fs.FSWatcher | null = null;
   private safetyTimer: NodeJS.Timeout | null = null;
+  private lostTimer: NodeJS.Timeout | null = null;
   private readonly warn: (msg: string, err?: unknown) => void;
 
   constructor(private readonly opts: OciBackendOptions) {
@@ -130,6 +130,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
     for (const d of [this.root, this.exitsDir, this.sockDir, this.stateRoot]) {
       fs.mkdirSync(d, { recursive: true, mode: 0o711 });
     }
+    sweepDanglingLinks(this.sockDir, (msg) => this.warn(msg));
     this.watchExits();
   }
 
@@ -191,15 +192,14 @@ export class OciRuntimeBackend implements RuntimeBackend {
     return { name: meta.runtime, path: meta.runtimePath, globalArgs: meta.globalArgs };
   }
 
+  /** berth.json, or a record rebuilt from the monitor, the runtime state and the bundle (record.ts). */
   private loadMeta(id: string): ContainerMeta | null {
-    try {
-      return JSON.parse(fs.readFileSync(this.metaFile(id), 'utf8')) as ContainerMeta;
-    } catch {
-      return null;
-    }
+    const ctx = { id, bundle: this.bundleDir(id), stateRoot: this.stateRoot, registry: this.registry };
+    return loadMeta(ctx, (msg) => this.warn(msg));
   }
 
-  private makePump(meta: ContainerMeta): LogPump {
+  private makePump(meta: ContainerMeta): Pump {
+    if (!meta.k8sLog) return nullPump();
     return new LogPump({
       source: meta.k8sLog,
       target: meta.log.path,
@@ -232,11 +232,76 @@ export class OciRuntimeBackend implements RuntimeBackend {
     } catch (err) {
       this.warn('cannot watch exit dir; relying on the safety poll', err);
     }
-    // A safety net for lost inotify events; exits normally arrive through the watcher.
-    this.safetyTimer = setInterval(() => {
-      for (const id of this.tracked.keys()) this.checkExit(id);
-    }, 2000);
+    // A safety net for lost inotify events (exits normally arrive through the watcher), and
+    // the liveness check of the monitors: a killed conmon writes no exit file.
+    this.safetyTimer = setInterval(() => this.checkAll(), 2000);
     this.safetyTimer.unref();
+  }
+
+  private checkAll(): void {
+    for (const t of this.tracked.values()) {
+      this.checkExit(t.meta.id);
+      this.checkMonitor(t);
+      for (const [execId, ex] of t.execs) if (ex.orphan && !stillRunning(ex.orphan)) this.forgetExec(t, execId);
+    }
+  }
+
+  /** Containers without a monitor are watched closely: stop/kill wait for their exit. */
+  private watchLost(): void {
+    if (!this.lostTimer) {
+      this.lostTimer = setInterval(() => {
+        let any = false;
+        for (const t of this.tracked.values()) {
+          if (!t.monitorLost || t.exit) continue;
+          any = true;
+          this.checkMonitor(t);
+        }
+        if (!any && this.lostTimer) {
+          clearInterval(this.lostTimer);
+          this.lostTimer = null;
+        }
+      }, 100);
+      this.lostTimer.unref();
+    }
+  }
+
+  /**
+   * The monitor's liveness: gone without an exit file means it was killed. Then the runtime
+   * and the init's pid say whether the container still runs; once it does not, its exit is
+   * reported with the best code there is (monitor.ts: the real one, 137 after our SIGKILL, or
+   * 255 logged as unknown).
+   */
+  private checkMonitor(t: Tracked): void {
+    if (t.exit || t.checking || t.monitor === undefined || stillRunning(t.monitor)) return;
+    this.checkExit(t.meta.id); // it may have written the exit file just before it exited
+    if (t.exit || this.tracked.get(t.meta.id) !== t) return;
+    const id = t.meta.id;
+    if (!t.monitorLost) {
+      t.monitorLost = true;
+      this.warn(`monitor of container ${id} (conmon${t.monitor ? ` pid ${t.monitor.pid}` : ''}) is gone without reporting an exit (killed?); watching the container's process directly — its output is no longer collected`);
+      t.pump.stop();
+      this.watchLost();
+    }
+    if (stillRunning(t.init)) return;
+    t.checking = true;
+    void this.runtimeState(t.meta)
+      .catch(() => null)
+      .then((st) => {
+        t.checking = false;
+        if (t.exit || this.tracked.get(id) !== t) return;
+        if (st && st.pid > 0 && !t.init) t.init = { pid: st.pid, start: '' };
+        if (st && st.status !== 'stopped') {
+          // Still running as far as the runtime knows: watch that process from now on.
+          const ref = procRef(st.pid);
+          if (ref) {
+            t.init = ref;
+            return;
+          }
+        }
+        const { code, known } = lostExitCode(t.init, !!t.sigkilled);
+        if (!known) this.warn(`container ${id} exited while its monitor was gone: its exit code is unknown, reported as ${code}`);
+        this.finishExit(t, { id, exitCode: code, oomKilled: false, exitedAt: new Date().toISOString() });
+      });
   }
 
   private readExit(meta: ContainerMeta): ExitInfo | null {
@@ -262,9 +327,15 @@ export class OciRuntimeBackend implements RuntimeBackend {
     if (!t || t.exit) return;
     const exit = this.readExit(t.meta);
     if (!exit) return;
+    this.recordTiming(id, 'exitNotify', Date.now() - Date.parse(exit.exitedAt));
+    this.finishExit(t, exit);
+  }
+
+  /** Report an exit once: final log conversion, the event, then the runtime's delete. */
+  private finishExit(t: Tracked, exit: ExitInfo): void {
+    const id = t.meta.id;
     t.exit = exit;
     t.pump.stop(); // the last output is in the json-file before anyone hears of the exit
-    this.recordTiming(id, 'exitNotify', Date.now() - Date.parse(exit.exitedAt));
     this.events.emit('exit', exit);
     // The engine deletes an exited container from the runtime (as dockerd deletes the task at
     // the exit); start that now, while the engine handles the exit, not after it. The
@@ -373,6 +444,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
         cwd: bundle,
       });
       this.recordTiming(id, 'monitorCreate', performance.now() - t1);
+      t.init = procRef(pid);
+      t.monitor = procRef(readPidFile(path.join(bundle, 'conmon.pid')));
       if (opts.stdio.tty && opts.stdio.consoleSize) {
         const [h, w] = opts.stdio.consoleSize;
         await this.resize(id, { height: h, width: w }).catch((err: unknown) => this.warn(`initial resize ${id}`, err));
@@ -419,6 +492,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
     args.push(id, String(signal));
     try {
       await runRuntime(this.binary(t.meta), id, args);
+      if (signal === 9) t.sigkilled = true;
+      if (t.monitorLost) this.checkMonitor(t);
     } catch (err) {
       // Exited meanwhile: report it as not running, like dockerd.
       this.checkExit(id);
@@ -469,6 +544,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
       t = { meta, pump: this.makePump(meta), execs: new Map() };
       this.tracked.set(id, t);
     }
+    restoreExecs({ sockDir: this.sockDir, bundle: meta.bundle, containerId: id, execs: t.execs });
     const exit = this.readExit(meta);
     if (exit) {
       t.exit = exit;
@@ -477,11 +553,15 @@ export class OciRuntimeBackend implements RuntimeBackend {
     }
     t.pump.start();
     const conmonPid = readPidFile(path.join(meta.bundle, 'conmon.pid'));
+    t.monitor = conmonArgs(conmonPid, id) ? procRef(conmonPid) : null;
     const st = await this.runtimeState(meta);
     if (st && st.status !== 'stopped') {
       // The monitor may have exited between our read and now: look once more.
       this.checkExit(id);
       if (t.exit) return { id, status: 'stopped', pid: 0, exit: t.exit };
+      t.init = procRef(st.pid);
+      // Running without a monitor (it was killed): berth watches the process from now on.
+      if (!t.monitor) this.checkMonitor(t);
       return { id, status: st.status, pid: st.pid };
     }
     if (pidAlive(conmonPid)) {
@@ -494,7 +574,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
         return { id, status: 'stopped', pid: 0, exit: late };
       }
     }
-    // No monitor and no exit file (e.g. the monitor was killed): the exit code is lost.
+    // No monitor and no exit file (the monitor was killed): the exit code is lost.
+    this.warn(`container ${id} exited while its monitor was gone: its exit code is unknown, reported as 255`);
     const lost: ExitInfo = { id, exitCode: 255, oomKilled: false, exitedAt: new Date().toISOString() };
     t.exit = lost;
     t.pump.stop();
@@ -560,6 +641,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
     fs.rmSync(this.exitFile(id), { force: true });
     fs.rmSync(path.join(this.sockDir, id), { force: true });
     for (const ex of t?.execs.keys() ?? []) fs.rmSync(path.join(this.sockDir, ex), { force: true });
+    for (const ex of listDir(path.join(meta.bundle, 'exec'))) fs.rmSync(path.join(this.sockDir, ex), { force: true });
     await this.removeBundle(id);
   }
 
@@ -595,95 +677,30 @@ export class OciRuntimeBackend implements RuntimeBackend {
     this.checkExit(id);
     if (t.exit) throw new ConflictError(`Container ${id} is not running`);
     OciRuntimeBackend.checkId(opts.execId);
-    const dir = path.join(t.meta.bundle, 'exec', opts.execId);
-    fs.mkdirSync(path.join(dir, 'exit'), { recursive: true, mode: 0o700 });
-    const spec = { ...opts.process, terminal: opts.tty };
-    await writeFileAtomic(path.join(dir, 'process.json'), JSON.stringify(spec));
-    const args = [
-      '--api-version', '1',
-      '-c', id, '-u', opts.execId, '-n', id,
-      '-r', t.meta.runtimePath,
-      '-b', dir,
-      '-p', path.join(dir, 'pid'),
-      '-P', path.join(dir, 'conmon.pid'),
-      '-l', 'none',
-      '--exit-dir', path.join(dir, 'exit'),
-      '--socket-dir-path', this.sockDir,
-      '--exec', '--exec-process-spec', path.join(dir, 'process.json'),
-      '--exec-attach',
-      '--log-level', 'error',
-    ];
-    for (const a of t.meta.globalArgs) args.push('--runtime-arg', a);
-    if (opts.tty) args.push('-t');
-    if (opts.openStdin) args.push('-i');
-    let session: AttachSession | undefined;
-    const exitFile = path.join(dir, 'exit', id);
-    let stopWatching = (): void => {};
-    const exited = new Promise<number>((resolve) => {
-      stopWatching = () => {
-        watcher?.close();
-        clearInterval(poll);
-      };
-      const check = (): boolean => {
-        try {
-          const text = fs.readFileSync(exitFile, 'utf8').trim();
-          if (/^-?\d+$/.test(text)) {
-            watcher?.close();
-            clearInterval(poll);
-            resolve(Number(text));
-            return true;
-          }
-        } catch {
-          /* not yet */
-        }
-        return false;
-      };
-      let watcher: fs.FSWatcher | undefined;
-      try {
-        watcher = fs.watch(path.join(dir, 'exit'), () => check());
-      } catch {
-        /* poll below */
-      }
-      const poll = setInterval(check, 1000);
-      poll.unref();
-    });
-    let pid: number;
-    try {
-      pid = await spawnConmon({
-        conmonPath: this.conmonPath,
-        args,
-        stderrFile: path.join(dir, 'conmon.err'),
-        cwd: dir,
-        onAttachReady: async () => {
-          session = await attachSocket(path.join(this.sockDir, opts.execId, 'attach'), opts.streams, opts.tty);
-        },
-      });
-    } catch (err) {
-      stopWatching();
-      session?.detach();
-      fs.rmSync(dir, { recursive: true, force: true });
-      fs.rmSync(path.join(this.sockDir, opts.execId), { force: true });
-      throw translateCreateError(id, err);
-    }
-    const conmonPid = readPidFile(path.join(dir, 'conmon.pid'));
-    t.execs.set(opts.execId, { dir, pid, conmonPid });
-    const exitedAfterOutput = exited.then(async (code) => {
-      // Output arrives on the attach socket before conmon writes the exit file; give the
-      // socket a moment to deliver what is in flight.
-      if (session) await Promise.race([session.done, new Promise((r) => setTimeout(r, 1000))]);
-      let exitedAt: string;
-      try {
-        exitedAt = formatLogTime(fs.statSync(exitFile, { bigint: true }).mtimeNs);
-      } catch {
-        exitedAt = new Date().toISOString();
-      }
-      this.events.emit('exit', { id, execId: opts.execId, exitCode: code, oomKilled: false, exitedAt });
-      t.execs.delete(opts.execId);
-      fs.rmSync(path.join(this.sockDir, opts.execId), { force: true });
-      fs.rmSync(dir, { recursive: true, force: true });
-      return code;
-    });
-    return { pid, exited: exitedAfterOutput };
+    return startExec(this.execContext(t), opts);
+  }
+
+  private execContext(t: Tracked): ExecContext {
+    return {
+      conmonPath: this.conmonPath,
+      sockDir: this.sockDir,
+      containerId: t.meta.id,
+      bundle: t.meta.bundle,
+      runtimePath: t.meta.runtimePath,
+      globalArgs: t.meta.globalArgs,
+      execs: t.execs,
+      emitExit: (e) => this.events.emit('exit', e),
+      warn: this.warn,
+      translateError: (err) => translateCreateError(t.meta.id, err),
+    };
+  }
+
+  /** An exec found at restore whose monitor is now gone: remove its files. */
+  private forgetExec(t: Tracked, execId: string): void {
+    const ex = t.execs.get(execId);
+    if (!ex) return;
+    t.execs.delete(execId);
+    removeExecFiles(this.sockDir, ex.dir, execId);
   }
 
   /** `RUNTIME update --resources - ID` with the OCI LinuxResources JSON on stdin. */
@@ -721,16 +738,6 @@ function translateCreateError(id: string, err: unknown): Error {
   return new SystemError(`failed to create container ${id}: ${msg}`, { cause: err });
 }
 
-/**
- * Write via a temp file and rename, so that a reader (or a daemon killed meanwhile) sees
- * the old or the new content. No fsync: these files live in the exec root, which does not
- * outlive a reboot anyway (a killed daemon still finds them in the page cache).
- */
-async function writeFileAtomic(file: string, data: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await fsp.writeFile(tmp, data, { mode: 0o600 });
-  await fsp.rename(tmp, file);
-}
 
 /**
  * What `runc start` does in runc 1.x: open `<root>/<id>/exec.fifo` for reading, which lets
@@ -801,4 +808,12 @@ export async function mountsUnder(dir: string): Promise<string[]> {
     if (p === dir || p.startsWith(prefix)) out.push(p);
   }
   return out;
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
 }

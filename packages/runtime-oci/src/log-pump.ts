@@ -66,7 +66,21 @@ export interface LogPumpOptions {
   onError?: (err: unknown) => void;
 }
 
-export class LogPump {
+/** What the backend needs of a pump (a container whose log path is unknown gets nullPump()). */
+export interface Pump {
+  start(): void;
+  stop(): void;
+  detach(): void;
+  removeFiles(): void;
+}
+
+/** A pump that converts nothing: a rebuilt record without the monitor's log path. */
+export function nullPump(): Pump {
+  const nothing = (): void => {};
+  return { start: nothing, stop: nothing, detach: nothing, removeFiles: nothing };
+}
+
+export class LogPump implements Pump {
   private readonly posFile: string;
   private readonly oldFile: string;
   private pos: Position;
