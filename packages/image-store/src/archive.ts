@@ -253,6 +253,9 @@ export async function saveImages(store: ImageStore, names: string[]): Promise<Re
   const pack = tar.pack();
   const out = new PassThrough();
   (pack as unknown as Readable).pipe(out);
+  // a client that goes away: the walk ends (and streamx's "Writable stream closed" is handled)
+  out.on('close', () => pack.destroy());
+  (pack as unknown as Readable).on('error', (err: Error) => out.destroy(err));
   const mtime = new Date(0);
   const addBuf = (name: string, data: Buffer) =>
     new Promise<void>((resolve, reject) => pack.entry({ name, size: data.length, mode: 0o644, mtime }, data, (err) => (err ? reject(err) : resolve())));
@@ -265,6 +268,9 @@ export async function saveImages(store: ImageStore, names: string[]): Promise<Re
       const src = createReadStream(file);
       const rs = verifier(digest, size);
       src.on('error', (err) => rs.destroy(err));
+      // a client that goes away mid-save: the blob's fd is closed with the entry
+      sink.on('error', reject);
+      sink.on('close', () => src.destroy());
       src.pipe(rs);
       rs.on('error', (err) => {
         sink.destroy(err);

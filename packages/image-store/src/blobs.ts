@@ -62,14 +62,19 @@ export class BlobStore {
     if (expected && d !== expected) throw new DigestMismatchError(expected, d);
     if (await this.has(d)) return d;
     const tmp = path.join(this.tmpDir, randomId());
-    const fh = await fsp.open(tmp, 'w', 0o644);
     try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      const fh = await fsp.open(tmp, 'w', 0o644);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsp.rename(tmp, this.path(d));
+    } catch (err) {
+      await fsp.rm(tmp, { force: true });
+      throw err;
     }
-    await fsp.rename(tmp, this.path(d));
     await fsyncDir(this.dir);
     return d;
   }

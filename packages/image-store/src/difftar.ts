@@ -26,6 +26,9 @@ function addEntry(pack: Pack, header: Header | Partial<Header> & { name: string 
       sink.destroy(err);
       reject(err);
     });
+    // the consumer went away (a failed commit, a disconnect): the entry fails, the file is closed
+    sink.on('error', reject);
+    sink.on('close', () => rs.destroy());
     rs.pipe(sink as unknown as NodeJS.WritableStream);
   });
 }
@@ -62,6 +65,9 @@ async function addPath(pack: Pack, full: string, rel: string, st: Stats, links: 
 function run(pack: Pack, fn: () => Promise<void>): Readable {
   const out = new PassThrough();
   (pack as unknown as Readable).pipe(out);
+  // a consumer that stops reading (destroys `out`) ends the walk and closes its files
+  out.on('close', () => pack.destroy());
+  (pack as unknown as Readable).on('error', (err: Error) => out.destroy(err));
   fn().then(
     () => pack.finalize(),
     (err: unknown) => {

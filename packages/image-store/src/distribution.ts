@@ -7,7 +7,7 @@
  */
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { createHash } from 'node:crypto';
@@ -129,15 +129,27 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
       }),
     ]),
   );
+  // downloads still running when the pull fails (a full disk while unpacking) are cut off
+  // before their temp files are removed, so that no fd holds a deleted file
+  const active = new Set<Readable>();
+  let stopped: Error | null = null;
+  let downloadAll: Promise<void> = Promise.resolve();
   try {
-    const downloadAll = limit(opts.concurrency ?? 3, missing, async (i) => {
+    downloadAll = limit(opts.concurrency ?? 3, missing, async (i) => {
+      if (stopped) throw stopped;
       const desc = manifest.layers[i];
       const id = shortId(desc.digest);
       const tmp = store.blobs.tempPath();
       files.set(i, tmp);
       const { stream } = await repo.getBlob(desc.digest);
+      active.add(stream);
+      if (stopped) stream.destroy(stopped);
       const onBytes = byteProgress(progress, id, 'Downloading', desc.size);
-      await pipeline(stream, verifier(desc.digest, desc.size, onBytes), createWriteStream(tmp));
+      try {
+        await pipeline(stream, verifier(desc.digest, desc.size, onBytes), createWriteStream(tmp));
+      } finally {
+        active.delete(stream);
+      }
       progress({ status: 'Verifying Checksum', id });
       progress({ status: 'Download complete', id });
       downloaded.get(i)!();
@@ -169,6 +181,7 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
         () => {
           const rs = createReadStream(file);
           rs.on('error', (err) => counter.destroy(err));
+          counter.on('close', () => rs.destroy());
           return rs.pipe(counter);
         },
         parentChain,
@@ -180,6 +193,11 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
       progress({ status: 'Pull complete', id });
     }
     await downloadAll;
+  } catch (err) {
+    stopped = err as Error;
+    for (const s of active) s.destroy(stopped);
+    await downloadAll.catch(() => undefined);
+    throw err;
   } finally {
     for (const f of files.values()) await fsp.rm(f, { force: true });
   }

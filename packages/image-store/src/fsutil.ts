@@ -1,7 +1,8 @@
-/** Small filesystem helpers: atomic writes (temp file, fsync, rename), directory sizes. */
+/** Small filesystem helpers: atomic writes (temp file, fsync, rename), directory sizes, closing streams. */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 
 export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
   const dir = path.dirname(file);
@@ -9,18 +10,28 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
   const tmp = path.join(dir, `.tmp-${path.basename(file)}-${randomBytes(6).toString('hex')}`);
   const fh = await fsp.open(tmp, 'w', mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await fsp.rename(tmp, file);
   } catch (err) {
+    // a full disk: the partial temp file goes too (its space comes back at once)
     await fsp.rm(tmp, { force: true });
     throw err;
   }
   await fsyncDir(dir);
+}
+
+/** Destroys a stream and waits until it has closed (its fd is released); null and closed streams return at once. */
+export async function destroyed(stream: Readable | Writable | null | undefined): Promise<void> {
+  if (!stream || stream.closed) return;
+  const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+  stream.destroy();
+  // a stream that emits no 'close' (emitClose: false) must not hang the caller
+  await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 1000).unref())]);
 }
 
 export async function fsyncDir(dir: string): Promise<void> {

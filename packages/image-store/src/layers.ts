@@ -12,7 +12,7 @@ import { NotFoundError } from '@berth/core';
 import type { BlobStore } from './blobs.js';
 import { DigestMismatchError } from './blobs.js';
 import { hexOf, sha256, type Digest } from './digest.js';
-import { readJson, randomId, writeFileAtomic } from './fsutil.js';
+import { destroyed, readJson, randomId, writeFileAtomic } from './fsutil.js';
 import type { Compression } from './compression.js';
 import { unpackLayer, type UnpackOptions } from './unpack.js';
 import type { SpecialOps } from './special.js';
@@ -139,12 +139,15 @@ export class LayerStore {
     parent: Digest | null,
     opts: { expectedDiffId?: Digest; onBytes?: (n: number) => void; unpack?: UnpackOptions },
   ): Promise<LayerMeta> {
-    const src = typeof srcOrFn === 'function' ? await srcOrFn() : srcOrFn;
     const tmp = path.join(this.dir, `tmp-${randomId()}`);
     const diff = path.join(tmp, 'diff');
     const tarTmp = this.blobs.tempPath();
-    await fsp.mkdir(diff, { recursive: true, mode: 0o700 });
+    // a source the store opens (a file) is the store's to close on every path; a stream it
+    // is handed (a request body, a commit's diff) is its owner's
+    let opened: Readable | null = null;
     try {
+      await fsp.mkdir(diff, { recursive: true, mode: 0o700 });
+      const src = typeof srcOrFn === 'function' ? (opened = await srcOrFn()) : srcOrFn;
       const special = this.special();
       const r = await unpackLayer(src, diff, {
         ...opts.unpack,
@@ -178,6 +181,7 @@ export class LayerStore {
       await fsp.symlink(path.join('..', 'layers', hexOf(chainId), 'diff'), path.join(this.linkDir, meta.link));
       return meta;
     } finally {
+      await destroyed(opened);
       await fsp.rm(tmp, { recursive: true, force: true });
       await fsp.rm(tarTmp, { force: true });
     }

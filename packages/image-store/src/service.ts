@@ -20,6 +20,7 @@ import { applyChanges } from './changes.js';
 import { chainIds, hexOf, shortId, type Digest } from './digest.js';
 import { pullImage, pushImage, pushIntro } from './distribution.js';
 import { ImageStore, type ImageRecord } from './images.js';
+import { destroyed } from './fsutil.js';
 import { imageContainerConfig } from './merge.js';
 import { hostPlatform, parsePlatform, platformString } from './platform.js';
 import { noProgress, type ProgressFn } from './progress.js';
@@ -603,7 +604,13 @@ export class ImageService implements CoreImageStore {
     };
     delete (config as { container_config?: unknown }).container_config;
     const diff = await this.rootfs.diff(opts.containerId);
-    const id = await this.newImage(config, diff, parent, { parent: parentId });
+    let id: Digest;
+    try {
+      id = await this.newImage(config, diff, parent, { parent: parentId });
+    } finally {
+      // a failed commit (a full disk) stops the walk of the container's files and closes them
+      await destroyed(diff);
+    }
     await this.tagNew(id, opts.repo, opts.tag);
     return id;
   }

@@ -6,7 +6,7 @@
  * the copy-based fallback can apply them without overlayfs.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, fsyncSync, openSync, promises as fsp, writeSync } from 'node:fs';
+import { closeSync, createWriteStream, fsyncSync, openSync, promises as fsp, writeSync, type WriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -47,6 +47,7 @@ function patchPaxDecoder(): void {
 }
 import { InvalidParameterError } from '@berth/core';
 import { decompress, type Compression } from './compression.js';
+import { destroyed } from './fsutil.js';
 import type { Digest } from './digest.js';
 import { OVERLAY_OPAQUE_XATTR, SpecialOpError, SpecialOps } from './special.js';
 
@@ -90,6 +91,16 @@ export interface UnpackResult {
   whiteouts: string[];
   /** Directories (relative) marked opaque in this layer. */
   opaqueDirs: string[];
+}
+
+/**
+ * An error of the host rather than of the archive (a full disk, a quota, an I/O error): it
+ * goes to the client as it is (a 500, as dockerd answers "no space left on device"), never
+ * as an "invalid layer" 400.
+ */
+export function isHostError(err: unknown): err is NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException | null;
+  return !!e && typeof e.code === 'string' && ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EMFILE', 'ENFILE', 'ENOMEM'].includes(e.code);
 }
 
 const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
@@ -139,7 +150,13 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
   const tap = new Transform({
     transform(chunk: Buffer, _e, cb) {
       hash.update(chunk);
-      if (copyFd !== null) writeSync(copyFd, chunk);
+      // a full disk fails the pipeline (never a throw out of the stream machinery)
+      try {
+        for (let off = 0; copyFd !== null && off < chunk.length; ) off += writeSync(copyFd, chunk, off);
+      } catch (err) {
+        cb(err as Error);
+        return;
+      }
       tarSize += chunk.length;
       opts.onBytes?.(chunk.length);
       cb(null, chunk);
@@ -260,7 +277,13 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
       case 'file':
       case 'contiguous-file': {
         await clear(full, false);
-        await pipeline(entry as unknown as Readable, createWriteStream(full, { flags: 'wx', mode: 0o600 }));
+        const ws = createWriteStream(full, { flags: 'wx', mode: 0o600 });
+        writing.add(ws);
+        try {
+          await pipeline(entry as unknown as Readable, ws);
+        } finally {
+          writing.delete(ws);
+        }
         size += h.size ?? 0;
         await applyMeta(full, h, false);
         return;
@@ -310,6 +333,8 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
     }
   };
 
+  /** Files being written: a failure closes them before the caller removes the directory. */
+  const writing = new Set<WriteStream>();
   try {
     try {
       // a truncated archive fails the feeding pipeline while an entry is still open: stop waiting for it
@@ -330,10 +355,14 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
       extract.destroy();
       stream.destroy();
       const feedErr = await feeding;
+      await Promise.all([...writing].map((ws) => destroyed(ws)));
+      const host = [err, feedErr].find(isHostError);
+      if (host) throw host;
       if (err instanceof InvalidParameterError) throw err;
       throw new InvalidLayerError(`invalid layer archive: ${(feedErr ?? (err as Error)).message}`, { cause: err });
     }
     const feedErr = await feeding;
+    if (feedErr && isHostError(feedErr)) throw feedErr;
     if (feedErr) throw new InvalidLayerError(`invalid layer archive: ${feedErr.message}`, { cause: feedErr });
     for (const d of dirs.reverse()) {
       if (chown) await fsp.lchown(d.full, d.uid, d.gid);
