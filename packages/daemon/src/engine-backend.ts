@@ -275,20 +275,24 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     },
     async prune(filters) {
       const deleted: string[] = [];
+      let reclaimed = 0;
       const until = [...(filters.get('until') ?? [])][0];
       const untilMs = until ? parseUntil(until) : null;
       for (const c of svc.list()) {
         if (c.State.Running || c.State.Status === 'removing') continue;
         if (untilMs !== null && Date.parse(c.Created) >= untilMs) continue;
         if (!labelsMatch(c, filters.get('label'), true) || !labelsMatch(c, filters.get('label!'), false)) continue;
+        // SpaceReclaimed: the writable layer's bytes, measured before the removal (as dockerd).
+        const size = imageService && c.Image ? await imageService.rootfsSizes(c.ID).then((s) => s.SizeRw, () => 0) : 0;
         try {
           await svc.remove(c.ID, {});
           deleted.push(c.ID);
+          reclaimed += size;
         } catch {
           // raced with a start or another removal: leave it
         }
       }
-      return { ContainersDeleted: deleted, SpaceReclaimed: 0 };
+      return { ContainersDeleted: deleted, SpaceReclaimed: reclaimed };
     },
   };
 
