@@ -34,6 +34,9 @@ const FILE_KEYS = [
   'labels',
   'shutdown-timeout',
   'berth-rootfs-dir',
+  'berth-header-timeout',
+  'berth-idle-timeout',
+  'berth-max-connections',
 ] as const;
 
 /** flag name → daemon.json key, for the "specified both" check. */
@@ -56,6 +59,9 @@ const FLAG_TO_KEY: Record<string, string> = {
   label: 'labels',
   'shutdown-timeout': 'shutdown-timeout',
   'berth-rootfs-dir': 'berth-rootfs-dir',
+  'berth-header-timeout': 'berth-header-timeout',
+  'berth-idle-timeout': 'berth-idle-timeout',
+  'berth-max-connections': 'berth-max-connections',
 };
 
 export const USAGE = `Usage: berthd [OPTIONS]
@@ -82,6 +88,9 @@ Options:
       --label list             Set key=value labels to the daemon
       --shutdown-timeout int   Seconds to wait for containers to stop on shutdown (default 15)
       --berth-rootfs-dir path  berth only: image names missing from the image store run on the subdirectory of that name
+      --berth-header-timeout n berth only: seconds a client has to send a request's headers (default 30)
+      --berth-idle-timeout n   berth only: seconds a keep-alive API connection may stay without a request (default 60)
+      --berth-max-connections n berth only: open API connections per listener; at the cap the longest-idle one makes room (default 4096)
   -v, --version                Print version information and quit
   -h, --help                   Print usage
 `;
@@ -132,6 +141,9 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
         label: { type: 'string', multiple: true },
         'shutdown-timeout': { type: 'string' },
         'berth-rootfs-dir': { type: 'string' },
+        'berth-header-timeout': { type: 'string' },
+        'berth-idle-timeout': { type: 'string' },
+        'berth-max-connections': { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -227,10 +239,26 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
     cfg.shutdownTimeout = n;
   }
   if (f['berth-rootfs-dir'] !== undefined) cfg.rootfsDir = f['berth-rootfs-dir'];
+  for (const [key, field, scale, min] of CONNECTION_LIMITS) {
+    const raw = key in file ? file[key] : f[key];
+    if (raw === undefined) continue;
+    const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < min || (scale === 1 && !Number.isInteger(n))) {
+      throw new UsageError(`invalid ${key} ${JSON.stringify(raw)}: expected a ${scale === 1 ? 'whole number' : 'number of seconds'} of at least ${min}`);
+    }
+    (cfg.connections ??= {})[field] = Math.round(n * scale);
+  }
 
   if (!(cfg.defaultRuntime in cfg.runtimes)) throw new UsageError(`default runtime ${cfg.defaultRuntime} is not registered (use --add-runtime ${cfg.defaultRuntime}=PATH)`);
   return { help: f.help ?? false, version: f.version ?? false, config: cfg };
 }
+
+/** The slow-client bounds (flag and daemon.json key, config field, to ms, smallest value). */
+const CONNECTION_LIMITS = [
+  ['berth-header-timeout', 'headerTimeoutMs', 1000, 0.1],
+  ['berth-idle-timeout', 'idleTimeoutMs', 1000, 0.1],
+  ['berth-max-connections', 'maxConnections', 1, 1],
+] as const;
 
 function addRuntime(cfg: DaemonConfig, name: string, path: string, runtimeArgs?: string[]): void {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new UsageError(`invalid runtime name ${JSON.stringify(name)}`);

@@ -31,6 +31,18 @@ describe('berthd options', () => {
     expect(config.runtimes.kata).toEqual({ path: '/k', runtimeArgs: ['--debug'] });
   });
 
+  it('takes the slow-client bounds as flags (seconds) or daemon.json keys', () => {
+    expect(parseBerthdArgs([], noFile).config.connections).toBeUndefined();
+    const { config } = parseBerthdArgs(['--berth-header-timeout', '2.5', '--berth-idle-timeout', '90', '--berth-max-connections', '100'], noFile);
+    expect(config.connections).toEqual({ headerTimeoutMs: 2500, idleTimeoutMs: 90_000, maxConnections: 100 });
+    const file = JSON.stringify({ 'berth-max-connections': 8, 'berth-idle-timeout': 1 });
+    expect(parseBerthdArgs(['--config-file', '/f'], (p) => (p === '/f' ? file : null)).config.connections).toEqual({ maxConnections: 8, idleTimeoutMs: 1000 });
+    for (const bad of [['--berth-max-connections', '0'], ['--berth-max-connections', '1.5'], ['--berth-header-timeout', 'soon'], ['--berth-idle-timeout', '-1']]) {
+      expect(() => parseBerthdArgs(bad, noFile), bad.join(' ')).toThrow(UsageError);
+    }
+    expect(() => parseBerthdArgs(['--config-file', '/f', '--berth-max-connections', '9'], (p) => (p === '/f' ? file : null))).toThrow(/specified both/);
+  });
+
   it('refuses conflicts, unknown keys, bad values, unknown flags', () => {
     const read = (text: string) => () => text;
     expect(() => parseBerthdArgs(['--data-root', '/a'], read('{"data-root":"/b"}'))).toThrow(/specified both as a flag and in the configuration file: data-root/);

@@ -1,6 +1,7 @@
 /** berthd's resolved configuration: dockerd's flag names and daemon.json keys, after merging. */
 import type { LogLevel } from './logger.js';
 import type { RuntimeInfo } from './backend.js';
+import type { ConnectionLimits } from './connections.js';
 
 export interface DaemonConfig {
   hosts: string[];
@@ -21,6 +22,8 @@ export interface DaemonConfig {
   /** berth-only: a directory whose subdirectories are root filesystems usable as images by name (tests, no image store). */
   rootfsDir?: string;
   shutdownTimeout: number;
+  /** berth-only slow-client bounds of the API listeners (connections.ts); unset: the defaults. */
+  connections?: Partial<ConnectionLimits>;
 }
 
 export const DEFAULT_SOCKET = 'unix:///run/berth/berth.sock';

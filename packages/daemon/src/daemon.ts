@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { ConflictError, InvalidParameterError } from '@berth/core';
 import type { App } from './app.js';
+import { DEFAULT_CONNECTION_LIMITS, limitConnections, type ConnectionLimits, type ConnectionTracker } from './connections.js';
 import { attachApp } from './inject.js';
 import { silentLogger, type Logger } from './logger.js';
 
@@ -36,6 +37,8 @@ export interface ServeOptions {
   logger?: Logger;
   /** How long shutdown waits for in-flight requests before aborting them (ms). */
   shutdownGraceMs?: number;
+  /** Slow-client bounds per listener (connections.ts); unset fields take the defaults. */
+  connections?: Partial<ConnectionLimits>;
 }
 
 export interface ListeningAddress {
@@ -143,6 +146,8 @@ export class ApiServer {
   private readonly logger: Logger;
   private pidfileWritten = false;
   readonly addresses: ListeningAddress[] = [];
+  /** One per listener, in the order of `addresses`. */
+  readonly connections: ConnectionTracker[] = [];
 
   constructor(
     private readonly app: App,
@@ -234,9 +239,8 @@ export class ApiServer {
     } else {
       server = http.createServer();
     }
-    server.requestTimeout = 0;
-    server.headersTimeout = 60_000;
     attachApp(server, this.app);
+    const tracker = limitConnections(server, { ...DEFAULT_CONNECTION_LIMITS, ...this.opts.connections }, this.logger, spec.proto === 'tcp');
     if (spec.proto === 'unix') {
       mkdirSync(path.dirname(spec.path), { recursive: true, mode: 0o755 });
       if (existsSync(spec.path)) {
@@ -248,6 +252,7 @@ export class ApiServer {
         server.listen(spec.path, () => resolve());
       });
       this.servers.push({ server, unixPath: spec.path });
+      this.connections.push(tracker);
       chmodSync(spec.path, 0o660);
       if (this.opts.group) {
         const gid = lookupGroup(this.opts.group);
@@ -265,6 +270,7 @@ export class ApiServer {
         server.listen(spec.port, spec.host, () => resolve());
       });
       this.servers.push({ server });
+      this.connections.push(tracker);
       const a = server.address() as net.AddressInfo;
       this.addresses.push({ host, address: `${a.address}:${a.port}` });
     }

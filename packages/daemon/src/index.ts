@@ -17,6 +17,7 @@ export * from './format.js';
 export * from './validate.js';
 export * from './attach-drain.js';
 export * from './last-guard.js';
+export * from './connections.js';
 export * from './request-streams.js';
 export * from './hijack-io.js';
 export * from './stats.js';

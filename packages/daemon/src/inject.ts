@@ -37,11 +37,30 @@ export interface Injector {
 export function attachApp(server: http.Server, app: App): void {
   server.on('request', (req, res) => app.handleRequest(req, res));
   server.on('upgrade', (req, socket, head) => app.handleUpgrade(req, socket, head));
-  server.on('clientError', (_err, socket) => {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if ((socket as { _berthHijacked?: boolean })._berthHijacked) return;
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n{"message":"malformed HTTP request"}\n');
-    else socket.destroy();
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, message] = clientErrorAnswer(err.code);
+    const body = JSON.stringify({ message }) + '\n';
+    // Closed once written: a client that never reads must not keep the descriptor.
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, () => socket.destroy());
   });
+}
+
+/** The answer to a request Node's parser refused (before any route saw it). */
+export function clientErrorAnswer(code: string | undefined): [status: string, message: string] {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return ['431 Request Header Fields Too Large', 'request header fields too large'];
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'HPE_HEADERS_TIMEOUT':
+      return ['408 Request Timeout', 'timed out waiting for the request headers'];
+    default:
+      return ['400 Bad Request', 'malformed HTTP request'];
+  }
 }
 
 function encode(req: InjectRequest): { headers: Record<string, string>; payload: Buffer | undefined } {

@@ -51,7 +51,7 @@ function cgroupVersion(): '1' | '2' {
 
 export async function startBerthd(config: DaemonConfig, opts: StartOptions = {}): Promise<RunningDaemon> {
   const logger = opts.logger ?? new ConsoleLogger(config.logLevel === 'fatal' ? 'error' : config.logLevel);
-  const server0 = { hosts: config.hosts, dataRoot: config.dataRoot, execRoot: config.execRoot, pidfile: config.pidfile, group: config.group, groupExplicit: config.groupExplicit, tls: config.tls, logger };
+  const server0 = { hosts: config.hosts, dataRoot: config.dataRoot, execRoot: config.execRoot, pidfile: config.pidfile, group: config.group, groupExplicit: config.groupExplicit, tls: config.tls, logger, connections: config.connections };
   ApiServer.validate(server0);
   // The lock first: a second daemon on this data root must not touch its state.
   const lockOnly = new ApiServer(buildApp({ routes: [] }), server0);
