@@ -1,6 +1,10 @@
-/** Presentation helpers that reproduce dockerd's strings (docker ps Status, stdcopy frames). */
-import type { ContainerRecord, ContainerState } from '@berth/core';
+/**
+ * Presentation helpers that reproduce dockerd's strings and shapes (docker ps Status, stdcopy
+ * frames, NetworkSettings as inspect shows it).
+ */
+import type { ContainerRecord, ContainerState, EndpointSettings, NetworkSettings } from '@berth/core';
 import { ZERO_TIME } from '@berth/core';
+import { versionLessThan } from './version.js';
 
 /** go-units HumanDuration, as `docker ps` prints it. */
 export function humanDuration(ms: number): string {
@@ -92,3 +96,63 @@ export function parseDetachKeys(spec: string): Buffer {
 }
 
 export const DEFAULT_DETACH_KEYS = 'ctrl-p,ctrl-q';
+
+/**
+ * An endpoint as dockerd shows it in inspect and in `docker ps`: every key present, unset
+ * ones empty ("" for addresses and MacAddress, 0, null) — e.g. on the none and host networks.
+ */
+export function endpointBody(e: EndpointSettings | undefined): Record<string, unknown> {
+  return {
+    IPAMConfig: null,
+    Links: null,
+    Aliases: null,
+    MacAddress: '',
+    DriverOpts: null,
+    GwPriority: 0,
+    NetworkID: '',
+    EndpointID: '',
+    Gateway: '',
+    IPAddress: '',
+    IPPrefixLen: 0,
+    IPv6Gateway: '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    DNSNames: null,
+    ...e,
+  };
+}
+
+/** The container-wide fields that API 1.52 dropped from NetworkSettings (deprecated since 1.21). */
+const LEGACY_NETWORK_FIELDS = {
+  Bridge: '',
+  HairpinMode: false,
+  LinkLocalIPv6Address: '',
+  LinkLocalIPv6PrefixLen: 0,
+  SecondaryIPAddresses: null,
+  SecondaryIPv6Addresses: null,
+  EndpointID: '',
+  Gateway: '',
+  GlobalIPv6Address: '',
+  GlobalIPv6PrefixLen: 0,
+  IPAddress: '',
+  IPPrefixLen: 0,
+  IPv6Gateway: '',
+  MacAddress: '',
+};
+
+/**
+ * NetworkSettings of GET /containers/{id}/json for an API version: every endpoint with all of
+ * its keys; before 1.52 also the container-wide legacy fields (MacAddress "" and so on when no
+ * network gave one, as for none and host); from 1.52 without them, as dockerd.
+ */
+export function networkSettingsBody(ns: NetworkSettings | undefined, version: string): Record<string, unknown> {
+  const networks = Object.fromEntries(Object.entries(ns?.Networks ?? {}).map(([name, e]) => [name, endpointBody(e)]));
+  const base = { SandboxID: ns?.SandboxID ?? '', SandboxKey: ns?.SandboxKey ?? '', Ports: ns?.Ports ?? {} };
+  if (!versionLessThan(version, '1.52')) return { ...base, Networks: networks };
+  const legacy: Record<string, unknown> = { ...LEGACY_NETWORK_FIELDS };
+  for (const k of Object.keys(legacy)) {
+    const v = (ns as Record<string, unknown> | undefined)?.[k];
+    if (v !== undefined) legacy[k] = v;
+  }
+  return { Bridge: legacy.Bridge, ...base, ...legacy, Networks: networks };
+}

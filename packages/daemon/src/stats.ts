@@ -3,7 +3,7 @@
  * plus /proc/stat for the system CPU time and /proc/<pid>/net/dev for its network.
  * Shapes follow swagger ContainerStatsResponse.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, readlink } from 'node:fs/promises';
 import os from 'node:os';
 import { cgroupDirOf, v1Dir } from './top.js';
 
@@ -78,16 +78,18 @@ export function zeroSample(): StatsSample {
   };
 }
 
-async function networks(pid: number): Promise<Record<string, Record<string, number>> | undefined> {
-  const t = await read(`/proc/${pid}/net/dev`);
-  if (!t) return undefined;
+/**
+ * Per-interface counters of a /proc/<pid>/net/dev text (ContainerNetworkStats), without the
+ * loopback interface, as dockerd reports only the container's endpoints.
+ */
+export function parseNetDev(text: string): Record<string, Record<string, number>> {
   const out: Record<string, Record<string, number>> = {};
-  for (const line of t.split('\n').slice(2)) {
-    const [name, rest] = line.split(':');
-    if (!rest) continue;
-    const iface = name.trim();
-    if (iface === 'lo') continue;
-    const f = rest.trim().split(/\s+/).map(Number);
+  for (const line of text.split('\n').slice(2)) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const iface = line.slice(0, colon).trim();
+    const f = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    if (iface === '' || iface === 'lo' || f.length < 12 || f.some((n) => !Number.isFinite(n))) continue;
     out[iface] = {
       rx_bytes: f[0],
       rx_packets: f[1],
@@ -99,6 +101,28 @@ async function networks(pid: number): Promise<Record<string, Record<string, numb
       tx_dropped: f[11],
     };
   }
+  return out;
+}
+
+async function netnsOf(pid: number | 'self'): Promise<string | null> {
+  try {
+    return await readlink(`/proc/${pid}/ns/net`);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The container's network counters from its network namespace; undefined (the field left out,
+ * as dockerd) when it has no interface but loopback (--network none) or when it shares the
+ * daemon's namespace (--network host: the host's interfaces are not the container's).
+ */
+export async function networks(pid: number): Promise<Record<string, Record<string, number>> | undefined> {
+  const [mine, theirs] = await Promise.all([netnsOf('self'), netnsOf(pid)]);
+  if (!theirs || theirs === mine) return undefined;
+  const t = await read(`/proc/${pid}/net/dev`);
+  if (!t) return undefined;
+  const out = parseNetDev(t);
   return Object.keys(out).length > 0 ? out : undefined;
 }
 

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { ConflictError, ForbiddenError, InvalidParameterError, NotImplementedError, SystemError, errorKind, type ContainerRecord } from '@berth/core';
 import { checkSignal } from '../signals.js';
 import type { AttachIo, ContainerBackend, DaemonBackend, LogEntry, RootfsLease } from '../backend.js';
-import { commandLine, frame, stateName, stateString, unixSeconds } from '../format.js';
+import { commandLine, endpointBody, frame, networkSettingsBody, stateName, stateString, unixSeconds } from '../format.js';
 import { detachKeysFrom, hijackSession, streamContentType } from '../hijack-io.js';
 import { sendStream } from '../request-streams.js';
 import {
@@ -20,7 +20,7 @@ import {
 } from '../http.js';
 import type { RequestContext, Route } from '../router.js';
 import { checkContainerName, checkCreateBody, checkHostConfig } from '../validate.js';
-import { versionLessThan } from '../version.js';
+import { API_VERSION, versionLessThan } from '../version.js';
 import { parseTime } from './system.js';
 import { sample, zeroSample, type StatsSample } from '../stats.js';
 import { encodeStat, extractInto, statPath, tarPath } from '../archive.js';
@@ -53,13 +53,13 @@ export function summary(c: ContainerRecord, now = Date.now()): Record<string, un
     State: stateName(c.State),
     Status: stateString(c.State, now),
     HostConfig: { NetworkMode: c.HostConfig.NetworkMode ?? 'none', ...(c.HostConfig.Annotations ? { Annotations: c.HostConfig.Annotations } : {}) },
-    NetworkSettings: { Networks: c.NetworkSettings?.Networks ?? {} },
+    NetworkSettings: { Networks: Object.fromEntries(Object.entries(c.NetworkSettings?.Networks ?? {}).map(([n, e]) => [n, endpointBody(e)])) },
     Mounts: c.Mounts ?? [],
   };
 }
 
-/** ContainerInspectResponse of a record. */
-export function inspectBody(c: ContainerRecord): Record<string, unknown> {
+/** ContainerInspectResponse of a record, for an API version (NetworkSettings differ). */
+export function inspectBody(c: ContainerRecord, version = API_VERSION): Record<string, unknown> {
   const state: Record<string, unknown> = { ...c.State };
   return {
     Id: c.ID,
@@ -84,7 +84,7 @@ export function inspectBody(c: ContainerRecord): Record<string, unknown> {
     GraphDriver: { Name: c.Driver, Data: c.BaseFS ? { MergedDir: c.BaseFS } : {} },
     Mounts: c.Mounts ?? [],
     Config: c.Config,
-    NetworkSettings: c.NetworkSettings,
+    NetworkSettings: networkSettingsBody(c.NetworkSettings, version),
   };
 }
 
@@ -214,7 +214,7 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
 
   const inspect = async (ctx: RequestContext) => {
     const c = await cs.inspect(ctx.params.id);
-    const body = inspectBody(c);
+    const body = inspectBody(c, ctx.version);
     if (boolValue(ctx.query, 'size') && cs.sizes) Object.assign(body, await cs.sizes(c.ID));
     sendJson(ctx.res, 200, body);
   };
