@@ -101,7 +101,45 @@ describe.skipIf(skip !== null)('a killed monitor (conmon SIGKILLed)', () => {
     expect(rmA.code, rmA.stderr).toBe(0);
     expect(leftovers(d)).toEqual([]);
   });
+
+  it("an exec whose monitor is killed still ends: its dir and s/ link go, the container takes new execs", async () => {
+    d = await startBerthd();
+    await d.loadTestImage();
+    const id = await runDetached(d, 'execs', 'sleep 1000');
+    const execDir = path.join(d.execRoot, 'oci', id, 'exec');
+    const running = d.docker(['exec', id, 'sh', '-c', 'sleep 2; exit 5'], { timeoutMs: PROMPT_MS });
+    let execId = '';
+    for (let i = 0; i < 100 && !execId; i++) {
+      // `pid` (the exec's process, written by the runtime) comes after the attach handshake.
+      const found = fs.existsSync(execDir) ? fs.readdirSync(execDir).filter((e) => fs.existsSync(path.join(execDir, e, 'pid'))) : [];
+      execId = found[0] ?? '';
+      if (!execId) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(execId, 'the exec started').not.toBe('');
+    const pid = Number(fs.readFileSync(path.join(execDir, execId, 'conmon.pid'), 'utf8').trim());
+    process.kill(pid, 'SIGKILL');
+    await running; // its output stream was cut: the CLI returns (its status is not the point here)
+
+    const link = path.join(d.execRoot, 'oci', 's', execId);
+    for (let i = 0; i < 100 && (fs.existsSync(path.join(execDir, execId)) || isLink(link)); i++) await new Promise((r2) => setTimeout(r2, 100));
+    expect(fs.existsSync(path.join(execDir, execId)), 'exec dir removed').toBe(false);
+    expect(isLink(link), 's/<execId> link removed').toBe(false);
+    expect(d.log()).toMatch(/monitor of exec .* is gone/);
+    const ok = await d.docker(['exec', id, 'echo', 'ok'], { timeoutMs: PROMPT_MS });
+    expect(ok.stdout).toBe('ok\n');
+    const rm = await d.docker(['rm', '-f', id], { timeoutMs: PROMPT_MS });
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(leftovers(d)).toEqual([]);
+  });
 });
+
+function isLink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
 
 describe.skipIf(skip !== null)('a corrupt berth.json', () => {
   let d: Berthd | undefined;
