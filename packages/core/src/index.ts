@@ -19,6 +19,8 @@ export * from './provenance.js';
 export * from './hooks.js';
 export * from './plugin.js';
 export * from './service.js';
+export * from './hostconfig-validate.js';
+export * from './config-validate.js';
 export * from './exec.js';
 export * from './engine.js';
 export * from './spec/index.js';

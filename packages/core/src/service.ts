@@ -60,6 +60,8 @@ import { holders, listHoldings, type Holdings } from './reconcile.js';
 import type { EngineConfig } from './tokens.js';
 import type { ContainerConfig, ContainerRecord, ContainerStatus, EndpointSettings, HostConfig, MountPoint, NetworkSettings } from './types.js';
 import { deferred, fullMessage, parseSize, sleep } from './util.js';
+import { verifyHostConfig } from './hostconfig-validate.js';
+import { verifyContainerConfig } from './config-validate.js';
 import { applyOpts } from './spec/opts.js';
 import { withResources } from './spec/resources.js';
 import { parseUserMounts } from './spec/mounts.js';
@@ -183,13 +185,11 @@ export const EXIT_UNKNOWN = 128;
 export const EXIT_CMD_NOT_FOUND = 127;
 export const EXIT_EACCES = 126;
 
-const RESTART_POLICIES = new Set(['', 'no', 'always', 'unless-stopped', 'on-failure']);
 /** HostConfig numbers `docker update` changes (0 = keep). */
 const UPDATABLE_NUMBERS = [
   'BlkioWeight', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime',
   'Memory', 'MemoryReservation', 'MemorySwap', 'NanoCpus', 'KernelMemoryTCP',
 ] as const satisfies ReadonlyArray<keyof HostConfig>;
-const LOG_DRIVERS = new Set(['', 'json-file', 'none']);
 
 export interface ContainerServiceDeps {
   hooks: Hooks;
@@ -455,31 +455,7 @@ export class ContainerService {
   // ---------------------------------------------------------------- create
 
   private validateHostConfig(hc: HostConfig): void {
-    const rp = hc.RestartPolicy ?? {};
-    const policy = rp.Name ?? '';
-    if (!RESTART_POLICIES.has(policy)) throw new InvalidParameterError(`invalid restart policy '${policy}'`);
-    if (rp.MaximumRetryCount && policy !== 'on-failure') {
-      throw new InvalidParameterError(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
-    }
-    if ((rp.MaximumRetryCount ?? 0) < 0) throw new InvalidParameterError('invalid restart policy: maximum retry count cannot be negative');
-    if (hc.AutoRemove && policy !== '' && policy !== 'no') {
-      throw new InvalidParameterError("can't create 'AutoRemove' container with restart policy");
-    }
-    const logType = hc.LogConfig?.Type ?? '';
-    if (!LOG_DRIVERS.has(logType)) throw new InvalidParameterError(`failed to create logger: logger: no log driver named '${logType}' is registered`);
-    const lc = hc.LogConfig?.Config ?? {};
-    for (const key of Object.keys(lc)) {
-      if (!['max-size', 'max-file', 'compress', 'labels', 'env', 'env-regex', 'tag', 'labels-regex'].includes(key)) {
-        throw new InvalidParameterError(`unknown log opt '${key}' for json-file log driver`);
-      }
-    }
-    if (lc['max-size'] !== undefined) parseSize(lc['max-size']);
-    if (lc['max-file'] !== undefined && !/^[1-9]\d*$/.test(lc['max-file'])) {
-      throw new InvalidParameterError(`invalid value for max-file: ${lc['max-file']}`);
-    }
-    if (lc['max-file'] !== undefined && Number(lc['max-file']) > 1 && lc['max-size'] === undefined) {
-      throw new InvalidParameterError('max-file cannot be set without max-size');
-    }
+    verifyHostConfig(hc, { mode: 'create' });
     const runtimes = this.d.runtime.runtimes?.();
     const wanted = hc.Runtime || this.d.config.defaultRuntime;
     if (runtimes && !runtimes.includes(wanted)) {
@@ -490,6 +466,7 @@ export class ContainerService {
   async create(opts: CreateOptions): Promise<CreateResult> {
     if (this.closed) throw new SystemError('engine is closed');
     if (!opts || typeof opts !== 'object') throw new InvalidParameterError('config cannot be empty in order to create a container');
+    verifyContainerConfig(opts.Config);
     let config: ContainerConfig = structuredClone(opts.Config ?? {});
     const name = opts.name ? normaliseName(opts.name) : undefined;
 
@@ -1328,6 +1305,7 @@ export class ContainerService {
       const next: HostConfig = structuredClone(cur);
       const fail = (msg: string) => new InvalidParameterError(`Cannot update container ${rec.ID}: ${msg}`);
       const c = changes ?? {};
+      verifyHostConfig(c, { mode: 'update' });
       if ((c.NanoCpus ?? 0) > 0 && (cur.CpuQuota ?? 0) > 0 && !c.CpuQuota) {
         throw fail('Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
       }
@@ -1346,7 +1324,6 @@ export class ContainerService {
       if (c.PidsLimit !== undefined && c.PidsLimit !== null) next.PidsLimit = c.PidsLimit;
       if (c.RestartPolicy?.Name) {
         if (cur.AutoRemove && c.RestartPolicy.Name !== 'no') throw fail('Restart policy cannot be updated because AutoRemove is enabled for the container');
-        if (!RESTART_POLICIES.has(c.RestartPolicy.Name)) throw fail(`invalid restart policy '${c.RestartPolicy.Name}'`);
         next.RestartPolicy = { Name: c.RestartPolicy.Name, MaximumRetryCount: c.RestartPolicy.MaximumRetryCount ?? 0 };
       }
       let resources;

@@ -219,7 +219,7 @@ describe('start preconditions', () => {
   it('a HostConfig given to start (API < 1.24) replaces the stored one, validated like create', async () => {
     t = await createTestEngine({ specDefaults: false });
     const id = await t.createContainer({ HostConfig: { Memory: 10 << 20 } });
-    await expect(t.engine.containers.start(id, { hostConfig: { RestartPolicy: { Name: 'bogus' as never } } })).rejects.toThrow("invalid restart policy 'bogus'");
+    await expect(t.engine.containers.start(id, { hostConfig: { RestartPolicy: { Name: 'bogus' as never } } })).rejects.toThrow("invalid restart policy: unknown policy 'bogus'");
     expect(t.engine.containers.get(id).HostConfig.Memory).toBe(10 << 20);
     await t.engine.containers.start(id, { hostConfig: { Memory: 20 << 20, Binds: [`${t.rootfs}/tmp:/tmp`] } });
     const r = t.engine.containers.get(id);

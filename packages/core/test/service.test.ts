@@ -71,9 +71,9 @@ describe('create: IDs, names, validation', () => {
     t = await createTestEngine({ specDefaults: false });
     const c = (Config: object, HostConfig: object = {}) => t!.engine.containers.create({ Config: Config as never, HostConfig: HostConfig as never, rootfs: t!.rootfs });
     await expect(c({})).rejects.toThrow('no command specified');
-    await expect(c({ Cmd: ['x'] }, { RestartPolicy: { Name: 'sometimes' } })).rejects.toThrow("invalid restart policy 'sometimes'");
+    await expect(c({ Cmd: ['x'] }, { RestartPolicy: { Name: 'sometimes' } })).rejects.toThrow("invalid restart policy: unknown policy 'sometimes'");
     await expect(c({ Cmd: ['x'] }, { AutoRemove: true, RestartPolicy: { Name: 'always' } })).rejects.toThrow("can't create 'AutoRemove' container with restart policy");
-    await expect(c({ Cmd: ['x'] }, { LogConfig: { Type: 'syslog' } })).rejects.toThrow("no log driver named 'syslog' is registered");
+    await expect(c({ Cmd: ['x'] }, { LogConfig: { Type: 'syslog' } })).rejects.toThrow('error looking up logging plugin syslog: plugin "syslog" not found');
     await expect(c({ Cmd: ['x'] }, { LogConfig: { Type: 'json-file', Config: { 'max-size': 'lots' } } })).rejects.toThrow("invalid size: 'lots'");
     await expect(c({ Cmd: ['x'], StopSignal: 'SIGNOPE' })).rejects.toThrow('Invalid signal: SIGNOPE');
     await expect(c({ Cmd: ['x'] }, { RestartPolicy: { Name: 'always', MaximumRetryCount: 3 } })).rejects.toBeInstanceOf(InvalidParameterError);

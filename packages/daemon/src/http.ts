@@ -7,6 +7,39 @@ import type { RequestContext } from './router.js';
 /** Largest JSON body berthd reads (container create with many env vars stays far below). */
 export const MAX_JSON_BODY = 4 * 1024 * 1024;
 
+/**
+ * Deepest nesting of objects and arrays berthd accepts in a JSON body or query value. Docker's
+ * deepest real body (NetworkingConfig.EndpointsConfig.<net>.IPAMConfig.LinkLocalIPs) is 5
+ * levels. dockerd's decoder stops at 10,000; V8's structuredClone and JSON.stringify (every
+ * record is cloned and saved) overflow the stack near 5,000, so berth stops at 512.
+ */
+export const MAX_JSON_DEPTH = 512;
+
+/**
+ * Parse client JSON, refusing nesting deeper than MAX_JSON_DEPTH with dockerd's wording
+ * ("exceeded max depth"). The depth is counted by a linear scan before parsing, so nothing
+ * ever recurses on client input.
+ */
+export function parseClientJson(text: string, what = 'invalid JSON'): unknown {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > MAX_JSON_DEPTH) throw new InvalidParameterError(`${what}: invalid character '${text[i]}' exceeded max depth`);
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InvalidParameterError(`${what}: ${(err as Error).message}`);
+  }
+}
+
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body) + '\n';
   res.statusCode = status;
@@ -72,12 +105,7 @@ export async function readJson<T extends object = Record<string, unknown>>(
     if (opts.optional) return undefined;
     throw new InvalidParameterError('invalid JSON: request body is empty');
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new InvalidParameterError(`invalid JSON: ${(err as Error).message}`);
-  }
+  const value = parseClientJson(text);
   if (value === null && opts.optional) return undefined;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidParameterError('invalid JSON: expected an object');
@@ -117,12 +145,7 @@ export type Filters = Map<string, Set<string>>;
 export function parseFilters(raw: string | null, allowed: readonly string[]): Filters {
   const out: Filters = new Map();
   if (raw === null || raw.trim() === '') return out;
-  let value: unknown;
-  try {
-    value = JSON.parse(raw);
-  } catch (err) {
-    throw new InvalidParameterError(`invalid filter: ${(err as Error).message}`);
-  }
+  const value = parseClientJson(raw, 'invalid filter');
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidParameterError('invalid filter: expected a JSON object');
   }

@@ -1,8 +1,10 @@
 /**
  * Type checks of request bodies, as dockerd's JSON decoder does them: a field of the wrong
- * type is a 400 naming the field, before anything reaches the engine.
+ * type is a 400 naming the field, before anything reaches the engine. Then the values, with
+ * the core's own checks (config-validate.ts, hostconfig-validate.ts: dockerd's
+ * verifyContainerSettings), so a backend is never handed a create or update dockerd refuses.
  */
-import { InvalidParameterError, type ContainerConfig, type HostConfig } from '@berth/core';
+import { InvalidParameterError, verifyContainerConfig, verifyHostConfig, type ContainerConfig, type HostConfig, type HostConfigCheckMode } from '@berth/core';
 
 type Kind = 'string' | 'bool' | 'int' | 'strings' | 'strslice' | 'strmap' | 'object' | 'array' | 'any';
 
@@ -153,7 +155,11 @@ function checkFields<T>(prefix: string, obj: Record<string, unknown>, fields: Re
   return out as T;
 }
 
-export function checkHostConfig(v: unknown, prefix = 'HostConfig.'): HostConfig {
+/**
+ * Type-check a HostConfig, then check its values as dockerd does for `mode`: a create (or a
+ * legacy start body, which replaces the container's HostConfig) or an update.
+ */
+export function checkHostConfig(v: unknown, prefix = 'HostConfig.', mode: HostConfigCheckMode = 'create'): HostConfig {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) bad(prefix.replace(/\.$/, ''), v, 'container.HostConfig');
   const hc = checkFields<HostConfig>(prefix, v as Record<string, unknown>, HOST_FIELDS);
@@ -161,20 +167,14 @@ export function checkHostConfig(v: unknown, prefix = 'HostConfig.'): HostConfig 
     const rp = hc.RestartPolicy as Record<string, unknown>;
     check(`${prefix}RestartPolicy.Name`, 'string', rp.Name);
     check(`${prefix}RestartPolicy.MaximumRetryCount`, 'int', rp.MaximumRetryCount);
-    if (rp.Name !== undefined && !['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(rp.Name as string)) {
-      throw new InvalidParameterError(`invalid restart policy: unknown policy '${String(rp.Name)}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
-    }
-    if ((rp.MaximumRetryCount as number) < 0) throw new InvalidParameterError('invalid restart policy: maximum retry count cannot be negative');
   }
-  for (const f of ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuQuota', 'CpuPeriod', 'ShmSize', 'KernelMemoryTCP'] as const) {
-    const n = hc[f];
-    if (typeof n === 'number' && n < 0 && !(f === 'MemorySwap' && n === -1) && !(f === 'CpuQuota' && n === -1)) {
-      throw new InvalidParameterError(`invalid ${f}: ${n} must not be negative`);
-    }
+  if (typeof hc.KernelMemoryTCP === 'number' && hc.KernelMemoryTCP < 0) {
+    throw new InvalidParameterError(`invalid KernelMemoryTCP: ${hc.KernelMemoryTCP} must not be negative`);
   }
   if (hc.ConsoleSize && (hc.ConsoleSize.length !== 2 || hc.ConsoleSize.some((x) => typeof x !== 'number' || x < 0 || !Number.isInteger(x)))) {
     throw new InvalidParameterError('invalid ConsoleSize: expected [height, width] of non-negative integers');
   }
+  verifyHostConfig(hc, { mode });
   return hc;
 }
 
@@ -188,16 +188,20 @@ export interface CreateBody {
 export function checkCreateBody(body: Record<string, unknown>): CreateBody {
   const { HostConfig: hc, NetworkingConfig: nc, ...rest } = body;
   const config = checkFields<ContainerConfig>('Config.', rest, CONFIG_FIELDS);
-  if (config.Env) {
-    for (const e of config.Env) if (e === '' || e.startsWith('=')) throw new InvalidParameterError(`invalid environment variable: ${JSON.stringify(e)}`);
-  }
   if (config.StopTimeout !== undefined && config.StopTimeout !== null && config.StopTimeout < -1) {
     throw new InvalidParameterError(`invalid StopTimeout: ${config.StopTimeout}`);
   }
   if (nc !== undefined && nc !== null && (typeof nc !== 'object' || Array.isArray(nc))) bad('NetworkingConfig', nc, 'network.NetworkingConfig');
   const networkingConfig = (nc ?? null) as CreateBody['networkingConfig'];
   if (networkingConfig?.EndpointsConfig !== undefined) check('NetworkingConfig.EndpointsConfig', 'object', networkingConfig.EndpointsConfig);
-  return { config, hostConfig: checkHostConfig(hc), networkingConfig };
+  if (config.Healthcheck) {
+    const h = config.Healthcheck as Record<string, unknown>;
+    check('Config.Healthcheck.Test', 'strslice', h.Test);
+    for (const f of ['Interval', 'Timeout', 'StartPeriod', 'StartInterval', 'Retries']) check(`Config.Healthcheck.${f}`, 'int', h[f]);
+  }
+  verifyContainerConfig(config);
+  const hostConfig = checkHostConfig(hc);
+  return { config, hostConfig, networkingConfig };
 }
 
 /** Docker's container name rule. */

@@ -27,7 +27,7 @@ export function validateResources(hc: HostConfig, cpuCount?: number): void {
   const memory = hc.Memory ?? 0;
   const swap = hc.MemorySwap ?? 0;
   const reservation = hc.MemoryReservation ?? 0;
-  if (memory < 0) throw bad('invalid memory limit: must not be negative');
+  // dockerd: any non-zero limit below 6 MB, negative ones too
   if (memory !== 0 && memory < MIN_MEMORY) throw bad('Minimum memory limit allowed is 6MB');
   if (memory > 0 && swap > 0 && swap < memory) throw bad('Minimum memoryswap limit should be larger than memory limit, see usage');
   if (memory === 0 && swap > 0) throw bad('You should always set the Memory limit when using Memoryswap limit, see usage');
