@@ -9,7 +9,7 @@ import path from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { InvalidParameterError, NotFoundError } from '@berth/core';
+import { InvalidParameterError, NotFoundError, declareFailpoint, failpoint } from '@berth/core';
 import { assertDigest, hexOf, sha256, shortId, type Digest } from './digest.js';
 import { randomId } from './fsutil.js';
 import type { ImageStore } from './images.js';
@@ -21,6 +21,10 @@ import { familiarName, familiarString, parseNormalizedNamed, parseReference, ref
 import { INDEX_TYPES, MediaType, type DockerSaveManifestEntry, type ImageConfig, type ImageIndex, type ImageManifest } from './types.js';
 import { entryComponents, unpackLayer } from './unpack.js';
 import { verifier } from './verify.js';
+
+/** Crash-consistency tests (issue 10 item 7): a load killed between its steps. */
+const FP_LOAD_AFTER_LAYER = declareFailpoint('image.load.afterLayer', 'docker load: a layer is unpacked and registered, the image config and its tags are not saved yet');
+const FP_LOAD_AFTER_IMAGE = declareFailpoint('image.load.afterImage', 'docker load: the image is saved, its tags (repositories.json) are not');
 
 export interface LoadedImage {
   id: Digest;
@@ -85,6 +89,7 @@ async function loadLayers(
     if (!(await store.layers.has(chainId))) {
       const onBytes = byteProgress(progress, id, 'Loading layer', layerFiles[i].size);
       await store.layers.register(layerFiles[i].open, parent, { expectedDiffId: diffIds[i], onBytes });
+      failpoint(FP_LOAD_AFTER_LAYER);
     }
     parent = chainId;
   }
@@ -106,6 +111,7 @@ async function loadDockerSave(store: ImageStore, root: string, progress: Progres
     }
     await loadLayers(store, config, layerFiles, progress, lease);
     const id = await store.createImage(configBuf);
+    failpoint(FP_LOAD_AFTER_IMAGE);
     const tags: Reference[] = [];
     for (const t of entry.RepoTags ?? []) {
       const ref = parseNormalizedNamed(t);

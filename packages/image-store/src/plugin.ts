@@ -5,8 +5,11 @@
  * it in `unmount` (failed start, exit, remove) and deletes it when the container is removed.
  * It also keeps track of which containers use which image (for delete conflicts and prune).
  */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import type { InjectionToken } from 'tsyringe';
 import {
+  CONFIG_FILE,
   IImageStore,
   IStateStore,
   ROOTFS_LABEL,
@@ -97,13 +100,16 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig; contai
         registry: { insecureRegistries: ctx.config.insecureRegistries ?? [] },
         containers: opts.containers ?? (() => tracker.list()),
       });
-      await svc.init();
-      for (const w of svc.warnings()) ctx.logger.warn(w);
-      service = svc;
+      let isContainer: ((id: string) => Promise<boolean>) | undefined;
       if (container.isRegistered(IStateStore, true)) {
         const store = container.resolve(IStateStore);
         stateStore = async () => (await store.loadAll()).records;
+        // a container exists once its record was saved (readable or not: an unreadable one keeps its rootfs)
+        isContainer = (id) => fsp.access(path.join(store.dir(id), CONFIG_FILE)).then(() => true, () => false);
       }
+      await svc.init(isContainer ? { isContainer } : {});
+      for (const w of svc.warnings()) ctx.logger.warn(w);
+      service = svc;
       container.register(IImageStore, { useValue: svc });
       container.register(IImageService, { useValue: svc });
       ctx.logger.info('image store ready', { root: svc.store.root, driver: svc.rootfs.driver });

@@ -17,6 +17,7 @@ import { dirSize, readJson, writeFileAtomic } from './fsutil.js';
 import type { ImageStore } from './images.js';
 import type { LayerMeta } from './layers.js';
 import { MountRefs, type MountLease } from './mountrefs.js';
+import type { Warn } from './recovery.js';
 import { MNT_DETACH, errnoName, nativeAddon as nativeMount } from '@berth/native';
 
 const execFileP = promisify(execFile);
@@ -256,6 +257,43 @@ export class RootfsManager {
     }
     const total = await dirSize(this.mergedPath(id));
     return { SizeRw: Math.max(0, total - imageSize), SizeRootFs: total };
+  }
+
+  /**
+   * Start-up sweep (issue 10 item 7): removes `overlay/<id>/` dirs a crash left behind — a
+   * create killed before its meta.json landed, or (with `isContainer`) a complete one whose
+   * container record was never saved. Returns the layers the remaining ones pin, or null when
+   * a meta.json is unreadable (then no layer may be collected: they might be that one's).
+   * A dir with anything mounted under it is never removed, only named.
+   */
+  async sweep(opts: { warn: Warn; isContainer?: (id: string) => Promise<boolean> }): Promise<Digest[] | null> {
+    const pins: Digest[] = [];
+    let complete = true;
+    const mounted = [...mountPoints()];
+    for (const ent of await fsp.readdir(this.dir, { withFileTypes: true }).catch(() => [])) {
+      if (!ent.isDirectory()) continue;
+      const d = path.join(this.dir, ent.name);
+      let meta: RootfsMeta | null;
+      try {
+        meta = await readJson<RootfsMeta>(path.join(d, 'meta.json'));
+      } catch (err) {
+        complete = false;
+        opts.warn(`image store: ${path.join(d, 'meta.json')} is unreadable (${(err as Error).message}); the container's root filesystem and the image layers are kept`);
+        continue;
+      }
+      const orphan = !meta || (opts.isContainer !== undefined && /^[0-9a-f]{64}$/.test(ent.name) && !(await opts.isContainer(ent.name)));
+      if (!orphan) {
+        if (meta?.topLayer) pins.push(meta.topLayer);
+        continue;
+      }
+      if (mounted.some((m) => m === d || m.startsWith(`${d}/`))) {
+        if (meta?.topLayer) pins.push(meta.topLayer);
+        opts.warn(`image store: ${d} belongs to no container but has a mount under it; kept`);
+        continue;
+      }
+      await fsp.rm(d, { recursive: true, force: true });
+    }
+    return complete ? pins : null;
   }
 
   /** Layers pinned by containers' root filesystems (for image/layer GC). */

@@ -11,6 +11,8 @@ import {
   InvalidParameterError,
   NotFoundError,
   NotImplementedError,
+  declareFailpoint,
+  failpoint,
   type ContainerConfig,
   type ImageStore as CoreImageStore,
   type ResolvedImage,
@@ -105,6 +107,9 @@ export interface DeleteItem {
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
+/** Crash-consistency tests (issue 10 item 7): a commit killed between its steps. */
+const FP_COMMIT_AFTER_LAYER = declareFailpoint('image.commit.afterLayer', 'docker commit: the container diff is registered as a layer, the image is not saved yet');
+
 function normFilters(f: Filters | undefined): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const [k, v] of Object.entries(f ?? {})) out[k] = Array.isArray(v) ? v : Object.keys(v).filter((x) => v[x]);
@@ -161,10 +166,18 @@ export class ImageService implements CoreImageStore {
     this.containers = opts.containers ?? (() => []);
   }
 
-  async init(): Promise<void> {
+  /**
+   * Opens the store, repairing what a crash or a corrupt file left (src/recovery.ts) and
+   * sweeping what a killed load, commit or create left: root filesystems of creates that
+   * never finished (with `isContainer`: also those of containers that were never saved) and
+   * layers no image or container uses.
+   */
+  async init(opts: { isContainer?: (id: string) => Promise<boolean> } = {}): Promise<void> {
     await this.store.init();
     await this.rootfs.init();
     await fsp.mkdir(`${this.store.root}/tmp`, { recursive: true });
+    const pins = await this.rootfs.sweep({ warn: (m) => void this.store.warnings.push(m), ...opts });
+    if (pins) await this.store.gcLayers(pins);
   }
 
   async close(): Promise<void> {
@@ -517,7 +530,7 @@ export class ImageService implements CoreImageStore {
     return saveImages(this.store, names);
   }
 
-  private async newImage(config: ImageConfig, layer: Readable | null, parentImage: ImageRecord | null, opts: { parent?: Digest } = {}): Promise<Digest> {
+  private async newImage(config: ImageConfig, layer: Readable | null, parentImage: ImageRecord | null, opts: { parent?: Digest; afterLayer?: string } = {}): Promise<Digest> {
     const parentTop = parentImage?.topLayer ?? null;
     return this.store.withLease(async (lease) => {
       if (parentTop) lease(parentTop);
@@ -525,6 +538,7 @@ export class ImageService implements CoreImageStore {
       if (layer) {
         const meta = await this.store.layers.register(layer, parentTop, { lease });
         diffIds = [...diffIds, meta.diffId];
+        if (opts.afterLayer) failpoint(opts.afterLayer);
       }
       const full: ImageConfig = { ...config, rootfs: { type: 'layers', diff_ids: diffIds } };
       return this.store.createImage(Buffer.from(JSON.stringify(full)), opts.parent ? { parent: opts.parent } : {});
@@ -606,7 +620,7 @@ export class ImageService implements CoreImageStore {
     const diff = await this.rootfs.diff(opts.containerId);
     let id: Digest;
     try {
-      id = await this.newImage(config, diff, parent, { parent: parentId });
+      id = await this.newImage(config, diff, parent, { parent: parentId, afterLayer: FP_COMMIT_AFTER_LAYER });
     } finally {
       // a failed commit (a full disk) stops the walk of the container's files and closes them
       await destroyed(diff);
