@@ -152,6 +152,8 @@ export interface EventMessage {
 export interface EventSource {
   /** Past events (from the in-memory ring) with timeNano ≥ since, then live ones until unsubscribed. */
   subscribe(sinceNano: number | null, listener: (ev: EventMessage) => void): { past: EventMessage[]; unsubscribe(): void };
+  /** Subscriptions open now (/info NEventsListener). */
+  listeners?(): number;
 }
 
 export interface ImageLookup {

@@ -337,12 +337,22 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     },
   };
 
+  let eventListeners = 0;
   const events: EventSource = {
     subscribe(sinceNano, listener) {
       const past = sinceNano === null ? [] : engine.events.history({ sinceNano: BigInt(Math.floor(sinceNano)) });
-      const unsubscribe = engine.events.subscribe(listener);
+      const off = engine.events.subscribe(listener);
+      eventListeners++;
+      let subscribed = true;
+      const unsubscribe = () => {
+        if (!subscribed) return;
+        subscribed = false;
+        eventListeners--;
+        off();
+      };
       return { past, unsubscribe };
     },
+    listeners: () => eventListeners,
   };
 
   const images: ImageLookup = {

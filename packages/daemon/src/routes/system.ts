@@ -150,7 +150,7 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
       LoggingDriver: f.loggingDriver,
       CgroupDriver: f.cgroupDriver,
       CgroupVersion: f.cgroupVersion,
-      NEventsListener: 0,
+      NEventsListener: backend.events?.listeners?.() ?? 0,
       KernelVersion: os.release(),
       OperatingSystem: osPrettyName(),
       OSVersion: osVersion(),
