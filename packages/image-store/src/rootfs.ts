@@ -300,7 +300,14 @@ export class RootfsManager {
   async pinnedLayers(): Promise<Digest[]> {
     const out: Digest[] = [];
     for (const name of await fsp.readdir(this.dir).catch(() => [] as string[])) {
-      const m = await readJson<RootfsMeta>(path.join(this.dir, name, 'meta.json')).catch(() => null);
+      // an unreadable meta.json fails the caller (a delete, a collection) rather than let it
+      // remove layers that container may be using
+      let m: RootfsMeta | null;
+      try {
+        m = await readJson<RootfsMeta>(path.join(this.dir, name, 'meta.json'));
+      } catch (err) {
+        throw new SystemError(`cannot tell which layers container ${name} uses: ${path.join(this.dir, name, 'meta.json')} is unreadable`, { cause: err });
+      }
       if (m?.topLayer) out.push(m.topLayer);
     }
     return out;

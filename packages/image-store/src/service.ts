@@ -517,11 +517,24 @@ export class ImageService implements CoreImageStore {
 
   // ---- load / save / import / commit ----
 
+  /**
+   * Runs a load, import, commit or pull; when it fails, the layers it registered but no image
+   * came to use are removed at once (as dockerd's layer store releases them), not at the next start.
+   */
+  private async collectOnFailure<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      await this.store.gcLayers(await this.rootfs.pinnedLayers()).catch(() => undefined);
+      throw err;
+    }
+  }
+
   /** POST /images/load: progress gets Docker's JSON messages ("Loaded image: x"). */
   async load(src: Readable, opts: { progress?: ProgressFn; quiet?: boolean } = {}): Promise<LoadedImage[]> {
     const emit = opts.progress ?? noProgress;
     const progress: ProgressFn = opts.quiet ? (m) => (m.stream ? emit(m) : undefined) : emit;
-    return loadArchive(this.store, src, { progress });
+    return this.collectOnFailure(() => loadArchive(this.store, src, { progress }));
   }
 
   /** GET /images/get?names= and /images/{name}/get */
@@ -572,7 +585,7 @@ export class ImageService implements CoreImageStore {
       history: [{ created, comment: opts.message || `Imported from ${opts.source ?? '-'}` }],
       ...(opts.message ? { comment: opts.message } : {}),
     };
-    const id = await this.newImage(config, src, null);
+    const id = await this.collectOnFailure(() => this.newImage(config, src, null));
     await this.tagNew(id, opts.repo, opts.tag);
     opts.progress?.({ status: id });
     return id;
@@ -620,7 +633,7 @@ export class ImageService implements CoreImageStore {
     const diff = await this.rootfs.diff(opts.containerId);
     let id: Digest;
     try {
-      id = await this.newImage(config, diff, parent, { parent: parentId, afterLayer: FP_COMMIT_AFTER_LAYER });
+      id = await this.collectOnFailure(() => this.newImage(config, diff, parent, { parent: parentId, afterLayer: FP_COMMIT_AFTER_LAYER }));
     } finally {
       // a failed commit (a full disk) stops the walk of the container's files and closes them
       await destroyed(diff);
@@ -645,7 +658,7 @@ export class ImageService implements CoreImageStore {
     }
     if (!ref.tag && !ref.digest) ref = { ...ref, tag: 'latest' };
     const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
-    const { id } = await pullImage(this.store, this.registry, ref, { platform, auth: opts.auth ?? null, progress: opts.progress ?? noProgress });
+    const { id } = await this.collectOnFailure(() => pullImage(this.store, this.registry, ref, { platform, auth: opts.auth ?? null, progress: opts.progress ?? noProgress }));
     return id;
   }
 

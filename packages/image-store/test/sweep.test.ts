@@ -8,6 +8,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { setFailpointsForTest } from '@berth/core';
+import { sha256 } from '../src/digest.js';
 import { ImageService } from '../src/service.js';
 import { makeTar, tempDir } from './helpers.js';
 
@@ -86,5 +88,40 @@ describe('start-up sweep', () => {
     expect(await fsp.readdir(s2.rootfs.dir)).toEqual([cid('a')]);
     expect(await s2.store.layers.has(l.chainId)).toBe(true);
     expect(s2.warnings()).toEqual([expect.stringContaining(path.join(s2.rootfs.dir, cid('a'), 'meta.json'))]);
+  });
+});
+
+describe('a failed load, import or commit', () => {
+  afterEach(() => setFailpointsForTest(undefined));
+
+  it('removes the layers it registered at once (no restart needed)', async () => {
+    const svc = await open();
+    const layerTar = await makeTar([{ name: 'f', content: 'loaded' }]);
+    const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layerTar)] } });
+    const archive = await makeTar([
+      { name: 'layer.tar', content: layerTar },
+      { name: 'config.json', content: config },
+      { name: 'manifest.json', content: JSON.stringify([{ Config: 'config.json', RepoTags: ['x:1'], Layers: ['layer.tar'] }]) },
+    ]);
+    setFailpointsForTest('image.load.afterLayer=enospc');
+    const err = await svc.load(Readable.from([archive])).catch((e: unknown) => e);
+    expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    expect(await svc.store.layers.list()).toEqual([]);
+    expect(await svc.store.ids()).toEqual([]);
+    // and the same load works afterwards
+    setFailpointsForTest(undefined);
+    const [loaded] = await svc.load(Readable.from([archive]));
+    expect(await svc.store.resolve('x:1')).toBe(loaded!.id);
+  });
+
+  it('commit: the diff layer goes when the image cannot be saved', async () => {
+    const svc = await open();
+    const l = await layer(svc, 'base');
+    const image = await imageOn(svc, [l.diffId]);
+    await svc.createRootfs(cid('a'), image);
+    await fsp.writeFile(path.join(await svc.mountRootfs(cid('a')), 'new'), 'x');
+    setFailpointsForTest('image.commit.afterLayer=error');
+    await expect(svc.commit({ containerId: cid('a'), image, config: {} })).rejects.toThrow(/failpoint image.commit.afterLayer/);
+    expect((await svc.store.layers.list()).map((m) => m.chainId)).toEqual([l.chainId]);
   });
 });
