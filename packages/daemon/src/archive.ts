@@ -1,59 +1,41 @@
 /**
- * docker cp and docker export on a container's root filesystem: paths are resolved inside
- * the root (symlinks followed as the container would, `..` clamped at the root), tar
- * entries that would land outside it are refused, and the final component of a write
- * target is never followed.
+ * docker cp and docker export on a container's tree: HEAD/GET/PUT /containers/{id}/archive and
+ * GET /containers/{id}/export. Paths are resolved as the container sees them (symlinks followed
+ * inside its root, `..` clamped there, its bind mounts at their destinations) and every read and
+ * write goes through directory fds of that walk (container-root.ts), so a container racing the
+ * request with symlink swaps never gets it to read or write a host file. Tar entries that would
+ * land outside the extraction point are refused; a body that is not a tar is a 400.
  */
-import { constants as fsc } from 'node:fs';
-import fs from 'node:fs/promises';
+import fs, { constants as fsc } from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import tar from 'tar-stream';
-import { InvalidParameterError, NotFoundError } from '@berth/core';
+import { ForbiddenError, InvalidParameterError, NotFoundError } from '@berth/core';
+import { O_PATH, procFdPath } from '@berth/native';
+import { ContainerRoot, cleanContainerPath, errCode, removeTree, type Entry, type RootMount } from './container-root.js';
 
-const MAX_LINKS = 40;
+export { rootMounts, type RootMount } from './container-root.js';
 
 type TarHeader = Partial<tar.Header> & { name: string };
 
-/**
- * Resolve `p` (a container path) to a host path under `root`. Symlinks in every component
- * are followed inside the root; the last one only when `followLast`.
- */
-export async function resolveInRoot(root: string, p: string, followLast: boolean): Promise<string> {
-  const parts = p.split('/').filter((x) => x !== '' && x !== '.');
-  const stack: string[] = [];
-  let hops = 0;
-  while (parts.length > 0) {
-    const part = parts.shift()!;
-    if (part === '..') {
-      stack.pop();
-      continue;
-    }
-    const host = path.join(root, ...stack, part);
-    const last = parts.length === 0;
-    let st;
-    try {
-      st = await fs.lstat(host);
-    } catch {
-      stack.push(part);
-      continue;
-    }
-    if (st.isSymbolicLink() && (!last || followLast)) {
-      if (++hops > MAX_LINKS) throw new InvalidParameterError(`too many levels of symbolic links resolving ${p}`);
-      const target = await fs.readlink(host);
-      if (target.startsWith('/')) stack.length = 0;
-      parts.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
-      continue;
-    }
-    stack.push(part);
+const closeFd = promisify(fs.close);
+const fstatFd = promisify(fs.fstat);
+const writeFd = promisify(fs.write);
+
+/** Run `fn` on the container's tree at `root`, closing every fd it opened whatever happens. */
+async function withTree<T>(root: string, mounts: readonly RootMount[], fn: (tree: ContainerRoot) => Promise<T>): Promise<T> {
+  const tree = await ContainerRoot.open(root, mounts);
+  try {
+    return await fn(tree);
+  } finally {
+    await tree.close();
   }
-  const out = path.join(root, ...stack);
-  if (out !== root && !out.startsWith(root.endsWith('/') ? root : root + '/')) throw new InvalidParameterError(`path ${p} escapes the container root`);
-  return out;
 }
 
 /** Go's os.FileMode bits, as the docker CLI decodes X-Docker-Container-Path-Stat. */
-function goMode(st: import('node:fs').Stats): number {
+function goMode(st: fs.Stats): number {
   let m = st.mode & 0o777;
   if (st.isDirectory()) m |= 0x80000000;
   if (st.isSymbolicLink()) m |= 0x08000000;
@@ -75,31 +57,56 @@ export interface PathStat {
   linkTarget: string;
 }
 
-export async function statPath(root: string, containerPath: string, containerId: string): Promise<{ host: string; stat: PathStat }> {
-  if (!containerPath) throw new InvalidParameterError('Path cannot be empty');
-  const host = await resolveInRoot(root, containerPath, false);
-  let st;
+function notFound(containerPath: string, containerId: string): NotFoundError {
+  return new NotFoundError(`Could not find the file ${containerPath} in container ${containerId}`);
+}
+
+/** lstat of an entry; a missing one is the API's 404. */
+async function lstatOr404(e: Entry, containerPath: string, containerId: string): Promise<fs.Stats> {
   try {
-    st = await fs.lstat(host);
-  } catch {
-    throw new NotFoundError(`Could not find the file ${containerPath} in container ${containerId}`);
+    return await e.lstat();
+  } catch (err) {
+    if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') throw notFound(containerPath, containerId);
+    throw err;
   }
-  let linkTarget = '';
-  if (st.isSymbolicLink()) {
-    const target = await resolveInRoot(root, containerPath, true);
-    linkTarget = '/' + path.relative(root, target);
+}
+
+/** Walk with a missing or non-directory intermediate component answered as the API's 404. */
+async function walkOr404(tree: ContainerRoot, containerPath: string, followLast: boolean, containerId: string): Promise<Entry> {
+  try {
+    return await tree.walk(containerPath, { followLast });
+  } catch (err) {
+    if (err instanceof NotFoundError) throw notFound(containerPath, containerId);
+    throw err;
   }
-  return {
-    host,
-    stat: { name: path.basename(containerPath.replace(/\/+$/, '')) || '/', size: st.size, mode: goMode(st), mtime: st.mtime.toISOString(), linkTarget },
-  };
+}
+
+/** The X-Docker-Container-Path-Stat of `containerPath` (a final symlink is described, not followed). */
+export async function statPath(root: string, containerPath: string, containerId: string, mounts: readonly RootMount[] = []): Promise<{ stat: PathStat }> {
+  if (!containerPath) throw new InvalidParameterError('Path cannot be empty');
+  return withTree(root, mounts, async (tree) => {
+    const e = await walkOr404(tree, containerPath, false, containerId);
+    try {
+      const st = await lstatOr404(e, containerPath, containerId);
+      let linkTarget = '';
+      if (st.isSymbolicLink()) {
+        const target = await tree.walk(containerPath, { followLast: true });
+        linkTarget = target.path;
+        await target.close();
+      }
+      const name = path.posix.basename(containerPath.replace(/\/+$/, '')) || '/';
+      return { stat: { name, size: st.size, mode: goMode(st), mtime: st.mtime.toISOString(), linkTarget } };
+    } finally {
+      await e.close();
+    }
+  });
 }
 
 export function encodeStat(stat: PathStat): string {
   return Buffer.from(JSON.stringify(stat)).toString('base64');
 }
 
-function tarType(st: import('node:fs').Stats): tar.Header['type'] {
+function tarType(st: fs.Stats): tar.Header['type'] {
   if (st.isDirectory()) return 'directory';
   if (st.isSymbolicLink()) return 'symlink';
   if (st.isCharacterDevice()) return 'character-device';
@@ -108,13 +115,41 @@ function tarType(st: import('node:fs').Stats): tar.Header['type'] {
   return 'file';
 }
 
-/** Tar `host` (file or directory) with entries named under `name` ('' = the directory's contents). */
-export function tarPath(host: string, name: string, signal: AbortSignal): Readable {
+function addEntry(pack: tar.Pack, header: TarHeader): Promise<void> {
+  return new Promise<void>((res, rej) => pack.entry(header, (e) => (e ? rej(e) : res())));
+}
+
+/** Copy `size` bytes of the open file `fd` into a tar entry (a file that shrank meanwhile fails the tar, as in dockerd). */
+async function addFile(pack: tar.Pack, header: TarHeader, fd: number, size: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const entry = pack.entry(header, (e) => (e ? reject(e) : resolve())) as unknown as NodeJS.WritableStream;
+    if (size === 0) {
+      entry.end();
+      return;
+    }
+    const src = fs.createReadStream('', { fd, autoClose: false, start: 0, end: size - 1 });
+    src.on('error', reject);
+    src.on('data', (chunk) => {
+      if (!entry.write(chunk as Buffer)) {
+        src.pause();
+        entry.once('drain', () => src.resume());
+      }
+    });
+    src.on('end', () => entry.end());
+  });
+}
+
+/**
+ * Tar `containerPath` (file or directory, a final symlink as itself) of the container's tree,
+ * entries named under `name` ('' = a directory's contents, as export). Bind mounts inside a
+ * directory are tarred from the mount, as the container sees them; export passes none.
+ */
+export function tarPath(root: string, containerPath: string, name: string, signal: AbortSignal, mounts: readonly RootMount[] = []): Readable {
   const pack = tar.pack();
   const seen = new Map<string, string>();
-  const add = async (hostPath: string, entryName: string): Promise<void> => {
+  const add = async (tree: ContainerRoot, e: Entry, entryName: string): Promise<void> => {
     if (signal.aborted) throw new Error('aborted');
-    const st = await fs.lstat(hostPath);
+    const st = await e.lstat();
     const header: TarHeader = {
       name: entryName + (st.isDirectory() && entryName !== '' ? '/' : ''),
       mode: st.mode & 0o7777,
@@ -123,140 +158,294 @@ export function tarPath(host: string, name: string, signal: AbortSignal): Readab
       mtime: st.mtime,
       type: tarType(st),
     };
-    if (st.isSymbolicLink()) header.linkname = await fs.readlink(hostPath);
+    if (st.isSymbolicLink()) header.linkname = await e.readlink();
     if (st.isCharacterDevice() || st.isBlockDevice()) {
       header.devmajor = Math.floor(st.rdev / 256);
       header.devminor = st.rdev % 256;
     }
     const key = `${st.dev}:${st.ino}`;
     if (st.isFile() && st.nlink > 1 && seen.has(key)) {
-      header.type = 'link';
-      header.linkname = seen.get(key)!;
-      header.size = 0;
-      await new Promise<void>((res, rej) => pack.entry(header, (e) => (e ? rej(e) : res())));
+      await addEntry(pack, { ...header, type: 'link', linkname: seen.get(key)!, size: 0 });
       return;
     }
     if (st.isFile()) {
-      if (st.nlink > 1) seen.set(key, entryName);
-      header.size = st.size;
-      const fh = st.size > 0 ? await fs.open(hostPath, fsc.O_RDONLY | fsc.O_NOFOLLOW) : null;
-      await new Promise<void>((resolve, reject) => {
-        const entry = pack.entry(header, (e) => (e ? reject(e) : resolve())) as unknown as NodeJS.WritableStream;
-        if (!fh) {
-          entry.end();
-          return;
-        }
-        const src = fh.createReadStream({ start: 0, end: st.size - 1 });
-        src.on('error', reject);
-        src.on('data', (chunk) => {
-          if (!entry.write(chunk as Buffer)) {
-            src.pause();
-            entry.once('drain', () => src.resume());
-          }
-        });
-        src.on('end', () => entry.end());
-      });
-    } else if (entryName !== '') {
-      await new Promise<void>((res, rej) => pack.entry(header, (e) => (e ? rej(e) : res())));
+      // O_NONBLOCK: a FIFO swapped in after the lstat must not block the open
+      const fd = await e.open(fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+      try {
+        const fst = await fstatFd(fd);
+        if (!fst.isFile()) return;
+        if (fst.nlink > 1) seen.set(key, entryName);
+        await addFile(pack, { ...header, mode: fst.mode & 0o7777, uid: fst.uid, gid: fst.gid, mtime: fst.mtime, size: fst.size }, fd, fst.size);
+      } finally {
+        await closeFd(fd).catch(() => undefined);
+      }
+      return;
     }
-    if (st.isDirectory()) {
-      const names = (await fs.readdir(hostPath)).sort();
-      for (const n of names) await add(path.join(hostPath, n), entryName === '' ? n : `${entryName}/${n}`);
+    if (entryName !== '') await addEntry(pack, header);
+    if (!st.isDirectory()) return;
+    const dirfd = await e.open(O_PATH | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    try {
+      const names = (await fsp.readdir(procFdPath(dirfd))).sort();
+      for (const n of names) {
+        const childPath = path.posix.join(e.path, n);
+        const childName = entryName === '' ? n : `${entryName}/${n}`;
+        // a bind mount inside: the walk puts the mount at its destination
+        const child = tree.mountAt(childPath) ? await tree.walk(childPath, { followLast: false }) : null;
+        const ce = child ?? tree.entryIn(dirfd, n, childPath, e.mount);
+        try {
+          await add(tree, ce, childName);
+        } finally {
+          await child?.close();
+        }
+      }
+    } finally {
+      await closeFd(dirfd).catch(() => undefined);
     }
   };
-  add(host, name).then(
+  withTree(root, mounts, async (tree) => {
+    const e = await tree.walk(containerPath, { followLast: false });
+    try {
+      await add(tree, e, name);
+    } finally {
+      await e.close();
+    }
+  }).then(
     () => pack.finalize(),
     (err: unknown) => pack.destroy(err as Error),
   );
   return Readable.from(pack);
 }
 
+
 export interface ExtractOptions {
   noOverwriteDirNonDir: boolean;
   copyUIDGID: boolean;
+  /** HostConfig.ReadonlyRootfs: then only a writable bind mount may be written. */
+  readonlyRootfs?: boolean;
+  mounts?: readonly RootMount[];
 }
 
-/** Extract a tar stream into `destContainerPath` (an existing directory) of the root. */
+/** dockerd's refusals for a write at `containerPath`: a read-only bind, or a read-only rootfs outside any bind. */
+function checkWritable(mount: RootMount | null, opts: ExtractOptions): void {
+  if (mount?.readOnly) throw new InvalidParameterError('mounted volume is marked read-only');
+  if (!mount && opts.readonlyRootfs) throw new ForbiddenError('container rootfs is marked read-only');
+}
+
+/** A directory of the extraction, held open by fd while consecutive entries land in it. */
+interface Parent {
+  key: string;
+  fd: number;
+  path: string;
+  mount: RootMount | null;
+}
+
+/** Extract a tar stream into `destContainerPath` (an existing directory) of the container's tree. */
 export async function extractInto(root: string, destContainerPath: string, input: NodeJS.ReadableStream, opts: ExtractOptions): Promise<void> {
-  const dest = await resolveInRoot(root, destContainerPath, true);
-  let st;
-  try {
-    st = await fs.stat(dest);
-  } catch {
-    throw new NotFoundError(`Could not find the file ${destContainerPath} in container`);
-  }
-  if (!st.isDirectory()) throw new InvalidParameterError('extraction point is not a directory');
-  const destRel = '/' + path.relative(root, dest);
-  const extract = tar.extract();
-  const handle = async (h: tar.Header, stream: AsyncIterable<Buffer> & { resume(): unknown }): Promise<void> => {
-    const rel = path.posix.normalize('/' + h.name).replace(/\/+$/, '');
-    if (h.name.split('/').includes('..')) throw new InvalidParameterError(`invalid tar entry ${JSON.stringify(h.name)}: path traversal`);
-    if (rel === '' || rel === '/') {
-      stream.resume();
-      return;
-    }
-    const target = await resolveInRoot(root, path.posix.join(destRel, rel), false);
-    const uid = opts.copyUIDGID ? (h.uid ?? 0) : 0;
-    const gid = opts.copyUIDGID ? (h.gid ?? 0) : 0;
-    const existing = await fs.lstat(target).catch(() => null);
-    if (existing && opts.noOverwriteDirNonDir) {
-      const isDir = h.type === 'directory';
-      if (existing.isDirectory() !== isDir) {
-        throw new InvalidParameterError(`cannot overwrite ${existing.isDirectory() ? 'directory' : 'non-directory'} ${rel} with ${isDir ? 'directory' : 'non-directory'}`);
-      }
-    }
-    switch (h.type) {
-      case 'directory':
-        if (existing && !existing.isDirectory()) await fs.rm(target, { force: true });
-        await fs.mkdir(target, { recursive: true, mode: h.mode ?? 0o755 });
-        await fs.chmod(target, (h.mode ?? 0o755) & 0o7777);
-        await fs.lchown(target, uid, gid);
-        stream.resume();
-        return;
-      case 'file':
-      case 'contiguous-file': {
-        if (existing) await fs.rm(target, { recursive: existing.isDirectory(), force: true });
-        await fs.mkdir(path.dirname(target), { recursive: true });
-        const fh = await fs.open(target, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, (h.mode ?? 0o644) & 0o7777);
-        try {
-          for await (const chunk of stream) await fh.write(chunk);
-        } finally {
-          await fh.close().catch(() => {});
-        }
-        await fs.chmod(target, (h.mode ?? 0o644) & 0o7777);
-        await fs.lchown(target, uid, gid);
-        if (h.mtime) await fs.lutimes(target, h.mtime, h.mtime);
-        return;
-      }
-      case 'symlink':
-        if (existing) await fs.rm(target, { recursive: existing.isDirectory(), force: true });
-        await fs.symlink(h.linkname ?? '', target);
-        await fs.lchown(target, uid, gid);
-        stream.resume();
-        return;
-      case 'link': {
-        const linkRel = path.posix.normalize('/' + (h.linkname ?? ''));
-        if ((h.linkname ?? '').split('/').includes('..')) throw new InvalidParameterError(`invalid hard link ${JSON.stringify(h.linkname)}: path traversal`);
-        const src = await resolveInRoot(root, path.posix.join(destRel, linkRel), false);
-        if (existing) await fs.rm(target, { recursive: existing.isDirectory(), force: true });
-        await fs.link(src, target);
-        stream.resume();
-        return;
-      }
-      default:
-        // Devices and FIFOs are not created by docker cp either (it needs the host's mknod rights).
-        stream.resume();
-    }
-  };
-  (input as Readable).pipe(extract as unknown as NodeJS.WritableStream);
-  (input as Readable).on('error', (err) => extract.destroy(err));
-  for await (const entry of extract) {
+  await withTree(root, opts.mounts ?? [], async (tree) => {
+    let dest: Entry;
     try {
-      await handle(entry.header, entry as unknown as AsyncIterable<Buffer> & { resume(): unknown });
+      dest = await tree.walk(destContainerPath, { followLast: true });
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new NotFoundError(`Could not find the file ${destContainerPath} in container`);
+      throw err;
+    }
+    let st: fs.Stats;
+    try {
+      st = await dest.lstat();
+    } catch (err) {
+      if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') throw new NotFoundError(`Could not find the file ${destContainerPath} in container`);
+      throw err;
+    } finally {
+      await dest.close();
+    }
+    if (!st.isDirectory()) throw new InvalidParameterError('extraction point is not a directory');
+    const destRel = dest.path;
+    // dockerd checks the resolved extraction point against the container's mounts
+    checkWritable(tree.mountOf(destRel), opts);
+
+    let parent: Parent | null = null;
+    const dropParent = async () => {
+      if (parent) await closeFd(parent.fd).catch(() => undefined);
+      parent = null;
+    };
+    /** The directory `dir` (a container path) open by fd, made (0755) where missing. */
+    const parentDir = async (dir: string): Promise<Parent> => {
+      if (parent?.key === dir) return parent;
+      await dropParent();
+      const e = await tree.walk(dir, { followLast: true, create: (m) => checkWritable(m, opts) });
+      try {
+        let fd: number;
+        try {
+          fd = await e.open(O_PATH | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+        } catch (err) {
+          if (errCode(err) !== 'ENOENT') throw new InvalidParameterError(`cannot extract into ${e.path}: not a directory`);
+          checkWritable(e.mount, opts);
+          await fsp.mkdir(e.at(), 0o755);
+          fd = await e.open(O_PATH | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+        }
+        parent = { key: dir, fd, path: e.path, mount: e.mount };
+        return parent;
+      } finally {
+        await e.close();
+      }
+    };
+
+    const handle = async (h: tar.Header, stream: AsyncIterable<Buffer> & { resume(): unknown }): Promise<void> => {
+      if (h.name.split('/').includes('..')) throw new InvalidParameterError(`invalid tar entry ${JSON.stringify(h.name)}: path traversal`);
+      const rel = path.posix.normalize('/' + h.name).replace(/\/+$/, '');
+      if (rel === '' || rel === '/') {
+        stream.resume();
+        return;
+      }
+      const p = await parentDir(path.posix.join(destRel, path.posix.dirname(rel)));
+      checkWritable(p.mount, opts);
+      const name = path.posix.basename(rel);
+      const at = procFdPath(p.fd, name);
+      const here = path.posix.join(p.path, name);
+      if (tree.mountAt(here)) {
+        // a bind mount's root: a directory entry leaves it as it is; nothing replaces it
+        if (h.type !== 'directory') throw new InvalidParameterError(`cannot replace the mount point ${here} with a non-directory`);
+        stream.resume();
+        return;
+      }
+      const uid = opts.copyUIDGID ? (h.uid ?? 0) : 0;
+      const gid = opts.copyUIDGID ? (h.gid ?? 0) : 0;
+      const mode = (h.mode ?? (h.type === 'directory' ? 0o755 : 0o644)) & 0o7777;
+      const existing = await fsp.lstat(at).catch(() => null);
+      if (existing && opts.noOverwriteDirNonDir) {
+        const isDir = h.type === 'directory';
+        if (existing.isDirectory() !== isDir) {
+          throw new InvalidParameterError(`cannot overwrite ${existing.isDirectory() ? 'directory' : 'non-directory'} ${rel} with ${isDir ? 'directory' : 'non-directory'}`);
+        }
+      }
+      switch (h.type) {
+        case 'directory': {
+          if (existing && !existing.isDirectory()) await removeTree(tree.ops, p.fd, name);
+          await fsp.mkdir(at, mode).catch((err: unknown) => {
+            if (errCode(err) !== 'EEXIST') throw err;
+          });
+          await withFd(await openIn(tree, p.fd, name, fsc.O_RDONLY | fsc.O_DIRECTORY, rel), async (fd) => {
+            await fchown(fd, uid, gid);
+            await fchmod(fd, mode);
+          });
+          stream.resume();
+          return;
+        }
+        case 'file':
+        case 'contiguous-file': {
+          if (existing) await removeTree(tree.ops, p.fd, name);
+          await withFd(await openIn(tree, p.fd, name, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, rel, mode), async (fd) => {
+            for await (const chunk of stream) await writeAll(fd, chunk);
+            // owner first: a chown clears the set-id bits the mode may carry
+            await fchown(fd, uid, gid);
+            await fchmod(fd, mode);
+            if (h.mtime) await futimes(fd, h.mtime, h.mtime);
+          });
+          return;
+        }
+        case 'symlink':
+          if (existing) await removeTree(tree.ops, p.fd, name);
+          await fsp.symlink(h.linkname ?? '', at);
+          await fsp.lchown(at, uid, gid);
+          stream.resume();
+          return;
+        case 'link':
+          await hardLink(tree, destRel, h, p.fd, name, existing !== null);
+          stream.resume();
+          return;
+        default:
+          // Devices and FIFOs are not created by docker cp either (it needs the host's mknod rights).
+          stream.resume();
+      }
+    };
+
+    const extract = tar.extract();
+    let inputFailed: Error | null = null;
+    (input as Readable).on('error', (err) => {
+      inputFailed = err;
+      extract.destroy(err);
+    });
+    (input as Readable).pipe(extract as unknown as NodeJS.WritableStream);
+    const entries = extract[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        let next: IteratorResult<{ header: tar.Header }>;
+        try {
+          next = await entries.next();
+        } catch (err) {
+          // the body broke off (the client's doing), or it is not a tar archive
+          throw inputFailed ?? new InvalidParameterError(`invalid tar archive: ${(err as Error).message}`, { cause: err });
+        }
+        if (next.done) break;
+        await handle(next.value.header, next.value as unknown as AsyncIterable<Buffer> & { resume(): unknown });
+      }
     } catch (err) {
       extract.destroy();
       (input as Readable).unpipe?.();
       throw err;
+    } finally {
+      await dropParent();
     }
+  });
+}
+
+const fchown = promisify(fs.fchown);
+const fchmod = promisify(fs.fchmod);
+const futimes = promisify(fs.futimes);
+
+async function withFd<T>(fd: number, fn: (fd: number) => Promise<T>): Promise<T> {
+  try {
+    return await fn(fd);
+  } finally {
+    await closeFd(fd).catch(() => undefined);
+  }
+}
+
+async function writeAll(fd: number, chunk: Buffer): Promise<void> {
+  for (let off = 0; off < chunk.length; ) off += (await writeFd(fd, chunk, off, chunk.length - off)).bytesWritten;
+}
+
+/** Open `name` in the extraction's directory fd; a symlink or file swapped in there is a 400, never followed. */
+async function openIn(tree: ContainerRoot, dirfd: number, name: string, flags: number, rel: string, mode = 0): Promise<number> {
+  try {
+    return await tree.ops.openAt(dirfd, name, flags, mode);
+  } catch (err) {
+    const code = errCode(err);
+    if (code === 'ELOOP' || code === 'ENOTDIR' || code === 'EEXIST') throw new InvalidParameterError(`cannot extract ${rel}: the path changed during the extraction`);
+    throw err;
+  }
+}
+
+/**
+ * A hard link entry: its target is another path of the extraction (absolute link names are
+ * taken under the extraction point, as dockerd joins them); refused with a 400 that names the
+ * archive's paths, never a host path, when it is missing, a directory or on another mount.
+ */
+async function hardLink(tree: ContainerRoot, destRel: string, h: tar.Header, dirfd: number, name: string, replace: boolean): Promise<void> {
+  const linkname = h.linkname ?? '';
+  const bad = (why: string) => new InvalidParameterError(`invalid hard link ${JSON.stringify(h.name)} -> ${JSON.stringify(linkname)}: ${why}`);
+  if (linkname === '' || linkname.split('/').includes('..')) throw bad('path traversal');
+  let src: Entry;
+  try {
+    src = await tree.walk(path.posix.join(destRel, cleanContainerPath(linkname)), { followLast: false });
+  } catch (err) {
+    if (err instanceof NotFoundError) throw bad('no such file in the archive or the container');
+    throw err;
+  }
+  try {
+    const st = await src.lstat().catch(() => null);
+    if (!st) throw bad('no such file in the archive or the container');
+    if (st.isDirectory()) throw bad('is a directory');
+    if (replace) await removeTree(tree.ops, dirfd, name);
+    // link(2) never follows the old path's last component: a symlink is linked as itself
+    await fsp.link(src.at(), procFdPath(dirfd, name)).catch((err: unknown) => {
+      const code = errCode(err);
+      if (code === 'ENOENT') throw bad('no such file in the archive or the container');
+      if (code === 'EXDEV') throw bad('the target is on another mount');
+      if (code === 'EPERM' || code === 'EEXIST') throw bad(code === 'EPERM' ? 'not permitted' : 'exists');
+      throw err;
+    });
+  } finally {
+    await src.close();
   }
 }

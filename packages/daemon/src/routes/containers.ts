@@ -1,6 +1,6 @@
 /** Container routes of the Docker Engine API over the daemon's ContainerBackend port. */
 import { once } from 'node:events';
-import { ConflictError, ForbiddenError, InvalidParameterError, NotImplementedError, SystemError, errorKind, type ContainerRecord } from '@berth/core';
+import { ConflictError, InvalidParameterError, NotImplementedError, SystemError, errorKind, type ContainerRecord } from '@berth/core';
 import { checkSignal } from '../signals.js';
 import type { AttachIo, ContainerBackend, DaemonBackend, LogEntry, RootfsLease } from '../backend.js';
 import { commandLine, endpointBody, frame, networkSettingsBody, stateName, stateString, unixSeconds } from '../format.js';
@@ -23,7 +23,7 @@ import { checkContainerName, checkCreateBody, checkHostConfig } from '../validat
 import { API_VERSION, versionLessThan } from '../version.js';
 import { parseTime } from './system.js';
 import { sample, zeroSample, type StatsSample } from '../stats.js';
-import { encodeStat, extractInto, statPath, tarPath } from '../archive.js';
+import { encodeStat, extractInto, rootMounts, statPath, tarPath } from '../archive.js';
 
 const LIST_FILTERS = ['id', 'name', 'label', 'status', 'exited', 'ancestor', 'before', 'since', 'health', 'network', 'volume', 'is-task', 'isolation', 'publish', 'expose'];
 const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
@@ -474,9 +474,9 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
   };
 
   const archiveStat = async (ctx: RequestContext, c: ContainerRecord, root: string) => {
-    const { host, stat } = await statPath(root, ctx.query.get('path') ?? '', c.ID);
+    const { stat } = await statPath(root, ctx.query.get('path') ?? '', c.ID, rootMounts(c.Mounts));
     ctx.res.setHeader('X-Docker-Container-Path-Stat', encodeStat(stat));
-    return { host, stat };
+    return { stat };
   };
 
   const archivePath = (ctx: RequestContext): string => {
@@ -496,25 +496,29 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
   const archiveGet = async (ctx: RequestContext) => {
     archivePath(ctx);
     await withRoot(ctx.params.id, async (c, root, release) => {
-      const { host, stat } = await archiveStat(ctx, c, root);
+      const { stat } = await archiveStat(ctx, c, root);
       const name = stat.name === '/' ? '' : stat.name;
-      await sendStream(ctx, tarPath(host, name, ctx.signal), { name: 'archive tar', contentType: 'application/x-tar', beforeEnd: release });
+      await sendStream(ctx, tarPath(root, ctx.query.get('path') ?? '', name, ctx.signal, rootMounts(c.Mounts)), { name: 'archive tar', contentType: 'application/x-tar', beforeEnd: release });
     });
   };
 
   const archivePut = async (ctx: RequestContext) => {
     const p = archivePath(ctx);
-    const c0 = await cs.inspect(ctx.params.id);
-    if (c0.HostConfig.ReadonlyRootfs) throw new ForbiddenError('container rootfs is marked read-only');
-    await withRoot(c0.ID, (_c, root) =>
-      extractInto(root, p, ctx.body, { noOverwriteDirNonDir: boolValue(ctx.query, 'noOverwriteDirNonDir'), copyUIDGID: boolValue(ctx.query, 'copyUIDGID') }),
+    // a read-only rootfs or bind is refused once the extraction point is resolved (as dockerd does)
+    await withRoot(ctx.params.id, (c, root) =>
+      extractInto(root, p, ctx.body, {
+        noOverwriteDirNonDir: boolValue(ctx.query, 'noOverwriteDirNonDir'),
+        copyUIDGID: boolValue(ctx.query, 'copyUIDGID'),
+        readonlyRootfs: c.HostConfig.ReadonlyRootfs === true,
+        mounts: rootMounts(c.Mounts),
+      }),
     );
     sendEmpty(ctx.res, 200);
   };
 
   const exportRoot = async (ctx: RequestContext) => {
     await withRoot(ctx.params.id, async (_c, root, release) => {
-      await sendStream(ctx, tarPath(root, '', ctx.signal), { name: 'export tar', contentType: 'application/octet-stream', beforeEnd: release });
+      await sendStream(ctx, tarPath(root, '/', '', ctx.signal), { name: 'export tar', contentType: 'application/octet-stream', beforeEnd: release });
     });
   };
 
