@@ -208,6 +208,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
       ctlPath: path.join(meta.bundle, 'ctl'),
       rotateAt: this.opts.logRotateAt,
       onError: (err) => this.warn(`log conversion for ${meta.id}`, err),
+      notice: (msg) => this.warn(`container ${meta.id}: ${msg}`),
     });
   }
 

@@ -6,10 +6,19 @@
  * losing or (except for the last batch before a crash) repeating lines. While the container
  * runs, the k8s-file is rotated through conmon's log-reopen control message so that it does
  * not grow without bound. No process per container: one fs.watch per running container.
+ *
+ * A full disk (or any failing write of the json-file) loses nothing that conmon wrote: a batch
+ * is written whole or rolled back (the json-file truncated to where it was, so no half line and
+ * no line twice), the position stays at the last line written, and the pump retries on a timer
+ * — also after the container exited — until the write goes through, saying once that it paused
+ * and once that it resumed. Only output that is still unconverted when the container is removed
+ * is lost, and then it is reported with its size.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { JsonFileWriter, formatJsonLogLine, toJsonLogTime, type LogStream } from '@berth/core';
+import { JsonFileWriter, declareFailpoint, failpoint, formatJsonLogLine, toJsonLogTime, type LogStream } from '@berth/core';
+
+const FP_WRITE = declareFailpoint('logs.pumpWrite', "runtime-oci log pump: before it writes converted lines to the container's json-file");
 
 export interface K8sLine {
   time: string;
@@ -63,7 +72,21 @@ export interface LogPumpOptions {
   ctlPath?: string;
   /** Rotate the source once this many bytes have been converted (default 8 MiB). */
   rotateAt?: number;
+  /** First retry after a failed json-file write (doubling up to 5 s; default 1 s). */
+  retryMs?: number;
   onError?: (err: unknown) => void;
+  /** Where the pause/resume/loss notices go (default: onError). */
+  notice?: (msg: string) => void;
+}
+
+/** Thrown out of convert() when the json-file cannot be written; `offset` is how far it got. */
+class WriteFailed extends Error {
+  constructor(
+    readonly offset: number,
+    override readonly cause: unknown,
+  ) {
+    super(`writing ${String((cause as NodeJS.ErrnoException).code ?? cause)}`);
+  }
 }
 
 /** What the backend needs of a pump (a container whose log path is unknown gets nullPump()). */
@@ -88,6 +111,10 @@ export class LogPump implements Pump {
   private watcher: fs.FSWatcher | null = null;
   private scheduled = false;
   private stopped = false;
+  /** Set while json-file writes fail: when the episode began and with what. */
+  private failing: { code: string; retryMs: number; timer: NodeJS.Timeout | null } | null = null;
+  /** Bytes of conmon's output reported lost (never converted). */
+  lostBytes = 0;
   private readonly buf = Buffer.allocUnsafe(256 * 1024);
 
   constructor(private readonly opts: LogPumpOptions) {
@@ -110,8 +137,14 @@ export class LogPump implements Pump {
 
   private savePos(): void {
     const tmp = `${this.posFile}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(this.pos));
-    fs.renameSync(tmp, this.posFile);
+    try {
+      fs.writeFileSync(tmp, JSON.stringify(this.pos));
+      fs.renameSync(tmp, this.posFile);
+    } catch (err) {
+      // A full disk: the position in memory is right; a restart would repeat the last lines.
+      fs.rmSync(tmp, { force: true });
+      if (!this.failing) this.opts.onError?.(err);
+    }
   }
 
   private out(): JsonFileWriter {
@@ -156,15 +189,22 @@ export class LogPump implements Pump {
           carry = Buffer.from(data);
           continue;
         }
-        const chunk = data.subarray(0, last).toString('utf8');
-        let out = '';
-        for (const line of chunk.split('\n')) {
-          if (!line) continue;
-          const k = parseK8sLine(line);
-          if (k) out += k8sToJsonLine(k);
+        // The source offset just after each converted line, for a write that fails midway.
+        const base = pos - data.length;
+        const outs: string[] = [];
+        const ends: number[] = [];
+        for (let ls = 0; ls <= last; ) {
+          const nl = data.indexOf(10, ls);
+          const line = data.subarray(ls, nl).toString('utf8');
+          ls = nl + 1;
+          const k = line ? parseK8sLine(line) : null;
+          if (!k) continue;
+          outs.push(k8sToJsonLine(k));
+          ends.push(base + ls);
         }
-        if (out) this.out().writeRaw(Buffer.from(out, 'utf8'));
         carry = last + 1 < data.length ? Buffer.from(data.subarray(last + 1)) : null;
+        const reached = this.writeLines(outs, ends);
+        if (reached !== null) throw new WriteFailed(reached.offset ?? offset, reached.err);
         offset = pos - (carry ? carry.length : 0);
       }
       return offset;
@@ -174,16 +214,91 @@ export class LogPump implements Pump {
   }
 
   /**
+   * Write converted lines whole: one batch when it cannot cross a max-size rotation, else line
+   * by line. A failed write is rolled back (the json-file truncated to its size before the
+   * failed line or batch) and the writer dropped; returns null when all went through, else the
+   * source offset after the last line written (undefined: none) and the error.
+   */
+  private writeLines(outs: string[], ends: number[]): { offset: number | undefined; err: unknown } | null {
+    if (!outs.length) return null;
+    const target = this.opts.target;
+    const max = this.opts.maxSize && this.opts.maxSize > 0 ? this.opts.maxSize : 0;
+    const sizeNow = (): number => {
+      try {
+        return fs.statSync(target).size;
+      } catch {
+        return 0;
+      }
+    };
+    const writeOne = (buf: Buffer, before: number): unknown => {
+      try {
+        failpoint(FP_WRITE);
+        this.out().writeRaw(buf);
+        return null;
+      } catch (err) {
+        // The writer rotates before a line once the file reached max-size: then the current
+        // file holds only this write.
+        const rotated = max > 0 && before >= max;
+        this.writer?.close();
+        this.writer = null;
+        try {
+          if (fs.existsSync(target)) fs.truncateSync(target, rotated ? 0 : before);
+        } catch (e) {
+          this.opts.onError?.(e);
+        }
+        return err;
+      }
+    };
+    const before = sizeNow();
+    const batch = Buffer.from(outs.join(''), 'utf8');
+    if (!max || before + batch.length < max) {
+      const err = writeOne(batch, before);
+      return err === null ? null : { offset: undefined, err };
+    }
+    let done: number | undefined;
+    for (let i = 0; i < outs.length; i++) {
+      const err = writeOne(Buffer.from(outs[i], 'utf8'), sizeNow());
+      if (err !== null) return { offset: done, err };
+      done = ends[i];
+    }
+    return null;
+  }
+
+  /**
    * Convert what conmon has written so far (complete lines). Synchronous. `budget` bounds
    * the bytes read from the current file; the watcher reschedules until caught up.
    */
   pump(budget = Infinity): void {
+    try {
+      this.convertAll(budget);
+    } catch (err) {
+      if (!(err instanceof WriteFailed)) throw err;
+      this.pause(err.cause);
+      return;
+    }
+    if (this.failing) this.resume();
+  }
+
+  /** convert(), keeping the position of a write that failed midway. */
+  private convertAt(file: Position['file'], p: string, offset: number, budget?: number): number {
+    try {
+      return this.convert(p, offset, budget);
+    } catch (err) {
+      if (err instanceof WriteFailed) {
+        this.pos = { file, offset: err.offset };
+        this.savePos();
+      }
+      throw err;
+    }
+  }
+
+  private convertAll(budget: number): void {
     this.more = false;
     if (this.pos.file === 'old') {
-      const off = this.convert(this.oldFile, this.pos.offset);
+      const off = this.convertAt('old', this.oldFile, this.pos.offset);
       // conmon has reopened once the source path exists again: the old file is complete.
       if (fs.existsSync(this.opts.source) || !fs.existsSync(this.oldFile)) {
-        this.convert(this.oldFile, off);
+        this.convertAt('old', this.oldFile, off);
         fs.rmSync(this.oldFile, { force: true });
         this.pos = { file: 'cur', offset: 0 };
       } else {
@@ -193,12 +308,75 @@ export class LogPump implements Pump {
       }
     }
     const before = this.pos.offset;
-    const off = this.convert(this.opts.source, this.pos.offset, budget);
+    const off = this.convertAt('cur', this.opts.source, this.pos.offset, budget);
     if (off !== before || !fs.existsSync(this.posFile)) {
       this.pos = { file: 'cur', offset: off };
       this.savePos();
     }
     if (!this.stopped && this.opts.ctlPath && off >= (this.opts.rotateAt ?? 8 * 1024 * 1024)) this.rotateSource();
+  }
+
+  private notice(msg: string): void {
+    if (this.opts.notice) this.opts.notice(msg);
+    else this.opts.onError?.(new Error(msg));
+  }
+
+  /** Bytes of conmon's output not converted yet. */
+  pendingBytes(): number {
+    const size = (f: string): number => {
+      try {
+        return fs.statSync(f).size;
+      } catch {
+        return 0;
+      }
+    };
+    const cur = size(this.opts.source);
+    return this.pos.file === 'old' ? Math.max(0, size(this.oldFile) - this.pos.offset) + cur : Math.max(0, cur - this.pos.offset);
+  }
+
+  /** A json-file write failed: keep the place, say so once, retry on a timer. */
+  private pause(cause: unknown): void {
+    const code = String((cause as NodeJS.ErrnoException).code ?? (cause as Error).message);
+    if (!this.failing) {
+      this.failing = { code, retryMs: this.opts.retryMs ?? 1000, timer: null };
+      this.notice(
+        `cannot write the json-file ${this.opts.target} (${code}): log conversion paused; ${this.pendingBytes()} bytes of output wait in ${this.opts.source} and are converted once writes succeed again`,
+      );
+    } else {
+      this.failing.retryMs = Math.min(this.failing.retryMs * 2, 5000);
+    }
+    if (this.failing.timer) clearTimeout(this.failing.timer);
+    this.failing.timer = setTimeout(() => this.retry(), this.failing.retryMs);
+    this.failing.timer.unref();
+  }
+
+  private retry(): void {
+    if (!this.failing) return;
+    this.failing.timer = null;
+    try {
+      this.pump();
+    } catch (err) {
+      this.opts.onError?.(err);
+    }
+    if (this.failing) return;
+    if (this.stopped) {
+      this.writer?.close();
+      this.writer = null;
+    } else if (this.more) {
+      this.schedule();
+    }
+  }
+
+  private resume(): void {
+    if (!this.failing) return;
+    if (this.failing.timer) clearTimeout(this.failing.timer);
+    this.notice(`json-file ${this.opts.target} is writable again (after ${this.failing.code}): log conversion resumed, nothing lost`);
+    this.failing = null;
+  }
+
+  /** True while json-file writes fail and output waits to be converted. */
+  get paused(): boolean {
+    return this.failing !== null;
   }
 
   /** Move the k8s-file aside and ask conmon to reopen it; the pump drains the old one. */
@@ -255,7 +433,10 @@ export class LogPump implements Pump {
     });
   }
 
-  /** Final conversion and release (the container has exited or is being removed). */
+  /**
+   * Final conversion and release (the container has exited or is being removed). While the
+   * json-file cannot be written, the retries go on after this and release when done.
+   */
   stop(): void {
     this.stopped = true;
     this.watcher?.close();
@@ -265,21 +446,42 @@ export class LogPump implements Pump {
     } catch (err) {
       this.opts.onError?.(err);
     }
+    if (this.failing) return;
     this.writer?.close();
     this.writer = null;
+  }
+
+  private stopRetrying(): void {
+    if (this.failing?.timer) clearTimeout(this.failing.timer);
+    this.failing = null;
   }
 
   /** Stop watching without the final conversion (daemon shutdown; a restart catches up). */
   detach(): void {
     this.stopped = true;
+    this.stopRetrying();
     this.watcher?.close();
     this.watcher = null;
     this.writer?.close();
     this.writer = null;
   }
 
-  /** Remove the intermediate files (container removed). */
+  /**
+   * Remove the intermediate files (container removed). Output that could not be converted by
+   * now is lost: reported with its size.
+   */
   removeFiles(): void {
+    if (this.failing) {
+      const n = this.pendingBytes();
+      const code = this.failing.code;
+      this.stopRetrying();
+      this.writer?.close();
+      this.writer = null;
+      if (n > 0) {
+        this.lostBytes += n;
+        this.notice(`${n} bytes of container output were never written to the json-file ${this.opts.target} (${code}) and are lost: the container was removed`);
+      }
+    }
     for (const f of [this.opts.source, this.oldFile, this.posFile, `${this.posFile}.tmp`]) fs.rmSync(f, { force: true });
   }
 }
