@@ -10,16 +10,9 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import { TEST_IMAGE, berthdSkipReason, bytesOf, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
 
 const skip = berthdSkipReason();
-
-/** Bytes of a docker CLI size such as "300kB" or "1.23MB" (decimal units, as go-units HumanSize). */
-function bytesOf(s: string): number {
-  const m = /^([\d.]+)\s*(B|kB|MB|GB)$/.exec(s.trim());
-  if (!m) throw new Error(`not a size: ${JSON.stringify(s)}`);
-  return Number(m[1]) * { B: 1, kB: 1e3, MB: 1e6, GB: 1e9 }[m[2] as 'B' | 'kB' | 'MB' | 'GB'];
-}
 
 function rssOf(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));

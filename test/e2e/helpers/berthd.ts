@@ -22,6 +22,13 @@ export const DOCKER_BIN = process.env.DOCKER_BIN ?? '/usr/local/bin/docker';
 /** The image scripts/build-test-image.sh builds (docker-save tarball). */
 export const TEST_IMAGE = 'berth-test/busybox';
 
+/** Bytes of a docker CLI size such as "300kB" or "1.23MB" (decimal units, as go-units HumanSize). */
+export function bytesOf(s: string): number {
+  const m = /^([\d.]+)\s*(B|kB|MB|GB)$/.exec(s.trim());
+  if (!m) throw new Error(`not a size: ${JSON.stringify(s)}`);
+  return Number(m[1]) * { B: 1, kB: 1e3, MB: 1e6, GB: 1e9 }[m[2] as 'B' | 'kB' | 'MB' | 'GB'];
+}
+
 /** Whether an executable of that name is on $PATH. */
 export function which(bin: string): boolean {
   return (process.env.PATH ?? '').split(':').some((d) => {
