@@ -14,6 +14,7 @@ import { SystemClock, type Clock } from './clock.js';
 import { InvalidParameterError, PluginError, errorMessage, isSkipPluginError } from './errors.js';
 import { MemoryEventBus, type EventBus } from './events.js';
 import { ExecService } from './exec.js';
+import { applyLinks } from './links.js';
 import { SystemHost } from './host.js';
 import { type EngineInfo, type Hooks, Stage, createHooks } from './hooks.js';
 import { ConsoleLogger, type Logger } from './logger.js';
@@ -136,6 +137,8 @@ export class Engine {
     });
 
     const late: { service?: ContainerService } = {};
+    // Legacy links (HostConfig.Links): their variables in the environment at start.
+    applyLinks(hooks);
     if (opts.specDefaults !== false) {
       const specOpts = opts.spec ?? {};
       hooks.specBuild.tapPromise({ name: CORE_DEFAULTS_PLUGIN, plugin: CORE_DEFAULTS_PLUGIN, stage: Stage.DEFAULTS }, async (_spec, ctx) => {

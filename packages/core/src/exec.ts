@@ -5,13 +5,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError, notRunning } from './errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError, errorMessage, notRunning } from './errors.js';
 import type { EventBus } from './events.js';
 import { generateId } from './ids.js';
 import type { Logger } from './logger.js';
 import type { OciProcess } from './oci.js';
 import type { AttachStreams, ExecSession, ExitInfo } from './runtime.js';
-import type { ContainerService } from './service.js';
+import { EXIT_EACCES, EXIT_UNKNOWN, translateStartError, type ContainerService } from './service.js';
 import { isActive } from './state.js';
 import { DEFAULT_CAPABILITIES, knownCapabilities } from './spec/caps.js';
 
@@ -147,8 +147,12 @@ export class ExecService {
     return structuredClone(e);
   }
 
-  /** Start the exec process; resolves once it runs (its session's `exited` gives the exit code). */
-  async start(execId: string, opts: { streams?: AttachStreams; tty?: boolean } = {}): Promise<ExecSession> {
+  /**
+   * Start the exec process; resolves once it runs (its session's `exited` gives the exit code).
+   * It has a terminal when the exec was created with Tty (dockerd): the start request's Tty
+   * only decides how the API frames the output.
+   */
+  async start(execId: string, opts: { streams?: AttachStreams } = {}): Promise<ExecSession> {
     const e = this.execs.get(execId);
     if (!e) throw new NotFoundError(`No such exec instance: ${execId}`);
     if (e.Running || e.ExitCode !== null) throw new ConflictError(`Error: Exec command ${execId} has already run`);
@@ -167,7 +171,7 @@ export class ExecService {
       if (i >= 0) env[i] = kv;
       else env.push(kv);
     }
-    const tty = opts.tty ?? e.ProcessConfig.tty;
+    const tty = e.ProcessConfig.tty;
     if (tty && !env.some((x) => x.startsWith('TERM='))) env.push('TERM=xterm');
     const user = e.Config.User
       ? await lookupUser(rec.BaseFS, e.Config.User)
@@ -193,10 +197,12 @@ export class ExecService {
     try {
       session = await backend.exec(rec.ID, { execId, process, tty, openStdin: e.OpenStdin, streams: opts.streams ?? {} });
     } catch (err) {
+      // dockerd (translateContainerdStartErr): 127 for a command not found, 126 otherwise
+      const t = translateStartError(err);
       e.Running = false;
-      e.ExitCode = 126;
+      e.ExitCode = t.exitCode === EXIT_UNKNOWN ? EXIT_EACCES : t.exitCode;
       this.dropFromContainer(e);
-      throw err;
+      throw t.exitCode === EXIT_UNKNOWN ? err : new InvalidParameterError(errorMessage(err), { cause: err });
     }
     e.Pid = session.pid;
     this.sessions.set(execId, session);

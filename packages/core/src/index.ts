@@ -22,6 +22,7 @@ export * from './service.js';
 export * from './hostconfig-validate.js';
 export * from './config-validate.js';
 export * from './exec.js';
+export * from './links.js';
 export * from './engine.js';
 export * from './spec/index.js';
 export { parseSize } from './util.js';

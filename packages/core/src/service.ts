@@ -35,6 +35,7 @@ import {
 } from './hooks.js';
 import { generateId, generateName, isFullId, normaliseName } from './ids.js';
 import { type ImageStore, mergeImageConfigIntoContainer } from './image.js';
+import { prepareStartLinks, registerLinks } from './links.js';
 import { KeyedLock } from './lock.js';
 import type { Logger } from './logger.js';
 import type { OciSpec } from './oci.js';
@@ -522,6 +523,7 @@ export class ContainerService {
     });
     const ctx = new CreateContext(rec, this.d.info);
     try {
+      registerLinks(rec, this);
       await this.d.hooks.beforeCreate.promise(ctx);
       failpoint(FP.createAfterRootfs);
       await mkdir(dir, { recursive: true, mode: 0o710 });
@@ -613,6 +615,7 @@ export class ContainerService {
 
       // 2. initializeNetworking
       current = 'networking';
+      prepareStartLinks(ctx, this);
       await this.d.hooks.networking.promise(ctx);
       done.push('networking');
       if (ctx.hostsPath !== undefined) rec.HostsPath = ctx.hostsPath;

@@ -290,6 +290,10 @@ export async function extractInto(root: string, destContainerPath: string, input
       }
     };
 
+    let inputFailed: Error | null = null;
+    /** A failure reading the body: the client's (it broke off) or the archive's (not a tar, truncated). */
+    const bodyError = (err: unknown): Error => inputFailed ?? new InvalidParameterError(`invalid tar archive: ${(err as Error).message}`, { cause: err });
+
     const handle = async (h: tar.Header, stream: AsyncIterable<Buffer> & { resume(): unknown }): Promise<void> => {
       if (h.name.split('/').includes('..')) throw new InvalidParameterError(`invalid tar entry ${JSON.stringify(h.name)}: path traversal`);
       const rel = path.posix.normalize('/' + h.name).replace(/\/+$/, '');
@@ -335,7 +339,17 @@ export async function extractInto(root: string, destContainerPath: string, input
         case 'contiguous-file': {
           if (existing) await removeTree(tree.ops, p.fd, name);
           await withFd(await openIn(tree, p.fd, name, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, rel, mode), async (fd) => {
-            for await (const chunk of stream) await writeAll(fd, chunk);
+            const chunks = stream[Symbol.asyncIterator]();
+            for (;;) {
+              let next: IteratorResult<Buffer>;
+              try {
+                next = await chunks.next();
+              } catch (err) {
+                throw bodyError(err);
+              }
+              if (next.done) break;
+              await writeAll(fd, next.value);
+            }
             // owner first: a chown clears the set-id bits the mode may carry
             await fchown(fd, uid, gid);
             await fchmod(fd, mode);
@@ -350,7 +364,7 @@ export async function extractInto(root: string, destContainerPath: string, input
           stream.resume();
           return;
         case 'link':
-          await hardLink(tree, destRel, h, p.fd, name, existing !== null);
+          await hardLink(tree, destRel, h, p.fd, name, p.mount, existing !== null);
           stream.resume();
           return;
         default:
@@ -360,7 +374,6 @@ export async function extractInto(root: string, destContainerPath: string, input
     };
 
     const extract = tar.extract();
-    let inputFailed: Error | null = null;
     (input as Readable).on('error', (err) => {
       inputFailed = err;
       extract.destroy(err);
@@ -373,8 +386,7 @@ export async function extractInto(root: string, destContainerPath: string, input
         try {
           next = await entries.next();
         } catch (err) {
-          // the body broke off (the client's doing), or it is not a tar archive
-          throw inputFailed ?? new InvalidParameterError(`invalid tar archive: ${(err as Error).message}`, { cause: err });
+          throw bodyError(err);
         }
         if (next.done) break;
         await handle(next.value.header, next.value as unknown as AsyncIterable<Buffer> & { resume(): unknown });
@@ -421,7 +433,7 @@ async function openIn(tree: ContainerRoot, dirfd: number, name: string, flags: n
  * taken under the extraction point, as dockerd joins them); refused with a 400 that names the
  * archive's paths, never a host path, when it is missing, a directory or on another mount.
  */
-async function hardLink(tree: ContainerRoot, destRel: string, h: tar.Header, dirfd: number, name: string, replace: boolean): Promise<void> {
+async function hardLink(tree: ContainerRoot, destRel: string, h: tar.Header, dirfd: number, name: string, linkMount: RootMount | null, replace: boolean): Promise<void> {
   const linkname = h.linkname ?? '';
   const bad = (why: string) => new InvalidParameterError(`invalid hard link ${JSON.stringify(h.name)} -> ${JSON.stringify(linkname)}: ${why}`);
   if (linkname === '' || linkname.split('/').includes('..')) throw bad('path traversal');
@@ -436,6 +448,8 @@ async function hardLink(tree: ContainerRoot, destRel: string, h: tar.Header, dir
     const st = await src.lstat().catch(() => null);
     if (!st) throw bad('no such file in the archive or the container');
     if (st.isDirectory()) throw bad('is a directory');
+    // in the container these are different filesystems (link(2) would fail with EXDEV)
+    if (src.mount !== linkMount) throw bad('the target is on another mount');
     if (replace) await removeTree(tree.ops, dirfd, name);
     // link(2) never follows the old path's last component: a symlink is linked as itself
     await fsp.link(src.at(), procFdPath(dirfd, name)).catch((err: unknown) => {

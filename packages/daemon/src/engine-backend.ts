@@ -12,7 +12,9 @@ import {
   InvalidParameterError,
   NotFoundError,
   NotImplementedError,
+  inspectLinks,
   readLogs,
+  removeLink,
   type Engine,
   type ContainerRecord,
   type ImageStore,
@@ -208,7 +210,12 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
       });
       return { id: res.Id, warnings: res.Warnings ?? [] };
     },
-    inspect: async (id) => svc.inspect(id),
+    async inspect(id) {
+      const c = svc.inspect(id);
+      // dockerd shows the links as "/db:/web/db", whatever form they were given in
+      c.HostConfig.Links = inspectLinks(c, svc);
+      return c;
+    },
     list: async () => svc.list(),
     async start(id, o) {
       // API < 1.24 (only with a lowered minimum version): a HostConfig in the start body, as
@@ -226,7 +233,7 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     restart: (id, o) => svc.restart(id, { ...(o.timeout !== undefined ? { timeout: o.timeout } : {}), ...(o.signal ? { signal: o.signal } : {}) }),
     kill: (id, signal) => svc.kill(id, signal ?? 'SIGKILL'),
     wait: (id, condition, signal) => svc.wait(id, condition, { signal }),
-    remove: (id, o) => svc.remove(id, { force: o.force, volumes: o.volumes }),
+    remove: (id, o) => (o.link ? removeLink(svc, id) : svc.remove(id, { force: o.force, volumes: o.volumes })),
     rename: (id, name) => svc.rename(id, name),
     pause: (id) => svc.pause(id),
     unpause: (id) => svc.unpause(id),
@@ -314,7 +321,7 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
       return { id: r.Id };
     },
     async start(execId, o, io, signal) {
-      const session = await engine.execs.start(execId, { tty: o.tty, streams: o.detach ? {} : { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr } });
+      const session = await engine.execs.start(execId, { streams: o.detach ? {} : { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr } });
       if (o.detach) return;
       await Promise.race([session.exited.catch(() => undefined), new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r())))]);
     },

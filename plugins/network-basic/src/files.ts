@@ -3,7 +3,7 @@
  * following dockerd's rules (daemon initializeNetworking, libnetwork etchosts and resolvconf).
  */
 import { isIP, isIPv6 } from 'node:net';
-import { InvalidParameterError } from '@berth/core';
+import { InvalidParameterError, type LinkedContainer } from '@berth/core';
 
 /** One ExtraHosts entry, parsed. */
 export interface HostEntry {
@@ -68,6 +68,20 @@ export function buildHostsFile(extra: readonly HostEntry[], base?: string): stri
   let head = base ?? hostLines(DEFAULT_HOSTS);
   if (head !== '' && !head.endsWith('\n')) head += '\n';
   return head + hostLines(extra);
+}
+
+/**
+ * The hosts records of a container's legacy links (dockerd's buildSandboxOptions): the linked
+ * container's address under the alias, its hostname and, when the alias differs, its name.
+ * A linked container without an address gets none.
+ */
+export function linkHostEntries(links: readonly Pick<LinkedContainer, 'alias' | 'hostname' | 'childName' | 'ip'>[]): HostEntry[] {
+  return links
+    .filter((l) => l.ip !== '')
+    .map((l) => {
+      const name = l.childName.replace(/^\//, '');
+      return { ip: l.ip, name: [l.alias, l.hostname, ...(l.alias !== name ? [name] : [])].join(' ') };
+    });
 }
 
 /** dockerd's fallback nameservers when none of the host's is usable. */

@@ -3,7 +3,8 @@
  * without a network of berth's making. At each start it writes, atomically, in the
  * container's directory under the data root
  *  - `hostname`    (Config.Hostname, else the first 12 hex of the ID; the host's name for host mode),
- *  - `hosts`       (the default localhost records, or the host's /etc/hosts for host mode, + ExtraHosts),
+ *  - `hosts`       (the default localhost records, or the host's /etc/hosts for host mode, + ExtraHosts,
+ *                   + a record per legacy link whose container has an address),
  *  - `resolv.conf` (the host's, with Dns/DnsSearch/DnsOptions overrides; loopback nameservers
  *                   dropped in a namespace of its own, 8.8.8.8/8.8.4.4 when none is left),
  * and sets ctx.hostnamePath/hostsPath/resolvConfPath: the core records them (HostnamePath, …)
@@ -17,8 +18,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { Stage, definePlugin, type ContainerRecord, type Plugin } from '@berth/core';
-import { buildHostnameFile, buildHostsFile, buildResolvConf, parseExtraHosts, parseResolvConf, isLoopbackAddress } from './files.js';
+import { Stage, definePlugin, linksOfStart, type ContainerRecord, type Plugin } from '@berth/core';
+import { buildHostnameFile, buildHostsFile, buildResolvConf, linkHostEntries, parseExtraHosts, parseResolvConf, isLoopbackAddress } from './files.js';
 
 export const PLUGIN_NAME = 'network-basic';
 export const PLUGIN_TYPE = 'io.berth.network.v1';
@@ -151,7 +152,8 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
         // another networking tap may have provided them already
         if (c.hostnamePath && c.hostsPath && c.resolvConfPath) return;
         const host = mode === 'host';
-        const extra = parseExtraHosts(rec.HostConfig.ExtraHosts);
+        // ExtraHosts, then a record per legacy link (the core resolved them before this tap)
+        const extra = [...parseExtraHosts(rec.HostConfig.ExtraHosts), ...linkHostEntries(linksOfStart(c))];
         const dir = c.engine.containerDir(rec.ID);
         const name = rec.Config.Hostname || (host ? (cfg.hostname ?? osHostname()) : rec.ID.slice(0, 12));
         const hostHosts = host ? ((await readOptional(cfg.hostsFile ?? '/etc/hosts')) ?? '') : undefined;

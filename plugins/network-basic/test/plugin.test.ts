@@ -190,4 +190,19 @@ describe('network-basic plugin', () => {
     const again = te.engine.containers.inspect(id);
     expect(await readFile(again.ResolvConfPath, 'utf8')).toBe('nameserver 10.1.1.2\n');
   });
+
+  it('legacy links: a hosts record per linked container with an address (alias, hostname, name), after ExtraHosts', async () => {
+    const te = await setup({ resolv: 'nameserver 10.9.9.9\n' });
+    const db = await te.createContainer({ name: 'db', Config: { Cmd: ['/bin/db'], Hostname: 'dbhost' } });
+    await te.engine.containers.start(db);
+    const cache = await te.createContainer({ name: 'cache', Config: { Cmd: ['/bin/cache'] } });
+    await te.engine.containers.start(cache);
+    // berth gives containers no address yet (no bridge): set the one a bridge would have given
+    te.engine.containers.liveRecord(db).NetworkSettings.IPAddress = '172.17.0.2';
+    const id = await te.createContainer({ name: 'web', Config: { Cmd: ['/bin/web'] }, HostConfig: { Links: ['db:data', 'db', 'cache'], ExtraHosts: ['x:10.1.1.1'] } });
+    await te.engine.containers.start(id);
+    const hosts = await readFile(te.engine.containers.inspect(id).HostsPath, 'utf8');
+    // "cache" has no address: no record (dockerd writes none either)
+    expect(hosts).toBe(`${DEFAULT_HOSTS}10.1.1.1\tx\n172.17.0.2\tdata dbhost db\n172.17.0.2\tdb dbhost\n`);
+  });
 });

@@ -544,7 +544,8 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
     { method: 'POST', path: '/containers/{id}/restart', handler: restart },
     { method: 'POST', path: '/containers/{id}/kill', handler: kill },
     { method: 'POST', path: '/containers/{id}/wait', handler: wait },
-    { method: 'DELETE', path: '/containers/{id}', handler: remove },
+    // {id:.*}: a link's name has a slash (DELETE /containers/web/db?link=1)
+    { method: 'DELETE', path: '/containers/{id:.*}', handler: remove },
     { method: 'GET', path: '/containers/{id}/logs', handler: logs },
     { method: 'POST', path: '/containers/{id}/attach', handler: attach, hijack: true },
     { method: 'POST', path: '/containers/{id}/rename', handler: rename },

@@ -1,5 +1,5 @@
 /** Exec routes: create, start (hijacked, TTY or multiplexed, detach), resize, inspect. */
-import { ConflictError, InvalidParameterError, NotImplementedError } from '@berth/core';
+import { ConflictError, InvalidParameterError, NotImplementedError, errorMessage } from '@berth/core';
 import type { DaemonBackend, ExecBackend, ExecCreateRequest } from '../backend.js';
 import { intValue, readJson, sendEmpty, sendJson } from '../http.js';
 import type { RequestContext, Route } from '../router.js';
@@ -54,14 +54,27 @@ export function execRoutes(backend: DaemonBackend): Route[] {
     const info = await ex.inspect(ctx.params.id);
     if (info.Running) throw new ConflictError(`Error: Exec command ${info.ID} is already running`);
     const detach = body.Detach === true;
-    const tty = body.Tty === true || info.ProcessConfig.tty;
+    // dockerd: the start request's Tty decides the framing (raw or stdcopy frames); the process
+    // has a terminal when the exec was created with Tty. A client that leaves Tty out gets frames.
+    const tty = body.Tty === true;
     if (detach) {
       await ex.start(info.ID, { detach: true, tty }, { stdin: null, stdout: null, stderr: null }, new AbortController().signal);
-      sendJson(ctx.res, 200, {});
+      // dockerd answers a detached start with an empty 200
+      sendEmpty(ctx.res, 200);
       return;
     }
     const stdin = info.OpenStdin ? detachKeysFrom(info.DetachKeys || null) : null;
-    await hijackSession(ctx, { tty, stdin, stdout: info.OpenStdout, stderr: info.OpenStderr }, (io, signal) => ex.start(info.ID, { detach: false, tty }, io, signal));
+    await hijackSession(ctx, { tty, stdin, stdout: info.OpenStdout, stderr: info.OpenStderr }, async (io, signal) => {
+      try {
+        await ex.start(info.ID, { detach: false, tty }, io, signal);
+      } catch (err) {
+        // dockerd: once the connection is taken over, a failed start is told in the stream; the
+        // client reads the exit code from inspect (127 for a command that is not found)
+        const out = io.stdout ?? io.stderr;
+        if (!out) throw err;
+        out.write(`${errorMessage(err)}\r\n`);
+      }
+    });
   };
 
   const resize = async (ctx: RequestContext) => {

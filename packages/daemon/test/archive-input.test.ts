@@ -1,0 +1,14 @@
+/** The archive bad-input and bind-mount table (helpers/archive-table.ts) through the native addon's openat2 walk. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import { dirFdOps } from '@berth/native';
+import { archiveTable } from './helpers/archive-table.js';
+
+const headers = fs.existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
+
+it.skipIf(!headers)('walks with the addon (Node headers present, so the build made it)', () => {
+  expect(dirFdOps().kind).toBe('openat2');
+});
+
+archiveTable('archive endpoints: hostile input and bind mounts (openat2)');
