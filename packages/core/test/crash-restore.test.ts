@@ -232,3 +232,37 @@ describe('interrupted creates', () => {
     expect(t.logger.entries.filter((e) => e.msg === 'removed the directory of a create that a crash interrupted').map((e) => e.fields?.container).sort()).toEqual([empty, hostOnly].sort());
   });
 });
+
+describe('containers whose record cannot be read', () => {
+  it('are named in the warnings, kept running, refused by rm without force, and removed whole by rm -f <full ID>', async () => {
+    const journal: string[] = [];
+    t = await createTestEngine({ specDefaults: false, plugins: [unmountJournal(journal)] });
+    const id = await t.createContainer({ name: 'torn' });
+    await t.engine.containers.start(id);
+    const file = join(t.dataRoot, 'containers', id, 'config.v2.json');
+    await writeFile(file, readFileSync(file, 'utf8').slice(0, 60)); // a torn write
+    journal.length = 0;
+
+    const engine = await t.restart();
+
+    expect(engine.loadProblems.map((p) => [p.id, p.file])).toEqual([[id, 'config.v2.json']]);
+    const warnings = engine.containers.unreadable.warnings();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(file);
+    expect(warnings[0]).toContain(`docker rm -f ${id}`);
+    expect(await t.fake.list()).toEqual([id]); // left running for the operator
+    expect(errorKind(await engine.containers.remove(id).catch((e: unknown) => e))).toBe('Conflict');
+    expect(errorKind(await engine.containers.remove(id.slice(0, 12), { force: true }).catch((e: unknown) => e))).toBe('NotFound');
+    expect(await t.fake.list()).toEqual([id]);
+
+    await engine.containers.remove(id, { force: true });
+
+    expect(t.fake.callsOf('delete', id).map((c) => c.args[0])).toEqual([{ force: true }]);
+    expect(await t.fake.list()).toEqual([]);
+    expect(journal).toEqual([`remove:${id}`]);
+    expect(await readdir(join(t.dataRoot, 'containers'))).toEqual([]);
+    expect(engine.loadProblems).toEqual([]);
+    expect(engine.containers.unreadable.warnings()).toEqual([]);
+    expect(engine.events.history({}).filter((e) => e.Action === 'destroy').map((e) => e.Actor.ID)).toEqual([id]);
+  });
+});

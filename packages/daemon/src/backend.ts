@@ -194,6 +194,8 @@ export interface DaemonBackend {
   images?: ImageLookup;
   /** The image-store plugin's service, when loaded (the /images routes). */
   imageService?(): ImageService | undefined;
+  /** What the engine could not load at start and the operator should know (/info Warnings). */
+  engineWarnings?(): string[];
 }
 
 /** Socket-ish duplex used by hijacked routes. */

@@ -373,7 +373,7 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     },
   };
 
-  return { facts: () => opts.facts, containers, exec, events, images, imageService: () => imageService };
+  return { facts: () => opts.facts, containers, exec, events, images, imageService: () => imageService, engineWarnings: () => svc.unreadable.warnings() };
 }
 
 /** The directory of `image` under `rootfsDir` (`/`, `:` and `@` become `_`); null for a name that would leave it. */

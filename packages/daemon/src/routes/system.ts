@@ -179,7 +179,8 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
       InitCommit: { ID: '' },
       SecurityOptions: f.securityOptions,
       // files the image store skipped or repaired at start (image-store src/recovery.ts)
-      Warnings: [...(backend.imageService?.()?.warnings() ?? [])],
+      // and containers whose record could not be read (core src/unreadable.ts)
+      Warnings: [...(backend.imageService?.()?.warnings() ?? []), ...(backend.engineWarnings?.() ?? [])],
     });
   };
 
