@@ -90,9 +90,12 @@ export class Engine {
     /** Plugins in load order, with their status (loaded / skipped). */
     readonly plugins: readonly PluginStatus[],
     private readonly loadedPlugins: readonly Plugin[],
-    /** Containers that could not be loaded from disk at start-up (reported and skipped). */
-    readonly loadProblems: readonly LoadProblem[],
   ) {}
+
+  /** Containers whose record could not be read at start-up and that are not removed yet (reported and skipped). */
+  get loadProblems(): readonly LoadProblem[] {
+    return this.containers.unreadable.list();
+  }
 
   static async create(opts: EngineOptions): Promise<Engine> {
     if (!opts?.dataRoot || !opts.execRoot) throw new InvalidParameterError('dataRoot and execRoot are required');
@@ -264,11 +267,12 @@ export class Engine {
       const { records, problems, interrupted } = await store.loadAll();
       for (const pr of problems) logger.error('could not load container; skipped', { container: pr.id, file: pr.file, error: pr.error });
       for (const id of interrupted ?? []) logger.warn('removed the directory of a create that a crash interrupted', { container: id });
+      service.unreadable.set(problems);
       await service.load(records);
       // Containers a backend holds but no record knows (a crash between the backend's create and
       // the store's write): force-delete them. Unreadable records keep theirs (the operator decides).
       await service.removeOrphans(problems.map((pr) => pr.id));
-      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(problems));
+      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded);
     } catch (err) {
       await service?.close().catch(() => {});
       for (const q of [...loaded].reverse()) await Promise.resolve(q.close?.()).catch(() => {});

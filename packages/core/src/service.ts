@@ -58,6 +58,7 @@ import { saveRetrying, type StateStore } from './store.js';
 import { failpoint } from './failpoint.js';
 import { FP } from './points.js';
 import { holders, listHoldings, type Holdings } from './reconcile.js';
+import { UnreadableContainers } from './unreadable.js';
 import type { EngineConfig } from './tokens.js';
 import type { ContainerConfig, ContainerRecord, ContainerStatus, EndpointSettings, HostConfig, MountPoint, NetworkSettings } from './types.js';
 import { deferred, fullMessage, parseSize, sleep } from './util.js';
@@ -288,9 +289,12 @@ export class ContainerService {
   private closed = false;
   /** What the backends held when load() ran, for the orphan sweep right after it. */
   private holdings: Map<string, Holdings> | undefined;
+  /** Containers whose record could not be read at start-up (the engine sets them): /info warnings, rm -f by ID. */
+  readonly unreadable: UnreadableContainers;
 
   constructor(private readonly d: ContainerServiceDeps) {
     this.registerBackend(d.runtime);
+    this.unreadable = new UnreadableContainers({ ...d, backends: () => [...this.backends.values()], newRecord: newContainerRecord });
   }
 
   // ---------------------------------------------------------------- backends
@@ -1164,6 +1168,10 @@ export class ContainerService {
   // ---------------------------------------------------------------- remove
 
   async remove(idOrName: string, opts: RemoveOptions = {}): Promise<void> {
+    if (this.unreadable.has(idOrName) && !this.records.has(idOrName)) {
+      await this.withLock(idOrName, () => this.unreadable.remove(idOrName, opts));
+      return;
+    }
     const rec = this.resolve(idOrName);
     if (rec.RemovalInProgress) throw new ConflictError(`removal of container ${rec.ID} is already in progress`);
     await this.withLock(rec.ID, () => this.removeLocked(rec, opts));
