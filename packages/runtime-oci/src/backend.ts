@@ -22,7 +22,6 @@ import {
   NotImplementedError,
   SystemError,
   errorKind,
-  formatLogTime,
   type AttachSession,
   type AttachStreams,
   type ExecOptions,
@@ -39,9 +38,11 @@ import {
 import { attachSocket } from './attach.js';
 import { pidAlive, readPidFile, spawnConmon, waitGone } from './conmon.js';
 import { LogPump, nullPump, type Pump } from './log-pump.js';
-import { removeExecFiles, restoreExecs, startExec, sweepDanglingLinks, type ExecContext, type ExecEntry } from './exec.js';
+import { removeExecFiles, restoreExecs, startExec, sweepDanglingLinks, type ExecContext } from './exec.js';
+import { ExitWatch, type Tracked } from './exits.js';
+import { fastStartRunc, listDir, mountsUnder, writeFifo } from './files.js';
+import { procRef } from './monitor.js';
 import { conmonArgs, loadMeta, writeFileAtomic, type ContainerMeta } from './record.js';
-import { lostExitCode, procRef, stillRunning, type ProcRef } from './monitor.js';
 import { RuntimeRegistry, findExecutable, type RuntimeMap } from './registry.js';
 import { runRuntime, type RuntimeBinary } from './runtime-cli.js';
 
@@ -79,27 +80,6 @@ export interface OciTimings {
   delete?: number;
 }
 
-interface Tracked {
-  timings?: OciTimings;
-  meta: ContainerMeta;
-  pump: Pump;
-  /** Exit already reported (or read at restore). */
-  exit?: ExitInfo;
-  execs: Map<string, ExecEntry>;
-  /** The runtime's `delete` of the exited container, started as soon as the exit is known. */
-  reap?: Promise<boolean>;
-  /** The container's conmon; undefined until its create reported (null: gone by then). */
-  monitor?: ProcRef | null;
-  /** The container's init process, when known. */
-  init?: ProcRef | null;
-  /** The monitor died without writing an exit file: berth watches the init itself. */
-  monitorLost?: boolean;
-  /** berth sent SIGKILL to the container (its exit code is 137 if the monitor cannot tell). */
-  sigkilled?: boolean;
-  /** A liveness check (it asks the runtime) is running. */
-  checking?: boolean;
-}
-
 const BACKEND_NAME = 'oci';
 
 export class OciRuntimeBackend implements RuntimeBackend {
@@ -114,9 +94,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
   private readonly conmonPath: string;
   private readonly events = new EventEmitter<{ exit: [ExitInfo] }>();
   private readonly tracked = new Map<string, Tracked>();
-  private watcher: fs.FSWatcher | null = null;
-  private safetyTimer: NodeJS.Timeout | null = null;
-  private lostTimer: NodeJS.Timeout | null = null;
+  private readonly exits: ExitWatch;
   private readonly warn: (msg: string, err?: unknown) => void;
 
   constructor(private readonly opts: OciBackendOptions) {
@@ -131,7 +109,15 @@ export class OciRuntimeBackend implements RuntimeBackend {
       fs.mkdirSync(d, { recursive: true, mode: 0o711 });
     }
     sweepDanglingLinks(this.sockDir, (msg) => this.warn(msg));
-    this.watchExits();
+    this.exits = new ExitWatch({
+      exitsDir: this.exitsDir,
+      tracked: this.tracked,
+      runtimeState: (meta) => this.runtimeState(meta),
+      exited: (t, exit) => this.finishExit(t, exit),
+      forgetExec: (t, execId) => this.forgetExec(t, execId),
+      warn: this.warn,
+    });
+    this.exits.start();
   }
 
   /** Names of the registered runtimes (for /info and error messages). */
@@ -224,117 +210,10 @@ export class OciRuntimeBackend implements RuntimeBackend {
 
   // ---------------------------------------------------------------- exits
 
-  private watchExits(): void {
-    try {
-      this.watcher = fs.watch(this.exitsDir, (_ev, name) => {
-        if (name) this.checkExit(name);
-      });
-      this.watcher.on('error', (err) => this.warn('exit watcher failed', err));
-    } catch (err) {
-      this.warn('cannot watch exit dir; relying on the safety poll', err);
-    }
-    // A safety net for lost inotify events (exits normally arrive through the watcher), and
-    // the liveness check of the monitors: a killed conmon writes no exit file.
-    this.safetyTimer = setInterval(() => this.checkAll(), 2000);
-    this.safetyTimer.unref();
-  }
-
-  private checkAll(): void {
-    for (const t of this.tracked.values()) {
-      this.checkExit(t.meta.id);
-      this.checkMonitor(t);
-      for (const [execId, ex] of t.execs) if (ex.orphan && !stillRunning(ex.orphan)) this.forgetExec(t, execId);
-    }
-  }
-
-  /** Containers without a monitor are watched closely: stop/kill wait for their exit. */
-  private watchLost(): void {
-    if (!this.lostTimer) {
-      this.lostTimer = setInterval(() => {
-        let any = false;
-        for (const t of this.tracked.values()) {
-          if (!t.monitorLost || t.exit) continue;
-          any = true;
-          this.checkMonitor(t);
-        }
-        if (!any && this.lostTimer) {
-          clearInterval(this.lostTimer);
-          this.lostTimer = null;
-        }
-      }, 100);
-      this.lostTimer.unref();
-    }
-  }
-
-  /**
-   * The monitor's liveness: gone without an exit file means it was killed. Then the runtime
-   * and the init's pid say whether the container still runs; once it does not, its exit is
-   * reported with the best code there is (monitor.ts: the real one, 137 after our SIGKILL, or
-   * 255 logged as unknown).
-   */
-  private checkMonitor(t: Tracked): void {
-    if (t.exit || t.checking || t.monitor === undefined || stillRunning(t.monitor)) return;
-    this.checkExit(t.meta.id); // it may have written the exit file just before it exited
-    if (t.exit || this.tracked.get(t.meta.id) !== t) return;
-    const id = t.meta.id;
-    if (!t.monitorLost) {
-      t.monitorLost = true;
-      this.warn(`monitor of container ${id} (conmon${t.monitor ? ` pid ${t.monitor.pid}` : ''}) is gone without reporting an exit (killed?); watching the container's process directly — its output is no longer collected`);
-      t.pump.stop();
-      this.watchLost();
-    }
-    if (stillRunning(t.init)) return;
-    t.checking = true;
-    void this.runtimeState(t.meta)
-      .catch(() => null)
-      .then((st) => {
-        t.checking = false;
-        if (t.exit || this.tracked.get(id) !== t) return;
-        if (st && st.pid > 0 && !t.init) t.init = { pid: st.pid, start: '' };
-        if (st && st.status !== 'stopped') {
-          // Still running as far as the runtime knows: watch that process from now on.
-          const ref = procRef(st.pid);
-          if (ref) {
-            t.init = ref;
-            return;
-          }
-        }
-        const { code, known } = lostExitCode(t.init, !!t.sigkilled);
-        if (!known) this.warn(`container ${id} exited while its monitor was gone: its exit code is unknown, reported as ${code}`);
-        this.finishExit(t, { id, exitCode: code, oomKilled: false, exitedAt: new Date().toISOString() });
-      });
-  }
-
-  private readExit(meta: ContainerMeta): ExitInfo | null {
-    let text: string;
-    let st: fs.BigIntStats;
-    try {
-      text = fs.readFileSync(this.exitFile(meta.id), 'utf8').trim();
-      st = fs.statSync(this.exitFile(meta.id), { bigint: true });
-    } catch {
-      return null;
-    }
-    if (!/^-?\d+$/.test(text)) return null;
-    return {
-      id: meta.id,
-      exitCode: Number(text),
-      oomKilled: fs.existsSync(path.join(meta.bundle, 'oom')),
-      exitedAt: formatLogTime(st.mtimeNs),
-    };
-  }
-
-  private checkExit(id: string): void {
-    const t = this.tracked.get(id);
-    if (!t || t.exit) return;
-    const exit = this.readExit(t.meta);
-    if (!exit) return;
-    this.recordTiming(id, 'exitNotify', Date.now() - Date.parse(exit.exitedAt));
-    this.finishExit(t, exit);
-  }
-
   /** Report an exit once: final log conversion, the event, then the runtime's delete. */
   private finishExit(t: Tracked, exit: ExitInfo): void {
     const id = t.meta.id;
+    this.recordTiming(id, 'exitNotify', Date.now() - Date.parse(exit.exitedAt));
     t.exit = exit;
     t.pump.stop(); // the last output is in the json-file before anyone hears of the exit
     this.events.emit('exit', exit);
@@ -486,7 +365,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
 
   async kill(id: string, signal: number, opts: { all?: boolean } = {}): Promise<void> {
     const t = this.get(id);
-    this.checkExit(id);
+    this.exits.checkExit(id);
     if (t.exit) throw new ConflictError(`Container ${id} is not running`);
     const args = ['kill'];
     if (opts.all) args.push('--all');
@@ -494,10 +373,10 @@ export class OciRuntimeBackend implements RuntimeBackend {
     try {
       await runRuntime(this.binary(t.meta), id, args);
       if (signal === 9) t.sigkilled = true;
-      if (t.monitorLost) this.checkMonitor(t);
+      if (t.monitorLost) this.exits.checkMonitor(t);
     } catch (err) {
       // Exited meanwhile: report it as not running, like dockerd.
-      this.checkExit(id);
+      this.exits.checkExit(id);
       if (t.exit || errorKind(err) === 'NotFound') throw new ConflictError(`Container ${id} is not running`, { cause: err });
       throw err;
     }
@@ -529,8 +408,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
   async state(id: string): Promise<RuntimeStateInfo | null> {
     const meta = this.tracked.get(id)?.meta ?? this.loadMeta(id);
     if (!meta) return null;
-    this.checkExit(id);
-    const exit = this.tracked.get(id)?.exit ?? this.readExit(meta);
+    this.exits.checkExit(id);
+    const exit = this.tracked.get(id)?.exit ?? this.exits.readExit(meta);
     if (exit) return { id, status: 'stopped', pid: 0, exit };
     const st = await this.runtimeState(meta);
     if (!st) return { id, status: 'stopped', pid: 0 };
@@ -546,7 +425,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
       this.tracked.set(id, t);
     }
     restoreExecs({ sockDir: this.sockDir, bundle: meta.bundle, containerId: id, execs: t.execs });
-    const exit = this.readExit(meta);
+    const exit = this.exits.readExit(meta);
     if (exit) {
       t.exit = exit;
       t.pump.stop(); // catch up on what the container wrote while the daemon was down
@@ -558,17 +437,17 @@ export class OciRuntimeBackend implements RuntimeBackend {
     const st = await this.runtimeState(meta);
     if (st && st.status !== 'stopped') {
       // The monitor may have exited between our read and now: look once more.
-      this.checkExit(id);
+      this.exits.checkExit(id);
       if (t.exit) return { id, status: 'stopped', pid: 0, exit: t.exit };
       t.init = procRef(st.pid);
       // Running without a monitor (it was killed): berth watches the process from now on.
-      if (!t.monitor) this.checkMonitor(t);
+      if (!t.monitor) this.exits.checkMonitor(t);
       return { id, status: st.status, pid: st.pid };
     }
     if (pidAlive(conmonPid)) {
       // conmon is writing the exit file right now.
       await waitGone(conmonPid, 2000);
-      const late = this.readExit(meta);
+      const late = this.exits.readExit(meta);
       if (late) {
         t.exit = late;
         t.pump.stop();
@@ -591,7 +470,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
       fs.rmSync(this.exitFile(id), { force: true });
       return;
     }
-    this.checkExit(id);
+    this.exits.checkExit(id);
     if (!this.tracked.get(id)?.exit) {
       const st = await this.runtimeState(meta);
       if (st && (st.status === 'running' || st.status === 'paused') && !opts.force) {
@@ -675,7 +554,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
 
   async exec(id: string, opts: ExecOptions): Promise<ExecSession> {
     const t = this.get(id);
-    this.checkExit(id);
+    this.exits.checkExit(id);
     if (t.exit) throw new ConflictError(`Container ${id} is not running`);
     OciRuntimeBackend.checkId(opts.execId);
     return startExec(this.execContext(t), opts);
@@ -707,7 +586,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
   /** `RUNTIME update --resources - ID` with the OCI LinuxResources JSON on stdin. */
   async update(id: string, resources: OciResources): Promise<void> {
     const t = this.get(id);
-    this.checkExit(id);
+    this.exits.checkExit(id);
     if (t.exit) throw new ConflictError(`Container ${id} is not running`);
     await runRuntime(this.binary(t.meta), id, ['update', '--resources', '-', id], { input: JSON.stringify(resources) });
   }
@@ -722,10 +601,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
   }
 
   async close(): Promise<void> {
-    this.watcher?.close();
-    this.watcher = null;
-    if (this.safetyTimer) clearInterval(this.safetyTimer);
-    this.safetyTimer = null;
+    this.exits.close();
     for (const t of this.tracked.values()) t.pump.detach();
     this.tracked.clear();
     this.events.removeAllListeners();
@@ -737,84 +613,4 @@ function translateCreateError(id: string, err: unknown): Error {
   const msg = err.message;
   // Messages the engine maps to exit codes 127/126 (moby translateContainerdStartErr).
   return new SystemError(`failed to create container ${id}: ${msg}`, { cause: err });
-}
-
-
-/**
- * What `runc start` does in runc 1.x: open `<root>/<id>/exec.fifo` for reading, which lets
- * the waiting `runc init` write one byte and exec the container's process, then remove the
- * fifo (runc's state is 'created' while it exists). False when this does not apply or did
- * not work, so that the caller runs `runc start` (which reports the proper error).
- */
-export async function fastStartRunc(meta: { runtimePath: string; globalArgs: string[]; id: string }): Promise<boolean> {
-  if (path.basename(meta.runtimePath) !== 'runc') return false;
-  let root = '/run/runc';
-  for (let i = 0; i < meta.globalArgs.length; i++) {
-    const a = meta.globalArgs[i];
-    if (a === '--root') root = meta.globalArgs[i + 1] ?? root;
-    else if (a.startsWith('--root=')) root = a.slice('--root='.length);
-  }
-  const fifo = path.join(root, meta.id, 'exec.fifo');
-  let fd: number;
-  try {
-    if (!fs.statSync(fifo).isFIFO()) return false;
-    fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch {
-    return false;
-  }
-  const buf = Buffer.alloc(16);
-  const deadline = Date.now() + 2000;
-  try {
-    for (;;) {
-      try {
-        if (fs.readSync(fd, buf, 0, buf.length, null) > 0) break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return false;
-      }
-      if (Date.now() > deadline) return false;
-      await new Promise((r) => setTimeout(r, 1));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.rmSync(fifo, { force: true });
-  return true;
-}
-
-async function writeFifo(file: string, data: string): Promise<void> {
-  let fh: fsp.FileHandle;
-  try {
-    fh = await fsp.open(file, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    throw new ConflictError(`monitor control fifo unavailable (${(err as NodeJS.ErrnoException).code}): container not running`, {
-      cause: err,
-    });
-  }
-  try {
-    await fh.write(data);
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Mount points at or below `dir` (from /proc/self/mountinfo). */
-export async function mountsUnder(dir: string): Promise<string[]> {
-  const text = await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  const out: string[] = [];
-  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-  for (const line of text.split('\n')) {
-    const mp = line.split(' ')[4];
-    if (!mp) continue;
-    const p = mp.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (p === dir || p.startsWith(prefix)) out.push(p);
-  }
-  return out;
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return fs.readdirSync(dir);
-  } catch {
-    return [];
-  }
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import { classifyRuntimeError, runRuntime, runtimeErrorMessage } from '../src/runtime-cli.js';
-import { fastStartRunc, mountsUnder } from '../src/backend.js';
+import { fastStartRunc, mountsUnder } from '../src/files.js';
 
 describe('runtime CLI errors', () => {
   it('extracts runc error messages', () => {

@@ -1,0 +1,87 @@
+/**
+ * File-level helpers of the OCI backend: runc's fast start through its exec fifo, writing to
+ * conmon's control fifo, the mounts below a bundle, listing a dir that may be gone.
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { ConflictError } from '@berth/core';
+
+/**
+ * What `runc start` does in runc 1.x: open `<root>/<id>/exec.fifo` for reading, which lets
+ * the waiting `runc init` write one byte and exec the container's process, then remove the
+ * fifo (runc's state is 'created' while it exists). False when this does not apply or did
+ * not work, so that the caller runs `runc start` (which reports the proper error).
+ */
+export async function fastStartRunc(meta: { runtimePath: string; globalArgs: string[]; id: string }): Promise<boolean> {
+  if (path.basename(meta.runtimePath) !== 'runc') return false;
+  let root = '/run/runc';
+  for (let i = 0; i < meta.globalArgs.length; i++) {
+    const a = meta.globalArgs[i];
+    if (a === '--root') root = meta.globalArgs[i + 1] ?? root;
+    else if (a.startsWith('--root=')) root = a.slice('--root='.length);
+  }
+  const fifo = path.join(root, meta.id, 'exec.fifo');
+  let fd: number;
+  try {
+    if (!fs.statSync(fifo).isFIFO()) return false;
+    fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  const buf = Buffer.alloc(16);
+  const deadline = Date.now() + 2000;
+  try {
+    for (;;) {
+      try {
+        if (fs.readSync(fd, buf, 0, buf.length, null) > 0) break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return false;
+      }
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.rmSync(fifo, { force: true });
+  return true;
+}
+
+export async function writeFifo(file: string, data: string): Promise<void> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(file, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    throw new ConflictError(`monitor control fifo unavailable (${(err as NodeJS.ErrnoException).code}): container not running`, {
+      cause: err,
+    });
+  }
+  try {
+    await fh.write(data);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Mount points at or below `dir` (from /proc/self/mountinfo). */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const text = await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const out: string[] = [];
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  for (const line of text.split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const p = mp.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (p === dir || p.startsWith(prefix)) out.push(p);
+  }
+  return out;
+}
+
+export function listDir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
