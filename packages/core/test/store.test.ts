@@ -17,14 +17,14 @@ afterEach(async () => {
 describe('state store on disk', () => {
   it('one directory per container with config.v2.json and hostconfig.json, no temp files left', async () => {
     t = await createTestEngine({ specDefaults: false });
-    const id = await t.createContainer({ name: 'disk', HostConfig: { Memory: 1 << 20 } });
+    const id = await t.createContainer({ name: 'disk', HostConfig: { Memory: 32 << 20 } });
     const dir = join(t.dataRoot, 'containers', id);
     expect((await readdir(dir)).sort()).toEqual(['config.v2.json', 'hostconfig.json']);
     const cfg = JSON.parse(await readFile(join(dir, 'config.v2.json'), 'utf8')) as ContainerRecord;
     expect(cfg.ID).toBe(id);
     expect(cfg.Name).toBe('/disk');
     expect('HostConfig' in cfg).toBe(false);
-    expect(JSON.parse(await readFile(join(dir, 'hostconfig.json'), 'utf8'))).toMatchObject({ Memory: 1 << 20 });
+    expect(JSON.parse(await readFile(join(dir, 'hostconfig.json'), 'utf8'))).toMatchObject({ Memory: 32 << 20 });
   });
 
   it('atomicWriteFile replaces the whole file or nothing', async () => {
@@ -74,7 +74,7 @@ describe('state store on disk', () => {
 
   it('reload after a crash between two writes: temp files dropped, the container loads whole', async () => {
     t = await createTestEngine({ specDefaults: false });
-    const id = await t.createContainer({ name: 'crashy', HostConfig: { Memory: 1000 } });
+    const id = await t.createContainer({ name: 'crashy', HostConfig: { Memory: 10 << 20 } });
     await t.engine.close();
     const dir = join(t.dataRoot, 'containers', id);
     // The crash: a newer config.v2.json landed; the hostconfig.json write died half way (only its temp exists).
@@ -85,7 +85,7 @@ describe('state store on disk', () => {
     await t.restart();
     const r = t.engine.containers.get('crashy');
     expect(r.Config.Labels).toEqual({ updated: 'yes' });
-    expect(r.HostConfig.Memory).toBe(1000);
+    expect(r.HostConfig.Memory).toBe(10 << 20);
     expect(t.engine.loadProblems).toEqual([]);
     expect((await readdir(dir)).sort()).toEqual(['config.v2.json', 'hostconfig.json']);
   });
