@@ -2,7 +2,8 @@
  * docker cp / docker export on containers that do not run, with the real docker CLI against a
  * real berthd (runc + conmon + the image store): the root filesystem is mounted for each
  * request and unmounted after it, a start racing with cps keeps its mount, and no mount of the
- * container is left behind.
+ * container is left behind. Paths inside bind mounts are read and written in the bind's source,
+ * as dockerd does, whether the container runs or not; a read-only bind is refused.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -49,7 +50,7 @@ describe.skipIf(skip)('docker cp and docker export on stopped containers (berthd
     driver = (await ok(['info', '--format', '{{.Driver}}'])).trim();
   }, 120_000);
   afterAll(async () => {
-    await d?.docker(['rm', '-f', 'cpbox', 'racer']).catch(() => {});
+    await d?.docker(['rm', '-f', 'cpbox', 'racer', 'bindbox', 'bindidle']).catch(() => {});
     await d?.cleanup();
     removeTestImageTarball();
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -156,5 +157,34 @@ describe.skipIf(skip)('docker cp and docker export on stopped containers (berthd
     expect(logs.stdout).toBe('race\nrace\n/bin/busybox\nalive\n');
     // exit processing (unmount) runs right after the exit
     await expectNoMounts(id);
+  }, 120_000);
+
+  it('docker cp in and out of bind mounts (running and created containers); a read-only bind is refused', async () => {
+    const rw = path.join(tmp, 'bind-rw');
+    const ro = path.join(tmp, 'bind-ro');
+    fs.mkdirSync(rw);
+    fs.mkdirSync(ro);
+    fs.writeFileSync(path.join(rw, 'from-host.txt'), 'bind content\n');
+    fs.writeFileSync(path.join(ro, 'ro.txt'), 'read-only\n');
+    const src = path.join(tmp, 'into-bind.txt');
+    fs.writeFileSync(src, 'copied in\n');
+    const binds = ['-v', `${rw}:/data`, '-v', `${ro}:/ro:ro`];
+    await ok(['run', '-d', '--name', 'bindbox', '--network', 'none', ...binds, TEST_IMAGE, 'sleep', '300']);
+    await ok(['create', '--name', 'bindidle', '--network', 'none', ...binds, TEST_IMAGE, 'true']);
+    for (const name of ['bindbox', 'bindidle']) {
+      await ok(['cp', src, `${name}:/data/${name}.txt`]);
+      expect(fs.readFileSync(path.join(rw, `${name}.txt`), 'utf8')).toBe('copied in\n');
+      const out = path.join(tmp, `${name}-out.txt`);
+      await ok(['cp', `${name}:/data/from-host.txt`, out]);
+      expect(fs.readFileSync(out, 'utf8')).toBe('bind content\n');
+      await ok(['cp', `${name}:/ro/ro.txt`, path.join(tmp, `${name}-ro.txt`)]);
+      expect(fs.readFileSync(path.join(tmp, `${name}-ro.txt`), 'utf8')).toBe('read-only\n');
+      const refused = await d.docker(['cp', src, `${name}:/ro/x.txt`]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toContain('mounted volume is marked read-only');
+      expect(fs.readdirSync(ro)).toEqual(['ro.txt']);
+    }
+    // the running container sees what docker cp wrote into its bind
+    expect((await ok(['exec', 'bindbox', 'cat', '/data/bindidle.txt'])).trim()).toBe('copied in');
   }, 120_000);
 });
