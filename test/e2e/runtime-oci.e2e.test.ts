@@ -405,6 +405,25 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
     expect((await waitExit(id)).exitCode).toBe(137);
   });
 
+  it('a create never destroys a container the runtime still runs without its bundle', async () => {
+    const { id, pid } = await create(['/bin/sh', '-c', 'while true; do sleep 0.05; done']);
+    await backend.start(id);
+    const bundle = path.join(tmp, 'exec/oci', id);
+    fs.renameSync(bundle, `${bundle}.aside`); // lost, as by a bad cleanup; runc's state is still there
+    const restarted = new OciRuntimeBackend({ execRoot: path.join(tmp, 'exec'), runtimes: { runc: { path: 'runc' } }, defaultRuntime: 'runc' });
+    try {
+      const err = await restarted
+        .create({ ...busyboxCreateOptions(rootfs, id, ['/bin/true'], path.join(tmp, 'again.log')), runtime: 'runc' })
+        .then(() => null, (e: unknown) => e);
+      expect(errorKind(err)).toBe('Conflict');
+      expect(fs.existsSync(`/proc/${pid}`), 'the running container was not killed').toBe(true);
+      expect((await backend.state(id))?.status).toBe('running');
+    } finally {
+      await restarted.close();
+      fs.renameSync(`${bundle}.aside`, bundle);
+    }
+  });
+
   it('delete leaves nothing under the exec root', async () => {
     const { id } = await create(['/bin/sh', '-c', 'sleep 100']);
     await backend.start(id);

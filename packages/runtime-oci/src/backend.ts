@@ -261,7 +261,9 @@ export class OciRuntimeBackend implements RuntimeBackend {
       throw new SystemError(`conmon not found (${this.conmonPath}); install the conmon package`);
     }
     const bundle = this.bundleDir(id);
-    if (this.tracked.has(id) || fs.existsSync(bundle)) {
+    // The runtime's own state dir too: a create that failed on it would force-delete (kill)
+    // a container that still runs without its bundle.
+    if (this.tracked.has(id) || fs.existsSync(bundle) || fs.existsSync(path.join(this.stateRoot, rt.name, id))) {
       throw new ConflictError(`container ${id} already exists in the runtime backend`);
     }
     // The engine passes daemon.json runtimeArgs too; the registry's are the fallback.
@@ -571,7 +573,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
       execs: t.execs,
       emitExit: (e) => this.events.emit('exit', e),
       warn: this.warn,
-      translateError: (err) => translateCreateError(t.meta.id, err),
+      translateError: translateExecError,
     };
   }
 
@@ -606,6 +608,12 @@ export class OciRuntimeBackend implements RuntimeBackend {
     this.tracked.clear();
     this.events.removeAllListeners();
   }
+}
+
+/** An exec the runtime refused, in containerd's words ("OCI runtime exec failed: …", as dockerd shows it). */
+function translateExecError(err: unknown): Error {
+  if (errorKind(err) !== 'System' || !(err instanceof Error)) return err as Error;
+  return new SystemError(`OCI runtime exec failed: ${err.message}`, { cause: err });
 }
 
 function translateCreateError(id: string, err: unknown): Error {
