@@ -169,7 +169,7 @@ export function buildApp(opts: AppOptions): App {
         signal: ac.signal,
         upgraded: upgrade !== null,
         hijack,
-        own: (s, name) => streams.own(s, name),
+        own: (s, name, atEnd) => streams.own(s, name, atEnd),
         streaming() {
           streamingRequests.add(ac);
           if (closing) ac.abort();

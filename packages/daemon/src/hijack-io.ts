@@ -128,7 +128,8 @@ export async function hijackSession(
   else ctx.signal.addEventListener('abort', onAbort);
   let stdin: NodeJS.ReadableStream | null = null;
   if (o.stdin) {
-    stdin = sock.pipe(ctx.own(new DetachFilter(o.stdin, () => detached.abort()), 'stdin detach filter'));
+    // A client that goes away closes the process's stdin (it reads EOF), as dockerd does.
+    stdin = sock.pipe(ctx.own(new DetachFilter(o.stdin, () => detached.abort()), 'stdin detach filter', 'end'));
   } else {
     sock.resume();
   }

@@ -16,6 +16,13 @@ export interface OwnedStream {
   readonly destroyed?: boolean;
 }
 
+/**
+ * What the end of the request does to a stream it owns: `destroy` it, or `end` it (a
+ * process's stdin: the process reads EOF, as when the client closes it, instead of waiting
+ * forever on an input nobody will write).
+ */
+export type OnRequestEnd = 'destroy' | 'end';
+
 export interface StreamFailure {
   error: Error;
   /** Which stream of the request failed ("hijacked connection", "archive tar", …). */
@@ -33,7 +40,7 @@ export function clientWentAway(err: unknown): boolean {
 }
 
 export class RequestStreams {
-  private readonly owned = new Set<OwnedStream>();
+  private readonly owned = new Map<OwnedStream, OnRequestEnd>();
   private closed = false;
   /** The first stream failure of this request, if any. */
   failure: StreamFailure | null = null;
@@ -55,22 +62,22 @@ export class RequestStreams {
     return s;
   }
 
-  /** watch() and destroy the stream when the request ends (at once if it already has). */
-  own<S extends OwnedStream>(s: S, stream: string): S {
+  /** watch() and destroy (or end) the stream when the request ends (at once if it already has). */
+  own<S extends OwnedStream>(s: S, stream: string, atEnd: OnRequestEnd = 'destroy'): S {
     this.watch(s, stream);
     if (this.closed) {
-      if (!s.destroyed) s.destroy();
+      release(s, atEnd);
       return s;
     }
-    this.owned.add(s);
+    this.owned.set(s, atEnd);
     s.once('close', () => this.owned.delete(s));
     return s;
   }
 
-  /** The request ended: destroy every stream it still owns. */
+  /** The request ended: destroy (or end) every stream it still owns. */
   close(): void {
     this.closed = true;
-    for (const s of this.owned) if (!s.destroyed) s.destroy();
+    for (const [s, atEnd] of this.owned) release(s, atEnd);
     this.owned.clear();
   }
 
@@ -78,6 +85,14 @@ export class RequestStreams {
   get open(): number {
     return this.owned.size;
   }
+}
+
+function release(s: OwnedStream, atEnd: OnRequestEnd): void {
+  if (s.destroyed) return;
+  const w = s as OwnedStream & { end?: () => unknown; writableEnded?: boolean };
+  if (atEnd === 'end' && typeof w.end === 'function') {
+    if (!w.writableEnded) w.end();
+  } else s.destroy();
 }
 
 export interface SendStreamOptions {

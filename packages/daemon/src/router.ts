@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { OwnedStream } from './request-streams.js';
+import type { OnRequestEnd, OwnedStream } from './request-streams.js';
 
 export interface RequestContext {
   readonly req: IncomingMessage;
@@ -30,7 +30,7 @@ export interface RequestContext {
    * errors end the request, logged with method and path, and it is destroyed when the
    * request ends. Returns the stream. (request-streams.ts)
    */
-  own<S extends OwnedStream>(stream: S, name: string): S;
+  own<S extends OwnedStream>(stream: S, name: string, atEnd?: OnRequestEnd): S;
   /**
    * Declare this request long-lived (events, logs/stats follow, attach): on shutdown the
    * daemon ends it instead of waiting for it.

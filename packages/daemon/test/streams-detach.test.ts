@@ -94,8 +94,8 @@ describe('input after the detach keys ends only the session', () => {
     await inj.close();
   });
 
-  const afterDetach = async (url: string, keys: string) => {
-    const up = await inj.upgrade({ method: 'POST', url });
+  const afterDetach = async (url: string, keys: string, body?: object) => {
+    const up = await inj.upgrade({ method: 'POST', url, ...(body ? { body } : {}) });
     expect(up.statusCode).toBe(101);
     const all = readAll(up.socket, up.head);
     up.socket.write('ab' + keys);
@@ -118,7 +118,7 @@ describe('input after the detach keys ends only the session', () => {
   it('exec start with DetachKeys', async () => {
     const errors = await uncaughtDuring(async () => {
       const created = await inj.request({ method: 'POST', url: '/containers/box/exec', body: { Cmd: ['cat'], AttachStdin: true, AttachStdout: true, Tty: true, DetachKeys: 'ctrl-x' } });
-      await afterDetach(`/v1.44/exec/${created.json().Id}/start`, '\x18');
+      await afterDetach(`/v1.44/exec/${created.json().Id}/start`, '\x18', { Tty: true });
     });
     expect(errors.map((e) => e.message)).toEqual([]);
   });

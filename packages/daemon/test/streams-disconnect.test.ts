@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEngine, FakeRuntime, type TestEngine } from '@berth/testing';
 import { apiRoutes, buildApp, engineBackend, openInjector, type App, type Injector } from '../src/index.js';
 import { facts } from './helpers/fake-backend.js';
-import { disconnectLoop, httpHead, openFds, settles, tarOf, upgradeHead, type DisconnectEndpoint } from './helpers/disconnect.js';
+import { containerEndpoints, disconnectLoop, openFds, settles, tarOf } from './helpers/disconnect.js';
 
 const SEED = Number(process.env.BERTH_DISCONNECT_SEED ?? 20261206);
 const ITERATIONS = 90;
@@ -46,30 +46,11 @@ describe('clients that go away mid-stream (FakeRuntime)', () => {
     await t?.dispose();
   });
 
-  const endpoints = (): DisconnectEndpoint[] => [
-    {
-      name: 'attach',
-      request: async () => upgradeHead(`/v1.44/containers/${id}/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-x`),
-      typing: [Buffer.from('echo hi\n'), Buffer.from('\x18'), Buffer.from('typed after the detach\n')],
-    },
-    {
-      name: 'exec start',
-      request: async () => {
-        const r = await inj.request({ method: 'POST', url: `/v1.44/containers/${id}/exec`, body: { Cmd: ['cat'], AttachStdin: true, AttachStdout: true, AttachStderr: true } });
-        return upgradeHead(`/v1.44/exec/${r.json().Id}/start`, '{"Detach":false,"Tty":false}');
-      },
-      typing: [Buffer.from('input\n')],
-    },
-    { name: 'logs -f', request: async () => ({ head: httpHead('GET', `/v1.44/containers/${id}/logs?follow=1&stdout=1&stderr=1`) }) },
-    { name: 'events', request: async () => ({ head: httpHead('GET', '/v1.44/events') }) },
-    { name: 'stats', request: async () => ({ head: httpHead('GET', `/v1.44/containers/${id}/stats`) }) },
-    { name: 'archive GET', request: async () => ({ head: httpHead('GET', `/v1.44/containers/${id}/archive?path=/`) }) },
-    {
-      name: 'archive PUT',
-      request: async () => ({ head: httpHead('PUT', `/v1.44/containers/${id}/archive?path=/tmp`, { 'Content-Type': 'application/x-tar', 'Content-Length': body.length }), body }),
-    },
-    { name: 'export', request: async () => ({ head: httpHead('GET', `/v1.44/containers/${id}/export`) }) },
-  ];
+  const createExec = async () => {
+    const r = await inj.request({ method: 'POST', url: `/v1.44/containers/${id}/exec`, body: { Cmd: ['cat'], AttachStdin: true, AttachStdout: true, AttachStderr: true } });
+    return r.json().Id as string;
+  };
+  const endpoints = () => containerEndpoints(id, createExec, body);
 
   it(`every streaming endpoint, ${ITERATIONS} abandoned requests (seed ${SEED}): the daemon answers and leaks nothing`, { timeout: 120_000 }, async () => {
     // a clean round first, so that what is opened once and kept (lazily) is in the baseline

@@ -146,3 +146,51 @@ export function openFds(pid: number | 'self' = 'self'): string[] {
     }
   });
 }
+
+/**
+ * The container's streaming endpoints: attach (stdin, the detach keys, input after them), exec
+ * start (`createExec` makes a fresh exec each time), logs -f, events, stats, archive GET/PUT
+ * (`tar` is the PUT body) and export.
+ */
+export function containerEndpoints(id: string, createExec: () => Promise<string>, tar: Buffer): DisconnectEndpoint[] {
+  return [
+    {
+      name: 'attach',
+      request: async () => upgradeHead(`/v1.44/containers/${id}/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-x`),
+      typing: [Buffer.from('echo hi\n'), Buffer.from('\x18'), Buffer.from('typed after the detach\n')],
+    },
+    {
+      name: 'exec start',
+      request: async () => upgradeHead(`/v1.44/exec/${await createExec()}/start`, '{"Detach":false,"Tty":false}'),
+      typing: [Buffer.from('input\n')],
+    },
+    { name: 'logs -f', request: async () => ({ head: httpHead('GET', `/v1.44/containers/${id}/logs?follow=1&stdout=1&stderr=1`) }) },
+    { name: 'events', request: async () => ({ head: httpHead('GET', '/v1.44/events') }) },
+    { name: 'stats', request: async () => ({ head: httpHead('GET', `/v1.44/containers/${id}/stats`) }) },
+    { name: 'archive GET', request: async () => ({ head: httpHead('GET', `/v1.44/containers/${id}/archive?path=/`) }) },
+    {
+      name: 'archive PUT',
+      request: async () => ({ head: httpHead('PUT', `/v1.44/containers/${id}/archive?path=/tmp`, { 'Content-Type': 'application/x-tar', 'Content-Length': tar.length }), body: tar }),
+    },
+    { name: 'export', request: async () => ({ head: httpHead('GET', `/v1.44/containers/${id}/export`) }) },
+  ];
+}
+
+/** The image endpoints that stream: save, load (`image` is a docker-save tarball), and pull/push of `remote` (a registry reference) when given. */
+export function imageEndpoints(name: string, image: Buffer, remote: string | null): DisconnectEndpoint[] {
+  const eps: DisconnectEndpoint[] = [
+    { name: 'images save', request: async () => ({ head: httpHead('GET', `/v1.44/images/get?names=${encodeURIComponent(name)}`) }) },
+    {
+      name: 'images load',
+      request: async () => ({ head: httpHead('POST', '/v1.44/images/load?quiet=1', { 'Content-Type': 'application/x-tar', 'Content-Length': image.length }), body: image }),
+    },
+  ];
+  if (remote) {
+    const auth = Buffer.from('{}').toString('base64');
+    eps.push(
+      { name: 'images pull', request: async () => ({ head: httpHead('POST', `/v1.44/images/create?fromImage=${encodeURIComponent(remote)}&tag=latest`, { 'X-Registry-Auth': auth, 'Content-Length': 0 }) }) },
+      { name: 'images push', request: async () => ({ head: httpHead('POST', `/v1.44/images/${remote}/push?tag=latest`, { 'X-Registry-Auth': auth, 'Content-Length': 0 }) }) },
+    );
+  }
+  return eps;
+}
