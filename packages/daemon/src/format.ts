@@ -98,14 +98,14 @@ export function parseDetachKeys(spec: string): Buffer {
 export const DEFAULT_DETACH_KEYS = 'ctrl-p,ctrl-q';
 
 /**
- * An endpoint as dockerd shows it in inspect and in `docker ps`: every key present, unset
- * ones empty ("" for addresses and MacAddress, 0, null) — e.g. on the none and host networks.
+ * An endpoint as dockerd shows it in inspect and in `docker ps`: the address keys present and
+ * empty when unset ("" for addresses and MacAddress, 0, null) — e.g. on the none and host
+ * networks. Unset lists (Links, Aliases, DNSNames) stay out: dockerd sends null there, which
+ * the swagger does not allow.
  */
 export function endpointBody(e: EndpointSettings | undefined): Record<string, unknown> {
   return {
     IPAMConfig: null,
-    Links: null,
-    Aliases: null,
     MacAddress: '',
     DriverOpts: null,
     GwPriority: 0,
@@ -117,7 +117,6 @@ export function endpointBody(e: EndpointSettings | undefined): Record<string, un
     IPv6Gateway: '',
     GlobalIPv6Address: '',
     GlobalIPv6PrefixLen: 0,
-    DNSNames: null,
     ...e,
   };
 }
