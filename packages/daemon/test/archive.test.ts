@@ -1,38 +1,15 @@
-/** docker cp through the API on a temp root filesystem: stat header, tar out, tar in, traversal refused. */
+/**
+ * docker cp through the API on a temp root filesystem: stat header, tar out, tar in, traversal
+ * refused; a client that goes away mid-tar leaves no fd of the walk open.
+ */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tar from 'tar-stream';
+import http from 'node:http';
 import { buildApp, openInjector, apiRoutes, type Injector } from '../src/index.js';
 import { fakeBackend, record } from './helpers/fake-backend.js';
-
-async function makeTar(entries: Array<{ name: string; body?: string; type?: 'file' | 'directory' | 'symlink'; linkname?: string }>): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const e of entries) {
-    if (e.type === 'directory' || e.type === 'symlink') pack.entry({ name: e.name, type: e.type, linkname: e.linkname, mode: 0o755 });
-    else pack.entry({ name: e.name, mode: 0o644 }, e.body ?? '');
-  }
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(Buffer.from(c as Uint8Array));
-  return Buffer.concat(chunks);
-}
-
-async function listTar(buf: Buffer): Promise<Record<string, string>> {
-  const ex = tar.extract();
-  const out: Record<string, string> = {};
-  const done = (async () => {
-    for await (const entry of ex) {
-      const parts: Buffer[] = [];
-      for await (const c of entry) parts.push(Buffer.from(c as Uint8Array));
-      out[entry.header.name] = entry.header.type === 'symlink' ? `-> ${entry.header.linkname}` : Buffer.concat(parts).toString();
-    }
-  })();
-  ex.end(buf);
-  await done;
-  return out;
-}
+import { listTar, makeTar } from './helpers/archive-table.js';
 
 describe('archive (docker cp)', () => {
   let dir: string;
@@ -118,5 +95,39 @@ describe('archive (docker cp)', () => {
     const entries = await listTar(r.body);
     expect(entries['etc/hostname']).toBe('box\n');
     expect(entries['abs']).toBe(`-> ${outside}`);
+  });
+
+  it('a client that goes away in the middle of a GET or an export leaves no fd of the walk open', async () => {
+    fs.writeFileSync(path.join(root, 'data', 'big.bin'), Buffer.alloc(8 * 1024 * 1024, 7));
+    const fdsUnder = () =>
+      fs.readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir + '/');
+        } catch {
+          return false;
+        }
+      }).length;
+    const before = fdsUnder();
+    for (const url of ['/containers/box/archive?path=/data', '/containers/box/export']) {
+      await new Promise<void>((resolve, reject) => {
+        const req = http.request({ socketPath: inj.socketPath, path: url }, (res) => {
+          res.once('data', () => {
+            // read one chunk, then stop reading and hang up while berth is mid-file
+            res.pause();
+            setTimeout(() => {
+              req.destroy();
+              resolve();
+            }, 50);
+          });
+        });
+        req.on('error', () => undefined);
+        req.on('close', () => resolve());
+        req.end();
+        setTimeout(() => reject(new Error('no response')), 10_000);
+      });
+      // the server notices the hang-up asynchronously; wait for its fds (bounded)
+      for (let i = 0; i < 200 && fdsUnder() > before; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(fdsUnder(), url).toBe(before);
+    }
   });
 });
