@@ -1101,9 +1101,16 @@ export class ContainerService {
       if (await this.reconcileLostExit(rec)) return;
       throw err;
     }
-    const t = sleep(KILL_WAIT_MS);
-    const gone = await Promise.race([exited.then(() => true), t.promise.then(() => false)]);
-    t.cancel();
+    // Wait for the exit event, asking the backend's state between waits (1 s, then every 2 s):
+    // one that lost the exit (e.g. its monitor was killed) says "stopped" long before the limit.
+    const deadline = Date.now() + KILL_WAIT_MS;
+    let gone = false;
+    for (let pollMs = 1000; !gone && isActive(rec) && Date.now() < deadline; pollMs = 2000) {
+      const t = sleep(Math.max(0, Math.min(pollMs, deadline - Date.now())));
+      gone = await Promise.race([exited.then(() => true), t.promise.then(() => false)]);
+      t.cancel();
+      if (!gone && isActive(rec) && (await this.reconcileLostExit(rec))) return;
+    }
     if (!gone && isActive(rec)) {
       // The backend may have lost the exit event: ask it.
       if (await this.reconcileLostExit(rec)) return;
