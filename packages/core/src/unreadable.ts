@@ -6,8 +6,9 @@
  * network the release hooks undo, the image store's root filesystem, and the record dir.
  *
  * The release hooks get a stand-in record: the ID, the HostConfig when hostconfig.json still
- * reads, and the image ID when it can still be found in the torn config.v2.json (a container
- * whose image cannot be told keeps its root filesystem for the image store's start-up sweep).
+ * reads, and the image (its ID, else the name it was created from) when the torn
+ * config.v2.json still shows it. A container whose image cannot be told at all is released
+ * without the image store: its root filesystem stays for the operator.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -107,7 +108,9 @@ export class UnreadableContainers {
       /* unreadable too: defaults */
     }
     const text = await readFile(join(dir, CONFIG_FILE), 'utf8').catch(() => '');
-    const image = /"Image":"(sha256:[0-9a-f]{64})"/.exec(text)?.[1] ?? '';
+    // The image ID, else the image the container was created from (Config.Image comes first in
+    // the file): the image store releases the root filesystem of any container with an image.
+    const image = /"Image":"(sha256:[0-9a-f]{64})"/.exec(text)?.[1] ?? /"Image":"([^"\\]+)"/.exec(text)?.[1] ?? '';
     const name = /"Name":"(\/[a-zA-Z0-9][a-zA-Z0-9_.-]*)"/.exec(text)?.[1] ?? `/${id}`;
     return this.d.newRecord({ ID: id, Name: name, Created: '', Config: {}, HostConfig: hostConfig, Image: image });
   }
