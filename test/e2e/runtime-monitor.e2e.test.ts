@@ -102,6 +102,29 @@ describe.skipIf(skip !== null)('a killed monitor (conmon SIGKILLed)', () => {
     expect(leftovers(d)).toEqual([]);
   });
 
+  it('a monitor killed while berthd is down: the restarted daemon keeps the container managed and sees its end', async () => {
+    const first = await startBerthd({ args: ['--live-restore'] });
+    d = first;
+    await first.loadTestImage();
+    const id = await runDetached(first, 'orphaned', 'sleep 1000');
+    const pid = (await inspectContainer(first, id)).State.Pid;
+    expect(await first.stop()).toBe(0);
+    await killMonitor(first, id);
+
+    d = await startBerthd({ dir: first.dir, args: ['--live-restore'] });
+    const st = await inspectContainer(d, id);
+    expect(st.State.Status).toBe('running');
+    expect(st.State.Pid).toBe(pid);
+    expect(d.log()).toMatch(/monitor .*(gone|killed|lost)/i);
+    const stop = await d.docker(['stop', '-t', '1', id], { timeoutMs: PROMPT_MS });
+    expect(stop.code, `docker stop: ${stop.stderr}`).toBe(0);
+    expect((await inspectContainer(d, id)).State.ExitCode).toBe(137);
+    expect(alive(pid)).toBe(false);
+    const rm = await d.docker(['rm', id], { timeoutMs: PROMPT_MS });
+    expect(rm.code, rm.stderr).toBe(0);
+    expect(leftovers(d)).toEqual([]);
+  });
+
   it("an exec whose monitor is killed still ends: its dir and s/ link go, the container takes new execs", async () => {
     d = await startBerthd();
     await d.loadTestImage();
