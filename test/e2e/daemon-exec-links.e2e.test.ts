@@ -73,7 +73,7 @@ describe.skipIf(skip)('exec details and legacy links against berthd', () => {
     expect(r.code).toBe(7);
     const missing = await d.docker(['exec', 'box', 'nosuch']);
     expect(missing.code).toBe(127);
-    expect(missing.stdout + missing.stderr).toContain('executable file not found in $PATH');
+    expect(missing.stdout).toMatch(/^OCI runtime exec failed: .*exec: "nosuch": executable file not found in \$PATH\r\n$/);
   });
 
   it('a detached exec start answers 200 with an empty body; the exit code comes to inspect', async () => {

@@ -212,8 +212,11 @@ export function engineBackend(engine: Engine, opts: EngineBackendOptions): Daemo
     },
     async inspect(id) {
       const c = svc.inspect(id);
-      // dockerd shows the links as "/db:/web/db", whatever form they were given in
-      c.HostConfig.Links = inspectLinks(c, svc);
+      // dockerd shows the links as "/db:/web/db", whatever form they were given in; none: the
+      // key stays out (dockerd sends null, which the swagger does not allow for a list)
+      const links = inspectLinks(c, svc);
+      if (links) c.HostConfig.Links = links;
+      else delete c.HostConfig.Links;
       return c;
     },
     list: async () => svc.list(),
