@@ -53,7 +53,8 @@ const cases: Array<[string, InjectRequest, number]> = [
   ['bad wait condition', { method: 'POST', url: '/containers/web/wait?condition=forever' }, 400],
   ['unknown API version (too new)', { url: '/v1.99/containers/json' }, 400],
   ['unknown API version (too old)', { url: '/v1.12/containers/json' }, 400],
-  ['unknown route', { url: '/containers/web/teleport/now' }, 404],
+  // (not under /containers/: DELETE /containers/{id:.*} matches every path there, so another method is a 405 as in dockerd)
+  ['unknown route', { url: '/exec/abc/teleport' }, 404],
   ['unknown top-level route', { url: '/v1.44/flux-capacitor' }, 404],
   ['wrong method', { method: 'PUT', url: '/containers/json' }, 405],
   ['malformed filters', { url: '/containers/json?filters=%7Bnot-json' }, 400],
