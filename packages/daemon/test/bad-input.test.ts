@@ -304,6 +304,15 @@ describe('bad input over the engine: dockerd\'s status and message', () => {
     expect(over.statusCode).toBe(400);
   });
 
+  it('update checks the changes alone, as dockerd: a MemorySwap without a Memory is held against the stored limit', async () => {
+    const id = (await inj.request(H({ Memory: 64 << 20, MemorySwap: 128 << 20 })(base))).json().Id;
+    const swapOnly = await inj.request({ method: 'POST', url: `/containers/${id}/update`, body: { MemorySwap: 256 << 20 } });
+    expect(swapOnly.statusCode).toBe(200);
+    const tooSmall = await inj.request({ method: 'POST', url: `/containers/${id}/update`, body: { MemorySwap: 32 << 20 } });
+    expect(tooSmall.statusCode).toBe(400);
+    expect(t.engine.containers.get(id).HostConfig).toMatchObject({ Memory: 64 << 20, MemorySwap: 256 << 20 });
+  });
+
   it('a valid volume name still gets 501 until berth has volumes', async () => {
     const r = await inj.request(H({ Binds: ['goodname:/data'] })(base));
     expect(r.statusCode).toBe(501);
