@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SystemError } from '@berth/core';
 import { envp, nativeAddon, signalName } from '@berth/native';
+import { procRef } from './monitor.js';
 import { runtimeErrorMessage } from './runtime-cli.js';
 
 export interface ConmonSpawnOptions {
@@ -154,19 +155,7 @@ export function spawnConmon(opts: ConmonSpawnOptions): Promise<number> {
 
 /** Is a process alive (and not a zombie)? */
 export function pidAlive(pid: number): boolean {
-  if (!(pid > 0)) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
+  return procRef(pid) !== null;
 }
 
 export function readPidFile(file: string): number {
