@@ -192,7 +192,8 @@ export function verifyHostConfig(hc: HostConfig | null | undefined, opts: HostCo
   if (hc.AutoRemove && policy !== '' && policy !== 'no') throw bad("can't create 'AutoRemove' container with restart policy");
   for (const h of hc.ExtraHosts ?? []) verifyExtraHost(h);
   verifyPortBindings(hc.PortBindings);
-  parseCapabilities({ capAdd: hc.CapAdd, capDrop: hc.CapDrop, privileged: hc.Privileged === true, known: knownCapabilities() });
+  // names are checked with or without Privileged, as dockerd's validateCapabilities does
+  parseCapabilities({ capAdd: hc.CapAdd, capDrop: hc.CapDrop, known: knownCapabilities() });
   const isolation = hc.Isolation ?? '';
   if (isolation !== '' && isolation !== 'default') throw bad(`Invalid isolation: ${JSON.stringify(isolation)} - linux only supports 'default'`);
   for (const key of Object.keys(hc.Annotations ?? {})) {

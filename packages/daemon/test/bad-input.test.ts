@@ -178,6 +178,7 @@ const table: Row[] = [
   ['exposed port range backwards', C({ ExposedPorts: { '90-80/tcp': {} } }), 400, 'invalid port specification: "90-80"'],
   // capabilities and security options
   ['unknown capability in CapAdd', H({ CapAdd: ['BOGUS'] }), 400, 'invalid CapAdd: unknown capability: "CAP_BOGUS"'],
+  ['unknown capability in a privileged container', H({ Privileged: true, CapAdd: ['BOGUS'] }), 400, 'invalid CapAdd: unknown capability: "CAP_BOGUS"'],
   ['unknown capability in CapDrop', H({ CapDrop: ['CAP_NOPE'] }), 400, 'invalid CapDrop: unknown capability: "CAP_NOPE"'],
   ['security option without a value', H({ SecurityOpt: ['foo'] }), 400, 'invalid --security-opt 1: "foo"'],
   ['unknown security option', H({ SecurityOpt: ['foo=bar'] }), 400, 'invalid --security-opt 2: "foo=bar"'],
