@@ -129,7 +129,36 @@ export class ContainerRoot {
   /** `root`: the host path of the mounted root filesystem (trusted); `mounts`: the container's binds. */
   static async open(root: string, mounts: readonly RootMount[] = [], ops: DirFdOps = dirFdOps()): Promise<ContainerRoot> {
     const fd = await openFd(root, O_PATH | fsc.O_DIRECTORY);
-    return new ContainerRoot(fd, mounts, ops);
+    const tree = new ContainerRoot(fd, mounts, ops);
+    try {
+      await tree.aliasMountTargets();
+    } catch (err) {
+      await tree.close();
+      throw err;
+    }
+    return tree;
+  }
+
+  /**
+   * A destination the image reaches through a symlink (-v src:/var/run with /var/run -> /run)
+   * is mounted by the runtime where the symlink leads: the mount is seen at that path too.
+   */
+  private async aliasMountTargets(): Promise<void> {
+    for (const [dest, m] of [...this.byDest.entries()].sort((a, b) => a[0].length - b[0].length)) {
+      // resolve the destination in what lies under the mount (the mount itself set aside)
+      this.byDest.delete(dest);
+      let at: string | null = null;
+      try {
+        const e = await this.walk(dest, { followLast: true });
+        at = e.path;
+        await e.close();
+      } catch (err) {
+        if (!(err instanceof NotFoundError) && !(err instanceof InvalidParameterError)) throw err;
+      } finally {
+        this.byDest.set(dest, m);
+      }
+      if (at !== null && !this.byDest.has(at)) this.byDest.set(at, m);
+    }
   }
 
   /** An entry met while reading the directory `dirfd` (which the caller keeps open and closes). */
@@ -144,12 +173,12 @@ export class ContainerRoot {
 
   /** The innermost bind mount at or above `containerPath` (lexically, as dockerd's HasResource). */
   mountOf(containerPath: string): RootMount | null {
-    let best: RootMount | null = null;
-    for (const m of this.byDest.values()) {
-      const inside = containerPath === m.destination || containerPath.startsWith(m.destination === '/' ? '/' : m.destination + '/');
-      if (inside && (!best || m.destination.length > best.destination.length)) best = m;
+    let best: { at: string; m: RootMount } | null = null;
+    for (const [at, m] of this.byDest) {
+      const inside = containerPath === at || containerPath.startsWith(at + '/');
+      if (inside && (!best || at.length > best.at.length)) best = { at, m };
     }
-    return best;
+    return best?.m ?? null;
   }
 
   private mountFd(m: RootMount): Promise<number> {

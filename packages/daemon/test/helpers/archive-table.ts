@@ -302,6 +302,15 @@ export const ROWS: Row[] = [
     },
   },
   {
+    name: 'a bind whose destination the image reaches through a symlink is seen where the runtime mounts it',
+    async run(b) {
+      expect(await listTar((await b.get('/real/data/b.txt')).body)).toEqual({ 'b.txt': 'bind' });
+      expect(await listTar((await b.get('/alias/data/b.txt')).body)).toEqual({ 'b.txt': 'bind' });
+      expect((await b.put('/real/data', await makeTar([{ name: 'via-real.txt', body: 'R' }]))).status).toBe(200);
+      expect(fs.readFileSync(path.join(b.rw, 'via-real.txt'), 'utf8')).toBe('R');
+    },
+  },
+  {
     name: 'PUT into a bind mount writes the bind source',
     async run(b) {
       expect((await b.put('/mnt/rw', await makeTar([{ name: 'new.txt', body: 'N' }]))).status).toBe(200);
@@ -398,7 +407,10 @@ export function archiveTable(title: string): void {
       fs.writeFileSync(fileBind, 'conf=1\n');
       fs.symlinkSync('../../../../..' + outside, path.join(root, 'escape'));
       fs.symlinkSync(outside, path.join(root, 'abs'));
-      const Mounts = [bind(rw, '/mnt/rw', true), bind(ro, '/mnt/ro', false), bind(fileBind, '/etc/app.conf', true)];
+      // the image's /alias is a symlink to /real: a bind at /alias/data is mounted on /real/data
+      fs.mkdirSync(path.join(root, 'real', 'data'), { recursive: true });
+      fs.symlinkSync('real', path.join(root, 'alias'));
+      const Mounts = [bind(rw, '/mnt/rw', true), bind(ro, '/mnt/ro', false), bind(fileBind, '/etc/app.conf', true), bind(rw, '/alias/data', true)];
       const backend = fakeBackend([
         record('f'.repeat(64), 'box', 'running', { BaseFS: root, Mounts }),
         record('e'.repeat(64), 'rofs', 'running', { BaseFS: root, Mounts, HostConfig: { NetworkMode: 'none', ReadonlyRootfs: true } }),
