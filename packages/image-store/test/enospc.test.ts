@@ -16,6 +16,7 @@ import { sha256 } from '../src/digest.js';
 import { ImageStore } from '../src/images.js';
 import { ImageService } from '../src/service.js';
 import { isRoot, makeTar, tempDir } from './helpers.js';
+import { hasRegistry, startRegistry } from './registry-server.js';
 
 const MiB = 1024 * 1024;
 
@@ -145,6 +146,32 @@ describe.skipIf(!isRoot)('a full disk under the image store (tmpfs)', () => {
       expect((await svc.store.get(id)).config.rootfs.diff_ids).toHaveLength(2);
     } finally {
       await svc.close();
+    }
+  });
+
+  it.skipIf(!hasRegistry)('pull: a layer that downloads but does not unpack; the downloaded file is closed, the space comes back', async () => {
+    const reg = await startRegistry();
+    const src = new ImageService({ dataRoot: path.join(base, 'src'), rootfsDriver: 'copy' });
+    const dst = new ImageService({ dataRoot: path.join(mnt, 'pull'), rootfsDriver: 'copy' });
+    try {
+      await src.init();
+      await dst.init();
+      // 2.5 MiB layer: its download (2.5) fits in the 6 MiB, download + unpacked + tar copy do not
+      await src.load(Readable.from([await bigArchive(2.5 * MiB)]));
+      const name = `${reg.host}/big`;
+      await src.tag('big:1', name, '1');
+      await src.push(name, { tag: '1' });
+      const before = usedBytes(mnt);
+      const err = await dst.pull(`${name}:1`).catch((e: unknown) => e);
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      await settle();
+      expect(fdsUnder(mnt)).toEqual([]);
+      expect(usedBytes(mnt)).toBeLessThanOrEqual(before);
+      expect(await dst.store.layers.list()).toEqual([]);
+    } finally {
+      await src.close();
+      await dst.close();
+      await reg.stop();
     }
   });
 });
