@@ -40,10 +40,10 @@ async function openApi(runtime: FakeRuntime): Promise<Injector> {
 describe('exec start details', () => {
   const setup = async (execExitCode = 0) => {
     const fake = new EchoRuntime({ script: { runFor: 60_000, execExitCode, execRunFor: 20 } });
-    await openApi(fake);
-    const c = await inj.request({ method: 'POST', url: '/v1.44/containers/create?name=box', body: { Image: 'none', Cmd: ['/bin/sleep'], Labels: { 'io.berth.rootfs': t.rootfs } } });
+    const api = await openApi(fake);
+    const c = await api.request({ method: 'POST', url: '/v1.44/containers/create?name=box', body: { Image: 'none', Cmd: ['/bin/sleep'], Labels: { 'io.berth.rootfs': t!.rootfs } } });
     expect(c.statusCode, c.text).toBe(201);
-    expect((await inj.request({ method: 'POST', url: '/v1.44/containers/box/start' })).statusCode).toBe(204);
+    expect((await api.request({ method: 'POST', url: '/v1.44/containers/box/start' })).statusCode).toBe(204);
     return fake;
   };
   const execCreate = async (body: Record<string, unknown>): Promise<string> => {
