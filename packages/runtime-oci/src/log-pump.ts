@@ -354,7 +354,7 @@ export class LogPump implements Pump {
     if (!this.failing) return;
     this.failing.timer = null;
     try {
-      this.pump();
+      this.pump(this.stopped ? Infinity : PUMP_BUDGET);
     } catch (err) {
       this.opts.onError?.(err);
     }
@@ -419,7 +419,8 @@ export class LogPump implements Pump {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.stopped) return;
+    // While writes fail, only the retry timer tries again (not every write conmon makes).
+    if (this.scheduled || this.stopped || this.failing) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
