@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import tar, { type Header } from 'tar-stream';
-import { expect } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 
 export interface TarEntry {
   name: string;
@@ -55,6 +55,29 @@ export const streamOf = (b: Buffer): Readable => Readable.from([b]);
 
 export async function tempDir(prefix = 'berth-img-'): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+/**
+ * A fresh data root for each test of the calling file; what `track` is given (stores,
+ * services) is closed after the test, then the dir is removed.
+ */
+export function dataRootPerTest(): { dataRoot: () => string; track: <T extends { close(): Promise<void> }>(x: T) => T } {
+  let base = '';
+  const opened: Array<{ close(): Promise<void> }> = [];
+  beforeEach(async () => {
+    base = await tempDir();
+  });
+  afterEach(async () => {
+    for (const x of opened.splice(0)) await x.close();
+    await fsp.rm(base, { recursive: true, force: true });
+  });
+  return {
+    dataRoot: () => path.join(base, 'data'),
+    track: (x) => {
+      opened.push(x);
+      return x;
+    },
+  };
 }
 
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;

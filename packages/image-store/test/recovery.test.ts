@@ -5,27 +5,15 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ImageStore } from '../src/images.js';
 import { parseReference } from '../src/reference.js';
-import { makeTar, streamOf, tempDir } from './helpers.js';
+import { dataRootPerTest, makeTar, streamOf } from './helpers.js';
 
-let base: string;
-let dataRoot: string;
-const opened: ImageStore[] = [];
-
-beforeEach(async () => {
-  base = await tempDir();
-  dataRoot = path.join(base, 'data');
-});
-afterEach(async () => {
-  for (const s of opened.splice(0)) await s.close();
-  await fsp.rm(base, { recursive: true, force: true });
-});
+const per = dataRootPerTest();
 
 async function openStore(): Promise<ImageStore> {
-  const s = new ImageStore(dataRoot);
-  opened.push(s);
+  const s = per.track(new ImageStore(per.dataRoot()));
   await s.init();
   return s;
 }

@@ -7,28 +7,16 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { setFailpointsForTest } from '@berth/core';
 import { sha256 } from '../src/digest.js';
 import { ImageService } from '../src/service.js';
-import { makeTar, tempDir } from './helpers.js';
+import { dataRootPerTest, makeTar } from './helpers.js';
 
-let base: string;
-let dataRoot: string;
-const opened: ImageService[] = [];
-
-beforeEach(async () => {
-  base = await tempDir();
-  dataRoot = path.join(base, 'data');
-});
-afterEach(async () => {
-  for (const s of opened.splice(0)) await s.close();
-  await fsp.rm(base, { recursive: true, force: true });
-});
+const per = dataRootPerTest();
 
 async function open(isContainer?: (id: string) => Promise<boolean>): Promise<ImageService> {
-  const svc = new ImageService({ dataRoot, rootfsDriver: 'copy' });
-  opened.push(svc);
+  const svc = per.track(new ImageService({ dataRoot: per.dataRoot(), rootfsDriver: 'copy' }));
   await svc.init(isContainer ? { isContainer } : {});
   return svc;
 }
