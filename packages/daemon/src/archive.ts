@@ -9,7 +9,7 @@
 import fs, { constants as fsc } from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import tar from 'tar-stream';
 import { ForbiddenError, InvalidParameterError, NotFoundError } from '@berth/core';
@@ -119,16 +119,26 @@ function addEntry(pack: tar.Pack, header: TarHeader): Promise<void> {
   return new Promise<void>((res, rej) => pack.entry(header, (e) => (e ? rej(e) : res())));
 }
 
-/** Copy `size` bytes of the open file `fd` into a tar entry (a file that shrank meanwhile fails the tar, as in dockerd). */
+/**
+ * Copy `size` bytes of the open file `fd` into a tar entry. A file the container shrinks
+ * meanwhile fails the tar (tar-stream's size check, as dockerd's tar writer fails): an error
+ * of this request, listened to here, never one without a listener.
+ */
 async function addFile(pack: tar.Pack, header: TarHeader, fd: number, size: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    const entry = pack.entry(header, (e) => (e ? reject(e) : resolve())) as unknown as NodeJS.WritableStream;
-    if (size === 0) {
+    const entry = pack.entry(header, (e) => (e ? fail(e) : resolve())) as unknown as Writable;
+    const src = size === 0 ? null : fs.createReadStream('', { fd, autoClose: false, start: 0, end: size - 1 });
+    function fail(err: Error): void {
+      src?.destroy();
+      entry.destroy();
+      reject(err);
+    }
+    entry.on('error', fail);
+    if (!src) {
       entry.end();
       return;
     }
-    const src = fs.createReadStream('', { fd, autoClose: false, start: 0, end: size - 1 });
-    src.on('error', reject);
+    src.on('error', fail);
     src.on('data', (chunk) => {
       if (!entry.write(chunk as Buffer)) {
         src.pause();

@@ -4,6 +4,7 @@
  */
 import { beforeAll, expect, it } from 'vitest';
 import { dirFdOps, nativeAddon } from '@berth/native';
+import { archiveRace } from './helpers/archive-race.js';
 import { archiveTable } from './helpers/archive-table.js';
 
 // before any walk: nativeAddon() reads it once per test file (each file has its own module graph)
@@ -18,3 +19,4 @@ it('walks through /proc/self/fd', () => {
 });
 
 archiveTable('archive endpoints: hostile input and bind mounts (/proc/self/fd fallback)');
+archiveRace('archive endpoints: a directory swapped for a host symlink during requests (/proc/self/fd fallback)');
