@@ -256,6 +256,35 @@ export async function removeLink(containers: LinkContainers, name: string): Prom
   await containers.save(parent);
 }
 
+/**
+ * Run `start` for each container once the starts of the containers it links to (among
+ * `records`) are done, as dockerd's restore waits for a container's children: the restart
+ * policies at boot would otherwise start a parent before its linked container runs.
+ * `start` should not throw (log instead); the others go on either way.
+ */
+export async function startAfterLinkTargets(records: readonly ContainerRecord[], start: (rec: ContainerRecord) => Promise<void>): Promise<void> {
+  const find = (ref: string) => records.find((r) => r.ID === ref || r.Name === `/${ref}` || r.Name === ref);
+  const runs = new Map<string, Promise<void>>();
+  const run = (rec: ContainerRecord, path: ReadonlySet<string>): Promise<void> => {
+    const known = runs.get(rec.ID);
+    if (known) return known;
+    const targets = (rec.HostConfig?.Links ?? [])
+      .map((raw) => {
+        try {
+          return find(parseLink(raw).name);
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((r): r is ContainerRecord => r !== undefined && r.ID !== rec.ID && !path.has(r.ID));
+    const inner = new Set([...path, rec.ID]);
+    const p = Promise.all(targets.map((t) => run(t, inner).catch(() => undefined))).then(() => start(rec));
+    runs.set(rec.ID, p);
+    return p;
+  };
+  await Promise.all(records.map((r) => run(r, new Set())));
+}
+
 const startLinks = new WeakMap<StartContext, readonly LinkedContainer[]>();
 
 /** The links resolved for this start (for the networking taps that write /etc/hosts). */

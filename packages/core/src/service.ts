@@ -35,7 +35,7 @@ import {
 } from './hooks.js';
 import { generateId, generateName, isFullId, normaliseName } from './ids.js';
 import { type ImageStore, mergeImageConfigIntoContainer } from './image.js';
-import { prepareStartLinks, registerLinks } from './links.js';
+import { prepareStartLinks, registerLinks, startAfterLinkTargets } from './links.js';
 import { KeyedLock } from './lock.js';
 import type { Logger } from './logger.js';
 import type { OciSpec } from './oci.js';
@@ -1423,11 +1423,10 @@ export class ContainerService {
     const boot = [...this.records.values()].filter(
       (rec) => !isActive(rec) && rec.HasBeenStartedBefore && !rec.RemovalInProgress && rec.State.Status !== 'dead' && this.policyWantsRestart(rec, rec.State.ExitCode),
     );
-    await Promise.all(
-      boot.map((rec) =>
-        this.withLock(rec.ID, () => this.startLocked(rec, {})).catch((err) =>
-          this.d.logger.error('starting container by its restart policy failed', { container: rec.ID, error: errorMessage(err) }),
-        ),
+    // a linked container first (dockerd waits for a container's links too)
+    await startAfterLinkTargets(boot, (rec) =>
+      this.withLock(rec.ID, () => this.startLocked(rec, {})).catch((err) =>
+        this.d.logger.error('starting container by its restart policy failed', { container: rec.ID, error: errorMessage(err) }),
       ),
     );
   }

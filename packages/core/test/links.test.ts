@@ -2,7 +2,8 @@
  * Legacy links (HostConfig.Links) through the engine with the FakeRuntime: what create
  * refuses (dockerd's messages and kinds), the environment a linked start gets, the start of
  * a container whose linked container does not run, inspect's "/db:/web/db" form, removing
- * one link (and that it stays removed after a restart), and dockerd's variable names.
+ * one link (and that it stays removed after a restart), the restart policies at boot starting a
+ * linked container first, and dockerd's variable names.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestEngine, type TestEngine } from '../../testing/src/index.js';
@@ -120,6 +121,27 @@ describe('legacy links', () => {
     expect(errorKind(noParent)).toBe('Conflict');
     expect(noParent.message).toBe('Conflict, cannot remove the default link name of the container');
     expect(errorKind(await caught(removeLink(te.engine.containers, 'nosuch/db')))).toBe('NotFound');
+  });
+});
+
+describe('restart policies at boot', () => {
+  it('start a linked container before the containers that link to it (dockerd waits for them too)', async () => {
+    t = await createTestEngine();
+    const te = t;
+    const db = await te.createContainer({ name: 'db', HostConfig: { RestartPolicy: { Name: 'always' } } });
+    const web = await te.createContainer({ name: 'web', HostConfig: { Links: ['db'], RestartPolicy: { Name: 'always' } } });
+    await te.engine.containers.start(db);
+    await te.engine.containers.start(web);
+    // the daemon goes down and the containers with it (the backend no longer knows them)
+    te.fake.forget(db);
+    te.fake.forget(web);
+    // a slow start: a parent started at the same time would find its linked container not running yet
+    te.fake.delay('start', 100);
+    await te.restart();
+    for (let i = 0; i < 100 && !te.engine.containers.inspect(web).State.Running; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(te.engine.containers.inspect(db).State.Running).toBe(true);
+    expect(te.engine.containers.inspect(web).State).toMatchObject({ Running: true, Error: '' });
+    expect(envOf(te, web)).toContain(`DB_NAME=/web/db`);
   });
 });
 
