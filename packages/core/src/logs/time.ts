@@ -6,8 +6,33 @@
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:?\d{2})$/;
 
+/** The last whole second parsed in json-file's own form ("YYYY-MM-DDTHH:MM:SS"), in ns. */
+let lastSecond = '';
+let lastSecondNs = 0n;
+
+/** The nanoseconds of a ".fraction" of 1-9 digits at [from, to), as a Number; -1 if not digits. */
+function fractionNs(ts: string, from: number, to: number): number {
+  const digits = to - from;
+  if (digits < 1 || digits > 9) return -1;
+  let v = 0;
+  for (let i = from; i < to; i++) {
+    const c = ts.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v * 10 ** (9 - digits);
+}
+
 /** Nanoseconds since the epoch of an RFC 3339 timestamp (any offset); throws on bad input. */
 export function parseLogTime(ts: string): bigint {
+  // Fast path for a log's consecutive entries: UTC times of the same second as the last one
+  // parsed share its value and differ only in the fraction.
+  const n = ts.length;
+  if (lastSecond !== '' && n >= 20 && ts.charCodeAt(n - 1) === 90 /* Z */ && ts.startsWith(lastSecond)) {
+    if (n === 20) return lastSecondNs;
+    const frac = ts.charCodeAt(19) === 46 /* . */ ? fractionNs(ts, 20, n - 1) : -1;
+    if (frac >= 0) return lastSecondNs + BigInt(frac);
+  }
   const m = RFC3339.exec(ts.trim());
   if (!m) throw new TypeError(`invalid RFC 3339 timestamp: ${JSON.stringify(ts)}`);
   const [, y, mo, d, h, mi, s, frac = '', off] = m;
@@ -18,8 +43,13 @@ export function parseLogTime(ts: string): bigint {
     const digits = off.slice(1).replace(':', '');
     offsetMin = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)));
   }
-  const nanos = BigInt(frac.padEnd(9, '0') || '0');
-  return (BigInt(ms) - BigInt(offsetMin) * 60_000n) * 1_000_000n + nanos;
+  const nanos = BigInt(Number(frac.padEnd(9, '0') || '0'));
+  const second = (BigInt(ms) - BigInt(offsetMin) * 60_000n) * 1_000_000n;
+  if (off === 'Z' && ts.length >= 20 && ts[10] === 'T') {
+    lastSecond = ts.slice(0, 19);
+    lastSecondNs = second;
+  }
+  return second + nanos;
 }
 
 function pad(n: number, w = 2): string {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { formatJsonLogLine, formatLogTime, JsonFileWriter, readLogs, type ReadLogsOptions } from '../../src/logs/index.js';
+import { formatJsonLogLine, formatLogTime, JsonFileWriter, parseLogTime, readLogs, type ReadLogsOptions } from '../../src/logs/index.js';
 import { LOG_BLOCK, MAX_LOG_LINE, lineBatches, logFileOf, tailStart, type LogFile } from '../../src/logs/lines.js';
 
 let dir: string;
@@ -171,5 +171,31 @@ describe('readLogs while the log rotates', () => {
     w.close();
     expect(got).toHaveLength(16_000);
     expect(got.every((l, i) => l === `n${i}\n`)).toBe(true);
+  });
+});
+
+describe('parseLogTime of consecutive entries', () => {
+  it('gives the same nanoseconds for times of the second parsed last as a fresh parse, and refuses what is not RFC 3339', () => {
+    const base = 1_700_000_000n * 1_000_000_000n;
+    const second = '2023-11-14T22:13:20';
+    expect(parseLogTime(`${second}Z`)).toBe(base);
+    // Same second: every fraction length, trimmed zeros, no fraction.
+    expect(parseLogTime(`${second}.5Z`)).toBe(base + 500_000_000n);
+    expect(parseLogTime(`${second}.000000001Z`)).toBe(base + 1n);
+    expect(parseLogTime(`${second}.123456789Z`)).toBe(base + 123_456_789n);
+    expect(parseLogTime(`${second}.12Z`)).toBe(base + 120_000_000n);
+    expect(parseLogTime(`${second}Z`)).toBe(base);
+    // The same second in another form still goes through the full parse.
+    expect(parseLogTime(`${second}.25+00:00`)).toBe(base + 250_000_000n);
+    expect(parseLogTime(`${second}.25z`)).toBe(base + 250_000_000n);
+    // Not RFC 3339, although it begins with the second parsed last.
+    for (const bad of [`${second}.Z`, `${second}.1234567890Z`, `${second}.12a4Z`, `${second}Zjunk`, `${second}.5`, `${second}:00Z`]) {
+      expect(() => parseLogTime(bad), bad).toThrow(/invalid RFC 3339/);
+    }
+    // Another second, then back.
+    expect(parseLogTime('2023-11-14T22:13:21.5Z')).toBe(base + 1_500_000_000n);
+    expect(parseLogTime(`${second}.5Z`)).toBe(base + 500_000_000n);
+    expect(parseLogTime(' 2023-11-14T22:13:22Z')).toBe(base + 2_000_000_000n);
+    expect(parseLogTime('2023-11-14T22:13:22.75Z')).toBe(base + 2_750_000_000n);
   });
 });
