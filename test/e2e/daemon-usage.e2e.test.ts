@@ -96,7 +96,7 @@ describe.skipIf(skip)('usage numbers and bounded log reading through the docker 
     // The CLI reads it too (one reader, the last lines).
     const last = await ok(['logs', '--tail', '2', 'biglog']);
     expect(last.split('\n').map((l) => l.split(' ')[0])).toEqual([String(n - 2), String(n - 1)]);
-  }, 300_000);
+  }, 600_000);
 
   it('docker system df and container prune report the writable layers', async () => {
     await ok(['run', '--name', 'writer', '--network', 'none', TEST_IMAGE, 'sh', '-c', 'head -c 300000 /dev/urandom > /blob']);
