@@ -22,6 +22,8 @@ import { O_PATH, dirFdOps, procFdPath, type DirFdOps } from '@berth/native';
 
 /** Symlinks (and races retried) one walk follows before it gives up, as the kernel's ELOOP limit. */
 const MAX_HOPS = 40;
+/** Directories one walk may create (a tar entry's missing parents). */
+const MAX_MADE = 4096;
 
 const closeFd = promisify(fs.close);
 const openFd = promisify(fs.open);
@@ -210,6 +212,7 @@ export class ContainerRoot {
       return new Entry(f.fd, name, at, mount, this.ops, f.owned);
     };
     let hops = 0;
+    let made = 0;
     const hop = () => {
       if (++hops > MAX_HOPS) throw new InvalidParameterError(`too many levels of symbolic links resolving ${p}`);
     };
@@ -238,6 +241,8 @@ export class ContainerRoot {
         try {
           st = await fsp.lstat(procFdPath(top.fd, part));
         } catch (err) {
+          // below a file (a file bind, say): nothing there
+          if (errCode(err) === 'ENOTDIR') throw new NotFoundError(`not a directory: ${cpath()}`);
           if (errCode(err) !== 'ENOENT') throw err;
           st = null;
         }
@@ -248,7 +253,8 @@ export class ContainerRoot {
           await fsp.mkdir(procFdPath(top.fd, part), 0o755).catch((err: unknown) => {
             if (errCode(err) !== 'EEXIST') throw err;
           });
-          hop();
+          // bounded apart from the symlinks: a deep path makes many, a racing container no end of them
+          if (++made > MAX_MADE) throw new InvalidParameterError(`cannot create the directories of ${p}: they keep disappearing`);
           parts.unshift(part);
           continue;
         }

@@ -311,6 +311,20 @@ export const ROWS: Row[] = [
     },
   },
   {
+    name: 'GET below a file bind → 404',
+    async run(b) {
+      expect((await b.get('/etc/app.conf/x')).status).toBe(404);
+    },
+  },
+  {
+    name: 'an entry 60 directories deep without directory entries → 200, its parents made',
+    async run(b) {
+      const deep = Array.from({ length: 60 }, (_, i) => `d${i}`).join('/');
+      expect((await b.put('/data', await makeTar([{ name: `${deep}/leaf`, body: 'L' }]))).status).toBe(200);
+      expect(fs.readFileSync(path.join(b.root, 'data', deep, 'leaf'), 'utf8')).toBe('L');
+    },
+  },
+  {
     name: 'PUT into a bind mount writes the bind source',
     async run(b) {
       expect((await b.put('/mnt/rw', await makeTar([{ name: 'new.txt', body: 'N' }]))).status).toBe(200);
