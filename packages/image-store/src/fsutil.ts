@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { SystemError } from '@berth/core';
 
 export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
   const dir = path.dirname(file);
@@ -45,12 +46,19 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** A JSON file, null when absent; a file that does not parse is an error naming it. */
 export async function readJson<T>(file: string): Promise<T | null> {
+  let text: string;
   try {
-    return JSON.parse(await fsp.readFile(file, 'utf8')) as T;
+    text = await fsp.readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new SystemError(`${file} is unreadable: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -120,6 +120,13 @@ describe('imagedb', () => {
     expect((await s2.get(a)).config.os).toBe('linux');
   });
 
+  it('a record that goes bad while the daemon runs: the error names the file', async () => {
+    const s1 = await openStore();
+    const a = await image(s1, 'a');
+    await fsp.writeFile(imagedbFile(s1, a), '{');
+    await expect(s1.get(a)).rejects.toThrow(imagedbFile(s1, a));
+  });
+
   it('temp files of interrupted atomic writes are removed at start-up', async () => {
     const s1 = await openStore();
     await fsp.writeFile(path.join(s1.root, 'imagedb', '.tmp-abc.json-123456'), '{');
