@@ -65,12 +65,21 @@ function withCode(err: unknown): unknown {
 const WALK_RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
 function nativeOps(n: NativeAddon): DirFdOps {
+  // a kernel before 5.6 (or a seccomp filter that does not know openat2) says ENOSYS: from then on the fallback
+  let enosys = false;
   return {
     kind: 'openat2',
     openAt: async (dirfd, name, flags, mode = 0) => {
       checkFd(dirfd);
       checkName(name);
-      return n.openat2(dirfd, name, flags | fsc.O_NOFOLLOW, mode, WALK_RESOLVE).catch((e: unknown) => Promise.reject(withCode(e)));
+      if (enosys) return procOps.openAt(dirfd, name, flags, mode);
+      try {
+        return await n.openat2(dirfd, name, flags | fsc.O_NOFOLLOW, mode, WALK_RESOLVE);
+      } catch (e) {
+        if (errnoName(e) !== 'ENOSYS') throw withCode(e);
+        enosys = true;
+        return procOps.openAt(dirfd, name, flags, mode);
+      }
     },
     readlinkAt: async (dirfd, name) => {
       checkFd(dirfd);

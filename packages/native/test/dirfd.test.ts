@@ -2,13 +2,14 @@
  * dirFdOps(): one fd-relative step inside a directory, through the addon's openat2 and through
  * the /proc/self/fd fallback alike: a symlink at the step is never followed (the caller reads
  * it instead), names that would leave the directory are refused before any syscall, errors
- * carry Node's errno `code`, and every fd the tests open is closed (counted in /proc/self/fd).
+ * carry Node's errno `code`, and every fd the tests open is closed (counted in /proc/self/fd);
+ * a kernel without openat2 (ENOSYS) switches the addon's ops to the fallback.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { O_PATH, RESOLVE_BENEATH, RESOLVE_IN_ROOT, dirFdOps, nativeAddon, procFdPath, type DirFdOps } from '../src/index.js';
+import { O_PATH, RESOLVE_BENEATH, RESOLVE_IN_ROOT, dirFdOps, nativeAddon, procFdPath, type DirFdOps, type NativeAddon } from '../src/index.js';
 
 const headers = fs.existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
 const openFds = () => fs.readdirSync('/proc/self/fd').length;
@@ -122,6 +123,32 @@ for (const mode of modes) {
     });
   });
 }
+
+describe('dirFdOps over an addon whose openat2 the kernel lacks (ENOSYS)', () => {
+  it('falls back to /proc/self/fd from the first ENOSYS on, and keeps other errors', async () => {
+    let calls = 0;
+    const enosys = Object.assign(new Error('openat2 x: Function not implemented'), { errno: os.constants.errno.ENOSYS, syscall: 'openat2' });
+    const fake = { openat2: () => (calls++, Promise.reject(enosys)), readlinkat: () => Promise.reject(new Error('unused')) } as unknown as NativeAddon;
+    const ops = dirFdOps(fake);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-enosys-'));
+    const dirfd = fs.openSync(dir, O_PATH | fs.constants.O_DIRECTORY);
+    try {
+      fs.writeFileSync(path.join(dir, 'f'), 'via procfd');
+      for (let i = 0; i < 2; i++) {
+        const fd = await ops.openAt(dirfd, 'f', fs.constants.O_RDONLY);
+        expect(fs.readFileSync(fd, 'utf8')).toBe('via procfd');
+        fs.closeSync(fd);
+      }
+      expect(calls).toBe(1);
+      expect((await caught(ops.openAt(dirfd, 'missing', fs.constants.O_RDONLY)))?.code).toBe('ENOENT');
+      const other = dirFdOps({ openat2: () => Promise.reject(Object.assign(new Error('x'), { errno: os.constants.errno.EACCES })) } as unknown as NativeAddon);
+      expect((await caught(other.openAt(dirfd, 'f', fs.constants.O_RDONLY)))?.code).toBe('EACCES');
+    } finally {
+      fs.closeSync(dirfd);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe.skipIf(!headers)('addon openat2/readlinkat (raw)', () => {
   it('checks its arguments', () => {
