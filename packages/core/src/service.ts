@@ -637,6 +637,7 @@ export class ContainerService {
 
       // 4. runtime create (options adjustable; an alternate backend may take over)
       current = 'create';
+      if (this.inBackend.has(id)) await this.removeStoppedLeftover(rec);
       const createOpts = this.createOptions(rec, spec, checkpoint);
       const alternate = await this.d.hooks.runtimeCreate.promise(createOpts, ctx);
       backend = alternate ?? this.d.runtime;
@@ -735,6 +736,21 @@ export class ContainerService {
       this.earlyExits.delete(id);
       this.processExit(rec, early);
     }
+  }
+
+  /**
+   * The runtime still holds a container that is not running here (its exit was not saved, so
+   * its delete was skipped, or the delete failed): delete it before creating it again — never
+   * one that still runs there.
+   */
+  private async removeStoppedLeftover(rec: ContainerRecord): Promise<void> {
+    const backend = this.backendOf(rec);
+    const st = await backend.state(rec.ID).catch(() => null);
+    if (st && (st.status === 'running' || st.status === 'paused')) {
+      throw new ConflictError(`container ${rec.ID} is still ${st.status} in runtime backend ${backend.name}; stop or remove it first`);
+    }
+    if (st) await backend.delete(rec.ID, { force: true });
+    this.inBackend.delete(rec.ID);
   }
 
   /** Validate a HostConfig and fill dockerd's defaults, as create does. */

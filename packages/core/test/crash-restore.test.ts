@@ -266,3 +266,24 @@ describe('containers whose record cannot be read', () => {
     expect(engine.events.history({}).filter((e) => e.Action === 'destroy').map((e) => e.Actor.ID)).toEqual([id]);
   });
 });
+
+describe('a start after an exit whose save failed', () => {
+  it('deletes the stopped container the runtime kept, then starts (no 409)', async () => {
+    const f = await flakyEngine();
+    t = f.te;
+    const id = await t.createContainer();
+    await t.engine.containers.start(id);
+    f.store().failing = (rec) => rec.ID === id && rec.State.Status === 'exited';
+    t.fake.exit(id, 3);
+    await t.engine.containers.idle();
+    expect(await t.fake.list()).toEqual([id]);
+    f.store().failing = () => false;
+
+    await t.engine.containers.start(id);
+
+    expect(t.engine.containers.get(id).State.Status).toBe('running');
+    expect(onDisk(t, id).State.Status).toBe('running');
+    expect(t.fake.callsOf('delete', id).map((c) => c.args[0])).toEqual([{ force: true }]);
+    await t.engine.containers.remove(id, { force: true });
+  });
+});
