@@ -150,6 +150,9 @@ export function buildApp(opts: AppOptions): App {
           socket.write(`HTTP/1.1 200 OK\r\nContent-Type: ${contentType}\r\nConnection: close\r\n${extra}\r\n`);
           // The HTTP parser must not answer what the client writes after this point (see attachApp's clientError).
           (socket as { _berthHijacked?: boolean })._berthHijacked = true;
+          // Nor end the connection at the client's FIN (Node's HTTP server does): a session can
+          // still have output to send once the client has closed its side, as dockerd sends it.
+          socket.removeAllListeners('end');
         }
         hijacked = socket;
         streams.own(socket, 'hijacked connection');

@@ -5,6 +5,7 @@
  * found ends with 127 (dockerd's exit code); inspect has the exit code as soon as the
  * hijacked stream ends; legacy links through the API (create, inspect, DELETE ?link=1).
  */
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestEngine, FakeRuntime, type TestEngine } from '@berth/testing';
 import type { ExecOptions, ExecSession } from '@berth/core';
@@ -107,6 +108,59 @@ describe('exec start details', () => {
     expect(out.stdout).toContain('executable file not found in $PATH');
     expect(out.stdout.endsWith('\r\n')).toBe(true);
     expect((await inj!.request({ url: `/v1.44/exec/${id}/json` })).json()).toMatchObject({ Running: false, ExitCode: 127 });
+  });
+});
+
+/** A FakeRuntime whose exec processes read stdin to its end, then print it and exit with 5. */
+class CatRuntime extends FakeRuntime {
+  override async exec(id: string, opts: ExecOptions): Promise<ExecSession> {
+    let input = '';
+    const exited = new Promise<number>((resolve) => {
+      opts.streams.stdin?.on('data', (d: Buffer) => (input += d.toString()));
+      opts.streams.stdin?.on('end', () =>
+        setTimeout(() => {
+          opts.streams.stdout?.write(`got ${input}`);
+          this.emitExit({ id, execId: opts.execId, exitCode: 5, oomKilled: false, exitedAt: new Date().toISOString() });
+          resolve(5);
+        }, 50),
+      );
+    });
+    return { pid: 4242, exited };
+  }
+}
+
+/** exec start on a raw connection, with or without Upgrade: write `input`, close our side, read all. */
+function startAndHalfClose(socketPath: string, id: string, upgrade: boolean, input: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(socketPath);
+    const parts: Buffer[] = [];
+    sock.on('connect', () => {
+      sock.write(
+        `POST /v1.44/exec/${id}/start HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: 2\r\n${upgrade ? 'Connection: Upgrade\r\nUpgrade: tcp\r\n' : ''}\r\n{}`,
+      );
+      setTimeout(() => sock.end(input), 100);
+    });
+    sock.on('data', (b: Buffer) => parts.push(b));
+    sock.on('close', () => {
+      const all = Buffer.concat(parts);
+      resolve(all.subarray(all.indexOf('\r\n\r\n') + 4));
+    });
+    sock.on('error', reject);
+  });
+}
+
+describe('a client that closes its side after its input', () => {
+  it('still gets the output that follows and the exit code, with or without Upgrade (dockerd keeps sending)', async () => {
+    const api = await openApi(new CatRuntime({ script: { runFor: 60_000 } }));
+    expect((await api.request({ method: 'POST', url: '/v1.44/containers/create?name=box', body: { Image: 'none', Cmd: ['/bin/sleep'], Labels: { 'io.berth.rootfs': t!.rootfs } } })).statusCode).toBe(201);
+    expect((await api.request({ method: 'POST', url: '/v1.44/containers/box/start' })).statusCode).toBe(204);
+    for (const upgrade of [true, false]) {
+      const created = await api.request({ method: 'POST', url: '/v1.44/containers/box/exec', body: { Cmd: ['cat'], AttachStdin: true, AttachStdout: true } });
+      const id = created.json().Id as string;
+      const body = await startAndHalfClose(api.socketPath, id, upgrade, 'abc');
+      expect(demux(body).stdout, upgrade ? 'with Upgrade' : 'without Upgrade').toBe('got abc');
+      expect((await api.request({ url: `/v1.44/exec/${id}/json` })).json()).toMatchObject({ Running: false, ExitCode: 5 });
+    }
   });
 });
 
