@@ -144,3 +144,54 @@ export async function tailStart(f: LogFile, end: number, n: number): Promise<{ o
   if (lineEnd > 0 && ++found === n) return { offset: 0, found };
   return { offset: 0, found };
 }
+
+/**
+ * The offset just after the newest non-empty line of [0, end) (`end` just after a "\n") for
+ * which `match` is true, reading backwards block by block; null when no line matches. Lines
+ * longer than MAX_LOG_LINE do not match (they are not assembled).
+ */
+export async function afterLastMatch(f: LogFile, end: number, match: (line: string) => boolean): Promise<number | null> {
+  if (end <= 0) return null;
+  const block = Buffer.allocUnsafe(LOG_BLOCK);
+  // The line being looked at ends at the "\n" at lineEnd; carry holds its bytes found in
+  // later blocks (it began in an earlier one).
+  let lineEnd = end - 1;
+  let carry: Buffer[] = [];
+  let carryLen = 0;
+  let overlong = false;
+  const test = (view: Buffer, a: number, b: number): boolean => {
+    if (overlong || (b <= a && carryLen === 0)) return false;
+    const text = carryLen > 0 ? Buffer.concat([view.subarray(a, b), ...carry]).toString('utf8') : view.toString('utf8', a, b);
+    return match(text);
+  };
+  let pos = lineEnd;
+  while (pos > 0) {
+    const len = Math.min(LOG_BLOCK, pos);
+    const from = pos - len;
+    const { bytesRead } = await f.read(block, 0, len, from);
+    if (bytesRead < len) return null; // truncated under the reader: nothing to skip
+    const view = block.subarray(0, len);
+    let right = len;
+    for (let i = view.lastIndexOf(10); i >= 0; i = i > 0 ? view.lastIndexOf(10, i - 1) : -1) {
+      if (test(view, i + 1, right)) return lineEnd + 1;
+      carry = [];
+      carryLen = 0;
+      overlong = false;
+      lineEnd = from + i;
+      right = i;
+    }
+    if (!overlong && right > 0) {
+      if (carryLen + right > MAX_LOG_LINE) {
+        overlong = true;
+        carry = [];
+        carryLen = 0;
+      } else {
+        // Copied: the block is reused for the next read.
+        carry.unshift(Buffer.from(view.subarray(0, right)));
+        carryLen += right;
+      }
+    }
+    pos = from;
+  }
+  return test(block, 0, 0) ? lineEnd + 1 : null;
+}

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { parseJsonLogLine, rotatedLogFiles, type LogStream } from './jsonfile.js';
-import { lastLineEnd, lineBatches, openLogFileSync, tailStart, type LogFile } from './lines.js';
+import { afterLastMatch, lastLineEnd, lineBatches, openLogFileSync, tailStart, type LogFile } from './lines.js';
 import { formatLogTime, parseLogTime, toNanos } from './time.js';
 
 export type LogTime = number | string | Date | bigint;
@@ -76,6 +76,9 @@ function statSync(path: string): fs.Stats | null {
     throw err;
   }
 }
+
+/** How far out of time order entries may be and still be found by a since read. */
+const SINCE_SLACK_NS = 1_000_000_000n;
 
 /**
  * Rotated files (oldest first, opened) that are newer than the file `held`. Synchronous, so
@@ -212,6 +215,26 @@ export async function* readLogs(path: string, opts: ReadLogsOptions = {}): Async
         const t = await tailStart(older[i], await lastLineEnd(older[i], (await older[i].stat()).size), want);
         want -= t.found;
         if (t.found > 0) [first, firstOffset] = [i, t.offset];
+      }
+    }
+    if (since !== undefined && tail === undefined) {
+      // With since alone, skip what is older without reading it: entries are written in
+      // time order, so the history begins after the newest entry older than since (less a
+      // second for entries of the two streams that came slightly out of order), found by
+      // reading backwards, newest file first. The since filter still applies to every entry.
+      const bound = since - SINCE_SLACK_NS;
+      const beforeBound = (text: string): boolean => {
+        const p = parse(text);
+        return p !== null && p.ns < bound;
+      };
+      for (let i = older.length; i >= 0; i--) {
+        const f = i === older.length ? cur : older[i];
+        if (!f) continue;
+        const at = await afterLastMatch(f, await lastLineEnd(f, (await f.stat()).size), beforeBound);
+        if (at !== null) {
+          [first, firstOffset] = [i, at];
+          break;
+        }
       }
     }
     for (let i = 0; i < older.length; i++) {

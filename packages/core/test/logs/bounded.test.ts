@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatJsonLogLine, formatLogTime, JsonFileWriter, parseLogTime, readLogs, type ReadLogsOptions } from '../../src/logs/index.js';
-import { LOG_BLOCK, MAX_LOG_LINE, lineBatches, logFileOf, tailStart, type LogFile } from '../../src/logs/lines.js';
+import { LOG_BLOCK, MAX_LOG_LINE, afterLastMatch, lineBatches, logFileOf, tailStart, type LogFile } from '../../src/logs/lines.js';
 
 let dir: string;
 let log: string;
@@ -197,5 +197,58 @@ describe('parseLogTime of consecutive entries', () => {
     expect(parseLogTime(`${second}.5Z`)).toBe(base + 500_000_000n);
     expect(parseLogTime(' 2023-11-14T22:13:22Z')).toBe(base + 2_000_000_000n);
     expect(parseLogTime('2023-11-14T22:13:22.75Z')).toBe(base + 2_750_000_000n);
+  });
+});
+
+describe('since without reading what is older', () => {
+  it('afterLastMatch finds the newest matching line backwards, across blocks, and reads only as far as it', async () => {
+    const long = 'L'.repeat(LOG_BLOCK * 2 + 3); // a matching line cut by two block boundaries
+    const lines = ['old first', long, 'new a', '', 'new b'];
+    const text = lines.join('\n') + '\n';
+    fs.writeFileSync(log, text);
+    const c = counted(log);
+    const end = Buffer.byteLength(text);
+    const after = (i: number): number => Buffer.byteLength(lines.slice(0, i + 1).join('\n')) + 1;
+    expect(await afterLastMatch(c.f, end, (l) => l.startsWith('L'))).toBe(after(1));
+    expect(await afterLastMatch(c.f, end, (l) => l === 'old first')).toBe(after(0));
+    expect(await afterLastMatch(c.f, end, (l) => l === 'new b')).toBe(end);
+    expect(await afterLastMatch(c.f, end, () => false)).toBeNull();
+    expect(await afterLastMatch(c.f, end, (l) => l === '')).toBeNull(); // empty lines are not lines
+    await c.f.close();
+
+    // A big file: a match near the end costs a block, not the file.
+    fs.writeFileSync(log, Array.from({ length: 50_000 }, (_, i) => entry(i)).join(''));
+    const big = counted(log);
+    const size = fs.statSync(log).size;
+    expect(size).toBeGreaterThan(30 * LOG_BLOCK);
+    expect(await afterLastMatch(big.f, size, (l) => l.includes('"n49990\\n"'))).toBe(size - Array.from({ length: 9 }, (_, i) => entry(49_991 + i)).join('').length);
+    expect(big.reads()).toBe(1);
+    await big.f.close();
+  });
+
+  it('does not assemble an overlong line to test it', async () => {
+    const fd = fs.openSync(log, 'w');
+    fs.writeSync(fd, 'match\n');
+    fs.writeSync(fd, Buffer.alloc(MAX_LOG_LINE + 2 * LOG_BLOCK, 0x41));
+    fs.writeSync(fd, '\nlast\n');
+    fs.closeSync(fd);
+    const c = counted(log);
+    const seen: number[] = [];
+    const at = await afterLastMatch(c.f, fs.statSync(log).size, (l) => (seen.push(l.length), l === 'match'));
+    expect(at).toBe(6);
+    expect(seen).toEqual([4, 5]); // "last", then "match": the overlong line was never handed over
+    await c.f.close();
+  });
+
+  it('readLogs since starts after the newest older entry, across rotated files, with a second of slack for reordering', async () => {
+    fs.writeFileSync(`${log}.1`, [entry(0), entry(1), entry(2)].join(''));
+    // In the current file an entry of 1005 comes before one of 1004.9 (the other stream).
+    const at = (s: number, ns: number, text: string): string => formatJsonLogLine({ stream: 'stdout', line: `${text}\n`, time: formatLogTime(BigInt(s) * 1_000_000_000n + BigInt(ns)) });
+    fs.writeFileSync(log, [entry(3), at(1005, 0, 'five'), at(1004, 900_000_000, 'four.9'), entry(6)].join(''));
+    expect(await collect({ since: 1005 })).toEqual(['five\n', 'n6\n']);
+    expect(await collect({ since: 1001 })).toEqual(['n1\n', 'n2\n', 'n3\n', 'five\n', 'four.9\n', 'n6\n']);
+    expect(await collect({ since: 999 })).toHaveLength(7);
+    expect(await collect({ since: 2000 })).toEqual([]);
+    expect(await collect({ since: 1002, stdout: false })).toEqual(['n3\n']);
   });
 });
