@@ -2,6 +2,7 @@
  * Exec details and legacy links with real clients against a real berthd (runc + conmon):
  * a TTY exec read by a client that reads stdcopy frames gets all of its output, `docker exec`
  * exits with the command's code (127 and the runtime's words for a missing command), a
+ * client that closes its side after its input still gets the output (also without Upgrade), a
  * detached exec start answers an empty 200, and `--link` gives the linking container
  * dockerd's variables, shows in inspect as "/db:/web/data" and `docker rm --link` removes
  * only the link.
@@ -12,15 +13,20 @@ import { TEST_IMAGE, berthdSkipReason, startBerthd, removeTestImageTarball, type
 
 const skip = berthdSkipReason();
 
-/** POST with Upgrade: tcp on the daemon's socket; the answer's head and everything after it. */
-function hijackedStart(socketPath: string, urlPath: string, body: unknown): Promise<{ head: string; body: Buffer }> {
+/**
+ * POST on the daemon's socket (with Upgrade: tcp unless told not to), then write `input` and
+ * close our side if given; the answer's head and everything after it.
+ */
+function hijackedStart(socketPath: string, urlPath: string, body: unknown, o: { upgrade?: boolean; input?: string } = {}): Promise<{ head: string; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
     const sock = net.connect(socketPath);
     const parts: Buffer[] = [];
-    sock.on('connect', () =>
-      sock.write(`POST ${urlPath} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n${payload}`),
-    );
+    const upgrade = o.upgrade === false ? '' : 'Connection: Upgrade\r\nUpgrade: tcp\r\n';
+    sock.on('connect', () => {
+      sock.write(`POST ${urlPath} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\n${upgrade}\r\n${payload}`);
+      if (o.input !== undefined) setTimeout(() => sock.end(o.input), 300);
+    });
     sock.on('data', (b: Buffer) => parts.push(b));
     sock.on('close', () => {
       const all = Buffer.concat(parts);
@@ -74,6 +80,16 @@ describe.skipIf(skip)('exec details and legacy links against berthd', () => {
     const missing = await d.docker(['exec', 'box', 'nosuch']);
     expect(missing.code).toBe(127);
     expect(missing.stdout).toMatch(/^OCI runtime exec failed: .*exec: "nosuch": executable file not found in \$PATH\r\n$/);
+  });
+
+  it('a client that closes its side after its input still gets the output and the exit code, with or without Upgrade', async () => {
+    for (const upgrade of [true, false]) {
+      const c = await d.api('POST', '/containers/box/exec', { Cmd: ['sh', '-c', 'cat; echo done; exit 6'], AttachStdin: true, AttachStdout: true, AttachStderr: true });
+      const id = JSON.parse(c.body).Id as string;
+      const raw = await hijackedStart(d.socket, `/v1.45/exec/${id}/start`, { Detach: false }, { upgrade, input: 'abc\n' });
+      expect(readFrames(raw.body), upgrade ? 'with Upgrade' : 'without Upgrade').toBe('abc\ndone\n');
+      expect(JSON.parse((await d.api('GET', `/exec/${id}/json`)).body)).toMatchObject({ Running: false, ExitCode: 6 });
+    }
   });
 
   it('a detached exec start answers 200 with an empty body; the exit code comes to inspect', async () => {
