@@ -8,9 +8,19 @@
  * process (helpers/failpoints.ts). One row per point; other files add their own rows
  * (failpoints-exec, failpoints-image) through the same helper.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, type Berthd } from './helpers/berthd.js';
-import { allContainerIds, inspectContainer, runFailpointRow, type FailpointRow } from './helpers/failpoints.js';
+import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import {
+  allContainerIds,
+  inspectContainer,
+  processesInCgroupsOf,
+  removeAllAndCheck,
+  runFailpointRow,
+  startWithFailpoint,
+  type FailpointRow,
+} from './helpers/failpoints.js';
 
 interface Ctx {
   id?: string;
@@ -134,4 +144,37 @@ const rows: FailpointRow<Ctx>[] = [
 describe.skipIf(skip !== null)('a crash at any core failpoint leaves every container managed', () => {
   afterAll(removeTestImageTarball);
   for (const row of rows) it(row.point, () => runFailpointRow(row), 120_000);
+
+  // A running state that cannot be saved (a full disk at that instant) fails the start loudly.
+  it('start.afterRuntimeStart=enospc: docker start fails with the error and nothing runs', async () => {
+    const args = ['--live-restore'];
+    const daemons: Berthd[] = [];
+    try {
+      const first = await startBerthd({ args });
+      daemons.push(first);
+      await first.loadTestImage();
+      const id = await ok(first, ['create', '--name', 'c1', TEST_IMAGE, 'sleep', '1000']);
+      expect(await first.stop()).toBe(0);
+
+      const full = await startWithFailpoint('start.afterRuntimeStart', { dir: first.dir, action: 'enospc', args });
+      daemons.push(full);
+      const r = await full.docker(['start', 'c1']);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('no space left on device');
+      const st = (await inspectContainer(full, 'c1')).State;
+      expect([st.Status, st.Running, st.Pid]).toEqual(['created', false, 0]);
+      expect(st.Error).toContain('no space left on device');
+      expect(fs.existsSync(path.join(full.execRoot, 'oci', id))).toBe(false);
+      expect(processesInCgroupsOf([id])).toEqual([]);
+      expect(await full.stop()).toBe(0);
+
+      const d = await startBerthd({ dir: first.dir, args });
+      daemons.push(d);
+      await ok(d, ['start', 'c1']);
+      await expectState(d, 'c1', 'running');
+      await removeAllAndCheck(d);
+    } finally {
+      for (const d of daemons.reverse()) await d.cleanup();
+    }
+  }, 120_000);
 });
