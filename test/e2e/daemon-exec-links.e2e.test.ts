@@ -25,7 +25,8 @@ function hijackedStart(socketPath: string, urlPath: string, body: unknown, o: { 
     const upgrade = o.upgrade === false ? '' : 'Connection: Upgrade\r\nUpgrade: tcp\r\n';
     sock.on('connect', () => {
       sock.write(`POST ${urlPath} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\n${upgrade}\r\n${payload}`);
-      if (o.input !== undefined) setTimeout(() => sock.end(o.input), 300);
+      const input = o.input;
+      if (input !== undefined) setTimeout(() => sock.end(input), 300);
     });
     sock.on('data', (b: Buffer) => parts.push(b));
     sock.on('close', () => {
