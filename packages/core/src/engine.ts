@@ -266,7 +266,10 @@ export class Engine {
 
       const { records, problems, interrupted } = await store.loadAll();
       for (const pr of problems) logger.error('could not load container; skipped', { container: pr.id, file: pr.file, error: pr.error });
-      for (const id of interrupted ?? []) logger.warn('removed the directory of a create that a crash interrupted', { container: id });
+      for (const id of interrupted ?? []) {
+        await store.remove(id);
+        logger.warn('removed the directory of a create that a crash interrupted', { container: id });
+      }
       service.unreadable.set(problems);
       await service.load(records);
       // Containers a backend holds but no record knows (a crash between the backend's create and

@@ -24,7 +24,8 @@ export interface LoadResult {
   problems: LoadProblem[];
   /**
    * Dirs of creates a crash interrupted before the first config.v2.json landed (nothing in
-   * them but, at most, hostconfig.json): removed, and their IDs listed here.
+   * them but, at most, hostconfig.json). Listed, not removed: the engine removes them at
+   * start-up (another caller of loadAll may run while a create is in that window).
    */
   interrupted?: string[];
 }
@@ -192,7 +193,6 @@ export class FileStateStore implements StateStore {
       }
       // A create that never saved its record (the first save writes hostconfig.json first).
       if (files.every((f) => f === HOSTCONFIG_FILE)) {
-        await rm(dir, { recursive: true, force: true });
         interrupted.push(id);
         continue;
       }
