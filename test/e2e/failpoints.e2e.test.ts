@@ -29,8 +29,21 @@ interface Ctx {
 const skip = berthdSkipReason();
 if (skip) console.warn(`failpoints e2e skipped: ${skip}`);
 
-/** A container that exits with 3 when it gets SIGUSR1 (so the exit happens on the crashing daemon's watch). */
-const EXIT_ON_USR1 = ['sh', '-c', 'trap "exit 3" USR1; while true; do sleep 0.1; done'];
+/**
+ * A container that exits with 3 when it gets SIGUSR1 (so the exit happens on the crashing
+ * daemon's watch); it says `ready` once the trap is set (a USR1 before that would kill it).
+ */
+const EXIT_ON_USR1 = ['sh', '-c', 'trap "exit 3" USR1; echo ready; while true; do sleep 0.1; done'];
+
+/** Waits until the container has said `ready` `times` times (once per start). */
+async function readyTimes(d: Berthd, name: string, times: number): Promise<void> {
+  let seen = 0;
+  for (let i = 0; i < 200 && seen < times; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 50));
+    seen = (await d.docker(['logs', name])).stdout.split('\n').filter((l) => l === 'ready').length;
+  }
+  expect(seen, `${name} said ready`).toBeGreaterThanOrEqual(times);
+}
 
 async function ok(d: Berthd, args: string[]): Promise<string> {
   const r = await d.docker(args);
@@ -92,7 +105,11 @@ function startRow(point: string, after: 'created' | 'running'): FailpointRow<Ctx
 function exitRow(point: string): FailpointRow<Ctx> {
   return {
     point,
-    prepare: async (d) => ({ id: await ok(d, ['run', '-d', '--name', 'c1', TEST_IMAGE, ...EXIT_ON_USR1]) }),
+    prepare: async (d) => {
+      const id = await ok(d, ['run', '-d', '--name', 'c1', TEST_IMAGE, ...EXIT_ON_USR1]);
+      await readyTimes(d, 'c1', 1);
+      return { id };
+    },
     trigger: (d) => d.docker(['kill', '-s', 'USR1', 'c1']),
     verify: async (d, { id }) => {
       expect(await allContainerIds(d)).toEqual([id]);
@@ -101,6 +118,7 @@ function exitRow(point: string): FailpointRow<Ctx> {
       // It can run again, and its next exit is seen too.
       await ok(d, ['start', 'c1']);
       await expectState(d, 'c1', 'running');
+      await readyTimes(d, 'c1', 2);
       await ok(d, ['kill', '-s', 'USR1', 'c1']);
       expect(await ok(d, ['wait', 'c1'])).toBe('3');
     },
