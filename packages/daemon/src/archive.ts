@@ -129,9 +129,12 @@ async function addFile(pack: tar.Pack, header: TarHeader, fd: number, size: numb
     const entry = pack.entry(header, (e) => (e ? fail(e) : resolve())) as unknown as Writable;
     const src = size === 0 ? null : fs.createReadStream('', { fd, autoClose: false, start: 0, end: size - 1 });
     function fail(err: Error): void {
-      src?.destroy();
       entry.destroy();
-      reject(err);
+      if (!src || src.closed) return reject(err);
+      // The caller closes the fd once this settles: a read still in flight must end first,
+      // or it would read whatever the fd number is reused for (another client's socket).
+      src.once('close', () => reject(err));
+      src.destroy();
     }
     entry.on('error', fail);
     if (!src) {
