@@ -1,7 +1,7 @@
 /** Hijacked connections: exec start over Upgrade: tcp, stdcopy framing, stdin, detach keys, body not leaking into stdin. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, openInjector, apiRoutes, type ExecBackend, type ExecInspect, type Injector } from '../src/index.js';
-import { fakeBackend, record } from './helpers/fake-backend.js';
+import { execInspect, fakeBackend, record } from './helpers/fake-backend.js';
 import { demux, readAll } from './helpers/streams.js';
 
 const CID = 'c'.repeat(64);
@@ -15,19 +15,7 @@ describe('hijacked exec start', () => {
     const exec: ExecBackend = {
       async create(container, req) {
         const id = 'e'.repeat(63) + String(execs.size);
-        execs.set(id, {
-          ID: id,
-          Running: false,
-          ExitCode: null,
-          ProcessConfig: { tty: !!req.Tty, entrypoint: req.Cmd[0], arguments: req.Cmd.slice(1), privileged: false, user: '' },
-          OpenStdin: !!req.AttachStdin,
-          OpenStdout: !!req.AttachStdout,
-          OpenStderr: !!req.AttachStderr,
-          CanRemove: false,
-          ContainerID: container,
-          DetachKeys: req.DetachKeys ?? '',
-          Pid: 0,
-        });
+        execs.set(id, execInspect(id, container, req));
         return { id };
       },
       // An "echo" process: stdin lines go to stdout upper-cased, and "err" to stderr; exits at stdin end.

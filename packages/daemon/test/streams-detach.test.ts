@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, openInjector, apiRoutes, type ExecBackend, type ExecInspect, type Injector } from '../src/index.js';
 import { DetachFilter } from '../src/hijack-io.js';
-import { fakeBackend, record } from './helpers/fake-backend.js';
+import { execInspect, fakeBackend, record } from './helpers/fake-backend.js';
 import { readAll } from './helpers/streams.js';
 
 const CID = 'c'.repeat(64);
@@ -65,19 +65,7 @@ describe('input after the detach keys ends only the session', () => {
     const exec: ExecBackend = {
       async create(container, req) {
         const id = 'e'.repeat(64);
-        execs.set(id, {
-          ID: id,
-          Running: false,
-          ExitCode: null,
-          ProcessConfig: { tty: true, entrypoint: req.Cmd[0], arguments: [], privileged: false, user: '' },
-          OpenStdin: true,
-          OpenStdout: true,
-          OpenStderr: false,
-          CanRemove: false,
-          ContainerID: container,
-          DetachKeys: req.DetachKeys ?? '',
-          Pid: 0,
-        });
+        execs.set(id, execInspect(id, container, req));
         return { id };
       },
       async start(_id, _o, io, signal) {

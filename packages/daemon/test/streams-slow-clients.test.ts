@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiServer, apiRoutes, buildApp, type ConnectionLimits, type ExecBackend } from '../src/index.js';
-import { fakeBackend, record } from './helpers/fake-backend.js';
+import { execInspect, fakeBackend, record } from './helpers/fake-backend.js';
 
 const CID = 'c'.repeat(64);
 
@@ -46,7 +46,7 @@ async function serve(limits: Partial<ConnectionLimits>): Promise<Served> {
     create: async () => ({ id: 'e'.repeat(64) }),
     start: (_id, _o, _io, signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve())),
     resize: async () => {},
-    inspect: async (id) => ({ ID: id, Running: false, ExitCode: null, ProcessConfig: { tty: true, entrypoint: 'sh', arguments: [], privileged: false, user: '' }, OpenStdin: false, OpenStdout: true, OpenStderr: false, CanRemove: false, ContainerID: CID, DetachKeys: '', Pid: 0 }),
+    inspect: async (id) => execInspect(id, CID, { Cmd: ['sh'], Tty: true, AttachStdout: true }),
   };
   const app = buildApp({ routes: apiRoutes({ ...backend, exec }) });
   const server = new ApiServer(app, { hosts: [`unix://${socket}`], dataRoot: path.join(dir, 'data'), execRoot: path.join(dir, 'exec'), pidfile: '', group: '', connections: limits });

@@ -1,6 +1,6 @@
 /** A scripted in-memory DaemonBackend for route tests (no engine, no root). */
 import { NotFoundError, newContainerRecord, newNetworkSettings, type ContainerRecord } from '@berth/core';
-import type { DaemonBackend, DaemonFacts, EventMessage } from '../../src/backend.js';
+import type { DaemonBackend, DaemonFacts, EventMessage, ExecCreateRequest, ExecInspect } from '../../src/backend.js';
 
 export function facts(over: Partial<DaemonFacts> = {}): DaemonFacts {
   return {
@@ -81,5 +81,22 @@ export function fakeBackend(containers: ContainerRecord[] = [], over: Partial<Da
       past.push(ev);
       for (const l of listeners) l(ev);
     },
+  };
+}
+
+/** The ExecInspect a fake exec backend keeps for `req` (not running yet). */
+export function execInspect(id: string, containerId: string, req: ExecCreateRequest): ExecInspect {
+  return {
+    ID: id,
+    Running: false,
+    ExitCode: null,
+    ProcessConfig: { tty: !!req.Tty, entrypoint: req.Cmd[0], arguments: req.Cmd.slice(1), privileged: false, user: '' },
+    OpenStdin: !!req.AttachStdin,
+    OpenStdout: !!req.AttachStdout,
+    OpenStderr: !!req.AttachStderr,
+    CanRemove: false,
+    ContainerID: containerId,
+    DetachKeys: req.DetachKeys ?? '',
+    Pid: 0,
   };
 }
