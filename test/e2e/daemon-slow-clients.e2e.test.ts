@@ -3,8 +3,10 @@
  * not keep /_ping from answering and berthd's file descriptors stay bounded by the connection
  * cap; once the headers timeout passes they get a 408 and are gone; hijacked sessions (exec)
  * and streams (logs -f) outlive several idle timeouts. Bounds set small with berthd's
- * --berth-max-connections, --berth-header-timeout and --berth-idle-timeout.
+ * --berth-max-connections, --berth-header-timeout and --berth-idle-timeout. Out of file
+ * descriptors (accept failing with EMFILE), berthd keeps running.
  */
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
@@ -56,6 +58,38 @@ describe.skipIf(skip)('slow clients against a real berthd', () => {
     const after = await settles(() => openFds(pid).length, (n) => n <= baseline + 4);
     expect(after).toBeLessThanOrEqual(baseline + 4);
     expect(d.log()).toContain('API connection cap reached');
+  });
+
+  it('out of file descriptors, berthd keeps running and answers once they are free again', { timeout: 120_000 }, async () => {
+    const own = await startBerthd();
+    const extra: net.Socket[] = [];
+    try {
+      const pid = own.process.pid!;
+      // leave berthd ~40 descriptors of room, then open more connections than that
+      const limit = openFds(pid).length + 40;
+      execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limit}`]);
+      for (let i = 0; i < 150; i++) {
+        const c = net.connect(own.socket);
+        c.on('error', () => {});
+        extra.push(c);
+        await new Promise<void>((resolve) => {
+          c.once('connect', () => resolve());
+          c.once('close', () => resolve());
+        });
+        c.write('GET /_ping HTTP/1.1\r\nHost: berth\r\nX-Slow: ');
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      // berthd did run out: every descriptor it may have is open
+      expect(openFds(pid).length).toBeGreaterThanOrEqual(limit - 2);
+      expect(own.process.exitCode, own.log().slice(-3000)).toBeNull();
+      // (libuv drops the connections it cannot accept; berthd is not told, and must not care)
+      for (const c of extra) c.destroy();
+      const ping = await settles(() => own.api('GET', '/_ping').catch((e: Error) => ({ status: 0, body: e.message })), (r) => r.status === 200, 20_000);
+      expect(ping).toEqual({ status: 200, body: 'OK' });
+    } finally {
+      for (const c of extra) c.destroy();
+      await own.cleanup();
+    }
   });
 
   it('a hijacked exec session and a logs -f stream outlive several idle timeouts', { timeout: 120_000 }, async () => {

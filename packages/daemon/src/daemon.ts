@@ -247,10 +247,7 @@ export class ApiServer {
         if (await socketInUse(spec.path)) throw new ConflictError(`${spec.path} is in use by another daemon`);
         unlinkSync(spec.path);
       }
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(spec.path, () => resolve());
-      });
+      await this.listenServer(server, (done) => server.listen(spec.path, done));
       this.servers.push({ server, unixPath: spec.path });
       this.connections.push(tracker);
       chmodSync(spec.path, 0o660);
@@ -265,16 +262,35 @@ export class ApiServer {
       }
       this.addresses.push({ host, address: spec.path });
     } else {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(spec.port, spec.host, () => resolve());
-      });
+      await this.listenServer(server, (done) => server.listen(spec.port, spec.host, done));
       this.servers.push({ server });
       this.connections.push(tracker);
       const a = server.address() as net.AddressInfo;
       this.addresses.push({ host, address: `${a.address}:${a.port}` });
     }
     this.logger.info('API listen on ' + host);
+  }
+
+  /**
+   * Listen; a failure to listen rejects. Afterwards the listener's errors (accept failing with
+   * EMFILE when the process is out of file descriptors) are logged, at most every 10 s, and
+   * never end the daemon: it keeps accepting once descriptors are free again.
+   */
+  private async listenServer(server: http.Server, listen: (done: () => void) => void): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      listen(() => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    let last = 0;
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      const now = Date.now();
+      if (now - last < 10_000) return;
+      last = now;
+      this.logger.error('API listener error; still listening', { code: err.code, error: err.message });
+    });
   }
 
   private async closeServers(): Promise<void> {
