@@ -19,7 +19,7 @@ import { containerEndpoints, disconnectLoop, imageEndpoints, openFds, settles, t
 
 const skip = berthdSkipReason();
 const SEED = Number(process.env.BERTH_DISCONNECT_SEED ?? 10101);
-const ROUNDS = 5;
+const ROUNDS = 10;
 
 interface Registry {
   host: string;
