@@ -14,7 +14,7 @@ import { SystemClock, type Clock } from './clock.js';
 import { InvalidParameterError, PluginError, errorMessage, isSkipPluginError } from './errors.js';
 import { MemoryEventBus, type EventBus } from './events.js';
 import { ExecService } from './exec.js';
-import { applyLinks } from './links.js';
+import { linksOfStart } from './links.js';
 import { SystemHost } from './host.js';
 import { type EngineInfo, type Hooks, Stage, createHooks } from './hooks.js';
 import { ConsoleLogger, type Logger } from './logger.js';
@@ -140,8 +140,6 @@ export class Engine {
     });
 
     const late: { service?: ContainerService } = {};
-    // Legacy links (HostConfig.Links): their variables in the environment at start.
-    applyLinks(hooks);
     if (opts.specDefaults !== false) {
       const specOpts = opts.spec ?? {};
       hooks.specBuild.tapPromise({ name: CORE_DEFAULTS_PLUGIN, plugin: CORE_DEFAULTS_PLUGIN, stage: Stage.DEFAULTS }, async (_spec, ctx) => {
@@ -176,6 +174,8 @@ export class Engine {
           ...(ctx.networkNamespacePath !== undefined ? { networkNamespacePath: ctx.networkNamespacePath } : {}),
           ...(ctx.shmPath ? { shmPath: ctx.shmPath } : {}),
           ...(specOpts.initPath ? { initPath: specOpts.initPath } : {}),
+          // Legacy links (HostConfig.Links), resolved by the container service for this start.
+          linkEnv: linksOfStart(ctx).flatMap((l) => l.env),
           ...(Object.keys(join).length ? { namespacePaths: join } : {}),
           ...(specOpts.cgroupDriver ? { cgroupDriver: specOpts.cgroupDriver } : {}),
           ...(specOpts.defaultCgroupParent ? { defaultCgroupParent: specOpts.defaultCgroupParent } : {}),

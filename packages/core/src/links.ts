@@ -15,7 +15,7 @@
  * linked (the parsing accepts the name forms, and dockerd's "/db:/web/db", too).
  */
 import { ConflictError, InvalidParameterError, errorKind, noSuchContainer } from './errors.js';
-import { Stage, type Hooks, type StartContext } from './hooks.js';
+import type { StartContext } from './hooks.js';
 import type { ContainerRecord } from './types.js';
 
 /** One `HostConfig.Links` entry, parsed: the linked container's name (or ID) and the alias. */
@@ -295,28 +295,4 @@ export function linksOfStart(ctx: StartContext): readonly LinkedContainer[] {
 /** Start, before the networking hook: resolve the container's links for this start (see resolveLinks). */
 export function prepareStartLinks(ctx: StartContext, containers: LinkContainers): void {
   startLinks.set(ctx, resolveLinks(ctx.container, containers));
-}
-
-export const CORE_LINKS_PLUGIN = 'core:links';
-
-/**
- * The engine's link tap: right after the spec builder, the links' variables join the
- * environment where Config.Env does not set them (dockerd puts them before Config.Env).
- * The checks are the container service's (registerLinks at create, prepareStartLinks at
- * start): their errors reach the client in dockerd's words.
- */
-export function applyLinks(hooks: Hooks): void {
-  hooks.specBuild.tapPromise({ name: CORE_LINKS_PLUGIN, plugin: CORE_LINKS_PLUGIN, stage: Stage.DEFAULTS + 1 }, async (spec, ctx) => {
-    const links = linksOfStart(ctx);
-    if (links.length === 0 || !spec.process) return spec;
-    const env = [...(spec.process.env ?? [])];
-    const keys = new Set(env.map((kv) => kv.split('=')[0]));
-    for (const kv of links.flatMap((l) => l.env)) {
-      const key = kv.split('=')[0]!;
-      if (keys.has(key)) continue;
-      keys.add(key);
-      env.push(kv);
-    }
-    return { ...spec, process: { ...spec.process, env } };
-  });
 }

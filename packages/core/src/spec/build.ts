@@ -46,6 +46,8 @@ export interface SpecBuildInput {
   shmPath?: string;
   /** HostConfig.Init: the init binary on the host (e.g. /usr/bin/docker-init or tini). */
   initPath?: string;
+  /** Legacy links' variables (dockerd's linkedEnv): after PATH/HOSTNAME/TERM, before Config.Env, which wins. */
+  linkEnv?: readonly string[];
   /** Namespace paths to join for container:<id> Pid/Ipc/UTS modes. */
   namespacePaths?: JoinPaths;
   /** cgroupfs (default): cgroupsPath = parent/id; systemd: "parent.slice:berth:id". */
@@ -204,7 +206,7 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
     withUser(user),
     withProcess({
       args,
-      env: containerEnv({ env: cfg.Env, hostname, tty: cfg.Tty }),
+      env: containerEnv({ env: cfg.Env, hostname, tty: cfg.Tty, ...(input.linkEnv ? { linkEnv: input.linkEnv } : {}) }),
       cwd,
       terminal: cfg.Tty === true,
       consoleSize: cfg.Tty ? consoleSize : undefined,

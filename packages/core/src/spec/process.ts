@@ -28,11 +28,13 @@ export function replaceOrAppendEnv(defaults: readonly string[], overrides: reado
 
 /**
  * The container's environment like dockerd's CreateDaemonEnvironment: PATH (the default
- * unless Config.Env sets one), HOSTNAME, TERM=xterm with a TTY, then Config.Env.
+ * unless Config.Env sets one), HOSTNAME, TERM=xterm with a TTY, the legacy links' variables,
+ * then Config.Env (which replaces any of them it names).
  */
-export function containerEnv(opts: { env?: readonly string[] | null; hostname: string; tty?: boolean }): string[] {
+export function containerEnv(opts: { env?: readonly string[] | null; hostname: string; tty?: boolean; linkEnv?: readonly string[] }): string[] {
   const base = [DEFAULT_PATH_ENV, `HOSTNAME=${opts.hostname}`];
   if (opts.tty) base.push('TERM=xterm');
+  base.push(...(opts.linkEnv ?? []));
   return replaceOrAppendEnv(base, opts.env ?? []);
 }
 
