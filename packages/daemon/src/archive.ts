@@ -23,6 +23,9 @@ type TarHeader = Partial<tar.Header> & { name: string };
 const closeFd = promisify(fs.close);
 const fstatFd = promisify(fs.fstat);
 const writeFd = promisify(fs.write);
+const readFd = promisify(fs.read);
+/** The size of one read of a file being tarred. */
+const READ_CHUNK = 64 * 1024;
 
 /** Run `fn` on the container's tree at `root`, closing every fd it opened whatever happens. */
 async function withTree<T>(root: string, mounts: readonly RootMount[], fn: (tree: ContainerRoot) => Promise<T>): Promise<T> {
@@ -119,37 +122,54 @@ function addEntry(pack: tar.Pack, header: TarHeader): Promise<void> {
   return new Promise<void>((res, rej) => pack.entry(header, (e) => (e ? rej(e) : res())));
 }
 
+/** Resolves when `w` drains; rejects when it fails or is closed first (listeners removed either way). */
+function drained(w: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: Error): void => {
+      w.off('drain', onDrain);
+      w.off('error', done);
+      w.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = (): void => done();
+    const onClose = (): void => done(new Error('the tar stream was closed'));
+    w.on('drain', onDrain);
+    w.on('error', done);
+    w.on('close', onClose);
+  });
+}
+
 /**
  * Copy `size` bytes of the open file `fd` into a tar entry. A file the container shrinks
  * meanwhile fails the tar (tar-stream's size check, as dockerd's tar writer fails): an error
- * of this request, listened to here, never one without a listener.
+ * of this request, listened to here, never one without a listener. The fd stays the caller's:
+ * read here with plain reads, each awaited, so that no read is in flight when the caller closes
+ * it (a ReadStream closes its fd on destroy() even with autoClose: false, and the caller's
+ * close then hit whatever the number had been reused for — another client's socket).
  */
 async function addFile(pack: tar.Pack, header: TarHeader, fd: number, size: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const entry = pack.entry(header, (e) => (e ? fail(e) : resolve())) as unknown as Writable;
-    const src = size === 0 ? null : fs.createReadStream('', { fd, autoClose: false, start: 0, end: size - 1 });
-    function fail(err: Error): void {
-      entry.destroy();
-      if (!src || src.closed) return reject(err);
-      // The caller closes the fd once this settles: a read still in flight must end first,
-      // or it would read whatever the fd number is reused for (another client's socket).
-      src.once('close', () => reject(err));
-      src.destroy();
+  let settle!: (err?: Error | null) => void;
+  const finished = new Promise<void>((resolve, reject) => (settle = (e) => (e ? reject(e) : resolve())));
+  finished.catch(() => undefined);
+  const entry = pack.entry(header, (e) => settle(e)) as unknown as Writable;
+  entry.on('error', (e) => settle(e));
+  try {
+    let pos = 0;
+    while (pos < size) {
+      const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - pos));
+      const { bytesRead } = await readFd(fd, chunk, 0, chunk.length, pos);
+      // the file shrank: end the entry short, tar-stream's size check fails it
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      if (!entry.write(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead))) await drained(entry);
     }
-    entry.on('error', fail);
-    if (!src) {
-      entry.end();
-      return;
-    }
-    src.on('error', fail);
-    src.on('data', (chunk) => {
-      if (!entry.write(chunk as Buffer)) {
-        src.pause();
-        entry.once('drain', () => src.resume());
-      }
-    });
-    src.on('end', () => entry.end());
-  });
+    entry.end();
+    await finished;
+  } catch (err) {
+    entry.destroy();
+    throw err;
+  }
 }
 
 /**
