@@ -122,54 +122,51 @@ function addEntry(pack: tar.Pack, header: TarHeader): Promise<void> {
   return new Promise<void>((res, rej) => pack.entry(header, (e) => (e ? rej(e) : res())));
 }
 
-/** Resolves when `w` drains; rejects when it fails or is closed first (listeners removed either way). */
-function drained(w: Writable): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const done = (err?: Error): void => {
-      w.off('drain', onDrain);
-      w.off('error', done);
-      w.off('close', onClose);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onDrain = (): void => done();
-    const onClose = (): void => done(new Error('the tar stream was closed'));
-    w.on('drain', onDrain);
-    w.on('error', done);
-    w.on('close', onClose);
-  });
-}
-
 /**
  * Copy `size` bytes of the open file `fd` into a tar entry. A file the container shrinks
  * meanwhile fails the tar (tar-stream's size check, as dockerd's tar writer fails): an error
  * of this request, listened to here, never one without a listener. The fd stays the caller's:
  * read here with plain reads, each awaited, so that no read is in flight when the caller closes
  * it (a ReadStream closes its fd on destroy() even with autoClose: false, and the caller's
- * close then hit whatever the number had been reused for — another client's socket).
+ * close then hit whatever the number had been reused for — another client's socket). An entry
+ * destroyed with its pack (the client went away) ends the copy at once, also while it waits
+ * for the entry to drain.
  */
 async function addFile(pack: tar.Pack, header: TarHeader, fd: number, size: number): Promise<void> {
-  let settle!: (err?: Error | null) => void;
-  const finished = new Promise<void>((resolve, reject) => (settle = (e) => (e ? reject(e) : resolve())));
-  finished.catch(() => undefined);
-  const entry = pack.entry(header, (e) => settle(e)) as unknown as Writable;
-  entry.on('error', (e) => settle(e));
+  let ended: { err: Error | null } | null = null;
+  let wake: (() => void) | null = null;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const end = (err: Error | null): void => {
+    ended ??= { err };
+    wake?.();
+    finish();
+  };
+  const entry = pack.entry(header, (e) => end(e ?? null)) as unknown as Writable;
+  entry.on('error', (e) => end(e));
+  entry.on('close', () => end(new Error('the tar entry was closed')));
+  entry.on('drain', () => wake?.());
+  let pos = 0;
   try {
-    let pos = 0;
-    while (pos < size) {
+    while (pos < size && !ended) {
       const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - pos));
       const { bytesRead } = await readFd(fd, chunk, 0, chunk.length, pos);
       // the file shrank: end the entry short, tar-stream's size check fails it
       if (bytesRead === 0) break;
       pos += bytesRead;
-      if (!entry.write(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead))) await drained(entry);
+      if (!entry.write(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead)) && !ended) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+      }
     }
-    entry.end();
-    await finished;
   } catch (err) {
     entry.destroy();
     throw err;
   }
+  if (!ended) entry.end();
+  await finished;
+  const result = ended as { err: Error | null } | null;
+  if (result?.err) throw result.err;
 }
 
 /**
