@@ -67,6 +67,20 @@ export interface PullOptions {
   progress?: ProgressFn;
   /** Parallel layer downloads (dockerd's max-concurrent-downloads default: 3). */
   concurrency?: number;
+  /**
+   * Cancels the pull (the client went away: dockerd cancels its request's context): the
+   * downloads are cut off, no further layer is unpacked, no image is created.
+   */
+  signal?: AbortSignal;
+}
+
+/** The error of a pull or push whose client went away (code ABORT_ERR, as Node's AbortError). */
+function cancelled(what: string): Error {
+  return Object.assign(new Error(`${what} cancelled: the client went away`), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
+function checkCancelled(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw cancelled(what);
 }
 
 export async function pullImage(store: ImageStore, client: RegistryClient, ref: Reference, opts: PullOptions = {}): Promise<{ id: Digest; manifestDigest: Digest }> {
@@ -75,6 +89,7 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
   const repo = client.repository(ref, opts.auth ?? null, ['pull']);
   const reference = ref.digest ?? ref.tag ?? 'latest';
   progress({ status: `Pulling from ${familiarName(ref)}`, id: ref.digest ? ref.digest : reference });
+  checkCancelled(opts.signal, 'pull');
 
   let top = await repo.getManifest(reference);
   const manifestDigestForRef = top.digest;
@@ -98,6 +113,7 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
     throw new InvalidParameterError(`manifest ${top.digest} has ${manifest.layers.length} layers but its config has ${config.rootfs.diff_ids.length} diff_ids`);
   }
   for (const l of manifest.layers) if (!LAYER_TYPES.has(l.mediaType)) throw new InvalidParameterError(`unsupported layer media type ${l.mediaType}`);
+  checkCancelled(opts.signal, 'pull');
 
   return store.withLease(async (lease) => {
   // which layers are missing
@@ -134,6 +150,11 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
   const active = new Set<Readable>();
   let stopped: Error | null = null;
   let downloadAll: Promise<void> = Promise.resolve();
+  const onAbort = () => {
+    stopped ??= cancelled('pull');
+    for (const s of active) s.destroy(stopped);
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     downloadAll = limit(opts.concurrency ?? 3, missing, async (i) => {
       if (stopped) throw stopped;
@@ -164,6 +185,7 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
       if (!ready.has(i)) continue;
       await ready.get(i);
       if (downloadError) throw downloadError;
+      checkCancelled(opts.signal, 'pull');
       const desc = manifest.layers[i];
       const id = shortId(desc.digest);
       const onBytes = byteProgress(progress, id, 'Extracting', desc.size);
@@ -194,13 +216,15 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
     }
     await downloadAll;
   } catch (err) {
-    stopped = err as Error;
+    stopped ??= err as Error;
     for (const s of active) s.destroy(stopped);
     await downloadAll.catch(() => undefined);
     throw err;
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     for (const f of files.values()) await fsp.rm(f, { force: true });
   }
+  checkCancelled(opts.signal, 'pull');
 
   const existed = ref.tag ? store.lookupReference(ref) : null;
   const id = await store.createImage(configBuf);
@@ -216,6 +240,8 @@ export async function pullImage(store: ImageStore, client: RegistryClient, ref: 
 export interface PushOptions {
   auth?: AuthConfig | null;
   progress?: ProgressFn;
+  /** Cancels the push between two uploads (the client went away); the tag is not pushed. */
+  signal?: AbortSignal;
 }
 
 /** gzip-compresses a layer's exact tar into a temp file; returns its digest and size. */
@@ -244,6 +270,7 @@ export async function pushImage(store: ImageStore, client: RegistryClient, ref: 
   const layers: ImageManifest['layers'] = [];
   for (const l of chain) progress({ status: 'Preparing', id: shortId(l.diffId) });
   for (const l of chain) {
+    checkCancelled(opts.signal, 'push');
     // only gzip blobs are reused: the manifest we push is Docker schema 2 (gzip layers)
     const known =
       (await readJson<DistributionMeta>(distPath(store, l.diffId)))?.blobs.filter(
@@ -289,8 +316,10 @@ export async function pushImage(store: ImageStore, client: RegistryClient, ref: 
       }
     }
   }
+  checkCancelled(opts.signal, 'push');
   const configBuf = await store.rawConfig(id);
   if ((await repo.headBlob(id)) === null) await repo.uploadBuffer(id, configBuf);
+  checkCancelled(opts.signal, 'push');
   const manifest: ImageManifest = {
     schemaVersion: 2,
     mediaType: MediaType.DockerManifest,

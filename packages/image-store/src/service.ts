@@ -645,7 +645,7 @@ export class ImageService implements CoreImageStore {
   // ---- registry ----
 
   /** POST /images/create?fromImage=&tag=&platform= (docker pull) with JSON progress. */
-  async pull(fromImage: string, opts: { tag?: string; platform?: string; auth?: AuthConfig | null; progress?: ProgressFn } = {}): Promise<Digest> {
+  async pull(fromImage: string, opts: { tag?: string; platform?: string; auth?: AuthConfig | null; progress?: ProgressFn; signal?: AbortSignal } = {}): Promise<Digest> {
     let ref: Reference;
     try {
       ref = parseReference(fromImage);
@@ -658,12 +658,12 @@ export class ImageService implements CoreImageStore {
     }
     if (!ref.tag && !ref.digest) ref = { ...ref, tag: 'latest' };
     const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
-    const { id } = await this.collectOnFailure(() => pullImage(this.store, this.registry, ref, { platform, auth: opts.auth ?? null, progress: opts.progress ?? noProgress }));
+    const { id } = await this.collectOnFailure(() => pullImage(this.store, this.registry, ref, { platform, auth: opts.auth ?? null, progress: opts.progress ?? noProgress, ...(opts.signal ? { signal: opts.signal } : {}) }));
     return id;
   }
 
   /** POST /images/{name}/push?tag= (docker push) with JSON progress; all tags of the repository without tag. */
-  async push(name: string, opts: { tag?: string; auth?: AuthConfig | null; progress?: ProgressFn } = {}): Promise<void> {
+  async push(name: string, opts: { tag?: string; auth?: AuthConfig | null; progress?: ProgressFn; signal?: AbortSignal } = {}): Promise<void> {
     const progress = opts.progress ?? noProgress;
     let ref: Reference;
     try {
@@ -680,7 +680,7 @@ export class ImageService implements CoreImageStore {
     if (tags.length === 0) throw new NotFoundError(`An image does not exist locally with the tag: ${familiarString(ref)}`);
     for (const t of tags) if (!this.store.lookupReference(t)) throw new NotFoundError(`An image does not exist locally with the tag: ${familiarString(t)}`);
     progress({ status: pushIntro(ref) });
-    for (const t of tags) await pushImage(this.store, this.registry, t, { auth: opts.auth ?? null, progress });
+    for (const t of tags) await pushImage(this.store, this.registry, t, { auth: opts.auth ?? null, progress, ...(opts.signal ? { signal: opts.signal } : {}) });
   }
 
   /** POST /auth */

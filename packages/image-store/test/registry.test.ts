@@ -84,6 +84,28 @@ describe.skipIf(!hasRegistry)('registry without auth (docker-registry on 127.0.0
     await expectNoLeftovers(svc);
   });
 
+  it('a push or pull whose client went away stops (ABORT_ERR): no tag in the registry, no image, no temp file', async () => {
+    const name = `${reg.host}/cancelled`;
+    await svc.tag(img.id, name, 'v1');
+    const early = new AbortController();
+    early.abort();
+    const pushErr = await caught(svc.push(name, { tag: 'v1', signal: early.signal }));
+    expect((pushErr as NodeJS.ErrnoException).code).toBe('ABORT_ERR');
+    expect((await fetch(`http://${reg.host}/v2/cancelled/manifests/v1`, { headers: { Accept: MediaType.DockerManifest } })).status).toBe(404);
+    // pushed for real, then pulled into an empty store by a client that leaves once the layers are listed
+    await svc.push(name, { tag: 'v1' });
+    await svc.remove(`${name}:v1`);
+    await svc.remove('berth-test/busybox');
+    const ac = new AbortController();
+    const pullErr = await caught(svc.pull(name, { tag: 'v1', signal: ac.signal, progress: (m) => m.status === 'Pulling fs layer' && ac.abort() }));
+    expect((pullErr as NodeJS.ErrnoException).code).toBe('ABORT_ERR');
+    expect(await svc.list()).toEqual([]);
+    expect(await svc.store.layers.list()).toEqual([]);
+    await expectNoLeftovers(svc);
+    // the same pull without the signal still works
+    expect(await svc.pull(name, { tag: 'v1' })).toBe(img.id);
+  });
+
   it('a second push says "Layer already exists"; another repository mounts the layer', async () => {
     const a = `${reg.host}/mount-a`;
     const b = `${reg.host}/mount-b`;

@@ -106,7 +106,7 @@ export function imageRoutes(images: () => ImageService | undefined, containers: 
     if (fromImage) {
       const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
       await withProgress(ctx, async (emit) => {
-        await s.pull(fromImage, { ...(q.get('tag') ? { tag: q.get('tag')! } : {}), ...(platform ? { platform } : {}), auth, progress: emit });
+        await s.pull(fromImage, { ...(q.get('tag') ? { tag: q.get('tag')! } : {}), ...(platform ? { platform } : {}), auth, progress: emit, signal: ctx.signal });
       });
       return;
     }
@@ -127,7 +127,7 @@ export function imageRoutes(images: () => ImageService | undefined, containers: 
     const s = svc();
     const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
     await withProgress(ctx, async (emit) => {
-      await s.push(ctx.params.name, { ...(ctx.query.get('tag') ? { tag: ctx.query.get('tag')! } : {}), auth, progress: emit });
+      await s.push(ctx.params.name, { ...(ctx.query.get('tag') ? { tag: ctx.query.get('tag')! } : {}), auth, progress: emit, signal: ctx.signal });
     });
   };
 
