@@ -4,29 +4,23 @@
  * container wrote, including the last batch written in the same tick as the exit event.
  * With a backend that does not say so, they wait for the quiet period (logDrainMs).
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createTestEngine, FakeRuntime, type TestEngine } from '@berth/testing';
-import { apiRoutes, buildApp, engineBackend, openInjector, type Injector } from '../src/index.js';
-import { facts } from './helpers/fake-backend.js';
+import { describe, expect, it } from 'vitest';
+import { FakeRuntime, type TestEngine } from '@berth/testing';
+import type { Injector } from '../src/index.js';
+import { engineApp } from './helpers/engine-app.js';
 import { demux, readAll } from './helpers/streams.js';
 
 // Long lines, so that the socket's buffers fill up when the client does not read.
 const LINES = Array.from({ length: 3000 }, (_, i) => `line ${i} ${'x'.repeat(200)}`);
 
 describe('attach and logs --follow end at the end of a complete log', () => {
+  const app = engineApp();
   let t: TestEngine | undefined;
   let inj: Injector | undefined;
-  afterEach(async () => {
-    await inj?.close();
-    await t?.dispose();
-    inj = undefined;
-    t = undefined;
-  });
 
   const setup = async (logCompleteAtExit: boolean, logDrainMs: number) => {
     const fake = new FakeRuntime({ logCompleteAtExit, script: { runFor: 20, output: LINES } });
-    t = await createTestEngine({ runtime: fake });
-    inj = await openInjector(buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts(), logDrainMs })) }));
+    ({ t, inj } = await app.open({ runtime: fake }, { logDrainMs }));
   };
   const create = async (): Promise<string> => {
     const r = await inj!.request({

@@ -6,11 +6,11 @@
  * hijacked stream ends; legacy links through the API (create, inspect, DELETE ?link=1).
  */
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createTestEngine, FakeRuntime, type TestEngine } from '@berth/testing';
+import { describe, expect, it } from 'vitest';
+import { FakeRuntime, type TestEngine } from '@berth/testing';
 import type { ExecOptions, ExecSession } from '@berth/core';
-import { apiRoutes, buildApp, engineBackend, openInjector, type Injector } from '../src/index.js';
-import { facts } from './helpers/fake-backend.js';
+import type { Injector } from '../src/index.js';
+import { engineApp } from './helpers/engine-app.js';
 import { demux, readAll } from './helpers/streams.js';
 
 /** A FakeRuntime whose exec processes print one line before they exit. */
@@ -22,19 +22,13 @@ class EchoRuntime extends FakeRuntime {
   }
 }
 
+const app = engineApp();
 let t: TestEngine | undefined;
 let inj: Injector | undefined;
-afterEach(async () => {
-  await inj?.close();
-  await t?.dispose();
-  inj = undefined;
-  t = undefined;
-});
 
 /** An engine on this runtime and the API over it. */
 async function openApi(runtime: FakeRuntime): Promise<Injector> {
-  t = await createTestEngine({ runtime });
-  inj = await openInjector(buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts() })) }));
+  ({ t, inj } = await app.open({ runtime }));
   return inj;
 }
 

@@ -7,9 +7,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestEngine, type TestEngine } from '@berth/testing';
-import { apiRoutes, buildApp, engineBackend, networks, openInjector, parseNetDev, sample, type Injector } from '../src/index.js';
-import { facts } from './helpers/fake-backend.js';
+import type { TestEngine } from '@berth/testing';
+import { networks, parseNetDev, sample, type Injector } from '../src/index.js';
+import { engineApp } from './helpers/engine-app.js';
 import { validateDefinition } from './helpers/swagger.js';
 
 const NET_DEV = `Inter-|   Receive                                                |  Transmit
@@ -64,18 +64,12 @@ describe('stats.networks', () => {
 });
 
 describe('NetworkSettings in inspect and ps', () => {
+  const app = engineApp();
   let t: TestEngine | undefined;
   let inj: Injector | undefined;
-  afterEach(async () => {
-    await inj?.close();
-    await t?.dispose();
-    inj = undefined;
-    t = undefined;
-  });
 
   it.each(['none', 'host'])('--network %s: MacAddress "" and every endpoint key; the legacy container-wide fields only before 1.52', async (mode) => {
-    t = await createTestEngine();
-    inj = await openInjector(buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts() })) }));
+    ({ t, inj } = await app.open());
     const created = await inj.request({ method: 'POST', url: '/v1.44/containers/create?name=c1', body: { Image: 'plain', Cmd: ['/bin/true'], Labels: { 'io.berth.rootfs': t.rootfs }, HostConfig: { NetworkMode: mode } } });
     expect(created.statusCode, created.body.toString()).toBe(201);
 

@@ -1,0 +1,29 @@
+/**
+ * An engine on the FakeRuntime behind the daemon's app, for route tests: `open()` it in a test,
+ * and it is closed after each test (the afterEach is registered by `engineApp()`).
+ *
+ *   const app = engineApp();
+ *   it('…', async () => { const { t, inj } = await app.open({ runtime }); … });
+ */
+import { afterEach } from 'vitest';
+import { createTestEngine, type TestEngine, type TestEngineOptions } from '@berth/testing';
+import { apiRoutes, buildApp, engineBackend, openInjector, type EngineBackendOptions, type Injector } from '../../src/index.js';
+import { facts } from './fake-backend.js';
+
+export function engineApp(): { open(engine?: TestEngineOptions, backend?: Partial<EngineBackendOptions>): Promise<{ t: TestEngine; inj: Injector }> } {
+  let t: TestEngine | undefined;
+  let inj: Injector | undefined;
+  afterEach(async () => {
+    await inj?.close();
+    await t?.dispose();
+    inj = undefined;
+    t = undefined;
+  });
+  return {
+    async open(engine = {}, backend = {}) {
+      t = await createTestEngine(engine);
+      inj = await openInjector(buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts(), ...backend })) }));
+      return { t, inj };
+    },
+  };
+}
