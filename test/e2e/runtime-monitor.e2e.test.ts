@@ -48,9 +48,12 @@ async function runDetached(d: Berthd, name: string, cmd: string): Promise<string
 
 describe.skipIf(skip !== null)('a killed monitor (conmon SIGKILLed)', () => {
   let d: Berthd | undefined;
+  // a restart test's first daemon owns the temp dir (the second runs on it): cleaned up last
+  let first: Berthd | undefined;
   afterEach(async () => {
     await d?.cleanup();
-    d = undefined;
+    await first?.cleanup();
+    d = first = undefined;
   });
   afterAll(removeTestImageTarball);
 
@@ -103,7 +106,7 @@ describe.skipIf(skip !== null)('a killed monitor (conmon SIGKILLed)', () => {
   });
 
   it('a monitor killed while berthd is down: the restarted daemon keeps the container managed and sees its end', async () => {
-    const first = await startBerthd({ args: ['--live-restore'] });
+    first = await startBerthd({ args: ['--live-restore'] });
     d = first;
     await first.loadTestImage();
     const id = await runDetached(first, 'orphaned', 'sleep 1000');
@@ -166,14 +169,17 @@ function isLink(p: string): boolean {
 
 describe.skipIf(skip !== null)('a corrupt berth.json', () => {
   let d: Berthd | undefined;
+  // a restart test's first daemon owns the temp dir (the second runs on it): cleaned up last
+  let first: Berthd | undefined;
   afterEach(async () => {
     await d?.cleanup();
-    d = undefined;
+    await first?.cleanup();
+    d = first = undefined;
   });
   afterAll(removeTestImageTarball);
 
   it('a running container stays running and managed after a restart; start does not kill it', async () => {
-    const first = await startBerthd({ args: ['--live-restore'] });
+    first = await startBerthd({ args: ['--live-restore'] });
     d = first;
     await first.loadTestImage();
     const id = await runDetached(first, 'keep', 'sleep 1000');
