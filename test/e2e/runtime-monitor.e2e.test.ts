@@ -46,7 +46,7 @@ async function runDetached(d: Berthd, name: string, cmd: string): Promise<string
   return r.stdout.trim();
 }
 
-describe.skipIf(skip !== null)('a killed monitor (conmon SIGKILLed)', () => {
+describe.skipIf(skip !== null)('monitors and runtime records', () => {
   let d: Berthd | undefined;
   // a restart test's first daemon owns the temp dir (the second runs on it): cleaned up last
   let first: Berthd | undefined;
@@ -57,165 +57,157 @@ describe.skipIf(skip !== null)('a killed monitor (conmon SIGKILLed)', () => {
   });
   afterAll(removeTestImageTarball);
 
-  it('the exit is seen: wait returns, ps no longer lists it, the code is the real one or reported as unknown', async () => {
-    d = await startBerthd();
-    await d.loadTestImage();
-    const id = await runDetached(d, 'exits3', 'sleep 2; exit 3');
-    await killMonitor(d, id);
+  describe('a killed monitor (conmon SIGKILLed)', () => {
+    it('the exit is seen: wait returns, ps no longer lists it, the code is the real one or reported as unknown', async () => {
+      d = await startBerthd();
+      await d.loadTestImage();
+      const id = await runDetached(d, 'exits3', 'sleep 2; exit 3');
+      await killMonitor(d, id);
 
-    const w = await d.docker(['wait', id], { timeoutMs: PROMPT_MS });
-    expect(w.code, `docker wait: ${w.stderr}`).toBe(0);
-    const code = Number(w.stdout.trim());
-    const st = await inspectContainer(d, id);
-    expect(st.State.Status).toBe('exited');
-    expect(st.State.ExitCode).toBe(code);
-    // 3 when the kernel still held the exit status; otherwise berth says it does not know.
-    if (code !== 3) {
-      expect(code).toBe(255);
-      expect(d.log()).toMatch(/exit code .*unknown|unknown exit code/i);
-    }
-    expect(d.log()).toMatch(/monitor .*(gone|killed|lost)/i);
-    const ps = await d.docker(['ps', '-q', '--no-trunc']);
-    expect(ps.stdout).not.toContain(id);
+      const w = await d.docker(['wait', id], { timeoutMs: PROMPT_MS });
+      expect(w.code, `docker wait: ${w.stderr}`).toBe(0);
+      const code = Number(w.stdout.trim());
+      const st = await inspectContainer(d, id);
+      expect(st.State.Status).toBe('exited');
+      expect(st.State.ExitCode).toBe(code);
+      // 3 when the kernel still held the exit status; otherwise berth says it does not know.
+      if (code !== 3) {
+        expect(code).toBe(255);
+        expect(d.log()).toMatch(/exit code .*unknown|unknown exit code/i);
+      }
+      expect(d.log()).toMatch(/monitor .*(gone|killed|lost)/i);
+      const ps = await d.docker(['ps', '-q', '--no-trunc']);
+      expect(ps.stdout).not.toContain(id);
 
-    const rm = await d.docker(['rm', id], { timeoutMs: PROMPT_MS });
-    expect(rm.code, rm.stderr).toBe(0);
-    expect(leftovers(d)).toEqual([]);
-  });
-
-  it('stop -t 1 and rm -f return promptly and leave nothing behind', async () => {
-    d = await startBerthd();
-    await d.loadTestImage();
-    const a = await runDetached(d, 'stopme', 'sleep 1000');
-    const b = await runDetached(d, 'rmme', 'sleep 1000');
-    await killMonitor(d, a);
-    await killMonitor(d, b);
-
-    const stop = await d.docker(['stop', '-t', '1', a], { timeoutMs: PROMPT_MS });
-    expect(stop.code, `docker stop: ${stop.stderr}`).toBe(0);
-    const st = await inspectContainer(d, a);
-    expect(st.State.Status).toBe('exited');
-    // sh as the container's init ignores SIGTERM: berth SIGKILLed it, so it knows the code.
-    expect(st.State.ExitCode).toBe(137);
-
-    const rm = await d.docker(['rm', '-f', b], { timeoutMs: PROMPT_MS });
-    expect(rm.code, `docker rm -f: ${rm.stderr}`).toBe(0);
-    const rmA = await d.docker(['rm', a], { timeoutMs: PROMPT_MS });
-    expect(rmA.code, rmA.stderr).toBe(0);
-    expect(leftovers(d)).toEqual([]);
-  });
-
-  it('a monitor killed while berthd is down: the restarted daemon keeps the container managed and sees its end', async () => {
-    first = await startBerthd({ args: ['--live-restore'] });
-    d = first;
-    await first.loadTestImage();
-    const id = await runDetached(first, 'orphaned', 'sleep 1000');
-    const pid = (await inspectContainer(first, id)).State.Pid;
-    expect(await first.stop()).toBe(0);
-    await killMonitor(first, id);
-
-    d = await startBerthd({ dir: first.dir, args: ['--live-restore'] });
-    const st = await inspectContainer(d, id);
-    expect(st.State.Status).toBe('running');
-    expect(st.State.Pid).toBe(pid);
-    expect(d.log()).toMatch(/monitor .*(gone|killed|lost)/i);
-    const stop = await d.docker(['stop', '-t', '1', id], { timeoutMs: PROMPT_MS });
-    expect(stop.code, `docker stop: ${stop.stderr}`).toBe(0);
-    expect((await inspectContainer(d, id)).State.ExitCode).toBe(137);
-    expect(alive(pid)).toBe(false);
-    const rm = await d.docker(['rm', id], { timeoutMs: PROMPT_MS });
-    expect(rm.code, rm.stderr).toBe(0);
-    expect(leftovers(d)).toEqual([]);
-  });
-
-  it("an exec whose monitor is killed still ends: its dir and s/ link go, the container takes new execs", async () => {
-    d = await startBerthd();
-    await d.loadTestImage();
-    const id = await runDetached(d, 'execs', 'sleep 1000');
-    const execDir = path.join(d.execRoot, 'oci', id, 'exec');
-    const running = d.docker(['exec', id, 'sh', '-c', 'sleep 2; exit 5'], { timeoutMs: PROMPT_MS });
-    let execId = '';
-    for (let i = 0; i < 100 && !execId; i++) {
-      // `pid` (the exec's process, written by the runtime) comes after the attach handshake.
-      const found = fs.existsSync(execDir) ? fs.readdirSync(execDir).filter((e) => fs.existsSync(path.join(execDir, e, 'pid'))) : [];
-      execId = found[0] ?? '';
-      if (!execId) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(execId, 'the exec started').not.toBe('');
-    const pid = Number(fs.readFileSync(path.join(execDir, execId, 'conmon.pid'), 'utf8').trim());
-    process.kill(pid, 'SIGKILL');
-    await running; // its output stream was cut: the CLI returns (its status is not the point here)
-
-    const link = path.join(d.execRoot, 'oci', 's', execId);
-    for (let i = 0; i < 100 && (fs.existsSync(path.join(execDir, execId)) || isLink(link)); i++) await new Promise((r2) => setTimeout(r2, 100));
-    expect(fs.existsSync(path.join(execDir, execId)), 'exec dir removed').toBe(false);
-    expect(isLink(link), 's/<execId> link removed').toBe(false);
-    expect(d.log()).toMatch(/monitor of exec .* is gone/);
-    const ok = await d.docker(['exec', id, 'echo', 'ok'], { timeoutMs: PROMPT_MS });
-    expect(ok.stdout).toBe('ok\n');
-    const rm = await d.docker(['rm', '-f', id], { timeoutMs: PROMPT_MS });
-    expect(rm.code, rm.stderr).toBe(0);
-    expect(leftovers(d)).toEqual([]);
-  });
-});
-
-function isLink(p: string): boolean {
-  try {
-    return fs.lstatSync(p).isSymbolicLink();
-  } catch {
-    return false;
-  }
-}
-
-describe.skipIf(skip !== null)('a corrupt berth.json', () => {
-  let d: Berthd | undefined;
-  // a restart test's first daemon owns the temp dir (the second runs on it): cleaned up last
-  let first: Berthd | undefined;
-  afterEach(async () => {
-    await d?.cleanup();
-    await first?.cleanup();
-    d = first = undefined;
-  });
-  afterAll(removeTestImageTarball);
-
-  it('a running container stays running and managed after a restart; start does not kill it', async () => {
-    first = await startBerthd({ args: ['--live-restore'] });
-    d = first;
-    await first.loadTestImage();
-    const id = await runDetached(first, 'keep', 'sleep 1000');
-    const down = await runDetached(first, 'down', 'sleep 2; exit 42');
-    const before = await inspectContainer(first, id);
-    expect(before.State.Running).toBe(true);
-    expect(await first.stop()).toBe(0);
-
-    for (const c of [id, down]) fs.writeFileSync(path.join(first.execRoot, 'oci', c, 'berth.json'), '{"id": "trunc');
-    await new Promise((r) => setTimeout(r, 2500)); // `down` exits while no daemon runs
-
-    d = await startBerthd({ dir: first.dir, args: ['--live-restore'] });
-    const after = await inspectContainer(d, id);
-    expect(after.State.Status).toBe('running');
-    expect(after.State.Pid).toBe(before.State.Pid);
-    expect(alive(before.State.Pid)).toBe(true);
-    // The exit while down keeps its real code although the record was unreadable.
-    expect((await inspectContainer(d, down)).State.ExitCode).toBe(42);
-
-    // Its rootfs is still there and it is reachable.
-    const ex = await d.docker(['exec', id, 'cat', '/proc/1/cmdline'], { timeoutMs: PROMPT_MS });
-    expect(ex.code, ex.stderr).toBe(0);
-    expect(ex.stdout).toContain('sleep');
-    // A start of a running container changes nothing.
-    const start = await d.docker(['start', id], { timeoutMs: PROMPT_MS });
-    expect(start.code, start.stderr).toBe(0);
-    expect(alive(before.State.Pid)).toBe(true);
-    expect((await inspectContainer(d, id)).State.Pid).toBe(before.State.Pid);
-
-    const stop = await d.docker(['stop', '-t', '1', id], { timeoutMs: PROMPT_MS });
-    expect(stop.code, stop.stderr).toBe(0);
-    expect(alive(before.State.Pid)).toBe(false);
-    for (const c of [id, down]) {
-      const rm = await d.docker(['rm', '-f', c], { timeoutMs: PROMPT_MS });
+      const rm = await d.docker(['rm', id], { timeoutMs: PROMPT_MS });
       expect(rm.code, rm.stderr).toBe(0);
+      expect(leftovers(d)).toEqual([]);
+    });
+
+    it('stop -t 1 and rm -f return promptly and leave nothing behind', async () => {
+      d = await startBerthd();
+      await d.loadTestImage();
+      const a = await runDetached(d, 'stopme', 'sleep 1000');
+      const b = await runDetached(d, 'rmme', 'sleep 1000');
+      await killMonitor(d, a);
+      await killMonitor(d, b);
+
+      const stop = await d.docker(['stop', '-t', '1', a], { timeoutMs: PROMPT_MS });
+      expect(stop.code, `docker stop: ${stop.stderr}`).toBe(0);
+      const st = await inspectContainer(d, a);
+      expect(st.State.Status).toBe('exited');
+      // sh as the container's init ignores SIGTERM: berth SIGKILLed it, so it knows the code.
+      expect(st.State.ExitCode).toBe(137);
+
+      const rm = await d.docker(['rm', '-f', b], { timeoutMs: PROMPT_MS });
+      expect(rm.code, `docker rm -f: ${rm.stderr}`).toBe(0);
+      const rmA = await d.docker(['rm', a], { timeoutMs: PROMPT_MS });
+      expect(rmA.code, rmA.stderr).toBe(0);
+      expect(leftovers(d)).toEqual([]);
+    });
+
+    it('a monitor killed while berthd is down: the restarted daemon keeps the container managed and sees its end', async () => {
+      first = await startBerthd({ args: ['--live-restore'] });
+      d = first;
+      await first.loadTestImage();
+      const id = await runDetached(first, 'orphaned', 'sleep 1000');
+      const pid = (await inspectContainer(first, id)).State.Pid;
+      expect(await first.stop()).toBe(0);
+      await killMonitor(first, id);
+
+      d = await startBerthd({ dir: first.dir, args: ['--live-restore'] });
+      const st = await inspectContainer(d, id);
+      expect(st.State.Status).toBe('running');
+      expect(st.State.Pid).toBe(pid);
+      expect(d.log()).toMatch(/monitor .*(gone|killed|lost)/i);
+      const stop = await d.docker(['stop', '-t', '1', id], { timeoutMs: PROMPT_MS });
+      expect(stop.code, `docker stop: ${stop.stderr}`).toBe(0);
+      expect((await inspectContainer(d, id)).State.ExitCode).toBe(137);
+      expect(alive(pid)).toBe(false);
+      const rm = await d.docker(['rm', id], { timeoutMs: PROMPT_MS });
+      expect(rm.code, rm.stderr).toBe(0);
+      expect(leftovers(d)).toEqual([]);
+    });
+
+    it("an exec whose monitor is killed still ends: its dir and s/ link go, the container takes new execs", async () => {
+      d = await startBerthd();
+      await d.loadTestImage();
+      const id = await runDetached(d, 'execs', 'sleep 1000');
+      const execDir = path.join(d.execRoot, 'oci', id, 'exec');
+      const running = d.docker(['exec', id, 'sh', '-c', 'sleep 2; exit 5'], { timeoutMs: PROMPT_MS });
+      let execId = '';
+      for (let i = 0; i < 100 && !execId; i++) {
+        // `pid` (the exec's process, written by the runtime) comes after the attach handshake.
+        const found = fs.existsSync(execDir) ? fs.readdirSync(execDir).filter((e) => fs.existsSync(path.join(execDir, e, 'pid'))) : [];
+        execId = found[0] ?? '';
+        if (!execId) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(execId, 'the exec started').not.toBe('');
+      const pid = Number(fs.readFileSync(path.join(execDir, execId, 'conmon.pid'), 'utf8').trim());
+      process.kill(pid, 'SIGKILL');
+      await running; // its output stream was cut: the CLI returns (its status is not the point here)
+
+      const link = path.join(d.execRoot, 'oci', 's', execId);
+      for (let i = 0; i < 100 && (fs.existsSync(path.join(execDir, execId)) || isLink(link)); i++) await new Promise((r2) => setTimeout(r2, 100));
+      expect(fs.existsSync(path.join(execDir, execId)), 'exec dir removed').toBe(false);
+      expect(isLink(link), 's/<execId> link removed').toBe(false);
+      expect(d.log()).toMatch(/monitor of exec .* is gone/);
+      const ok = await d.docker(['exec', id, 'echo', 'ok'], { timeoutMs: PROMPT_MS });
+      expect(ok.stdout).toBe('ok\n');
+      const rm = await d.docker(['rm', '-f', id], { timeoutMs: PROMPT_MS });
+      expect(rm.code, rm.stderr).toBe(0);
+      expect(leftovers(d)).toEqual([]);
+    });
+  });
+
+  function isLink(p: string): boolean {
+    try {
+      return fs.lstatSync(p).isSymbolicLink();
+    } catch {
+      return false;
     }
-    expect(leftovers(d)).toEqual([]);
+  }
+
+  describe('a corrupt berth.json', () => {
+    it('a running container stays running and managed after a restart; start does not kill it', async () => {
+      first = await startBerthd({ args: ['--live-restore'] });
+      d = first;
+      await first.loadTestImage();
+      const id = await runDetached(first, 'keep', 'sleep 1000');
+      const down = await runDetached(first, 'down', 'sleep 2; exit 42');
+      const before = await inspectContainer(first, id);
+      expect(before.State.Running).toBe(true);
+      expect(await first.stop()).toBe(0);
+
+      for (const c of [id, down]) fs.writeFileSync(path.join(first.execRoot, 'oci', c, 'berth.json'), '{"id": "trunc');
+      await new Promise((r) => setTimeout(r, 2500)); // `down` exits while no daemon runs
+
+      d = await startBerthd({ dir: first.dir, args: ['--live-restore'] });
+      const after = await inspectContainer(d, id);
+      expect(after.State.Status).toBe('running');
+      expect(after.State.Pid).toBe(before.State.Pid);
+      expect(alive(before.State.Pid)).toBe(true);
+      // The exit while down keeps its real code although the record was unreadable.
+      expect((await inspectContainer(d, down)).State.ExitCode).toBe(42);
+
+      // Its rootfs is still there and it is reachable.
+      const ex = await d.docker(['exec', id, 'cat', '/proc/1/cmdline'], { timeoutMs: PROMPT_MS });
+      expect(ex.code, ex.stderr).toBe(0);
+      expect(ex.stdout).toContain('sleep');
+      // A start of a running container changes nothing.
+      const start = await d.docker(['start', id], { timeoutMs: PROMPT_MS });
+      expect(start.code, start.stderr).toBe(0);
+      expect(alive(before.State.Pid)).toBe(true);
+      expect((await inspectContainer(d, id)).State.Pid).toBe(before.State.Pid);
+
+      const stop = await d.docker(['stop', '-t', '1', id], { timeoutMs: PROMPT_MS });
+      expect(stop.code, stop.stderr).toBe(0);
+      expect(alive(before.State.Pid)).toBe(false);
+      for (const c of [id, down]) {
+        const rm = await d.docker(['rm', '-f', c], { timeoutMs: PROMPT_MS });
+        expect(rm.code, rm.stderr).toBe(0);
+      }
+      expect(leftovers(d)).toEqual([]);
+    });
   });
 });

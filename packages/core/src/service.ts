@@ -7,6 +7,10 @@
  * (a stop holds it while it waits for the exit); their processing is tracked per container
  * and every locked operation first waits for it to finish. `kill` is not serialized (like
  * dockerd, it must reach a container while a stop is waiting).
+ *
+ * Size: this file holds more than one concern (record defaults, name index, exit handling,
+ * restart manager, waits, restore); issue 11 splits it along those seams. Add new logic in
+ * modules of its own (reconcile.ts, links.ts, unreadable.ts, hostconfig-validate.ts do).
  */
 import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';

@@ -3,6 +3,9 @@
  * (resolve). Docker's semantics and messages: list filters, inspect, history, tag, delete
  * with conflicts (dockerd daemon/images/image_delete.go), prune, import, commit, load, save,
  * pull and push with JSON progress; per-container root filesystems.
+ *
+ * Size: one facade over the store for every /images/* route; its next seams are the registry
+ * half (pull/push/login) and the container root filesystems, to be moved out when they grow.
  */
 import { promises as fsp } from 'node:fs';
 import type { Readable } from 'node:stream';

@@ -9,6 +9,10 @@
  *   s/<id>           conmon's short symlink to the bundle (attach socket path < 108 bytes)
  *   state/<runtime>/ the runtime's own state root (`--root`)
  * Logs: conmon writes k8s-file next to the json-file log; LogPump converts (log-pump.ts).
+ *
+ * Size: exit detection and monitor liveness (exits.ts, monitor.ts), exec sessions (exec.ts),
+ * record rebuilding (record.ts) and file helpers (files.ts) are already apart; what stays
+ * here is the create/start/kill/delete/restore sequence of one container, kept together.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -2,8 +2,8 @@
  * Where the reference specs are (`shared/specs`: the Docker Engine API swagger, the OCI
  * runtime and image schemas, Docker's seccomp profile), for tests that validate against
  * them: BERTH_SPECS_DIR if set, else `shared/specs` beside this checkout, else beside the
- * repository this checkout was cloned from (a fresh `git clone /work/main /tmp/x` finds
- * /work/shared). Throws, saying where it looked, when none has them.
+ * repository this checkout was cloned from (a fresh clone in a temp dir finds the `shared/`
+ * beside its origin). Throws, saying where it looked, when none has them.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
