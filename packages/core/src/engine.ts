@@ -90,7 +90,13 @@ export class Engine {
     /** Plugins in load order, with their status (loaded / skipped). */
     readonly plugins: readonly PluginStatus[],
     private readonly loadedPlugins: readonly Plugin[],
+    private readonly announcedSecurityOptions: readonly string[],
   ) {}
+
+  /** The security options the loaded plugins announced (`PluginContext.addSecurityOption`), for /info. */
+  securityOptions(): string[] {
+    return [...this.announcedSecurityOptions];
+  }
 
   /** Containers whose record could not be read at start-up and that are not removed yet (reported and skipped). */
   get loadProblems(): readonly LoadProblem[] {
@@ -189,7 +195,9 @@ export class Engine {
     const statuses: PluginStatus[] = [];
     const loaded: Plugin[] = [];
     const pendingBackends: RuntimeBackend[] = [];
+    const securityOptions: string[] = [];
     for (const p of sorted) {
+      const announced: string[] = [];
       const pluginConfig = { ...((p.config as object | undefined) ?? {}), ...((config.plugins[p.name] as object | undefined) ?? {}) };
       const ctx: PluginContext<unknown> = {
         config: pluginConfig,
@@ -198,6 +206,10 @@ export class Engine {
         container: c,
         registerBackend: (b) => pendingBackends.push(b),
         runtime: () => (c.isRegistered(IRuntime, true) ? c.resolve(IRuntime) : undefined),
+        addSecurityOption: (option) => {
+          if (typeof option !== 'string' || !/^name=[a-z0-9]+/.test(option)) throw new InvalidParameterError(`plugin ${p.name}: security option must look like name=<option>[,key=value]: ${JSON.stringify(option)}`);
+          announced.push(option);
+        },
       };
       let phase = 'validateConfig';
       try {
@@ -221,6 +233,7 @@ export class Engine {
           staged.commit();
         }
         statuses.push({ name: p.name, type: p.type, status: 'loaded' });
+        for (const o of announced) if (!securityOptions.includes(o)) securityOptions.push(o);
         loaded.push(p);
       } catch (err) {
         if (isSkipPluginError(err)) {
@@ -275,7 +288,7 @@ export class Engine {
       // Containers a backend holds but no record knows (a crash between the backend's create and
       // the store's write): force-delete them. Unreadable records keep theirs (the operator decides).
       await service.removeOrphans(problems.map((pr) => pr.id));
-      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded);
+      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(securityOptions));
     } catch (err) {
       await service?.close().catch(() => {});
       for (const q of [...loaded].reverse()) await Promise.resolve(q.close?.()).catch(() => {});

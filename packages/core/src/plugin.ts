@@ -26,6 +26,12 @@ export interface PluginContext<C> {
    * so a plugin can check `features()` and skip itself early (SkipPluginError).
    */
   runtime(): RuntimeBackend | undefined;
+  /**
+   * Announce a security option this plugin enforces, in dockerd's `/info` SecurityOptions form
+   * (`name=seccomp,profile=builtin`, `name=apparmor`, `name=userns`). Kept only when the plugin
+   * loads (a plugin that skips itself announces nothing); `engine.securityOptions()` lists them.
+   */
+  addSecurityOption(option: string): void;
 }
 
 export interface PluginDefinition<C = Record<string, never>> {

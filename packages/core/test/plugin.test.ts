@@ -196,6 +196,22 @@ describe('plugins and dependency injection', () => {
     expect(t.logger.entries.some((e) => e.msg === 'skip loading plugin' && e.fields.plugin === 'criu')).toBe(true);
   });
 
+  it('security options: announced by loaded plugins only, for /info', async () => {
+    const mk = (name: string, option: string, skip: boolean) =>
+      definePlugin({
+        name,
+        type: 'io.berth.security.v1',
+        apply(_hooks, ctx) {
+          ctx.addSecurityOption(option);
+          if (skip) throw new SkipPluginError('host has no such thing');
+        },
+      });
+    t = await createTestEngine({ specDefaults: false, plugins: [mk('seccomp', 'name=seccomp,profile=builtin', false), mk('apparmor', 'name=apparmor', true)] });
+    expect(t.engine.securityOptions()).toEqual(['name=seccomp,profile=builtin']);
+    const bad = definePlugin({ name: 'bad', type: 'io.berth.security.v1', apply: (_h, ctx) => ctx.addSecurityOption('seccomp') });
+    await expect(createTestEngine({ specDefaults: false, plugins: [bad] })).rejects.toThrow(/security option must look like name=/);
+  });
+
   it('close runs in reverse load order; the engine stops listening to the runtime, containers keep running', async () => {
     const closed: string[] = [];
     const mk = (name: string, requires: string[] = []) => definePlugin({ name, type: 'io.berth.test.v1', requires, close: () => void closed.push(name) });

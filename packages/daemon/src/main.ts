@@ -73,11 +73,8 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
       liveRestore: config.liveRestore,
       logger,
     });
-    const loaded = new Set(engine.plugins.filter((p) => p.status === 'loaded').map((p) => p.name.toLowerCase()));
-    const security: string[] = [];
-    if ([...loaded].some((n) => n.includes('apparmor'))) security.push('name=apparmor');
-    if ([...loaded].some((n) => n.includes('seccomp'))) security.push('name=seccomp,profile=builtin');
-    if ([...loaded].some((n) => n.includes('userns'))) security.push('name=userns');
+    // What the loaded plugins announced (PluginContext.addSecurityOption), plus the engine's own.
+    const security = engine.securityOptions();
     if (cgroupVersion() === '2') security.push('name=cgroupns');
     const facts: DaemonFacts = {
       id: daemonId(config.dataRoot),
