@@ -4,16 +4,17 @@
  * through the backend's `exec`.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError, errorMessage, notRunning } from './errors.js';
 import type { EventBus } from './events.js';
 import { generateId } from './ids.js';
 import type { Logger } from './logger.js';
-import type { OciProcess } from './oci.js';
+import type { OciProcess, OciUser } from './oci.js';
 import type { AttachStreams, ExecSession, ExitInfo } from './runtime.js';
 import { EXIT_EACCES, EXIT_UNKNOWN, translateStartError, type ContainerService } from './service.js';
 import { isActive } from './state.js';
 import { DEFAULT_CAPABILITIES, knownCapabilities } from './spec/caps.js';
+import { resolveUser, resolveUserFromEntries } from './spec/user.js';
+import type { ContainerRecord } from './types.js';
 
 export interface ExecConfig {
   User?: string;
@@ -47,33 +48,14 @@ export interface ExecRecord {
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-async function lookupUser(rootfs: string | undefined, user: string): Promise<{ uid: number; gid: number }> {
-  const [u = '', g] = user.split(':');
-  const readDb = async (file: string) => (rootfs ? await readFile(join(rootfs, 'etc', file), 'utf8').catch(() => '') : '');
-  let uid: number;
-  let gid: number | undefined;
-  if (/^\d+$/.test(u)) {
-    uid = Number(u);
-    const line = (await readDb('passwd')).split('\n').find((l) => l.split(':')[2] === u);
-    if (line) gid = Number(line.split(':')[3]);
-  } else {
-    const line = (await readDb('passwd')).split('\n').find((l) => l.split(':')[0] === u);
-    if (!line) {
-      if (u === 'root') return { uid: 0, gid: 0 };
-      throw new InvalidParameterError(`unable to find user ${u}: no matching entries in passwd file`);
-    }
-    uid = Number(line.split(':')[2]);
-    gid = Number(line.split(':')[3]);
-  }
-  if (g !== undefined && g !== '') {
-    if (/^\d+$/.test(g)) gid = Number(g);
-    else {
-      const line = (await readDb('group')).split('\n').find((l) => l.split(':')[0] === g);
-      if (!line) throw new InvalidParameterError(`unable to find group ${g}: no matching entries in group file`);
-      gid = Number(line.split(':')[2]);
-    }
-  }
-  return { uid, gid: gid ?? 0 };
+/**
+ * The user of an exec (its `User`, else the container's), as dockerd's getUser: the spec
+ * builder's resolution, reading /etc/passwd and /etc/group inside the rootfs (a symlink
+ * never leads onto the host's files), with HostConfig.GroupAdd.
+ */
+async function execUser(rec: ContainerRecord, userSpec: string | undefined): Promise<OciUser> {
+  const groupAdd = rec.HostConfig.GroupAdd ?? [];
+  return rec.BaseFS ? await resolveUser(rec.BaseFS, userSpec, groupAdd) : resolveUserFromEntries(userSpec, [], [], groupAdd);
 }
 
 /** Every capability the host kernel knows (/proc/sys/kernel/cap_last_cap). */
@@ -173,9 +155,7 @@ export class ExecService {
     }
     const tty = e.ProcessConfig.tty;
     if (tty && !env.some((x) => x.startsWith('TERM='))) env.push('TERM=xterm');
-    const user = e.Config.User
-      ? await lookupUser(rec.BaseFS, e.Config.User)
-      : (base?.user ?? (rec.Config.User ? await lookupUser(rec.BaseFS, rec.Config.User) : { uid: 0, gid: 0 }));
+    const user = e.Config.User ? await execUser(rec, e.Config.User) : (base?.user ?? (await execUser(rec, rec.Config.User)));
     // A privileged exec gets every capability (dockerd), else the container's.
     const all = e.Config.Privileged ? await hostCapabilities() : [];
     const capabilities = e.Config.Privileged
@@ -183,7 +163,7 @@ export class ExecService {
       : (base?.capabilities ?? { bounding: [...DEFAULT_CAPABILITIES], effective: [...DEFAULT_CAPABILITIES], permitted: [...DEFAULT_CAPABILITIES] });
     const process: OciProcess = {
       terminal: tty,
-      user: { uid: user.uid, gid: user.gid, ...(base?.user?.additionalGids && !e.Config.User ? { additionalGids: base.user.additionalGids } : {}) },
+      user: { uid: user.uid, gid: user.gid, ...(user.additionalGids ? { additionalGids: [...user.additionalGids] } : {}) },
       args: [e.ProcessConfig.entrypoint, ...e.ProcessConfig.arguments],
       env,
       cwd: e.Config.WorkingDir || base?.cwd || rec.Config.WorkingDir || '/',
