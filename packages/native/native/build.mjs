@@ -1,4 +1,4 @@
-// Builds dist/native/berth.node from native/berth.c and fs.c with the system C compiler and Node's
+// Builds dist/native/berth.node from native/*.c with the system C compiler and Node's
 // own headers (<prefix>/include/node). Optional: without a compiler or headers it says so, and
 // berth uses the mount/umount binaries and child_process instead (src/index.ts).
 import { execFileSync } from 'node:child_process';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dir = path.join(pkg, 'native');
-const sources = ['berth.c', 'fs.c'].map((f) => path.join(dir, f));
+const sources = ['berth.c', 'spawn.c', 'fs.c', 'proc.c'].map((f) => path.join(dir, f));
 const inputs = [...sources, path.join(dir, 'common.h')];
 const out = path.join(pkg, 'dist/native/berth.node');
 const include = path.resolve(path.dirname(process.execPath), '../include/node');
@@ -22,7 +22,7 @@ if (!fs.existsSync(path.join(include, 'node_api.h'))) {
 if (fs.existsSync(out) && inputs.every((f) => fs.statSync(out).mtimeMs >= fs.statSync(f).mtimeMs)) process.exit(0);
 fs.mkdirSync(path.dirname(out), { recursive: true });
 try {
-  execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=berth', `-I${include}`, '-o', `${out}.tmp`, ...sources], { stdio: 'inherit' });
+  execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-Wno-unused-parameter', '-shared', '-fPIC', '-DNODE_GYP_MODULE_NAME=berth', `-I${include}`, '-o', `${out}.tmp`, ...sources, '-lm'], { stdio: 'inherit' });
   fs.renameSync(`${out}.tmp`, out);
 } catch (err) {
   fs.rmSync(`${out}.tmp`, { force: true });

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <linux/openat2.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -66,17 +67,28 @@ static void fs_complete(napi_env env, napi_status status, void *data) {
     reject_errno(env, j->deferred, syscall_name, j->path, j->err);
   } else {
     napi_value v;
-    if (j->readlink) napi_create_string_utf8(env, j->link, NAPI_AUTO_LENGTH, &v);
-    else napi_create_int32(env, j->fd, &v);
-    napi_resolve_deferred(env, j->deferred, v);
+    napi_status made = j->readlink ? napi_create_string_utf8(env, j->link, NAPI_AUTO_LENGTH, &v) : napi_create_int32(env, j->fd, &v);
+    if (made == napi_ok) {
+      napi_resolve_deferred(env, j->deferred, v);
+    } else {
+      /* nothing reaches JavaScript: close what was opened, and say why */
+      if (!j->readlink && j->fd >= 0) close(j->fd);
+      reject_errno(env, j->deferred, syscall_name, j->path, ENOMEM);
+    }
   }
   napi_delete_async_work(env, j->work);
   fsjob_free(j);
 }
 
+static napi_value fs_queue(napi_env env, const char *name, fsjob_t *j) {
+  napi_value p = queue_work(env, name, fs_execute, fs_complete, j, &j->work, &j->deferred);
+  if (!p) fsjob_free(j);
+  return p;
+}
+
 static int arg_uint(napi_env env, napi_value v, uint64_t max, uint64_t *out) {
   double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || d < 0 || d > (double)max || d != (double)(uint64_t)d) return 0;
+  if (napi_get_value_double(env, v, &d) != napi_ok || isnan(d) || d < 0 || d > (double)max || d != floor(d)) return 0;
   *out = (uint64_t)d;
   return 1;
 }
@@ -87,14 +99,17 @@ static fsjob_t *fs_args(napi_env env, napi_callback_info info, size_t want, napi
   uint64_t dirfd;
   int bad = 0;
   fsjob_t *j;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_napi(env, "napi_get_cb_info");
+    return NULL;
+  }
   if (argc != want || !arg_uint(env, argv[0], INT_MAX, &dirfd)) {
     napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
   j = calloc(1, sizeof *j);
   if (!j) {
-    napi_throw_error(env, NULL, "out of memory");
+    napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
   j->dirfd = (int)dirfd;
@@ -102,7 +117,7 @@ static fsjob_t *fs_args(napi_env env, napi_callback_info info, size_t want, napi
   j->path = arg_string(env, argv[1], 0, &bad);
   if (bad) {
     fsjob_free(j);
-    napi_throw_type_error(env, NULL, usage);
+    throw_bad(env, bad, usage);
     return NULL;
   }
   return j;
@@ -124,7 +139,7 @@ static napi_value js_openat2(napi_env env, napi_callback_info info) {
   /* the kernel refuses a mode without O_CREAT/O_TMPFILE */
   j->how.mode = (flags & (O_CREAT | __O_TMPFILE)) ? mode : 0;
   j->how.resolve = resolve;
-  return queue_work(env, "berth_openat2", fs_execute, fs_complete, j, &j->work, &j->deferred);
+  return fs_queue(env, "berth_openat2", j);
 }
 
 /* readlinkat(dirfd, path) → the link's target ("" path: the symlink dirfd itself was opened with O_PATH) */
@@ -133,13 +148,9 @@ static napi_value js_readlinkat(napi_env env, napi_callback_info info) {
   fsjob_t *j = fs_args(env, info, 2, argv, "readlinkat(dirfd, path): dirfd a non-negative integer, path a string");
   if (!j) return NULL;
   j->readlink = 1;
-  return queue_work(env, "berth_readlinkat", fs_execute, fs_complete, j, &j->work, &j->deferred);
+  return fs_queue(env, "berth_readlinkat", j);
 }
 
-void fs_init(napi_env env, napi_value exports) {
-  napi_value f;
-  napi_create_function(env, "openat2", NAPI_AUTO_LENGTH, js_openat2, NULL, &f);
-  napi_set_named_property(env, exports, "openat2", f);
-  napi_create_function(env, "readlinkat", NAPI_AUTO_LENGTH, js_readlinkat, NULL, &f);
-  napi_set_named_property(env, exports, "readlinkat", f);
+int fs_init(napi_env env, napi_value exports) {
+  return export_fn(env, exports, "openat2", js_openat2) && export_fn(env, exports, "readlinkat", js_readlinkat);
 }

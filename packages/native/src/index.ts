@@ -4,8 +4,11 @@
  * processes, so that the hot paths start no process through child_process (which blocks the
  * event loop ~8-10 ms per child: libuv forks the whole Node process and waits for the exec);
  * openat2/readlinkat for walking a container's root one fd-relative step at a time (dirfd.ts).
+ * setChildSubreaper/pidfdOpen/waitPidfd let the daemon collect the exits of orphaned
+ * descendants (the runtime's reaper.ts).
  * `nativeAddon()` is null when the addon was not built or cannot load, or when BERTH_NATIVE=0;
- * callers then use the binaries and child_process.
+ * callers then use the binaries and child_process. `nativeAddonStatus().fallback` says why,
+ * for the daemon to log once at start.
  */
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
@@ -51,6 +54,24 @@ export interface NativeAddon {
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): Promise<number>;
   /** readlinkat(2): the target of the symlink `path` in `dirfd` ('' with an O_PATH fd of the symlink itself). */
   readlinkat(dirfd: number, path: string): Promise<string>;
+  /** prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants become this process's children. */
+  setChildSubreaper(on: boolean): void;
+  /** prctl(PR_GET_CHILD_SUBREAPER). */
+  childSubreaper(): boolean;
+  /** pidfd_open(2): an fd naming this very process (no pid reuse); the caller closes it. */
+  pidfdOpen(pid: number): number;
+  /**
+   * waitid(P_PIDFD, fd, WEXITED | WNOHANG): null while the process runs; its exit once
+   * collected. Throws (errno ECHILD) when it is not this process's child.
+   */
+  waitPidfd(fd: number): WaitResult | null;
+}
+
+export interface WaitResult {
+  pid: number;
+  /** Exit status, null when killed by a signal. */
+  status: number | null;
+  signal: number | null;
 }
 
 export * from './dirfd.js';
@@ -58,19 +79,40 @@ export * from './dirfd.js';
 /** umount2 flag: detach now, clean up when no longer busy (umount -l). */
 export const MNT_DETACH = 2;
 
-let loaded: NativeAddon | null | undefined;
+export interface NativeAddonStatus {
+  addon: NativeAddon | null;
+  /** Why berth falls back to the binaries and child_process; null when the addon loaded. */
+  fallback: string | null;
+  /** The loader's error when the addon is there but did not load (or is missing). */
+  error?: Error;
+}
+
+/** The same path from src/ and dist/: <package>/dist/native/berth.node. */
+const ADDON_FILE = new URL('../dist/native/berth.node', import.meta.url).pathname;
+
+/** Load the addon from `file` (the built one by default); never throws: the status says why not. */
+export function loadNativeAddon(file: string = ADDON_FILE, env: NodeJS.ProcessEnv = process.env): NativeAddonStatus {
+  if (env.BERTH_NATIVE === '0') return { addon: null, fallback: 'disabled (BERTH_NATIVE=0)' };
+  if (process.platform !== 'linux') return { addon: null, fallback: `not available on ${process.platform}` };
+  try {
+    return { addon: createRequire(import.meta.url)(file) as NativeAddon, fallback: null };
+  } catch (err) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    const missing = (error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND';
+    return { addon: null, fallback: missing ? `not built (${file} is missing; see native/build.mjs)` : `cannot load ${file}: ${error.message}`, error };
+  }
+}
+
+let loaded: NativeAddonStatus | undefined;
+
+/** The addon as this process loaded it (once), and why not. */
+export function nativeAddonStatus(): NativeAddonStatus {
+  loaded ??= loadNativeAddon();
+  return loaded;
+}
 
 export function nativeAddon(): NativeAddon | null {
-  if (loaded !== undefined) return loaded;
-  loaded = null;
-  if (process.env.BERTH_NATIVE === '0' || process.platform !== 'linux') return loaded;
-  try {
-    // The same path from src/ and dist/: <package>/dist/native/berth.node.
-    loaded = createRequire(import.meta.url)(new URL('../dist/native/berth.node', import.meta.url).pathname) as NativeAddon;
-  } catch {
-    loaded = null;
-  }
-  return loaded;
+  return nativeAddonStatus().addon;
 }
 
 /** The errno name of an addon error (EBUSY …), from its numeric `errno`. */

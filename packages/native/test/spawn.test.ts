@@ -1,7 +1,8 @@
 /**
  * The addon's run() and spawnMonitor() (posix_spawn): output, exit status and signals,
  * timeouts, environment, default signal dispositions in the child, the monitor's sync pipe
- * on fd 3, its log file, cwd and session; start failures with errno.
+ * on fd 3, its log file, cwd and session; start failures with errno; the timeout's range and
+ * its deadline on the wait.
  */
 import { existsSync, promises as fsp } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -54,7 +55,21 @@ describe.skipIf(!headers)('native run()', () => {
     expect((err as { syscall?: string }).syscall).toBe('posix_spawn');
     expect(() => n.run(SH, [], null, 0)).toThrow(TypeError);
     expect(() => n.run(SH, ['sh', 1 as unknown as string], null, 0)).toThrow(TypeError);
-    expect(() => n.run(SH, ['sh'], null, -1)).toThrow(TypeError);
+    expect(() => n.run(SH, ['sh'], null, 'x' as unknown as number)).toThrow(TypeError);
+  });
+
+  it('refuses a timeout that is not a number of ms from 0 to 2^31-1 (NaN would become an undefined int)', () => {
+    const n = nativeAddon()!;
+    for (const bad of [NaN, -1, Infinity, -Infinity, 2 ** 31]) {
+      expect(() => n.run(SH, ['sh', '-c', 'exit 0'], null, bad), String(bad)).toThrow(RangeError);
+      expect(() => n.spawnMonitor(SH, ['sh', '-c', 'exit 0'], null, null, '/dev/null', bad), String(bad)).toThrow(RangeError);
+    }
+  });
+
+  it('the deadline covers the wait too: a child that closes its output and keeps running is killed at the timeout', async () => {
+    // Before: EOF on both pipes ended the deadline, and waitpid blocked until the child exited.
+    const r = await nativeAddon()!.run(SH, ['sh', '-c', 'exec >&- 2>&-; exec sleep 30'], null, 200);
+    expect(r).toMatchObject({ timedOut: true, signal: 9, status: null });
   });
 });
 
@@ -95,5 +110,10 @@ describe.skipIf(!headers)('native spawnMonitor()', () => {
     expect(await fsp.readFile(log, 'utf8')).toBe('cannot start\n');
     const silent = await n.spawnMonitor(SH, ['sh', '-c', 'exec sleep 5'], null, null, log, 100);
     expect(silent).toMatchObject({ timedOut: true, signal: 9, sync: '' });
+  });
+
+  it("a first process that reports and then does not exit is killed at the deadline (the wait has one too)", async () => {
+    const r = await nativeAddon()!.spawnMonitor(SH, ['sh', '-c', 'echo \'{"data": 1}\' >&3; exec 3>&-; exec sleep 30'], null, null, path.join(dir, 'err'), 300);
+    expect(r).toMatchObject({ timedOut: true, signal: 9, sync: '{"data": 1}\n' });
   });
 });
