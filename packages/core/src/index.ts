@@ -13,6 +13,7 @@ export * from './lock.js';
 export * from './state.js';
 export * from './store.js';
 export * from './image.js';
+export * from './atomic-write.js';
 export * from './network.js';
 export * from './host.js';
 export * from './provenance.js';

@@ -6,9 +6,9 @@
  * config.v2.json, so a crash between the two leaves complete files, never torn ones, and it
  * is written only when it changed since the last save (most saves are state changes).
  */
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { atomicWriteFiles, isAtomicTempFile } from './atomic-write.js';
 import type { ContainerRecord, HostConfig } from './types.js';
 import { isFullId } from './ids.js';
 
@@ -40,61 +40,6 @@ export interface StateStore {
 
 export const CONFIG_FILE = 'config.v2.json';
 export const HOSTCONFIG_FILE = 'hostconfig.json';
-const TMP_MARK = '.tmp-';
-
-/** Write `data` to `path` atomically (temp + fsync + rename + fsync dir). */
-export async function atomicWriteFile(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const dir = path.slice(0, path.lastIndexOf('/')) || '/';
-  await atomicWriteFiles(dir, [[path.slice(path.lastIndexOf('/') + 1), data]], mode);
-}
-
-/**
- * Replace several files of one directory, each atomically: every temp file is written and
- * fsync'd (concurrently) before the first rename, and the renames happen in the given order.
- * A crash leaves each file old or new, never torn or empty, and a later file is never newer
- * than an earlier one. `syncDir` (default) also fsyncs the directory after the last rename,
- * which makes the new files durable, not only whole.
- */
-export async function atomicWriteFiles(
-  dir: string,
-  files: [name: string, data: string | Uint8Array][],
-  mode = 0o600,
-  opts: { syncDir?: boolean } = {},
-): Promise<void> {
-  const tmps = files.map(([name]) => join(dir, `${TMP_MARK}${name}.${randomBytes(4).toString('hex')}`));
-  const written = await Promise.allSettled(
-    files.map(async ([, data], i) => {
-      const fh = await open(tmps[i], 'w', mode);
-      try {
-        await fh.writeFile(data);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    }),
-  );
-  const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) {
-    await Promise.all(tmps.map((t) => unlink(t).catch(() => {})));
-    throw failed.reason;
-  }
-  for (let i = 0; i < files.length; i++) {
-    try {
-      await rename(tmps[i], join(dir, files[i][0]));
-    } catch (err) {
-      await Promise.all(tmps.slice(i).map((t) => unlink(t).catch(() => {})));
-      throw err;
-    }
-  }
-  if (opts.syncDir !== false) {
-    const dh = await open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  }
-}
 
 /** Pauses between the attempts of `saveRetrying` (ms): a full disk may free up, an EIO may pass. */
 export const SAVE_RETRY_DELAYS_MS: readonly number[] = [20, 100, 400];
@@ -159,7 +104,7 @@ export class FileStateStore implements StateStore {
         this.writtenHost.delete(id);
         // No directory fsync (as dockerd's atomic writer): a crash keeps whole files, old or
         // new, and the engine reconciles the state with the runtime when it starts again.
-        await atomicWriteFiles(dir, files, 0o600, { syncDir: false });
+        await atomicWriteFiles(dir, files, { mode: 0o600 });
         if (!this.removed.has(id)) this.writtenHost.set(id, host);
       });
     this.chains.set(id, next);
@@ -188,7 +133,7 @@ export class FileStateStore implements StateStore {
       // Leftovers of writes interrupted by a crash: the real files are intact, drop the temps.
       const files: string[] = [];
       for (const f of await readdir(dir).catch(() => [] as string[])) {
-        if (f.startsWith(TMP_MARK)) await unlink(join(dir, f)).catch(() => {});
+        if (isAtomicTempFile(f)) await unlink(join(dir, f)).catch(() => {});
         else files.push(f);
       }
       // A create that never saved its record (the first save writes hostconfig.json first).

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeRuntime, createTestEngine, type TestEngine } from '../../testing/src/index.js';
-import { FileStateStore, atomicWriteFile, atomicWriteFiles, definePlugin, type ContainerRecord } from '../src/index.js';
+import { FileStateStore, definePlugin, type ContainerRecord } from '../src/index.js';
 
 let t: TestEngine | undefined;
 const dirs: string[] = [];
@@ -25,29 +25,6 @@ describe('state store on disk', () => {
     expect(cfg.Name).toBe('/disk');
     expect('HostConfig' in cfg).toBe(false);
     expect(JSON.parse(await readFile(join(dir, 'hostconfig.json'), 'utf8'))).toMatchObject({ Memory: 32 << 20 });
-  });
-
-  it('atomicWriteFile replaces the whole file or nothing', async () => {
-    const d = await mkdtemp(join(tmpdir(), 'berth-atomic-'));
-    dirs.push(d);
-    const f = join(d, 'x.json');
-    await atomicWriteFile(f, '{"a":1}');
-    await atomicWriteFile(f, '{"a":2}');
-    expect(await readFile(f, 'utf8')).toBe('{"a":2}');
-    expect(await readdir(d)).toEqual(['x.json']);
-    await expect(atomicWriteFile(join(d, 'missing', 'y.json'), 'x')).rejects.toThrow();
-    expect(await readdir(d)).toEqual(['x.json']);
-  });
-
-  it('atomicWriteFiles: all temps first, renames in order; a failed write leaves the old files and no temps', async () => {
-    const d = await mkdtemp(join(tmpdir(), 'berth-atomic-'));
-    dirs.push(d);
-    await atomicWriteFiles(d, [['a', 'A1'], ['b', 'B1']]);
-    expect([await readFile(join(d, 'a'), 'utf8'), await readFile(join(d, 'b'), 'utf8')]).toEqual(['A1', 'B1']);
-    // The second temp cannot be created (its name is a directory path that does not exist).
-    await expect(atomicWriteFiles(d, [['a', 'A2'], ['no/such/dir', 'X']])).rejects.toThrow();
-    expect(await readFile(join(d, 'a'), 'utf8')).toBe('A1');
-    expect((await readdir(d)).sort()).toEqual(['a', 'b']);
   });
 
   it('a save rewrites hostconfig.json only when the HostConfig changed', async () => {

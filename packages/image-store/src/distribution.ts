@@ -11,10 +11,10 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { InvalidParameterError, NotFoundError } from '@berth/core';
+import { InvalidParameterError, NotFoundError, atomicWriteFile } from '@berth/core';
 import { DigestMismatchError } from './blobs.js';
 import { hexOf, sha256, shortId, type Digest } from './digest.js';
-import { readJson, writeFileAtomic } from './fsutil.js';
+import { STORE_WRITE, readJson } from './fsutil.js';
 import { validateConfig, type ImageStore } from './images.js';
 import { chainIdOf } from './layers.js';
 import { hostPlatform, platformString, selectManifest } from './platform.js';
@@ -41,7 +41,7 @@ async function recordBlob(store: ImageStore, diffId: Digest, blob: DistributionM
   const file = distPath(store, diffId);
   const meta = (await readJson<DistributionMeta>(file)) ?? { diffId, blobs: [] };
   meta.blobs = [blob, ...meta.blobs.filter((b) => !(b.digest === blob.digest && b.domain === blob.domain && b.path === blob.path))].slice(0, 20);
-  await writeFileAtomic(file, JSON.stringify(meta));
+  await atomicWriteFile(file, JSON.stringify(meta), STORE_WRITE);
 }
 
 async function limit<T>(n: number, items: T[], fn: (item: T, i: number) => Promise<void>): Promise<void> {

@@ -1,30 +1,12 @@
-/** Small filesystem helpers: atomic writes (temp file, fsync, rename), directory sizes, closing streams. */
+/** Small filesystem helpers: how the store's metadata is written (core's atomic write), directory sizes, closing streams. */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { SystemError } from '@berth/core';
+import { SystemError, type AtomicWriteOptions } from '@berth/core';
 
-export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
-  const dir = path.dirname(file);
-  await fsp.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.tmp-${path.basename(file)}-${randomBytes(6).toString('hex')}`);
-  const fh = await fsp.open(tmp, 'w', mode);
-  try {
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fsp.rename(tmp, file);
-  } catch (err) {
-    // a full disk: the partial temp file goes too (its space comes back at once)
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
-}
+/** core's `atomicWriteFile` options for the store's metadata: world-readable, durable (file and directory fsync'd), directory made. */
+export const STORE_WRITE: AtomicWriteOptions = { mode: 0o644, fsync: true, syncDir: true, mkdir: true };
 
 /** Destroys a stream and waits until it has closed (its fd is released); null and closed streams return at once. */
 export async function destroyed(stream: Readable | Writable | null | undefined): Promise<void> {

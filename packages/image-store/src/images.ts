@@ -5,10 +5,10 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { InvalidParameterError, NotFoundError } from '@berth/core';
+import { InvalidParameterError, NotFoundError, atomicWriteFile } from '@berth/core';
 import { BlobStore } from './blobs.js';
 import { assertDigest, chainIds, hexOf, isDigest, type Digest } from './digest.js';
-import { readJson, writeFileAtomic } from './fsutil.js';
+import { STORE_WRITE, readJson } from './fsutil.js';
 import { LayerStore, type LayerMeta } from './layers.js';
 import {
   parseReference,
@@ -124,7 +124,7 @@ export class ImageStore {
     const existing = await readJson<ImageMeta>(this.metaPath(id));
     if (!existing) {
       const meta: ImageMeta = { id, added: new Date().toISOString(), ...(opts.parent ? { parent: opts.parent } : {}) };
-      await writeFileAtomic(this.metaPath(id), JSON.stringify(meta));
+      await atomicWriteFile(this.metaPath(id), JSON.stringify(meta), STORE_WRITE);
     }
     return id;
   }
@@ -151,7 +151,7 @@ export class ImageStore {
   async setMeta(id: Digest, patch: Partial<ImageMeta>): Promise<void> {
     const meta = await readJson<ImageMeta>(this.metaPath(id));
     if (!meta) throw new NotFoundError(`No such image: ${id}`);
-    await writeFileAtomic(this.metaPath(id), JSON.stringify({ ...meta, ...patch }));
+    await atomicWriteFile(this.metaPath(id), JSON.stringify({ ...meta, ...patch }), STORE_WRITE);
   }
 
   async ids(): Promise<Digest[]> {
@@ -174,7 +174,7 @@ export class ImageStore {
   private async saveRepos(): Promise<void> {
     const next = this.writeChain.then(async () => {
       await keepPreviousGeneration(this.reposFile);
-      await writeFileAtomic(this.reposFile, JSON.stringify(this.repos));
+      await atomicWriteFile(this.reposFile, JSON.stringify(this.repos), STORE_WRITE);
     });
     this.writeChain = next.catch(() => undefined);
     await next;

@@ -8,11 +8,11 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { NotFoundError } from '@berth/core';
+import { NotFoundError, atomicWriteFile } from '@berth/core';
 import type { BlobStore } from './blobs.js';
 import { DigestMismatchError } from './blobs.js';
 import { hexOf, sha256, type Digest } from './digest.js';
-import { destroyed, readJson, randomId, writeFileAtomic } from './fsutil.js';
+import { STORE_WRITE, destroyed, readJson, randomId } from './fsutil.js';
 import type { Compression } from './compression.js';
 import { unpackLayer, type UnpackOptions } from './unpack.js';
 import type { SpecialOps } from './special.js';
@@ -174,7 +174,7 @@ export class LayerStore {
         overlayWhiteouts: opts.unpack?.overlayWhiteouts ?? isRoot,
         compression: r.compression,
       };
-      await writeFileAtomic(path.join(tmp, 'meta.json'), JSON.stringify(meta));
+      await atomicWriteFile(path.join(tmp, 'meta.json'), JSON.stringify(meta), STORE_WRITE);
       const final = this.layerDir(chainId);
       await fsp.rename(tmp, final);
       await fsp.rm(path.join(this.linkDir, meta.link), { force: true });

@@ -21,7 +21,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { BlobStore } from './blobs.js';
 import { isDigest, type Digest } from './digest.js';
-import { randomId, writeFileAtomic } from './fsutil.js';
+import { atomicWriteFile } from '@berth/core';
+import { STORE_WRITE, randomId } from './fsutil.js';
 import { parseReference, referenceString, repositoryName } from './reference.js';
 
 export type Warn = (message: string) => void;
@@ -170,7 +171,7 @@ export async function checkImageDb(dbDir: string, blobs: BlobStore, warn: Warn):
     if (metaBad !== null) {
       const kept = await keepAside(file);
       const st = await fsp.stat(kept).catch(() => null);
-      await writeFileAtomic(file, JSON.stringify({ id, added: (st?.mtime ?? new Date()).toISOString() }));
+      await atomicWriteFile(file, JSON.stringify({ id, added: (st?.mtime ?? new Date()).toISOString() }), STORE_WRITE);
       warn(`image store: ${file} was unreadable (${metaBad}); rebuilt from the image config (its parent image and last tag time are lost; the unreadable file was kept as ${kept})`);
     }
   }

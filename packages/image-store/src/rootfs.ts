@@ -10,10 +10,10 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { ConflictError, InvalidParameterError, NotFoundError, SystemError } from '@berth/core';
+import { ConflictError, InvalidParameterError, NotFoundError, SystemError, atomicWriteFile } from '@berth/core';
 import type { Digest } from './digest.js';
 import { treeDiffTar, upperDirTar } from './difftar.js';
-import { dirSize, readJson, writeFileAtomic } from './fsutil.js';
+import { STORE_WRITE, dirSize, readJson } from './fsutil.js';
 import type { ImageStore } from './images.js';
 import type { LayerMeta } from './layers.js';
 import { MountRefs, type MountLease } from './mountrefs.js';
@@ -127,7 +127,7 @@ export class RootfsManager {
         await this.materialize(chain, path.join(d, 'merged'));
       }
       const meta: RootfsMeta = { containerId: id, imageId, topLayer: img.topLayer, driver, readonly: !!opts.readonly };
-      await writeFileAtomic(path.join(d, 'meta.json'), JSON.stringify(meta));
+      await atomicWriteFile(path.join(d, 'meta.json'), JSON.stringify(meta), STORE_WRITE);
       return meta;
     } catch (err) {
       await fsp.rm(d, { recursive: true, force: true });

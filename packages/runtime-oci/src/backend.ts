@@ -25,6 +25,7 @@ import {
   NotFoundError,
   NotImplementedError,
   SystemError,
+  atomicWriteFile,
   errorKind,
   type AttachSession,
   type AttachStreams,
@@ -46,7 +47,7 @@ import { removeExecFiles, restoreExecs, startExec, sweepDanglingLinks, type Exec
 import { ExitWatch, type Tracked } from './exits.js';
 import { fastStartRunc, listDir, mountsUnder, writeFifo } from './files.js';
 import { procRef } from './monitor.js';
-import { conmonArgs, loadMeta, writeFileAtomic, type ContainerMeta } from './record.js';
+import { EXEC_ROOT_WRITE, conmonArgs, loadMeta, type ContainerMeta } from './record.js';
 import { RuntimeRegistry, findExecutable, type RuntimeMap } from './registry.js';
 import { runRuntime, type RuntimeBinary } from './runtime-cli.js';
 
@@ -295,8 +296,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
       fs.mkdirSync(bundle, { mode: 0o700 });
       fs.chownSync(bundle, opts.rootUid, opts.rootGid);
       fs.mkdirSync(path.dirname(opts.log.path), { recursive: true });
-      await writeFileAtomic(path.join(bundle, 'config.json'), JSON.stringify(opts.spec));
-      await writeFileAtomic(this.metaFile(id), JSON.stringify(meta));
+      await atomicWriteFile(path.join(bundle, 'config.json'), JSON.stringify(opts.spec), EXEC_ROOT_WRITE);
+      await atomicWriteFile(this.metaFile(id), JSON.stringify(meta), EXEC_ROOT_WRITE);
       fs.rmSync(this.exitFile(id), { force: true });
       t = { meta, pump: this.makePump(meta), execs: new Map() };
       this.tracked.set(id, t);

@@ -9,11 +9,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { declareFailpoint, failpoint, formatLogTime, type ExecOptions, type ExecSession, type ExitInfo, type AttachSession } from '@berth/core';
+import { atomicWriteFile, declareFailpoint, failpoint, formatLogTime, type ExecOptions, type ExecSession, type ExitInfo, type AttachSession } from '@berth/core';
 import { attachSocket } from './attach.js';
 import { readPidFile, spawnConmon } from './conmon.js';
 import { lostExitCode, procRef, stillRunning, type ProcRef } from './monitor.js';
-import { conmonArgs, writeFileAtomic } from './record.js';
+import { EXEC_ROOT_WRITE, conmonArgs } from './record.js';
 
 const FP_AFTER_RUNTIME_EXEC = declareFailpoint(
   'exec.afterRuntimeExec',
@@ -54,7 +54,7 @@ export async function startExec(ctx: ExecContext, opts: ExecOptions): Promise<Ex
   const dir = path.join(ctx.bundle, 'exec', opts.execId);
   fs.mkdirSync(path.join(dir, 'exit'), { recursive: true, mode: 0o700 });
   const spec = { ...opts.process, terminal: opts.tty };
-  await writeFileAtomic(path.join(dir, 'process.json'), JSON.stringify(spec));
+  await atomicWriteFile(path.join(dir, 'process.json'), JSON.stringify(spec), EXEC_ROOT_WRITE);
   const args = [
     '--api-version', '1',
     '-c', id, '-u', opts.execId, '-n', id,

@@ -9,8 +9,8 @@
  * record says it was rebuilt.
  */
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { atomicWriteFileSync, type AtomicWriteOptions } from '@berth/core';
 import type { RuntimeRegistry } from './registry.js';
 
 export interface ContainerMeta {
@@ -34,21 +34,11 @@ export interface ContainerMeta {
 export const META_FILE = 'berth.json';
 
 /**
- * Write via a temp file and rename, so that a reader (or a daemon killed meanwhile) sees
- * the old or the new content. No fsync: these files live in the exec root, which does not
- * outlive a reboot anyway (a killed daemon still finds them in the page cache).
+ * How the backend writes its files (core's atomic write: a reader, or a daemon killed
+ * meanwhile, sees the old or the new content). No fsync: these files live in the exec root,
+ * which does not outlive a reboot anyway (a killed daemon still finds them in the page cache).
  */
-export async function writeFileAtomic(file: string, data: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await fsp.writeFile(tmp, data, { mode: 0o600 });
-  await fsp.rename(tmp, file);
-}
-
-function writeFileAtomicSync(file: string, data: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, data, { mode: 0o600 });
-  fs.renameSync(tmp, file);
-}
+export const EXEC_ROOT_WRITE: AtomicWriteOptions = { mode: 0o600, fsync: false };
 
 /** The parsed record, or why it cannot be used ('missing' when there is no file). */
 function parseMeta(file: string, id: string): ContainerMeta | string {
@@ -183,7 +173,7 @@ export function loadMeta(ctx: RebuildContext, warn: (msg: string) => void): Cont
   warn(`container ${ctx.id}: ${meta.rebuilt}${meta.log.path ? '' : ' (its log path is unknown: output is not converted)'}; json-file rotation options are not known until it is created again`);
   try {
     if (parsed !== 'missing') fs.copyFileSync(file, `${file}.corrupt`);
-    writeFileAtomicSync(file, JSON.stringify(meta));
+    atomicWriteFileSync(file, JSON.stringify(meta), EXEC_ROOT_WRITE);
   } catch (err) {
     warn(`container ${ctx.id}: cannot write the rebuilt ${META_FILE}: ${(err as Error).message}`);
   }

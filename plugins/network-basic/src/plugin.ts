@@ -14,11 +14,10 @@
  * paths (dockerd shares them); other modes are left to other plugins.
  * ExtraHosts entries are validated at create (InvalidParameterError, dockerd's wording).
  */
-import { randomBytes } from 'node:crypto';
-import { chmod, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { Stage, definePlugin, linksOfStart, type ContainerRecord, type Plugin } from '@berth/core';
+import { Stage, atomicWriteFile, definePlugin, linksOfStart, type AtomicWriteOptions, type ContainerRecord, type Plugin } from '@berth/core';
 import { buildHostnameFile, buildHostsFile, buildResolvConf, linkHostEntries, parseExtraHosts, parseResolvConf, isLoopbackAddress } from './files.js';
 
 export const PLUGIN_NAME = 'network-basic';
@@ -63,21 +62,11 @@ interface KnownPaths {
 }
 
 /**
- * Write by temp file + rename: readers (and a restarted container's bind mount) see the old
- * or the new file, never half of one. No fsync: the files are rebuilt at every start.
- * The temp file is removed when the write fails.
+ * How the files are written (core's atomic write): readers (and a restarted container's bind
+ * mount) see the old or the new file, never half of one; 0644 whatever the umask (users of
+ * the container read them). No fsync: the files are rebuilt at every start.
  */
-export async function writeFileAtomic(path: string, content: string): Promise<void> {
-  const tmp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
-  try {
-    await writeFile(tmp, content, { mode: 0o644 });
-    await chmod(tmp, 0o644); // whatever the umask: users of the container read them
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-}
+const FILE_WRITE: AtomicWriteOptions = { mode: 0o644, fsync: false };
 
 async function readOptional(path: string): Promise<string | undefined> {
   try {
@@ -172,7 +161,7 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
         for (const [key, path, content] of files) {
           if (c[key]) continue;
           // the files go with the container's directory (no undo needed)
-          await writeFileAtomic(path, content);
+          await atomicWriteFile(path, content, FILE_WRITE);
           c[key] = path;
         }
         if (!host && parseResolvConf(resolv).nameservers.some(isLoopbackAddress)) {

@@ -32,27 +32,3 @@ describe('resolv.conf', () => {
     expect(buildResolvConf({ host: 'nameserver 127.0.0.1\n', ownNetns: true, dns: ['9.9.9.9'] })).toBe('nameserver 9.9.9.9\n');
   });
 });
-
-describe('writeFileAtomic', () => {
-  it('writes 0644 whatever the umask, replaces, and leaves no temp file when the rename fails', async () => {
-    const { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const { writeFileAtomic } = await import('../src/plugin.js');
-    const dir = await mkdtemp(join(tmpdir(), 'nb-atomic-'));
-    const old = process.umask(0o077);
-    try {
-      await writeFile(join(dir, 'hosts'), 'old\n');
-      await writeFileAtomic(join(dir, 'hosts'), 'new\n');
-      expect(await readFile(join(dir, 'hosts'), 'utf8')).toBe('new\n');
-      expect((await stat(join(dir, 'hosts'))).mode & 0o777).toBe(0o644);
-      // a non-empty directory in the way: the rename fails
-      await mkdir(join(dir, 'busy', 'x'), { recursive: true });
-      await expect(writeFileAtomic(join(dir, 'busy'), 'y\n')).rejects.toThrow();
-      expect((await readdir(dir)).sort()).toEqual(['busy', 'hosts']);
-    } finally {
-      process.umask(old);
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-});
