@@ -1,0 +1,100 @@
+/**
+ * The seccomp plugin: every container gets Docker's default seccomp profile (vendored in
+ * profiles/default.json, Apache-2.0, see NOTICE), evaluated for its capabilities, the host's
+ * architecture and kernel into `linux.seccomp` (specBuild, Stage.SECURITY), as dockerd's
+ * WithSeccomp does:
+ *  - `--security-opt seccomp=unconfined` and `--privileged` → no filter;
+ *  - `seccomp=builtin` (or nothing) → the default profile;
+ *  - `seccomp=<profile JSON>` (the docker CLI reads the file and sends its JSON) → that profile,
+ *    checked at create (400 "Decoding seccomp profile failed: …", nothing is stored).
+ * `no-new-privileges` is the spec builder's (process.noNewPrivileges); runc applies it with the
+ * filter. The default profile is compiled once per capability set and architecture (cache).
+ * On a host whose kernel has no seccomp the plugin skips itself; it announces
+ * `name=seccomp,profile=builtin` for /info when it loads.
+ */
+import { readFile } from 'node:fs/promises';
+import { IHost, SkipPluginError, Stage, definePlugin, parseSecurityOpts, type ContainerRecord, type OciSeccomp, type OciSpec, type Plugin } from '@berth/core';
+import { compileProfile, nativeArch, parseProfile, type SeccompProfile, type SeccompTarget } from './profile.js';
+
+export const PLUGIN_NAME = 'seccomp';
+export const PLUGIN_TYPE = 'io.berth.security.v1';
+/** dockerd's names for "no filter" and "the built-in profile". */
+export const SECCOMP_UNCONFINED = 'unconfined';
+export const SECCOMP_BUILTIN = 'builtin';
+/** Where the vendored default profile is, beside src/ and dist/. */
+export const DEFAULT_PROFILE_URL = new URL('../profiles/default.json', import.meta.url);
+
+export interface SeccompConfig {
+  /** libseccomp's native name of the host's architecture (default: from process.arch). */
+  arch?: string;
+}
+
+/**
+ * Compiled profiles by the set of bounding capabilities (the only per-container input of the
+ * default profile; architecture and kernel are fixed per daemon). Hands out copies, so a later
+ * specBuild tap that edits its spec cannot change the cached one.
+ */
+export class CompiledProfileCache {
+  private readonly byCaps = new Map<string, OciSeccomp | undefined>();
+  /** How many times a profile was compiled (not served from the cache). */
+  compilations = 0;
+  constructor(
+    private readonly profile: SeccompProfile,
+    private readonly host: Omit<SeccompTarget, 'caps'>,
+  ) {}
+
+  get(caps: readonly string[]): OciSeccomp | undefined {
+    const key = [...new Set(caps)].sort().join(',');
+    if (!this.byCaps.has(key)) {
+      this.compilations++;
+      this.byCaps.set(key, compileProfile(this.profile, { ...this.host, caps }));
+    }
+    const hit = this.byCaps.get(key);
+    return hit && structuredClone(hit);
+  }
+}
+
+/** What the container asked for: no filter, the default profile, or its own profile's JSON. */
+export function seccompChoice(c: ContainerRecord): { kind: 'unconfined' } | { kind: 'default' } | { kind: 'custom'; json: string } {
+  const opt = parseSecurityOpts(c.HostConfig?.SecurityOpt).seccomp;
+  if (opt === SECCOMP_UNCONFINED || c.HostConfig?.Privileged === true) return { kind: 'unconfined' };
+  if (opt === undefined || opt === '' || opt === SECCOMP_BUILTIN) return { kind: 'default' };
+  return { kind: 'custom', json: opt };
+}
+
+function withSeccomp(spec: OciSpec, seccomp: OciSeccomp | undefined): OciSpec {
+  if (!seccomp) return spec;
+  return { ...spec, linux: { ...(spec.linux ?? {}), seccomp } };
+}
+
+export function seccompPlugin(opts: { config?: SeccompConfig } = {}): Plugin<SeccompConfig> {
+  return definePlugin<SeccompConfig>({
+    name: PLUGIN_NAME,
+    type: PLUGIN_TYPE,
+    config: { ...(opts.config ?? {}) },
+    validateConfig(config) {
+      if (config.arch !== undefined && (typeof config.arch !== 'string' || !config.arch)) throw new Error('seccomp: arch must be a non-empty string');
+    },
+    async apply(hooks, ctx) {
+      const features = await ctx.container.resolve(IHost).features();
+      if (!features.seccomp) throw new SkipPluginError('seccomp is not enabled in the kernel (no Seccomp line in /proc/self/status)');
+      const host = { arch: ctx.config.arch ?? nativeArch(), kernel: features.kernel };
+      const cache = new CompiledProfileCache(parseProfile(await readFile(DEFAULT_PROFILE_URL, 'utf8')), host);
+      ctx.addSecurityOption(`name=seccomp,profile=${SECCOMP_BUILTIN}`);
+
+      // A bad profile is refused at create, with the reason, before anything is stored.
+      hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.SECURITY }, async (c) => {
+        const choice = seccompChoice(c.container);
+        if (choice.kind === 'custom') parseProfile(choice.json);
+      });
+
+      hooks.specBuild.tapPromise({ name: PLUGIN_NAME, stage: Stage.SECURITY }, async (spec, c) => {
+        const choice = seccompChoice(c.container);
+        if (choice.kind === 'unconfined') return spec;
+        const caps = spec.process?.capabilities?.bounding ?? [];
+        if (choice.kind === 'default') return withSeccomp(spec, cache.get(caps));
+        return withSeccomp(spec, compileProfile(parseProfile(choice.json), { ...host, caps }));
+      });
+    },
+  });
+}
