@@ -36,6 +36,9 @@ import {
 } from './tokens.js';
 import { buildOciSpec, type JoinPaths } from './spec/index.js';
 import { ConflictError } from './errors.js';
+import { ATTACH_DRAIN_TAP, ContainerAttach } from './attach.js';
+import { ContainerLogs } from './logs/follow.js';
+import { pruneContainers, type PruneFilters, type PruneReport } from './prune.js';
 import { isActive } from './state.js';
 
 export interface EngineOptions {
@@ -63,6 +66,13 @@ export interface EngineOptions {
    * Tests of hooks may turn it off and build specs from `{ ociVersion }` alone.
    */
   specDefaults?: boolean;
+  /**
+   * After a container's exit, a log follow (logs -f, attach) of a runtime backend whose log is
+   * not complete at the exit stops once no entry came for this long (default 200 ms).
+   */
+  logDrainMs?: number;
+  /** How long a removal waits for the attach sessions of the container to write its output (default 5 s). */
+  attachDrainMs?: number;
   /** Parent DI container (default: tsyringe's root). The engine always works in its own child. */
   parentContainer?: DependencyContainer;
   /** Options of the spec builder (core:defaults). */
@@ -91,7 +101,17 @@ export class Engine {
     readonly plugins: readonly PluginStatus[],
     private readonly loadedPlugins: readonly Plugin[],
     private readonly announcedSecurityOptions: readonly string[],
+    /** A container's log: `docker logs` (-f) and an attach session's output (logs/follow.ts). */
+    readonly logs: ContainerLogs,
+    /** Attach sessions: log replay, live output, stdin (attach.ts). */
+    readonly attach: ContainerAttach,
   ) {}
+
+  /** `docker container prune`: remove the containers that do not run and pass the filters (prune.ts). */
+  pruneContainers(filters: PruneFilters): Promise<PruneReport> {
+    const images = this.container.isRegistered(IImageStore, true) ? this.container.resolve(IImageStore) : undefined;
+    return pruneContainers(this.containers, images, filters);
+  }
 
   /** The security options the loaded plugins announced (`PluginContext.addSecurityOption`), for /info. */
   securityOptions(): string[] {
@@ -122,6 +142,7 @@ export class Engine {
       defaultRuntime: opts.defaultRuntime ?? 'runc',
       runtimeArgs: Object.freeze({ ...(opts.runtimeArgs ?? {}) }),
       liveRestore: !!opts.liveRestore,
+      cgroupDriver: opts.spec?.cgroupDriver ?? 'cgroupfs',
       plugins: Object.freeze({ ...(opts.pluginConfig ?? {}) }),
     };
     const events = new MemoryEventBus(clock, opts.eventsCapacity ?? 1024, (err) =>
@@ -145,7 +166,11 @@ export class Engine {
       containerDir: (id: string) => join(dataRoot, 'containers', id),
     });
 
-    const late: { service?: ContainerService } = {};
+    const late: { service?: ContainerService; attach?: ContainerAttach } = {};
+    // An auto-removed container keeps its log until its attach sessions have written it.
+    hooks.beforeRemove.tapPromise({ name: ATTACH_DRAIN_TAP, plugin: ATTACH_DRAIN_TAP }, async (ctx) => {
+      await late.attach?.drain(ctx.container.ID, opts.attachDrainMs ?? 5000);
+    });
     if (opts.specDefaults !== false) {
       const specOpts = opts.spec ?? {};
       hooks.specBuild.tapPromise({ name: CORE_DEFAULTS_PLUGIN, plugin: CORE_DEFAULTS_PLUGIN, stage: Stage.DEFAULTS }, async (_spec, ctx) => {
@@ -274,6 +299,8 @@ export class Engine {
         ...(images ? { images } : {}),
       });
       late.service = service;
+      const logs = new ContainerLogs(service, { ...(opts.logDrainMs !== undefined ? { drainMs: opts.logDrainMs } : {}) });
+      late.attach = new ContainerAttach(service, logs);
       for (const b of pendingBackends) service.registerBackend(b);
       const execs = new ExecService(service, events, logger);
 
@@ -288,7 +315,7 @@ export class Engine {
       // Containers a backend holds but no record knows (a crash between the backend's create and
       // the store's write): force-delete them. Unreadable records keep theirs (the operator decides).
       await service.removeOrphans(problems.map((pr) => pr.id));
-      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(securityOptions));
+      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(securityOptions), logs, late.attach);
     } catch (err) {
       await service?.close().catch(() => {});
       for (const q of [...loaded].reverse()) await Promise.resolve(q.close?.()).catch(() => {});

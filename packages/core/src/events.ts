@@ -15,8 +15,8 @@ export interface DockerEvent {
   scope: 'local' | 'swarm';
   /** Unix seconds. */
   time: number;
-  /** Unix nanoseconds. */
-  timeNano: number;
+  /** Unix nanoseconds, exact (a JS number loses precision beyond 2^53; the API writes it as a JSON integer). */
+  timeNano: bigint;
 }
 
 export interface EventBusEvents {
@@ -50,7 +50,7 @@ export class MemoryEventBus implements EventBus {
       Actor: { ID: actorId, Attributes: { ...attributes } },
       scope: 'local',
       time: Number(nano / 1_000_000_000n),
-      timeNano: Number(nano),
+      timeNano: nano,
     };
     this.ring.push(e);
     if (this.ring.length > this.capacity) this.ring.splice(0, this.ring.length - this.capacity);
@@ -73,8 +73,8 @@ export class MemoryEventBus implements EventBus {
   history(opts: { sinceNano?: bigint; untilNano?: bigint } = {}): DockerEvent[] {
     return this.ring.filter(
       (e) =>
-        (opts.sinceNano === undefined || BigInt(e.timeNano) >= opts.sinceNano) &&
-        (opts.untilNano === undefined || BigInt(e.timeNano) <= opts.untilNano),
+        (opts.sinceNano === undefined || e.timeNano >= opts.sinceNano) &&
+        (opts.untilNano === undefined || e.timeNano <= opts.untilNano),
     );
   }
 

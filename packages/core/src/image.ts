@@ -15,6 +15,8 @@ export interface ResolvedImage {
 export interface ImageStore {
   /** Resolve a reference (name[:tag], name@digest, ID or ID prefix); null when unknown. */
   resolve(ref: string): Promise<ResolvedImage | null>;
+  /** Bytes of a container's writable layer and whole root filesystem (prune's SpaceReclaimed); absent: not measured. */
+  rootfsSizes?(containerId: string): Promise<{ SizeRw: number; SizeRootFs: number }>;
 }
 
 /**

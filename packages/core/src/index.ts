@@ -25,6 +25,8 @@ export * from './config-validate.js';
 export * from './exec.js';
 export * from './links.js';
 export * from './engine.js';
+export * from './attach.js';
+export * from './prune.js';
 export * from './spec/index.js';
 export { parseSize } from './util.js';
 export * from './failpoint.js';

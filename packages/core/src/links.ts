@@ -238,7 +238,9 @@ export async function removeLink(containers: LinkContainers, name: string): Prom
   const full = name.startsWith('/') ? name : `/${name}`;
   const slash = full.lastIndexOf('/');
   if (slash === 0) {
-    containers.liveRecord(full);
+    // A container reference (full ID, ID prefix or name) is resolved as dockerd's GetContainer
+    // does, before it refuses: NotFound names the reference as the client gave it.
+    containers.liveRecord(name);
     throw new ConflictError('Conflict, cannot remove the default link name of the container');
   }
   const alias = full.slice(slash + 1);

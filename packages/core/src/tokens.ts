@@ -49,6 +49,8 @@ export interface EngineConfig {
   readonly runtimeArgs: Readonly<Record<string, readonly string[]>>;
   /** Keep containers running when the engine stops (dockerd's --live-restore). */
   readonly liveRestore: boolean;
+  /** The cgroup driver the spec builder writes cgroup paths for (EngineOptions.spec.cgroupDriver; /info CgroupDriver). */
+  readonly cgroupDriver: 'cgroupfs' | 'systemd';
   /** Per-plugin config from the build (plugin name → config object). */
   readonly plugins: Readonly<Record<string, unknown>>;
 }

@@ -592,7 +592,7 @@ describe('events', () => {
       Action: 'create',
       Actor: { ID: id, Attributes: { team: 'core', image: 'busybox:latest', name: 'evt' } },
       scope: 'local',
-      time: Math.floor(e.timeNano / 1e9),
+      time: Number(e.timeNano / 1_000_000_000n),
       timeNano: e.timeNano,
     });
     expect(Math.abs(e.time * 1000 - Date.now())).toBeLessThan(5000);

@@ -1,6 +1,6 @@
 /** berthd's resolved configuration: dockerd's flag names and daemon.json keys, after merging. */
 import type { LogLevel } from './logger.js';
-import type { RuntimeInfo } from './backend.js';
+import type { RuntimeInfo } from './port.js';
 import type { ConnectionLimits } from './connections.js';
 
 export interface DaemonConfig {

@@ -6,7 +6,7 @@
  */
 import { Transform, Writable, finished, type Duplex, type TransformCallback } from 'node:stream';
 import { InvalidParameterError } from '@berth/core';
-import type { AttachIo } from './backend.js';
+import type { AttachStreams } from '@berth/core';
 import { DEFAULT_DETACH_KEYS, frame, parseDetachKeys } from './format.js';
 import type { RequestContext } from './router.js';
 import { versionLessThan } from './version.js';
@@ -118,7 +118,7 @@ export interface HijackSessionOptions {
 export async function hijackSession(
   ctx: RequestContext,
   o: HijackSessionOptions,
-  run: (io: AttachIo, signal: AbortSignal) => Promise<void>,
+  run: (io: AttachStreams, signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
   ctx.streaming();
   const sock = ctx.hijack(streamContentType(ctx.version, o.tty));

@@ -6,15 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConsoleLogger, Engine, errorMessage, type Logger, type Plugin } from '@berth/core';
+import { ConsoleLogger, Engine, errorMessage, type EngineOptions, type Logger, type Plugin } from '@berth/core';
 import { IImageService } from '@berth/image-store';
 import { buildApp, type App } from './app.js';
-import type { DaemonFacts } from './backend.js';
-import { AttachTracker, attachDrainPlugin } from './attach-drain.js';
+import type { DaemonFacts } from './port.js';
 import { builtins } from './builtins.js';
 import type { DaemonConfig } from './config.js';
 import { ApiServer } from './daemon.js';
-import { engineBackend } from './engine-backend.js';
+import { enginePort } from './engine-port.js';
 import { apiRoutes } from './routes/index.js';
 
 export interface RunningDaemon {
@@ -29,6 +28,8 @@ export interface StartOptions {
   /** Extra plugins appended to the built-ins (custom builds). */
   plugins?: Plugin[];
   logger?: Logger;
+  /** Options of the engine's OCI spec builder (custom builds: e.g. the systemd cgroup driver, shown in /info). */
+  spec?: EngineOptions['spec'];
   /** Install SIGTERM/SIGINT handlers (berthd does; tests embedding the daemon may not). */
   handleSignals?: boolean;
 }
@@ -59,7 +60,6 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
   let engine: Engine | undefined;
   try {
     const b = builtins(config, logger);
-    const tracker = new AttachTracker();
     const runtimeArgs: Record<string, string[]> = {};
     for (const [name, r] of Object.entries(b.runtimes)) if (r.runtimeArgs) runtimeArgs[name] = r.runtimeArgs;
     engine = await Engine.create({
@@ -67,10 +67,11 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
       execRoot: config.execRoot,
       experimental: config.experimental,
       runtime: b.runtime,
-      plugins: [...b.plugins, attachDrainPlugin(tracker), ...(opts.plugins ?? [])],
+      plugins: [...b.plugins, ...(opts.plugins ?? [])],
       defaultRuntime: b.defaultRuntime,
       runtimeArgs,
       liveRestore: config.liveRestore,
+      ...(opts.spec ? { spec: opts.spec } : {}),
       logger,
     });
     // What the loaded plugins announced (PluginContext.addSecurityOption), plus the engine's own.
@@ -87,13 +88,14 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
       securityOptions: security,
       storageDriver: engine.container.isRegistered(IImageService, true) ? String(engine.container.resolve(IImageService).rootfs.driver) : config.rootfsDir ? 'vfs' : 'none',
       loggingDriver: 'json-file',
-      cgroupDriver: 'cgroupfs',
+      cgroupDriver: engine.config.cgroupDriver,
+      plugins: engine.plugins,
       cgroupVersion: cgroupVersion(),
       debug: config.debug,
       labels: config.labels,
     };
-    const backend = engineBackend(engine, { facts, attachTracker: tracker, ...(config.rootfsDir ? { rootfsDir: config.rootfsDir } : {}) });
-    const app = buildApp({ routes: apiRoutes(backend), experimental: config.experimental, logger });
+    const port = enginePort(engine, { facts, ...(config.rootfsDir ? { rootfsDir: config.rootfsDir } : {}) });
+    const app = buildApp({ routes: apiRoutes(port), experimental: config.experimental, logger });
     const server = new ApiServer(app, { ...server0, shutdownGraceMs: 15_000 });
     await server.listen();
     const eng = engine;

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildApp, openInjector, apiRoutes, type Injector } from '../src/index.js';
 import { badCloseList, resetBadCloses } from './helpers/close-guard.js';
-import { fakeBackend, record } from './helpers/fake-backend.js';
+import { fakePort, record } from './helpers/fake-port.js';
 
 let dir: string;
 let inj: Injector;
@@ -20,7 +20,7 @@ beforeEach(async () => {
   const root = path.join(dir, 'rootfs');
   fs.mkdirSync(path.join(root, 'data'), { recursive: true });
   fs.writeFileSync(path.join(root, 'data', 'big.bin'), Buffer.alloc(8 * 1024 * 1024, 7));
-  inj = await openInjector(buildApp({ routes: apiRoutes(fakeBackend([record('f'.repeat(64), 'box', 'running', { BaseFS: root })])) }));
+  inj = await openInjector(buildApp({ routes: apiRoutes(fakePort([record('f'.repeat(64), 'box', 'running', { BaseFS: root })])) }));
   resetBadCloses();
 });
 afterEach(async () => {

@@ -13,7 +13,7 @@ import tar from 'tar-stream';
 import { NotFoundError, SystemError } from '@berth/core';
 import { MountRefs, type MountOps } from '@berth/image-store';
 import { buildApp, openInjector, apiRoutes, type Injector } from '../src/index.js';
-import { fakeBackend, record } from './helpers/fake-backend.js';
+import { fakePort, record } from './helpers/fake-port.js';
 
 /** Mount operations over a flag per container; records real mounts/unmounts; fails on overlapping calls. */
 function fakeOps(opts: { delayMs?: number; failMount?: () => boolean; failUnmount?: () => boolean } = {}) {
@@ -201,7 +201,7 @@ describe('archive and export routes on a container that does not run', () => {
   /** The backend leases a mount (over MountRefs and fake ops); the "mounted" rootfs is `root`. */
   async function open(opts: { withMount?: boolean; baseFS?: string } = {}) {
     const rec = record(ID, 'stopped', 'exited', opts.baseFS ? { BaseFS: opts.baseFS } : {});
-    const backend = fakeBackend([rec]);
+    const backend = fakePort([rec]);
     if (opts.withMount !== false) {
       backend.containers.mountRootfs = async (idOrName) => {
         const c = await backend.containers.inspect(idOrName);

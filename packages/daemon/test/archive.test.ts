@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import { buildApp, openInjector, apiRoutes, type Injector } from '../src/index.js';
-import { fakeBackend, record } from './helpers/fake-backend.js';
+import { fakePort, record } from './helpers/fake-port.js';
 import { listTar, makeTar } from './helpers/archive-table.js';
 
 describe('archive (docker cp)', () => {
@@ -27,7 +27,7 @@ describe('archive (docker cp)', () => {
     fs.writeFileSync(path.join(root, 'data', 'sub', 'a.txt'), 'A');
     fs.symlinkSync('../../../../..' + outside, path.join(root, 'escape'));
     fs.symlinkSync(outside, path.join(root, 'abs'));
-    const backend = fakeBackend([record('f'.repeat(64), 'box', 'running', { BaseFS: root })]);
+    const backend = fakePort([record('f'.repeat(64), 'box', 'running', { BaseFS: root })]);
     inj = await openInjector(buildApp({ routes: apiRoutes(backend) }));
   });
   afterEach(async () => {

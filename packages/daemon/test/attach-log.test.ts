@@ -20,7 +20,7 @@ describe('attach and logs --follow end at the end of a complete log', () => {
 
   const setup = async (logCompleteAtExit: boolean, logDrainMs: number) => {
     const fake = new FakeRuntime({ logCompleteAtExit, script: { runFor: 20, output: LINES } });
-    ({ t, inj } = await app.open({ runtime: fake }, { logDrainMs }));
+    ({ t, inj } = await app.open({ runtime: fake, logDrainMs }));
   };
   const create = async (): Promise<string> => {
     const r = await inj!.request({

@@ -7,14 +7,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { createTestEngine, type TestEngine } from '@berth/testing';
-import { buildApp, engineBackend, openInjector, apiRoutes, type Injector, type InjectRequest } from '../src/index.js';
+import { buildApp, enginePort, openInjector, apiRoutes, type Injector, type InjectRequest } from '../src/index.js';
 import { MAX_JSON_DEPTH } from '../src/http.js';
-import { facts, fakeBackend, record } from './helpers/fake-backend.js';
+import { facts, fakePort, record } from './helpers/fake-port.js';
 import { validateDefinition } from './helpers/swagger.js';
 
 const ID = 'a'.repeat(64);
 const calls: string[] = [];
-const backend = fakeBackend([record(ID, 'web', 'running', { Config: { Image: 'busybox', OpenStdin: false, Labels: {} } })]);
+const backend = fakePort([record(ID, 'web', 'running', { Config: { Image: 'busybox', OpenStdin: false, Labels: {} } })]);
 for (const k of ['create', 'start', 'stop', 'restart', 'kill', 'wait', 'remove'] as const) {
   (backend.containers as unknown as Record<string, unknown>)[k] = async () => {
     calls.push(k);
@@ -270,8 +270,8 @@ describe('bad input over the engine: dockerd\'s status and message', () => {
   let base: Base;
   let webId: string;
   beforeAll(async () => {
-    t = await createTestEngine();
-    inj = await openInjector(buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts(), logDrainMs: 50 })) }));
+    t = await createTestEngine({ logDrainMs: 50 });
+    inj = await openInjector(buildApp({ routes: apiRoutes(enginePort(t.engine, { facts: facts() })) }));
     base = { Image: 'plain', Cmd: ['/bin/app'], Labels: { 'io.berth.rootfs': t.rootfs } };
     const r = await inj.request({ method: 'POST', url: '/containers/create?name=web', body: base });
     expect(r.statusCode).toBe(201);

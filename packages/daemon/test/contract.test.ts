@@ -6,8 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createTestEngine, type TestEngine } from '@berth/testing';
-import { apiRoutes, buildApp, engineBackend, openInjector, type Injector } from '../src/index.js';
-import { facts } from './helpers/fake-backend.js';
+import { apiRoutes, buildApp, enginePort, openInjector, type Injector } from '../src/index.js';
+import { facts } from './helpers/fake-port.js';
 import { documentedStatuses, validateDefinition, validateResponse } from './helpers/swagger.js';
 
 function demux(buf: Buffer): Array<[number, string]> {
@@ -27,8 +27,8 @@ describe('container routes over the engine (swagger contract)', () => {
     inj.request({ method: 'POST', url: `/v1.44/containers/create?name=${name}`, body: { Image: 'plain', Cmd: ['/bin/app'], Labels: { 'io.berth.rootfs': t.rootfs, tier: 'web' }, ...extra } });
 
   beforeEach(async () => {
-    t = await createTestEngine();
-    const backend = engineBackend(t.engine, { facts: facts(), logDrainMs: 50 });
+    t = await createTestEngine({ logDrainMs: 50 });
+    const backend = enginePort(t.engine, { facts: facts() });
     inj = await openInjector(buildApp({ routes: apiRoutes(backend), minApiVersion: '1.12' }));
   });
   afterEach(async () => {

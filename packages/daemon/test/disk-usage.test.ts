@@ -10,8 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IImageStore, NotFoundError } from '@berth/core';
 import { IImageService, type ImageService } from '@berth/image-store';
 import { createTestEngine, type TestEngine } from '@berth/testing';
-import { apiRoutes, buildApp, engineBackend, openInjector, type Injector } from '../src/index.js';
-import { facts } from './helpers/fake-backend.js';
+import { apiRoutes, buildApp, enginePort, openInjector, type Injector } from '../src/index.js';
+import { facts } from './helpers/fake-port.js';
 import { validateDefinition, validateResponse } from './helpers/swagger.js';
 
 const X = 'sha256:' + 'aa'.repeat(32);
@@ -75,7 +75,7 @@ describe('GET /system/df and prune SpaceReclaimed', () => {
         c.register(IImageService, { useValue: fakeService });
       },
     });
-    inj = await openInjector(buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts() })) }));
+    inj = await openInjector(buildApp({ routes: apiRoutes(enginePort(t.engine, { facts: facts() })) }));
     ids = { a: await create('ctr-a'), b: await create('ctr-b'), p: await create('ctr-p', { Image: 'plain', Labels: { 'io.berth.rootfs': t.rootfs } }) };
     sizes.set(ids.a, 100);
     sizes.set(ids.b, 50);

@@ -1,7 +1,7 @@
 /** Hijacked connections: exec start over Upgrade: tcp, stdcopy framing, stdin, detach keys, body not leaking into stdin. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildApp, openInjector, apiRoutes, type ExecBackend, type ExecInspect, type Injector } from '../src/index.js';
-import { execInspect, fakeBackend, record } from './helpers/fake-backend.js';
+import { buildApp, openInjector, apiRoutes, type ExecPort, type ExecInspect, type Injector } from '../src/index.js';
+import { execInspect, fakePort, record } from './helpers/fake-port.js';
 import { demux, readAll } from './helpers/streams.js';
 
 const CID = 'c'.repeat(64);
@@ -11,8 +11,8 @@ describe('hijacked exec start', () => {
   let execs: Map<string, ExecInspect>;
   beforeEach(async () => {
     execs = new Map();
-    const backend = fakeBackend([record(CID, 'box', 'running')]);
-    const exec: ExecBackend = {
+    const backend = fakePort([record(CID, 'box', 'running')]);
+    const exec: ExecPort = {
       async create(container, req) {
         const id = 'e'.repeat(63) + String(execs.size);
         execs.set(id, execInspect(id, container, req));

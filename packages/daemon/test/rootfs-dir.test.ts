@@ -8,8 +8,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IImageStore } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
-import { apiRoutes, buildApp, engineBackend, openInjector, rootfsDirOf, type Injector } from '../src/index.js';
-import { facts } from './helpers/fake-backend.js';
+import { apiRoutes, buildApp, enginePort, openInjector, rootfsDirOf, type Injector } from '../src/index.js';
+import { facts } from './helpers/fake-port.js';
 
 const IMAGE_ID = 'sha256:' + 'ef'.repeat(32);
 
@@ -35,7 +35,7 @@ describe('--berth-rootfs-dir beside an image store', () => {
         });
       },
     });
-    inj = await openInjector(buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts(), rootfsDir: dir })) }));
+    inj = await openInjector(buildApp({ routes: apiRoutes(enginePort(t.engine, { facts: facts(), rootfsDir: dir })) }));
   });
   afterEach(async () => {
     await inj.close();

@@ -7,8 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IImageStore, NotFoundError, SystemError } from '@berth/core';
 import { IImageService, type ImageService } from '@berth/image-store';
 import { createTestEngine, type TestEngine } from '@berth/testing';
-import { apiRoutes, buildApp, engineBackend, openInjector, type Injector } from '../src/index.js';
-import { facts } from './helpers/fake-backend.js';
+import { apiRoutes, buildApp, enginePort, openInjector, type Injector } from '../src/index.js';
+import { facts } from './helpers/fake-port.js';
 import { validateResponse } from './helpers/swagger.js';
 
 const IMAGE_ID = 'sha256:' + 'cd'.repeat(32);
@@ -43,7 +43,7 @@ describe('container sizes from the image service', () => {
         c.register(IImageService, { useValue: fakeService });
       },
     });
-    inj = await openInjector(buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts() })) }));
+    inj = await openInjector(buildApp({ routes: apiRoutes(enginePort(t.engine, { facts: facts() })) }));
   });
   afterEach(async () => {
     await inj.close();
@@ -128,7 +128,7 @@ describe('container sizes from the image service', () => {
 describe('container sizes without an image service', () => {
   it('leaves the fields out even with size=1', async () => {
     const t = await createTestEngine();
-    const inj = await openInjector(buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts() })) }));
+    const inj = await openInjector(buildApp({ routes: apiRoutes(enginePort(t.engine, { facts: facts() })) }));
     try {
       const r = await inj.request({ method: 'POST', url: '/v1.44/containers/create?name=ctr-x', body: { Image: 'plain', Cmd: ['/bin/true'], Labels: { 'io.berth.rootfs': t.rootfs } } });
       expect(r.statusCode).toBe(201);

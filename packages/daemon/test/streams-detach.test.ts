@@ -4,9 +4,10 @@
  * that ended the whole daemon.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildApp, openInjector, apiRoutes, type ExecBackend, type ExecInspect, type Injector } from '../src/index.js';
+import type { AttachStreams } from '@berth/core';
+import { buildApp, openInjector, apiRoutes, type ExecPort, type ExecInspect, type Injector } from '../src/index.js';
 import { DetachFilter } from '../src/hijack-io.js';
-import { execInspect, fakeBackend, record } from './helpers/fake-backend.js';
+import { execInspect, fakePort, record } from './helpers/fake-port.js';
 import { readAll } from './helpers/streams.js';
 
 const CID = 'c'.repeat(64);
@@ -51,9 +52,9 @@ describe('input after the detach keys ends only the session', () => {
   let execs: Map<string, ExecInspect>;
   beforeEach(async () => {
     execs = new Map();
-    const backend = fakeBackend([record(CID, 'box', 'running', { Config: { Image: 'busybox', Cmd: ['cat'], OpenStdin: true, Tty: true, Labels: {} } })]);
+    const backend = fakePort([record(CID, 'box', 'running', { Config: { Image: 'busybox', Cmd: ['cat'], OpenStdin: true, Tty: true, Labels: {} } })]);
     // A process that echoes stdin until it ends (or the session is detached).
-    const echo = async (io: { stdin: NodeJS.ReadableStream | null; stdout: NodeJS.WritableStream | null }, signal: AbortSignal) => {
+    const echo = async (io: AttachStreams, signal: AbortSignal) => {
       await new Promise<void>((resolve) => {
         signal.addEventListener('abort', () => resolve());
         if (!io.stdin) return resolve();
@@ -62,7 +63,7 @@ describe('input after the detach keys ends only the session', () => {
       });
     };
     backend.containers.attach = async (_id, _req, io, signal) => echo(io, signal);
-    const exec: ExecBackend = {
+    const exec: ExecPort = {
       async create(container, req) {
         const id = 'e'.repeat(64);
         execs.set(id, execInspect(id, container, req));

@@ -10,8 +10,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEngine, FakeRuntime, type TestEngine } from '@berth/testing';
-import { apiRoutes, buildApp, engineBackend, openInjector, type App, type Injector } from '../src/index.js';
-import { facts } from './helpers/fake-backend.js';
+import { apiRoutes, buildApp, enginePort, openInjector, type App, type Injector } from '../src/index.js';
+import { facts } from './helpers/fake-port.js';
 import { containerEndpoints, disconnectLoop, openFds, settles, tarOf } from './helpers/disconnect.js';
 
 const SEED = Number(process.env.BERTH_DISCONNECT_SEED ?? 20261206);
@@ -26,10 +26,10 @@ describe('clients that go away mid-stream (FakeRuntime)', () => {
 
   beforeAll(async () => {
     const fake = new FakeRuntime({ script: { output: Array.from({ length: 2000 }, (_, i) => `line ${i} ${'x'.repeat(100)}`), execRunFor: 50 } });
-    t = await createTestEngine({ runtime: fake });
+    t = await createTestEngine({ runtime: fake, logDrainMs: 50 });
     // something worth streaming: a 4 MiB file in the container's root
     writeFileSync(path.join(t.rootfs, 'big'), Buffer.alloc(4 * 1024 * 1024, 7));
-    app = buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts(), logDrainMs: 50 })) });
+    app = buildApp({ routes: apiRoutes(enginePort(t.engine, { facts: facts() })) });
     inj = await openInjector(app);
     const r = await inj.request({
       method: 'POST',

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EXIT_UNCAUGHT, apiRoutes, buildApp, installLastGuard, openInjector, requestScope, type GuardTarget, type Injector, type LastGuard, type Logger } from '../src/index.js';
-import { fakeBackend } from './helpers/fake-backend.js';
+import { fakePort } from './helpers/fake-port.js';
 
 function memoryLogger(): Logger & { lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> } {
   const lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> = [];
@@ -36,7 +36,7 @@ describe('last guard', () => {
       await new Promise(() => setTimeout(() => target.emit(kind, new Error(`boom ${kind}`)), 5));
     };
     const routes = [
-      ...apiRoutes(fakeBackend()),
+      ...apiRoutes(fakePort()),
       { method: 'GET' as const, path: '/boom/uncaught', handler: throwLater('uncaughtException', false) },
       { method: 'GET' as const, path: '/boom/rejection', handler: throwLater('unhandledRejection', false) },
       { method: 'GET' as const, path: '/boom/streaming', handler: throwLater('uncaughtException', true) },

@@ -11,15 +11,15 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ApiServer, apiRoutes, buildApp, type ConnectionLimits, type ExecBackend } from '../src/index.js';
-import { execInspect, fakeBackend, record } from './helpers/fake-backend.js';
+import { ApiServer, apiRoutes, buildApp, type ConnectionLimits, type ExecPort } from '../src/index.js';
+import { execInspect, fakePort, record } from './helpers/fake-port.js';
 
 const CID = 'c'.repeat(64);
 
 interface Served {
   server: ApiServer;
   socket: string;
-  backend: ReturnType<typeof fakeBackend>;
+  backend: ReturnType<typeof fakePort>;
 }
 
 let dir: string | undefined;
@@ -40,9 +40,9 @@ afterEach(async () => {
 async function serve(limits: Partial<ConnectionLimits>): Promise<Served> {
   dir = mkdtempSync(path.join(os.tmpdir(), 'berth-slow-'));
   const socket = path.join(dir, 'api.sock');
-  const backend = fakeBackend([record(CID, 'box', 'running')]);
+  const backend = fakePort([record(CID, 'box', 'running')]);
   // An exec that runs until the client goes away: a hijacked session with no traffic.
-  const exec: ExecBackend = {
+  const exec: ExecPort = {
     create: async () => ({ id: 'e'.repeat(64) }),
     start: (_id, _o, _io, signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve())),
     resize: async () => {},
@@ -157,7 +157,7 @@ describe('slow clients', () => {
     expect(eventsClosed).toBe(false);
     expect(hijClosed).toBe(false);
     expect(hijData).toMatch(/^HTTP\/1\.1 101 /);
-    backend.emit({ Type: 'container', Action: 'start', Actor: { ID: CID, Attributes: {} }, scope: 'local', time: 1, timeNano: Date.now() * 1e6 });
+    backend.emit({ Type: 'container', Action: 'start', Actor: { ID: CID, Attributes: {} }, scope: 'local', time: 1, timeNano: BigInt(Date.now()) * 1_000_000n });
     await until(() => eventsData.includes('"Action":"start"'));
     expect(server.connections[0].size).toBe(2);
   });

@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, openInjector, apiRoutes, type Injector } from '../src/index.js';
-import { fakeBackend, record } from './helpers/fake-backend.js';
+import { fakePort, record } from './helpers/fake-port.js';
 import { validateDefinition, validateResponse } from './helpers/swagger.js';
 
 describe('system routes', () => {
   let inj: Injector;
-  const backend = fakeBackend([
+  const backend = fakePort([
     record('a'.repeat(64), 'one', 'running'),
     record('b'.repeat(64), 'two', 'paused'),
     record('c'.repeat(64), 'three', 'exited'),
@@ -85,8 +85,8 @@ describe('system routes', () => {
   it('streams events filtered by type and ends at until', async () => {
     const now = Date.now();
     const base = { scope: 'local' as const, Actor: { ID: 'a'.repeat(64), Attributes: { name: 'one', image: 'busybox' } } };
-    backend.emit({ ...base, Type: 'container', Action: 'start', time: Math.floor(now / 1000), timeNano: now * 1e6 });
-    backend.emit({ ...base, Type: 'network', Action: 'connect', time: Math.floor(now / 1000), timeNano: now * 1e6 + 1 });
+    backend.emit({ ...base, Type: 'container', Action: 'start', time: Math.floor(now / 1000), timeNano: BigInt(now) * 1_000_000n });
+    backend.emit({ ...base, Type: 'network', Action: 'connect', time: Math.floor(now / 1000), timeNano: BigInt(now) * 1_000_000n + 1n });
     const since = Math.floor(now / 1000) - 1;
     const until = ((now + 300) / 1000).toFixed(3);
     const filters = encodeURIComponent(JSON.stringify({ type: ['container'] }));

@@ -1,8 +1,7 @@
-/** Container routes of the Docker Engine API over the daemon's ContainerBackend port. */
-import { once } from 'node:events';
+/** Container routes of the Docker Engine API over the daemon's port to the engine (EnginePort). */
 import { ConflictError, InvalidParameterError, NotImplementedError, SystemError, errorKind, type ContainerRecord } from '@berth/core';
 import { checkSignal } from '../signals.js';
-import type { AttachIo, ContainerBackend, DaemonBackend, LogEntry, RootfsLease } from '../backend.js';
+import type { ContainerPort, EnginePort, RootfsLease } from '../port.js';
 import { commandLine, endpointBody, frame, networkSettingsBody, stateName, stateString, unixSeconds } from '../format.js';
 import { detachKeysFrom, hijackSession, streamContentType } from '../hijack-io.js';
 import { sendStream } from '../request-streams.js';
@@ -85,18 +84,22 @@ export function inspectBody(c: ContainerRecord, version = API_VERSION): Record<s
     Mounts: c.Mounts ?? [],
     Config: c.Config,
     NetworkSettings: networkSettingsBody(c.NetworkSettings, version),
+    // berth fields: the runtime backend and the OCI runtime that really ran the last start
+    // (HostConfig.Runtime is what was asked for, as dockerd shows it; a plugin may route elsewhere).
+    ...(c.RuntimeBackend ? { RuntimeBackend: c.RuntimeBackend } : {}),
+    ...(c.RuntimeName ? { RuntimeName: c.RuntimeName } : {}),
   };
 }
 
-async function resolveRef(backend: DaemonBackend, ref: string): Promise<ContainerRecord | null> {
+async function resolveRef(port: EnginePort, ref: string): Promise<ContainerRecord | null> {
   try {
-    return await backend.containers.inspect(ref);
+    return await port.containers.inspect(ref);
   } catch {
     return null;
   }
 }
 
-async function filterList(backend: DaemonBackend, list: ContainerRecord[], f: Filters, all: boolean): Promise<ContainerRecord[]> {
+async function filterList(port: EnginePort, list: ContainerRecord[], f: Filters, all: boolean): Promise<ContainerRecord[]> {
   const status = f.get('status');
   for (const s of status ?? []) if (!STATUSES.includes(s)) throw new InvalidParameterError(`Invalid filter 'status=${s}'`);
   const exited = [...(f.get('exited') ?? [])].map((e) => {
@@ -110,19 +113,19 @@ async function filterList(backend: DaemonBackend, list: ContainerRecord[], f: Fi
   let before: number | null = null;
   let sinceT: number | null = null;
   for (const b of f.get('before') ?? []) {
-    const c = await resolveRef(backend, b);
+    const c = await resolveRef(port, b);
     if (!c) throw new InvalidParameterError(`No such container: ${b}`);
     before = Date.parse(c.Created);
   }
   for (const s of f.get('since') ?? []) {
-    const c = await resolveRef(backend, s);
+    const c = await resolveRef(port, s);
     if (!c) throw new InvalidParameterError(`No such container: ${s}`);
     sinceT = Date.parse(c.Created);
   }
   const ancestors = new Set<string>();
   for (const a of f.get('ancestor') ?? []) {
     ancestors.add(a);
-    const id = backend.images ? await backend.images.resolve(a) : null;
+    const id = port.images ? await port.images.resolve(a) : null;
     if (id) ancestors.add(id);
   }
   return list.filter((c) => {
@@ -168,8 +171,8 @@ function stopOptions(ctx: RequestContext): { timeout?: number; signal?: string }
   return { timeout: t, signal: signal === '' ? undefined : signal };
 }
 
-export function containerRoutes(backend: DaemonBackend): Route[] {
-  const cs: ContainerBackend = backend.containers;
+export function containerRoutes(port: EnginePort): Route[] {
+  const cs: ContainerPort = port.containers;
 
   const create = async (ctx: RequestContext) => {
     const rawName = ctx.query.get('name');
@@ -188,7 +191,7 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
     const limit = intValue(q, 'limit', -1) as number;
     const filters = parseFilters(q.get('filters'), LIST_FILTERS);
     const all = boolValue(q, 'all') || limit > 0;
-    let items = await filterList(backend, await cs.list(), filters, all);
+    let items = await filterList(port, await cs.list(), filters, all);
     items.sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created) || (a.ID < b.ID ? 1 : -1));
     if (limit > 0) items = items.slice(0, limit);
     const now = Date.now();
@@ -202,7 +205,7 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
         } catch (err) {
           // removed while the list was being measured: it is no longer part of the answer
           if (errorKind(err) !== 'NotFound') throw err;
-          if (!(await resolveRef(backend, c.ID))) continue;
+          if (!(await resolveRef(port, c.ID))) continue;
           // the container exists but its layer does not: a daemon fault, not a 404 of the list
           throw new SystemError(`size of container ${c.ID}: ${(err as Error).message}`, { cause: err });
         }
@@ -289,20 +292,21 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
       if (!/^-?\d+$/.test(tailRaw)) throw new InvalidParameterError(`invalid value for tail: ${JSON.stringify(tailRaw)}`);
       tail = Number(tailRaw);
     }
-    const now = Date.now() * 1e6;
-    const since = parseTime(q.get('since'), 'since', now) ?? 0;
-    const until = parseTime(q.get('until'), 'until', now) ?? 0;
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const since = parseTime(q.get('since'), 'since', now);
+    const until = parseTime(q.get('until'), 'until', now);
     const c = await cs.inspect(ctx.params.id);
     const read = need(cs.logs, 'logs');
     const follow = boolValue(q, 'follow');
     if (follow) ctx.streaming();
     const tty = c.Config.Tty === true;
     const timestamps = boolValue(q, 'timestamps');
-    const it = read.call(cs, c.ID, { follow, stdout, stderr, since: since / 1e9, until: until / 1e9, tail, signal: ctx.signal });
+    // 0 is no bound (dockerd)
+    const it = read.call(cs, c.ID, { follow, stdout, stderr, ...(since ? { since } : {}), ...(until ? { until } : {}), tail, signal: ctx.signal });
     ctx.res.statusCode = 200;
     ctx.res.setHeader('Content-Type', streamContentType(ctx.version, tty));
     ctx.res.flushHeaders();
-    for await (const e of it as AsyncIterable<LogEntry>) {
+    for await (const e of it) {
       if (ctx.signal.aborted) break;
       const payload = timestamps ? Buffer.concat([Buffer.from(e.time + ' '), e.line]) : e.line;
       const ok = ctx.res.write(tty ? payload : frame(e.stream === 'stdout' ? 1 : 2, payload));
@@ -332,17 +336,9 @@ export function containerRoutes(backend: DaemonBackend): Route[] {
     if (!stream && !replay) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
     const tty = c.Config.Tty === true;
     const forwardStdin = stream && wantStdin && c.Config.OpenStdin === true;
-    await hijackSession(ctx, { tty, stdin: forwardStdin ? keys : null, stdout: wantStdout, stderr: wantStderr }, async (io: AttachIo, signal) => {
-      if (replay && cs.logs && (wantStdout || wantStderr)) {
-        for await (const e of cs.logs(c.ID, { follow: false, stdout: wantStdout, stderr: wantStderr, since: 0, until: 0, tail: -1, signal })) {
-          const target = e.stream === 'stdout' ? io.stdout : io.stderr;
-          if (target && !target.write(e.line)) await once(target, 'drain', { signal }).catch(() => undefined);
-          if (signal.aborted) return;
-        }
-      }
-      if (!stream) return;
-      await attachFn.call(cs, c.ID, { stdin: wantStdin, stdout: wantStdout, stderr: wantStderr, logs: replay, stream, detachKeys: keys }, io, signal);
-    });
+    await hijackSession(ctx, { tty, stdin: forwardStdin ? keys : null, stdout: wantStdout, stderr: wantStderr }, (io, signal) =>
+      attachFn.call(cs, c.ID, { stdin: wantStdin, stdout: wantStdout, stderr: wantStderr, logs: replay, stream }, io, signal),
+    );
   };
 
   const rename = async (ctx: RequestContext) => {

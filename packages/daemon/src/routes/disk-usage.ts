@@ -8,7 +8,7 @@
  */
 import { InvalidParameterError, errorKind } from '@berth/core';
 import type { Digest, ImageService } from '@berth/image-store';
-import type { DaemonBackend } from '../backend.js';
+import type { EnginePort } from '../port.js';
 import { boolValue, sendJson } from '../http.js';
 import type { RequestContext } from '../router.js';
 import { versionLessThan } from '../version.js';
@@ -25,8 +25,8 @@ export interface DiskUsage {
 const ACTIVE_STATES = new Set(['running', 'paused', 'restarting']);
 
 /** Every container with SizeRw/SizeRootFs; active = running, paused or restarting; reclaimable = the others' SizeRw. */
-export async function containerDiskUsage(backend: DaemonBackend): Promise<DiskUsage> {
-  const cs = backend.containers;
+export async function containerDiskUsage(port: EnginePort): Promise<DiskUsage> {
+  const cs = port.containers;
   const now = Date.now();
   const du: DiskUsage = { ActiveCount: 0, TotalCount: 0, Reclaimable: 0, TotalSize: 0, Items: [] };
   for (const c of await cs.list()) {
@@ -82,7 +82,7 @@ const TYPES = ['container', 'image', 'volume', 'build-cache'] as const;
 type DfType = (typeof TYPES)[number];
 
 /** The handler of GET /system/df. */
-export function systemDf(backend: DaemonBackend): (ctx: RequestContext) => Promise<void> {
+export function systemDf(port: EnginePort): (ctx: RequestContext) => Promise<void> {
   return async (ctx) => {
     const v = ctx.version;
     const asked = ctx.query.getAll('type');
@@ -98,8 +98,8 @@ export function systemDf(backend: DaemonBackend): (ctx: RequestContext) => Promi
     const legacy = legacyOnly || !verbose;
     const empty = (): DiskUsage => ({ ActiveCount: 0, TotalCount: 0, Reclaimable: 0, TotalSize: 0, Items: [] });
     const [containers, images] = await Promise.all([
-      want.has('container') ? containerDiskUsage(backend) : null,
-      want.has('image') ? imageDiskUsage(backend.imageService?.()) : null,
+      want.has('container') ? containerDiskUsage(port) : null,
+      want.has('image') ? imageDiskUsage(port.imageService?.()) : null,
     ]);
     const volumes = want.has('volume') ? empty() : null;
     const buildCache = want.has('build-cache') ? empty() : null;

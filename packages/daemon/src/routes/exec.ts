@@ -1,13 +1,13 @@
 /** Exec routes: create, start (hijacked, TTY or multiplexed, detach), resize, inspect. */
 import { ConflictError, InvalidParameterError, NotImplementedError, errorMessage } from '@berth/core';
-import type { DaemonBackend, ExecBackend, ExecCreateRequest } from '../backend.js';
+import type { EnginePort, ExecPort, ExecCreateRequest } from '../port.js';
 import { intValue, readJson, sendEmpty, sendJson } from '../http.js';
 import type { RequestContext, Route } from '../router.js';
 import { detachKeysFrom, hijackSession } from '../hijack-io.js';
 
-function execBackend(backend: DaemonBackend): ExecBackend {
-  if (!backend.exec) throw new NotImplementedError('exec is not supported by this daemon\'s engine');
-  return backend.exec;
+function execPort(port: EnginePort): ExecPort {
+  if (!port.exec) throw new NotImplementedError('exec is not supported by this daemon\'s engine');
+  return port.exec;
 }
 
 function checkExecCreate(body: Record<string, unknown>): ExecCreateRequest {
@@ -36,11 +36,11 @@ function checkExecCreate(body: Record<string, unknown>): ExecCreateRequest {
   return { ...(body as unknown as ExecCreateRequest), Cmd: cmd as string[] };
 }
 
-export function execRoutes(backend: DaemonBackend): Route[] {
+export function execRoutes(port: EnginePort): Route[] {
   const create = async (ctx: RequestContext) => {
     const req = checkExecCreate((await readJson(ctx)) as Record<string, unknown>);
-    const ex = execBackend(backend);
-    const c = await backend.containers.inspect(ctx.params.id);
+    const ex = execPort(port);
+    const c = await port.containers.inspect(ctx.params.id);
     const r = await ex.create(c.ID, req);
     sendJson(ctx.res, 201, { Id: r.id });
   };
@@ -50,7 +50,7 @@ export function execRoutes(backend: DaemonBackend): Route[] {
     for (const b of ['Detach', 'Tty'] as const) if (body[b] !== undefined && typeof body[b] !== 'boolean') {
       throw new InvalidParameterError(`json: cannot unmarshal ${typeof body[b]} into Go struct field ExecStartOptions.${b} of type bool`);
     }
-    const ex = execBackend(backend);
+    const ex = execPort(port);
     const info = await ex.inspect(ctx.params.id);
     if (info.Running) throw new ConflictError(`Error: Exec command ${info.ID} is already running`);
     const detach = body.Detach === true;
@@ -81,12 +81,12 @@ export function execRoutes(backend: DaemonBackend): Route[] {
     const h = intValue(ctx.query, 'h', undefined);
     const w = intValue(ctx.query, 'w', undefined);
     if (h === undefined || w === undefined || h < 0 || w < 0) throw new InvalidParameterError('Bad parameters: h and w must be non-negative integers');
-    await execBackend(backend).resize(ctx.params.id, { height: h, width: w });
+    await execPort(port).resize(ctx.params.id, { height: h, width: w });
     sendEmpty(ctx.res, 200);
   };
 
   const inspect = async (ctx: RequestContext) => {
-    sendJson(ctx.res, 200, await execBackend(backend).inspect(ctx.params.id));
+    sendJson(ctx.res, 200, await execPort(port).inspect(ctx.params.id));
   };
 
   return [

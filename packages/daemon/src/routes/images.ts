@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { InvalidParameterError, NotImplementedError, type ContainerConfig } from '@berth/core';
 import { decodeRegistryAuth, errorMessageOf, type ImageService, type JSONMessage } from '@berth/image-store';
-import type { ContainerBackend } from '../backend.js';
+import type { ContainerPort } from '../port.js';
 import { boolValue, boolValueOr, parseFilters, readJson, sendJson, checkJsonContentType } from '../http.js';
 import { sendStream } from '../request-streams.js';
 import type { RequestContext, Route } from '../router.js';
@@ -47,7 +47,7 @@ async function withProgress(ctx: RequestContext, op: (emit: (m: JSONMessage) => 
   ctx.res.end();
 }
 
-export function imageRoutes(images: () => ImageService | undefined, containers: ContainerBackend): Route[] {
+export function imageRoutes(images: () => ImageService | undefined, containers: ContainerPort): Route[] {
   const svc = (): ImageService => {
     const s = images();
     if (!s) throw new NotImplementedError('this daemon runs without an image store (plugin image-store not loaded)');

@@ -1,5 +1,5 @@
-/** All API routes of berthd, composed over a DaemonBackend. */
-import type { DaemonBackend } from '../backend.js';
+/** All API routes of berthd, composed over a EnginePort. */
+import type { EnginePort } from '../port.js';
 import type { Route } from '../router.js';
 import { containerRoutes } from './containers.js';
 import { systemDf } from './disk-usage.js';
@@ -7,6 +7,6 @@ import { execRoutes } from './exec.js';
 import { imageRoutes } from './images.js';
 import { systemRoutes } from './system.js';
 
-export function apiRoutes(backend: DaemonBackend): Route[] {
-  return [...systemRoutes(backend), { method: 'GET', path: '/system/df', handler: systemDf(backend) }, ...containerRoutes(backend), ...execRoutes(backend), ...imageRoutes(() => backend.imageService?.(), backend.containers)];
+export function apiRoutes(port: EnginePort): Route[] {
+  return [...systemRoutes(port), { method: 'GET', path: '/system/df', handler: systemDf(port) }, ...containerRoutes(port), ...execRoutes(port), ...imageRoutes(() => port.imageService?.(), port.containers)];
 }

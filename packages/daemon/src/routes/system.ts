@@ -1,7 +1,7 @@
 /** System routes: /_ping (GET, HEAD), /version, /info, /events. */
 import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
-import type { DaemonBackend, EventMessage } from '../backend.js';
+import type { EnginePort, EventMessage } from '../port.js';
 import { parseFilters, sendJson, matchLabels } from '../http.js';
 import { InvalidParameterError, declareFailpoint, failpoint } from '@berth/core';
 import type { Route, RequestContext } from '../router.js';
@@ -56,7 +56,7 @@ function cgroupHas(file: string): boolean {
   }
 }
 
-export function systemRoutes(backend: DaemonBackend): Route[] {
+export function systemRoutes(port: EnginePort): Route[] {
   const ping = (ctx: RequestContext) => {
     pingHeaders(ctx);
     if (ctx.req.method === 'HEAD') {
@@ -71,7 +71,7 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
   };
 
   const version = (ctx: RequestContext) => {
-    const f = backend.facts();
+    const f = port.facts();
     const body: Record<string, unknown> = {
       Platform: { Name: 'berth' },
       Components: [
@@ -108,15 +108,15 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
   };
 
   const info = async (ctx: RequestContext) => {
-    const f = backend.facts();
-    const list = await backend.containers.list();
+    const f = port.facts();
+    const list = await port.containers.list();
     let running = 0;
     let paused = 0;
     for (const c of list) {
       if (c.State.Paused) paused++;
       else if (c.State.Running) running++;
     }
-    const images = backend.images ? await backend.images.count() : 0;
+    const images = port.images ? await port.images.count() : 0;
     const v2 = f.cgroupVersion === '2';
     const mem = v2 ? cgroupHas('/sys/fs/cgroup/cgroup.controllers') : cgroupHas('/sys/fs/cgroup/memory/memory.limit_in_bytes');
     const runtimes: Record<string, unknown> = {};
@@ -134,6 +134,8 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
       DriverStatus: [],
       DockerRootDir: f.dataRoot,
       Plugins: { Volume: ['local'], Network: ['host', 'none'], Authorization: [], Log: ['json-file'] },
+      // berth-only (dockerd has no such field): every plugin of the build, a skipped one with why.
+      BerthPlugins: f.plugins.map((p) => ({ Name: p.name, Type: p.type, Status: p.status, ...(p.reason !== undefined ? { Reason: p.reason } : {}) })),
       MemoryLimit: mem,
       SwapLimit: v2 ? mem : cgroupHas('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes'),
       CpuCfsPeriod: true,
@@ -150,7 +152,7 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
       LoggingDriver: f.loggingDriver,
       CgroupDriver: f.cgroupDriver,
       CgroupVersion: f.cgroupVersion,
-      NEventsListener: backend.events?.listeners?.() ?? 0,
+      NEventsListener: port.events?.listeners?.() ?? 0,
       KernelVersion: os.release(),
       OperatingSystem: osPrettyName(),
       OSVersion: osVersion(),
@@ -180,18 +182,18 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
       SecurityOptions: f.securityOptions,
       // files the image store skipped or repaired at start (image-store src/recovery.ts)
       // and containers whose record could not be read (core src/unreadable.ts)
-      Warnings: [...(backend.imageService?.()?.warnings() ?? []), ...(backend.engineWarnings?.() ?? [])],
+      Warnings: [...(port.imageService?.()?.warnings() ?? []), ...(port.engineWarnings?.() ?? [])],
     });
   };
 
   const events = async (ctx: RequestContext) => {
-    const src = backend.events;
+    const src = port.events;
     if (!src) {
       throw new InvalidParameterError('events are not available on this daemon');
     }
     const q = ctx.query;
     const filters = parseFilters(q.get('filters'), ['type', 'container', 'event', 'label', 'image', 'scope', 'daemon', 'network', 'volume', 'plugin', 'node', 'service', 'secret', 'config']);
-    const now = Date.now() * 1e6;
+    const now = BigInt(Date.now()) * 1_000_000n;
     const since = parseTime(q.get('since'), 'since', now);
     const until = parseTime(q.get('until'), 'until', now);
     if (since !== null && until !== null && until < since) {
@@ -203,10 +205,10 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
     ctx.streaming();
     ctx.res.flushHeaders();
     const write = (ev: EventMessage) => {
-      if (ev.timeNano < (since ?? 0)) return;
+      if (since !== null && ev.timeNano < since) return;
       if (until !== null && ev.timeNano > until) return;
       if (!match(ev)) return;
-      ctx.res.write(JSON.stringify(ev) + '\n');
+      ctx.res.write(eventJson(ev) + '\n');
     };
     await new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
@@ -219,7 +221,7 @@ export function systemRoutes(backend: DaemonBackend): Route[] {
       };
       for (const ev of sub.past) write(ev);
       if (until !== null) {
-        const ms = Math.max(0, (until - Date.now() * 1e6) / 1e6);
+        const ms = Math.max(0, Number((until - BigInt(Date.now()) * 1_000_000n) / 1_000_000n));
         timer = setTimeout(() => {
           failpoint(FP_EVENTS_UNTIL);
           stop();
@@ -254,27 +256,37 @@ export function goArch(): string {
 }
 
 /**
+ * An event as dockerd writes it: the fields in their order, `timeNano` an exact JSON integer
+ * (JSON.stringify has no bigint, and a number would round it beyond 2^53).
+ */
+export function eventJson(ev: EventMessage): string {
+  const { timeNano, ...rest } = ev;
+  return `${JSON.stringify(rest).slice(0, -1)},"timeNano":${timeNano.toString()}}`;
+}
+
+/**
  * Docker's timestamp query values (events since/until, logs since/until): Unix seconds
  * with optional fraction ("1700000000.123"), RFC 3339, or a duration before now ("10m").
- * Returns nanoseconds since the epoch; absent → null.
+ * Returns nanoseconds since the epoch, exact (bigint); absent → null.
  */
-export function parseTime(v: string | null, name: string, nowNano: number): number | null {
+export function parseTime(v: string | null, name: string, nowNano: bigint): bigint | null {
   if (v === null || v === '') return null;
   const s = v.trim();
+  const nanosOf = (frac: string): bigint => BigInt((frac + '000000000').slice(0, 9));
   if (/^-?\d+(\.\d+)?$/.test(s)) {
-    const [sec, frac = ''] = s.split('.');
-    return Number(sec) * 1e9 + Number((frac + '000000000').slice(0, 9));
+    const [sec = '0', frac = ''] = s.split('.');
+    return BigInt(sec) * 1_000_000_000n + nanosOf(frac);
   }
   const dur = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$/.exec(s);
   if (dur) {
     const mult: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-    return nowNano - Number(dur[1]) * mult[dur[2]];
+    return nowNano - BigInt(Math.round(Number(dur[1]) * mult[dur[2]!]!));
   }
   if (/^\d{4}-\d{2}-\d{2}/.test(s)) {
     const ms = Date.parse(s);
     if (!Number.isNaN(ms)) {
       const frac = /\.(\d+)/.exec(s)?.[1] ?? '';
-      return Math.floor(ms / 1000) * 1e9 + Number((frac + '000000000').slice(0, 9));
+      return BigInt(Math.floor(ms / 1000)) * 1_000_000_000n + nanosOf(frac);
     }
   }
   throw new InvalidParameterError(`invalid value for ${name}: ${JSON.stringify(v)}: expected a Unix timestamp, an RFC 3339 date or a duration`);

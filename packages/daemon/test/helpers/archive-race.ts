@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, openInjector, apiRoutes, type Injector } from '../../src/index.js';
-import { fakeBackend, record } from './fake-backend.js';
+import { fakePort, record } from './fake-port.js';
 import { makeTar } from './archive-table.js';
 
 const TRIES = 300;
@@ -32,7 +32,7 @@ export function archiveRace(title: string): void {
       fs.mkdirSync(path.join(root, 'w'), { recursive: true });
       fs.mkdirSync(host);
       fs.writeFileSync(path.join(host, 'secret'), SECRET);
-      inj = await openInjector(buildApp({ routes: apiRoutes(fakeBackend([record('f'.repeat(64), 'box', 'running', { BaseFS: root })])) }));
+      inj = await openInjector(buildApp({ routes: apiRoutes(fakePort([record('f'.repeat(64), 'box', 'running', { BaseFS: root })])) }));
     });
     afterEach(async () => {
       if (swapper && swapper.exitCode === null && swapper.signalCode === null) {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import tar from 'tar-stream';
 import type { MountPoint } from '@berth/core';
 import { buildApp, openInjector, apiRoutes, type Injector } from '../../src/index.js';
-import { fakeBackend, record } from './fake-backend.js';
+import { fakePort, record } from './fake-port.js';
 
 export interface TarEntry {
   name: string;
@@ -425,7 +425,7 @@ export function archiveTable(title: string): void {
       fs.mkdirSync(path.join(root, 'real', 'data'), { recursive: true });
       fs.symlinkSync('real', path.join(root, 'alias'));
       const Mounts = [bind(rw, '/mnt/rw', true), bind(ro, '/mnt/ro', false), bind(fileBind, '/etc/app.conf', true), bind(rw, '/alias/data', true)];
-      const backend = fakeBackend([
+      const backend = fakePort([
         record('f'.repeat(64), 'box', 'running', { BaseFS: root, Mounts }),
         record('e'.repeat(64), 'rofs', 'running', { BaseFS: root, Mounts, HostConfig: { NetworkMode: 'none', ReadonlyRootfs: true } }),
       ]);

@@ -7,10 +7,10 @@
  */
 import { afterEach } from 'vitest';
 import { createTestEngine, type TestEngine, type TestEngineOptions } from '@berth/testing';
-import { apiRoutes, buildApp, engineBackend, openInjector, type EngineBackendOptions, type Injector } from '../../src/index.js';
-import { facts } from './fake-backend.js';
+import { apiRoutes, buildApp, enginePort, openInjector, type EnginePortOptions, type Injector } from '../../src/index.js';
+import { facts } from './fake-port.js';
 
-export function engineApp(): { open(engine?: TestEngineOptions, backend?: Partial<EngineBackendOptions>): Promise<{ t: TestEngine; inj: Injector }> } {
+export function engineApp(): { open(engine?: TestEngineOptions, backend?: Partial<EnginePortOptions>): Promise<{ t: TestEngine; inj: Injector }> } {
   let t: TestEngine | undefined;
   let inj: Injector | undefined;
   afterEach(async () => {
@@ -22,7 +22,7 @@ export function engineApp(): { open(engine?: TestEngineOptions, backend?: Partia
   return {
     async open(engine = {}, backend = {}) {
       t = await createTestEngine(engine);
-      inj = await openInjector(buildApp({ routes: apiRoutes(engineBackend(t.engine, { facts: facts(), ...backend })) }));
+      inj = await openInjector(buildApp({ routes: apiRoutes(enginePort(t.engine, { facts: facts(), ...backend })) }));
       return { t, inj };
     },
   };

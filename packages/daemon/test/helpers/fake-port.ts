@@ -1,6 +1,6 @@
-/** A scripted in-memory DaemonBackend for route tests (no engine, no root). */
+/** A scripted in-memory EnginePort for route tests (no engine, no root). */
 import { NotFoundError, newContainerRecord, newNetworkSettings, type ContainerRecord } from '@berth/core';
-import type { DaemonBackend, DaemonFacts, EventMessage, ExecCreateRequest, ExecInspect } from '../../src/backend.js';
+import type { EnginePort, DaemonFacts, EventMessage, ExecCreateRequest, ExecInspect } from '../../src/port.js';
 
 export function facts(over: Partial<DaemonFacts> = {}): DaemonFacts {
   return {
@@ -16,6 +16,7 @@ export function facts(over: Partial<DaemonFacts> = {}): DaemonFacts {
     loggingDriver: 'json-file',
     cgroupDriver: 'cgroupfs',
     cgroupVersion: '1',
+    plugins: [],
     debug: false,
     labels: [],
     ...over,
@@ -46,7 +47,7 @@ export function record(id: string, name: string, status: ContainerRecord['State'
   return rec;
 }
 
-export function fakeBackend(containers: ContainerRecord[] = [], over: Partial<DaemonFacts> = {}): DaemonBackend & { emit(ev: EventMessage): void } {
+export function fakePort(containers: ContainerRecord[] = [], over: Partial<DaemonFacts> = {}): EnginePort & { emit(ev: EventMessage): void } {
   const listeners = new Set<(ev: EventMessage) => void>();
   const past: EventMessage[] = [];
   const find = async (idOrName: string) => {

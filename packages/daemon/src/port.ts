@@ -1,10 +1,10 @@
 /**
- * What the API routes need from the engine: the daemon's port. `engine-backend.ts`
- * implements it over @berth/core's Engine; tests may implement it over a fake. Every
- * method throws typed @berth/core errors (NotFound, Conflict, NotModified, …), which
- * http-errors.ts maps to statuses.
+ * What the API routes need from the engine: the daemon's port (EnginePort). `engine-port.ts`
+ * implements it over @berth/core's Engine as a thin mapper; tests may implement it over a
+ * fake. Every method throws typed @berth/core errors (NotFound, Conflict, NotModified, …),
+ * which http-errors.ts maps to statuses. ("Backend" in berth means a runtime backend only.)
  */
-import type { ContainerConfig, ContainerRecord, HostConfig } from '@berth/core';
+import type { AttachOptions, AttachStreams, ContainerConfig, ContainerLogOptions, ContainerRecord, HostConfig, LogMessage, PluginStatus, PruneFilters, PruneReport, WaitResult } from '@berth/core';
 import type { Duplex } from 'node:stream';
 import type { ImageService } from '@berth/image-store';
 
@@ -17,54 +17,12 @@ export interface CreateContainerRequest {
   platform?: string;
 }
 
-export interface LogReadOptions {
-  follow: boolean;
-  stdout: boolean;
-  stderr: boolean;
-  /** Unix seconds (fractional); 0 = no bound. */
-  since: number;
-  until: number;
-  /** Last n lines; -1 = all. */
-  tail: number;
-  signal: AbortSignal;
-}
-
-export interface LogEntry {
-  stream: 'stdout' | 'stderr';
-  /** RFC 3339 nano timestamp. */
-  time: string;
-  /** The line, with its trailing newline when it had one. */
-  line: Buffer;
-}
-
-export interface AttachRequest {
-  stdin: boolean;
-  stdout: boolean;
-  stderr: boolean;
-  /** Replay the log before streaming. */
-  logs: boolean;
-  stream: boolean;
-  /** Raw detach key sequence (bytes); null = none. */
-  detachKeys: Buffer | null;
-}
-
-export interface AttachIo {
-  stdin: NodeJS.ReadableStream | null;
-  stdout: NodeJS.WritableStream | null;
-  stderr: NodeJS.WritableStream | null;
-}
-
-export interface WaitResult {
-  StatusCode: number;
-  Error?: { Message: string } | null;
-}
-
 export interface RootfsLease {
   readonly path: string;
   release(): Promise<void>;
 }
 
-export interface ContainerBackend {
+export interface ContainerPort {
   create(req: CreateContainerRequest): Promise<{ id: string; warnings: string[] }>;
   /** Resolve by full ID, unique ID prefix or name (with or without '/'); NotFound "No such container: x". */
   inspect(idOrName: string): Promise<ContainerRecord>;
@@ -79,9 +37,9 @@ export interface ContainerBackend {
   pause?(idOrName: string): Promise<void>;
   unpause?(idOrName: string): Promise<void>;
   resize?(idOrName: string, size: { height: number; width: number }): Promise<void>;
-  logs?(idOrName: string, opts: LogReadOptions): AsyncIterable<LogEntry>;
-  /** Connect the container's stdio to `io`; resolves when the session ends (exit, detach or disconnect). */
-  attach?(idOrName: string, req: AttachRequest, io: AttachIo, signal: AbortSignal): Promise<void>;
+  logs?(idOrName: string, opts: ContainerLogOptions): AsyncIterable<LogMessage>;
+  /** Replay the log and/or connect the container's stdio to `io`; resolves when the session ends (exit, detach or disconnect). */
+  attach?(idOrName: string, opts: AttachOptions, io: AttachStreams, signal: AbortSignal): Promise<void>;
   top?(idOrName: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }>;
   update?(idOrName: string, resources: HostConfig): Promise<{ warnings: string[] }>;
   /**
@@ -97,7 +55,7 @@ export interface ContainerBackend {
    * unmounts). Without it the routes use a set BaseFS as it is.
    */
   mountRootfs?(idOrName: string): Promise<RootfsLease>;
-  prune?(filters: Map<string, Set<string>>): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }>;
+  prune?(filters: PruneFilters): Promise<PruneReport>;
 }
 
 export interface ExecCreateRequest {
@@ -128,9 +86,9 @@ export interface ExecInspect {
   Pid: number;
 }
 
-export interface ExecBackend {
+export interface ExecPort {
   create(container: string, req: ExecCreateRequest): Promise<{ id: string }>;
-  start(execId: string, opts: { detach: boolean; tty: boolean }, io: AttachIo, signal: AbortSignal): Promise<void>;
+  start(execId: string, opts: { detach: boolean; tty: boolean }, io: AttachStreams, signal: AbortSignal): Promise<void>;
   resize(execId: string, size: { height: number; width: number }): Promise<void>;
   inspect(execId: string): Promise<ExecInspect>;
 }
@@ -142,7 +100,8 @@ export interface EventMessage {
   Actor: { ID: string; Attributes: Record<string, string> };
   scope: 'local' | 'swarm';
   time: number;
-  timeNano: number;
+  /** Exact (a number loses precision beyond 2^53); written as a JSON integer. */
+  timeNano: bigint;
   /** Deprecated fields still sent by dockerd for containers. */
   status?: string;
   id?: string;
@@ -151,7 +110,7 @@ export interface EventMessage {
 
 export interface EventSource {
   /** Past events (from the in-memory ring) with timeNano ≥ since, then live ones until unsubscribed. */
-  subscribe(sinceNano: number | null, listener: (ev: EventMessage) => void): { past: EventMessage[]; unsubscribe(): void };
+  subscribe(sinceNano: bigint | null, listener: (ev: EventMessage) => void): { past: EventMessage[]; unsubscribe(): void };
   /** Subscriptions open now (/info NEventsListener). */
   listeners?(): number;
 }
@@ -180,16 +139,19 @@ export interface DaemonFacts {
   securityOptions: string[];
   storageDriver: string;
   loggingDriver: string;
+  /** The engine's (EngineConfig.cgroupDriver). */
   cgroupDriver: string;
   cgroupVersion: '1' | '2';
+  /** Every plugin of the build with its status, a skipped one with its reason (/info BerthPlugins). */
+  plugins: readonly PluginStatus[];
   debug: boolean;
   labels: string[];
 }
 
-export interface DaemonBackend {
+export interface EnginePort {
   facts(): DaemonFacts;
-  containers: ContainerBackend;
-  exec?: ExecBackend;
+  containers: ContainerPort;
+  exec?: ExecPort;
   events?: EventSource;
   images?: ImageLookup;
   /** The image-store plugin's service, when loaded (the /images routes). */
