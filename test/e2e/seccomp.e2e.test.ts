@@ -1,0 +1,99 @@
+/**
+ * The seccomp plugin through the real docker CLI against berthd (runc + conmon): a default
+ * container runs under Docker's default profile (Seccomp: 2 in /proc/1/status; `unshare -U`,
+ * which needs no capability, fails with EPERM), `seccomp=unconfined` and --privileged run
+ * without a filter, a profile file given to the CLI is applied, a bad one is refused at create
+ * (125, the JSON error, no container), no-new-privileges reaches the process, and `docker info`
+ * lists `name=seccomp,profile=builtin`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+
+function seccompSkipReason(): string | null {
+  const base = berthdSkipReason();
+  if (base) return base;
+  if (!/^Seccomp:\s*\d/m.test(fs.readFileSync('/proc/self/status', 'utf8'))) return 'the kernel has no seccomp';
+  return null;
+}
+const skip = seccompSkipReason();
+
+/** runc gives a privileged container every capability: it cannot when this process's bounding set lacks one. */
+function privilegedSkipReason(): string | null {
+  const last = Number(fs.readFileSync('/proc/sys/kernel/cap_last_cap', 'utf8'));
+  const bnd = BigInt(`0x${/^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0'}`);
+  const all = (1n << BigInt(last + 1)) - 1n;
+  return (bnd & all) === all ? null : `this process's capability bounding set lacks some capabilities (CapBnd ${bnd.toString(16)}), so runc cannot start a privileged container`;
+}
+const privilegedSkip = skip ? null : privilegedSkipReason();
+
+describe.skipIf(skip)(`seccomp through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let d: Berthd;
+  beforeAll(async () => {
+    d = await startBerthd();
+    await d.loadTestImage();
+  }, 120_000);
+  afterAll(async () => {
+    await d?.cleanup();
+    removeTestImageTarball();
+  }, 120_000);
+
+  const run = (opts: string[], cmd: string) => d.docker(['run', '--rm', '--network', 'none', ...opts, TEST_IMAGE, 'sh', '-c', cmd]);
+
+  it('docker info lists name=seccomp,profile=builtin', async () => {
+    const r = await d.docker(['info', '--format', '{{json .SecurityOptions}}']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toContain('name=seccomp,profile=builtin');
+  }, 60_000);
+
+  it('default: filter mode 2, unshare -U fails with EPERM; seccomp=unconfined: mode 0 and unshare -U works', async () => {
+    const confined = await run([], 'grep "^Seccomp:" /proc/1/status; unshare -U true; echo "rc=$?"');
+    expect(confined.code, JSON.stringify(confined)).toBe(0);
+    expect(confined.stdout).toMatch(/^Seccomp:\s+2$/m);
+    expect(confined.stdout).toMatch(/^rc=1$/m);
+    expect(confined.stderr + confined.stdout).toMatch(/Operation not permitted/);
+
+    const free = await run(['--security-opt', 'seccomp=unconfined'], 'grep "^Seccomp:" /proc/1/status; unshare -U true; echo "rc=$?"');
+    expect(free.code, JSON.stringify(free)).toBe(0);
+    expect(free.stdout).toMatch(/^Seccomp:\s+0$/m);
+    expect(free.stdout).toMatch(/^rc=0$/m);
+  }, 60_000);
+
+  it.skipIf(privilegedSkip)(`--privileged runs without a filter${privilegedSkip ? ` (skipped: ${privilegedSkip})` : ''}`, async () => {
+    const r = await run(['--privileged'], 'grep "^Seccomp:" /proc/1/status');
+    expect(r.code, JSON.stringify(r)).toBe(0);
+    expect(r.stdout).toMatch(/^Seccomp:\s+0$/m);
+  }, 60_000);
+
+  it('a profile file given to the CLI is applied (mkdir denied with EACCES, the rest allowed)', async () => {
+    const file = path.join(d.dir, 'no-mkdir.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }] }, null, 2),
+    );
+    const r = await run(['--security-opt', `seccomp=${file}`], 'grep "^Seccomp:" /proc/1/status; mkdir /tmp/x; echo "rc=$?"; touch /tmp/y && echo touched');
+    expect(r.code, JSON.stringify(r)).toBe(0);
+    expect(r.stdout).toMatch(/^Seccomp:\s+2$/m);
+    expect(r.stdout).toMatch(/^rc=1$/m);
+    expect(r.stderr).toMatch(/Permission denied/);
+    expect(r.stdout).toMatch(/^touched$/m);
+  }, 60_000);
+
+  it('a bad profile is refused at create with the JSON error, and no container is made', async () => {
+    const file = path.join(d.dir, 'bad.json');
+    fs.writeFileSync(file, '{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_NOPE"}]}');
+    const r = await d.docker(['run', '--name', 'sc-bad', '--security-opt', `seccomp=${file}`, TEST_IMAGE, 'true']);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/Decoding seccomp profile failed: .*unknown action "SCMP_ACT_NOPE"/);
+    const ps = await d.docker(['ps', '-a', '--filter', 'name=sc-bad', '-q']);
+    expect(ps.stdout.trim()).toBe('');
+  }, 60_000);
+
+  it('no-new-privileges reaches the process beside the filter', async () => {
+    const r = await run(['--security-opt', 'no-new-privileges'], 'grep -E "^(NoNewPrivs|Seccomp):" /proc/self/status');
+    expect(r.code, JSON.stringify(r)).toBe(0);
+    expect(r.stdout).toMatch(/^NoNewPrivs:\s+1$/m);
+    expect(r.stdout).toMatch(/^Seccomp:\s+2$/m);
+  }, 60_000);
+});
