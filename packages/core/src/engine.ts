@@ -3,7 +3,7 @@
  * container service, the event bus and the provenance recorder. Two engines in one process
  * share nothing.
  *
- *   const engine = await Engine.create({ dataRoot, execRoot, runtime, plugins: [...] });
+ *   const engine = await Engine.create({ dataRoot, execRoot, plugins: [ociRuntimePlugin(), ...] });
  *   const { Id } = await engine.containers.create({ name: 'x', Config: { Cmd: ['true'] }, rootfs });
  *   await engine.containers.start(Id);
  */
@@ -11,16 +11,18 @@ import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { SystemClock, type Clock } from './clock.js';
-import { InvalidParameterError, PluginError, errorMessage, isSkipPluginError } from './errors.js';
+import { InvalidParameterError, errorMessage } from './errors.js';
 import { MemoryEventBus, type EventBus } from './events.js';
 import { ExecService } from './exec.js';
 import { linksOfStart } from './links.js';
 import { SystemHost } from './host.js';
 import { type EngineInfo, type Hooks, Stage, createHooks } from './hooks.js';
 import { ConsoleLogger, type Logger } from './logger.js';
-import { type Plugin, type PluginContext, type PluginStatus, sortPlugins, stagedHooks } from './plugin.js';
+import type { Plugin, PluginStatus } from './plugin.js';
+import { type LoadedPlugin, closePlugins, loadPlugins } from './plugin-loader.js';
 import { CORE_DEFAULTS_PLUGIN, type ContainerProvenance, ProvenanceRecorder } from './provenance.js';
 import type { RuntimeBackend } from './runtime.js';
+import { BackendRegistry, type RegisteredRuntime } from './backends.js';
 import { ContainerService } from './service.js';
 import { FileStateStore, type LoadProblem, type StateStore } from './store.js';
 import {
@@ -47,8 +49,6 @@ export interface EngineOptions {
   /** dockerd's --exec-root: bundles, sockets, exit files. */
   execRoot: string;
   experimental?: boolean;
-  /** The default runtime backend (else a plugin must register IRuntime). */
-  runtime?: RuntimeBackend;
   plugins?: readonly Plugin[];
   /** Per-plugin config overrides (plugin name → partial config). */
   pluginConfig?: Record<string, unknown>;
@@ -56,8 +56,13 @@ export interface EngineOptions {
   providers?: (container: DependencyContainer) => void;
   logger?: Logger;
   clock?: Clock;
+  /**
+   * The runtime a container runs with when HostConfig.Runtime is empty (dockerd's
+   * --default-runtime); default: runc when a backend serves it, else the first backend's first.
+   */
   defaultRuntime?: string;
-  runtimeArgs?: Record<string, string[]>;
+  /** Create containers without pivot_root (dockerd's NoPivotRoot; berthd: when DOCKER_RAMDISK is set). */
+  noPivotRoot?: boolean;
   liveRestore?: boolean;
   /** Past events kept for /events?since= (default 1024). */
   eventsCapacity?: number;
@@ -99,13 +104,19 @@ export class Engine {
     private readonly provenanceRecorder: ProvenanceRecorder,
     /** Plugins in load order, with their status (loaded / skipped). */
     readonly plugins: readonly PluginStatus[],
-    private readonly loadedPlugins: readonly Plugin[],
+    private readonly loadedPlugins: readonly LoadedPlugin[],
     private readonly announcedSecurityOptions: readonly string[],
     /** A container's log: `docker logs` (-f) and an attach session's output (logs/follow.ts). */
     readonly logs: ContainerLogs,
     /** Attach sessions: log replay, live output, stdin (attach.ts). */
     readonly attach: ContainerAttach,
+    private readonly backendRegistry: BackendRegistry,
   ) {}
+
+  /** Every OCI runtime of every registered backend, by name, with its backend (/info's Runtimes). */
+  runtimes(): RegisteredRuntime[] {
+    return this.backendRegistry.runtimes();
+  }
 
   /** `docker container prune`: remove the containers that do not run and pass the filters (prune.ts). */
   pruneContainers(filters: PruneFilters): Promise<PruneReport> {
@@ -134,13 +145,13 @@ export class Engine {
     const c = (opts.parentContainer ?? rootContainer).createChildContainer();
     const logger = opts.logger ?? new ConsoleLogger('warn');
     const clock = opts.clock ?? new SystemClock();
-    // Frozen once the runtime backend is known (its runtime list decides the default runtime name).
+    // Frozen once the plugins have registered their backends (they decide the default runtime).
     const config: { -readonly [K in keyof EngineConfig]: EngineConfig[K] } = {
       dataRoot,
       execRoot,
       experimental: !!opts.experimental,
       defaultRuntime: opts.defaultRuntime ?? 'runc',
-      runtimeArgs: Object.freeze({ ...(opts.runtimeArgs ?? {}) }),
+      noPivotRoot: !!opts.noPivotRoot,
       liveRestore: !!opts.liveRestore,
       cgroupDriver: opts.spec?.cgroupDriver ?? 'cgroupfs',
       plugins: Object.freeze({ ...(opts.pluginConfig ?? {}) }),
@@ -154,7 +165,6 @@ export class Engine {
     c.register(IEventBus, { useValue: events });
     c.register(IStateStore, { useValue: new FileStateStore(dataRoot) });
     c.register(IHost, { useValue: new SystemHost() });
-    if (opts.runtime) c.register(IRuntime, { useValue: opts.runtime });
     opts.providers?.(c);
 
     const provenance = new ProvenanceRecorder();
@@ -215,80 +225,35 @@ export class Engine {
       });
     }
 
-    // Plugins: sorted by requirements; register providers, then tap (buffered until apply succeeds).
-    const sorted = sortPlugins(opts.plugins ?? []);
-    const statuses: PluginStatus[] = [];
-    const loaded: Plugin[] = [];
-    const pendingBackends: RuntimeBackend[] = [];
-    const securityOptions: string[] = [];
-    for (const p of sorted) {
-      const announced: string[] = [];
-      const pluginConfig = { ...((p.config as object | undefined) ?? {}), ...((config.plugins[p.name] as object | undefined) ?? {}) };
-      const ctx: PluginContext<unknown> = {
-        config: pluginConfig,
-        engine: info,
-        logger: logger.child({ plugin: p.name }),
-        container: c,
-        registerBackend: (b) => pendingBackends.push(b),
-        runtime: () => (c.isRegistered(IRuntime, true) ? c.resolve(IRuntime) : undefined),
-        addSecurityOption: (option) => {
-          if (typeof option !== 'string' || !/^name=[a-z0-9]+/.test(option)) throw new InvalidParameterError(`plugin ${p.name}: security option must look like name=<option>[,key=value]: ${JSON.stringify(option)}`);
-          announced.push(option);
-        },
-      };
-      let phase = 'validateConfig';
-      try {
-        p.validateConfig?.(pluginConfig);
-        phase = 'register';
-        if (p.provides) {
-          // Encapsulated: the plugin registers into its own child; only what it provides reaches the engine.
-          const own = c.createChildContainer();
-          await p.register?.(own, { ...ctx, container: own });
-          for (const token of p.provides) {
-            if (!own.isRegistered(token)) throw new Error(`plugin ${p.name} says it provides ${String(token)} but registered no provider for it`);
-            c.register(token, { useFactory: () => own.resolve(token) });
-          }
-        } else {
-          await p.register?.(c, ctx);
-        }
-        phase = 'apply';
-        if (p.apply) {
-          const staged = stagedHooks(hooks, p.name);
-          await p.apply(staged.view, ctx);
-          staged.commit();
-        }
-        statuses.push({ name: p.name, type: p.type, status: 'loaded' });
-        for (const o of announced) if (!securityOptions.includes(o)) securityOptions.push(o);
-        loaded.push(p);
-      } catch (err) {
-        if (isSkipPluginError(err)) {
-          logger.info('skip loading plugin', { plugin: p.name, type: p.type, reason: errorMessage(err) });
-          statuses.push({ name: p.name, type: p.type, status: 'skipped', reason: errorMessage(err) });
-          continue;
-        }
-        for (const q of [...loaded].reverse()) await Promise.resolve(q.close?.()).catch(() => {});
-        throw new PluginError(p.name, phase, err);
-      }
-    }
+    // Plugins (plugin-loader.ts): only a plugin that loads leaves providers, taps, backends behind.
+    // A failed load has closed what loaded; the engine's container goes with it.
+    const backends = new BackendRegistry();
+    const { statuses, loaded, securityOptions } = await loadPlugins({
+      plugins: opts.plugins ?? [],
+      config: config.plugins,
+      hooks,
+      container: c,
+      engine: info,
+      logger,
+      backends,
+      containers: () => late.service,
+    }).catch(async (err: unknown) => {
+      await Promise.resolve(c.dispose()).catch(() => {});
+      throw err;
+    });
 
     // From here on a failure must undo what the plugins set up.
     let service: ContainerService | undefined;
     try {
-      if (!c.isRegistered(IRuntime, true)) {
-        throw new InvalidParameterError('no runtime backend: pass `runtime` to Engine.create or load a plugin that registers IRuntime');
-      }
-      const runtime = c.resolve(IRuntime);
-      if (opts.defaultRuntime === undefined) {
-        // dockerd's default is runc; a backend that lists its runtimes without runc: its first one; else its own name.
-        const names = runtime.runtimes?.();
-        config.defaultRuntime = names ? (names.includes('runc') ? 'runc' : (names[0] ?? runtime.name)) : runtime.name;
-      }
+      config.defaultRuntime = backends.seal(opts.defaultRuntime);
+      // The token resolves to the backend of the default runtime (plugins register backends with ctx.registerBackend).
+      c.register(IRuntime, { useValue: backends.default()! });
       Object.freeze(config);
       const store: StateStore = c.resolve(IStateStore);
       const images = c.isRegistered(IImageStore, true) ? c.resolve(IImageStore) : undefined;
       service = new ContainerService({
         hooks,
-        runtime,
+        backends,
         store,
         events,
         logger,
@@ -301,7 +266,6 @@ export class Engine {
       late.service = service;
       const logs = new ContainerLogs(service, { ...(opts.logDrainMs !== undefined ? { drainMs: opts.logDrainMs } : {}) });
       late.attach = new ContainerAttach(service, logs);
-      for (const b of pendingBackends) service.registerBackend(b);
       const execs = new ExecService(service, events, logger);
 
       const { records, problems, interrupted } = await store.loadAll();
@@ -315,10 +279,10 @@ export class Engine {
       // Containers a backend holds but no record knows (a crash between the backend's create and
       // the store's write): force-delete them. Unreadable records keep theirs (the operator decides).
       await service.removeOrphans(problems.map((pr) => pr.id));
-      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(securityOptions), logs, late.attach);
+      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(securityOptions), logs, late.attach, backends);
     } catch (err) {
       await service?.close().catch(() => {});
-      for (const q of [...loaded].reverse()) await Promise.resolve(q.close?.()).catch(() => {});
+      await closePlugins(loaded, logger);
       await Promise.resolve(c.dispose()).catch(() => {});
       throw err;
     }
@@ -345,13 +309,7 @@ export class Engine {
     if (this.closed) return;
     this.closed = true;
     await this.containers.close();
-    for (const p of [...this.loadedPlugins].reverse()) {
-      try {
-        await p.close?.();
-      } catch (err) {
-        this.logger.error('plugin close failed', { plugin: p.name, error: errorMessage(err) });
-      }
-    }
+    await closePlugins(this.loadedPlugins, this.logger);
     await this.container.dispose();
   }
 }

@@ -3,10 +3,12 @@
  * Every tap is wrapped by a core interceptor that
  *  - turns it into a promise tap (so `tap(async …)` is awaited, not dropped),
  *  - applies its `when` selector (a tap never runs for containers it does not concern),
- *  - enforces its `timeoutMs` budget and its `onError` failure policy,
+ *  - enforces its `timeoutMs` budget (the tap's trailing AbortSignal argument is aborted when
+ *    it runs out, so the tap can stop its work) and its `onError` failure policy,
  *  - records its duration (and for specBuild the spec paths it changed) per container,
  *  - wraps its error into PluginError{plugin, hook, cause} — or, on isolated hooks
  *    (onStateChange), logs it with the plugin name and goes on.
+ * A plugin's `apply` gets a staged, tap-only view of the hooks (`PluginHooks`, see stagedHooks).
  */
 import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
 import type { OciSpec } from './oci.js';
@@ -40,13 +42,25 @@ export const Stage = Object.freeze({
 });
 export type StageName = keyof typeof Stage;
 
+/** A read-only view of a value, all the way down: what a tap gets where it must not change the record. */
+export type DeepReadonly<T> = T extends (...args: never[]) => unknown
+  ? T
+  : T extends ReadonlyArray<infer E>
+    ? ReadonlyArray<DeepReadonly<E>>
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+
 /** Extra tap options every hook accepts. */
 export interface TapExtra {
   /** Owning plugin (set automatically for taps made in a plugin's `apply`). */
   plugin?: string;
   /** Per-container selector: the tap runs only when this returns true. */
   when?: (container: ContainerRecord) => boolean;
-  /** Time budget of one call of this tap, in milliseconds. */
+  /**
+   * Time budget of one call of this tap, in milliseconds. When it runs out the operation goes
+   * on as the `onError` policy says, and the tap's AbortSignal (its last argument) is aborted.
+   */
   timeoutMs?: number;
   /**
    * Failure policy: 'fail' (default) fails the operation with a PluginError; 'ignore' logs the
@@ -108,8 +122,8 @@ export class StartContext extends UndoableContext {
   shmPath: string | undefined;
   /** The spec specBuild produced (set after specBuild). */
   spec: OciSpec | undefined;
-  /** The backend running this container (set after runtimeCreate). */
-  runtime: RuntimeBackend | undefined;
+  /** The runtime backend running this container (set after runtimeCreate; the runtime's name is `container.RuntimeName`). */
+  backend: RuntimeBackend | undefined;
   /** The container's init pid (set after the runtime's create, before start). */
   pid: number | undefined;
   /** Scratch space for plugins, per start (prefer WeakMaps keyed by the context). */
@@ -121,10 +135,24 @@ export class StartContext extends UndoableContext {
   ) {
     super();
   }
+
+  /**
+   * An undo step for a specBuild, runtimeCreate or beforeStart tap. beforeMount and networking
+   * taps have none: their undo is the `unmount` / `releaseNetwork` hook, which runs once on a
+   * failed start (also when the step itself failed halfway), at exit and at remove.
+   */
+  override addUndo(fn: () => void | Promise<void>, label?: string): void {
+    const hook = this.currentTap?.hook;
+    if (hook === 'beforeMount' || hook === 'networking') {
+      throw new SystemError(`addUndo is not available in ${hook}: release in the ${hook === 'beforeMount' ? 'unmount' : 'releaseNetwork'} hook instead`);
+    }
+    super.addUndo(fn, label);
+  }
 }
 
+/** A copy of the record (changing it changes nothing). */
 export interface StateChange {
-  container: Readonly<ContainerRecord>;
+  container: DeepReadonly<ContainerRecord>;
   /** null when the container was just created. */
   from: ContainerStatus | null;
   /** null when the container was removed. */
@@ -134,27 +162,31 @@ export interface StateChange {
 }
 
 export interface StopContext {
-  container: Readonly<ContainerRecord>;
+  /** A copy of the record. */
+  container: DeepReadonly<ContainerRecord>;
   signal: number;
   /** Seconds before SIGKILL; negative = wait forever. */
   timeout: number;
 }
 
 export interface ReleaseContext {
-  container: ContainerRecord;
+  /** A copy of the record. */
+  container: DeepReadonly<ContainerRecord>;
   /** rollback = a failed start; exit = the container exited; remove; restore = found dead after a restart. */
   reason: 'rollback' | 'exit' | 'remove' | 'restore';
   engine: EngineInfo;
 }
 
 export interface RemoveContext {
-  container: Readonly<ContainerRecord>;
+  /** A copy of the record. */
+  container: DeepReadonly<ContainerRecord>;
   force: boolean;
   volumes: boolean;
 }
 
 export interface RestartDecision {
-  container: Readonly<ContainerRecord>;
+  /** A copy of the record. */
+  container: DeepReadonly<ContainerRecord>;
   exitCode: number;
   oomKilled: boolean;
   /** How long the process ran, in milliseconds. */
@@ -166,7 +198,8 @@ export interface RestartDecision {
 }
 
 export interface RestoreContext {
-  container: ContainerRecord;
+  /** A copy of the record. */
+  container: DeepReadonly<ContainerRecord>;
   /** What the backend reported (null: it knows nothing of the container). */
   state: RuntimeStateInfo | null;
   engine: EngineInfo;
@@ -181,8 +214,11 @@ export interface Hooks {
   readonly networking: AsyncSeriesHook<[StartContext], TapExtra>;
   /** start step 3 (createSpec): spec in, spec out. core:defaults (the spec builder) runs first. */
   readonly specBuild: AsyncSeriesWaterfallHook<[OciSpec, StartContext], OciSpec, TapExtra>;
-  /** start step 4: adjust the create options, or return another backend that takes the container over. */
-  readonly runtimeCreate: AsyncSeriesBailHook<[RuntimeCreateOptions, StartContext], RuntimeBackend | undefined, TapExtra>;
+  /**
+   * start step 4: adjust the create options (runtime, runtimeArgs, noPivotRoot, …), or return
+   * the name of another registered runtime backend that takes the container over.
+   */
+  readonly runtimeCreate: AsyncSeriesBailHook<[RuntimeCreateOptions, StartContext], string | undefined, TapExtra>;
   /** start step 5: after the runtime's create (ctx.pid known), before its start (moby initializeCreatedTask). */
   readonly beforeStart: AsyncSeriesHook<[StartContext], TapExtra>;
   /** Every state change. Taps are isolated: errors are logged, never stop the others or the change. */
@@ -202,6 +238,23 @@ export interface Hooks {
 }
 
 export type HookName = keyof Hooks;
+
+/** Options of one tap: its name, its stage (see Stage), and the core's extras. */
+export type TapOptions = { name: string; stage?: number; before?: string } & TapExtra;
+
+/**
+ * One hook as a plugin's `apply` sees it: tapping only. The tap gets the hook's arguments and,
+ * last, an AbortSignal that is aborted when the tap's `timeoutMs` runs out (never otherwise).
+ */
+export interface PluginHook<A extends unknown[], R> {
+  tapPromise(options: string | TapOptions, fn: (...args: [...A, AbortSignal]) => Promise<R>): void;
+}
+
+type HookArgs<H> = H extends { promise(...args: infer A): Promise<unknown> } ? A : never;
+type HookResult<H> = H extends { promise(...args: never[]): Promise<infer R> } ? R : never;
+
+/** The hooks a plugin's `apply` gets: `tapPromise` on each, nothing else (no promise/call/intercept). */
+export type PluginHooks = { readonly [K in HookName]: PluginHook<HookArgs<Hooks[K]>, HookResult<Hooks[K]>> };
 
 type HookKind = 'series' | 'waterfall' | 'bail' | 'isolated';
 
@@ -252,23 +305,30 @@ interface AnyTap {
   onError?: 'fail' | 'ignore';
 }
 
-function invokeTap(tap: AnyTap, args: unknown[]): Promise<unknown> {
+/** Call a tap; promise and sync taps get the AbortSignal after the hook's arguments (callback taps cannot). */
+function invokeTap(tap: AnyTap, args: unknown[], signal: AbortSignal): Promise<unknown> {
   if (tap.type === 'async') {
     return new Promise((resolve, reject) => {
       tap.fn(...args, (err?: unknown, result?: unknown) => (err ? reject(err) : resolve(result)));
     });
   }
   // 'sync' taps may still return a promise (tap(async …)): await it either way.
-  return Promise.resolve().then(() => tap.fn(...args));
+  return Promise.resolve().then(() => tap.fn(...args, signal));
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number | undefined, what: string): Promise<T> {
-  if (!ms || ms <= 0) return p;
+/** Run `work` within `ms` (none: no limit); when the time runs out its signal is aborted and the call fails. */
+function withTimeout<T>(work: (signal: AbortSignal) => Promise<T>, ms: number | undefined, what: string): Promise<T> {
+  const ac = new AbortController();
+  if (!ms || ms <= 0) return work(ac.signal);
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new SystemError(`${what} timed out after ${ms}ms`)), ms);
+    timer = setTimeout(() => {
+      const err = new SystemError(`${what} timed out after ${ms}ms`);
+      ac.abort(err);
+      reject(err);
+    }, ms);
   });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  return Promise.race([work(ac.signal), t]).finally(() => clearTimeout(timer));
 }
 
 function wrapTap(hook: HookName, kind: HookKind, tap: AnyTap, svc: HookServices): AnyTap {
@@ -292,7 +352,7 @@ function wrapTap(hook: HookName, kind: HookKind, tap: AnyTap, svc: HookServices)
     const startedAt = formatRfc3339Nano(svc.clock.nowNano());
     const t0 = performance.now();
     try {
-      const result = await withTimeout(invokeTap(original, args), original.timeoutMs, `tap ${original.name}`);
+      const result = await withTimeout((signal) => invokeTap(original, args, signal), original.timeoutMs, `tap ${original.name}`);
       const durationMs = performance.now() - t0;
       if (container) {
         const rec = { hook, plugin, tap: original.name, stage, startedAt, durationMs } as Parameters<ProvenanceRecorder['record']>[1];
@@ -336,7 +396,7 @@ export function createHooks(svc: HookServices): Hooks {
     specBuild: intercepted('specBuild', new AsyncSeriesWaterfallHook<[OciSpec, StartContext], OciSpec, TapExtra>(['spec', 'ctx'], 'specBuild'), svc),
     runtimeCreate: intercepted(
       'runtimeCreate',
-      new AsyncSeriesBailHook<[RuntimeCreateOptions, StartContext], RuntimeBackend | undefined, TapExtra>(['options', 'ctx'], 'runtimeCreate'),
+      new AsyncSeriesBailHook<[RuntimeCreateOptions, StartContext], string | undefined, TapExtra>(['options', 'ctx'], 'runtimeCreate'),
       svc,
     ),
     beforeStart: intercepted('beforeStart', new AsyncSeriesHook<[StartContext], TapExtra>(['ctx'], 'beforeStart'), svc),
@@ -354,19 +414,56 @@ export function createHooks(svc: HookServices): Hooks {
   });
 }
 
-export const HOOK_NAMES: readonly HookName[] = Object.freeze(Object.keys(HOOK_KINDS) as HookName[]);
+/** The engine hooks behind each plugin's view (so a registry keyed by hooks sees one engine). */
+const hooksOfView = new WeakMap<PluginHooks, Hooks>();
+
+/**
+ * A view of the hooks for one plugin's `apply`: `tapPromise` only, taps buffered (and stamped
+ * with the plugin's name) until `commit()`, so a plugin that skips itself halfway leaves no
+ * taps behind (`discard()`). After commit, taps go straight to the hooks; after discard, nowhere.
+ */
+export function stagedHooks(hooks: Hooks, plugin: string): { view: PluginHooks; commit(): void; discard(): void } {
+  let state: 'staging' | 'committed' | 'discarded' = 'staging';
+  const pending: Array<() => void> = [];
+  const view: Record<string, PluginHook<unknown[], unknown>> = {};
+  for (const name of Object.keys(hooks) as HookName[]) {
+    const real = hooks[name] as unknown as { tapPromise(options: TapOptions, fn: unknown): void };
+    view[name] = Object.freeze({
+      tapPromise(options: string | TapOptions, fn: unknown): void {
+        const opts: TapOptions = typeof options === 'string' ? { name: options } : { ...options };
+        if (!opts.plugin) opts.plugin = plugin;
+        if (state === 'committed') real.tapPromise(opts, fn);
+        else if (state === 'staging') pending.push(() => real.tapPromise(opts, fn));
+      },
+    });
+  }
+  const frozen = Object.freeze(view) as unknown as PluginHooks;
+  hooksOfView.set(frozen, hooks);
+  return {
+    view: frozen,
+    commit() {
+      state = 'committed';
+      for (const p of pending.splice(0)) p();
+    },
+    discard() {
+      state = 'discarded';
+      pending.length = 0;
+    },
+  };
+}
 
 /**
  * Hooks of a plugin's own, attached to an engine's hooks without touching the frozen object
  * (webpack's createHooksRegistry): `const reg = createHooksRegistry(() => ({ x: new AsyncSeriesHook(['a']) }));
- * reg.get(engine.hooks).x.tapPromise(…)`.
+ * reg.get(hooks).x.tapPromise(…)` — `hooks` is `engine.hooks` or the view a plugin's `apply` got.
  */
-export function createHooksRegistry<T extends object>(factory: () => T): { get(hooks: Hooks): T } {
+export function createHooksRegistry<T extends object>(factory: () => T): { get(hooks: Hooks | PluginHooks): T } {
   const map = new WeakMap<Hooks, T>();
   return {
-    get(hooks: Hooks): T {
-      let h = map.get(hooks);
-      if (!h) map.set(hooks, (h = factory()));
+    get(hooks: Hooks | PluginHooks): T {
+      const real = hooksOfView.get(hooks as PluginHooks) ?? (hooks as Hooks);
+      let h = map.get(real);
+      if (!h) map.set(real, (h = factory()));
       return h;
     },
   };

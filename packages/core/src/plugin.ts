@@ -1,15 +1,28 @@
 /**
  * The plugin model: a plugin is a typed value (containerd's Registration shape, webpack's
  * apply): a name, a versioned type, what it requires, its config, `register` (providers
- * into the engine's DI container) and `apply` (taps). Load order follows `requires`; a
- * duplicate name, a missing requirement or a cycle fails the engine's start-up and names
- * the plugins. A plugin that throws SkipPluginError is listed as skipped.
+ * into the engine's DI container), `apply` (taps) and `close`. Load order follows `requires`;
+ * a duplicate name, a missing requirement or a cycle fails the engine's start-up and names
+ * the plugins. A plugin that throws SkipPluginError is listed as skipped and leaves nothing
+ * behind. The loading itself is in plugin-loader.ts.
  */
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
-import type { EngineInfo, Hooks, HookName, TapExtra } from './hooks.js';
+import type { DeepReadonly, EngineInfo, PluginHooks } from './hooks.js';
 import type { Logger } from './logger.js';
 import type { RuntimeBackend } from './runtime.js';
+import type { ContainerRecord } from './types.js';
 import { PluginGraphError } from './errors.js';
+
+/**
+ * The engine's containers, read-only, for plugins: each call returns copies (changing one
+ * changes nothing). Ready once the engine has started (calls from `register`/`apply` throw).
+ */
+export interface ContainerLookup {
+  /** By full ID, name (with or without the leading '/') or unique ID prefix; NotFoundError otherwise. */
+  get(ref: string): DeepReadonly<ContainerRecord>;
+  /** All containers, newest first. */
+  list(): DeepReadonly<ContainerRecord>[];
+}
 
 export interface PluginContext<C> {
   /** The plugin's config (its `config` default merged with the build's config for it). */
@@ -17,8 +30,13 @@ export interface PluginContext<C> {
   readonly engine: EngineInfo;
   /** Logger bound to the plugin's name. */
   readonly logger: Logger;
-  /** The engine's DI container (resolve the tokens: IRuntime, IStateStore, …). */
+  /**
+   * The engine's DI container (resolve the tokens: IRuntime, IStateStore, …). In `register`,
+   * the plugin's own staging child: what it registers reaches the engine once it has loaded.
+   */
   readonly container: DependencyContainer;
+  /** The engine's containers (read-only copies): use it instead of resolving names or reading the state store. */
+  readonly containers: ContainerLookup;
   /** Make an alternate runtime backend known by name (live restore routes to it after a restart). */
   registerBackend(backend: RuntimeBackend): void;
   /**
@@ -37,8 +55,6 @@ export interface PluginContext<C> {
 export interface PluginDefinition<C = Record<string, never>> {
   /** Unique name (containerd's ID), e.g. 'apparmor'. */
   name: string;
-  /** Alias of `name` (containerd's Registration.ID); give one of the two. */
-  id?: string;
   /** Versioned type, e.g. 'io.berth.security.v1'. */
   type: string;
   /** Names or types of plugins that must load first. */
@@ -53,12 +69,19 @@ export interface PluginDefinition<C = Record<string, never>> {
    * container; without it, `register` gets the engine's container itself.
    */
   provides?: readonly InjectionToken<unknown>[];
-  /** Register providers. May throw SkipPluginError. */
+  /** Register providers. May throw SkipPluginError: what it registered is then discarded. */
   register?(container: DependencyContainer, ctx: PluginContext<C>): void | Promise<void>;
-  /** Tap hooks (no I/O on import; this runs at engine start). May throw SkipPluginError: its taps are then discarded. */
-  apply?(hooks: Hooks, ctx: PluginContext<C>): void | Promise<void>;
-  /** Called when the engine closes, in reverse load order. */
-  close?(): void | Promise<void>;
+  /**
+   * Tap hooks (no I/O on import; this runs at engine start): `hooks.<name>.tapPromise(…)`.
+   * May throw SkipPluginError: its taps are then discarded.
+   */
+  apply?(hooks: PluginHooks, ctx: PluginContext<C>): void | Promise<void>;
+  /**
+   * Called when the engine closes (or its start fails after this plugin loaded), in reverse
+   * load order, with the context `register`/`apply` got: per-engine state belongs to what
+   * the plugin made for that context, never to module-level variables.
+   */
+  close?(ctx: PluginContext<C>): void | Promise<void>;
 }
 
 export interface Plugin<C = any> extends Readonly<PluginDefinition<C>> {
@@ -69,13 +92,7 @@ const TYPE_RE = /^[a-z0-9]+(\.[a-z0-9-]+)*\.v\d+$/;
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.:@/-]*$/;
 
 /** Define a plugin: checks the definition now and freezes it. */
-export function definePlugin<C = Record<string, never>>(
-  input: PluginDefinition<C> | (Omit<PluginDefinition<C>, 'name'> & { id: string; name?: string }),
-): Plugin<C> {
-  const def = { ...input, name: input?.name ?? input?.id } as PluginDefinition<C>;
-  if (input?.name && input.id && input.name !== input.id) {
-    throw new PluginGraphError(`plugin ${input.name}: name and id differ (${input.id})`, [input.name, input.id]);
-  }
+export function definePlugin<C = Record<string, never>>(def: PluginDefinition<C>): Plugin<C> {
   if (!def || typeof def.name !== 'string' || !NAME_RE.test(def.name)) {
     throw new PluginGraphError(`invalid plugin name ${JSON.stringify(def?.name)}`, [String(def?.name)]);
   }
@@ -85,7 +102,7 @@ export function definePlugin<C = Record<string, never>>(
   if (def.requires && (!Array.isArray(def.requires) || def.requires.some((r) => typeof r !== 'string' || !r))) {
     throw new PluginGraphError(`plugin ${def.name}: requires must be a list of plugin names or types`, [def.name]);
   }
-  return Object.freeze({ ...def, id: def.name, requires: Object.freeze([...(def.requires ?? [])]), __berthPlugin: true as const });
+  return Object.freeze({ ...def, requires: Object.freeze([...(def.requires ?? [])]), __berthPlugin: true as const });
 }
 
 /**
@@ -127,36 +144,6 @@ export function sortPlugins(plugins: readonly Plugin[]): Plugin[] {
   };
   for (const p of plugins) visit(p.name, []);
   return out;
-}
-
-type TapMethod = 'tap' | 'tapAsync' | 'tapPromise';
-
-/**
- * A view of the hooks for one plugin's `apply`: taps are buffered (and stamped with the
- * plugin's name) and reach the real hooks only when `commit()` is called, so a plugin that
- * skips itself halfway leaves no taps behind.
- */
-export function stagedHooks(hooks: Hooks, plugin: string): { view: Hooks; commit(): void } {
-  const pending: Array<() => void> = [];
-  const view: Record<string, unknown> = {};
-  for (const name of Object.keys(hooks) as HookName[]) {
-    const real = hooks[name] as unknown as Record<TapMethod, (o: unknown, fn: unknown) => void>;
-    const facade = Object.create(real) as Record<string, unknown>;
-    for (const m of ['tap', 'tapAsync', 'tapPromise'] as TapMethod[]) {
-      facade[m] = (options: string | ({ name: string } & TapExtra), fn: unknown) => {
-        const opts = typeof options === 'string' ? { name: options } : { ...options };
-        if (!opts.plugin) opts.plugin = plugin;
-        pending.push(() => real[m].call(real, opts, fn));
-      };
-    }
-    view[name] = facade;
-  }
-  return {
-    view: Object.freeze(view) as unknown as Hooks,
-    commit() {
-      for (const p of pending.splice(0)) p();
-    },
-  };
 }
 
 export interface PluginStatus {

@@ -1,5 +1,7 @@
 /**
- * The runtime backend contract (token `IRuntime`, interface `RuntimeBackend`). A backend runs OCI bundles: the default
+ * The runtime backend contract (interface `RuntimeBackend`; plugins register backends with
+ * `PluginContext.registerBackend`, the engine keeps them in its BackendRegistry, and token
+ * `IRuntime` resolves to the default one). A backend runs OCI bundles: the default
  * one drives an OCI runtime CLI (runc, crun, …) through a small monitor per container; the
  * fake one in @berth/testing scripts exits and failures. The engine never touches a
  * runtime binary itself.
@@ -11,10 +13,21 @@ export interface RuntimeCreateOptions {
   id: string;
   /** The spec `specBuild` produced; the backend writes it as the bundle's config.json. */
   spec: OciSpec;
-  /** Runtime name from the runtime registry (HostConfig.Runtime or the default). */
+  /**
+   * The OCI runtime to run the container with: HostConfig.Runtime or the default, one of the
+   * names the chosen backend serves (`runtimes()`). A runtimeCreate tap may change it.
+   */
   runtime: string;
-  /** Extra arguments for the runtime binary (daemon.json runtimeArgs). */
+  /**
+   * Global arguments for the runtime binary, before its subcommand: the runtime's configured
+   * ones (daemon.json `runtimes.<name>.runtimeArgs`) unless a runtimeCreate tap set others.
+   */
   runtimeArgs: string[];
+  /**
+   * Create without pivot_root (runc `--no-pivot`): dockerd's NoPivotRoot, set when the daemon
+   * runs with DOCKER_RAMDISK (a root filesystem on a ramdisk, where pivot_root fails).
+   */
+  noPivotRoot: boolean;
   /** Owner of the bundle dir (the container's root after user-namespace mapping). */
   rootUid: number;
   rootGid: number;
@@ -87,9 +100,24 @@ export interface RuntimeFeatures {
   attach: boolean;
 }
 
+/** One OCI runtime a backend serves, as /info lists it (dockerd's Runtime object). */
+export interface RuntimeDescription {
+  /** The name HostConfig.Runtime / `docker run --runtime` selects it by; unique across backends. */
+  readonly name: string;
+  /** The runtime's binary, when it has one. */
+  readonly path?: string;
+  /** Global arguments the runtime is configured with (they become RuntimeCreateOptions.runtimeArgs). */
+  readonly runtimeArgs?: readonly string[];
+}
+
 export interface RuntimeBackend {
   /** Backend name, persisted per container (RuntimeBackend) to route calls after restart. */
   readonly name: string;
+  /**
+   * The OCI runtimes this backend serves, at least one, fixed once registered: the engine's
+   * backend registry routes a container to the backend that serves its runtime's name.
+   */
+  runtimes(): RuntimeDescription[];
   /** Create the container (bundle, monitor, runtime `create`); not started yet. */
   create(opts: RuntimeCreateOptions): Promise<RuntimeProcess>;
   start(id: string): Promise<void>;
@@ -120,8 +148,6 @@ export interface RuntimeBackend {
    * daemon killed between the backend's create and the store's write.
    */
   list?(): Promise<string[]>;
-  /** Names of the OCI runtimes this backend can run (its runtime registry), for /info. */
-  runtimes?(): string[];
   attach?(id: string, streams: AttachStreams): Promise<AttachSession>;
   resize?(id: string, size: { height: number; width: number }, execId?: string): Promise<void>;
   exec?(id: string, opts: ExecOptions): Promise<ExecSession>;

@@ -45,8 +45,11 @@ export interface EngineConfig {
   readonly experimental: boolean;
   /** Runtime name used when HostConfig.Runtime is empty (dockerd's --default-runtime). */
   readonly defaultRuntime: string;
-  /** Extra runtime arguments per runtime name (daemon.json runtimes.<name>.runtimeArgs). */
-  readonly runtimeArgs: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Create containers without pivot_root (dockerd's NoPivotRoot: berthd sets it when it runs
+   * with DOCKER_RAMDISK); it reaches the runtime as RuntimeCreateOptions.noPivotRoot.
+   */
+  readonly noPivotRoot: boolean;
   /** Keep containers running when the engine stops (dockerd's --live-restore). */
   readonly liveRestore: boolean;
   /** The cgroup driver the spec builder writes cgroup paths for (EngineOptions.spec.cgroupDriver; /info CgroupDriver). */

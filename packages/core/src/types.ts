@@ -278,8 +278,16 @@ export interface ContainerRecord {
   Mounts: MountPoint[];
   /** Root filesystem path on the host (set by beforeMount taps, or by create for a plain rootfs). */
   BaseFS?: string;
-  /** Which runtime backend owns the container (for live restore routing). */
+  /**
+   * Which runtime backend runs the container (set by each start's runtimeCreate step; live
+   * restore routes to it). Inspect shows it as a berth field beside dockerd's.
+   */
   RuntimeBackend?: string;
+  /**
+   * The OCI runtime the last start ran it with: HostConfig.Runtime unless a runtimeCreate tap
+   * routed it elsewhere. Inspect shows it as a berth field beside dockerd's.
+   */
+  RuntimeName?: string;
   /** True while a removal is in progress (dockerd's RemovalInProgress). */
   RemovalInProgress?: boolean;
   /** Set by an explicit stop/kill, so restart policies do not restart it (dockerd's HasBeenManuallyStopped). */

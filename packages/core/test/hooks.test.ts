@@ -214,12 +214,6 @@ describe('hooks: when each is called, in what order, with what', () => {
           order.push('SECURITY');
           return { ...spec, annotations: { ...spec.annotations, sec: '1' } };
         });
-        // A misuse STYLE.md warns about: tap(async …). The core interceptor awaits it anyway.
-        hooks.specBuild.tap({ name: 'userns', stage: Stage.USERNS }, (async (spec: OciSpec) => {
-          await new Promise((r) => setTimeout(r, 5));
-          order.push('USERNS');
-          return { ...spec, annotations: { ...spec.annotations, userns: '1' } };
-        }) as unknown as (spec: OciSpec) => OciSpec);
         hooks.specBuild.tapPromise({ name: 'defaults2', stage: Stage.DEFAULTS }, async (spec) => {
           order.push('DEFAULTS');
           return { ...spec, annotations: { first: '1' } };
@@ -227,6 +221,13 @@ describe('hooks: when each is called, in what order, with what', () => {
       },
     });
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    // A misuse STYLE.md warns about, possible on engine.hooks (a plugin's view has tapPromise only):
+    // tap(async …). The core interceptor awaits it anyway.
+    t.engine.hooks.specBuild.tap({ name: 'userns', stage: Stage.USERNS }, (async (spec: OciSpec) => {
+      await new Promise((r) => setTimeout(r, 5));
+      order.push('USERNS');
+      return { ...spec, annotations: { ...spec.annotations, userns: '1' } };
+    }) as unknown as (spec: OciSpec) => OciSpec);
     const id = await t.createContainer();
     await t.engine.containers.start(id);
     expect(order).toEqual(['DEFAULTS', 'SECURITY', 'USERNS']);
@@ -269,6 +270,36 @@ describe('hooks: when each is called, in what order, with what', () => {
     await expect(t.engine.containers.start(id)).rejects.toMatchObject({ plugin: 'slow', hook: 'beforeMount', message: expect.stringContaining('timed out after 20ms') });
   });
 
+  it('a tap that times out sees its AbortSignal aborted (and can stop its work); other taps\' signals are not', async () => {
+    let stopped: ((why: unknown) => void) | undefined;
+    const stoppedWith = new Promise<unknown>((resolve) => (stopped = resolve));
+    const signals: AbortSignal[] = [];
+    const p = definePlugin({
+      name: 'slow',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.beforeMount.tapPromise({ name: 'quick', timeoutMs: 60_000 }, async (_ctx, signal) => void signals.push(signal));
+        // Works until told to stop: only the abort ends it (a signal that never aborts hangs the test).
+        hooks.networking.tapPromise({ name: 'slow', timeoutMs: 20 }, (_ctx, signal) => {
+          signals.push(signal);
+          return new Promise<void>((_resolve, reject) => {
+            signal.addEventListener('abort', () => {
+              stopped!(signal.reason);
+              reject(signal.reason as Error);
+            });
+          });
+        });
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    const id = await t.createContainer();
+    await expect(t.engine.containers.start(id)).rejects.toMatchObject({ plugin: 'slow', hook: 'networking' });
+    const reason = await stoppedWith;
+    expect(reason).toBeInstanceOf(Error);
+    expect(errorKind(reason)).toBe('System');
+    expect(signals.map((s) => s.aborted)).toEqual([false, true]);
+  });
+
   it("a tap with onError: 'ignore' is logged and skipped; the start goes on", async () => {
     const p = definePlugin({
       name: 'best-effort',
@@ -303,7 +334,9 @@ describe('hooks: when each is called, in what order, with what', () => {
         });
       },
     });
-    t = await createTestEngine({ specDefaults: false, plugins: [p], runtimeArgs: { fake: ['--root', '/x'] } });
+    // The runtime's configured arguments (daemon.json runtimeArgs) come from the backend's runtimes().
+    const runtime = new FakeRuntime({ runtimes: [{ name: 'fake', runtimeArgs: ['--root', '/x'] }] });
+    t = await createTestEngine({ specDefaults: false, plugins: [p], runtime });
     const id = await t.createContainer({ HostConfig: { LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } } } });
     await t.engine.containers.start(id);
     const opts = t.fake.callsOf('create', id)[0]!.args[0] as { runtimeArgs: string[]; labels: Record<string, string>; log: unknown };
@@ -313,13 +346,16 @@ describe('hooks: when each is called, in what order, with what', () => {
     expect(t.engine.containers.get(id).LogPath).toBe(`${t.dataRoot}/containers/${id}/${id}-json.log`);
   });
 
-  it('runtimeCreate taps can return an alternate backend that takes the container over', async () => {
-    const alt = new FakeRuntime({ name: 'alt' });
+  it('runtimeCreate taps can return the name of another registered backend, which takes the container over', async () => {
+    const alt = new FakeRuntime({ name: 'alt', runtimes: ['alt-a', 'alt-b'] });
     const p = definePlugin({
       name: 'router',
-      type: 'io.berth.runtime.v1',
+      type: 'io.berth.test.v1',
+      register(_c, ctx) {
+        ctx.registerBackend(alt);
+      },
       apply(hooks) {
-        hooks.runtimeCreate.tapPromise('router', async (opts) => (opts.labels?.runtime === 'alt' ? alt : undefined));
+        hooks.runtimeCreate.tapPromise('router', async (opts) => (opts.labels?.runtime === 'alt' ? 'alt' : undefined));
       },
     });
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
@@ -329,6 +365,9 @@ describe('hooks: when each is called, in what order, with what', () => {
     await t.engine.containers.start(b);
     expect(t.engine.containers.get(a).RuntimeBackend).toBe('alt');
     expect(t.engine.containers.get(b).RuntimeBackend).toBe('fake');
+    // The runtime asked for (the default, 'fake') is not one of alt's: alt's first runtime runs it.
+    expect(t.engine.containers.get(a)).toMatchObject({ RuntimeName: 'alt-a', HostConfig: { Runtime: 'fake' } });
+    expect((alt.callsOf('create', a)[0]!.args[0] as { runtime: string }).runtime).toBe('alt-a');
     expect(alt.containers.has(a)).toBe(true);
     expect(t.fake.containers.has(a)).toBe(false);
     // Exits of the alternate backend reach the engine; its kill goes to the alternate.
@@ -337,7 +376,7 @@ describe('hooks: when each is called, in what order, with what', () => {
     expect(t.engine.containers.get(a).State).toMatchObject({ Status: 'exited', ExitCode: 143 });
     // After a restart, live restore asks the alternate backend (registered by the plugin) about its container.
     await t.engine.containers.start(a);
-    await t.restart({ plugins: [definePlugin({ name: 'router', type: 'io.berth.runtime.v1', apply(_h, ctx) { ctx.registerBackend(alt); } })] });
+    await t.restart({ plugins: [definePlugin({ name: 'router', type: 'io.berth.runtime.v1', register(_c, ctx) { ctx.registerBackend(alt); } })] });
     expect(alt.callsOf('restore', a)).toHaveLength(1);
     expect(t.engine.containers.get(a).State.Status).toBe('running');
   });
@@ -404,6 +443,36 @@ describe('hooks object', () => {
     expect(Object.keys(t.engine.hooks)).not.toContain('beforeCheckpoint');
   });
 
+  it('the hooks a plugin gets in apply expose tapping only: no promise, call, intercept or taps of the real hooks', async () => {
+    let view: Record<string, Record<string, unknown>> | undefined;
+    let ctxOf: ((id: string) => Promise<void>) | undefined;
+    const reg = createHooksRegistry(() => ({ beforeCheckpoint: new AsyncSeriesHook<[string]>(['id']) }));
+    const p = definePlugin({
+      name: 'curious',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        view = hooks as unknown as Record<string, Record<string, unknown>>;
+        ctxOf = reg.get(hooks).beforeCheckpoint.promise.bind(reg.get(hooks).beforeCheckpoint);
+        hooks.specBuild.tapPromise('curious', async (spec) => spec);
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    const spec = view!.specBuild!;
+    for (const m of ['promise', 'callAsync', 'call', 'intercept', 'tap', 'tapAsync', 'taps', 'interceptors', 'withOptions']) {
+      expect(spec[m], m).toBeUndefined();
+    }
+    expect(Object.getPrototypeOf(spec)).toBe(Object.prototype);
+    expect(Object.keys(spec)).toEqual(['tapPromise']);
+    expect(Object.keys(view!).sort()).toEqual(Object.keys(t.engine.hooks).sort());
+    // its tap reached the engine's hook; a registry keyed by the view is the engine's
+    expect(t.engine.hooks.specBuild.taps.map((x) => x.name)).toContain('curious');
+    expect(reg.get(t.engine.hooks).beforeCheckpoint.promise).toBeDefined();
+    const seen: string[] = [];
+    reg.get(t.engine.hooks).beforeCheckpoint.tapPromise('x', async (id) => void seen.push(id));
+    await ctxOf!('abc');
+    expect(seen).toEqual(['abc']);
+  });
+
   it('a plugin that skips itself halfway through apply leaves no taps behind', async () => {
     const p = definePlugin({
       name: 'apparmor',
@@ -414,7 +483,7 @@ describe('hooks object', () => {
       },
     });
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
-    expect(t.engine.plugins).toEqual([{ name: 'apparmor', type: 'io.berth.security.v1', status: 'skipped', reason: 'AppArmor is not enabled on this host' }]);
+    expect(t.engine.plugins.find((x) => x.name === 'apparmor')).toEqual({ name: 'apparmor', type: 'io.berth.security.v1', status: 'skipped', reason: 'AppArmor is not enabled on this host' });
     expect(t.engine.hooks.specBuild.taps.map((x) => x.name)).toEqual([]);
   });
 });

@@ -1,16 +1,20 @@
 /**
  * Temp engines for tests: a fresh data-root/exec-root under the OS temp dir, a FakeRuntime
- * (unless you pass another backend), a tiny root filesystem, and `dispose()` that closes the
- * engine and deletes everything.
+ * (unless you pass another backend) loaded as a runtime plugin (backendPlugin), a tiny root
+ * filesystem, and `dispose()` that closes the engine and deletes everything.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine, MemoryLogger, type ContainerConfig, type CreateOptions, type EngineOptions, type HostConfig, type RuntimeBackend } from '@berth/core';
+import { backendPlugin } from './backend-plugin.js';
 import { FakeRuntime } from './fake-runtime.js';
 
-export interface TestEngineOptions extends Partial<Omit<EngineOptions, 'runtime'>> {
+export interface TestEngineOptions extends Partial<EngineOptions> {
+  /** The backend, loaded as the first plugin (backendPlugin); default a new FakeRuntime. */
   runtime?: RuntimeBackend;
+  /** More backends, each loaded as a plugin after it (runtimeCreate routing, HostConfig.Runtime of another backend). */
+  backends?: RuntimeBackend[];
 }
 
 export interface TestEngine {
@@ -49,8 +53,11 @@ export async function createTestEngine(opts: TestEngineOptions = {}): Promise<Te
   const fake = opts.runtime instanceof FakeRuntime ? opts.runtime : new FakeRuntime();
   const runtime = opts.runtime ?? fake;
   const logger = (opts.logger as MemoryLogger | undefined) ?? new MemoryLogger();
-  const build = (extra: Partial<TestEngineOptions> = {}) =>
-    Engine.create({ ...opts, ...extra, dataRoot, execRoot, runtime, logger });
+  const build = (extra: Partial<TestEngineOptions> = {}) => {
+    const { runtime: _r, backends: more, ...rest } = { ...opts, ...extra };
+    const plugins = [backendPlugin(runtime), ...(more ?? []).map((b) => backendPlugin(b)), ...(rest.plugins ?? [])];
+    return Engine.create({ ...rest, dataRoot, execRoot, logger, plugins });
+  };
   let engine: Engine;
   try {
     engine = await build();

@@ -12,6 +12,7 @@ import type {
   OciResources,
   OciSpec,
   RuntimeBackend,
+  RuntimeDescription,
   RuntimeCreateOptions,
   RuntimeFeatures,
   RuntimeProcess,
@@ -66,8 +67,8 @@ export interface FakeRuntimeOptions {
   script?: FakeScript;
   /** Delay, in ms, of each step. */
   delays?: Partial<Record<FakeStep, number>>;
-  /** If set, the backend lists these runtime names (HostConfig.Runtime validation). */
-  runtimes?: string[];
+  /** The runtimes this backend serves (HostConfig.Runtime selects it by their names); default: one named as the backend. */
+  runtimes?: Array<string | RuntimeDescription>;
   features?: Partial<RuntimeFeatures>;
   /** RuntimeBackend.logCompleteAtExit (default false). */
   logCompleteAtExit?: boolean;
@@ -91,7 +92,7 @@ export class FakeRuntime implements RuntimeBackend {
   private readonly delays: Partial<Record<FakeStep, number>>;
   private defaultScript: FakeScript;
   private nextPid = 1000;
-  private readonly runtimeNames: string[] | undefined;
+  private readonly runtimeList: RuntimeDescription[];
   private readonly featureSet: RuntimeFeatures;
 
   readonly logCompleteAtExit: boolean;
@@ -101,11 +102,8 @@ export class FakeRuntime implements RuntimeBackend {
     this.logCompleteAtExit = opts.logCompleteAtExit ?? false;
     this.defaultScript = { ...(opts.script ?? {}) };
     this.delays = { ...(opts.delays ?? {}) };
-    this.runtimeNames = opts.runtimes;
+    this.runtimeList = (opts.runtimes ?? [this.name]).map((r) => (typeof r === 'string' ? { name: r } : { ...r }));
     this.featureSet = { checkpoint: false, pause: true, exec: true, attach: false, ...(opts.features ?? {}) };
-    if (this.runtimeNames) {
-      (this as unknown as { runtimes: () => string[] }).runtimes = () => [...this.runtimeNames!];
-    }
   }
 
   // ------------------------------------------------------------ scripting
@@ -191,8 +189,9 @@ export class FakeRuntime implements RuntimeBackend {
       options: {
         id,
         spec,
-        runtime: 'runc',
+        runtime: this.runtimeList[0]!.name,
         runtimeArgs: [],
+        noPivotRoot: false,
         rootUid: 0,
         rootGid: 0,
         stdio: { tty: false, openStdin: false, stdinOnce: false },
@@ -218,6 +217,10 @@ export class FakeRuntime implements RuntimeBackend {
   }
 
   // ------------------------------------------------------------ RuntimeBackend
+
+  runtimes(): RuntimeDescription[] {
+    return this.runtimeList.map((r) => ({ ...r }));
+  }
 
   async create(opts: RuntimeCreateOptions): Promise<RuntimeProcess> {
     await this.step('create', opts.id, [opts]);

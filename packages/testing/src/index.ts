@@ -1,4 +1,5 @@
 export * from './fake-runtime.js';
 export * from './engine.js';
+export * from './backend-plugin.js';
 export * from './fakes.js';
 export * from './specs.js';
