@@ -18,7 +18,7 @@ import {
   errorKind,
   generateId,
   type ContainerRecord,
-  type Hooks,
+  type PluginHooks,
   type RuntimeCreateOptions,
 } from '../src/index.js';
 
@@ -47,7 +47,7 @@ function unmountJournal(journal: string[]) {
   return definePlugin({
     name: 'unmount-journal',
     type: 'io.berth.test.v1',
-    apply(hooks: Hooks) {
+    apply(hooks: PluginHooks) {
       hooks.unmount.tapPromise('unmount-journal', async (ctx) => void journal.push(`${ctx.reason}:${ctx.container.ID}`));
     },
   });

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { injectable, inject } from 'tsyringe';
+import { injectable, inject, type DependencyContainer } from 'tsyringe';
 import { createTestEngine, type TestEngine } from '../../testing/src/index.js';
 import {
   Engine,
@@ -13,6 +13,7 @@ import {
   INetworkDriver,
   IRuntime,
   IStateStore,
+  NotFoundError,
   PluginError,
   PluginGraphError,
   SkipPluginError,
@@ -20,9 +21,11 @@ import {
   errorKind,
   sortPlugins,
   type Clock,
+  type ContainerRecord,
   type EngineConfig,
   type NetworkDriver,
   type Plugin,
+  type PluginContext,
 } from '../src/index.js';
 
 let t: TestEngine | undefined;
@@ -42,9 +45,9 @@ describe('definePlugin', () => {
     expect(() => definePlugin({ name: 'x', type: 'security' })).toThrow("plugin x: invalid type \"security\" (want e.g. 'io.berth.security.v1')");
     expect(() => definePlugin({ name: 'x', type: 'io.berth.security' })).toThrow(/invalid type/);
     expect(() => definePlugin({ name: 'x', type: 'io.berth.x.v1', requires: [''] })).toThrow(/requires must be/);
-    // containerd's spelling: id instead of name
-    expect(definePlugin({ id: 'overlay', type: 'io.berth.snapshotter.v1' })).toMatchObject({ name: 'overlay', id: 'overlay' });
-    expect(() => definePlugin({ id: 'a1', name: 'b1', type: 'io.berth.x.v1' })).toThrow('name and id differ');
+    // one way to name a plugin: `name` (no `id` alias)
+    expect(() => definePlugin({ id: 'overlay', type: 'io.berth.snapshotter.v1' } as never)).toThrow(PluginGraphError);
+    expect(Object.keys(x)).not.toContain('id');
   });
 });
 
@@ -177,7 +180,7 @@ describe('plugins and dependency injection', () => {
       },
     });
     t = await createTestEngine({ specDefaults: false, plugins: [criu] });
-    expect(t.engine.plugins[0]).toMatchObject({ status: 'skipped', reason: 'runtime fake cannot checkpoint' });
+    expect(t.engine.plugins.find((x) => x.name === 'criu')).toMatchObject({ status: 'skipped', reason: 'runtime fake cannot checkpoint' });
   });
 
   it('SkipPluginError lists the plugin as skipped; the others load', async () => {
@@ -189,7 +192,7 @@ describe('plugins and dependency injection', () => {
       },
     });
     t = await createTestEngine({ specDefaults: false, plugins: [skip, p('other')] });
-    expect(t.engine.plugins).toEqual([
+    expect(t.engine.plugins.filter((x) => x.name === 'criu' || x.name === 'other')).toEqual([
       { name: 'criu', type: 'io.berth.checkpoint.v1', status: 'skipped', reason: 'criu binary not found' },
       { name: 'other', type: 'io.berth.test.v1', status: 'loaded' },
     ]);
@@ -234,5 +237,126 @@ describe('plugins and dependency injection', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('plugin lifecycle', () => {
+  const TOKEN = Symbol('thing');
+
+  it('close gets the context register and apply got: per-engine state lives with it, not in the module', async () => {
+    const seen: { phase: string; ctx: PluginContext<unknown> }[] = [];
+    // One plugin value, two engines: the state of each engine hangs off its own context.
+    const open = new WeakMap<object, string[]>();
+    const plugin = definePlugin({
+      name: 'stateful',
+      type: 'io.berth.test.v1',
+      register(_c, ctx) {
+        seen.push({ phase: 'register', ctx });
+        open.set(ctx, ['handle']);
+      },
+      apply(_h, ctx) {
+        seen.push({ phase: 'apply', ctx });
+      },
+      close(ctx) {
+        seen.push({ phase: 'close', ctx });
+        open.get(ctx)!.length = 0;
+      },
+    });
+    const t1 = await createTestEngine({ specDefaults: false, plugins: [plugin] });
+    const t2 = await createTestEngine({ specDefaults: false, plugins: [plugin] });
+    try {
+      await t1.engine.close();
+      const [r1, a1, r2, , c1] = seen;
+      expect(seen.map((s) => s.phase)).toEqual(['register', 'apply', 'register', 'apply', 'close']);
+      expect(a1!.ctx).toBe(r1!.ctx);
+      expect(c1!.ctx).toBe(r1!.ctx);
+      expect(r2!.ctx).not.toBe(r1!.ctx);
+      expect(open.get(r1!.ctx)).toEqual([]);
+      expect(open.get(r2!.ctx)).toEqual(['handle']);
+    } finally {
+      await t1.dispose();
+      await t2.dispose();
+    }
+  });
+
+  it('a plugin that skips itself in register or apply leaves no DI registration behind', async () => {
+    const mk = (name: string, where: 'register' | 'apply') =>
+      definePlugin({
+        name,
+        type: 'io.berth.test.v1',
+        register(container) {
+          container.register(TOKEN, { useValue: name });
+          if (where === 'register') throw new SkipPluginError('not on this host');
+        },
+        apply() {
+          throw new SkipPluginError('not on this host');
+        },
+      });
+    t = await createTestEngine({ specDefaults: false, plugins: [mk('in-register', 'register')] });
+    expect(t.engine.container.isRegistered(TOKEN, true)).toBe(false);
+    await t.dispose();
+    t = await createTestEngine({ specDefaults: false, plugins: [mk('in-apply', 'apply')] });
+    expect(t.engine.container.isRegistered(TOKEN, true)).toBe(false);
+    await t.dispose();
+    // the same registration from a plugin that loads reaches the engine
+    t = await createTestEngine({
+      specDefaults: false,
+      plugins: [definePlugin({ name: 'loads', type: 'io.berth.test.v1', register: (container) => void container.register(TOKEN, { useValue: 'loads' }) })],
+    });
+    expect(t.engine.container.resolve(TOKEN)).toBe('loads');
+  });
+
+  it('a failed load disposes the engine\'s DI container and closes what loaded', async () => {
+    let engineContainer: DependencyContainer | undefined;
+    const closed: string[] = [];
+    const ok = definePlugin({ name: 'ok', type: 'io.berth.test.v1', close: () => void closed.push('ok') });
+    const bad = definePlugin({
+      name: 'bad',
+      type: 'io.berth.test.v1',
+      apply() {
+        throw new Error('no such device');
+      },
+    });
+    const err = await createTestEngine({ specDefaults: false, plugins: [ok, bad], providers: (c) => void (engineContainer = c) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ plugin: 'bad', hook: 'apply' });
+    expect(closed).toEqual(['ok']);
+    expect(engineContainer).toBeDefined();
+    // tsyringe refuses every use of a disposed container
+    expect(() => engineContainer!.isRegistered(TOKEN)).toThrow();
+    // a bad graph too (the container exists before the plugins are sorted)
+    engineContainer = undefined;
+    await expect(createTestEngine({ specDefaults: false, plugins: [p('x1', ['y1'])], providers: (c) => void (engineContainer = c) })).rejects.toThrow(PluginGraphError);
+    expect(() => engineContainer!.isRegistered(TOKEN)).toThrow();
+  });
+});
+
+describe('the container lookup for plugins (ctx.containers)', () => {
+  it('finds containers by ID, ID prefix or name and hands out copies', async () => {
+    let lookup: PluginContext<unknown>['containers'] | undefined;
+    let early: unknown;
+    const plugin = definePlugin({
+      name: 'reader',
+      type: 'io.berth.test.v1',
+      apply(_h, ctx) {
+        lookup = ctx.containers;
+        early = (() => { try { ctx.containers.list(); } catch (e) { return e; } })();
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [plugin] });
+    // before the engine has its containers: a typed refusal, not an empty list
+    expect(errorKind(early)).toBe('Unavailable');
+    const id = await t.createContainer({ name: 'web' });
+    expect(lookup!.get(id).Name).toBe('/web');
+    expect(lookup!.get(id.slice(0, 12)).ID).toBe(id);
+    expect(lookup!.get('web').ID).toBe(id);
+    expect(lookup!.get('/web').ID).toBe(id);
+    expect(lookup!.list().map((c) => c.ID)).toEqual([id]);
+    expect(() => lookup!.get('nope')).toThrow(NotFoundError);
+    // copies: changing one changes nothing in the engine
+    const copy = lookup!.get(id) as ContainerRecord;
+    copy.Name = '/changed';
+    copy.State.Status = 'dead';
+    expect(t.engine.containers.get(id).Name).toBe('/web');
+    expect(t.engine.containers.get(id).State.Status).toBe('created');
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeRuntime, createTestEngine, type TestEngine } from '../../testing/src/index.js';
-import { ConflictError, InvalidParameterError, NotModifiedError, definePlugin, errorKind, type Hooks } from '../src/index.js';
+import { ConflictError, InvalidParameterError, NotModifiedError, definePlugin, errorKind, type PluginHooks } from '../src/index.js';
 
 let t: TestEngine | undefined;
 afterEach(async () => {
@@ -21,7 +21,7 @@ function tracker(journal: string[], failAt: { at?: FailAt }) {
   return definePlugin({
     name: 'tracker',
     type: 'io.berth.test.v1',
-    apply(hooks: Hooks) {
+    apply(hooks: PluginHooks) {
       hooks.beforeMount.tapPromise('tracker', async (ctx) => {
         journal.push('mount');
         ctx.addUndo(() => void journal.push('undo:mount-tap'));

@@ -3,7 +3,7 @@
  * service the daemon's /images routes call), prepares a container's writable layer at create,
  * mounts its root filesystem in `beforeMount` (dockerd's conditionalMountOnStart), unmounts
  * it in `unmount` (failed start, exit, remove) and deletes it when the container is removed.
- * It also keeps track of which containers use which image (for delete conflicts and prune).
+ * Which containers use which image (delete conflicts, prune) it asks the engine (ctx.containers).
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -15,11 +15,13 @@ import {
   ROOTFS_LABEL,
   Stage,
   definePlugin,
+  type ContainerLookup,
   type ContainerRecord,
+  type DeepReadonly,
   type Plugin,
 } from '@berth/core';
 import type { RootfsDriver } from './rootfs.js';
-import { ImageService, type ContainerImageUsage, type ContainerLister } from './service.js';
+import { ImageService, type ContainerImageUsage } from './service.js';
 
 export const IImageService: InjectionToken<ImageService> = Symbol('IImageService');
 
@@ -35,55 +37,18 @@ export interface ImageStorePluginConfig {
 
 const RUNNING = new Set(['running', 'paused', 'restarting']);
 
-/**
- * Containers by image, kept up to date from state changes and seeded, on first use, from the
- * containers stored on disk (a container created before a daemon restart and never started
- * gets no restore hook call, yet it uses its image).
- */
-export class ContainerImageTracker {
-  private readonly byId = new Map<string, ContainerImageUsage>();
-  private readonly removed = new Set<string>();
-  private seeding: Promise<void> | null = null;
-
-  constructor(private readonly seed?: () => Promise<Array<Pick<ContainerRecord, 'ID' | 'Image' | 'State'>>>) {}
-
-  update(c: Pick<ContainerRecord, 'ID' | 'Image' | 'State'>, removed = false): void {
-    if (removed) {
-      this.byId.delete(c.ID);
-      this.removed.add(c.ID);
-      return;
-    }
-    if (!c.Image) return;
-    this.removed.delete(c.ID);
-    this.byId.set(c.ID, { id: c.ID, image: c.Image, running: RUNNING.has(c.State?.Status) });
-  }
-
-  async list(): Promise<ContainerImageUsage[]> {
-    if (this.seed) {
-      this.seeding ??= this.seed().then(
-        (records) => {
-          for (const r of records) if (!this.byId.has(r.ID) && !this.removed.has(r.ID) && r.Image) this.update(r);
-        },
-        () => undefined,
-      );
-      await this.seeding;
-    }
-    return [...this.byId.values()];
-  }
-}
-
 /** Does the image store own this container's root filesystem? (not for plain-rootfs containers) */
-function usesImage(c: ContainerRecord): boolean {
+function usesImage(c: DeepReadonly<ContainerRecord>): boolean {
   return !!c.Image && !c.Config.Labels?.[ROOTFS_LABEL];
 }
 
-/**
- * A new plugin instance (one per engine: its service and tracker live in the closure).
- * `containers` overrides the built-in tracker (e.g. the daemon's own container list).
- */
-export function imageStorePlugin(opts: { config?: ImageStorePluginConfig; containers?: ContainerLister } = {}): Plugin<ImageStorePluginConfig> {
-  let stateStore: (() => Promise<ContainerRecord[]>) | undefined;
-  const tracker = new ContainerImageTracker(async () => (stateStore ? stateStore() : []));
+/** Which containers use which image (delete conflicts, prune, /images Containers): the engine's containers. */
+function imageUsage(containers: ContainerLookup): ContainerImageUsage[] {
+  return containers.list().flatMap((c) => (c.Image ? [{ id: c.ID, image: c.Image, running: RUNNING.has(c.State.Status) }] : []));
+}
+
+/** A new plugin instance (one per engine: its service lives in the closure). */
+export function imageStorePlugin(opts: { config?: ImageStorePluginConfig } = {}): Plugin<ImageStorePluginConfig> {
   let service: ImageService | null = null;
   return definePlugin<ImageStorePluginConfig>({
     name: PLUGIN_NAME,
@@ -98,12 +63,11 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig; contai
         dataRoot: ctx.engine.dataRoot,
         rootfsDriver: ctx.config.driver ?? 'auto',
         registry: { insecureRegistries: ctx.config.insecureRegistries ?? [] },
-        containers: opts.containers ?? (() => tracker.list()),
+        containers: () => imageUsage(ctx.containers),
       });
       let isContainer: ((id: string) => Promise<boolean>) | undefined;
       if (container.isRegistered(IStateStore, true)) {
         const store = container.resolve(IStateStore);
-        stateStore = async () => (await store.loadAll()).records;
         // a container exists once its record was saved (readable or not: an unreadable one keeps its rootfs)
         isContainer = (id) => fsp.access(path.join(store.dir(id), CONFIG_FILE)).then(() => true, () => false);
       }
@@ -114,7 +78,7 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig; contai
       container.register(IImageService, { useValue: svc });
       ctx.logger.info('image store ready', { root: svc.store.root, driver: svc.rootfs.driver });
     },
-    apply(hooks, ctx) {
+    apply(hooks) {
       const svc = () => {
         if (!service) throw new Error('image-store: service not registered');
         return service;
@@ -138,13 +102,8 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig; contai
       });
       hooks.onStateChange.tapPromise({ name: PLUGIN_NAME }, async (change) => {
         const rec = change.container;
-        tracker.update(rec, change.to === null);
-        if (change.to === null && usesImage(rec as ContainerRecord)) await svc().removeRootfs(rec.ID);
+        if (change.to === null && usesImage(rec)) await svc().removeRootfs(rec.ID);
       });
-      hooks.afterRestore.tapPromise({ name: PLUGIN_NAME }, async (c) => {
-        tracker.update(c.container);
-      });
-      void ctx;
     },
     async close() {
       await service?.close();

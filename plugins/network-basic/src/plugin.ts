@@ -10,14 +10,26 @@
  * and sets ctx.hostnamePath/hostsPath/resolvConfPath: the core records them (HostnamePath, …)
  * and its spec builder bind-mounts them at /etc/hostname, /etc/hosts, /etc/resolv.conf.
  * Modes none, host, default and bridge are handled (berth has no bridge yet: default and
- * bridge get a namespace of their own, like none); `container:<id>` takes that container's
- * paths (dockerd shares them); other modes are left to other plugins.
+ * bridge get a namespace of their own, like none); `container:<id|name>` takes that container's
+ * paths (dockerd shares them), found through the engine's container lookup (ctx.containers);
+ * other modes are left to other plugins. The plugin keeps no state of its own.
  * ExtraHosts entries are validated at create (InvalidParameterError, dockerd's wording).
  */
 import { readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { Stage, atomicWriteFile, definePlugin, linksOfStart, type AtomicWriteOptions, type ContainerRecord, type Plugin } from '@berth/core';
+import {
+  Stage,
+  atomicWriteFile,
+  definePlugin,
+  errorKind,
+  linksOfStart,
+  type AtomicWriteOptions,
+  type ContainerLookup,
+  type ContainerRecord,
+  type DeepReadonly,
+  type Plugin,
+} from '@berth/core';
 import { buildHostnameFile, buildHostsFile, buildResolvConf, linkHostEntries, parseExtraHosts, parseResolvConf, isLoopbackAddress } from './files.js';
 
 export const PLUGIN_NAME = 'network-basic';
@@ -40,12 +52,12 @@ export interface NetworkBasicConfig {
 /** Network modes this plugin writes files for. */
 const OWN_MODES = new Set(['', 'none', 'default', 'bridge']);
 
-function networkMode(c: ContainerRecord): string {
+function networkMode(c: DeepReadonly<ContainerRecord>): string {
   return c.HostConfig?.NetworkMode ?? '';
 }
 
 /** Does this plugin handle the container's networking files? */
-export function handlesContainer(c: ContainerRecord): boolean {
+export function handlesContainer(c: DeepReadonly<ContainerRecord>): boolean {
   const mode = networkMode(c);
   return OWN_MODES.has(mode) || mode === 'host' || mode.startsWith('container:');
 }
@@ -53,13 +65,6 @@ export function handlesContainer(c: ContainerRecord): boolean {
 export const HOSTNAME_FILE = 'hostname';
 export const HOSTS_FILE = 'hosts';
 export const RESOLV_CONF_FILE = 'resolv.conf';
-
-interface KnownPaths {
-  name: string;
-  hostnamePath: string;
-  hostsPath: string;
-  resolvConfPath: string;
-}
 
 /**
  * How the files are written (core's atomic write): readers (and a restarted container's bind
@@ -88,22 +93,17 @@ async function hostResolvConf(cfg: NetworkBasicConfig): Promise<string> {
   return main;
 }
 
-export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): Plugin<NetworkBasicConfig> {
-  // paths written (or taken over) per container, for container:<id|name> modes
-  const known = new Map<string, KnownPaths>();
-  const remember = (c: ContainerRecord) => {
-    if (c.HostsPath && c.ResolvConfPath && c.HostnamePath) {
-      known.set(c.ID, { name: c.Name, hostnamePath: c.HostnamePath, hostsPath: c.HostsPath, resolvConfPath: c.ResolvConfPath });
-    }
-  };
-  const lookup = (ref: string): KnownPaths | undefined => {
-    const exact = known.get(ref);
-    if (exact) return exact;
-    for (const k of known.values()) if (k.name === ref || k.name === `/${ref}`) return k;
-    const byPrefix = [...known.keys()].filter((id) => id.startsWith(ref));
-    return byPrefix.length === 1 ? known.get(byPrefix[0]) : undefined;
-  };
+/** The container a `container:<id|name>` mode names, if it exists (the core refuses the start otherwise). */
+function sharedWith(containers: ContainerLookup, ref: string): DeepReadonly<ContainerRecord> | undefined {
+  try {
+    return containers.get(ref);
+  } catch (err) {
+    if (errorKind(err) === 'NotFound') return undefined;
+    throw err;
+  }
+}
 
+export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): Plugin<NetworkBasicConfig> {
   return definePlugin<NetworkBasicConfig>({
     name: PLUGIN_NAME,
     type: PLUGIN_TYPE,
@@ -130,11 +130,11 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
         const mode = networkMode(rec);
         if (mode.startsWith('container:')) {
           // dockerd shares the other container's files (the core refuses the start if it does not run)
-          const other = lookup(mode.slice('container:'.length));
-          if (other) {
-            c.hostnamePath ??= other.hostnamePath;
-            c.hostsPath ??= other.hostsPath;
-            c.resolvConfPath ??= other.resolvConfPath;
+          const other = sharedWith(ctx.containers, mode.slice('container:'.length));
+          if (other?.HostnamePath && other.HostsPath && other.ResolvConfPath) {
+            c.hostnamePath ??= other.HostnamePath;
+            c.hostsPath ??= other.HostsPath;
+            c.resolvConfPath ??= other.ResolvConfPath;
           }
           return;
         }
@@ -169,13 +169,6 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
         }
       });
 
-      hooks.onStateChange.tapPromise({ name: PLUGIN_NAME }, async (change) => {
-        if (change.to === null) known.delete(change.container.ID);
-        else remember(change.container as ContainerRecord);
-      });
-      hooks.afterRestore.tapPromise({ name: PLUGIN_NAME }, async (c) => {
-        remember(c.container);
-      });
     },
   });
 }

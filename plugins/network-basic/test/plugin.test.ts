@@ -152,6 +152,40 @@ describe('network-basic plugin', () => {
     expect(await stat(join(te.dataRoot, 'containers', second, 'hosts')).catch(() => null)).toBeNull();
   });
 
+  it('container:<ID prefix> mode finds the container through the engine (after a daemon restart too)', async () => {
+    const te = await setup({ resolv: 'nameserver 10.9.9.9\n' });
+    te.fake.script('*', {});
+    const first = await te.createContainer({ name: 'first', HostConfig: { NetworkMode: 'none' } });
+    await te.engine.containers.start(first);
+    const a = te.engine.containers.inspect(first);
+    await te.restart({ plugins: [networkBasicPlugin({ config: { resolvConfFile: join(te.dir, 'host', 'resolv.conf'), hostsFile: join(te.dir, 'host', 'hosts') } })] });
+    const second = await te.createContainer({ HostConfig: { NetworkMode: `container:${first.slice(0, 10)}` } });
+    await te.engine.containers.start(second);
+    expect(te.engine.containers.inspect(second).HostsPath).toBe(a.HostsPath);
+  });
+
+  it('one plugin value in two engines: container:<name> takes the files of its own engine\'s container', async () => {
+    // The plugin keeps no per-engine state of its own: it asks each engine (ctx.containers).
+    const plugin = networkBasicPlugin({ config: { resolvConfFile: '/nonexistent-berth-test/resolv.conf', hostsFile: '/nonexistent-berth-test/hosts' } });
+    const engines: TestEngine[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const te = await createTestEngine({ plugins: [plugin] });
+        engines.push(te);
+        te.fake.script('*', {});
+        const first = await te.createContainer({ name: 'first', HostConfig: { NetworkMode: 'none' } });
+        await te.engine.containers.start(first);
+      }
+      const b = engines[1]!;
+      const second = await b.createContainer({ HostConfig: { NetworkMode: 'container:first' } });
+      await b.engine.containers.start(second);
+      expect(b.engine.containers.inspect(second).HostsPath).toBe(b.engine.containers.inspect('first').HostsPath);
+      expect(b.engine.containers.inspect(second).HostsPath.startsWith(b.dataRoot)).toBe(true);
+    } finally {
+      for (const te of engines) await te.dispose();
+    }
+  });
+
   it('leaves other network modes alone', async () => {
     const te = await setup({ resolv: 'nameserver 10.9.9.9\n' });
     const { id, rec, spec } = await run(te, { NetworkMode: 'mynet' });
