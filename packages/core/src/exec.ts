@@ -8,9 +8,10 @@ import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedErro
 import type { EventBus } from './events.js';
 import { generateId } from './ids.js';
 import type { Logger } from './logger.js';
-import type { OciProcess, OciUser } from './oci.js';
-import type { AttachStreams, ExecSession, ExitInfo } from './runtime.js';
-import { EXIT_EACCES, EXIT_UNKNOWN, translateStartError, type ContainerService } from './service.js';
+import type { OciProcess, OciSpec, OciUser } from './oci.js';
+import type { AttachStreams, ExecSession, ExitInfo, RuntimeBackend } from './runtime.js';
+import { EXIT_EACCES, EXIT_START_FAILED } from './exit-codes.js';
+import { translateStartError } from './start-error.js';
 import { isActive } from './state.js';
 import { DEFAULT_CAPABILITIES, knownCapabilities } from './spec/caps.js';
 import { resolveUser, resolveUserFromEntries } from './spec/user.js';
@@ -64,16 +65,30 @@ async function hostCapabilities(): Promise<string[]> {
   return Number.isInteger(last) && last > 0 ? knownCapabilities(last) : knownCapabilities();
 }
 
+/** What exec needs of the container side, and nothing more (ContainerService provides it). */
+export interface ExecContainers {
+  /** The live record of a running container, by ID, name or unique prefix (404 otherwise). */
+  liveRecord(idOrName: string): ContainerRecord;
+  /** The backend that runs the container (execs run in it). */
+  backendOf(rec: ContainerRecord): RuntimeBackend;
+  /** The spec the container was last started with (an exec's process starts from its process). */
+  specOf(id: string): OciSpec | undefined;
+  /** Publish a container event (exec_create, exec_start, exec_die). */
+  emitEvent(rec: ContainerRecord, action: string, extra?: Record<string, string>): void;
+  /** Where the backends' exits of exec processes go. */
+  onExecExit(listener: (exit: ExitInfo) => void): void;
+}
+
 export class ExecService {
   private readonly execs = new Map<string, ExecRecord>();
   private readonly sessions = new Map<string, ExecSession>();
 
   constructor(
-    private readonly containers: ContainerService,
+    private readonly containers: ExecContainers,
     private readonly events: EventBus,
     private readonly logger: Logger,
   ) {
-    containers.execExitListener = (exit) => this.onExit(exit);
+    containers.onExecExit((exit) => this.onExit(exit));
     // A removed container's exec records go with it (dockerd drops them too).
     events.subscribe((e) => {
       if (e.Type !== 'container' || e.Action !== 'destroy') return;
@@ -180,9 +195,9 @@ export class ExecService {
       // dockerd (translateContainerdStartErr): 127 for a command not found, 126 otherwise
       const t = translateStartError(err);
       e.Running = false;
-      e.ExitCode = t.exitCode === EXIT_UNKNOWN ? EXIT_EACCES : t.exitCode;
+      e.ExitCode = t.exitCode === EXIT_START_FAILED ? EXIT_EACCES : t.exitCode;
       this.dropFromContainer(e);
-      throw t.exitCode === EXIT_UNKNOWN ? err : new InvalidParameterError(errorMessage(err), { cause: err });
+      throw t.exitCode === EXIT_START_FAILED ? err : new InvalidParameterError(errorMessage(err), { cause: err });
     }
     e.Pid = session.pid;
     this.sessions.set(execId, session);

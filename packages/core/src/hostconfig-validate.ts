@@ -14,15 +14,17 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import { InvalidParameterError, errorKind } from './errors.js';
+import { InvalidParameterError, errorKind, errorMessage } from './errors.js';
+import type { OciResources } from './oci.js';
 import type { HostConfig, RestartPolicy } from './types.js';
 import { parseSize } from './util.js';
 import { knownCapabilities, parseCapabilities } from './spec/caps.js';
 import { isValidDevicePermissions, parseDeviceCgroupRule } from './spec/devices.js';
 import { parseApiMount, parseBind } from './spec/mounts.js';
 import { planNamespaces } from './spec/namespaces.js';
-import { parseUlimits, validateResources } from './spec/resources.js';
-import { parseSecurityOpts } from './spec/security.js';
+import { applyOpts } from './spec/opts.js';
+import { parseUlimits, validateResources, withResources } from './spec/resources.js';
+import { parseSecurityOpts, type SecurityOptions } from './spec/security.js';
 import { validateSysctls } from './spec/sysctl.js';
 
 export type HostConfigCheckMode = 'create' | 'update';
@@ -31,6 +33,28 @@ export interface HostConfigCheckOptions {
   mode: HostConfigCheckMode;
   /** CPUs NanoCpus is bounded by (dockerd: sysinfo.NumCPU); default: this host's. */
   cpuCount?: number;
+  /**
+   * The security options the loaded plugins announced (`engine.securityOptions()`): with it,
+   * create refuses a confinement option no loaded plugin enforces (verifyConfinement).
+   */
+  securityOptions?: readonly string[];
+}
+
+/**
+ * `apparmor=NAME` and `seccomp=<profile>` need the plugin that enforces them (it announces
+ * `name=apparmor` / `name=seccomp`): without it — a host without AppArmor, a build without the
+ * plugin — the container would run without the protection asked for, so create refuses it
+ * (dockerd ignores apparmor= silently; Podman refuses). `unconfined` (and seccomp's `builtin`)
+ * ask for nothing that needs enforcing.
+ */
+export function verifyConfinement(security: SecurityOptions, announced: readonly string[]): void {
+  const has = (name: string) => announced.some((o) => o === `name=${name}` || o.startsWith(`name=${name},`));
+  if (security.apparmor && security.apparmor !== 'unconfined' && !has('apparmor')) {
+    throw bad(`invalid --security-opt apparmor=${security.apparmor}: AppArmor is not enabled on this daemon (no AppArmor on the host, or the apparmor plugin is not loaded); use apparmor=unconfined or leave the option out`);
+  }
+  if (security.seccomp && security.seccomp !== 'unconfined' && security.seccomp !== 'builtin' && !has('seccomp')) {
+    throw bad('invalid --security-opt seccomp=<profile>: seccomp is not enabled on this daemon (no seccomp in the kernel, or the seccomp plugin is not loaded), cannot run a custom seccomp profile');
+  }
 }
 
 const bad = (msg: string) => new InvalidParameterError(msg);
@@ -199,7 +223,8 @@ export function verifyHostConfig(hc: HostConfig | null | undefined, opts: HostCo
   for (const key of Object.keys(hc.Annotations ?? {})) {
     if (key === '') throw bad('invalid Annotations: the empty string is not permitted as an annotation key');
   }
-  parseSecurityOpts(hc.SecurityOpt);
+  const security = parseSecurityOpts(hc.SecurityOpt);
+  if (opts.securityOptions) verifyConfinement(security, opts.securityOptions);
   verifyNamespaceModes(hc);
   validateResources(hc, cpuCount);
   parseUlimits(hc.Ulimits);
@@ -207,4 +232,50 @@ export function verifyHostConfig(hc: HostConfig | null | undefined, opts: HostCo
   verifyLogConfig(hc.LogConfig);
   verifyVolumeNames(hc);
   verifyBindSources(hc);
+}
+
+/** HostConfig numbers `docker update` changes (0 = keep). */
+const UPDATABLE_NUMBERS = [
+  'BlkioWeight', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime',
+  'Memory', 'MemoryReservation', 'MemorySwap', 'NanoCpus', 'KernelMemoryTCP',
+] as const satisfies ReadonlyArray<keyof HostConfig>;
+
+/**
+ * `docker update` (dockerd's ContainerUpdate): the changes are checked as create checks them
+ * (`verifyHostConfig`, mode update), then against the stored HostConfig `cur` (the
+ * NanoCpus/CpuQuota conflicts, a Memory above the stored MemorySwap, a restart policy on an
+ * AutoRemove container) with dockerd's "Cannot update container <id>: " messages. Non-zero
+ * resource numbers, CpusetCpus/Mems, PidsLimit and RestartPolicy replace the stored ones.
+ * Returns the new HostConfig and the `linux.resources` a running container gets.
+ */
+export function updatedHostConfig(id: string, cur: HostConfig, changes: HostConfig | null | undefined): { hostConfig: HostConfig; resources: OciResources | undefined } {
+  const fail = (msg: string) => bad(`Cannot update container ${id}: ${msg}`);
+  const c = changes ?? {};
+  verifyHostConfig(c, { mode: 'update' });
+  if ((c.NanoCpus ?? 0) > 0 && (cur.CpuQuota ?? 0) > 0 && !c.CpuQuota) {
+    throw fail('Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
+  }
+  if ((c.CpuQuota ?? 0) > 0 && (cur.NanoCpus ?? 0) > 0 && !c.NanoCpus) {
+    throw fail('Conflicting options: NanoCPUs cannot be updated as CPU Quota has already been set');
+  }
+  if (c.Memory && !c.MemorySwap && (cur.MemorySwap ?? 0) > 0 && c.Memory > (cur.MemorySwap ?? 0)) {
+    throw fail('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+  }
+  const next: HostConfig = structuredClone(cur);
+  for (const k of UPDATABLE_NUMBERS) {
+    const v = c[k];
+    if (typeof v === 'number' && v !== 0) (next as Record<string, unknown>)[k] = v;
+  }
+  if (c.CpusetCpus) next.CpusetCpus = c.CpusetCpus;
+  if (c.CpusetMems) next.CpusetMems = c.CpusetMems;
+  if (c.PidsLimit !== undefined && c.PidsLimit !== null) next.PidsLimit = c.PidsLimit;
+  if (c.RestartPolicy?.Name) {
+    if (cur.AutoRemove && c.RestartPolicy.Name !== 'no') throw fail('Restart policy cannot be updated because AutoRemove is enabled for the container');
+    next.RestartPolicy = { Name: c.RestartPolicy.Name, MaximumRetryCount: c.RestartPolicy.MaximumRetryCount ?? 0 };
+  }
+  try {
+    return { hostConfig: next, resources: applyOpts({ ociVersion: '1.2.0' }, [withResources(next)]).linux?.resources };
+  } catch (err) {
+    throw fail(errorMessage(err));
+  }
 }

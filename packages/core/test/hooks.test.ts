@@ -10,10 +10,14 @@ import {
   Stage,
   SystemClock,
   StartContext,
+  StartStepError,
   createHooks,
   createHooksRegistry,
   definePlugin,
   errorKind,
+  httpStatus,
+  type ContainerRecord,
+  type DeepReadonly,
   type Hooks,
   type OciSpec,
 } from '../src/index.js';
@@ -151,6 +155,49 @@ describe('hooks: when each is called, in what order, with what', () => {
     expect(t.engine.containers.get(b).State.Status).toBe('running');
   });
 
+  it('taps that must not change the record get copies (DeepReadonly): changing one changes nothing', async () => {
+    const ran = new Set<string>();
+    const vandalize = (hook: string) => async (ctx: { container: DeepReadonly<ContainerRecord> }) => {
+      ran.add(hook);
+      const c = ctx.container as ContainerRecord;
+      c.Config.Labels = { ...c.Config.Labels, vandal: hook };
+      c.Name = `/${hook}`;
+    };
+    const p = definePlugin({
+      name: 'vandal',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.onStateChange.tapPromise('vandal', vandalize('onStateChange'));
+        hooks.beforeStop.tapPromise('vandal', vandalize('beforeStop'));
+        hooks.releaseNetwork.tapPromise('vandal', vandalize('releaseNetwork'));
+        hooks.unmount.tapPromise('vandal', vandalize('unmount'));
+        hooks.afterRestore.tapPromise('vandal', vandalize('afterRestore'));
+        hooks.shouldRestart.tapPromise('vandal', async (d) => {
+          await vandalize('shouldRestart')(d);
+          return undefined;
+        });
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    const id = await t.createContainer({ name: 'kept' });
+    const unchanged = () => {
+      const rec = t!.engine.containers.get(id);
+      expect(rec.Name).toBe('/kept');
+      expect(rec.Config.Labels?.vandal).toBeUndefined();
+    };
+    await t.engine.containers.start(id);
+    unchanged();
+    await t.restart();
+    unchanged();
+    await t.engine.containers.stop(id, { timeout: 0 });
+    unchanged();
+    await t.engine.containers.start(id);
+    t.fake.exit(id, 3);
+    await t.engine.containers.wait(id);
+    unchanged();
+    expect([...ran].sort()).toEqual(['afterRestore', 'beforeStop', 'onStateChange', 'releaseNetwork', 'shouldRestart', 'unmount']);
+  });
+
   it('every tap error becomes PluginError{plugin, hook, cause} that keeps the cause kind', async () => {
     const p = definePlugin({
       name: 'picky',
@@ -163,13 +210,17 @@ describe('hooks: when each is called, in what order, with what', () => {
     });
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
     const id = await t.createContainer();
-    const err = await t.engine.containers.start(id).catch((e: unknown) => e);
+    const failed = await t.engine.containers.start(id).catch((e: unknown) => e);
+    // a failed start is a StartStepError; its cause is the tap's PluginError, whose kind it keeps
+    expect(failed).toBeInstanceOf(StartStepError);
+    expect(failed).toMatchObject({ step: 'networking' });
+    const err = (failed as StartStepError).cause;
     expect(err).toBeInstanceOf(PluginError);
     expect(err).toMatchObject({ plugin: 'picky', hook: 'networking' });
     expect((err as PluginError).cause).toBeInstanceOf(InvalidParameterError);
-    expect(errorKind(err)).toBe('InvalidParameter');
-    expect((err as PluginError).status).toBe(400);
-    expect((err as Error).message).toContain('port 99999 is out of range');
+    expect(errorKind(failed)).toBe('InvalidParameter');
+    expect(httpStatus(failed)).toBe(400);
+    expect((failed as Error).message).toContain('port 99999 is out of range');
   });
 
   it('onStateChange taps are isolated: an error is logged with the plugin name, later taps and the change still happen', async () => {
@@ -267,7 +318,7 @@ describe('hooks: when each is called, in what order, with what', () => {
     });
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
     const id = await t.createContainer();
-    await expect(t.engine.containers.start(id)).rejects.toMatchObject({ plugin: 'slow', hook: 'beforeMount', message: expect.stringContaining('timed out after 20ms') });
+    await expect(t.engine.containers.start(id)).rejects.toMatchObject({ step: 'mount', cause: { plugin: 'slow', hook: 'beforeMount', message: expect.stringContaining('timed out after 20ms') } });
   });
 
   it('a tap that times out sees its AbortSignal aborted (and can stop its work); other taps\' signals are not', async () => {
@@ -293,7 +344,7 @@ describe('hooks: when each is called, in what order, with what', () => {
     });
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
     const id = await t.createContainer();
-    await expect(t.engine.containers.start(id)).rejects.toMatchObject({ plugin: 'slow', hook: 'networking' });
+    await expect(t.engine.containers.start(id)).rejects.toMatchObject({ step: 'networking', cause: { plugin: 'slow', hook: 'networking' } });
     const reason = await stoppedWith;
     expect(reason).toBeInstanceOf(Error);
     expect(errorKind(reason)).toBe('System');
@@ -387,9 +438,10 @@ describe('hooks: when each is called, in what order, with what', () => {
       name: 'undoer',
       type: 'io.berth.test.v1',
       apply(hooks) {
-        hooks.beforeMount.tapPromise('m1', async (ctx) => ctx.addUndo(() => void undone.push('m1')));
-        hooks.beforeMount.tapPromise('m2', async (ctx) => ctx.addUndo(() => void undone.push('m2')));
-        hooks.networking.tapPromise('n1', async (ctx) => ctx.addUndo(async () => void undone.push('n1')));
+        // (beforeMount and networking have no undo steps: their release hooks undo them)
+        hooks.specBuild.tapPromise('s1', async (spec, ctx) => (ctx.addUndo(() => void undone.push('s1')), spec));
+        hooks.specBuild.tapPromise('s2', async (spec, ctx) => (ctx.addUndo(() => void undone.push('s2')), spec));
+        hooks.runtimeCreate.tapPromise('r1', async (_opts, ctx) => void ctx.addUndo(async () => void undone.push('r1')));
         hooks.beforeStart.tapPromise('boom', async () => {
           throw new Error('cni attach failed');
         });
@@ -398,7 +450,7 @@ describe('hooks: when each is called, in what order, with what', () => {
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
     const id = await t.createContainer();
     await expect(t.engine.containers.start(id)).rejects.toThrow(/cni attach failed/);
-    expect(undone).toEqual(['n1', 'm2', 'm1']);
+    expect(undone).toEqual(['r1', 's2', 's1']);
   });
 });
 

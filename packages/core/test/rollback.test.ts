@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeRuntime, createTestEngine, type TestEngine } from '../../testing/src/index.js';
-import { ConflictError, InvalidParameterError, NotModifiedError, definePlugin, errorKind, type PluginHooks } from '../src/index.js';
+import { ConflictError, InvalidParameterError, NotModifiedError, StartStepError, definePlugin, errorKind, type PluginHooks } from '../src/index.js';
 
 let t: TestEngine | undefined;
 afterEach(async () => {
@@ -22,23 +22,24 @@ function tracker(journal: string[], failAt: { at?: FailAt }) {
     name: 'tracker',
     type: 'io.berth.test.v1',
     apply(hooks: PluginHooks) {
-      hooks.beforeMount.tapPromise('tracker', async (ctx) => {
+      // mount and networking are undone by their release hooks (unmount, releaseNetwork) only
+      hooks.beforeMount.tapPromise('tracker', async () => {
         journal.push('mount');
-        ctx.addUndo(() => void journal.push('undo:mount-tap'));
         maybeFail('beforeMount');
       });
-      hooks.networking.tapPromise('tracker', async (ctx) => {
+      hooks.networking.tapPromise('tracker', async () => {
         journal.push('network');
-        ctx.addUndo(() => void journal.push('undo:network-tap'));
         maybeFail('networking');
       });
-      hooks.specBuild.tapPromise('tracker', async (spec) => {
+      hooks.specBuild.tapPromise('tracker', async (spec, ctx) => {
         journal.push('spec');
+        ctx.addUndo(() => void journal.push('undo:spec-tap'));
         maybeFail('specBuild');
         return spec;
       });
-      hooks.runtimeCreate.tapPromise('tracker', async () => {
+      hooks.runtimeCreate.tapPromise('tracker', async (_opts, ctx) => {
         journal.push('runtimeCreate');
+        ctx.addUndo(() => void journal.push('undo:runtimeCreate-tap'));
         maybeFail('runtimeCreate');
         return undefined;
       });
@@ -54,19 +55,20 @@ function tracker(journal: string[], failAt: { at?: FailAt }) {
 }
 
 const CASES: Array<{ at: FailAt; undo: string[] }> = [
-  // A failing step only gets its own completed taps' undos; completed steps are undone entirely, newest first.
-  { at: 'beforeMount', undo: ['undo:mount-tap'] },
-  { at: 'networking', undo: ['undo:network-tap', 'undo:mount-tap', 'unmount:rollback'] },
-  { at: 'specBuild', undo: ['undo:network-tap', 'releaseNetwork:rollback', 'undo:mount-tap', 'unmount:rollback'] },
-  { at: 'runtimeCreate', undo: ['undo:network-tap', 'releaseNetwork:rollback', 'undo:mount-tap', 'unmount:rollback'] },
-  { at: 'runtime.create', undo: ['undo:network-tap', 'releaseNetwork:rollback', 'undo:mount-tap', 'unmount:rollback'] },
+  // Every step that began is released once, newest first — the failing one too (its release
+  // undoes whatever part of it got done: a release hook, or the undo steps of its taps that ran).
+  { at: 'beforeMount', undo: ['unmount:rollback'] },
+  { at: 'networking', undo: ['releaseNetwork:rollback', 'unmount:rollback'] },
+  { at: 'specBuild', undo: ['undo:spec-tap', 'releaseNetwork:rollback', 'unmount:rollback'] },
+  { at: 'runtimeCreate', undo: ['undo:runtimeCreate-tap', 'undo:spec-tap', 'releaseNetwork:rollback', 'unmount:rollback'] },
+  { at: 'runtime.create', undo: ['undo:runtimeCreate-tap', 'undo:spec-tap', 'releaseNetwork:rollback', 'unmount:rollback'] },
   {
     at: 'beforeStart',
-    undo: ['undo:beforeStart-tap', 'runtime.delete', 'undo:network-tap', 'releaseNetwork:rollback', 'undo:mount-tap', 'unmount:rollback'],
+    undo: ['undo:beforeStart-tap', 'runtime.delete', 'undo:runtimeCreate-tap', 'undo:spec-tap', 'releaseNetwork:rollback', 'unmount:rollback'],
   },
   {
     at: 'runtime.start',
-    undo: ['undo:beforeStart-tap', 'runtime.delete', 'undo:network-tap', 'releaseNetwork:rollback', 'undo:mount-tap', 'unmount:rollback'],
+    undo: ['undo:beforeStart-tap', 'runtime.delete', 'undo:runtimeCreate-tap', 'undo:spec-tap', 'releaseNetwork:rollback', 'unmount:rollback'],
   },
 ];
 
@@ -153,7 +155,10 @@ describe('entrypoint errors from the runtime are translated like dockerd (127 / 
       t = await createTestEngine({ runtime: fake, specDefaults: false });
       const id = await t.createContainer();
       const err = await t.engine.containers.start(id).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(InvalidParameterError);
+      // one typed failure: the step, the exit code, and the cause that decides the HTTP status
+      expect(err).toBeInstanceOf(StartStepError);
+      expect(err).toMatchObject({ step: 'runtimeCreate', exitCode: c.code });
+      expect((err as StartStepError).cause).toBeInstanceOf(InvalidParameterError);
       expect(errorKind(err)).toBe('InvalidParameter');
       expect((err as Error).message).toContain(c.msg);
       expect(t.engine.containers.get(id).State).toMatchObject({ ExitCode: c.code, Status: 'created' });
@@ -170,6 +175,29 @@ describe('entrypoint errors from the runtime are translated like dockerd (127 / 
     expect(errorKind(err)).toBe('System');
     expect(t.engine.containers.get(id).State.ExitCode).toBe(128);
   });
+});
+
+describe('one undo for mount and networking: the release hook', () => {
+  for (const hook of ['beforeMount', 'networking'] as const) {
+    it(`a ${hook} tap cannot add an undo step (it would run beside the release hook); the release hooks still run once`, async () => {
+      const journal: string[] = [];
+      const p = definePlugin({
+        name: 'undoer',
+        type: 'io.berth.test.v1',
+        apply(hooks: PluginHooks) {
+          hooks[hook].tapPromise('undoer', async (ctx) => ctx.addUndo(() => void journal.push('undo')));
+          hooks.releaseNetwork.tapPromise('undoer', async (ctx) => void journal.push(`releaseNetwork:${ctx.reason}`));
+          hooks.unmount.tapPromise('undoer', async (ctx) => void journal.push(`unmount:${ctx.reason}`));
+        },
+      });
+      t = await createTestEngine({ specDefaults: false, plugins: [p] });
+      const id = await t.createContainer();
+      const err = await t.engine.containers.start(id).catch((e: unknown) => e);
+      expect(err).toMatchObject({ step: hook === 'beforeMount' ? 'mount' : 'networking' });
+      expect((err as Error).message).toContain(`addUndo is not available in ${hook}`);
+      expect(journal).toEqual(hook === 'beforeMount' ? ['unmount:rollback'] : ['releaseNetwork:rollback', 'unmount:rollback']);
+    });
+  }
 });
 
 describe('start preconditions', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeRuntime, createTestEngine, type TestEngine } from '../../testing/src/index.js';
-import { FileStateStore, definePlugin, type ContainerRecord } from '../src/index.js';
+import { EXIT_CODE_UNKNOWN, FileStateStore, definePlugin, type ContainerRecord } from '../src/index.js';
 
 let t: TestEngine | undefined;
 const dirs: string[] = [];
@@ -146,7 +146,7 @@ describe('reload and live restore', () => {
     await expect(t.createContainer({ name: 'keep' })).rejects.toThrow('is already in use');
   });
 
-  it('running → still running; exited meanwhile → real exit code and FinishedAt; unknown → exited 128', async () => {
+  it('running → still running; exited meanwhile → real exit code and FinishedAt; gone without an exit status → exited 255 (dockerd\'s restore)', async () => {
     const fake = new FakeRuntime();
     t = await createTestEngine({ runtime: fake, specDefaults: false });
     const still = await t.createContainer({ name: 'still' });
@@ -178,7 +178,8 @@ describe('reload and live restore', () => {
     expect(c.get(still).State).toMatchObject({ Status: 'running', Running: true, Pid: fake.containers.get(still)!.pid });
     expect(c.get(paused).State).toMatchObject({ Status: 'paused', Paused: true });
     expect(c.get(exited).State).toMatchObject({ Status: 'exited', ExitCode: 3, Pid: 0, FinishedAt: finishedAt });
-    expect(c.get(lost).State).toMatchObject({ Status: 'exited', ExitCode: 128 });
+    expect(c.get(lost).State).toMatchObject({ Status: 'exited', ExitCode: EXIT_CODE_UNKNOWN });
+    expect(EXIT_CODE_UNKNOWN).toBe(255);
     expect(c.get(lost).State.Error).toContain('not found');
     expect(log.sort()).toEqual(['/exited:stopped', '/lost:null', '/paused:paused', '/still:running', 'unmount /exited:restore', 'unmount /lost:restore'].sort());
     // The restored engine hears exits of the running one and can stop it.
@@ -194,15 +195,18 @@ describe('reload and live restore', () => {
     const p = definePlugin({
       name: 'router',
       type: 'io.berth.runtime.v1',
+      register(_c, ctx) {
+        ctx.registerBackend(alt);
+      },
       apply(h) {
-        h.runtimeCreate.tapPromise('router', async () => alt);
+        h.runtimeCreate.tapPromise('router', async () => 'alt');
       },
     });
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
     const id = await t.createContainer();
     await t.engine.containers.start(id);
     await t.restart({ plugins: [] });
-    expect(t.engine.containers.get(id).State).toMatchObject({ Status: 'dead', Dead: true, ExitCode: 128 });
+    expect(t.engine.containers.get(id).State).toMatchObject({ Status: 'dead', Dead: true, ExitCode: EXIT_CODE_UNKNOWN });
     expect(t.engine.containers.get(id).State.Error).toBe('runtime backend alt is not available');
     await t.engine.containers.remove(id);
   });

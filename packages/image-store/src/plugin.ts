@@ -92,10 +92,9 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig } = {})
         const rec = c.container;
         const s = svc();
         if (!(await s.rootfs.meta(rec.ID))) await s.createRootfs(rec.ID, rec.Image, { readonly: !!rec.HostConfig.ReadonlyRootfs });
-        const wasMounted = s.rootfs.isMounted(rec.ID);
+        // undone by the unmount tap below (failed start, exit, remove), never by an undo step too
         c.rootfsPath = await s.mountRootfs(rec.ID);
         rec.BaseFS = c.rootfsPath;
-        if (!wasMounted) c.addUndo(() => s.unmountRootfs(rec.ID), 'unmount the root filesystem');
       });
       hooks.unmount.tapPromise({ name: PLUGIN_NAME, stage: Stage.STORAGE, when: usesImage }, async (c) => {
         await svc().unmountRootfs(c.container.ID);

@@ -98,5 +98,21 @@ for (const driver of ['copy', 'overlay'] as const) {
       expect(mountPoints().has(svc.rootfs.mergedPath(Id))).toBe(false);
       await t.engine.containers.remove(Id, { force: true });
     });
+
+    it('a failed start unmounts the root filesystem once (one undo: the unmount hook)', async () => {
+      const { Id } = await t.engine.containers.create({ Config: { Image: 'berth-test/busybox' } });
+      const unmounts: string[] = [];
+      const unmount = svc.unmountRootfs.bind(svc);
+      svc.unmountRootfs = (id) => {
+        unmounts.push(id);
+        return unmount(id);
+      };
+      t.fake.fail('create', 'boom');
+      await expect(t.engine.containers.start(Id)).rejects.toThrow('boom');
+      expect(unmounts).toEqual([Id]);
+      await t.engine.containers.remove(Id, { force: true });
+      // nothing was set up any more, so the removal has nothing to unmount either
+      expect(unmounts).toEqual([Id]);
+    });
   });
 }

@@ -6,7 +6,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { ContainerConfig, ContainerRecord, HostConfig } from '../../src/types.js';
 import type { OciSpec } from '../../src/oci.js';
-import { newContainerRecord } from '../../src/service.js';
+import { newContainerRecord } from '../../src/record-factory.js';
 import { buildOciSpec, type SpecBuildInput } from '../../src/spec/index.js';
 import type { SpecHostInfo } from '../../src/spec/host.js';
 import { specsDir } from '../../../testing/src/specs.js';
