@@ -2,8 +2,8 @@
  * The network-basic plugin through the real docker CLI against berthd (runc + conmon):
  * /etc/hostname, /etc/hosts and /etc/resolv.conf exist in a --network none container with
  * dockerd's contents, --hostname/--add-host/--dns/--dns-search/--dns-option show up in them,
- * inspect records their paths in the container's directory, and --network host uses the
- * host's hosts file.
+ * inspect records their paths in the container's directory, --network host uses the
+ * host's hosts file, and --network container:<name|ID prefix> shares the other container's files.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,7 +28,7 @@ describe.skipIf(skip)(`network-basic files through the docker CLI${skip ? ` (ski
     await d.loadTestImage();
   }, 120_000);
   afterAll(async () => {
-    await d?.docker(['rm', '-f', 'nb-kept']).catch(() => {});
+    await d?.docker(['rm', '-f', 'nb-kept', 'nb-first', 'nb-by-name', 'nb-by-prefix']).catch(() => {});
     await d?.cleanup();
     removeTestImageTarball();
   }, 120_000);
@@ -83,6 +83,20 @@ describe.skipIf(skip)(`network-basic files through the docker CLI${skip ? ` (ski
     expect(r.code, JSON.stringify(r)).toBe(0);
     expect(r.stdout).toBe(fs.existsSync('/etc/hosts') ? fs.readFileSync('/etc/hosts', 'utf8') : '');
   }, 60_000);
+
+  it('--network container:<name> and container:<ID prefix> share that container\'s files', async () => {
+    const first = await d.docker(['run', '-d', '--name', 'nb-first', '--network', 'none', '--hostname', 'first-host', '--add-host', 'q:10.9.8.7', TEST_IMAGE, 'sleep', '120']);
+    expect(first.code, JSON.stringify(first)).toBe(0);
+    const id = first.stdout.trim();
+    const pathsOf = async (ref: string) => (await d.docker(['inspect', '-f', '{{.HostnamePath}}|{{.HostsPath}}|{{.ResolvConfPath}}', ref])).stdout.trim();
+    for (const [name, ref] of [['nb-by-name', 'nb-first'], ['nb-by-prefix', id.slice(0, 10)]] as const) {
+      const r = await d.docker(['run', '--name', name, '--network', `container:${ref}`, TEST_IMAGE, 'sh', '-c', 'cat /etc/hostname; grep q /etc/hosts']);
+      expect(r.code, JSON.stringify(r)).toBe(0);
+      expect(r.stdout).toBe('first-host\n10.9.8.7\tq\n');
+      expect(await pathsOf(name)).toBe(await pathsOf('nb-first'));
+    }
+    await d.docker(['rm', '-f', 'nb-first', 'nb-by-name', 'nb-by-prefix']);
+  }, 90_000);
 
   it('a bad --add-host sent straight to the API is refused with 400 and dockerd\'s wording', async () => {
     const res = await d.api('POST', '/containers/create', { Image: TEST_IMAGE, HostConfig: { NetworkMode: 'none', ExtraHosts: ['nohost'] } });
