@@ -11,16 +11,15 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readMountInfoSync } from '@berth/core';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
 
 const skip = berthdSkipReason();
 
 /** Mount points (this mount namespace, berthd's too) that belong to the container `id`. */
 function mountsOf(id: string): string[] {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4] ?? '')
+  return readMountInfoSync()
+    .map((m) => m.mountPoint)
     .filter((m) => m.includes(id));
 }
 

@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { ConflictError, InvalidParameterError, SystemError } from '@berth/core';
+import { ConflictError, InvalidParameterError, SystemError, readMountInfo } from '@berth/core';
 
 let v1Mounts: Map<string, string> | null = null;
 
@@ -13,13 +13,9 @@ export async function cgroupV1Mounts(): Promise<Map<string, string>> {
   if (v1Mounts) return v1Mounts;
   const m = new Map<string, string>();
   try {
-    for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
-      const [pre, post] = line.split(' - ');
-      if (!post) continue;
-      const [fstype, , superOpts] = post.split(' ');
-      if (fstype !== 'cgroup') continue;
-      const mountPoint = pre.split(' ')[4];
-      for (const opt of (superOpts ?? '').split(',')) if (!m.has(opt.replace(/^name=/, ''))) m.set(opt.replace(/^name=/, ''), mountPoint);
+    for (const { fsType, mountPoint, superOptions } of await readMountInfo()) {
+      if (fsType !== 'cgroup') continue;
+      for (const opt of superOptions) if (!m.has(opt.replace(/^name=/, ''))) m.set(opt.replace(/^name=/, ''), mountPoint);
     }
   } catch {
     // no mountinfo: fall back to the conventional paths

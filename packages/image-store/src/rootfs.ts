@@ -10,7 +10,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { ConflictError, InvalidParameterError, NotFoundError, SystemError, atomicWriteFile } from '@berth/core';
+import { ConflictError, InvalidParameterError, NotFoundError, SystemError, atomicWriteFile, readMountInfoSync } from '@berth/core';
 import type { Digest } from './digest.js';
 import { treeDiffTar, upperDirTar } from './difftar.js';
 import { STORE_WRITE, dirSize, readJson } from './fsutil.js';
@@ -35,24 +35,13 @@ export interface RootfsMeta {
 
 const CONTAINER_ID_RE = /^[0-9a-f]{64}$|^[0-9a-zA-Z][0-9a-zA-Z_.-]{0,127}$/;
 
-/** Decodes mountinfo's octal escapes (\040 for a space …). */
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
+/** This process's mount points (none when /proc is not readable). */
 export function mountPoints(): Set<string> {
-  const out = new Set<string>();
-  let text = '';
   try {
-    text = readFileSync('/proc/self/mountinfo', 'utf8');
+    return new Set(readMountInfoSync().map((m) => m.mountPoint));
   } catch {
-    return out;
+    return new Set();
   }
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f.length > 4) out.add(unescapeMount(f[4]));
-  }
-  return out;
 }
 
 export function overlaySupported(): boolean {

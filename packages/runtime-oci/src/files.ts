@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { ConflictError } from '@berth/core';
+import { ConflictError, mountPointsUnder, readMountInfo } from '@berth/core';
 
 /**
  * What `runc start` does in runc 1.x: open `<root>/<id>/exec.fifo` for reading, which lets
@@ -66,16 +66,7 @@ export async function writeFifo(file: string, data: string): Promise<void> {
 
 /** Mount points at or below `dir` (from /proc/self/mountinfo). */
 export async function mountsUnder(dir: string): Promise<string[]> {
-  const text = await fsp.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  const out: string[] = [];
-  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-  for (const line of text.split('\n')) {
-    const mp = line.split(' ')[4];
-    if (!mp) continue;
-    const p = mp.replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (p === dir || p.startsWith(prefix)) out.push(p);
-  }
-  return out;
+  return mountPointsUnder(dir, await readMountInfo().catch(() => []));
 }
 
 export function listDir(dir: string): string[] {

@@ -15,6 +15,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mountPointsUnder, readMountInfoSync } from '@berth/core';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BERTHD_BIN = process.env.BERTHD_BIN ?? path.join(REPO_ROOT, 'packages/cli/bin/berthd');
@@ -148,11 +149,7 @@ export function removeTestImageTarball(): void {
 function unmountUnder(dir: string): void {
   let mounts: string[] = [];
   try {
-    mounts = fs
-      .readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')));
+    mounts = mountPointsUnder(dir, readMountInfoSync());
   } catch {
     return;
   }

@@ -1,6 +1,7 @@
 import { access, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { mountOf, type MountInfoEntry } from '../mountinfo.js';
 
 /** What the builder needs to know about the host. Tests pass their own values. */
 export interface SpecHostInfo {
@@ -30,45 +31,6 @@ export async function probeHost(): Promise<SpecHostInfo> {
   }
   const cpuCount = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   return { capLastCap, cgroupV2, cpuCount };
-}
-
-export interface MountInfoEntry {
-  mountPoint: string;
-  /** Optional fields: "shared:N", "master:N", "propagate_from:N", "unbindable". */
-  optional: string[];
-}
-
-function unescapeMountInfo(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** Parses /proc/self/mountinfo content. */
-export function parseMountInfo(content: string): MountInfoEntry[] {
-  const out: MountInfoEntry[] = [];
-  for (const line of content.split('\n')) {
-    const f = line.trim().split(' ');
-    if (f.length < 10) continue;
-    const sep = f.indexOf('-', 6);
-    if (sep < 0) continue;
-    out.push({ mountPoint: unescapeMountInfo(f[4]), optional: f.slice(6, sep) });
-  }
-  return out;
-}
-
-/** The mount that contains `p` (the last one mounted at the longest matching mount point). */
-export function mountOf(p: string, mounts: readonly MountInfoEntry[]): MountInfoEntry | undefined {
-  let best: MountInfoEntry | undefined;
-  for (const m of mounts) {
-    const mp = m.mountPoint;
-    const inside = mp === '/' || p === mp || p.startsWith(mp.endsWith('/') ? mp : `${mp}/`);
-    if (!inside) continue;
-    if (!best || mp.length >= best.mountPoint.length) best = m;
-  }
-  return best;
-}
-
-export async function readMountInfo(): Promise<MountInfoEntry[]> {
-  return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
 }
 
 /**

@@ -82,4 +82,4 @@ export {
   withAnnotations,
   type ProcessOptions,
 } from './process.js';
-export { probeHost, parseMountInfo, mountOf, checkPropagation, type SpecHostInfo, type MountInfoEntry } from './host.js';
+export { probeHost, checkPropagation, type SpecHostInfo } from './host.js';

@@ -7,16 +7,15 @@ import {
   formatTmpfsSize,
   isValidMountMode,
   mergeTmpfsOptions,
-  mountOf,
   parseApiMount,
   parseBind,
-  parseMountInfo,
   parseTmpfs,
   parseUserMounts,
   sortMountsByDepth,
   toOciMount,
   withMounts,
 } from '../../src/spec/index.js';
+import { mountOf, parseMountInfo } from '../../src/mountinfo.js';
 import type { Mount } from '../../src/types.js';
 import { build, rejection, tempDir, tempRootfs, thrown } from './helpers.js';
 
