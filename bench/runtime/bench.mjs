@@ -23,14 +23,15 @@ if (process.getuid() !== 0) {
 }
 createRequire(path.join(repo, 'packages/core/package.json'))('reflect-metadata');
 const { Engine } = await import(path.join(repo, 'packages/core/dist/index.js'));
-const { OciRuntimeBackend } = await import(path.join(repo, 'packages/runtime-oci/dist/index.js'));
+const { ociRuntimePlugin, TimingLog } = await import(path.join(repo, 'packages/runtime-oci/dist/index.js'));
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-bench-'));
 const rootfs = path.join(tmp, 'rootfs');
 execFileSync('bash', [path.join(repo, 'scripts/build-test-rootfs.sh'), rootfs], { stdio: 'ignore' });
 const execRoot = path.join(tmp, 'exec');
-const backend = new OciRuntimeBackend({ execRoot, runtimes: { runc: { path: 'runc' } }, defaultRuntime: 'runc' });
-const engine = await Engine.create({ dataRoot: path.join(tmp, 'data'), execRoot, runtime: backend, defaultRuntime: 'runc' });
+const timings = new TimingLog();
+const runtime = ociRuntimePlugin({ runtimes: { runc: { path: 'runc' } }, timings });
+const engine = await Engine.create({ dataRoot: path.join(tmp, 'data'), execRoot, plugins: [runtime], defaultRuntime: 'runc' });
 const rawRoot = path.join(tmp, 'raw-runc-state');
 const ms = (a, b) => Number(b - a) / 1e6;
 const now = () => process.hrtime.bigint();
@@ -92,7 +93,7 @@ try {
     for (const which of order) {
       if (which === 'engine') {
         const r = await engineRun(i);
-        r.backend = backend.timings(r.id) ?? {};
+        r.backend = timings.get(r.id) ?? {};
         const rm = await engineRemove(r.id);
         if (i >= WARMUP) {
           engineRuns.push(r);

@@ -376,7 +376,7 @@ describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
 
   it('checkpoints a running container and restores it (CRIU)', async (ctx) => {
     // Skipped where `criu check` fails (e.g. this dev machine: "Unexpected rt vDSO area bounds").
-    if (!backend.features().checkpoint) ctx.skip();
+    if (!(await backend.checkpointSupported())) ctx.skip();
     const { id, log } = await create(['/bin/sh', '-c', 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.1; done']);
     await backend.start(id);
     await new Promise((r) => setTimeout(r, 400));

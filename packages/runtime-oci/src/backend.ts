@@ -10,17 +10,20 @@
  *   state/<runtime>/ the runtime's own state root (`--root`)
  * Logs: conmon writes k8s-file next to the json-file log; LogPump converts (log-pump.ts).
  *
- * Size: exit detection and monitor liveness (exits.ts, monitor.ts), exec sessions (exec.ts),
- * record rebuilding (record.ts) and file helpers (files.ts) are already apart; what stays
- * here is the create/start/kill/delete/restore sequence of one container, kept together.
+ * Apart: the one exit watcher of containers and execs and monitor liveness (exits.ts,
+ * monitor.ts), exec sessions (exec.ts), conmon's command line (conmon.ts), the CRIU probe
+ * (criu.ts), optional step timings (timings.ts), record rebuilding (record.ts) and file
+ * helpers (files.ts); what stays here is the create/start/kill/delete/restore sequence of
+ * one container, kept together — about 520 lines: splitting it further would scatter one
+ * container's lifecycle (and the state its steps share) over files for no reader's gain.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { EventEmitter } from 'eventemitter3';
 import {
   ConflictError,
+  EXIT_CODE_UNKNOWN,
   InvalidParameterError,
   NotFoundError,
   NotImplementedError,
@@ -35,21 +38,25 @@ import {
   type OciResources,
   type RuntimeBackend,
   type RuntimeCreateOptions,
+  type RuntimeDescription,
   type RuntimeFeatures,
   type RuntimeProcess,
   type RuntimeStateInfo,
   type RuntimeStatus,
 } from '@berth/core';
 import { attachSocket } from './attach.js';
-import { pidAlive, readPidFile, spawnConmon, waitGone } from './conmon.js';
+import { conmonArgv, pidAlive, readPidFile, spawnConmon, waitGone } from './conmon.js';
+import { CriuProbe } from './criu.js';
 import { LogPump, nullPump, type Pump } from './log-pump.js';
-import { removeExecFiles, restoreExecs, startExec, sweepDanglingLinks, type ExecContext } from './exec.js';
+import { ExecSessions, sweepDanglingLinks } from './exec.js';
 import { ExitWatch, type Tracked } from './exits.js';
-import { fastStartRunc, listDir, mountsUnder, writeFifo } from './files.js';
+import { fastStartRunc, removeBundleDir, writeFifo } from './files.js';
 import { procRef } from './monitor.js';
+import { Reaper } from './reaper.js';
 import { EXEC_ROOT_WRITE, conmonArgs, loadMeta, type ContainerMeta } from './record.js';
 import { RuntimeRegistry, findExecutable, type RuntimeMap } from './registry.js';
-import { runRuntime, type RuntimeBinary } from './runtime-cli.js';
+import { forceDelete, runRuntime, runtimeState, type RuntimeBinary } from './runtime-cli.js';
+import { timed, type OciTimingObserver } from './timings.js';
 
 export interface OciBackendOptions {
   /** The daemon's exec root (`--exec-root`); the backend keeps its files in `<execRoot>/oci`. */
@@ -68,21 +75,15 @@ export interface OciBackendOptions {
   fastStart?: boolean;
   /** Where warnings go (default: console.warn). */
   warn?: (msg: string, err?: unknown) => void;
-}
-
-
-/** Where a container's time went in the backend (milliseconds), for bench/runtime. */
-export interface OciTimings {
-  /** Bundle dir, config.json (fsync), metadata. */
-  prepare?: number;
-  /** conmon spawn until it reports the pid (includes the runtime's `create`). */
-  monitorCreate?: number;
-  /** The runtime's `start`. */
-  start?: number;
-  /** From the exit file's mtime to the exit event (detection + final log conversion). */
-  exitNotify?: number;
-  /** delete: runtime delete, monitor gone, files removed. */
-  delete?: number;
+  /**
+   * Make this process a child subreaper (reaper.ts) and collect the exits of orphaned
+   * monitors and container processes: the real exit code of a container whose conmon was
+   * killed. It changes how the whole host process reaps, so it is off by default (a library);
+   * berthd turns it on.
+   */
+  subreaper?: boolean;
+  /** Receives each container's step durations (bench/runtime: a TimingLog); none measured without it. */
+  timings?: OciTimingObserver;
 }
 
 const BACKEND_NAME = 'oci';
@@ -100,6 +101,9 @@ export class OciRuntimeBackend implements RuntimeBackend {
   private readonly events = new EventEmitter<{ exit: [ExitInfo] }>();
   private readonly tracked = new Map<string, Tracked>();
   private readonly exits: ExitWatch;
+  private readonly execs: ExecSessions;
+  private readonly reaper: Reaper | null;
+  private readonly criu: CriuProbe;
   private readonly warn: (msg: string, err?: unknown) => void;
 
   constructor(private readonly opts: OciBackendOptions) {
@@ -114,39 +118,44 @@ export class OciRuntimeBackend implements RuntimeBackend {
       fs.mkdirSync(d, { recursive: true, mode: 0o711 });
     }
     sweepDanglingLinks(this.sockDir, (msg) => this.warn(msg));
+    this.reaper = opts.subreaper ? Reaper.start({ warn: this.warn, reaped: (e) => this.exits.reaped(e.pid) }) : null;
     this.exits = new ExitWatch({
+      reaper: this.reaper,
       exitsDir: this.exitsDir,
       tracked: this.tracked,
       runtimeState: (meta) => this.runtimeState(meta),
       exited: (t, exit) => this.finishExit(t, exit),
-      forgetExec: (t, execId) => this.forgetExec(t, execId),
+      forgetExec: (t, execId) => this.execs.forget(t, execId),
+      warn: this.warn,
+    });
+    this.execs = new ExecSessions({
+      conmonPath: this.conmonPath,
+      sockDir: this.sockDir,
+      exits: this.exits,
+      emitExit: (e) => this.events.emit('exit', e),
       warn: this.warn,
     });
     this.exits.start();
+    this.criu = new CriuProbe((msg) => this.warn(msg));
+    void this.criu.works(); // in the background: features() tells once it has answered
   }
 
-  /** Names of the registered runtimes (for /info and error messages). */
-  runtimes(): string[] {
-    return this.registry.names();
+  /** The runtimes this backend serves (its registry: runc, --add-runtime, daemon.json), for routing and /info. */
+  runtimes(): RuntimeDescription[] {
+    return this.registry.names().map((name) => {
+      const { config } = this.registry.get(name);
+      return { name, path: config.path, ...(config.runtimeArgs?.length ? { runtimeArgs: [...config.runtimeArgs] } : {}) };
+    });
   }
 
-  private criuWorks: boolean | undefined;
-
+  /** `checkpoint` is false until the CRIU probe, started with the backend, has said yes. */
   features(): RuntimeFeatures {
-    // Checkpoint needs CRIU that works on this kernel: `criu check`, once.
-    if (this.criuWorks === undefined) {
-      const criu = findExecutable('criu');
-      this.criuWorks = false;
-      if (criu) {
-        try {
-          execFileSync(criu, ['check'], { stdio: 'ignore', timeout: 10_000 });
-          this.criuWorks = true;
-        } catch {
-          this.warn('criu is installed but `criu check` fails: checkpoint/restore disabled');
-        }
-      }
-    }
-    return { checkpoint: this.criuWorks, pause: true, exec: true, attach: true };
+    return { checkpoint: this.criu.known === true, pause: true, exec: true, attach: true };
+  }
+
+  /** Whether checkpoint/restore works here, once the CRIU probe has answered. */
+  checkpointSupported(): Promise<boolean> {
+    return this.criu.works();
   }
 
   onExit(listener: (exit: ExitInfo) => void): () => void {
@@ -203,14 +212,30 @@ export class OciRuntimeBackend implements RuntimeBackend {
     });
   }
 
+  /** The container's entry, when it has not exited (Conflict otherwise, as dockerd says it). */
+  private running(id: string): Tracked {
+    const t = this.get(id);
+    this.exits.checkExit(id);
+    if (t.exit) throw new ConflictError(`Container ${id} is not running`);
+    return t;
+  }
+
   private get(id: string): Tracked {
     const t = this.tracked.get(id);
     if (t) return t;
     const meta = this.loadMeta(id);
     if (!meta) throw new NotFoundError(`No such container: ${id}`);
-    const nt: Tracked = { meta, pump: this.makePump(meta), execs: new Map() };
-    this.tracked.set(id, nt);
-    return nt;
+    return this.track(meta);
+  }
+
+  /** The container's entry, made (with its log pump, not started) when there is none. */
+  private track(meta: ContainerMeta): Tracked {
+    let t = this.tracked.get(meta.id);
+    if (!t) {
+      t = { meta, pump: this.makePump(meta), execs: new Map() };
+      this.tracked.set(meta.id, t);
+    }
+    return t;
   }
 
   // ---------------------------------------------------------------- exits
@@ -218,7 +243,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
   /** Report an exit once: final log conversion, the event, then the runtime's delete. */
   private finishExit(t: Tracked, exit: ExitInfo): void {
     const id = t.meta.id;
-    this.recordTiming(id, 'exitNotify', Date.now() - Date.parse(exit.exitedAt));
+    this.opts.timings?.step(id, 'exitNotify', Date.now() - Date.parse(exit.exitedAt));
     t.exit = exit;
     t.pump.stop(); // the last output is in the json-file before anyone hears of the exit
     this.events.emit('exit', exit);
@@ -239,23 +264,6 @@ export class OciRuntimeBackend implements RuntimeBackend {
     return t.reap;
   }
 
-  private readonly timingLog = new Map<string, OciTimings>();
-
-  private recordTiming(id: string, key: keyof OciTimings, ms: number): void {
-    let t = this.timingLog.get(id);
-    if (!t) {
-      if (this.timingLog.size >= 1000) this.timingLog.delete(this.timingLog.keys().next().value!);
-      t = {};
-      this.timingLog.set(id, t);
-    }
-    t[key] = ms;
-  }
-
-  /** Per-step durations of a container's create/start/exit/delete (last 1000 containers). */
-  timings(id: string): OciTimings | undefined {
-    return this.timingLog.get(id);
-  }
-
   // ---------------------------------------------------------------- lifecycle
 
   async create(opts: RuntimeCreateOptions): Promise<RuntimeProcess> {
@@ -271,8 +279,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
     if (this.tracked.has(id) || fs.existsSync(bundle) || fs.existsSync(path.join(this.stateRoot, rt.name, id))) {
       throw new ConflictError(`container ${id} already exists in the runtime backend`);
     }
-    // The engine passes daemon.json runtimeArgs too; the registry's are the fallback.
-    const globalArgs = opts.runtimeArgs.length ? [...opts.runtimeArgs] : [...rt.runtimeArgs];
+    // The runtime's configured arguments reach us through the engine (runtimes() → RuntimeCreateOptions), as a tap left them.
+    const globalArgs = [...opts.runtimeArgs];
     if (!globalArgs.includes('--root') && !globalArgs.some((a) => a.startsWith('--root='))) {
       globalArgs.unshift('--root', path.join(this.stateRoot, rt.name));
     }
@@ -289,50 +297,41 @@ export class OciRuntimeBackend implements RuntimeBackend {
       created: new Date().toISOString(),
       ...(opts.checkpoint ? { restored: true } : {}),
     };
-    let t: Tracked | undefined;
-    const t0 = performance.now();
     try {
-      // Bundle: 0700, owned by the container's root (moby prepareBundleDir/MkdirAllAndChown).
-      fs.mkdirSync(bundle, { mode: 0o700 });
-      fs.chownSync(bundle, opts.rootUid, opts.rootGid);
-      fs.mkdirSync(path.dirname(opts.log.path), { recursive: true });
-      await atomicWriteFile(path.join(bundle, 'config.json'), JSON.stringify(opts.spec), EXEC_ROOT_WRITE);
-      await atomicWriteFile(this.metaFile(id), JSON.stringify(meta), EXEC_ROOT_WRITE);
-      fs.rmSync(this.exitFile(id), { force: true });
-      t = { meta, pump: this.makePump(meta), execs: new Map() };
-      this.tracked.set(id, t);
-      t.pump.start();
-      const t1 = performance.now();
-      this.recordTiming(id, 'prepare', t1 - t0);
-      const args = [
-        '--api-version', '1',
-        '-c', id, '-u', id, '-n', id,
-        '-r', rt.path,
-        '-b', bundle,
-        '-p', path.join(bundle, 'pidfile'),
-        '-P', path.join(bundle, 'conmon.pid'),
-        '-l', `k8s-file:${meta.k8sLog}`,
-        '--exit-dir', this.exitsDir,
-        '--socket-dir-path', this.sockDir,
-        '--persist-dir', bundle,
-        '--log-level', 'error',
-      ];
-      for (const a of globalArgs) args.push('--runtime-arg', a);
-      if (opts.stdio.tty) args.push('-t');
-      if (opts.stdio.openStdin) {
-        args.push('-i');
-        if (!opts.stdio.stdinOnce) args.push('--leave-stdin-open');
-      }
-      if (opts.checkpoint) args.push('--restore', opts.checkpoint.path);
-      const pid = await spawnConmon({
-        conmonPath: this.conmonPath,
-        args,
-        stderrFile: path.join(bundle, 'conmon.err'),
-        cwd: bundle,
+      const t = await timed(this.opts.timings, id, 'prepare', async () => {
+        // Bundle: 0700, owned by the container's root (moby prepareBundleDir/MkdirAllAndChown).
+        fs.mkdirSync(bundle, { mode: 0o700 });
+        fs.chownSync(bundle, opts.rootUid, opts.rootGid);
+        fs.mkdirSync(path.dirname(opts.log.path), { recursive: true });
+        await atomicWriteFile(path.join(bundle, 'config.json'), JSON.stringify(opts.spec), EXEC_ROOT_WRITE);
+        await atomicWriteFile(this.metaFile(id), JSON.stringify(meta), EXEC_ROOT_WRITE);
+        fs.rmSync(this.exitFile(id), { force: true });
+        const nt = this.track(meta);
+        nt.pump.start();
+        return nt;
       });
-      this.recordTiming(id, 'monitorCreate', performance.now() - t1);
+      const args = conmonArgv({
+        containerId: id,
+        runtimePath: rt.path,
+        runtimeArgs: globalArgs,
+        dir: bundle,
+        pidFile: path.join(bundle, 'pidfile'),
+        log: `k8s-file:${meta.k8sLog}`,
+        exitDir: this.exitsDir,
+        sockDir: this.sockDir,
+        tty: opts.stdio.tty,
+        openStdin: opts.stdio.openStdin,
+        leaveStdinOpen: !opts.stdio.stdinOnce,
+        restoreFrom: opts.checkpoint?.path,
+        noPivot: opts.noPivotRoot,
+      });
+      const pid = await timed(this.opts.timings, id, 'monitorCreate', () =>
+        spawnConmon({ conmonPath: this.conmonPath, args, stderrFile: path.join(bundle, 'conmon.err'), cwd: bundle }),
+      );
+      const conmonPid = readPidFile(path.join(bundle, 'conmon.pid'));
       t.init = procRef(pid);
-      t.monitor = procRef(readPidFile(path.join(bundle, 'conmon.pid')));
+      t.monitor = procRef(conmonPid);
+      this.exits.adopt(conmonPid, t.init);
       if (opts.stdio.tty && opts.stdio.consoleSize) {
         const [h, w] = opts.stdio.consoleSize;
         await this.resize(id, { height: h, width: w }).catch((err: unknown) => this.warn(`initial resize ${id}`, err));
@@ -363,17 +362,15 @@ export class OciRuntimeBackend implements RuntimeBackend {
       if (st && (st.status === 'running' || st.status === 'paused')) return;
       throw new ConflictError(`container ${id} restored from a checkpoint is ${st?.status ?? 'gone'}`);
     }
-    const t0 = performance.now();
-    if (!(this.opts.fastStart !== false && (await fastStartRunc(t.meta)))) {
-      await runRuntime(this.binary(t.meta), id, ['start', id]);
-    }
-    this.recordTiming(id, 'start', performance.now() - t0);
+    await timed(this.opts.timings, id, 'start', async () => {
+      if (!(this.opts.fastStart !== false && (await fastStartRunc(t.meta)))) {
+        await runRuntime(this.binary(t.meta), id, ['start', id]);
+      }
+    });
   }
 
   async kill(id: string, signal: number, opts: { all?: boolean } = {}): Promise<void> {
-    const t = this.get(id);
-    this.exits.checkExit(id);
-    if (t.exit) throw new ConflictError(`Container ${id} is not running`);
+    const t = this.running(id);
     const args = ['kill'];
     if (opts.all) args.push('--all');
     args.push(id, String(signal));
@@ -399,17 +396,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
     await runRuntime(this.binary(t.meta), id, ['resume', id]);
   }
 
-  private async runtimeState(meta: ContainerMeta): Promise<{ status: RuntimeStatus; pid: number } | null> {
-    try {
-      const { stdout } = await runRuntime(this.binary(meta), meta.id, ['state', meta.id], { timeoutMs: 10_000 });
-      const st = JSON.parse(stdout) as { status?: string; pid?: number };
-      const status: RuntimeStatus =
-        st.status === 'created' || st.status === 'running' || st.status === 'paused' ? st.status : 'stopped';
-      return { status, pid: st.pid ?? 0 };
-    } catch (err) {
-      if (errorKind(err) === 'NotFound') return null;
-      throw err;
-    }
+  private runtimeState(meta: ContainerMeta): Promise<{ status: RuntimeStatus; pid: number } | null> {
+    return runtimeState(this.binary(meta), meta.id);
   }
 
   async state(id: string): Promise<RuntimeStateInfo | null> {
@@ -426,12 +414,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
   async restore(id: string): Promise<RuntimeStateInfo | null> {
     const meta = this.loadMeta(id);
     if (!meta) return null;
-    let t = this.tracked.get(id);
-    if (!t) {
-      t = { meta, pump: this.makePump(meta), execs: new Map() };
-      this.tracked.set(id, t);
-    }
-    restoreExecs({ sockDir: this.sockDir, bundle: meta.bundle, containerId: id, execs: t.execs });
+    const t = this.track(meta);
+    this.execs.restore(t);
     const exit = this.exits.readExit(meta);
     if (exit) {
       t.exit = exit;
@@ -462,8 +446,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
       }
     }
     // No monitor and no exit file (the monitor was killed): the exit code is lost.
-    this.warn(`container ${id} exited while its monitor was gone: its exit code is unknown, reported as 255`);
-    const lost: ExitInfo = { id, exitCode: 255, oomKilled: false, exitedAt: new Date().toISOString() };
+    this.warn(`container ${id} exited while its monitor was gone: its exit code is unknown, reported as ${EXIT_CODE_UNKNOWN}`);
+    const lost: ExitInfo = { id, exitCode: EXIT_CODE_UNKNOWN, oomKilled: false, exitedAt: new Date().toISOString() };
     t.exit = lost;
     t.pump.stop();
     return { id, status: 'stopped', pid: 0, exit: lost };
@@ -473,7 +457,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
     const meta = this.tracked.get(id)?.meta ?? this.loadMeta(id);
     if (!meta) {
       // Unknown, but leftovers of a half-made bundle may exist.
-      if (fs.existsSync(this.bundleDir(id))) await this.removeBundle(id);
+      if (fs.existsSync(this.bundleDir(id))) await removeBundleDir(this.bundleDir(id), id);
       fs.rmSync(this.exitFile(id), { force: true });
       return;
     }
@@ -484,62 +468,26 @@ export class OciRuntimeBackend implements RuntimeBackend {
         throw new ConflictError(`container ${id} is ${st.status}: stop it before removing or force remove`);
       }
     }
-    const t0 = performance.now();
-    await this.cleanup(id, meta);
-    this.recordTiming(id, 'delete', performance.now() - t0);
+    await timed(this.opts.timings, id, 'delete', () => this.cleanup(id, meta));
   }
 
   /** Remove everything held for a container: process, monitor, runtime state, files. */
   private async cleanup(id: string, meta: ContainerMeta): Promise<void> {
     const t = this.tracked.get(id);
-    const bin = this.binary(meta);
     const conmonPid = readPidFile(path.join(meta.bundle, 'conmon.pid'));
-    for (const ex of t?.execs.values() ?? []) {
-      try {
-        process.kill(ex.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    try {
-      // An exited container's delete may have started at the exit already (checkExit).
-      const reaped = t?.exit ? await this.reap(t) : false;
-      if (!reaped) await runRuntime(bin, id, ['delete', '--force', id], { timeoutMs: 20_000 });
-    } catch (err) {
-      if (errorKind(err) !== 'NotFound') {
-        // Not a container the runtime knows in a deletable state: kill and retry once.
-        await runRuntime(bin, id, ['kill', '--all', id, '9']).catch(() => undefined);
-        await runRuntime(bin, id, ['delete', '--force', id]).catch((e: unknown) => {
-          if (errorKind(e) !== 'NotFound') throw e;
-        });
-      }
-    }
+    this.execs.killAll(t);
+    // An exited container's delete may have started at the exit already (checkExit).
+    if (!(t?.exit && (await this.reap(t)))) await forceDelete(this.binary(meta), id);
     if (conmonPid > 0) await waitGone(conmonPid, 5000);
-    for (const ex of t?.execs.values() ?? []) if (ex.conmonPid > 0) await waitGone(ex.conmonPid, 2000);
-    if (t) {
-      t.pump.stop();
-      t.pump.removeFiles();
-    } else {
-      const p = this.makePump(meta);
-      p.stop();
-      p.removeFiles();
-    }
+    await this.execs.removeAll(t, meta.bundle);
+    const pump = t?.pump ?? this.makePump(meta);
+    pump.stop();
+    pump.removeFiles();
+    this.exits.release(t?.init);
     this.tracked.delete(id);
     fs.rmSync(this.exitFile(id), { force: true });
     fs.rmSync(path.join(this.sockDir, id), { force: true });
-    for (const ex of t?.execs.keys() ?? []) fs.rmSync(path.join(this.sockDir, ex), { force: true });
-    for (const ex of listDir(path.join(meta.bundle, 'exec'))) fs.rmSync(path.join(this.sockDir, ex), { force: true });
-    await this.removeBundle(id);
-  }
-
-  /** Remove the bundle dir, refusing to recurse through anything still mounted in it. */
-  private async removeBundle(id: string): Promise<void> {
-    const bundle = this.bundleDir(id);
-    const mounts = await mountsUnder(bundle);
-    if (mounts.length) {
-      throw new SystemError(`bundle of ${id} still has mounts (${mounts.join(', ')}); not removing it`);
-    }
-    await fsp.rm(bundle, { recursive: true, force: true });
+    await removeBundleDir(meta.bundle, id);
   }
 
   // ---------------------------------------------------------------- stdio
@@ -560,47 +508,20 @@ export class OciRuntimeBackend implements RuntimeBackend {
   }
 
   async exec(id: string, opts: ExecOptions): Promise<ExecSession> {
-    const t = this.get(id);
-    this.exits.checkExit(id);
-    if (t.exit) throw new ConflictError(`Container ${id} is not running`);
+    const t = this.running(id);
     OciRuntimeBackend.checkId(opts.execId);
-    return startExec(this.execContext(t), opts);
-  }
-
-  private execContext(t: Tracked): ExecContext {
-    return {
-      conmonPath: this.conmonPath,
-      sockDir: this.sockDir,
-      containerId: t.meta.id,
-      bundle: t.meta.bundle,
-      runtimePath: t.meta.runtimePath,
-      globalArgs: t.meta.globalArgs,
-      execs: t.execs,
-      emitExit: (e) => this.events.emit('exit', e),
-      warn: this.warn,
-      translateError: translateExecError,
-    };
-  }
-
-  /** An exec found at restore whose monitor is now gone: remove its files. */
-  private forgetExec(t: Tracked, execId: string): void {
-    const ex = t.execs.get(execId);
-    if (!ex) return;
-    t.execs.delete(execId);
-    removeExecFiles(this.sockDir, ex.dir, execId);
+    return this.execs.start(t, opts);
   }
 
   /** `RUNTIME update --resources - ID` with the OCI LinuxResources JSON on stdin. */
   async update(id: string, resources: OciResources): Promise<void> {
-    const t = this.get(id);
-    this.exits.checkExit(id);
-    if (t.exit) throw new ConflictError(`Container ${id} is not running`);
+    const t = this.running(id);
     await runRuntime(this.binary(t.meta), id, ['update', '--resources', '-', id], { input: JSON.stringify(resources) });
   }
 
   async checkpoint(id: string, opts: { path: string; exit: boolean }): Promise<void> {
     const t = this.get(id);
-    if (!this.features().checkpoint) throw new NotImplementedError('checkpoint needs CRIU working on this host (`criu check` fails or criu is not installed)');
+    if (!(await this.criu.works())) throw new NotImplementedError('checkpoint needs CRIU working on this host (`criu check` fails or criu is not installed)');
     const args = ['checkpoint', '--image-path', opts.path];
     if (!opts.exit) args.push('--leave-running');
     args.push(id);
@@ -609,16 +530,12 @@ export class OciRuntimeBackend implements RuntimeBackend {
 
   async close(): Promise<void> {
     this.exits.close();
+    this.reaper?.close();
+    this.criu.close();
     for (const t of this.tracked.values()) t.pump.detach();
     this.tracked.clear();
     this.events.removeAllListeners();
   }
-}
-
-/** An exec the runtime refused, in containerd's words ("OCI runtime exec failed: …", as dockerd shows it). */
-function translateExecError(err: unknown): Error {
-  if (errorKind(err) !== 'System' || !(err instanceof Error)) return err as Error;
-  return new SystemError(`OCI runtime exec failed: ${err.message}`, { cause: err });
 }
 
 function translateCreateError(id: string, err: unknown): Error {

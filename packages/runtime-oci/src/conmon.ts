@@ -1,4 +1,4 @@
-/** Spawning conmon and reading its sync pipe. */
+/** conmon's command line (one builder for containers and exec sessions), spawning it and reading its sync pipe. */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,6 +20,59 @@ export interface ConmonSpawnOptions {
    * ready; resolve after connecting, and conmon starts the process.
    */
   onAttachReady?: () => Promise<void>;
+}
+
+/** What conmon's command line is made of, for a container or for one exec session in it. */
+export interface ConmonArgvOptions {
+  containerId: string;
+  /** Set for an exec session: conmon runs `RUNTIME exec` with this process spec (`--exec-attach`). */
+  exec?: { execId: string; processSpec: string };
+  runtimePath: string;
+  /** The runtime's global arguments (`--root` …), each passed as `--runtime-arg`. */
+  runtimeArgs: string[];
+  /** The bundle, or the exec session's dir: conmon's `conmon.pid` (and the container's `--persist-dir`) live there. */
+  dir: string;
+  /** Where conmon writes the process's pid. */
+  pidFile: string;
+  /** `k8s-file:<path>` or `none`. */
+  log: string;
+  exitDir: string;
+  sockDir: string;
+  tty: boolean;
+  openStdin: boolean;
+  /** Keep stdin open after the first attach detaches (containers without StdinOnce). */
+  leaveStdinOpen?: boolean;
+  /** Restore from this checkpoint dir instead of creating. */
+  restoreFrom?: string;
+  /** The runtime's create without pivot_root (`--no-pivot`: RuntimeCreateOptions.noPivotRoot). */
+  noPivot?: boolean;
+}
+
+/** conmon's argv (without argv[0]) for a container's create or for an exec session. */
+export function conmonArgv(o: ConmonArgvOptions): string[] {
+  const args = [
+    '--api-version', '1',
+    '-c', o.containerId, '-u', o.exec?.execId ?? o.containerId, '-n', o.containerId,
+    '-r', o.runtimePath,
+    '-b', o.dir,
+    '-p', o.pidFile,
+    '-P', path.join(o.dir, 'conmon.pid'),
+    '-l', o.log,
+    '--exit-dir', o.exitDir,
+    '--socket-dir-path', o.sockDir,
+  ];
+  if (o.exec) args.push('--exec', '--exec-process-spec', o.exec.processSpec, '--exec-attach');
+  else args.push('--persist-dir', o.dir);
+  args.push('--log-level', 'error');
+  for (const a of o.runtimeArgs) args.push('--runtime-arg', a);
+  if (o.tty) args.push('-t');
+  if (o.openStdin) {
+    args.push('-i');
+    if (o.leaveStdinOpen) args.push('--leave-stdin-open');
+  }
+  if (o.restoreFrom) args.push('--restore', o.restoreFrom);
+  if (o.noPivot && !o.exec) args.push('--no-pivot');
+  return args;
 }
 
 /** conmon's stderr file, without its noise (oom_score_adj warnings). */

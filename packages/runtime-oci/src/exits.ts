@@ -1,18 +1,21 @@
 /**
- * How the OCI backend learns of exits: conmon's exit files (`exits/<id>`, watched with fs.watch,
- * with a 2 s safety poll for lost inotify events) and the liveness of the monitors themselves —
- * a conmon that was killed writes no exit file, so the poll notices it is gone (pid and start
- * time, monitor.ts), asks the runtime whether the container still runs, watches the init
- * directly (every 100 ms while any container is without a monitor, so stop and rm -f are not
- * kept waiting) and reports the exit once it is over, with the best code there is. The same
- * poll removes the exec sessions found at restore once their monitors are gone.
+ * How the OCI backend learns of exits — of containers and of exec sessions alike: conmon's exit
+ * files (a container's in `exits/<id>`, an exec's in `<bundle>/exec/<execId>/exit/`), watched
+ * with fs.watch, with one 2 s safety poll for lost inotify events, and the liveness of the
+ * monitors themselves — a conmon that was killed writes no exit file, so the poll notices it is
+ * gone (pid and start time, monitor.ts), asks the runtime whether the container still runs,
+ * watches the init directly (every 100 ms while any container is without a monitor, so stop
+ * and rm -f are not kept waiting) and reports the exit once it is over, with the best code
+ * there is. An exec whose monitor is gone ends the same way. The same poll removes the exec
+ * sessions found at restore once their monitors are gone.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { formatLogTime, type ExitInfo, type RuntimeStatus } from '@berth/core';
 import type { ExecEntry } from './exec.js';
 import type { Pump } from './log-pump.js';
-import { lostExitCode, procRef, stillRunning, type ProcRef } from './monitor.js';
+import { lostExitCode, procRef, readExitCode, stillRunning, type ProcRef } from './monitor.js';
+import type { Reaper } from './reaper.js';
 import type { ContainerMeta } from './record.js';
 
 export interface Tracked {
@@ -44,12 +47,42 @@ export interface ExitWatchHost {
   /** An exec found at restore whose monitor is gone: remove its files. */
   forgetExec(t: Tracked, execId: string): void;
   warn(msg: string, err?: unknown): void;
+  /** berthd as a child subreaper (reaper.ts): the exits of orphaned inits and monitors; null in library mode. */
+  reaper?: Reaper | null;
+}
+
+export interface ExecEnd {
+  code: number;
+  lost: boolean;
+  known?: boolean;
+}
+
+/** One exec session being watched (ExitWatch.watchExec). */
+export interface ExecWatch {
+  /**
+   * Resolves once the exec is over: its code, `lost` when its monitor died without writing one
+   * (`known`: the code is still the real one — the kernel or the subreaper had it).
+   */
+  readonly ended: Promise<ExecEnd>;
+  /** conmon reported: from now on, its death without an exit file ends the exec. */
+  monitored(monitor: ProcRef | null, process: ProcRef | null): void;
+  /** Stop watching (the exec could not start); `ended` never resolves. */
+  cancel(): void;
+}
+
+interface ExecWatchState {
+  exitFile: string;
+  monitor?: ProcRef | null;
+  process: ProcRef | null;
+  watcher?: fs.FSWatcher;
+  done(v: ExecEnd): void;
 }
 
 export class ExitWatch {
   private watcher: fs.FSWatcher | null = null;
   private safetyTimer: NodeJS.Timeout | null = null;
   private lostTimer: NodeJS.Timeout | null = null;
+  private readonly execWatches = new Set<ExecWatchState>();
 
   constructor(private readonly host: ExitWatchHost) {}
 
@@ -69,6 +102,7 @@ export class ExitWatch {
   }
 
   private checkAll(): void {
+    for (const w of this.execWatches) this.checkExec(w);
     for (const t of this.host.tracked.values()) {
       this.checkExit(t.meta.id);
       this.checkMonitor(t);
@@ -99,7 +133,7 @@ export class ExitWatch {
    * The monitor's liveness: gone without an exit file means it was killed. Then the runtime
    * and the init's pid say whether the container still runs; once it does not, its exit is
    * reported with the best code there is (monitor.ts: the real one, 137 after our SIGKILL, or
-   * 255 logged as unknown).
+   * EXIT_CODE_UNKNOWN logged as unknown).
    */
   checkMonitor(t: Tracked): void {
     if (t.exit || t.checking || t.monitor === undefined || stillRunning(t.monitor)) return;
@@ -128,25 +162,103 @@ export class ExitWatch {
             return;
           }
         }
-        const { code, known } = lostExitCode(t.init, !!t.sigkilled);
+        const { code, known } = lostExitCode(t.init, !!t.sigkilled, this.reapedCode(t.init));
         if (!known) this.host.warn(`container ${id} exited while its monitor was gone: its exit code is unknown, reported as ${code}`);
         this.host.exited(t, { id, exitCode: code, oomKilled: false, exitedAt: new Date().toISOString() });
       });
   }
 
+  /**
+   * Watch an exec session's exit dir (call before its conmon starts, so that no exit is
+   * missed). Its exit file ends it; so does its monitor's death without one, once the exec's
+   * process is gone too (the code is then the kernel's if it still holds it, else unknown).
+   */
+  watchExec(exitDir: string, exitFile: string): ExecWatch {
+    let resolve!: (v: ExecEnd) => void;
+    const ended = new Promise<ExecEnd>((r) => (resolve = r));
+    const w: ExecWatchState = {
+      exitFile,
+      process: null,
+      done: (v) => {
+        stop();
+        this.release(w.process);
+        resolve(v);
+      },
+    };
+    const stop = (): void => {
+      w.watcher?.close();
+      this.execWatches.delete(w);
+    };
+    try {
+      w.watcher = fs.watch(exitDir, () => this.checkExec(w));
+    } catch {
+      /* the safety poll */
+    }
+    this.execWatches.add(w);
+    return {
+      ended,
+      monitored: (monitor, proc) => {
+        w.monitor = monitor;
+        w.process = proc;
+        this.checkExec(w);
+      },
+      cancel: stop,
+    };
+  }
+
+  private checkExec(w: ExecWatchState): void {
+    if (!this.execWatches.has(w)) return;
+    const code = readExitCode(w.exitFile);
+    if (code !== null) return w.done({ code, lost: false });
+    if (w.monitor === undefined || stillRunning(w.monitor)) return;
+    // The monitor is gone: one more look for the exit file it may have written last.
+    const late = readExitCode(w.exitFile);
+    if (late !== null) return w.done({ code: late, lost: false });
+    if (stillRunning(w.process)) return; // the exec runs on unmonitored; wait for it
+    w.done({ ...lostExitCode(w.process, false, this.reapedCode(w.process)), lost: true });
+  }
+
+  /**
+   * A monitor (conmon, from its pid file) and the process it reported (a container's init,
+   * an exec's process): the subreaper collects them when they become this daemon's children —
+   * the monitor when it exits, the process's exit code when its monitor was killed first.
+   */
+  adopt(monitorPid: number, proc: ProcRef | null | undefined): void {
+    this.host.reaper?.watch(monitorPid);
+    if (proc) this.host.reaper?.watch(proc.pid, { start: proc.start, keep: true });
+  }
+
+  /** The process's exit is reported: the subreaper need not keep it. */
+  release(proc: ProcRef | null | undefined): void {
+    if (proc) this.host.reaper?.forget(proc.pid);
+  }
+
+  /** The subreaper collected `pid`: look at what it belonged to now, not at the next poll. */
+  reaped(pid: number): void {
+    for (const t of this.host.tracked.values()) if (t.monitor?.pid === pid || t.init?.pid === pid) this.checkMonitor(t);
+    for (const w of this.execWatches) if (w.monitor?.pid === pid || w.process?.pid === pid) this.checkExec(w);
+  }
+
+  /** The exit code the subreaper collected for this process, if it did. */
+  private reapedCode(proc: ProcRef | null | undefined): number | undefined {
+    if (!proc || !this.host.reaper) return undefined;
+    this.host.reaper.sweep();
+    return this.host.reaper.exitOf(proc.pid)?.code;
+  }
+
   readExit(meta: ContainerMeta): ExitInfo | null {
-    let text: string;
+    const file = path.join(this.host.exitsDir, meta.id);
+    const code = readExitCode(file);
     let st: fs.BigIntStats;
     try {
-      text = fs.readFileSync(path.join(this.host.exitsDir, meta.id), 'utf8').trim();
-      st = fs.statSync(path.join(this.host.exitsDir, meta.id), { bigint: true });
+      st = fs.statSync(file, { bigint: true });
     } catch {
       return null;
     }
-    if (!/^-?\d+$/.test(text)) return null;
+    if (code === null) return null;
     return {
       id: meta.id,
-      exitCode: Number(text),
+      exitCode: code,
       oomKilled: fs.existsSync(path.join(meta.bundle, 'oom')),
       exitedAt: formatLogTime(st.mtimeNs),
     };
@@ -163,6 +275,8 @@ export class ExitWatch {
   close(): void {
     this.watcher?.close();
     this.watcher = null;
+    for (const w of this.execWatches) w.watcher?.close();
+    this.execWatches.clear();
     for (const timer of [this.safetyTimer, this.lostTimer]) if (timer) clearInterval(timer);
     this.safetyTimer = null;
     this.lostTimer = null;

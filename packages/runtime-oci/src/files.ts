@@ -1,11 +1,11 @@
 /**
  * File-level helpers of the OCI backend: runc's fast start through its exec fifo, writing to
- * conmon's control fifo, the mounts below a bundle, listing a dir that may be gone.
+ * conmon's control fifo, the mounts below a bundle and its removal, listing a dir that may be gone.
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { ConflictError, mountPointsUnder, readMountInfo } from '@berth/core';
+import { ConflictError, SystemError, mountPointsUnder, readMountInfo } from '@berth/core';
 
 /**
  * What `runc start` does in runc 1.x: open `<root>/<id>/exec.fifo` for reading, which lets
@@ -67,6 +67,15 @@ export async function writeFifo(file: string, data: string): Promise<void> {
 /** Mount points at or below `dir` (from /proc/self/mountinfo). */
 export async function mountsUnder(dir: string): Promise<string[]> {
   return mountPointsUnder(dir, await readMountInfo().catch(() => []));
+}
+
+/** Remove a container's bundle dir, refusing to recurse through anything still mounted in it. */
+export async function removeBundleDir(bundle: string, id: string): Promise<void> {
+  const mounts = await mountsUnder(bundle);
+  if (mounts.length) {
+    throw new SystemError(`bundle of ${id} still has mounts (${mounts.join(', ')}); not removing it`);
+  }
+  await fsp.rm(bundle, { recursive: true, force: true });
 }
 
 export function listDir(dir: string): string[] {

@@ -7,9 +7,10 @@
  * When the monitor is gone and the container's init is gone too, its exit code is in the
  * kernel only while the process is a zombie nobody reaped yet (/proc/<pid>/stat field 52);
  * otherwise it is known only when berth itself sent the SIGKILL (137). Anything else is
- * reported as 255 and logged as unknown — never as a clean exit.
+ * reported as core's EXIT_CODE_UNKNOWN (255, as dockerd) and logged as unknown — never as a clean exit.
  */
 import * as fs from 'node:fs';
+import { EXIT_CODE_UNKNOWN } from '@berth/core';
 
 export interface ProcRef {
   pid: number;
@@ -66,10 +67,25 @@ export function zombieExitCode(ref: ProcRef | null | undefined): number | null {
   return sig === 0 ? (status >> 8) & 0xff : 128 + sig;
 }
 
-/** What berth reports for a container whose monitor was lost and whose init is gone. */
-export function lostExitCode(init: ProcRef | null | undefined, killedByUs: boolean): { code: number; known: boolean } {
+/** The exit code in a conmon exit file; null while it is not (completely) there. */
+export function readExitCode(file: string): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return null;
+  }
+  return /^-?\d+$/.test(text) ? Number(text) : null;
+}
+
+/**
+ * What berth reports for a container whose monitor was lost and whose init is gone: `reaped`
+ * is the exit berthd collected itself as the init's subreaper (reaper.ts), when it did.
+ */
+export function lostExitCode(init: ProcRef | null | undefined, killedByUs: boolean, reaped?: number): { code: number; known: boolean } {
+  if (reaped !== undefined) return { code: reaped, known: true };
   const real = zombieExitCode(init);
   if (real !== null) return { code: real, known: true };
   if (killedByUs) return { code: 137, known: true };
-  return { code: 255, known: false };
+  return { code: EXIT_CODE_UNKNOWN, known: false };
 }

@@ -1,7 +1,7 @@
 /** Running the OCI runtime's command line, with its errors translated to typed ones. */
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
-import { ConflictError, NotFoundError, SystemError } from '@berth/core';
+import { ConflictError, NotFoundError, SystemError, errorKind, type RuntimeStatus } from '@berth/core';
 import { envp, nativeAddon, signalName } from '@berth/native';
 
 export interface RuntimeBinary {
@@ -75,4 +75,33 @@ export function runRuntime(
     );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
+}
+
+/** `RUNTIME state ID`: the status (anything else than created/running/paused is 'stopped') and pid; null for an unknown container. */
+export async function runtimeState(bin: RuntimeBinary, id: string): Promise<{ status: RuntimeStatus; pid: number } | null> {
+  try {
+    const { stdout } = await runRuntime(bin, id, ['state', id], { timeoutMs: 10_000 });
+    const st = JSON.parse(stdout) as { status?: string; pid?: number };
+    const status: RuntimeStatus = st.status === 'created' || st.status === 'running' || st.status === 'paused' ? st.status : 'stopped';
+    return { status, pid: st.pid ?? 0 };
+  } catch (err) {
+    if (errorKind(err) === 'NotFound') return null;
+    throw err;
+  }
+}
+
+/**
+ * `RUNTIME delete --force ID`; a container the runtime does not hold in a deletable state is
+ * killed and deleted once more. A container the runtime does not know is fine.
+ */
+export async function forceDelete(bin: RuntimeBinary, id: string): Promise<void> {
+  try {
+    await runRuntime(bin, id, ['delete', '--force', id], { timeoutMs: 20_000 });
+  } catch (err) {
+    if (errorKind(err) === 'NotFound') return;
+    await runRuntime(bin, id, ['kill', '--all', id, '9']).catch(() => undefined);
+    await runRuntime(bin, id, ['delete', '--force', id]).catch((e: unknown) => {
+      if (errorKind(e) !== 'NotFound') throw e;
+    });
+  }
 }

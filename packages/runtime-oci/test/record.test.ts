@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EXIT_CODE_UNKNOWN } from '@berth/core';
 import { lostExitCode, procRef, stillRunning, zombieExitCode } from '../src/monitor.js';
 import { loadMeta, type ContainerMeta } from '../src/record.js';
 import { RuntimeRegistry } from '../src/registry.js';
@@ -96,7 +97,8 @@ describe('process liveness', () => {
   it('without a zombie: 137 when berth sent SIGKILL, else 255 marked unknown', () => {
     const gone = spawnSync('/bin/true').pid;
     expect(lostExitCode({ pid: gone, start: '1' }, true)).toEqual({ code: 137, known: true });
-    expect(lostExitCode({ pid: gone, start: '1' }, false)).toEqual({ code: 255, known: false });
-    expect(lostExitCode(undefined, false)).toEqual({ code: 255, known: false });
+    expect(lostExitCode({ pid: gone, start: '1' }, false)).toEqual({ code: EXIT_CODE_UNKNOWN, known: false });
+    expect(lostExitCode(undefined, false)).toEqual({ code: EXIT_CODE_UNKNOWN, known: false });
+    expect(EXIT_CODE_UNKNOWN).toBe(255); // dockerd's code for an exit status that could not be retrieved
   });
 });
