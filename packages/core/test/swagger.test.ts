@@ -3,43 +3,14 @@
  * (shared/specs, found by specsDir()): State, Config, HostConfig, NetworkSettings, events,
  * wait and create responses, exec inspect.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
-import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEngine, specsDir, type TestEngine } from '../../testing/src/index.js';
+import { createTestEngine, validateDefinition, validateResponse, type TestEngine } from '../../testing/src/index.js';
 
-const swaggerFile = path.join(specsDir(), 'docker-engine-api/swagger.yaml');
-
-/** Swagger 2.0 → JSON schema: `x-nullable: true` means the value may also be null. */
-function toJsonSchema(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(toJsonSchema);
-  if (!node || typeof node !== 'object') return node;
-  const src = node as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(src)) if (k !== 'example') out[k] = toJsonSchema(v);
-  if (src['x-nullable'] === true) {
-    if (typeof out.type === 'string') return { ...out, type: [out.type, 'null'] };
-    return { anyOf: [out, { type: 'null' }] };
-  }
-  return out;
-}
-
-const spec = YAML.parse(readFileSync(swaggerFile, 'utf8')) as {
-  definitions: Record<string, unknown>;
-  paths: Record<string, Record<string, { responses: Record<string, { schema?: unknown }> }>>;
-};
-const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-ajv.addSchema({ $id: 'swagger.json', definitions: toJsonSchema(spec.definitions) });
-const def = (name: string): ValidateFunction => ajv.getSchema(`swagger.json#/definitions/${name}`)!;
-const response = (route: string, method: string, code: string): ValidateFunction => {
-  const schema = JSON.parse(JSON.stringify(toJsonSchema(spec.paths[route]![method]!.responses[code]!.schema)).replaceAll('"#/definitions/', '"swagger.json#/definitions/'));
-  return ajv.compile(schema);
-};
-const check = (v: ValidateFunction, value: unknown) => {
-  const ok = v(value);
-  expect(ok ? '' : ajv.errorsText(v.errors), JSON.stringify(value).slice(0, 300)).toBe('');
+type Validator = (value: unknown) => string;
+const def = (name: string): Validator => (value) => validateDefinition(name, value);
+const response = (route: string, method: string, code: string): Validator => (value) => validateResponse(route, method, Number(code), value);
+const check = (v: Validator, value: unknown) => {
+  expect(v(value), JSON.stringify(value).slice(0, 300)).toBe('');
 };
 
 let t: TestEngine;

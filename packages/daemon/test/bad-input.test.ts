@@ -6,11 +6,10 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
-import { createTestEngine, type TestEngine } from '@berth/testing';
+import { createTestEngine, validateDefinition, type TestEngine } from '@berth/testing';
 import { buildApp, enginePort, openInjector, apiRoutes, type Injector, type InjectRequest } from '../src/index.js';
 import { MAX_JSON_DEPTH } from '../src/http.js';
 import { facts, fakePort, record } from './helpers/fake-port.js';
-import { validateDefinition } from './helpers/swagger.js';
 
 const ID = 'a'.repeat(64);
 const calls: string[] = [];

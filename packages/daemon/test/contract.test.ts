@@ -5,10 +5,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createTestEngine, type TestEngine } from '@berth/testing';
+import { createTestEngine, documentedStatuses, validateDefinition, validateResponse, type TestEngine } from '@berth/testing';
 import { apiRoutes, buildApp, enginePort, openInjector, type Injector } from '../src/index.js';
 import { facts } from './helpers/fake-port.js';
-import { documentedStatuses, validateDefinition, validateResponse } from './helpers/swagger.js';
 
 function demux(buf: Buffer): Array<[number, string]> {
   const out: Array<[number, string]> = [];

@@ -9,10 +9,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IImageStore, NotFoundError } from '@berth/core';
 import { IImageService, type ImageService } from '@berth/image-store';
-import { createTestEngine, type TestEngine } from '@berth/testing';
+import { createTestEngine, validateDefinition, validateResponse, type TestEngine } from '@berth/testing';
 import { apiRoutes, buildApp, enginePort, openInjector, type Injector } from '../src/index.js';
 import { facts } from './helpers/fake-port.js';
-import { validateDefinition, validateResponse } from './helpers/swagger.js';
 
 const X = 'sha256:' + 'aa'.repeat(32);
 const Y = 'sha256:' + 'bb'.repeat(32);

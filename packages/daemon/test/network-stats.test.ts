@@ -7,10 +7,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TestEngine } from '@berth/testing';
+import { validateDefinition, type TestEngine } from '@berth/testing';
 import { networks, parseNetDev, sample, type Injector } from '../src/index.js';
 import { engineApp } from './helpers/engine-app.js';
-import { validateDefinition } from './helpers/swagger.js';
 
 const NET_DEV = `Inter-|   Receive                                                |  Transmit
  face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed

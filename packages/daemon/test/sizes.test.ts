@@ -6,10 +6,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IImageStore, NotFoundError, SystemError } from '@berth/core';
 import { IImageService, type ImageService } from '@berth/image-store';
-import { createTestEngine, type TestEngine } from '@berth/testing';
+import { createTestEngine, validateResponse, type TestEngine } from '@berth/testing';
 import { apiRoutes, buildApp, enginePort, openInjector, type Injector } from '../src/index.js';
 import { facts } from './helpers/fake-port.js';
-import { validateResponse } from './helpers/swagger.js';
 
 const IMAGE_ID = 'sha256:' + 'cd'.repeat(32);
 

@@ -1,7 +1,7 @@
 /** Stats and top read from the real cgroup of this test process (v1 or v2, whichever the host has). */
 import { describe, expect, it } from 'vitest';
 import { cgroupDirOf, containerPids, sample } from '../src/index.js';
-import { validateDefinition } from './helpers/swagger.js';
+import { validateDefinition } from '@berth/testing';
 
 describe('cgroup stats', () => {
   it('reads CPU, memory and pids of a live cgroup in the swagger shapes', async () => {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, openInjector, apiRoutes, type Injector } from '../src/index.js';
 import { fakePort, record } from './helpers/fake-port.js';
-import { validateDefinition, validateResponse } from './helpers/swagger.js';
+import { validateDefinition, validateResponse } from '@berth/testing';
 
 describe('system routes', () => {
   let inj: Injector;

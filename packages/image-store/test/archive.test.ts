@@ -10,7 +10,7 @@ import { ImageStore } from '../src/images.js';
 import { parseReference } from '../src/reference.js';
 import type { JSONMessage } from '../src/progress.js';
 import { buildTestImage, gzip, makeTar, streamOf, tempDir } from './helpers.js';
-import { expectValid } from './oci-schema.js';
+import { ociSchemaErrors } from '@berth/testing';
 
 let img: Awaited<ReturnType<typeof buildTestImage>>;
 let base: string;
@@ -110,13 +110,13 @@ describe('docker load / docker save', () => {
     const manifest = JSON.parse(entries.get('manifest.json')!.toString()) as Array<{ Config: string; RepoTags: string[]; Layers: string[] }>;
     expect(manifest).toEqual([{ Config: `blobs/sha256/${img.id.slice(7)}`, RepoTags: ['berth-test/busybox:latest'], Layers: [`blobs/sha256/${img.diffId.slice(7)}`] }]);
     const index = JSON.parse(entries.get('index.json')!.toString());
-    expectValid('image-index-schema.json', index);
-    expectValid('image-layout-schema.json', JSON.parse(entries.get('oci-layout')!.toString()));
+    expect(ociSchemaErrors('oci-image-spec/image-index-schema.json', index)).toBe('');
+    expect(ociSchemaErrors('oci-image-spec/image-layout-schema.json', JSON.parse(entries.get('oci-layout')!.toString()))).toBe('');
     const mDigest = index.manifests[0].digest as string;
     const mBuf = entries.get(`blobs/sha256/${mDigest.slice(7)}`)!;
     expect(sha256(mBuf)).toBe(mDigest);
-    expectValid('image-manifest-schema.json', JSON.parse(mBuf.toString()));
-    expectValid('config-schema.json', JSON.parse(entries.get(`blobs/sha256/${img.id.slice(7)}`)!.toString()));
+    expect(ociSchemaErrors('oci-image-spec/image-manifest-schema.json', JSON.parse(mBuf.toString()))).toBe('');
+    expect(ociSchemaErrors('oci-image-spec/config-schema.json', JSON.parse(entries.get(`blobs/sha256/${img.id.slice(7)}`)!.toString()))).toBe('');
 
     const other = new ImageStore(path.join(base, 'data2'));
     await other.init();

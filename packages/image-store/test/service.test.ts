@@ -6,7 +6,7 @@ import { shortId } from '../src/digest.js';
 import type { JSONMessage } from '../src/progress.js';
 import { ImageService, type ContainerImageUsage } from '../src/service.js';
 import { buildTestImage, caught, gzip, listTree, makeTar, streamOf, tempDir } from './helpers.js';
-import { expectSwagger } from './swagger.js';
+import { validateDefinition } from '@berth/testing';
 
 let img: Awaited<ReturnType<typeof buildTestImage>>;
 let base: string;
@@ -37,19 +37,19 @@ describe('list, inspect, history (shapes from the swagger)', () => {
   it('lists the loaded image with Docker fields', async () => {
     const list = await svc.list();
     expect(list).toHaveLength(1);
-    expectSwagger('ImageSummary', list[0]);
-    expect(() => expectSwagger('ImageSummary', { ...list[0], Created: 'yesterday' })).toThrow(/ImageSummary/);
+    expect(validateDefinition('ImageSummary', list[0])).toBe('');
+    expect(validateDefinition('ImageSummary', { ...list[0], Created: 'yesterday' })).toMatch(/Created/);
     expect(list[0]).toMatchObject({ Id: img.id, RepoTags: ['berth-test/busybox:latest'], RepoDigests: [], ParentId: '', Created: 0, SharedSize: -1, Containers: -1, Labels: {} });
     expect(list[0].Size).toBeGreaterThan(1_000_000);
   });
 
   it('inspects and shows history', async () => {
     const i = await svc.inspect('berth-test/busybox');
-    expectSwagger('ImageInspect', i);
+    expect(validateDefinition('ImageInspect', i)).toBe('');
     expect(i).toMatchObject({ Id: img.id, Os: 'linux', RootFS: { Type: 'layers', Layers: [img.diffId] }, Config: { Cmd: ['sh'] } });
     const h = await svc.history(img.id);
     expect(h).toHaveLength(1);
-    expectSwagger('ImageHistoryResponseItem', h[0]);
+    expect(validateDefinition('ImageHistoryResponseItem', h[0])).toBe('');
     expect(h[0]).toMatchObject({ Id: img.id, Tags: ['berth-test/busybox:latest'], CreatedBy: expect.stringContaining('busybox-static') });
     const e = await caught(svc.inspect('nope'));
     expect(e.message).toBe('No such image: nope');

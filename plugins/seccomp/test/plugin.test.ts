@@ -6,9 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { IHost, errorKind, type HostConfig } from '@berth/core';
-import { FakeHost, createTestEngine, type TestEngine } from '@berth/testing';
+import { FakeHost, createTestEngine, ociSchemaErrors, type TestEngine } from '@berth/testing';
 import { seccompPlugin } from '../src/index.js';
-import { schemaErrors } from '../../../packages/core/test/spec/helpers.js';
 
 let t: TestEngine | undefined;
 afterEach(async () => {
@@ -51,7 +50,7 @@ describe('seccomp plugin', () => {
     const plain = new Set(s!.syscalls!.filter((r) => r.action === 'SCMP_ACT_ALLOW' && !r.args).flatMap((r) => r.names));
     expect(plain.has('read')).toBe(true);
     expect(plain.has('unshare')).toBe(false);
-    expect(schemaErrors(spec)).toBeNull();
+    expect(ociSchemaErrors('oci-runtime-spec/config-schema.json', spec)).toBe('');
 
     // CapAdd SYS_ADMIN widens the filter as dockerd's does
     const admin = await specOf(te, { CapAdd: ['SYS_ADMIN'] });
@@ -74,7 +73,7 @@ describe('seccomp plugin', () => {
       architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86'],
       syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }],
     });
-    expect(schemaErrors(spec)).toBeNull();
+    expect(ociSchemaErrors('oci-runtime-spec/config-schema.json', spec)).toBe('');
   });
 
   it('no-new-privileges is set beside the filter', async () => {

@@ -1,46 +1,17 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, cpSync } from 'node:fs';
+import { mkdtempSync, rmSync, cpSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
 import type { ContainerConfig, ContainerRecord, HostConfig } from '../../src/types.js';
 import type { OciSpec } from '../../src/oci.js';
 import { newContainerRecord } from '../../src/record-factory.js';
 import { buildOciSpec, type SpecBuildInput } from '../../src/spec/index.js';
 import type { SpecHostInfo } from '../../src/spec/host.js';
-import { specsDir } from '../../../testing/src/specs.js';
+import { ociSchemaErrors } from '../../../testing/src/specs.js';
 
 export const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../../../..');
 export const fixturesDir = path.join(here, 'fixtures');
-
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-
-let validator: ValidateFunction | undefined;
-/** The OCI runtime-spec config schema (draft-04 files; nothing in them differs under Ajv's default draft). */
-export function ociConfigValidator(): ValidateFunction {
-  if (validator) return validator;
-  const dir = path.join(specsDir(), 'oci-runtime-spec');
-  const ajv = new Ajv({ strict: false, allErrors: true });
-  addFormats(ajv);
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.json'))) {
-    const schema = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as Record<string, unknown>;
-    delete schema.$schema;
-    ajv.addSchema(schema, f);
-  }
-  validator = ajv.getSchema('config-schema.json');
-  if (!validator) throw new Error('config-schema.json not found');
-  return validator;
-}
-
-/** Asserts a spec validates against the OCI schema; returns ajv's errors as text otherwise. */
-export function schemaErrors(spec: OciSpec): string | null {
-  const v = ociConfigValidator();
-  // validate what the runtime reads: the JSON text
-  const ok = v(JSON.parse(JSON.stringify(spec)));
-  return ok ? null : JSON.stringify(v.errors, null, 1);
-}
 
 export function makeRecord(opts: { id?: string; path?: string; args?: string[]; config?: ContainerConfig; hostConfig?: HostConfig } = {}): ContainerRecord {
   const id = opts.id ?? 'c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123456789';
@@ -86,7 +57,7 @@ export async function build(
     ...rest,
   });
   // every spec a test builds must be valid for the runtime
-  const errors = schemaErrors(spec);
+  const errors = ociSchemaErrors('oci-runtime-spec/config-schema.json', spec);
   if (errors) throw new Error(`spec does not validate against the OCI schema: ${errors}`);
   return spec;
 }
