@@ -56,7 +56,7 @@ export interface TapExtra {
   /** Owning plugin (set automatically for taps made in a plugin's `apply`). */
   plugin?: string;
   /** Per-container selector: the tap runs only when this returns true. */
-  when?: (container: ContainerRecord) => boolean;
+  when?: (container: DeepReadonly<ContainerRecord>) => boolean;
   /**
    * Time budget of one call of this tap, in milliseconds. When it runs out the operation goes
    * on as the `onError` policy says, and the tap's AbortSignal (its last argument) is aborted.
@@ -300,7 +300,7 @@ interface AnyTap {
   name: string;
   stage?: number;
   plugin?: string;
-  when?: (c: ContainerRecord) => boolean;
+  when?: (c: DeepReadonly<ContainerRecord>) => boolean;
   timeoutMs?: number;
   onError?: 'fail' | 'ignore';
 }
