@@ -115,14 +115,17 @@ describe('profile validation', () => {
 });
 
 describe('CompiledProfileCache', () => {
-  it('compiles once per capability set (order and duplicates do not matter) and hands out copies', () => {
+  it('compiles once per capability set (order and duplicates do not matter); the shared result cannot be edited in place', () => {
     const cache = new CompiledProfileCache(defaultProfile(), { arch: 'amd64', kernel: '6.1.0' });
     const a = cache.get(caps);
     const b = cache.get([...caps].reverse().concat(caps[0]));
     expect(cache.compilations).toBe(1);
-    expect(b).toEqual(a);
-    a!.syscalls!.length = 0;
-    expect(cache.get(caps)!.syscalls!.length).toBeGreaterThan(10);
+    expect(b).toBe(a);
+    expect(() => a!.syscalls!.push({ names: ['unshare'], action: 'SCMP_ACT_ALLOW' })).toThrow(TypeError);
+    expect(() => {
+      a!.syscalls![0].names.length = 0;
+    }).toThrow(TypeError);
+    expect(cache.get(caps)!.syscalls![0].names.length).toBeGreaterThan(10);
     cache.get([...caps, 'CAP_SYS_ADMIN']);
     expect(cache.compilations).toBe(2);
   });
