@@ -261,6 +261,8 @@ export class Engine {
         config,
         info,
         provenance,
+        // create refuses apparmor=/seccomp= options that no loaded plugin enforces
+        securityOptions,
         ...(images ? { images } : {}),
       });
       late.service = service;
