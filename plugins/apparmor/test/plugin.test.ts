@@ -140,4 +140,14 @@ describe('apparmor plugin on a host without AppArmor', () => {
     expect(spec.process).not.toHaveProperty('apparmorProfile');
     expect(rec.AppArmorProfile).toBe('');
   });
+
+  it('apparmor=NAME is refused at create with a 400 naming the option; apparmor=unconfined is accepted', async () => {
+    const te = await setup(new FakeAppArmor(), false);
+    const err = await te.createContainer({ name: 'confined', HostConfig: { SecurityOpt: ['apparmor=docker-default'] } }).catch((e: unknown) => e);
+    expect(errorKind(err)).toBe('InvalidParameter');
+    expect((err as Error).message).toMatch(/apparmor=docker-default: AppArmor is not enabled on this daemon/);
+    expect(te.engine.containers.list()).toEqual([]);
+    const { rec } = await run(te, { SecurityOpt: ['apparmor=unconfined'] });
+    expect(rec.State.Running).toBe(true);
+  });
 });
