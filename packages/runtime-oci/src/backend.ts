@@ -10,12 +10,12 @@
  *   state/<runtime>/ the runtime's own state root (`--root`)
  * Logs: conmon writes k8s-file next to the json-file log; LogPump converts (log-pump.ts).
  *
- * Apart: the one exit watcher of containers and execs and monitor liveness (exits.ts,
- * monitor.ts), exec sessions (exec.ts), conmon's command line (conmon.ts), the CRIU probe
- * (criu.ts), optional step timings (timings.ts), record rebuilding (record.ts) and file
- * helpers (files.ts); what stays here is the create/start/kill/delete/restore sequence of
- * one container, kept together — about 520 lines: splitting it further would scatter one
- * container's lifecycle (and the state its steps share) over files for no reader's gain.
+ * Apart: the one exit watcher of containers and execs, monitor liveness and what a restart
+ * finds (exits.ts, monitor.ts, reaper.ts), exec sessions (exec.ts), conmon's command line
+ * (conmon.ts), the runtime's CLI (runtime-cli.ts), the CRIU probe (criu.ts), optional step
+ * timings (timings.ts), record rebuilding (record.ts) and file helpers (files.ts). What stays
+ * here, a little over 500 lines, is the create/start/kill/delete sequence of one container and
+ * the table of containers its steps share, kept together on purpose.
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -23,7 +23,6 @@ import * as path from 'node:path';
 import { EventEmitter } from 'eventemitter3';
 import {
   ConflictError,
-  EXIT_CODE_UNKNOWN,
   InvalidParameterError,
   NotFoundError,
   NotImplementedError,
@@ -45,7 +44,7 @@ import {
   type RuntimeStatus,
 } from '@berth/core';
 import { attachSocket } from './attach.js';
-import { conmonArgv, pidAlive, readPidFile, spawnConmon, waitGone } from './conmon.js';
+import { conmonArgv, readPidFile, spawnConmon, waitGone } from './conmon.js';
 import { CriuProbe } from './criu.js';
 import { LogPump, nullPump, type Pump } from './log-pump.js';
 import { ExecSessions, sweepDanglingLinks } from './exec.js';
@@ -53,7 +52,7 @@ import { ExitWatch, type Tracked } from './exits.js';
 import { fastStartRunc, removeBundleDir, writeFifo } from './files.js';
 import { procRef } from './monitor.js';
 import { Reaper } from './reaper.js';
-import { EXEC_ROOT_WRITE, conmonArgs, loadMeta, type ContainerMeta } from './record.js';
+import { EXEC_ROOT_WRITE, loadMeta, type ContainerMeta } from './record.js';
 import { RuntimeRegistry, findExecutable, type RuntimeMap } from './registry.js';
 import { forceDelete, runRuntime, runtimeState, type RuntimeBinary } from './runtime-cli.js';
 import { timed, type OciTimingObserver } from './timings.js';
@@ -416,41 +415,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
     if (!meta) return null;
     const t = this.track(meta);
     this.execs.restore(t);
-    const exit = this.exits.readExit(meta);
-    if (exit) {
-      t.exit = exit;
-      t.pump.stop(); // catch up on what the container wrote while the daemon was down
-      return { id, status: 'stopped', pid: 0, exit };
-    }
-    t.pump.start();
-    const conmonPid = readPidFile(path.join(meta.bundle, 'conmon.pid'));
-    t.monitor = conmonArgs(conmonPid, id) ? procRef(conmonPid) : null;
-    const st = await this.runtimeState(meta);
-    if (st && st.status !== 'stopped') {
-      // The monitor may have exited between our read and now: look once more.
-      this.exits.checkExit(id);
-      if (t.exit) return { id, status: 'stopped', pid: 0, exit: t.exit };
-      t.init = procRef(st.pid);
-      // Running without a monitor (it was killed): berth watches the process from now on.
-      if (!t.monitor) this.exits.checkMonitor(t);
-      return { id, status: st.status, pid: st.pid };
-    }
-    if (pidAlive(conmonPid)) {
-      // conmon is writing the exit file right now.
-      await waitGone(conmonPid, 2000);
-      const late = this.exits.readExit(meta);
-      if (late) {
-        t.exit = late;
-        t.pump.stop();
-        return { id, status: 'stopped', pid: 0, exit: late };
-      }
-    }
-    // No monitor and no exit file (the monitor was killed): the exit code is lost.
-    this.warn(`container ${id} exited while its monitor was gone: its exit code is unknown, reported as ${EXIT_CODE_UNKNOWN}`);
-    const lost: ExitInfo = { id, exitCode: EXIT_CODE_UNKNOWN, oomKilled: false, exitedAt: new Date().toISOString() };
-    t.exit = lost;
-    t.pump.stop();
-    return { id, status: 'stopped', pid: 0, exit: lost };
+    return this.exits.reconnect(t);
   }
 
   async delete(id: string, opts: { force?: boolean } = {}): Promise<void> {

@@ -7,16 +7,18 @@
  * watches the init directly (every 100 ms while any container is without a monitor, so stop
  * and rm -f are not kept waiting) and reports the exit once it is over, with the best code
  * there is. An exec whose monitor is gone ends the same way. The same poll removes the exec
- * sessions found at restore once their monitors are gone.
+ * sessions found at restore once their monitors are gone. After a daemon restart,
+ * `reconnect()` finds out what became of each container while the daemon was down.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { formatLogTime, type ExitInfo, type RuntimeStatus } from '@berth/core';
+import { EXIT_CODE_UNKNOWN, formatLogTime, type ExitInfo, type RuntimeStateInfo, type RuntimeStatus } from '@berth/core';
+import { pidAlive, readPidFile, waitGone } from './conmon.js';
 import type { ExecEntry } from './exec.js';
 import type { Pump } from './log-pump.js';
 import { lostExitCode, procRef, readExitCode, stillRunning, type ProcRef } from './monitor.js';
 import type { Reaper } from './reaper.js';
-import type { ContainerMeta } from './record.js';
+import { conmonArgs, type ContainerMeta } from './record.js';
 
 export interface Tracked {
   meta: ContainerMeta;
@@ -244,6 +246,45 @@ export class ExitWatch {
     if (!proc || !this.host.reaper) return undefined;
     this.host.reaper.sweep();
     return this.host.reaper.exitOf(proc.pid)?.code;
+  }
+
+  /**
+   * After a daemon restart: what became of a container while the daemon was down — its exit
+   * file, else its monitor and the runtime's word. Gone without either, its exit code is lost
+   * (EXIT_CODE_UNKNOWN, logged). A container still running gets its log pump started, and is
+   * watched without its monitor if that was killed.
+   */
+  async reconnect(t: Tracked): Promise<RuntimeStateInfo> {
+    const { id, bundle } = t.meta;
+    const stopped = (exit: ExitInfo): RuntimeStateInfo => {
+      t.exit = exit;
+      t.pump.stop(); // catch up on what the container wrote while the daemon was down
+      return { id, status: 'stopped', pid: 0, exit };
+    };
+    const exit = this.readExit(t.meta);
+    if (exit) return stopped(exit);
+    t.pump.start();
+    const conmonPid = readPidFile(path.join(bundle, 'conmon.pid'));
+    t.monitor = conmonArgs(conmonPid, id) ? procRef(conmonPid) : null;
+    const st = await this.host.runtimeState(t.meta);
+    if (st && st.status !== 'stopped') {
+      // The monitor may have exited between our read and now: look once more.
+      this.checkExit(id);
+      if (t.exit) return { id, status: 'stopped', pid: 0, exit: t.exit };
+      t.init = procRef(st.pid);
+      // Running without a monitor (it was killed): berth watches the process from now on.
+      if (!t.monitor) this.checkMonitor(t);
+      return { id, status: st.status, pid: st.pid };
+    }
+    if (pidAlive(conmonPid)) {
+      // conmon is writing the exit file right now.
+      await waitGone(conmonPid, 2000);
+      const late = this.readExit(t.meta);
+      if (late) return stopped(late);
+    }
+    // No monitor and no exit file (the monitor was killed): the exit code is lost.
+    this.host.warn(`container ${id} exited while its monitor was gone: its exit code is unknown, reported as ${EXIT_CODE_UNKNOWN}`);
+    return stopped({ id, exitCode: EXIT_CODE_UNKNOWN, oomKilled: false, exitedAt: new Date().toISOString() });
   }
 
   readExit(meta: ContainerMeta): ExitInfo | null {
