@@ -40,7 +40,8 @@ import { buildOciSpec, type JoinPaths } from './spec/index.js';
 import { ConflictError } from './errors.js';
 import { ATTACH_DRAIN_TAP, ContainerAttach } from './attach.js';
 import { ContainerLogs } from './logs/follow.js';
-import { pruneContainers, type PruneFilters, type PruneReport } from './prune.js';
+import { pruneContainers, type PruneReport } from './prune.js';
+import type { DockerFilters } from './docker-filters.js';
 import { isActive } from './state.js';
 
 export interface EngineOptions {
@@ -119,7 +120,7 @@ export class Engine {
   }
 
   /** `docker container prune`: remove the containers that do not run and pass the filters (prune.ts). */
-  pruneContainers(filters: PruneFilters): Promise<PruneReport> {
+  pruneContainers(filters: DockerFilters): Promise<PruneReport> {
     const images = this.container.isRegistered(IImageStore, true) ? this.container.resolve(IImageStore) : undefined;
     return pruneContainers(this.containers, images, filters);
   }

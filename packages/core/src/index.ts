@@ -15,6 +15,7 @@ export * from './state.js';
 export * from './store.js';
 export * from './atomic-write.js';
 export * from './mountinfo.js';
+export * from './docker-filters.js';
 export * from './image.js';
 export * from './network.js';
 export * from './host.js';

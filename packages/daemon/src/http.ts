@@ -1,6 +1,6 @@
 /** Request/response helpers shared by the routes: JSON bodies, query values, filters, streams. */
 import type { ServerResponse } from 'node:http';
-import { InvalidParameterError } from '@berth/core';
+import { InvalidParameterError, filtersFrom } from '@berth/core';
 import { HttpError } from './http-errors.js';
 import type { RequestContext } from './router.js';
 
@@ -136,53 +136,12 @@ export function intValue(q: URLSearchParams, name: string, def: number | undefin
   return n;
 }
 
-export type Filters = Map<string, Set<string>>;
-
 /**
- * Docker's filters query argument: `{"key":["v1","v2"]}` or the legacy
- * `{"key":{"v1":true}}`. Keys not in `allowed` → 400 "invalid filter 'key'".
+ * Docker's filters query argument, decoded with the client-JSON guard above and validated by
+ * core's `filtersFrom` (the helpers every package uses: matchLabels, parseDockerTime, …).
  */
-export function parseFilters(raw: string | null, allowed: readonly string[]): Filters {
-  const out: Filters = new Map();
-  if (raw === null || raw.trim() === '') return out;
-  const value = parseClientJson(raw, 'invalid filter');
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidParameterError('invalid filter: expected a JSON object');
-  }
-  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-    if (!allowed.includes(key)) throw new InvalidParameterError(`invalid filter '${key}'`);
-    const set = new Set<string>();
-    if (Array.isArray(v)) {
-      for (const item of v) {
-        if (typeof item !== 'string') throw new InvalidParameterError(`invalid filter '${key}': values must be strings`);
-        set.add(item);
-      }
-    } else if (typeof v === 'object' && v !== null) {
-      for (const [item, on] of Object.entries(v as Record<string, unknown>)) {
-        if (typeof on !== 'boolean') throw new InvalidParameterError(`invalid filter '${key}': values must be booleans`);
-        if (on) set.add(item);
-      }
-    } else {
-      throw new InvalidParameterError(`invalid filter '${key}': expected a list of strings`);
-    }
-    out.set(key, set);
-  }
-  return out;
-}
-
-/** Docker's label filter: "key" (present) or "key=value" (equal) against a label map. */
-export function matchLabels(filters: Set<string> | undefined, labels: Record<string, string> | null | undefined): boolean {
-  if (!filters || filters.size === 0) return true;
-  const l = labels ?? {};
-  for (const f of filters) {
-    const eq = f.indexOf('=');
-    if (eq < 0) {
-      if (!(f in l)) return false;
-    } else if (l[f.slice(0, eq)] !== f.slice(eq + 1)) {
-      return false;
-    }
-  }
-  return true;
+export function parseFilters(raw: string | null, allowed: readonly string[]): Map<string, Set<string>> {
+  return filtersFrom(raw === null || raw.trim() === '' ? null : parseClientJson(raw, 'invalid filter'), allowed);
 }
 
 /** Ensure a JSON value has the expected type; wrong types become 400s, as dockerd's decoder does. */

@@ -4,7 +4,7 @@
  * fake. Every method throws typed @berth/core errors (NotFound, Conflict, NotModified, …),
  * which http-errors.ts maps to statuses. ("Backend" in berth means a runtime backend only.)
  */
-import type { AttachOptions, AttachStreams, ContainerConfig, ContainerLogOptions, ContainerRecord, HostConfig, LogMessage, PluginStatus, PruneFilters, PruneReport, WaitResult } from '@berth/core';
+import type { AttachOptions, AttachStreams, ContainerConfig, ContainerLogOptions, ContainerRecord, DockerFilters, HostConfig, LogMessage, PluginStatus, PruneReport, WaitResult } from '@berth/core';
 import type { Duplex } from 'node:stream';
 import type { ImageService } from '@berth/image-store';
 
@@ -55,7 +55,7 @@ export interface ContainerPort {
    * unmounts). Without it the routes use a set BaseFS as it is.
    */
   mountRootfs?(idOrName: string): Promise<RootfsLease>;
-  prune?(filters: PruneFilters): Promise<PruneReport>;
+  prune?(filters: DockerFilters): Promise<PruneReport>;
 }
 
 export interface ExecCreateRequest {

@@ -14,9 +14,15 @@ import {
   InvalidParameterError,
   NotFoundError,
   NotImplementedError,
+  checkFilterNames,
   declareFailpoint,
   failpoint,
+  filterValues,
+  matchLabels,
+  matchNoLabel,
+  parseDockerTimeMs,
   type ContainerConfig,
+  type DockerFilters,
   type ImageStore as CoreImageStore,
   type ResolvedImage,
 } from '@berth/core';
@@ -60,8 +66,6 @@ export interface ImageServiceOptions {
   rootfsDriver?: RootfsDriver | 'auto';
   registry?: RegistryClientOptions;
 }
-
-export type Filters = Record<string, string[] | Record<string, boolean>>;
 
 export interface ImageSummary {
   Id: string;
@@ -113,19 +117,9 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 /** Crash-consistency tests (issue 10 item 7): a commit killed between its steps. */
 const FP_COMMIT_AFTER_LAYER = declareFailpoint('image.commit.afterLayer', 'docker commit: the container diff is registered as a layer, the image is not saved yet');
 
-function normFilters(f: Filters | undefined): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(f ?? {})) out[k] = Array.isArray(v) ? v : Object.keys(v).filter((x) => v[x]);
-  return out;
-}
-
-function checkFilters(f: Record<string, string[]>, allowed: string[]): void {
-  for (const k of Object.keys(f)) if (!allowed.includes(k)) throw new InvalidParameterError(`invalid filter '${k}'`);
-}
-
-function boolFilter(f: Record<string, string[]>, key: string): boolean | undefined {
-  const v = f[key];
-  if (!v || v.length === 0) return undefined;
+function boolFilter(f: DockerFilters, key: string): boolean | undefined {
+  const v = filterValues(f, key);
+  if (v.length === 0) return undefined;
   const vals = new Set(v.map((x) => x.toLowerCase()));
   if ([...vals].some((x) => !['true', 'false', '1', '0'].includes(x))) throw new InvalidParameterError(`invalid filter '${key}=${v[0]}'`);
   return vals.has('true') || vals.has('1');
@@ -134,25 +128,6 @@ function boolFilter(f: Record<string, string[]>, key: string): boolean | undefin
 function createdSeconds(c: ImageConfig): number {
   const t = c.created ? Date.parse(c.created) : NaN;
   return Number.isNaN(t) ? 0 : Math.floor(t / 1000);
-}
-
-function labelMatch(labels: Record<string, string> | null | undefined, filters: string[]): boolean {
-  return filters.every((f) => {
-    const i = f.indexOf('=');
-    if (i === -1) return labels != null && f in labels;
-    const k = f.slice(0, i);
-    const v = f.slice(i + 1);
-    return labels != null && labels[k] === v;
-  });
-}
-
-function untilTime(s: string): number {
-  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
-  const dur = /^(\d+)(s|m|h)$/.exec(s);
-  if (dur) return Date.now() - Number(dur[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[dur[2] as 's' | 'm' | 'h'];
-  const t = Date.parse(s);
-  if (Number.isNaN(t)) throw new InvalidParameterError(`invalid filter 'until=${s}'`);
-  return t;
 }
 
 /** Both the daemon's image service and the core's IImageStore. */
@@ -227,13 +202,16 @@ export class ImageService implements CoreImageStore {
       .map((r) => familiarString({ domain: r.domain, path: r.path, digest: r.digest! }));
   }
 
-  async list(opts: { all?: boolean; filters?: Filters; sharedSize?: boolean; containers?: boolean } = {}): Promise<ImageSummary[]> {
-    const f = normFilters(opts.filters);
-    checkFilters(f, ['dangling', 'label', 'reference', 'before', 'since', 'until']);
+  async list(opts: { all?: boolean; filters?: DockerFilters; sharedSize?: boolean; containers?: boolean } = {}): Promise<ImageSummary[]> {
+    const f: DockerFilters = opts.filters ?? new Map();
+    checkFilterNames(f, ['dangling', 'label', 'reference', 'before', 'since', 'until']);
     const dangling = boolFilter(f, 'dangling');
-    const before = f.before?.length ? await this.store.get(await this.store.resolve(f.before[0])) : null;
-    const since = f.since?.length ? await this.store.get(await this.store.resolve(f.since[0])) : null;
-    const until = f.until?.length ? untilTime(f.until[0]) : null;
+    const [beforeRef] = filterValues(f, 'before');
+    const [sinceRef] = filterValues(f, 'since');
+    const before = beforeRef ? await this.store.get(await this.store.resolve(beforeRef)) : null;
+    const since = sinceRef ? await this.store.get(await this.store.resolve(sinceRef)) : null;
+    const until = parseDockerTimeMs(filterValues(f, 'until')[0], 'until', Date.now());
+    const reference = filterValues(f, 'reference');
     const usage = opts.containers ? await this.containers() : [];
     const ids = await this.store.ids();
     const parents = new Set<string>();
@@ -256,13 +234,13 @@ export class ImageService implements CoreImageStore {
       if (dangling === false && tags.length === 0) continue;
       // intermediate images (no tags, with children) are hidden unless all
       if (!opts.all && tags.length === 0 && parents.has(r.id) && dangling === undefined) continue;
-      if (f.label?.length && !labelMatch(r.config.config?.Labels, f.label)) continue;
-      if (f.reference?.length && !refs.some((ref) => f.reference.some((p) => matchReferencePattern(ref, p)))) continue;
+      if (!matchLabels(f.get('label'), r.config.config?.Labels)) continue;
+      if (reference.length && !refs.some((ref) => reference.some((p) => matchReferencePattern(ref, p)))) continue;
       if (before && !(created < createdSeconds(before.config))) continue;
       if (since && !(created > createdSeconds(since.config))) continue;
       if (until !== null && !(created * 1000 < until)) continue;
       let repoTags = tags.map((t) => familiarString(t));
-      if (f.reference?.length) repoTags = tags.filter((t) => f.reference.some((p) => matchReferencePattern(t, p))).map((t) => familiarString(t));
+      if (reference.length) repoTags = tags.filter((t) => reference.some((p) => matchReferencePattern(t, p))).map((t) => familiarString(t));
       out.push({
         Id: r.id,
         ParentId: r.meta.parent ?? '',
@@ -474,11 +452,11 @@ export class ImageService implements CoreImageStore {
   }
 
   /** POST /images/prune: dangling images (or all unused ones with dangling=false). */
-  async prune(opts: { filters?: Filters } = {}): Promise<{ ImagesDeleted: DeleteItem[] | null; SpaceReclaimed: number }> {
-    const f = normFilters(opts.filters);
-    checkFilters(f, ['dangling', 'label', 'label!', 'until']);
+  async prune(opts: { filters?: DockerFilters } = {}): Promise<{ ImagesDeleted: DeleteItem[] | null; SpaceReclaimed: number }> {
+    const f: DockerFilters = opts.filters ?? new Map();
+    checkFilterNames(f, ['dangling', 'label', 'label!', 'until']);
     const danglingOnly = boolFilter(f, 'dangling') ?? true;
-    const until = f.until?.length ? untilTime(f.until[0]) : null;
+    const until = parseDockerTimeMs(filterValues(f, 'until')[0], 'until', Date.now());
     const used = new Set((await this.containers()).map((c) => c.image));
     const deleted: DeleteItem[] = [];
     let reclaimed = 0;
@@ -490,8 +468,7 @@ export class ImageService implements CoreImageStore {
       if (!r) continue;
       const tags = this.store.referencesOf(id).filter((x) => x.tag);
       if (danglingOnly && tags.length > 0) continue;
-      if (f.label?.length && !labelMatch(r.config.config?.Labels, f.label)) continue;
-      if (f['label!']?.length && f['label!'].some((l) => labelMatch(r.config.config?.Labels, [l]))) continue;
+      if (!matchLabels(f.get('label'), r.config.config?.Labels) || !matchNoLabel(f.get('label!'), r.config.config?.Labels)) continue;
       if (until !== null && !(createdSeconds(r.config) * 1000 < until)) continue;
       if ((await this.store.children(id)).length > 0) continue;
       try {

@@ -1,7 +1,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { errorKind } from '@berth/core';
+import { errorKind, filtersFrom } from '@berth/core';
 import { shortId } from '../src/digest.js';
 import type { JSONMessage } from '../src/progress.js';
 import { ImageService, type ContainerImageUsage } from '../src/service.js';
@@ -12,6 +12,8 @@ let img: Awaited<ReturnType<typeof buildTestImage>>;
 let base: string;
 let svc: ImageService;
 let containers: ContainerImageUsage[];
+/** Docker's filters from their JSON form (every key allowed here: the service itself refuses unknown ones). */
+const filters = (o: Record<string, string[] | Record<string, boolean>>) => filtersFrom(o, Object.keys(o));
 
 beforeAll(async () => {
   img = await buildTestImage();
@@ -60,14 +62,14 @@ describe('list, inspect, history (shapes from the swagger)', () => {
     const dangling = await importOne(undefined, ['LABEL team=a']);
     await new Promise((r) => setTimeout(r, 1100));
     const labelled = await importOne('x/labelled:1', ['LABEL team=b', 'LABEL tier=web'], 'y');
-    expect((await svc.list({ filters: { dangling: ['true'] } })).map((i) => i.Id)).toEqual([dangling]);
-    expect((await svc.list({ filters: { dangling: { false: true } } })).map((i) => i.Id).sort()).toEqual([img.id, labelled].sort());
-    expect((await svc.list({ filters: { reference: ['x/*'] } })).map((i) => i.Id)).toEqual([labelled]);
-    expect((await svc.list({ filters: { label: ['team'] } })).map((i) => i.Id).sort()).toEqual([dangling, labelled].sort());
-    expect((await svc.list({ filters: { label: ['team=b', 'tier=web'] } })).map((i) => i.Id)).toEqual([labelled]);
-    expect((await svc.list({ filters: { since: [dangling] } })).map((i) => i.Id)).toEqual([labelled]);
-    expect((await svc.list({ filters: { before: [labelled] } })).map((i) => i.Id).sort()).toEqual([img.id, dangling].sort());
-    const e = await caught(svc.list({ filters: { bogus: ['1'] } }));
+    expect((await svc.list({ filters: filters({ dangling: ['true'] }) })).map((i) => i.Id)).toEqual([dangling]);
+    expect((await svc.list({ filters: filters({ dangling: { false: true } }) })).map((i) => i.Id).sort()).toEqual([img.id, labelled].sort());
+    expect((await svc.list({ filters: filters({ reference: ['x/*'] }) })).map((i) => i.Id)).toEqual([labelled]);
+    expect((await svc.list({ filters: filters({ label: ['team'] }) })).map((i) => i.Id).sort()).toEqual([dangling, labelled].sort());
+    expect((await svc.list({ filters: filters({ label: ['team=b', 'tier=web'] }) })).map((i) => i.Id)).toEqual([labelled]);
+    expect((await svc.list({ filters: filters({ since: [dangling] }) })).map((i) => i.Id)).toEqual([labelled]);
+    expect((await svc.list({ filters: filters({ before: [labelled] }) })).map((i) => i.Id).sort()).toEqual([img.id, dangling].sort());
+    const e = await caught(svc.list({ filters: filters({ bogus: ['1'] }) }));
     expect(e.message).toBe("invalid filter 'bogus'");
     expect(errorKind(e)).toBe('InvalidParameter');
   });
@@ -128,9 +130,9 @@ describe('tag and delete (dockerd ImageDelete semantics)', () => {
     expect((await svc.list()).map((i) => i.Id)).toEqual([img.id]);
     expect((await svc.prune()).ImagesDeleted).toBeNull();
     containers = [{ id: 'e'.repeat(64), image: img.id, running: false }];
-    expect((await svc.prune({ filters: { dangling: ['false'] } })).ImagesDeleted).toBeNull();
+    expect((await svc.prune({ filters: filters({ dangling: ['false'] }) })).ImagesDeleted).toBeNull();
     containers = [];
-    const all = await svc.prune({ filters: { dangling: ['false'] } });
+    const all = await svc.prune({ filters: filters({ dangling: ['false'] }) });
     expect(all.ImagesDeleted).toContainEqual({ Deleted: img.id });
   });
 });

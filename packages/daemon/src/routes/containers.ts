@@ -1,5 +1,15 @@
 /** Container routes of the Docker Engine API over the daemon's port to the engine (EnginePort). */
-import { ConflictError, InvalidParameterError, NotImplementedError, SystemError, errorKind, type ContainerRecord } from '@berth/core';
+import {
+  ConflictError,
+  InvalidParameterError,
+  NotImplementedError,
+  SystemError,
+  errorKind,
+  matchLabels,
+  parseDockerTime,
+  type ContainerRecord,
+  type DockerFilters,
+} from '@berth/core';
 import { checkSignal } from '../signals.js';
 import type { ContainerPort, EnginePort, RootfsLease } from '../port.js';
 import { commandLine, endpointBody, frame, networkSettingsBody, stateName, stateString, unixSeconds } from '../format.js';
@@ -9,18 +19,15 @@ import {
   boolValue,
   boolValueOr,
   intValue,
-  matchLabels,
   parseFilters,
   readJson,
   sendEmpty,
   sendJson,
   checkJsonContentType,
-  type Filters,
 } from '../http.js';
 import type { RequestContext, Route } from '../router.js';
 import { checkContainerName, checkCreateBody, checkHostConfig } from '../validate.js';
 import { API_VERSION, versionLessThan } from '../version.js';
-import { parseTime } from './system.js';
 import { sample, zeroSample, type StatsSample } from '../stats.js';
 import { encodeStat, extractInto, rootMounts, statPath, tarPath } from '../archive.js';
 
@@ -99,7 +106,7 @@ async function resolveRef(port: EnginePort, ref: string): Promise<ContainerRecor
   }
 }
 
-async function filterList(port: EnginePort, list: ContainerRecord[], f: Filters, all: boolean): Promise<ContainerRecord[]> {
+async function filterList(port: EnginePort, list: ContainerRecord[], f: DockerFilters, all: boolean): Promise<ContainerRecord[]> {
   const status = f.get('status');
   for (const s of status ?? []) if (!STATUSES.includes(s)) throw new InvalidParameterError(`Invalid filter 'status=${s}'`);
   const exited = [...(f.get('exited') ?? [])].map((e) => {
@@ -293,8 +300,8 @@ export function containerRoutes(port: EnginePort): Route[] {
       tail = Number(tailRaw);
     }
     const now = BigInt(Date.now()) * 1_000_000n;
-    const since = parseTime(q.get('since'), 'since', now);
-    const until = parseTime(q.get('until'), 'until', now);
+    const since = parseDockerTime(q.get('since'), 'since', now);
+    const until = parseDockerTime(q.get('until'), 'until', now);
     const c = await cs.inspect(ctx.params.id);
     const read = need(cs.logs, 'logs');
     const follow = boolValue(q, 'follow');

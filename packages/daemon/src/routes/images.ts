@@ -14,11 +14,6 @@ import type { RequestContext, Route } from '../router.js';
 const LIST_FILTERS = ['dangling', 'label', 'reference', 'before', 'since', 'until'];
 const PRUNE_FILTERS = ['dangling', 'label', 'label!', 'until'];
 
-function filtersObject(raw: string | null, allowed: string[]): Record<string, string[]> {
-  const f = parseFilters(raw, allowed);
-  return Object.fromEntries([...f].map(([k, v]) => [k, [...v]]));
-}
-
 /**
  * Run `op` with a progress emitter: the 200 head goes out with the first message; an error
  * before it is an ordinary error answer, an error after it is the stream's last message.
@@ -56,9 +51,9 @@ export function imageRoutes(images: () => ImageService | undefined, containers: 
 
   const list = async (ctx: RequestContext) => {
     const q = ctx.query;
-    const filters = filtersObject(q.get('filters'), LIST_FILTERS);
+    const filters = parseFilters(q.get('filters'), LIST_FILTERS);
     const ref = q.get('filter');
-    if (ref) (filters.reference ??= []).push(ref);
+    if (ref) filters.set('reference', (filters.get('reference') ?? new Set()).add(ref));
     const r = await svc().list({ all: boolValue(q, 'all'), filters, sharedSize: boolValue(q, 'shared-size'), containers: true });
     sendJson(ctx.res, 200, r);
   };
@@ -78,7 +73,7 @@ export function imageRoutes(images: () => ImageService | undefined, containers: 
   };
 
   const prune = async (ctx: RequestContext) => {
-    sendJson(ctx.res, 200, await svc().prune({ filters: filtersObject(ctx.query.get('filters'), PRUNE_FILTERS) }));
+    sendJson(ctx.res, 200, await svc().prune({ filters: parseFilters(ctx.query.get('filters'), PRUNE_FILTERS) }));
   };
 
   const load = async (ctx: RequestContext) => {

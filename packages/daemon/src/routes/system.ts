@@ -2,8 +2,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import type { EnginePort, EventMessage } from '../port.js';
-import { parseFilters, sendJson, matchLabels } from '../http.js';
-import { InvalidParameterError, declareFailpoint, failpoint } from '@berth/core';
+import { parseFilters, sendJson } from '../http.js';
+import { InvalidParameterError, declareFailpoint, failpoint, matchLabels, parseDockerTime } from '@berth/core';
 import type { Route, RequestContext } from '../router.js';
 import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION } from '../version.js';
 
@@ -194,8 +194,8 @@ export function systemRoutes(port: EnginePort): Route[] {
     const q = ctx.query;
     const filters = parseFilters(q.get('filters'), ['type', 'container', 'event', 'label', 'image', 'scope', 'daemon', 'network', 'volume', 'plugin', 'node', 'service', 'secret', 'config']);
     const now = BigInt(Date.now()) * 1_000_000n;
-    const since = parseTime(q.get('since'), 'since', now);
-    const until = parseTime(q.get('until'), 'until', now);
+    const since = parseDockerTime(q.get('since'), 'since', now);
+    const until = parseDockerTime(q.get('until'), 'until', now);
     if (since !== null && until !== null && until < since) {
       throw new InvalidParameterError('`since` time cannot be after `until` time');
     }
@@ -262,34 +262,6 @@ export function goArch(): string {
 export function eventJson(ev: EventMessage): string {
   const { timeNano, ...rest } = ev;
   return `${JSON.stringify(rest).slice(0, -1)},"timeNano":${timeNano.toString()}}`;
-}
-
-/**
- * Docker's timestamp query values (events since/until, logs since/until): Unix seconds
- * with optional fraction ("1700000000.123"), RFC 3339, or a duration before now ("10m").
- * Returns nanoseconds since the epoch, exact (bigint); absent → null.
- */
-export function parseTime(v: string | null, name: string, nowNano: bigint): bigint | null {
-  if (v === null || v === '') return null;
-  const s = v.trim();
-  const nanosOf = (frac: string): bigint => BigInt((frac + '000000000').slice(0, 9));
-  if (/^-?\d+(\.\d+)?$/.test(s)) {
-    const [sec = '0', frac = ''] = s.split('.');
-    return BigInt(sec) * 1_000_000_000n + nanosOf(frac);
-  }
-  const dur = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$/.exec(s);
-  if (dur) {
-    const mult: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-    return nowNano - BigInt(Math.round(Number(dur[1]) * mult[dur[2]!]!));
-  }
-  if (/^\d{4}-\d{2}-\d{2}/.test(s)) {
-    const ms = Date.parse(s);
-    if (!Number.isNaN(ms)) {
-      const frac = /\.(\d+)/.exec(s)?.[1] ?? '';
-      return BigInt(Math.floor(ms / 1000)) * 1_000_000_000n + nanosOf(frac);
-    }
-  }
-  throw new InvalidParameterError(`invalid value for ${name}: ${JSON.stringify(v)}: expected a Unix timestamp, an RFC 3339 date or a duration`);
 }
 
 export function eventMatcher(filters: Map<string, Set<string>>): (ev: EventMessage) => boolean {
