@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine, MemoryLogger, readLogs } from '@berth/core';
 import { IImageService, imageStorePlugin, mountPoints, type ImageService } from '@berth/image-store';
-import { OciRuntimeBackend } from '@berth/runtime-oci';
+import { ociRuntimePlugin } from '@berth/runtime-oci';
 import { REPO, forceCleanup, runtimeSkipReason } from './runtime-helpers.js';
 
 const skip = runtimeSkipReason();
@@ -25,12 +25,10 @@ describe.skipIf(skip !== null)(`image root filesystems with runc${skip ? ` (skip
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-img-rt-'));
     execFileSync('bash', [path.join(REPO, 'scripts/build-test-image.sh'), path.join(tmp, 'image')], { stdio: 'pipe' });
-    const runtime = new OciRuntimeBackend({ execRoot: path.join(tmp, 'exec'), runtimes: { runc: { path: 'runc' } }, defaultRuntime: 'runc' });
     engine = await Engine.create({
       dataRoot: path.join(tmp, 'data'),
       execRoot: path.join(tmp, 'exec'),
-      runtime,
-      plugins: [imageStorePlugin()],
+      plugins: [ociRuntimePlugin({ runtimes: { runc: { path: 'runc' } } }), imageStorePlugin()],
       logger: new MemoryLogger(),
     });
     images = engine.container.resolve(IImageService);

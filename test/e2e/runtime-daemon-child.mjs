@@ -5,12 +5,11 @@
 import 'reflect-metadata';
 import { createInterface } from 'node:readline';
 import { Engine } from '@berth/core';
-import { OciRuntimeBackend, buildRuntimes } from '@berth/runtime-oci';
+import { buildRuntimes, ociRuntimePlugin } from '@berth/runtime-oci';
 
 const [dataRoot, execRoot, ...extra] = process.argv.slice(2);
 const { runtimes, defaultRuntime } = buildRuntimes({ addRuntime: extra });
-const runtime = new OciRuntimeBackend({ execRoot, runtimes, defaultRuntime });
-const engine = await Engine.create({ dataRoot, execRoot, runtime, defaultRuntime, liveRestore: true });
+const engine = await Engine.create({ dataRoot, execRoot, plugins: [ociRuntimePlugin({ runtimes, defaultRuntime })], defaultRuntime, liveRestore: true });
 
 const ops = {
   create: (a) => engine.containers.create(a),

@@ -51,7 +51,8 @@ describe.skipIf(skip !== null)('fake OCI runtime through the OCI backend', () =>
   }
 
   it('lists both runtimes', () => {
-    expect(backend.runtimes()).toEqual(['fake', 'runc']);
+    expect(backend.runtimes().map((r) => r.name)).toEqual(['fake', 'runc']);
+    expect(backend.runtimes().find((r) => r.name === 'fake')).toEqual({ name: 'fake', path: FAKE_RUNTIME });
   });
 
   it('runs a container to completion with exit code and logs', async () => {
@@ -80,7 +81,7 @@ describe.skipIf(skip !== null)('fake OCI runtime through the OCI backend', () =>
     await backend.delete(id);
   });
 
-  it('passes daemon.json runtimeArgs to the runtime binary on every call', async () => {
+  it('passes the create options\' runtimeArgs (daemon.json\'s, as the engine fills them in) to the runtime binary on every call', async () => {
     const argLog = path.join(tmp, 'fake-argv.log');
     const { runtimes, defaultRuntime } = buildRuntimes({
       daemonJson: { fakeargs: { path: FAKE_RUNTIME, runtimeArgs: ['--log', argLog] } },
@@ -95,7 +96,8 @@ describe.skipIf(skip !== null)('fake OCI runtime through the OCI backend', () =>
         id,
         spec: busyboxSpec(testRootfs(), id, ['/bin/true']),
         runtime: '', // HostConfig.Runtime empty: the default runtime
-        runtimeArgs: [],
+        // The engine takes them from the backend's runtimes() (daemon.json runtimeArgs).
+        runtimeArgs: [...(b2.runtimes().find((r) => r.name === 'fakeargs')!.runtimeArgs ?? [])],
         rootUid: 0,
         rootGid: 0,
         stdio: { tty: false, openStdin: false, stdinOnce: false },

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine, MemoryLogger } from '@berth/core';
 import { OciRuntimeBackend } from '@berth/runtime-oci';
+import { backendPlugin } from '@berth/testing';
 import { busyboxSpec, forceCleanup, newId, processesMentioning, removeTestRootfs, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
 
 const skip = runtimeSkipReason();
@@ -43,7 +44,7 @@ describe.skipIf(skip !== null)('orphaned OCI containers at engine start', () => 
       // A first "daemon": one container it knows, running.
       const b1 = newBackend();
       backends.push(b1);
-      const e1 = await Engine.create({ dataRoot, execRoot, runtime: b1, defaultRuntime: 'runc', liveRestore: true, logger: new MemoryLogger() });
+      const e1 = await Engine.create({ dataRoot, execRoot, plugins: [backendPlugin(b1)], defaultRuntime: 'runc', liveRestore: true, logger: new MemoryLogger() });
       engines.push(e1);
       const { Id: known } = await e1.containers.create({ name: 'known', Config: { Cmd: ['/bin/sh', '-c', 'while true; do sleep 0.05; done'] }, HostConfig: { NetworkMode: 'none' }, rootfs });
       ids.push(known);
@@ -78,7 +79,7 @@ describe.skipIf(skip !== null)('orphaned OCI containers at engine start', () => 
       const logger = new MemoryLogger();
       const b2 = newBackend();
       backends.push(b2);
-      const e2 = await Engine.create({ dataRoot, execRoot, runtime: b2, defaultRuntime: 'runc', liveRestore: true, logger });
+      const e2 = await Engine.create({ dataRoot, execRoot, plugins: [backendPlugin(b2)], defaultRuntime: 'runc', liveRestore: true, logger });
       engines.push(e2);
 
       expect(await b2.list()).toEqual([known]);

@@ -25,9 +25,10 @@ export interface RuntimeCreateOptions {
   runtimeArgs: string[];
   /**
    * Create without pivot_root (runc `--no-pivot`): dockerd's NoPivotRoot, set when the daemon
-   * runs with DOCKER_RAMDISK (a root filesystem on a ramdisk, where pivot_root fails).
+   * runs with DOCKER_RAMDISK (a root filesystem on a ramdisk, where pivot_root fails). The
+   * engine always sets it; absent (a backend driven directly) means false.
    */
-  noPivotRoot: boolean;
+  noPivotRoot?: boolean;
   /** Owner of the bundle dir (the container's root after user-namespace mapping). */
   rootUid: number;
   rootGid: number;

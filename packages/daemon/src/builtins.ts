@@ -1,35 +1,27 @@
 /**
- * The composition root: the built-in runtime backend and the explicit array of built-in
- * plugins (no registration by import side effect). A custom build passes its own list to
- * startBerthd().
+ * The composition root: berthd's built-in plugins, as one explicit array (no registration by
+ * import side effect). The default runtime backend is one of them — the OCI runtime plugin,
+ * serving runc plus the runtimes of --add-runtime / daemon.json — so a plugin may
+ * `requires: ['io.berth.runtime.v1']`. A custom build appends its own plugins (another
+ * backend among them) through startBerthd().
  */
-import type { Logger, Plugin, RuntimeBackend } from '@berth/core';
+import type { Plugin } from '@berth/core';
 import { imageStorePlugin } from '@berth/image-store';
 import { networkBasicPlugin } from '@berth/plugin-network-basic';
-import { OciRuntimeBackend, buildRuntimes, findExecutable } from '@berth/runtime-oci';
+import { apparmorPlugin } from '@berth/plugin-apparmor';
+import { seccompPlugin } from '@berth/plugin-seccomp';
+import { buildRuntimes, findExecutable, ociRuntimePlugin } from '@berth/runtime-oci';
 import type { DaemonConfig } from './config.js';
 
-export interface Builtins {
-  runtime: RuntimeBackend;
-  plugins: Plugin[];
-  runtimes: Record<string, { path: string; runtimeArgs?: string[] }>;
-  defaultRuntime: string;
-}
-
-export function builtins(config: DaemonConfig, logger: Logger): Builtins {
+/** `subreaper`: the OCI backend makes this process a child subreaper (berthd's own process only). */
+export function builtins(config: DaemonConfig, opts: { subreaper?: boolean } = {}): Plugin[] {
   const extra: Record<string, { path: string; runtimeArgs?: string[] }> = {};
   for (const [name, r] of Object.entries(config.runtimes)) if (name !== 'runc') extra[name] = r;
+  // The daemon's --default-runtime is the engine's (any backend's runtime); this backend's own default stays runc.
   const { runtimes, defaultRuntime } = buildRuntimes({
     daemonJson: extra,
-    defaultRuntime: config.defaultRuntime,
     runcPath: findExecutable(config.runtimes.runc?.path ?? 'runc') ?? config.runtimes.runc?.path ?? 'runc',
   });
-  const runtime = new OciRuntimeBackend({
-    execRoot: config.execRoot,
-    runtimes,
-    defaultRuntime,
-    warn: (msg, err) => logger.warn(msg, err ? { error: err instanceof Error ? err.message : String(err) } : undefined),
-  });
-  const plugins: Plugin[] = [imageStorePlugin(), networkBasicPlugin()];
-  return { runtime, plugins, runtimes, defaultRuntime };
+  const runtime = ociRuntimePlugin({ execRoot: config.execRoot, runtimes, defaultRuntime, subreaper: opts.subreaper ?? false });
+  return [runtime, imageStorePlugin(), networkBasicPlugin(), seccompPlugin(), apparmorPlugin()];
 }

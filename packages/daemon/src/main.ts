@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConsoleLogger, Engine, errorMessage, type EngineOptions, type Logger, type Plugin } from '@berth/core';
 import { IImageService } from '@berth/image-store';
+import { nativeAddonStatus } from '@berth/native';
 import { buildApp, type App } from './app.js';
 import type { DaemonFacts } from './port.js';
 import { builtins } from './builtins.js';
@@ -32,6 +33,12 @@ export interface StartOptions {
   spec?: EngineOptions['spec'];
   /** Install SIGTERM/SIGINT handlers (berthd does; tests embedding the daemon may not). */
   handleSignals?: boolean;
+  /**
+   * Make this process a child subreaper, so the real exit code of a container whose conmon
+   * was killed is still known (runtime-oci's reaper.ts). berthd does; a process embedding the
+   * daemon keeps its own reaping unless it asks (default false).
+   */
+  subreaper?: boolean;
 }
 
 function daemonId(dataRoot: string): string {
@@ -57,19 +64,20 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
   // The lock first: a second daemon on this data root must not touch its state.
   const lockOnly = new ApiServer(buildApp({ routes: [] }), server0);
   lockOnly.acquire();
+  // Said once, at start: why the daemon runs without its native addon (never silently).
+  const native = nativeAddonStatus();
+  if (native.fallback) logger.warn(`native addon not used: ${native.fallback}; mounts and helper processes go through the mount binaries and child_process`);
   let engine: Engine | undefined;
   try {
-    const b = builtins(config, logger);
-    const runtimeArgs: Record<string, string[]> = {};
-    for (const [name, r] of Object.entries(b.runtimes)) if (r.runtimeArgs) runtimeArgs[name] = r.runtimeArgs;
     engine = await Engine.create({
       dataRoot: config.dataRoot,
       execRoot: config.execRoot,
       experimental: config.experimental,
-      runtime: b.runtime,
-      plugins: [...b.plugins, ...(opts.plugins ?? [])],
-      defaultRuntime: b.defaultRuntime,
-      runtimeArgs,
+      // The OCI runtime backend is a built-in plugin; a custom build's plugins may add backends.
+      plugins: [...builtins(config, { subreaper: opts.subreaper }), ...(opts.plugins ?? [])],
+      defaultRuntime: config.defaultRuntime,
+      // dockerd's NoPivotRoot: a root filesystem on a ramdisk, where pivot_root fails.
+      noPivotRoot: !!process.env.DOCKER_RAMDISK,
       liveRestore: config.liveRestore,
       ...(opts.spec ? { spec: opts.spec } : {}),
       logger,
@@ -83,8 +91,9 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
       execRoot: config.execRoot,
       experimental: config.experimental,
       liveRestore: config.liveRestore,
-      defaultRuntime: b.defaultRuntime,
-      runtimes: b.runtimes,
+      defaultRuntime: engine.config.defaultRuntime,
+      // Every runtime of every backend (a runtime without a binary shows its name as the path).
+      runtimes: Object.fromEntries(engine.runtimes().map((r) => [r.name, { path: r.path ?? r.name, ...(r.runtimeArgs?.length ? { runtimeArgs: [...r.runtimeArgs] } : {}) }])),
       securityOptions: security,
       storageDriver: engine.container.isRegistered(IImageService, true) ? String(engine.container.resolve(IImageService).rootfs.driver) : config.rootfsDir ? 'vfs' : 'none',
       loggingDriver: 'json-file',
@@ -106,10 +115,9 @@ export async function startBerthd(config: DaemonConfig, opts: StartOptions = {})
         logger.info('shutting down', { reason });
         await server.shutdown();
         if (config.liveRestore) logger.info('live restore: containers keep running');
+        // Closes the plugins too: the OCI runtime plugin closes its backend (its exit watcher
+        // would keep an embedding process alive).
         await eng.shutdown({ liveRestore: config.liveRestore, timeout: config.shutdownTimeout });
-        // The built-in backend is this daemon's (the engine was handed it): its exit watcher
-        // would keep an embedding process alive.
-        await b.runtime.close?.().catch((err: unknown) => logger.error('closing the runtime backend failed', { error: errorMessage(err) }));
         lockOnly.release();
         logger.info('daemon shut down');
       })();

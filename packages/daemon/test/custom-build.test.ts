@@ -4,12 +4,12 @@
  * the API serves. No runc needed (nothing is started).
  */
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { definePlugin, InvalidParameterError, Stage } from '@berth/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defaultConfig, startBerthd, type RunningDaemon } from '../src/index.js';
+import { startBerthd, type RunningDaemon } from '../src/index.js';
+import { tempDaemonConfig, unixRequest as request } from './helpers/temp-berthd.js';
 
 const requireTeam = definePlugin({
   name: 'require-team-label',
@@ -20,19 +20,6 @@ const requireTeam = definePlugin({
     });
   },
 });
-
-function request(sock: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ socketPath: sock, method, path: p, headers: data ? { 'Content-Type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
-}
 
 let daemon: RunningDaemon | undefined;
 let dir: string | undefined;
@@ -47,15 +34,7 @@ describe('a custom build (docs/composing.md)', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-custom-'));
     const sock = path.join(dir, 'berth.sock');
     fs.mkdirSync(path.join(dir, 'rootfs', 'plain'), { recursive: true });
-    const config = {
-      ...defaultConfig(),
-      hosts: [`unix://${sock}`],
-      dataRoot: path.join(dir, 'data'),
-      execRoot: path.join(dir, 'exec'),
-      pidfile: path.join(dir, 'berthd.pid'),
-      rootfsDir: path.join(dir, 'rootfs'),
-      logLevel: 'error' as const,
-    };
+    const config = tempDaemonConfig(dir, { rootfsDir: path.join(dir, 'rootfs') });
     daemon = await startBerthd(config, { plugins: [requireTeam], handleSignals: false });
     const loaded = daemon.engine.plugins.filter((p) => p.status === 'loaded').map((p) => p.name);
     expect(loaded).toEqual(expect.arrayContaining(['require-team-label']));
@@ -70,7 +49,7 @@ describe('a custom build (docs/composing.md)', () => {
   it('shutdown releases what keeps an embedding process alive: the listener and the runtime backend\'s watcher', async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-custom-'));
     const sock = path.join(dir, 'berth.sock');
-    const config = { ...defaultConfig(), hosts: [`unix://${sock}`], dataRoot: path.join(dir, 'data'), execRoot: path.join(dir, 'exec'), pidfile: path.join(dir, 'berthd.pid'), logLevel: 'error' as const };
+    const config = tempDaemonConfig(dir);
     const watchers = () => (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles().filter((h) => h.constructor.name === 'FSWatcher').length;
     await new Promise((r) => setTimeout(r, 20)); // the previous test's handles finish closing
     const before = watchers();

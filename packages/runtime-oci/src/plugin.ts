@@ -1,29 +1,28 @@
 /**
- * The backend as a plugin: registers an OciRuntimeBackend as the engine's IRuntime.
- * Config (plugin name 'runtime-oci'):
+ * The OCI runtime backend as a plugin — the one way an engine gets it (berthd's built-ins
+ * load it first): `ociRuntimePlugin(config)` makes a plugin (name `runtime-oci`, type
+ * `io.berth.runtime.v1`, so other plugins may `requires: ['io.berth.runtime.v1']`) whose
+ * `register` builds one OciRuntimeBackend per engine and registers it with
+ * `ctx.registerBackend`, serving the runtimes of its config; `close` closes that engine's
+ * backend. Config (a build may override keys under the plugin's name):
  *   { execRoot?: string (default: the engine's exec root),
  *     runtimes?: { name: { path, runtimeArgs? } } (default: runc from $PATH),
- *     defaultRuntime?: string (default 'runc'), conmonPath?: string }
+ *     defaultRuntime?: string (default 'runc'), conmonPath?, logRotateAt?, fastStart?, timings? }
  * Use `buildRuntimes()` to turn `--add-runtime`/daemon.json into `runtimes`.
  */
-import { IRuntime, definePlugin, type Plugin } from '@berth/core';
-import { OciRuntimeBackend } from './backend.js';
-import { DEFAULT_RUNTIME_NAME, type RuntimeMap } from './registry.js';
+import { definePlugin, type EngineInfo, type Plugin } from '@berth/core';
+import { OciRuntimeBackend, type OciBackendOptions } from './backend.js';
+import { DEFAULT_RUNTIME_NAME } from './registry.js';
 
-export interface OciRuntimePluginConfig {
-  execRoot?: string;
-  runtimes?: RuntimeMap;
-  defaultRuntime?: string;
-  conmonPath?: string;
-  logRotateAt?: number;
-}
+export type OciRuntimePluginConfig = Partial<Omit<OciBackendOptions, 'warn'>>;
 
 export const PLUGIN_NAME = 'runtime-oci';
 export const PLUGIN_TYPE = 'io.berth.runtime.v1';
 
-/** A plugin value with its own backend(s); one per engine build is the simple rule. */
-export function createOciRuntimePlugin(defaults: OciRuntimePluginConfig = {}): Plugin<OciRuntimePluginConfig> {
-  const backends = new Set<OciRuntimeBackend>();
+/** A plugin value; each engine that loads it gets a backend of its own. */
+export function ociRuntimePlugin(defaults: OciRuntimePluginConfig = {}): Plugin<OciRuntimePluginConfig> {
+  // Per engine (keyed by the engine's info object): the backend its register made.
+  const backends = new WeakMap<EngineInfo, OciRuntimeBackend>();
   return definePlugin<OciRuntimePluginConfig>({
     name: PLUGIN_NAME,
     type: PLUGIN_TYPE,
@@ -35,26 +34,22 @@ export function createOciRuntimePlugin(defaults: OciRuntimePluginConfig = {}): P
         throw new Error(`default runtime ${def} is not registered (known: ${Object.keys(runtimes).sort().join(', ')})`);
       }
     },
-    register(container, ctx) {
+    register(_container, ctx) {
       const cfg = ctx.config;
       const backend = new OciRuntimeBackend({
+        ...cfg,
         execRoot: cfg.execRoot ?? ctx.engine.execRoot,
         runtimes: cfg.runtimes ?? { [DEFAULT_RUNTIME_NAME]: { path: 'runc' } },
         defaultRuntime: cfg.defaultRuntime ?? DEFAULT_RUNTIME_NAME,
-        conmonPath: cfg.conmonPath,
-        logRotateAt: cfg.logRotateAt,
-        warn: (msg, err) => ctx.logger.warn(msg, err === undefined ? undefined : { error: String(err) }),
+        warn: (msg, err) => ctx.logger.warn(msg, err === undefined ? undefined : { error: err instanceof Error ? err.message : String(err) }),
       });
-      backends.add(backend);
-      container.register(IRuntime, { useValue: backend });
+      backends.set(ctx.engine, backend);
+      ctx.registerBackend(backend);
     },
-    async close() {
-      for (const b of backends) await b.close();
-      backends.clear();
+    async close(ctx) {
+      const backend = backends.get(ctx.engine);
+      backends.delete(ctx.engine);
+      await backend?.close();
     },
   });
 }
-
-/** The default plugin value (runc only unless configured). */
-export const ociRuntimePlugin: Plugin<OciRuntimePluginConfig> = createOciRuntimePlugin();
-export default ociRuntimePlugin;

@@ -1,0 +1,41 @@
+/**
+ * In-process berthd for daemon tests: a config on a temp dir (socket, data root, exec root,
+ * pidfile under it) and a plain request over its unix socket. No runc needed as long as the
+ * test starts nothing on the OCI runtime.
+ */
+import http from 'node:http';
+import path from 'node:path';
+import { defaultConfig, type DaemonConfig } from '../../src/index.js';
+
+/** berthd's defaults with every path under `dir` and quiet logs; `extra` overrides. */
+export function tempDaemonConfig(dir: string, extra: Partial<DaemonConfig> = {}): DaemonConfig {
+  return {
+    ...defaultConfig(),
+    hosts: [`unix://${path.join(dir, 'berth.sock')}`],
+    dataRoot: path.join(dir, 'data'),
+    execRoot: path.join(dir, 'exec'),
+    pidfile: path.join(dir, 'berthd.pid'),
+    logLevel: 'error',
+    ...extra,
+  };
+}
+
+export interface UnixResponse {
+  status: number;
+  body: string;
+  json(): any;
+}
+
+/** One request over a unix socket; the body (when given) as JSON. */
+export function unixRequest(sock: string, method: string, p: string, body?: unknown): Promise<UnixResponse> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ socketPath: sock, method, path: p, headers: data ? { 'Content-Type': 'application/json' } : {} }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, json: () => JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
