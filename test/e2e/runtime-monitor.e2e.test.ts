@@ -2,8 +2,10 @@
  * A killed monitor and a corrupt runtime record (issue 10 items 4 and 5), through a real berthd,
  * runc, conmon and the docker CLI:
  *  - conmon killed with SIGKILL while its container runs: the exit is still seen (`docker wait`
- *    returns, `docker ps` no longer lists it), and `stop -t 1` / `rm -f` return promptly
- *    instead of waiting 30 s for an exit event that never comes;
+ *    returns, `docker ps` no longer lists it) with its real code — berthd is the subreaper of
+ *    its containers, so it collects the orphaned init itself — leaving no zombie child of
+ *    berthd, and a second berthd beside it is not disturbed; `stop -t 1` / `rm -f` return
+ *    promptly instead of waiting 30 s for an exit event that never comes;
  *  - a corrupt `berth.json` (the backend's record in the exec root) of a running container:
  *    after a restart the container is still running and managed (exec, start, stop, rm work)
  *    and a start never kills it.
@@ -11,11 +13,21 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
 import { inspectContainer, leftovers } from './helpers/failpoints.js';
 
 const skip = berthdSkipReason();
+/**
+ * berthd runs under a stand-in for a host's init that reaps orphans at once (as systemd does):
+ * an exit code berthd does not collect itself is then really gone, not read from a zombie.
+ */
+const PROMPT_INIT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers/prompt-init.mjs');
+
+function berthdPid(d: Berthd): number {
+  return Number(fs.readFileSync(d.pidfile, 'utf8').trim());
+}
 /** Shorter than the 30 s the old code waited for an exit after SIGKILL. */
 const PROMPT_MS = 20_000;
 
@@ -40,6 +52,32 @@ async function killMonitor(d: Berthd, id: string): Promise<void> {
   for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
 }
 
+/** The zombie children (state Z) of a process: what a daemon that does not reap leaves. */
+function zombieChildren(parent: number): number[] {
+  const out: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (f[0] === 'Z' && Number(f[1]) === parent) out.push(Number(name));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+/** No zombie child of `parent` stays (one may exist for the moment between an exit and its reaping). */
+async function expectNoZombies(parent: number): Promise<void> {
+  let z = zombieChildren(parent);
+  for (let i = 0; i < 50 && z.length; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    z = zombieChildren(parent);
+  }
+  expect(z, `zombie children of ${parent}`).toEqual([]);
+}
+
 async function runDetached(d: Berthd, name: string, cmd: string): Promise<string> {
   const r = await d.docker(['run', '-d', '--name', name, TEST_IMAGE, 'sh', '-c', cmd]);
   expect(r.code, r.stderr).toBe(0);
@@ -50,39 +88,56 @@ describe.skipIf(skip !== null)('monitors and runtime records', () => {
   let d: Berthd | undefined;
   // a restart test's first daemon owns the temp dir (the second runs on it): cleaned up last
   let first: Berthd | undefined;
+  // a second daemon running beside `d`
+  let other: Berthd | undefined;
   afterEach(async () => {
     await d?.cleanup();
     await first?.cleanup();
-    d = first = undefined;
+    await other?.cleanup();
+    d = first = other = undefined;
   });
   afterAll(removeTestImageTarball);
 
   describe('a killed monitor (conmon SIGKILLed)', () => {
-    it('the exit is seen: wait returns, ps no longer lists it, the code is the real one or reported as unknown', async () => {
-      d = await startBerthd();
+    it('the exit is seen with its real code (berthd collects the orphaned init), no zombie stays, a second berthd is undisturbed', async () => {
+      d = await startBerthd({ launcher: PROMPT_INIT });
+      other = await startBerthd({ launcher: PROMPT_INIT });
       await d.loadTestImage();
+      await other.loadTestImage();
+      const bystander = await runDetached(other, 'bystander', 'sleep 1000');
+      const later = await runDetached(other, 'exits7', 'sleep 4; exit 7');
       const id = await runDetached(d, 'exits3', 'sleep 2; exit 3');
       await killMonitor(d, id);
 
       const w = await d.docker(['wait', id], { timeoutMs: PROMPT_MS });
       expect(w.code, `docker wait: ${w.stderr}`).toBe(0);
-      const code = Number(w.stdout.trim());
+      // Before the subreaper: 255 (unknown) unless the kernel still held the zombie's status.
+      expect(w.stdout.trim()).toBe('3');
       const st = await inspectContainer(d, id);
       expect(st.State.Status).toBe('exited');
-      expect(st.State.ExitCode).toBe(code);
-      // 3 when the kernel still held the exit status; otherwise berth says it does not know.
-      if (code !== 3) {
-        expect(code).toBe(255);
-        expect(d.log()).toMatch(/exit code .*unknown|unknown exit code/i);
-      }
+      expect(st.State.ExitCode).toBe(3);
       expect(d.log()).toMatch(/monitor .*(gone|killed|lost)/i);
+      expect(d.log()).not.toMatch(/exit code is unknown/i);
       const ps = await d.docker(['ps', '-q', '--no-trunc']);
       expect(ps.stdout).not.toContain(id);
+      await expectNoZombies(berthdPid(d));
+
+      // The daemon beside it: its containers run and exit as usual, reported by their own monitors.
+      const w7 = await other.docker(['wait', later], { timeoutMs: PROMPT_MS });
+      expect(w7.stdout.trim()).toBe('7');
+      expect((await inspectContainer(other, bystander)).State.Running).toBe(true);
+      expect(other.log()).not.toMatch(/monitor .*(gone|killed|lost)/i);
+      await expectNoZombies(berthdPid(other));
 
       const rm = await d.docker(['rm', id], { timeoutMs: PROMPT_MS });
       expect(rm.code, rm.stderr).toBe(0);
       expect(leftovers(d)).toEqual([]);
-    });
+      await expectNoZombies(berthdPid(d));
+      const rmOther = await other.docker(['rm', '-f', bystander, later], { timeoutMs: PROMPT_MS });
+      expect(rmOther.code, rmOther.stderr).toBe(0);
+      expect(leftovers(other)).toEqual([]);
+      await expectNoZombies(berthdPid(other));
+    }, 120_000); // two daemons, each loading the test image
 
     it('stop -t 1 and rm -f return promptly and leave nothing behind', async () => {
       d = await startBerthd();
@@ -130,7 +185,7 @@ describe.skipIf(skip !== null)('monitors and runtime records', () => {
     });
 
     it("an exec whose monitor is killed still ends: its dir and s/ link go, the container takes new execs", async () => {
-      d = await startBerthd();
+      d = await startBerthd({ launcher: PROMPT_INIT });
       await d.loadTestImage();
       const id = await runDetached(d, 'execs', 'sleep 1000');
       const execDir = path.join(d.execRoot, 'oci', id, 'exec');
@@ -152,6 +207,11 @@ describe.skipIf(skip !== null)('monitors and runtime records', () => {
       expect(fs.existsSync(path.join(execDir, execId)), 'exec dir removed').toBe(false);
       expect(isLink(link), 's/<execId> link removed').toBe(false);
       expect(d.log()).toMatch(/monitor of exec .* is gone/);
+      // berthd collected the orphaned exec process itself: its real exit code, not 255.
+      const ex = await d.api('GET', `/exec/${execId}/json`);
+      expect(ex.status, ex.body).toBe(200);
+      expect((JSON.parse(ex.body) as { ExitCode: number }).ExitCode).toBe(5);
+      await expectNoZombies(berthdPid(d));
       const ok = await d.docker(['exec', id, 'echo', 'ok'], { timeoutMs: PROMPT_MS });
       expect(ok.stdout).toBe('ok\n');
       const rm = await d.docker(['rm', '-f', id], { timeoutMs: PROMPT_MS });

@@ -33,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
   const logger = new ConsoleLogger(level === 'fatal' ? 'error' : level);
   installLastGuard({ logger });
   try {
-    await startBerthd(parsed.config, { handleSignals: true, logger });
+    await startBerthd(parsed.config, { handleSignals: true, subreaper: true, logger });
   } catch (err) {
     process.stderr.write(`berthd: failed to start daemon: ${errorMessage(err)}\n`);
     return 1;

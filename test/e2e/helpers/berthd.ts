@@ -195,6 +195,8 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Extra environment for berthd (e.g. BERTH_FAILPOINTS for the crash-consistency tests). */
   env?: Record<string, string>;
+  /** A Node script berthd runs under (given berthd's argv), e.g. helpers/prompt-init.mjs. */
+  launcher?: string;
 }
 
 /** Start berthd on temp dirs and wait for /_ping. */
@@ -207,7 +209,7 @@ export async function startBerthd(opts: StartOptions = {}): Promise<Berthd> {
   const configDir = path.join(dir, 'docker-config');
   fs.mkdirSync(configDir, { recursive: true });
   const args = [BERTHD_BIN, '-H', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile, '--log-level', 'debug', ...(opts.args ?? [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT, env: { ...process.env, ...(opts.env ?? {}) } });
+  const child = spawn(process.execPath, opts.launcher ? [opts.launcher, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT, env: { ...process.env, ...(opts.env ?? {}) } });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

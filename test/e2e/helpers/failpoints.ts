@@ -109,6 +109,14 @@ export function idsSeen(d: Berthd): Set<string> {
   return ids;
 }
 
+function readPid(file: string): number {
+  try {
+    return Number(fs.readFileSync(file, 'utf8').trim());
+  } catch {
+    return 0;
+  }
+}
+
 /** What a container (or an exec, or a layer) could leave on the host, as human-readable lines. */
 export function leftovers(d: Berthd, keep: string[] = []): string[] {
   const oci = path.join(d.execRoot, 'oci');
@@ -121,9 +129,9 @@ export function leftovers(d: Berthd, keep: string[] = []): string[] {
   for (const e of entries(path.join(oci, 'exits'))) if (!kept(e)) found.push(`exit file oci/exits/${e}`);
   for (const rt of entries(path.join(oci, 'state'))) for (const e of entries(path.join(oci, 'state', rt))) if (!kept(e)) found.push(`runtime state oci/state/${rt}/${e}`);
   for (const m of mountsMentioning(d.dir)) if (!keep.some((k) => m.includes(k))) found.push(`mount ${m.split(' ')[4]}`);
-  // berthd itself names the exec root on its command line: not a leftover.
-  const own = `${d.process.pid}: `;
-  for (const p of processesMentioning(d.execRoot)) if (!p.startsWith(own) && !keep.some((k) => p.includes(k))) found.push(`process ${p}`);
+  // berthd itself (and a launcher it runs under: its pidfile names berthd) names the exec root on its command line: not a leftover.
+  const own = [d.process.pid, readPid(d.pidfile)].map((pid) => `${pid}: `);
+  for (const p of processesMentioning(d.execRoot)) if (!own.some((o) => p.startsWith(o)) && !keep.some((k) => p.includes(k))) found.push(`process ${p}`);
   const ids = [...idsSeen(d)].filter((id) => !kept(id));
   for (const p of processesInCgroupsOf(ids)) found.push(`process ${p}`);
   return found;
