@@ -7,7 +7,8 @@
  * backend. Config (a build may override keys under the plugin's name):
  *   { execRoot?: string (default: the engine's exec root),
  *     runtimes?: { name: { path, runtimeArgs? } } (default: runc from $PATH),
- *     defaultRuntime?: string (default 'runc'), conmonPath?, logRotateAt?, fastStart?, timings? }
+ *     defaultRuntime?: string (default 'runc'), conmonPath?, logRotateAt?, fastStart?, timings?,
+ *     subreaper?: boolean (default false; berthd: true — makes the host process a child subreaper, reaper.ts) }
  * Use `buildRuntimes()` to turn `--add-runtime`/daemon.json into `runtimes`.
  */
 import { definePlugin, type EngineInfo, type Plugin } from '@berth/core';
