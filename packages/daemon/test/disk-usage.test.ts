@@ -70,7 +70,8 @@ describe('GET /system/df and prune SpaceReclaimed', () => {
     } as unknown as ImageService;
     t = await createTestEngine({
       providers: (c) => {
-        c.register(IImageStore, { useValue: { resolve: async (ref: string) => (ref === 'busybox' ? { id: X, config: {} } : null) } });
+        // One object for both tokens, as the image-store plugin registers them (prune measures through IImageStore).
+        c.register(IImageStore, { useValue: { resolve: async (ref: string) => (ref === 'busybox' ? { id: X, config: {} } : null), rootfsSizes: (id: string) => fakeService.rootfsSizes(id) } });
         c.register(IImageService, { useValue: fakeService });
       },
     });
