@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { defaultConfig, isLogLevel, type DaemonConfig } from '@berth/daemon';
+import { defaultConfig, isDaemonLogLevel, type DaemonConfig } from '@berth/daemon';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -267,7 +267,7 @@ function addRuntime(cfg: DaemonConfig, name: string, path: string, runtimeArgs?:
 }
 
 function logLevel(v: string): DaemonConfig['logLevel'] {
-  if (!isLogLevel(v)) throw new UsageError(`unable to parse logging level: ${v}`);
+  if (!isDaemonLogLevel(v)) throw new UsageError(`unable to parse logging level: ${v}`);
   return v;
 }
 

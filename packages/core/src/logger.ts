@@ -1,4 +1,8 @@
-/** The engine's logger (token `ILogger`). Structured: a message plus fields. */
+/**
+ * The one logger interface of every berth package (token `ILogger`; the daemon's HTTP layer
+ * takes the same). Structured: a message plus fields. ConsoleLogger (JSON lines on stderr),
+ * MemoryLogger (tests, `berth explain`) and silentLogger implement it.
+ */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Logger {
@@ -72,3 +76,12 @@ export class MemoryLogger extends LevelLogger {
     return new MemoryLogger(this.entries, { ...this.bindings, ...bindings });
   }
 }
+
+/** Drops every entry (an embedder that wants no logs; the daemon's default without one). */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  child: () => silentLogger,
+};

@@ -5,10 +5,9 @@
  */
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import { Readable, type Duplex } from 'node:stream';
-import { InvalidParameterError, NotFoundError } from '@berth/core';
+import { InvalidParameterError, NotFoundError, silentLogger, type Logger } from '@berth/core';
 import { HttpError, sendError, statusOf } from './http-errors.js';
 import { requestScope, type RequestScope } from './last-guard.js';
-import { silentLogger, type Logger } from './logger.js';
 import { RequestStreams, clientWentAway, type StreamFailure } from './request-streams.js';
 import { Router, type RequestContext, type Route } from './router.js';
 import { API_VERSION, ENGINE_VERSION, MIN_API_VERSION, compareVersions } from './version.js';

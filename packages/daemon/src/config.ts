@@ -1,7 +1,16 @@
 /** berthd's resolved configuration: dockerd's flag names and daemon.json keys, after merging. */
-import type { LogLevel } from './logger.js';
+import type { LogLevel } from '@berth/core';
 import type { RuntimeInfo } from './port.js';
 import type { ConnectionLimits } from './connections.js';
+
+/** dockerd's --log-level values: the engine's levels plus `fatal` (logged as `error`: berth has no fatal entries). */
+export type DaemonLogLevel = LogLevel | 'fatal';
+
+const DAEMON_LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error', 'fatal'];
+
+export function isDaemonLogLevel(v: string): v is DaemonLogLevel {
+  return DAEMON_LOG_LEVELS.includes(v);
+}
 
 export interface DaemonConfig {
   hosts: string[];
@@ -12,7 +21,7 @@ export interface DaemonConfig {
   groupExplicit: boolean;
   experimental: boolean;
   liveRestore: boolean;
-  logLevel: LogLevel;
+  logLevel: DaemonLogLevel;
   debug: boolean;
   defaultRuntime: string;
   /** Runtimes by name: built-in runc plus --add-runtime / daemon.json "runtimes". */

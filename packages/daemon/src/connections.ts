@@ -15,7 +15,7 @@
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from './logger.js';
+import type { Logger } from '@berth/core';
 
 export interface ConnectionLimits {
   /** ms to receive a request's headers (Node's headersTimeout). */

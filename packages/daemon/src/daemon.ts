@@ -9,11 +9,10 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import { ConflictError, InvalidParameterError } from '@berth/core';
+import { ConflictError, InvalidParameterError, silentLogger, type Logger } from '@berth/core';
 import type { App } from './app.js';
 import { DEFAULT_CONNECTION_LIMITS, limitConnections, type ConnectionLimits, type ConnectionTracker } from './connections.js';
 import { attachApp } from './inject.js';
-import { silentLogger, type Logger } from './logger.js';
 
 export interface TlsOptions {
   verify: boolean;

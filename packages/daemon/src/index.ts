@@ -4,7 +4,6 @@ export * from './daemon.js';
 export * from './http-errors.js';
 export * from './http.js';
 export * from './inject.js';
-export * from './logger.js';
 export * from './router.js';
 export * from './routes/index.js';
 export * from './version.js';

@@ -15,7 +15,7 @@
  * The request's context comes from `requestScope`, entered by the app for every request.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Logger } from './logger.js';
+import type { Logger } from '@berth/core';
 
 export interface RequestScope {
   readonly method: string;

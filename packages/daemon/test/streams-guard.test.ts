@@ -6,26 +6,21 @@
  */
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EXIT_UNCAUGHT, apiRoutes, buildApp, installLastGuard, openInjector, requestScope, type GuardTarget, type Injector, type LastGuard, type Logger } from '../src/index.js';
+import { EXIT_UNCAUGHT, apiRoutes, buildApp, installLastGuard, openInjector, requestScope, type GuardTarget, type Injector, type LastGuard } from '../src/index.js';
+import { MemoryLogger } from '@berth/core';
 import { fakePort } from './helpers/fake-port.js';
-
-function memoryLogger(): Logger & { lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> } {
-  const lines: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> = [];
-  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => lines.push({ level, msg, fields });
-  return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-}
 
 describe('last guard', () => {
   let target: EventEmitter;
   let exits: number[];
-  let logger: ReturnType<typeof memoryLogger>;
+  let logger: MemoryLogger;
   let guard: LastGuard;
   let inj: Injector;
 
   beforeEach(async () => {
     target = new EventEmitter();
     exits = [];
-    logger = memoryLogger();
+    logger = new MemoryLogger();
     guard = installLastGuard({ logger, exit: (c) => exits.push(c), target: target as unknown as GuardTarget });
     const throwLater = (kind: 'uncaughtException' | 'unhandledRejection', headFirst: boolean) => async (ctx: { res: import('node:http').ServerResponse }) => {
       if (headFirst) {
@@ -54,7 +49,7 @@ describe('last guard', () => {
     expect(r.json().message).toBe('boom uncaughtException');
     expect(exits).toEqual([]);
     expect(guard.requestErrors).toBe(1);
-    const logged = logger.lines.find((l) => l.msg.startsWith('uncaught exception in a request'));
+    const logged = logger.entries.find((l) => l.msg.startsWith('uncaught exception in a request'));
     expect(logged?.fields).toMatchObject({ method: 'GET', path: '/boom/uncaught' });
     expect(String(logged?.fields?.error)).toContain('boom uncaughtException');
     expect((await inj.request({ url: '/_ping' })).text).toBe('OK');
@@ -79,7 +74,7 @@ describe('last guard', () => {
     expect(exits).toEqual([EXIT_UNCAUGHT]);
     target.emit('unhandledRejection', 'not even an Error');
     expect(exits).toEqual([EXIT_UNCAUGHT, EXIT_UNCAUGHT]);
-    const logged = logger.lines.filter((l) => l.msg.includes('of unknown origin'));
+    const logged = logger.entries.filter((l) => l.msg.includes('of unknown origin'));
     expect(logged).toHaveLength(2);
     expect(String(logged[0].fields?.error)).toContain('engine fault');
     expect(guard.requestErrors).toBe(0);
