@@ -18,6 +18,7 @@ import {
   type ContainerLookup,
   type ContainerRecord,
   type DeepReadonly,
+  type EngineInfo,
   type Plugin,
 } from '@berth/core';
 import type { RootfsDriver } from './rootfs.js';
@@ -47,9 +48,9 @@ function imageUsage(containers: ContainerLookup): ContainerImageUsage[] {
   return containers.list().flatMap((c) => (c.Image ? [{ id: c.ID, image: c.Image, running: RUNNING.has(c.State.Status) }] : []));
 }
 
-/** A new plugin instance (one per engine: its service lives in the closure). */
+/** The plugin; each engine that loads it gets an image service of its own (kept per engine, closed with it). */
 export function imageStorePlugin(opts: { config?: ImageStorePluginConfig } = {}): Plugin<ImageStorePluginConfig> {
-  let service: ImageService | null = null;
+  const services = new WeakMap<EngineInfo, ImageService>();
   return definePlugin<ImageStorePluginConfig>({
     name: PLUGIN_NAME,
     type: PLUGIN_TYPE,
@@ -73,13 +74,14 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig } = {})
       }
       await svc.init(isContainer ? { isContainer } : {});
       for (const w of svc.warnings()) ctx.logger.warn(w);
-      service = svc;
+      services.set(ctx.engine, svc);
       container.register(IImageStore, { useValue: svc });
       container.register(IImageService, { useValue: svc });
       ctx.logger.info('image store ready', { root: svc.store.root, driver: svc.rootfs.driver });
     },
-    apply(hooks) {
+    apply(hooks, ctx) {
       const svc = () => {
+        const service = services.get(ctx.engine);
         if (!service) throw new Error('image-store: service not registered');
         return service;
       };
@@ -104,9 +106,10 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig } = {})
         if (change.to === null && usesImage(rec)) await svc().removeRootfs(rec.ID);
       });
     },
-    async close() {
+    async close(ctx) {
+      const service = services.get(ctx.engine);
+      services.delete(ctx.engine);
       await service?.close();
-      service = null;
     },
   });
 }

@@ -116,3 +116,27 @@ for (const driver of ['copy', 'overlay'] as const) {
     });
   });
 }
+
+describe('image-store plugin: one plugin value in two engines', () => {
+  it('each engine gets its own image service; closing one leaves the other working', async () => {
+    const shared = imageStorePlugin({ config: { driver: 'copy' } });
+    const t1 = await createTestEngine({ plugins: [shared], specDefaults: true });
+    const t2 = await createTestEngine({ plugins: [shared], specDefaults: true });
+    try {
+      const [s1, s2] = [t1, t2].map((t) => t.engine.container.resolve(IImageService));
+      expect(s1).not.toBe(s2);
+      for (const s of [s1!, s2!]) await s.load(createReadStream(img.saveTar));
+      // a create in the first engine makes its layer in the first engine's store
+      const { Id } = await t1.engine.containers.create({ Config: { Image: 'berth-test/busybox', Cmd: ['true'] } });
+      expect(await s1!.rootfs.meta(Id)).not.toBeNull();
+      expect(await s2!.rootfs.meta(Id)).toBeNull();
+      await t1.dispose();
+      const other = await t2.engine.containers.create({ Config: { Image: 'berth-test/busybox', Cmd: ['true'] } });
+      await t2.engine.containers.start(other.Id);
+      expect(t2.fake.containers.get(other.Id)!.spec.root?.path).toBe(s2!.rootfs.mergedPath(other.Id));
+    } finally {
+      await t1.dispose();
+      await t2.dispose();
+    }
+  });
+});
