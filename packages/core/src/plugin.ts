@@ -31,8 +31,9 @@ export interface PluginContext<C> {
   /** Logger bound to the plugin's name. */
   readonly logger: Logger;
   /**
-   * The engine's DI container (resolve the tokens: IRuntime, IStateStore, …). In `register`,
-   * the plugin's own staging child: what it registers reaches the engine once it has loaded.
+   * The plugin's own child of the engine's DI container (the same one `register` gets): it
+   * resolves the engine's tokens (IStateStore, IHost, …) and what the plugin registered; what the
+   * plugin registers reaches the engine's container only once the plugin has loaded.
    */
   readonly container: DependencyContainer;
   /** The engine's containers (read-only copies): use it instead of resolving names or reading the state store. */
