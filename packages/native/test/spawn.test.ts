@@ -2,12 +2,14 @@
  * The addon's run() and spawnMonitor() (posix_spawn): output, exit status and signals,
  * timeouts, environment, default signal dispositions in the child, the monitor's sync pipe
  * on fd 3, its log file, cwd and session; start failures with errno; the timeout's range and
- * its deadline on the wait.
+ * its deadline on the wait; ENOMEM (not a silently cut output) when the output does not fit.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { envp, errnoName, nativeAddon, signalName } from '../src/index.js';
 
@@ -71,6 +73,51 @@ describe.skipIf(!headers)('native run()', () => {
     const r = await nativeAddon()!.run(SH, ['sh', '-c', 'exec >&- 2>&-; exec sleep 30'], null, 200);
     expect(r).toMatchObject({ timedOut: true, signal: 9, status: null });
   });
+});
+
+/** The addon in a child Node process whose address space is then capped (prlimit) 200 MB above its size. */
+function runCapped(outputBytes: number): Promise<Record<string, unknown>> {
+  const addon = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/native/berth.node');
+  const script = `
+    const n = require(${JSON.stringify(addon)});
+    process.stdout.write(/VmSize:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1] + '\\n');
+    process.stdin.once('data', () => n.run('/bin/sh', ['sh', '-c', 'head -c ${outputBytes} /dev/zero'], null, 0).then(
+      (r) => ({ resolved: true, length: r.stdout.length }),
+      (e) => ({ resolved: false, errno: e.errno, syscall: e.syscall })).then((o) => { process.stdout.write(JSON.stringify(o) + '\\n'); process.exit(0); }));`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    let capped = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const lines = out.split('\n');
+      if (!capped && lines.length >= 2) {
+        capped = true;
+        const limit = (Number(lines[0]) + 200 * 1024) * 1024;
+        execFileSync('prlimit', ['--pid', String(child.pid), `--as=${limit}:${limit}`]);
+        child.stdin.write('go\n');
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', () => {
+      try {
+        resolve(JSON.parse(out.split('\n')[1]) as Record<string, unknown>);
+      } catch {
+        reject(new Error(`no result from the capped child: ${out}`));
+      }
+    });
+  });
+}
+
+const prlimit = ['/usr/bin/prlimit', '/bin/prlimit'].some((p) => existsSync(p));
+
+describe.skipIf(!headers || !prlimit)('native run() out of memory (needs prlimit from util-linux)', () => {
+  it('output that cannot be held is never cut silently: the process is killed and the call rejects with ENOMEM', async () => {
+    // 400 MB of output under a cap 200 MB above the process's size: the buffer cannot grow.
+    const r = await runCapped(400_000_000);
+    expect(r).toMatchObject({ resolved: false, syscall: expect.stringMatching(/^read/) });
+    expect(errnoName(r)).toBe('ENOMEM');
+  }, 60_000);
 });
 
 describe.skipIf(!headers)('native spawnMonitor()', () => {
