@@ -118,7 +118,7 @@ describe('fakes for plugin unit tests', () => {
       },
     });
     const off = await createTestEngine({ specDefaults: false, plugins: [apparmor], providers: (c) => c.register(IHost, { useValue: new FakeHost() }) });
-    expect(off.engine.plugins[0]!.status).toBe('skipped');
+    expect(off.engine.plugins.find((p) => p.name === 'apparmor')!.status).toBe('skipped'); // after the FakeRuntime's plugin
     await off.dispose();
     const on = await createTestEngine({ specDefaults: false, plugins: [apparmor], providers: (c) => c.register(IHost, { useValue: new FakeHost({ apparmor: true }) }) });
     try {
