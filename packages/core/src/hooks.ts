@@ -247,7 +247,8 @@ export type TapOptions = { name: string; stage?: number; before?: string } & Tap
  * last, an AbortSignal that is aborted when the tap's `timeoutMs` runs out (never otherwise).
  */
 export interface PluginHook<A extends unknown[], R> {
-  tapPromise(options: string | TapOptions, fn: (...args: [...A, AbortSignal]) => Promise<R>): void;
+  /** The owning plugin is always the plugin whose `apply` got the view (a `plugin` option is overridden). */
+  tapPromise(options: string | Omit<TapOptions, 'plugin'>, fn: (...args: [...A, AbortSignal]) => Promise<R>): void;
 }
 
 type HookArgs<H> = H extends { promise(...args: infer A): Promise<unknown> } ? A : never;
@@ -429,9 +430,8 @@ export function stagedHooks(hooks: Hooks, plugin: string): { view: PluginHooks; 
   for (const name of Object.keys(hooks) as HookName[]) {
     const real = hooks[name] as unknown as { tapPromise(options: TapOptions, fn: unknown): void };
     view[name] = Object.freeze({
-      tapPromise(options: string | TapOptions, fn: unknown): void {
-        const opts: TapOptions = typeof options === 'string' ? { name: options } : { ...options };
-        if (!opts.plugin) opts.plugin = plugin;
+      tapPromise(options: string | Omit<TapOptions, 'plugin'>, fn: unknown): void {
+        const opts: TapOptions = { ...(typeof options === 'string' ? { name: options } : options), plugin };
         if (state === 'committed') real.tapPromise(opts, fn);
         else if (state === 'staging') pending.push(() => real.tapPromise(opts, fn));
       },

@@ -506,6 +506,8 @@ describe('hooks object', () => {
         view = hooks as unknown as Record<string, Record<string, unknown>>;
         ctxOf = reg.get(hooks).beforeCheckpoint.promise.bind(reg.get(hooks).beforeCheckpoint);
         hooks.specBuild.tapPromise('curious', async (spec) => spec);
+        // a tap is always stamped with its own plugin's name
+        hooks.beforeMount.tapPromise({ name: 'impostor', plugin: 'core:defaults' } as never, async () => undefined);
       },
     });
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
@@ -518,6 +520,7 @@ describe('hooks object', () => {
     expect(Object.keys(view!).sort()).toEqual(Object.keys(t.engine.hooks).sort());
     // its tap reached the engine's hook; a registry keyed by the view is the engine's
     expect(t.engine.hooks.specBuild.taps.map((x) => x.name)).toContain('curious');
+    expect(t.engine.hooks.beforeMount.taps.find((x) => x.name === 'impostor')).toMatchObject({ plugin: 'curious' });
     expect(reg.get(t.engine.hooks).beforeCheckpoint.promise).toBeDefined();
     const seen: string[] = [];
     reg.get(t.engine.hooks).beforeCheckpoint.tapPromise('x', async (id) => void seen.push(id));
