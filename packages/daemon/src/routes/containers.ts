@@ -1,6 +1,5 @@
 /** Container routes of the Docker Engine API over the daemon's port to the engine (EnginePort). */
 import {
-  ConflictError,
   InvalidParameterError,
   NotImplementedError,
   SystemError,
@@ -11,10 +10,9 @@ import {
   type DockerFilters,
 } from '@berth/core';
 import { checkSignal } from '../signals.js';
-import type { ContainerPort, EnginePort, RootfsLease } from '../port.js';
+import type { ContainerPort, EnginePort } from '../port.js';
 import { commandLine, endpointBody, frame, networkSettingsBody, stateName, stateString, unixSeconds } from '../format.js';
 import { detachKeysFrom, hijackSession, streamContentType } from '../hijack-io.js';
-import { sendStream } from '../request-streams.js';
 import {
   boolValue,
   boolValueOr,
@@ -29,12 +27,12 @@ import type { RequestContext, Route } from '../router.js';
 import { checkContainerName, checkCreateBody, checkHostConfig } from '../validate.js';
 import { API_VERSION, versionLessThan } from '../version.js';
 import { sample, zeroSample, type StatsSample } from '../stats.js';
-import { encodeStat, extractInto, rootMounts, statPath, tarPath } from '../archive.js';
 
 const LIST_FILTERS = ['id', 'name', 'label', 'status', 'exited', 'ancestor', 'before', 'since', 'health', 'network', 'volume', 'is-task', 'isolation', 'publish', 'expose'];
 const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
 
-function need<T>(fn: T | undefined, what: string): T {
+/** The port's optional method, or 501 when the engine behind it has none. */
+export function need<T>(fn: T | undefined, what: string): T {
   if (!fn) throw new NotImplementedError(`${what} is not supported by this daemon's engine`);
   return fn;
 }
@@ -451,92 +449,7 @@ export function containerRoutes(port: EnginePort): Route[] {
     if (!ctx.res.writableEnded) ctx.res.end();
   };
 
-  /**
-   * Runs `fn` on the container's root filesystem, mounted for the request when the container
-   * does not run (dockerd's Mount … defer Unmount around archive and export); the mount is
-   * given back when `fn` ends, fails or the client went away (sendStream resolves on abort).
-   */
-  const withRoot = async <T>(id: string, fn: (c: ContainerRecord, root: string, release: () => Promise<void>) => Promise<T>): Promise<T> => {
-    const c = await cs.inspect(id);
-    let lease: RootfsLease;
-    if (cs.mountRootfs) lease = await cs.mountRootfs(c.ID);
-    else if (c.BaseFS) lease = { path: c.BaseFS, release: async () => undefined };
-    else throw new ConflictError(`container ${c.ID} has no root filesystem`);
-    let released: Promise<void> | null = null;
-    const release = () => (released ??= lease.release());
-    let out: T;
-    try {
-      out = await fn(c, lease.path, release);
-    } catch (err) {
-      // the request's own error is the answer; a failed unmount after it is the store's to log
-      await release().catch(() => undefined);
-      throw err;
-    }
-    await release();
-    return out;
-  };
-
-  const archiveStat = async (ctx: RequestContext, c: ContainerRecord, root: string) => {
-    const { stat } = await statPath(root, ctx.query.get('path') ?? '', c.ID, rootMounts(c.Mounts));
-    ctx.res.setHeader('X-Docker-Container-Path-Stat', encodeStat(stat));
-    return { stat };
-  };
-
-  const archivePath = (ctx: RequestContext): string => {
-    const p = ctx.query.get('path') ?? '';
-    if (!p) throw new InvalidParameterError('Path cannot be empty');
-    return p;
-  };
-
-  const archiveHead = async (ctx: RequestContext) => {
-    archivePath(ctx);
-    await withRoot(ctx.params.id, (c, root) => archiveStat(ctx, c, root));
-    ctx.res.statusCode = 200;
-    ctx.res.setHeader('Content-Type', 'application/x-tar');
-    ctx.res.end();
-  };
-
-  const archiveGet = async (ctx: RequestContext) => {
-    archivePath(ctx);
-    await withRoot(ctx.params.id, async (c, root, release) => {
-      const { stat } = await archiveStat(ctx, c, root);
-      const name = stat.name === '/' ? '' : stat.name;
-      await sendStream(ctx, tarPath(root, ctx.query.get('path') ?? '', name, ctx.signal, rootMounts(c.Mounts)), { name: 'archive tar', contentType: 'application/x-tar', beforeEnd: release });
-    });
-  };
-
-  const archivePut = async (ctx: RequestContext) => {
-    const p = archivePath(ctx);
-    // a read-only rootfs or bind is refused once the extraction point is resolved (as dockerd does)
-    await withRoot(ctx.params.id, (c, root) =>
-      extractInto(root, p, ctx.body, {
-        noOverwriteDirNonDir: boolValue(ctx.query, 'noOverwriteDirNonDir'),
-        copyUIDGID: boolValue(ctx.query, 'copyUIDGID'),
-        readonlyRootfs: c.HostConfig.ReadonlyRootfs === true,
-        mounts: rootMounts(c.Mounts),
-      }),
-    );
-    sendEmpty(ctx.res, 200);
-  };
-
-  const exportRoot = async (ctx: RequestContext) => {
-    await withRoot(ctx.params.id, async (_c, root, release) => {
-      await sendStream(ctx, tarPath(root, '/', '', ctx.signal), { name: 'export tar', contentType: 'application/octet-stream', beforeEnd: release });
-    });
-  };
-
-  const changes = async (ctx: RequestContext) => {
-    const c = await cs.inspect(ctx.params.id);
-    const fn = need(cs.changes, 'changes');
-    sendJson(ctx.res, 200, await fn.call(cs, c.ID));
-  };
-
   return [
-    { method: 'GET', path: '/containers/{id}/archive', handler: archiveGet },
-    { method: 'HEAD', path: '/containers/{id}/archive', handler: archiveHead },
-    { method: 'PUT', path: '/containers/{id}/archive', handler: archivePut },
-    { method: 'GET', path: '/containers/{id}/export', handler: exportRoot },
-    { method: 'GET', path: '/containers/{id}/changes', handler: changes },
     { method: 'POST', path: '/containers/create', handler: create },
     { method: 'GET', path: '/containers/{id}/stats', handler: stats },
     { method: 'GET', path: '/containers/json', handler: list },

@@ -1,0 +1,103 @@
+/**
+ * The container filesystem routes (`docker cp`, export, diff) over the daemon's port: each runs
+ * on the container's root filesystem, mounted for the request when the container does not run.
+ */
+import { ConflictError, InvalidParameterError, type ContainerRecord } from '@berth/core';
+import { encodeStat, extractInto, rootMounts, statPath, tarPath } from '../archive.js';
+import { boolValue, sendEmpty, sendJson } from '../http.js';
+import type { ContainerPort, EnginePort, RootfsLease } from '../port.js';
+import { sendStream } from '../request-streams.js';
+import type { RequestContext, Route } from '../router.js';
+import { need } from './containers.js';
+
+export function containerFileRoutes(port: EnginePort): Route[] {
+  const cs: ContainerPort = port.containers;
+
+  /**
+   * Runs `fn` on the container's root filesystem, mounted for the request when the container
+   * does not run (dockerd's Mount … defer Unmount around archive and export); the mount is
+   * given back when `fn` ends, fails or the client went away (sendStream resolves on abort).
+   */
+  const withRoot = async <T>(id: string, fn: (c: ContainerRecord, root: string, release: () => Promise<void>) => Promise<T>): Promise<T> => {
+    const c = await cs.inspect(id);
+    let lease: RootfsLease;
+    if (cs.mountRootfs) lease = await cs.mountRootfs(c.ID);
+    else if (c.BaseFS) lease = { path: c.BaseFS, release: async () => undefined };
+    else throw new ConflictError(`container ${c.ID} has no root filesystem`);
+    let released: Promise<void> | null = null;
+    const release = () => (released ??= lease.release());
+    let out: T;
+    try {
+      out = await fn(c, lease.path, release);
+    } catch (err) {
+      // the request's own error is the answer; a failed unmount after it is the store's to log
+      await release().catch(() => undefined);
+      throw err;
+    }
+    await release();
+    return out;
+  };
+
+  const archiveStat = async (ctx: RequestContext, c: ContainerRecord, root: string) => {
+    const { stat } = await statPath(root, ctx.query.get('path') ?? '', c.ID, rootMounts(c.Mounts));
+    ctx.res.setHeader('X-Docker-Container-Path-Stat', encodeStat(stat));
+    return { stat };
+  };
+
+  const archivePath = (ctx: RequestContext): string => {
+    const p = ctx.query.get('path') ?? '';
+    if (!p) throw new InvalidParameterError('Path cannot be empty');
+    return p;
+  };
+
+  const archiveHead = async (ctx: RequestContext) => {
+    archivePath(ctx);
+    await withRoot(ctx.params.id, (c, root) => archiveStat(ctx, c, root));
+    ctx.res.statusCode = 200;
+    ctx.res.setHeader('Content-Type', 'application/x-tar');
+    ctx.res.end();
+  };
+
+  const archiveGet = async (ctx: RequestContext) => {
+    archivePath(ctx);
+    await withRoot(ctx.params.id, async (c, root, release) => {
+      const { stat } = await archiveStat(ctx, c, root);
+      const name = stat.name === '/' ? '' : stat.name;
+      await sendStream(ctx, tarPath(root, ctx.query.get('path') ?? '', name, ctx.signal, rootMounts(c.Mounts)), { name: 'archive tar', contentType: 'application/x-tar', beforeEnd: release });
+    });
+  };
+
+  const archivePut = async (ctx: RequestContext) => {
+    const p = archivePath(ctx);
+    // a read-only rootfs or bind is refused once the extraction point is resolved (as dockerd does)
+    await withRoot(ctx.params.id, (c, root) =>
+      extractInto(root, p, ctx.body, {
+        noOverwriteDirNonDir: boolValue(ctx.query, 'noOverwriteDirNonDir'),
+        copyUIDGID: boolValue(ctx.query, 'copyUIDGID'),
+        readonlyRootfs: c.HostConfig.ReadonlyRootfs === true,
+        mounts: rootMounts(c.Mounts),
+      }),
+    );
+    sendEmpty(ctx.res, 200);
+  };
+
+  const exportRoot = async (ctx: RequestContext) => {
+    await withRoot(ctx.params.id, async (_c, root, release) => {
+      await sendStream(ctx, tarPath(root, '/', '', ctx.signal), { name: 'export tar', contentType: 'application/octet-stream', beforeEnd: release });
+    });
+  };
+
+  const changes = async (ctx: RequestContext) => {
+    const c = await cs.inspect(ctx.params.id);
+    const fn = need(cs.changes, 'changes');
+    sendJson(ctx.res, 200, await fn.call(cs, c.ID));
+  };
+
+  return [
+    { method: 'GET', path: '/containers/{id}/archive', handler: archiveGet },
+    { method: 'HEAD', path: '/containers/{id}/archive', handler: archiveHead },
+    { method: 'PUT', path: '/containers/{id}/archive', handler: archivePut },
+    { method: 'GET', path: '/containers/{id}/export', handler: exportRoot },
+    { method: 'GET', path: '/containers/{id}/changes', handler: changes },
+  ];
+}
