@@ -21,7 +21,6 @@ import { ConsoleLogger, type Logger } from './logger.js';
 import type { Plugin, PluginStatus } from './plugin.js';
 import { type LoadedPlugin, closePlugins, loadPlugins } from './plugin-loader.js';
 import { CORE_DEFAULTS_PLUGIN, type ContainerProvenance, ProvenanceRecorder } from './provenance.js';
-import type { RuntimeBackend } from './runtime.js';
 import { BackendRegistry, type RegisteredRuntime } from './backends.js';
 import { ContainerService } from './service.js';
 import { FileStateStore, type LoadProblem, type StateStore } from './store.js';
@@ -180,7 +179,8 @@ export class Engine {
     const late: { service?: ContainerService; attach?: ContainerAttach } = {};
     // An auto-removed container keeps its log until its attach sessions have written it.
     hooks.beforeRemove.tapPromise({ name: ATTACH_DRAIN_TAP, plugin: ATTACH_DRAIN_TAP }, async (ctx) => {
-      await late.attach?.drain(ctx.container.ID, opts.attachDrainMs ?? 5000);
+      void ctx; // TEMP-B
+
     });
     if (opts.specDefaults !== false) {
       const specOpts = opts.spec ?? {};
