@@ -179,8 +179,7 @@ export class Engine {
     const late: { service?: ContainerService; attach?: ContainerAttach } = {};
     // An auto-removed container keeps its log until its attach sessions have written it.
     hooks.beforeRemove.tapPromise({ name: ATTACH_DRAIN_TAP, plugin: ATTACH_DRAIN_TAP }, async (ctx) => {
-      void ctx; // TEMP-B
-
+      await late.attach?.drain(ctx.container.ID, opts.attachDrainMs ?? 5000);
     });
     if (opts.specDefaults !== false) {
       const specOpts = opts.spec ?? {};
