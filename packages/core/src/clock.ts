@@ -1,5 +1,4 @@
 /** Time source (token `IClock`), so tests can pin time. Docker prints times as RFC 3339 with nanoseconds. */
-import { ZERO_TIME } from './types.js';
 
 export interface Clock {
   /** Unix time in nanoseconds. */
@@ -44,6 +43,3 @@ export function normaliseTime(s: string | undefined, fallback: string): string {
   return n === null ? fallback : formatRfc3339Nano(n);
 }
 
-export function isZeroTime(s: string): boolean {
-  return s === ZERO_TIME || s.startsWith('0001-01-01T00:00:00');
-}

@@ -131,19 +131,7 @@ export class PluginGraphError extends BerthError {
   }
 }
 
-// Helpers (like moby's errdefs/helpers.go): wrap, keep the cause.
-export function invalidParameter(message: string, cause?: unknown): InvalidParameterError {
-  return new InvalidParameterError(message, cause === undefined ? undefined : { cause });
-}
-export function notFound(message: string, cause?: unknown): NotFoundError {
-  return new NotFoundError(message, cause === undefined ? undefined : { cause });
-}
-export function conflict(message: string, cause?: unknown): ConflictError {
-  return new ConflictError(message, cause === undefined ? undefined : { cause });
-}
-export function system(message: string, cause?: unknown): SystemError {
-  return new SystemError(message, cause === undefined ? undefined : { cause });
-}
+// Docker's common messages.
 /** Docker's "No such container: x" (404). */
 export function noSuchContainer(idOrName: string): NotFoundError {
   return new NotFoundError(`No such container: ${idOrName}`);
@@ -151,7 +139,4 @@ export function noSuchContainer(idOrName: string): NotFoundError {
 /** Docker's "Container x is not running" (409). */
 export function notRunning(id: string): ConflictError {
   return new ConflictError(`Container ${id} is not running`);
-}
-export function isErrorKind(err: unknown, kind: ErrorKind): boolean {
-  return errorKind(err) === kind;
 }

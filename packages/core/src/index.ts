@@ -17,7 +17,6 @@ export * from './atomic-write.js';
 export * from './mountinfo.js';
 export * from './docker-filters.js';
 export * from './image.js';
-export * from './network.js';
 export * from './host.js';
 export * from './provenance.js';
 export * from './hooks.js';

@@ -8,7 +8,6 @@ import type { InjectionToken } from 'tsyringe';
 import type { RuntimeBackend } from './runtime.js';
 import type { StateStore } from './store.js';
 import type { ImageStore } from './image.js';
-import type { NetworkDriver } from './network.js';
 import type { Logger } from './logger.js';
 import type { Clock } from './clock.js';
 import type { EventBus } from './events.js';
@@ -22,9 +21,6 @@ export const IStateStore: InjectionToken<IStateStore> = Symbol('IStateStore');
 
 export type IImageStore = ImageStore;
 export const IImageStore: InjectionToken<IImageStore> = Symbol('IImageStore');
-
-export type INetworkDriver = NetworkDriver;
-export const INetworkDriver: InjectionToken<INetworkDriver> = Symbol('INetworkDriver');
 
 export type ILogger = Logger;
 export const ILogger: InjectionToken<ILogger> = Symbol('ILogger');

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { injectable, inject, type DependencyContainer } from 'tsyringe';
+import { injectable, inject, type DependencyContainer, type InjectionToken } from 'tsyringe';
 import { createTestEngine, type TestEngine } from '../../testing/src/index.js';
 import {
   Engine,
@@ -10,7 +10,6 @@ import {
   IEngineConfig,
   IEventBus,
   ILogger,
-  INetworkDriver,
   IRuntime,
   IStateStore,
   NotFoundError,
@@ -23,10 +22,17 @@ import {
   type Clock,
   type ContainerRecord,
   type EngineConfig,
-  type NetworkDriver,
   type Plugin,
   type PluginContext,
 } from '../src/index.js';
+
+/** A token of a plugin's own (as a third-party network plugin would define one), for the DI tests. */
+interface NetworkDriver {
+  readonly name: string;
+  list(): Promise<unknown[]>;
+  inspect(idOrName: string): Promise<unknown>;
+}
+const INetworkDriver: InjectionToken<NetworkDriver> = Symbol('INetworkDriver');
 
 let t: TestEngine | undefined;
 afterEach(async () => {

@@ -4,7 +4,7 @@
  * NotModified → 304 with an empty body.
  */
 import type { ServerResponse } from 'node:http';
-import { ERROR_STATUS, errorKind, errorMessage, type ErrorKind } from '@berth/core';
+import { ERROR_STATUS, errorKind, errorMessage } from '@berth/core';
 
 /** HTTP-layer errors that have no engine kind (body too large, method not allowed). */
 export class HttpError extends Error {
@@ -20,10 +20,6 @@ export class HttpError extends Error {
 export function statusOf(err: unknown): number {
   if (err instanceof HttpError) return err.statusCode;
   return ERROR_STATUS[errorKind(err)];
-}
-
-export function kindOf(err: unknown): ErrorKind {
-  return errorKind(err);
 }
 
 /** Write `err` as Docker's error answer. Safe to call on a response already started: it then only ends it. */

@@ -82,14 +82,6 @@ export async function readBody(ctx: RequestContext, max = MAX_JSON_BODY): Promis
   return Buffer.concat(chunks);
 }
 
-/** True when the request carries a body (Content-Length > 0 or chunked). */
-export function hasBody(ctx: RequestContext): boolean {
-  const te = ctx.req.headers['transfer-encoding'];
-  if (te !== undefined && te !== '') return true;
-  const cl = Number(ctx.req.headers['content-length'] ?? '0');
-  return Number.isFinite(cl) && cl > 0;
-}
-
 /**
  * Read a JSON object body. An empty body gives `undefined` when `optional`, else
  * dockerd's "invalid JSON: EOF"-style 400. Arrays and scalars are refused.
@@ -142,14 +134,4 @@ export function intValue(q: URLSearchParams, name: string, def: number | undefin
  */
 export function parseFilters(raw: string | null, allowed: readonly string[]): Map<string, Set<string>> {
   return filtersFrom(raw === null || raw.trim() === '' ? null : parseClientJson(raw, 'invalid filter'), allowed);
-}
-
-/** Ensure a JSON value has the expected type; wrong types become 400s, as dockerd's decoder does. */
-export function expectType(value: unknown, type: 'string' | 'number' | 'boolean' | 'object' | 'array', field: string): void {
-  if (value === undefined || value === null) return;
-  const ok =
-    type === 'array' ? Array.isArray(value) : type === 'object' ? typeof value === 'object' && !Array.isArray(value) : typeof value === type;
-  if (!ok) {
-    throw new InvalidParameterError(`json: cannot unmarshal ${Array.isArray(value) ? 'array' : typeof value} into Go struct field ${field} of type ${type}`);
-  }
 }

@@ -19,6 +19,3 @@ export function versionLessThan(v: string, than: string): boolean {
   return compareVersions(v, than) < 0;
 }
 
-export function versionAtLeast(v: string, min: string): boolean {
-  return compareVersions(v, min) >= 0;
-}

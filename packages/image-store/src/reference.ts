@@ -114,15 +114,6 @@ export function familiarString(ref: Reference): string {
   return `${familiarName(ref)}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
 }
 
-/** Parses a fully qualified or familiar string that is known to be valid (from our own store). */
-export function tryParseReference(input: string): Reference | null {
-  try {
-    return parseReference(input);
-  } catch {
-    return null;
-  }
-}
-
 /** Docker-style filter match of a reference against a pattern (`busybox`, `busybox:*`, `foo/*:1.*`; `*` never crosses `/`). */
 export function matchReferencePattern(ref: Reference, pattern: string): boolean {
   const candidates = [familiarString(ref), familiarName(ref), referenceString(ref), repositoryName(ref)];

@@ -1,7 +1,7 @@
 /** Running the OCI runtime's command line, with its errors translated to typed ones. */
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
-import { ConflictError, NotFoundError, SystemError, errorKind, type RuntimeStatus } from '@berth/core';
+import { ConflictError, NotFoundError, SystemError, errorKind, type OciState, type RuntimeStatus } from '@berth/core';
 import { envp, nativeAddon, signalName } from '@berth/native';
 
 export interface RuntimeBinary {
@@ -81,7 +81,7 @@ export function runRuntime(
 export async function runtimeState(bin: RuntimeBinary, id: string): Promise<{ status: RuntimeStatus; pid: number } | null> {
   try {
     const { stdout } = await runRuntime(bin, id, ['state', id], { timeoutMs: 10_000 });
-    const st = JSON.parse(stdout) as { status?: string; pid?: number };
+    const st = JSON.parse(stdout) as Partial<OciState>;
     const status: RuntimeStatus = st.status === 'created' || st.status === 'running' || st.status === 'paused' ? st.status : 'stopped';
     return { status, pid: st.pid ?? 0 };
   } catch (err) {

@@ -3,6 +3,7 @@
  * zeros of the fraction trimmed (Go's time.RFC3339Nano). Compared as bigint nanoseconds so
  * that since/until keep the full precision JS Dates lose.
  */
+import { parseDockerTime } from '../docker-filters.js';
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:?\d{2})$/;
 
@@ -88,8 +89,9 @@ export function nowNanos(): bigint {
 }
 
 /**
- * A since/until bound as the Docker API gives it: UNIX seconds with an optional fraction
- * ("1700000000.123456789"), a number, a Date, or an RFC 3339 string. Returns nanoseconds.
+ * A since/until bound: nanoseconds, a number of UNIX seconds, a Date, or a string in any of
+ * Docker's timestamp forms (parseDockerTime: "1700000000.123456789", RFC 3339, "10m" before
+ * now). Returns nanoseconds.
  */
 export function toNanos(v: number | string | Date | bigint): bigint {
   if (typeof v === 'bigint') return v;
@@ -99,12 +101,8 @@ export function toNanos(v: number | string | Date | bigint): bigint {
     const whole = Math.trunc(v);
     return BigInt(whole) * 1_000_000_000n + BigInt(Math.round((v - whole) * 1e9));
   }
-  const s = v.trim();
-  const m = /^(-?\d+)(?:\.(\d{1,9}))?$/.exec(s);
-  if (m) {
-    const secs = BigInt(m[1]);
-    const frac = BigInt((m[2] ?? '').padEnd(9, '0') || '0');
-    return secs * 1_000_000_000n + (secs < 0n ? -frac : frac);
-  }
-  return parseLogTime(s);
+  // strings: Docker's timestamp forms, read by the one parser of them (docker-filters.ts)
+  const ns = parseDockerTime(v, 'time', nowNanos());
+  if (ns === null) throw new TypeError('invalid time: empty');
+  return ns;
 }
