@@ -33,6 +33,7 @@ const FILE_KEYS = [
   'tlskey',
   'labels',
   'shutdown-timeout',
+  'userns-remap',
   'berth-rootfs-dir',
   'berth-header-timeout',
   'berth-idle-timeout',
@@ -58,6 +59,7 @@ const FLAG_TO_KEY: Record<string, string> = {
   tlskey: 'tlskey',
   label: 'labels',
   'shutdown-timeout': 'shutdown-timeout',
+  'userns-remap': 'userns-remap',
   'berth-rootfs-dir': 'berth-rootfs-dir',
   'berth-header-timeout': 'berth-header-timeout',
   'berth-idle-timeout': 'berth-idle-timeout',
@@ -87,6 +89,7 @@ Options:
       --tlskey string          Path to TLS key file
       --label list             Set key=value labels to the daemon
       --shutdown-timeout int   Seconds to wait for containers to stop on shutdown (default 15)
+      --userns-remap string    User/Group setting for user namespaces ("default" or USER[:GROUP])
       --berth-rootfs-dir path  berth only: image names missing from the image store run on the subdirectory of that name
       --berth-header-timeout n berth only: seconds a client has to send a request's headers (default 30)
       --berth-idle-timeout n   berth only: seconds a keep-alive API connection may stay without a request (default 60)
@@ -140,6 +143,7 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
         tlskey: { type: 'string' },
         label: { type: 'string', multiple: true },
         'shutdown-timeout': { type: 'string' },
+        'userns-remap': { type: 'string' },
         'berth-rootfs-dir': { type: 'string' },
         'berth-header-timeout': { type: 'string' },
         'berth-idle-timeout': { type: 'string' },
@@ -207,6 +211,7 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
     if (typeof file['shutdown-timeout'] !== 'number' || file['shutdown-timeout'] < 0) throw new UsageError('invalid daemon.json: "shutdown-timeout" must be a non-negative number');
     cfg.shutdownTimeout = file['shutdown-timeout'];
   }
+  if ('userns-remap' in file) cfg.usernsRemap = asString(file['userns-remap'], 'userns-remap');
   if ('berth-rootfs-dir' in file) cfg.rootfsDir = asString(file['berth-rootfs-dir'], 'berth-rootfs-dir');
 
   if (f.host) cfg.hosts = f.host;
@@ -238,6 +243,8 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
     if (!Number.isInteger(n) || n < 0) throw new UsageError(`invalid --shutdown-timeout ${JSON.stringify(f['shutdown-timeout'])}: expected a non-negative integer`);
     cfg.shutdownTimeout = n;
   }
+  if (f['userns-remap'] !== undefined) cfg.usernsRemap = f['userns-remap'];
+  if (cfg.usernsRemap === '') delete cfg.usernsRemap;
   if (f['berth-rootfs-dir'] !== undefined) cfg.rootfsDir = f['berth-rootfs-dir'];
   for (const [key, field, scale, min] of CONNECTION_LIMITS) {
     const raw = key in file ? file[key] : f[key];

@@ -31,6 +31,16 @@ describe('berthd options', () => {
     expect(config.runtimes.kata).toEqual({ path: '/k', runtimeArgs: ['--debug'] });
   });
 
+  it('takes --userns-remap or daemon.json "userns-remap" (not both)', () => {
+    expect(parseBerthdArgs([], noFile).config.usernsRemap).toBeUndefined();
+    expect(parseBerthdArgs(['--userns-remap', 'default'], noFile).config.usernsRemap).toBe('default');
+    const file = JSON.stringify({ 'userns-remap': 'alice:staff' });
+    const read = (p: string) => (p === '/f' ? file : null);
+    expect(parseBerthdArgs(['--config-file', '/f'], read).config.usernsRemap).toBe('alice:staff');
+    expect(() => parseBerthdArgs(['--config-file', '/f', '--userns-remap', 'default'], read)).toThrow('userns-remap: (from flag: default');
+    expect(() => parseBerthdArgs(['--config-file', '/g'], (p) => (p === '/g' ? '{"userns-remap": 5}' : null))).toThrow('"userns-remap" must be a string');
+  });
+
   it('takes the slow-client bounds as flags (seconds) or daemon.json keys', () => {
     expect(parseBerthdArgs([], noFile).config.connections).toBeUndefined();
     const { config } = parseBerthdArgs(['--berth-header-timeout', '2.5', '--berth-idle-timeout', '90', '--berth-max-connections', '100'], noFile);

@@ -10,6 +10,7 @@ import { imageStorePlugin } from '@berth/image-store';
 import { networkBasicPlugin } from '@berth/plugin-network-basic';
 import { apparmorPlugin } from '@berth/plugin-apparmor';
 import { seccompPlugin } from '@berth/plugin-seccomp';
+import { idFilesFromEnv, usernsPlugin } from '@berth/plugin-userns';
 import { buildRuntimes, findExecutable, ociRuntimePlugin } from '@berth/runtime-oci';
 import type { DaemonConfig } from './config.js';
 
@@ -23,5 +24,7 @@ export function builtins(config: DaemonConfig, opts: { subreaper?: boolean } = {
     runcPath: findExecutable(config.runtimes.runc?.path ?? 'runc') ?? config.runtimes.runc?.path ?? 'runc',
   });
   const runtime = ociRuntimePlugin({ execRoot: config.execRoot, runtimes, defaultRuntime, subreaper: opts.subreaper ?? false });
-  return [runtime, imageStorePlugin(), networkBasicPlugin(), seccompPlugin(), apparmorPlugin()];
+  // --userns-remap (without it the userns plugin skips itself); BERTH_USERNS_* env: other files than /etc's (tests).
+  const userns = usernsPlugin({ config: { ...(config.usernsRemap !== undefined ? { remap: config.usernsRemap } : {}), files: idFilesFromEnv(process.env) } });
+  return [runtime, imageStorePlugin(), networkBasicPlugin(), seccompPlugin(), apparmorPlugin(), userns];
 }

@@ -31,6 +31,8 @@ export interface DaemonConfig {
   /** berth-only: a directory whose subdirectories are root filesystems usable as images by name (tests, no image store). */
   rootfsDir?: string;
   shutdownTimeout: number;
+  /** --userns-remap / "userns-remap": 'default' or USER[:GROUP] (the userns plugin); unset: no remap. */
+  usernsRemap?: string;
   /** berth-only slow-client bounds of the API listeners (connections.ts); unset: the defaults. */
   connections?: Partial<ConnectionLimits>;
 }

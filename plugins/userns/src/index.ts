@@ -1,0 +1,7 @@
+import { usernsPlugin } from './plugin.js';
+
+export * from './subid.js';
+export * from './auto.js';
+export * from './ownership.js';
+export * from './plugin.js';
+export default usernsPlugin;
