@@ -103,9 +103,11 @@ describe('create: IDs, names, validation', () => {
     expect(t.engine.containers.list()).toHaveLength(1);
   });
 
-  it('validates HostConfig.Runtime when the backend lists its runtimes', async () => {
+  it('validates HostConfig.Runtime against the runtimes of the registered backends (dockerd\'s 400)', async () => {
     t = await createTestEngine({ specDefaults: false, runtime: new FakeRuntime({ runtimes: ['runc', 'crun'] }), defaultRuntime: 'runc' });
-    await expect(t.createContainer({ HostConfig: { Runtime: 'kata' } })).rejects.toThrow('unknown or invalid runtime name: kata (known runtimes: runc, crun)');
+    const err = await t.createContainer({ HostConfig: { Runtime: 'kata' } }).catch((e: unknown) => e);
+    expect(errorKind(err)).toBe('InvalidParameter');
+    expect((err as Error).message).toBe('unknown or invalid runtime name: kata');
     const id = await t.createContainer({ HostConfig: { Runtime: 'crun' } });
     expect(t.engine.containers.get(id).HostConfig.Runtime).toBe('crun');
     const id2 = await t.createContainer();
