@@ -16,7 +16,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { JsonFileWriter, declareFailpoint, failpoint, formatJsonLogLine, toJsonLogTime, type LogStream } from '@berth/core';
+import { JsonFileWriter, atomicWriteFileSync, declareFailpoint, failpoint, formatJsonLogLine, toJsonLogTime, type LogStream } from '@berth/core';
+import { EXEC_ROOT_WRITE } from './record.js';
 
 const FP_WRITE = declareFailpoint('logs.pumpWrite', "runtime-oci log pump: before it writes converted lines to the container's json-file");
 
@@ -136,13 +137,10 @@ export class LogPump implements Pump {
   }
 
   private savePos(): void {
-    const tmp = `${this.posFile}.tmp`;
     try {
-      fs.writeFileSync(tmp, JSON.stringify(this.pos));
-      fs.renameSync(tmp, this.posFile);
+      atomicWriteFileSync(this.posFile, JSON.stringify(this.pos), EXEC_ROOT_WRITE);
     } catch (err) {
       // A full disk: the position in memory is right; a restart would repeat the last lines.
-      fs.rmSync(tmp, { force: true });
       if (!this.failing) this.opts.onError?.(err);
     }
   }
