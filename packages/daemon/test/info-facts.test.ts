@@ -5,12 +5,12 @@
  * berthd in-process on temp dirs; no runc needed (nothing is started).
  */
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { definePlugin, SkipPluginError } from '@berth/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { defaultConfig, startBerthd, type RunningDaemon } from '../src/index.js';
+import { startBerthd, type RunningDaemon } from '../src/index.js';
+import { tempDaemonConfig, unixRequest } from './helpers/temp-berthd.js';
 
 const skipping = definePlugin({
   name: 'needs-a-gpu',
@@ -19,18 +19,6 @@ const skipping = definePlugin({
     throw new SkipPluginError('no GPU on this host');
   },
 });
-
-function getJson(sock: string, p: string): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ socketPath: sock, path: p }, (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve(JSON.parse(text) as Record<string, unknown>));
-      })
-      .on('error', reject);
-  });
-}
 
 let daemon: RunningDaemon | undefined;
 let dir: string | undefined;
@@ -41,17 +29,14 @@ afterEach(async () => {
   dir = undefined;
 });
 
+async function getJson(sock: string, p: string): Promise<Record<string, unknown>> {
+  return (await unixRequest(sock, 'GET', p)).json() as Record<string, unknown>;
+}
+
 async function start(opts: Parameters<typeof startBerthd>[1]): Promise<string> {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-info-'));
   const sock = path.join(dir, 'berth.sock');
-  const config = {
-    ...defaultConfig(),
-    hosts: [`unix://${sock}`],
-    dataRoot: path.join(dir, 'data'),
-    execRoot: path.join(dir, 'exec'),
-    pidfile: path.join(dir, 'berthd.pid'),
-    logLevel: 'error' as const,
-  };
+  const config = tempDaemonConfig(dir);
   daemon = await startBerthd(config, { handleSignals: false, ...opts });
   return sock;
 }
