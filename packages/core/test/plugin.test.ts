@@ -150,7 +150,7 @@ describe('plugins and dependency injection', () => {
       },
     });
     t = await createTestEngine({ specDefaults: false, plugins: [net] });
-    expect(t.engine.container.resolve(INetworkDriver).name).toBe('only mine');
+    expect(t.engine.container.resolve<NetworkDriver>(INetworkDriver).name).toBe('only mine');
     expect(t.engine.container.isRegistered(PRIVATE, true)).toBe(false);
     const liar = definePlugin({ name: 'liar', type: 'io.berth.network.v1', provides: [INetworkDriver], register() {} });
     await expect(createTestEngine({ specDefaults: false, plugins: [liar] })).rejects.toThrow(/liar says it provides Symbol\(INetworkDriver\)/);
