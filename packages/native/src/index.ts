@@ -64,10 +64,10 @@ export interface NativeAddon {
    * waitid(P_PIDFD, fd, WEXITED | WNOHANG): null while the process runs; its exit once
    * collected. Throws (errno ECHILD) when it is not this process's child.
    */
-  waitPidfd(fd: number): WaitResult | null;
+  waitPidfd(fd: number): WaitPidResult | null;
 }
 
-export interface WaitResult {
+export interface WaitPidResult {
   pid: number;
   /** Exit status, null when killed by a signal. */
   status: number | null;
