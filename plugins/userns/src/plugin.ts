@@ -54,14 +54,23 @@ export async function mapsFor(state: UsernsState, c: DeepReadonly<ContainerRecor
   return state.maps;
 }
 
-/** The spec with a user namespace and the maps (unchanged for identity maps). */
-export function withUserNamespace(spec: OciSpec, maps: IdMaps): OciSpec {
+const PING_GROUP_RANGE = 'net.ipv4.ping_group_range';
+
+/**
+ * The spec with a user namespace and the maps (unchanged for identity maps). The default
+ * `net.ipv4.ping_group_range` ("0 2147483647", set for a container with its own network
+ * namespace) names groups the namespace does not map, which the kernel refuses (EINVAL at
+ * runc's init): it becomes "0 <highest mapped gid>" unless the container set it itself.
+ */
+export function withUserNamespace(spec: OciSpec, maps: IdMaps, own: Readonly<Record<string, string>> = {}): OciSpec {
   if (maps.uidMappings.length === 0) return spec;
   const namespaces = (spec.linux?.namespaces ?? []).filter((n) => n.type !== 'user');
-  return {
-    ...spec,
-    linux: { ...(spec.linux ?? {}), namespaces: [...namespaces, { type: 'user' }], uidMappings: maps.uidMappings, gidMappings: maps.gidMappings },
-  };
+  const linux = { ...(spec.linux ?? {}), namespaces: [...namespaces, { type: 'user' as const }], uidMappings: maps.uidMappings, gidMappings: maps.gidMappings };
+  if (linux.sysctl?.[PING_GROUP_RANGE] !== undefined && own[PING_GROUP_RANGE] === undefined) {
+    const top = maps.gidMappings.reduce((n, m) => Math.max(n, m.containerID + m.size - 1), 0);
+    linux.sysctl = { ...linux.sysctl, [PING_GROUP_RANGE]: `0 ${top}` };
+  }
+  return { ...spec, linux };
 }
 
 function rootOf(maps: IdMaps): { uid: number; gid: number } {
@@ -143,7 +152,9 @@ export function usernsPlugin(opts: { config?: UsernsConfig; run?: RunCommand; ro
         }
       });
 
-      hooks.specBuild.tapPromise({ name: PLUGIN_NAME, stage: Stage.USERNS }, async (spec, start) => withUserNamespace(spec, await mapsFor(state, start.container)));
+      hooks.specBuild.tapPromise({ name: PLUGIN_NAME, stage: Stage.USERNS }, async (spec, start) =>
+        withUserNamespace(spec, await mapsFor(state, start.container), start.container.HostConfig.Sysctls ?? {}),
+      );
 
       hooks.onStateChange.tapPromise({ name: PLUGIN_NAME, when: (c) => c.HostConfig?.UsernsMode === 'auto' }, async (change) => {
         if (change.to === null) await state.auto.free(change.container.ID);

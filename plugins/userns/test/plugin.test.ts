@@ -61,6 +61,16 @@ describe('userns plugin', () => {
     expect(ociSchemaErrors('oci-runtime-spec/config-schema.json', c.spec)).toBe('');
   });
 
+  it('the default ping_group_range is cut to the mapped groups (the kernel refuses unmapped ones); one the container set is kept', async () => {
+    const { te } = await setup();
+    const def = await started(te);
+    expect(def.spec.linux?.sysctl?.['net.ipv4.ping_group_range']).toBe(`0 ${256 * AUTO_SIZE - 1}`);
+    const own = await started(te, { Sysctls: { 'net.ipv4.ping_group_range': '1 2' } });
+    expect(own.spec.linux?.sysctl?.['net.ipv4.ping_group_range']).toBe('1 2');
+    const host = await started(te, { UsernsMode: 'host' });
+    expect(host.spec.linux?.sysctl?.['net.ipv4.ping_group_range']).toBe('0 2147483647');
+  });
+
   it('--userns=host opts out: no user namespace, root is root, the rootfs goes back to the identity', async () => {
     const { te, rootfs } = await setup();
     const c = await started(te, { UsernsMode: 'host' });

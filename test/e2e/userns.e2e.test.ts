@@ -1,0 +1,150 @@
+/**
+ * The userns plugin through the real docker CLI against berthd started with --userns-remap
+ * (runc + conmon). The remap user and its ranges live in the test's own passwd/group/
+ * subuid/subgid files (BERTH_USERNS_* env), so the host's /etc is not touched:
+ *  - `docker info` lists name=userns; /proc/self/uid_map and gid_map inside show the mapping;
+ *  - root inside owns the image's files and can write them (the rootfs is shifted);
+ *  - a file created as root in a bind mount belongs on the host to the mapped uid;
+ *  - a root-only (0600) host file bind-mounted in cannot be read;
+ *  - --userns=host runs in the host's user namespace; --privileged alone is refused (125);
+ *  - a malformed subuid line stops berthd, naming the file and line.
+ * `--userns-remap=default` (useradd on the host's /etc) is not run here.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+
+function usernsSkipReason(): string | null {
+  const base = berthdSkipReason();
+  if (base) return base;
+  if (Number(fs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8')) === 0) return 'user namespaces are disabled (user.max_user_namespaces = 0)';
+  return null;
+}
+const skip = usernsSkipReason();
+
+const HOST_UID = 300000;
+const HOST_GID = 400000;
+
+/** A temp dir the remapped root can reach (o+x, as dockerd requires above its data root), with the id files. */
+function remapDir(subuid = `# berth e2e\nberth-e2e:${HOST_UID}:65536\n`): { dir: string; env: Record<string, string> } {
+  const dir = fs.mkdtempSync(path.join('/tmp', 'bd-userns-'));
+  fs.chmodSync(dir, 0o711);
+  const f = (name: string, text: string): string => {
+    fs.writeFileSync(path.join(dir, name), text);
+    return path.join(dir, name);
+  };
+  return {
+    dir,
+    env: {
+      BERTH_USERNS_PASSWD: f('passwd', 'berth-e2e:x:4321:4321::/nonexistent:/bin/false\n'),
+      BERTH_USERNS_GROUP: f('group', 'berth-e2e:x:4321:\n'),
+      BERTH_USERNS_SUBUID: f('subuid', subuid),
+      BERTH_USERNS_SUBGID: f('subgid', `4321:${HOST_GID}:65536\n`),
+    },
+  };
+}
+
+describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let d: Berthd;
+  let shared: string;
+  beforeAll(async () => {
+    const { dir, env } = remapDir();
+    d = await startBerthd({ dir, env, args: ['--userns-remap', 'berth-e2e'] });
+    await d.loadTestImage();
+    shared = path.join(dir, 'shared');
+    fs.mkdirSync(shared, { mode: 0o777 });
+    fs.chmodSync(shared, 0o777);
+    fs.writeFileSync(path.join(shared, 'secret'), 'root only\n', { mode: 0o600 });
+  }, 120_000);
+  afterAll(async () => {
+    await d?.cleanup();
+    if (d) fs.rmSync(d.dir, { recursive: true, force: true }); // our own dir: cleanup() leaves a given one
+    removeTestImageTarball();
+  }, 120_000);
+
+  const run = (opts: string[], cmd: string) => d.docker(['run', '--rm', '--network', 'none', ...opts, TEST_IMAGE, 'sh', '-c', cmd]);
+
+  it('docker info lists name=userns', async () => {
+    const r = await d.docker(['info', '--format', '{{json .SecurityOptions}}']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toContain('name=userns');
+  }, 60_000);
+
+  it('uid_map and gid_map inside show the remap user’s ranges; root owns and writes the image’s files', async () => {
+    const r = await run([], 'cat /proc/self/uid_map /proc/self/gid_map; id -u; stat -c "%u:%g" /bin /etc/passwd; echo ok > /etc/written && cat /etc/written');
+    expect(r.code, JSON.stringify(r)).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+    expect(lines.slice(0, 2)).toEqual([`0 ${HOST_UID} 65536`, `0 ${HOST_GID} 65536`]);
+    expect(lines.slice(2)).toEqual(['0', '0:0', '0:0', 'ok']);
+  }, 60_000);
+
+  it('a file created as root in a bind mount belongs to the mapped uid on the host', async () => {
+    const r = await run(['-v', `${shared}:/m`], 'touch /m/made-inside && stat -c "%u" /m/made-inside');
+    expect(r.code, JSON.stringify(r)).toBe(0);
+    expect(r.stdout.trim()).toBe('0');
+    const st = fs.statSync(path.join(shared, 'made-inside'));
+    expect([st.uid, st.gid]).toEqual([HOST_UID, HOST_GID]);
+  }, 60_000);
+
+  it('a root-only (0600) host file bind-mounted in cannot be read by root inside', async () => {
+    const r = await run(['-v', `${shared}:/m`], 'cat /m/secret; echo "rc=$?"');
+    expect(r.stdout).not.toContain('root only');
+    expect(r.stdout).toMatch(/^rc=1$/m);
+    expect(r.stderr + r.stdout).toMatch(/Permission denied/);
+  }, 60_000);
+
+  it('--userns=host runs in the host’s user namespace; --privileged needs it', async () => {
+    const host = await run(['--userns', 'host'], 'cat /proc/self/uid_map');
+    expect(host.code, JSON.stringify(host)).toBe(0);
+    expect(host.stdout.trim().split(/\s+/)).toEqual(['0', '0', '4294967295']);
+
+    const priv = await d.docker(['run', '--name', 'priv', '--privileged', TEST_IMAGE, 'true']);
+    expect(priv.code).toBe(125);
+    expect(priv.stderr).toContain('--userns=host');
+    expect((await d.docker(['inspect', 'priv'])).code).not.toBe(0);
+  }, 60_000);
+
+  it('UsernsMode=auto (API): two containers get distinct 65536-id slices, freed at removal', async () => {
+    // a second berthd whose remap user has two slices' worth of ids
+    const two = remapDir(`berth-e2e:${HOST_UID}:131072\n`);
+    fs.writeFileSync(two.env.BERTH_USERNS_SUBGID!, `4321:${HOST_GID}:131072\n`);
+    const b = await startBerthd({ dir: two.dir, env: two.env, args: ['--userns-remap', 'berth-e2e'] });
+    try {
+      await b.loadTestImage();
+      const maps: string[] = [];
+      const ids: string[] = [];
+      for (const name of ['auto1', 'auto2']) {
+        const c = await b.api('POST', `/containers/create?name=${name}`, { Image: TEST_IMAGE, Cmd: ['cat', '/proc/self/uid_map'], HostConfig: { UsernsMode: 'auto', NetworkMode: 'none' } });
+        expect(c.status, c.body).toBe(201);
+        ids.push((JSON.parse(c.body) as { Id: string }).Id);
+        const r = await b.docker(['start', '-a', name]);
+        expect(r.code, JSON.stringify(r)).toBe(0);
+        maps.push(r.stdout.trim().split(/\s+/).join(' '));
+      }
+      expect(maps.sort()).toEqual([`0 ${HOST_UID} 65536`, `0 ${HOST_UID + 65536} 65536`]);
+      const table = path.join(b.dataRoot, 'userns', 'auto.json');
+      expect(Object.keys(JSON.parse(fs.readFileSync(table, 'utf8')) as object).sort()).toEqual([...ids].sort());
+      // no third slice
+      const third = await b.api('POST', '/containers/create?name=auto3', { Image: TEST_IMAGE, HostConfig: { UsernsMode: 'auto' } });
+      expect(third.status).toBe(409);
+      expect((await b.docker(['rm', 'auto1', 'auto2'])).code).toBe(0);
+      expect(JSON.parse(fs.readFileSync(table, 'utf8'))).toEqual({});
+    } finally {
+      await b.cleanup();
+      fs.rmSync(two.dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('a malformed subuid line stops berthd, naming the file and line', async () => {
+    const bad = remapDir(`berth-e2e:${HOST_UID}:65536\nberth-e2e:oops\n`);
+    const b = await startBerthd({ dir: bad.dir, env: bad.env, args: ['--userns-remap', 'berth-e2e'], expectFailure: true });
+    try {
+      expect(await b.stop()).not.toBe(0);
+      expect(b.log()).toContain(`${bad.env.BERTH_USERNS_SUBUID}:2: malformed entry`);
+    } finally {
+      await b.cleanup();
+      fs.rmSync(bad.dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
