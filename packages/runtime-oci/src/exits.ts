@@ -245,7 +245,7 @@ export class ExitWatch {
   private reapedCode(proc: ProcRef | null | undefined): number | undefined {
     if (!proc || !this.host.reaper) return undefined;
     this.host.reaper.sweep();
-    return this.host.reaper.exitOf(proc.pid)?.code;
+    return this.host.reaper.exitOf(proc.pid, proc.start)?.code;
   }
 
   /**

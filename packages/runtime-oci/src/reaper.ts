@@ -42,6 +42,8 @@ export interface ReapedExit {
 
 interface Entry {
   fd: number;
+  /** The start time the watcher gave (ProcRef.start), '' when none. */
+  start: string;
   /** Keep the exit once collected, for exitOf(), until forget(). */
   keep: boolean;
   exit?: ReapedExit;
@@ -101,7 +103,11 @@ export class Reaper {
 
   /** Watch a process the rule above allows (see the header); a pid already gone is ignored. */
   watch(pid: number, opts: WatchOptions = {}): void {
-    if (this.closed || !(pid > 0) || this.entries.has(pid)) return;
+    if (this.closed || !(pid > 0)) return;
+    const old = this.entries.get(pid);
+    if (old && !old.exit) return; // already watched
+    // A kept exit under this pid belongs to an earlier process (the pid was reused): it goes.
+    if (old) this.entries.delete(pid);
     let fd: number;
     try {
       fd = this.native.pidfdOpen(pid);
@@ -109,16 +115,18 @@ export class Reaper {
       if (errnoName(err) !== 'ESRCH') this.opts.warn(`cannot watch process ${pid} for its exit`, err);
       return;
     }
-    const e: Entry = { fd, keep: !!opts.keep };
+    const e: Entry = { fd, start: opts.start ?? '', keep: !!opts.keep };
     // The pidfd names whatever has this pid now: it must be the process the caller saw.
     if (opts.start && procRef(pid)?.start !== opts.start) return this.closeFd(e);
     this.entries.set(pid, e);
     this.collect(pid);
   }
 
-  /** The exit collected for `pid`, if this reaper collected it. */
-  exitOf(pid: number | undefined): ReapedExit | undefined {
-    return pid === undefined ? undefined : this.entries.get(pid)?.exit;
+  /** The exit collected for `pid` (that very process when `start` is given), if this reaper collected it. */
+  exitOf(pid: number | undefined, start?: string): ReapedExit | undefined {
+    const e = pid === undefined ? undefined : this.entries.get(pid);
+    if (!e || (start && e.start && start !== e.start)) return undefined;
+    return e.exit;
   }
 
   /**

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nativeAddon } from '@berth/native';
 import { OciRuntimeBackend } from '../src/backend.js';
+import { procRef } from '../src/monitor.js';
 import { Reaper, type ReapedExit } from '../src/reaper.js';
 
 const native = nativeAddon();
@@ -66,10 +67,14 @@ describe.skipIf(!native)('Reaper (berthd as a child subreaper)', () => {
     const r = start((e) => seen.push(e));
     expect(native!.childSubreaper()).toBe(true);
     const pid = await orphan('sleep 0.3; exit 3');
-    r.watch(pid, { keep: true });
+    const started = procRef(pid)!.start;
+    r.watch(pid, { start: started, keep: true });
     expect(r.exitOf(pid)).toBeUndefined(); // still running
     const exit = await until(() => r.exitOf(pid), 'the orphan to be collected');
     expect(exit).toEqual({ pid, code: 3, status: 3, signal: null });
+    // Kept for that very process only: a later process under the same pid is another one.
+    expect(r.exitOf(pid, started)).toEqual(exit);
+    expect(r.exitOf(pid, `${started}1`)).toBeUndefined();
     expect(seen).toEqual([exit]);
     expect(zombies()).not.toContain(pid);
     expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
