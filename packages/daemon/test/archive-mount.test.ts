@@ -198,20 +198,20 @@ describe('archive and export routes on a container that does not run', () => {
   let acquired: number;
   let mountFails: boolean;
 
-  /** The backend leases a mount (over MountRefs and fake ops); the "mounted" rootfs is `root`. */
+  /** The port leases a mount (over MountRefs and fake ops); the "mounted" rootfs is `root`. */
   async function open(opts: { withMount?: boolean; baseFS?: string } = {}) {
     const rec = record(ID, 'stopped', 'exited', opts.baseFS ? { BaseFS: opts.baseFS } : {});
-    const backend = fakePort([rec]);
+    const port = fakePort([rec]);
     if (opts.withMount !== false) {
-      backend.containers.mountRootfs = async (idOrName) => {
-        const c = await backend.containers.inspect(idOrName);
+      port.containers.mountRootfs = async (idOrName) => {
+        const c = await port.containers.inspect(idOrName);
         if (mountFails) throw new SystemError(`mounting the root filesystem of ${c.ID} failed: no overlay`);
         const lease = await refs.acquire(c.ID);
         acquired++;
         return { path: root, release: () => lease.release() };
       };
     }
-    inj = await openInjector(buildApp({ routes: apiRoutes(backend) }));
+    inj = await openInjector(buildApp({ routes: apiRoutes(port) }));
   }
 
   beforeEach(() => {

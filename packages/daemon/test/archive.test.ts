@@ -27,8 +27,8 @@ describe('archive (docker cp)', () => {
     fs.writeFileSync(path.join(root, 'data', 'sub', 'a.txt'), 'A');
     fs.symlinkSync('../../../../..' + outside, path.join(root, 'escape'));
     fs.symlinkSync(outside, path.join(root, 'abs'));
-    const backend = fakePort([record('f'.repeat(64), 'box', 'running', { BaseFS: root })]);
-    inj = await openInjector(buildApp({ routes: apiRoutes(backend) }));
+    const port = fakePort([record('f'.repeat(64), 'box', 'running', { BaseFS: root })]);
+    inj = await openInjector(buildApp({ routes: apiRoutes(port) }));
   });
   afterEach(async () => {
     await inj.close();

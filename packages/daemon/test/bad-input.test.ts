@@ -1,6 +1,6 @@
 /**
  * Bad requests: each gets the right 4xx with Docker's {"message"} body, never a 500, and the
- * daemon keeps serving (a /_ping after every one). First the HTTP layer over a fake backend
+ * daemon keeps serving (a /_ping after every one). First the HTTP layer over a fake port (no engine)
  * (the engine is never reached), then the table of bad values over a real Engine with
  * FakeRuntime, each with dockerd's status and message and nothing created or changed.
  */
@@ -13,9 +13,9 @@ import { facts, fakePort, record } from './helpers/fake-port.js';
 
 const ID = 'a'.repeat(64);
 const calls: string[] = [];
-const backend = fakePort([record(ID, 'web', 'running', { Config: { Image: 'busybox', OpenStdin: false, Labels: {} } })]);
+const port = fakePort([record(ID, 'web', 'running', { Config: { Image: 'busybox', OpenStdin: false, Labels: {} } })]);
 for (const k of ['create', 'start', 'stop', 'restart', 'kill', 'wait', 'remove'] as const) {
-  (backend.containers as unknown as Record<string, unknown>)[k] = async () => {
+  (port.containers as unknown as Record<string, unknown>)[k] = async () => {
     calls.push(k);
     throw new Error('the engine must not be reached by a bad request');
   };
@@ -80,7 +80,7 @@ const cases: Array<[string, InjectRequest, number]> = [
 describe('bad input', () => {
   let inj: Injector;
   beforeAll(async () => {
-    inj = await openInjector(buildApp({ routes: apiRoutes(backend) }));
+    inj = await openInjector(buildApp({ routes: apiRoutes(port) }));
   });
   afterAll(async () => {
     await inj.close();
@@ -112,7 +112,7 @@ describe('bad input', () => {
   });
 
   it('frees a streaming request when the client disconnects mid-stream', async () => {
-    const app = buildApp({ routes: apiRoutes(backend) });
+    const app = buildApp({ routes: apiRoutes(port) });
     const inj2 = await openInjector(app);
     try {
       await new Promise<void>((resolve, reject) => {

@@ -11,7 +11,7 @@ describe('hijacked exec start', () => {
   let execs: Map<string, ExecInspect>;
   beforeEach(async () => {
     execs = new Map();
-    const backend = fakePort([record(CID, 'box', 'running')]);
+    const port = fakePort([record(CID, 'box', 'running')]);
     const exec: ExecPort = {
       async create(container, req) {
         const id = 'e'.repeat(63) + String(execs.size);
@@ -39,7 +39,7 @@ describe('hijacked exec start', () => {
         return e;
       },
     };
-    inj = await openInjector(buildApp({ routes: apiRoutes({ ...backend, exec }) }));
+    inj = await openInjector(buildApp({ routes: apiRoutes({ ...port, exec }) }));
   });
   afterEach(async () => {
     await inj.close();

@@ -52,7 +52,7 @@ describe('input after the detach keys ends only the session', () => {
   let execs: Map<string, ExecInspect>;
   beforeEach(async () => {
     execs = new Map();
-    const backend = fakePort([record(CID, 'box', 'running', { Config: { Image: 'busybox', Cmd: ['cat'], OpenStdin: true, Tty: true, Labels: {} } })]);
+    const port = fakePort([record(CID, 'box', 'running', { Config: { Image: 'busybox', Cmd: ['cat'], OpenStdin: true, Tty: true, Labels: {} } })]);
     // A process that echoes stdin until it ends (or the session is detached).
     const echo = async (io: AttachStreams, signal: AbortSignal) => {
       await new Promise<void>((resolve) => {
@@ -62,7 +62,7 @@ describe('input after the detach keys ends only the session', () => {
         io.stdin.on('end', () => resolve());
       });
     };
-    backend.containers.attach = async (_id, _req, io, signal) => echo(io, signal);
+    port.containers.attach = async (_id, _req, io, signal) => echo(io, signal);
     const exec: ExecPort = {
       async create(container, req) {
         const id = 'e'.repeat(64);
@@ -77,7 +77,7 @@ describe('input after the detach keys ends only the session', () => {
         return execs.get(id)!;
       },
     };
-    inj = await openInjector(buildApp({ routes: apiRoutes({ ...backend, exec }) }));
+    inj = await openInjector(buildApp({ routes: apiRoutes({ ...port, exec }) }));
   });
   afterEach(async () => {
     await inj.close();

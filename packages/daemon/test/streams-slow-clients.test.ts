@@ -19,7 +19,7 @@ const CID = 'c'.repeat(64);
 interface Served {
   server: ApiServer;
   socket: string;
-  backend: ReturnType<typeof fakePort>;
+  port: ReturnType<typeof fakePort>;
 }
 
 let dir: string | undefined;
@@ -40,7 +40,7 @@ afterEach(async () => {
 async function serve(limits: Partial<ConnectionLimits>): Promise<Served> {
   dir = mkdtempSync(path.join(os.tmpdir(), 'berth-slow-'));
   const socket = path.join(dir, 'api.sock');
-  const backend = fakePort([record(CID, 'box', 'running')]);
+  const port = fakePort([record(CID, 'box', 'running')]);
   // An exec that runs until the client goes away: a hijacked session with no traffic.
   const exec: ExecPort = {
     create: async () => ({ id: 'e'.repeat(64) }),
@@ -48,10 +48,10 @@ async function serve(limits: Partial<ConnectionLimits>): Promise<Served> {
     resize: async () => {},
     inspect: async (id) => execInspect(id, CID, { Cmd: ['sh'], Tty: true, AttachStdout: true }),
   };
-  const app = buildApp({ routes: apiRoutes({ ...backend, exec }) });
+  const app = buildApp({ routes: apiRoutes({ ...port, exec }) });
   const server = new ApiServer(app, { hosts: [`unix://${socket}`], dataRoot: path.join(dir, 'data'), execRoot: path.join(dir, 'exec'), pidfile: '', group: '', connections: limits });
   await server.start();
-  served = { server, socket, backend };
+  served = { server, socket, port };
   return served;
 }
 
@@ -128,7 +128,7 @@ describe('slow clients', () => {
   });
 
   it('the idle timeout closes idle keep-alive connections, never hijacked sessions or streams', async () => {
-    const { socket, server, backend } = await serve({ idleTimeoutMs: 200 });
+    const { socket, server, port } = await serve({ idleTimeoutMs: 200 });
     // keep-alive: one request, then nothing
     const idle = net.connect(socket);
     clients.push(idle);
@@ -157,7 +157,7 @@ describe('slow clients', () => {
     expect(eventsClosed).toBe(false);
     expect(hijClosed).toBe(false);
     expect(hijData).toMatch(/^HTTP\/1\.1 101 /);
-    backend.emit({ Type: 'container', Action: 'start', Actor: { ID: CID, Attributes: {} }, scope: 'local', time: 1, timeNano: BigInt(Date.now()) * 1_000_000n });
+    port.emit({ Type: 'container', Action: 'start', Actor: { ID: CID, Attributes: {} }, scope: 'local', time: 1, timeNano: BigInt(Date.now()) * 1_000_000n });
     await until(() => eventsData.includes('"Action":"start"'));
     expect(server.connections[0].size).toBe(2);
   });

@@ -5,14 +5,14 @@ import { validateDefinition, validateResponse } from '@berth/testing';
 
 describe('system routes', () => {
   let inj: Injector;
-  const backend = fakePort([
+  const port = fakePort([
     record('a'.repeat(64), 'one', 'running'),
     record('b'.repeat(64), 'two', 'paused'),
     record('c'.repeat(64), 'three', 'exited'),
     record('d'.repeat(64), 'four', 'created'),
   ], { experimental: true });
   beforeEach(async () => {
-    inj = await openInjector(buildApp({ routes: apiRoutes(backend), experimental: true }));
+    inj = await openInjector(buildApp({ routes: apiRoutes(port), experimental: true }));
   });
   afterEach(async () => {
     await inj.close();
@@ -85,8 +85,8 @@ describe('system routes', () => {
   it('streams events filtered by type and ends at until', async () => {
     const now = Date.now();
     const base = { scope: 'local' as const, Actor: { ID: 'a'.repeat(64), Attributes: { name: 'one', image: 'busybox' } } };
-    backend.emit({ ...base, Type: 'container', Action: 'start', time: Math.floor(now / 1000), timeNano: BigInt(now) * 1_000_000n });
-    backend.emit({ ...base, Type: 'network', Action: 'connect', time: Math.floor(now / 1000), timeNano: BigInt(now) * 1_000_000n + 1n });
+    port.emit({ ...base, Type: 'container', Action: 'start', time: Math.floor(now / 1000), timeNano: BigInt(now) * 1_000_000n });
+    port.emit({ ...base, Type: 'network', Action: 'connect', time: Math.floor(now / 1000), timeNano: BigInt(now) * 1_000_000n + 1n });
     const since = Math.floor(now / 1000) - 1;
     const until = ((now + 300) / 1000).toFixed(3);
     const filters = encodeURIComponent(JSON.stringify({ type: ['container'] }));

@@ -425,11 +425,11 @@ export function archiveTable(title: string): void {
       fs.mkdirSync(path.join(root, 'real', 'data'), { recursive: true });
       fs.symlinkSync('real', path.join(root, 'alias'));
       const Mounts = [bind(rw, '/mnt/rw', true), bind(ro, '/mnt/ro', false), bind(fileBind, '/etc/app.conf', true), bind(rw, '/alias/data', true)];
-      const backend = fakePort([
+      const port = fakePort([
         record('f'.repeat(64), 'box', 'running', { BaseFS: root, Mounts }),
         record('e'.repeat(64), 'rofs', 'running', { BaseFS: root, Mounts, HostConfig: { NetworkMode: 'none', ReadonlyRootfs: true } }),
       ]);
-      const inj = await openInjector(buildApp({ routes: apiRoutes(backend) }));
+      const inj = await openInjector(buildApp({ routes: apiRoutes(port) }));
       const url = (container: string, p: string) => `/containers/${container}/archive?path=${encodeURIComponent(p)}`;
       const message = (text: string) => {
         try {

@@ -85,7 +85,7 @@ export function fakePort(containers: ContainerRecord[] = [], over: Partial<Daemo
   };
 }
 
-/** The ExecInspect a fake exec backend keeps for `req` (not running yet). */
+/** The ExecInspect a fake exec port keeps for `req` (not running yet). */
 export function execInspect(id: string, containerId: string, req: ExecCreateRequest): ExecInspect {
   return {
     ID: id,
