@@ -1,6 +1,6 @@
 /**
  * Bad requests: each gets the right 4xx with Docker's {"message"} body, never a 500, and the
- * daemon keeps serving (a /_ping after every one). First the HTTP layer over a fake port (no engine)
+ * daemon keeps serving (a /_ping after every one). First the HTTP layer over a fake port
  * (the engine is never reached), then the table of bad values over a real Engine with
  * FakeRuntime, each with dockerd's status and message and nothing created or changed.
  */
