@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { errorKind, type HostConfig } from '@berth/core';
+import { Stage, definePlugin, errorKind, type HostConfig } from '@berth/core';
 import { createTestEngine, ociSchemaErrors, type TestEngine } from '@berth/testing';
 import { AUTO_FILE, AUTO_SIZE, usernsPlugin, type IdFiles, type IdMaps, type RootfsStrategy } from '../src/index.js';
 
@@ -115,6 +115,24 @@ describe('userns plugin', () => {
     for (const id of ids) await te.engine.containers.remove(id, { force: true });
     expect(JSON.parse(await readFile(join(te.dataRoot, AUTO_FILE), 'utf8'))).toEqual({});
   }, 120_000);
+
+  it('a create refused after the auto slice was taken gives the slice back (the create’s undo)', async () => {
+    const refuser = definePlugin({
+      name: 'refuser',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.beforeCreate.tapPromise({ name: 'refuser', stage: Stage.FINAL }, async (c) => {
+          if (c.container.Config.Labels?.refuse === 'yes') throw new Error('refused by a later plugin');
+        });
+      },
+    });
+    t = await createTestEngine({ plugins: [usernsPlugin({ config: { remap: 'remap', files }, rootfs: recordingRootfs() }), refuser] });
+    const err = await t.createContainer({ Config: { Labels: { refuse: 'yes' } }, HostConfig: { UsernsMode: 'auto' } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(JSON.parse(await readFile(join(t.dataRoot, AUTO_FILE), 'utf8'))).toEqual({});
+    const ok = await t.createContainer({ HostConfig: { UsernsMode: 'auto' } });
+    expect(JSON.parse(await readFile(join(t.dataRoot, AUTO_FILE), 'utf8'))).toEqual({ [ok]: 0 });
+  });
 
   it('without --userns-remap the plugin skips itself and changes nothing', async () => {
     const { te, rootfs } = await setup(null);
