@@ -7,7 +7,8 @@
  *
  * The sessions of a container are tracked: a container that exits and is auto-removed
  * (`docker run --rm`) must not lose its log before the attached clients have read it, so the
- * engine's `beforeRemove` tap (`core:attach-drain`) waits for them (bounded).
+ * engine's `beforeRemove` tap (`core:attach-drain`) waits for them (bounded). Resizing the
+ * container's terminal (moby's daemon/resize.go) is here too.
  */
 import { once } from 'node:events';
 import { ConflictError } from './errors.js';
@@ -77,6 +78,15 @@ export class ContainerAttach {
     await Promise.allSettled(tasks);
     signal.removeEventListener('abort', stopSession);
     session.abort();
+  }
+
+  /** Resize the container's terminal (moby's daemon/resize.go): 409 when it does not run or its backend cannot. */
+  async resize(idOrName: string, size: { height: number; width: number }): Promise<void> {
+    const rec = this.containers.get(idOrName);
+    if (!rec.State.Running) throw new ConflictError(`Container ${rec.ID} is not running`);
+    const backend = this.containers.backendOf(rec);
+    if (!backend.resize) throw new ConflictError(`runtime backend ${backend.name} cannot resize`);
+    await backend.resize(rec.ID, size);
   }
 
   /** Attach sessions of the container streaming its output now. */

@@ -2,7 +2,7 @@
  * engine.attach (attach.ts) over the FakeRuntime: the output of an auto-remove container
  * (`docker run --rm`) reaches an attached client that reads slowly — the `core:attach-drain`
  * beforeRemove tap holds the removal (and so the log) until the session has written it all;
- * a stopped container refuses a streaming attach with dockerd's 409.
+ * a stopped container refuses a streaming attach and a resize with dockerd's 409.
  */
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -49,7 +49,7 @@ describe('engine.attach', () => {
     expect(engine.containers.has(id)).toBe(false);
   });
 
-  it('a streaming attach to a stopped container is a 409; the replay alone still works', async () => {
+  it('a streaming attach to a stopped container is a 409, so is a resize; the replay alone still works', async () => {
     t = await createTestEngine({ runtime: new FakeRuntime({ logCompleteAtExit: true, script: { runFor: 5, output: ['hello'] } }) });
     const engine = t.engine;
     const id = await t.createContainer();
@@ -64,5 +64,8 @@ describe('engine.attach', () => {
     await engine.attach.attach(id, { stdin: false, stdout: true, stderr: false, logs: true, stream: false }, { stdout }, new AbortController().signal);
     stdout.end();
     expect(await read).toBe('hello\n');
+    const resized = await engine.attach.resize(id, { height: 40, width: 120 }).catch((e: unknown) => e);
+    expect(errorKind(resized)).toBe('Conflict');
+    expect((resized as Error).message).toBe(`Container ${id} is not running`);
   });
 });

@@ -84,13 +84,7 @@ export function enginePort(engine: Engine, opts: EnginePortOptions): EnginePort 
     rename: (id, name) => svc.rename(id, name),
     pause: (id) => svc.pause(id),
     unpause: (id) => svc.unpause(id),
-    async resize(id, size) {
-      const rec = svc.get(id);
-      if (!rec.State.Running) throw new ConflictError(`Container ${rec.ID} is not running`);
-      const b = svc.backendOf(rec);
-      if (!b.resize) throw new ConflictError(`runtime backend ${b.name} cannot resize`);
-      await b.resize(rec.ID, size);
-    },
+    resize: (id, size) => engine.attach.resize(id, size),
     async update(id, resources) {
       const r = await svc.update(id, resources);
       return { warnings: r.Warnings ?? [] };
