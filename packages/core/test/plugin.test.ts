@@ -285,6 +285,22 @@ describe('plugin lifecycle', () => {
     }
   });
 
+  it('a close that fails is logged with the plugin\'s name; the plugins before it still close', async () => {
+    const closed: string[] = [];
+    const first = definePlugin({ name: 'first', type: 'io.berth.test.v1', close: () => void closed.push('first') });
+    const broken = definePlugin({
+      name: 'broken-close',
+      type: 'io.berth.test.v1',
+      close() {
+        throw new Error('socket already gone');
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [first, broken] });
+    await t.engine.close();
+    expect(closed).toEqual(['first']);
+    expect(t.logger.entries.filter((e) => e.msg === 'plugin close failed').map((e) => [e.fields.plugin, e.fields.error])).toEqual([['broken-close', 'socket already gone']]);
+  });
+
   it('a plugin that skips itself in register or apply leaves no DI registration behind', async () => {
     const mk = (name: string, where: 'register' | 'apply') =>
       definePlugin({
