@@ -74,7 +74,7 @@ describe('runtime backends chosen by name', () => {
     });
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
     const id = await t.createContainer();
-    const err = await t.engine.containers.start(id).catch((e: unknown) => e as Error);
+    const err = (await t.engine.containers.start(id).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(Error);
     expect(errorKind(err)).toBe('System');
     expect(err.message).toMatch(/runtimeCreate tap chose runtime backend "nowhere", which is not registered \(registered: fake\)/);
@@ -151,19 +151,19 @@ describe('backends and the plugin lifecycle', () => {
     t = await createTestEngine({ specDefaults: false, plugins: [p] });
     expect(t.engine.plugins.find((s) => s.name === 'kata')).toMatchObject({ status: 'skipped' });
     expect(t.engine.runtimes().map((r) => r.backend)).toEqual(['fake']);
-    const err = await t.createContainer({ HostConfig: { Runtime: 'kata' } }).catch((e: unknown) => e as Error);
+    const err = (await t.createContainer({ HostConfig: { Runtime: 'kata' } }).catch((e: unknown) => e)) as Error;
     expect(err.message).toBe('unknown or invalid runtime name: kata');
   });
 
   it('two backends serving one runtime name fail the engine start, naming the plugin and both backends', async () => {
     const p = backendPlugin(new FakeRuntime({ name: 'other', runtimes: ['fake'] }));
-    const err = await createTestEngine({ specDefaults: false, plugins: [p] }).catch((e: unknown) => e as Error & { plugin?: string });
+    const err = (await createTestEngine({ specDefaults: false, plugins: [p] }).catch((e: unknown) => e)) as Error & { plugin?: string };
     expect(err.plugin).toBe('backend-other');
     expect(err.message).toMatch(/runtime fake is served by two runtime backends: fake and other/);
   });
 
   it('the default runtime must be served by some backend', async () => {
-    const err = await createTestEngine({ specDefaults: false, defaultRuntime: 'kata' }).catch((e: unknown) => e as Error);
+    const err = (await createTestEngine({ specDefaults: false, defaultRuntime: 'kata' }).catch((e: unknown) => e)) as Error;
     expect(errorKind(err)).toBe('InvalidParameter');
     expect(err.message).toBe('default runtime kata is not registered (known: fake)');
   });
