@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import { REPO_ROOT, TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
 
 function usernsSkipReason(): string | null {
   const base = berthdSkipReason();
@@ -77,6 +77,21 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
     const lines = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
     expect(lines.slice(0, 2)).toEqual([`0 ${HOST_UID} 65536`, `0 ${HOST_GID} 65536`]);
     expect(lines.slice(2)).toEqual(['0', '0:0', '0:0', 'ok']);
+  }, 60_000);
+
+  it('the start-up probe picks idmapped layers where the kernel and the native addon allow; then nothing of the image is copied up', async () => {
+    const chosen = /"msg":"user namespaces: containers run as the remap user".*?"rootfs":"(\w+)"/.exec(d.log())?.[1];
+    const probe = fs.existsSync(path.join(REPO_ROOT, 'packages/native/dist/native/berth.node')) ? 'idmap' : 'chown';
+    expect(chosen).toBe(probe);
+    const r = await d.docker(['run', '--name', 'differ', '--network', 'none', TEST_IMAGE, 'sh', '-c', 'touch /tmp/new-file']);
+    expect(r.code, JSON.stringify(r)).toBe(0);
+    const diff = await d.docker(['diff', 'differ']);
+    expect(diff.code, diff.stderr).toBe(0);
+    const lines = diff.stdout.trim().split('\n');
+    expect(lines).toContain('A /tmp/new-file');
+    // idmapped layers: the image's own files are not copied up (the chown strategy lists them all as changed)
+    if (chosen === 'idmap') expect(lines.filter((l) => /^[AC] \/bin/.test(l))).toEqual([]);
+    expect((await d.docker(['rm', 'differ'])).code).toBe(0);
   }, 60_000);
 
   it('a file created as root in a bind mount belongs to the mapped uid on the host', async () => {

@@ -191,7 +191,7 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   if (!export_fn(env, exports, "mount", js_mount) || !export_fn(env, exports, "umount2", js_umount2) || !spawn_init(env, exports) ||
-      !fs_init(env, exports) || !proc_init(env, exports))
+      !fs_init(env, exports) || !proc_init(env, exports) || !idmap_init(env, exports))
     return throw_napi(env, "registering the addon's functions");
   return exports;
 }

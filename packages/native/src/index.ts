@@ -6,6 +6,7 @@
  * openat2/readlinkat for walking a container's root one fd-relative step at a time (dirfd.ts).
  * setChildSubreaper/pidfdOpen/waitPidfd let the daemon collect the exits of orphaned
  * descendants (the runtime's reaper.ts).
+ * idmapBind makes idmapped bind mounts (the userns plugin's rootfs layers).
  * `nativeAddon()` is null when the addon was not built or cannot load, or when BERTH_NATIVE=0;
  * callers then use the binaries and child_process. `nativeAddonStatus().fallback` says why,
  * for the daemon to log once at start.
@@ -65,6 +66,12 @@ export interface NativeAddon {
    * collected. Throws (errno ECHILD) when it is not this process's child.
    */
   waitPidfd(fd: number): WaitPidResult | null;
+  /**
+   * An idmapped bind mount (native/idmap.c): the tree at `source` mounted at `target` with the
+   * ID mapping of the user namespace `usernsFd` (open_tree + mount_setattr(MOUNT_ATTR_IDMAP) +
+   * move_mount). The caller keeps and closes `usernsFd`.
+   */
+  idmapBind(source: string, target: string, usernsFd: number): void;
 }
 
 export interface WaitPidResult {

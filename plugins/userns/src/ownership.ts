@@ -81,12 +81,14 @@ export async function shiftOwnership(root: string, to: IdMaps, marker: string): 
 
 /** How a container's root filesystem is given to its mapped root (chosen once per engine). */
 export interface RootfsStrategy {
-  /** Shown in the log and /info: 'chown' (the shifted copy-up below). */
+  /** Shown in the log: 'chown' (the shifted copy-up below) or 'idmap' (idmap.ts). */
   readonly name: string;
   /** Make `rootfs` usable by the container's mapped root (identity maps: undo what an earlier mapping did). */
   prepare(rootfs: string, maps: IdMaps, containerDir: string): Promise<void>;
   /** At engine start: refuse a data root the mapped root cannot reach (a plain error fails the start). */
   check?(dataRoot: string): Promise<void>;
+  /** The container's rootfs was unmounted (exit, failed start, remove): drop what prepare mounted. */
+  release?(containerDir: string): Promise<void>;
 }
 
 /**

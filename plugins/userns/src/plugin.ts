@@ -8,8 +8,10 @@
  *  - beforeCreate: `HostConfig.UsernsMode` must be '', 'host' or 'auto'; `--privileged`
  *    needs `--userns=host` (as dockerd); 'auto' gets its own 65536-ID slice (AutoAllocator),
  *    freed when the container is removed (or when the create fails);
- *  - beforeMount (Stage.USERNS, after the image store mounted the rootfs): the rootfs's files
- *    are shifted to the mapping (ownership.ts; the container's overlay copies them up);
+ *  - beforeMount (Stage.USERNS, after the image store mounted the rootfs): the rootfs is given
+ *    to the mapped root by the strategy a start-up probe chose — idmapped lower layers under
+ *    the container's overlay (idmap.ts, nothing copied), else the chown shift (ownership.ts);
+ *    `unmount` drops what it mounted;
  *  - networking (Stage.USERNS): the hostname/hosts/resolv.conf files the engine wrote in the
  *    container's directory are chowned to the mapped root;
  *  - specBuild (Stage.USERNS, after everything that adds mounts): a `user` namespace with the
@@ -22,6 +24,7 @@ import { chmod, lchown, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { InvalidParameterError, SkipPluginError, Stage, definePlugin, type ContainerRecord, type DeepReadonly, type OciSpec, type Plugin } from '@berth/core';
 import { AutoAllocator } from './auto.js';
+import { probeIdmap } from './idmap.js';
 import { IDENTITY, chownStrategy, type RootfsStrategy } from './ownership.js';
 import { HOST_ID_FILES, ensureDefaultRemapUser, remapIdMaps, resolveRemapIdentity, runCommand, toHostId, type IdFiles, type IdMaps, type RemapIdentity, type RunCommand } from './subid.js';
 
@@ -44,6 +47,8 @@ export interface UsernsState {
   identity: RemapIdentity;
   maps: IdMaps;
   auto: AutoAllocator;
+  rootfs: RootfsStrategy;
+  close(): void;
 }
 
 /** The maps a container runs with: none for UsernsMode=host, its slice for auto, else the remap user's. */
@@ -92,10 +97,9 @@ async function openPathTo(p: string, dataRoot: string): Promise<void> {
 
 /**
  * `run`: how useradd/usermod run (tests: a fake); `rootfs`: how a container's rootfs is given to
- * its mapped root (default: chownStrategy()).
+ * its mapped root (default: idmapped layers where the start-up probe succeeds, else chown).
  */
 export function usernsPlugin(opts: { config?: UsernsConfig; run?: RunCommand; rootfs?: RootfsStrategy } = {}): Plugin<UsernsConfig> {
-  const rootfsStrategy = opts.rootfs ?? chownStrategy();
   const states = new WeakMap<object, UsernsState>();
   return definePlugin<UsernsConfig>({
     name: PLUGIN_NAME,
@@ -110,10 +114,26 @@ export function usernsPlugin(opts: { config?: UsernsConfig; run?: RunCommand; ro
       const files: IdFiles = { ...HOST_ID_FILES, ...(ctx.config.files ?? {}) };
       const identity = remap === 'default' ? await ensureDefaultRemapUser(files, opts.run ?? runCommand) : resolveRemapIdentity(remap, files);
       const maps = remapIdMaps(identity, files);
-      await rootfsStrategy.check?.(ctx.engine.dataRoot);
-      states.set(ctx, { identity, maps, auto: new AutoAllocator(join(ctx.engine.dataRoot, AUTO_FILE), maps) });
+      let rootfs = opts.rootfs;
+      let close = (): void => {};
+      let why: string | undefined;
+      if (!rootfs) {
+        const probe = await probeIdmap(join(ctx.engine.dataRoot, 'userns', 'probe'));
+        if ('strategy' in probe) ({ strategy: rootfs, close } = probe);
+        else ({ reason: why } = probe);
+        rootfs ??= chownStrategy();
+      }
+      await rootfs.check?.(ctx.engine.dataRoot);
+      states.set(ctx, { identity, maps, auto: new AutoAllocator(join(ctx.engine.dataRoot, AUTO_FILE), maps), rootfs, close });
       const root = rootOf(maps);
-      ctx.logger.info('user namespaces: containers run as the remap user', { user: identity.user, group: identity.group, rootUid: root.uid, rootGid: root.gid, rootfs: rootfsStrategy.name });
+      ctx.logger.info('user namespaces: containers run as the remap user', {
+        user: identity.user,
+        group: identity.group,
+        rootUid: root.uid,
+        rootGid: root.gid,
+        rootfs: rootfs.name,
+        ...(why ? { noIdmap: why } : {}),
+      });
     },
     async apply(hooks, ctx) {
       const state = states.get(ctx)!;
@@ -138,7 +158,7 @@ export function usernsPlugin(opts: { config?: UsernsConfig; run?: RunCommand; ro
         const rootfs = start.rootfsPath ?? start.container.BaseFS;
         if (!rootfs) return;
         const maps = await mapsFor(state, start.container);
-        await rootfsStrategy.prepare(rootfs, maps, start.engine.containerDir(start.container.ID));
+        await state.rootfs.prepare(rootfs, maps, start.engine.containerDir(start.container.ID));
         if (maps.uidMappings.length > 0) await openPathTo(rootfs, ctx.engine.dataRoot);
       });
 
@@ -156,9 +176,16 @@ export function usernsPlugin(opts: { config?: UsernsConfig; run?: RunCommand; ro
         withUserNamespace(spec, await mapsFor(state, start.container), start.container.HostConfig.Sysctls ?? {}),
       );
 
+      hooks.unmount.tapPromise({ name: PLUGIN_NAME, stage: Stage.USERNS }, async (r) => {
+        await state.rootfs.release?.(r.engine.containerDir(r.container.ID));
+      });
+
       hooks.onStateChange.tapPromise({ name: PLUGIN_NAME, when: (c) => c.HostConfig?.UsernsMode === 'auto' }, async (change) => {
         if (change.to === null) await state.auto.free(change.container.ID);
       });
+    },
+    close(ctx) {
+      states.get(ctx)?.close();
     },
   });
 }
