@@ -153,8 +153,10 @@ export class Reference {
 }
 
 export class Berth {
-  constructor(work, repo, { profileDir = null } = {}) {
+  /** `daemonJson`: berthd's daemon.json keys (e.g. "userns-remap"). */
+  constructor(work, repo, { profileDir = null, daemonJson = {} } = {}) {
     this.name = 'berth';
+    this.daemonJsonKeys = daemonJson;
     this.repo = repo;
     this.dir = path.join(work, 'berth');
     this.sock = path.join(this.dir, 'berth.sock');
@@ -167,7 +169,7 @@ export class Berth {
   async start(log) {
     fs.mkdirSync(this.rootfsDir, { recursive: true });
     const daemonJson = path.join(this.dir, 'daemon.json');
-    fs.writeFileSync(daemonJson, '{}\n');
+    fs.writeFileSync(daemonJson, `${JSON.stringify(this.daemonJsonKeys)}\n`);
     const node = [];
     if (this.profileDir) node.push('--cpu-prof', `--cpu-prof-dir=${this.profileDir}`, '--cpu-prof-name=berthd.cpuprofile');
     const args = [
