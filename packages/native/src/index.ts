@@ -135,8 +135,3 @@ export function envp(env: NodeJS.ProcessEnv): string[] {
   for (const [k, v] of Object.entries(env)) if (v !== undefined && !k.includes('=') && !k.includes('\0') && !v.includes('\0')) out.push(`${k}=${v}`);
   return out;
 }
-
-/** The signal name of a number (9 → SIGKILL). */
-export function signalName(n: number): string {
-  return Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
-}

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { envp, errnoName, nativeAddon, signalName } from '../src/index.js';
+import { envp, errnoName, nativeAddon } from '../src/index.js';
 
 const headers = existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
 const SH = '/bin/sh';
@@ -27,7 +27,6 @@ describe.skipIf(!headers)('native run()', () => {
     const n = nativeAddon()!;
     const killed = await n.run(SH, ['sh', '-c', 'kill -9 $$'], null, 0);
     expect(killed).toMatchObject({ status: null, signal: 9 });
-    expect(signalName(killed.signal!)).toBe('SIGKILL');
     const slow = await n.run(SH, ['sh', '-c', 'exec sleep 5'], null, 100);
     expect(slow).toMatchObject({ timedOut: true, signal: 9 });
   });

@@ -2,8 +2,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SystemError } from '@berth/core';
-import { envp, nativeAddon, signalName } from '@berth/native';
+import { SystemError, signalName } from '@berth/core';
+import { envp, nativeAddon } from '@berth/native';
 import { procRef } from './monitor.js';
 import { runtimeErrorMessage } from './runtime-cli.js';
 

@@ -1,8 +1,8 @@
 /** Running the OCI runtime's command line, with its errors translated to typed ones. */
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
-import { ConflictError, NotFoundError, SystemError, errorKind, type OciState, type RuntimeStatus } from '@berth/core';
-import { envp, nativeAddon, signalName } from '@berth/native';
+import { ConflictError, NotFoundError, SystemError, errorKind, signalName, type OciState, type RuntimeStatus } from '@berth/core';
+import { envp, nativeAddon } from '@berth/native';
 
 export interface RuntimeBinary {
   name: string;
