@@ -45,10 +45,15 @@ export interface HostConfigCheckOptions {
  * `name=apparmor` / `name=seccomp`): without it — a host without AppArmor, a build without the
  * plugin — the container would run without the protection asked for, so create refuses it
  * (dockerd ignores apparmor= silently; Podman refuses). `unconfined` (and seccomp's `builtin`)
- * ask for nothing that needs enforcing.
+ * ask for nothing that needs enforcing. Likewise a `UsernsMode` other than `host` needs
+ * `name=userns` (the userns plugin, loaded with berthd --userns-remap).
  */
-export function verifyConfinement(security: SecurityOptions, announced: readonly string[]): void {
+export function verifyConfinement(security: SecurityOptions, announced: readonly string[], usernsMode?: string): void {
   const has = (name: string) => announced.some((o) => o === `name=${name}` || o.startsWith(`name=${name},`));
+  // UsernsMode other than host (e.g. the userns plugin's `auto`) needs that plugin: without it the container would share the host's IDs
+  if (usernsMode && usernsMode !== 'host' && !has('userns')) {
+    throw bad(`invalid UsernsMode ${JSON.stringify(usernsMode)}: user namespaces are not enabled on this daemon (start berthd with --userns-remap); use "host" or leave it out`);
+  }
   if (security.apparmor && security.apparmor !== 'unconfined' && !has('apparmor')) {
     throw bad(`invalid --security-opt apparmor=${security.apparmor}: AppArmor is not enabled on this daemon (no AppArmor on the host, or the apparmor plugin is not loaded); use apparmor=unconfined or leave the option out`);
   }
@@ -224,7 +229,7 @@ export function verifyHostConfig(hc: HostConfig | null | undefined, opts: HostCo
     if (key === '') throw bad('invalid Annotations: the empty string is not permitted as an annotation key');
   }
   const security = parseSecurityOpts(hc.SecurityOpt);
-  if (opts.securityOptions) verifyConfinement(security, opts.securityOptions);
+  if (opts.securityOptions) verifyConfinement(security, opts.securityOptions, hc.UsernsMode);
   verifyNamespaceModes(hc);
   validateResources(hc, cpuCount);
   parseUlimits(hc.Ulimits);

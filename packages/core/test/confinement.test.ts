@@ -22,6 +22,21 @@ describe('confinement options need the plugin that enforces them', () => {
     expect(create(['apparmor=unconfined'], [])).not.toThrow();
   });
 
+  it('UsernsMode other than host is refused (400) without name=userns (the userns plugin), accepted with it', () => {
+    const userns = (UsernsMode: string, securityOptions: string[]) => () => verifyHostConfig({ UsernsMode }, { mode: 'create', securityOptions });
+    expect(userns('auto', ['name=seccomp,profile=builtin'])).toThrow(/invalid UsernsMode "auto": user namespaces are not enabled on this daemon/);
+    let err: unknown;
+    try {
+      userns('private', [])();
+    } catch (e) {
+      err = e;
+    }
+    expect(errorKind(err)).toBe('InvalidParameter');
+    expect(userns('auto', ['name=userns'])).not.toThrow();
+    expect(userns('host', [])).not.toThrow();
+    expect(userns('', [])).not.toThrow();
+  });
+
   it('a custom seccomp profile is refused without name=seccomp; unconfined and builtin are not', () => {
     expect(create(['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}'], ['name=apparmor'])).toThrow(/cannot run a custom seccomp profile/);
     expect(create(['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}'], ['name=seccomp,profile=builtin'])).not.toThrow();
