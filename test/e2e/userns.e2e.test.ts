@@ -163,3 +163,26 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
     }
   }, 60_000);
 });
+
+/** `default` runs useradd/usermod on the host's /etc: only where the operator opts in. */
+const defaultSkip = skip ?? (process.env.BERTH_E2E_USERNS_DEFAULT === '1' ? null : 'creates the berthremap user in the host’s /etc/passwd and /etc/subuid: set BERTH_E2E_USERNS_DEFAULT=1 to run it');
+
+describe.skipIf(defaultSkip)(`--userns-remap=default${defaultSkip ? ` (skipped: ${defaultSkip})` : ''}`, () => {
+  it('creates berthremap with subordinate ranges and runs containers in its mapping', async () => {
+    const dir = fs.mkdtempSync(path.join('/tmp', 'bd-userns-'));
+    fs.chmodSync(dir, 0o711);
+    const d = await startBerthd({ dir, args: ['--userns-remap', 'default'] });
+    try {
+      expect(fs.readFileSync('/etc/passwd', 'utf8')).toMatch(/^berthremap:/m);
+      const range = /^berthremap:(\d+):(\d+)$/m.exec(fs.readFileSync('/etc/subuid', 'utf8'));
+      expect(range, 'a berthremap line in /etc/subuid').not.toBeNull();
+      await d.loadTestImage();
+      const r = await d.docker(['run', '--rm', '--network', 'none', TEST_IMAGE, 'cat', '/proc/self/uid_map']);
+      expect(r.code, JSON.stringify(r)).toBe(0);
+      expect(r.stdout.trim().split(/\s+/)).toEqual(['0', range![1], range![2]]);
+    } finally {
+      await d.cleanup();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
