@@ -6,7 +6,7 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import { Readable, type Duplex } from 'node:stream';
 import { InvalidParameterError, NotFoundError, silentLogger, type Logger } from '@berth/core';
-import { HttpError, sendError, statusOf } from './http-errors.js';
+import { HttpError, httpStatusOf, sendError } from './http-errors.js';
 import { requestScope, type RequestScope } from './last-guard.js';
 import { RequestStreams, clientWentAway, type StreamFailure } from './request-streams.js';
 import { Router, type RequestContext, type Route } from './router.js';
@@ -209,7 +209,7 @@ export function buildApp(opts: AppOptions): App {
           }
         },
         (err: unknown) => {
-          const status = statusOf(err);
+          const status = httpStatusOf(err);
           if (status >= 500 && !(ac.signal.aborted && clientWentAway(err))) {
             logger.error('handler failed', { method, path: url.pathname, error: err instanceof Error ? err.stack ?? err.message : String(err) });
           } else logger.debug('request refused', { method, path: url.pathname, status, error: err });

@@ -17,7 +17,7 @@ export class HttpError extends Error {
   }
 }
 
-export function statusOf(err: unknown): number {
+export function httpStatusOf(err: unknown): number {
   if (err instanceof HttpError) return err.statusCode;
   return ERROR_STATUS[errorKind(err)];
 }
@@ -28,7 +28,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
     if (!res.writableEnded) res.end();
     return;
   }
-  const status = statusOf(err);
+  const status = httpStatusOf(err);
   if (status === 304) {
     res.statusCode = 304;
     res.removeHeader('Content-Type');

@@ -25,7 +25,7 @@ export interface RunningDaemon {
   shutdown(reason?: string): Promise<void>;
 }
 
-export interface StartOptions {
+export interface StartBerthdOptions {
   /** Extra plugins appended to the built-ins (custom builds). */
   plugins?: Plugin[];
   logger?: Logger;
@@ -57,7 +57,7 @@ function cgroupVersion(): '1' | '2' {
   return existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1';
 }
 
-export async function startBerthd(config: DaemonConfig, opts: StartOptions = {}): Promise<RunningDaemon> {
+export async function startBerthd(config: DaemonConfig, opts: StartBerthdOptions = {}): Promise<RunningDaemon> {
   const logger = opts.logger ?? new ConsoleLogger(config.logLevel === 'fatal' ? 'error' : config.logLevel);
   const server0 = { hosts: config.hosts, dataRoot: config.dataRoot, execRoot: config.execRoot, pidfile: config.pidfile, group: config.group, groupExplicit: config.groupExplicit, tls: config.tls, logger, connections: config.connections };
   ApiServer.validate(server0);

@@ -4,7 +4,7 @@
  * the core's own checks (config-validate.ts, hostconfig-validate.ts: dockerd's
  * verifyContainerSettings), so a backend is never handed a create or update dockerd refuses.
  */
-import { InvalidParameterError, verifyContainerConfig, verifyHostConfig, type ContainerConfig, type HostConfig, type HostConfigCheckMode } from '@berth/core';
+import { InvalidParameterError, normaliseName, verifyContainerConfig, verifyHostConfig, type ContainerConfig, type HostConfig, type HostConfigCheckMode } from '@berth/core';
 
 type Kind = 'string' | 'bool' | 'int' | 'strings' | 'strslice' | 'strmap' | 'object' | 'array' | 'any';
 
@@ -204,10 +204,7 @@ export function checkCreateBody(body: Record<string, unknown>): CreateBody {
   return { config, hostConfig, networkingConfig };
 }
 
-/** Docker's container name rule. */
-export const VALID_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
-
+/** Docker's container name rule (core's normaliseName, 400 when invalid), without the leading "/". */
 export function checkContainerName(name: string): string {
-  if (!VALID_NAME.test(name)) throw new InvalidParameterError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
-  return name.replace(/^\//, '');
+  return normaliseName(name).slice(1);
 }
