@@ -94,6 +94,19 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
     expect((await d.docker(['rm', 'differ'])).code).toBe(0);
   }, 60_000);
 
+  it('a second start of the same container finds its files with the owners root gave them', async () => {
+    const script = 'if [ -f /root-file ]; then stat -c "%u:%g %n" /root-file /etc/passwd; else echo kept > /root-file && chown 1000:1000 /etc/passwd && echo first; fi';
+    const first = await d.docker(['run', '--name', 'again', '--network', 'none', TEST_IMAGE, 'sh', '-c', script]);
+    expect(first.code, JSON.stringify(first)).toBe(0);
+    expect(first.stdout.trim()).toBe('first');
+    // (read through logs: `docker start -a` of a container this short loses its output, with or without userns)
+    const second = await d.docker(['start', '-a', 'again']);
+    expect(second.code, JSON.stringify(second)).toBe(0);
+    const logs = await d.docker(['logs', 'again']);
+    expect(logs.stdout.trim().split('\n')).toEqual(['first', '0:0 /root-file', '1000:1000 /etc/passwd']);
+    expect((await d.docker(['rm', 'again'])).code).toBe(0);
+  }, 60_000);
+
   it('a file created as root in a bind mount belongs to the mapped uid on the host', async () => {
     const r = await run(['-v', `${shared}:/m`], 'touch /m/made-inside && stat -c "%u" /m/made-inside');
     expect(r.code, JSON.stringify(r)).toBe(0);
