@@ -107,6 +107,19 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
     expect((await d.docker(['rm', 'again'])).code).toBe(0);
   }, 60_000);
 
+  it('a start that fails after the rootfs was idmapped leaves no layer mount behind; an exited one neither', async () => {
+    const layerMounts = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`${d.dataRoot}/containers/`));
+    const failed = await d.docker(['run', '--name', 'broken', '--network', 'none', TEST_IMAGE, '/no/such/command']);
+    expect(failed.code).toBe(127);
+    expect(layerMounts()).toEqual([]);
+    const running = await d.docker(['run', '-d', '--name', 'sleeper', '--network', 'none', TEST_IMAGE, 'sleep', '30']);
+    expect(running.code, JSON.stringify(running)).toBe(0);
+    const probe = fs.existsSync(path.join(REPO_ROOT, 'packages/native/dist/native/berth.node'));
+    if (probe) expect(layerMounts().length).toBeGreaterThan(0);
+    expect((await d.docker(['rm', '-f', 'broken', 'sleeper'])).code).toBe(0);
+    expect(layerMounts()).toEqual([]);
+  }, 60_000);
+
   it('a file created as root in a bind mount belongs to the mapped uid on the host', async () => {
     const r = await run(['-v', `${shared}:/m`], 'touch /m/made-inside && stat -c "%u" /m/made-inside');
     expect(r.code, JSON.stringify(r)).toBe(0);
