@@ -14,8 +14,9 @@ export function isFullId(s: string): boolean {
   return /^[0-9a-f]{64}$/.test(s);
 }
 
+/** Docker's short ID: the first 12 hex characters of a container ID or an image ID/digest ("sha256:" dropped). */
 export function shortId(id: string): string {
-  return id.slice(0, 12);
+  return id.replace(/^sha256:/, '').slice(0, 12);
 }
 
 export const VALID_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;

@@ -86,7 +86,7 @@ export async function readBody(ctx: RequestContext, max = MAX_JSON_BODY): Promis
  * Read a JSON object body. An empty body gives `undefined` when `optional`, else
  * dockerd's "invalid JSON: EOF"-style 400. Arrays and scalars are refused.
  */
-export async function readJson<T extends object = Record<string, unknown>>(
+export async function readJsonBody<T extends object = Record<string, unknown>>(
   ctx: RequestContext,
   opts: { optional?: boolean } = {},
 ): Promise<T | undefined> {

@@ -26,11 +26,6 @@ export function hexOf(d: Digest): string {
   return d.slice('sha256:'.length);
 }
 
-/** Docker's short ID: the first 12 hex characters. */
-export function shortId(d: string): string {
-  return d.replace(/^sha256:/, '').slice(0, 12);
-}
-
 /** OCI chain IDs: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)). */
 export function chainIds(diffIds: readonly Digest[]): Digest[] {
   const out: Digest[] = [];

@@ -21,6 +21,7 @@ import {
   matchLabels,
   matchNoLabel,
   parseDockerTimeMs,
+  shortId,
   type ContainerConfig,
   type DockerFilters,
   type ImageStore as CoreImageStore,
@@ -28,7 +29,7 @@ import {
 } from '@berth/core';
 import { loadArchive, saveImages, type LoadedImage } from './archive.js';
 import { applyChanges } from './changes.js';
-import { chainIds, hexOf, shortId, type Digest } from './digest.js';
+import { chainIds, hexOf, type Digest } from './digest.js';
 import { pullImage, pushImage, pushIntro } from './distribution.js';
 import { ImageStore, type ImageRecord } from './images.js';
 import { destroyed } from './fsutil.js';

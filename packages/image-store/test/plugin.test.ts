@@ -1,9 +1,8 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { IImageStore, errorKind } from '@berth/core';
+import { IImageStore, errorKind, shortId } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
-import { shortId } from '../src/digest.js';
 import { IImageService, imageStorePlugin } from '../src/plugin.js';
 import { mountPoints, overlaySupported } from '../src/rootfs.js';
 import type { ImageService } from '../src/service.js';

@@ -6,8 +6,8 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { errorKind } from '@berth/core';
-import { sha256, shortId, type Digest } from '../src/digest.js';
+import { errorKind, shortId } from '@berth/core';
+import { sha256, type Digest } from '../src/digest.js';
 import type { JSONMessage } from '../src/progress.js';
 import { ImageService } from '../src/service.js';
 import { MediaType } from '../src/types.js';

@@ -1,8 +1,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { errorKind, filtersFrom } from '@berth/core';
-import { shortId } from '../src/digest.js';
+import { errorKind, filtersFrom, shortId } from '@berth/core';
 import type { JSONMessage } from '../src/progress.js';
 import { ImageService, type ContainerImageUsage } from '../src/service.js';
 import { buildTestImage, caught, gzip, listTree, makeTar, streamOf, tempDir } from './helpers.js';

@@ -18,7 +18,7 @@ import {
   boolValueOr,
   intValue,
   parseFilters,
-  readJson,
+  readJsonBody,
   sendEmpty,
   sendJson,
   checkJsonContentType,
@@ -182,7 +182,7 @@ export function containerRoutes(port: EnginePort): Route[] {
   const create = async (ctx: RequestContext) => {
     const rawName = ctx.query.get('name');
     const name = rawName === null || rawName === '' ? undefined : checkContainerName(rawName);
-    const body = await readJson(ctx);
+    const body = await readJsonBody(ctx);
     const { config, hostConfig, networkingConfig } = checkCreateBody(body as Record<string, unknown>);
     if (!config.Image) throw new InvalidParameterError('config cannot be empty in order to create a container');
     const platform = ctx.query.get('platform') ?? undefined;
@@ -237,7 +237,7 @@ export function containerRoutes(port: EnginePort): Route[] {
         throw new InvalidParameterError('starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24');
       }
       checkJsonContentType(ctx);
-      hostConfig = checkHostConfig(await readJson(ctx, { optional: true }), '');
+      hostConfig = checkHostConfig(await readJsonBody(ctx, { optional: true }), '');
     }
     const checkpoint = ctx.query.get('checkpoint') ?? undefined;
     const checkpointDir = ctx.query.get('checkpoint-dir') ?? undefined;
@@ -372,7 +372,7 @@ export function containerRoutes(port: EnginePort): Route[] {
   };
 
   const update = async (ctx: RequestContext) => {
-    const hc = checkHostConfig(await readJson(ctx), '', 'update');
+    const hc = checkHostConfig(await readJsonBody(ctx), '', 'update');
     const r = await need(cs.update, 'update').call(cs, ctx.params.id, hc);
     sendJson(ctx.res, 200, { Warnings: r.warnings });
   };

@@ -1,7 +1,7 @@
 /** Exec routes: create, start (hijacked, TTY or multiplexed, detach), resize, inspect. */
 import { ConflictError, InvalidParameterError, NotImplementedError, errorMessage } from '@berth/core';
 import type { EnginePort, ExecPort, ExecCreateRequest } from '../port.js';
-import { intValue, readJson, sendEmpty, sendJson } from '../http.js';
+import { intValue, readJsonBody, sendEmpty, sendJson } from '../http.js';
 import type { RequestContext, Route } from '../router.js';
 import { detachKeysFrom, hijackSession } from '../hijack-io.js';
 
@@ -38,7 +38,7 @@ function checkExecCreate(body: Record<string, unknown>): ExecCreateRequest {
 
 export function execRoutes(port: EnginePort): Route[] {
   const create = async (ctx: RequestContext) => {
-    const req = checkExecCreate((await readJson(ctx)) as Record<string, unknown>);
+    const req = checkExecCreate((await readJsonBody(ctx)) as Record<string, unknown>);
     const ex = execPort(port);
     const c = await port.containers.inspect(ctx.params.id);
     const r = await ex.create(c.ID, req);
@@ -46,7 +46,7 @@ export function execRoutes(port: EnginePort): Route[] {
   };
 
   const start = async (ctx: RequestContext) => {
-    const body = ((await readJson(ctx, { optional: true })) ?? {}) as Record<string, unknown>;
+    const body = ((await readJsonBody(ctx, { optional: true })) ?? {}) as Record<string, unknown>;
     for (const b of ['Detach', 'Tty'] as const) if (body[b] !== undefined && typeof body[b] !== 'boolean') {
       throw new InvalidParameterError(`json: cannot unmarshal ${typeof body[b]} into Go struct field ExecStartOptions.${b} of type bool`);
     }

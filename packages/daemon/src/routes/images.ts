@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { InvalidParameterError, NotImplementedError, type ContainerConfig } from '@berth/core';
 import { decodeRegistryAuth, errorMessageOf, type ImageService, type JSONMessage } from '@berth/image-store';
 import type { ContainerPort } from '../port.js';
-import { boolValue, boolValueOr, parseFilters, readJson, sendJson, checkJsonContentType } from '../http.js';
+import { boolValue, boolValueOr, parseFilters, readJsonBody, sendJson, checkJsonContentType } from '../http.js';
 import { sendStream } from '../request-streams.js';
 import type { RequestContext, Route } from '../router.js';
 
@@ -131,7 +131,7 @@ export function imageRoutes(images: () => ImageService | undefined, containers: 
     const s = svc();
     const name = q.get('container');
     if (!name) throw new InvalidParameterError('container is required');
-    const body = ((await readJson(ctx, { optional: true })) ?? {}) as ContainerConfig;
+    const body = ((await readJsonBody(ctx, { optional: true })) ?? {}) as ContainerConfig;
     const c = await containers.inspect(name);
     const pause = boolValueOr(q, 'pause', true);
     const paused = pause && c.State.Running && !c.State.Paused && containers.pause && containers.unpause;
@@ -157,7 +157,7 @@ export function imageRoutes(images: () => ImageService | undefined, containers: 
 
   const auth = async (ctx: RequestContext) => {
     checkJsonContentType(ctx);
-    const body = (await readJson(ctx)) as Record<string, unknown>;
+    const body = (await readJsonBody(ctx)) as Record<string, unknown>;
     sendJson(ctx.res, 200, await svc().login(body as never));
   };
 
