@@ -65,10 +65,13 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
 
   const run = (opts: string[], cmd: string) => d.docker(['run', '--rm', '--network', 'none', ...opts, TEST_IMAGE, 'sh', '-c', cmd]);
 
-  it('docker info lists name=userns', async () => {
+  it('docker info lists name=userns with the rootfs strategy the probe chose', async () => {
     const r = await d.docker(['info', '--format', '{{json .SecurityOptions}}']);
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toContain('name=userns');
+    const probe = fs.existsSync(path.join(REPO_ROOT, 'packages/native/dist/native/berth.node')) ? 'idmap' : 'chown';
+    expect(JSON.parse(r.stdout)).toContain(`name=userns,rootfs=${probe}`);
+    const text = await d.docker(['info']);
+    expect(text.stdout).toMatch(/^\s+userns\s*$/m);
   }, 60_000);
 
   it('uid_map and gid_map inside show the remap user’s ranges; root owns and writes the image’s files', async () => {

@@ -18,7 +18,7 @@
  *    maps; the core hands the mapped root to the backend (rootUid/rootGid) from them, so the
  *    bundle is owned by it.
  * `UsernsMode=host` opts a container out (no namespace, rootfs shifted back if needed).
- * Without `remap` the plugin skips itself. It announces `name=userns` for /info.
+ * Without `remap` the plugin skips itself. It announces `name=userns,rootfs=<strategy>` for /info.
  */
 import { chmod, lchown, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -137,7 +137,8 @@ export function usernsPlugin(opts: { config?: UsernsConfig; run?: RunCommand; ro
     },
     async apply(hooks, ctx) {
       const state = states.get(ctx)!;
-      ctx.addSecurityOption('name=userns');
+      // dockerd's `name=userns`, plus how the rootfs is given to the mapped root (docker info shows "Rootfs: idmap")
+      ctx.addSecurityOption(`name=userns,rootfs=${state.rootfs.name}`);
 
       hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.USERNS }, async (c) => {
         const hc = c.container.HostConfig;

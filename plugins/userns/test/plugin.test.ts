@@ -51,7 +51,7 @@ async function started(te: TestEngine, hc: HostConfig = {}) {
 describe('userns plugin', () => {
   it('a container runs in a user namespace with the remap user’s maps; the backend gets the mapped root', async () => {
     const { te, rootfs } = await setup();
-    expect(te.engine.securityOptions()).toEqual(['name=userns']);
+    expect(te.engine.securityOptions()).toEqual(['name=userns,rootfs=test']);
     const c = await started(te);
     expect(c.spec.linux?.namespaces?.filter((n) => n.type === 'user')).toEqual([{ type: 'user' }]);
     expect(c.spec.linux?.uidMappings).toEqual([{ containerID: 0, hostID: 100000, size: 256 * AUTO_SIZE }]);
