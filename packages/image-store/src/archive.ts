@@ -12,7 +12,7 @@ import tar from 'tar-stream';
 import { InvalidParameterError, NotFoundError, declareFailpoint, failpoint, shortId } from '@berth/core';
 import { assertDigest, hexOf, sha256, type Digest } from './digest.js';
 import { randomId } from './fsutil.js';
-import type { ImageStore } from './images.js';
+import type { LocalImageStore } from './images.js';
 import { validateConfig } from './images.js';
 import { chainIdOf } from './layers.js';
 import { selectManifest, hostPlatform } from './platform.js';
@@ -62,7 +62,7 @@ async function readJsonFile<T>(file: string, what: string): Promise<T> {
 }
 
 /** Adds a tag, telling the client when it moves from another image (as dockerd does). */
-async function tagLoaded(store: ImageStore, ref: Reference, id: Digest, progress: ProgressFn): Promise<void> {
+async function tagLoaded(store: LocalImageStore, ref: Reference, id: Digest, progress: ProgressFn): Promise<void> {
   const old = store.lookupReference(ref);
   if (old && old !== id) {
     progress({ stream: `The image ${familiarString(ref)} already exists, renaming the old one with ID ${old} to empty string\n` });
@@ -71,7 +71,7 @@ async function tagLoaded(store: ImageStore, ref: Reference, id: Digest, progress
 }
 
 async function loadLayers(
-  store: ImageStore,
+  store: LocalImageStore,
   config: ImageConfig,
   layerFiles: Array<{ open: () => Readable; size: number }>,
   progress: ProgressFn,
@@ -95,7 +95,7 @@ async function loadLayers(
   }
 }
 
-async function loadDockerSave(store: ImageStore, root: string, progress: ProgressFn, lease: (c: Digest) => void): Promise<LoadedImage[]> {
+async function loadDockerSave(store: LocalImageStore, root: string, progress: ProgressFn, lease: (c: Digest) => void): Promise<LoadedImage[]> {
   const manifest = await readJsonFile<DockerSaveManifestEntry[]>(await archiveFile(root, 'manifest.json', 'manifest'), 'manifest.json');
   if (!Array.isArray(manifest)) throw new InvalidParameterError('invalid archive: manifest.json is not a list');
   const out: LoadedImage[] = [];
@@ -137,7 +137,7 @@ async function readVerified(root: string, digest: Digest, what: string): Promise
   return buf;
 }
 
-async function loadOciLayout(store: ImageStore, root: string, progress: ProgressFn, lease: (c: Digest) => void): Promise<LoadedImage[]> {
+async function loadOciLayout(store: LocalImageStore, root: string, progress: ProgressFn, lease: (c: Digest) => void): Promise<LoadedImage[]> {
   const index = await readJsonFile<ImageIndex>(await archiveFile(root, 'index.json', 'index'), 'index.json');
   if (!Array.isArray(index.manifests)) throw new InvalidParameterError('invalid archive: index.json has no manifests');
   const out: LoadedImage[] = [];
@@ -187,7 +187,7 @@ async function loadOciLayout(store: ImageStore, root: string, progress: Progress
 }
 
 /** Loads a docker-save tarball or an OCI image layout tarball (plain or compressed). */
-export async function loadArchive(store: ImageStore, src: Readable, opts: { progress?: ProgressFn } = {}): Promise<LoadedImage[]> {
+export async function loadArchive(store: LocalImageStore, src: Readable, opts: { progress?: ProgressFn } = {}): Promise<LoadedImage[]> {
   const progress = opts.progress ?? noProgress;
   const tmp = path.join(store.root, 'tmp', `load-${randomId()}`);
   await fsp.mkdir(tmp, { recursive: true, mode: 0o700 });
@@ -210,7 +210,7 @@ interface SaveItem {
 }
 
 /** Which images and tags `docker save NAME…` exports: a tag, all tags of a repository, or an ID. */
-export async function resolveSaveItems(store: ImageStore, names: string[]): Promise<SaveItem[]> {
+export async function resolveSaveItems(store: LocalImageStore, names: string[]): Promise<SaveItem[]> {
   const byId = new Map<Digest, SaveItem>();
   const add = (id: Digest, ref?: Reference) => {
     const item = byId.get(id) ?? { id, refs: [] };
@@ -239,7 +239,7 @@ export async function resolveSaveItems(store: ImageStore, names: string[]): Prom
 }
 
 /** Deterministic OCI manifest for a stored image (uncompressed layers). */
-export async function ociManifestFor(store: ImageStore, id: Digest): Promise<Buffer> {
+export async function ociManifestFor(store: LocalImageStore, id: Digest): Promise<Buffer> {
   const chain = await store.layerChain(id);
   const configSize = (await store.rawConfig(id)).length;
   const manifest: ImageManifest = {
@@ -254,7 +254,7 @@ export async function ociManifestFor(store: ImageStore, id: Digest): Promise<Buf
 }
 
 /** A docker-save tarball (manifest.json + repositories + OCI layout) of the named images. */
-export async function saveImages(store: ImageStore, names: string[]): Promise<Readable> {
+export async function saveImages(store: LocalImageStore, names: string[]): Promise<Readable> {
   const items = await resolveSaveItems(store, names);
   const pack = tar.pack();
   const out = new PassThrough();

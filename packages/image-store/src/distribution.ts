@@ -15,7 +15,7 @@ import { InvalidParameterError, NotFoundError, atomicWriteFile, shortId } from '
 import { DigestMismatchError } from './blobs.js';
 import { hexOf, sha256, type Digest } from './digest.js';
 import { STORE_WRITE, readJson } from './fsutil.js';
-import { validateConfig, type ImageStore } from './images.js';
+import { validateConfig, type LocalImageStore } from './images.js';
 import { chainIdOf } from './layers.js';
 import { hostPlatform, platformString, selectManifest } from './platform.js';
 import { byteProgress, noProgress, type ProgressFn } from './progress.js';
@@ -33,11 +33,11 @@ interface DistributionMeta {
 
 const LAYER_TYPES = new Set<string>([MediaType.DockerLayer, MediaType.OciLayer, MediaType.OciLayerGzip, MediaType.OciLayerZstd, MediaType.DockerLayerForeign, MediaType.OciLayerNondistGzip, 'application/vnd.oci.image.layer.nondistributable.v1.tar', 'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd']);
 
-function distPath(store: ImageStore, diffId: Digest): string {
+function distPath(store: LocalImageStore, diffId: Digest): string {
   return path.join(store.root, 'distribution', `${hexOf(diffId)}.json`);
 }
 
-async function recordBlob(store: ImageStore, diffId: Digest, blob: DistributionMeta['blobs'][number]): Promise<void> {
+async function recordBlob(store: LocalImageStore, diffId: Digest, blob: DistributionMeta['blobs'][number]): Promise<void> {
   const file = distPath(store, diffId);
   const meta = (await readJson<DistributionMeta>(file)) ?? { diffId, blobs: [] };
   meta.blobs = [blob, ...meta.blobs.filter((b) => !(b.digest === blob.digest && b.domain === blob.domain && b.path === blob.path))].slice(0, 20);
@@ -83,7 +83,7 @@ function checkCancelled(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw cancelled(what);
 }
 
-export async function pullImage(store: ImageStore, client: RegistryClient, ref: Reference, opts: PullOptions = {}): Promise<{ id: Digest; manifestDigest: Digest }> {
+export async function pullImage(store: LocalImageStore, client: RegistryClient, ref: Reference, opts: PullOptions = {}): Promise<{ id: Digest; manifestDigest: Digest }> {
   const progress = opts.progress ?? noProgress;
   const platform = opts.platform ?? hostPlatform();
   const repo = client.repository(ref, opts.auth ?? null, ['pull']);
@@ -245,7 +245,7 @@ export interface PushOptions {
 }
 
 /** gzip-compresses a layer's exact tar into a temp file; returns its digest and size. */
-async function compressLayer(store: ImageStore, diffId: Digest): Promise<{ file: string; digest: Digest; size: number }> {
+async function compressLayer(store: LocalImageStore, diffId: Digest): Promise<{ file: string; digest: Digest; size: number }> {
   const file = store.blobs.tempPath();
   const hash = createHash('sha256');
   let size = 0;
@@ -261,7 +261,7 @@ async function compressLayer(store: ImageStore, diffId: Digest): Promise<{ file:
 }
 
 /** Pushes one tag of an image; returns the manifest digest. */
-export async function pushImage(store: ImageStore, client: RegistryClient, ref: Reference & { tag: string }, opts: PushOptions = {}): Promise<{ digest: Digest; size: number }> {
+export async function pushImage(store: LocalImageStore, client: RegistryClient, ref: Reference & { tag: string }, opts: PushOptions = {}): Promise<{ digest: Digest; size: number }> {
   const progress = opts.progress ?? noProgress;
   const id = store.lookupReference(ref);
   if (!id) throw new NotFoundError(`tag does not exist: ${familiarString(ref)}`);

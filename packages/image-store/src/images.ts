@@ -53,7 +53,8 @@ export function validateConfig(config: unknown): ImageConfig {
   return c;
 }
 
-export class ImageStore {
+/** The image store on disk (core's `ImageStore` is the engine's contract; ImageService implements that). */
+export class LocalImageStore {
   readonly root: string;
   readonly blobs: BlobStore;
   readonly layers: LayerStore;

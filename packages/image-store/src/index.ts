@@ -5,7 +5,7 @@ export * from './progress.js';
 export * from './platform.js';
 export { BlobStore, DigestMismatchError } from './blobs.js';
 export { LayerStore, chainIdOf, type LayerMeta } from './layers.js';
-export { ImageStore, validateConfig, type ImageMeta, type ImageRecord } from './images.js';
+export { LocalImageStore, validateConfig, type ImageMeta, type ImageRecord } from './images.js';
 export { unpackLayer, entryComponents, UnsafeLayerError, InvalidLayerError, type UnpackOptions, type UnpackResult } from './unpack.js';
 export { detectCompression, decompress, type Compression } from './compression.js';
 export { loadArchive, saveImages, ociManifestFor, type LoadedImage } from './archive.js';

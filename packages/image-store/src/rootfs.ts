@@ -14,7 +14,7 @@ import { ConflictError, InvalidParameterError, NotFoundError, SystemError, atomi
 import type { Digest } from './digest.js';
 import { treeDiffTar, upperDirTar } from './difftar.js';
 import { STORE_WRITE, dirSize, readJson } from './fsutil.js';
-import type { ImageStore } from './images.js';
+import type { LocalImageStore } from './images.js';
 import type { LayerMeta } from './layers.js';
 import { MountRefs, type MountLease } from './mountrefs.js';
 import type { Warn } from './recovery.js';
@@ -67,7 +67,7 @@ export class RootfsManager {
   readonly mounts: MountRefs;
 
   constructor(
-    private readonly store: ImageStore,
+    private readonly store: LocalImageStore,
     dataRoot: string,
     private readonly opts: RootfsManagerOptions = {},
   ) {

@@ -31,7 +31,7 @@ import { loadArchive, saveImages, type LoadedImage } from './archive.js';
 import { applyChanges } from './changes.js';
 import { chainIds, hexOf, type Digest } from './digest.js';
 import { pullImage, pushImage, pushIntro } from './distribution.js';
-import { ImageStore, type ImageRecord } from './images.js';
+import { LocalImageStore, type ImageRecord } from './images.js';
 import { destroyed } from './fsutil.js';
 import { imageContainerConfig } from './merge.js';
 import { hostPlatform, parsePlatform, platformString } from './platform.js';
@@ -133,13 +133,13 @@ function createdSeconds(c: ImageConfig): number {
 
 /** Both the daemon's image service and the core's IImageStore. */
 export class ImageService implements CoreImageStore {
-  readonly store: ImageStore;
+  readonly store: LocalImageStore;
   readonly rootfs: RootfsManager;
   readonly registry: RegistryClient;
   private readonly containers: ContainerLister;
 
   constructor(opts: ImageServiceOptions) {
-    this.store = new ImageStore(opts.dataRoot);
+    this.store = new LocalImageStore(opts.dataRoot);
     this.rootfs = new RootfsManager(this.store, opts.dataRoot, { driver: opts.rootfsDriver ?? 'auto' });
     this.registry = new RegistryClient(opts.registry);
     this.containers = opts.containers ?? (() => []);

@@ -6,7 +6,7 @@ import { errorKind } from '@berth/core';
 import tar from 'tar-stream';
 import { loadArchive, saveImages } from '../src/archive.js';
 import { sha256 } from '../src/digest.js';
-import { ImageStore } from '../src/images.js';
+import { LocalImageStore } from '../src/images.js';
 import { parseReference } from '../src/reference.js';
 import type { JSONMessage } from '../src/progress.js';
 import { buildTestImage, gzip, makeTar, streamOf, tempDir } from './helpers.js';
@@ -14,14 +14,14 @@ import { ociSchemaErrors } from '@berth/testing';
 
 let img: Awaited<ReturnType<typeof buildTestImage>>;
 let base: string;
-let store: ImageStore;
+let store: LocalImageStore;
 
 beforeAll(async () => {
   img = await buildTestImage();
 }, 120_000);
 beforeEach(async () => {
   base = await tempDir();
-  store = new ImageStore(path.join(base, 'data'));
+  store = new LocalImageStore(path.join(base, 'data'));
   await store.init();
 });
 afterEach(async () => {
@@ -118,7 +118,7 @@ describe('docker load / docker save', () => {
     expect(ociSchemaErrors('oci-image-spec/image-manifest-schema.json', JSON.parse(mBuf.toString()))).toBe('');
     expect(ociSchemaErrors('oci-image-spec/config-schema.json', JSON.parse(entries.get(`blobs/sha256/${img.id.slice(7)}`)!.toString()))).toBe('');
 
-    const other = new ImageStore(path.join(base, 'data2'));
+    const other = new LocalImageStore(path.join(base, 'data2'));
     await other.init();
     try {
       const loaded = await loadArchive(other, Readable.from([saved]));

@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import { loadArchive } from '../src/archive.js';
 import { sha256 } from '../src/digest.js';
-import { ImageStore } from '../src/images.js';
+import { LocalImageStore } from '../src/images.js';
 import { ImageService } from '../src/service.js';
 import { isRoot, makeTar, tempDir } from './helpers.js';
 import { hasRegistry, startRegistry } from './registry-server.js';
@@ -59,14 +59,14 @@ async function settle(): Promise<void> {
 describe.skipIf(!isRoot)('a full disk under the image store (tmpfs)', () => {
   let base: string;
   let mnt: string;
-  let store: ImageStore;
+  let store: LocalImageStore;
 
   beforeEach(async () => {
     base = await tempDir('berth-enospc-');
     mnt = path.join(base, 'mnt');
     await fsp.mkdir(mnt);
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${6 * MiB}`, 'tmpfs', mnt]);
-    store = new ImageStore(path.join(mnt, 'data'));
+    store = new LocalImageStore(path.join(mnt, 'data'));
     await store.init();
   });
   afterEach(async () => {

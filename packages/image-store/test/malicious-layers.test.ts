@@ -7,19 +7,19 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import { sha256, type Digest } from '../src/digest.js';
-import { ImageStore } from '../src/images.js';
+import { LocalImageStore } from '../src/images.js';
 import { gzip, listTree, makeTar, streamOf, tempDir, type TarEntry } from './helpers.js';
 
 let base: string;
 let outside: string;
-let store: ImageStore;
+let store: LocalImageStore;
 
 beforeEach(async () => {
   base = await tempDir();
   outside = path.join(base, 'outside');
   await fsp.mkdir(outside);
   await fsp.writeFile(path.join(outside, 'victim'), 'original');
-  store = new ImageStore(path.join(base, 'data'));
+  store = new LocalImageStore(path.join(base, 'data'));
   await store.init();
 });
 afterEach(async () => {

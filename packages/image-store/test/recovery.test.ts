@@ -6,26 +6,26 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ImageStore } from '../src/images.js';
+import { LocalImageStore } from '../src/images.js';
 import { parseReference } from '../src/reference.js';
 import { dataRootPerTest, makeTar, streamOf } from './helpers.js';
 
 const per = dataRootPerTest();
 
-async function openStore(): Promise<ImageStore> {
-  const s = per.track(new ImageStore(per.dataRoot()));
+async function openStore(): Promise<LocalImageStore> {
+  const s = per.track(new LocalImageStore(per.dataRoot()));
   await s.init();
   return s;
 }
 
-async function image(store: ImageStore, content: string): Promise<`sha256:${string}`> {
+async function image(store: LocalImageStore, content: string): Promise<`sha256:${string}`> {
   const meta = await store.layers.register(streamOf(await makeTar([{ name: 'f', content }])), null);
   const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [meta.diffId] } }));
   return store.createImage(cfg);
 }
 
-const imagedbFile = (store: ImageStore, id: string) => path.join(store.root, 'imagedb', `${id.slice(7)}.json`);
-const reposFile = (store: ImageStore) => path.join(store.root, 'repositories.json');
+const imagedbFile = (store: LocalImageStore, id: string) => path.join(store.root, 'imagedb', `${id.slice(7)}.json`);
+const reposFile = (store: LocalImageStore) => path.join(store.root, 'repositories.json');
 
 describe('repositories.json', () => {
   it('truncated: references come back from the previous generation, the bad file is kept and named', async () => {

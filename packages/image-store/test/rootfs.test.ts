@@ -3,14 +3,14 @@ import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadArchive } from '../src/archive.js';
 import { sha256 } from '../src/digest.js';
-import { ImageStore } from '../src/images.js';
+import { LocalImageStore } from '../src/images.js';
 import { mountPoints, RootfsManager, overlaySupported } from '../src/rootfs.js';
 import { unpackLayer } from '../src/unpack.js';
 import { buildTestImage, isRoot, listTree, makeTar, streamOf, tempDir } from './helpers.js';
 
 let img: Awaited<ReturnType<typeof buildTestImage>>;
 let base: string;
-let store: ImageStore;
+let store: LocalImageStore;
 const CID = 'a'.repeat(64);
 
 beforeAll(async () => {
@@ -18,7 +18,7 @@ beforeAll(async () => {
 }, 120_000);
 beforeEach(async () => {
   base = await tempDir();
-  store = new ImageStore(path.join(base, 'data'));
+  store = new LocalImageStore(path.join(base, 'data'));
   await store.init();
   await loadArchive(store, createReadStream(img.saveTar));
 });

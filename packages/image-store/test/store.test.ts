@@ -5,15 +5,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import { DigestMismatchError } from '../src/blobs.js';
 import { sha256 } from '../src/digest.js';
-import { ImageStore } from '../src/images.js';
+import { LocalImageStore } from '../src/images.js';
 import { parseReference } from '../src/reference.js';
 import { makeTar, streamOf, tempDir } from './helpers.js';
 
 let base: string;
-let store: ImageStore;
+let store: LocalImageStore;
 beforeEach(async () => {
   base = await tempDir();
-  store = new ImageStore(path.join(base, 'data'));
+  store = new LocalImageStore(path.join(base, 'data'));
   await store.init();
 });
 afterEach(async () => {
@@ -56,12 +56,12 @@ describe('image store', () => {
     await store.addReference(parseReference('a/b:1'), id);
     const raw = JSON.parse(await fsp.readFile(path.join(store.root, 'repositories.json'), 'utf8'));
     expect(raw).toEqual({ Repositories: { 'docker.io/a/b': { 'docker.io/a/b:1': id } } });
-    const again = new ImageStore(path.join(base, 'data'));
+    const again = new LocalImageStore(path.join(base, 'data'));
     await again.init();
     expect(await again.resolve('a/b:1')).toBe(id);
     // an image whose metadata vanished (crash between writes): its reference goes at start-up
     await fsp.rm(path.join(again.root, 'imagedb', `${id.slice(7)}.json`));
-    const third = new ImageStore(path.join(base, 'data'));
+    const third = new LocalImageStore(path.join(base, 'data'));
     await third.init();
     expect(third.allReferences()).toEqual([]);
     await again.close();
@@ -72,7 +72,7 @@ describe('image store', () => {
     await fsp.mkdir(path.join(store.layers.dir, 'tmp-deadbeef', 'diff'), { recursive: true });
     await fsp.mkdir(path.join(store.layers.dir, 'a'.repeat(64), 'diff'), { recursive: true }); // no meta.json
     await fsp.writeFile(path.join(store.root, 'blobs', 'tmp', 'partial'), 'x');
-    const again = new ImageStore(path.join(base, 'data'));
+    const again = new LocalImageStore(path.join(base, 'data'));
     await again.init();
     expect(await fsp.readdir(again.layers.dir)).toEqual([]);
     expect(await fsp.readdir(path.join(again.root, 'blobs', 'tmp'))).toEqual([]);
