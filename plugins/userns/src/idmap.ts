@@ -23,7 +23,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SystemError, mountOf, mountPointsUnder, readMountInfo } from '@berth/core';
 import { MNT_DETACH, nativeAddon, type NativeAddon } from '@berth/native';
-import { IDENTITY, SHIFT_MARKER, chownStrategy, shiftOwnership, type RootfsStrategy } from './ownership.js';
+import { IDENTITY, SHIFT_MARKER, chownStrategy, markedWith, shiftOwnership, type RootfsStrategy } from './ownership.js';
 import type { IdMaps } from './subid.js';
 
 /** In a container's directory: where its idmapped layers are mounted. */
@@ -132,19 +132,24 @@ function idmapStrategy(native: NativeAddon): { strategy: RootfsStrategy; close()
       const m = mountOf(rootfs, await readMountInfo());
       const dirs = m?.mountPoint === rootfs && m.fsType === 'overlay' ? overlayDirs(m.superOptions) : null;
       if (!dirs) return fallback.prepare(rootfs, maps, containerDir);
-      await shiftOwnership(dirs.upper, maps, join(containerDir, UPPER_MARKER));
-      if (maps.uidMappings.length === 0 || dirs.lower[0]?.startsWith(`${layers}/`)) return; // identity, or already ours (kept mounted)
-      await dropLayers(native, layers);
-      const key = JSON.stringify(maps);
-      if (!namespaces.has(key)) namespaces.set(key, openUserNamespace(maps));
-      const fd = await namespaces.get(key)!;
+      if (dirs.lower[0]?.startsWith(`${layers}/`)) return; // already ours: still mounted from a start with this mapping
+      const upperMarker = join(containerDir, UPPER_MARKER);
+      const mapped = maps.uidMappings.length > 0;
+      if (!mapped && (await markedWith(upperMarker, IDENTITY))) return;
+      const plain = `lowerdir=${dirs.lower.join(':')},upperdir=${dirs.upper},workdir=${dirs.work}`;
+      // the upper layer is changed (shifted) only while no overlay sits on it
       await native.umount2(rootfs, 0);
       try {
-        await mountIdmappedOverlay(native, fd, dirs, layers, rootfs);
+        await shiftOwnership(dirs.upper, maps, upperMarker);
+        if (!mapped) return await native.mount('overlay', rootfs, 'overlay', 0, plain);
+        await dropLayers(native, layers);
+        const key = JSON.stringify(maps);
+        if (!namespaces.has(key)) namespaces.set(key, openUserNamespace(maps));
+        await mountIdmappedOverlay(native, await namespaces.get(key)!, dirs, layers, rootfs);
       } catch (err) {
         await dropLayers(native, layers).catch(() => {});
-        await native.mount('overlay', rootfs, 'overlay', 0, `lowerdir=${dirs.lower.join(':')},upperdir=${dirs.upper},workdir=${dirs.work}`).catch(() => {});
-        throw new SystemError(`userns: idmapping the root filesystem ${rootfs} failed: ${(err as Error).message}`, { cause: err });
+        await native.mount('overlay', rootfs, 'overlay', 0, plain).catch(() => {});
+        throw new SystemError(`userns: giving the root filesystem ${rootfs} to the mapping failed: ${(err as Error).message}`, { cause: err });
       }
     },
     async release(containerDir) {

@@ -45,6 +45,11 @@ async function readMarker(file: string): Promise<IdMaps> {
   }
 }
 
+/** Whether the tree `marker` belongs to was last shifted to `maps` (identity when never). */
+export async function markedWith(marker: string, maps: IdMaps): Promise<boolean> {
+  return sameMaps(await readMarker(marker), maps);
+}
+
 /**
  * Shift the ownership of every file under `root` to `to` (from the mapping in `marker`,
  * identity when there is none) and record `to` in `marker`. Returns the number of files

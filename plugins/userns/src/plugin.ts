@@ -28,8 +28,8 @@ import { probeIdmap } from './idmap.js';
 import { IDENTITY, chownStrategy, type RootfsStrategy } from './ownership.js';
 import { HOST_ID_FILES, ensureDefaultRemapUser, remapIdMaps, resolveRemapIdentity, runCommand, toHostId, type IdFiles, type IdMaps, type RemapIdentity, type RunCommand } from './subid.js';
 
-export const PLUGIN_NAME = 'userns';
-export const PLUGIN_TYPE = 'io.berth.security.v1';
+const PLUGIN_NAME = 'userns';
+const PLUGIN_TYPE = 'io.berth.security.v1';
 /** The UsernsMode values berth accepts ('' = the daemon's remap). */
 export const USERNS_MODES = ['', 'host', 'auto'] as const;
 /** Under the data root: the auto slices. */
