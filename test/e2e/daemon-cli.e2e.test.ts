@@ -56,7 +56,7 @@ describe.skipIf(skip)('docker CLI against berthd, compared with dockerd', () => 
   }, 120_000);
   afterAll(async () => {
     if (RECORD) fs.writeFileSync(FIXTURE, JSON.stringify(recorded, null, 2) + '\n');
-    await d?.docker(['rm', '-f', 'logger', 'shell', 'shell2', 'ps-a', 'ps-b', 'killme', 'waiter', 'gone']).catch(() => {});
+    await d?.docker(['rm', '-f', 'logger', 'shell', 'shell2', 'ps-a', 'ps-b', 'killme', 'waiter', 'gone', 'again']).catch(() => {});
     await d?.cleanup();
     removeTestImageTarball();
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -91,6 +91,15 @@ describe.skipIf(skip)('docker CLI against berthd, compared with dockerd', () => 
     const answer = r.stderr.split('\n').find((l) => l.includes('Error response from daemon'));
     expect(answer).toBeDefined();
     expect(answer).not.toMatch(/level=error/);
+  });
+
+  it('start -a of an exited container prints its next run and exits with its code (dockerd attaches to a stopped container)', async () => {
+    const first = await d.docker(['run', '--name', 'again', '--network', 'none', TEST_IMAGE, 'sh', '-c', 'echo ran; exit 4']);
+    expect(first.code).toBe(4);
+    expect(first.stdout).toBe('ran\n');
+    const r = await d.docker(['start', '-a', 'again']);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toBe('ran\n');
   });
 
   it('run --rm in the foreground keeps stdout and stderr apart and exits with the code', async () => {

@@ -43,7 +43,9 @@ export class ContainerAttach {
   /**
    * Run an attach session on `io`; resolves when it ends: after the replay without `stream`,
    * else when the container stops (its output drained), the client detaches or `signal` aborts.
-   * ConflictError for a stopped (`stream`) or paused container.
+   * A container that does not run (created, or exited: `docker start -a`) is streamed from its
+   * next start to its next exit, as dockerd attaches to its stream pipes. ConflictError for a
+   * paused container, and for one that cannot start again (dead, being removed).
    */
   async attach(idOrName: string, o: AttachOptions, io: AttachStreams, signal: AbortSignal): Promise<void> {
     const rec = this.containers.get(idOrName);
@@ -54,14 +56,14 @@ export class ContainerAttach {
     }
     if (!o.stream || signal.aborted) return;
     const now = this.containers.get(rec.ID);
-    if (!now.State.Running && now.State.Status !== 'created') throw new ConflictError('You cannot attach to a stopped container, start it first');
+    if (!now.State.Running && now.State.Status !== 'created' && now.State.Status !== 'exited') throw new ConflictError('You cannot attach to a stopped container, start it first');
     if (now.State.Paused) throw new ConflictError('You cannot attach to a paused container, unpause it first');
     this.containers.emitEvent(this.containers.liveRecord(rec.ID), 'attach');
     const session = new AbortController();
     const stopSession = () => session.abort();
     if (signal.aborted) session.abort();
     else signal.addEventListener('abort', stopSession);
-    const done = this.logs.exited(rec.ID, session.signal);
+    const done = this.logs.exited(rec.ID, session.signal, true);
     const tasks: Promise<unknown>[] = [];
     if (io.stdout || io.stderr) {
       const output = (async () => {
@@ -116,13 +118,15 @@ export class ContainerAttach {
 
   /** Input: the runtime backend's attach socket, once the container runs. */
   private async forwardStdin(id: string, stdin: NodeJS.ReadableStream, signal: AbortSignal, done: Promise<void>): Promise<void> {
+    let over = false;
+    void done.then(() => (over = true));
     let cur = this.containers.get(id);
-    while (!cur.State.Running && !signal.aborted) {
-      if (cur.State.Status !== 'created') return;
+    while (!cur.State.Running && !signal.aborted && !over) {
+      if (cur.State.Status !== 'created' && cur.State.Status !== 'exited') return;
       await new Promise((r) => setTimeout(r, 20));
       cur = this.containers.get(id);
     }
-    if (signal.aborted) return;
+    if (signal.aborted || over) return;
     const backend = this.containers.backendOf(cur);
     if (!backend.attach) return;
     const s = await backend.attach(id, { stdin, stdout: null, stderr: null });

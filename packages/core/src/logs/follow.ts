@@ -44,10 +44,13 @@ export class ContainerLogs {
     this.maxDrainMs = opts.maxDrainMs ?? 5000;
   }
 
-  /** Resolves when the container (running now or soon) stops, or `signal` aborts; never rejects. */
-  exited(id: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves when the container (running now or soon) stops, or `signal` aborts; never rejects.
+   * `nextExit`: a stopped container too is waited for until it has run and stopped again (attach).
+   */
+  exited(id: string, signal: AbortSignal, nextExit = false): Promise<void> {
     const rec = this.containers.get(id);
-    const condition = rec.State.Running || rec.State.Status === 'created' ? 'next-exit' : 'not-running';
+    const condition = nextExit || rec.State.Running || rec.State.Status === 'created' ? 'next-exit' : 'not-running';
     return this.containers.wait(id, condition, { signal }).then(
       () => undefined,
       () => undefined,
@@ -90,8 +93,8 @@ export class ContainerLogs {
 
   /**
    * The container's output from now on (an attach session): nothing written after the call is
-   * lost, also when the container starts only later. Ends after the exit as described at the
-   * top, or when `signal` aborts.
+   * lost, also when the container starts only later (again: `docker start -a`). Ends after its
+   * next exit as described at the top, or when `signal` aborts.
    */
   async *follow(idOrName: string, o: { stdout: boolean; stderr: boolean; signal: AbortSignal }): AsyncGenerator<LogMessage> {
     const rec = this.containers.get(idOrName);
@@ -103,7 +106,7 @@ export class ContainerLogs {
     if (o.signal.aborted) stop.abort();
     else o.signal.addEventListener('abort', onAbort);
     let lastEntry = Date.now();
-    this.endAtExit(rec, stop, drain, () => lastEntry);
+    this.endAtExit(rec, stop, drain, () => lastEntry, true);
     try {
       // readLogs reads a file that exists when it opens from its start, but may skip what a
       // file that appears while it follows got before it noticed: open only once it exists.
@@ -122,9 +125,9 @@ export class ContainerLogs {
    * After the exit: a backend whose log is complete lets the read end at the end of the log
    * (`drain`); otherwise `stop` once the log has been quiet for drainMs (at most maxDrainMs).
    */
-  private endAtExit(rec: ContainerRecord, stop: AbortController, drain: AbortController, lastEntry: () => number): void {
+  private endAtExit(rec: ContainerRecord, stop: AbortController, drain: AbortController, lastEntry: () => number, nextExit = false): void {
     const complete = this.containers.backendOf(rec).logCompleteAtExit === true;
-    void this.exited(rec.ID, stop.signal).then(() => {
+    void this.exited(rec.ID, stop.signal, nextExit).then(() => {
       if (stop.signal.aborted) return;
       if (complete) {
         drain.abort();
