@@ -101,6 +101,9 @@ export interface RuntimeFeatures {
   attach: boolean;
 }
 
+/** The plugin type of runtime backends: a plugin that needs one loaded first says `requires: [RUNTIME_PLUGIN_TYPE]`. */
+export const RUNTIME_PLUGIN_TYPE = 'io.berth.runtime.v1';
+
 /** One OCI runtime a backend serves, as /info lists it (dockerd's Runtime object). */
 export interface RuntimeDescription {
   /** The name HostConfig.Runtime / `docker run --runtime` selects it by; unique across backends. */

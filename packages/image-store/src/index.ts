@@ -18,4 +18,4 @@ export { pullImage, pushImage, type PullOptions, type PushOptions } from './dist
 export { RegistryClient, RepositorySession, MANIFEST_ACCEPT, type RegistryClientOptions } from './registry/client.js';
 export { decodeRegistryAuth, encodeRegistryAuth, normalizeAuth, parseChallenges, type AuthConfig } from './registry/auth.js';
 export * from './service.js';
-export { imageStorePlugin, IImageService, PLUGIN_NAME, PLUGIN_TYPE, type ImageStorePluginConfig } from './plugin.js';
+export { imageStorePlugin, IImageService, type ImageStorePluginConfig } from './plugin.js';

@@ -26,8 +26,8 @@ import { ImageService, type ContainerImageUsage } from './service.js';
 
 export const IImageService: InjectionToken<ImageService> = Symbol('IImageService');
 
-export const PLUGIN_NAME = 'image-store';
-export const PLUGIN_TYPE = 'io.berth.image-store.v1';
+const PLUGIN_NAME = 'image-store';
+const PLUGIN_TYPE = 'io.berth.image-store.v1';
 
 export interface ImageStorePluginConfig {
   /** Root filesystem driver: overlay (root + overlayfs), copy, or auto (default). */

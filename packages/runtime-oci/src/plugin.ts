@@ -11,14 +11,13 @@
  *     subreaper?: boolean (default false; berthd: true — makes the host process a child subreaper, reaper.ts) }
  * Use `buildRuntimes()` to turn `--add-runtime`/daemon.json into `runtimes`.
  */
-import { definePlugin, type EngineInfo, type Plugin } from '@berth/core';
+import { RUNTIME_PLUGIN_TYPE, definePlugin, type EngineInfo, type Plugin } from '@berth/core';
 import { OciRuntimeBackend, type OciBackendOptions } from './backend.js';
 import { DEFAULT_RUNTIME_NAME } from './registry.js';
 
 export type OciRuntimePluginConfig = Partial<Omit<OciBackendOptions, 'warn'>>;
 
-export const PLUGIN_NAME = 'runtime-oci';
-export const PLUGIN_TYPE = 'io.berth.runtime.v1';
+const PLUGIN_NAME = 'runtime-oci';
 
 /** A plugin value; each engine that loads it gets a backend of its own. */
 export function ociRuntimePlugin(defaults: OciRuntimePluginConfig = {}): Plugin<OciRuntimePluginConfig> {
@@ -26,7 +25,7 @@ export function ociRuntimePlugin(defaults: OciRuntimePluginConfig = {}): Plugin<
   const backends = new WeakMap<EngineInfo, OciRuntimeBackend>();
   return definePlugin<OciRuntimePluginConfig>({
     name: PLUGIN_NAME,
-    type: PLUGIN_TYPE,
+    type: RUNTIME_PLUGIN_TYPE,
     config: defaults,
     validateConfig(config) {
       const runtimes = config.runtimes ?? { [DEFAULT_RUNTIME_NAME]: { path: 'runc' } };

@@ -9,8 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Engine, IRuntime, MemoryLogger, definePlugin } from '@berth/core';
-import { OciRuntimeBackend, PLUGIN_TYPE, ociRuntimePlugin } from '../src/index.js';
+import { Engine, IRuntime, MemoryLogger, RUNTIME_PLUGIN_TYPE as PLUGIN_TYPE, definePlugin } from '@berth/core';
+import { OciRuntimeBackend, ociRuntimePlugin } from '../src/index.js';
 
 const dirs: string[] = [];
 const engines: Engine[] = [];

@@ -3,10 +3,7 @@
  * routing tests) as a plugin of type `io.berth.runtime.v1`, registered the one way the engine
  * knows backends — `ctx.registerBackend` — so tests load backends as berthd does.
  */
-import { definePlugin, type Plugin, type RuntimeBackend } from '@berth/core';
-
-/** The plugin type of runtime backends (plugins may `requires: [RUNTIME_PLUGIN_TYPE]`). */
-export const RUNTIME_PLUGIN_TYPE = 'io.berth.runtime.v1';
+import { RUNTIME_PLUGIN_TYPE, definePlugin, type Plugin, type RuntimeBackend } from '@berth/core';
 
 export function backendPlugin(backend: RuntimeBackend, opts: { name?: string } = {}): Plugin {
   return definePlugin({

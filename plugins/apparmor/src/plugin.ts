@@ -19,8 +19,8 @@ import { IHost, InvalidParameterError, SkipPluginError, Stage, definePlugin, par
 import { SystemAppArmor, type AppArmorHost, type SystemAppArmorOptions } from './host.js';
 import { DEFAULT_PROFILE_NAME, generateProfile } from './profile.js';
 
-export const PLUGIN_NAME = 'apparmor';
-export const PLUGIN_TYPE = 'io.berth.security.v1';
+const PLUGIN_NAME = 'apparmor';
+const PLUGIN_TYPE = 'io.berth.security.v1';
 export const UNCONFINED = 'unconfined';
 
 export type AppArmorConfig = SystemAppArmorOptions;

@@ -32,8 +32,8 @@ import {
 } from '@berth/core';
 import { buildHostnameFile, buildHostsFile, buildResolvConf, linkHostEntries, parseExtraHosts, parseResolvConf, isLoopbackAddress } from './files.js';
 
-export const PLUGIN_NAME = 'network-basic';
-export const PLUGIN_TYPE = 'io.berth.network.v1';
+const PLUGIN_NAME = 'network-basic';
+const PLUGIN_TYPE = 'io.berth.network.v1';
 
 export interface NetworkBasicConfig {
   /** The host's hosts file (host mode). */

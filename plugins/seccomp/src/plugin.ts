@@ -16,8 +16,8 @@ import { readFile } from 'node:fs/promises';
 import { IHost, SkipPluginError, Stage, definePlugin, parseSecurityOpts, type ContainerRecord, type OciSeccomp, type OciSpec, type Plugin } from '@berth/core';
 import { compileProfile, nativeArch, parseProfile, type SeccompProfile, type SeccompTarget } from './profile.js';
 
-export const PLUGIN_NAME = 'seccomp';
-export const PLUGIN_TYPE = 'io.berth.security.v1';
+const PLUGIN_NAME = 'seccomp';
+const PLUGIN_TYPE = 'io.berth.security.v1';
 /** dockerd's names for "no filter" and "the built-in profile". */
 export const SECCOMP_UNCONFINED = 'unconfined';
 export const SECCOMP_BUILTIN = 'builtin';
