@@ -102,7 +102,7 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
     const first = await d.docker(['run', '--name', 'again', '--network', 'none', TEST_IMAGE, 'sh', '-c', script]);
     expect(first.code, JSON.stringify(first)).toBe(0);
     expect(first.stdout.trim()).toBe('first');
-    // (read through logs: `docker start -a` of a container this short loses its output, with or without userns)
+    // both runs' output, in order
     const second = await d.docker(['start', '-a', 'again']);
     expect(second.code, JSON.stringify(second)).toBe(0);
     const logs = await d.docker(['logs', 'again']);
