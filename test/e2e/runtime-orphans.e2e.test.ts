@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine, MemoryLogger } from '@berth/core';
+import { Engine, MemoryLogger, silentLogger } from '@berth/core';
 import { OciRuntimeBackend } from '@berth/runtime-oci';
 import { backendPlugin } from '@berth/testing';
 import { busyboxSpec, forceCleanup, newId, processesMentioning, removeTestRootfs, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
@@ -37,7 +37,7 @@ describe.skipIf(skip !== null)('orphaned OCI containers at engine start', () => 
     const dataRoot = path.join(tmp, 'data');
     const execRoot = path.join(tmp, 'exec');
     const rootfs = testRootfs();
-    const newBackend = () => new OciRuntimeBackend({ execRoot, runtimes: { runc: { path: 'runc' } }, defaultRuntime: 'runc', warn: () => {} });
+    const newBackend = () => new OciRuntimeBackend({ execRoot, runtimes: { runc: { path: 'runc' } }, defaultRuntime: 'runc', logger: silentLogger });
     const backends: OciRuntimeBackend[] = [];
     const engines: Engine[] = [];
     try {

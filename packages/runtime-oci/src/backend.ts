@@ -23,17 +23,20 @@ import * as path from 'node:path';
 import { EventEmitter } from 'eventemitter3';
 import {
   ConflictError,
+  ConsoleLogger,
   InvalidParameterError,
   NotFoundError,
   NotImplementedError,
   SystemError,
   atomicWriteFile,
   errorKind,
+  errorMessage,
   type AttachSession,
   type AttachStreams,
   type ExecOptions,
   type ExecSession,
   type ExitInfo,
+  type Logger,
   type OciResources,
   type RuntimeBackend,
   type RuntimeCreateOptions,
@@ -72,8 +75,8 @@ export interface OciBackendOptions {
    * fifo is not there or nobody writes to it. Default true.
    */
   fastStart?: boolean;
-  /** Where warnings go (default: console.warn). */
-  warn?: (msg: string, err?: unknown) => void;
+  /** Where warnings go: core's Logger (the plugin passes its ctx.logger; default: JSON lines on stderr). */
+  logger?: Logger;
   /**
    * Make this process a child subreaper (reaper.ts) and collect the exits of orphaned
    * monitors and container processes: the real exit code of a container whose conmon was
@@ -112,7 +115,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
     this.stateRoot = path.join(this.root, 'state');
     this.registry = new RuntimeRegistry(opts.runtimes, opts.defaultRuntime);
     this.conmonPath = opts.conmonPath ?? findExecutable('conmon') ?? 'conmon';
-    this.warn = opts.warn ?? ((msg, err) => console.warn(`[runtime-oci] ${msg}`, err ?? ''));
+    const logger = opts.logger ?? new ConsoleLogger('warn', { component: 'runtime-oci' });
+    this.warn = (msg, err) => logger.warn(msg, err === undefined ? undefined : { error: errorMessage(err) });
     for (const d of [this.root, this.exitsDir, this.sockDir, this.stateRoot]) {
       fs.mkdirSync(d, { recursive: true, mode: 0o711 });
     }

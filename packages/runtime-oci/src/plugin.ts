@@ -15,7 +15,7 @@ import { RUNTIME_PLUGIN_TYPE, definePlugin, type EngineInfo, type Plugin } from 
 import { OciRuntimeBackend, type OciBackendOptions } from './backend.js';
 import { DEFAULT_RUNTIME_NAME } from './registry.js';
 
-export type OciRuntimePluginConfig = Partial<Omit<OciBackendOptions, 'warn'>>;
+export type OciRuntimePluginConfig = Partial<Omit<OciBackendOptions, 'logger'>>;
 
 const PLUGIN_NAME = 'runtime-oci';
 
@@ -41,7 +41,7 @@ export function ociRuntimePlugin(defaults: OciRuntimePluginConfig = {}): Plugin<
         execRoot: cfg.execRoot ?? ctx.engine.execRoot,
         runtimes: cfg.runtimes ?? { [DEFAULT_RUNTIME_NAME]: { path: 'runc' } },
         defaultRuntime: cfg.defaultRuntime ?? DEFAULT_RUNTIME_NAME,
-        warn: (msg, err) => ctx.logger.warn(msg, err === undefined ? undefined : { error: err instanceof Error ? err.message : String(err) }),
+        logger: ctx.logger,
       });
       backends.set(ctx.engine, backend);
       ctx.registerBackend(backend);

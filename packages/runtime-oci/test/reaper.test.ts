@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '@berth/core';
 import { nativeAddon } from '@berth/native';
 import { OciRuntimeBackend } from '../src/backend.js';
 import { procRef } from '../src/monitor.js';
@@ -139,7 +140,7 @@ describe.skipIf(!native)('Reaper (berthd as a child subreaper)', () => {
   it('is an explicit option of the OCI backend: off by default (a library), on with subreaper: true', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-reaper-'));
     try {
-      const opts = { execRoot: tmp, runtimes: { runc: { path: '/bin/true' } }, defaultRuntime: 'runc', warn: () => {} };
+      const opts = { execRoot: tmp, runtimes: { runc: { path: '/bin/true' } }, defaultRuntime: 'runc', logger: silentLogger };
       const lib = new OciRuntimeBackend(opts);
       expect(native!.childSubreaper()).toBe(false);
       const daemon = new OciRuntimeBackend({ ...opts, subreaper: true });
