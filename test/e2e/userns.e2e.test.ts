@@ -48,8 +48,10 @@ function remapDir(subuid = `# berth e2e\nberth-e2e:${HOST_UID}:65536\n`): { dir:
 describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   let shared: string;
+  let own: string | undefined;
   beforeAll(async () => {
     const { dir, env } = remapDir();
+    own = dir;
     d = await startBerthd({ dir, env, args: ['--userns-remap', 'berth-e2e'] });
     await d.loadTestImage();
     shared = path.join(dir, 'shared');
@@ -59,7 +61,7 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
   }, 120_000);
   afterAll(async () => {
     await d?.cleanup();
-    if (d) fs.rmSync(d.dir, { recursive: true, force: true }); // our own dir: cleanup() leaves a given one
+    if (own) fs.rmSync(own, { recursive: true, force: true }); // our own dir (also when berthd did not start): cleanup() leaves a given one
     removeTestImageTarball();
   }, 120_000);
 
@@ -153,8 +155,9 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
     // a second berthd whose remap user has two slices' worth of ids
     const two = remapDir(`berth-e2e:${HOST_UID}:131072\n`);
     fs.writeFileSync(two.env.BERTH_USERNS_SUBGID!, `4321:${HOST_GID}:131072\n`);
-    const b = await startBerthd({ dir: two.dir, env: two.env, args: ['--userns-remap', 'berth-e2e'] });
+    let b: Berthd | undefined;
     try {
+      b = await startBerthd({ dir: two.dir, env: two.env, args: ['--userns-remap', 'berth-e2e'] });
       await b.loadTestImage();
       const maps: string[] = [];
       const ids: string[] = [];
@@ -175,19 +178,20 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
       expect((await b.docker(['rm', 'auto1', 'auto2'])).code).toBe(0);
       expect(JSON.parse(fs.readFileSync(table, 'utf8'))).toEqual({});
     } finally {
-      await b.cleanup();
+      await b?.cleanup();
       fs.rmSync(two.dir, { recursive: true, force: true });
     }
   }, 120_000);
 
   it('a malformed subuid line stops berthd, naming the file and line', async () => {
     const bad = remapDir(`berth-e2e:${HOST_UID}:65536\nberth-e2e:oops\n`);
-    const b = await startBerthd({ dir: bad.dir, env: bad.env, args: ['--userns-remap', 'berth-e2e'], expectFailure: true });
+    let b: Berthd | undefined;
     try {
+      b = await startBerthd({ dir: bad.dir, env: bad.env, args: ['--userns-remap', 'berth-e2e'], expectFailure: true });
       expect(await b.stop()).not.toBe(0);
       expect(b.log()).toContain(`${bad.env.BERTH_USERNS_SUBUID}:2: malformed entry`);
     } finally {
-      await b.cleanup();
+      await b?.cleanup();
       fs.rmSync(bad.dir, { recursive: true, force: true });
     }
   }, 60_000);
@@ -200,8 +204,9 @@ describe.skipIf(defaultSkip)(`--userns-remap=default${defaultSkip ? ` (skipped: 
   it('creates berthremap with subordinate ranges and runs containers in its mapping', async () => {
     const dir = fs.mkdtempSync(path.join('/tmp', 'bd-userns-'));
     fs.chmodSync(dir, 0o711);
-    const d = await startBerthd({ dir, args: ['--userns-remap', 'default'] });
+    let d: Berthd | undefined;
     try {
+      d = await startBerthd({ dir, args: ['--userns-remap', 'default'] });
       expect(fs.readFileSync('/etc/passwd', 'utf8')).toMatch(/^berthremap:/m);
       const range = /^berthremap:(\d+):(\d+)$/m.exec(fs.readFileSync('/etc/subuid', 'utf8'));
       expect(range, 'a berthremap line in /etc/subuid').not.toBeNull();
@@ -210,7 +215,7 @@ describe.skipIf(defaultSkip)(`--userns-remap=default${defaultSkip ? ` (skipped: 
       expect(r.code, JSON.stringify(r)).toBe(0);
       expect(r.stdout.trim().split(/\s+/)).toEqual(['0', range![1], range![2]]);
     } finally {
-      await d.cleanup();
+      await d?.cleanup();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
