@@ -40,7 +40,6 @@ export const Stage = Object.freeze({
   /** Last: validation, auditing. */
   FINAL: 1000,
 });
-export type StageName = keyof typeof Stage;
 
 /** A read-only view of a value, all the way down: what a tap gets where it must not change the record. */
 export type DeepReadonly<T> = T extends (...args: never[]) => unknown

@@ -124,7 +124,3 @@ export function setDead(rec: ContainerRecord, error?: string): void {
   if (error !== undefined) rec.State.Error = error;
 }
 
-/** Docker's human status ("Up 3 minutes", "Exited (0) 2 seconds ago") is the API's job; this is the machine one. */
-export function statusOf(rec: ContainerRecord): ContainerStatus {
-  return rec.State.Status;
-}
