@@ -21,7 +21,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { BlobStore } from './blobs.js';
 import { isDigest, type Digest } from './digest.js';
-import { atomicWriteFile } from '@berth/core';
+import { ATOMIC_TMP_PREFIX, atomicWriteFile, isAtomicTempFile } from '@berth/core';
 import { STORE_WRITE, randomId } from './fsutil.js';
 import { parseReference, referenceString, repositoryName } from './reference.js';
 
@@ -48,7 +48,7 @@ async function keepAside(p: string, name = `${p}.corrupt-${stamp()}`): Promise<s
 /** Removes temp files of atomic writes a crash interrupted (`.tmp-*`) in `dir`. */
 export async function sweepTempFiles(dir: string): Promise<void> {
   for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-    if (name.startsWith('.tmp-')) await fsp.rm(path.join(dir, name), { force: true });
+    if (isAtomicTempFile(name)) await fsp.rm(path.join(dir, name), { force: true });
   }
 }
 
@@ -123,7 +123,7 @@ export async function loadRepositories(file: string, warn: Warn): Promise<{ repo
 
 /** Keeps the current `repositories.json` as `.bak` (a hard link) before it is replaced. */
 export async function keepPreviousGeneration(file: string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.tmp-${path.basename(file)}.bak-${randomId(6)}`);
+  const tmp = path.join(path.dirname(file), `${ATOMIC_TMP_PREFIX}${path.basename(file)}.bak-${randomId(6)}`);
   try {
     await fsp.link(file, tmp);
   } catch (err) {
