@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
-export const MOUNTINFO_PATH = '/proc/self/mountinfo';
+const MOUNTINFO_PATH = '/proc/self/mountinfo';
 
 export interface MountInfoEntry {
   /** Where it is mounted (field 5). */
