@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine, MemoryLogger, definePlugin } from '@berth/core';
 import { buildRuntimes, ociRuntimePlugin } from '@berth/runtime-oci';
-import { TEST_IMAGE, berthdSkipReason, startBerthd, type Berthd } from './helpers/berthd.js';
+import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
 import { FAKE_RUNTIME, forceCleanup, removeTestRootfs, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
 
 const VERBS = ['create', 'start', 'state', 'delete', 'kill'];
@@ -39,9 +39,10 @@ const skipBerthd = berthdSkipReason() ?? (fs.existsSync('/bin/busybox') ? null :
 describe.skipIf(skipBerthd !== null)('berthd: runtimes chosen by name, with their args and DOCKER_RAMDISK', () => {
   let d: Berthd;
   let argLog = '';
+  let dir = '';
 
   beforeAll(async () => {
-    const dir = fs.mkdtempSync(path.join('/tmp', 'bd-'));
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bd-'));
     argLog = path.join(dir, 'fake-argv.log');
     const configFile = path.join(dir, 'daemon.json');
     fs.writeFileSync(configFile, JSON.stringify({ runtimes: { fake: { path: FAKE_RUNTIME, runtimeArgs: ['--log', argLog] } } }));
@@ -51,7 +52,10 @@ describe.skipIf(skipBerthd !== null)('berthd: runtimes chosen by name, with thei
   afterAll(async () => {
     await d?.docker(['rm', '-f', 'on-fake']).catch(() => undefined);
     await d?.cleanup();
-  });
+    // startBerthd leaves a directory it was given; this one is the test's own
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    removeTestImageTarball();
+  }, 60_000);
 
   it('docker info lists every runtime, the configured args with it', async () => {
     const r = await d.docker(['info', '--format', '{{json .Runtimes}}']);
