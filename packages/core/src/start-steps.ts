@@ -219,6 +219,10 @@ export function startSteps(k: ContainerKernel, d: StartStepDeps): readonly Start
         if (!spec || typeof spec !== 'object') throw new SystemError('specBuild produced no spec');
         ctx.spec = spec;
         k.specs.set(rec.ID, spec);
+        const uid = spec.linux?.uidMappings ?? [];
+        const gid = spec.linux?.gidMappings ?? [];
+        if (uid.length > 0 || gid.length > 0) rec.IdMappings = { uid, gid };
+        else delete rec.IdMappings;
       },
       release: ({ ctx }) => runTapUndos(k, ctx, 'specBuild'),
     },

@@ -4,6 +4,7 @@
  * ContainerState, NetworkSettings). Field names are Docker's, so a record can be
  * answered by the API as it is.
  */
+import type { IdMappings } from './idmap.js';
 
 export interface HealthConfig {
   Test?: string[] | null;
@@ -293,6 +294,12 @@ export interface ContainerRecord {
   /** Set by an explicit stop/kill, so restart policies do not restart it (dockerd's HasBeenManuallyStopped). */
   HasBeenManuallyStopped?: boolean;
   HasBeenStartedBefore?: boolean;
+  /**
+   * The user-namespace ID mappings of the last start (from its spec's linux.uid/gidMappings;
+   * absent without a user namespace), kept after exit: docker cp, export and commit translate
+   * file owners through them.
+   */
+  IdMappings?: IdMappings;
 }
 
 /** Docker's zero time, as the API prints it for StartedAt/FinishedAt never set. */

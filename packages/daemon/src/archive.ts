@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import tar from 'tar-stream';
-import { ForbiddenError, InvalidParameterError, NotFoundError } from '@berth/core';
+import { ForbiddenError, InvalidParameterError, NotFoundError, type OwnerMap } from '@berth/core';
 import { O_PATH, procFdPath } from '@berth/native';
 import { ContainerRoot, cleanContainerPath, errCode, removeTree, type Entry, type RootMount } from './container-root.js';
 
@@ -174,7 +174,7 @@ async function addFile(pack: tar.Pack, header: TarHeader, fd: number, size: numb
  * entries named under `name` ('' = a directory's contents, as export). Bind mounts inside a
  * directory are tarred from the mount, as the container sees them; export passes none.
  */
-export function tarPath(root: string, containerPath: string, name: string, signal: AbortSignal, mounts: readonly RootMount[] = []): Readable {
+export function tarPath(root: string, containerPath: string, name: string, signal: AbortSignal, mounts: readonly RootMount[] = [], owner?: OwnerMap): Readable {
   const pack = tar.pack();
   const seen = new Map<string, string>();
   const add = async (tree: ContainerRoot, e: Entry, entryName: string): Promise<void> => {
@@ -183,8 +183,7 @@ export function tarPath(root: string, containerPath: string, name: string, signa
     const header: TarHeader = {
       name: entryName + (st.isDirectory() && entryName !== '' ? '/' : ''),
       mode: st.mode & 0o7777,
-      uid: st.uid,
-      gid: st.gid,
+      ...(owner ? owner(st.uid, st.gid) : { uid: st.uid, gid: st.gid }),
       mtime: st.mtime,
       type: tarType(st),
     };
@@ -205,7 +204,8 @@ export function tarPath(root: string, containerPath: string, name: string, signa
         const fst = await fstatFd(fd);
         if (!fst.isFile()) return;
         if (fst.nlink > 1) seen.set(key, entryName);
-        await addFile(pack, { ...header, mode: fst.mode & 0o7777, uid: fst.uid, gid: fst.gid, mtime: fst.mtime, size: fst.size }, fd, fst.size);
+        const ids = owner ? owner(fst.uid, fst.gid) : { uid: fst.uid, gid: fst.gid };
+        await addFile(pack, { ...header, mode: fst.mode & 0o7777, ...ids, mtime: fst.mtime, size: fst.size }, fd, fst.size);
       } finally {
         await closeFd(fd).catch(() => undefined);
       }
@@ -253,6 +253,8 @@ export interface ExtractOptions {
   /** HostConfig.ReadonlyRootfs: then only a writable bind mount may be written. */
   readonlyRootfs?: boolean;
   mounts?: readonly RootMount[];
+  /** A remapped container's container → host owner translation (its root included). */
+  owner?: OwnerMap;
 }
 
 /** dockerd's refusals for a write at `containerPath`: a read-only bind, or a read-only rootfs outside any bind. */
@@ -342,8 +344,8 @@ export async function extractInto(root: string, destContainerPath: string, input
         stream.resume();
         return;
       }
-      const uid = opts.copyUIDGID ? (h.uid ?? 0) : 0;
-      const gid = opts.copyUIDGID ? (h.gid ?? 0) : 0;
+      const inside = { uid: opts.copyUIDGID ? (h.uid ?? 0) : 0, gid: opts.copyUIDGID ? (h.gid ?? 0) : 0 };
+      const { uid, gid } = opts.owner ? opts.owner(inside.uid, inside.gid) : inside;
       const mode = (h.mode ?? (h.type === 'directory' ? 0o755 : 0o644)) & 0o7777;
       const existing = await fsp.lstat(at).catch(() => null);
       if (existing && opts.noOverwriteDirNonDir) {

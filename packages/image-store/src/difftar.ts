@@ -2,10 +2,12 @@
  * Turns a container's changes into an OCI layer tar: the overlay upperdir as it is
  * (character device 0:0 → `.wh.<name>`, opaque directory → `.wh..wh..opq`), or, for the
  * copy-based rootfs, the difference between the container's tree and the image's layers.
+ * A remapped container's owners go through an OwnerMap (host → container IDs).
  */
 import { createReadStream, promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
+import type { OwnerMap } from '@berth/core';
 import tar, { type Header } from 'tar-stream';
 import { OVERLAY_OPAQUE_XATTR, SpecialOps } from './special.js';
 
@@ -33,27 +35,32 @@ function addEntry(pack: Pack, header: Header | Partial<Header> & { name: string 
   });
 }
 
-function baseHeader(name: string, st: Stats): Partial<Header> & { name: string } {
-  return { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: new Date(Math.floor(st.mtimeMs / 1000) * 1000) };
+/** The owner `st` has in the layer: the container's IDs when `owner` translates them. */
+function ownerOf(st: Stats, owner: OwnerMap | undefined): { uid: number; gid: number } {
+  return owner ? owner(st.uid, st.gid) : { uid: st.uid, gid: st.gid };
+}
+
+function baseHeader(name: string, st: Stats, owner: OwnerMap | undefined): Partial<Header> & { name: string } {
+  return { name, mode: st.mode & 0o7777, ...ownerOf(st, owner), mtime: new Date(Math.floor(st.mtimeMs / 1000) * 1000) };
 }
 
 /** Adds one filesystem object (not a whiteout) at `rel` to the tar. */
-async function addPath(pack: Pack, full: string, rel: string, st: Stats, links: Map<string, string>): Promise<void> {
-  if (st.isDirectory()) return addEntry(pack, { ...baseHeader(`${rel}/`, st), type: 'directory' });
-  if (st.isSymbolicLink()) return addEntry(pack, { ...baseHeader(rel, st), type: 'symlink', linkname: await fsp.readlink(full) });
+async function addPath(pack: Pack, full: string, rel: string, st: Stats, links: Map<string, string>, owner: OwnerMap | undefined): Promise<void> {
+  if (st.isDirectory()) return addEntry(pack, { ...baseHeader(`${rel}/`, st, owner), type: 'directory' });
+  if (st.isSymbolicLink()) return addEntry(pack, { ...baseHeader(rel, st, owner), type: 'symlink', linkname: await fsp.readlink(full) });
   if (st.isFile()) {
     if (st.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const first = links.get(key);
-      if (first) return addEntry(pack, { ...baseHeader(rel, st), type: 'link', linkname: first });
+      if (first) return addEntry(pack, { ...baseHeader(rel, st, owner), type: 'link', linkname: first });
       links.set(key, rel);
     }
-    return addEntry(pack, { ...baseHeader(rel, st), type: 'file', size: st.size }, full);
+    return addEntry(pack, { ...baseHeader(rel, st, owner), type: 'file', size: st.size }, full);
   }
-  if (st.isFIFO()) return addEntry(pack, { ...baseHeader(rel, st), type: 'fifo' });
+  if (st.isFIFO()) return addEntry(pack, { ...baseHeader(rel, st, owner), type: 'fifo' });
   if (st.isCharacterDevice() || st.isBlockDevice()) {
     return addEntry(pack, {
-      ...baseHeader(rel, st),
+      ...baseHeader(rel, st, owner),
       type: st.isCharacterDevice() ? 'character-device' : 'block-device',
       devmajor: Math.floor(st.rdev / 256) & 0xfff,
       devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
@@ -79,7 +86,7 @@ function run(pack: Pack, fn: () => Promise<void>): Readable {
 }
 
 /** The overlay upperdir as an OCI layer. */
-export function upperDirTar(upper: string): Readable {
+export function upperDirTar(upper: string, owner?: OwnerMap): Readable {
   const pack = tar.pack();
   return run(pack, async () => {
     const special = new SpecialOps();
@@ -95,7 +102,7 @@ export function upperDirTar(upper: string): Readable {
             await addEntry(pack, { name: relDir ? `${relDir}/.wh.${name}` : `.wh.${name}`, mode: 0o644, mtime: new Date(0), size: 0 });
             continue;
           }
-          await addPath(pack, full, rel, st, links);
+          await addPath(pack, full, rel, st, links, owner);
           if (st.isDirectory()) {
             let opaque = false;
             try {
@@ -135,10 +142,12 @@ async function scan(root: string): Promise<Map<string, TreeEntry>> {
   return out;
 }
 
-function changed(a: Stats, b: Stats): boolean {
+/** Whether `a` (the container's tree, owners through `owner`) differs from `b` (the image's). */
+function changed(a: Stats, b: Stats, owner: OwnerMap | undefined): boolean {
   const kind = (s: Stats) => (s.isDirectory() ? 'd' : s.isSymbolicLink() ? 'l' : s.isFile() ? 'f' : 'o');
   if (kind(a) !== kind(b)) return true;
-  if ((a.mode & 0o7777) !== (b.mode & 0o7777) || a.uid !== b.uid || a.gid !== b.gid) return true;
+  const ao = ownerOf(a, owner);
+  if ((a.mode & 0o7777) !== (b.mode & 0o7777) || ao.uid !== b.uid || ao.gid !== b.gid) return true;
   if (a.isDirectory()) return false;
   return a.size !== b.size || Math.floor(a.mtimeMs) !== Math.floor(b.mtimeMs) || a.rdev !== b.rdev;
 }
@@ -147,7 +156,7 @@ function changed(a: Stats, b: Stats): boolean {
  * For the copy-based rootfs: the differences between `tree` and `base` (the image's
  * composed layers, materialised as a directory) as an OCI layer tar.
  */
-export function treeDiffTar(tree: string, base: string): Readable {
+export function treeDiffTar(tree: string, base: string, owner?: OwnerMap): Readable {
   const pack = tar.pack();
   return run(pack, async () => {
     const [now, before] = await Promise.all([scan(tree), scan(base)]);
@@ -162,7 +171,7 @@ export function treeDiffTar(tree: string, base: string): Readable {
         if (emitted.has(dir)) continue;
         emitted.add(dir);
         const st = now.get(dir)?.st;
-        if (st) await addPath(pack, path.join(tree, dir), dir, st, links);
+        if (st) await addPath(pack, path.join(tree, dir), dir, st, links, owner);
       }
     };
     const all = [...new Set([...now.keys(), ...before.keys()])].sort();
@@ -178,13 +187,13 @@ export function treeDiffTar(tree: string, base: string): Readable {
         if (b?.st.isDirectory()) removedDirs.push(rel);
         continue;
       }
-      if (!b || changed(n.st, b.st)) {
+      if (!b || changed(n.st, b.st, owner)) {
         await ensureParents(rel);
         if (n.st.isDirectory()) {
           if (emitted.has(rel)) continue;
           emitted.add(rel);
         }
-        await addPath(pack, path.join(tree, rel), rel, n.st, links);
+        await addPath(pack, path.join(tree, rel), rel, n.st, links, owner);
       }
     }
   });

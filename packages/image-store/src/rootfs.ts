@@ -10,7 +10,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { ConflictError, InvalidParameterError, NotFoundError, SystemError, atomicWriteFile, readMountInfoSync } from '@berth/core';
+import { ConflictError, InvalidParameterError, NotFoundError, SystemError, atomicWriteFile, readMountInfoSync, type OwnerMap } from '@berth/core';
 import type { Digest } from './digest.js';
 import { treeDiffTar, upperDirTar } from './difftar.js';
 import { STORE_WRITE, dirSize, readJson } from './fsutil.js';
@@ -302,17 +302,17 @@ export class RootfsManager {
     return out;
   }
 
-  /** The container's changes as an OCI layer tar (for commit). */
-  async diff(id: string): Promise<Readable> {
+  /** The container's changes as an OCI layer tar (for commit); `owner` translates a remapped container's host owners. */
+  async diff(id: string, owner?: OwnerMap): Promise<Readable> {
     const meta = await this.meta(id);
     if (!meta) throw new NotFoundError(`no root filesystem prepared for container ${id}`);
-    if (meta.driver === 'overlay') return upperDirTar(path.join(this.cdir(id), 'upper'));
+    if (meta.driver === 'overlay') return upperDirTar(path.join(this.cdir(id), 'upper'), owner);
     const base = path.join(this.cdir(id), 'base');
     await fsp.rm(base, { recursive: true, force: true });
     await fsp.mkdir(base);
     const chain = meta.topLayer ? await this.store.layers.chain(meta.topLayer) : [];
     await this.materialize(chain, base);
-    const stream = treeDiffTar(this.mergedPath(id), base);
+    const stream = treeDiffTar(this.mergedPath(id), base, owner);
     const cleanup = () => void fsp.rm(base, { recursive: true, force: true });
     stream.once('end', cleanup);
     stream.once('error', cleanup);

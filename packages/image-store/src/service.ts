@@ -22,8 +22,10 @@ import {
   matchNoLabel,
   parseDockerTimeMs,
   shortId,
+  ownerToContainer,
   type ContainerConfig,
   type DockerFilters,
+  type IdMappings,
   type ImageStore as CoreImageStore,
   type ResolvedImage,
 } from '@berth/core';
@@ -587,6 +589,8 @@ export class ImageService implements CoreImageStore {
     comment?: string;
     author?: string;
     changes?: string[];
+    /** A remapped container's ID mappings: the layer records container owners, as dockerd's. */
+    idMappings?: IdMappings;
   }): Promise<Digest> {
     if (opts.repo) parseNormalizedNamed(opts.tag ? `${opts.repo}:${opts.tag}` : opts.repo);
     const parentId = await this.store.resolve(opts.image);
@@ -611,7 +615,7 @@ export class ImageService implements CoreImageStore {
       rootfs: { type: 'layers', diff_ids: [] },
     };
     delete (config as { container_config?: unknown }).container_config;
-    const diff = await this.rootfs.diff(opts.containerId);
+    const diff = await this.rootfs.diff(opts.containerId, ownerToContainer(opts.idMappings, 'error'));
     let id: Digest;
     try {
       id = await this.collectOnFailure(() => this.newImage(config, diff, parent, { parent: parentId, afterLayer: FP_COMMIT_AFTER_LAYER }));

@@ -2,7 +2,7 @@
  * The container filesystem routes (`docker cp`, export, diff) over the daemon's port: each runs
  * on the container's root filesystem, mounted for the request when the container does not run.
  */
-import { ConflictError, InvalidParameterError, type ContainerRecord } from '@berth/core';
+import { ConflictError, InvalidParameterError, ownerToContainer, ownerToHost, type ContainerRecord } from '@berth/core';
 import { encodeStat, extractInto, rootMounts, statPath, tarPath } from '../archive.js';
 import { boolValue, sendEmpty, sendJson } from '../http.js';
 import type { ContainerPort, EnginePort, RootfsLease } from '../port.js';
@@ -38,6 +38,13 @@ export function containerFileRoutes(port: EnginePort): Route[] {
     return out;
   };
 
+  /**
+   * A remapped container's host owners → its own, for docker cp out and export. IDs outside the
+   * mapping stay as they are (dockerd refuses them): a stopped container's rootfs, mounted here
+   * without the userns plugin's idmapped layers, shows the image's files in container IDs already.
+   */
+  const fromRemapped = (c: ContainerRecord) => ownerToContainer(c.IdMappings, 'keep');
+
   const archiveStat = async (ctx: RequestContext, c: ContainerRecord, root: string) => {
     const { stat } = await statPath(root, ctx.query.get('path') ?? '', c.ID, rootMounts(c.Mounts));
     ctx.res.setHeader('X-Docker-Container-Path-Stat', encodeStat(stat));
@@ -63,7 +70,7 @@ export function containerFileRoutes(port: EnginePort): Route[] {
     await withRoot(ctx.params.id, async (c, root, release) => {
       const { stat } = await archiveStat(ctx, c, root);
       const name = stat.name === '/' ? '' : stat.name;
-      await sendStream(ctx, tarPath(root, ctx.query.get('path') ?? '', name, ctx.signal, rootMounts(c.Mounts)), { name: 'archive tar', contentType: 'application/x-tar', beforeEnd: release });
+      await sendStream(ctx, tarPath(root, ctx.query.get('path') ?? '', name, ctx.signal, rootMounts(c.Mounts), fromRemapped(c)), { name: 'archive tar', contentType: 'application/x-tar', beforeEnd: release });
     });
   };
 
@@ -76,14 +83,15 @@ export function containerFileRoutes(port: EnginePort): Route[] {
         copyUIDGID: boolValue(ctx.query, 'copyUIDGID'),
         readonlyRootfs: c.HostConfig.ReadonlyRootfs === true,
         mounts: rootMounts(c.Mounts),
+        owner: ownerToHost(c.IdMappings),
       }),
     );
     sendEmpty(ctx.res, 200);
   };
 
   const exportRoot = async (ctx: RequestContext) => {
-    await withRoot(ctx.params.id, async (_c, root, release) => {
-      await sendStream(ctx, tarPath(root, '/', '', ctx.signal), { name: 'export tar', contentType: 'application/octet-stream', beforeEnd: release });
+    await withRoot(ctx.params.id, async (c, root, release) => {
+      await sendStream(ctx, tarPath(root, '/', '', ctx.signal, [], fromRemapped(c)), { name: 'export tar', contentType: 'application/octet-stream', beforeEnd: release });
     });
   };
 

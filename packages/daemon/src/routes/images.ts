@@ -142,6 +142,7 @@ export function imageRoutes(images: () => ImageService | undefined, containers: 
       const id = await s.commit({
         containerId: c.ID,
         image: c.Image || c.Config.Image || '',
+        ...(c.IdMappings ? { idMappings: c.IdMappings } : {}),
         config,
         ...(q.get('repo') ? { repo: q.get('repo')! } : {}),
         ...(q.get('tag') ? { tag: q.get('tag')! } : {}),
