@@ -19,7 +19,7 @@ function isIdentity(maps: IdMappings | undefined): boolean {
 }
 
 /** The host ID of container ID `id` under `maps`, undefined when no range covers it. */
-function mapToHost(id: number, maps: readonly OciIdMapping[]): number | undefined {
+export function mapToHost(id: number, maps: readonly OciIdMapping[]): number | undefined {
   const m = maps.find((x) => id >= x.containerID && id < x.containerID + x.size);
   return m ? m.hostID + (id - m.containerID) : undefined;
 }

@@ -13,23 +13,18 @@
  */
 import { lstat, lchown, chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { InvalidParameterError, mountOf, readMountInfo, type MountInfoEntry, type OciIdMapping } from '@berth/core';
-import { toHostId, type IdMaps } from './subid.js';
+import { InvalidParameterError, mapToContainer, mapToHost, mountOf, readMountInfo, type MountInfoEntry, type OciIdMapping } from '@berth/core';
+import type { IdMaps } from './subid.js';
 
 /** No mapping: host ID = container ID. */
 export const IDENTITY: IdMaps = Object.freeze({ uidMappings: [], gidMappings: [] });
 
-function toContainerId(maps: readonly OciIdMapping[], hostId: number): number | undefined {
-  const m = maps.find((x) => hostId >= x.hostID && hostId < x.hostID + x.size);
-  return m ? m.containerID + (hostId - m.hostID) : undefined;
-}
-
 /** A host ID under `from` → the host ID of the same container ID under `to` (unchanged when unmapped). */
 function shiftId(from: readonly OciIdMapping[], to: readonly OciIdMapping[], id: number): number {
-  const cid = from.length === 0 ? id : toContainerId(from, id);
+  const cid = from.length === 0 ? id : mapToContainer(id, from);
   if (cid === undefined) return id;
   if (to.length === 0) return cid;
-  return toHostId(to, cid) ?? id;
+  return mapToHost(cid, to) ?? id;
 }
 
 function sameMaps(a: IdMaps, b: IdMaps): boolean {

@@ -22,11 +22,11 @@
  */
 import { chmod, lchown, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { InvalidParameterError, SkipPluginError, Stage, definePlugin, type ContainerRecord, type DeepReadonly, type OciSpec, type Plugin } from '@berth/core';
+import { InvalidParameterError, SkipPluginError, Stage, definePlugin, mapToHost, type ContainerRecord, type DeepReadonly, type OciSpec, type Plugin } from '@berth/core';
 import { AutoAllocator } from './auto.js';
 import { probeIdmap } from './idmap.js';
 import { IDENTITY, chownStrategy, type RootfsStrategy } from './ownership.js';
-import { HOST_ID_FILES, ensureDefaultRemapUser, remapIdMaps, resolveRemapIdentity, runCommand, toHostId, type IdFiles, type IdMaps, type RemapIdentity, type RunCommand } from './subid.js';
+import { HOST_ID_FILES, ensureDefaultRemapUser, remapIdMaps, resolveRemapIdentity, runCommand, type IdFiles, type IdMaps, type RemapIdentity, type RunCommand } from './subid.js';
 
 const PLUGIN_NAME = 'userns';
 const PLUGIN_TYPE = 'io.berth.security.v1';
@@ -79,7 +79,7 @@ export function withUserNamespace(spec: OciSpec, maps: IdMaps, own: Readonly<Rec
 }
 
 function rootOf(maps: IdMaps): { uid: number; gid: number } {
-  return { uid: toHostId(maps.uidMappings, 0) ?? 0, gid: toHostId(maps.gidMappings, 0) ?? 0 };
+  return { uid: mapToHost(0, maps.uidMappings) ?? 0, gid: mapToHost(0, maps.gidMappings) ?? 0 };
 }
 
 /**

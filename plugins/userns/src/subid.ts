@@ -231,9 +231,3 @@ export async function ensureDefaultRemapUser(files: IdFiles, run: RunCommand = r
   }
   return resolveRemapIdentity(DEFAULT_REMAP_USER, files);
 }
-
-/** Host ID of a container ID under the maps (undefined when unmapped). */
-export function toHostId(maps: readonly OciIdMapping[], id: number): number | undefined {
-  const m = maps.find((x) => id >= x.containerID && id < x.containerID + x.size);
-  return m ? m.hostID + (id - m.containerID) : undefined;
-}
