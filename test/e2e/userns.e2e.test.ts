@@ -7,7 +7,9 @@
  *  - a file created as root in a bind mount belongs on the host to the mapped uid;
  *  - a root-only (0600) host file bind-mounted in cannot be read;
  *  - --userns=host runs in the host's user namespace; --privileged alone is refused (125);
- *  - a malformed subuid line stops berthd, naming the file and line.
+ *  - a malformed subuid line stops berthd, naming the file and line;
+ *  - docker cp in: the file belongs to root inside, to the mapped uid on the host; cp out (running
+ *    and stopped), export and commit record root's files as 0 (run without remap: owned by 0).
  * `--userns-remap=default` (useradd on the host's /etc) is not run here.
  */
 import fs from 'node:fs';
@@ -43,6 +45,19 @@ function remapDir(subuid = `# berth e2e\nberth-e2e:${HOST_UID}:65536\n`): { dir:
       BERTH_USERNS_SUBGID: f('subgid', `4321:${HOST_GID}:65536\n`),
     },
   };
+}
+
+/** "uid:gid" of the entry `name` in a plain tar (the ustar header's octal fields), or null. */
+function tarHeaderOwner(buf: Buffer, name: string): string | null {
+  const octal = (at: number, len: number) => parseInt(buf.subarray(at, at + len).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8);
+  for (let off = 0; off + 512 <= buf.length; ) {
+    const entry = buf.subarray(off, off + 100).toString('latin1').replace(/\0.*$/s, '');
+    if (entry === '') return null;
+    const size = octal(off + 124, 12);
+    if (entry.replace(/^\.?\//, '') === name) return `${octal(off + 108, 8)}:${octal(off + 116, 8)}`;
+    off += 512 + Math.ceil(size / 512) * 512;
+  }
+  return null;
 }
 
 describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
@@ -180,6 +195,49 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
     } finally {
       await b?.cleanup();
       fs.rmSync(two.dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('docker cp in gives files to the remapped root; cp out, export and commit show container owners', async () => {
+    const work = fs.mkdtempSync(path.join(own!, 'cp-'));
+    const r = await d.docker(['run', '-d', '--name', 'cpbox', '--network', 'none', TEST_IMAGE, 'sh', '-c', 'echo x > /tmp/byroot; sleep 300']);
+    expect(r.code, JSON.stringify(r)).toBe(0);
+    try {
+      fs.writeFileSync(path.join(work, 'put-in'), 'from the host\n');
+      const cpIn = await d.docker(['cp', path.join(work, 'put-in'), 'cpbox:/tmp/put-in']);
+      expect(cpIn.code, JSON.stringify(cpIn)).toBe(0);
+      const inside = await d.docker(['exec', 'cpbox', 'sh', '-c', 'stat -c "%u:%g" /tmp/put-in; test -s /tmp/byroot && echo ready']);
+      expect(inside.stdout.trim().split('\n'), JSON.stringify(inside)).toEqual(['0:0', 'ready']);
+      const merged = (await d.docker(['inspect', '-f', '{{.GraphDriver.Data.MergedDir}}', 'cpbox'])).stdout.trim();
+      const onHost = fs.statSync(path.join(merged, 'tmp/put-in'));
+      expect([onHost.uid, onHost.gid]).toEqual([HOST_UID, HOST_GID]);
+
+      // out of the running container, with its owners (-a): root inside → 0 in the tar
+      const out1 = path.join(work, 'running');
+      fs.mkdirSync(out1);
+      expect((await d.docker(['cp', '-a', 'cpbox:/tmp/byroot', out1])).code).toBe(0);
+      expect([fs.statSync(path.join(out1, 'byroot')).uid, fs.statSync(path.join(out1, 'byroot')).gid]).toEqual([0, 0]);
+
+      expect((await d.docker(['stop', '-t', '0', 'cpbox'])).code).toBe(0);
+      // a stopped one: its layer (host IDs) and the image's files (container IDs) both come out as 0
+      const out2 = path.join(work, 'stopped');
+      fs.mkdirSync(out2);
+      for (const p of ['/tmp/byroot', '/etc/passwd']) expect((await d.docker(['cp', '-a', `cpbox:${p}`, out2])).code).toBe(0);
+      for (const f of ['byroot', 'passwd']) expect([fs.statSync(path.join(out2, f)).uid, fs.statSync(path.join(out2, f)).gid]).toEqual([0, 0]);
+
+      const exp = await d.docker(['export', '-o', path.join(work, 'export.tar'), 'cpbox']);
+      expect(exp.code, JSON.stringify(exp)).toBe(0);
+      const hdr = tarHeaderOwner(fs.readFileSync(path.join(work, 'export.tar')), 'tmp/byroot');
+      expect(hdr).toBe('0:0');
+
+      const commit = await d.docker(['commit', 'cpbox', 'berth-e2e-userns-commit:1']);
+      expect(commit.code, JSON.stringify(commit)).toBe(0);
+      const inImage = await d.docker(['run', '--rm', '--userns', 'host', '--network', 'none', 'berth-e2e-userns-commit:1', 'stat', '-c', '%u:%g', '/tmp/byroot', '/tmp/put-in']);
+      expect(inImage.stdout.trim().split('\n'), JSON.stringify(inImage)).toEqual(['0:0', '0:0']);
+      expect((await d.docker(['rmi', 'berth-e2e-userns-commit:1'])).code).toBe(0);
+    } finally {
+      await d.docker(['rm', '-f', 'cpbox']);
+      fs.rmSync(work, { recursive: true, force: true });
     }
   }, 120_000);
 
