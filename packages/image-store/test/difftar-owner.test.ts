@@ -64,7 +64,8 @@ describe.skipIf(!!skip)('layer tar of a remapped container', () => {
   it('treeDiffTar: a file whose translated owner equals the image’s is unchanged; a new one has the container owner', async () => {
     const base = tree('base', { 'etc/same': [0, 0] });
     const merged = tree('merged', { 'etc/same': [100000, 200000], 'etc/new': [100003, 200004] });
-    fs.utimesSync(path.join(merged, 'etc/same'), fs.statSync(path.join(base, 'etc/same')).atime, fs.statSync(path.join(base, 'etc/same')).mtime);
+    // one whole-second time on both (copying a Date through utimes can land a millisecond off)
+    for (const f of [path.join(base, 'etc/same'), path.join(merged, 'etc/same')]) fs.utimesSync(f, 1_700_000_000, 1_700_000_000);
     fs.chownSync(path.join(merged, 'etc'), 100000, 200000);
     expect(await owners(treeDiffTar(merged, base, ownerToContainer(maps, 'error')))).toEqual({ 'etc/': '0:0', 'etc/new': '3:4' });
   });
