@@ -2,6 +2,7 @@ export * from './errors.js';
 export * from './types.js';
 export * from './oci.js';
 export * from './idmap.js';
+export * from './tar-ids.js';
 export * from './runtime.js';
 export * from './backends.js';
 export * from './tokens.js';

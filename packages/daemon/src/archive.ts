@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import tar from 'tar-stream';
-import { ForbiddenError, InvalidParameterError, NotFoundError, type OwnerMap } from '@berth/core';
+import { ForbiddenError, InvalidParameterError, NotFoundError, idsOf, withExactIds, type OwnerMap } from '@berth/core';
 import { O_PATH, procFdPath } from '@berth/native';
 import { ContainerRoot, cleanContainerPath, errCode, removeTree, type Entry, type RootMount } from './container-root.js';
 
@@ -119,7 +119,7 @@ function tarType(st: fs.Stats): tar.Header['type'] {
 }
 
 function addEntry(pack: tar.Pack, header: TarHeader): Promise<void> {
-  return new Promise<void>((res, rej) => pack.entry(header, (e) => (e ? rej(e) : res())));
+  return new Promise<void>((res, rej) => pack.entry(withExactIds(header), (e) => (e ? rej(e) : res())));
 }
 
 /**
@@ -142,7 +142,7 @@ async function addFile(pack: tar.Pack, header: TarHeader, fd: number, size: numb
     wake?.();
     finish();
   };
-  const entry = pack.entry(header, (e) => end(e ?? null)) as unknown as Writable;
+  const entry = pack.entry(withExactIds(header), (e) => end(e ?? null)) as unknown as Writable;
   entry.on('error', (e) => end(e));
   entry.on('close', () => end(new Error('the tar entry was closed')));
   entry.on('drain', () => wake?.());
@@ -344,7 +344,8 @@ export async function extractInto(root: string, destContainerPath: string, input
         stream.resume();
         return;
       }
-      const inside = { uid: opts.copyUIDGID ? (h.uid ?? 0) : 0, gid: opts.copyUIDGID ? (h.gid ?? 0) : 0 };
+      const ids = idsOf(h);
+      const inside = { uid: opts.copyUIDGID ? ids.uid : 0, gid: opts.copyUIDGID ? ids.gid : 0 };
       const { uid, gid } = opts.owner ? opts.owner(inside.uid, inside.gid) : inside;
       const mode = (h.mode ?? (h.type === 'directory' ? 0o755 : 0o644)) & 0o7777;
       const existing = await fsp.lstat(at).catch(() => null);

@@ -7,7 +7,7 @@
 import { createReadStream, promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import type { OwnerMap } from '@berth/core';
+import { withExactIds, type OwnerMap } from '@berth/core';
 import tar, { type Header } from 'tar-stream';
 import { OVERLAY_OPAQUE_XATTR, SpecialOps } from './special.js';
 
@@ -18,11 +18,11 @@ function addEntry(pack: Pack, header: Header | Partial<Header> & { name: string 
     if (!file) {
       const isFile = !header.type || header.type === 'file' || header.type === 'contiguous-file';
       // a file entry without a buffer waits for a body: give empty ones an empty buffer
-      if (isFile) pack.entry({ ...header, type: 'file', size: 0 }, Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
-      else pack.entry(header, (err) => (err ? reject(err) : resolve()));
+      if (isFile) pack.entry(withExactIds({ ...header, type: 'file', size: 0 }), Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
+      else pack.entry(withExactIds(header), (err) => (err ? reject(err) : resolve()));
       return;
     }
-    const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    const sink = pack.entry(withExactIds(header), (err) => (err ? reject(err) : resolve()));
     const rs = createReadStream(file);
     rs.on('error', (err) => {
       sink.destroy(err);

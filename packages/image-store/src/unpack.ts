@@ -45,7 +45,7 @@ function patchPaxDecoder(): void {
   };
   headers.__berthBinaryXattrs = true;
 }
-import { InvalidParameterError } from '@berth/core';
+import { InvalidParameterError, idsOf } from '@berth/core';
 import { decompress, type Compression } from './compression.js';
 import { destroyed } from './fsutil.js';
 import type { Digest } from './digest.js';
@@ -220,7 +220,10 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
   };
 
   const applyMeta = async (full: string, h: Header, symlink: boolean) => {
-    if (chown) await fsp.lchown(full, h.uid ?? 0, h.gid ?? 0);
+    if (chown) {
+      const { uid, gid } = idsOf(h);
+      await fsp.lchown(full, uid, gid);
+    }
     if (!symlink) await fsp.chmod(full, (h.mode ?? 0o644) & 0o7777);
     if (xattrs) {
       for (const [name, value] of headerXattrs(h)) {
@@ -243,7 +246,7 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
     const type = h.type ?? 'file';
     if (comps.length === 0) {
       if (type !== 'directory') throw new UnsafeLayerError(name, 'the layer root can only be a directory');
-      dirs.push({ full: dest, mode: (h.mode ?? 0o755) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ?? new Date(0) });
+      dirs.push({ full: dest, mode: (h.mode ?? 0o755) & 0o7777, ...idsOf(h), mtime: h.mtime ?? new Date(0) });
       return;
     }
     const base = comps[comps.length - 1];
@@ -271,7 +274,7 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
         const existing = await clear(full, true);
         if (!existing) await fsp.mkdir(full, { mode: 0o700 });
         okDirs.add(full);
-        dirs.push({ full, mode: (h.mode ?? 0o755) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ?? new Date(0) });
+        dirs.push({ full, mode: (h.mode ?? 0o755) & 0o7777, ...idsOf(h), mtime: h.mtime ?? new Date(0) });
         return;
       }
       case 'file':
