@@ -34,6 +34,8 @@ const FILE_KEYS = [
   'labels',
   'shutdown-timeout',
   'userns-remap',
+  'init',
+  'init-path',
   'berth-rootfs-dir',
   'berth-header-timeout',
   'berth-idle-timeout',
@@ -60,6 +62,8 @@ const FLAG_TO_KEY: Record<string, string> = {
   label: 'labels',
   'shutdown-timeout': 'shutdown-timeout',
   'userns-remap': 'userns-remap',
+  init: 'init',
+  'init-path': 'init-path',
   'berth-rootfs-dir': 'berth-rootfs-dir',
   'berth-header-timeout': 'berth-header-timeout',
   'berth-idle-timeout': 'berth-idle-timeout',
@@ -90,6 +94,8 @@ Options:
       --label list             Set key=value labels to the daemon
       --shutdown-timeout int   Seconds to wait for containers to stop on shutdown (default 15)
       --userns-remap string    User/Group setting for user namespaces ("default" or USER[:GROUP])
+      --init                   Run an init in every container (reaps zombies, forwards signals) unless it opts out
+      --init-path string       Path to the docker-init binary (default: tini-static, else tini)
       --berth-rootfs-dir path  berth only: image names missing from the image store run on the subdirectory of that name
       --berth-header-timeout n berth only: seconds a client has to send a request's headers (default 30)
       --berth-idle-timeout n   berth only: seconds a keep-alive API connection may stay without a request (default 60)
@@ -144,6 +150,8 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
         label: { type: 'string', multiple: true },
         'shutdown-timeout': { type: 'string' },
         'userns-remap': { type: 'string' },
+        init: { type: 'boolean' },
+        'init-path': { type: 'string' },
         'berth-rootfs-dir': { type: 'string' },
         'berth-header-timeout': { type: 'string' },
         'berth-idle-timeout': { type: 'string' },
@@ -212,6 +220,8 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
     cfg.shutdownTimeout = file['shutdown-timeout'];
   }
   if ('userns-remap' in file) cfg.usernsRemap = asString(file['userns-remap'], 'userns-remap');
+  if ('init' in file) cfg.init = asBool(file.init, 'init');
+  if ('init-path' in file) cfg.initPath = asString(file['init-path'], 'init-path');
   if ('berth-rootfs-dir' in file) cfg.rootfsDir = asString(file['berth-rootfs-dir'], 'berth-rootfs-dir');
 
   if (f.host) cfg.hosts = f.host;
@@ -245,6 +255,8 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
   }
   if (f['userns-remap'] !== undefined) cfg.usernsRemap = f['userns-remap'];
   if (cfg.usernsRemap === '') delete cfg.usernsRemap;
+  if (f.init) cfg.init = true;
+  if (f['init-path'] !== undefined) cfg.initPath = f['init-path'];
   if (f['berth-rootfs-dir'] !== undefined) cfg.rootfsDir = f['berth-rootfs-dir'];
   for (const [key, field, scale, min] of CONNECTION_LIMITS) {
     const raw = key in file ? file[key] : f[key];

@@ -41,6 +41,18 @@ describe('berthd options', () => {
     expect(() => parseBerthdArgs(['--config-file', '/g'], (p) => (p === '/g' ? '{"userns-remap": 5}' : null))).toThrow('"userns-remap" must be a string');
   });
 
+  it('takes --init / --init-path or daemon.json "init" / "init-path" (not both)', () => {
+    const none = parseBerthdArgs([], noFile).config;
+    expect([none.init, none.initPath]).toEqual([false, undefined]);
+    const flags = parseBerthdArgs(['--init', '--init-path', '/opt/tini'], noFile).config;
+    expect([flags.init, flags.initPath]).toEqual([true, '/opt/tini']);
+    const read = (p: string) => (p === '/f' ? JSON.stringify({ init: true, 'init-path': '/usr/bin/tini' }) : null);
+    const file = parseBerthdArgs(['--config-file', '/f'], read).config;
+    expect([file.init, file.initPath]).toEqual([true, '/usr/bin/tini']);
+    expect(() => parseBerthdArgs(['--config-file', '/f', '--init'], read)).toThrow('init: (from flag: true');
+    expect(() => parseBerthdArgs(['--config-file', '/g'], (p) => (p === '/g' ? '{"init": "yes"}' : null))).toThrow('"init" must be a boolean');
+  });
+
   it('takes the slow-client bounds as flags (seconds) or daemon.json keys', () => {
     expect(parseBerthdArgs([], noFile).config.connections).toBeUndefined();
     const { config } = parseBerthdArgs(['--berth-header-timeout', '2.5', '--berth-idle-timeout', '90', '--berth-max-connections', '100'], noFile);

@@ -35,7 +35,7 @@ import {
   IRuntime,
   IStateStore,
 } from './tokens.js';
-import { buildOciSpec, type JoinPaths } from './spec/index.js';
+import { buildOciSpec, checkInitBinary, wantsInit, type JoinPaths } from './spec/index.js';
 import { ConflictError } from './errors.js';
 import { ATTACH_DRAIN_TAP, ContainerAttach } from './attach.js';
 import { ContainerLogs } from './logs/follow.js';
@@ -87,6 +87,8 @@ export interface EngineOptions {
     defaultCgroupParent?: string;
     /** Host path of the init binary used for HostConfig.Init (docker-init, tini). */
     initPath?: string;
+    /** daemon.json "init": containers whose HostConfig.Init is unset run under the init. */
+    defaultInit?: boolean;
   };
 }
 
@@ -206,6 +208,7 @@ export class Engine {
           if (net) ctx.networkNamespacePath = net;
           else if (hc.NetworkMode === 'host') ctx.networkNamespacePath = null;
         }
+        if (specOpts.initPath && wantsInit(hc, specOpts.defaultInit)) await checkInitBinary(specOpts.initPath);
         return buildOciSpec({
           container: ctx.container,
           rootfsPath: ctx.rootfsPath!,
@@ -215,6 +218,7 @@ export class Engine {
           ...(ctx.networkNamespacePath !== undefined ? { networkNamespacePath: ctx.networkNamespacePath } : {}),
           ...(ctx.shmPath ? { shmPath: ctx.shmPath } : {}),
           ...(specOpts.initPath ? { initPath: specOpts.initPath } : {}),
+          ...(specOpts.defaultInit ? { defaultInit: true } : {}),
           // Legacy links (HostConfig.Links), resolved by the container service for this start.
           linkEnv: linksOfStart(ctx).flatMap((l) => l.env),
           ...(Object.keys(join).length ? { namespacePaths: join } : {}),

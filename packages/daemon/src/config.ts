@@ -33,6 +33,10 @@ export interface DaemonConfig {
   shutdownTimeout: number;
   /** --userns-remap / "userns-remap": 'default' or USER[:GROUP] (the userns plugin); unset: no remap. */
   usernsRemap?: string;
+  /** --init / "init": containers whose HostConfig.Init is unset run under docker-init. */
+  init: boolean;
+  /** --init-path / "init-path": the docker-init binary (default: tini-static, else tini; init.ts). */
+  initPath?: string;
   /** berth-only slow-client bounds of the API listeners (connections.ts); unset: the defaults. */
   connections?: Partial<ConnectionLimits>;
 }
@@ -56,5 +60,6 @@ export function defaultConfig(): DaemonConfig {
     tls: { verify: false },
     labels: [],
     shutdownTimeout: 15,
+    init: false,
   };
 }

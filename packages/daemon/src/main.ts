@@ -15,6 +15,7 @@ import { builtins } from './builtins.js';
 import type { DaemonConfig } from './config.js';
 import { ApiServer } from './daemon.js';
 import { enginePort } from './engine-port.js';
+import { initVersion, resolveInitPath } from './init.js';
 import { apiRoutes } from './routes/index.js';
 
 export interface RunningDaemon {
@@ -67,6 +68,9 @@ export async function startBerthd(config: DaemonConfig, opts: StartBerthdOptions
   // Said once, at start: why the daemon runs without its native addon (never silently).
   const native = nativeAddonStatus();
   if (native.fallback) logger.warn(`native addon not used: ${native.fallback}; mounts and helper processes go through the mount binaries and child_process`);
+  // --init's binary, found once: mounted at /sbin/docker-init; its version goes to /info.
+  const initPath = resolveInitPath(config.initPath);
+  const spec: EngineOptions['spec'] = { ...opts.spec, ...(initPath ? { initPath } : {}), ...(config.init ? { defaultInit: true } : {}) };
   let engine: Engine | undefined;
   try {
     engine = await Engine.create({
@@ -79,7 +83,7 @@ export async function startBerthd(config: DaemonConfig, opts: StartBerthdOptions
       // dockerd's NoPivotRoot: a root filesystem on a ramdisk, where pivot_root fails.
       noPivotRoot: !!process.env.DOCKER_RAMDISK,
       liveRestore: config.liveRestore,
-      ...(opts.spec ? { spec: opts.spec } : {}),
+      spec,
       logger,
     });
     // What the loaded plugins announced (PluginContext.addSecurityOption), plus the engine's own.
@@ -102,6 +106,7 @@ export async function startBerthd(config: DaemonConfig, opts: StartBerthdOptions
       cgroupVersion: cgroupVersion(),
       debug: config.debug,
       labels: config.labels,
+      ...(initPath ? { initCommit: initVersion(initPath) ?? '' } : {}),
     };
     const port = enginePort(engine, { facts, ...(config.rootfsDir ? { rootfsDir: config.rootfsDir } : {}) });
     const app = buildApp({ routes: apiRoutes(port), experimental: config.experimental, logger });

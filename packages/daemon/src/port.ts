@@ -146,6 +146,8 @@ export interface DaemonFacts {
   plugins: readonly PluginStatus[];
   debug: boolean;
   labels: string[];
+  /** The --init binary's version for /info InitCommit.ID (init.ts initVersion); unset: no init binary. */
+  initCommit?: string;
 }
 
 export interface EnginePort {

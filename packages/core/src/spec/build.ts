@@ -28,6 +28,18 @@ import { resolveUser, withUser } from './user.js';
 /** Where the init binary is mounted in the container when HostConfig.Init is set (dockerd's path). */
 export const INIT_PATH_IN_CONTAINER = '/sbin/docker-init';
 
+/** HostConfig.Init, or the daemon's default (daemon.json "init") when the container leaves it unset. */
+export function wantsInit(hc: HostConfig, defaultInit = false): boolean {
+  return hc.Init ?? defaultInit;
+}
+
+/** The engine checks the init binary at each start that needs it: a clear error naming it (the builder only names it). */
+export async function checkInitBinary(initPath: string): Promise<void> {
+  await stat(initPath).catch((err: unknown) => {
+    throw new SystemError(`--init: the init binary (docker-init) ${initPath} was not found: ${(err as Error).message}`, { cause: err });
+  });
+}
+
 /** Default cgroup parent (cgroupfs driver); dockerd uses /docker. */
 export const DEFAULT_CGROUP_PARENT = '/berth';
 
@@ -45,8 +57,10 @@ export interface SpecBuildInput {
   experimental?: boolean;
   /** IpcMode shareable or container:<id>: the engine-managed /dev/shm directory to bind. */
   shmPath?: string;
-  /** HostConfig.Init: the init binary on the host (e.g. /usr/bin/docker-init or tini). */
+  /** HostConfig.Init: the init binary on the host (e.g. /usr/bin/tini-static); checked at each start. */
   initPath?: string;
+  /** daemon.json "init": run under the init when HostConfig.Init is unset (null); Init=false still opts out. */
+  defaultInit?: boolean;
   /** Legacy links' variables (dockerd's linkedEnv): after PATH/HOSTNAME/TERM, before Config.Env, which wins. */
   linkEnv?: readonly string[];
   /** Namespace paths to join for container:<id> Pid/Ipc/UTS modes. */
@@ -141,9 +155,9 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
   if ((hc.VolumesFrom ?? []).length > 0) throw new NotImplementedError('HostConfig.VolumesFrom is not supported yet');
 
   const initMounts: OciMount[] = [];
-  if (hc.Init) {
+  if (wantsInit(hc, input.defaultInit)) {
     if (!input.initPath) {
-      throw new NotImplementedError('HostConfig.Init is not supported: no init binary is configured for this engine');
+      throw new SystemError('--init: no init binary (docker-init) was found on this host: install tini-static or set --init-path / daemon.json "init-path"');
     }
     initMounts.push({ destination: INIT_PATH_IN_CONTAINER, type: 'bind', source: input.initPath, options: ['bind', 'ro'] });
     args = [INIT_PATH_IN_CONTAINER, '--', ...args];

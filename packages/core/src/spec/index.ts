@@ -1,4 +1,4 @@
-export { buildOciSpec, INIT_PATH_IN_CONTAINER, DEFAULT_CGROUP_PARENT, type SpecBuildInput } from './build.js';
+export { buildOciSpec, checkInitBinary, wantsInit, INIT_PATH_IN_CONTAINER, DEFAULT_CGROUP_PARENT, type SpecBuildInput } from './build.js';
 export { applyOpts, composeOpts, type SpecOpt } from './opts.js';
 export {
   OCI_VERSION,

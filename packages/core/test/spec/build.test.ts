@@ -3,6 +3,7 @@ import type { OciSpec } from '../../src/oci.js';
 import {
   applyOpts,
   buildOciSpec,
+  checkInitBinary,
   composeOpts,
   containerEnv,
   DEFAULT_MASKED_PATHS,
@@ -103,19 +104,34 @@ describe('process', () => {
   });
 
   it('Init: /sbin/docker-init -- args with the init binary bind-mounted read-only', async () => {
-    const spec = await build(r.dir, {}, { Init: true }, { initPath: '/usr/bin/tini' });
+    // any existing host file stands in for the init binary (the builder checks it exists)
+    const initPath = process.execPath;
+    const spec = await build(r.dir, {}, { Init: true }, { initPath });
     expect(spec.process!.args).toEqual(['/sbin/docker-init', '--', 'sleep', '3600']);
     expect(spec.mounts!.find((m) => m.destination === '/sbin/docker-init')).toEqual({
       destination: '/sbin/docker-init',
       type: 'bind',
-      source: '/usr/bin/tini',
+      source: initPath,
       options: ['bind', 'ro'],
     });
   });
 
-  it('Init without an init binary → NotImplemented', async () => {
-    await expect(build(r.dir, {}, { Init: true })).rejects.toMatchObject({ kind: 'NotImplemented' });
+  it('defaultInit (daemon.json "init"): applies when HostConfig.Init is unset, Init=false opts out', async () => {
+    const initPath = process.execPath;
+    for (const unset of [{}, { Init: null }]) {
+      expect((await build(r.dir, {}, unset, { initPath, defaultInit: true })).process!.args).toEqual(['/sbin/docker-init', '--', 'sleep', '3600']);
+    }
+    const off = await build(r.dir, {}, { Init: false }, { initPath, defaultInit: true });
+    expect(off.process!.args).toEqual(['sleep', '3600']);
+    expect(off.mounts!.some((m) => m.destination === '/sbin/docker-init')).toBe(false);
+  });
+
+  it('Init without an init binary → System error naming docker-init; checkInitBinary names a missing one', async () => {
+    await expect(build(r.dir, {}, { Init: true })).rejects.toMatchObject({ kind: 'System', message: expect.stringContaining('docker-init') });
     expect((await build(r.dir, {}, { Init: false })).process!.args).toEqual(['sleep', '3600']);
+    const missing = `${r.dir}/no-such-init`;
+    await expect(checkInitBinary(missing)).rejects.toMatchObject({ kind: 'System', message: expect.stringContaining(missing) });
+    await expect(checkInitBinary(process.execPath)).resolves.toBeUndefined();
   });
 });
 

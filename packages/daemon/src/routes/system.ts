@@ -175,10 +175,10 @@ export function systemRoutes(port: EnginePort): Route[] {
       Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
       LiveRestoreEnabled: f.liveRestore,
       Isolation: '',
-      InitBinary: '',
+      InitBinary: 'docker-init',
       ContainerdCommit: { ID: '' },
       RuncCommit: { ID: '' },
-      InitCommit: { ID: '' },
+      InitCommit: { ID: f.initCommit ?? '' },
       SecurityOptions: f.securityOptions,
       // files the image store skipped or repaired at start (image-store src/recovery.ts)
       // and containers whose record could not be read (core src/unreadable.ts)
