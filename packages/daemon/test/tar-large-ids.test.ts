@@ -26,8 +26,8 @@ afterEach(() => {
   dir = '';
 });
 
-async function headersOf(stream: NodeJS.ReadableStream): Promise<tar.Headers[]> {
-  const out: tar.Headers[] = [];
+async function headersOf(stream: NodeJS.ReadableStream | tar.Pack): Promise<tar.Header[]> {
+  const out: tar.Header[] = [];
   const ex = tar.extract();
   ex.on('entry', (h, s, next) => {
     out.push(h);
@@ -37,7 +37,7 @@ async function headersOf(stream: NodeJS.ReadableStream): Promise<tar.Headers[]> 
   await new Promise<void>((resolve, reject) => {
     ex.on('finish', resolve);
     ex.on('error', reject);
-    stream.pipe(ex);
+    (stream as NodeJS.ReadableStream).pipe(ex);
   });
   return out;
 }
