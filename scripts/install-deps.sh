@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(runc conmon tini-static busybox-static iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev)
+APT_PACKAGES=(runc conmon tini busybox-static iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
