@@ -7,6 +7,7 @@
  * running), and `docker info` shows the init binary and its version.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
@@ -90,13 +91,17 @@ describe.skipIf(skip)(`--init through the docker CLI${skip ? ` (skipped: ${skip}
 
 describe.skipIf(skip)(`daemon.json init and init-path${skip ? ` (skipped: ${skip})` : ''}`, () => {
   const dirs: Berthd[] = [];
+  const ownDirs: string[] = [];
   afterAll(async () => {
     for (const d of dirs) await d.cleanup();
+    // startBerthd leaves a directory it was given: these are the test's own
+    for (const dir of ownDirs) fs.rmSync(dir, { recursive: true, force: true });
     removeTestImageTarball();
   }, 120_000);
 
   it('"init": true makes every container run under docker-init; --init=false opts out', async () => {
-    const dir = fs.mkdtempSync(path.join('/tmp', 'bd-init-'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bd-init-'));
+    ownDirs.push(dir);
     const cfg = path.join(dir, 'daemon.json');
     fs.writeFileSync(cfg, JSON.stringify({ init: true }));
     const d = await startBerthd({ dir, args: ['--config-file', cfg] });

@@ -135,6 +135,9 @@ let testImageTar: string | null = null;
 export function testImageTarball(): string {
   if (testImageTar && fs.existsSync(testImageTar)) return testImageTar;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-e2e-image-'));
+  // a file whose describes build it again after one removed it, or that never removes it,
+  // still leaves nothing behind when its test process ends
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   execFileSync('bash', [path.join(REPO_ROOT, 'scripts/build-test-image.sh'), dir], { stdio: 'pipe' });
   testImageTar = path.join(dir, 'busybox.tar');
   return testImageTar;
