@@ -4,12 +4,11 @@
  * the API serves. No runc needed (nothing is started).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { definePlugin, InvalidParameterError, Stage } from '@berth/core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBerthd, type RunningDaemon } from '../src/index.js';
-import { tempDaemonConfig, unixRequest as request } from './helpers/temp-berthd.js';
+import { describe, expect, it } from 'vitest';
+import { startBerthd } from '../src/index.js';
+import { berthdPerTest, tempDaemonConfig, unixRequest as request } from './helpers/temp-berthd.js';
 
 const requireTeam = definePlugin({
   name: 'require-team-label',
@@ -21,21 +20,15 @@ const requireTeam = definePlugin({
   },
 });
 
-let daemon: RunningDaemon | undefined;
-let dir: string | undefined;
-afterEach(async () => {
-  await daemon?.shutdown('test');
-  daemon = undefined;
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+const berthd = berthdPerTest('berth-custom-');
 
 describe('a custom build (docs/composing.md)', () => {
   it('loads a third-party plugin beside the built-ins; its tap refuses a create with 400', async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-custom-'));
+    const dir = berthd.dir();
     const sock = path.join(dir, 'berth.sock');
     fs.mkdirSync(path.join(dir, 'rootfs', 'plain'), { recursive: true });
     const config = tempDaemonConfig(dir, { rootfsDir: path.join(dir, 'rootfs') });
-    daemon = await startBerthd(config, { plugins: [requireTeam], handleSignals: false });
+    const daemon = await berthd.start(config, { plugins: [requireTeam] });
     const loaded = daemon.engine.plugins.filter((p) => p.status === 'loaded').map((p) => p.name);
     expect(loaded).toEqual(expect.arrayContaining(['require-team-label']));
     expect((await request(sock, 'GET', '/_ping')).body).toBe('OK');
@@ -47,7 +40,7 @@ describe('a custom build (docs/composing.md)', () => {
   });
 
   it('shutdown releases what keeps an embedding process alive: the listener and the runtime backend\'s watcher', async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-custom-'));
+    const dir = berthd.dir();
     const sock = path.join(dir, 'berth.sock');
     const config = tempDaemonConfig(dir);
     const watchers = () => (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles().filter((h) => h.constructor.name === 'FSWatcher').length;

@@ -4,13 +4,11 @@
  * plugin of the build is listed in BerthPlugins with its status, a skipped one with its reason.
  * berthd in-process on temp dirs; no runc needed (nothing is started).
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { definePlugin, SkipPluginError } from '@berth/core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBerthd, type RunningDaemon } from '../src/index.js';
-import { tempDaemonConfig, unixRequest } from './helpers/temp-berthd.js';
+import { describe, expect, it } from 'vitest';
+import type { RunningDaemon, StartBerthdOptions } from '../src/index.js';
+import { berthdPerTest, tempDaemonConfig, unixRequest } from './helpers/temp-berthd.js';
 
 const skipping = definePlugin({
   name: 'needs-a-gpu',
@@ -20,25 +18,17 @@ const skipping = definePlugin({
   },
 });
 
+const berthd = berthdPerTest('berth-info-');
 let daemon: RunningDaemon | undefined;
-let dir: string | undefined;
-afterEach(async () => {
-  await daemon?.shutdown('test');
-  daemon = undefined;
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  dir = undefined;
-});
 
 async function getJson(sock: string, p: string): Promise<Record<string, unknown>> {
   return (await unixRequest(sock, 'GET', p)).json() as Record<string, unknown>;
 }
 
-async function start(opts: Parameters<typeof startBerthd>[1]): Promise<string> {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-info-'));
-  const sock = path.join(dir, 'berth.sock');
-  const config = tempDaemonConfig(dir);
-  daemon = await startBerthd(config, { handleSignals: false, ...opts });
-  return sock;
+async function start(opts: StartBerthdOptions): Promise<string> {
+  const dir = berthd.dir();
+  daemon = await berthd.start(tempDaemonConfig(dir), opts);
+  return path.join(dir, 'berth.sock');
 }
 
 describe('/info from the engine', () => {

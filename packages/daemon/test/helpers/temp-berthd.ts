@@ -3,9 +3,12 @@
  * pidfile under it) and a plain request over its unix socket. No runc needed as long as the
  * test starts nothing on the OCI runtime.
  */
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
-import { defaultConfig, type DaemonConfig } from '../../src/index.js';
+import { afterEach } from 'vitest';
+import { defaultConfig, startBerthd, type DaemonConfig, type RunningDaemon, type StartBerthdOptions } from '../../src/index.js';
 
 /** berthd's defaults with every path under `dir` and quiet logs; `extra` overrides. */
 export function tempDaemonConfig(dir: string, extra: Partial<DaemonConfig> = {}): DaemonConfig {
@@ -38,4 +41,23 @@ export function unixRequest(sock: string, method: string, p: string, body?: unkn
     req.on('error', reject);
     req.end(data);
   });
+}
+
+/**
+ * One in-process berthd per test: `dir()` makes the test's temp dir, `start()` starts berthd
+ * (no signal handlers); after each test the daemon is shut down and the dir removed.
+ */
+export function berthdPerTest(prefix: string): { dir(): string; start(config: DaemonConfig, opts?: StartBerthdOptions): Promise<RunningDaemon> } {
+  let dir: string | undefined;
+  let daemon: RunningDaemon | undefined;
+  afterEach(async () => {
+    await daemon?.shutdown('test');
+    daemon = undefined;
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+  return {
+    dir: () => (dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))),
+    start: async (config, opts = {}) => (daemon = await startBerthd(config, { handleSignals: false, ...opts })),
+  };
 }
