@@ -196,7 +196,8 @@ export interface RestartDecision {
   policy: boolean;
 }
 
-export interface RestoreContext {
+/** afterLiveRestore: a container re-attached (or found exited) after a daemon restart (dockerd's --live-restore). */
+export interface LiveRestoreContext {
   /** A copy of the record. */
   container: DeepReadonly<ContainerRecord>;
   /** What the backend reported (null: it knows nothing of the container). */
@@ -232,8 +233,8 @@ export interface Hooks {
   readonly beforeRemove: AsyncSeriesHook<[RemoveContext], TapExtra>;
   /** A container's process exited: return true/false to override the restart policy's decision. */
   readonly shouldRestart: AsyncSeriesBailHook<[RestartDecision], boolean | undefined, TapExtra>;
-  /** Engine start: after a container was reconciled with its backend (re-attach plugin state). */
-  readonly afterRestore: AsyncSeriesHook<[RestoreContext], TapExtra>;
+  /** Engine start (live restore): after a container was reconciled with its backend (re-attach plugin state). */
+  readonly afterLiveRestore: AsyncSeriesHook<[LiveRestoreContext], TapExtra>;
 }
 
 export type HookName = keyof Hooks;
@@ -271,7 +272,7 @@ const HOOK_KINDS: Readonly<Record<HookName, HookKind>> = Object.freeze({
   unmount: 'series',
   beforeRemove: 'series',
   shouldRestart: 'bail',
-  afterRestore: 'isolated',
+  afterLiveRestore: 'isolated',
 });
 
 export interface HookServices {
@@ -410,7 +411,7 @@ export function createHooks(svc: HookServices): Hooks {
       new AsyncSeriesBailHook<[RestartDecision], boolean | undefined, TapExtra>(['decision'], 'shouldRestart'),
       svc,
     ),
-    afterRestore: intercepted('afterRestore', new AsyncSeriesHook<[RestoreContext], TapExtra>(['ctx'], 'afterRestore'), svc),
+    afterLiveRestore: intercepted('afterLiveRestore', new AsyncSeriesHook<[LiveRestoreContext], TapExtra>(['ctx'], 'afterLiveRestore'), svc),
   });
 }
 

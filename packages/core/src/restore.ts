@@ -65,12 +65,12 @@ export async function restoreContainers(k: ContainerKernel, d: RestoreDeps, reco
 
 async function restoreOne(k: ContainerKernel, d: RestoreDeps, rec: ContainerRecord, holder?: string): Promise<void> {
   const { hooks, info, logger, backends } = k.d;
-  const afterRestore = (state: RuntimeStateInfo | null) => hooks.afterRestore.promise({ container: structuredClone(rec), state, engine: info });
+  const afterLiveRestore = (state: RuntimeStateInfo | null) => hooks.afterLiveRestore.promise({ container: structuredClone(rec), state, engine: info });
   if (rec.State.Status === 'restarting') {
     // It had exited and was waiting for its policy restart: nothing runs; the boot pass restarts it.
     setStopped(rec, { exitCode: rec.State.ExitCode, oomKilled: rec.State.OOMKilled, finishedAt: rec.State.FinishedAt });
     await k.persistQuietly(rec);
-    await afterRestore(null);
+    await afterLiveRestore(null);
     return;
   }
   const wasActive = isActive(rec);
@@ -131,5 +131,5 @@ async function restoreOne(k: ContainerKernel, d: RestoreDeps, rec: ContainerReco
       (err: unknown) => logger.error('runtime delete at restore failed', { container: rec.ID, error: errorMessage(err) }),
     );
   }
-  await afterRestore(st);
+  await afterLiveRestore(st);
 }

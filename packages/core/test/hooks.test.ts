@@ -74,8 +74,8 @@ function recorder(log: Entry[], runtime?: FakeRuntime) {
       hooks.beforeRemove.tapPromise('recorder', async (ctx) => {
         log.push({ hook: 'beforeRemove', detail: { force: ctx.force, volumes: ctx.volumes, status: ctx.container.State.Status } });
       });
-      hooks.afterRestore.tapPromise('recorder', async (ctx) => {
-        log.push({ hook: 'afterRestore', detail: { status: ctx.state?.status ?? null } });
+      hooks.afterLiveRestore.tapPromise('recorder', async (ctx) => {
+        log.push({ hook: 'afterLiveRestore', detail: { status: ctx.state?.status ?? null } });
       });
     },
   });
@@ -132,7 +132,7 @@ describe('hooks: when each is called, in what order, with what', () => {
     // The record kept the networking tap's paths.
   });
 
-  it('release hooks run on remove -f of a running container, and afterRestore after an engine restart', async () => {
+  it('release hooks run on remove -f of a running container, and afterLiveRestore after an engine restart', async () => {
     const log: Entry[] = [];
     t = await createTestEngine({ specDefaults: false, plugins: [recorder(log)] });
     const a = await t.createContainer({ name: 'aa' });
@@ -151,7 +151,7 @@ describe('hooks: when each is called, in what order, with what', () => {
     ]);
     log.length = 0;
     await t.restart();
-    expect(log).toEqual([{ hook: 'afterRestore', detail: { status: 'running' } }]);
+    expect(log).toEqual([{ hook: 'afterLiveRestore', detail: { status: 'running' } }]);
     expect(t.engine.containers.get(b).State.Status).toBe('running');
   });
 
@@ -171,7 +171,7 @@ describe('hooks: when each is called, in what order, with what', () => {
         hooks.beforeStop.tapPromise('vandal', vandalize('beforeStop'));
         hooks.releaseNetwork.tapPromise('vandal', vandalize('releaseNetwork'));
         hooks.unmount.tapPromise('vandal', vandalize('unmount'));
-        hooks.afterRestore.tapPromise('vandal', vandalize('afterRestore'));
+        hooks.afterLiveRestore.tapPromise('vandal', vandalize('afterLiveRestore'));
         hooks.shouldRestart.tapPromise('vandal', async (d) => {
           await vandalize('shouldRestart')(d);
           return undefined;
@@ -195,7 +195,7 @@ describe('hooks: when each is called, in what order, with what', () => {
     t.fake.exit(id, 3);
     await t.engine.containers.wait(id);
     unchanged();
-    expect([...ran].sort()).toEqual(['afterRestore', 'beforeStop', 'onStateChange', 'releaseNetwork', 'shouldRestart', 'unmount']);
+    expect([...ran].sort()).toEqual(['afterLiveRestore', 'beforeStop', 'onStateChange', 'releaseNetwork', 'shouldRestart', 'unmount']);
   });
 
   it('every tap error becomes PluginError{plugin, hook, cause} that keeps the cause kind', async () => {

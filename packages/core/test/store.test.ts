@@ -168,7 +168,7 @@ describe('reload and live restore', () => {
           name: 'restore-watch',
           type: 'io.berth.test.v1',
           apply(h) {
-            h.afterRestore.tapPromise('w', async (ctx) => void log.push(`${ctx.container.Name}:${ctx.state?.status ?? 'null'}`));
+            h.afterLiveRestore.tapPromise('w', async (ctx) => void log.push(`${ctx.container.Name}:${ctx.state?.status ?? 'null'}`));
             h.unmount.tapPromise('w', async (ctx) => void log.push(`unmount ${ctx.container.Name}:${ctx.reason}`));
           },
         }),
