@@ -1,3 +1,11 @@
+/**
+ * @berth/core's public API. It also re-exports what a plugin needs from tsyringe and tapable
+ * (both peer dependencies of this package): a plugin imports `inject`, `injectable`, the DI
+ * types and the hook classes from '@berth/core', so it uses the engine's own copies — a
+ * second copy of tsyringe would not know the engine's tokens or a plugin's @injectable classes.
+ */
+export { inject, injectAll, injectable, singleton, type DependencyContainer, type InjectionToken } from 'tsyringe';
+export { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
 export * from './errors.js';
 export * from './types.js';
 export * from './oci.js';
@@ -21,6 +29,7 @@ export * from './docker-filters.js';
 export * from './image.js';
 export * from './host.js';
 export * from './provenance.js';
+export * from './explain.js';
 export * from './hooks.js';
 export * from './plugin.js';
 export * from './service.js';

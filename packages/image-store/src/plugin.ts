@@ -7,9 +7,9 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { InjectionToken } from 'tsyringe';
 import {
   CONFIG_FILE,
+  type InjectionToken,
   IImageStore,
   IStateStore,
   ROOTFS_LABEL,
