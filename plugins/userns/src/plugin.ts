@@ -7,7 +7,8 @@
  *    and line (a plain error, not a skip: the operator asked for the remap);
  *  - beforeCreate: `HostConfig.UsernsMode` must be '', 'host' or 'auto'; `--privileged`
  *    needs `--userns=host` (as dockerd); 'auto' gets its own 65536-ID slice (AutoAllocator),
- *    freed when the container is removed (or when the create fails);
+ *    freed when the container is removed (or when the create fails); the container's maps are
+ *    recorded (`IdMappings`) so docker cp into it maps owners before its first start;
  *  - beforeMount (Stage.USERNS, after the image store mounted the rootfs): the rootfs is given
  *    to the mapped root by the strategy a start-up probe chose — idmapped lower layers under
  *    the container's overlay (idmap.ts, nothing copied), else the chown shift (ownership.ts);
@@ -153,6 +154,10 @@ export function usernsPlugin(opts: { config?: UsernsConfig; run?: RunCommand; ro
           await state.auto.allocate(c.container.ID);
           c.addUndo(() => state.auto.free(c.container.ID), 'free the UsernsMode=auto range');
         }
+        // Known from the create on (as dockerd's daemon-wide maps are): docker cp into a
+        // container never started maps owners; each start records the final spec's maps again.
+        const maps = await mapsFor(state, c.container);
+        if (maps.uidMappings.length > 0) c.container.IdMappings = { uid: [...maps.uidMappings], gid: [...maps.gidMappings] };
       });
 
       hooks.beforeMount.tapPromise({ name: PLUGIN_NAME, stage: Stage.USERNS }, async (start) => {

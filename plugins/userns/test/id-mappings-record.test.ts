@@ -38,9 +38,8 @@ describe('IdMappings on the container record', () => {
   it('a remapped start records its maps, saved and kept after the container exits', async () => {
     t = await createTestEngine({ plugins: [usernsPlugin({ config: { remap: 'remap', files }, rootfs })] });
     const id = await t.createContainer({});
-    expect(t.engine.containers.inspect(id).IdMappings).toBeUndefined();
-    await t.engine.containers.start(id);
     const want = { uid: [{ containerID: 0, hostID: 100000, size: 65536 }], gid: [{ containerID: 0, hostID: 200000, size: 65536 }] };
+    await t.engine.containers.start(id);
     expect(t.engine.containers.inspect(id).IdMappings).toEqual(want);
     await t.engine.containers.kill(id, 'SIGKILL');
     await t.engine.containers.wait(id);
@@ -49,9 +48,25 @@ describe('IdMappings on the container record', () => {
     expect((await saved(t, id)).IdMappings).toEqual(want);
   });
 
+  it('a container never started already has its maps (docker cp into it maps owners as dockerd)', async () => {
+    t = await createTestEngine({ plugins: [usernsPlugin({ config: { remap: 'remap', files }, rootfs })] });
+    const id = await t.createContainer({});
+    const want = { uid: [{ containerID: 0, hostID: 100000, size: 65536 }], gid: [{ containerID: 0, hostID: 200000, size: 65536 }] };
+    expect(t.engine.containers.inspect(id).IdMappings).toEqual(want);
+    expect((await saved(t, id)).IdMappings).toEqual(want);
+    const auto = await t.createContainer({ HostConfig: { UsernsMode: 'auto' } });
+    const slice = t.engine.containers.inspect(auto).IdMappings;
+    expect(slice?.uid).toHaveLength(1);
+    expect(slice?.uid[0]?.size).toBe(65536);
+    expect(slice?.uid[0]?.containerID).toBe(0);
+    await t.engine.containers.start(auto);
+    expect(t.engine.containers.inspect(auto).IdMappings).toEqual(slice);
+  });
+
   it('--userns=host records none', async () => {
     t = await createTestEngine({ plugins: [usernsPlugin({ config: { remap: 'remap', files }, rootfs })] });
     const id = await t.createContainer({ HostConfig: { UsernsMode: 'host' } });
+    expect(t.engine.containers.inspect(id).IdMappings).toBeUndefined();
     await t.engine.containers.start(id);
     expect(t.engine.containers.inspect(id).IdMappings).toBeUndefined();
   });
