@@ -21,8 +21,7 @@ export class InProcessBerth {
 
   async start() {
     createRequire(path.join(this.repo, 'packages/core/package.json'))('reflect-metadata');
-    const { parseBerthdArgs } = await import(path.join(this.repo, 'packages/cli/dist/index.js'));
-    const { startBerthd } = await import(path.join(this.repo, 'packages/daemon/dist/index.js'));
+    const { parseBerthdArgs, startBerthd } = await import(path.join(this.repo, 'packages/daemon/dist/index.js'));
     const { config } = parseBerthdArgs(
       ['--host', `unix://${this.sock}`, '--data-root', path.join(this.dir, 'data'), '--exec-root', this.execRoot, '--pidfile', path.join(this.dir, 'b.pid'), '--berth-rootfs-dir', this.rootfsDir, '--log-level', 'error'],
       () => null,

@@ -1,2 +1,5 @@
-export * from './options.js';
-export { main as berthdMain } from './berthd.js';
+/**
+ * @berth/cli: the executables. `berthd` (bin/berthd) is berthdMain() of @berth/daemon, where
+ * its flag parser lives too; this module exports what the `berth` command line adds.
+ */
+export {};

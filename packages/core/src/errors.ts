@@ -88,6 +88,19 @@ export function errorMessage(err: unknown): string {
 }
 
 /**
+ * A plugin's config is refused: thrown by a plugin's `validateConfig` naming the offending
+ * key (dotted for nested keys), so the start-up error names the plugin and the key:
+ * `plugin gpu failed in hook validateConfig: config key "devices": must be a list of strings`.
+ */
+export class PluginConfigError extends InvalidParameterError {
+  readonly key: string;
+  constructor(key: string, message: string) {
+    super(`config key ${JSON.stringify(key)}: ${message}`);
+    this.key = key;
+  }
+}
+
+/**
  * A plugin's tap failed. Keeps the cause's kind (for errorKind() and the HTTP status), and
  * names the plugin and the hook, like rollup's PluginDriver does.
  */

@@ -1,30 +1,60 @@
 /**
- * The composition root: berthd's built-in plugins, as one explicit array (no registration by
- * import side effect). The default runtime backend is one of them — the OCI runtime plugin,
- * serving runc plus the runtimes of --add-runtime / daemon.json — so a plugin may
- * `requires: ['io.berth.runtime.v1']`. A custom build appends its own plugins (another
- * backend among them) through startBerthd().
+ * The composition root: berthd's built-in plugins, as one explicit table (no registration by
+ * import side effect). Each row is loaded lazily (`await import(…)` inside `load`), so a build
+ * that leaves a built-in out never loads its code, and a bundler can leave its package out
+ * (`berth build`). The default runtime backend is one of them — the OCI runtime plugin, serving
+ * runc plus the runtimes of --add-runtime / daemon.json — so a plugin may
+ * `requires: ['io.berth.runtime.v1']`. daemon.json's `plugins` section (build-file.ts) turns
+ * rows on and off by name and picks the backend; a custom build adds its own plugins through
+ * berthdMain() / startBerthd().
  */
 import type { Plugin } from '@berth/core';
-import { imageStorePlugin } from '@berth/image-store';
-import { networkBasicPlugin } from '@berth/plugin-network-basic';
-import { apparmorPlugin } from '@berth/plugin-apparmor';
-import { seccompPlugin } from '@berth/plugin-seccomp';
-import { idFilesFromEnv, usernsPlugin } from '@berth/plugin-userns';
-import { buildRuntimes, findExecutable, ociRuntimePlugin } from '@berth/runtime-oci';
 import type { DaemonConfig } from './config.js';
 
-/** `subreaper`: the OCI backend makes this process a child subreaper (berthd's own process only). */
-export function builtins(config: DaemonConfig, opts: { subreaper?: boolean } = {}): Plugin[] {
-  const extra: Record<string, { path: string; runtimeArgs?: string[] }> = {};
-  for (const [name, r] of Object.entries(config.runtimes)) if (name !== 'runc') extra[name] = r;
-  // The daemon's --default-runtime is the engine's (any backend's runtime); this backend's own default stays runc.
-  const { runtimes, defaultRuntime } = buildRuntimes({
-    daemonJson: extra,
-    runcPath: findExecutable(config.runtimes.runc?.path ?? 'runc') ?? config.runtimes.runc?.path ?? 'runc',
-  });
-  const runtime = ociRuntimePlugin({ execRoot: config.execRoot, runtimes, defaultRuntime, subreaper: opts.subreaper ?? false });
-  // --userns-remap (without it the userns plugin skips itself); BERTH_USERNS_* env: other files than /etc's (tests).
-  const userns = usernsPlugin({ config: { ...(config.usernsRemap !== undefined ? { remap: config.usernsRemap } : {}), files: idFilesFromEnv(process.env) } });
-  return [runtime, imageStorePlugin(), networkBasicPlugin(), seccompPlugin(), apparmorPlugin(), userns];
+export interface BuiltinOptions {
+  /** The OCI backend makes this process a child subreaper (berthd's own process only). */
+  subreaper?: boolean;
 }
+
+export interface BuiltinPlugin {
+  /** The plugin's name (the name it is listed under in /info BerthPlugins and daemon.json). */
+  readonly name: string;
+  /** In the build unless daemon.json's `plugins.builtins` says otherwise. */
+  readonly enabled: boolean;
+  /** A runtime backend (type io.berth.runtime.v1): daemon.json's `plugins.backend` picks one. */
+  readonly backend?: boolean;
+  /** Make the plugin (imports its package only now). */
+  load(config: DaemonConfig, opts: BuiltinOptions): Promise<Plugin>;
+}
+
+export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
+  {
+    name: 'runtime-oci',
+    enabled: true,
+    backend: true,
+    async load(config, opts) {
+      const { buildRuntimes, findExecutable, ociRuntimePlugin } = await import('@berth/runtime-oci');
+      const extra: Record<string, { path: string; runtimeArgs?: string[] }> = {};
+      for (const [name, r] of Object.entries(config.runtimes)) if (name !== 'runc') extra[name] = r;
+      // The daemon's --default-runtime is the engine's (any backend's runtime); this backend's own default stays runc.
+      const { runtimes, defaultRuntime } = buildRuntimes({
+        daemonJson: extra,
+        runcPath: findExecutable(config.runtimes.runc?.path ?? 'runc') ?? config.runtimes.runc?.path ?? 'runc',
+      });
+      return ociRuntimePlugin({ execRoot: config.execRoot, runtimes, defaultRuntime, subreaper: opts.subreaper ?? false });
+    },
+  },
+  { name: 'image-store', enabled: true, load: async () => (await import('@berth/image-store')).imageStorePlugin() },
+  { name: 'network-basic', enabled: true, load: async () => (await import('@berth/plugin-network-basic')).networkBasicPlugin() },
+  { name: 'seccomp', enabled: true, load: async () => (await import('@berth/plugin-seccomp')).seccompPlugin() },
+  { name: 'apparmor', enabled: true, load: async () => (await import('@berth/plugin-apparmor')).apparmorPlugin() },
+  {
+    name: 'userns',
+    enabled: true,
+    async load(config) {
+      const { idFilesFromEnv, usernsPlugin } = await import('@berth/plugin-userns');
+      // --userns-remap (without it the userns plugin skips itself); BERTH_USERNS_* env: other files than /etc's (tests).
+      return usernsPlugin({ config: { ...(config.usernsRemap !== undefined ? { remap: config.usernsRemap } : {}), files: idFilesFromEnv(process.env) } });
+    },
+  },
+] satisfies BuiltinPlugin[]);

@@ -1,7 +1,10 @@
 /** berthd's resolved configuration: dockerd's flag names and daemon.json keys, after merging. */
-import type { LogLevel } from '@berth/core';
+import { InvalidParameterError, type LogLevel } from '@berth/core';
 import type { RuntimeInfo } from './port.js';
 import type { ConnectionLimits } from './connections.js';
+
+/** A bad command line, daemon.json or build: berthd says so and exits without starting (125 from the parser). */
+export class UsageError extends InvalidParameterError {}
 
 /** dockerd's --log-level values: the engine's levels plus `fatal` (logged as `error`: berth has no fatal entries). */
 export type DaemonLogLevel = LogLevel | 'fatal';
@@ -39,6 +42,26 @@ export interface DaemonConfig {
   initPath?: string;
   /** berth-only slow-client bounds of the API listeners (connections.ts); unset: the defaults. */
   connections?: Partial<ConnectionLimits>;
+  /** daemon.json "plugins" (build-file.ts) plus a custom build's flags: which plugins make the build, and their config. */
+  build: PluginBuild;
+}
+
+/** The build: daemon.json's `plugins` section, parsed (paths absolute). */
+export interface PluginBuild {
+  /** Directories npm package names are resolved from (their node_modules, then their parents'), before the daemon's working directory. */
+  paths: string[];
+  /** Third-party plugins: npm package names, or absolute paths of module files. */
+  load: string[];
+  /** Built-ins turned on (true) or off (false) by name; the others keep their default. */
+  builtins: Record<string, boolean>;
+  /** The runtime backend plugin's name; the other built-in backends are left out. Unset: runtime-oci. */
+  backend?: string;
+  /** Per-plugin config (plugin name → keys), what Engine.create's `pluginConfig` gets. */
+  config: Record<string, Record<string, unknown>>;
+}
+
+export function emptyBuild(): PluginBuild {
+  return { paths: [], load: [], builtins: {}, config: {} };
 }
 
 export const DEFAULT_SOCKET = 'unix:///run/berth/berth.sock';
@@ -61,5 +84,6 @@ export function defaultConfig(): DaemonConfig {
     labels: [],
     shutdownTimeout: 15,
     init: false,
+    build: emptyBuild(),
   };
 }

@@ -1,5 +1,6 @@
 /**
- * startBerthd(): lock the data root, build the engine from the built-ins, serve the API,
+ * startBerthd(): import the build's plugins (built-ins, daemon.json `plugins`, a custom build's
+ * own), lock the data root, build the engine, serve the API,
  * and shut down on SIGTERM/SIGINT (stop accepting, end streams, finish in-flight
  * requests, then stop the containers unless live restore is on).
  */
@@ -11,7 +12,7 @@ import { IImageService } from '@berth/image-store';
 import { nativeAddonStatus } from '@berth/native';
 import { buildApp, type App } from './app.js';
 import type { DaemonFacts } from './port.js';
-import { builtins } from './builtins.js';
+import { buildPlugins } from './build-file.js';
 import type { DaemonConfig } from './config.js';
 import { ApiServer } from './daemon.js';
 import { enginePort } from './engine-port.js';
@@ -27,7 +28,7 @@ export interface RunningDaemon {
 }
 
 export interface StartBerthdOptions {
-  /** Extra plugins appended to the built-ins (custom builds). */
+  /** Extra plugins appended to the build's (the built-ins and daemon.json `plugins.load`): a custom build's own. */
   plugins?: Plugin[];
   logger?: Logger;
   /** Options of the engine's OCI spec builder (custom builds: e.g. the systemd cgroup driver, shown in /info). */
@@ -62,6 +63,8 @@ export async function startBerthd(config: DaemonConfig, opts: StartBerthdOptions
   const logger = opts.logger ?? new ConsoleLogger(config.logLevel === 'fatal' ? 'error' : config.logLevel);
   const server0 = { hosts: config.hosts, dataRoot: config.dataRoot, execRoot: config.execRoot, pidfile: config.pidfile, group: config.group, groupExplicit: config.groupExplicit, tls: config.tls, logger, connections: config.connections };
   ApiServer.validate(server0);
+  // The build's plugins, imported before anything is touched: a missing package or a bad build file stops here.
+  const plugins = await buildPlugins(config, { subreaper: opts.subreaper, extra: opts.plugins });
   // The lock first: a second daemon on this data root must not touch its state.
   const lockOnly = new ApiServer(buildApp({ routes: [] }), server0);
   lockOnly.acquire();
@@ -77,9 +80,11 @@ export async function startBerthd(config: DaemonConfig, opts: StartBerthdOptions
       dataRoot: config.dataRoot,
       execRoot: config.execRoot,
       experimental: config.experimental,
-      // The OCI runtime backend is a built-in plugin; a custom build's plugins may add backends.
-      plugins: [...builtins(config, { subreaper: opts.subreaper }), ...(opts.plugins ?? [])],
-      defaultRuntime: config.defaultRuntime,
+      // The OCI runtime backend is a built-in plugin; the build file may swap it, a custom build's plugins may add backends.
+      plugins,
+      pluginConfig: config.build.config,
+      // Another backend than runtime-oci: its own default runtime unless one was named.
+      defaultRuntime: config.build.backend !== undefined && config.build.backend !== 'runtime-oci' && config.defaultRuntime === 'runc' ? undefined : config.defaultRuntime,
       // dockerd's NoPivotRoot: a root filesystem on a ramdisk, where pivot_root fails.
       noPivotRoot: !!process.env.DOCKER_RAMDISK,
       liveRestore: config.liveRestore,

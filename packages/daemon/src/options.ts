@@ -1,15 +1,28 @@
 /**
  * berthd's command line and daemon.json, merged as dockerd does: flags and file keys share
  * names (--data-root / "data-root"); a directive given both ways, or an unknown key in the
- * file, is an error naming it.
+ * file, is an error naming it. A custom build's own flags (berthdMain's `flags`) each set one
+ * key of one plugin's config, the same key daemon.json's `plugins.config` sets.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { defaultConfig, isDaemonLogLevel, type DaemonConfig } from '@berth/daemon';
+import { parseBuildSection } from './build-file.js';
+import { defaultConfig, isDaemonLogLevel, UsageError, type DaemonConfig } from './config.js';
 
-export class UsageError extends Error {
-  override name = 'UsageError';
+export { UsageError } from './config.js';
+
+/** A custom build's flag: `--NAME` sets config key `key` of plugin `plugin` (typed, listed by --help). */
+export interface BuildFlag {
+  plugin: string;
+  key: string;
+  /** `list`: repeatable, a list of strings. */
+  type: 'string' | 'boolean' | 'number' | 'list';
+  /** One line for --help. */
+  description: string;
 }
+
+/** Flag name (without the dashes) → what it sets. */
+export type BuildFlags = Readonly<Record<string, BuildFlag>>;
 
 export const DEFAULT_CONFIG_FILE = '/etc/berth/daemon.json';
 
@@ -40,6 +53,7 @@ const FILE_KEYS = [
   'berth-header-timeout',
   'berth-idle-timeout',
   'berth-max-connections',
+  'plugins',
 ] as const;
 
 /** flag name → daemon.json key, for the "specified both" check. */
@@ -104,6 +118,17 @@ Options:
   -h, --help                   Print usage
 `;
 
+/** berthd's --help, with a custom build's own flags after dockerd's. */
+export function usage(flags: BuildFlags = {}): string {
+  const own = Object.entries(flags);
+  if (own.length === 0) return USAGE;
+  const lines = own.map(([name, f]) => {
+    const head = `      --${name}${f.type === 'boolean' ? '' : f.type === 'list' ? ' list' : ` ${f.type}`}`;
+    return `${head.padEnd(31)}${f.description} (plugin ${f.plugin}: ${f.key})`;
+  });
+  return `${USAGE}\nOptions of this build:\n${lines.join('\n')}\n`;
+}
+
 export interface ParsedCommand {
   help: boolean;
   version: boolean;
@@ -123,42 +148,65 @@ function asStrings(v: unknown, key: string): string[] {
   return v as string[];
 }
 
-export function parseBerthdArgs(argv: string[], readFile: (p: string) => string | null = defaultRead): ParsedCommand {
+/** dockerd's flags (node:util parseArgs options). */
+const BERTHD_OPTIONS = {
+  host: { type: 'string', short: 'H', multiple: true },
+  'data-root': { type: 'string' },
+  'exec-root': { type: 'string' },
+  'config-file': { type: 'string' },
+  experimental: { type: 'boolean' },
+  'default-runtime': { type: 'string' },
+  'add-runtime': { type: 'string', multiple: true },
+  'live-restore': { type: 'boolean' },
+  'log-level': { type: 'string', short: 'l' },
+  debug: { type: 'boolean', short: 'D' },
+  group: { type: 'string', short: 'G' },
+  pidfile: { type: 'string', short: 'p' },
+  tlsverify: { type: 'boolean' },
+  tlscacert: { type: 'string' },
+  tlscert: { type: 'string' },
+  tlskey: { type: 'string' },
+  label: { type: 'string', multiple: true },
+  'shutdown-timeout': { type: 'string' },
+  'userns-remap': { type: 'string' },
+  init: { type: 'boolean' },
+  'init-path': { type: 'string' },
+  'berth-rootfs-dir': { type: 'string' },
+  'berth-header-timeout': { type: 'string' },
+  'berth-idle-timeout': { type: 'string' },
+  'berth-max-connections': { type: 'string' },
+  version: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const FLAG_NAME_RE = /^[a-z][a-z0-9-]*[a-z0-9]$/;
+
+function checkBuildFlags(flags: BuildFlags, builtin: Record<string, unknown>): void {
+  for (const [name, f] of Object.entries(flags)) {
+    if (!FLAG_NAME_RE.test(name)) throw new TypeError(`build flag ${JSON.stringify(name)}: a flag name is lowercase letters, digits and dashes`);
+    if (name in builtin) throw new TypeError(`build flag --${name} is one of berthd's own`);
+    if (!['string', 'boolean', 'number', 'list'].includes(f.type) || !f.plugin || !f.key || !f.description) throw new TypeError(`build flag --${name}: needs plugin, key, type (string, boolean, number or list) and description`);
+  }
+}
+
+function buildFlagValue(name: string, f: BuildFlag, raw: unknown): unknown {
+  if (f.type !== 'number') return raw;
+  const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+  if (!Number.isFinite(n)) throw new UsageError(`invalid --${name} ${JSON.stringify(raw)}: expected a number`);
+  return n;
+}
+
+export function parseBerthdArgs(argv: string[], readFile: (p: string) => string | null = defaultRead, flags: BuildFlags = {}): ParsedCommand {
   let parsed;
+  checkBuildFlags(flags, BERTHD_OPTIONS);
+  const own = Object.fromEntries(Object.entries(flags).map(([name, f]) => [name, f.type === 'boolean' ? { type: 'boolean' as const } : { type: 'string' as const, multiple: f.type === 'list' }]));
   try {
     parsed = parseArgs({
       args: argv,
       strict: true,
       allowPositionals: false,
-      options: {
-        host: { type: 'string', short: 'H', multiple: true },
-        'data-root': { type: 'string' },
-        'exec-root': { type: 'string' },
-        'config-file': { type: 'string' },
-        experimental: { type: 'boolean' },
-        'default-runtime': { type: 'string' },
-        'add-runtime': { type: 'string', multiple: true },
-        'live-restore': { type: 'boolean' },
-        'log-level': { type: 'string', short: 'l' },
-        debug: { type: 'boolean', short: 'D' },
-        group: { type: 'string', short: 'G' },
-        pidfile: { type: 'string', short: 'p' },
-        tlsverify: { type: 'boolean' },
-        tlscacert: { type: 'string' },
-        tlscert: { type: 'string' },
-        tlskey: { type: 'string' },
-        label: { type: 'string', multiple: true },
-        'shutdown-timeout': { type: 'string' },
-        'userns-remap': { type: 'string' },
-        init: { type: 'boolean' },
-        'init-path': { type: 'string' },
-        'berth-rootfs-dir': { type: 'string' },
-        'berth-header-timeout': { type: 'string' },
-        'berth-idle-timeout': { type: 'string' },
-        'berth-max-connections': { type: 'string' },
-        version: { type: 'boolean', short: 'v' },
-        help: { type: 'boolean', short: 'h' },
-      },
+      // A custom build's flags beside dockerd's (their values are read untyped below).
+      options: { ...own, ...BERTHD_OPTIONS } as typeof BERTHD_OPTIONS,
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -223,6 +271,7 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
   if ('init' in file) cfg.init = asBool(file.init, 'init');
   if ('init-path' in file) cfg.initPath = asString(file['init-path'], 'init-path');
   if ('berth-rootfs-dir' in file) cfg.rootfsDir = asString(file['berth-rootfs-dir'], 'berth-rootfs-dir');
+  if ('plugins' in file) cfg.build = parseBuildSection(file.plugins, configFile);
 
   if (f.host) cfg.hosts = f.host;
   if (f['data-root']) cfg.dataRoot = f['data-root'];
@@ -266,6 +315,17 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
       throw new UsageError(`invalid ${key} ${JSON.stringify(raw)}: expected a ${scale === 1 ? 'whole number' : 'number of seconds'} of at least ${min}`);
     }
     (cfg.connections ??= {})[field] = Math.round(n * scale);
+  }
+
+  // A custom build's flags: each sets its plugin's config key, as daemon.json's plugins.config would (not both).
+  const values = f as Record<string, unknown>;
+  for (const [name, bf] of Object.entries(flags)) {
+    if (values[name] === undefined) continue;
+    const section = (cfg.build.config[bf.plugin] ??= {});
+    if (bf.key in section) {
+      throw new UsageError(`the following directives are specified both as a flag and in the configuration file: plugins.config.${bf.plugin}.${bf.key}: (from flag: ${String(values[name])}, from file: ${JSON.stringify(section[bf.key])})`);
+    }
+    section[bf.key] = buildFlagValue(name, bf, values[name]);
   }
 
   if (!(cfg.defaultRuntime in cfg.runtimes)) throw new UsageError(`default runtime ${cfg.defaultRuntime} is not registered (use --add-runtime ${cfg.defaultRuntime}=PATH)`);
