@@ -203,7 +203,7 @@ L.push(
 );
 L.push('## Per-hook breakdown of a start', '');
 L.push(
-  `${R.hooks.runs} starts of \`true\` with \`--network none\` in an in-process berthd (same built-ins as berthd, own roots): per-tap durations from the core's interceptors (\`engine.provenance\`), plus marker taps at the first and last stage of each start hook so that the time between hooks shows too, and the OCI backend's own step timings.`,
+  `${R.hooks.runs} starts of \`true\` with \`--network none\` in an in-process berthd (same built-ins as berthd, own roots): per-tap durations from the core's interceptors (\`engine.explain\`), plus marker taps at the first and last stage of each start hook so that the time between hooks shows too, and the OCI backend's own step timings.`,
   '',
   hookT,
   '',

@@ -1,6 +1,6 @@
 // Per-hook time breakdown of a start, read in-process: a second berthd (startBerthd from the
 // built dist, same built-ins as the berthd under test) on its own socket and roots. The
-// core's interceptors record every tap's duration per container (engine.provenance); the
+// core's interceptors record every tap's duration per container (engine.explain); the
 // bench adds one marker tap at the very first and the very last stage of each start hook so
 // that the time between hooks (backend create/start, state saves) is visible too.
 import { createRequire } from 'node:module';
@@ -77,7 +77,7 @@ export class InProcessBerth {
       await api.call('POST', `/containers/${Id}/start`);
       const t1 = now();
       await waited;
-      const prov = engine.provenance.get(Id);
+      const prov = await engine.explain(Id);
       const rec = engine.containers.get(Id);
       const backend = engine.containers.backendOf ? engine.containers.backendOf(rec) : null;
       const bt = { ...(backend?.timings?.(Id) ?? {}) };

@@ -20,7 +20,8 @@ import { type EngineInfo, type Hooks, Stage, createHooks } from './hooks.js';
 import { ConsoleLogger, type Logger } from './logger.js';
 import type { Plugin, PluginStatus } from './plugin.js';
 import { type LoadedPlugin, closePlugins, loadPlugins } from './plugin-loader.js';
-import { CORE_DEFAULTS_PLUGIN, type ContainerProvenance, ProvenanceRecorder } from './provenance.js';
+import { CORE_DEFAULTS_PLUGIN, type ContainerExplain, ProvenanceRecorder, explainOf } from './provenance.js';
+import { type PluginInfo, loadExplainRecord, pluginInfos, saveExplainRecord } from './explain.js';
 import { BackendRegistry, type RegisteredRuntime } from './backends.js';
 import { ContainerService } from './service.js';
 import { FileStateStore, type LoadProblem, type StateStore } from './store.js';
@@ -104,8 +105,7 @@ export class Engine {
     readonly config: EngineConfig,
     readonly logger: Logger,
     private readonly provenanceRecorder: ProvenanceRecorder,
-    /** Plugins in load order, with their status (loaded / skipped). */
-    readonly plugins: readonly PluginStatus[],
+    private readonly pluginStatuses: readonly PluginStatus[],
     private readonly loadedPlugins: readonly LoadedPlugin[],
     private readonly announcedSecurityOptions: readonly string[],
     /** A container's log: `docker logs` (-f) and an attach session's output (logs/follow.ts). */
@@ -114,6 +114,29 @@ export class Engine {
     readonly attach: ContainerAttach,
     private readonly backendRegistry: BackendRegistry,
   ) {}
+
+  /**
+   * Plugins in load order: status (loaded / skipped, with the reason), type, version, config
+   * (secrets redacted) and the hooks each taps (`berth plugins`, /info BerthPlugins).
+   */
+  get plugins(): PluginInfo[] {
+    return pluginInfos(this.pluginStatuses, this.hooks);
+  }
+
+  /**
+   * What a container's last start did (`berth explain`): each tap in order with its duration
+   * and whether its selector skipped it, the spec paths each plugin set, the undo steps a
+   * failed start ran. Recorded by this engine, else read back from the container's directory.
+   */
+  async explain(idOrName: string): Promise<ContainerExplain> {
+    const rec = this.containers.get(idOrName);
+    const recorder = this.provenanceRecorder;
+    if (recorder.sourceOf(rec.ID) === 'none') {
+      const saved = await loadExplainRecord(join(this.config.dataRoot, 'containers', rec.ID));
+      if (saved && recorder.sourceOf(rec.ID) === 'none') recorder.adopt(rec.ID, saved);
+    }
+    return explainOf(rec.ID, rec.Name, recorder.snapshot(rec.ID), recorder.sourceOf(rec.ID));
+  }
 
   /** Every OCI runtime of every registered backend, by name, with its backend (/info's Runtimes). */
   runtimes(): RegisteredRuntime[] {
@@ -169,7 +192,10 @@ export class Engine {
     c.register(IHost, { useValue: new SystemHost() });
     opts.providers?.(c);
 
-    const provenance = new ProvenanceRecorder();
+    // Each start's record is written beside the container's state (explain.ts): `berth explain` after a restart.
+    const provenance = new ProvenanceRecorder((id, rec) =>
+      saveExplainRecord(join(dataRoot, 'containers', id), rec).catch((err: unknown) => logger.debug('could not save the explain record', { container: id, error: errorMessage(err) })),
+    );
     const hooks = createHooks({ logger, provenance, clock });
     const info: EngineInfo = Object.freeze({
       dataRoot,
@@ -293,11 +319,6 @@ export class Engine {
       throw err;
     }
   }
-
-  /** Per container: each tap's duration, and the spec paths each specBuild tap changed. */
-  readonly provenance = {
-    get: (idOrName: string): ContainerProvenance => this.provenanceRecorder.get(this.containers.get(idOrName).ID),
-  };
 
   /**
    * Daemon shutdown: with live restore, containers keep running; without, they are stopped

@@ -30,6 +30,7 @@ export * from './image.js';
 export * from './host.js';
 export * from './provenance.js';
 export * from './explain.js';
+export * from './explain.js';
 export * from './hooks.js';
 export * from './plugin.js';
 export * from './service.js';

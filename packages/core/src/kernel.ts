@@ -94,11 +94,16 @@ export class ContainerKernel {
   }
 
   /** Run undo steps taps registered with addUndo, newest first; failures are logged, never thrown. */
-  async runUndos(undos: readonly UndoEntry[]): Promise<void> {
+  async runUndos(undos: readonly UndoEntry[], containerId?: string): Promise<void> {
     for (const u of [...undos].reverse()) {
+      // With a container: each step goes into its explain record (berth explain's undo list).
+      const rec = { plugin: u.plugin, hook: u.hook, ...(u.label !== undefined ? { label: u.label } : {}), startedAt: this.now() };
+      const t0 = performance.now();
       try {
         await u.fn();
+        if (containerId) this.d.provenance.recordUndo(containerId, { ...rec, durationMs: performance.now() - t0 });
       } catch (err) {
+        if (containerId) this.d.provenance.recordUndo(containerId, { ...rec, durationMs: performance.now() - t0, error: errorMessage(err) });
         this.d.logger.error('undo step failed', { plugin: u.plugin, hook: u.hook, label: u.label, error: errorMessage(err) });
       }
     }

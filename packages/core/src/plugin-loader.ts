@@ -9,6 +9,7 @@
  */
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import { PluginError, UnavailableError, errorMessage, isSkipPluginError, InvalidParameterError } from './errors.js';
+import { redactConfig } from './explain.js';
 import { type EngineInfo, type Hooks, stagedHooks } from './hooks.js';
 import type { Logger } from './logger.js';
 import { type ContainerLookup, type Plugin, type PluginContext, type PluginStatus, sortPlugins } from './plugin.js';
@@ -59,6 +60,11 @@ function recording(target: DependencyContainer, tokens: Set<InjectionToken<unkno
       };
     },
   });
+}
+
+/** What introspection lists of a plugin besides its status: name, type, version, config (secrets redacted). */
+function introspection(p: Plugin, config: unknown): Omit<PluginStatus, 'status'> {
+  return { name: p.name, type: p.type, ...(p.version !== undefined ? { version: p.version } : {}), config: redactConfig(config, p.secretConfigKeys) };
 }
 
 /** Load the plugins; on a failure, what loaded is closed before the error is thrown. */
@@ -113,7 +119,7 @@ export async function loadPlugins(o: LoadPluginsOptions): Promise<PluginLoad> {
         await Promise.resolve(own.dispose()).catch(() => {});
         if (!isSkipPluginError(err)) throw new PluginError(p.name, phase, err);
         o.logger.info('skip loading plugin', { plugin: p.name, type: p.type, reason: errorMessage(err) });
-        out.statuses.push({ name: p.name, type: p.type, status: 'skipped', reason: errorMessage(err) });
+        out.statuses.push({ ...introspection(p, pluginConfig), status: 'skipped', reason: errorMessage(err) });
         continue;
       }
       // Loaded: what it made reaches the engine (with `provides`, only those tokens: encapsulation).
@@ -126,7 +132,7 @@ export async function loadPlugins(o: LoadPluginsOptions): Promise<PluginLoad> {
       for (const token of p.provides ?? tokens) c.register(token, { useFactory: () => own.resolve(token) });
       staged.commit();
       for (const opt of announced) if (!out.securityOptions.includes(opt)) out.securityOptions.push(opt);
-      out.statuses.push({ name: p.name, type: p.type, status: 'loaded' });
+      out.statuses.push({ ...introspection(p, pluginConfig), status: 'loaded' });
       out.loaded.push({ plugin: p, ctx, container: own });
     }
   } catch (err) {

@@ -58,6 +58,13 @@ export interface PluginDefinition<C = Record<string, never>> {
   name: string;
   /** Versioned type, e.g. 'io.berth.security.v1'. */
   type: string;
+  /** The plugin's own version (e.g. its package's), shown by `berth plugins`. */
+  version?: string;
+  /**
+   * Config keys whose values are secrets (dotted paths, e.g. 'token', 'registry.password'):
+   * introspection (`berth plugins`, /berth/v1/plugins) shows them as "<redacted>".
+   */
+  secretConfigKeys?: readonly string[];
   /** Names or types of plugins that must load first. */
   requires?: readonly string[];
   /** Default config; a build may override keys. */
@@ -152,4 +159,8 @@ export interface PluginStatus {
   type: string;
   status: 'loaded' | 'skipped' | 'failed';
   reason?: string;
+  /** The definition's `version`. */
+  version?: string;
+  /** The config the plugin got (defaults merged with the build's), secrets redacted (explain.ts redactConfig). */
+  config?: unknown;
 }

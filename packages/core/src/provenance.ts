@@ -1,6 +1,10 @@
 /**
- * Per-container record of what each tap did: duration of every tap of every hook and, for
- * `specBuild`, the JSON paths of the spec it changed (the data behind `berth explain`).
+ * Per-container record of what each start did (the data behind `berth explain` and
+ * `GET /berth/v1/containers/{id}/explain`): every tap of every hook in the order it ran, with
+ * its duration and whether its `when` selector skipped it; for `specBuild`, the JSON paths of
+ * the spec each tap changed; the undo steps a failed start ran. Kept in memory per container
+ * (bounded) and, at the end of each start, written beside the record (explain.ts) so it
+ * survives a daemon restart.
  */
 
 export interface TapRecord {
@@ -14,9 +18,21 @@ export interface TapRecord {
   durationMs: number;
   /** specBuild only: spec paths this tap changed ("process.args", "linux.namespaces[3]"). */
   changedPaths?: string[];
+  /** How many changed paths were left out of `changedPaths` (bounded at MAX_CHANGED_PATHS). */
+  changedPathsOmitted?: number;
   error?: string;
   /** True when the tap's `when` selector excluded this container. */
   skipped?: boolean;
+}
+
+/** An undo step (`ctx.addUndo`) a failed start ran. */
+export interface UndoRecord {
+  plugin: string;
+  hook: string;
+  label?: string;
+  startedAt: string;
+  durationMs: number;
+  error?: string;
 }
 
 export interface SpecFieldOwner {
@@ -25,52 +41,134 @@ export interface SpecFieldOwner {
   plugins: string[];
 }
 
-export interface ContainerProvenance {
-  containerId: string;
+/** What one container's last start did, as recorded (and persisted). */
+export interface ProvenanceRecord {
+  /** RFC 3339 time the last start began; absent when nothing started the container yet. */
+  startedAt?: string;
   taps: TapRecord[];
+  undos: UndoRecord[];
+}
+
+export interface ContainerExplain {
+  containerId: string;
+  /** The container's name without the leading slash. */
+  name: string;
+  /** RFC 3339 time the last start began; absent when the container never started. */
+  startedAt?: string;
+  /** Every tap in the order it ran (hooks of the start, then those since: stop, exit, release). */
+  taps: TapRecord[];
+  /** The undo steps a failed start ran, in the order they ran. */
+  undos: UndoRecord[];
   /** specBuild paths and who set them (last writer last). */
   spec: SpecFieldOwner[];
   /** Paths written by more than one plugin other than core:defaults. */
   conflicts: SpecFieldOwner[];
+  /** memory: recorded by this daemon; file: read back from disk (recorded before a restart); none: nothing recorded. */
+  source: 'memory' | 'file' | 'none';
 }
 
 export const CORE_DEFAULTS_PLUGIN = 'core:defaults';
+/** Bounds of one container's record: taps, undo steps, changed paths per tap. */
+export const MAX_TAP_RECORDS = 500;
+export const MAX_UNDO_RECORDS = 100;
+export const MAX_CHANGED_PATHS = 200;
 
 export class ProvenanceRecorder {
-  private readonly byContainer = new Map<string, TapRecord[]>();
-  constructor(private readonly maxPerContainer = 1000) {}
+  private readonly byContainer = new Map<string, ProvenanceRecord>();
+  /** Containers whose last start was recorded by an earlier process (read back with adopt). */
+  private readonly fromDisk = new Set<string>();
+  constructor(
+    /** Where a container's record goes at the end of each start (explain.ts); none: memory only. */
+    private readonly persist?: (containerId: string, rec: ProvenanceRecord) => Promise<void>,
+    private readonly maxTaps = MAX_TAP_RECORDS,
+  ) {}
 
-  record(containerId: string, rec: TapRecord): void {
-    let list = this.byContainer.get(containerId);
-    if (!list) this.byContainer.set(containerId, (list = []));
-    list.push(rec);
-    if (list.length > this.maxPerContainer) list.splice(0, list.length - this.maxPerContainer);
+  private entry(containerId: string): ProvenanceRecord {
+    let e = this.byContainer.get(containerId);
+    if (!e) this.byContainer.set(containerId, (e = { taps: [], undos: [] }));
+    return e;
   }
 
-  /** Forget what earlier starts recorded (called at the beginning of each start). */
-  reset(containerId: string): void {
-    this.byContainer.delete(containerId);
+  record(containerId: string, rec: TapRecord): void {
+    const list = this.entry(containerId).taps;
+    if (rec.changedPaths && rec.changedPaths.length > MAX_CHANGED_PATHS) {
+      rec = { ...rec, changedPaths: rec.changedPaths.slice(0, MAX_CHANGED_PATHS), changedPathsOmitted: rec.changedPaths.length - MAX_CHANGED_PATHS };
+    }
+    list.push(rec);
+    if (list.length > this.maxTaps) list.splice(0, list.length - this.maxTaps);
+  }
+
+  recordUndo(containerId: string, rec: UndoRecord): void {
+    const list = this.entry(containerId).undos;
+    list.push(rec);
+    if (list.length > MAX_UNDO_RECORDS) list.splice(0, list.length - MAX_UNDO_RECORDS);
+  }
+
+  /** A start begins: forget what earlier starts recorded. */
+  reset(containerId: string, startedAt: string): void {
+    this.byContainer.set(containerId, { startedAt, taps: [], undos: [] });
+    this.fromDisk.delete(containerId);
   }
 
   forget(containerId: string): void {
     this.byContainer.delete(containerId);
+    this.fromDisk.delete(containerId);
   }
 
-  get(containerId: string): ContainerProvenance {
-    const taps = (this.byContainer.get(containerId) ?? []).map((t) => ({ ...t, changedPaths: t.changedPaths && [...t.changedPaths] }));
-    const owners = new Map<string, string[]>();
-    for (const t of taps) {
-      if (t.hook !== 'specBuild' || !t.changedPaths) continue;
-      for (const p of t.changedPaths) {
-        const list = owners.get(p) ?? [];
-        list.push(t.plugin);
-        owners.set(p, list);
-      }
-    }
-    const spec = [...owners].map(([path, plugins]) => ({ path, plugins }));
-    const conflicts = spec.filter((o) => new Set(o.plugins.filter((p) => p !== CORE_DEFAULTS_PLUGIN)).size > 1);
-    return { containerId, taps, spec, conflicts };
+  /** Where this container's record comes from: a start in this process, one read back from disk, or neither yet. */
+  sourceOf(containerId: string): ContainerExplain['source'] {
+    if (this.fromDisk.has(containerId)) return 'file';
+    return this.byContainer.get(containerId)?.startedAt ? 'memory' : 'none';
   }
+
+  /** Take over a start's record read back from disk (the daemon restarted since): it goes before what was recorded since. */
+  adopt(containerId: string, rec: ProvenanceRecord): void {
+    const cur = this.byContainer.get(containerId);
+    this.byContainer.set(containerId, {
+      ...(rec.startedAt ? { startedAt: rec.startedAt } : {}),
+      taps: [...rec.taps, ...(cur?.taps ?? [])].slice(-this.maxTaps),
+      undos: [...rec.undos, ...(cur?.undos ?? [])].slice(-MAX_UNDO_RECORDS),
+    });
+    this.fromDisk.add(containerId);
+  }
+
+  /** A start ended (ran or failed): write the record where it survives a restart. Never throws. */
+  async flush(containerId: string): Promise<void> {
+    const e = this.byContainer.get(containerId);
+    if (e && this.persist) await this.persist(containerId, e).catch(() => undefined);
+  }
+
+  /** The record of a container, copied (undefined: nothing recorded in this process). */
+  snapshot(containerId: string): ProvenanceRecord | undefined {
+    const e = this.byContainer.get(containerId);
+    return e && cloneJson(e);
+  }
+}
+
+/** The explain view of a record: the spec paths per plugin and the conflicts derived from the taps. */
+export function explainOf(containerId: string, name: string, rec: ProvenanceRecord | undefined, source: ContainerExplain['source']): ContainerExplain {
+  const taps = rec ? cloneJson(rec.taps) : [];
+  const owners = new Map<string, string[]>();
+  for (const t of taps) {
+    if (t.hook !== 'specBuild' || !t.changedPaths) continue;
+    for (const p of t.changedPaths) {
+      const list = owners.get(p) ?? [];
+      list.push(t.plugin);
+      owners.set(p, list);
+    }
+  }
+  const spec = [...owners].map(([path, plugins]) => ({ path, plugins }));
+  const conflicts = spec.filter((o) => new Set(o.plugins.filter((p) => p !== CORE_DEFAULTS_PLUGIN)).size > 1);
+  return {
+    containerId,
+    name: name.replace(/^\//, ''),
+    ...(rec?.startedAt ? { startedAt: rec.startedAt } : {}),
+    taps,
+    undos: rec ? cloneJson(rec.undos) : [],
+    spec,
+    conflicts,
+    source,
+  };
 }
 
 /** A deep copy of JSON data (specs are plain JSON). */

@@ -186,13 +186,15 @@ export class ContainerService {
       if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(opts.checkpoint)) throw new InvalidParameterError(`invalid checkpoint name: ${opts.checkpoint}`);
       checkpoint = { name: opts.checkpoint, path: join(opts.checkpointDir || join(this.d.store.dir(id), 'checkpoints'), opts.checkpoint) };
     }
-    this.d.provenance.reset(id);
+    this.d.provenance.reset(id, this.k.now());
     const run: StartRun = { rec, ctx: new StartContext(rec, this.d.info, checkpoint), policy };
     this.exits.beginStart(id);
     try {
       await runStartSteps(this.steps, run, this.k);
     } catch (err) {
       this.exits.endStart(id);
+      // What the failed start did (taps, undo steps) is kept for `berth explain` (an AutoRemove may follow).
+      await this.d.provenance.flush(id);
       const failure = err as StartStepError;
       await failStart(this.k, rec, failure, {
         forgetBackoff: (cid) => this.restarts.resetBackoff(cid),
@@ -203,6 +205,7 @@ export class ContainerService {
     // Running and saved. Exits that arrive until the start is fully announced are held, so `die` never precedes `start`.
     this.k.emit(rec, 'start');
     await this.k.stateChange(rec, run.from ?? 'created', 'running', policy ? 'restart-policy' : 'start');
+    await this.d.provenance.flush(id);
     const early = this.exits.endStart(id);
     if (early) this.exits.process(rec, early);
   }

@@ -108,7 +108,7 @@ export async function failStart(
 
 /** The undo steps taps of `hook` registered with ctx.addUndo, newest first. */
 function runTapUndos(k: ContainerKernel, ctx: StartContext, hook: HookName): Promise<void> {
-  return k.runUndos(ctx.undos.filter((u) => u.hook === hook));
+  return k.runUndos(ctx.undos.filter((u) => u.hook === hook), ctx.container.ID);
 }
 
 /** Run a backend call and record it in the container's provenance (hook `runtime.<step>`, plugin = backend name). */

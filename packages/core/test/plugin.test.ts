@@ -198,7 +198,7 @@ describe('plugins and dependency injection', () => {
       },
     });
     t = await createTestEngine({ specDefaults: false, plugins: [skip, p('other')] });
-    expect(t.engine.plugins.filter((x) => x.name === 'criu' || x.name === 'other')).toEqual([
+    expect(t.engine.plugins.filter((x) => x.name === 'criu' || x.name === 'other')).toMatchObject([
       { name: 'criu', type: 'io.berth.checkpoint.v1', status: 'skipped', reason: 'criu binary not found' },
       { name: 'other', type: 'io.berth.test.v1', status: 'loaded' },
     ]);

@@ -53,7 +53,7 @@ describe('a test plugin tapping all five main hooks, on top of the real spec bui
     expect(spec.linux!.sysctl!['net.ipv4.ping_group_range']).toBe('0 0');
     expect(states).toEqual(['null->created', 'created->running']);
 
-    const prov = t.engine.provenance.get('prov');
+    const prov = await t.engine.explain('prov');
     expect(prov.containerId).toBe(id);
     const specTaps = prov.taps.filter((x) => x.hook === 'specBuild');
     expect(specTaps.map((x) => x.plugin)).toEqual([CORE_DEFAULTS_PLUGIN, 'prov']);
@@ -91,11 +91,11 @@ describe('a test plugin tapping all five main hooks, on top of the real spec bui
     const id = await t.createContainer();
     await t.engine.containers.start(id);
     expect(t.fake.containers.get(id)!.spec.hostname).toBe('h2');
-    expect(t.engine.provenance.get(id).conflicts).toEqual([{ path: 'hostname', plugins: [CORE_DEFAULTS_PLUGIN, 'one', 'two'] }]);
-    const before = t.engine.provenance.get(id).taps.length;
+    expect((await t.engine.explain(id)).conflicts).toEqual([{ path: 'hostname', plugins: [CORE_DEFAULTS_PLUGIN, 'one', 'two'] }]);
+    const before = (await t.engine.explain(id)).taps.length;
     await t.engine.containers.stop(id, { timeout: 1 });
     await t.engine.containers.start(id);
-    const p = t.engine.provenance.get(id);
+    const p = await t.engine.explain(id);
     expect(p.taps.filter((x) => x.hook === 'specBuild')).toHaveLength(3);
     expect(p.taps.length).toBeLessThanOrEqual(before + 1);
   });
