@@ -1,11 +1,13 @@
 /**
  * The reference specs for tests, loaded once: the Docker Engine API swagger and the OCI
  * runtime and image JSON schemas, each compiled with ajv — the one loader every package's
- * tests use. `specsDir()` finds `shared/specs`: BERTH_SPECS_DIR if set, else `shared/specs`
- * beside this checkout, else beside the repository this checkout was cloned from (a fresh
- * clone in a temp dir finds the `shared/` beside its origin); it throws, saying where it
- * looked, when none has them. ajv, ajv-formats and yaml are the workspace's dev
- * dependencies (test-time only).
+ * tests use. `specsDir()` finds them: BERTH_SPECS_DIR if set, else `shared/specs` beside this
+ * checkout, else beside the repository this checkout was cloned from (a fresh clone in a temp
+ * dir finds the `shared/` beside its origin), else `.specs/` in the checkout, where
+ * `scripts/fetch-specs.sh` downloads them (pinned upstream commits, sha256-checked; the script
+ * looks in the same places). Where none has them, a test that needs them is skipped with that
+ * reason — except in CI (`CI=true`), where they are required and the test fails. ajv,
+ * ajv-formats and yaml are the workspace's dev dependencies (test-time only).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -13,12 +15,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { getCurrentTest } from 'vitest/suite';
 import YAML from 'yaml';
 
 let found: string | undefined;
 
-export function specsDir(): string {
-  if (found) return found;
+/** Where specsDir() looks, in order. */
+export function specsCandidates(): string[] {
   const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
   const candidates: string[] = [];
   if (process.env.BERTH_SPECS_DIR) candidates.push(path.resolve(process.env.BERTH_SPECS_DIR));
@@ -29,8 +32,30 @@ export function specsDir(): string {
   } catch {
     // not a git checkout, or no origin
   }
-  found = candidates.find((d) => existsSync(path.join(d, 'docker-engine-api/swagger.yaml')));
-  if (!found) throw new Error(`the reference specs (shared/specs) are not in ${candidates.join(', ')}: put shared/ beside the repository or set BERTH_SPECS_DIR`);
+  candidates.push(path.resolve(repoRoot, '.specs'));
+  return candidates;
+}
+
+/**
+ * The first of `candidates` holding the specs. None does: in CI (`env.CI === 'true'`) an
+ * Error; elsewhere `skip(reason)` first — by default it skips the running vitest test with the
+ * reason (the rest of the test does not run) — then the Error where there is no test to skip.
+ */
+export function findSpecs(
+  candidates: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  skip: (reason: string) => void = (reason) => getCurrentTest()?.context.skip(reason),
+): string {
+  const dir = candidates.find((d) => existsSync(path.join(d, 'docker-engine-api/swagger.yaml')));
+  if (dir) return dir;
+  const reason = `the reference specs are not in ${candidates.join(', ')}: run scripts/fetch-specs.sh, put shared/specs beside the repository or set BERTH_SPECS_DIR`;
+  if (env.CI !== 'true') skip(reason);
+  throw new Error(env.CI === 'true' ? `${reason} (CI requires them)` : reason);
+}
+
+/** The specs folder (specsCandidates(), findSpecs()), found once. */
+export function specsDir(): string {
+  found ??= findSpecs(specsCandidates());
   return found;
 }
 

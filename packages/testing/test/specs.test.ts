@@ -1,6 +1,43 @@
 /** The spec loaders of @berth/testing: they accept what the specs allow and refuse what they do not. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { documentedStatuses, ociSchemaErrors, validateDefinition, validateResponse } from '../src/specs.js';
+import { documentedStatuses, findSpecs, ociSchemaErrors, specsCandidates, validateDefinition, validateResponse } from '../src/specs.js';
+
+describe('finding the specs', () => {
+  it('looks in BERTH_SPECS_DIR first and in the git-ignored .specs/ of fetch-specs.sh last', () => {
+    const saved = process.env.BERTH_SPECS_DIR;
+    process.env.BERTH_SPECS_DIR = '/nowhere/specs';
+    try {
+      const c = specsCandidates();
+      expect(c[0]).toBe('/nowhere/specs');
+      expect(c.at(-1)).toBe(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../.specs'));
+    } finally {
+      if (saved === undefined) delete process.env.BERTH_SPECS_DIR;
+      else process.env.BERTH_SPECS_DIR = saved;
+    }
+  });
+
+  it('missing: skips the test with the reason outside CI, fails in CI', () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-specs-'));
+    try {
+      const skipped: string[] = [];
+      const skip = (r: string) => void skipped.push(r);
+      expect(() => findSpecs([empty], {}, skip)).toThrow(/reference specs are not in/);
+      expect(skipped).toEqual([expect.stringContaining('run scripts/fetch-specs.sh')]);
+      skipped.length = 0;
+      expect(() => findSpecs([empty], { CI: 'true' }, skip)).toThrow(/CI requires them/);
+      expect(skipped).toEqual([]);
+      fs.mkdirSync(path.join(empty, 'docker-engine-api'));
+      fs.writeFileSync(path.join(empty, 'docker-engine-api/swagger.yaml'), 'swagger: "2.0"\n');
+      expect(findSpecs(['/nowhere', empty], { CI: 'true' }, skip)).toBe(empty);
+    } finally {
+      fs.rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('Docker Engine API swagger', () => {
   it('validates definitions, with x-nullable as "or null"', () => {
