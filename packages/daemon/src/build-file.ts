@@ -5,7 +5,7 @@
  * each plugin its config (checked by the plugin's own `validateConfig`). Without the section
  * berthd is the batteries-included build of builtins.ts. `plugins.md` documents the format.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { errorMessage, type Plugin } from '@berth/core';
@@ -114,7 +114,9 @@ export function resolvePackage(ref: string, dirs: readonly string[]): string {
         const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { exports?: unknown; main?: string };
         const target = pkg.exports !== undefined ? exportTarget(pkg.exports, subpath) : subpath === '.' ? (pkg.main ?? 'index.js') : subpath;
         if (!target) throw new UsageError(`plugins.load: package ${name} (${pkgDir}) exports no ${subpath === '.' ? 'main entry' : subpath} for import`);
-        return path.resolve(pkgDir, target);
+        // Its real path, as Node resolves (a linked package imports from where it really is).
+        const file = path.resolve(pkgDir, target);
+        return existsSync(file) ? realpathSync(file) : file;
       }
       if (path.dirname(dir) === dir) break;
     }
