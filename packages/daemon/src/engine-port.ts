@@ -122,6 +122,7 @@ export function enginePort(engine: Engine, opts: EnginePortOptions): EnginePort 
       return imageService.containerChanges(rec.ID);
     },
     prune: (filters) => engine.pruneContainers(filters),
+    explain: (id) => engine.explain(id),
   };
 
   const exec: ExecPort = {

@@ -4,7 +4,7 @@
  * fake. Every method throws typed @berth/core errors (NotFound, Conflict, NotModified, …),
  * which http-errors.ts maps to statuses. ("Backend" in berth means a runtime backend only.)
  */
-import type { AttachOptions, AttachStreams, ContainerConfig, ContainerLogOptions, ContainerRecord, DockerFilters, HostConfig, LogMessage, PluginStatus, PruneReport, WaitResult } from '@berth/core';
+import type { AttachOptions, AttachStreams, ContainerConfig, ContainerExplain, ContainerLogOptions, ContainerRecord, DockerFilters, HostConfig, LogMessage, PluginInfo, PruneReport, WaitResult } from '@berth/core';
 import type { Duplex } from 'node:stream';
 import type { ImageService } from '@berth/image-store';
 
@@ -56,6 +56,8 @@ export interface ContainerPort {
    */
   mountRootfs?(idOrName: string): Promise<RootfsLease>;
   prune?(filters: DockerFilters): Promise<PruneReport>;
+  /** What the container's last start did, tap by tap (engine.explain; GET /berth/v1/containers/{id}/explain). */
+  explain?(idOrName: string): Promise<ContainerExplain>;
 }
 
 export interface ExecCreateRequest {
@@ -142,8 +144,11 @@ export interface DaemonFacts {
   /** The engine's (EngineConfig.cgroupDriver). */
   cgroupDriver: string;
   cgroupVersion: '1' | '2';
-  /** Every plugin of the build with its status, a skipped one with its reason (/info BerthPlugins). */
-  plugins: readonly PluginStatus[];
+  /**
+   * Every plugin of the build with its status, a skipped one with its reason (/info BerthPlugins),
+   * version, config (secrets redacted) and the hooks it taps (GET /berth/v1/plugins).
+   */
+  plugins: readonly PluginInfo[];
   debug: boolean;
   labels: string[];
   /** The --init binary's version for /info InitCommit.ID (init.ts initVersion); unset: no init binary. */

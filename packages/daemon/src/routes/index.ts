@@ -1,6 +1,7 @@
 /** All API routes of berthd, composed over an EnginePort. */
 import type { EnginePort } from '../port.js';
 import type { Route } from '../router.js';
+import { berthRoutes } from './berth.js';
 import { containerFileRoutes } from './container-files.js';
 import { containerRoutes } from './containers.js';
 import { systemDf } from './disk-usage.js';
@@ -9,5 +10,5 @@ import { imageRoutes } from './images.js';
 import { systemRoutes } from './system.js';
 
 export function apiRoutes(port: EnginePort): Route[] {
-  return [...systemRoutes(port), { method: 'GET', path: '/system/df', handler: systemDf(port) }, ...containerFileRoutes(port), ...containerRoutes(port), ...execRoutes(port), ...imageRoutes(() => port.imageService?.(), port.containers)];
+  return [...berthRoutes(port), ...systemRoutes(port), { method: 'GET', path: '/system/df', handler: systemDf(port) }, ...containerFileRoutes(port), ...containerRoutes(port), ...execRoutes(port), ...imageRoutes(() => port.imageService?.(), port.containers)];
 }
