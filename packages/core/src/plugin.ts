@@ -69,7 +69,12 @@ export interface PluginDefinition<C = Record<string, never>> {
   requires?: readonly string[];
   /** Default config; a build may override keys. */
   config?: C;
-  /** Optional config check: throw to refuse the config. */
+  /**
+   * Optional config check, run before `register` with the defaults merged with the build's
+   * config (Engine.create's `pluginConfig`, berthd's daemon.json `plugins.config` and custom
+   * flags): throw to refuse it — `PluginConfigError(key, message)` names the key, and the
+   * engine's start fails with a PluginError naming the plugin.
+   */
   validateConfig?(config: C): void;
   /**
    * Tokens this plugin provides to the engine. When given, `register` gets a child container
