@@ -16,23 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine, MemoryLogger, definePlugin } from '@berth/core';
 import { buildRuntimes, ociRuntimePlugin } from '@berth/runtime-oci';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
-import { FAKE_RUNTIME, forceCleanup, removeTestRootfs, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
-
-const VERBS = ['create', 'start', 'state', 'delete', 'kill'];
-
-/** The fake runtime's recorded invocations: global args (before the verb), the verb, the verb's args. */
-function calls(argLog: string): Array<{ global: string[]; verb: string; args: string[] }> {
-  if (!fs.existsSync(argLog)) return [];
-  return fs
-    .readFileSync(argLog, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as string[])
-    .map((argv) => {
-      const i = argv.findIndex((a) => VERBS.includes(a));
-      return { global: argv.slice(0, i), verb: argv[i]!, args: argv.slice(i + 1) };
-    });
-}
+import { FAKE_RUNTIME, fakeRuntimeCalls as calls, forceCleanup, removeTestRootfs, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
 
 const skipBerthd = berthdSkipReason() ?? (fs.existsSync('/bin/busybox') ? null : 'busybox-static is not installed');
 

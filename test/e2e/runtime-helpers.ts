@@ -13,6 +13,22 @@ import type { OciSpec, RuntimeCreateOptions } from '@berth/core';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const FAKE_RUNTIME = path.join(REPO, 'test/fixtures/fake-oci-runtime');
 
+const FAKE_RUNTIME_VERBS = ['create', 'start', 'state', 'delete', 'kill', 'pause', 'resume', 'checkpoint', 'restore', 'features'];
+
+/** The fake runtime's invocations recorded by its `--log F`: global args (before the verb), the verb, the verb's args. */
+export function fakeRuntimeCalls(argLog: string): Array<{ global: string[]; verb: string; args: string[] }> {
+  if (!fs.existsSync(argLog)) return [];
+  return fs
+    .readFileSync(argLog, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as string[])
+    .map((argv) => {
+      const i = argv.findIndex((a) => FAKE_RUNTIME_VERBS.includes(a));
+      return { global: argv.slice(0, i), verb: argv[i]!, args: argv.slice(i + 1) };
+    });
+}
+
 function which(bin: string): string | null {
   for (const d of (process.env.PATH ?? '').split(':')) {
     const p = path.join(d, bin);

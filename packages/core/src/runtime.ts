@@ -145,7 +145,12 @@ export interface RuntimeBackend {
    * exited while the daemon was down → status 'stopped' with `exit`; unknown → null.
    */
   restore(id: string): Promise<RuntimeStateInfo | null>;
-  features(): RuntimeFeatures;
+  /**
+   * What one of the runtimes this backend serves can do (`runtime` omitted or '': the
+   * backend's default runtime; a name it does not serve: checkpoint false). Per runtime, as
+   * checkpoint is: runc can (through CRIU) where a fake runtime cannot, or the other way round.
+   */
+  features(runtime?: string): RuntimeFeatures;
   /**
    * IDs of every container the backend holds (bundles, monitors), whatever their state. At
    * start the engine force-deletes those its state store does not know: leftovers of a
@@ -160,3 +165,12 @@ export interface RuntimeBackend {
   /** Release watchers etc. when the engine closes (containers keep running). */
   close?(): Promise<void>;
 }
+  /**
+   * Checkpoint a running container into `opts.path` (created if missing). exit=true: the
+   * container stops and its exit is reported through onExit (137: CRIU kills it, as dockerd
+   * shows it) before this resolves; false: it keeps running (`--leave-running`). A runtime
+   * that cannot (`features(runtime).checkpoint` false) → InvalidParameter `checkpoint is not
+   * supported by runtime X`; the runtime's/CRIU's failure → System, naming CRIU's log.
+   * Restore is `create` with `RuntimeCreateOptions.checkpoint`: the container is then running
+   * when create resolves, and `start` only checks that it is.
+   */

@@ -12,7 +12,8 @@
  *
  * Apart: the one exit watcher of containers and execs, monitor liveness and what a restart
  * finds (exits.ts, monitor.ts, reaper.ts), exec sessions (exec.ts), conmon's command line
- * (conmon.ts), the runtime's CLI (runtime-cli.ts), the CRIU probe (criu.ts), optional step
+ * (conmon.ts), the runtime's CLI (runtime-cli.ts), checkpoint/restore: which runtimes can, the
+ * checkpoint command, CRIU's logs (checkpoint.ts; the CRIU probe: criu.ts), optional step
  * timings (timings.ts), record rebuilding (record.ts) and file helpers (files.ts). What stays
  * here, a little over 500 lines, is the create/start/kill/delete sequence of one container and
  * the table of containers its steps share, kept together on purpose.
@@ -26,7 +27,6 @@ import {
   ConsoleLogger,
   InvalidParameterError,
   NotFoundError,
-  NotImplementedError,
   SystemError,
   atomicWriteFile,
   errorKind,
@@ -48,7 +48,7 @@ import {
 } from '@berth/core';
 import { attachSocket } from './attach.js';
 import { conmonArgv, readPidFile, spawnConmon, waitGone } from './conmon.js';
-import { CriuProbe } from './criu.js';
+import { CheckpointSupport, checkpointContainer, exitWaiter, restoreFailure } from './checkpoint.js';
 import { LogPump, nullPump, type Pump } from './log-pump.js';
 import { ExecSessions, sweepDanglingLinks } from './exec.js';
 import { ExitWatch, type Tracked } from './exits.js';
@@ -105,7 +105,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
   private readonly exits: ExitWatch;
   private readonly execs: ExecSessions;
   private readonly reaper: Reaper | null;
-  private readonly criu: CriuProbe;
+  private readonly ckpt: CheckpointSupport;
   private readonly warn: (msg: string, err?: unknown) => void;
 
   constructor(private readonly opts: OciBackendOptions) {
@@ -139,8 +139,13 @@ export class OciRuntimeBackend implements RuntimeBackend {
       warn: this.warn,
     });
     this.exits.start();
-    this.criu = new CriuProbe((msg) => this.warn(msg));
-    void this.criu.works(); // in the background: features() tells once it has answered
+    this.ckpt = new CheckpointSupport(this.registry, (msg) => this.warn(msg));
+    void this.ckpt.probe(); // in the background: features() tells once it has answered
+  }
+
+  /** Resolves once every runtime's features document has been read (the plugin waits for it; CRIU's probe may still run). */
+  ready(): Promise<void> {
+    return this.ckpt.probe();
   }
 
   /** The runtimes this backend serves (its registry: runc, --add-runtime, daemon.json), for routing and /info. */
@@ -151,14 +156,14 @@ export class OciRuntimeBackend implements RuntimeBackend {
     });
   }
 
-  /** `checkpoint` is false until the CRIU probe, started with the backend, has said yes. */
-  features(): RuntimeFeatures {
-    return { checkpoint: this.criu.known === true, pause: true, exec: true, attach: true };
+  /** One runtime's features (default: the default runtime); `checkpoint` per runtime, false until its probes said yes (checkpoint.ts). */
+  features(runtime?: string): RuntimeFeatures {
+    return { checkpoint: this.ckpt.known(runtime || this.registry.defaultRuntime), pause: true, exec: true, attach: true };
   }
 
-  /** Whether checkpoint/restore works here, once the CRIU probe has answered. */
-  checkpointSupported(): Promise<boolean> {
-    return this.criu.works();
+  /** Whether a runtime (default: the default one) can checkpoint/restore, once its probes have answered. */
+  checkpointSupported(runtime?: string): Promise<boolean> {
+    return this.ckpt.supported(runtime || this.registry.defaultRuntime);
   }
 
   onExit(listener: (exit: ExitInfo) => void): () => void {
@@ -273,6 +278,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
     const { id } = opts;
     OciRuntimeBackend.checkId(id);
     const rt = this.registry.resolve(opts.runtime);
+    if (opts.checkpoint) await this.ckpt.check(rt.name);
     if (!findExecutable(this.conmonPath)) {
       throw new SystemError(`conmon not found (${this.conmonPath}); install the conmon package`);
     }
@@ -341,8 +347,10 @@ export class OciRuntimeBackend implements RuntimeBackend {
       }
       return { id, pid };
     } catch (err) {
+      // Before the cleanup removes the bundle: a restore keeps CRIU's restore.log from it.
+      const failure = opts.checkpoint ? restoreFailure(meta, opts.checkpoint.path, err) : translateCreateError(id, err);
       await this.cleanup(id, meta).catch((e: unknown) => this.warn(`cleanup after failed create of ${id}`, e));
-      throw translateCreateError(id, err);
+      throw failure;
     }
   }
 
@@ -489,18 +497,23 @@ export class OciRuntimeBackend implements RuntimeBackend {
   }
 
   async checkpoint(id: string, opts: { path: string; exit: boolean }): Promise<void> {
-    const t = this.get(id);
-    if (!(await this.criu.works())) throw new NotImplementedError('checkpoint needs CRIU working on this host (`criu check` fails or criu is not installed)');
-    const args = ['checkpoint', '--image-path', opts.path];
-    if (!opts.exit) args.push('--leave-running');
-    args.push(id);
-    await runRuntime(this.binary(t.meta), id, args, { timeoutMs: 120_000 });
+    const t = this.running(id);
+    await this.ckpt.check(t.meta.runtime);
+    const exit = opts.exit ? exitWaiter(this, id, this.warn) : null;
+    try {
+      await checkpointContainer(this.binary(t.meta), t.meta, opts);
+      this.exits.checkExit(id);
+      if (!t.exit) await exit?.done;
+    } finally {
+      exit?.cancel();
+    }
   }
 
   async close(): Promise<void> {
     this.exits.close();
+  /** `RUNTIME checkpoint` into `opts.path` (checkpoint.ts); exit=true returns once the container's exit (137) is reported. */
     this.reaper?.close();
-    this.criu.close();
+    this.ckpt.close();
     for (const t of this.tracked.values()) t.pump.detach();
     this.tracked.clear();
     this.events.removeAllListeners();

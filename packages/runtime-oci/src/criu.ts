@@ -1,7 +1,8 @@
 /**
- * Whether checkpoint/restore works on this host: `criu check`, run once, asynchronously (it can
- * take seconds, and a synchronous probe would stall every request of the daemon meanwhile).
- * Until it has answered, the answer is "no".
+ * Whether CRIU works on this host: `criu check`, run once, asynchronously (it can take seconds,
+ * and a synchronous probe would stall every request of the daemon meanwhile). Until it has
+ * answered, the answer is "no". Only runtimes whose checkpoint goes through the host's CRIU
+ * (runc, crun, youki) need it — see checkpoint.ts; `reason` says why it is "no".
  */
 import { execFile } from 'node:child_process';
 import { findExecutable } from './registry.js';
@@ -10,6 +11,7 @@ const CHECK_TIMEOUT_MS = 10_000;
 
 export class CriuProbe {
   private answer: boolean | undefined;
+  private why: string | undefined;
   private running: Promise<boolean> | undefined;
   private readonly abort = new AbortController();
 
@@ -26,15 +28,26 @@ export class CriuProbe {
     return this.answer;
   }
 
+  /** Why CRIU does not work (criu missing, or the last line `criu check` printed); undefined otherwise. */
+  get reason(): string | undefined {
+    return this.why;
+  }
+
   private run(): Promise<boolean> {
     const criu = findExecutable('criu');
     if (!criu) {
       this.answer = false;
+      this.why = 'criu is not installed (not found on PATH)';
       return Promise.resolve(false);
     }
     return new Promise((resolve) => {
-      execFile(criu, ['check'], { timeout: CHECK_TIMEOUT_MS, killSignal: 'SIGKILL', signal: this.abort.signal }, (err) => {
-        if (err && !this.abort.signal.aborted) this.warn('criu is installed but `criu check` fails: checkpoint/restore disabled');
+      execFile(criu, ['check'], { timeout: CHECK_TIMEOUT_MS, killSignal: 'SIGKILL', signal: this.abort.signal }, (err, stdout, stderr) => {
+        if (err) {
+          // Its first complaint names the cause (e.g. "vdso: Unexpected rt vDSO area bounds").
+          const said = `${stderr}\n${stdout}`.split('\n').map((l) => l.trim()).find(Boolean);
+          this.why = `\`criu check\` fails: ${said ?? err.message}`;
+          if (!this.abort.signal.aborted) this.warn(`criu is installed but ${this.why}: checkpoint/restore through CRIU disabled`);
+        }
         this.answer = !err;
         resolve(this.answer);
       });

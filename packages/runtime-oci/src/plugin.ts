@@ -34,7 +34,7 @@ export function ociRuntimePlugin(defaults: OciRuntimePluginConfig = {}): Plugin<
         throw new Error(`default runtime ${def} is not registered (known: ${Object.keys(runtimes).sort().join(', ')})`);
       }
     },
-    register(_container, ctx) {
+    async register(_container, ctx) {
       const cfg = ctx.config;
       const backend = new OciRuntimeBackend({
         ...cfg,
@@ -45,6 +45,9 @@ export function ociRuntimePlugin(defaults: OciRuntimePluginConfig = {}): Plugin<
       });
       backends.set(ctx.engine, backend);
       ctx.registerBackend(backend);
+      // Every runtime's features document read before the engine starts, so that
+      // features(runtime).checkpoint is settled for runtimes that need no CRIU probe.
+      await backend.ready();
     },
     async close(ctx) {
       const backend = backends.get(ctx.engine);

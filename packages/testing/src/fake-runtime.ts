@@ -1,8 +1,13 @@
 /**
  * FakeRuntime: a RuntimeBackend for unit tests (no root, no processes). Containers "run"
  * in memory; exits are scripted (exit code, run time, ignored signals, OOM) or triggered by
- * hand; any step can be made to fail or to take time; every call is recorded.
+ * hand; any step can be made to fail or to take time; every call is recorded. Checkpoint
+ * writes `<path>/fake-checkpoint.json` (the container's process) and a create with
+ * `checkpoint` reads it back and is running at once, as a restore; `features` (per runtime
+ * with `runtimeFeatures`) says whether it may.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type {
   AttachSession,
   AttachStreams,
@@ -19,9 +24,12 @@ import type {
   RuntimeStateInfo,
   RuntimeStatus,
 } from '@berth/core';
-import { formatRfc3339Nano, JsonFileWriter, SystemClock } from '@berth/core';
+import { ConflictError, formatRfc3339Nano, InvalidParameterError, JsonFileWriter, NotFoundError, SystemClock } from '@berth/core';
 
-export type FakeStep = 'create' | 'start' | 'kill' | 'pause' | 'resume' | 'delete' | 'state' | 'restore' | 'list' | 'exec' | 'attach' | 'update';
+/** The file a FakeRuntime checkpoint writes into its directory (and a restore reads). */
+export const FAKE_CHECKPOINT_FILE = 'fake-checkpoint.json';
+
+export type FakeStep = 'create' | 'start' | 'kill' | 'pause' | 'resume' | 'delete' | 'state' | 'restore' | 'list' | 'exec' | 'attach' | 'update' | 'checkpoint';
 
 export interface FakeScript {
   /** Exit code when the container ends by itself (default 0). */
@@ -59,6 +67,8 @@ export interface FakeContainer {
   exit?: ExitInfo;
   timer?: NodeJS.Timeout;
   pendingSignal?: number;
+  /** Created from this checkpoint dir (a restore): running since its create. */
+  restoredFrom?: string;
 }
 
 export interface FakeRuntimeOptions {
@@ -70,6 +80,8 @@ export interface FakeRuntimeOptions {
   /** The runtimes this backend serves (HostConfig.Runtime selects it by their names); default: one named as the backend. */
   runtimes?: Array<string | RuntimeDescription>;
   features?: Partial<RuntimeFeatures>;
+  /** Per runtime name, over `features` (e.g. `{ criu: { checkpoint: true } }`: only that runtime can checkpoint). */
+  runtimeFeatures?: Record<string, Partial<RuntimeFeatures>>;
   /** RuntimeBackend.logCompleteAtExit (default false). */
   logCompleteAtExit?: boolean;
 }
@@ -104,6 +116,7 @@ export class FakeRuntime implements RuntimeBackend {
     this.delays = { ...(opts.delays ?? {}) };
     this.runtimeList = (opts.runtimes ?? [this.name]).map((r) => (typeof r === 'string' ? { name: r } : { ...r }));
     this.featureSet = { checkpoint: false, pause: true, exec: true, attach: false, ...(opts.features ?? {}) };
+    this.runtimeFeatures = { ...(opts.runtimeFeatures ?? {}) };
   }
 
   // ------------------------------------------------------------ scripting
@@ -225,8 +238,15 @@ export class FakeRuntime implements RuntimeBackend {
   async create(opts: RuntimeCreateOptions): Promise<RuntimeProcess> {
     await this.step('create', opts.id, [opts]);
     if (this.containers.has(opts.id)) throw new Error(`container ${opts.id} already exists in ${this.name}`);
+    if (opts.checkpoint) this.readCheckpoint(opts.runtime, opts.checkpoint.path);
     const pid = this.nextPid++;
-    this.containers.set(opts.id, { id: opts.id, status: 'created', pid, spec: opts.spec, options: opts });
+    const c: FakeContainer = { id: opts.id, status: 'created', pid, spec: opts.spec, options: opts };
+    this.containers.set(opts.id, c);
+    if (opts.checkpoint) {
+      // A restore: running at once (as the OCI backend's conmon --restore leaves it).
+      c.restoredFrom = opts.checkpoint.path;
+      this.run(c);
+    }
     return { id: opts.id, pid };
   }
 
@@ -234,7 +254,14 @@ export class FakeRuntime implements RuntimeBackend {
     await this.step('start', id, []);
     const c = this.containers.get(id);
     if (!c) throw new Error(`container ${id} does not exist`);
+    if (c.restoredFrom && c.status === 'running') return; // restored: running since its create
     if (c.status !== 'created') throw new Error(`cannot start a container that is ${c.status}`);
+    this.run(c);
+  }
+
+  /** The container's process runs: its scripted output and exit. */
+  private run(c: FakeContainer): void {
+    const id = c.id;
     c.status = 'running';
     const s = this.scriptOf(id);
     const out = s.output ?? [];
@@ -325,8 +352,42 @@ export class FakeRuntime implements RuntimeBackend {
     return { id, status: c.status, pid: c.pid, ...(c.exit ? { exit: { ...c.exit } } : {}) };
   }
 
-  features(): RuntimeFeatures {
-    return { ...this.featureSet };
+  features(runtime?: string): RuntimeFeatures {
+    const name = runtime || this.runtimeList[0]!.name;
+    if (!this.runtimeList.some((r) => r.name === name)) return { ...this.featureSet, checkpoint: false };
+    return { ...this.featureSet, ...(this.runtimeFeatures[name] ?? {}) };
+  }
+
+  /**
+   * As the OCI backend: a running (or paused) container's process is written to
+   * `<path>/fake-checkpoint.json`; exit=true then ends it with 137 (reported before this
+   * resolves). A runtime whose features say no → InvalidParameter.
+   */
+  async checkpoint(id: string, opts: { path: string; exit: boolean }): Promise<void> {
+    await this.step('checkpoint', id, [opts]);
+    const c = this.containers.get(id);
+    if (!c) throw new NotFoundError(`No such container: ${id}`);
+    if (c.status !== 'running' && c.status !== 'paused') throw new ConflictError(`Container ${id} is not running`);
+    this.checkpointable(c.options.runtime);
+    fs.mkdirSync(opts.path, { recursive: true });
+    const saved = { id, runtime: c.options.runtime, process: c.spec.process ?? null, exit: opts.exit };
+    fs.writeFileSync(path.join(opts.path, FAKE_CHECKPOINT_FILE), JSON.stringify(saved));
+    if (opts.exit) this.exit(id, 137);
+  }
+
+  private checkpointable(runtime: string): void {
+    const name = runtime || this.runtimeList[0]!.name;
+    if (!this.features(name).checkpoint) throw new InvalidParameterError(`checkpoint is not supported by runtime ${name}`);
+  }
+
+  /** A restore's checkpoint: refused like a checkpoint, and the file must be there. */
+  private readCheckpoint(runtime: string, dir: string): void {
+    this.checkpointable(runtime);
+    try {
+      JSON.parse(fs.readFileSync(path.join(dir, FAKE_CHECKPOINT_FILE), 'utf8'));
+    } catch (err) {
+      throw new Error(`restore from ${dir} failed: ${(err as Error).message}`);
+    }
   }
 
   async attach(id: string, streams: AttachStreams): Promise<AttachSession> {
