@@ -8,8 +8,8 @@
  *  - a root-only (0600) host file bind-mounted in cannot be read;
  *  - --userns=host runs in the host's user namespace; --privileged alone is refused (125);
  *  - a malformed subuid line stops berthd, naming the file and line;
- *  - docker cp in: the file belongs to root inside, to the mapped uid on the host; cp out (running
- *    and stopped), export and commit record root's files as 0 (run without remap: owned by 0).
+ *  - docker cp in (also before the first start): the file belongs to root inside, to the mapped
+ *    uid on the host; cp out (running and stopped), export and commit record root's files as 0 (run without remap: owned by 0).
  * `--userns-remap=default` (useradd on the host's /etc) is not run here.
  */
 import fs from 'node:fs';
@@ -195,6 +195,26 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
     } finally {
       await b?.cleanup();
       fs.rmSync(two.dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('docker cp into a container never started gives the file to the remapped root too', async () => {
+    const work = fs.mkdtempSync(path.join(own!, 'cp-fresh-'));
+    try {
+      const c = await d.docker(['create', '--name', 'cpfresh', '--network', 'none', TEST_IMAGE, 'stat', '-c', '%u:%g', '/put-in']);
+      expect(c.code, JSON.stringify(c)).toBe(0);
+      fs.writeFileSync(path.join(work, 'put-in'), 'before the first start\n');
+      const cpIn = await d.docker(['cp', path.join(work, 'put-in'), 'cpfresh:/put-in']);
+      expect(cpIn.code, JSON.stringify(cpIn)).toBe(0);
+      // on the host at once (as dockerd), not only after the first start's shift of the layer
+      const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'cpfresh'])).stdout.trim();
+      const onHost = fs.statSync(path.join(d.dataRoot, 'overlay', id, 'upper', 'put-in')); // the container's rw layer
+      expect([onHost.uid, onHost.gid]).toEqual([HOST_UID, HOST_GID]);
+      const started = await d.docker(['start', '-a', 'cpfresh']);
+      expect(started.stdout.trim(), JSON.stringify(started)).toBe('0:0');
+    } finally {
+      await d.docker(['rm', '-f', 'cpfresh']);
+      fs.rmSync(work, { recursive: true, force: true });
     }
   }, 120_000);
 

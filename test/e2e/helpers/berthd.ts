@@ -48,7 +48,7 @@ export function berthdSkipReason(): string | null {
   if (!which('runc')) return 'runc is not installed';
   if (!which('conmon')) return 'conmon is not installed';
   if (!fs.existsSync(DOCKER_BIN)) return `the docker CLI is not at ${DOCKER_BIN}`;
-  if (!fs.existsSync(path.join(REPO_ROOT, 'packages/cli/dist/berthd.js'))) return 'berthd is not built (pnpm build)';
+  if (!fs.existsSync(path.join(REPO_ROOT, 'packages/daemon/dist/berthd-main.js'))) return 'berthd is not built (pnpm build)';
   return null;
 }
 
@@ -134,7 +134,8 @@ let testImageTar: string | null = null;
 /** Build the test image tarball once per test process (scripts/build-test-image.sh). */
 export function testImageTarball(): string {
   if (testImageTar && fs.existsSync(testImageTar)) return testImageTar;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-e2e-image-'));
+  // under the run's dir (helpers/global-setup.ts removes it when the run ends)
+  const dir = fs.mkdtempSync(path.join(process.env.BERTH_E2E_RUN_DIR ?? os.tmpdir(), 'berth-e2e-image-'));
   // a file whose describes build it again after one removed it, or that never removes it,
   // still leaves nothing behind when its test process ends
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
@@ -200,6 +201,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** A Node script berthd runs under (given berthd's argv), e.g. helpers/prompt-init.mjs. */
   launcher?: string;
+  /** Another daemon executable than berthd's bin, taking berthd's flags (a custom build via berthdMain). */
+  bin?: string;
 }
 
 /** Start berthd on temp dirs and wait for /_ping. */
@@ -211,7 +214,7 @@ export async function startBerthd(opts: StartOptions = {}): Promise<Berthd> {
   const pidfile = path.join(dir, 'berthd.pid');
   const configDir = path.join(dir, 'docker-config');
   fs.mkdirSync(configDir, { recursive: true });
-  const args = [BERTHD_BIN, '-H', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile, '--log-level', 'debug', ...(opts.args ?? [])];
+  const args = [opts.bin ?? BERTHD_BIN, '-H', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile, '--log-level', 'debug', ...(opts.args ?? [])];
   const child = spawn(process.execPath, opts.launcher ? [opts.launcher, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT, env: { ...process.env, ...(opts.env ?? {}) } });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
