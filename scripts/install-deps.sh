@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(runc conmon tini busybox-static iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev)
+# criu: runc's checkpoint/restore (its e2e runs where `criu check` passes and skips with CRIU's complaint elsewhere)
+APT_PACKAGES=(runc conmon tini busybox-static criu iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do

@@ -42,7 +42,12 @@ export interface ConmonArgvOptions {
   openStdin: boolean;
   /** Keep stdin open after the first attach detaches (containers without StdinOnce). */
   leaveStdinOpen?: boolean;
-  /** Restore from this checkpoint dir instead of creating. */
+  /**
+   * Restore from this checkpoint dir instead of creating (a container's conmon only): conmon
+   * runs `RUNTIME restore --bundle B --pid-file P [--no-pivot] --detach --image-path DIR
+   * --work-path B ID` (CRIU's restore.log lands in the bundle) and reports the pid once the
+   * restored container runs; from there it monitors it as a created one (exit file, logs, attach).
+   */
   restoreFrom?: string;
   /** The runtime's create without pivot_root (`--no-pivot`: RuntimeCreateOptions.noPivotRoot). */
   noPivot?: boolean;
@@ -70,7 +75,7 @@ export function conmonArgv(o: ConmonArgvOptions): string[] {
     args.push('-i');
     if (o.leaveStdinOpen) args.push('--leave-stdin-open');
   }
-  if (o.restoreFrom) args.push('--restore', o.restoreFrom);
+  if (o.restoreFrom && !o.exec) args.push('--restore', o.restoreFrom);
   if (o.noPivot && !o.exec) args.push('--no-pivot');
   return args;
 }

@@ -62,6 +62,14 @@ describe('conmonArgv', () => {
     expect(argv).not.toContain('--leave-stdin-open');
   });
 
+  it('restoreFrom: conmon\'s restore mode for a container; never for an exec session (conmon would restore, not exec)', () => {
+    expect(values(conmonArgv({ ...base, restoreFrom: '/d/c/checkpoints/cp1' }), '--restore')).toEqual(['/d/c/checkpoints/cp1']);
+    expect(conmonArgv(base)).not.toContain('--restore');
+    const exec = conmonArgv({ ...base, restoreFrom: '/d/c/checkpoints/cp1', exec: { execId: 'e1', processSpec: '/p.json' } });
+    expect(exec).not.toContain('--restore');
+    expect(exec).toContain('--exec');
+  });
+
   it('noPivot: conmon passes --no-pivot to the runtime\'s create; never to an exec', () => {
     expect(conmonArgv({ ...base, noPivot: true })).toContain('--no-pivot');
     expect(conmonArgv(base)).not.toContain('--no-pivot');
