@@ -14,6 +14,7 @@ import { SystemClock, type Clock } from './clock.js';
 import { InvalidParameterError, errorMessage } from './errors.js';
 import { MemoryEventBus, type EventBus } from './events.js';
 import { ExecService } from './exec.js';
+import { type CheckpointService, ICheckpointStore } from './checkpoint.js';
 import { linksOfStart } from './links.js';
 import { SystemHost } from './host.js';
 import { type EngineInfo, type Hooks, Stage, createHooks } from './hooks.js';
@@ -136,6 +137,11 @@ export class Engine {
       if (saved && recorder.sourceOf(rec.ID) === 'none') recorder.adopt(rec.ID, saved);
     }
     return explainOf(rec.ID, rec.Name, recorder.snapshot(rec.ID), recorder.sourceOf(rec.ID));
+  }
+
+  /** Checkpoints of containers (checkpoint.ts): `available` only when a plugin stores them. */
+  get checkpoints(): CheckpointService {
+    return this.containers.checkpoints;
   }
 
   /** Every OCI runtime of every registered backend, by name, with its backend (/info's Runtimes). */
@@ -281,6 +287,8 @@ export class Engine {
       Object.freeze(config);
       const store: StateStore = c.resolve(IStateStore);
       const images = c.isRegistered(IImageStore, true) ? c.resolve(IImageStore) : undefined;
+      // Checkpoint storage comes from a plugin (@berth/plugin-checkpoint); without it the build has no checkpoints.
+      const checkpointStore = c.isRegistered(ICheckpointStore, true) ? c.resolve(ICheckpointStore) : undefined;
       service = new ContainerService({
         hooks,
         backends,
@@ -294,6 +302,7 @@ export class Engine {
         // create refuses apparmor=/seccomp= options that no loaded plugin enforces
         securityOptions,
         ...(images ? { images } : {}),
+        ...(checkpointStore ? { checkpointStore } : {}),
       });
       late.service = service;
       const logs = new ContainerLogs(service, { ...(opts.logDrainMs !== undefined ? { drainMs: opts.logDrainMs } : {}) });

@@ -13,6 +13,7 @@
 import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
 import type { OciSpec } from './oci.js';
 import type { RuntimeBackend, RuntimeCreateOptions, RuntimeStateInfo } from './runtime.js';
+import type { CheckpointContext, CheckpointRef, CheckpointRestoreContext } from './checkpoint.js';
 import type { ContainerRecord, ContainerStatus } from './types.js';
 import { PluginError, SystemError, errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
@@ -130,7 +131,8 @@ export class StartContext extends UndoableContext {
   constructor(
     readonly container: ContainerRecord,
     readonly engine: EngineInfo,
-    readonly checkpoint?: { name: string; path: string },
+    /** Set for a start from a checkpoint (`docker start --checkpoint`). */
+    readonly checkpoint?: CheckpointRef,
   ) {
     super();
   }
@@ -235,6 +237,14 @@ export interface Hooks {
   readonly shouldRestart: AsyncSeriesBailHook<[RestartDecision], boolean | undefined, TapExtra>;
   /** Engine start (live restore): after a container was reconciled with its backend (re-attach plugin state). */
   readonly afterLiveRestore: AsyncSeriesHook<[LiveRestoreContext], TapExtra>;
+  /** checkpoint create: before the backend dumps the container. Throw to refuse. */
+  readonly beforeCheckpoint: AsyncSeriesHook<[CheckpointContext], TapExtra>;
+  /** checkpoint create: the backend dumped it, before the checkpoint is published (save plugin state here). */
+  readonly afterCheckpoint: AsyncSeriesHook<[CheckpointContext], TapExtra>;
+  /** start from a checkpoint: before the backend restores the container (put plugin state back). */
+  readonly beforeRestore: AsyncSeriesHook<[CheckpointRestoreContext], TapExtra>;
+  /** start from a checkpoint: the backend restored it (the process runs), before the start is saved. */
+  readonly afterRestore: AsyncSeriesHook<[CheckpointRestoreContext], TapExtra>;
 }
 
 export type HookName = keyof Hooks;
@@ -273,6 +283,10 @@ const HOOK_KINDS: Readonly<Record<HookName, HookKind>> = Object.freeze({
   beforeRemove: 'series',
   shouldRestart: 'bail',
   afterLiveRestore: 'isolated',
+  beforeCheckpoint: 'series',
+  afterCheckpoint: 'series',
+  beforeRestore: 'series',
+  afterRestore: 'series',
 });
 
 export interface HookServices {
@@ -412,6 +426,10 @@ export function createHooks(svc: HookServices): Hooks {
       svc,
     ),
     afterLiveRestore: intercepted('afterLiveRestore', new AsyncSeriesHook<[LiveRestoreContext], TapExtra>(['ctx'], 'afterLiveRestore'), svc),
+    beforeCheckpoint: intercepted('beforeCheckpoint', new AsyncSeriesHook<[CheckpointContext], TapExtra>(['ctx'], 'beforeCheckpoint'), svc),
+    afterCheckpoint: intercepted('afterCheckpoint', new AsyncSeriesHook<[CheckpointContext], TapExtra>(['ctx'], 'afterCheckpoint'), svc),
+    beforeRestore: intercepted('beforeRestore', new AsyncSeriesHook<[CheckpointRestoreContext], TapExtra>(['ctx'], 'beforeRestore'), svc),
+    afterRestore: intercepted('afterRestore', new AsyncSeriesHook<[CheckpointRestoreContext], TapExtra>(['ctx'], 'afterRestore'), svc),
   });
 }
 

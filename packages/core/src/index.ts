@@ -32,6 +32,7 @@ export * from './provenance.js';
 export * from './explain.js';
 export * from './explain.js';
 export * from './hooks.js';
+export * from './checkpoint.js';
 export * from './plugin.js';
 export * from './service.js';
 export * from './record-factory.js';

@@ -13,8 +13,8 @@
  * and every locked operation first waits for it to finish. `kill` is not serialized (like
  * dockerd, it must reach a container while a stop is waiting).
  */
-import { join } from 'node:path';
 import type { BackendRegistry } from './backends.js';
+import { CheckpointService, type CheckpointStore, validateCheckpointName } from './checkpoint.js';
 import type { Clock } from './clock.js';
 import { createContainer, normaliseHostConfig, type CreateOptions, type CreateResult } from './create.js';
 import {
@@ -91,6 +91,8 @@ export interface ContainerServiceDeps {
    * refuses apparmor=/seccomp= options no loaded plugin enforces (hostconfig-validate.ts).
    */
   securityOptions?: readonly string[];
+  /** Checkpoint storage, when a plugin provides it (checkpoint.ts): without it there are no checkpoints. */
+  checkpointStore?: CheckpointStore;
 }
 
 export class ContainerService {
@@ -105,6 +107,8 @@ export class ContainerService {
   private holdings: Map<string, Holdings> | undefined;
   /** Containers whose record could not be read at start-up (the engine sets them): /info warnings, rm -f by ID. */
   readonly unreadable: UnreadableContainers;
+  /** Checkpoints of containers (checkpoint.ts; `engine.checkpoints`). */
+  readonly checkpoints: CheckpointService;
 
   constructor(private readonly d: ContainerServiceDeps) {
     const k = (this.k = new ContainerKernel(d, (rec) => this.backendOf(rec)));
@@ -112,6 +116,7 @@ export class ContainerService {
     this.exits = new ExitHandler(k, this.restarts, (rec) => this.removeLocked(rec, { force: true, volumes: true }));
     this.stopper = new Stopper(k, this.exits, this.restarts);
     this.parts = { stopper: this.stopper, exits: this.exits, restarts: this.restarts };
+    this.checkpoints = new CheckpointService(k, this.parts, d.checkpointStore);
     this.steps = startSteps(k, { links: this, resetBackoff: (id) => this.restarts.resetBackoff(id) });
     this.unwatchExits = d.backends.watchExits((backend, exit) => this.exits.onRuntimeExit(backend, exit));
     this.unreadable = new UnreadableContainers({ ...d, backends: () => d.backends.all(), newRecord: newContainerRecord });
@@ -157,6 +162,8 @@ export class ContainerService {
   // ---------------------------------------------------------------- start
 
   async start(idOrName: string, opts: StartOptions = {}): Promise<void> {
+    // dockerd's order: the name first, then experimental mode
+    if (opts.checkpoint) validateCheckpointName(opts.checkpoint);
     if (opts.checkpoint && !this.d.config.experimental) {
       throw new InvalidParameterError('checkpoint is only supported in experimental mode');
     }
@@ -181,11 +188,7 @@ export class ContainerService {
       rec.HostConfig = hostConfig;
       rec.Mounts = mounts;
     }
-    let checkpoint: { name: string; path: string } | undefined;
-    if (opts.checkpoint) {
-      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(opts.checkpoint)) throw new InvalidParameterError(`invalid checkpoint name: ${opts.checkpoint}`);
-      checkpoint = { name: opts.checkpoint, path: join(opts.checkpointDir || join(this.d.store.dir(id), 'checkpoints'), opts.checkpoint) };
-    }
+    const checkpoint = opts.checkpoint ? await this.checkpoints.forStart(rec, opts.checkpoint, opts.checkpointDir) : undefined;
     this.d.provenance.reset(id, this.k.now());
     const run: StartRun = { rec, ctx: new StartContext(rec, this.d.info, checkpoint), policy };
     this.exits.beginStart(id);

@@ -16,6 +16,7 @@
  * delete.
  */
 import { join } from 'node:path';
+import { CHECKPOINT_FP, CheckpointRestoreContext, assertCheckpointSupported } from './checkpoint.js';
 import { ConflictError, InvalidParameterError, SystemError, errorMessage } from './errors.js';
 import { EXIT_START_FAILED } from './exit-codes.js';
 import { failpoint } from './failpoint.js';
@@ -38,6 +39,8 @@ export interface StartRun {
   readonly policy: boolean;
   /** The backend the runtimeCreate step chose. */
   backend?: RuntimeBackend;
+  /** A start from a checkpoint: the restore hooks' context (its undo steps run with the runtimeCreate release). */
+  restore?: CheckpointRestoreContext;
   /** The status before the container ran (set by the `save` step). */
   from?: ContainerStatus;
 }
@@ -237,6 +240,7 @@ export function startSteps(k: ContainerKernel, d: StartStepDeps): readonly Start
         const chosen = await hooks.runtimeCreate.promise(opts, ctx);
         const backend = k.d.backends.select(chosen, opts, asked);
         r.backend = ctx.backend = backend;
+        if (ctx.checkpoint) assertCheckpointSupported(backend, opts.runtime);
         if (rec.RuntimeBackend !== backend.name || rec.RuntimeName !== opts.runtime) {
           // Saved before the runtime's create: after a crash from here on, the restore asks this
           // backend about the container (and the record keeps naming it if the save lands late).
@@ -244,18 +248,26 @@ export function startSteps(k: ContainerKernel, d: StartStepDeps): readonly Start
           rec.RuntimeName = opts.runtime;
           await k.persist(rec);
         }
+        // A start from a checkpoint: the backend's create restores the process (checkpoint.ts).
+        const restore = ctx.checkpoint ? (r.restore = new CheckpointRestoreContext(structuredClone(rec), ctx.checkpoint, k.d.info)) : undefined;
+        if (restore) await hooks.beforeRestore.promise(restore);
         const proc = await runtimeCall('runtimeCreate', () => timed(k, rec.ID, backend, 'create', () => backend.create(opts)));
         k.inBackend.add(rec.ID);
         ctx.pid = proc.pid;
         failpoint(FP.startAfterRuntimeCreate);
+        if (restore) {
+          failpoint(CHECKPOINT_FP.restoreAfterRuntimeCreate);
+          await hooks.afterRestore.promise(restore);
+        }
       },
-      async release({ rec, ctx, backend }) {
+      async release({ rec, ctx, backend, restore }) {
         if (backend && k.inBackend.has(rec.ID)) {
           await backend.delete(rec.ID, { force: true }).then(
             () => k.inBackend.delete(rec.ID),
             (err: unknown) => k.d.logger.error('runtime delete during rollback failed', { container: rec.ID, error: errorMessage(err) }),
           );
         }
+        if (restore) await k.runUndos(restore.undos, rec.ID);
         await runTapUndos(k, ctx, 'runtimeCreate');
       },
     },

@@ -88,6 +88,15 @@ export class Stopper {
       if (await this.exits.reconcileLost(rec)) return;
       throw err;
     }
+    await this.awaitExit(rec, exited, 'tried to kill container');
+  }
+
+  /**
+   * Wait for a container's exit that is on its way (SIGKILL sent, a checkpoint that stops it):
+   * `exited` is `exits.nextExitDone(id)` taken before the exit was caused. Throws a SystemError
+   * `<what> <id>, but did not receive an exit event` when none came within the limit.
+   */
+  async awaitExit(rec: ContainerRecord, exited: Promise<void>, what: string): Promise<void> {
     // Wait for the exit event, asking the backend's state between waits (1 s, then every 2 s):
     // one that lost the exit (e.g. its monitor was killed) says "stopped" long before the limit.
     const deadline = Date.now() + KILL_WAIT_MS;
@@ -101,7 +110,7 @@ export class Stopper {
     if (!gone && isActive(rec)) {
       // The backend may have lost the exit event: ask it.
       if (await this.exits.reconcileLost(rec)) return;
-      throw new SystemError(`tried to kill container ${rec.ID}, but did not receive an exit event`);
+      throw new SystemError(`${what} ${rec.ID}, but did not receive an exit event`);
     }
   }
 

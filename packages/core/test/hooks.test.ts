@@ -484,15 +484,15 @@ describe('hooks object', () => {
   });
 
   it('plugins get hooks of their own through a registry, never by changing the frozen object', async () => {
-    const reg = createHooksRegistry(() => ({ beforeCheckpoint: new AsyncSeriesHook<[string]>(['id']) }));
+    const reg = createHooksRegistry(() => ({ beforeSnapshot: new AsyncSeriesHook<[string]>(['id']) }));
     t = await createTestEngine({ specDefaults: false });
     const own = reg.get(t.engine.hooks);
     expect(reg.get(t.engine.hooks)).toBe(own);
     const seen: string[] = [];
-    own.beforeCheckpoint.tapPromise('x', async (id) => void seen.push(id));
-    await own.beforeCheckpoint.promise('abc');
+    own.beforeSnapshot.tapPromise('x', async (id) => void seen.push(id));
+    await own.beforeSnapshot.promise('abc');
     expect(seen).toEqual(['abc']);
-    expect(Object.keys(t.engine.hooks)).not.toContain('beforeCheckpoint');
+    expect(Object.keys(t.engine.hooks)).not.toContain('beforeSnapshot');
   });
 
   it('the hooks a plugin gets in apply expose tapping only: no promise, call, intercept or taps of the real hooks', async () => {

@@ -233,15 +233,15 @@ describe('start preconditions', () => {
     expect((err as Error).message).toBe('checkpoint is only supported in experimental mode');
   });
 
-  it('checkpoint in experimental mode reaches the backend as the create option', async () => {
+  it('a start from a checkpoint in a build without checkpoint storage (no checkpoint plugin) is a 501; nothing reaches the backend', async () => {
     t = await createTestEngine({ specDefaults: false, experimental: true });
+    expect(t.engine.checkpoints.available).toBe(false);
     const id = await t.createContainer();
-    await t.engine.containers.start(id, { checkpoint: 'cp1' });
-    const opts = t.fake.callsOf('create', id)[0]!.args[0] as { checkpoint?: { path: string } };
-    expect(opts.checkpoint).toEqual({ path: `${t.dataRoot}/containers/${id}/checkpoints/cp1` });
-    const id2 = await t.createContainer();
-    await t.engine.containers.start(id2, { checkpoint: 'cp2', checkpointDir: '/srv/cps' });
-    expect((t.fake.callsOf('create', id2)[0]!.args[0] as { checkpoint?: { path: string } }).checkpoint).toEqual({ path: '/srv/cps/cp2' });
+    const err = await t.engine.containers.start(id, { checkpoint: 'cp1' }).catch((e: unknown) => e);
+    expect(errorKind(err)).toBe('NotImplemented');
+    expect(t.fake.callsOf('create', id)).toHaveLength(0);
+    expect(t.engine.containers.get(id).State.Status).toBe('created');
+    expect(errorKind(await t.engine.checkpoints.list(id).catch((e: unknown) => e))).toBe('NotImplemented');
   });
 
   it('a HostConfig given to start (API < 1.24) replaces the stored one, validated like create', async () => {

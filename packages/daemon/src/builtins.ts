@@ -48,6 +48,8 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
   { name: 'network-basic', enabled: true, load: async () => (await import('@berth/plugin-network-basic')).networkBasicPlugin() },
   { name: 'seccomp', enabled: true, load: async () => (await import('@berth/plugin-seccomp')).seccompPlugin() },
   { name: 'apparmor', enabled: true, load: async () => (await import('@berth/plugin-apparmor')).apparmorPlugin() },
+  // Checkpoint storage (docker checkpoint create/ls/rm, start --checkpoint); the API answers only with --experimental.
+  { name: 'checkpoint', enabled: true, load: async () => (await import('@berth/plugin-checkpoint')).checkpointPlugin() },
   {
     name: 'userns',
     enabled: true,

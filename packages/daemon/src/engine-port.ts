@@ -16,7 +16,7 @@ import {
   type Engine,
   type ImageStore,
 } from '@berth/core';
-import type { ContainerPort, CreateContainerRequest, EnginePort, DaemonFacts, EventSource, ExecPort, ImageLookup } from './port.js';
+import type { CheckpointPort, ContainerPort, CreateContainerRequest, EnginePort, DaemonFacts, EventSource, ExecPort, ImageLookup } from './port.js';
 import { top } from './top.js';
 import { IImageService, type ImageService } from '@berth/image-store';
 
@@ -195,7 +195,13 @@ export function enginePort(engine: Engine, opts: EnginePortOptions): EnginePort 
     },
   };
 
-  return { facts: () => opts.facts, containers, exec, events, images, imageService: () => imageService, engineWarnings: () => svc.unreadable.warnings() };
+  // Only a build whose plugins store checkpoints has the checkpoint API (core checkpoint.ts).
+  const cps = engine.checkpoints;
+  const checkpoints: CheckpointPort | undefined = cps.available
+    ? { create: (id, o) => cps.create(id, o), list: (id, dir) => cps.list(id, dir), remove: (id, name, dir) => cps.remove(id, name, dir) }
+    : undefined;
+
+  return { facts: () => opts.facts, containers, exec, events, images, imageService: () => imageService, engineWarnings: () => svc.unreadable.warnings(), ...(checkpoints ? { checkpoints } : {}) };
 }
 
 /** The directory of `image` under `rootfsDir` (`/`, `:` and `@` become `_`); null for a name that would leave it. */

@@ -155,9 +155,18 @@ export interface DaemonFacts {
   initCommit?: string;
 }
 
+/** A container's checkpoints (engine.checkpoints; dockerd's experimental checkpoint API). `dir`: the client's CheckpointDir. */
+export interface CheckpointPort {
+  create(idOrName: string, opts: { name: string; dir?: string; exit: boolean }): Promise<void>;
+  list(idOrName: string, dir?: string): Promise<Array<{ Name: string }>>;
+  remove(idOrName: string, name: string, dir?: string): Promise<void>;
+}
+
 export interface EnginePort {
   facts(): DaemonFacts;
   containers: ContainerPort;
+  /** Present when the engine stores checkpoints (@berth/plugin-checkpoint): the checkpoint routes. */
+  checkpoints?: CheckpointPort;
   exec?: ExecPort;
   events?: EventSource;
   images?: ImageLookup;

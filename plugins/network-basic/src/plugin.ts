@@ -12,7 +12,8 @@
  * Modes none, host, default and bridge are handled (berth has no bridge yet: default and
  * bridge get a namespace of their own, like none); `container:<id|name>` takes that container's
  * paths (dockerd shares them), found through the engine's container lookup (ctx.containers);
- * other modes are left to other plugins. The plugin keeps no state of its own.
+ * other modes are left to other plugins. The plugin keeps no state of its own; the files go into
+ * a checkpoint and come back at its restore (checkpoint hooks, checkpoint-state.ts).
  * ExtraHosts entries are validated at create (InvalidParameterError, dockerd's wording).
  */
 import { readFile } from 'node:fs/promises';
@@ -31,6 +32,7 @@ import {
   type Plugin,
 } from '@berth/core';
 import { buildHostnameFile, buildHostsFile, buildResolvConf, linkHostEntries, parseExtraHosts, parseResolvConf, isLoopbackAddress } from './files.js';
+import { restoreNetworkFiles, saveNetworkFiles } from './checkpoint-state.js';
 
 const PLUGIN_NAME = 'network-basic';
 const PLUGIN_TYPE = 'io.berth.network.v1';
@@ -167,6 +169,15 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
         if (!host && parseResolvConf(resolv).nameservers.some(isLoopbackAddress)) {
           ctx.logger.warn('container resolv.conf names a loopback nameserver unreachable from its network namespace', { container: rec.ID });
         }
+      });
+
+      // Checkpoint → restore: the files as the checkpointed process left them (checkpoint-state.ts).
+      const files = [HOSTNAME_FILE, HOSTS_FILE, RESOLV_CONF_FILE] as const;
+      hooks.afterCheckpoint.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK, when: handlesContainer }, async (c) => {
+        await saveNetworkFiles(c.container, c.checkpoint, c.engine, files);
+      });
+      hooks.beforeRestore.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK, when: handlesContainer }, async (c) => {
+        await restoreNetworkFiles(c.container, c.checkpoint, c.engine, files, FILE_WRITE);
       });
 
     },

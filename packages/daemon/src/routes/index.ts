@@ -8,7 +8,9 @@ import { systemDf } from './disk-usage.js';
 import { execRoutes } from './exec.js';
 import { imageRoutes } from './images.js';
 import { systemRoutes } from './system.js';
+import { checkpointRoutes } from './checkpoints.js';
 
 export function apiRoutes(port: EnginePort): Route[] {
-  return [...berthRoutes(port), ...systemRoutes(port), { method: 'GET', path: '/system/df', handler: systemDf(port) }, ...containerFileRoutes(port), ...containerRoutes(port), ...execRoutes(port), ...imageRoutes(() => port.imageService?.(), port.containers)];
+  // checkpoints before containers: DELETE /containers/{id:.*} (links) would take DELETE …/checkpoints/{name} (as in dockerd)
+  return [...berthRoutes(port), ...systemRoutes(port), { method: 'GET', path: '/system/df', handler: systemDf(port) }, ...containerFileRoutes(port), ...checkpointRoutes(port), ...containerRoutes(port), ...execRoutes(port), ...imageRoutes(() => port.imageService?.(), port.containers)];
 }
