@@ -46,6 +46,7 @@ export * from './wait-registry.js';
 export * from './hostconfig-validate.js';
 export * from './config-validate.js';
 export * from './exec.js';
+export * from './health.js';
 export * from './links.js';
 export * from './engine.js';
 export * from './attach.js';

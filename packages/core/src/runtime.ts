@@ -92,6 +92,11 @@ export interface ExecSession {
   pid: number;
   /** Resolves with the exec process's exit code. */
   readonly exited: Promise<number>;
+  /**
+   * Signal the exec's process while it runs (a no-op once it is gone). The health monitor
+   * SIGKILLs a probe past its timeout with it; a backend without it leaves such a probe running.
+   */
+  kill?(signal: number): Promise<void>;
 }
 
 export interface RuntimeFeatures {

@@ -26,7 +26,7 @@ import { attachSocket } from './attach.js';
 import { conmonArgv, readPidFile, spawnConmon, waitGone } from './conmon.js';
 import type { ExitWatch, Tracked } from './exits.js';
 import { listDir } from './files.js';
-import { procRef, type ProcRef } from './monitor.js';
+import { procRef, stillRunning, type ProcRef } from './monitor.js';
 import { EXEC_ROOT_WRITE, conmonArgs } from './record.js';
 
 const FP_AFTER_RUNTIME_EXEC = declareFailpoint(
@@ -136,7 +136,16 @@ export class ExecSessions {
       removeExecFiles(host.sockDir, dir, opts.execId);
       return code;
     });
-    return { pid, exited: exitedAfterOutput };
+    const kill = async (signal: number): Promise<void> => {
+      // only this very process (same pid, same start time): never a reused pid
+      if (!stillRunning(proc)) return;
+      try {
+        process.kill(pid, signal);
+      } catch {
+        /* gone meanwhile */
+      }
+    };
+    return { pid, exited: exitedAfterOutput, kill };
   }
 
   /** An exec found at restore whose monitor is now gone: remove its files. */

@@ -43,6 +43,8 @@ export interface FakeScript {
   /** Exit code of exec processes (default 0) and how long they run (default 0 ms). */
   execExitCode?: number;
   execRunFor?: number;
+  /** What exec processes write to their stdout as they start. */
+  execOutput?: string;
   /**
    * Output (stdout lines, without "\n") written to the container's json-file log
    * (RuntimeCreateOptions.log.path): the first half in small bursts while it runs, the rest
@@ -104,6 +106,7 @@ export class FakeRuntime implements RuntimeBackend {
   private readonly delays: Partial<Record<FakeStep, number>>;
   private defaultScript: FakeScript;
   private nextPid = 1000;
+  private readonly execsRunning = new Set<string>();
   private readonly runtimeList: RuntimeDescription[];
   private readonly featureSet: RuntimeFeatures;
 
@@ -401,14 +404,29 @@ export class FakeRuntime implements RuntimeBackend {
     if (!c || c.status !== 'running') throw new Error(`container ${id} is not running`);
     const s = this.scriptOf(id);
     const pid = this.nextPid++;
+    if (s.execOutput) opts.streams.stdout?.write(s.execOutput);
+    let end!: (code: number) => void;
     const exited = new Promise<number>((resolve) => {
-      setTimeout(() => {
-        const code = s.execExitCode ?? 0;
+      const timer = setTimeout(() => end(s.execExitCode ?? 0), s.execRunFor ?? 0);
+      end = (code) => {
+        clearTimeout(timer);
+        this.execsRunning.delete(opts.execId);
         this.emitExit({ id, execId: opts.execId, exitCode: code, oomKilled: false, exitedAt: formatRfc3339Nano(clock.nowNano()) });
         resolve(code);
-      }, s.execRunFor ?? 0);
+      };
     });
-    return { pid, exited };
+    this.execsRunning.add(opts.execId);
+    // A signal ends the exec process as the kernel's default action would (128 + signal).
+    const kill = async (signal: number): Promise<void> => {
+      this.calls.push({ method: 'kill', id, args: [signal, opts.execId] });
+      if (this.execsRunning.has(opts.execId)) end(128 + signal);
+    };
+    return { pid, exited, kill };
+  }
+
+  /** Exec processes (by exec ID) that have not exited yet. */
+  runningExecs(): string[] {
+    return [...this.execsRunning];
   }
 
   async update(id: string, resources: OciResources): Promise<void> {

@@ -204,6 +204,8 @@ export function containerRoutes(port: EnginePort): Route[] {
     const out = [];
     for (const c of items) {
       const s = summary(c, now);
+      // API 1.52 added the health summary (dockerd's list drops it for older clients); none when no probe ran
+      if (!versionLessThan(ctx.version, '1.52')) s.Health = { Status: c.State.Health?.Status ?? 'none', FailingStreak: c.State.Health?.FailingStreak ?? 0 };
       if (sizes) {
         try {
           Object.assign(s, await sizes(c.ID));
