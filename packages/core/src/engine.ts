@@ -14,7 +14,7 @@ import { SystemClock, type Clock } from './clock.js';
 import { InvalidParameterError, errorMessage } from './errors.js';
 import { MemoryEventBus, type EventBus } from './events.js';
 import { ExecService } from './exec.js';
-import { HEALTH_TAP, HealthMonitor } from './health.js';
+import { ExecStore } from './exec-store.js';
 import { type CheckpointService, ICheckpointStore } from './checkpoint.js';
 import { linksOfStart } from './links.js';
 import { SystemHost } from './host.js';
@@ -97,8 +97,6 @@ export interface EngineOptions {
 
 export class Engine {
   private closed = false;
-  /** Health-check monitors (health.ts), stopped at close. */
-  private health: HealthMonitor | undefined;
 
   private constructor(
     readonly container: DependencyContainer,
@@ -213,14 +211,7 @@ export class Engine {
       containerDir: (id: string) => join(dataRoot, 'containers', id),
     });
 
-    const late: { service?: ContainerService; attach?: ContainerAttach; health?: HealthMonitor } = {};
-    // Health checks (health.ts): monitors follow the container's state, and come back after a restart.
-    hooks.onStateChange.tapPromise({ name: HEALTH_TAP, plugin: HEALTH_TAP }, async (change) => {
-      await late.health?.onStateChange(change);
-    });
-    hooks.afterLiveRestore.tapPromise({ name: HEALTH_TAP, plugin: HEALTH_TAP }, async (ctx) => {
-      await late.health?.onLiveRestore(ctx);
-    });
+    const late: { service?: ContainerService; attach?: ContainerAttach } = {};
     // An auto-removed container keeps its log until its attach sessions have written it.
     hooks.beforeRemove.tapPromise({ name: ATTACH_DRAIN_TAP, plugin: ATTACH_DRAIN_TAP }, async (ctx) => {
       await late.attach?.drain(ctx.container.ID, opts.attachDrainMs ?? 5000);
@@ -290,6 +281,7 @@ export class Engine {
 
     // From here on a failure must undo what the plugins set up.
     let service: ContainerService | undefined;
+    let execs: ExecService | undefined;
     try {
       config.defaultRuntime = backends.seal(opts.defaultRuntime);
       // The token resolves to the backend of the default runtime (plugins register backends with ctx.registerBackend).
@@ -317,8 +309,7 @@ export class Engine {
       late.service = service;
       const logs = new ContainerLogs(service, { ...(opts.logDrainMs !== undefined ? { drainMs: opts.logDrainMs } : {}) });
       late.attach = new ContainerAttach(service, logs);
-      const execs = new ExecService(service, events, logger);
-      late.health = new HealthMonitor(service, execs, clock, logger);
+      execs = new ExecService(service, events, logger, new ExecStore((id) => store.dir(id), logger));
 
       const { records, problems, interrupted } = await store.loadAll();
       for (const pr of problems) logger.error('could not load container; skipped', { container: pr.id, file: pr.file, error: pr.error });
@@ -327,16 +318,17 @@ export class Engine {
         logger.warn('removed the directory of a create that a crash interrupted', { container: id });
       }
       service.unreadable.set(problems);
+      // The exec records first: exits of execs that the restore finds go to them.
+      await execs.load(records);
       await service.load(records);
+      await execs.restored();
       // Containers a backend holds but no record knows (a crash between the backend's create and
       // the store's write): force-delete them. Unreadable records keep theirs (the operator decides).
       await service.removeOrphans(problems.map((pr) => pr.id));
-      const engine = new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(securityOptions), logs, late.attach, backends);
-      engine.health = late.health;
-      return engine;
+      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(securityOptions), logs, late.attach, backends);
     } catch (err) {
-      await late.health?.close();
       await service?.close().catch(() => {});
+      await execs?.close().catch(() => {});
       await closePlugins(loaded, logger);
       await Promise.resolve(c.dispose()).catch(() => {});
       throw err;
@@ -358,8 +350,8 @@ export class Engine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.health?.close();
     await this.containers.close();
+    await this.execs.close();
     await closePlugins(this.loadedPlugins, this.logger);
     await this.container.dispose();
   }

@@ -99,6 +99,17 @@ export interface ExecSession {
   kill?(signal: number): Promise<void>;
 }
 
+/** What a backend still knows of an exec process after a daemon restart (RuntimeBackend.restoreExec). */
+export interface ExecStateInfo {
+  /** 'running': the backend follows it and reports its exit through `onExit`; 'stopped': it ended meanwhile. */
+  status: 'running' | 'stopped';
+  /** The exec process's pid while it runs; 0 once stopped. */
+  pid: number;
+  /** Set when stopped: its exit code (the monitor's exit file), and when it exited (RFC 3339). */
+  exitCode?: number;
+  exitedAt?: string;
+}
+
 export interface RuntimeFeatures {
   checkpoint: boolean;
   pause: boolean;
@@ -165,11 +176,20 @@ export interface RuntimeBackend {
   attach?(id: string, streams: AttachStreams): Promise<AttachSession>;
   resize?(id: string, size: { height: number; width: number }, execId?: string): Promise<void>;
   exec?(id: string, opts: ExecOptions): Promise<ExecSession>;
+  /**
+   * After a daemon restart: the exec process `execId` of container `id` (the engine asks for
+   * each exec its records show running). Running → the backend reports its exit through
+   * `onExit` later; stopped → its exit code; null when the backend knows nothing of it (the
+   * engine then reports its exit code as lost). A backend without it cannot follow execs across
+   * a restart.
+   */
+  restoreExec?(id: string, execId: string): Promise<ExecStateInfo | null>;
+  /**
+   * The engine has saved the exit of exec `execId` (or has no record of it): the backend may
+   * drop what it kept to report that exit (an exit file). Idempotent; a running exec is left alone.
+   */
+  deleteExec?(id: string, execId: string): Promise<void>;
   update?(id: string, resources: OciResources): Promise<void>;
-  checkpoint?(id: string, opts: { path: string; exit: boolean }): Promise<void>;
-  /** Release watchers etc. when the engine closes (containers keep running). */
-  close?(): Promise<void>;
-}
   /**
    * Checkpoint a running container into `opts.path` (created if missing). exit=true: the
    * container stops and its exit is reported through onExit (137: CRIU kills it, as dockerd
@@ -179,3 +199,7 @@ export interface RuntimeBackend {
    * Restore is `create` with `RuntimeCreateOptions.checkpoint`: the container is then running
    * when create resolves, and `start` only checks that it is.
    */
+  checkpoint?(id: string, opts: { path: string; exit: boolean }): Promise<void>;
+  /** Release watchers etc. when the engine closes (containers keep running). */
+  close?(): Promise<void>;
+}

@@ -35,6 +35,7 @@ import {
   type AttachStreams,
   type ExecOptions,
   type ExecSession,
+  type ExecStateInfo,
   type ExitInfo,
   type Logger,
   type OciResources,
@@ -128,7 +129,6 @@ export class OciRuntimeBackend implements RuntimeBackend {
       tracked: this.tracked,
       runtimeState: (meta) => this.runtimeState(meta),
       exited: (t, exit) => this.finishExit(t, exit),
-      forgetExec: (t, execId) => this.execs.forget(t, execId),
       warn: this.warn,
     });
     this.execs = new ExecSessions({
@@ -477,7 +477,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
 
   async resize(id: string, size: { height: number; width: number }, execId?: string): Promise<void> {
     const t = this.get(id);
-    const dir = execId ? t.execs.get(execId)?.dir : t.meta.bundle;
+    const ex = execId ? t.execs.get(execId) : undefined;
+    const dir = execId ? (ex && !ex.exit ? ex.dir : undefined) : t.meta.bundle;
     if (!dir) throw new NotFoundError(`No such exec instance: ${execId}`);
     const h = Math.max(0, Math.min(1000, Math.floor(size.height)));
     const w = Math.max(0, Math.min(1000, Math.floor(size.width)));
@@ -488,6 +489,16 @@ export class OciRuntimeBackend implements RuntimeBackend {
     const t = this.running(id);
     OciRuntimeBackend.checkId(opts.execId);
     return this.execs.start(t, opts);
+  }
+
+  /** After a restart: an exec the restore found (exec.ts), running or with its exit; null when unknown. */
+  async restoreExec(id: string, execId: string): Promise<ExecStateInfo | null> {
+    return this.execs.state(this.tracked.get(id), execId);
+  }
+
+  /** The engine saved the exec's exit: its dir (exit file) goes. */
+  async deleteExec(id: string, execId: string): Promise<void> {
+    this.execs.forget(this.tracked.get(id), execId);
   }
 
   /** `RUNTIME update --resources - ID` with the OCI LinuxResources JSON on stdin. */

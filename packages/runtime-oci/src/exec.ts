@@ -1,12 +1,15 @@
 /**
  * Exec sessions of the OCI backend: one conmon per exec (`--exec --exec-attach`, its command line
  * from conmon.ts's one builder), its files in `<bundle>/exec/<execId>/` and conmon's short link
- * `s/<execId>` to that dir. Their exits are seen by the backend's one exit watcher (exits.ts).
- * Every way an exec can end removes both: its exit file, its monitor dying without one (killed:
- * the exit code is then the kernel's if still there, else the unknown-exit code, logged), a
- * failed start, and — after a daemon restart, when no session is left to wait for it — the
- * restore, which removes those whose monitor is gone and lets the exit watcher watch the others
- * until theirs is. Links whose target is gone are swept when the backend starts.
+ * `s/<execId>` to that dir. Their exits are seen by the backend's one exit watcher (exits.ts):
+ * the exit file conmon writes, or its monitor dying without one (killed: the exit code is then
+ * the kernel's if still there, else the unknown-exit code, logged). An exec that ends loses its
+ * link at once; its dir, with the exit file, stays until the engine has saved that exit
+ * (`deleteExec`) or the container goes — so a daemon killed in between still finds the code.
+ * After a restart the restore follows every exec dir again with the same watcher: an exec that
+ * ended meanwhile is reported from its exit file, one still running when it ends
+ * (`restoreExec` tells the engine which). A failed start removes both at once. Links whose
+ * target is gone are swept when the backend starts.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,11 +23,12 @@ import {
   type AttachSession,
   type ExecOptions,
   type ExecSession,
+  type ExecStateInfo,
   type ExitInfo,
 } from '@berth/core';
 import { attachSocket } from './attach.js';
 import { conmonArgv, readPidFile, spawnConmon, waitGone } from './conmon.js';
-import type { ExitWatch, Tracked } from './exits.js';
+import type { ExecWatch, ExitWatch, Tracked } from './exits.js';
 import { listDir } from './files.js';
 import { procRef, stillRunning, type ProcRef } from './monitor.js';
 import { EXEC_ROOT_WRITE, conmonArgs } from './record.js';
@@ -34,12 +38,12 @@ const FP_AFTER_RUNTIME_EXEC = declareFailpoint(
   'runtime-oci exec: the exec process runs under its conmon, before the backend has recorded the session',
 );
 
-/** One exec the backend knows of. `orphan`: found at restore, its monitor watched until gone. */
+/** One exec the backend knows of; `exit` once it is over (kept until deleteExec). */
 export interface ExecEntry {
   dir: string;
   pid: number;
   conmonPid: number;
-  orphan?: ProcRef;
+  exit?: ExitInfo;
 }
 
 /** Remove an exec's dir and its `s/` link. */
@@ -86,8 +90,7 @@ export class ExecSessions {
       openStdin: opts.openStdin,
     });
     let session: AttachSession | undefined;
-    // conmon names the exit file after the container.
-    const exitFile = path.join(exitDir, id);
+    const exitFile = execExitFile(dir, id);
     const watch = host.exits.watchExec(exitDir, exitFile);
     let pid = 0;
     try {
@@ -115,27 +118,9 @@ export class ExecSessions {
       throw translateExecError(err);
     }
     const conmonPid = readPidFile(path.join(dir, 'conmon.pid'));
-    t.execs.set(opts.execId, { dir, pid, conmonPid });
     const proc = procRef(pid);
     this.host.exits.adopt(conmonPid, proc);
-    watch.monitored(procRef(conmonPid), proc);
-    const exitedAfterOutput = watch.ended.then(async ({ code, lost, known }) => {
-      if (lost) host.warn(`monitor of exec ${opts.execId} in container ${id} is gone without reporting an exit (killed?): its exit code is ${known ? code : `unknown, reported as ${code}`}`);
-      // Output arrives on the attach socket before conmon writes the exit file; give the
-      // socket a moment to deliver what is in flight.
-      if (session) await Promise.race([session.done, new Promise((r) => setTimeout(r, lost ? 0 : 1000))]);
-      if (lost) session?.detach();
-      let exitedAt: string;
-      try {
-        exitedAt = formatLogTime(fs.statSync(exitFile, { bigint: true }).mtimeNs);
-      } catch {
-        exitedAt = new Date().toISOString();
-      }
-      host.emitExit({ id, execId: opts.execId, exitCode: code, oomKilled: false, exitedAt });
-      t.execs.delete(opts.execId);
-      removeExecFiles(host.sockDir, dir, opts.execId);
-      return code;
-    });
+    const exitedAfterOutput = this.follow(t, opts.execId, { dir, pid, conmonPid }, watch, procRef(conmonPid), proc, session);
     const kill = async (signal: number): Promise<void> => {
       // only this very process (same pid, same start time): never a reused pid
       if (!stillRunning(proc)) return;
@@ -148,17 +133,55 @@ export class ExecSessions {
     return { pid, exited: exitedAfterOutput, kill };
   }
 
-  /** An exec found at restore whose monitor is now gone: remove its files. */
-  forget(t: Tracked, execId: string): void {
-    const ex = t.execs.get(execId);
-    if (!ex) return;
+  /**
+   * Watch an exec until it ends (its exit file, or its monitor gone and its process too), then
+   * report the exit once, keep it in the entry and remove the attach link. `session`: the
+   * attach session whose last output goes first.
+   */
+  private follow(t: Tracked, execId: string, entry: ExecEntry, watch: ExecWatch, monitor: ProcRef | null, proc: ProcRef | null, session?: AttachSession): Promise<number> {
+    const { host } = this;
+    const id = t.meta.id;
+    t.execs.set(execId, entry);
+    watch.monitored(monitor, proc);
+    return watch.ended.then(async ({ code, lost, known }) => {
+      if (lost) host.warn(`monitor of exec ${execId} in container ${id} is gone without reporting an exit (killed?): its exit code is ${known ? code : `unknown, reported as ${code}`}`);
+      // Output arrives on the attach socket before conmon writes the exit file; give the
+      // socket a moment to deliver what is in flight.
+      if (session) await Promise.race([session.done, new Promise((r) => setTimeout(r, lost ? 0 : 1000))]);
+      if (lost) session?.detach();
+      let exitedAt: string;
+      try {
+        exitedAt = formatLogTime(fs.statSync(execExitFile(entry.dir, id), { bigint: true }).mtimeNs);
+      } catch {
+        exitedAt = new Date().toISOString();
+      }
+      entry.exit = { id, execId, exitCode: code, oomKilled: false, exitedAt };
+      fs.rmSync(path.join(host.sockDir, execId), { force: true });
+      host.emitExit(entry.exit);
+      return code;
+    });
+  }
+
+  /** What the backend knows of an exec (RuntimeBackend.restoreExec): running, its exit, or null. */
+  state(t: Tracked | undefined, execId: string): ExecStateInfo | null {
+    const ex = t?.execs.get(execId);
+    if (!ex) return null;
+    if (ex.exit) return { status: 'stopped', pid: 0, exitCode: ex.exit.exitCode, exitedAt: ex.exit.exitedAt };
+    return { status: 'running', pid: ex.pid };
+  }
+
+  /** The engine saved the exec's exit (RuntimeBackend.deleteExec): remove its files. A running exec is left alone. */
+  forget(t: Tracked | undefined, execId: string): void {
+    const ex = t?.execs.get(execId);
+    if (!t || !ex?.exit) return;
     t.execs.delete(execId);
     removeExecFiles(this.host.sockDir, ex.dir, execId);
   }
 
-  /** The container goes away: SIGKILL its exec processes (their monitors then exit). */
+  /** The container goes away: SIGKILL its exec processes that still run (their monitors then exit). */
   killAll(t: Tracked | undefined): void {
     for (const ex of t?.execs.values() ?? []) {
+      if (ex.exit) continue;
       try {
         process.kill(ex.pid, 'SIGKILL');
       } catch {
@@ -174,22 +197,33 @@ export class ExecSessions {
     for (const ex of listDir(path.join(bundle, 'exec'))) fs.rmSync(path.join(this.host.sockDir, ex), { force: true });
   }
   /**
-   * After a daemon restart: the exec dirs of a container have no session waiting for them. Those
-   * whose monitor is gone are removed (dir and link) now; the others become orphan entries the
-   * exit watcher watches until their monitor is gone.
+   * After a daemon restart: every exec dir of the container is followed again (no session waits
+   * for it): its exit file, else its monitor (when it is this exec's conmon) and its process. One
+   * that never got a process (a start cut short before conmon reported) is removed at once.
    */
   restore(t: Tracked): void {
     const { bundle, id } = t.meta;
     for (const execId of listDir(path.join(bundle, 'exec'))) {
       if (t.execs.has(execId)) continue;
       const dir = path.join(bundle, 'exec', execId);
+      const exitFile = execExitFile(dir, id);
+      const pid = readPidFile(path.join(dir, 'pid'));
+      if (!fs.existsSync(exitFile) && !(pid > 0)) {
+        removeExecFiles(this.host.sockDir, dir, execId);
+        continue;
+      }
       const conmonPid = readPidFile(path.join(dir, 'conmon.pid'));
       const args = conmonArgs(conmonPid, id);
-      const ref = args && args[args.indexOf('-u') + 1] === execId ? procRef(conmonPid) : null;
-      if (ref) t.execs.set(execId, { dir, pid: readPidFile(path.join(dir, 'pid')), conmonPid, orphan: ref });
-      else removeExecFiles(this.host.sockDir, dir, execId);
+      const monitor = args && args[args.indexOf('-u') + 1] === execId ? procRef(conmonPid) : null;
+      const watch = this.host.exits.watchExec(path.dirname(exitFile), exitFile);
+      void this.follow(t, execId, { dir, pid, conmonPid }, watch, monitor, procRef(pid));
     }
   }
+}
+
+/** conmon names an exec's exit file after the container, in the exec dir's `exit/`. */
+function execExitFile(dir: string, containerId: string): string {
+  return path.join(dir, 'exit', containerId);
 }
 
 /** An exec the runtime refused, in containerd's words ("OCI runtime exec failed: …", as dockerd shows it). */

@@ -6,8 +6,8 @@
  * gone (pid and start time, monitor.ts), asks the runtime whether the container still runs,
  * watches the init directly (every 100 ms while any container is without a monitor, so stop
  * and rm -f are not kept waiting) and reports the exit once it is over, with the best code
- * there is. An exec whose monitor is gone ends the same way. The same poll removes the exec
- * sessions found at restore once their monitors are gone. After a daemon restart,
+ * there is. An exec whose monitor is gone ends the same way (exec.ts watches the execs a
+ * restart finds with the same watchExec). After a daemon restart,
  * `reconnect()` finds out what became of each container while the daemon was down.
  */
 import * as fs from 'node:fs';
@@ -46,8 +46,6 @@ export interface ExitWatchHost {
   runtimeState(meta: ContainerMeta): Promise<{ status: RuntimeStatus; pid: number } | null>;
   /** An exit is known (called once per container): report it. */
   exited(t: Tracked, exit: ExitInfo): void;
-  /** An exec found at restore whose monitor is gone: remove its files. */
-  forgetExec(t: Tracked, execId: string): void;
   warn(msg: string, err?: unknown): void;
   /** berthd as a child subreaper (reaper.ts): the exits of orphaned inits and monitors; null in library mode. */
   reaper?: Reaper | null;
@@ -108,7 +106,6 @@ export class ExitWatch {
     for (const t of this.host.tracked.values()) {
       this.checkExit(t.meta.id);
       this.checkMonitor(t);
-      for (const [execId, ex] of t.execs) if (ex.orphan && !stillRunning(ex.orphan)) this.host.forgetExec(t, execId);
     }
   }
 

@@ -13,6 +13,7 @@ import type {
   AttachStreams,
   ExecOptions,
   ExecSession,
+  ExecStateInfo,
   ExitInfo,
   OciResources,
   OciSpec,
@@ -29,7 +30,7 @@ import { ConflictError, formatRfc3339Nano, InvalidParameterError, JsonFileWriter
 /** The file a FakeRuntime checkpoint writes into its directory (and a restore reads). */
 export const FAKE_CHECKPOINT_FILE = 'fake-checkpoint.json';
 
-export type FakeStep = 'create' | 'start' | 'kill' | 'pause' | 'resume' | 'delete' | 'state' | 'restore' | 'list' | 'exec' | 'attach' | 'update' | 'checkpoint';
+export type FakeStep = 'create' | 'start' | 'kill' | 'pause' | 'resume' | 'delete' | 'state' | 'restore' | 'list' | 'exec' | 'attach' | 'update' | 'restoreExec' | 'deleteExec' | 'checkpoint';
 
 export interface FakeScript {
   /** Exit code when the container ends by itself (default 0). */
@@ -106,9 +107,12 @@ export class FakeRuntime implements RuntimeBackend {
   private readonly delays: Partial<Record<FakeStep, number>>;
   private defaultScript: FakeScript;
   private nextPid = 1000;
+  /** Every exec process by exec ID (its container, pid, and exit once over) until deleteExec or the container's delete. */
+  private readonly execStates = new Map<string, { id: string; pid: number; exit?: ExitInfo }>();
   private readonly execsRunning = new Set<string>();
   private readonly runtimeList: RuntimeDescription[];
   private readonly featureSet: RuntimeFeatures;
+  private readonly runtimeFeatures: Record<string, Partial<RuntimeFeatures>>;
 
   readonly logCompleteAtExit: boolean;
 
@@ -219,6 +223,8 @@ export class FakeRuntime implements RuntimeBackend {
   }
 
   emitExit(e: ExitInfo): void {
+    const ex = e.execId ? this.execStates.get(e.execId) : undefined;
+    if (ex) ex.exit = { ...e };
     for (const l of [...this.listeners]) {
       try {
         l(e);
@@ -327,6 +333,7 @@ export class FakeRuntime implements RuntimeBackend {
     if ((c.status === 'running' || c.status === 'paused') && !opts?.force) throw new Error(`cannot delete running container ${id}`);
     if (c.timer) clearTimeout(c.timer);
     this.containers.delete(id);
+    for (const [execId, x] of this.execStates) if (x.id === id) this.execStates.delete(execId);
   }
 
   async state(id: string): Promise<RuntimeStateInfo | null> {
@@ -404,6 +411,7 @@ export class FakeRuntime implements RuntimeBackend {
     if (!c || c.status !== 'running') throw new Error(`container ${id} is not running`);
     const s = this.scriptOf(id);
     const pid = this.nextPid++;
+    this.execStates.set(opts.execId, { id, pid });
     if (s.execOutput) opts.streams.stdout?.write(s.execOutput);
     let end!: (code: number) => void;
     const exited = new Promise<number>((resolve) => {
@@ -427,6 +435,20 @@ export class FakeRuntime implements RuntimeBackend {
   /** Exec processes (by exec ID) that have not exited yet. */
   runningExecs(): string[] {
     return [...this.execsRunning];
+  }
+
+  /** After a restart: the exec as this fake still holds it (running, or its exit), null once deleted. */
+  async restoreExec(id: string, execId: string): Promise<ExecStateInfo | null> {
+    await this.step('restoreExec', id, [execId]);
+    const x = this.execStates.get(execId);
+    if (!x || x.id !== id) return null;
+    return x.exit ? { status: 'stopped', pid: 0, exitCode: x.exit.exitCode, exitedAt: x.exit.exitedAt } : { status: 'running', pid: x.pid };
+  }
+
+  async deleteExec(id: string, execId: string): Promise<void> {
+    await this.step('deleteExec', id, [execId]);
+    const x = this.execStates.get(execId);
+    if (x?.id === id && x.exit) this.execStates.delete(execId);
   }
 
   async update(id: string, resources: OciResources): Promise<void> {
