@@ -14,8 +14,9 @@ import { SystemClock, type Clock } from './clock.js';
 import { InvalidParameterError, errorMessage } from './errors.js';
 import { MemoryEventBus, type EventBus } from './events.js';
 import { ExecService } from './exec.js';
-import { ExecStore } from './exec-store.js';
 import { type CheckpointService, ICheckpointStore } from './checkpoint.js';
+import { ExecStore } from './exec-store.js';
+import { HEALTH_TAP, HealthMonitor } from './health.js';
 import { linksOfStart } from './links.js';
 import { SystemHost } from './host.js';
 import { type EngineInfo, type Hooks, Stage, createHooks } from './hooks.js';
@@ -97,6 +98,8 @@ export interface EngineOptions {
 
 export class Engine {
   private closed = false;
+  /** Health-check monitors (health.ts), stopped at close. */
+  private health: HealthMonitor | undefined;
 
   private constructor(
     readonly container: DependencyContainer,
@@ -211,7 +214,14 @@ export class Engine {
       containerDir: (id: string) => join(dataRoot, 'containers', id),
     });
 
-    const late: { service?: ContainerService; attach?: ContainerAttach } = {};
+    const late: { service?: ContainerService; attach?: ContainerAttach; health?: HealthMonitor } = {};
+    // Health checks (health.ts): monitors follow the container's state, and come back after a restart.
+    hooks.onStateChange.tapPromise({ name: HEALTH_TAP, plugin: HEALTH_TAP }, async (change) => {
+      await late.health?.onStateChange(change);
+    });
+    hooks.afterLiveRestore.tapPromise({ name: HEALTH_TAP, plugin: HEALTH_TAP }, async (ctx) => {
+      await late.health?.onLiveRestore(ctx);
+    });
     // An auto-removed container keeps its log until its attach sessions have written it.
     hooks.beforeRemove.tapPromise({ name: ATTACH_DRAIN_TAP, plugin: ATTACH_DRAIN_TAP }, async (ctx) => {
       await late.attach?.drain(ctx.container.ID, opts.attachDrainMs ?? 5000);
@@ -310,6 +320,7 @@ export class Engine {
       const logs = new ContainerLogs(service, { ...(opts.logDrainMs !== undefined ? { drainMs: opts.logDrainMs } : {}) });
       late.attach = new ContainerAttach(service, logs);
       execs = new ExecService(service, events, logger, new ExecStore((id) => store.dir(id), logger));
+      late.health = new HealthMonitor(service, execs, clock, logger);
 
       const { records, problems, interrupted } = await store.loadAll();
       for (const pr of problems) logger.error('could not load container; skipped', { container: pr.id, file: pr.file, error: pr.error });
@@ -325,8 +336,11 @@ export class Engine {
       // Containers a backend holds but no record knows (a crash between the backend's create and
       // the store's write): force-delete them. Unreadable records keep theirs (the operator decides).
       await service.removeOrphans(problems.map((pr) => pr.id));
-      return new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(securityOptions), logs, late.attach, backends);
+      const engine = new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(securityOptions), logs, late.attach, backends);
+      engine.health = late.health;
+      return engine;
     } catch (err) {
+      await late.health?.close();
       await service?.close().catch(() => {});
       await execs?.close().catch(() => {});
       await closePlugins(loaded, logger);
@@ -350,6 +364,7 @@ export class Engine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.health?.close();
     await this.containers.close();
     await this.execs.close();
     await closePlugins(this.loadedPlugins, this.logger);
