@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # criu: runc's checkpoint/restore (its e2e runs where `criu check` passes and skips with CRIU's complaint elsewhere)
-APT_PACKAGES=(runc conmon tini busybox-static criu iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev)
+# containerd: the second runtime backend (@berth/runtime-containerd); its e2e starts its own containerd
+APT_PACKAGES=(runc conmon tini busybox-static criu containerd iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
@@ -17,6 +18,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Debian's docker-registry starts a system service on :5000; tests start their own.
     if command -v systemctl >/dev/null; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
+    # Debian's containerd starts a system service too; berth's tests start their own on a temp socket.
+    if command -v systemctl >/dev/null; then systemctl disable --now containerd >/dev/null 2>&1 || true; fi
   fi
 else
   echo "==> not root (or no apt): skipping OS packages; e2e tests that need runc/conmon will skip"

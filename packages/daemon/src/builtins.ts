@@ -44,6 +44,13 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
       return ociRuntimePlugin({ execRoot: config.execRoot, runtimes, defaultRuntime, subreaper: opts.subreaper ?? false });
     },
   },
+  // containerd (gRPC) instead of runc+conmon: `"plugins": { "backend": "runtime-containerd" }`; serves runc too.
+  {
+    name: 'runtime-containerd',
+    enabled: false,
+    backend: true,
+    load: async (config) => (await import('@berth/runtime-containerd')).containerdRuntimePlugin({ execRoot: config.execRoot }),
+  },
   { name: 'image-store', enabled: true, load: async () => (await import('@berth/image-store')).imageStorePlugin() },
   { name: 'network-basic', enabled: true, load: async () => (await import('@berth/plugin-network-basic')).networkBasicPlugin() },
   { name: 'seccomp', enabled: true, load: async () => (await import('@berth/plugin-seccomp')).seccompPlugin() },
