@@ -6,7 +6,6 @@
  * gracefully and exit the process with 0. Resolves with an exit code only when it does not
  * start (--help/--version 0, a bad command line 125, a failed start 1).
  */
-import 'reflect-metadata';
 import { ConsoleLogger, errorMessage, type Plugin } from '@berth/core';
 import { installLastGuard } from './last-guard.js';
 import { startBerthd } from './main.js';
@@ -18,6 +17,11 @@ export interface BerthdMainOptions {
   plugins?: Plugin[];
   /** The build's own flags, each setting one key of one plugin's config (shown in --help). */
   flags?: BuildFlags;
+}
+
+/** What berthd prints when the daemon does not start (docs/composing.md quotes it). */
+export function failedToStart(err: unknown): string {
+  return `berthd: failed to start daemon: ${errorMessage(err)}\n`;
 }
 
 export async function berthdMain(argv: string[], opts: BerthdMainOptions = {}): Promise<number> {
@@ -47,7 +51,7 @@ export async function berthdMain(argv: string[], opts: BerthdMainOptions = {}): 
   try {
     await startBerthd(parsed.config, { plugins: opts.plugins, handleSignals: true, subreaper: true, logger });
   } catch (err) {
-    process.stderr.write(`berthd: failed to start daemon: ${errorMessage(err)}\n`);
+    process.stderr.write(failedToStart(err));
     return 1;
   }
   // Runs until SIGTERM/SIGINT (startBerthd's handlers exit the process).

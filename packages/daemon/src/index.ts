@@ -1,3 +1,6 @@
+// First: tsyringe (through @berth/core) needs the Reflect metadata API when it is imported, so
+// a process whose entry imports @berth/daemon first (berthd's bin, a custom build) has it.
+import 'reflect-metadata';
 export * from './app.js';
 export * from './port.js';
 export * from './daemon.js';

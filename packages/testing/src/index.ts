@@ -3,3 +3,4 @@ export * from './engine.js';
 export * from './backend-plugin.js';
 export * from './fakes.js';
 export * from './specs.js';
+export * from './doc-blocks.js';
