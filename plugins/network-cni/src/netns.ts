@@ -1,0 +1,55 @@
+/**
+ * Network namespaces as files: a new namespace is made by `unshare --net=FILE` (util-linux),
+ * which bind-mounts the namespace onto FILE so it outlives the process that made it — the way
+ * `ip netns add` and CNI runtimes keep a container's namespace before its runtime starts. The
+ * file's path is what the OCI spec's `linux.namespaces[type=network].path` and CNI_NETNS name.
+ * Removal unmounts (lazily: an exiting container's process may still hold it) and unlinks;
+ * removing a namespace that is already gone is not an error.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+/** Whether `file` is a mount point of an nsfs (a kept namespace), from /proc/self/mountinfo. */
+export async function isNamespaceFile(file: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((l) => {
+    const f = l.split(' ');
+    const sep = f.indexOf('-');
+    return f[4] === escapeMountPath(file) && sep > 0 && f[sep + 1] === 'nsfs';
+  });
+}
+
+function escapeMountPath(p: string): string {
+  return p.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+/** Make a new network namespace kept at `file` (created; its directory too). */
+export async function createNetns(file: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o711 });
+  const fh = await open(file, 'wx', 0o444); // refuse to reuse a path: it may be a live namespace
+  await fh.close();
+  try {
+    await execFileP('unshare', [`--net=${file}`, 'true']);
+  } catch (err) {
+    await unlink(file).catch(() => {});
+    throw new Error(`creating the network namespace ${file} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+  }
+}
+
+/** Drop the namespace kept at `file` (idempotent). */
+export async function removeNetns(file: string): Promise<void> {
+  if (await isNamespaceFile(file)) {
+    try {
+      await execFileP('umount', ['-l', file]);
+    } catch (err) {
+      if (await isNamespaceFile(file)) throw new Error(`unmounting the network namespace ${file} failed: ${(err as Error).message}`);
+    }
+  }
+  await unlink(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}
