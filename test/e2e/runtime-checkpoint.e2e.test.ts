@@ -8,30 +8,16 @@
  * container, --leave-running, a restore on a new create that is running and monitored like a
  * created container (logs, kill, exit), and CRIU's log named when a checkpoint or restore fails.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { errorKind, readLogs, type ExitInfo, type RuntimeCreateOptions } from '@berth/core';
 import { OciRuntimeBackend, buildRuntimes } from '@berth/runtime-oci';
-import { busyboxSpec, FAKE_RUNTIME, fakeRuntimeCalls, newId, ociBackendTeardown, processesMentioning, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
+import { busyboxSpec, criuSkipReason, FAKE_RUNTIME, fakeRuntimeCalls, newId, ociBackendTeardown, processesMentioning, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
 
 const skip = runtimeSkipReason();
 if (skip) console.warn(`runtime-checkpoint e2e skipped: ${skip}`);
-
-/** Why real CRIU cannot checkpoint here (criu missing, or `criu check`'s first complaint), or null. */
-function criuSkipReason(): string | null {
-  try {
-    execFileSync('criu', ['check'], { stdio: 'pipe', timeout: 20_000 });
-    return null;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
-    if (e.code === 'ENOENT') return 'criu is not installed (apt-get install criu)';
-    const first = (e.stderr?.toString() ?? '').split('\n').find((l) => l.trim());
-    return `\`criu check\` fails on this kernel: ${first ?? e.message}`;
-  }
-}
 
 describe.skipIf(skip !== null)('checkpoint/restore through the OCI backend', () => {
   let tmp: string;

@@ -51,6 +51,19 @@ export function runtimeSkipReason(): string | null {
   return null;
 }
 
+/** Why real CRIU cannot checkpoint here (criu missing, or `criu check`'s first complaint), or null. */
+export function criuSkipReason(): string | null {
+  try {
+    execFileSync('criu', ['check'], { stdio: 'pipe', timeout: 20_000 });
+    return null;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
+    if (e.code === 'ENOENT') return 'criu is not installed (apt-get install criu)';
+    const first = (e.stderr?.toString() ?? '').split('\n').find((l) => l.trim());
+    return `\`criu check\` fails on this kernel: ${first ?? e.message}`;
+  }
+}
+
 let sharedRootfs: string | null = null;
 /** One busybox rootfs per test process (read-only use: containers get it with readonly root). */
 export function testRootfs(): string {

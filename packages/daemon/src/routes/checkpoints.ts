@@ -3,9 +3,10 @@
  * `POST /containers/{id}/checkpoints` {CheckpointID, CheckpointDir, Exit} → 201,
  * `GET /containers/{id}/checkpoints?dir=` → `[{Name}]`, `DELETE
  * /containers/{id}/checkpoints/{name}?dir=` → 204. Mounted only when the engine has checkpoint
- * storage (@berth/plugin-checkpoint; otherwise they are unknown routes, 404); without
- * `--experimental` they answer dockerd's 501. `POST /containers/{id}/start?checkpoint=` is the
- * start route's (containers.ts).
+ * storage (@berth/plugin-checkpoint; a build without it has no such routes), before the
+ * container routes (whose `DELETE /containers/{id:.*}` would take the DELETE, as in dockerd);
+ * without `--experimental` they answer dockerd's 501. `POST /containers/{id}/start?checkpoint=`
+ * is the start route's (containers.ts).
  */
 import { InvalidParameterError, NotImplementedError } from '@berth/core';
 import { readJsonBody, sendEmpty, sendJson } from '../http.js';
