@@ -17,6 +17,7 @@ import type { Logger } from './logger.js';
 import type { OciProcess, OciSpec, OciUser } from './oci.js';
 import type { AttachStreams, ExecSession, ExitInfo, RuntimeBackend } from './runtime.js';
 import { EXIT_CODE_UNKNOWN, EXIT_EACCES, EXIT_START_FAILED } from './exit-codes.js';
+import { declareFailpoint, failpoint } from './failpoint.js';
 import { translateStartError } from './start-error.js';
 import { isActive } from './state.js';
 import { DEFAULT_CAPABILITIES, knownCapabilities } from './spec/caps.js';
@@ -52,6 +53,11 @@ export interface ExecRecord {
   ProcessConfig: { tty: boolean; entrypoint: string; arguments: string[]; privileged: boolean; user: string };
   Config: ExecConfig;
 }
+
+const FP_EXEC_EXIT_BEFORE_SAVE = declareFailpoint(
+  'exec.exitBeforeSave',
+  "exec exit: the exec's exit is set in memory and exec_die sent, before the exec records are saved (the backend still holds the exit)",
+);
 
 /** How often finished execs are collected (dockerd's execCommandGC): marked CanRemove at one pass, dropped at the next. */
 export const EXEC_GC_INTERVAL_MS = 5 * 60_000;
@@ -349,6 +355,7 @@ export class ExecService {
     this.sessions.delete(e.ID);
     this.dropFromContainer(e);
     this.emit(e, 'exec_die', { exitCode: String(code) });
+    failpoint(FP_EXEC_EXIT_BEFORE_SAVE);
     void this.persist(e.ContainerID).then(() => this.release(e.ContainerID, e.ID));
   }
 
