@@ -23,6 +23,8 @@ export interface BuiltinPlugin {
   readonly enabled: boolean;
   /** A runtime backend (type io.berth.runtime.v1): daemon.json's `plugins.backend` picks one. */
   readonly backend?: boolean;
+  /** The package `load` imports (and nothing else imports): `berth build` leaves it out of a bundle without this row. */
+  readonly package: string;
   /** Make the plugin (imports its package only now). */
   load(config: DaemonConfig, opts: BuiltinOptions): Promise<Plugin>;
 }
@@ -32,6 +34,7 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
     name: 'runtime-oci',
     enabled: true,
     backend: true,
+    package: '@berth/runtime-oci',
     async load(config, opts) {
       const { buildRuntimes, findExecutable, ociRuntimePlugin } = await import('@berth/runtime-oci');
       const extra: Record<string, { path: string; runtimeArgs?: string[] }> = {};
@@ -49,17 +52,19 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
     name: 'runtime-containerd',
     enabled: false,
     backend: true,
+    package: '@berth/runtime-containerd',
     load: async (config) => (await import('@berth/runtime-containerd')).containerdRuntimePlugin({ execRoot: config.execRoot }),
   },
-  { name: 'image-store', enabled: true, load: async () => (await import('@berth/image-store')).imageStorePlugin() },
-  { name: 'network-basic', enabled: true, load: async () => (await import('@berth/plugin-network-basic')).networkBasicPlugin() },
-  { name: 'seccomp', enabled: true, load: async () => (await import('@berth/plugin-seccomp')).seccompPlugin() },
-  { name: 'apparmor', enabled: true, load: async () => (await import('@berth/plugin-apparmor')).apparmorPlugin() },
+  { name: 'image-store', enabled: true, package: '@berth/image-store', load: async () => (await import('@berth/image-store')).imageStorePlugin() },
+  { name: 'network-basic', enabled: true, package: '@berth/plugin-network-basic', load: async () => (await import('@berth/plugin-network-basic')).networkBasicPlugin() },
+  { name: 'seccomp', enabled: true, package: '@berth/plugin-seccomp', load: async () => (await import('@berth/plugin-seccomp')).seccompPlugin() },
+  { name: 'apparmor', enabled: true, package: '@berth/plugin-apparmor', load: async () => (await import('@berth/plugin-apparmor')).apparmorPlugin() },
   // Checkpoint storage (docker checkpoint create/ls/rm, start --checkpoint); the API answers only with --experimental.
-  { name: 'checkpoint', enabled: true, load: async () => (await import('@berth/plugin-checkpoint')).checkpointPlugin() },
+  { name: 'checkpoint', enabled: true, package: '@berth/plugin-checkpoint', load: async () => (await import('@berth/plugin-checkpoint')).checkpointPlugin() },
   {
     name: 'userns',
     enabled: true,
+    package: '@berth/plugin-userns',
     async load(config) {
       const { idFilesFromEnv, usernsPlugin } = await import('@berth/plugin-userns');
       // --userns-remap (without it the userns plugin skips itself); BERTH_USERNS_* env: other files than /etc's (tests).
