@@ -21,7 +21,7 @@ afterEach(() => {
 function options(id: string, runtime: string, checkpoint?: string): RuntimeCreateOptions {
   return {
     id,
-    spec: { ociVersion: '1.2.0', process: { args: ['/bin/app', '--serve'], cwd: '/' } },
+    spec: { ociVersion: '1.2.0', process: { user: { uid: 0, gid: 0 }, args: ['/bin/app', '--serve'], cwd: '/' } },
     runtime,
     runtimeArgs: [],
     rootUid: 0,
