@@ -48,8 +48,8 @@ import {
   type RuntimeStatus,
 } from '@berth/core';
 import { attachSocket } from './attach.js';
-import { conmonArgv, readPidFile, spawnConmon, waitGone } from './conmon.js';
 import { CheckpointSupport, checkpointContainer, exitWaiter, restoreFailure } from './checkpoint.js';
+import { conmonArgv, readPidFile, spawnConmon, waitGone } from './conmon.js';
 import { LogPump, nullPump, type Pump } from './log-pump.js';
 import { ExecSessions, sweepDanglingLinks } from './exec.js';
 import { ExitWatch, type Tracked } from './exits.js';
@@ -507,6 +507,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
     await runRuntime(this.binary(t.meta), id, ['update', '--resources', '-', id], { input: JSON.stringify(resources) });
   }
 
+  /** `RUNTIME checkpoint` into `opts.path` (checkpoint.ts); exit=true returns once the container's exit (137) is reported. */
   async checkpoint(id: string, opts: { path: string; exit: boolean }): Promise<void> {
     const t = this.running(id);
     await this.ckpt.check(t.meta.runtime);
@@ -522,7 +523,6 @@ export class OciRuntimeBackend implements RuntimeBackend {
 
   async close(): Promise<void> {
     this.exits.close();
-  /** `RUNTIME checkpoint` into `opts.path` (checkpoint.ts); exit=true returns once the container's exit (137) is reported. */
     this.reaper?.close();
     this.ckpt.close();
     for (const t of this.tracked.values()) t.pump.detach();
