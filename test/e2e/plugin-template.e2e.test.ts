@@ -5,8 +5,9 @@
  * `pnpm install` (berth from the tarballs, the rest from the registry or pnpm's store),
  * `pnpm test` as an unprivileged user (the harness needs no root), `pnpm build`, `pnpm add -D
  * @berth/cli`, then berthd from that folder with a build file (daemon.json `plugins`) that loads
- * the plugin with its config: `docker run … env` shows the plugin's variable, /info lists it as
- * loaded, and a bad config stops berthd naming the plugin and the key.
+ * the plugin with its config: `docker run … env` shows the plugin's variable, `berth plugins`
+ * lists it loaded with its config and its tap, `berth explain` shows its specBuild tap and the
+ * spec path it set, and a bad config stops berthd naming the plugin and the key.
  * The plugin resolves an @injectable class through berthd's container: that works only when
  * the plugin and berthd share one @berth/core and one tsyringe.
  */
@@ -15,6 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ContainerExplain, PluginInfo } from '@berth/core';
 import { REPO_ROOT, TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
 
 const NOBODY = 65534;
@@ -96,7 +98,7 @@ describe.skipIf(skip)(`a plugin from the template, outside the repository${skip 
     expect(fs.existsSync(path.join(dir, 'dist/index.js'))).toBe(true);
   }, 300_000);
 
-  it("berthd loads it through the build file: the container gets its variable, /info lists it", async () => {
+  it('berthd loads it through the build file: the container gets its variable; berth plugins and berth explain show it', async () => {
     expect(fs.existsSync(path.join(dir, 'dist/index.js')), 'the first test made the plugin').toBe(true);
     await ok('pnpm', ['add', '-D', '@berth/cli'], { cwd: dir });
     const config = path.join(dir, 'daemon.json');
@@ -104,8 +106,11 @@ describe.skipIf(skip)(`a plugin from the template, outside the repository${skip 
 
     const d = await startBerthd({ bin: path.join(dir, 'node_modules/@berth/cli/bin/berthd'), args: ['--config-file', config] });
     daemons.push(d);
-    const info = JSON.parse((await d.api('GET', '/info')).body) as { BerthPlugins: { Name: string; Status: string }[] };
-    expect(info.BerthPlugins.find((p) => p.Name === PLUGIN)).toMatchObject({ Status: 'loaded' });
+    const berth = (args: string[]) => ok(process.execPath, [path.join(dir, 'node_modules/@berth/cli/bin/berth'), '-H', d.host, ...args], { cwd: dir });
+    const plugins = JSON.parse(await berth(['plugins', '--format', 'json'])) as PluginInfo[];
+    const mine = plugins.find((p) => p.name === PLUGIN);
+    expect(mine).toMatchObject({ status: 'loaded', config: { variable: 'GREETING', value: 'hi from the build file' } });
+    expect(mine!.hooks.map((h) => h.hook)).toEqual(['specBuild']);
 
     await d.loadTestImage();
     const r = await d.docker(['run', '--name', 'hello', TEST_IMAGE, 'env']);
@@ -113,6 +118,15 @@ describe.skipIf(skip)(`a plugin from the template, outside the repository${skip 
     expect(r.stdout.split('\n')).toContain('GREETING=hi from the build file');
     const own = await d.docker(['run', '--rm', '-e', 'GREETING=mine', TEST_IMAGE, 'env']);
     expect(own.stdout.split('\n').filter((l) => l.startsWith('GREETING='))).toEqual(['GREETING=mine']);
+
+    // berth explain: the plugin's specBuild tap ran (not skipped) and set the container's env.
+    const explain = JSON.parse(await berth(['explain', 'hello', '--format', 'json'])) as ContainerExplain;
+    const taps = explain.taps.filter((t) => t.plugin === PLUGIN);
+    expect(taps.map((t) => [t.hook, !!t.skipped])).toEqual([['specBuild', false]]);
+    const envPaths = explain.spec.filter((f) => f.plugins.includes(PLUGIN)).map((f) => f.path);
+    expect(envPaths).toHaveLength(1);
+    expect(envPaths[0]).toMatch(/^process\.env\[\d+\]$/);
+    expect(await berth(['explain', 'hello'])).toContain(PLUGIN);
   }, 180_000);
 
   it('a bad config in the build file stops berthd, naming the plugin and the key', async () => {
