@@ -206,6 +206,34 @@ describe('the health monitor of a running container', () => {
     await nextEvent(t!.engine, id, healthStatus('healthy'), () => t!.engine.containers.unpause(id));
   });
 
+  it('probes every StartInterval while starting within the start period (Interval is an hour here)', async () => {
+    const id = await probed({ Test: ['CMD', 'true'], Interval: 3_600_000 * MS, StartPeriod: 3_600_000 * MS, StartInterval: MS });
+    t!.fake.script(id, { execExitCode: 1 });
+    const twice = new Promise<void>((resolve) => {
+      let n = 0;
+      const off = t!.engine.events.subscribe((e) => e.Actor.ID === id && e.Action === 'exec_die' && ++n === 2 && (off(), resolve()));
+    });
+    await t!.engine.containers.start(id);
+    await twice;
+    // failures inside the start period do not count
+    expect(health(id)).toMatchObject({ Status: 'starting', FailingStreak: 0 });
+    t!.fake.script(id, { execExitCode: 0 });
+    await nextEvent(t!.engine, id, healthStatus('healthy'));
+  });
+
+  it('a restart by the restart policy starts the monitor afresh', async () => {
+    t = await createTestEngine({ specDefaults: false });
+    const id = await t.createContainer({ Config: { Cmd: ['/bin/app'], Healthcheck: { Test: ['CMD', 'true'], Interval: MS } }, HostConfig: { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 1 } } });
+    await nextEvent(t.engine, id, healthStatus('healthy'), () => t!.engine.containers.start(id));
+    // Health as the policy's start finds it (the start event comes before the monitor's reset)
+    const atRestart: HealthState[] = [];
+    t.engine.events.subscribe((e) => e.Actor.ID === id && e.Action === 'start' && atRestart.push(structuredClone(health(id))));
+    // the process fails: the policy restarts it, and the monitor comes back from starting
+    await nextEvent(t.engine, id, healthStatus('healthy'), () => t!.fake.exit(id, 1));
+    expect(atRestart[0]?.Status).toBe('unhealthy'); // the monitor stopped at the exit
+    expect(t.engine.containers.get(id).RestartCount).toBe(1);
+  });
+
   it('runs no probe for NONE: no exec, no State.Health', async () => {
     const id = await probed({ Test: ['NONE'] });
     await t!.engine.containers.start(id);
