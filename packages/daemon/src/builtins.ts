@@ -61,6 +61,8 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
   { name: 'apparmor', enabled: true, package: '@berth/plugin-apparmor', load: async () => (await import('@berth/plugin-apparmor')).apparmorPlugin() },
   // Checkpoint storage (docker checkpoint create/ls/rm, start --checkpoint); the API answers only with --experimental.
   { name: 'checkpoint', enabled: true, package: '@berth/plugin-checkpoint', load: async () => (await import('@berth/plugin-checkpoint')).checkpointPlugin() },
+  // OCI hooks from hooks.d (Podman's and CRI-O's dirs; daemon.json plugins.config["oci-hooks"].dirs), added to matching containers' specs.
+  { name: 'oci-hooks', enabled: true, package: '@berth/plugin-oci-hooks', load: async () => (await import('@berth/plugin-oci-hooks')).ociHooksPlugin() },
   {
     name: 'userns',
     enabled: true,

@@ -305,6 +305,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
       k8sLog: `${opts.log.path}.k8s`,
       created: new Date().toISOString(),
       ...(opts.checkpoint ? { restored: true } : {}),
+      ...(opts.spec.hooks?.poststart?.length ? { poststartHooks: true } : {}),
     };
     try {
       const t = await timed(this.opts.timings, id, 'prepare', async () => {
@@ -374,7 +375,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
       throw new ConflictError(`container ${id} restored from a checkpoint is ${st?.status ?? 'gone'}`);
     }
     await timed(this.opts.timings, id, 'start', async () => {
-      if (!(this.opts.fastStart !== false && (await fastStartRunc(t.meta)))) {
+      if (!(this.opts.fastStart !== false && !t.meta.poststartHooks && (await fastStartRunc(t.meta)))) {
         await runRuntime(this.binary(t.meta), id, ['start', id]);
       }
     });

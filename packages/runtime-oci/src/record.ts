@@ -27,6 +27,11 @@ export interface ContainerMeta {
   created: string;
   /** Created from a checkpoint: conmon's `--restore` leaves it running, `start` is a no-op. */
   restored?: boolean;
+  /**
+   * The spec has poststart hooks: start through `RUNTIME start`, never the fast start (runc's
+   * main branch runs poststart hooks in `runc start`, which reading exec.fifo directly would skip).
+   */
+  poststartHooks?: boolean;
   /** Rebuilt from the monitor/runtime/bundle because berth.json could not be read: why. */
   rebuilt?: string;
 }
