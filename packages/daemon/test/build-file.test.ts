@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FakeRuntime, backendPlugin } from '@berth/testing';
 import { describe, expect, it } from 'vitest';
-import { BUILTINS, UsageError, parseBerthdArgs, startBerthd, type DaemonConfig } from '../src/index.js';
+import { BUILTINS, UsageError, parseBerthdArgs, startBerthd, usage, type DaemonConfig } from '../src/index.js';
 import { berthdPerTest, unixRequest as request } from './helpers/temp-berthd.js';
 
 const CORE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../core');
@@ -107,6 +107,12 @@ describe('the build file (daemon.json "plugins")', () => {
     expect(fs.existsSync(path.join(dir, 'data/berthd.lock'))).toBe(false);
   });
 
+  it('configures a built-in from the file too: a bad key names the built-in and the key', async () => {
+    const dir = workspace();
+    await expect(startBerthd(parse(dir, { plugins: { config: { seccomp: { arch: '' } } } }), { handleSignals: false })).rejects.toThrow('plugin seccomp failed in hook validateConfig: config key "arch": must be a non-empty string');
+    await expect(startBerthd(parse(dir, { plugins: { config: { 'image-store': { driver: 'zfs' } } } }), { handleSignals: false })).rejects.toThrow('plugin image-store failed in hook validateConfig: config key "driver"');
+  });
+
   it('refuses a bad section: unknown keys, unknown built-ins, config for a plugin the build lacks, a missing package, a backend it lacks', async () => {
     const dir = workspace();
     const bad = (plugins: object) => () => parse(dir, { plugins });
@@ -141,6 +147,8 @@ describe('the build file (daemon.json "plugins")', () => {
     fs.writeFileSync(file, JSON.stringify({ plugins: { load: ['./audit.mjs'], config: { audit: { level: 'info' } } } }));
     expect(() => parseBerthdArgs(['--config-file', file, '--audit-level', 'debug'], undefined, flags)).toThrow(/specified both as a flag and in the configuration file: plugins.config.audit.level/);
     expect(() => parseBerthdArgs(['--audit-level', 'debug'], () => null)).toThrow(/Unknown option '--audit-level'/);
+    expect(usage(flags)).toMatch(/Options of this build:\n {6}--audit-level string +How much the audit plugin says \(plugin audit: level\)\n$/);
+    expect(usage()).not.toContain('Options of this build');
     expect(() => parseBerthdArgs([], () => null, { 'data-root': flags['audit-level'] })).toThrow(/one of berthd's own/);
   });
 });

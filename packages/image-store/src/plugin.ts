@@ -12,6 +12,7 @@ import {
   type InjectionToken,
   IImageStore,
   IStateStore,
+  PluginConfigError,
   ROOTFS_LABEL,
   Stage,
   definePlugin,
@@ -57,7 +58,7 @@ export function imageStorePlugin(opts: { config?: ImageStorePluginConfig } = {})
     provides: [IImageStore, IImageService],
     config: { driver: 'auto', insecureRegistries: [], ...(opts.config ?? {}) },
     validateConfig(config) {
-      if (config.driver && !['auto', 'overlay', 'copy'].includes(config.driver)) throw new Error(`image-store: unknown driver ${String(config.driver)}`);
+      if (config.driver && !['auto', 'overlay', 'copy'].includes(config.driver)) throw new PluginConfigError('driver', `must be auto, overlay or copy (not ${String(config.driver)})`);
     },
     async register(container, ctx) {
       const svc = new ImageService({

@@ -15,7 +15,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { IHost, InvalidParameterError, SkipPluginError, Stage, definePlugin, parseSecurityOpts, type ContainerRecord, type Plugin } from '@berth/core';
+import { IHost, InvalidParameterError, PluginConfigError, SkipPluginError, Stage, definePlugin, parseSecurityOpts, type ContainerRecord, type Plugin } from '@berth/core';
 import { SystemAppArmor, type AppArmorHost, type SystemAppArmorOptions } from './host.js';
 import { DEFAULT_PROFILE_NAME, generateProfile } from './profile.js';
 
@@ -40,7 +40,7 @@ export function apparmorPlugin(opts: { config?: AppArmorConfig; host?: AppArmorH
     validateConfig(config) {
       for (const k of ['parser', 'profilesFile', 'configDir'] as const) {
         const v = config[k];
-        if (v !== undefined && (typeof v !== 'string' || !v)) throw new Error(`apparmor: ${k} must be a non-empty string`);
+        if (v !== undefined && (typeof v !== 'string' || !v)) throw new PluginConfigError(k, 'must be a non-empty string');
       }
     },
     async apply(hooks, ctx) {

@@ -20,6 +20,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import {
+  PluginConfigError,
   Stage,
   atomicWriteFile,
   definePlugin,
@@ -118,7 +119,7 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
     validateConfig(config) {
       for (const k of ['hostsFile', 'resolvConfFile', 'systemdResolvConfFile'] as const) {
         const v = config[k];
-        if (v !== undefined && (typeof v !== 'string' || !v.startsWith('/'))) throw new Error(`network-basic: ${k} must be an absolute path`);
+        if (v !== undefined && (typeof v !== 'string' || !v.startsWith('/'))) throw new PluginConfigError(k, 'must be an absolute path');
       }
     },
     apply(hooks, ctx) {

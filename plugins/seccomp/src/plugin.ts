@@ -13,7 +13,7 @@
  * `name=seccomp,profile=builtin` for /info when it loads.
  */
 import { readFile } from 'node:fs/promises';
-import { IHost, SkipPluginError, Stage, definePlugin, parseSecurityOpts, type ContainerRecord, type OciSeccomp, type OciSpec, type Plugin } from '@berth/core';
+import { IHost, PluginConfigError, SkipPluginError, Stage, definePlugin, parseSecurityOpts, type ContainerRecord, type OciSeccomp, type OciSpec, type Plugin } from '@berth/core';
 import { compileProfile, nativeArch, parseProfile, type SeccompProfile, type SeccompTarget } from './profile.js';
 
 const PLUGIN_NAME = 'seccomp';
@@ -82,7 +82,7 @@ export function seccompPlugin(opts: { config?: SeccompConfig } = {}): Plugin<Sec
     type: PLUGIN_TYPE,
     config: { ...(opts.config ?? {}) },
     validateConfig(config) {
-      if (config.arch !== undefined && (typeof config.arch !== 'string' || !config.arch)) throw new Error('seccomp: arch must be a non-empty string');
+      if (config.arch !== undefined && (typeof config.arch !== 'string' || !config.arch)) throw new PluginConfigError('arch', 'must be a non-empty string');
     },
     async apply(hooks, ctx) {
       const features = await ctx.container.resolve(IHost).features();

@@ -23,7 +23,7 @@
  */
 import { chmod, lchown, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { InvalidParameterError, SkipPluginError, Stage, definePlugin, mapToHost, type ContainerRecord, type DeepReadonly, type OciSpec, type Plugin } from '@berth/core';
+import { InvalidParameterError, PluginConfigError, SkipPluginError, Stage, definePlugin, mapToHost, type ContainerRecord, type DeepReadonly, type OciSpec, type Plugin } from '@berth/core';
 import { AutoAllocator } from './auto.js';
 import { probeIdmap } from './idmap.js';
 import { IDENTITY, chownStrategy, type RootfsStrategy } from './ownership.js';
@@ -107,7 +107,7 @@ export function usernsPlugin(opts: { config?: UsernsConfig; run?: RunCommand; ro
     type: PLUGIN_TYPE,
     config: { ...(opts.config ?? {}) },
     validateConfig(config) {
-      if (config.remap !== undefined && (typeof config.remap !== 'string' || config.remap === '')) throw new Error('userns: remap must be "default" or USER[:GROUP]');
+      if (config.remap !== undefined && (typeof config.remap !== 'string' || config.remap === '')) throw new PluginConfigError('remap', 'must be "default" or USER[:GROUP]');
     },
     async register(_c, ctx) {
       const remap = ctx.config.remap;
