@@ -52,6 +52,10 @@ describe('/berth/v1', () => {
     const seccomp = plugins.find((p) => p.name === 'seccomp')!;
     expect(seccomp.status).toBe('loaded');
     expect(seccomp.hooks.map((h) => h.hook)).toContain('specBuild');
+    // berth's API is not part of the Docker API: not behind its version prefix.
+    const versioned = await request(sock, 'GET', '/v1.44/berth/v1/plugins');
+    expect(versioned.status).toBe(404);
+    expect(versioned.json()).toEqual({ message: 'page not found' });
   });
 
   it('GET /berth/v1/containers/{id}/explain shows the start tap by tap and the spec paths each plugin set; 404 for an unknown container', async () => {
