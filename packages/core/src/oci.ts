@@ -1,4 +1,4 @@
-/** The OCI runtime spec (config.json), as far as berth writes it. See ../shared/specs/oci-runtime-spec. */
+/** The OCI runtime spec (config.json), as far as berth writes it. Its JSON schema: oci-runtime-spec/ of the specs (scripts/fetch-specs.sh). */
 
 export interface OciUser {
   uid: number;

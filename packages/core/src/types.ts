@@ -1,6 +1,6 @@
 /**
  * The container model, shaped like the Docker Engine API's types
- * (../shared/specs/docker-engine-api/swagger.yaml: ContainerConfig, HostConfig,
+ * (the Engine API's swagger.yaml — scripts/fetch-specs.sh: ContainerConfig, HostConfig,
  * ContainerState, NetworkSettings). Field names are Docker's, so a record can be
  * answered by the API as it is.
  */
