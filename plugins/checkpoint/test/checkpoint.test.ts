@@ -185,6 +185,34 @@ describe('docker checkpoint create / ls / rm, docker start --checkpoint', () => 
     expect(await te.engine.checkpoints.list(id)).toEqual([{ Name: 'cp1' }]);
   });
 
+  it('an afterRestore tap fails: the start fails, the restored container is deleted from the runtime, undo steps newest first', async () => {
+    const log: string[] = [];
+    const te = await setup({ log, fail: { at: 'afterRestore' } });
+    const id = await running(te);
+    await te.engine.checkpoints.create(id, { name: 'cp1', exit: true });
+    log.length = 0;
+    const err = await te.engine.containers.start(id, { checkpoint: 'cp1' }).catch((e: unknown) => e);
+    expect((err as StartStepError).step).toBe('runtimeCreate');
+    expect(errorMessage(err)).toContain('injected failure in afterRestore');
+    expect(log.map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual(['beforeRestore cp1', 'afterRestore cp1', 'undo afterRestore', 'undo beforeRestore']);
+    expect(te.fake.containers.has(id)).toBe(false);
+    expect(te.engine.containers.get(id).State).toMatchObject({ Status: 'exited', Running: false });
+  });
+
+  it('a start from a checkpoint on a runtime that cannot restore: 400 before any restore hook, nothing created', async () => {
+    const log: string[] = [];
+    const te = await setup({ log, checkpoint: false });
+    const id = await te.createContainer({ name: 'cc' });
+    // a checkpoint made elsewhere (another daemon, by hand): present, but this runtime cannot restore it
+    mkdirSync(join(checkpointsDir(te, id), 'cp1'), { recursive: true });
+    const err = await te.engine.containers.start(id, { checkpoint: 'cp1' }).catch((e: unknown) => e);
+    expect(errorKind(err)).toBe('InvalidParameter');
+    expect(errorMessage(err)).toBe('checkpoint is not supported by runtime fake');
+    expect(log).toEqual([]);
+    expect(te.fake.callsOf('create')).toHaveLength(0);
+    expect(te.engine.containers.get(id).State.Status).toBe('created');
+  });
+
   it('start from a checkpoint that does not exist: 404, nothing created', async () => {
     const te = await setup();
     const id = await te.createContainer({ name: 'cc' });
