@@ -6,7 +6,7 @@
  * Checked: the runtime's command lines (checkpoint as containerd's shim runs it, restore as
  * conmon runs it), the checkpoint dir's content, the exit (137) of a checkpoint that stops the
  * container, --leave-running, a restore on a new create that is running and monitored like a
- * created container (logs, kill, exit), and CRIU's log named when a checkpoint or restore fails.
+ * created container (logs, attach, kill, exit), and CRIU's log named when a checkpoint or restore fails.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { errorKind, readLogs, type ExitInfo, type RuntimeCreateOptions } from '@berth/core';
 import { OciRuntimeBackend, buildRuntimes } from '@berth/runtime-oci';
-import { busyboxSpec, criuSkipReason, FAKE_RUNTIME, fakeRuntimeCalls, newId, ociBackendTeardown, processesMentioning, runtimeSkipReason, testRootfs } from './runtime-helpers.js';
+import { busyboxSpec, criuSkipReason, FAKE_RUNTIME, fakeRuntimeCalls, newId, ociBackendTeardown, processesMentioning, runtimeSkipReason, Sink, testRootfs } from './runtime-helpers.js';
 
 const skip = runtimeSkipReason();
 if (skip) console.warn(`runtime-checkpoint e2e skipped: ${skip}`);
@@ -57,11 +57,11 @@ describe.skipIf(skip !== null)('checkpoint/restore through the OCI backend', () 
     };
   }
 
-  /** A running container whose process prints whether it was restored, then waits; `$0` is its ID (processesMentioning finds it). */
+  /** A running container whose process prints whether it was restored, then ticks; `$0` is its ID (processesMentioning finds it). */
   async function running(o: { runtime?: string; env?: string[] } = {}): Promise<string> {
     const id = newId();
     ids.push(id);
-    await backend.create(options(id, ['/bin/sh', '-c', 'echo "up restored=${FAKE_OCI_RESTORED:-0}"; while true; do sleep 0.05; done', id], o));
+    await backend.create(options(id, ['/bin/sh', '-c', 'echo "up restored=${FAKE_OCI_RESTORED:-0}"; i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.1; done', id], o));
     await backend.start(id);
     await until(async () => (await logsOf(id)).includes('stdout:up restored=0\n'));
     return id;
@@ -122,8 +122,12 @@ describe.skipIf(skip !== null)('checkpoint/restore through the OCI backend', () 
     expect(invocations('restore', id)).toEqual([
       ['restore', '--bundle', bundle, '--pid-file', path.join(bundle, 'pidfile'), '--detach', '--image-path', ckpt, '--work-path', bundle, id],
     ]);
-    // Monitored like a created container: its output reaches the log, its exit is reported.
+    // Monitored like a created container: its output reaches the log and an attach, its exit is reported.
     await until(async () => (await logsOf(id)).includes('stdout:up restored=1\n'));
+    const out = new Sink();
+    const session = await backend.attach(id, { stdout: out as unknown as NodeJS.WritableStream });
+    await out.waitFor(/tick \d+\n/);
+    session.detach();
     await backend.kill(id, 9);
     expect((await waitExit(id)).exitCode).toBe(137);
     await backend.delete(id);

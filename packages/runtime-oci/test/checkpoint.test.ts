@@ -9,9 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { errorKind, ConflictError, type RuntimeCreateOptions } from '@berth/core';
+import { errorKind, ConflictError, type ExitInfo, type RuntimeCreateOptions } from '@berth/core';
 import { OciRuntimeBackend } from '../src/backend.js';
-import { CHECKPOINT_ANNOTATION, CRIU_ANNOTATION, checkpointArgs, checkpointContainer, parseFeatures, restoreFailure } from '../src/checkpoint.js';
+import { CHECKPOINT_ANNOTATION, CRIU_ANNOTATION, checkpointArgs, checkpointContainer, exitWaiter, parseFeatures, restoreFailure } from '../src/checkpoint.js';
 import type { ContainerMeta } from '../src/record.js';
 
 let dir: string;
@@ -156,6 +156,28 @@ describe('the runtime\'s checkpoint command line', () => {
     await checkpointContainer({ name: 'rt', path: rt, globalArgs: ['--root', '/r'] }, m, { path: path.join(dir, 'img'), exit: false });
     expect(fs.readFileSync(calls, 'utf8').trim()).toBe(`--root /r checkpoint --image-path ${path.join(dir, 'img')} --work-path ${path.join(m.bundle, 'criu-work')} --leave-running c1`);
     expect(fs.existsSync(path.join(m.bundle, 'criu-work'))).toBe(false);
+  });
+});
+
+describe('a checkpoint that stops the container waits for its exit', () => {
+  it('resolves at the container\'s own exit, not an exec\'s or another container\'s; cancel stops listening', async () => {
+    const listeners = new Set<(e: ExitInfo) => void>();
+    const emit = (e: Partial<ExitInfo>): void => {
+      for (const l of listeners) l({ id: 'c1', exitCode: 137, oomKilled: false, exitedAt: new Date().toISOString(), ...e });
+    };
+    const host = { onExit: (l: (e: ExitInfo) => void) => (listeners.add(l), () => listeners.delete(l)) };
+    const w = exitWaiter(host, 'c1', () => {});
+    let done = false;
+    void w.done.then(() => (done = true));
+    emit({ execId: 'e1' });
+    emit({ id: 'c2' });
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    emit({});
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(true);
+    w.cancel();
+    expect(listeners.size).toBe(0);
   });
 });
 
