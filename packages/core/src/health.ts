@@ -192,6 +192,7 @@ export class HealthMonitor {
   /** The onStateChange tap: start, stop and reopen monitors with the container's state. */
   async onStateChange(change: StateChange): Promise<void> {
     const id = change.container.ID;
+    if (change.to === null) this.noKill.delete(id); // removed
     if (change.to === 'running') {
       const rec = this.record(id);
       if (!rec) return;

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestEngine, type TestEngine } from '../../testing/src/index.js';
+import { FakeRuntime, createTestEngine, type TestEngine } from '../../testing/src/index.js';
 import {
   HEALTH_DEFAULTS,
   MAX_HEALTH_LOG,
@@ -21,6 +21,8 @@ import {
   setFailpointsForTest,
   type DockerEvent,
   type Engine,
+  type ExecOptions,
+  type ExecSession,
   type HealthConfig,
   type HealthState,
 } from '../src/index.js';
@@ -178,6 +180,23 @@ describe('the health monitor of a running container', () => {
     expect(kills[0]!.args[0]).toBe(9);
     // the killed probe is gone (at most the next probe is running now)
     expect(t!.fake.runningExecs()).not.toContain(kills[0]!.args[1]);
+  });
+
+  it('on a backend whose exec sessions cannot be killed, a probe past its timeout is counted and left, with one warning', async () => {
+    class NoKill extends FakeRuntime {
+      override async exec(id: string, opts: ExecOptions): Promise<ExecSession> {
+        const { pid, exited } = await super.exec(id, opts);
+        return { pid, exited };
+      }
+    }
+    const fake = new NoKill();
+    t = await createTestEngine({ specDefaults: false, runtime: fake });
+    const id = await t.createContainer({ Config: { Cmd: ['/bin/app'], Healthcheck: { Test: ['CMD', 'sleep', '100'], Interval: MS, Timeout: MS, Retries: 2 } } });
+    fake.script(id, { execRunFor: 1e9 });
+    await nextEvent(t.engine, id, healthStatus('unhealthy'), () => t!.engine.containers.start(id));
+    expect(health(id).Log.every((l) => l.ExitCode === -1)).toBe(true);
+    expect(fake.runningExecs().length).toBeGreaterThanOrEqual(2);
+    expect(t.logger.entries.filter((e) => e.msg.includes('cannot kill an exec'))).toHaveLength(1);
   });
 
   it('a probe that cannot run is a failure with the error as its output', async () => {
