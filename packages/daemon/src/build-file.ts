@@ -92,7 +92,12 @@ function exportTarget(exp: unknown, subpath: string): string | undefined {
       return undefined;
     }
     if (isObject(v)) {
-      for (const [cond, t] of Object.entries(v)) if (cond === 'import' || cond === 'node' || cond === 'default') return pick(t);
+      // The first condition that applies and resolves (a nested one without a match falls through, as in Node).
+      for (const [cond, t] of Object.entries(v)) {
+        if (cond !== 'import' && cond !== 'node' && cond !== 'default') continue;
+        const target = pick(t);
+        if (target) return target;
+      }
     }
     return undefined;
   };
