@@ -107,11 +107,14 @@ export function validateCheckpointName(name: string): void {
   }
 }
 
-/** Refuses a runtime that cannot checkpoint: the 400 a create or a start from a checkpoint gets. */
-export function assertCheckpointSupported(backend: RuntimeBackend, runtime: string): void {
-  if (!backend.checkpoint || !backend.features(runtime).checkpoint) {
-    throw new InvalidParameterError(`checkpoint is not supported by runtime ${runtime}`);
-  }
+/**
+ * Refuses a runtime that cannot checkpoint: the 400 a create or a start from a checkpoint gets.
+ * Asks the backend's `checkpointSupported` when it has one (it waits for a probe still running,
+ * where `features()` would say false), else `features()`.
+ */
+export async function assertCheckpointSupported(backend: RuntimeBackend, runtime: string): Promise<void> {
+  const can = backend.checkpoint !== undefined && (backend.checkpointSupported ? await backend.checkpointSupported(runtime) : backend.features(runtime).checkpoint);
+  if (!can) throw new InvalidParameterError(`checkpoint is not supported by runtime ${runtime}`);
 }
 
 /** Which container's checkpoints, and where (the API's CheckpointDir, `checkpoint-dir`, `dir`). */
@@ -181,7 +184,7 @@ export class CheckpointService {
       if (!isActive(rec) || rec.State.Status === 'restarting') throw notRunning(rec.ID);
       const backend = this.k.backendOf(rec);
       const runtime = rec.RuntimeName || rec.HostConfig.Runtime || this.k.d.config.defaultRuntime;
-      assertCheckpointSupported(backend, runtime);
+      await assertCheckpointSupported(backend, runtime);
       const target = this.target(rec, opts.dir);
       const pending = await store.prepare(target, opts.name, { exit: opts.exit });
       const ctx = new CheckpointContext(target.container, { name: opts.name, path: pending.path }, opts.exit, this.k.d.info);

@@ -168,6 +168,12 @@ export interface RuntimeBackend {
    */
   features(runtime?: string): RuntimeFeatures;
   /**
+   * Whether `runtime` can checkpoint and restore, once the backend knows (a probe such as
+   * `criu check` may still be running when `features()` is asked: it then says false). The
+   * engine asks this before a checkpoint or a restore when the backend has it, else `features()`.
+   */
+  checkpointSupported?(runtime?: string): Promise<boolean>;
+  /**
    * IDs of every container the backend holds (bundles, monitors), whatever their state. At
    * start the engine force-deletes those its state store does not know: leftovers of a
    * daemon killed between the backend's create and the store's write.

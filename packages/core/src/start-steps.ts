@@ -240,7 +240,7 @@ export function startSteps(k: ContainerKernel, d: StartStepDeps): readonly Start
         const chosen = await hooks.runtimeCreate.promise(opts, ctx);
         const backend = k.d.backends.select(chosen, opts, asked);
         r.backend = ctx.backend = backend;
-        if (ctx.checkpoint) assertCheckpointSupported(backend, opts.runtime);
+        if (ctx.checkpoint) await assertCheckpointSupported(backend, opts.runtime);
         if (rec.RuntimeBackend !== backend.name || rec.RuntimeName !== opts.runtime) {
           // Saved before the runtime's create: after a crash from here on, the restore asks this
           // backend about the container (and the record keeps naming it if the save lands late).

@@ -134,6 +134,30 @@ describe('docker checkpoint create / ls / rm, docker start --checkpoint', () => 
     expect(te.engine.containers.get(id).State.Status).toBe('running');
   });
 
+  it("a backend whose probe has not answered yet (features() still false) is asked with checkpointSupported, which waits: no spurious 400", async () => {
+    /** As the OCI backend with runc: checkpoint false in features() until the background `criu check` answers. */
+    class Probing extends FakeRuntime {
+      answered = false;
+      override features(runtime?: string) {
+        return { ...super.features(runtime), checkpoint: this.answered && super.features(runtime).checkpoint };
+      }
+      async checkpointSupported(runtime?: string): Promise<boolean> {
+        await new Promise((r) => setTimeout(r, 20));
+        this.answered = true;
+        return this.features(runtime).checkpoint;
+      }
+    }
+    const fake = new Probing({ features: { checkpoint: true } });
+    t = await createTestEngine({ runtime: fake, experimental: true, plugins: [checkpointPlugin()] });
+    const id = await running(t);
+    expect(fake.features().checkpoint).toBe(false);
+    await t.engine.checkpoints.create(id, { name: 'early', exit: true });
+    expect(await t.engine.checkpoints.list(id)).toEqual([{ Name: 'early' }]);
+    fake.answered = false;
+    await t.engine.containers.start(id, { checkpoint: 'early' });
+    expect(t.engine.containers.get(id).State.Status).toBe('running');
+  });
+
   it('a container that does not run: 409 "Container <id> is not running"', async () => {
     const te = await setup();
     const id = await te.createContainer({ name: 'idle' });
