@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import { getCurrentTest } from 'vitest/suite';
+import { TestRunner } from 'vitest';
 import YAML from 'yaml';
 
 let found: string | undefined;
@@ -44,7 +44,7 @@ export function specsCandidates(): string[] {
 export function findSpecs(
   candidates: readonly string[],
   env: Readonly<Record<string, string | undefined>> = process.env,
-  skip: (reason: string) => void = (reason) => getCurrentTest()?.context.skip(reason),
+  skip: (reason: string) => void = (reason) => TestRunner.getCurrentTest()?.context.skip(reason),
 ): string {
   const dir = candidates.find((d) => existsSync(path.join(d, 'docker-engine-api/swagger.yaml')));
   if (dir) return dir;
