@@ -5,7 +5,7 @@
  * project has them. `--help` lists the build's own flag as the doc shows; berthd's bin with the
  * doc's daemon.json and a refused config key exits 1 with the doc's message; and, as root with
  * runc, the custom daemon refuses a `docker create` without the label with the doc's text,
- * runs a labelled container, and on SIGTERM exits 0 leaving no socket, pidfile, lock, monitor
+ * runs a labelled container, and on SIGTERM (or SIGINT) exits 0 leaving no socket, pidfile, lock, monitor
  * or container process behind.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -89,5 +89,15 @@ describe('docs/composing.md as a process', () => {
     expect(fs.existsSync(path.join(daemon.dataRoot, 'berthd.lock'))).toBe(false);
     expect(processesMentioning(daemon.execRoot)).toEqual([]);
     expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+  });
+
+  it.skipIf(!!skipReason)(`the custom daemon on SIGINT (Ctrl-C) exits 0 as well, leaving no socket, pidfile or lock ${skipReason ? `(skipped: ${skipReason})` : ''}`, async () => {
+    const dir = makeProject();
+    daemon = await startBerthd({ bin: path.join(dir, 'custom-berthd.mjs') });
+    expect(fs.existsSync(path.join(daemon.dataRoot, 'berthd.lock'))).toBe(true);
+    expect(await daemon.stop('SIGINT')).toBe(0);
+    expect(fs.existsSync(daemon.socket)).toBe(false);
+    expect(fs.existsSync(daemon.pidfile)).toBe(false);
+    expect(fs.existsSync(path.join(daemon.dataRoot, 'berthd.lock'))).toBe(false);
   });
 });
