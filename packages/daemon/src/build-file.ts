@@ -46,7 +46,7 @@ export function parseBuildSection(value: unknown, configFile: string): PluginBui
   if ('load' in value) {
     for (const ref of strings(value.load, 'plugins.load')) {
       if (isModulePath(ref)) build.load.push(path.resolve(base, ref));
-      else if (PACKAGE_RE.test(ref)) build.load.push(ref);
+      else if (PACKAGE_RE.test(ref) && !ref.split('/').some((seg) => seg === '.' || seg === '..')) build.load.push(ref);
       else fail(`"plugins.load": ${JSON.stringify(ref)} is neither an npm package name nor a path (start a path with ./, ../ or /)`);
     }
   }

@@ -120,6 +120,7 @@ describe('the build file (daemon.json "plugins")', () => {
     expect(bad({ builtins: { apparmour: false } })).toThrow(/no built-in plugin named "apparmour"/);
     expect(bad({ builtins: { apparmor: 'no' } })).toThrow(/"plugins.builtins.apparmor" must be true or false/);
     expect(bad({ load: ['Not A Name'] })).toThrow(UsageError);
+    expect(bad({ load: ['@acme/x/../../../etc/evil.js'] })).toThrow(/neither an npm package name nor a path/);
     expect(bad({ config: { audit: 'debug' } })).toThrow(/"plugins.config.audit" must be an object/);
     await expect(startBerthd(parse(dir, { plugins: { config: { audit: { level: 'info' } } } }), { handleSignals: false })).rejects.toThrow(/plugins.config: no plugin named audit in this build/);
     await expect(startBerthd(parse(dir, { plugins: { load: ['@acme/missing'] } }), { handleSignals: false })).rejects.toThrow(/cannot find package @acme\/missing/);
