@@ -108,6 +108,8 @@ export class ExecStore {
   async drop(containerId: string): Promise<void> {
     this.dropped.add(containerId);
     await this.writes.get(containerId)?.done;
+    // Every write of it has landed or was skipped; the exec service saves nothing more for it.
+    this.dropped.delete(containerId);
   }
 
   /** Every write in flight has landed (tests, close). */
