@@ -44,6 +44,8 @@ describe.skipIf(berthdSkipReason() !== null)('exec across a berthd restart', () 
   let d: Berthd | undefined;
   afterAll(async () => {
     await d?.cleanup();
+    // The restarted daemons run on the first one's dir, which their cleanup leaves in place.
+    if (d) fs.rmSync(d.dir, { recursive: true, force: true });
     removeTestImageTarball();
   });
 
