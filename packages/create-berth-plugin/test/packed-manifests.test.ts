@@ -2,8 +2,9 @@
  * Every berth package is installable from outside the repository as `pnpm pack` leaves it:
  * the packed package.json has no workspace or catalog ranges and no workspace-only export
  * condition, its entry points and bins are in the tarball, it ships its README and no build
- * cache, and only the hosts (daemon, cli) depend on tsyringe/tapable — every other package
- * takes them as peers, so a plugin and berthd share one copy.
+ * cache, sibling packages are `^` ranges (pnpm's `workspace:^`), and only the hosts (daemon,
+ * cli) depend on tsyringe/tapable — every other package takes them as peers, and @berth/testing
+ * takes @berth/core as one, so a plugin, its tests and berthd share one copy of each.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -73,16 +74,22 @@ describe.skipIf(reason !== null)(`packed manifests${reason ? ` (skipped: ${reaso
     expect([...packed.keys()].sort()).toEqual(sources.map((s) => s.manifest.name).sort());
   });
 
+  it("@berth/testing takes @berth/core as a peer: a plugin's tests run its harness on the plugin's own core", () => {
+    const { manifest } = packed.get('@berth/testing')!;
+    expect(manifest.dependencies ?? {}).not.toHaveProperty('@berth/core');
+    expect(manifest.peerDependencies).toHaveProperty('@berth/core');
+  });
+
   describe.each(sources.map((s) => s.manifest.name))('%s', (name) => {
     const get = () => packed.get(name)!;
     const file = (p: string) => p.replace(/^\.\//, '');
 
-    it('has no workspace or catalog range, and pins sibling packages to their version', () => {
+    it('has no workspace or catalog range; a sibling package by ^ its version (one copy when berth is installed beside a plugin)', () => {
       const { manifest, text } = get();
       expect(text).not.toMatch(/"(workspace|catalog):/);
       for (const [dep, range] of Object.entries({ ...manifest.dependencies, ...manifest.peerDependencies })) {
         const sibling = sources.find((s) => s.manifest.name === dep);
-        if (sibling) expect(range, dep).toBe(sibling.manifest.version);
+        if (sibling) expect(range, dep).toBe(`^${sibling.manifest.version}`);
       }
     });
 
@@ -106,7 +113,7 @@ describe.skipIf(reason !== null)(`packed manifests${reason ? ` (skipped: ${reaso
     it('takes tsyringe and tapable as peers unless it hosts the engine', () => {
       const { manifest } = get();
       const deps = Object.keys(manifest.dependencies ?? {});
-      const usesCore = deps.includes('@berth/core') || name === '@berth/core';
+      const usesCore = deps.includes('@berth/core') || Object.keys(manifest.peerDependencies ?? {}).includes('@berth/core') || name === '@berth/core';
       for (const lib of SHARED) {
         if (HOSTS.has(name)) continue;
         expect(deps, lib).not.toContain(lib);
