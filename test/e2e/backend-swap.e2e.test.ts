@@ -2,10 +2,11 @@
  * One scenario, two runtime backends: the same steps through the real docker CLI against a
  * real berthd built with the OCI backend (runc + conmon, the default build) and with the
  * containerd backend (`"plugins": {"backend": "runtime-containerd"}` in daemon.json — the
- * build file alone, no code): run, logs (stdout and stderr apart), exec with its exit code,
- * a live restore across a berthd restart (a running container keeps its pid and its exec
- * works; one that exited while berthd was down reports its real exit code), stop (the
- * container's TERM trap runs, its output is logged), rm (nothing left in the backend).
+ * build file alone, no code): run, stdin (run -i, exec -i), logs (stdout and stderr apart),
+ * exec with its exit code, a live restore across a berthd restart (a running container keeps
+ * its pid, what it wrote meanwhile is logged, and its exec works; one that exited while
+ * berthd was down reports its real exit code), stop (the container's TERM trap runs, its
+ * output is logged), rm (nothing left in the backend).
  *
  * The containerd case starts its own containerd (temp root, state and socket; a config that
  * leaves out the CRI plugin and the snapshotters it does not need) and kills it, its shims
@@ -209,6 +210,10 @@ describe.each(BACKENDS)('backend swap: $plugin', (backend) => {
     const run = await d.docker(['run', '--rm', TEST_IMAGE, 'sh', '-c', 'echo hello; exit 7']);
     expect([run.code, run.stdout]).toEqual([7, 'hello\n']);
 
+    // stdin: the client's input reaches the process, and its end ends the process's input.
+    const cat = await d.docker(['run', '-i', '--rm', TEST_IMAGE, 'cat'], { input: 'piped in\n' });
+    expect([cat.code, cat.stdout]).toEqual([0, 'piped in\n']);
+
     // logs: stdout and stderr apart.
     const sig = path.join(dir, 'sig');
     fs.mkdirSync(sig);
@@ -222,6 +227,9 @@ describe.each(BACKENDS)('backend swap: $plugin', (backend) => {
     // exec: output and exit code.
     const ex = await d.docker(['exec', 'swap-long', 'sh', '-c', 'echo in-exec; echo exec-err >&2; exit 3']);
     expect([ex.code, ex.stdout, ex.stderr]).toEqual([3, 'in-exec\n', 'exec-err\n']);
+
+    const exIn = await d.docker(['exec', '-i', 'swap-long', 'cat'], { input: 'exec input\n' });
+    expect([exIn.code, exIn.stdout]).toEqual([0, 'exec input\n']);
 
     // live restore: berthd goes away; one container keeps running (and writes), one exits meanwhile.
     const short = await d.docker(['run', '-d', '--name', 'swap-short', TEST_IMAGE, 'sh', '-c', 'sleep 1; exit 42']);

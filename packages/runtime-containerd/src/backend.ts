@@ -418,7 +418,11 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
 
   // ---------------------------------------------------------------- stdio & exec
 
-  /** Input for the container's stdin (its output reaches clients through the log). */
+  /**
+   * Input for the container's stdin (its output reaches clients through the log). When the
+   * client's input ends or the session detaches, a StdinOnce container without a terminal
+   * gets the end of its input, as dockerd closes it (moby's CloseStdin && !TTY).
+   */
   async attach(id: string, streams: AttachStreams): Promise<AttachSession> {
     const t = this.running(id);
     let resolveDone!: () => void;
@@ -429,26 +433,33 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
       resolveDone();
       return { detach: () => undefined, done };
     }
+    let over = false;
     const onData = (d: Buffer | string): void => {
       sink.write(d);
     };
     const finish = (): void => {
+      if (over) return;
+      over = true;
       stdin.removeListener('data', onData);
-      stdin.removeListener('end', onEnd);
+      stdin.removeListener('end', finish);
+      stdin.removeListener('close', finish);
       resolveDone();
-    };
-    const onEnd = (): void => {
-      finish();
-      if (t.labels.stdinOnce) {
-        // The client's input ended: so does the container's stdin (docker run -i).
-        t.stdin?.end();
-        t.stdin = null;
-        void this.client.closeStdin(id).catch((err: unknown) => this.warn(`closing the stdin of ${id}`, err));
-      }
+      if (t.labels.stdinOnce && !t.labels.tty) this.closeInput(t);
     };
     stdin.on('data', onData);
-    stdin.on('end', onEnd);
+    stdin.on('end', finish);
+    stdin.on('close', finish);
     return { detach: finish, done };
+  }
+
+  /** End the container's input: our write end closed, then the shim's (CloseIO); the process reads to the end of the FIFO, then EOF. */
+  private closeInput(t: Task): void {
+    const w = t.stdin;
+    if (!w) return;
+    t.stdin = null;
+    w.end(() => {
+      void this.client.closeStdin(t.id).catch((err: unknown) => this.warn(`closing the stdin of ${t.id}`, err));
+    });
   }
 
   async exec(id: string, opts: ExecOptions): Promise<ExecSession> {

@@ -159,6 +159,7 @@ export class ContainerdClient {
     await this.call(this.tasks, 'ResizePty', { container_id: id, exec_id: execId, width: size.width, height: size.height }, `resize task ${id}`);
   }
 
+  /** The shim closes its own write end of the stdin FIFO: once ours is closed too, the process reads to the end of its input. */
   async closeStdin(id: string, execId = ''): Promise<void> {
     await this.call(this.tasks, 'CloseIO', { container_id: id, exec_id: execId, stdin: true }, `close stdin of task ${id}`);
   }

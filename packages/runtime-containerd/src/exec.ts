@@ -45,22 +45,15 @@ export class ExecProcesses {
     try {
       await makeFifos([io.stdout, io.stderr, io.stdin].filter((p): p is string => !!p));
       this.openOutput(e, streams.stdout ?? null, streams.stderr ?? null);
-      if (io.stdin && streams.stdin) {
-        const w = openFifoWriter(io.stdin);
-        e.stdin = w;
-        const input = streams.stdin;
-        input.on('data', (chunk: Buffer | string) => w.write(chunk));
-        input.on('end', () => {
-          w.end();
-          void this.d.client.closeStdin(id, execId).catch(() => undefined);
-        });
-      }
       await this.d.client.exec({ id, execId, stdin: io.stdin ?? '', stdout: io.stdout, stderr: io.stderr ?? '', terminal: opts.tty, spec: processAny(opts.process) });
       added = true;
       const waited = this.d.client.wait(id, execId, e.watch.signal);
       // Held until `exited` is read: a failed start below must not leave an unhandled rejection.
       waited.catch(() => undefined);
       const pid = await this.d.client.start(id, execId);
+      // Input only now: the shim has its end of the stdin FIFO open, so what the client sent
+      // (and its end, which closes the process's stdin once the shim has copied everything) is not lost.
+      if (io.stdin && streams.stdin) this.pipeStdin(id, e, io.stdin, streams.stdin);
       const exited = waited.then(
         (exit) => this.finish(id, execs, e, exit),
         async (err: unknown) => {
@@ -78,6 +71,18 @@ export class ExecProcesses {
       await this.cleanup(id, execs, e);
       throw err;
     }
+  }
+
+  /** The client's input into the exec's stdin; at its end our write end closes, then the shim's (CloseIO). */
+  private pipeStdin(id: string, e: ExecEntry, fifo: string, input: NodeJS.ReadableStream): void {
+    const w = openFifoWriter(fifo);
+    e.stdin = w;
+    input.on('data', (chunk: Buffer | string) => w.write(chunk));
+    input.on('end', () => {
+      w.end(() => {
+        void this.d.client.closeStdin(id, e.execId).catch(() => undefined);
+      });
+    });
   }
 
   private openOutput(e: ExecEntry, stdout: NodeJS.WritableStream | null, stderr: NodeJS.WritableStream | null): void {

@@ -169,31 +169,29 @@ export function exitInfoOf(id: string, exitStatus: number, exitedAt: Timestamp |
   };
 }
 
-/** A gRPC call's error as berth's typed error (the kind, and so the HTTP status, from the gRPC code). */
+/**
+ * A gRPC call's error as berth's typed error: the kind (and so the HTTP status) from the gRPC
+ * code, the message naming the call and containerd's own words. No `cause`: the gRPC error's
+ * message repeats those words, and the engine shows a cause chain whole.
+ */
 export function fromGrpcError(err: unknown, what: string): Error {
   const e = err as Partial<grpc.ServiceError>;
   const detail = typeof e?.details === 'string' && e.details ? e.details : (e as Error)?.message ?? String(err);
   const msg = `containerd: ${what}: ${detail}`;
   switch (e?.code) {
     case grpc.status.NOT_FOUND:
-      return new NotFoundError(msg, { cause: err });
+      return new NotFoundError(msg);
     case grpc.status.ALREADY_EXISTS:
     case grpc.status.FAILED_PRECONDITION:
-      return new ConflictError(msg, { cause: err });
+      return new ConflictError(msg);
     case grpc.status.INVALID_ARGUMENT:
     case grpc.status.OUT_OF_RANGE:
-      return new InvalidParameterError(msg, { cause: err });
+      return new InvalidParameterError(msg);
     case grpc.status.UNIMPLEMENTED:
-      return new NotImplementedError(msg, { cause: err });
+      return new NotImplementedError(msg);
     case grpc.status.UNAVAILABLE:
-      return new UnavailableError(msg, { cause: err });
+      return new UnavailableError(msg);
     default:
-      return new SystemError(msg, { cause: err });
+      return new SystemError(msg);
   }
-}
-
-/** The gRPC code of an error from a call (undefined for other errors). */
-export function grpcCode(err: unknown): number | undefined {
-  const code = (err as Partial<grpc.ServiceError>)?.code;
-  return typeof code === 'number' ? code : undefined;
 }

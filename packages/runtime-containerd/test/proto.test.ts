@@ -81,7 +81,7 @@ describe('requests: berth\'s protos encode containerd\'s field numbers', () => {
 
   it('ResizePtyRequest: width 3, height 4; CloseIORequest: stdin 3; UpdateTaskRequest: resources 2', () => {
     expect(method(Tasks, 'ResizePty').requestSerialize({ container_id: 'c', width: 80, height: 24 })).toEqual(bytes([...str(1, 'c'), ...uint(3, 80), ...uint(4, 24)]));
-    expect(method(Tasks, 'CloseIO').requestSerialize({ container_id: 'c', stdin: true })).toEqual(bytes([...str(1, 'c'), ...uint(3, 1)]));
+    expect(method(Tasks, 'CloseIO').requestSerialize({ container_id: 'c', exec_id: 'e', stdin: true })).toEqual(bytes([...str(1, 'c'), ...str(2, 'e'), ...uint(3, 1)]));
     const res = resourcesAny({ pids: { limit: 5 } });
     expect(method(Tasks, 'Update').requestSerialize({ container_id: 'c', resources: res })).toEqual(
       bytes([...str(1, 'c'), ...msg(2, [...str(1, TYPE_URL.resources), ...str(2, res.value)])]),
