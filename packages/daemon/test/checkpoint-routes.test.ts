@@ -117,5 +117,6 @@ describe('checkpoint routes', () => {
     const st = await request(sock, 'POST', '/containers/web/start?checkpoint=cp1');
     expect(st.status).toBe(501);
     expect((await request(sock, 'GET', '/info')).json().ExperimentalBuild).toBe(true);
+    expect((await request(sock, 'GET', '/version')).json().Experimental).toBe(true);
   });
 });
