@@ -4,8 +4,11 @@
  * hooks that write a file naming the container. A hook whose `when.annotations` matches runs for
  * the container started with that annotation only; one whose `when.commands` matches runs for
  * the container whose command is `sleep` only; a container matching neither runs none. A bad
- * hook file is named in berthd's log and the others still run.
+ * hook file is named in berthd's log and the others still run. A container with poststart hooks
+ * is started with `runc start` (runc's main branch runs poststart hooks there), one without with
+ * the backend's fast start.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -67,5 +70,41 @@ describe.skipIf(berthdSkipReason() !== null)('OCI hooks (hooks.d) with runc', ()
     expect(d.log()).toContain(`OCI hook file ${path.join(hooksDir, '30-broken.json')} skipped: not JSON`);
 
     for (const id of [annotated, sleeper, neither]) expect((await d.docker(['rm', '-f', id])).code).toBe(0);
+  }, 120_000);
+
+  it('a container with poststart hooks is started with `runc start`, never the fast start (which would skip them on a runc that runs them there)', async () => {
+    await d?.cleanup();
+    d = undefined;
+    tmp ??= fs.mkdtempSync(path.join(os.tmpdir(), 'berth-oci-hooks-e2e-'));
+    const hooksDir = path.join(tmp, 'hooks2.d');
+    const out = path.join(tmp, 'out2');
+    fs.mkdirSync(hooksDir);
+    fs.mkdirSync(out);
+    const script = path.join(tmp, 'write-state2.sh');
+    fs.writeFileSync(script, HOOK_SCRIPT, { mode: 0o755 });
+    fs.writeFileSync(path.join(hooksDir, 'h.json'), JSON.stringify({ version: '1.0.0', hook: { path: script, args: [script, out, 'h'] }, when: { annotations: { '^io\\.berth\\.e2e\\.hook$': '^on$' } }, stages: ['poststart'] }));
+    // A runc that logs its command lines: named runc, so the backend's fast start applies to it.
+    const wrapDir = path.join(tmp, 'wrap');
+    fs.mkdirSync(wrapDir);
+    const log = path.join(tmp, 'runc-calls.log');
+    const realRunc = execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim();
+    fs.writeFileSync(path.join(wrapDir, 'runc'), `#!/bin/sh\necho "$*" >> ${log}\nexec ${realRunc} "$@"\n`, { mode: 0o755 });
+    const daemonJson = path.join(tmp, 'daemon2.json');
+    fs.writeFileSync(daemonJson, JSON.stringify({ plugins: { config: { 'oci-hooks': { dirs: [hooksDir] } } } }));
+
+    d = await startBerthd({ args: ['--config-file', daemonJson, '--add-runtime', `logged=${path.join(wrapDir, 'runc')}`] });
+    await d.loadTestImage();
+    const run = async (args: string[]): Promise<string> => {
+      const r = await d!.docker(['run', '-d', '--runtime', 'logged', ...args]);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout.trim();
+    };
+    const hooked = await run(['--annotation', 'io.berth.e2e.hook=on', TEST_IMAGE, 'sleep', '1000']);
+    const plain = await run([TEST_IMAGE, 'sleep', '1000']);
+    expect(fs.readdirSync(out)).toEqual([`h-${hooked}`]);
+    const calls = fs.readFileSync(log, 'utf8');
+    expect(calls).toMatch(new RegExp(` start ${hooked}$`, 'm'));
+    expect(calls).not.toMatch(new RegExp(` start ${plain}$`, 'm'));
+    for (const id of [hooked, plain]) expect((await d.docker(['rm', '-f', id])).code).toBe(0);
   }, 120_000);
 });
