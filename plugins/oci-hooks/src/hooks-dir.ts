@@ -8,7 +8,11 @@
  *    skipped.
  *  - `{"version": "1.0.0", "hook": {path, args?, env?, timeout?}, "when": {always?, annotations?,
  *    commands?, hasBindMounts?}, "stages": [...]}`. Stages: prestart, createRuntime,
- *    createContainer, startContainer, poststart, poststop.
+ *    createContainer, startContainer, poststart, poststop. The older 0.1.0 files (no `version`,
+ *    or "0.1.0") are read as containers/common converts them: `hook` is the path, `arguments`
+ *    follow it in args, `stage`/`cmd`/`annotation` are synonyms of `stages`/`cmds`/`annotations`
+ *    (not both), and any one condition is enough (`hasbindmounts`, an `annotations` expression
+ *    matching an annotation's value, a `cmds` expression).
  *  - `when`: every condition given must match (an `always: false` never matches, nor does a
  *    `when` with no condition). `annotations`: each key/value pair of regular expressions must
  *    match one annotation of the spec; `commands`: one expression must match `process.args[0]`;
@@ -29,6 +33,8 @@ import type { OciHook, OciHooks, OciSpec } from '@berth/core';
 export const DEFAULT_HOOKS_DIRS: readonly string[] = Object.freeze(['/usr/share/containers/oci/hooks.d', '/etc/containers/oci/hooks.d']);
 
 export const HOOK_SCHEMA_VERSION = '1.0.0';
+/** The older schema, still read (as Podman and CRI-O do). */
+export const LEGACY_SCHEMA_VERSION = '0.1.0';
 
 export const HOOK_STAGES = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
 export type HookStage = (typeof HOOK_STAGES)[number];
@@ -41,6 +47,8 @@ export interface HookDefinition {
   name: string;
   hook: OciHook;
   when: {
+    /** 0.1.0 files: any one condition is enough (else all must hold). */
+    anyOf?: boolean;
     always?: boolean;
     annotations?: Array<[key: RegExp, value: RegExp]>;
     commands?: RegExp[];
@@ -97,7 +105,9 @@ export function parseHookFile(text: string, file: string, name: string): HookDef
     throw new Invalid(`not JSON: ${(err as Error).message}`);
   }
   if (!isObject(doc)) throw new Invalid('not a JSON object');
-  if (doc['version'] !== HOOK_SCHEMA_VERSION) throw new Invalid(`unrecognized hook version ${JSON.stringify(doc['version'] ?? '')} (berth reads ${HOOK_SCHEMA_VERSION})`);
+  const version = doc['version'] ?? '';
+  if (version === '' || version === LEGACY_SCHEMA_VERSION) return parseLegacy(doc, file, name);
+  if (version !== HOOK_SCHEMA_VERSION) throw new Invalid(`unrecognized hook version ${JSON.stringify(version)} (berth reads ${HOOK_SCHEMA_VERSION} and ${LEGACY_SCHEMA_VERSION})`);
   const h = doc['hook'];
   if (!isObject(h)) throw new Invalid('missing required property: hook');
   if (typeof h['path'] !== 'string' || h['path'] === '') throw new Invalid('missing required property: hook.path');
@@ -124,11 +134,39 @@ export function parseHookFile(text: string, file: string, name: string): HookDef
   }
   const commands = stringList(w['commands'], 'when.commands');
   if (commands) when.commands = commands.map((c) => regex(c, 'command'));
-  const stages = doc['stages'];
+  return { file, name, hook, when, stages: checkStages(doc['stages']) };
+}
+
+function checkStages(stages: unknown): HookStage[] {
   if (stages === undefined || stages === null) throw new Invalid('missing required property: stages');
   const list = stringList(stages, 'stages')!;
   for (const s of list) if (!(HOOK_STAGES as readonly string[]).includes(s)) throw new Invalid(`unknown stage ${JSON.stringify(s)} (one of ${HOOK_STAGES.join(', ')})`);
-  return { file, name, hook, when, stages: list as HookStage[] };
+  return list as HookStage[];
+}
+
+/** A field of a 0.1.0 file that has a synonym (`stages`/`stage`, …): one of them, not both. */
+function synonym(doc: Record<string, unknown>, name: string, alt: string): unknown {
+  const a = doc[name] ?? undefined;
+  const b = doc[alt] ?? undefined;
+  if (a !== undefined && b !== undefined) throw new Invalid(`cannot set both '${alt}' and '${name}'`);
+  return a ?? b;
+}
+
+/** A 0.1.0 file, converted as containers/common does. */
+function parseLegacy(doc: Record<string, unknown>, file: string, name: string): HookDefinition {
+  if (typeof doc['hook'] !== 'string' || doc['hook'] === '') throw new Invalid('missing required property: hook');
+  const hook: OciHook = { path: doc['hook'] };
+  const args = stringList(doc['arguments'], 'arguments');
+  if (args) hook.args = [doc['hook'], ...args];
+  const stages = checkStages(synonym(doc, 'stages', 'stage'));
+  const when: HookDefinition['when'] = { anyOf: true };
+  const cmds = stringList(synonym(doc, 'cmds', 'cmd'), 'cmds');
+  if (cmds) when.commands = cmds.map((c) => regex(c, 'command'));
+  const annotations = stringList(synonym(doc, 'annotations', 'annotation'), 'annotations');
+  if (annotations) when.annotations = [[/.*/, regex(annotations.join('|'), 'annotation value')]];
+  const binds = optionalBool(doc['hasbindmounts'], 'hasbindmounts');
+  if (binds !== undefined) when.hasBindMounts = binds;
+  return { file, name, hook, when, stages };
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -191,6 +229,7 @@ export async function readHooksDirs(dirs: readonly string[]): Promise<{ hooks: H
 /** Whether a hook's `when` matches: every condition it gives must hold (and it must give one). */
 export function hookMatches(def: HookDefinition, input: MatchInput): boolean {
   const { when } = def;
+  if (when.anyOf) return anyConditionMatches(def, input);
   let matched = 0;
   if (when.always !== undefined) {
     if (!when.always) return false;
@@ -212,6 +251,15 @@ export function hookMatches(def: HookDefinition, input: MatchInput): boolean {
     matched++;
   }
   return matched > 0;
+}
+
+/** A 0.1.0 hook: one condition that holds is enough; a `cmds` that matches nothing refuses it (containers/common). */
+function anyConditionMatches({ when }: HookDefinition, input: MatchInput): boolean {
+  if (when.hasBindMounts && input.hasBindMounts) return true;
+  const annotations = Object.entries(input.spec.annotations ?? {});
+  if ((when.annotations ?? []).some(([k, v]) => annotations.some(([ak, av]) => k.test(ak) && v.test(av)))) return true;
+  const cmd = input.spec.process?.args?.[0];
+  return !!when.commands?.length && cmd !== undefined && when.commands.some((re) => re.test(cmd));
 }
 
 /** The spec with the matching hooks appended to their stages (a new object; `spec` is not changed). */

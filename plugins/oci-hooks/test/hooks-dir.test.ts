@@ -1,8 +1,9 @@
 /**
  * hooks.d reading and matching (hooks-dir.ts) against the oci-hooks(5) rules Podman and CRI-O
  * follow: every `when` condition given must hold, annotation key/value expressions, commands on
- * process.args[0], hasBindMounts; precedence of directories by file name; injection order by
- * lower-cased file name; prestart into createRuntime; every kind of bad file skipped and named.
+ * process.args[0], hasBindMounts; 0.1.0 files converted as containers/common does (any one
+ * condition); precedence of directories by file name; injection order by lower-cased file name;
+ * prestart into createRuntime; every kind of bad file skipped and named.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,6 +66,27 @@ describe('when', () => {
   });
 });
 
+describe('0.1.0 files', () => {
+  const legacy = (doc: Record<string, unknown>) => parseHookFile(JSON.stringify(doc), '/x/old.json', 'old.json');
+
+  it('are converted as containers/common does: hook is the path, arguments follow it, synonyms', () => {
+    const d = legacy({ hook: BIN, arguments: ['--debug'], stage: ['prestart'], cmd: ['^sh$'] });
+    expect(d.hook).toEqual({ path: BIN, args: [BIN, '--debug'] });
+    expect(d.stages).toEqual(['prestart']);
+    expect(legacy({ version: '0.1.0', hook: BIN, stages: ['poststop'] }).hook).toEqual({ path: BIN });
+  });
+
+  it('any one condition is enough: hasbindmounts, an annotation value, a command', () => {
+    const d = legacy({ hook: BIN, stages: ['prestart'], hasbindmounts: true, annotations: ['fluid-dynamics', '^gpu$'], cmds: ['^/sbin/init$'] });
+    expect(hookMatches(d, { spec: spec(['sh']), hasBindMounts: true })).toBe(true);
+    expect(hookMatches(d, { spec: spec(['sh'], { any: 'gpu' }), hasBindMounts: false })).toBe(true);
+    expect(hookMatches(d, { spec: spec(['sh'], { dept: 'r&d fluid-dynamics' }), hasBindMounts: false })).toBe(true);
+    expect(hookMatches(d, { spec: spec(['/sbin/init']), hasBindMounts: false })).toBe(true);
+    expect(hookMatches(d, { spec: spec(['sh'], { any: 'cpu' }), hasBindMounts: false })).toBe(false);
+    expect(hookMatches(legacy({ hook: BIN, stages: ['prestart'] }), { spec: spec(['sh']), hasBindMounts: true })).toBe(false);
+  });
+});
+
 describe('the spec', () => {
   it('matching hooks are appended to their stages, prestart into createRuntime; the input spec is untouched', () => {
     const a = def({ always: true }, ['prestart', 'poststop']);
@@ -106,7 +128,8 @@ describe('hooks.d directories', () => {
 
   it('every bad file is skipped and named with why; the good ones still apply', async () => {
     write(dir, 'a-not-json.json', '{"version": ');
-    write(dir, 'b-old.json', { hook: BIN, stages: ['prestart'] });
+    write(dir, 'b-version.json', ok(BIN, { version: '2.0.0' }));
+    write(dir, 'b2-both.json', { hook: BIN, stage: ['prestart'], stages: ['prestart'] });
     write(dir, 'c-no-path.json', { version: '1.0.0', hook: {}, when: { always: true }, stages: ['poststart'] });
     write(dir, 'd-missing-bin.json', ok('/nonexistent/hook-binary'));
     write(dir, 'e-stage.json', ok(BIN, { stages: ['prestop'] }));
@@ -121,7 +144,8 @@ describe('hooks.d directories', () => {
     const why = Object.fromEntries(problems.map((p) => [p.file.slice(dir.length + 1), p.reason]));
     expect(why).toEqual({
       'a-not-json.json': expect.stringMatching(/^not JSON: /),
-      'b-old.json': 'unrecognized hook version "" (berth reads 1.0.0)',
+      'b-version.json': 'unrecognized hook version "2.0.0" (berth reads 1.0.0 and 0.1.0)',
+      'b2-both.json': "cannot set both 'stage' and 'stages'",
       'c-no-path.json': 'missing required property: hook.path',
       'd-missing-bin.json': 'hook.path /nonexistent/hook-binary does not exist',
       'e-stage.json': 'unknown stage "prestop" (one of prestart, createRuntime, createContainer, startContainer, poststart, poststop)',
