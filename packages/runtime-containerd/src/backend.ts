@@ -474,6 +474,12 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
     return this.execs.restore(id, t.dir, t.execs, execId);
   }
 
+  async deleteExec(id: string, execId: string): Promise<void> {
+    const t = this.tasks.get(id);
+    if (!t || t.execs.has(execId)) return; // gone with its container, or still running
+    await this.execs.remove(id, t.dir, execId);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.tasks.values()) {

@@ -64,7 +64,9 @@ export class ExecProcesses {
           throw err;
         },
       );
-      return { pid, exited };
+      // A signal for the exec's process only (a health probe past its timeout).
+      const kill = (signal: number): Promise<void> => this.d.client.kill(id, signal, { execId });
+      return { pid, exited, kill };
     } catch (err) {
       e.watch.abort();
       if (added) await this.d.client.deleteProcess(id, execId).catch(() => undefined);
@@ -98,13 +100,14 @@ export class ExecProcesses {
     }
   }
 
-  /** The exec exited: its output drained to the client, then it is deleted from containerd. */
+  /**
+   * The exec exited: its output drained to the client, its FIFOs removed, the exit reported.
+   * containerd keeps the exit until `remove` (the engine's deleteExec, once it has saved it),
+   * so a daemon that dies in between still finds it.
+   */
   private async finish(id: string, execs: Map<string, ExecEntry>, e: ExecEntry, exit: ExitMessage): Promise<number> {
     const drained = await Promise.all(e.readers.map((r) => r.drained(this.d.drainMs)));
     if (drained.includes(false)) this.d.warn(`exec ${e.execId} of ${id}: its output did not end within ${this.d.drainMs} ms of its exit`);
-    await this.d.client.deleteProcess(id, e.execId).catch((err: unknown) => {
-      if (errorKind(err) !== 'NotFound') this.d.warn(`deleting exec ${e.execId} of ${id}`, err);
-    });
     await this.cleanup(id, execs, e);
     this.d.emitExit(exitInfoOf(id, exit.exit_status, exit.exited_at, now, e.execId));
     return exit.exit_status;
@@ -130,7 +133,6 @@ export class ExecProcesses {
     const io = stdioOf(dir, execId, { tty: false, openStdin: true });
     const e: ExecEntry = { execId, io, readers: [], stdin: null, watch: new AbortController() };
     if (runtimeStatusOf(p.status) === 'stopped') {
-      await this.d.client.deleteProcess(id, execId).catch(() => undefined);
       await this.cleanup(id, execs, e);
       const exit = exitInfoOf(id, p.exit_status, p.exited_at, now, execId);
       return { status: 'stopped', pid: 0, exitCode: exit.exitCode, exitedAt: exit.exitedAt };
@@ -146,6 +148,16 @@ export class ExecProcesses {
       () => this.cleanup(id, execs, e, false),
     );
     return { status: 'running', pid: p.pid };
+  }
+
+  /** The engine has saved the exec's exit: containerd may forget the process. */
+  async remove(id: string, dir: string, execId: string): Promise<void> {
+    try {
+      await this.d.client.deleteProcess(id, execId);
+    } catch (err) {
+      if (errorKind(err) !== 'NotFound') throw err;
+    }
+    for (const p of Object.values(stdioOf(dir, execId, { tty: false, openStdin: true }))) fs.rmSync(p, { force: true });
   }
 
   /** Stop following every exec of a container: its removal (FIFOs go with its directory) or the backend's close. */
