@@ -2,10 +2,11 @@
  * One scenario, two runtime backends: the same steps through the real docker CLI against a
  * real berthd built with the OCI backend (runc + conmon, the default build) and with the
  * containerd backend (`"plugins": {"backend": "runtime-containerd"}` in daemon.json — the
- * build file alone, no code): run, stdin (run -i, exec -i), logs (stdout and stderr apart),
- * exec with its exit code, a live restore across a berthd restart (a running container keeps
- * its pid, what it wrote meanwhile is logged, and its exec works; one that exited while
- * berthd was down reports its real exit code), stop (the container's TERM trap runs, its
+ * build file alone, no code): run, an OOM kill (exit 137, OOMKilled), stdin (run -i, exec -i),
+ * logs (stdout and stderr apart), exec with its exit code, a live restore across a berthd
+ * restart (a running container keeps its pid, what it wrote meanwhile is logged, and its exec
+ * works; a container and an exec that ended while berthd was down report their real exit
+ * codes), stop (the container's TERM trap runs, its
  * output is logged), rm (nothing left in the backend).
  *
  * The containerd case starts its own containerd (temp root, state and socket; a config that
@@ -187,7 +188,7 @@ describe.each(BACKENDS)('backend swap: $plugin', (backend) => {
     if (skip) return;
     try {
       if (d) {
-        await d.docker(['rm', '-f', 'swap-long', 'swap-short']).catch(() => undefined);
+        await d.docker(['rm', '-f', 'swap-long', 'swap-short', 'swap-oom']).catch(() => undefined);
         await d.cleanup();
       }
     } finally {
@@ -209,6 +210,13 @@ describe.each(BACKENDS)('backend swap: $plugin', (backend) => {
     // run: attached output and the exit code.
     const run = await d.docker(['run', '--rm', TEST_IMAGE, 'sh', '-c', 'echo hello; exit 7']);
     expect([run.code, run.stdout]).toEqual([7, 'hello\n']);
+
+    // OOM: the kernel kills the process at its memory limit, and inspect says so.
+    const oom = await d.docker(['run', '--name', 'swap-oom', '-m', '16m', '--memory-swap', '16m', TEST_IMAGE, 'sh', '-c', 'x=aaaaaaaa; while true; do x=$x$x; done']);
+    expect(oom.code).toBe(137);
+    const oomState = JSON.parse((await d.docker(['inspect', 'swap-oom'])).stdout)[0] as { State: { OOMKilled: boolean } };
+    expect(oomState.State.OOMKilled).toBe(true);
+    expect((await d.docker(['rm', 'swap-oom'])).code).toBe(0);
 
     // stdin: the client's input reaches the process, and its end ends the process's input.
     const cat = await d.docker(['run', '-i', '--rm', TEST_IMAGE, 'cat'], { input: 'piped in\n' });
@@ -234,6 +242,11 @@ describe.each(BACKENDS)('backend swap: $plugin', (backend) => {
     // live restore: berthd goes away; one container keeps running (and writes), one exits meanwhile.
     const short = await d.docker(['run', '-d', '--name', 'swap-short', TEST_IMAGE, 'sh', '-c', 'sleep 1; exit 42']);
     expect(short.code, short.stderr).toBe(0);
+    // An exec that ends while berthd is down keeps its real exit code.
+    const execCreated = await d.api('POST', '/containers/swap-long/exec', { Cmd: ['sh', '-c', 'sleep 1; exit 5'] });
+    expect(execCreated.status, execCreated.body).toBe(201);
+    const execId = (JSON.parse(execCreated.body) as { Id: string }).Id;
+    expect((await d.api('POST', `/exec/${execId}/start`, { Detach: true })).status).toBe(200);
     const before = JSON.parse((await d.docker(['inspect', 'swap-long'])).stdout)[0] as Inspect;
     expect(before.State.Running).toBe(true);
     expect(await d.stop('SIGTERM')).toBe(0);
@@ -247,6 +260,8 @@ describe.each(BACKENDS)('backend swap: $plugin', (backend) => {
     expect([long.State.Status, long.State.Pid]).toEqual(['running', before.State.Pid]);
     const shortState = JSON.parse((await d.docker(['inspect', 'swap-short'])).stdout)[0] as Inspect;
     expect([shortState.State.Status, shortState.State.ExitCode]).toEqual(['exited', 42]);
+    const execAfter = JSON.parse((await d.api('GET', `/exec/${execId}/json`)).body) as { Running: boolean; ExitCode: number };
+    expect([execAfter.Running, execAfter.ExitCode]).toEqual([false, 5]);
     const ex2 = await d.docker(['exec', 'swap-long', 'echo', 'after-restart']);
     expect([ex2.code, ex2.stdout]).toEqual([0, 'after-restart\n']);
 

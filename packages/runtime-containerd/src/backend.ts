@@ -44,7 +44,7 @@ import {
 } from '@berth/core';
 import { ContainerdClient, type ExitMessage } from './client.js';
 import { ExecProcesses, type ExecEntry } from './exec.js';
-import { exitInfoOf, resourcesAny, runcOptionsAny, runtimeStatusOf, specAny, type ProcessMessage } from './proto.js';
+import { TOPIC_TASK_OOM, exitInfoOf, oomContainerOf, resourcesAny, runcOptionsAny, runtimeStatusOf, specAny, type ProcessMessage } from './proto.js';
 import { FifoReader, LogSink, makeFifos, openFifoWriter } from './stdio.js';
 import { labelsOf, stdioOf, type TaskLabels } from './labels.js';
 
@@ -84,6 +84,8 @@ interface Task {
   exit?: ExitInfo;
   /** Cancels the pending Wait. */
   watch: AbortController;
+  /** containerd said the kernel's OOM killer struck in the container (topic /tasks/oom). */
+  oom?: boolean;
   execs: Map<string, ExecEntry>;
 }
 
@@ -99,6 +101,7 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
   private readonly warn: (msg: string, err?: unknown) => void;
   private readonly drainMs: number;
   private closed = false;
+  private oomWatch: { cancel(): void } | null = null;
 
   constructor(private readonly opts: ContainerdBackendOptions) {
     this.root = path.join(path.resolve(opts.execRoot), 'containerd');
@@ -135,6 +138,35 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
   /** containerd answers on its socket (the plugin's check at load). */
   async ping(timeoutMs?: number): Promise<string> {
     return (await this.client.serverVersion(timeoutMs)).version;
+  }
+
+  /**
+   * Follow containerd's OOM events of this namespace (the runc shim reports an OOM kill as an
+   * event, not in the exit status): the next exit of that container says OOMKilled. Re-subscribes
+   * after containerd went away; kills in between are missed.
+   */
+  watchOom(): void {
+    if (this.closed || this.oomWatch) return;
+    const filter = `topic==${JSON.stringify(TOPIC_TASK_OOM)},namespace==${JSON.stringify(this.opts.namespace)}`;
+    const subscribe = (delay: number): void => {
+      this.oomWatch = this.client.subscribe(
+        [filter],
+        (env) => {
+          const id = oomContainerOf(env);
+          const t = id ? this.tasks.get(id) : undefined;
+          if (t) t.oom = true;
+        },
+        (err) => {
+          this.oomWatch = null;
+          if (this.closed || !err) return;
+          this.warn(`containerd's event stream ended; subscribing again in ${delay} ms`, err);
+          setTimeout(() => {
+            if (!this.closed && !this.oomWatch) subscribe(Math.min(delay * 2, 30_000));
+          }, delay).unref();
+        },
+      );
+    };
+    subscribe(500);
   }
 
   private static checkId(id: string): void {
@@ -259,8 +291,9 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
     if (drained.includes(false)) this.warn(`container ${t.id}: its output did not end within ${this.drainMs} ms of its exit (a process outside it holds its stdout/stderr?)`);
     if (this.tasks.get(t.id) !== t || t.exit) return;
     this.detachIo(t);
-    t.exit = info;
-    this.events.emit('exit', info);
+    // An OOM event arrives apart from the exit, as a rule before the output has drained.
+    t.exit = { ...info, oomKilled: t.oom === true };
+    this.events.emit('exit', t.exit);
   }
 
   // ---------------------------------------------------------------- lookups
@@ -482,6 +515,8 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.oomWatch?.cancel();
+    this.oomWatch = null;
     for (const t of this.tasks.values()) {
       t.watch.abort();
       this.execs.closeAll(t.execs);
