@@ -118,6 +118,11 @@ export class StartContext extends UndoableContext {
   hostnamePath: string | undefined;
   /** undefined = a new netns, null = host network, string = join this netns path. */
   networkNamespacePath: string | null | undefined;
+  /**
+   * dockerd's host-gateway address (`--add-host NAME:host-gateway`): the host as seen from the
+   * default bridge, set by a networking plugin that has one (network-cni) for the hosts file.
+   */
+  hostGatewayIP: string | undefined;
   /** Engine-managed /dev/shm directory to bind (IpcMode shareable / container:<id>). */
   shmPath: string | undefined;
   /** The spec specBuild produced (set after specBuild). */

@@ -56,6 +56,8 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
     load: async (config) => (await import('@berth/runtime-containerd')).containerdRuntimePlugin({ execRoot: config.execRoot }),
   },
   { name: 'image-store', enabled: true, package: '@berth/image-store', load: async () => (await import('@berth/image-store')).imageStorePlugin() },
+  // Docker's networks on CNI (default bridge berth0, user networks, /networks); skips itself without root or the CNI plugins.
+  { name: 'network-cni', enabled: true, package: '@berth/plugin-network-cni', load: async () => (await import('@berth/plugin-network-cni')).networkCniPlugin() },
   { name: 'network-basic', enabled: true, package: '@berth/plugin-network-basic', load: async () => (await import('@berth/plugin-network-basic')).networkBasicPlugin() },
   { name: 'seccomp', enabled: true, package: '@berth/plugin-seccomp', load: async () => (await import('@berth/plugin-seccomp')).seccompPlugin() },
   { name: 'apparmor', enabled: true, package: '@berth/plugin-apparmor', load: async () => (await import('@berth/plugin-apparmor')).apparmorPlugin() },

@@ -7,6 +7,7 @@
 import type { AttachOptions, AttachStreams, ContainerConfig, ContainerExplain, ContainerLogOptions, ContainerRecord, DockerFilters, HostConfig, LogMessage, PluginInfo, PruneReport, WaitResult } from '@berth/core';
 import type { Duplex } from 'node:stream';
 import type { ImageService } from '@berth/image-store';
+import type { EndpointRequest, NetworkCreateRequest, NetworkResource } from '@berth/plugin-network-cni';
 
 export interface CreateContainerRequest {
   /** Without the leading slash; undefined → generated. */
@@ -162,9 +163,26 @@ export interface CheckpointPort {
   remove(idOrName: string, name: string, dir?: string): Promise<void>;
 }
 
+/**
+ * Docker's networks (the network-cni plugin's service, engine-port.ts): the /networks routes.
+ * Bodies are Docker's (NetworkCreateRequest, NetworkResource, EndpointSettings).
+ */
+export interface NetworkPort {
+  create(req: NetworkCreateRequest): Promise<{ Id: string; Warning: string }>;
+  list(filters: DockerFilters): Promise<NetworkResource[]>;
+  inspect(ref: string): Promise<NetworkResource>;
+  remove(ref: string): Promise<void>;
+  prune(filters: DockerFilters): Promise<{ NetworksDeleted: string[] }>;
+  /** Connect a container (a running one gets the interface at once); `endpoint` = EndpointConfig. */
+  connect(ref: string, container: string, endpoint: EndpointRequest | undefined): Promise<void>;
+  disconnect(ref: string, container: string, force: boolean): Promise<void>;
+}
+
 export interface EnginePort {
   facts(): DaemonFacts;
   containers: ContainerPort;
+  /** Present when a networking plugin serves Docker's networks (@berth/plugin-network-cni): the /networks routes. */
+  networks?: NetworkPort;
   /** Present when the engine stores checkpoints (@berth/plugin-checkpoint): the checkpoint routes. */
   checkpoints?: CheckpointPort;
   exec?: ExecPort;

@@ -11,22 +11,26 @@ export interface HostEntry {
   ip: string;
 }
 
-/** dockerd's special ExtraHosts value: the host's gateway IP (needs a bridge; berth has none). */
+/** dockerd's special ExtraHosts value: the host's address on the default bridge (StartContext.hostGatewayIP). */
 export const HOST_GATEWAY = 'host-gateway';
 
 /**
  * Parses an ExtraHosts entry "name:ip" or "name=ip" (dockerd's ValidateExtraHost): the
  * separator is the first "=" if there is one, else the first ":" (so IPv6 addresses work
  * after a ":"); an IPv6 address may be written in brackets. Errors carry dockerd's wording.
+ * `host-gateway` becomes `hostGateway`; null = not known yet (create: the entry is kept as
+ * it is), undefined = there is none (no bridge network): refused, as dockerd does at start.
  */
-export function parseExtraHost(raw: string): HostEntry {
+export function parseExtraHost(raw: string, hostGateway?: string | null): HostEntry {
   const eq = raw.indexOf('=');
   const sep = eq >= 0 ? eq : raw.indexOf(':');
   if (sep <= 0) throw new InvalidParameterError(`bad format for add-host: ${JSON.stringify(raw)}`);
   const name = raw.slice(0, sep);
   let ip = raw.slice(sep + 1);
   if (ip === HOST_GATEWAY) {
-    throw new InvalidParameterError(`unable to derive the IP value for host-gateway: berth has no bridge network (add-host ${JSON.stringify(raw)})`);
+    if (hostGateway === null) return { name, ip };
+    if (hostGateway === undefined) throw new InvalidParameterError(`unable to derive the IP value for host-gateway: berth has no bridge network (add-host ${JSON.stringify(raw)})`);
+    ip = hostGateway;
   }
   if (ip.length > 2 && ip.startsWith('[') && ip.endsWith(']')) {
     const inner = ip.slice(1, -1);
@@ -37,8 +41,8 @@ export function parseExtraHost(raw: string): HostEntry {
 }
 
 /** Validates every ExtraHosts entry (first error wins). */
-export function parseExtraHosts(list: readonly string[] | null | undefined): HostEntry[] {
-  return (list ?? []).map(parseExtraHost);
+export function parseExtraHosts(list: readonly string[] | null | undefined, hostGateway?: string | null): HostEntry[] {
+  return (list ?? []).map((e) => parseExtraHost(e, hostGateway));
 }
 
 /** The hostname file: the hostname and a newline. */

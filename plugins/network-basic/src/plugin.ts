@@ -9,12 +9,16 @@
  *                   dropped in a namespace of its own, 8.8.8.8/8.8.4.4 when none is left),
  * and sets ctx.hostnamePath/hostsPath/resolvConfPath: the core records them (HostnamePath, …)
  * and its spec builder bind-mounts them at /etc/hostname, /etc/hosts, /etc/resolv.conf.
- * Modes none, host, default and bridge are handled (berth has no bridge yet: default and
- * bridge get a namespace of their own, like none); `container:<id|name>` takes that container's
- * paths (dockerd shares them), found through the engine's container lookup (ctx.containers);
- * other modes are left to other plugins. The plugin keeps no state of its own; the files go into
- * a checkpoint and come back at its restore (checkpoint hooks, checkpoint-state.ts).
- * ExtraHosts entries are validated at create (InvalidParameterError, dockerd's wording).
+ * Every network mode is handled: none, default, bridge and user-defined networks get files of
+ * their own — with a record `IP hostname` per address a networking plugin recorded in the
+ * container's NetworkSettings before this tap (network-cni; alone, berth has no bridge and
+ * such containers get a namespace with lo only, like none); host gets the host's hostname
+ * (Config.Hostname set at create, as dockerd) and hosts file; `container:<id|name>` takes that
+ * container's paths (dockerd shares them), found through the engine's container lookup
+ * (ctx.containers). The plugin keeps no state of its own; the files go into a checkpoint and
+ * come back at its restore (checkpoint hooks, checkpoint-state.ts).
+ * ExtraHosts entries are validated at create (InvalidParameterError, dockerd's wording);
+ * `host-gateway` is resolved at start from ctx.hostGatewayIP (refused there without one).
  */
 import { readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
@@ -32,7 +36,7 @@ import {
   type DeepReadonly,
   type Plugin,
 } from '@berth/core';
-import { buildHostnameFile, buildHostsFile, buildResolvConf, linkHostEntries, parseExtraHosts, parseResolvConf, isLoopbackAddress } from './files.js';
+import { buildHostnameFile, buildHostsFile, buildResolvConf, linkHostEntries, parseExtraHosts, parseResolvConf, isLoopbackAddress, type HostEntry } from './files.js';
 import { restoreNetworkFiles, saveNetworkFiles } from './checkpoint-state.js';
 
 const PLUGIN_NAME = 'network-basic';
@@ -52,17 +56,14 @@ export interface NetworkBasicConfig {
   hostname?: string;
 }
 
-/** Network modes this plugin writes files for. */
-const OWN_MODES = new Set(['', 'none', 'default', 'bridge']);
-
 function networkMode(c: DeepReadonly<ContainerRecord>): string {
   return c.HostConfig?.NetworkMode ?? '';
 }
 
-/** Does this plugin handle the container's networking files? */
-export function handlesContainer(c: DeepReadonly<ContainerRecord>): boolean {
-  const mode = networkMode(c);
-  return OWN_MODES.has(mode) || mode === 'host' || mode.startsWith('container:');
+/** The container's own hosts records: `IP hostname` per address its NetworkSettings has (the networking plugin's). */
+function ownAddressEntries(rec: DeepReadonly<ContainerRecord>, hostname: string): HostEntry[] {
+  const ips = new Set(Object.values(rec.NetworkSettings?.Networks ?? {}).map((e) => e.IPAddress ?? '').filter(Boolean));
+  return [...ips].map((ip) => ({ ip, name: hostname }));
 }
 
 export const HOSTNAME_FILE = 'hostname';
@@ -125,10 +126,12 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
     apply(hooks, ctx) {
       const cfg = ctx.config;
       hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK }, async (c) => {
-        parseExtraHosts(c.container.HostConfig?.ExtraHosts);
+        parseExtraHosts(c.container.HostConfig?.ExtraHosts, null);
+        // dockerd: a host-network container without --hostname is named as the host
+        if (networkMode(c.container) === 'host' && !c.container.Config.Hostname) c.container.Config.Hostname = cfg.hostname ?? osHostname();
       });
 
-      hooks.networking.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK, when: handlesContainer }, async (c) => {
+      hooks.networking.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK }, async (c) => {
         const rec = c.container;
         const mode = networkMode(rec);
         if (mode.startsWith('container:')) {
@@ -145,9 +148,10 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
         if (c.hostnamePath && c.hostsPath && c.resolvConfPath) return;
         const host = mode === 'host';
         // ExtraHosts, then a record per legacy link (the core resolved them before this tap)
-        const extra = [...parseExtraHosts(rec.HostConfig.ExtraHosts), ...linkHostEntries(linksOfStart(c))];
         const dir = c.engine.containerDir(rec.ID);
         const name = rec.Config.Hostname || (host ? (cfg.hostname ?? osHostname()) : rec.ID.slice(0, 12));
+        // ExtraHosts, the legacy links' records, then the container's own addresses (dockerd's order)
+        const extra = [...parseExtraHosts(rec.HostConfig.ExtraHosts, c.hostGatewayIP), ...linkHostEntries(linksOfStart(c)), ...(host ? [] : ownAddressEntries(rec, name))];
         const hostHosts = host ? ((await readOptional(cfg.hostsFile ?? '/etc/hosts')) ?? '') : undefined;
         const resolv = buildResolvConf({
           host: await hostResolvConf(cfg),
@@ -174,10 +178,10 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
 
       // Checkpoint → restore: the files as the checkpointed process left them (checkpoint-state.ts).
       const files = [HOSTNAME_FILE, HOSTS_FILE, RESOLV_CONF_FILE] as const;
-      hooks.afterCheckpoint.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK, when: handlesContainer }, async (c) => {
+      hooks.afterCheckpoint.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK }, async (c) => {
         await saveNetworkFiles(c.container, c.checkpoint, c.engine, files);
       });
-      hooks.beforeRestore.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK, when: handlesContainer }, async (c) => {
+      hooks.beforeRestore.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK }, async (c) => {
         await restoreNetworkFiles(c.container, c.checkpoint, c.engine, files, FILE_WRITE);
       });
 

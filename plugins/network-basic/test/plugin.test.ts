@@ -128,12 +128,16 @@ describe('network-basic plugin', () => {
     expect(await readFile(a.rec.HostsPath, 'utf8')).toBe(hosts);
     expect(await readFile(a.rec.ResolvConfPath, 'utf8')).toBe('search lan\nnameserver 127.0.0.53\n');
     expect(await readFile(a.rec.HostnamePath, 'utf8')).toBe('the-host\n');
+    // the container's own UTS namespace is named as the host (dockerd sets Config.Hostname at create)
+    expect(a.rec.Config.Hostname).toBe('the-host');
+    expect(a.spec?.hostname).toBe('the-host');
     expect(a.rec.HostsPath).toBe(join(te.dataRoot, 'containers', a.id, 'hosts'));
 
     const b = await run(te, { NetworkMode: 'host', ExtraHosts: ['db:10.3.3.3'], Dns: ['10.0.0.1'] }, { Hostname: 'named' });
     expect(await readFile(b.rec.HostsPath, 'utf8')).toBe(`${hosts}10.3.3.3\tdb\n`);
     expect(await readFile(b.rec.ResolvConfPath, 'utf8')).toBe('search lan\nnameserver 10.0.0.1\n');
     expect(await readFile(b.rec.HostnamePath, 'utf8')).toBe('named\n');
+    expect(b.spec?.hostname).toBe('named');
   });
 
   it('container:<name> mode shares the other container’s files', async () => {
@@ -186,13 +190,18 @@ describe('network-basic plugin', () => {
     }
   });
 
-  it('leaves other network modes alone', async () => {
+  it('a user-defined network mode gets files too, with a record per address a networking plugin recorded', async () => {
     const te = await setup({ resolv: 'nameserver 10.9.9.9\n' });
-    const { id, rec, spec } = await run(te, { NetworkMode: 'mynet' });
-    expect(rec.HostsPath).toBe('');
-    expect(rec.ResolvConfPath).toBe('');
-    expect(mountAt(spec?.mounts, '/etc/hosts')).toBeUndefined();
-    expect(await stat(join(te.dataRoot, 'containers', id, 'hosts')).catch(() => null)).toBeNull();
+    // what network-cni's networking tap (an earlier stage) leaves in the record
+    te.engine.hooks.networking.tapPromise({ name: 'fake-cni', stage: -400 }, async (c) => {
+      c.container.NetworkSettings.Networks = { mynet: { IPAddress: '198.18.0.5', IPPrefixLen: 24 } };
+      c.hostGatewayIP = '198.18.1.1';
+    });
+    const { id, rec, spec } = await run(te, { NetworkMode: 'mynet', ExtraHosts: ['gw:host-gateway'] });
+    expect(rec.HostsPath).toBe(join(te.dataRoot, 'containers', id, 'hosts'));
+    expect(mountAt(spec?.mounts, '/etc/hosts')?.source).toBe(rec.HostsPath);
+    expect(await readFile(rec.HostsPath, 'utf8')).toBe(`${DEFAULT_HOSTS}198.18.1.1\tgw\n198.18.0.5\t${id.slice(0, 12)}\n`);
+    expect(await readFile(rec.ResolvConfPath, 'utf8')).toBe('nameserver 10.9.9.9\n');
   });
 
   it('refuses bad ExtraHosts at create with dockerd’s wording (400)', async () => {
@@ -202,7 +211,6 @@ describe('network-basic plugin', () => {
       [':10.0.0.1', 'bad format for add-host: ":10.0.0.1"'],
       ['h:10.0.0', 'invalid IP address in add-host: "10.0.0"'],
       ['h=::::1', 'invalid IP address in add-host: "::::1"'],
-      ['h:host-gateway', 'unable to derive the IP value for host-gateway'],
     ];
     expect.assertions(cases.length * 2 + 1);
     for (const [entry, message] of cases) {
@@ -211,6 +219,14 @@ describe('network-basic plugin', () => {
       expect(String((err as Error).message)).toContain(message);
     }
     expect(te.engine.containers.list()).toEqual([]);
+  });
+
+  it('host-gateway: accepted at create, refused at start without a bridge network (dockerd resolves it at start)', async () => {
+    const te = await setup({ resolv: '' });
+    const id = await te.createContainer({ HostConfig: { NetworkMode: 'none', ExtraHosts: ['h:host-gateway'] }, Config: { Cmd: ['/bin/true'] } });
+    const err = await te.engine.containers.start(id).catch((e: unknown) => e);
+    expect(errorKind(err)).toBe('InvalidParameter');
+    expect(String((err as Error).message)).toContain('unable to derive the IP value for host-gateway');
   });
 
   it('rewrites the files on each start (Dns picked up from the current host file)', async () => {

@@ -17,7 +17,7 @@
  * `runtimeConfig` only when its configuration declares that capability, as the spec says.
  */
 import { spawn } from 'node:child_process';
-import { access, constants, mkdir, readFile, unlink } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { atomicWriteFile } from '@berth/core';
 
@@ -210,6 +210,27 @@ export class CniRunner {
     }
     if (first) throw first;
     await unlink(this.cachePath(a)).catch(() => {});
+  }
+
+  /**
+   * The attachments of a container that the cache holds (ADDed or begun, not yet DELeted): the
+   * container's active endpoints, also after a daemon restart.
+   */
+  async attachments(containerId: string): Promise<Array<{ ifName: string; networkName: string; netns: string; result?: CniResult }>> {
+    if (!NAME_RE.test(containerId)) return [];
+    let files: string[];
+    try {
+      files = await readdir(this.opts.cacheDir);
+    } catch {
+      return [];
+    }
+    const out: Array<{ ifName: string; networkName: string; netns: string; result?: CniResult }> = [];
+    for (const f of files) {
+      if (!f.startsWith(`${containerId}-`) || !f.endsWith('.json')) continue;
+      const e = await this.readCache({ containerId, ifName: f.slice(containerId.length + 1, -'.json'.length) });
+      if (e) out.push({ ifName: e.ifName, networkName: e.networkName, netns: e.netns, ...(e.result ? { result: e.result } : {}) });
+    }
+    return out;
   }
 
   /** The cached ADD result of an attachment (undefined when none). */

@@ -1,0 +1,97 @@
+/**
+ * The attach/detach path: one container's namespace ↔ one network, through the CNI runner.
+ *  - attach: ADD the network's conflist for interface ethN in the container's namespace (the
+ *    requested address and MAC as capability arguments), → the endpoint's addresses.
+ *  - detach: DEL one attachment with its cached result (idempotent).
+ *  - detachAll: DEL every attachment the result cache still holds for the container (the
+ *    container's active endpoints, also those of a daemon killed mid-start), loopback last.
+ * The namespace itself (netns.ts) is made and dropped by the plugin around these.
+ */
+import { randomBytes } from 'node:crypto';
+import type { CniResult, CniRunner } from './cni.js';
+import { LOOPBACK_LIST, confListFor } from './conflist.js';
+import type { NetworkRecord } from './store.js';
+
+/** What a container asks of an endpoint (Docker's EndpointSettings as given at create/connect). */
+export interface EndpointRequest {
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] } | null;
+  Aliases?: string[] | null;
+  MacAddress?: string;
+  DriverOpts?: Record<string, string> | null;
+  Links?: string[] | null;
+}
+
+/** The addresses an attachment got. */
+export interface EndpointAddresses {
+  IPAddress: string;
+  IPPrefixLen: number;
+  Gateway: string;
+  MacAddress: string;
+}
+
+export function newEndpointId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** The first address of a CNI result, its gateway and the MAC of the interface it is on. */
+export function addressesOf(r: CniResult, ifName: string): EndpointAddresses {
+  const ip = r.ips?.find((i) => !i.address.includes(':')) ?? r.ips?.[0];
+  const [addr, prefix] = (ip?.address ?? '/0').split('/');
+  const iface = ip?.interface !== undefined ? r.interfaces?.[ip.interface] : r.interfaces?.find((i) => i.name === ifName && i.sandbox);
+  return { IPAddress: addr, IPPrefixLen: Number(prefix) || 0, Gateway: ip?.gateway ?? '', MacAddress: iface?.mac ?? '' };
+}
+
+export class Attacher {
+  constructor(
+    private readonly runner: CniRunner,
+    private readonly opts: { ipamDir: string },
+  ) {}
+
+  /** lo up in a new namespace (the loopback plugin). */
+  async loopback(containerId: string, netns: string): Promise<void> {
+    await this.runner.add(LOOPBACK_LIST, { containerId, netns, ifName: 'lo' });
+  }
+
+  /** ADD `net` for interface `ifName`; a failed ADD leaves nothing (the runner DELs it). */
+  async attach(net: NetworkRecord, containerId: string, netns: string, ifName: string, req: EndpointRequest = {}): Promise<EndpointAddresses> {
+    const caps: Record<string, unknown> = {};
+    const ip = req.IPAMConfig?.IPv4Address;
+    if (ip) caps.ips = [ip];
+    if (req.MacAddress) caps.mac = req.MacAddress;
+    const list = confListFor(net, { ipamDir: this.opts.ipamDir, mac: !!req.MacAddress });
+    const result = await this.runner.add(list, { containerId, netns, ifName, args: [['IgnoreUnknown', '1']], ...(Object.keys(caps).length ? { capabilityArgs: caps } : {}) });
+    return addressesOf(result, ifName);
+  }
+
+  async detach(containerId: string, ifName: string): Promise<void> {
+    await this.runner.del({ containerId, ifName });
+  }
+
+  /** The container's attachments (interface → network ID), from the result cache. */
+  async attachments(containerId: string): Promise<Array<{ ifName: string; networkId: string; result?: CniResult }>> {
+    return (await this.runner.attachments(containerId)).map((a) => ({ ifName: a.ifName, networkId: a.networkName, ...(a.result ? { result: a.result } : {}) }));
+  }
+
+  /** The next free ethN of the container. */
+  async nextInterface(containerId: string): Promise<string> {
+    const used = new Set((await this.runner.attachments(containerId)).map((a) => a.ifName));
+    let n = 0;
+    while (used.has(`eth${n}`)) n++;
+    return `eth${n}`;
+  }
+
+  /** DEL every cached attachment of the container, loopback last; the first error is thrown after all ran. */
+  async detachAll(containerId: string): Promise<void> {
+    const all = await this.runner.attachments(containerId);
+    all.sort((a, b) => Number(a.ifName === 'lo') - Number(b.ifName === 'lo'));
+    let first: unknown;
+    for (const a of all) {
+      try {
+        await this.runner.del({ containerId, ifName: a.ifName });
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first) throw first;
+  }
+}

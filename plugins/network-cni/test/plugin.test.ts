@@ -1,0 +1,215 @@
+/**
+ * The network-cni plugin on the FakeRuntime with an in-process fake of the CNI plugins (bridge
+ * with host-local-like allocation, loopback, tuning) and fake namespaces (no root): the default
+ * bridge's subnet rule, NetworkSettings as dockerd fills them, /etc/hosts with the address
+ * (network-basic), the release at exit, a failed start rolled back, --ip/--network-alias/
+ * --mac-address, user networks (create/list/inspect/remove/prune, persisted), connect.
+ */
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { errorKind, type HostConfig } from '@berth/core';
+import { createTestEngine, type TestEngine } from '@berth/testing';
+import { networkBasicPlugin } from '@berth/plugin-network-basic';
+import { INetworkService, networkCniPlugin, type CniExec, type NetworkCniConfig, type NetworkService } from '../src/index.js';
+
+let t: TestEngine | undefined;
+afterEach(async () => {
+  await t?.dispose();
+  t = undefined;
+});
+
+interface Call {
+  type: string;
+  cmd: string;
+  id: string;
+  ifName: string;
+  conf: Record<string, unknown>;
+}
+
+/** Fake CNI plugins: bridge allocates the next free address of its range (runtimeConfig.ips honoured). */
+function fakeCni(opts: { failBridgeAdd?: boolean } = {}) {
+  const calls: Call[] = [];
+  const allocated = new Map<string, string>(); // "id/if" → ip
+  const exec: CniExec = async (binary, env, stdin) => {
+    const type = binary.split('/').pop()!;
+    const conf = JSON.parse(stdin) as Record<string, any>;
+    const cmd = env.CNI_COMMAND;
+    const key = `${env.CNI_CONTAINERID}/${env.CNI_IFNAME}`;
+    calls.push({ type, cmd, id: env.CNI_CONTAINERID, ifName: env.CNI_IFNAME, conf });
+    const ok = (o: unknown) => ({ code: 0, stdout: JSON.stringify(o), stderr: '' });
+    if (cmd === 'DEL') {
+      if (type === 'bridge') allocated.delete(key);
+      return { code: 0, stdout: '', stderr: '' };
+    }
+    if (type === 'loopback') return ok({ cniVersion: '1.0.0', interfaces: [{ name: 'lo', sandbox: env.CNI_NETNS }] });
+    if (type === 'tuning') {
+      const prev = conf.prevResult;
+      prev.interfaces[2].mac = conf.runtimeConfig?.mac;
+      return ok(prev);
+    }
+    if (opts.failBridgeAdd) return { code: 1, stdout: JSON.stringify({ cniVersion: '1.0.0', code: 11, msg: 'failed to set bridge addr' }), stderr: '' };
+    const range = conf.ipam.ranges[0][0] as { subnet: string; gateway?: string; rangeStart?: string };
+    const [base, prefix] = range.subnet.split('/');
+    const parts = (range.rangeStart ?? base).split('.').map(Number);
+    const want = (conf.runtimeConfig?.ips as string[] | undefined)?.[0]?.split('/')[0];
+    let ip = want;
+    for (let n = range.rangeStart ? parts[3] : parts[3] + 2; !ip; n++) {
+      const cand = `${parts[0]}.${parts[1]}.${parts[2]}.${n}`;
+      if (![...allocated.values()].includes(cand)) ip = cand;
+    }
+    allocated.set(key, ip);
+    const gw = range.gateway ?? `${base.split('.').slice(0, 3).join('.')}.1`;
+    return ok({
+      cniVersion: '1.0.0',
+      interfaces: [{ name: conf.bridge, mac: '02:00:00:00:00:01' }, { name: 'veth1234', mac: '02:00:00:00:00:02' }, { name: env.CNI_IFNAME, mac: '0a:58:00:00:00:09', sandbox: env.CNI_NETNS }],
+      ips: [{ address: `${ip}/${prefix}`, gateway: gw, interface: 2 }],
+    });
+  };
+  return { exec, calls, allocated };
+}
+
+async function setup(config: NetworkCniConfig = {}, cni = fakeCni(), routes = '') {
+  t = await createTestEngine({ plugins: [] });
+  const routesFile = join(t.dir, 'route');
+  await writeFile(routesFile, `Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n${routes}`);
+  const netns = new Set<string>();
+  const hostDir = join(t.dir, 'host');
+  await (await import('node:fs/promises')).mkdir(hostDir, { recursive: true });
+  await writeFile(join(hostDir, 'resolv.conf'), 'nameserver 10.9.9.9\n');
+  const plugin = networkCniPlugin({
+    config,
+    exec: cni.exec,
+    skipHostChecks: true,
+    routesFile,
+    netns: { create: async (f) => void netns.add(f), remove: async (f) => void netns.delete(f) },
+  });
+  const plugins = [plugin, networkBasicPlugin({ config: { resolvConfFile: join(hostDir, 'resolv.conf'), hostsFile: join(hostDir, 'hosts') } })];
+  await t.restart({ plugins });
+  const svc = t.engine.container.resolve(INetworkService) as NetworkService;
+  return { te: t, cni, netns, svc, plugins };
+}
+
+async function run(te: TestEngine, hc: HostConfig = {}, extra: Parameters<TestEngine['createContainer']>[0] = {}) {
+  const id = await te.createContainer({ Config: { Cmd: ['/bin/true'] }, HostConfig: hc, ...extra });
+  await te.engine.containers.start(id);
+  return id;
+}
+
+/** A /proc/net/route line: the kernel prints each u32 in memory (little-endian) order, so 172.17.0.0 is 000011AC. */
+function routeLine(iface: string, dst: string, prefix: number): string {
+  const hex = (n: number) => [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join('');
+  const num = dst.split('.').reduce((a, p) => a * 256 + Number(p), 0);
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return `${iface}\t${hex(num)}\t00000000\t0001\t0\t0\t0\t${hex(mask)}\t0\t0\t0\n`;
+}
+
+describe('network-cni plugin', () => {
+  it('default bridge: 172.17.0.0/16, NetworkSettings as dockerd, hosts record, SandboxKey = the netns file; released at exit', async () => {
+    const { te, cni, netns, svc } = await setup();
+    const id = await run(te, {}, { name: 'web' });
+    const rec = te.engine.containers.inspect(id);
+    const bridge = await svc.inspect('bridge');
+    expect(bridge.IPAM.Config).toEqual([{ Subnet: '172.17.0.0/16', Gateway: '172.17.0.1' }]);
+    const ep = rec.NetworkSettings.Networks.bridge;
+    expect(Object.keys(rec.NetworkSettings.Networks)).toEqual(['bridge']);
+    expect(ep).toMatchObject({ NetworkID: bridge.Id, IPAddress: '172.17.0.2', IPPrefixLen: 16, Gateway: '172.17.0.1', MacAddress: '0a:58:00:00:00:09', IPAMConfig: null, Aliases: null, DNSNames: null });
+    expect(ep.EndpointID).toMatch(/^[0-9a-f]{64}$/);
+    expect(rec.NetworkSettings).toMatchObject({ IPAddress: '172.17.0.2', IPPrefixLen: 16, Gateway: '172.17.0.1', EndpointID: ep.EndpointID });
+    const sandbox = join(te.execRoot, 'netns', id);
+    expect(rec.NetworkSettings.SandboxKey).toBe(sandbox);
+    expect(netns.has(sandbox)).toBe(true);
+    expect(te.fake.containers.get(id)?.spec.linux?.namespaces?.find((n) => n.type === 'network')?.path).toBe(sandbox);
+    expect(await readFile(rec.HostsPath, 'utf8')).toContain(`172.17.0.2\t${id.slice(0, 12)}\n`);
+    const add = cni.calls.find((c) => c.type === 'bridge' && c.cmd === 'ADD')!;
+    expect(add.conf).toMatchObject({ bridge: 'berth0', isGateway: true, ipMasq: false, ipam: { type: 'host-local', dataDir: join(te.dataRoot, 'network-cni', 'ipam') } });
+    expect(add.ifName).toBe('eth0');
+    expect(Object.keys((await svc.inspect('bridge')).Containers)).toEqual([id]);
+
+    await te.engine.containers.stop(id, { timeout: 0 });
+    await te.engine.containers.wait(id, 'not-running');
+    await te.engine.containers.idle();
+    expect(cni.calls.filter((c) => c.cmd === 'DEL').map((c) => `${c.type}/${c.ifName}`)).toEqual(['bridge/eth0', 'loopback/lo']);
+    expect(netns.has(sandbox)).toBe(false);
+    expect(cni.allocated.size).toBe(0);
+    expect(await readdir(join(te.dataRoot, 'network-cni', 'results'))).toEqual([]);
+    expect((await svc.inspect('bridge')).Containers).toEqual({});
+  });
+
+  it('the default subnet skips one a host route takes (next of the default pools); bip, fixed-cidr and mtu', async () => {
+    const a = await setup({}, fakeCni(), routeLine('eth9', '172.17.0.0', 16));
+    expect((await a.svc.inspect('bridge')).IPAM.Config[0]).toEqual({ Subnet: '172.18.0.0/16', Gateway: '172.18.0.1' });
+    await a.te.dispose();
+    t = undefined;
+    const b = await setup({ bip: '198.18.5.1/24', fixedCidr: '198.18.5.128/25', mtu: 1400, bridge: 'btest0' });
+    expect((await b.svc.inspect('bridge')).IPAM.Config[0]).toEqual({ Subnet: '198.18.5.0/24', Gateway: '198.18.5.1' });
+    const id = await run(b.te);
+    const add = b.cni.calls.find((c) => c.type === 'bridge' && c.cmd === 'ADD')!;
+    expect(add.conf).toMatchObject({ bridge: 'btest0', mtu: 1400, ipam: { ranges: [[{ subnet: '198.18.5.0/24', gateway: '198.18.5.1', rangeStart: '198.18.5.128', rangeEnd: '198.18.5.254' }]] } });
+    expect(b.te.engine.containers.inspect(id).NetworkSettings.Networks.bridge.IPAddress).toBe('198.18.5.128');
+  });
+
+  it('a failed ADD fails the start and leaves no attachment, namespace or address', async () => {
+    const { te, cni, netns } = await setup({}, fakeCni({ failBridgeAdd: true }));
+    const id = await te.createContainer({ Config: { Cmd: ['/bin/true'] } });
+    const err = await te.engine.containers.start(id).catch((e: unknown) => e);
+    expect(String((err as Error).message)).toContain('failed to set bridge addr');
+    await te.engine.containers.idle();
+    expect(netns.size).toBe(0);
+    expect(cni.allocated.size).toBe(0);
+    expect(await readdir(join(te.dataRoot, 'network-cni', 'results'))).toEqual([]);
+    expect(te.engine.containers.inspect(id).State.Running).toBe(false);
+  });
+
+  it('user networks: create (IPAM, labels), duplicates, IPv6 refused, list filters, --ip/alias/mac, remove in use refused, prune; persisted', async () => {
+    const { te, cni, svc, plugins } = await setup();
+    const { Id } = await svc.create({ Name: 'app', Labels: { 'com.docker.compose.project': 'p' }, IPAM: { Config: [{ Subnet: '198.18.7.0/24', IPRange: '198.18.7.64/26' }] } });
+    expect(errorKind(await svc.create({ Name: 'app' }).catch((e: unknown) => e))).toBe('Conflict');
+    expect(errorKind(await svc.create({ Name: 'v6', EnableIPv6: true }).catch((e: unknown) => e))).toBe('InvalidParameter');
+    expect(errorKind(await svc.create({ Name: 'ov', IPAM: { Config: [{ Subnet: '198.18.7.128/25' }] } }).catch((e: unknown) => e))).toBe('Forbidden');
+    const auto = await svc.create({ Name: 'auto' });
+    expect((await svc.inspect(auto.Id)).IPAM.Config).toEqual([{ Subnet: '172.18.0.0/16', Gateway: '172.18.0.1' }]);
+    const names = async (f: Record<string, string[]>) => (await svc.list(new Map(Object.entries(f).map(([k, v]) => [k, new Set(v)])))).map((n) => n.Name).sort();
+    expect(await names({})).toEqual(['app', 'auto', 'bridge', 'host', 'none']);
+    expect(await names({ label: ['com.docker.compose.project=p'] })).toEqual(['app']);
+    expect(await names({ type: ['custom'] })).toEqual(['app', 'auto']);
+    expect(await names({ type: ['builtin'] })).toEqual(['bridge', 'host', 'none']);
+    expect(await names({ driver: ['null'] })).toEqual(['none']);
+    expect(await names({ id: [Id.slice(0, 8)] })).toEqual(['app']);
+
+    // --ip on the default bridge is refused at create, as dockerd
+    const bad = await te.createContainer({ Config: { Cmd: ['/bin/true'] }, NetworkingConfig: { EndpointsConfig: { bridge: { IPAMConfig: { IPv4Address: '172.17.0.9' } } } } }).catch((e: unknown) => e);
+    expect(String((bad as Error).message)).toContain('user specified IP address is supported on user defined networks only');
+    const id = await run(te, { NetworkMode: 'app' }, { name: 'db', NetworkingConfig: { EndpointsConfig: { app: { IPAMConfig: { IPv4Address: '198.18.7.70' }, Aliases: ['database'], MacAddress: '02:42:c6:12:07:46' } } } });
+    const ep = te.engine.containers.inspect(id).NetworkSettings.Networks.app;
+    expect(ep).toMatchObject({ NetworkID: Id, IPAddress: '198.18.7.70', IPPrefixLen: 24, Aliases: ['database'], DNSNames: ['db', 'database', id.slice(0, 12)], MacAddress: '02:42:c6:12:07:46', IPAMConfig: { IPv4Address: '198.18.7.70' } });
+    const add = cni.calls.filter((c) => c.cmd === 'ADD' && c.id === id).map((c) => c.type);
+    expect(add).toEqual(['loopback', 'bridge', 'tuning']);
+    expect(cni.calls.find((c) => c.type === 'bridge' && c.id === id)!.conf.runtimeConfig).toEqual({ ips: ['198.18.7.70'] });
+    expect(te.engine.containers.inspect(id).NetworkSettings.IPAddress).toBe(''); // legacy fields: the default bridge's only
+
+    const inUse = await svc.remove('app').catch((e: unknown) => e);
+    expect(errorKind(inUse)).toBe('Forbidden');
+    expect(String((inUse as Error).message)).toBe(`error while removing network: network app id ${Id} has active endpoints`);
+    expect(errorKind(await svc.remove('bridge').catch((e: unknown) => e))).toBe('Forbidden');
+    expect((await svc.prune()).NetworksDeleted).toEqual(['auto']);
+    expect(await names({ dangling: ['true'] })).toEqual([]);
+
+    // persisted: a new engine on the same data root has the network
+    await te.engine.containers.stop(id, { timeout: 0 });
+    await te.engine.containers.idle();
+    const again = await te.restart({ plugins });
+    const svc2 = again.container.resolve(INetworkService) as NetworkService;
+    expect((await svc2.inspect('app')).Id).toBe(Id);
+    expect((await svc2.inspect('bridge')).Id).toBe((await svc.inspect('bridge')).Id);
+    await svc2.remove('app');
+    expect(errorKind(await svc2.inspect('app').catch((e: unknown) => e))).toBe('NotFound');
+  });
+
+  it('a container on a network that does not exist is refused at create (404)', async () => {
+    const { te } = await setup();
+    const err = await te.createContainer({ Config: { Cmd: ['/bin/true'] }, HostConfig: { NetworkMode: 'nosuch' } }).catch((e: unknown) => e);
+    expect(errorKind(err)).toBe('NotFound');
+    expect(String((err as Error).message)).toContain('network nosuch not found');
+  });
+});
