@@ -229,11 +229,6 @@ export class HealthMonitor {
     await Promise.allSettled([...this.ticks]);
   }
 
-  /** Is a monitor running for this container? */
-  running(id: string): boolean {
-    return this.monitors.has(id);
-  }
-
   private record(id: string): ContainerRecord | undefined {
     try {
       return this.containers.liveRecord(id);
