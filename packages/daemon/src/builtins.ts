@@ -57,7 +57,17 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
   },
   { name: 'image-store', enabled: true, package: '@berth/image-store', load: async () => (await import('@berth/image-store')).imageStorePlugin() },
   // Docker's networks on CNI (default bridge berth0, user networks, /networks); skips itself without root or the CNI plugins.
-  { name: 'network-cni', enabled: true, package: '@berth/plugin-network-cni', load: async () => (await import('@berth/plugin-network-cni')).networkCniPlugin() },
+  {
+    name: 'network-cni',
+    enabled: true,
+    package: '@berth/plugin-network-cni',
+    async load(config) {
+      // dockerd's default-bridge flags (options.ts); daemon.json plugins.config["network-cni"] sets the rest (binDirs, confDir)
+      const { bridge, bip, fixedCidr, mtu, defaultAddressPools } = config.network;
+      const c = { ...(bridge !== undefined ? { bridge } : {}), ...(bip ? { bip } : {}), ...(fixedCidr ? { fixedCidr } : {}), ...(mtu ? { mtu } : {}), ...(defaultAddressPools ? { defaultAddressPools } : {}) };
+      return (await import('@berth/plugin-network-cni')).networkCniPlugin({ config: c });
+    },
+  },
   { name: 'network-basic', enabled: true, package: '@berth/plugin-network-basic', load: async () => (await import('@berth/plugin-network-basic')).networkBasicPlugin() },
   { name: 'seccomp', enabled: true, package: '@berth/plugin-seccomp', load: async () => (await import('@berth/plugin-seccomp')).seccompPlugin() },
   { name: 'apparmor', enabled: true, package: '@berth/plugin-apparmor', load: async () => (await import('@berth/plugin-apparmor')).apparmorPlugin() },

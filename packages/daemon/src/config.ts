@@ -44,6 +44,8 @@ export interface DaemonConfig {
   connections?: Partial<ConnectionLimits>;
   /** daemon.json "plugins" (build-file.ts) plus a custom build's flags: which plugins make the build, and their config. */
   build: PluginBuild;
+  /** The default bridge network (the network-cni plugin): --bridge/-b ("none": none), --bip, --fixed-cidr, --mtu, "default-address-pools". */
+  network: { bridge?: string; bip?: string; fixedCidr?: string; mtu?: number; defaultAddressPools?: Array<{ base: string; size: number }> };
 }
 
 /** The build: daemon.json's `plugins` section, parsed (paths absolute). */
@@ -85,5 +87,6 @@ export function defaultConfig(): DaemonConfig {
     shutdownTimeout: 15,
     init: false,
     build: emptyBuild(),
+    network: {},
   };
 }

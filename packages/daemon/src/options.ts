@@ -49,6 +49,11 @@ const FILE_KEYS = [
   'userns-remap',
   'init',
   'init-path',
+  'bridge',
+  'bip',
+  'fixed-cidr',
+  'mtu',
+  'default-address-pools',
   'berth-rootfs-dir',
   'berth-header-timeout',
   'berth-idle-timeout',
@@ -78,6 +83,10 @@ const FLAG_TO_KEY: Record<string, string> = {
   'userns-remap': 'userns-remap',
   init: 'init',
   'init-path': 'init-path',
+  bridge: 'bridge',
+  bip: 'bip',
+  'fixed-cidr': 'fixed-cidr',
+  mtu: 'mtu',
   'berth-rootfs-dir': 'berth-rootfs-dir',
   'berth-header-timeout': 'berth-header-timeout',
   'berth-idle-timeout': 'berth-idle-timeout',
@@ -110,6 +119,10 @@ Options:
       --userns-remap string    User/Group setting for user namespaces ("default" or USER[:GROUP])
       --init                   Run an init in every container (reaps zombies, forwards signals) unless it opts out
       --init-path string       Path to the docker-init binary (default: tini-static, else tini)
+  -b, --bridge string          Attach containers to a network bridge ("none": no default bridge network) (default "berth0")
+      --bip string             Specify default-bridge IPv4 network (e.g. 172.20.0.1/16)
+      --fixed-cidr string      IPv4 subnet for the default bridge's container addresses
+      --mtu int                Set the default bridge's MTU (default 1500)
       --berth-rootfs-dir path  berth only: image names missing from the image store run on the subdirectory of that name
       --berth-header-timeout n berth only: seconds a client has to send a request's headers (default 30)
       --berth-idle-timeout n   berth only: seconds a keep-alive API connection may stay without a request (default 60)
@@ -171,6 +184,10 @@ const BERTHD_OPTIONS = {
   'userns-remap': { type: 'string' },
   init: { type: 'boolean' },
   'init-path': { type: 'string' },
+  bridge: { type: 'string', short: 'b' },
+  bip: { type: 'string' },
+  'fixed-cidr': { type: 'string' },
+  mtu: { type: 'string' },
   'berth-rootfs-dir': { type: 'string' },
   'berth-header-timeout': { type: 'string' },
   'berth-idle-timeout': { type: 'string' },
@@ -270,6 +287,16 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
   if ('userns-remap' in file) cfg.usernsRemap = asString(file['userns-remap'], 'userns-remap');
   if ('init' in file) cfg.init = asBool(file.init, 'init');
   if ('init-path' in file) cfg.initPath = asString(file['init-path'], 'init-path');
+  // the default bridge network (the network-cni plugin)
+  for (const [key, field] of [['bridge', 'bridge'], ['bip', 'bip'], ['fixed-cidr', 'fixedCidr']] as const) if (key in file) cfg.network[field] = asString(file[key], key);
+  if ('mtu' in file) cfg.network.mtu = mtuValue(file.mtu);
+  if ('default-address-pools' in file) {
+    const pools = file['default-address-pools'];
+    if (!Array.isArray(pools) || pools.some((p: { base?: unknown; size?: unknown }) => typeof p?.base !== 'string' || typeof p?.size !== 'number')) {
+      throw new UsageError('invalid daemon.json: "default-address-pools" must be a list of {"base": "a.b.c.d/n", "size": n}');
+    }
+    cfg.network.defaultAddressPools = (pools as Array<{ base: string; size: number }>).map((p) => ({ base: p.base, size: p.size }));
+  }
   if ('berth-rootfs-dir' in file) cfg.rootfsDir = asString(file['berth-rootfs-dir'], 'berth-rootfs-dir');
   if ('plugins' in file) cfg.build = parseBuildSection(file.plugins, configFile);
 
@@ -306,6 +333,10 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
   if (cfg.usernsRemap === '') delete cfg.usernsRemap;
   if (f.init) cfg.init = true;
   if (f['init-path'] !== undefined) cfg.initPath = f['init-path'];
+  if (f.bridge !== undefined) cfg.network.bridge = f.bridge;
+  if (f.bip !== undefined) cfg.network.bip = f.bip;
+  if (f['fixed-cidr'] !== undefined) cfg.network.fixedCidr = f['fixed-cidr'];
+  if (f.mtu !== undefined) cfg.network.mtu = mtuValue(f.mtu);
   if (f['berth-rootfs-dir'] !== undefined) cfg.rootfsDir = f['berth-rootfs-dir'];
   for (const [key, field, scale, min] of CONNECTION_LIMITS) {
     const raw = key in file ? file[key] : f[key];
@@ -343,6 +374,12 @@ function addRuntime(cfg: DaemonConfig, name: string, path: string, runtimeArgs?:
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new UsageError(`invalid runtime name ${JSON.stringify(name)}`);
   if (name === 'runc') throw new UsageError('runtime name runc is reserved');
   cfg.runtimes[name] = runtimeArgs ? { path, runtimeArgs } : { path };
+}
+
+function mtuValue(v: unknown): number {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 68 || n > 65535) throw new UsageError(`invalid mtu ${JSON.stringify(v)}: expected an integer between 68 and 65535`);
+  return n;
 }
 
 function logLevel(v: string): DaemonConfig['logLevel'] {

@@ -53,6 +53,17 @@ describe('berthd options', () => {
     expect(() => parseBerthdArgs(['--config-file', '/g'], (p) => (p === '/g' ? '{"init": "yes"}' : null))).toThrow('"init" must be a boolean');
   });
 
+  it('takes the default bridge flags -b/--bridge, --bip, --fixed-cidr, --mtu or daemon.json keys (+ default-address-pools), not both', () => {
+    expect(parseBerthdArgs([], noFile).config.network).toEqual({});
+    const flags = parseBerthdArgs(['-b', 'none', '--bip', '10.9.0.1/24', '--fixed-cidr', '10.9.0.128/25', '--mtu', '1400'], noFile).config;
+    expect(flags.network).toEqual({ bridge: 'none', bip: '10.9.0.1/24', fixedCidr: '10.9.0.128/25', mtu: 1400 });
+    const read = (p: string) => (p === '/f' ? JSON.stringify({ bridge: 'br9', mtu: 9000, 'default-address-pools': [{ base: '10.10.0.0/16', size: 24 }] }) : null);
+    expect(parseBerthdArgs(['--config-file', '/f'], read).config.network).toEqual({ bridge: 'br9', mtu: 9000, defaultAddressPools: [{ base: '10.10.0.0/16', size: 24 }] });
+    expect(() => parseBerthdArgs(['--config-file', '/f', '--bridge', 'x'], read)).toThrow('bridge: (from flag: x');
+    expect(() => parseBerthdArgs(['--mtu', '20'], noFile)).toThrow(UsageError);
+    expect(() => parseBerthdArgs(['--config-file', '/g'], (p) => (p === '/g' ? '{"default-address-pools": [{"base": 1}]}' : null))).toThrow('"default-address-pools" must be a list');
+  });
+
   it('takes the slow-client bounds as flags (seconds) or daemon.json keys', () => {
     expect(parseBerthdArgs([], noFile).config.connections).toBeUndefined();
     const { config } = parseBerthdArgs(['--berth-header-timeout', '2.5', '--berth-idle-timeout', '90', '--berth-max-connections', '100'], noFile);

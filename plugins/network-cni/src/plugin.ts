@@ -74,9 +74,13 @@ export interface NetworkCniOptions {
   routesFile?: string;
 }
 
-/** Modes this plugin attaches: the default bridge and user-defined networks. */
-export function attachesContainer(c: DeepReadonly<ContainerRecord>): boolean {
+/**
+ * Modes this plugin attaches: the default bridge (when there is one: not with bridge `none`)
+ * and user-defined networks.
+ */
+export function attachesContainer(c: DeepReadonly<ContainerRecord>, hasDefaultBridge = true): boolean {
   const mode = c.HostConfig?.NetworkMode ?? '';
+  if (mode === '' || mode === 'default' || mode === 'bridge') return hasDefaultBridge;
   return mode !== 'none' && mode !== 'host' && !mode.startsWith('container:');
 }
 
@@ -150,8 +154,9 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
         return s;
       };
       const netnsPath = (id: string) => join(ctx.engine.execRoot, 'netns', id);
+      const attaches = (r: DeepReadonly<ContainerRecord>) => attachesContainer(r, !!svc().find('bridge'));
 
-      hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: attachesContainer }, async (c) => {
+      hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: attaches }, async (c) => {
         const ns = c.container.NetworkSettings;
         if (ns.Networks.default) {
           ns.Networks.bridge ??= ns.Networks.default;
@@ -171,7 +176,7 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
         // --add-host X:host-gateway (network-basic writes it) in every mode: the default bridge's gateway
         const gw = s.hostGateway();
         if (gw) c.hostGatewayIP = gw;
-        if (!attachesContainer(rec)) return;
+        if (!attaches(rec)) return;
         const file = netnsPath(rec.ID);
         await netnsOps.remove(file); // a namespace left by a daemon killed mid-start
         await netnsOps.create(file);
@@ -212,7 +217,7 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
         });
       });
 
-      hooks.releaseNetwork.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: attachesContainer }, async (c) => {
+      hooks.releaseNetwork.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: (r) => attachesContainer(r) }, async (c) => {
         let first: unknown;
         await svc()
           .releaseAll(c.container.ID)

@@ -97,10 +97,21 @@ export class NetworkService {
     private readonly opts: NetworkOptions,
   ) {}
 
-  /** Load the store and make or update the predefined networks. */
+  /** Load the store and make or update the predefined networks (no default bridge with bridge name `none`, as dockerd's -b none). */
   async init(): Promise<void> {
     await this.d.store.load();
+    for (const [name, driver] of [['host', 'host'], ['none', 'null']] as const) {
+      if (!this.d.store.find(name)) {
+        const n = this.newRecord(undefined, name, driver);
+        n.berth = { builtin: true };
+        await this.d.store.save(n);
+      }
+    }
     const bridge = this.d.store.find('bridge');
+    if (this.opts.bridgeName === 'none') {
+      if (bridge?.berth.builtin) await this.d.store.remove(bridge.Id);
+      return;
+    }
     let subnet: Cidr;
     let gateway: string;
     if (this.opts.bip) ({ subnet, gateway } = parseBip(this.opts.bip));
@@ -124,13 +135,6 @@ export class NetworkService {
     };
     def.berth = { bridge: this.opts.bridgeName, builtin: true, ...(this.opts.mtu ? { mtu: this.opts.mtu } : {}), ...(this.opts.fixedCidr ? { fixedCidr: this.opts.fixedCidr } : {}) };
     if (JSON.stringify(def) !== JSON.stringify(bridge)) await this.d.store.save(def);
-    for (const [name, driver] of [['host', 'host'], ['none', 'null']] as const) {
-      if (!this.d.store.find(name)) {
-        const n = this.newRecord(undefined, name, driver);
-        n.berth = { builtin: true };
-        await this.d.store.save(n);
-      }
-    }
   }
 
   private newRecord(id: string | undefined, name: string, driver: string, created?: string): NetworkRecord {

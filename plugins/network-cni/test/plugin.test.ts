@@ -206,6 +206,20 @@ describe('network-cni plugin', () => {
     expect(errorKind(await svc2.inspect('app').catch((e: unknown) => e))).toBe('NotFound');
   });
 
+  it('bridge none (dockerd -b none): no default bridge network; default containers are left to network-basic, user networks attach', async () => {
+    const { te, cni, netns, svc } = await setup({ bridge: 'none' });
+    expect((await svc.list()).map((n) => n.Name).sort()).toEqual(['host', 'none']);
+    const id = await run(te);
+    expect(cni.calls).toEqual([]);
+    expect(netns.size).toBe(0);
+    const rec = te.engine.containers.inspect(id);
+    expect(rec.NetworkSettings.SandboxKey).toBe('');
+    expect(await readFile(rec.HostsPath, 'utf8')).not.toContain('172.17.');
+    await svc.create({ Name: 'u', IPAM: { Config: [{ Subnet: '198.18.9.0/24' }] } });
+    const u = await run(te, { NetworkMode: 'u' });
+    expect(te.engine.containers.inspect(u).NetworkSettings.Networks.u.IPAddress).toBe('198.18.9.2');
+  });
+
   it('a container on a network that does not exist is refused at create (404)', async () => {
     const { te } = await setup();
     const err = await te.createContainer({ Config: { Cmd: ['/bin/true'] }, HostConfig: { NetworkMode: 'nosuch' } }).catch((e: unknown) => e);

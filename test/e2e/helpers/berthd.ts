@@ -214,7 +214,11 @@ export async function startBerthd(opts: StartOptions = {}): Promise<Berthd> {
   const pidfile = path.join(dir, 'berthd.pid');
   const configDir = path.join(dir, 'docker-config');
   fs.mkdirSync(configDir, { recursive: true });
-  const args = [opts.bin ?? BERTHD_BIN, '-H', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile, '--log-level', 'debug', ...(opts.args ?? [])];
+  // No default bridge network unless the test asks for one (--bridge/-b/--bip): berthd's default bridge
+  // (network-cni) would make the host bridge berth0 and turn ip_forward on in every test; network
+  // tests pass their own bridge name and subnet (network-cni.e2e.test.ts) and put things back.
+  const ownBridge = (opts.args ?? []).some((a) => a === '-b' || a === '--bridge' || a.startsWith('--bridge=') || a === '--bip' || a.startsWith('--bip='));
+  const args = [opts.bin ?? BERTHD_BIN, '-H', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile, '--log-level', 'debug', ...(ownBridge ? [] : ['--bridge', 'none']), ...(opts.args ?? [])];
   const child = spawn(process.execPath, opts.launcher ? [opts.launcher, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT, env: { ...process.env, ...(opts.env ?? {}) } });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
