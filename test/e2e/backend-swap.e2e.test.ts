@@ -63,6 +63,11 @@ async function startContainerd(): Promise<void> {
     '  address = ""',
   ].join('\n');
   fs.writeFileSync(path.join(ctdDir, 'config.toml'), `${config}\n`);
+  await spawnContainerd();
+}
+
+/** containerd on the config of startContainerd(); resolves once it answers. */
+async function spawnContainerd(): Promise<void> {
   const log = fs.openSync(path.join(ctdDir, 'containerd.log'), 'a');
   ctd = spawn('containerd', ['--config', path.join(ctdDir, 'config.toml')], { stdio: ['ignore', log, log] });
   fs.closeSync(log);
@@ -82,6 +87,15 @@ async function startContainerd(): Promise<void> {
 }
 
 /** Kill what the test's containerd left (shims, their containers), containerd itself, its dirs. */
+/** containerd itself goes away (SIGTERM) and comes back; its shims and containers stay. */
+async function restartContainerd(): Promise<void> {
+  const old = ctd!;
+  const exited = new Promise((r) => old.once('exit', r));
+  old.kill('SIGTERM');
+  await exited;
+  await spawnContainerd();
+}
+
 async function stopContainerd(): Promise<void> {
   if (!ctdDir) return;
   if (fs.existsSync(ctdSocket())) {
@@ -188,7 +202,7 @@ describe.each(BACKENDS)('backend swap: $plugin', (backend) => {
     if (skip) return;
     try {
       if (d) {
-        await d.docker(['rm', '-f', 'swap-long', 'swap-short', 'swap-oom']).catch(() => undefined);
+        await d.docker(['rm', '-f', 'swap-long', 'swap-short', 'swap-oom', 'swap-ctd']).catch(() => undefined);
         await d.cleanup();
       }
     } finally {
@@ -281,4 +295,25 @@ describe.each(BACKENDS)('backend swap: $plugin', (backend) => {
     expect(fs.existsSync(path.join(d.execRoot, backend.execDir, id))).toBe(false);
     expect(backend.held()).toEqual([]);
   }, 180_000);
+
+  // containerd only: its own restart under a running container (the shim keeps it running).
+  it.skipIf(skip !== null || backend.plugin !== 'runtime-containerd')('containerd restarts: berthd follows the container again (exec, stop, exit code, logs)', async () => {
+    if (!d) d = await startBerthd({ dir, args });
+    const started = await d.docker(['run', '-d', '--name', 'swap-ctd', TEST_IMAGE, 'sh', '-c', 'trap "echo bye; exit 143" TERM; while true; do sleep 0.1; done']);
+    expect(started.code, started.stderr).toBe(0);
+    await restartContainerd();
+    let ex = await d.docker(['exec', 'swap-ctd', 'echo', 'back']);
+    for (let i = 0; i < 100 && ex.code !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      ex = await d.docker(['exec', 'swap-ctd', 'echo', 'back']);
+    }
+    expect([ex.code, ex.stdout]).toEqual([0, 'back\n']);
+    const stop = await d.docker(['stop', 'swap-ctd']);
+    expect(stop.code, stop.stderr).toBe(0);
+    const st = JSON.parse((await d.docker(['inspect', 'swap-ctd'])).stdout)[0] as Inspect;
+    expect([st.State.Status, st.State.ExitCode]).toEqual(['exited', 143]);
+    expect((await d.docker(['logs', 'swap-ctd'])).stdout).toBe('bye\n');
+    expect((await d.docker(['rm', 'swap-ctd'])).code).toBe(0);
+    expect(backend.held()).toEqual([]);
+  }, 120_000);
 });

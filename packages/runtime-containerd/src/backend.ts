@@ -42,9 +42,10 @@ import {
   type RuntimeProcess,
   type RuntimeStateInfo,
 } from '@berth/core';
+import { oomCounterFile, oomKills } from './cgroup.js';
 import { ContainerdClient, type ExitMessage } from './client.js';
 import { ExecProcesses, type ExecEntry } from './exec.js';
-import { TOPIC_TASK_OOM, exitInfoOf, oomContainerOf, resourcesAny, runcOptionsAny, runtimeStatusOf, specAny, type ProcessMessage } from './proto.js';
+import { exitInfoOf, resourcesAny, runcOptionsAny, runtimeStatusOf, specAny, type ProcessMessage } from './proto.js';
 import { FifoReader, LogSink, makeFifos, openFifoWriter } from './stdio.js';
 import { labelsOf, stdioOf, type TaskLabels } from './labels.js';
 
@@ -84,8 +85,8 @@ interface Task {
   exit?: ExitInfo;
   /** Cancels the pending Wait. */
   watch: AbortController;
-  /** containerd said the kernel's OOM killer struck in the container (topic /tasks/oom). */
-  oom?: boolean;
+  /** The memory cgroup's OOM counter file, found while the container runs (cgroup.ts). */
+  oomFile: string | null;
   execs: Map<string, ExecEntry>;
 }
 
@@ -101,7 +102,6 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
   private readonly warn: (msg: string, err?: unknown) => void;
   private readonly drainMs: number;
   private closed = false;
-  private oomWatch: { cancel(): void } | null = null;
 
   constructor(private readonly opts: ContainerdBackendOptions) {
     this.root = path.join(path.resolve(opts.execRoot), 'containerd');
@@ -140,35 +140,6 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
     return (await this.client.serverVersion(timeoutMs)).version;
   }
 
-  /**
-   * Follow containerd's OOM events of this namespace (the runc shim reports an OOM kill as an
-   * event, not in the exit status): the next exit of that container says OOMKilled. Re-subscribes
-   * after containerd went away; kills in between are missed.
-   */
-  watchOom(): void {
-    if (this.closed || this.oomWatch) return;
-    const filter = `topic==${JSON.stringify(TOPIC_TASK_OOM)},namespace==${JSON.stringify(this.opts.namespace)}`;
-    const subscribe = (delay: number): void => {
-      this.oomWatch = this.client.subscribe(
-        [filter],
-        (env) => {
-          const id = oomContainerOf(env);
-          const t = id ? this.tasks.get(id) : undefined;
-          if (t) t.oom = true;
-        },
-        (err) => {
-          this.oomWatch = null;
-          if (this.closed || !err) return;
-          this.warn(`containerd's event stream ended; subscribing again in ${delay} ms`, err);
-          setTimeout(() => {
-            if (!this.closed && !this.oomWatch) subscribe(Math.min(delay * 2, 30_000));
-          }, delay).unref();
-        },
-      );
-    };
-    subscribe(500);
-  }
-
   private static checkId(id: string): void {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,75}$/.test(id)) throw new InvalidParameterError(`invalid container id ${JSON.stringify(id)}`);
   }
@@ -191,7 +162,7 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
     const io = stdioOf(dir, '', labels);
     fs.mkdirSync(dir, { mode: 0o700 });
     let created = false;
-    const t: Task = { id, dir, labels, sink: null, readers: [], stdin: null, watch: new AbortController(), execs: new Map() };
+    const t: Task = { id, dir, labels, sink: null, readers: [], stdin: null, watch: new AbortController(), execs: new Map(), oomFile: null };
     try {
       await makeFifos([io.stdout, io.stderr, io.stdin].filter((p): p is string => !!p));
       fs.mkdirSync(path.dirname(opts.log.path), { recursive: true });
@@ -206,6 +177,7 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
         terminal: labels.tty,
         options: runcOptionsAny({ noPivotRoot: opts.noPivotRoot, ioUid: opts.rootUid, ioGid: opts.rootGid, binaryName: rt.binaryName }),
       });
+      t.oomFile = oomCounterFile(pid);
       this.tasks.set(id, t);
       this.watch(t);
       if (labels.tty && opts.stdio.consoleSize) {
@@ -273,7 +245,8 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
             await this.exited(t, { exit_status: 255, exited_at: null });
             return;
           }
-          this.warn(`waiting for task ${t.id} (retrying in ${delay} ms)`, err);
+          // Once per outage: the retries go on quietly (containerd restarting, its socket gone).
+          if (delay === 100) this.warn(`waiting for task ${t.id}: retrying until containerd answers`, err);
           await new Promise((r) => setTimeout(r, delay));
           continue;
         }
@@ -291,8 +264,8 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
     if (drained.includes(false)) this.warn(`container ${t.id}: its output did not end within ${this.drainMs} ms of its exit (a process outside it holds its stdout/stderr?)`);
     if (this.tasks.get(t.id) !== t || t.exit) return;
     this.detachIo(t);
-    // An OOM event arrives apart from the exit, as a rule before the output has drained.
-    t.exit = { ...info, oomKilled: t.oom === true };
+    // The cgroup still exists: the task is deleted after the exit is reported.
+    t.exit = { ...info, oomKilled: oomKills(t.oomFile) > 0 };
     this.events.emit('exit', t.exit);
   }
 
@@ -382,7 +355,7 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
     const status = runtimeStatusOf(p.status);
     const container = await this.client.getContainer(id);
     const labels = labelsOf(container.labels);
-    const t: Task = { id, dir: this.dirOf(id), labels, sink: null, readers: [], stdin: null, watch: new AbortController(), execs: new Map() };
+    const t: Task = { id, dir: this.dirOf(id), labels, sink: null, readers: [], stdin: null, watch: new AbortController(), execs: new Map(), oomFile: null };
     if (status === 'stopped') {
       const exit = exitInfoOf(id, p.exit_status, p.exited_at, now);
       t.exit = exit;
@@ -395,6 +368,7 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
       this.detachIo(t);
       this.warn(`container ${id}: cannot reopen its stdio FIFOs; its output is not logged any more`, err);
     }
+    t.oomFile = oomCounterFile(p.pid);
     this.tasks.set(id, t);
     this.watch(t);
     return { id, status, pid: p.pid };
@@ -515,8 +489,6 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.oomWatch?.cancel();
-    this.oomWatch = null;
     for (const t of this.tasks.values()) {
       t.watch.abort();
       this.execs.closeAll(t.execs);

@@ -10,7 +10,6 @@ import {
   containerdServices,
   fromGrpcError,
   type AnyMessage,
-  type EnvelopeMessage,
   type ProcessMessage,
   type Timestamp,
 } from './proto.js';
@@ -42,18 +41,16 @@ export class ContainerdClient {
   private readonly tasks: grpc.Client;
   private readonly containers: grpc.Client;
   private readonly version: grpc.Client;
-  private readonly events: grpc.Client;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: ContainerdClientOptions) {
-    const { Tasks, Containers, Version, Events } = containerdServices();
+    const { Tasks, Containers, Version } = containerdServices();
     const target = `unix://${path.resolve(opts.address)}`;
     const creds = grpc.credentials.createInsecure();
     const channel = { 'grpc.max_receive_message_length': 16 * 1024 * 1024, 'grpc.default_authority': 'localhost' };
     this.tasks = new Tasks(target, creds, channel);
     this.containers = new Containers(target, creds, channel);
     this.version = new Version(target, creds, channel);
-    this.events = new Events(target, creds, channel);
     this.timeoutMs = opts.callTimeoutMs ?? 60_000;
   }
 
@@ -189,38 +186,7 @@ export class ContainerdClient {
     return this.call(this.tasks, 'Wait', { container_id: id, exec_id: execId }, `wait for ${execId ? `exec ${execId} of ` : ''}task ${id}`, { wait: true, signal });
   }
 
-  // ---------------------------------------------------------------- events
-
-  /**
-   * containerd's events matching `filters` from now on, until `cancel()` or the stream ends
-   * (`ended` is told why: undefined after cancel, else the typed error).
-   */
-  subscribe(filters: string[], onEvent: (e: EnvelopeMessage) => void, ended: (err?: Error) => void): { cancel(): void } {
-    const stream = (this.events as unknown as Record<string, (req: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<EnvelopeMessage>>).Subscribe.call(
-      this.events,
-      { filters },
-      this.metadata(),
-    );
-    let cancelled = false;
-    let done = false;
-    const finish = (err?: Error): void => {
-      if (done) return;
-      done = true;
-      ended(cancelled ? undefined : (err ?? new Error('containerd ended the event stream')));
-    };
-    stream.on('data', onEvent);
-    stream.on('error', (err: grpc.ServiceError) => finish(cancelled ? undefined : fromGrpcError(err, 'events')));
-    stream.on('end', () => finish());
-    return {
-      cancel: () => {
-        cancelled = true;
-        stream.cancel();
-      },
-    };
-  }
-
   close(): void {
-    this.events.close();
     this.tasks.close();
     this.containers.close();
     this.version.close();

@@ -80,7 +80,6 @@ export function containerdRuntimePlugin(defaults: ContainerdRuntimePluginConfig 
       } catch (err) {
         throw new InvalidParameterError(`containerd does not answer at ${backend.client.address}: ${(err as Error).message}`, { cause: err });
       }
-      backend.watchOom();
     },
     async close(ctx) {
       const backend = backends.get(ctx.engine);

@@ -27,9 +27,7 @@ import {
 
 /** The .proto files' root (proto/ beside src/ and dist/). */
 export const PROTO_DIR = fileURLToPath(new URL('../proto', import.meta.url));
-const SERVICE_FILES = ['containerd/tasks.proto', 'containerd/containers.proto', 'containerd/version.proto', 'containerd/events.proto'];
-/** Messages carried inside an Any, encoded and decoded here with protobufjs. */
-const MESSAGE_FILES = ['containerd/runc-options.proto', 'containerd/task-events.proto'];
+const SERVICE_FILES = ['containerd/tasks.proto', 'containerd/containers.proto', 'containerd/version.proto'];
 
 /**
  * containerd's type URLs for the OCI types it carries as JSON (its typeurl registry: the
@@ -41,11 +39,7 @@ export const TYPE_URL = {
   process: 'types.containerd.io/opencontainers/runtime-spec/1/Process',
   resources: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources',
   runcOptions: 'containerd.runc.v1.Options',
-  taskOom: 'containerd.events.TaskOOM',
 } as const;
-
-/** The event topic of an OOM kill in a task. */
-export const TOPIC_TASK_OOM = '/tasks/oom';
 
 /** google.protobuf.Any as proto-loader hands it over (keepCase). */
 export interface AnyMessage {
@@ -90,27 +84,10 @@ export interface ContainerdServices {
   Tasks: grpc.ServiceClientConstructor;
   Containers: grpc.ServiceClientConstructor;
   Version: grpc.ServiceClientConstructor;
-  Events: grpc.ServiceClientConstructor;
-}
-
-/** containerd.services.events.v1.Envelope. */
-export interface EnvelopeMessage {
-  timestamp: Timestamp | null;
-  namespace: string;
-  topic: string;
-  event: AnyMessage | null;
 }
 
 let services: ContainerdServices | undefined;
-let messages: protobuf.Root | undefined;
-
-function messageType(name: string): protobuf.Type {
-  if (!messages) {
-    messages = new protobuf.Root();
-    for (const f of MESSAGE_FILES) messages.loadSync(`${PROTO_DIR}/${f}`, { keepCase: true });
-  }
-  return messages.lookupType(name);
-}
+let runcOptionsType: protobuf.Type | undefined;
 
 /** The gRPC service clients of berth's containerd protos (loaded once per process). */
 export function containerdServices(): ContainerdServices {
@@ -122,12 +99,11 @@ export function containerdServices(): ContainerdServices {
         tasks: { v1: { Tasks: grpc.ServiceClientConstructor } };
         containers: { v1: { Containers: grpc.ServiceClientConstructor } };
         version: { v1: { Version: grpc.ServiceClientConstructor } };
-        events: { v1: { Events: grpc.ServiceClientConstructor } };
       };
     };
   };
   const s = pkg.containerd.services;
-  services = { Tasks: s.tasks.v1.Tasks, Containers: s.containers.v1.Containers, Version: s.version.v1.Version, Events: s.events.v1.Events };
+  services = { Tasks: s.tasks.v1.Tasks, Containers: s.containers.v1.Containers, Version: s.version.v1.Version };
   return services;
 }
 
@@ -142,7 +118,12 @@ export const resourcesAny = (resources: OciResources): AnyMessage => jsonAny(TYP
 
 /** The runc shim's options as the Any of CreateTaskRequest.options. */
 export function runcOptionsAny(opts: RuncOptions): AnyMessage {
-  const type = messageType(TYPE_URL.runcOptions);
+  if (!runcOptionsType) {
+    const root = new protobuf.Root();
+    root.loadSync(`${PROTO_DIR}/containerd/runc-options.proto`, { keepCase: true });
+    runcOptionsType = root.lookupType(TYPE_URL.runcOptions);
+  }
+  const type = runcOptionsType;
   // Only the fields set: proto3 leaves zero values off the wire.
   const fields: Record<string, unknown> = {};
   if (opts.noPivotRoot) fields.no_pivot_root = true;
@@ -151,14 +132,6 @@ export function runcOptionsAny(opts: RuncOptions): AnyMessage {
   if (opts.binaryName) fields.binary_name = opts.binaryName;
   if (opts.root) fields.root = opts.root;
   return { type_url: TYPE_URL.runcOptions, value: Buffer.from(type.encode(type.fromObject(fields)).finish()) };
-}
-
-/** The container an OOM event names (containerd.events.TaskOOM in the envelope's Any); null for another event. */
-export function oomContainerOf(envelope: EnvelopeMessage): string | null {
-  const any = envelope.event;
-  if (envelope.topic !== TOPIC_TASK_OOM || !any || !any.type_url.endsWith(TYPE_URL.taskOom)) return null;
-  const msg = messageType(TYPE_URL.taskOom).decode(any.value) as unknown as { container_id?: string };
-  return msg.container_id || null;
 }
 
 /** A protobuf Timestamp as RFC 3339 with nanoseconds; null when unset (zero). */
@@ -191,7 +164,7 @@ export function exitInfoOf(id: string, exitStatus: number, exitedAt: Timestamp |
     id,
     ...(execId ? { execId } : {}),
     exitCode: exitStatus,
-    // The shim's exit status carries no OOM mark (containerd reports OOM as a separate event).
+    // The shim's exit status carries no OOM mark: the backend reads the container's memory cgroup (cgroup.ts).
     oomKilled: false,
     exitedAt: timestampToRfc3339(exitedAt) ?? now(),
   };

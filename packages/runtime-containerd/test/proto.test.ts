@@ -15,7 +15,6 @@ import {
   exitInfoOf,
   fromGrpcError,
   labelsOf,
-  oomContainerOf,
   processAny,
   resourcesAny,
   runcOptionsAny,
@@ -58,7 +57,6 @@ describe('requests: berth\'s protos encode containerd\'s field numbers', () => {
     expect(method(Tasks, 'DeleteProcess').path).toBe('/containerd.services.tasks.v1.Tasks/DeleteProcess');
     expect(method(Containers, 'Create').path).toBe('/containerd.services.containers.v1.Containers/Create');
     expect(method(containerdServices().Version, 'Version').path).toBe('/containerd.services.version.v1.Version/Version');
-    expect(method(containerdServices().Events, 'Subscribe').path).toBe('/containerd.services.events.v1.Events/Subscribe');
   });
 
   it('CreateTaskRequest: container_id 1, stdin 4, stdout 5, stderr 6, terminal 7, options 9', () => {
@@ -120,18 +118,6 @@ describe('responses: containerd\'s bytes decode into the fields the backend read
     expect(method(Tasks, 'Wait').responseDeserialize(bytes([...uint(1, 42), ...msg(2, uint(1, 5))]))).toMatchObject({ exit_status: 42, exited_at: { seconds: '5', nanos: 0 } });
     expect(method(Tasks, 'Create').responseDeserialize(bytes([...str(1, 'c'), ...uint(2, 99)]))).toMatchObject({ container_id: 'c', pid: 99 });
     expect(method(Tasks, 'Start').responseDeserialize(bytes(uint(1, 7)))).toMatchObject({ pid: 7 });
-  });
-
-  it('SubscribeRequest: filters 1; Envelope: namespace 2, topic 3, event 4 — a TaskOOM (container_id 1) names its container', () => {
-    const { Events } = containerdServices();
-    expect(method(Events, 'Subscribe').requestSerialize({ filters: ['a', 'b'] })).toEqual(bytes([...str(1, 'a'), ...str(1, 'b')]));
-    const oom = [...str(1, 'containerd.events.TaskOOM'), ...str(2, Buffer.from(str(1, 'c1')))];
-    const env = method(Events, 'Subscribe').responseDeserialize(bytes([...msg(1, uint(1, 9)), ...str(2, 'berth'), ...str(3, '/tasks/oom'), ...msg(4, oom)]));
-    expect(env).toMatchObject({ namespace: 'berth', topic: '/tasks/oom' });
-    expect(oomContainerOf(env as never)).toBe('c1');
-    // Another topic, or another event type, names no OOM.
-    expect(oomContainerOf({ ...(env as object), topic: '/tasks/exit' } as never)).toBeNull();
-    expect(oomContainerOf({ ...(env as object), event: { type_url: 'containerd.events.TaskExit', value: Buffer.alloc(0) } } as never)).toBeNull();
   });
 
   it('ListContainersResponse: containers 1 with their labels', () => {
