@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 # criu: runc's checkpoint/restore (its e2e runs where `criu check` passes and skips with CRIU's complaint elsewhere)
 # containerd: the second runtime backend (@berth/runtime-containerd); its e2e starts its own containerd
-APT_PACKAGES=(runc conmon tini busybox-static criu containerd iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev)
+# containernetworking-plugins: the CNI plugins (bridge, host-local, loopback, tuning) in /usr/lib/cni that @berth/plugin-network-cni runs
+APT_PACKAGES=(runc conmon tini busybox-static criu containerd containernetworking-plugins iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
