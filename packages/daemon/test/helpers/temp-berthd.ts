@@ -19,6 +19,8 @@ export function tempDaemonConfig(dir: string, extra: Partial<DaemonConfig> = {})
     execRoot: path.join(dir, 'exec'),
     pidfile: path.join(dir, 'berthd.pid'),
     logLevel: 'error',
+    // no default bridge network (network-cni would make the host bridge berth0 as root): network tests ask for one
+    network: { bridge: 'none' },
     ...extra,
   };
 }
