@@ -8,7 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { verifyContainerConfig } from './config-validate.js';
-import { InvalidParameterError, NotFoundError, SystemError } from './errors.js';
+import { InvalidParameterError, NotFoundError, NotImplementedError, SystemError } from './errors.js';
 import { failpoint } from './failpoint.js';
 import { CreateContext } from './hooks.js';
 import { verifyHostConfig } from './hostconfig-validate.js';
@@ -19,7 +19,7 @@ import { registerLinks, type LinkContainers } from './links.js';
 import { FP } from './points.js';
 import { ROOTFS_LABEL, mountPointsOf, newContainerRecord, newNetworkSettings, withHostConfigDefaults, type StoredHostConfig } from './record-factory.js';
 import { parseSignal } from './signals.js';
-import type { ContainerConfig, EndpointSettings, HostConfig, MountPoint } from './types.js';
+import type { ContainerConfig, ContainerRecord, EndpointSettings, HostConfig, MountPoint } from './types.js';
 
 export interface CreateOptions {
   /** Container name, with or without the leading slash; generated when absent. */
@@ -90,6 +90,7 @@ export async function createContainer(k: ContainerKernel, links: LinkContainers,
   try {
     registerLinks(rec, links);
     await k.d.hooks.beforeCreate.promise(ctx);
+    if (!ctx.volumesResolved) refuseUnresolvedVolumes(rec);
     failpoint(FP.createAfterRootfs);
     await mkdir(dir, { recursive: true, mode: 0o710 });
     failpoint(FP.createBeforeRecordSave);
@@ -105,6 +106,17 @@ export async function createContainer(k: ContainerKernel, links: LinkContainers,
   k.emit(rec, 'create');
   await k.stateChange(rec, null, 'created', 'create');
   return { Id: id, Warnings: ctx.warnings };
+}
+
+/** No volume plugin resolved the container's volumes: named/anonymous volumes and VolumesFrom are refused (501). */
+function refuseUnresolvedVolumes(rec: ContainerRecord): void {
+  const vol = rec.Mounts.find((m) => m.Type === 'volume');
+  if (vol) {
+    throw new NotImplementedError(
+      `volumes are not supported by this build (${vol.Name ? `volume "${vol.Name}"` : 'anonymous volume'} at ${vol.Destination}): no volume plugin is loaded; use a bind mount`,
+    );
+  }
+  if ((rec.HostConfig.VolumesFrom ?? []).length > 0) throw new NotImplementedError('HostConfig.VolumesFrom is not supported by this build: no volume plugin is loaded');
 }
 
 /** Validate a HostConfig and fill dockerd's defaults, as create does (also a legacy start body's). */

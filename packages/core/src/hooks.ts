@@ -11,7 +11,7 @@
  * A plugin's `apply` gets a staged, tap-only view of the hooks (`PluginHooks`, see stagedHooks).
  */
 import { AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
-import type { OciSpec } from './oci.js';
+import type { OciMount, OciSpec } from './oci.js';
 import type { RuntimeBackend, RuntimeCreateOptions, RuntimeStateInfo } from './runtime.js';
 import type { CheckpointContext, CheckpointRef, CheckpointRestoreContext } from './checkpoint.js';
 import type { ContainerRecord, ContainerStatus } from './types.js';
@@ -101,6 +101,12 @@ export abstract class UndoableContext {
 /** beforeCreate: validate or adjust a container before it is stored. Throw to refuse. */
 export class CreateContext extends UndoableContext {
   readonly warnings: string[] = [];
+  /**
+   * Set by a volume plugin's tap once it resolved the container's volumes (named, anonymous,
+   * image VOLUMEs, VolumesFrom) into `container.Mounts`; left false, the create refuses
+   * volumes and VolumesFrom (501: no volume plugin in this build).
+   */
+  volumesResolved = false;
   constructor(
     readonly container: ContainerRecord,
     readonly engine: EngineInfo,
@@ -125,6 +131,12 @@ export class StartContext extends UndoableContext {
   hostGatewayIP: string | undefined;
   /** Engine-managed /dev/shm directory to bind (IpcMode shareable / container:<id>). */
   shmPath: string | undefined;
+  /**
+   * Container mounts contributed by beforeMount taps (volumes, VolumesFrom): bind mounts the
+   * spec builder adds like the user's own; one at the destination of a Binds/Mounts volume
+   * entry stands for that entry. Release what backs them in the `unmount` hook.
+   */
+  readonly mounts: OciMount[] = [];
   /** The spec specBuild produced (set after specBuild). */
   spec: OciSpec | undefined;
   /** The runtime backend running this container (set after runtimeCreate; the runtime's name is `container.RuntimeName`). */

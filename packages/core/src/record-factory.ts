@@ -71,7 +71,7 @@ export function newContainerRecord(fields: NewContainerFields): ContainerRecord 
   return Object.assign(rec, fields);
 }
 
-/** `docker inspect`'s Mounts for Binds and Mounts (tmpfs from HostConfig.Tmpfs are not listed, as in dockerd). */
+/** `docker inspect`'s Mounts for Binds and Mounts (tmpfs from HostConfig.Tmpfs are not listed, as in dockerd); volumes unresolved. */
 export function mountPointsOf(hc: HostConfig): MountPoint[] {
   const parsed = parseUserMounts(hc);
   const binds = hc.Binds ?? [];
@@ -84,9 +84,12 @@ export function mountPointsOf(hc: HostConfig): MountPoint[] {
       const parts = (binds[bindIdx++] ?? '').split(':');
       mode = parts.length === 3 ? parts[2]! : '';
     }
+    // A volume's Name is its name ('' = anonymous); its Source and Driver are filled in by the
+    // volume plugin that resolves it at create (an empty Source = unresolved, see create.ts).
     out.push({
       Type: m.type,
-      Source: m.source,
+      ...(m.type === 'volume' ? { Name: m.source } : {}),
+      Source: m.type === 'volume' ? '' : m.source,
       Destination: m.destination,
       Mode: mode,
       RW: !m.readOnly,

@@ -20,8 +20,9 @@ import {
   type ImageStore,
   type InjectionToken,
 } from '@berth/core';
-import type { CheckpointPort, ContainerPort, CreateContainerRequest, EnginePort, DaemonFacts, EventSource, ExecPort, ImageLookup, NetworkPort } from './port.js';
+import type { CheckpointPort, ContainerPort, CreateContainerRequest, EnginePort, DaemonFacts, EventSource, ExecPort, ImageLookup, NetworkPort, VolumePort } from './port.js';
 import type { NetworkService } from '@berth/plugin-network-cni';
+import type { VolumeService } from '@berth/plugin-volumes';
 import { top } from './top.js';
 import { IImageService, type ImageService } from '@berth/image-store';
 
@@ -207,7 +208,18 @@ export function enginePort(engine: Engine, opts: EnginePortOptions): EnginePort 
     : undefined;
 
   const networks = networkPort(engine);
-  return { facts: () => opts.facts, containers, exec, events, images, imageService: () => imageService, engineWarnings: () => svc.unreadable.warnings(), ...(checkpoints ? { checkpoints } : {}), ...(networks ? { networks } : {}) };
+  const volumes = volumePort(engine);
+  return {
+    facts: () => opts.facts, containers, exec, events, images, imageService: () => imageService, engineWarnings: () => svc.unreadable.warnings(),
+    ...(checkpoints ? { checkpoints } : {}), ...(networks ? { networks } : {}), ...(volumes ? { volumes } : {}),
+  };
+}
+
+/** The volumes plugin's service, found by its DI key (a type-only import: a build without the plugin has no /volumes routes). */
+const VOLUME_SERVICE: InjectionToken<VolumeService> = Symbol.for('io.berth.volumes.v1');
+
+function volumePort(engine: Engine): VolumePort | undefined {
+  return engine.container.isRegistered(VOLUME_SERVICE, true) ? engine.container.resolve(VOLUME_SERVICE) : undefined;
 }
 
 /**

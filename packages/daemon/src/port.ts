@@ -8,6 +8,7 @@ import type { AttachOptions, AttachStreams, ContainerConfig, ContainerExplain, C
 import type { Duplex } from 'node:stream';
 import type { ImageService } from '@berth/image-store';
 import type { EndpointRequest, NetworkCreateRequest, NetworkResource } from '@berth/plugin-network-cni';
+import type { VolumeService } from '@berth/plugin-volumes';
 
 export interface CreateContainerRequest {
   /** Without the leading slash; undefined → generated. */
@@ -178,8 +179,13 @@ export interface NetworkPort {
   disconnect(ref: string, container: string, force: boolean): Promise<void>;
 }
 
+/** Docker's volumes (the volumes plugin's service, engine-port.ts): the /volumes routes and /system/df's volumes. */
+export type VolumePort = Pick<VolumeService, 'create' | 'list' | 'inspect' | 'remove' | 'prune' | 'usage'>;
+
 export interface EnginePort {
   facts(): DaemonFacts;
+  /** Present when the volumes plugin is loaded (@berth/plugin-volumes): the /volumes routes. */
+  volumes?: VolumePort;
   containers: ContainerPort;
   /** Present when a networking plugin serves Docker's networks (@berth/plugin-network-cni): the /networks routes. */
   networks?: NetworkPort;

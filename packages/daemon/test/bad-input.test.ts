@@ -313,9 +313,9 @@ describe('bad input over the engine: dockerd\'s status and message', () => {
     expect(t.engine.containers.get(id).HostConfig).toMatchObject({ Memory: 64 << 20, MemorySwap: 256 << 20 });
   });
 
-  it('a valid volume name still gets 501 until berth has volumes', async () => {
+  it('a valid volume name gets 501 in a build without the volumes plugin', async () => {
     const r = await inj.request(H({ Binds: ['goodname:/data'] })(base));
     expect(r.statusCode).toBe(501);
-    expect(r.json().message).toBe('volumes are not supported yet (Binds: volume "goodname" at /data); use a bind mount');
+    expect(r.json().message).toBe('volumes are not supported by this build (volume "goodname" at /data): no volume plugin is loaded; use a bind mount');
   });
 });

@@ -61,6 +61,11 @@ export interface SpecBuildInput {
   initPath?: string;
   /** daemon.json "init": run under the init when HostConfig.Init is unset (null); Init=false still opts out. */
   defaultInit?: boolean;
+  /**
+   * Mounts a volume plugin contributed (StartContext.mounts): binds added like the user's own;
+   * each Binds/Mounts volume entry must have one at its destination.
+   */
+  contributedMounts?: readonly OciMount[];
   /** Legacy links' variables (dockerd's linkedEnv): after PATH/HOSTNAME/TERM, before Config.Env, which wins. */
   linkEnv?: readonly string[];
   /** Namespace paths to join for container:<id> Pid/Ipc/UTS modes. */
@@ -112,8 +117,8 @@ async function prepareBindSource(m: ParsedMount): Promise<void> {
  * sources, host mount propagation, host facts) is gathered and validated first; then the
  * spec is made by pure opts applied to `defaultSpec()`. Errors are typed:
  * InvalidParameterError for bad Config/HostConfig values (dockerd's messages),
- * NotImplementedError for what berth does not support yet (volumes, container:<id> modes
- * without a path, Init without an init binary).
+ * NotImplementedError for what berth does not support yet (container:<id> modes without a
+ * path, Init without an init binary). Volumes come resolved, as `contributedMounts`.
  */
 export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
   const c = input.container;
@@ -139,7 +144,14 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
   const privateUts = plan.uts !== 'host';
   validateSysctls(hc.Sysctls, { privateIpc: plan.ipc !== 'host', privateNetwork: plan.network !== 'host', privateUts });
   const cgroupRules = (hc.DeviceCgroupRules ?? []).map(parseDeviceCgroupRule);
-  const userMounts = parseUserMounts(hc);
+  const contributed = input.contributedMounts ?? [];
+  const userMounts = parseUserMounts(hc).filter((m) => {
+    if (m.type !== 'volume') return true;
+    if (!contributed.some((c) => c.destination === m.destination)) {
+      throw new SystemError(`volume ${m.source ? `"${m.source}"` : '(anonymous)'} at ${m.destination} was not mounted by a volume plugin`);
+    }
+    return false;
+  });
   const cgroupsPath = cgroupsPathOf(c.ID, hc, input);
 
   if (!c.Path) throw new InvalidParameterError('No command specified');
@@ -152,7 +164,6 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
   if ((hc.DeviceRequests ?? []).length > 0) {
     throw new NotImplementedError('HostConfig.DeviceRequests (--gpus) is not supported: no device driver is registered');
   }
-  if ((hc.VolumesFrom ?? []).length > 0) throw new NotImplementedError('HostConfig.VolumesFrom is not supported yet');
 
   const initMounts: OciMount[] = [];
   if (wantsInit(hc, input.defaultInit)) {
@@ -191,7 +202,7 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
   else for (const d of hc.Devices ?? []) devices = devices.concat(await devicesFromMapping(d));
 
   // ---- mounts the engine prepared ----
-  const userDest = new Set(userMounts.map((m) => m.destination));
+  const userDest = new Set([...userMounts, ...contributed].map((m) => m.destination));
   const networkMounts: OciMount[] = [];
   const ro = hc.ReadonlyRootfs === true;
   for (const [src, dest] of [
@@ -201,7 +212,7 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
   ] as const) {
     if (src && !userDest.has(dest)) networkMounts.push(engineBind(src, dest, ro));
   }
-  const containerMounts = [...userMounts.map(toOciMount), ...networkMounts, ...(ipcMount && !userDest.has('/dev/shm') ? [ipcMount] : [])];
+  const containerMounts = [...userMounts.map(toOciMount), ...contributed, ...networkMounts, ...(ipcMount && !userDest.has('/dev/shm') ? [ipcMount] : [])];
 
   // ---- sysctls ----
   const sysctls: Record<string, string> = {};

@@ -28,6 +28,10 @@ export interface ParsedMount {
   createSource: boolean;
   /** tmpfs mount options (already merged with the defaults). */
   tmpfsOptions?: string[];
+  /** Volumes: do not copy the image's content at the destination into an empty volume (`nocopy`, `volume-nocopy`). */
+  noCopy?: boolean;
+  /** Volumes from Mounts: labels and driver (name, options) for a volume created for this mount. */
+  volumeOptions?: { labels?: Record<string, string>; driver?: string; driverOpts?: Record<string, string> };
   /** Where it came from, for error messages. */
   origin: 'Binds' | 'Mounts' | 'Tmpfs';
 }
@@ -108,6 +112,7 @@ export function parseBind(raw: string): ParsedMount {
     origin: 'Binds',
   };
   if (label) parsed.label = label;
+  if (modes.includes('nocopy')) parsed.noCopy = true;
   return parsed;
 }
 
@@ -250,9 +255,23 @@ export function parseApiMount(m: Mount): ParsedMount {
         origin: 'Mounts',
       };
     }
-    case 'volume':
+    case 'volume': {
       checkDestination(m.Target, type, (msg) => new InvalidParameterError(msg));
-      return { type: 'volume', source: m.Source ?? '', destination: cleanPath(m.Target), readOnly: m.ReadOnly === true, propagation: DEFAULT_PROPAGATION, createSource: false, origin: 'Mounts' };
+      if (m.BindOptions) throw err('field BindOptions must not be specified');
+      if (m.TmpfsOptions) throw err('field TmpfsOptions must not be specified');
+      const parsed: ParsedMount = { type: 'volume', source: m.Source ?? '', destination: cleanPath(m.Target), readOnly: m.ReadOnly === true, propagation: DEFAULT_PROPAGATION, createSource: false, origin: 'Mounts' };
+      const vo = m.VolumeOptions;
+      if (vo?.NoCopy) parsed.noCopy = true;
+      if (vo && (vo.Labels || vo.DriverConfig)) {
+        parsed.volumeOptions = {
+          ...(vo.Labels ? { labels: { ...vo.Labels } } : {}),
+          ...(vo.DriverConfig?.Name ? { driver: vo.DriverConfig.Name } : {}),
+          ...(vo.DriverConfig?.Options ? { driverOpts: { ...vo.DriverConfig.Options } } : {}),
+        };
+      }
+      if (vo?.Subpath) throw new NotImplementedError('volume subpath is not supported');
+      return parsed;
+    }
     case 'image':
     case 'npipe':
     case 'cluster':
@@ -264,8 +283,8 @@ export function parseApiMount(m: Mount): ParsedMount {
 
 /**
  * All mounts a container asks for (Binds, then Mounts, then Tmpfs), parsed and checked for
- * duplicate destinations ("Duplicate mount point: /x"). Volumes are refused with
- * NotImplementedError until berth has a volume store.
+ * duplicate destinations ("Duplicate mount point: /x"). Volumes are parsed here and resolved
+ * by a volume plugin (create.ts refuses them when none is loaded).
  */
 export function parseUserMounts(hc: { Binds?: string[] | null; Mounts?: Mount[] | null; Tmpfs?: Record<string, string> | null }): ParsedMount[] {
   const out: ParsedMount[] = [];
@@ -278,13 +297,6 @@ export function parseUserMounts(hc: { Binds?: string[] | null; Mounts?: Mount[] 
   for (const b of hc.Binds ?? []) add(parseBind(b));
   for (const m of hc.Mounts ?? []) add(parseApiMount(m));
   for (const [dest, opts] of Object.entries(hc.Tmpfs ?? {})) add(parseTmpfs(dest, opts ?? ''));
-  for (const m of out) {
-    if (m.type === 'volume') {
-      throw new NotImplementedError(
-        `volumes are not supported yet (${m.origin}: ${m.source ? `volume "${m.source}"` : 'anonymous volume'} at ${m.destination}); use a bind mount`,
-      );
-    }
-  }
   return out;
 }
 

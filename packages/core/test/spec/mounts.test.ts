@@ -145,12 +145,20 @@ describe('parseUserMounts', () => {
     expect(thrown(() => parseUserMounts({ Binds: ['/a:/data/'], Tmpfs: { '/data': '' } })).message).toBe('Duplicate mount point: /data');
   });
 
-  it('refuses volumes as not implemented (no volume store yet)', () => {
-    for (const hc of [{ Binds: ['named:/data'] }, { Binds: ['/data'] }, { Mounts: [{ Type: 'volume' as const, Source: 'v', Target: '/d' }] }]) {
-      const err = thrown(() => parseUserMounts(hc));
-      expect(err.kind).toBe('NotImplemented');
-      expect(err.message).toMatch(/volumes are not supported yet/);
-    }
+  it('parses volumes (named, anonymous, Mounts with nocopy and driver options) for a volume plugin to resolve', () => {
+    const ms = parseUserMounts({
+      Binds: ['named:/data:ro,nocopy', '/anon'],
+      Mounts: [{ Type: 'volume', Source: 'v', Target: '/d', VolumeOptions: { NoCopy: true, Labels: { a: 'b' }, DriverConfig: { Name: 'local', Options: { type: 'tmpfs' } } } }],
+    });
+    expect(ms.map((m) => [m.type, m.source, m.destination, m.readOnly, m.noCopy === true])).toEqual([
+      ['volume', 'named', '/data', true, true],
+      ['volume', '', '/anon', false, false],
+      ['volume', 'v', '/d', false, true],
+    ]);
+    expect(ms[2]!.volumeOptions).toEqual({ labels: { a: 'b' }, driver: 'local', driverOpts: { type: 'tmpfs' } });
+    expect(thrown(() => parseUserMounts({ Mounts: [{ Type: 'volume', Source: 'v', Target: '/d', BindOptions: {} }] })).message).toBe(
+      'invalid mount config for type "volume": field BindOptions must not be specified',
+    );
   });
 });
 
@@ -272,7 +280,10 @@ describe('mounts in the built spec', () => {
     expect(shm).toEqual([{ destination: '/dev/shm', type: 'tmpfs', source: 'tmpfs', options: ['noexec', 'nosuid', 'nodev', 'rprivate', 'size=1m'] }]);
   });
 
-  it('volumes fail the build as NotImplemented', async () => {
-    await expect(build(r.dir, {}, { Binds: ['myvol:/data'] })).rejects.toMatchObject({ kind: 'NotImplemented' });
+  it('a volume becomes the bind a volume plugin contributed at its destination; one without fails the build', async () => {
+    const vol = { destination: '/data', type: 'bind', source: '/vols/myvol/_data', options: ['rbind', 'ro', 'rprivate'] };
+    const spec = await build(r.dir, {}, { Binds: ['myvol:/data:ro'] }, { contributedMounts: [vol] });
+    expect(spec.mounts!.filter((m) => m.destination === '/data')).toEqual([vol]);
+    await expect(build(r.dir, {}, { Binds: ['myvol:/data'] })).rejects.toMatchObject({ kind: 'System', message: 'volume "myvol" at /data was not mounted by a volume plugin' });
   });
 });

@@ -3,8 +3,9 @@
  * build cache, answered per API version as dockerd does — before 1.52 the legacy fields
  * (LayersSize, Images, Containers, Volumes, BuildCache); from 1.52 the ImageUsage,
  * ContainerUsage, VolumeUsage and BuildCacheUsage summaries, plus the legacy fields unless
- * the client asks with `verbose` (then the summaries carry the Items). berth has no volume
- * service and no builder: their lists are empty and their summaries zero.
+ * the client asks with `verbose` (then the summaries carry the Items). Volumes come from the
+ * volumes plugin when loaded (UsageData per volume); berth has no builder cache: that list is
+ * empty and its summary zero.
  */
 import { InvalidParameterError, errorKind } from '@berth/core';
 import type { Digest, ImageService } from '@berth/image-store';
@@ -78,6 +79,20 @@ export async function imageDiskUsage(images: ImageService | undefined): Promise<
   return du;
 }
 
+/** Every volume with UsageData; active = used by a container; reclaimable = the unused ones' sizes (-1 = not measured, not counted). */
+export async function volumeDiskUsage(port: EnginePort): Promise<DiskUsage> {
+  const du: DiskUsage = { ActiveCount: 0, TotalCount: 0, Reclaimable: 0, TotalSize: 0, Items: [] };
+  for (const v of (await port.volumes?.usage()) ?? []) {
+    const size = Math.max(0, v.UsageData?.Size ?? 0);
+    du.Items.push({ ...v });
+    du.TotalCount++;
+    du.TotalSize += size;
+    if ((v.UsageData?.RefCount ?? 0) > 0) du.ActiveCount++;
+    else du.Reclaimable += size;
+  }
+  return du;
+}
+
 const TYPES = ['container', 'image', 'volume', 'build-cache'] as const;
 type DfType = (typeof TYPES)[number];
 
@@ -101,7 +116,7 @@ export function systemDf(port: EnginePort): (ctx: RequestContext) => Promise<voi
       want.has('container') ? containerDiskUsage(port) : null,
       want.has('image') ? imageDiskUsage(port.imageService?.()) : null,
     ]);
-    const volumes = want.has('volume') ? empty() : null;
+    const volumes = want.has('volume') ? await volumeDiskUsage(port) : null;
     const buildCache = want.has('build-cache') ? empty() : null;
 
     const body: Record<string, unknown> = {};
