@@ -9,7 +9,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { container as rootContainer, type DependencyContainer, type InjectionToken } from 'tsyringe';
 import { SystemClock, type Clock } from './clock.js';
 import { InvalidParameterError, errorMessage } from './errors.js';
 import { MemoryEventBus, type EventBus } from './events.js';
@@ -95,6 +95,13 @@ export interface EngineOptions {
     defaultInit?: boolean;
   };
 }
+
+/**
+ * The engine itself, in its DI container once Engine.create has finished (not during the
+ * plugins' register/apply): a plugin serving another API on the engine (the CRI plugin)
+ * resolves it lazily from its context's container, at its first request.
+ */
+export const IEngine: InjectionToken<Engine> = Symbol.for('io.berth.engine.v1');
 
 export class Engine {
   private closed = false;
@@ -260,7 +267,6 @@ export class Engine {
           ...(ctx.hostnamePath ? { hostnamePath: ctx.hostnamePath } : {}),
           ...(ctx.networkNamespacePath !== undefined ? { networkNamespacePath: ctx.networkNamespacePath } : {}),
           ...(ctx.shmPath ? { shmPath: ctx.shmPath } : {}),
-          ...(ctx.mounts.length ? { contributedMounts: ctx.mounts } : {}),
           ...(specOpts.initPath ? { initPath: specOpts.initPath } : {}),
           ...(specOpts.defaultInit ? { defaultInit: true } : {}),
           // Legacy links (HostConfig.Links), resolved by the container service for this start.
@@ -339,6 +345,7 @@ export class Engine {
       await service.removeOrphans(problems.map((pr) => pr.id));
       const engine = new Engine(c, hooks, events, service, execs, config, logger, provenance, Object.freeze(statuses), loaded, Object.freeze(securityOptions), logs, late.attach, backends);
       engine.health = late.health;
+      c.register(IEngine, { useValue: engine });
       return engine;
     } catch (err) {
       await late.health?.close();

@@ -75,8 +75,8 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
   { name: 'checkpoint', enabled: true, package: '@berth/plugin-checkpoint', load: async () => (await import('@berth/plugin-checkpoint')).checkpointPlugin() },
   // OCI hooks from hooks.d (Podman's and CRI-O's dirs; daemon.json plugins.config["oci-hooks"].dirs), added to matching containers' specs.
   { name: 'oci-hooks', enabled: true, package: '@berth/plugin-oci-hooks', load: async () => (await import('@berth/plugin-oci-hooks')).ociHooksPlugin() },
-  // Docker volumes (-v name:/path, anonymous, VolumesFrom, /volumes): local driver + Docker volume plugins (plugins.config.volumes.pluginDirs).
-  { name: 'volumes', enabled: true, package: '@berth/plugin-volumes', load: async () => (await import('@berth/plugin-volumes')).volumesPlugin() },
+  // Kubernetes' CRI on a unix socket (plugins.config.cri.socket, default /run/berth/cri.sock); off unless plugins.builtins.cri is true.
+  { name: 'cri', enabled: false, package: '@berth/plugin-cri', load: async () => (await import('@berth/plugin-cri')).criPlugin() },
   {
     name: 'userns',
     enabled: true,

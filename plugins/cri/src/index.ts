@@ -1,0 +1,5 @@
+/** @berth/plugin-cri: the Kubernetes CRI (runtime.v1) server plugin and its mapping helpers. */
+export * from './plugin.js';
+export * from './mapping.js';
+export { PodStore, hostNamespaces, type PodNamespaces, type PodRecord } from './pods.js';
+export { PROTO_FILE, LOADER_OPTIONS, loadCriPackage, grpcCode } from './server.js';

@@ -1,0 +1,98 @@
+/**
+ * The CRI plugin: serves Kubernetes' Container Runtime Interface (runtime.v1) on a unix
+ * socket (config `socket`, default /run/berth/cri.sock), so a kubelet runs its pods on berth's
+ * engine — the same containers, hooks and plugins as the Docker API. Off in berthd unless
+ * daemon.json turns it on (`"plugins": {"builtins": {"cri": true}}`).
+ *
+ * Its taps: `specBuild` puts a pod's containers into the pod's namespaces (pods.ts), and
+ * `beforeRemove` refuses a Docker-API removal of a ready pod's container without force.
+ */
+import { isAbsolute } from 'node:path';
+import {
+  ConflictError,
+  IEngine,
+  PluginConfigError,
+  Stage,
+  UnavailableError,
+  definePlugin,
+  type Engine,
+  type EngineInfo,
+  type OciSpec,
+  type Plugin,
+} from '@berth/core';
+import { ImageServiceImpl } from './image-service.js';
+import { LABEL, PodState, isCriContainer } from './mapping.js';
+import { PodStore, hostNamespaces, type PodNamespaces } from './pods.js';
+import { RuntimeServiceImpl } from './runtime-service.js';
+import { startCriServer, type CriServer } from './server.js';
+
+export const CRI_PLUGIN_NAME = 'cri';
+export const CRI_PLUGIN_TYPE = 'io.berth.cri.v1';
+export const DEFAULT_CRI_SOCKET = '/run/berth/cri.sock';
+export const CRI_VERSION = '0.1.0';
+
+export interface CriPluginConfig {
+  /** The unix socket kubelet's --container-runtime-endpoint names. */
+  socket: string;
+}
+
+const NS_OF = { network: 'net', ipc: 'ipc', uts: 'uts' } as const;
+
+export interface CriPluginOptions extends Partial<CriPluginConfig> {
+  /** How pods' namespaces are made (default: nsfs files on the host; tests without root pass a fake). */
+  namespaces?: (execRoot: string) => PodNamespaces;
+}
+
+export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig> {
+  const running = new WeakMap<EngineInfo, { server?: CriServer; pods: PodStore }>();
+  return definePlugin<CriPluginConfig>({
+    name: CRI_PLUGIN_NAME,
+    type: CRI_PLUGIN_TYPE,
+    version: CRI_VERSION,
+    config: { socket: config.socket ?? DEFAULT_CRI_SOCKET },
+    validateConfig(c) {
+      if (typeof c.socket !== 'string' || !isAbsolute(c.socket)) throw new PluginConfigError('socket', 'must be an absolute path of a unix socket');
+    },
+    async apply(hooks, ctx) {
+      const pods = new PodStore(ctx.engine.dataRoot, ctx.logger, (config.namespaces ?? hostNamespaces)(ctx.engine.execRoot));
+      await pods.load();
+      const state: { server?: CriServer; pods: PodStore } = { pods };
+      running.set(ctx.engine, state);
+
+      // A pod's container joins the namespaces the pod holds (network, IPC, UTS).
+      hooks.specBuild.tapPromise({ name: CRI_PLUGIN_NAME, stage: Stage.NORMAL }, async (spec: OciSpec, c) => {
+        if (!isCriContainer(c.container)) return spec;
+        const pod = pods.find(c.container.Config.Labels![LABEL.sandboxId]!);
+        if (!pod) throw new ConflictError(`pod sandbox ${c.container.Config.Labels![LABEL.sandboxId]} of container ${c.container.ID} is gone`);
+        const namespaces = (spec.linux?.namespaces ?? []).map((ns) => {
+          const kind = NS_OF[ns.type as keyof typeof NS_OF];
+          const path = kind ? pod.nsPaths[kind] : undefined;
+          return path ? { ...ns, path } : ns;
+        });
+        return { ...spec, linux: { ...spec.linux, namespaces } };
+      });
+
+      // `docker rm` (no force) of a container of a ready pod: refused, kubelet owns it.
+      hooks.beforeRemove.tapPromise({ name: CRI_PLUGIN_NAME }, async (c) => {
+        if (c.force || !isCriContainer(c.container)) return;
+        const pod = pods.find(c.container.Config.Labels![LABEL.sandboxId]!);
+        if (pod?.state === PodState.READY) {
+          throw new ConflictError(`container ${c.container.ID} belongs to the ready pod ${pod.metadata.namespace}/${pod.metadata.name} (managed by kubelet over the CRI): use force to remove it`);
+        }
+      });
+
+      const engine = (): Engine => {
+        if (!ctx.container.isRegistered(IEngine, true)) throw new UnavailableError('berth is starting');
+        return ctx.container.resolve(IEngine);
+      };
+      const images = new ImageServiceImpl(engine);
+      const runtime = new RuntimeServiceImpl(engine, pods, images, CRI_VERSION);
+      state.server = await startCriServer({ socket: ctx.config.socket, runtime, images, logger: ctx.logger });
+      ctx.logger.info('CRI server listening', { socket: ctx.config.socket });
+    },
+    async close(ctx) {
+      await running.get(ctx.engine)?.server?.close();
+      running.delete(ctx.engine);
+    },
+  });
+}

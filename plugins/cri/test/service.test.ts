@@ -1,0 +1,138 @@
+/**
+ * The CRI server over gRPC on a temp engine with @berth/testing's FakeRuntime (no root): the
+ * runtime calls, pods (with fake namespaces: no unshare without root) and their filters, pods
+ * surviving a restart, the Docker-API removal guard, and typed errors as gRPC status codes.
+ * Containers on real runc are the e2e's (test/e2e/cri-conformance.e2e.test.ts).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { errorKind } from '@berth/core';
+import { createTestEngine, type TestEngine } from '@berth/testing';
+import { LABEL, PodState, TYPE_CONTAINER, criPlugin, loadCriPackage, type PodNamespaces } from '../src/index.js';
+
+let t: TestEngine | undefined;
+let clients: grpc.Client[] = [];
+let sockDir: string | undefined;
+afterEach(async () => {
+  for (const c of clients) c.close();
+  clients = [];
+  await t?.dispose();
+  t = undefined;
+  if (sockDir) rmSync(sockDir, { recursive: true, force: true });
+  sockDir = undefined;
+});
+
+/** Namespaces as paths that are never made (enough for the pod bookkeeping). */
+const fakeNamespaces = (removed: string[]): PodNamespaces => ({
+  create: async (pod) => ({ net: `/fake/${pod.id}/net`, ipc: `/fake/${pod.id}/ipc`, uts: `/fake/${pod.id}/uts` }),
+  remove: async (pod) => void removed.push(pod.id),
+  alive: async () => true,
+});
+
+type Call = (method: string, req?: Record<string, unknown>) => Promise<Record<string, any>>;
+
+async function setup(removed: string[] = []): Promise<{ rt: Call; im: Call }> {
+  sockDir = mkdtempSync(join(tmpdir(), 'berth-cri-'));
+  t = await createTestEngine({ plugins: [criPlugin({ socket: join(sockDir, 'cri.sock'), namespaces: () => fakeNamespaces(removed) })] });
+  return connect();
+}
+
+function connect(): { rt: Call; im: Call } {
+  const socket = join(sockDir!, 'cri.sock');
+  const pkg = loadCriPackage();
+  const rtc = new pkg.RuntimeService(`unix://${socket}`, grpc.credentials.createInsecure());
+  const imc = new pkg.ImageService(`unix://${socket}`, grpc.credentials.createInsecure());
+  clients.push(rtc, imc);
+  const caller = (c: grpc.Client): Call => (method, req = {}) =>
+    new Promise((resolve, reject) => (c as unknown as Record<string, (r: unknown, cb: (e: unknown, v: unknown) => void) => void>)[method]!(req, (e, v) => (e ? reject(e) : resolve(v as Record<string, unknown>))));
+  return { rt: caller(rtc), im: caller(imc) };
+}
+
+const podConfig = (name: string, labels: Record<string, string> = {}) => ({
+  config: { metadata: { name, uid: `uid-${name}`, namespace: 'default', attempt: 0 }, hostname: name, labels, annotations: { note: 'a' }, log_directory: '/var/log/pods/x' },
+});
+
+describe('CRI server (FakeRuntime)', () => {
+  it('answers Version, Status (RuntimeReady, NetworkReady) and RuntimeConfig', async () => {
+    const { rt } = await setup();
+    const v = await rt('Version', { version: 'v1' });
+    expect(v).toMatchObject({ runtime_name: 'berth', runtime_api_version: 'v1' });
+    const s = await rt('Status', { verbose: true });
+    expect(s.status.conditions.map((c: { type: string; status: boolean }) => [c.type, c.status])).toEqual([
+      ['RuntimeReady', true],
+      ['NetworkReady', true],
+    ]);
+    expect(JSON.parse(s.info.config).cgroupDriver).toBe('cgroupfs');
+    expect((await rt('RuntimeConfig')).linux.cgroup_driver).toBe(1); // CGROUPFS
+  });
+
+  it('runs, lists (by id, state, labels), stops and removes pod sandboxes', async () => {
+    const removed: string[] = [];
+    const { rt } = await setup(removed);
+    const a = (await rt('RunPodSandbox', podConfig('a', { app: 'web' }))).pod_sandbox_id as string;
+    const b = (await rt('RunPodSandbox', podConfig('b', { app: 'db' }))).pod_sandbox_id as string;
+    expect(a).toMatch(/^[0-9a-f]{64}$/);
+    const ids = async (filter: Record<string, unknown>) => ((await rt('ListPodSandbox', { filter })).items as { id: string }[]).map((i) => i.id).sort();
+    expect(await ids({})).toEqual([a, b].sort());
+    expect(await ids({ id: a.slice(0, 12) })).toEqual([a]);
+    expect(await ids({ label_selector: { app: 'db' } })).toEqual([b]);
+    await rt('StopPodSandbox', { pod_sandbox_id: b });
+    expect(removed).toEqual([b]);
+    expect(await ids({ state: { state: PodState.NOTREADY } })).toEqual([b]);
+    expect(await ids({ state: { state: PodState.READY } })).toEqual([a]);
+    const st = await rt('PodSandboxStatus', { pod_sandbox_id: a, verbose: true });
+    expect(st.status).toMatchObject({ id: a, state: PodState.READY, metadata: { name: 'a', namespace: 'default', uid: 'uid-a' }, labels: { app: 'web' }, annotations: { note: 'a' } });
+    expect(JSON.parse(st.info.info).namespaces.net).toBe(`/fake/${a}/net`);
+    await rt('RemovePodSandbox', { pod_sandbox_id: b });
+    await rt('RemovePodSandbox', { pod_sandbox_id: b }); // twice: not an error (kubelet retries)
+    expect(await ids({})).toEqual([a]);
+  });
+
+  it('refuses a second pod with the same metadata, and answers NOT_FOUND for an unknown pod', async () => {
+    const { rt } = await setup();
+    await rt('RunPodSandbox', podConfig('a'));
+    await expect(rt('RunPodSandbox', podConfig('a'))).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION });
+    await expect(rt('PodSandboxStatus', { pod_sandbox_id: 'nope' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    await expect(rt('RunPodSandbox', { config: { metadata: { name: 'x' } } })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    await expect(rt('RunPodSandbox', { ...podConfig('h'), runtime_handler: 'no-such-runtime' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+
+  it('keeps pods across a restart of the engine', async () => {
+    const { rt } = await setup();
+    const a = (await rt('RunPodSandbox', podConfig('a'))).pod_sandbox_id as string;
+    for (const c of clients) c.close();
+    clients = [];
+    await t!.restart();
+    const again = connect();
+    const items = (await again.rt('ListPodSandbox', {})).items as { id: string; state: number }[];
+    expect(items).toEqual([expect.objectContaining({ id: a, state: PodState.READY })]);
+  });
+
+  it('refuses a Docker-API removal without force of a ready pod\'s container', async () => {
+    const { rt } = await setup();
+    const pod = (await rt('RunPodSandbox', podConfig('a'))).pod_sandbox_id as string;
+    const labels = { [LABEL.type]: TYPE_CONTAINER, [LABEL.sandboxId]: pod, [LABEL.name]: 'c' };
+    const id = await t!.createContainer({ Config: { Cmd: ['/bin/true'], Labels: labels } });
+    const err = await t!.engine.containers.remove(id).catch((e: unknown) => e);
+    expect(errorKind(err)).toBe('Conflict');
+    expect(t!.engine.containers.has(id)).toBe(true);
+    // Listed through the CRI too, with its metadata; removed by the CRI (force).
+    const listed = (await rt('ListContainers', { filter: { pod_sandbox_id: pod } })).containers as { id: string; metadata: { name: string } }[];
+    expect(listed.map((c) => [c.id, c.metadata.name])).toEqual([[id, 'c']]);
+    await rt('RemoveContainer', { container_id: id });
+    expect(t!.engine.containers.has(id)).toBe(false);
+    // A plain Docker container is not the plugin's business.
+    const plain = await t!.createContainer({ Config: { Cmd: ['/bin/true'] } });
+    await t!.engine.containers.remove(plain);
+    expect(t!.engine.containers.has(plain)).toBe(false);
+  });
+
+  it('answers UNIMPLEMENTED for the streaming calls it does not serve yet', async () => {
+    const { rt } = await setup();
+    await expect(rt('Exec', { container_id: 'x', cmd: ['sh'] })).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+    await expect(rt('PortForward', { pod_sandbox_id: 'x' })).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+  });
+});
