@@ -267,6 +267,7 @@ export class Engine {
           ...(ctx.hostnamePath ? { hostnamePath: ctx.hostnamePath } : {}),
           ...(ctx.networkNamespacePath !== undefined ? { networkNamespacePath: ctx.networkNamespacePath } : {}),
           ...(ctx.shmPath ? { shmPath: ctx.shmPath } : {}),
+          ...(ctx.mounts.length ? { contributedMounts: ctx.mounts } : {}),
           ...(specOpts.initPath ? { initPath: specOpts.initPath } : {}),
           ...(specOpts.defaultInit ? { defaultInit: true } : {}),
           // Legacy links (HostConfig.Links), resolved by the container service for this start.

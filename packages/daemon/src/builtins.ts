@@ -77,6 +77,8 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
   { name: 'oci-hooks', enabled: true, package: '@berth/plugin-oci-hooks', load: async () => (await import('@berth/plugin-oci-hooks')).ociHooksPlugin() },
   // Kubernetes' CRI on a unix socket (plugins.config.cri.socket, default /run/berth/cri.sock); off unless plugins.builtins.cri is true.
   { name: 'cri', enabled: false, package: '@berth/plugin-cri', load: async () => (await import('@berth/plugin-cri')).criPlugin() },
+  // Docker volumes (-v name:/path, anonymous, VolumesFrom, /volumes): local driver + Docker volume plugins (plugins.config.volumes.pluginDirs).
+  { name: 'volumes', enabled: true, package: '@berth/plugin-volumes', load: async () => (await import('@berth/plugin-volumes')).volumesPlugin() },
   {
     name: 'userns',
     enabled: true,
