@@ -34,6 +34,7 @@ import { CniRunner, type CniExec } from './cni.js';
 import type { AddressPool } from './ipam.js';
 import { createNetns, removeNetns } from './netns.js';
 import { NetworkService } from './service.js';
+import { applyPublishing, closePublishing, type PublishingOptions } from './publish.js';
 import { NetworkStore } from './store.js';
 
 export const PLUGIN_NAME = 'network-cni';
@@ -72,6 +73,8 @@ export interface NetworkCniOptions {
   netns?: NetnsOps;
   skipHostChecks?: boolean;
   routesFile?: string;
+  /** Published ports and DNS (tests: another resolv.conf, DNS port, port range file). */
+  publishing?: PublishingOptions;
 }
 
 /**
@@ -147,6 +150,9 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
       services.set(ctx.engine, svc);
       container.register(INetworkService, { useValue: svc });
     },
+    async close(ctx) {
+      await closePublishing(ctx.engine);
+    },
     apply(hooks, ctx) {
       const svc = (): NetworkService => {
         const s = services.get(ctx.engine);
@@ -155,6 +161,8 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
       };
       const netnsPath = (id: string) => join(ctx.engine.execRoot, 'netns', id);
       const attaches = (r: DeepReadonly<ContainerRecord>) => attachesContainer(r, !!svc().find('bridge'));
+      // published ports and DNS on user networks (publish.ts)
+      applyPublishing(hooks, ctx, svc, { attaches, networksOf, ...(opts.publishing ? { opts: opts.publishing } : {}) });
 
       hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: attaches }, async (c) => {
         const ns = c.container.NetworkSettings;

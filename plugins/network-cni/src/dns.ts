@@ -1,0 +1,153 @@
+/**
+ * Name resolution on user-defined networks (dockerd's embedded DNS): one small DNS server in
+ * berthd per user network, on the network's gateway address, port 53, UDP and TCP. It answers
+ * A questions for the names of the running containers on that network (each endpoint's
+ * DNSNames: container name, aliases — compose's service name is one — and short ID), AAAA and
+ * other types for those names with an empty answer, and relays every other question unchanged
+ * to the host's resolvers (berthd runs in the host's namespace, so a loopback stub such as
+ * systemd-resolved's 127.0.0.53 serves as well). The wire format is dns-packet's.
+ * docs/networking.md argues the gateway address over dockerd's 127.0.0.11 + iptables redirect.
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import * as packet from 'dns-packet';
+import { bindSocket } from './proxy.js';
+
+const RCODE_SERVFAIL = 2;
+/** How long one upstream gets before the next is tried. */
+export const UPSTREAM_TIMEOUT_MS = 2000;
+
+/** A name's IPv4 addresses on this network, or undefined when the name is not one of its containers'. */
+export type NameLookup = (name: string) => string[] | undefined;
+
+export interface Upstream {
+  host: string;
+  port: number;
+}
+
+/** The nameservers of a resolv.conf (the host's). */
+export async function hostResolvers(file = '/etc/resolv.conf'): Promise<Upstream[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => ({ host: m[1], port: 53 }));
+}
+
+export interface DnsServerOptions {
+  address: string;
+  port?: number;
+  lookup: NameLookup;
+  upstreams: () => Promise<Upstream[]>;
+  timeoutMs?: number;
+}
+
+export class DnsServer {
+  private udp: UdpSocket | undefined;
+  private tcp: Server | undefined;
+  private readonly conns = new Set<Socket>();
+
+  constructor(private readonly opts: DnsServerOptions) {}
+
+  /** The bound port (the option's, or the one the kernel chose for port 0). */
+  get port(): number {
+    return this.udp?.address().port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    const udp = createSocket({ type: 'udp4' });
+    udp.on('message', (msg, from) => {
+      void this.answer(msg).then((reply) => reply && udp.send(reply, from.port, from.address));
+    });
+    await bindSocket(udp, (done) => udp.bind({ address: this.opts.address, port: this.opts.port ?? 53, exclusive: true }, done));
+    this.udp = udp;
+    const tcp = createServer((sock) => this.serveTcp(sock));
+    try {
+      await bindSocket(tcp, (done) => tcp.listen({ host: this.opts.address, port: this.port, exclusive: true }, done));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    this.tcp = tcp;
+  }
+
+  async close(): Promise<void> {
+    const udp = this.udp;
+    const tcp = this.tcp;
+    this.udp = undefined;
+    this.tcp = undefined;
+    for (const s of this.conns) s.destroy();
+    await Promise.all([
+      udp ? new Promise<void>((r) => udp.close(() => r())) : undefined,
+      tcp ? new Promise<void>((r) => tcp.close(() => r())) : undefined,
+    ]);
+  }
+
+  /** DNS over TCP: 2-byte length-prefixed messages. */
+  private serveTcp(sock: Socket): void {
+    this.conns.add(sock);
+    let buf = Buffer.alloc(0);
+    sock.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
+        buf = buf.subarray(2 + msg.length);
+        void this.answer(msg).then((reply) => {
+          if (!reply || sock.destroyed) return;
+          const len = Buffer.alloc(2);
+          len.writeUInt16BE(reply.length);
+          sock.write(Buffer.concat([len, reply]));
+        });
+      }
+    });
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => this.conns.delete(sock));
+  }
+
+  /** The reply to one query message (undefined: not a query worth answering). */
+  async answer(msg: Buffer): Promise<Buffer | undefined> {
+    let q: packet.DecodedPacket;
+    try {
+      q = packet.decode(msg);
+    } catch {
+      return undefined;
+    }
+    if (q.type !== 'query' || !q.questions?.length) return undefined;
+    const question = q.questions[0];
+    const name = question.name.replace(/\.$/, '').toLowerCase();
+    const ips = this.opts.lookup(name);
+    const base = { type: 'response' as const, id: q.id, questions: q.questions };
+    const rd = (q.flags ?? 0) & packet.RECURSION_DESIRED;
+    if (ips) {
+      const answers: packet.Answer[] = question.type === 'A' ? ips.map((data) => ({ type: 'A' as const, name: question.name, ttl: 600, data })) : [];
+      return packet.encode({ ...base, flags: packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE | rd, answers });
+    }
+    const relayed = await this.forward(msg);
+    return relayed ?? packet.encode({ ...base, flags: packet.RECURSION_AVAILABLE | rd | RCODE_SERVFAIL });
+  }
+
+  /** The query, unchanged, to each upstream in turn; the first reply. */
+  private async forward(msg: Buffer): Promise<Buffer | undefined> {
+    for (const up of await this.opts.upstreams()) {
+      const reply = await udpExchange(msg, up, this.opts.timeoutMs ?? UPSTREAM_TIMEOUT_MS).catch(() => undefined);
+      if (reply) return reply;
+    }
+    return undefined;
+  }
+}
+
+function udpExchange(msg: Buffer, up: Upstream, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const sock = createSocket({ type: up.host.includes(':') ? 'udp6' : 'udp4' });
+    const timer = setTimeout(() => finish(new Error('upstream timed out')), timeoutMs);
+    const finish = (err: Error | undefined, reply?: Buffer) => {
+      clearTimeout(timer);
+      sock.close();
+      if (err) reject(err);
+      else resolve(reply!);
+    };
+    sock.on('error', (err) => finish(err));
+    sock.on('message', (reply: Buffer) => {
+      if (reply.length >= 2 && reply.readUInt16BE(0) === msg.readUInt16BE(0)) finish(undefined, reply);
+    });
+    sock.send(msg, up.port, up.host);
+  });
+}

@@ -1,0 +1,174 @@
+/**
+ * network-cni's taps for published ports and DNS (the plugin's apply() calls applyPublishing):
+ *  - networking, after the CNI attachments (Stage.NETWORK - 5): the container's published ports
+ *    get their proxy listeners (proxy.ts) toward its first network's address, and
+ *    NetworkSettings.Ports is filled as dockerd fills it; a port that cannot be had fails the
+ *    start (which runs releaseNetwork: nothing is left). Each user network the container is on
+ *    gets its DNS server (dns.ts) on the network's gateway.
+ *  - networking, after network-basic wrote resolv.conf (Stage.NETWORK + 10): on a user network
+ *    the container's resolv.conf names the network's DNS server (the gateway) instead of the
+ *    host's resolvers (which the server relays to), with `options ndots:0` as dockerd writes.
+ *  - releaseNetwork: the listeners close; a network's DNS server closes with its last running
+ *    container.
+ *  - afterLiveRestore: a container still running after a daemon restart gets its listeners back
+ *    on the very host ports its record names, and its networks their DNS servers.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { Stage, type ContainerRecord, type DeepReadonly, type EngineInfo, type Logger, type PluginContext, type PluginHooks } from '@berth/core';
+import { DnsServer, hostResolvers, type Upstream } from './dns.js';
+import { boundFromRecord, ephemeralRange, hasPorts, portRequests, portsMap, type BoundPort } from './ports.js';
+import { PortProxy } from './proxy.js';
+import type { NetworkService } from './service.js';
+
+const TAP = 'network-cni';
+
+export interface PublishingOptions {
+  /** The host's resolv.conf the DNS servers relay to (tests). */
+  resolvConf?: string;
+  /** The port the DNS servers listen on (tests; 53). */
+  dnsPort?: number;
+  /** The ephemeral port range file (tests). */
+  portRangeFile?: string;
+}
+
+/** What the taps keep per engine: the proxy and the DNS servers by network ID. */
+export class Publishing {
+  readonly proxy: PortProxy;
+  readonly dns = new Map<string, { server: DnsServer; address: string }>();
+
+  constructor(
+    private readonly containers: PluginContext<unknown>['containers'],
+    private readonly logger: Logger,
+    private readonly opts: PublishingOptions = {},
+  ) {
+    this.proxy = new PortProxy({ range: () => ephemeralRange(opts.portRangeFile) });
+  }
+
+  /** The names of the running containers on network `netId` → their addresses there. */
+  lookup(netId: string, name: string): string[] | undefined {
+    const ips: string[] = [];
+    for (const c of this.containers.list().filter((r) => r.State.Running)) {
+      for (const ep of Object.values(c.NetworkSettings?.Networks ?? {})) {
+        if (ep?.NetworkID !== netId || !ep.IPAddress) continue;
+        if ((ep.DNSNames ?? []).some((n) => n.toLowerCase() === name)) ips.push(ep.IPAddress);
+      }
+    }
+    return ips.length ? ips : undefined;
+  }
+
+  /** The network's DNS server on `address` (started once; a failure to bind is logged, not fatal). */
+  async ensureDns(netId: string, address: string): Promise<void> {
+    const cur = this.dns.get(netId);
+    if (cur?.address === address) return;
+    if (cur) await this.closeDns(netId);
+    const upstreams = (): Promise<Upstream[]> => hostResolvers(this.opts.resolvConf);
+    const server = new DnsServer({ address, port: this.opts.dnsPort ?? 53, upstreams, lookup: (name) => this.lookup(netId, name) });
+    try {
+      await server.start();
+      this.dns.set(netId, { server, address });
+    } catch (err) {
+      this.logger.warn('DNS server for a user network could not start: names will not resolve there', { network: netId, address, error: (err as Error).message });
+    }
+  }
+
+  async closeDns(netId: string): Promise<void> {
+    const cur = this.dns.get(netId);
+    this.dns.delete(netId);
+    await cur?.server.close();
+  }
+
+  /** Close the DNS servers no running container other than `leaving` still uses. */
+  async closeUnusedDns(leaving: string): Promise<void> {
+    const used = new Set<string>();
+    for (const c of this.containers.list()) {
+      if (!c.State.Running || c.ID === leaving) continue;
+      for (const ep of Object.values(c.NetworkSettings?.Networks ?? {})) if (ep?.NetworkID) used.add(ep.NetworkID);
+    }
+    for (const id of [...this.dns.keys()]) if (!used.has(id)) await this.closeDns(id);
+  }
+
+  async close(): Promise<void> {
+    await this.proxy.closeAll();
+    await Promise.all([...this.dns.keys()].map((id) => this.closeDns(id)));
+  }
+}
+
+/** The address published ports relay to: the container's first network's. */
+function targetOf(rec: DeepReadonly<ContainerRecord>, first: string): string {
+  const nets = rec.NetworkSettings?.Networks ?? {};
+  return nets[first]?.IPAddress || Object.values(nets).find((e) => e?.IPAddress)?.IPAddress || '';
+}
+
+/** resolv.conf for a user network: its DNS server, the search/options lines kept, ndots:0 unless set. */
+export function userNetworkResolvConf(original: string, server: string): string {
+  const kept = original.split('\n').filter((l) => /^\s*(search|domain|options)\b/.test(l));
+  const lines = [`nameserver ${server}`, ...kept];
+  if (!kept.some((l) => /\bndots:/.test(l))) lines.push('options ndots:0');
+  return `${lines.join('\n')}\n`;
+}
+
+const byEngine = new WeakMap<EngineInfo, Publishing>();
+
+/** The engine's Publishing (tests, leak counts). */
+export function publishingOf(engine: EngineInfo): Publishing | undefined {
+  return byEngine.get(engine);
+}
+
+export async function closePublishing(engine: EngineInfo): Promise<void> {
+  await byEngine.get(engine)?.close();
+  byEngine.delete(engine);
+}
+
+export function applyPublishing(
+  hooks: PluginHooks,
+  ctx: PluginContext<unknown>,
+  svc: () => NetworkService,
+  deps: { attaches: (c: DeepReadonly<ContainerRecord>) => boolean; networksOf: (c: DeepReadonly<ContainerRecord>) => string[]; opts?: PublishingOptions },
+): Publishing {
+  const pub = new Publishing(ctx.containers, ctx.logger, deps.opts);
+  byEngine.set(ctx.engine, pub);
+  const userNets = (rec: DeepReadonly<ContainerRecord>) =>
+    deps.networksOf(rec).flatMap((name) => {
+      const ep = rec.NetworkSettings?.Networks?.[name];
+      let builtin = true;
+      try {
+        builtin = !!svc().get(name).berth.builtin;
+      } catch {
+        // a network removed meanwhile
+      }
+      return !builtin && ep?.NetworkID && ep.Gateway ? [{ id: ep.NetworkID, gateway: ep.Gateway }] : [];
+    });
+
+  hooks.networking.tapPromise({ name: TAP, stage: Stage.NETWORK - 5, when: deps.attaches }, async (c) => {
+    const rec = c.container;
+    if (hasPorts(rec)) {
+      const bound = await pub.proxy.publish(rec.ID, portRequests(rec), targetOf(rec, deps.networksOf(rec)[0]));
+      rec.NetworkSettings.Ports = portsMap(rec, bound);
+    }
+    for (const n of userNets(rec)) await pub.ensureDns(n.id, n.gateway);
+  });
+
+  hooks.networking.tapPromise({ name: `${TAP}-dns`, stage: Stage.NETWORK + 10, when: deps.attaches }, async (c) => {
+    const first = userNets(c.container)[0];
+    if (!first || !c.resolvConfPath || !pub.dns.has(first.id)) return;
+    const original = await readFile(c.resolvConfPath, 'utf8').catch(() => '');
+    await writeFile(c.resolvConfPath, userNetworkResolvConf(original, first.gateway));
+  });
+
+  hooks.releaseNetwork.tapPromise({ name: TAP, stage: Stage.NETWORK - 5, when: deps.attaches }, async (c) => {
+    await pub.proxy.release(c.container.ID);
+    await pub.closeUnusedDns(c.container.ID);
+  });
+
+  hooks.afterLiveRestore.tapPromise({ name: TAP, when: deps.attaches }, async (c) => {
+    const rec = c.container;
+    if (c.state?.status !== 'running') return;
+    const bound: BoundPort[] = boundFromRecord(rec);
+    if (bound.length) {
+      const requests = bound.map((b) => ({ containerPort: b.containerPort, proto: b.proto, hostIp: b.hostIp, hostPorts: [b.hostPort, b.hostPort] as [number, number] }));
+      await pub.proxy.publish(rec.ID, requests, targetOf(rec, deps.networksOf(rec)[0]));
+    }
+    for (const n of userNets(rec)) await pub.ensureDns(n.id, n.gateway);
+  });
+  return pub;
+}

@@ -1,0 +1,122 @@
+/**
+ * The user-network DNS server (dns.ts) on loopback with a high port: A answers for the
+ * network's names (case-insensitive, trailing dot), an empty answer for AAAA of such a name,
+ * other names relayed unchanged to the upstream (a fake one on loopback), SERVFAIL when no
+ * upstream answers, DNS over TCP; resolv.conf for user networks (publish.ts).
+ */
+import { createSocket } from 'node:dgram';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as packet from 'dns-packet';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DnsServer, hostResolvers, type Upstream } from '../src/dns.js';
+import { userNetworkResolvConf } from '../src/publish.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** dns-packet decodes the rcode and answer data; its types leave them out. */
+const rcode = (r: packet.DecodedPacket) => (r as unknown as { rcode: string }).rcode;
+const dataOf = (a: packet.Answer) => (a as { data?: unknown }).data;
+
+const names: Record<string, string[]> = { web: ['10.89.0.2'], db: ['10.89.0.3', '10.89.0.4'] };
+
+async function server(upstreams: Upstream[] = []): Promise<DnsServer> {
+  const s = new DnsServer({ address: '127.0.0.1', port: 0, lookup: (n) => names[n], upstreams: async () => upstreams, timeoutMs: 300 });
+  await s.start();
+  cleanups.push(() => s.close());
+  return s;
+}
+
+async function udpQuery(port: number, name: string, type: packet.RecordType = 'A'): Promise<packet.DecodedPacket> {
+  const sock = createSocket('udp4');
+  cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+  const reply = new Promise<Buffer>((r) => sock.once('message', (m) => r(m)));
+  sock.send(packet.encode({ type: 'query', id: 4242, flags: packet.RECURSION_DESIRED, questions: [{ type, name }] }), port, '127.0.0.1');
+  return packet.decode(await reply);
+}
+
+describe('DnsServer', () => {
+  it("answers A for the network's names, case-insensitive, with every address", async () => {
+    const s = await server();
+    const r = await udpQuery(s.port, 'DB.');
+    expect(r.id).toBe(4242);
+    expect(rcode(r)).toBe('NOERROR');
+    expect(r.flag_aa).toBe(true);
+    expect(r.answers?.map(dataOf)).toEqual(['10.89.0.3', '10.89.0.4']);
+  });
+
+  it('answers AAAA for a known name with no records (no IPv6 on berth networks)', async () => {
+    const s = await server();
+    const r = await udpQuery(s.port, 'web', 'AAAA');
+    expect(rcode(r)).toBe('NOERROR');
+    expect(r.answers).toEqual([]);
+  });
+
+  it('relays other names unchanged to the upstream and returns its reply', async () => {
+    const up = createSocket('udp4');
+    const seen: string[] = [];
+    up.on('message', (m, from) => {
+      const q = packet.decode(m);
+      seen.push(q.questions![0].name);
+      up.send(packet.encode({ type: 'response', id: q.id, flags: packet.RECURSION_AVAILABLE | 3, questions: q.questions }), from.port, from.address);
+    });
+    await new Promise<void>((r) => up.bind({ address: '127.0.0.1', port: 0 }, () => r()));
+    cleanups.push(() => new Promise<void>((r) => up.close(() => r())));
+    const s = await server([{ host: '127.0.0.1', port: up.address().port }]);
+    const r = await udpQuery(s.port, 'elsewhere.test');
+    expect(seen).toEqual(['elsewhere.test']);
+    expect(rcode(r)).toBe('NXDOMAIN');
+    expect(r.id).toBe(4242);
+  });
+
+  it('answers SERVFAIL when no upstream answers', async () => {
+    const silent = createSocket('udp4');
+    await new Promise<void>((r) => silent.bind({ address: '127.0.0.1', port: 0 }, () => r()));
+    cleanups.push(() => new Promise<void>((r) => silent.close(() => r())));
+    const s = await server([{ host: '127.0.0.1', port: silent.address().port }]);
+    const r = await udpQuery(s.port, 'nowhere.test');
+    expect(rcode(r)).toBe('SERVFAIL');
+  });
+
+  it('answers over TCP (length-prefixed)', async () => {
+    const s = await server();
+    const msg = packet.streamEncode({ type: 'query', id: 7, questions: [{ type: 'A', name: 'web' }] });
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const c = createConnection({ host: '127.0.0.1', port: s.port }, () => c.write(msg));
+      let buf = Buffer.alloc(0);
+      c.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          c.destroy();
+          resolve(buf);
+        }
+      });
+      c.on('error', reject);
+    });
+    const r = packet.streamDecode(reply) as packet.DecodedPacket;
+    expect(r.id).toBe(7);
+    expect(r.answers?.map(dataOf)).toEqual(['10.89.0.2']);
+  });
+});
+
+describe('resolv.conf', () => {
+  it("reads the host's nameservers", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'n2-dns-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, 'resolv.conf'), '# x\nnameserver 127.0.0.53\nsearch example.test\n nameserver 192.0.2.1\n');
+    expect(await hostResolvers(join(dir, 'resolv.conf'))).toEqual([
+      { host: '127.0.0.53', port: 53 },
+      { host: '192.0.2.1', port: 53 },
+    ]);
+  });
+
+  it("a user network's container asks the network's server, keeps search and options, ndots:0 unless set", () => {
+    expect(userNetworkResolvConf('nameserver 1.1.1.1\nsearch a.test\noptions edns0\n', '10.89.0.1')).toBe('nameserver 10.89.0.1\nsearch a.test\noptions edns0\noptions ndots:0\n');
+    expect(userNetworkResolvConf('nameserver 1.1.1.1\noptions ndots:2\n', '10.89.0.1')).toBe('nameserver 10.89.0.1\noptions ndots:2\n');
+  });
+});
