@@ -2,12 +2,12 @@
  * One scenario, two runtime backends: the same steps through the real docker CLI against a
  * real berthd built with the OCI backend (runc + conmon, the default build) and with the
  * containerd backend (`"plugins": {"backend": "runtime-containerd"}` in daemon.json — the
- * build file alone, no code): run, an OOM kill (exit 137, OOMKilled), stdin (run -i, exec -i),
- * logs (stdout and stderr apart), exec with its exit code, a live restore across a berthd
- * restart (a running container keeps its pid, what it wrote meanwhile is logged, and its exec
- * works; a container and an exec that ended while berthd was down report their real exit
- * codes), stop (the container's TERM trap runs, its
- * output is logged), rm (nothing left in the backend).
+ * build file alone, no code): run, a missing entrypoint (127), an OOM kill (137, OOMKilled),
+ * stdin (run -i, exec -i), logs (stdout and stderr apart), exec with its exit code, a live
+ * restore across a berthd restart (a running container keeps its pid, what it wrote meanwhile
+ * is logged, its exec works; a container and an exec that ended while berthd was down report
+ * their real exit codes), stop (the TERM trap runs, its output is logged), rm (nothing left in
+ * the backend). For containerd only, a last test restarts containerd under a running container.
  *
  * The containerd case starts its own containerd (temp root, state and socket; a config that
  * leaves out the CRI plugin and the snapshotters it does not need) and kills it, its shims
@@ -224,6 +224,12 @@ describe.each(BACKENDS)('backend swap: $plugin', (backend) => {
     // run: attached output and the exit code.
     const run = await d.docker(['run', '--rm', TEST_IMAGE, 'sh', '-c', 'echo hello; exit 7']);
     expect([run.code, run.stdout]).toEqual([7, 'hello\n']);
+
+    // An entrypoint that is not there: dockerd's 127, and nothing left in the backend.
+    const missing = await d.docker(['run', '--rm', TEST_IMAGE, 'no-such-command']);
+    expect(missing.code, missing.stderr).toBe(127);
+    expect(missing.stderr).toContain('executable file not found');
+    expect(backend.held()).toEqual([]);
 
     // OOM: the kernel kills the process at its memory limit, and inspect says so.
     const oom = await d.docker(['run', '--name', 'swap-oom', '-m', '16m', '--memory-swap', '16m', TEST_IMAGE, 'sh', '-c', 'x=aaaaaaaa; while true; do x=$x$x; done']);
