@@ -46,7 +46,7 @@ import { oomCounterFile, oomKills } from './cgroup.js';
 import { ContainerdClient, type ExitMessage } from './client.js';
 import { ExecProcesses, type ExecEntry } from './exec.js';
 import { exitInfoOf, resourcesAny, runcOptionsAny, runtimeStatusOf, specAny, type ProcessMessage } from './proto.js';
-import { FifoReader, LogSink, makeFifos, openFifoWriter } from './stdio.js';
+import { FifoReader, LogSink, forwardStdin, makeFifos, openFifoWriter } from './stdio.js';
 import { labelsOf, stdioOf, type TaskLabels } from './labels.js';
 
 /** A runtime this backend serves: the containerd shim that runs it and, for runc's shim, the runc binary. */
@@ -432,31 +432,9 @@ export class ContainerdRuntimeBackend implements RuntimeBackend {
    */
   async attach(id: string, streams: AttachStreams): Promise<AttachSession> {
     const t = this.running(id);
-    let resolveDone!: () => void;
-    const done = new Promise<void>((r) => (resolveDone = r));
-    const stdin = streams.stdin ?? null;
-    const sink = t.stdin;
-    if (!stdin || !sink) {
-      resolveDone();
-      return { detach: () => undefined, done };
-    }
-    let over = false;
-    const onData = (d: Buffer | string): void => {
-      sink.write(d);
-    };
-    const finish = (): void => {
-      if (over) return;
-      over = true;
-      stdin.removeListener('data', onData);
-      stdin.removeListener('end', finish);
-      stdin.removeListener('close', finish);
-      resolveDone();
+    return forwardStdin(streams.stdin ?? null, t.stdin, () => {
       if (t.labels.stdinOnce && !t.labels.tty) this.closeInput(t);
-    };
-    stdin.on('data', onData);
-    stdin.on('end', finish);
-    stdin.on('close', finish);
-    return { detach: finish, done };
+    });
   }
 
   /** End the container's input: our write end closed, then the shim's (CloseIO); the process reads to the end of the FIFO, then EOF. */

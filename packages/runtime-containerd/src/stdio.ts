@@ -12,13 +12,13 @@
  * - LogSink: a container's stdout/stderr into its json-file log (core's JsonFileWriter), one
  *   entry per line, a line longer than 16 KiB split into partial entries as dockerd does, a
  *   line without its newline written at the end of the stream.
- * - openFifoWriter: the write end of the stdin FIFO.
+ * - openFifoWriter: the write end of the stdin FIFO; forwardStdin: a client's input into it.
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { promisify } from 'node:util';
-import { JsonFileWriter, SystemError, formatRfc3339Nano, nowNanos, type LogStream } from '@berth/core';
+import { JsonFileWriter, SystemError, formatRfc3339Nano, nowNanos, type AttachSession, type LogStream } from '@berth/core';
 
 const execFileP = promisify(execFile);
 
@@ -98,6 +98,37 @@ export function openFifoWriter(fifo: string): net.Socket {
     /* the reader went away: input is dropped */
   });
   return sock;
+}
+
+/**
+ * An attach session's input written to the container's stdin FIFO (`sink`), until the input
+ * ends or the session detaches; then `ended()` (which may end the container's input). No
+ * input or no stdin: a session that is over at once.
+ */
+export function forwardStdin(input: NodeJS.ReadableStream | null, sink: net.Socket | null, ended: () => void): AttachSession {
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  if (!input || !sink) {
+    resolveDone();
+    return { detach: () => undefined, done };
+  }
+  let over = false;
+  const onData = (d: Buffer | string): void => {
+    sink.write(d);
+  };
+  const finish = (): void => {
+    if (over) return;
+    over = true;
+    input.removeListener('data', onData);
+    input.removeListener('end', finish);
+    input.removeListener('close', finish);
+    resolveDone();
+    ended();
+  };
+  input.on('data', onData);
+  input.on('end', finish);
+  input.on('close', finish);
+  return { detach: finish, done };
 }
 
 /** dockerd's line buffer: a longer line is logged as partial entries of this size. */

@@ -8,9 +8,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readLogs } from '@berth/core';
 import { FifoReader, LogSink, MAX_LOG_LINE, makeFifos } from '../src/index.js';
+import { forwardStdin, openFifoWriter } from '../src/stdio.js';
 
 const dirs: string[] = [];
 const readers: FifoReader[] = [];
@@ -130,5 +132,48 @@ describe('LogSink', () => {
     expect(errors).toHaveLength(1);
     expect((errors[0] as NodeJS.ErrnoException).code).toBe('ENOSPC');
     sink.close();
+  });
+});
+
+describe('forwardStdin', () => {
+  async function pair(): Promise<{ reader: FifoReader; writer: ReturnType<typeof openFifoWriter>; got: () => string }> {
+    const fifo = path.join(tmp(), 'stdin');
+    await makeFifos([fifo]);
+    const reader = FifoReader.open(fifo);
+    readers.push(reader);
+    let data = '';
+    reader.socket.on('data', (d: Buffer) => (data += d.toString()));
+    return { reader, writer: openFifoWriter(fifo), got: () => data };
+  }
+
+  it('the input reaches the FIFO; its end ends the session once and tells the backend', async () => {
+    const { writer, got } = await pair();
+    const input = new PassThrough();
+    let ended = 0;
+    const s = forwardStdin(input, writer, () => ended++);
+    input.write('one ');
+    input.end('two');
+    await s.done;
+    s.detach();
+    expect(ended).toBe(1);
+    for (let i = 0; i < 50 && got() !== 'one two'; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(got()).toBe('one two');
+    writer.destroy();
+  });
+
+  it('a detach stops forwarding and tells the backend; no input or no stdin is a session over at once', async () => {
+    const { writer, got } = await pair();
+    const input = new PassThrough();
+    let ended = 0;
+    const s = forwardStdin(input, writer, () => ended++);
+    s.detach();
+    input.write('late');
+    await new Promise((r) => setTimeout(r, 50));
+    expect([ended, got()]).toEqual([1, '']);
+    let none = 0;
+    await forwardStdin(null, writer, () => none++).done;
+    await forwardStdin(new PassThrough(), null, () => none++).done;
+    expect(none).toBe(0);
+    writer.destroy();
   });
 });
