@@ -5,7 +5,8 @@
  * (network-basic), the release at exit, a failed start rolled back, --ip/--network-alias/
  * --mac-address, user networks (create/list/inspect/remove/prune, persisted), connect.
  */
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { errorKind, type HostConfig } from '@berth/core';
@@ -218,6 +219,43 @@ describe('network-cni plugin', () => {
     await svc.create({ Name: 'u', IPAM: { Config: [{ Subnet: '198.18.9.0/24' }] } });
     const u = await run(te, { NetworkMode: 'u' });
     expect(te.engine.containers.inspect(u).NetworkSettings.Networks.u.IPAddress).toBe('198.18.9.2');
+  });
+
+  it('a container found gone after a daemon restart is released from the CNI cache (DEL of each attachment, namespace removed)', async () => {
+    const { te, cni, netns, plugins } = await setup();
+    const id = await run(te);
+    const sandbox = join(te.execRoot, 'netns', id);
+    expect(netns.has(sandbox)).toBe(true);
+    te.fake.forget(id); // the daemon went down and the container with it
+    expect(cni.calls.filter((c) => c.cmd === 'DEL')).toEqual([]);
+    await te.restart({ plugins });
+    await te.engine.containers.idle();
+    expect(te.engine.containers.inspect(id).State.Running).toBe(false);
+    expect(cni.calls.filter((c) => c.cmd === 'DEL').map((c) => `${c.type}/${c.ifName}`)).toEqual(['bridge/eth0', 'loopback/lo']);
+    expect(netns.has(sandbox)).toBe(false);
+    expect(cni.allocated.size).toBe(0);
+    expect(await readdir(join(te.dataRoot, 'network-cni', 'results'))).toEqual([]);
+  });
+
+  it('docker network create -d <CNI plugin>: the conflist from the config dir whose name or first plugin is the driver; none → 404', async () => {
+    const confDir = await mkdtemp(join(tmpdir(), 'berth-cni-conf-'));
+    try {
+      const list = { cniVersion: '1.0.0', name: 'mycni', plugins: [{ type: 'bridge', bridge: 'bk0', ipam: { type: 'host-local', ranges: [[{ subnet: '198.18.11.0/24' }]] } }] };
+      await writeFile(join(confDir, '10-mycni.conflist'), JSON.stringify(list));
+      await writeFile(join(confDir, '05-broken.conflist'), '{ not json');
+      const { te, cni, svc } = await setup({ confDir });
+      const { Id } = await svc.create({ Name: 'k', Driver: 'mycni' });
+      expect((await svc.inspect('k')).Driver).toBe('mycni');
+      const id = await run(te, { NetworkMode: 'k' });
+      const add = cni.calls.find((c) => c.type === 'bridge' && c.id === id)!;
+      expect(add.conf).toMatchObject({ name: Id, bridge: 'bk0' });
+      expect(te.engine.containers.inspect(id).NetworkSettings.Networks.k.IPAddress).toBe('198.18.11.2');
+      const none = await svc.create({ Name: 'z', Driver: 'nope' }).catch((e: unknown) => e);
+      expect(errorKind(none)).toBe('NotFound');
+      expect(String((none as Error).message)).toContain('plugin "nope" not found');
+    } finally {
+      await rm(confDir, { recursive: true, force: true });
+    }
   });
 
   it('a container on a network that does not exist is refused at create (404)', async () => {
