@@ -92,6 +92,8 @@ export interface ServiceDeps {
 }
 
 export class NetworkService {
+  /** create/remove/prune one at a time: two creates must not pick the same free subnet or name. */
+  private queue: Promise<unknown> = Promise.resolve();
   constructor(
     private readonly d: ServiceDeps,
     private readonly opts: NetworkOptions,
@@ -180,7 +182,17 @@ export class NetworkService {
     return this.d.store.find(ref);
   }
 
-  async create(req: NetworkCreateRequest): Promise<{ Id: string; Warning: string }> {
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  create(req: NetworkCreateRequest): Promise<{ Id: string; Warning: string }> {
+    return this.serial(() => this.createNow(req));
+  }
+
+  private async createNow(req: NetworkCreateRequest): Promise<{ Id: string; Warning: string }> {
     const name = req.Name ?? '';
     if (!NAME_RE.test(name)) throw new InvalidParameterError(`invalid network name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     if (this.d.store.list().some((n) => n.Name === name)) throw new ConflictError(`network with name ${name} already exists`);
@@ -299,7 +311,11 @@ export class NetworkService {
     return out.sort((a, b) => a.Created.localeCompare(b.Created));
   }
 
-  async remove(ref: string): Promise<void> {
+  remove(ref: string): Promise<void> {
+    return this.serial(() => this.removeNow(ref));
+  }
+
+  private async removeNow(ref: string): Promise<void> {
     const n = this.d.store.get(ref);
     if (n.berth.builtin) throw new ForbiddenError(`${n.Name} is a pre-defined network and cannot be removed`);
     if (Object.keys(await this.endpoints(n)).length) throw new ForbiddenError(`error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
@@ -308,7 +324,11 @@ export class NetworkService {
     await rm(join(this.d.ipamDir, n.Id), { recursive: true, force: true });
   }
 
-  async prune(filters?: DockerFilters): Promise<{ NetworksDeleted: string[] }> {
+  prune(filters?: DockerFilters): Promise<{ NetworksDeleted: string[] }> {
+    return this.serial(() => this.pruneNow(filters));
+  }
+
+  private async pruneNow(filters?: DockerFilters): Promise<{ NetworksDeleted: string[] }> {
     checkFilterNames(filters, PRUNE_FILTERS);
     const until = filters?.get('until');
     const deleted: string[] = [];
@@ -316,7 +336,7 @@ export class NetworkService {
       if (n.berth.builtin || !matchLabels(filters?.get('label'), n.Labels) || !matchNoLabel(filters?.get('label!'), n.Labels)) continue;
       if (until?.size && ![...until].every((u) => Date.parse(n.Created) < (parseDockerTimeMs(u, 'until', Date.now()) ?? Infinity))) continue;
       if (Object.keys(await this.endpoints(n)).length) continue;
-      await this.remove(n.Id);
+      await this.removeNow(n.Id);
       deleted.push(n.Name);
     }
     return { NetworksDeleted: deleted };

@@ -168,6 +168,11 @@ describe('network-cni plugin', () => {
     expect(errorKind(await svc.create({ Name: 'app' }).catch((e: unknown) => e))).toBe('Conflict');
     expect(errorKind(await svc.create({ Name: 'v6', EnableIPv6: true }).catch((e: unknown) => e))).toBe('InvalidParameter');
     expect(errorKind(await svc.create({ Name: 'ov', IPAM: { Config: [{ Subnet: '198.18.7.128/25' }] } }).catch((e: unknown) => e))).toBe('Forbidden');
+    // concurrent creates get different subnets
+    const [x, y] = await Promise.all([svc.create({ Name: 'x' }), svc.create({ Name: 'y' })]);
+    expect((await svc.inspect(x.Id)).IPAM.Config[0].Subnet).not.toBe((await svc.inspect(y.Id)).IPAM.Config[0].Subnet);
+    await svc.remove('x');
+    await svc.remove('y');
     const auto = await svc.create({ Name: 'auto' });
     expect((await svc.inspect(auto.Id)).IPAM.Config).toEqual([{ Subnet: '172.18.0.0/16', Gateway: '172.18.0.1' }]);
     const names = async (f: Record<string, string[]>) => (await svc.list(new Map(Object.entries(f).map(([k, v]) => [k, new Set(v)])))).map((n) => n.Name).sort();
