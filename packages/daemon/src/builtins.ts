@@ -10,6 +10,7 @@
  */
 import type { Plugin } from '@berth/core';
 import type { DaemonConfig } from './config.js';
+import { sample } from './stats.js';
 
 export interface BuiltinOptions {
   /** The OCI backend makes this process a child subreaper (berthd's own process only). */
@@ -76,7 +77,21 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
   // OCI hooks from hooks.d (Podman's and CRI-O's dirs; daemon.json plugins.config["oci-hooks"].dirs), added to matching containers' specs.
   { name: 'oci-hooks', enabled: true, package: '@berth/plugin-oci-hooks', load: async () => (await import('@berth/plugin-oci-hooks')).ociHooksPlugin() },
   // Kubernetes' CRI on a unix socket (plugins.config.cri.socket, default /run/berth/cri.sock); off unless plugins.builtins.cri is true.
-  { name: 'cri', enabled: false, package: '@berth/plugin-cri', load: async () => (await import('@berth/plugin-cri')).criPlugin() },
+  {
+    name: 'cri',
+    enabled: false,
+    package: '@berth/plugin-cri',
+    async load() {
+      const { criPlugin } = await import('@berth/plugin-cri');
+      // The CRI stats calls read the same cgroup numbers as GET /containers/{id}/stats (stats.ts).
+      return criPlugin({
+        stats: async (pid) => {
+          const s = await sample(pid);
+          const cpu = (s.cpu_stats.cpu_usage as { total_usage?: number } | undefined)?.total_usage;
+          const mem = s.memory_stats as { usage?: number; stats?: Record<string, number> };
+          const inactive = mem.stats?.inactive_file ?? mem.stats?.total_inactive_file ?? 0;
+          return { ...(cpu !== undefined ? { cpuNs: cpu } : {}), ...(mem.usage ? { memory: mem.usage, workingSet: Math.max(0, mem.usage - inactive) } : {}) };
+        },
   // Docker volumes (-v name:/path, anonymous, VolumesFrom, /volumes): local driver + Docker volume plugins (plugins.config.volumes.pluginDirs).
   { name: 'volumes', enabled: true, package: '@berth/plugin-volumes', load: async () => (await import('@berth/plugin-volumes')).volumesPlugin() },
   {

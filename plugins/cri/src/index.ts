@@ -3,3 +3,5 @@ export * from './plugin.js';
 export * from './mapping.js';
 export { PodStore, hostNamespaces, type PodNamespaces, type PodRecord } from './pods.js';
 export { PROTO_FILE, LOADER_OPTIONS, loadCriPackage, grpcCode } from './server.js';
+export type { ProcessStats } from './runtime-service.js';
+export { connectCri, type CriCall, type CriClient } from './client.js';

@@ -23,7 +23,7 @@ import {
 import { ImageServiceImpl } from './image-service.js';
 import { LABEL, PodState, isCriContainer } from './mapping.js';
 import { PodStore, hostNamespaces, type PodNamespaces } from './pods.js';
-import { RuntimeServiceImpl } from './runtime-service.js';
+import { RuntimeServiceImpl, type ProcessStats } from './runtime-service.js';
 import { startCriServer, type CriServer } from './server.js';
 
 export const CRI_PLUGIN_NAME = 'cri';
@@ -41,6 +41,8 @@ const NS_OF = { network: 'net', ipc: 'ipc', uts: 'uts' } as const;
 export interface CriPluginOptions extends Partial<CriPluginConfig> {
   /** How pods' namespaces are made (default: nsfs files on the host; tests without root pass a fake). */
   namespaces?: (execRoot: string) => PodNamespaces;
+  /** CPU/memory of a container's process for the stats calls (berthd passes its stats sampler); absent: stats carry no numbers. */
+  stats?: ProcessStats;
 }
 
 export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig> {
@@ -86,7 +88,7 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
         return ctx.container.resolve(IEngine);
       };
       const images = new ImageServiceImpl(engine);
-      const runtime = new RuntimeServiceImpl(engine, pods, images, CRI_VERSION);
+      const runtime = new RuntimeServiceImpl(engine, pods, images, CRI_VERSION, config.stats);
       state.server = await startCriServer({ socket: ctx.config.socket, runtime, images, logger: ctx.logger });
       ctx.logger.info('CRI server listening', { socket: ctx.config.socket });
     },

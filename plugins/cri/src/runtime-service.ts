@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import {
@@ -37,6 +36,9 @@ import type { PodRecord, PodStore } from './pods.js';
 import type { ImageServiceImpl } from './image-service.js';
 
 export const RUNTIME_NAME = 'berth';
+
+/** CPU time (ns) and memory (bytes; working set = usage less inactive file pages) of a process's cgroup. */
+export type ProcessStats = (pid: number) => Promise<{ cpuNs?: number; memory?: number; workingSet?: number }>;
 export const RUNTIME_API_VERSION = 'v1';
 
 export class RuntimeServiceImpl {
@@ -45,6 +47,8 @@ export class RuntimeServiceImpl {
     private readonly pods: PodStore,
     private readonly images: ImageServiceImpl,
     private readonly version: string,
+    /** CPU and memory of a container's process (berthd passes its /containers/{id}/stats sampler); absent: no numbers. */
+    private readonly stats?: ProcessStats,
   ) {}
 
   // ---- runtime ----
@@ -299,7 +303,7 @@ export class RuntimeServiceImpl {
   private async statsOf(rec: DeepReadonly<ContainerRecord>): Promise<Msg> {
     const now = (BigInt(Date.now()) * 1_000_000n).toString();
     const { labels, annotations } = labelsOf(rec);
-    const cg = rec.State.Pid ? await cgroupStats(rec.State.Pid) : undefined;
+    const cg = rec.State.Pid && this.stats ? await this.stats(rec.State.Pid).catch(() => undefined) : undefined;
     return {
       attributes: { id: rec.ID, metadata: containerOf(rec).metadata, labels, annotations },
       cpu: { timestamp: now, ...(cg?.cpuNs !== undefined ? { usage_core_nano_seconds: { value: String(cg.cpuNs) } } : {}) },
@@ -365,21 +369,3 @@ export class RuntimeServiceImpl {
 
 /** A deadline ran out (gRPC DEADLINE_EXCEEDED). */
 export class DeadlineError extends Error {}
-
-/** CPU and memory of a process's cgroup (v2), read from /sys/fs/cgroup. */
-async function cgroupStats(pid: number): Promise<{ cpuNs?: number; memory?: number; workingSet?: number } | undefined> {
-  try {
-    const line = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').find((l) => l.startsWith('0::'));
-    if (!line) return undefined;
-    const dir = join('/sys/fs/cgroup', line.slice(3));
-    const cpu = /usage_usec (\d+)/.exec(await readFile(join(dir, 'cpu.stat'), 'utf8').catch(() => ''));
-    const mem = Number((await readFile(join(dir, 'memory.current'), 'utf8').catch(() => '')).trim());
-    const inactive = /inactive_file (\d+)/.exec(await readFile(join(dir, 'memory.stat'), 'utf8').catch(() => ''));
-    return {
-      ...(cpu ? { cpuNs: Number(cpu[1]) * 1000 } : {}),
-      ...(Number.isFinite(mem) && mem > 0 ? { memory: mem, workingSet: Math.max(0, mem - Number(inactive?.[1] ?? 0)) } : {}),
-    };
-  } catch {
-    return undefined;
-  }
-}

@@ -11,10 +11,10 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
-import { LABEL, PodState, TYPE_CONTAINER, criPlugin, loadCriPackage, type PodNamespaces } from '../src/index.js';
+import { LABEL, PodState, TYPE_CONTAINER, connectCri, criPlugin, type CriCall, type CriClient, type PodNamespaces } from '../src/index.js';
 
 let t: TestEngine | undefined;
-let clients: grpc.Client[] = [];
+let clients: CriClient[] = [];
 let sockDir: string | undefined;
 afterEach(async () => {
   for (const c of clients) c.close();
@@ -32,7 +32,7 @@ const fakeNamespaces = (removed: string[]): PodNamespaces => ({
   alive: async () => true,
 });
 
-type Call = (method: string, req?: Record<string, unknown>) => Promise<Record<string, any>>;
+type Call = CriCall;
 
 async function setup(removed: string[] = []): Promise<{ rt: Call; im: Call }> {
   sockDir = mkdtempSync(join(tmpdir(), 'berth-cri-'));
@@ -41,14 +41,9 @@ async function setup(removed: string[] = []): Promise<{ rt: Call; im: Call }> {
 }
 
 function connect(): { rt: Call; im: Call } {
-  const socket = join(sockDir!, 'cri.sock');
-  const pkg = loadCriPackage();
-  const rtc = new pkg.RuntimeService(`unix://${socket}`, grpc.credentials.createInsecure());
-  const imc = new pkg.ImageService(`unix://${socket}`, grpc.credentials.createInsecure());
-  clients.push(rtc, imc);
-  const caller = (c: grpc.Client): Call => (method, req = {}) =>
-    new Promise((resolve, reject) => (c as unknown as Record<string, (r: unknown, cb: (e: unknown, v: unknown) => void) => void>)[method]!(req, (e, v) => (e ? reject(e) : resolve(v as Record<string, unknown>))));
-  return { rt: caller(rtc), im: caller(imc) };
+  const c = connectCri(join(sockDir!, 'cri.sock'));
+  clients.push(c);
+  return { rt: c.runtime, im: c.image };
 }
 
 const podConfig = (name: string, labels: Record<string, string> = {}) => ({

@@ -1,0 +1,274 @@
+/**
+ * CRI conformance client: drives berthd's CRI socket (plugin `cri` turned on in daemon.json)
+ * the way critest's suites do, against real runc + conmon — test names mirror critest's
+ * ("runtime should support basic operations on container", "should support exec", …). Also:
+ * a pod's containers share its network/IPC/UTS namespaces (pause-less pods), the Docker API
+ * sees CRI containers with cri-dockerd's labels and refuses their removal without force, and
+ * pods and containers survive a berthd SIGKILL. Where a `critest` binary is on PATH it runs
+ * too (its result is printed). Waits poll with a deadline; nothing asserts how long anything took.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectCri, type CriClient } from '@berth/plugin-cri';
+import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
+
+const skip = berthdSkipReason() ?? (which('unshare') && which('ip') ? null : 'unshare (util-linux) or ip (iproute2) missing');
+
+// gRPC status codes the tests look for.
+const NOT_FOUND = 5;
+const FAILED_PRECONDITION = 9;
+const DEADLINE_EXCEEDED = 4;
+const UNIMPLEMENTED = 12;
+
+const CONTAINER = { CREATED: 0, RUNNING: 1, EXITED: 2 };
+const SANDBOX = { READY: 0, NOTREADY: 1 };
+
+let seq = 0;
+function podConfig(name: string, extra: Record<string, unknown> = {}) {
+  seq++;
+  return {
+    metadata: { name, uid: `uid-${name}-${seq}`, namespace: 'critest', attempt: 0 },
+    hostname: `${name}-host`,
+    labels: { suite: 'conformance', pod: name },
+    annotations: { 'critest.io/a': 'b' },
+    ...extra,
+  };
+}
+
+function containerConfig(name: string, args: string[] = ['sleep', '3600'], extra: Record<string, unknown> = {}) {
+  return { metadata: { name, attempt: 0 }, image: { image: TEST_IMAGE }, args, labels: { ctr: name }, annotations: { note: name }, ...extra };
+}
+
+async function waitFor<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: never matched; last ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let d: Berthd;
+  let cri: CriClient;
+  let socket: string;
+  let configFile: string;
+  const rt = (m: string, req: Record<string, unknown> = {}) => cri.runtime(m, req);
+  const im = (m: string, req: Record<string, unknown> = {}) => cri.image(m, req);
+
+  async function runPod(name: string, extra: Record<string, unknown> = {}): Promise<{ id: string; config: Record<string, unknown> }> {
+    const config = podConfig(name, extra);
+    const { pod_sandbox_id } = await rt('RunPodSandbox', { config });
+    return { id: pod_sandbox_id as string, config };
+  }
+
+  async function startContainer(pod: { id: string; config: Record<string, unknown> }, name: string, args?: string[], extra?: Record<string, unknown>): Promise<string> {
+    const { container_id } = await rt('CreateContainer', { pod_sandbox_id: pod.id, config: containerConfig(name, args, extra), sandbox_config: pod.config });
+    await rt('StartContainer', { container_id });
+    return container_id as string;
+  }
+
+  async function exec(id: string, cmd: string[], timeout = 0): Promise<{ stdout: string; stderr: string; exit_code: number }> {
+    const r = await rt('ExecSync', { container_id: id, cmd, timeout });
+    return { stdout: Buffer.from(r.stdout).toString(), stderr: Buffer.from(r.stderr).toString(), exit_code: r.exit_code };
+  }
+
+  beforeAll(async () => {
+    const dir = fs.mkdtempSync(path.join('/tmp', 'bd-cri-'));
+    socket = path.join(dir, 'cri.sock');
+    configFile = path.join(dir, 'daemon.json');
+    fs.writeFileSync(configFile, JSON.stringify({ plugins: { builtins: { cri: true }, config: { cri: { socket } } } }));
+    d = await startBerthd({ dir, args: ['--config-file', configFile, '--bridge', 'none'] });
+    await d.loadTestImage();
+    cri = connectCri(socket);
+  }, 120_000);
+
+  afterAll(async () => {
+    cri?.close();
+    if (d) {
+      // Containers first (the Docker API, forced), then the pods' namespaces (RemovePodSandbox) — via a fresh client.
+      const c = connectCri(socket);
+      try {
+        for (const p of ((await c.runtime('ListPodSandbox', {})).items as { id: string }[]) ?? []) await c.runtime('RemovePodSandbox', { pod_sandbox_id: p.id }).catch(() => {});
+      } catch {
+        /* berthd gone */
+      }
+      c.close();
+      await d.cleanup();
+      fs.rmSync(d.dir, { recursive: true, force: true });
+    }
+    removeTestImageTarball();
+  }, 120_000);
+
+  it('runtime info should support getting runtime version, status and config', async () => {
+    expect(await rt('Version', { version: 'v1' })).toMatchObject({ runtime_name: 'berth', runtime_api_version: 'v1' });
+    const st = await rt('Status', {});
+    const conds = Object.fromEntries((st.status.conditions as { type: string; status: boolean }[]).map((c) => [c.type, c.status]));
+    expect(conds).toEqual({ RuntimeReady: true, NetworkReady: true });
+    expect((st.runtime_handlers as { name: string }[]).map((h) => h.name)).toContain('');
+    expect([0, 1]).toContain((await rt('RuntimeConfig', {})).linux.cgroup_driver);
+  });
+
+  it('image should support ImageStatus, ListImages, ImageFsInfo and RemoveImage of an absent image', async () => {
+    const st = await im('ImageStatus', { image: { image: TEST_IMAGE } });
+    expect(st.image.id).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(st.image.repo_tags).toContain(`${TEST_IMAGE}:latest`);
+    const list = (await im('ListImages', {})).images as { id: string }[];
+    expect(list.map((i) => i.id)).toContain(st.image.id);
+    expect(await im('ImageStatus', { image: { image: 'no/such:image' } })).not.toHaveProperty('image.id');
+    const fs_ = await im('ImageFsInfo', {});
+    expect(fs_.image_filesystems.length).toBeGreaterThan(0);
+    expect(Number(fs_.image_filesystems[0].used_bytes.value)).toBeGreaterThan(0);
+    await im('RemoveImage', { image: { image: 'no/such:image' } }); // absent: success
+    // A pull from a registry that does not answer fails with an error (loopback only: nothing listens on port 9).
+    await expect(im('PullImage', { image: { image: '127.0.0.1:9/none:latest' }, auth: { username: 'u', password: 'p' } })).rejects.toHaveProperty('code');
+  });
+
+  it('runtime should support basic operations on PodSandbox', async () => {
+    const pod = await runPod('basic-pod');
+    const st = await rt('PodSandboxStatus', { pod_sandbox_id: pod.id });
+    expect(st.status).toMatchObject({ id: pod.id, state: SANDBOX.READY, metadata: { name: 'basic-pod', namespace: 'critest' }, labels: { pod: 'basic-pod' } });
+    const byLabel = (await rt('ListPodSandbox', { filter: { label_selector: { pod: 'basic-pod' } } })).items as { id: string }[];
+    expect(byLabel.map((p) => p.id)).toEqual([pod.id]);
+    await rt('StopPodSandbox', { pod_sandbox_id: pod.id });
+    expect((await rt('PodSandboxStatus', { pod_sandbox_id: pod.id })).status.state).toBe(SANDBOX.NOTREADY);
+    const ready = (await rt('ListPodSandbox', { filter: { id: pod.id, state: { state: SANDBOX.READY } } })).items as unknown[];
+    expect(ready).toEqual([]);
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+    await expect(rt('PodSandboxStatus', { pod_sandbox_id: pod.id })).rejects.toMatchObject({ code: NOT_FOUND });
+    expect(fs.existsSync(path.join(d.execRoot, 'cri', pod.id))).toBe(false);
+  });
+
+  it('runtime should support basic operations on container', async () => {
+    const pod = await runPod('ctr-pod');
+    const { container_id: id } = await rt('CreateContainer', { pod_sandbox_id: pod.id, config: containerConfig('basic'), sandbox_config: pod.config });
+    expect((await rt('ContainerStatus', { container_id: id })).status.state).toBe(CONTAINER.CREATED);
+    await rt('StartContainer', { container_id: id });
+    const st = await rt('ContainerStatus', { container_id: id, verbose: true });
+    expect(st.status).toMatchObject({ id, state: CONTAINER.RUNNING, metadata: { name: 'basic' }, labels: { ctr: 'basic' }, annotations: { note: 'basic' } });
+    expect(JSON.parse(st.info.info).pid).toBeGreaterThan(0);
+    const listed = (await rt('ListContainers', { filter: { pod_sandbox_id: pod.id, state: { state: CONTAINER.RUNNING } } })).containers as { id: string }[];
+    expect(listed.map((c) => c.id)).toEqual([id]);
+    await rt('StopContainer', { container_id: id, timeout: 2 });
+    const stopped = await rt('ContainerStatus', { container_id: id });
+    expect(stopped.status.state).toBe(CONTAINER.EXITED);
+    expect(stopped.status.exit_code).toBe(137); // sleep ignores SIGTERM as pid 1: killed after the timeout
+    await rt('RemoveContainer', { container_id: id });
+    await expect(rt('ContainerStatus', { container_id: id })).rejects.toMatchObject({ code: NOT_FOUND });
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
+  it('runtime should support exec (ExecSync, with timeout)', async () => {
+    const pod = await runPod('exec-pod');
+    const id = await startContainer(pod, 'exec');
+    expect(await exec(id, ['sh', '-c', 'echo hello; echo oops >&2; exit 3'])).toEqual({ stdout: 'hello\n', stderr: 'oops\n', exit_code: 3 });
+    await expect(exec(id, ['sleep', '30'], 1)).rejects.toMatchObject({ code: DEADLINE_EXCEEDED });
+    await expect(rt('Exec', { container_id: id, cmd: ['sh'] })).rejects.toMatchObject({ code: UNIMPLEMENTED });
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
+  it("containers of a pod share the pod's network, IPC and UTS namespaces (pause-less pod)", async () => {
+    const pod = await runPod('shared');
+    const a = await startContainer(pod, 'a');
+    const b = await startContainer(pod, 'b');
+    const ns = async (id: string) => (await exec(id, ['sh', '-c', 'readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts; hostname'])).stdout;
+    const na = await ns(a);
+    expect(na).toBe(await ns(b));
+    expect(na.trim().split('\n').at(-1)).toBe('shared-host');
+    // Loopback is up in the pod's network namespace; its inode differs from the host's.
+    expect((await exec(a, ['sh', '-c', 'cat /sys/class/net/lo/operstate'])).stdout.trim()).toMatch(/unknown|up/);
+    expect(na).not.toContain(fs.readlinkSync('/proc/self/ns/net'));
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
+  it('runtime should support seccomp RuntimeDefault and Unconfined, and run-as-user', async () => {
+    const pod = await runPod('sec');
+    const seccompOf = async (id: string) => /Seccomp:\s+(\d)/.exec((await exec(id, ['cat', '/proc/self/status'])).stdout)?.[1];
+    const def = await startContainer(pod, 'default', undefined, { linux: { security_context: { seccomp: { profile_type: 0 }, run_as_user: { value: 1000 } } } });
+    const unc = await startContainer(pod, 'unconfined', undefined, { linux: { security_context: { seccomp: { profile_type: 1 } } } });
+    expect(await seccompOf(def)).toBe('2');
+    expect(await seccompOf(unc)).toBe('0');
+    expect((await exec(def, ['id', '-u'])).stdout.trim()).toBe('1000');
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
+  it('runtime should support UpdateContainerResources and container/pod stats', async () => {
+    const pod = await runPod('stats');
+    const id = await startContainer(pod, 'stats');
+    await rt('UpdateContainerResources', { container_id: id, linux: { memory_limit_in_bytes: 64 * 1024 * 1024 } });
+    const insp = await d.docker(['inspect', '--format', '{{.HostConfig.Memory}}', id]);
+    expect(insp.stdout.trim()).toBe(String(64 * 1024 * 1024));
+    const cs = await rt('ContainerStats', { container_id: id });
+    expect(cs.stats.attributes).toMatchObject({ id, metadata: { name: 'stats' } });
+    expect(Number(cs.stats.memory.usage_bytes.value)).toBeGreaterThan(0);
+    const list = (await rt('ListContainerStats', { filter: { pod_sandbox_id: pod.id } })).stats as { attributes: { id: string } }[];
+    expect(list.map((s) => s.attributes.id)).toEqual([id]);
+    const ps = await rt('PodSandboxStats', { pod_sandbox_id: pod.id });
+    expect(ps.stats.attributes.id).toBe(pod.id);
+    expect((ps.stats.linux.containers as { attributes: { id: string } }[]).map((c) => c.attributes.id)).toEqual([id]);
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
+  it('runtime should support GetContainerEvents (created, started, stopped, deleted)', async () => {
+    const seen: { id: string; type: number }[] = [];
+    const stop = cri.events((ev) => seen.push({ id: ev.container_id as string, type: ev.container_event_type as number }));
+    try {
+      const pod = await runPod('events');
+      const id = await startContainer(pod, 'ev', ['true']);
+      await waitFor('exit', () => rt('ContainerStatus', { container_id: id }), (s) => s.status.state === CONTAINER.EXITED);
+      await rt('RemoveContainer', { container_id: id });
+      const types = await waitFor('events', async () => seen.filter((e) => e.id === id).map((e) => e.type), (t) => t.includes(3));
+      expect(types).toEqual([0, 1, 2, 3]);
+      await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+    } finally {
+      stop();
+    }
+  });
+
+  it('the Docker API sees CRI containers with cri-dockerd labels and refuses removing a ready pod\'s container without force', async () => {
+    const pod = await runPod('docker-view');
+    const id = await startContainer(pod, 'web');
+    const ps = await d.docker(['ps', '--filter', `label=io.kubernetes.sandbox.id=${pod.id}`, '--format', '{{.ID}} {{.Names}} {{.Label "io.kubernetes.docker.type"}}']);
+    expect(ps.stdout.trim()).toBe(`${id.slice(0, 12)} k8s_web_docker-view_critest_${(pod.config.metadata as { uid: string }).uid}_0 container`);
+    await rt('StopContainer', { container_id: id, timeout: 0 });
+    const rm = await d.docker(['rm', id]);
+    expect(rm.code).not.toBe(0);
+    expect(rm.stderr).toContain('use force');
+    expect((await rt('ContainerStatus', { container_id: id })).status.state).toBe(CONTAINER.EXITED);
+    expect((await d.docker(['rm', '-f', id])).code).toBe(0);
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
+  it('pods and containers survive a berthd SIGKILL', async () => {
+    const pod = await runPod('survivor');
+    const id = await startContainer(pod, 'keep');
+    cri.close();
+    await d.stop('SIGKILL');
+    d = await startBerthd({ dir: d.dir, args: ['--config-file', configFile, '--bridge', 'none'] });
+    cri = connectCri(socket);
+    const pods = (await rt('ListPodSandbox', { filter: { id: pod.id } })).items as { id: string; state: number }[];
+    expect(pods).toEqual([expect.objectContaining({ id: pod.id, state: SANDBOX.READY })]);
+    const st = await waitFor('restored', () => rt('ContainerStatus', { container_id: id }), (s) => s.status.state !== undefined);
+    expect(st.status.state).toBe(CONTAINER.RUNNING);
+    expect((await exec(id, ['echo', 'still here'])).stdout).toBe('still here\n');
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+    await expect(rt('StartContainer', { container_id: id })).rejects.toMatchObject({ code: NOT_FOUND });
+  });
+
+  it('critest, where it is on PATH', async (ctx) => {
+    if (!which('critest')) return ctx.skip('critest is not on PATH (it cannot be installed on these machines)');
+    const r = spawnSync('critest', [`--runtime-endpoint=unix://${socket}`, `--image-endpoint=unix://${socket}`, '--ginkgo.focus=runtime should support basic operations'], { encoding: 'utf8', timeout: 600_000 });
+    console.log(`critest exit ${r.status}:\n${r.stdout}\n${r.stderr}`);
+    expect(r.status).toBe(0);
+  });
+
+  it('refuses CreateContainer in a stopped pod', async () => {
+    const pod = await runPod('stopped');
+    await rt('StopPodSandbox', { pod_sandbox_id: pod.id });
+    await expect(rt('CreateContainer', { pod_sandbox_id: pod.id, config: containerConfig('late'), sandbox_config: pod.config })).rejects.toMatchObject({ code: FAILED_PRECONDITION });
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+});
