@@ -75,17 +75,21 @@ function tcpListeners(port: number): number {
 
 describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
+  let dir: string | undefined;
   let forward: string | undefined;
   const args = ['--bridge', DEFAULT_BRIDGE, '--bip', `${DEFAULT_NET}.1/24`, '--live-restore'];
   beforeAll(async () => {
     forward = fs.readFileSync(FORWARD, 'utf8');
     d = await startBerthd({ args });
+    dir = d.dir;
     await d.loadTestImage();
   }, 120_000);
   afterAll(async () => {
     await d?.docker(['rm', '-f', 'np-a', 'np-b', 'np-c', 'np-p', 'np-srv', 'np-cli']).catch(() => {});
     await d?.docker(['network', 'rm', 'np-user']).catch(() => {});
     await d?.cleanup();
+    // a berthd restarted on the first one's dir leaves the dir to its creator
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
     for (const b of [DEFAULT_BRIDGE, USER_BRIDGE]) {
       try {
         execFileSync('ip', ['link', 'del', b], { stdio: 'ignore' });

@@ -1,0 +1,119 @@
+/**
+ * No leaks (issue 15): 50 run/stop/rm cycles on a user network, each publishing a port, and 20
+ * starts that fail (the host port is taken) leave no veth on the network's bridge, no network
+ * namespace file, no iptables rule naming the network, no listener of berthd (ports, the
+ * network's DNS server) and no IPAM allocation — counted before and after through the docker
+ * CLI against berthd (runc + conmon + Debian's CNI plugins).
+ * Traffic: none beyond the CLI's socket. The test's bridge is removed and ip_forward put back as
+ * found, also on failure. Needs root, runc, conmon, the CNI plugins, ss and iptables-save (else
+ * skipped with the reason).
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
+
+const CNI_BIN = '/usr/lib/cni';
+function skipReason(): string | null {
+  const s = berthdSkipReason();
+  if (s) return s;
+  for (const p of ['loopback', 'bridge', 'host-local']) if (!fs.existsSync(path.join(CNI_BIN, p))) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
+  for (const b of ['ss', 'iptables-save']) if (!which(b)) return `${b} is not installed`;
+  return null;
+}
+const skip = skipReason();
+
+const tag = process.pid % 100000;
+const BRIDGE = `blk${tag}`;
+// TEST-NET-2 (documentation range, never routed), used by no other suite
+const NET = '198.51.100';
+const FORWARD = '/proc/sys/net/ipv4/ip_forward';
+const CYCLES = 50;
+const FAILED = 20;
+
+function lines(cmd: string, args: string[]): string[] {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+interface Counts {
+  veths: number;
+  netns: number;
+  iptables: number;
+  listeners: number;
+  allocations: number;
+}
+
+describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let d: Berthd;
+  let forward: string | undefined;
+  let netId = '';
+  beforeAll(async () => {
+    forward = fs.readFileSync(FORWARD, 'utf8');
+    d = await startBerthd();
+    await d.loadTestImage();
+  }, 120_000);
+  afterAll(async () => {
+    await d?.docker(['rm', '-f', 'lk-hold', ...Array.from({ length: FAILED }, (_, i) => `lk-f${i}`)]).catch(() => {});
+    await d?.docker(['network', 'rm', 'lk-net']).catch(() => {});
+    await d?.cleanup();
+    try {
+      execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
+    } catch {
+      // not made, or already gone
+    }
+    if (forward !== undefined) fs.writeFileSync(FORWARD, forward);
+    removeTestImageTarball();
+  }, 120_000);
+
+  const counts = (): Counts => {
+    const pid = d.process.pid;
+    const ipamDir = path.join(d.dataRoot, 'network-cni', 'ipam', netId);
+    const netnsDir = path.join(d.execRoot, 'netns');
+    return {
+      veths: lines('ip', ['-o', 'link', 'show', 'master', BRIDGE]).length,
+      netns: fs.existsSync(netnsDir) ? fs.readdirSync(netnsDir).length : 0,
+      iptables: lines('iptables-save', []).filter((l) => l.includes(BRIDGE) || l.includes(`${NET}.`)).length,
+      listeners: [...lines('ss', ['-Hltnp']), ...lines('ss', ['-Hlunp'])].filter((l) => l.includes(`pid=${pid},`)).length,
+      // host-local keeps one file per address (plus its lock and last_reserved_ip.N)
+      allocations: fs.existsSync(ipamDir) ? fs.readdirSync(ipamDir, { recursive: true }).filter((f) => /\d+\.\d+\.\d+\.\d+$/.test(String(f))).length : 0,
+    };
+  };
+
+  it(`${CYCLES} run/stop/rm cycles and ${FAILED} failed starts (port taken) leave nothing behind`, async () => {
+    const c = await d.docker(['network', 'create', '--subnet', `${NET}.0/24`, '-o', `com.docker.network.bridge.name=${BRIDGE}`, 'lk-net']);
+    expect(c.code, JSON.stringify(c)).toBe(0);
+    netId = (await d.docker(['network', 'inspect', '-f', '{{.Id}}', 'lk-net'])).stdout.trim();
+    const before = counts();
+    expect(before).toEqual({ veths: 0, netns: 0, iptables: 0, listeners: 0, allocations: 0 });
+
+    for (let i = 0; i < CYCLES; i++) {
+      const r = await d.docker(['run', '-d', '--name', 'lk-c', '--network', 'lk-net', '-p', '127.0.0.1::80', TEST_IMAGE, 'sleep', '300']);
+      expect(r.code, `cycle ${i}: ${JSON.stringify(r)}`).toBe(0);
+      if (i === 0) expect(counts()).toMatchObject({ veths: 1, netns: 1, allocations: 1 });
+      expect((await d.docker(['stop', '-t', '0', 'lk-c'])).code, `cycle ${i}`).toBe(0);
+      expect((await d.docker(['rm', 'lk-c'])).code, `cycle ${i}`).toBe(0);
+    }
+    expect(counts()).toEqual(before);
+
+    // one container holds the port; 20 starts that want it fail and leave nothing
+    const hold = await d.docker(['run', '-d', '--name', 'lk-hold', '--network', 'lk-net', '-p', '127.0.0.1:18081:80', TEST_IMAGE, 'sleep', '300']);
+    expect(hold.code, JSON.stringify(hold)).toBe(0);
+    const holding = counts();
+    // its veth, namespace and address; its port and the network's DNS server (udp + tcp)
+    expect(holding).toEqual({ veths: 1, netns: 1, iptables: 0, listeners: 3, allocations: 1 });
+    for (let i = 0; i < FAILED; i++) {
+      const r = await d.docker(['run', '-d', '--name', `lk-f${i}`, '--network', 'lk-net', '-p', '127.0.0.1:18081:80', TEST_IMAGE, 'sleep', '300']);
+      expect(r.code, `failed start ${i}`).not.toBe(0);
+      expect(r.stderr).toContain('port is already allocated');
+    }
+    expect(counts()).toEqual(holding);
+    expect((await d.docker(['rm', '-f', 'lk-hold', ...Array.from({ length: FAILED }, (_, i) => `lk-f${i}`)])).code).toBe(0);
+    expect(counts()).toEqual(before);
+    expect((await d.docker(['network', 'rm', 'lk-net'])).code).toBe(0);
+  }, 900_000);
+});
