@@ -10,6 +10,7 @@ import { formatRfc3339Nano } from './clock.js';
 import { SystemError, errorMessage } from './errors.js';
 import type { ReleaseContext, UndoEntry } from './hooks.js';
 import { KeyedLock } from './lock.js';
+import { clearNetworkOperationalData } from './record-factory.js';
 import { NameIndex } from './name-index.js';
 import type { OciSpec } from './oci.js';
 import type { RuntimeBackend } from './runtime.js';
@@ -116,6 +117,7 @@ export class ContainerKernel {
       await this.d.hooks.releaseNetwork.promise(ctx).catch((err) =>
         this.d.logger.error('releaseNetwork failed', { container: rec.ID, reason, error: errorMessage(err) }),
       );
+      if (rec.NetworkSettings) clearNetworkOperationalData(rec.NetworkSettings);
     }
     if (which.mount) {
       await this.d.hooks.unmount.promise(ctx).catch((err) =>

@@ -32,6 +32,25 @@ export function newNetworkSettings(networks: Record<string, EndpointSettings> = 
   return { Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, Networks: networks };
 }
 
+/**
+ * After its network is released (exit, failed start, remove, found dead at restore): what only a
+ * running sandbox has goes, as dockerd's releaseNetwork/cleanOperationalData — SandboxID,
+ * SandboxKey, Ports, the legacy container-wide addresses and each endpoint's EndpointID,
+ * Gateway and addresses. What the container asked for stays (NetworkID, IPAMConfig, Aliases,
+ * Links, DriverOpts, DNSNames, MacAddress: the next start asks for it again).
+ */
+export function clearNetworkOperationalData(ns: NetworkSettings): void {
+  ns.SandboxID = '';
+  ns.SandboxKey = '';
+  ns.Ports = {};
+  for (const k of ['EndpointID', 'Gateway', 'IPAddress', 'IPv6Gateway', 'GlobalIPv6Address'] as const) if (ns[k] !== undefined) ns[k] = '';
+  for (const k of ['IPPrefixLen', 'GlobalIPv6PrefixLen'] as const) if (ns[k] !== undefined) ns[k] = 0;
+  for (const e of Object.values(ns.Networks ?? {})) {
+    for (const k of ['EndpointID', 'Gateway', 'IPAddress', 'IPv6Gateway', 'GlobalIPv6Address'] as const) if (e[k] !== undefined) e[k] = '';
+    for (const k of ['IPPrefixLen', 'GlobalIPv6PrefixLen'] as const) if (e[k] !== undefined) e[k] = 0;
+  }
+}
+
 export type NewContainerFields = Pick<ContainerRecord, 'ID' | 'Name' | 'Created' | 'Config' | 'HostConfig'> & Partial<ContainerRecord>;
 
 /**

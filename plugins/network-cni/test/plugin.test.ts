@@ -135,6 +135,13 @@ describe('network-cni plugin', () => {
     expect(cni.allocated.size).toBe(0);
     expect(await readdir(join(te.dataRoot, 'network-cni', 'results'))).toEqual([]);
     expect((await svc.inspect('bridge')).Containers).toEqual({});
+    // the record drops what only the running sandbox had (dockerd's cleanOperationalData), keeps what was asked
+    const after = te.engine.containers.inspect(id).NetworkSettings;
+    expect(after).toMatchObject({ SandboxKey: '', SandboxID: '', IPAddress: '', Gateway: '', IPPrefixLen: 0, EndpointID: '' });
+    expect(after.Networks.bridge).toMatchObject({ NetworkID: bridge.Id, EndpointID: '', IPAddress: '', Gateway: '', IPPrefixLen: 0 });
+    // and the next start attaches again
+    await te.engine.containers.start(id);
+    expect(te.engine.containers.inspect(id).NetworkSettings.Networks.bridge.IPAddress).toBe('172.17.0.2');
   });
 
   it('the default subnet skips one a host route takes (next of the default pools); bip, fixed-cidr and mtu', async () => {
