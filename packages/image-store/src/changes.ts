@@ -8,7 +8,8 @@ import type { ImageRuntimeConfig } from './types.js';
 
 const ALLOWED = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'LABEL', 'ONBUILD', 'USER', 'VOLUME', 'WORKDIR', 'STOPSIGNAL']);
 
-function jsonArray(rest: string): string[] | null {
+/** The JSON (exec) form's strings, or null for the shell form. */
+export function jsonArray(rest: string): string[] | null {
   const t = rest.trim();
   if (!t.startsWith('[')) return null;
   try {
@@ -20,15 +21,15 @@ function jsonArray(rest: string): string[] | null {
   return null;
 }
 
-/** Splits words honouring double/single quotes and backslash escapes (ENV/LABEL key=value pairs). */
-function words(s: string): string[] {
+/** Splits words honouring double/single quotes and `escape` (a Dockerfile's `# escape=`; default backslash). */
+export function words(s: string, escape = '\\'): string[] {
   const out: string[] = [];
   let cur = '';
   let quote: string | null = null;
   let any = false;
   for (let i = 0; i < s.length; i++) {
     const c = s[i];
-    if (c === '\\' && i + 1 < s.length && quote !== "'") {
+    if (c === escape && i + 1 < s.length && quote !== "'") {
       cur += s[++i];
       any = true;
     } else if (quote) {

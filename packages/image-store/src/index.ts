@@ -13,7 +13,7 @@ export { RootfsManager, mountPoints, overlaySupported, type RootfsDriver, type R
 export { MountRefs, type MountLease, type MountOps } from './mountrefs.js';
 export { upperDirTar, treeDiffTar } from './difftar.js';
 export { mergeImageConfig, imageContainerConfig } from './merge.js';
-export { applyChanges } from './changes.js';
+export { applyChanges, jsonArray, words as splitWords } from './changes.js';
 export { pullImage, pushImage, type PullOptions, type PushOptions } from './distribution.js';
 export { RegistryClient, RepositorySession, MANIFEST_ACCEPT, type RegistryClientOptions } from './registry/client.js';
 export { decodeRegistryAuth, encodeRegistryAuth, normalizeAuth, parseChallenges, type AuthConfig } from './registry/auth.js';

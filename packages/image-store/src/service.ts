@@ -591,6 +591,8 @@ export class ImageService implements CoreImageStore {
     changes?: string[];
     /** A remapped container's ID mappings: the layer records container owners, as dockerd's. */
     idMappings?: IdMappings;
+    /** The history entry's created_by (docker build: the RUN's command); default Entrypoint + Cmd. */
+    createdBy?: string;
   }): Promise<Digest> {
     if (opts.repo) parseNormalizedNamed(opts.tag ? `${opts.repo}:${opts.tag}` : opts.repo);
     const parentId = await this.store.resolve(opts.image);
@@ -610,7 +612,7 @@ export class ImageService implements CoreImageStore {
       ...(opts.comment ? { comment: opts.comment } : {}),
       history: [
         ...(parent.config.history ?? []),
-        { created, created_by: [...(c.Entrypoint ?? []), ...(c.Cmd ?? [])].join(' '), ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}) },
+        { created, created_by: opts.createdBy ?? [...(c.Entrypoint ?? []), ...(c.Cmd ?? [])].join(' '), ...(opts.author ? { author: opts.author } : {}), ...(opts.comment ? { comment: opts.comment } : {}) },
       ],
       rootfs: { type: 'layers', diff_ids: [] },
     };
@@ -625,6 +627,26 @@ export class ImageService implements CoreImageStore {
     }
     await this.tagNew(id, opts.repo, opts.tag);
     return id;
+  }
+
+  /**
+   * docker build: a new image on `parent` (null: FROM scratch) with the runtime `config`, one
+   * history entry `createdBy`, and `layer` (a tar, COPY/ADD) or none (an empty_layer step).
+   */
+  async buildImage(opts: { parent: Digest | null; config: ImageRuntimeConfig; createdBy: string; layer: Readable | null }): Promise<Digest> {
+    const parent = opts.parent ? await this.store.get(opts.parent) : null;
+    const created = new Date().toISOString();
+    const host = hostPlatform();
+    const config: ImageConfig = {
+      ...(parent?.config ?? { architecture: host.architecture, os: host.os }),
+      created,
+      config: opts.config,
+      history: [...(parent?.config.history ?? []), { created, created_by: opts.createdBy, ...(opts.layer ? {} : { empty_layer: true }) }],
+      rootfs: { type: 'layers', diff_ids: [] },
+    };
+    delete (config as { container?: unknown }).container;
+    delete (config as { container_config?: unknown }).container_config;
+    return this.collectOnFailure(() => this.newImage(config, opts.layer, parent, opts.parent ? { parent: opts.parent } : {}));
   }
 
   // ---- registry ----

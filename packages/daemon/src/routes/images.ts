@@ -18,7 +18,7 @@ const PRUNE_FILTERS = ['dangling', 'label', 'label!', 'until'];
  * Run `op` with a progress emitter: the 200 head goes out with the first message; an error
  * before it is an ordinary error answer, an error after it is the stream's last message.
  */
-async function withProgress(ctx: RequestContext, op: (emit: (m: JSONMessage) => void) => Promise<void>): Promise<void> {
+export async function withProgress(ctx: RequestContext, op: (emit: (m: JSONMessage) => void) => Promise<void>): Promise<void> {
   let started = false;
   const start = () => {
     if (started) return;

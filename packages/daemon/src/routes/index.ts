@@ -10,9 +10,10 @@ import { imageRoutes } from './images.js';
 import { systemRoutes } from './system.js';
 import { checkpointRoutes } from './checkpoints.js';
 import { networkRoutes } from './networks.js';
+import { buildRoutes } from './build.js';
 import { volumeRoutes } from './volumes.js';
 
 export function apiRoutes(port: EnginePort): Route[] {
   // checkpoints before containers: DELETE /containers/{id:.*} (links) would take DELETE …/checkpoints/{name} (as in dockerd)
-  return [...berthRoutes(port), ...systemRoutes(port), { method: 'GET', path: '/system/df', handler: systemDf(port) }, ...containerFileRoutes(port), ...checkpointRoutes(port), ...containerRoutes(port), ...execRoutes(port), ...networkRoutes(port), ...volumeRoutes(port), ...imageRoutes(() => port.imageService?.(), port.containers)];
+  return [...berthRoutes(port), ...systemRoutes(port), { method: 'GET', path: '/system/df', handler: systemDf(port) }, ...containerFileRoutes(port), ...checkpointRoutes(port), ...containerRoutes(port), ...execRoutes(port), ...networkRoutes(port), ...volumeRoutes(port), ...imageRoutes(() => port.imageService?.(), port.containers), ...buildRoutes(() => port.imageService?.(), port.containers)];
 }
