@@ -16,6 +16,7 @@
  */
 import { join } from 'node:path';
 import {
+  IEventBus,
   InvalidParameterError,
   Stage,
   cleanPath,
@@ -76,6 +77,7 @@ export function volumesPlugin(opts: { config?: Partial<VolumesConfig> } = {}): P
         pluginDirs: ctx.config.pluginDirs,
         containers: () => ctx.containers,
         logger: ctx.logger,
+        events: ctx.container.resolve(IEventBus),
       });
       container.register(VOLUME_SERVICE, { useValue: service });
     },
@@ -140,7 +142,7 @@ export function volumesPlugin(opts: { config?: Partial<VolumesConfig> } = {}): P
         for (const mp of rec.Mounts) {
           let source = mp.Source;
           if (mp.Type === 'volume') {
-            source = await s.mount(mp.Name!, rec.ID);
+            source = await s.mount(mp.Name!, rec.ID, { destination: mp.Destination, rw: mp.RW });
             // copy-up into an empty volume: the user's volumes unless nocopy, and image VOLUMEs
             const copy = user.has(mp.Destination) ? !user.get(mp.Destination)!.noCopy : imageVolumes.has(mp.Destination);
             const rootfs = start.rootfsPath ?? rec.BaseFS;

@@ -21,6 +21,7 @@ import {
   verifyVolumeName,
   type ContainerLookup,
   type DockerFilters,
+  type EventBus,
   type Logger,
 } from '@berth/core';
 import { LocalDriver } from './local.js';
@@ -37,6 +38,8 @@ export interface VolumeServiceOptions {
   /** The engine's containers (ready once the engine has started). */
   containers: () => ContainerLookup;
   logger: Logger;
+  /** Where `volume` events go (dockerd's create, mount, unmount, destroy; the actor is the volume's name). */
+  events?: Pick<EventBus, 'publish'>;
 }
 
 export interface CreateVolumeRequest {
@@ -176,6 +179,7 @@ export class VolumeService {
         throw err;
       }
       this.metas.set(name, meta);
+      this.o.events?.publish('volume', 'create', name, { driver: meta.Driver });
       return this.info(meta);
     });
   }
@@ -264,6 +268,7 @@ export class VolumeService {
       }
       this.metas.delete(name);
       await rm(join(this.o.root, name), { recursive: true, force: true });
+      this.o.events?.publish('volume', 'destroy', name, { driver: m.Driver });
     });
   }
 
@@ -300,15 +305,18 @@ export class VolumeService {
     return out;
   }
 
-  /** Mount a volume for a container's start; returns the host path to bind. */
-  async mount(name: string, containerId: string): Promise<string> {
+  /** Mount a volume for a container's start; returns the host path to bind. `mount` event attributes as dockerd's. */
+  async mount(name: string, containerId: string, at: { destination: string; rw: boolean }): Promise<string> {
     const m = await this.meta(name);
-    return (await this.driver(m.Driver)).mount(name, containerId);
+    const p = await (await this.driver(m.Driver)).mount(name, containerId);
+    this.o.events?.publish('volume', 'mount', name, { container: containerId, destination: at.destination, driver: m.Driver, propagation: '', 'read/write': String(at.rw) });
+    return p;
   }
 
   async unmount(name: string, containerId: string): Promise<void> {
     const m = await this.meta(name);
     await (await this.driver(m.Driver)).unmount(name, containerId);
+    this.o.events?.publish('volume', 'unmount', name, { container: containerId, driver: m.Driver });
   }
 
   /** Where a volume's data shows on the host (inspect's Mounts[].Source). */

@@ -95,6 +95,11 @@ describe('containers with volumes', () => {
     expect(te.engine.containers.get(id).Mounts).toEqual([{ Type: 'volume', Name: 'shared', Source: src, Destination: '/data', Driver: 'local', Mode: 'ro', RW: false, Propagation: '' }]);
     await te.engine.containers.start(id);
     expect(specMounts(te, id).filter((m) => m.destination === '/data')).toEqual([{ destination: '/data', type: 'bind', source: src, options: ['rbind', 'ro', 'rprivate'] }]);
+    const events = () => te.engine.events.history().filter((e) => e.Type === 'volume').map((e) => [e.Action, e.Actor.ID, e.Actor.Attributes]);
+    expect(events()).toEqual([
+      ['create', 'shared', { driver: 'local' }],
+      ['mount', 'shared', { container: id, destination: '/data', driver: 'local', propagation: '', 'read/write': 'false' }],
+    ]);
     const err = await vols(te.engine).remove('shared').catch((e: Error) => e);
     expect(errorKind(err)).toBe('Conflict');
     expect((err as Error).message).toBe(`remove shared: volume is in use - [${id}]`);
@@ -103,6 +108,7 @@ describe('containers with volumes', () => {
     await te.engine.containers.remove(id, { force: true });
     await vols(te.engine).remove('shared');
     expect(existsSync(src)).toBe(false);
+    expect(te.engine.events.history().filter((e) => e.Type === 'volume').map((e) => e.Action)).toEqual(['unmount', 'destroy']);
   });
 
   it('an image VOLUME becomes an anonymous volume with the image content copied up (modes kept); nocopy skips it; rm -v removes anonymous volumes, never named ones', async () => {
