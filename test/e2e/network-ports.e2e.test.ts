@@ -115,7 +115,7 @@ describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` 
     // the same port again: dockerd's words, the start rolled back (no listener, not running)
     const dup = await d.docker(['run', '-d', '--name', 'np-b', '-p', '127.0.0.1:18080:80', TEST_IMAGE, 'httpd', '-f', '-p', '80']);
     expect(dup.code).not.toBe(0);
-    expect(dup.stderr).toContain('Bind for 127.0.0.1:18080 failed: port is already allocated');
+    expect(dup.stderr).toMatch(/driver failed programming external connectivity on endpoint np-b \([0-9a-f]{64}\): Bind for 127\.0\.0\.1:18080 failed: port is already allocated/);
     expect((await d.docker(['inspect', '-f', '{{.State.Running}}', 'np-b'])).stdout.trim()).toBe('false');
     expect(tcpListeners(18080)).toBe(1);
     expect(fs.readdirSync(path.join(d.execRoot, 'netns')).length).toBe(1);

@@ -14,7 +14,7 @@
  *    on the very host ports its record names, and its networks their DNS servers.
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { Stage, type ContainerRecord, type DeepReadonly, type EngineInfo, type Logger, type PluginContext, type PluginHooks } from '@berth/core';
+import { Stage, SystemError, type ContainerRecord, type DeepReadonly, type EngineInfo, type Logger, type PluginContext, type PluginHooks } from '@berth/core';
 import { DnsServer, hostResolvers, type Upstream } from './dns.js';
 import { boundFromRecord, ephemeralRange, hasPorts, portRequests, portsMap, type BoundPort } from './ports.js';
 import { PortProxy } from './proxy.js';
@@ -142,7 +142,13 @@ export function applyPublishing(
   hooks.networking.tapPromise({ name: TAP, stage: Stage.NETWORK - 5, when: deps.attaches }, async (c) => {
     const rec = c.container;
     if (hasPorts(rec)) {
-      const bound = await pub.proxy.publish(rec.ID, portRequests(rec), targetOf(rec, deps.networksOf(rec)[0]));
+      const first = deps.networksOf(rec)[0];
+      const bound = await pub.proxy.publish(rec.ID, portRequests(rec), targetOf(rec, first)).catch((err: unknown) => {
+        if (!(err instanceof SystemError)) throw err;
+        // dockerd's prefix: the endpoint is the container's on its first network
+        const ep = rec.NetworkSettings.Networks[first]?.EndpointID ?? '';
+        throw new SystemError(`driver failed programming external connectivity on endpoint ${rec.Name.replace(/^\//, '')} (${ep}): ${err.message}`);
+      });
       rec.NetworkSettings.Ports = portsMap(rec, bound);
     }
     for (const n of userNets(rec)) await pub.ensureDns(n.id, n.gateway);
