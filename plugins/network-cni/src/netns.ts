@@ -40,6 +40,22 @@ export async function createNetns(file: string): Promise<void> {
   }
 }
 
+/**
+ * Keep an existing namespace (`source`, e.g. /proc/<pid>/ns/net of a container whose runtime
+ * made it) at `file`, as `ip netns attach` does: a bind mount on a new empty file.
+ */
+export async function bindNetns(file: string, source: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o711 });
+  const fh = await open(file, 'wx', 0o444);
+  await fh.close();
+  try {
+    await execFileP('mount', ['--bind', source, file]);
+  } catch (err) {
+    await unlink(file).catch(() => {});
+    throw new Error(`keeping the network namespace ${source} at ${file} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+  }
+}
+
 /** Drop the namespace kept at `file` (idempotent). */
 export async function removeNetns(file: string): Promise<void> {
   if (await isNamespaceFile(file)) {

@@ -15,11 +15,12 @@
  * registers the NetworkService (service.ts) under INetworkService: the daemon's /networks routes.
  * It skips itself (SkipPluginError) without root, `unshare`, or the CNI plugins it runs.
  */
-import { access, constants } from 'node:fs/promises';
+import { access, appendFile, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   NotFoundError,
   PluginConfigError,
+  IEngine,
   SkipPluginError,
   Stage,
   definePlugin,
@@ -32,12 +33,14 @@ import {
 import { Attacher, type EndpointRequest } from './attach.js';
 import { CniRunner, type CniExec } from './cni.js';
 import type { AddressPool } from './ipam.js';
-import { createNetns, removeNetns } from './netns.js';
+import { bindNetns, createNetns, removeNetns } from './netns.js';
 import { NetworkService } from './service.js';
 import { applyPublishing, closePublishing, type PublishingOptions } from './publish.js';
 import { NetworkStore } from './store.js';
 
 export const PLUGIN_NAME = 'network-cni';
+/** StartContext.data key: this start attaches in beforeStart (a user-namespaced container). */
+const DEFERRED = 'network-cni:deferred-attach';
 const PLUGIN_TYPE = 'io.berth.network.v1';
 
 /** The plugin's service in the engine's DI container (the daemon's /networks routes resolve it by this key). */
@@ -63,6 +66,8 @@ export interface NetworkCniConfig {
 /** How namespaces are made (tests without root replace it). */
 export interface NetnsOps {
   create(file: string): Promise<void>;
+  /** Keep the namespace at `source` (a /proc/<pid>/ns/net) at `file`. */
+  bind(file: string, source: string): Promise<void>;
   remove(file: string): Promise<void>;
 }
 
@@ -108,7 +113,7 @@ async function hostCheck(binDirs: string[]): Promise<void> {
 
 export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCniConfig> {
   const services = new WeakMap<EngineInfo, NetworkService>();
-  const netnsOps: NetnsOps = opts.netns ?? { create: createNetns, remove: removeNetns };
+  const netnsOps: NetnsOps = opts.netns ?? { create: createNetns, bind: bindNetns, remove: removeNetns };
   return definePlugin<NetworkCniConfig>({
     name: PLUGIN_NAME,
     type: PLUGIN_TYPE,
@@ -161,40 +166,18 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
       };
       const netnsPath = (id: string) => join(ctx.engine.execRoot, 'netns', id);
       const attaches = (r: DeepReadonly<ContainerRecord>) => attachesContainer(r, !!svc().find('bridge'));
-      // published ports and DNS on user networks (publish.ts)
-      applyPublishing(hooks, ctx, svc, { attaches, networksOf, ...(opts.publishing ? { opts: opts.publishing } : {}) });
+      // a user namespace (the userns plugin's remap, unless --userns=host): known from its /info security option
+      const usernsActive = (r: DeepReadonly<ContainerRecord>) =>
+        r.HostConfig?.UsernsMode !== 'host' && ctx.container.isRegistered(IEngine, true) && ctx.container.resolve(IEngine).securityOptions().some((o) => o.startsWith('name=userns'));
 
-      hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: attaches }, async (c) => {
-        const ns = c.container.NetworkSettings;
-        if (ns.Networks.default) {
-          ns.Networks.bridge ??= ns.Networks.default;
-          delete ns.Networks.default;
-        }
-        for (const name of networksOf(c.container)) {
-          const net = svc().get(name);
-          svc().checkRequest(net, ns.Networks[name] as EndpointRequest | undefined);
-        }
-        const mac = c.container.Config.MacAddress;
-        if (mac) svc().checkRequest(svc().get(networksOf(c.container)[0]), { MacAddress: mac });
-      });
-
-      hooks.networking.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10 }, async (c) => {
-        const rec = c.container;
+      /** lo and one ADD per network in the namespace at `file`; NetworkSettings as dockerd fills them. */
+      const attachAll = async (rec: ContainerRecord, file: string): Promise<void> => {
         const s = svc();
-        // --add-host X:host-gateway (network-basic writes it) in every mode: the default bridge's gateway
-        const gw = s.hostGateway();
-        if (gw) c.hostGatewayIP = gw;
-        if (!attaches(rec)) return;
-        const file = netnsPath(rec.ID);
-        await netnsOps.remove(file); // a namespace left by a daemon killed mid-start
-        await netnsOps.create(file);
-        c.networkNamespacePath = file;
         rec.NetworkSettings.SandboxKey = file;
         rec.NetworkSettings.SandboxID = rec.ID;
         await s.loopback(rec.ID, file);
-        const nets = networksOf(rec);
         const out: Record<string, NonNullable<ContainerRecord['NetworkSettings']['Networks'][string]>> = {};
-        for (const [i, ref] of nets.entries()) {
+        for (const [i, ref] of networksOf(rec).entries()) {
           let net;
           try {
             net = s.get(ref);
@@ -223,6 +206,57 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
           IPPrefixLen: b?.IPPrefixLen ?? 0,
           MacAddress: b?.MacAddress ?? '',
         });
+      };
+      // published ports and DNS on user networks (publish.ts)
+      applyPublishing(hooks, ctx, svc, { attaches, networksOf, ...(opts.publishing ? { opts: opts.publishing } : {}) });
+
+      hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: attaches }, async (c) => {
+        const ns = c.container.NetworkSettings;
+        if (ns.Networks.default) {
+          ns.Networks.bridge ??= ns.Networks.default;
+          delete ns.Networks.default;
+        }
+        for (const name of networksOf(c.container)) {
+          const net = svc().get(name);
+          svc().checkRequest(net, ns.Networks[name] as EndpointRequest | undefined);
+        }
+        const mac = c.container.Config.MacAddress;
+        if (mac) svc().checkRequest(svc().get(networksOf(c.container)[0]), { MacAddress: mac });
+      });
+
+      hooks.networking.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10 }, async (c) => {
+        const rec = c.container;
+        const s = svc();
+        // --add-host X:host-gateway (network-basic writes it) in every mode: the default bridge's gateway
+        const gw = s.hostGateway();
+        if (gw) c.hostGatewayIP = gw;
+        if (!attaches(rec)) return;
+        if (usernsActive(rec)) {
+          // A container in a user namespace must own its network namespace (else it cannot mount
+          // /sys): the runtime makes it, the attach runs in beforeStart (dockerd does the same).
+          c.data.set(DEFERRED, true);
+          return;
+        }
+        const file = netnsPath(rec.ID);
+        await netnsOps.remove(file); // a namespace left by a daemon killed mid-start
+        await netnsOps.create(file);
+        c.networkNamespacePath = file;
+        await attachAll(rec, file);
+      });
+
+      // the deferred attach of a user-namespaced container: its runtime made the namespace
+      hooks.beforeStart.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: attaches }, async (c) => {
+        if (!c.data.get(DEFERRED)) return;
+        if (!c.pid) throw new Error(`network-cni: container ${c.container.ID} has no process to attach its network to`);
+        const rec = c.container;
+        const file = netnsPath(rec.ID);
+        await netnsOps.remove(file);
+        await netnsOps.bind(file, `/proc/${c.pid}/ns/net`);
+        await attachAll(rec, file);
+        // network-basic wrote the hosts file before the addresses existed: add them in place (it is bind-mounted already)
+        const ips = [...new Set(Object.values(rec.NetworkSettings.Networks).map((e) => e.IPAddress).filter(Boolean))];
+        const name = rec.Config.Hostname || rec.ID.slice(0, 12);
+        if (c.hostsPath && ips.length) await appendFile(c.hostsPath, ips.map((ip) => `${ip}\t${name}\n`).join(''));
       });
 
       hooks.releaseNetwork.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: (r) => attachesContainer(r) }, async (c) => {

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { errorKind, type HostConfig } from '@berth/core';
+import { definePlugin, errorKind, type HostConfig, type Plugin } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
 import { networkBasicPlugin } from '@berth/plugin-network-basic';
 import { INetworkService, networkCniPlugin, type CniExec, type NetworkCniConfig, type NetworkService } from '../src/index.js';
@@ -70,11 +70,12 @@ function fakeCni(opts: { failBridgeAdd?: boolean } = {}) {
   return { exec, calls, allocated };
 }
 
-async function setup(config: NetworkCniConfig = {}, cni = fakeCni(), routes = '') {
+async function setup(config: NetworkCniConfig = {}, cni = fakeCni(), routes = '', extra: Plugin[] = []) {
   t = await createTestEngine({ plugins: [] });
   const routesFile = join(t.dir, 'route');
   await writeFile(routesFile, `Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n${routes}`);
   const netns = new Set<string>();
+  const binds: string[] = [];
   const hostDir = join(t.dir, 'host');
   await (await import('node:fs/promises')).mkdir(hostDir, { recursive: true });
   await writeFile(join(hostDir, 'resolv.conf'), 'nameserver 10.9.9.9\n');
@@ -83,12 +84,19 @@ async function setup(config: NetworkCniConfig = {}, cni = fakeCni(), routes = ''
     exec: cni.exec,
     skipHostChecks: true,
     routesFile,
-    netns: { create: async (f) => void netns.add(f), remove: async (f) => void netns.delete(f) },
+    netns: {
+      create: async (f) => void netns.add(f),
+      bind: async (f, src) => {
+        netns.add(f);
+        binds.push(src);
+      },
+      remove: async (f) => void netns.delete(f),
+    },
   });
-  const plugins = [plugin, networkBasicPlugin({ config: { resolvConfFile: join(hostDir, 'resolv.conf'), hostsFile: join(hostDir, 'hosts') } })];
+  const plugins = [...extra, plugin, networkBasicPlugin({ config: { resolvConfFile: join(hostDir, 'resolv.conf'), hostsFile: join(hostDir, 'hosts') } })];
   await t.restart({ plugins });
   const svc = t.engine.container.resolve(INetworkService) as NetworkService;
-  return { te: t, cni, netns, svc, plugins };
+  return { te: t, cni, netns, binds, svc, plugins };
 }
 
 async function run(te: TestEngine, hc: HostConfig = {}, extra: Parameters<TestEngine['createContainer']>[0] = {}) {
@@ -268,6 +276,27 @@ describe('network-cni plugin', () => {
     } finally {
       await rm(confDir, { recursive: true, force: true });
     }
+  });
+
+  it('with a user namespace (userns remap) the runtime makes the namespace and the attach runs in beforeStart, its address added to hosts', async () => {
+    const fakeUserns = definePlugin({ name: 'fake-userns', type: 'io.berth.security.v1', apply: (_h, ctx) => ctx.addSecurityOption('name=userns') });
+    const { te, cni, netns, binds } = await setup({}, fakeCni(), '', [fakeUserns]);
+    const id = await run(te);
+    const rec = te.engine.containers.inspect(id);
+    const sandbox = join(te.execRoot, 'netns', id);
+    // the spec asks the runtime for a new namespace; the plugin keeps the one the process got
+    expect(te.fake.containers.get(id)?.spec.linux?.namespaces?.find((n) => n.type === 'network')).toEqual({ type: 'network' });
+    expect(binds).toEqual([`/proc/${rec.State.Pid}/ns/net`]);
+    expect(rec.NetworkSettings).toMatchObject({ SandboxKey: sandbox, IPAddress: '172.17.0.2' });
+    expect(cni.calls.find((c) => c.type === 'bridge')!.conf).toBeDefined();
+    expect(await readFile(rec.HostsPath, 'utf8')).toContain(`172.17.0.2\t${id.slice(0, 12)}\n`);
+    // --userns=host: the namespace is the plugin's, as without remap
+    const h = await run(te, { UsernsMode: 'host' });
+    expect(te.fake.containers.get(h)?.spec.linux?.namespaces?.find((n) => n.type === 'network')?.path).toBe(join(te.execRoot, 'netns', h));
+    expect(binds).toHaveLength(1);
+    await te.engine.containers.stop(id, { timeout: 0 });
+    await te.engine.containers.idle();
+    expect(netns.has(sandbox)).toBe(false);
   });
 
   it('a container on a network that does not exist is refused at create (404)', async () => {
