@@ -142,6 +142,8 @@ export function volumesPlugin(opts: { config?: Partial<VolumesConfig> } = {}): P
         for (const mp of rec.Mounts) {
           let source = mp.Source;
           if (mp.Type === 'volume') {
+            // a legacy start body's HostConfig (API < 1.24) replaces Mounts with unresolved ones
+            if (!mp.Name || !mp.Driver) throw new InvalidParameterError(`volume at ${mp.Destination}: volumes are resolved at create; give them in the create's HostConfig, not the start's`);
             source = await s.mount(mp.Name!, rec.ID, { destination: mp.Destination, rw: mp.RW });
             // copy-up into an empty volume: the user's volumes unless nocopy, and image VOLUMEs
             const copy = user.has(mp.Destination) ? !user.get(mp.Destination)!.noCopy : imageVolumes.has(mp.Destination);

@@ -172,6 +172,17 @@ describe('containers with volumes', () => {
   });
 });
 
+describe('a legacy start body (API < 1.24) with volumes in its HostConfig', () => {
+  it('is refused with a clear 400 (volumes are resolved at create), mounting nothing', async () => {
+    const te = await setup();
+    const id = await te.createContainer({});
+    const err = await te.engine.containers.start(id, { hostConfig: { Binds: ['late:/late'] } }).catch((e: Error) => e);
+    expect(errorKind(err)).toBe('InvalidParameter');
+    expect((err as Error).message).toMatch(/volumes are resolved at create/);
+    expect(await vols(te.engine).exists('late')).toBe(false);
+  });
+});
+
 describe('Docker volume-plugin protocol', () => {
   it('a plugin found by its socket serves create, mount (the start binds its Mountpoint), unmount at exit, get and remove', async () => {
     const { te, pluginDir } = await setupWithPluginDir();
