@@ -212,6 +212,28 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
   });
 
+  it('runtime should support container logs in the CRI format at the path kubelet gives, and ReopenContainerLog', async () => {
+    const logDir = path.join(d.dir, 'pod-logs');
+    const pod = await runPod('logs', { log_directory: logDir });
+    const script = 'echo out; echo err >&2; printf partial; sleep 0.5; echo; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after';
+    const id = await startContainer(pod, 'log', ['sh', '-c', script], { log_path: 'log/0.log' });
+    const file = path.join(logDir, 'log/0.log');
+    expect((await rt('ContainerStatus', { container_id: id })).status.log_path).toBe(file);
+    const first = await waitFor('log lines', async () => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''), (t) => t.split('\n').length > 4);
+    const lines = first.split('\n').filter(Boolean).map((l) => l.replace(/^\S+ /, ''));
+    // Per stream in order (stdout and stderr are separate pipes: their interleaving is not fixed).
+    expect(lines.filter((l) => l.startsWith('stdout'))).toEqual(['stdout F out', 'stdout P partial', 'stdout F ']);
+    expect(lines.filter((l) => l.startsWith('stderr'))).toEqual(['stderr F err']);
+    expect(first.split(' ')[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d)$/);
+    // kubelet's rotation: rename, ReopenContainerLog, and the next lines go to a new file.
+    fs.renameSync(file, `${file}.1`);
+    await rt('ReopenContainerLog', { container_id: id });
+    await exec(id, ['touch', '/tmp/go']);
+    const after = await waitFor('new log file', async () => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''), (t) => t.includes('after'));
+    expect(after.trim().split('\n').map((l) => l.replace(/^\S+ /, ''))).toEqual(['stdout F after']);
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
   it('runtime should support GetContainerEvents (created, started, stopped, deleted)', async () => {
     const seen: { id: string; type: number }[] = [];
     const stop = cri.events((ev) => seen.push({ id: ev.container_id as string, type: ev.container_event_type as number }));

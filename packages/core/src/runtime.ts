@@ -33,8 +33,13 @@ export interface RuntimeCreateOptions {
   rootUid: number;
   rootGid: number;
   stdio: { tty: boolean; openStdin: boolean; stdinOnce: boolean; consoleSize?: [number, number] };
-  /** Docker json-file log of the container, in its directory under the data root. */
-  log: { path: string; maxSize?: number; maxFile?: number };
+  /**
+   * Docker json-file log of the container, in its directory under the data root. `criPath`: a
+   * copy of the output in the CRI log format (`<RFC3339Nano> stdout|stderr F|P <msg>`) appended
+   * at that path (kubelet's log file of a CRI container, set by the CRI plugin's runtimeCreate
+   * tap); a backend that cannot write it ignores it.
+   */
+  log: { path: string; maxSize?: number; maxFile?: number; criPath?: string };
   /** Restore from this checkpoint directory instead of a fresh create. */
   checkpoint?: { path: string };
   /** Annotations/labels a backend may use (e.g. for selecting a runtime). */

@@ -211,6 +211,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
     return new LogPump({
       source: meta.k8sLog,
       target: meta.log.path,
+      ...(meta.log.criPath ? { criLog: meta.log.criPath } : {}),
       maxSize: meta.log.maxSize,
       maxFile: meta.log.maxFile,
       ctlPath: path.join(meta.bundle, 'ctl'),

@@ -67,6 +67,12 @@ export interface LogPumpOptions {
   source: string;
   /** Docker json-file log (RuntimeCreateOptions.log.path). */
   target: string;
+  /**
+   * RuntimeCreateOptions.log.criPath: the converted lines are also appended here as conmon wrote
+   * them (the k8s-file format is the CRI log format), after the json-file write succeeded; the
+   * file is opened per append, so kubelet's rename + ReopenContainerLog needs nothing more.
+   */
+  criLog?: string;
   maxSize?: number;
   maxFile?: number;
   /** conmon's ctl FIFO, for log reopen; without it the source is not rotated. */
@@ -155,6 +161,20 @@ export class LogPump implements Pump {
 
   /** Set when a bounded conversion stopped before the end of its file. */
   private more = false;
+  private criFailed = false;
+
+  /** Append lines to the CRI log (best effort: a failure is reported once and the json-file goes on). */
+  private appendCri(lines: Buffer): void {
+    const file = this.opts.criLog!;
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.appendFileSync(file, lines);
+      this.criFailed = false;
+    } catch (err) {
+      if (!this.criFailed) this.opts.onError?.(err);
+      this.criFailed = true;
+    }
+  }
 
   /**
    * Convert complete lines of `file` from `offset`; returns the new offset. Reads at most
@@ -203,6 +223,7 @@ export class LogPump implements Pump {
         carry = last + 1 < data.length ? Buffer.from(data.subarray(last + 1)) : null;
         const reached = this.writeLines(outs, ends);
         if (reached !== null) throw new WriteFailed(reached.offset ?? offset, reached.err);
+        if (this.opts.criLog) this.appendCri(data.subarray(0, last + 1));
         offset = pos - (carry ? carry.length : 0);
       }
       return offset;

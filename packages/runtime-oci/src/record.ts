@@ -21,8 +21,8 @@ export interface ContainerMeta {
   bundle: string;
   tty: boolean;
   openStdin: boolean;
-  /** `path` is '' when a rebuilt record could not find it (no log conversion then). */
-  log: { path: string; maxSize?: number; maxFile?: number };
+  /** `path` is '' when a rebuilt record could not find it (no log conversion then); criPath: the CRI log copy (log-pump.ts). */
+  log: { path: string; maxSize?: number; maxFile?: number; criPath?: string };
   k8sLog: string;
   created: string;
   /** Created from a checkpoint: conmon's `--restore` leaves it running, `start` is a no-op. */

@@ -68,6 +68,21 @@ describe('LogPump', () => {
     expect(fs.readdirSync(dir).sort()).toEqual(['c-json.log']);
   });
 
+  it('appends the converted lines to criLog in the CRI format, reopened after kubelet renames it', async () => {
+    const cri = path.join(dir, 'pods', 'c', '0.log');
+    fs.writeFileSync(src, line(1) + line(2, 'stderr', 'P') + '2026-11-28T07:33:12.0+00:00 stdout F not yet whole');
+    const p = new LogPump({ source: src, target: out, criLog: cri });
+    p.pump();
+    // Whole lines only, as conmon wrote them (its k8s-file format is the CRI log format).
+    expect(fs.readFileSync(cri, 'utf8')).toBe(line(1) + line(2, 'stderr', 'P'));
+    fs.renameSync(cri, `${cri}.1`); // kubelet's rotation (then ReopenContainerLog)
+    fs.appendFileSync(src, `\n${line(3)}`);
+    p.pump();
+    p.stop();
+    expect(fs.readFileSync(cri, 'utf8')).toBe(`2026-11-28T07:33:12.0+00:00 stdout F not yet whole\n${line(3)}`);
+    expect(await read()).toEqual(['stdout:line 1\n', 'stderr:line 2', 'stdout:not yet whole\n', 'stdout:line 3\n']);
+  });
+
   it('follows the source as it is written', async () => {
     const p = new LogPump({ source: src, target: out });
     p.start();

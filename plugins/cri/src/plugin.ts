@@ -74,6 +74,13 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
         return { ...spec, linux: { ...spec.linux, namespaces } };
       });
 
+      // Its output also goes to kubelet's log file, in the CRI log format (the backend's log pump writes it).
+      hooks.runtimeCreate.tapPromise({ name: CRI_PLUGIN_NAME }, async (options, c) => {
+        const logPath = isCriContainer(c.container) ? c.container.Config.Labels?.[LABEL.logPath] : undefined;
+        if (logPath) options.log = { ...options.log, criPath: logPath };
+        return undefined;
+      });
+
       // `docker rm` (no force) of a container of a ready pod: refused, kubelet owns it.
       hooks.beforeRemove.tapPromise({ name: CRI_PLUGIN_NAME }, async (c) => {
         if (c.force || !isCriContainer(c.container)) return;

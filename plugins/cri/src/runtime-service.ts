@@ -252,8 +252,8 @@ export class RuntimeServiceImpl {
   ReopenContainerLog(req: Msg): Msg {
     const rec = this.criContainer(req.container_id);
     if (rec.State.Status !== 'running') throw new ConflictError(`container ${rec.ID} is not running`);
-    // berth writes a container's log through the engine's log driver, which keeps its file open
-    // across rotations it does not do itself: nothing to reopen (docs/cri.md, logs).
+    // The CRI log copy is opened for each append (runtime-oci's log pump): after kubelet renamed
+    // the file, the next lines make a new one; nothing to reopen.
     return {};
   }
 
