@@ -7,7 +7,8 @@
  * only while used and never left mounted by a failed start, a Docker volume plugin as driver,
  * and a compose project with a named volume (up, down, up: data kept; down -v: gone).
  * Containers run with `--network none` (compose: `network_mode: none`) so the test needs no
- * bridge networking. Skips with a stated reason when the host cannot run it.
+ * bridge networking. Last, with berthd as a child process: a volume stays "in use" across a
+ * SIGKILL of the daemon. Skips with a stated reason when the host cannot run it.
  */
 import { spawn, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -16,7 +17,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, startBerthd, type RunningDaemon } from '@berth/daemon';
 import { mountPoints } from '@berth/image-store';
-import { which } from './helpers/berthd.js';
+import { berthdSkipReason, startBerthd as startBerthdProcess, which, type Berthd } from './helpers/berthd.js';
 import { REPO, runtimeSkipReason } from './runtime-helpers.js';
 import { startTestVolumePlugin, type TestVolumePlugin } from '../../plugins/volumes/test/plugin-server.js';
 
@@ -223,5 +224,29 @@ describe.skipIf(!!hostSkip)(`volumes through the docker CLI${hostSkip ? ` (skipp
     expect(await ok(['run', '--rm', ...NONE, '-v', 'volproj_data:/data', IMG, 'cat', '/data/log'])).toBe('run\nrun\n');
     await compose(['down', '-v']);
     expect(await volumeNames()).not.toContain('volproj_data');
+  });
+});
+
+describe.skipIf(berthdSkipReason() !== null)(`volume state across a berthd SIGKILL${berthdSkipReason() ? ` (skipped: ${berthdSkipReason()})` : ''}`, () => {
+  let d: Berthd | undefined;
+  afterAll(async () => {
+    const dirOf = d?.dir;
+    await d?.cleanup();
+    if (dirOf) fs.rmSync(dirOf, { recursive: true, force: true });
+  }, 120_000);
+
+  it('a volume used by a container is still in use after berthd is SIGKILLed and started again (409 naming the container)', async () => {
+    d = await startBerthdProcess();
+    await d.loadTestImage();
+    const run = await d.docker(['run', '-d', '--name', 'vol-kill', ...NONE, '-v', 'kept:/k', IMG, 'sleep', '300']);
+    expect(run.code).toBe(0);
+    const id = run.stdout.trim();
+    await d.stop('SIGKILL');
+    d = await startBerthdProcess({ dir: d.dir });
+    const rm = await d.docker(['volume', 'rm', 'kept']);
+    expect(rm.code).not.toBe(0);
+    expect(rm.stderr).toContain(`remove kept: volume is in use - [${id}]`);
+    expect((await d.docker(['rm', '-f', 'vol-kill'])).code).toBe(0);
+    expect((await d.docker(['volume', 'rm', 'kept'])).code).toBe(0);
   });
 });
