@@ -162,6 +162,23 @@ describe.skipIf(skip)('docker build (classic builder) through the docker CLI', (
     expect((await d.docker(['ps', '-aq'])).stdout.trim()).toBe('');
   }, 300_000);
 
+  it('-q prints only the image ID, --iidfile gets it, a new WORKDIR exists in RUN and in the container', async () => {
+    const dir = path.join(d.dir, 'ctx-q');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${TEST_IMAGE}\nWORKDIR /w/x\nRUN pwd > /pwd.txt\nWORKDIR /w/y\n`);
+    const iid = path.join(d.dir, 'iid');
+    const first = await d.docker(['build', '--iidfile', iid, dir], { env: BUILD_ENV, timeoutMs: 180_000 });
+    expect(first.code, first.stderr).toBe(0);
+    // the CLI writes the aux message's ID
+    const id = fs.readFileSync(iid, 'utf8');
+    expect(id).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const r = await d.docker(['build', '-q', dir], { env: BUILD_ENV, timeoutMs: 180_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`${id}\n`);
+    const run = await d.docker(['run', '--rm', id, 'sh', '-c', 'cat /pwd.txt; pwd']);
+    expect(run.stdout, run.stderr).toBe('/w/x\n/w/y\n');
+  }, 300_000);
+
   it('docker-py images.build builds and tags', async (t) => {
     const reason = pythonDockerMissing();
     if (reason) return t.skip(reason);
