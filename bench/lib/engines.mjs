@@ -64,9 +64,13 @@ async function removeAll(api, log) {
 }
 
 export class Reference {
-  /** Debian's dockerd on its own containerd (own root/state/sockets), no bridge, no iptables. */
-  constructor(work) {
+  /**
+   * Debian's dockerd on its own containerd (own root/state/sockets), no bridge, no iptables.
+   * `networkArgs` replace the network flags (bench/network.mjs: a default bridge and docker-proxy).
+   */
+  constructor(work, { networkArgs } = {}) {
     this.name = 'dockerd';
+    this.networkArgs = networkArgs ?? ['--iptables=false', '--ip6tables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none', '--userland-proxy=false'];
     this.dir = path.join(work, 'docker');
     this.ctrDir = path.join(work, 'ctrd');
     this.sock = path.join(this.dir, 'docker.sock');
@@ -110,7 +114,7 @@ export class Reference {
       '--pidfile', path.join(this.dir, 'dockerd.pid'),
       '--host', `unix://${this.sock}`,
       '--config-file', daemonJson,
-      '--iptables=false', '--ip6tables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none', '--userland-proxy=false',
+      ...this.networkArgs,
       '--log-level', 'warn',
     ];
     this.dockerd = spawnLogged('dockerd', args, path.join(this.dir, 'dockerd.log'));
