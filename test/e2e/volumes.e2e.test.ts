@@ -171,7 +171,7 @@ describe.skipIf(!!hostSkip)(`volumes through the docker CLI${hostSkip ? ` (skipp
     expect(bad.stderr).toContain('includes invalid characters for a local volume name');
   });
 
-  it('a local tmpfs volume is mounted while used and unmounted at exit; a failed start leaves no mount', async () => {
+  it('local volumes with DriverOpts (tmpfs, a bind device) are mounted while used and unmounted at exit; a failed start leaves no mount', async () => {
     await ok(['volume', 'create', '-o', 'type=tmpfs', '-o', 'device=tmpfs', '-o', 'o=size=1m', 'tmpvol']);
     const data = path.join(dataRoot, 'volumes', 'tmpvol', '_data');
     expect(await ok(['run', '--rm', ...NONE, '-v', 'tmpvol:/t', IMG, 'sh', '-c', 'grep " /t " /proc/mounts | cut -d" " -f3'])).toBe('tmpfs\n');
@@ -181,6 +181,15 @@ describe.skipIf(!!hostSkip)(`volumes through the docker CLI${hostSkip ? ` (skipp
     expect(volumeMounts()).toEqual([]);
     await ok(['rm', 'vol-fail']);
     await ok(['volume', 'rm', 'tmpvol']);
+    // a bind device: the container writes into the host directory the volume binds
+    const hostDir = path.join(dir, 'bind-device');
+    fs.mkdirSync(hostDir);
+    await ok(['volume', 'create', '-o', 'type=none', '-o', 'o=bind', '-o', `device=${hostDir}`, 'bindvol']);
+    await ok(['run', '--rm', ...NONE, '-v', 'bindvol:/b', IMG, 'sh', '-c', 'echo via-bind > /b/file']);
+    expect(fs.readFileSync(path.join(hostDir, 'file'), 'utf8')).toBe('via-bind\n');
+    expect(volumeMounts()).toEqual([]);
+    await ok(['volume', 'rm', 'bindvol']);
+    expect(fs.existsSync(path.join(hostDir, 'file'))).toBe(true);
   });
 
   it('a Docker volume plugin serves a volume (create, mount for the container, unmount, remove)', async () => {
