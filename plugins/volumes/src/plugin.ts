@@ -14,6 +14,7 @@
  *  - beforeRemove/onStateChange: `docker rm -v` and `--rm` remove the container's anonymous
  *    volumes once it is gone (named ones never), when no other container uses them.
  */
+import { chown, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   IEventBus,
@@ -21,6 +22,7 @@ import {
   Stage,
   cleanPath,
   definePlugin,
+  mapToHost,
   errorMessage,
   parseUserMounts,
   type ContainerRecord,
@@ -58,6 +60,17 @@ function parseVolumesFrom(spec: string): { ref: string; mode: '' | 'ro' | 'rw' }
   if (mode !== 'ro' && mode !== 'rw') throw new InvalidParameterError(`invalid mode for volumes-from: ${mode}`);
   return { ref: spec.slice(0, i), mode };
 }
+
+/** The host IDs of the container's root when an ID-mapping plugin recorded maps (IdMappings), else undefined. */
+function mappedRoot(rec: Rec): { uid: number; gid: number } | undefined {
+  const m = rec.IdMappings;
+  if (!m || (m.uid.length === 0 && m.gid.length === 0)) return undefined;
+  const uid = mapToHost(0, m.uid as NonNullable<ContainerRecord['IdMappings']>['uid']);
+  const gid = mapToHost(0, m.gid as NonNullable<ContainerRecord['IdMappings']>['gid']);
+  return uid === undefined || gid === undefined ? undefined : { uid, gid };
+}
+
+const isEmptyDir = (p: string) => readdir(p).then((e) => e.length === 0, () => false);
 
 /** Destinations that the user mounted (Binds, Mounts, Tmpfs), with what their parsing says. */
 function userMountsOf(rec: Rec) {
@@ -134,25 +147,42 @@ export function volumesPlugin(opts: { config?: Partial<VolumesConfig> } = {}): P
         c.volumesResolved = true;
       });
 
+      // Volumes mounted right after the image store mounted the rootfs; their paths kept for the copy-up below.
+      const mounted = new WeakMap<object, Array<{ destination: string; source: string; copy: boolean; local: boolean }>>();
       hooks.beforeMount.tapPromise({ name: VOLUMES_PLUGIN_NAME, stage: Stage.STORAGE + 10 }, async (start) => {
         const rec = start.container;
         const s = svc();
         const user = userMountsOf(rec);
         const imageVolumes = new Set(Object.keys(rec.Config.Volumes ?? {}).map(cleanPath));
+        const volumes: Array<{ destination: string; source: string; copy: boolean; local: boolean }> = [];
+        mounted.set(start, volumes);
         for (const mp of rec.Mounts) {
           let source = mp.Source;
           if (mp.Type === 'volume') {
             // a legacy start body's HostConfig (API < 1.24) replaces Mounts with unresolved ones
             if (!mp.Name || !mp.Driver) throw new InvalidParameterError(`volume at ${mp.Destination}: volumes are resolved at create; give them in the create's HostConfig, not the start's`);
-            source = await s.mount(mp.Name!, rec.ID, { destination: mp.Destination, rw: mp.RW });
+            source = await s.mount(mp.Name, rec.ID, { destination: mp.Destination, rw: mp.RW });
             // copy-up into an empty volume: the user's volumes unless nocopy, and image VOLUMEs
             const copy = user.has(mp.Destination) ? !user.get(mp.Destination)!.noCopy : imageVolumes.has(mp.Destination);
-            const rootfs = start.rootfsPath ?? rec.BaseFS;
-            if (copy && rootfs) await copyUp(rootfs, mp.Destination, source);
+            volumes.push({ destination: mp.Destination, source, copy, local: mp.Driver === 'local' });
           } else if (user.has(mp.Destination) || mp.Type !== 'bind') {
             continue; // the user's own binds: the spec builder's
           }
           start.mounts.push({ destination: mp.Destination, type: 'bind', source, options: ['rbind', ...(mp.RW ? [] : ['ro']), 'rprivate'] });
+        }
+      });
+
+      // Copy-up after an ID-mapping plugin (Stage.USERNS) gave the rootfs to the container's
+      // root, so copied files keep the owners the container sees; an empty volume that gets
+      // nothing is given to the container's root, as dockerd creates volumes for a remapped root.
+      hooks.beforeMount.tapPromise({ name: `${VOLUMES_PLUGIN_NAME}:copy-up`, stage: Stage.USERNS + 10 }, async (start) => {
+        const rec = start.container;
+        const rootfs = start.rootfsPath ?? rec.BaseFS;
+        const root = mappedRoot(rec);
+        for (const v of mounted.get(start) ?? []) {
+          if (!(await isEmptyDir(v.source))) continue;
+          const copied = v.copy && rootfs ? await copyUp(rootfs, v.destination, v.source) : false;
+          if (!copied && root && v.local) await chown(v.source, root.uid, root.gid);
         }
       });
 

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { errorKind, filtersFrom, type Engine } from '@berth/core';
+import { Stage, definePlugin, errorKind, filtersFrom, type Engine } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
 import { ANONYMOUS_LABEL, VOLUME_SERVICE, volumesPlugin, type VolumeService } from '../src/index.js';
 import { startTestVolumePlugin, type TestVolumePlugin } from './plugin-server.js';
@@ -169,6 +169,33 @@ describe('containers with volumes', () => {
     expect(sm.filter((x) => x.destination === '/v2')).toHaveLength(1);
     expect(vols(te.engine).users('v1').sort()).toEqual([src, id].sort());
     expect(await kindOf(te.createContainer({ HostConfig: { VolumesFrom: ['nosuch'] } }))).toBe('NotFound');
+  });
+});
+
+describe('with an ID-mapping plugin (IdMappings recorded at create, rootfs shifted at Stage.USERNS)', () => {
+  /** A stand-in for the userns plugin: maps root to 100000 and, at Stage.USERNS, leaves a mark in the rootfs (as its shift would change owners). */
+  const idmap = definePlugin({
+    name: 'fake-idmap',
+    type: 'io.berth.test.v1',
+    apply(hooks) {
+      hooks.beforeCreate.tapPromise('fake-idmap', async (c) => {
+        const m = [{ containerID: 0, hostID: 100000, size: 65536 }];
+        c.container.IdMappings = { uid: m, gid: m };
+      });
+      hooks.beforeMount.tapPromise({ name: 'fake-idmap', stage: Stage.USERNS }, async (start) => {
+        writeFileSync(join(start.rootfsPath ?? start.container.BaseFS!, 'data', 'shifted'), 'after the shift');
+      });
+    },
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('copy-up runs after the shift; an empty new volume is given to the mapped root (needs root: chown)', async () => {
+    t = await createTestEngine({ plugins: [volumesPlugin(), idmap] });
+    mkdirSync(join(t.rootfs, 'data'));
+    const id = await t.createContainer({ Config: { Volumes: { '/data': {}, '/empty': {} } } });
+    await t.engine.containers.start(id);
+    const src = (d: string) => t!.engine.containers.get(id).Mounts.find((m) => m.Destination === d)!.Source;
+    expect(readFileSync(join(src('/data'), 'shifted'), 'utf8')).toBe('after the shift');
+    expect([statSync(src('/empty')).uid, statSync(src('/empty')).gid]).toEqual([100000, 100000]);
   });
 });
 
