@@ -6,6 +6,8 @@
  *  - root inside owns the image's files and can write them (the rootfs is shifted);
  *  - a file created as root in a bind mount belongs on the host to the mapped uid;
  *  - a root-only (0600) host file bind-mounted in cannot be read;
+ *  - a named volume is writable by root inside and owned by the mapped root on the host; an
+ *    anonymous volume's copy-up keeps the owners root sees (the volumes plugin after the shift);
  *  - --userns=host runs in the host's user namespace; --privileged alone is refused (125);
  *  - a malformed subuid line stops berthd, naming the file and line;
  *  - docker cp in (also before the first start): the file belongs to root inside, to the mapped
@@ -97,6 +99,18 @@ describe.skipIf(skip)(`user namespaces through the docker CLI${skip ? ` (skipped
     const lines = r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
     expect(lines.slice(0, 2)).toEqual([`0 ${HOST_UID} 65536`, `0 ${HOST_GID} 65536`]);
     expect(lines.slice(2)).toEqual(['0', '0:0', '0:0', 'ok']);
+  }, 60_000);
+
+  it('volumes under the remap: root inside writes a new named volume (the mapped root owns it on the host); an anonymous volume copied up from the image shows root’s files as 0:0', async () => {
+    const named = await run(['-v', 'remapvol:/v'], 'touch /v/x && stat -c "%u:%g" /v /v/x');
+    expect(named.code, JSON.stringify(named)).toBe(0);
+    expect(named.stdout.trim().split('\n')).toEqual(['0:0', '0:0']);
+    const onHost = fs.statSync(path.join(d.dataRoot, 'volumes', 'remapvol', '_data', 'x'));
+    expect([onHost.uid, onHost.gid]).toEqual([HOST_UID, HOST_GID]);
+    const anon = await run(['-v', '/etc'], 'stat -c "%u:%g" /etc/passwd');
+    expect(anon.code, JSON.stringify(anon)).toBe(0);
+    expect(anon.stdout.trim()).toBe('0:0');
+    expect((await d.docker(['volume', 'rm', 'remapvol'])).code).toBe(0);
   }, 60_000);
 
   it('the start-up probe picks idmapped layers where the kernel and the native addon allow; then nothing of the image is copied up', async () => {
