@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
 
 const CNI_BIN = '/usr/lib/cni';
 function skipReason(): string | null {
@@ -33,7 +34,6 @@ const third = (n: number) => (tag * 3 + n) % 250;
 const DEFAULT_NET = `198.18.${third(0)}`;
 const USER_NET = `198.19.${third(1)}`;
 const OTHER_NET = `198.19.${third(2)}`;
-const FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
 const links = (master: string): string[] => {
   try {
@@ -45,9 +45,9 @@ const links = (master: string): string[] => {
 
 describe.skipIf(skip)(`networking on CNI through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  let forward: string | undefined;
+  let host: HostNetworkState | undefined;
   beforeAll(async () => {
-    forward = fs.readFileSync(FORWARD, 'utf8');
+    host = saveHostNetworkState();
     d = await startBerthd({ args: ['--bridge', DEFAULT_BRIDGE, '--bip', `${DEFAULT_NET}.1/24`] });
     await d.loadTestImage();
   }, 120_000);
@@ -55,14 +55,7 @@ describe.skipIf(skip)(`networking on CNI through the docker CLI${skip ? ` (skipp
     await d?.docker(['rm', '-f', 'nc-a', 'nc-b', 'nc-c', 'nc-dup']).catch(() => {});
     await d?.docker(['network', 'rm', 'nc-user', 'nc-other']).catch(() => {});
     await d?.cleanup();
-    for (const b of [DEFAULT_BRIDGE, USER_BRIDGE, OTHER_BRIDGE]) {
-      try {
-        execFileSync('ip', ['link', 'del', b], { stdio: 'ignore' });
-      } catch {
-        // not made, or already gone
-      }
-    }
-    if (forward !== undefined) fs.writeFileSync(FORWARD, forward);
+    host?.restore([DEFAULT_BRIDGE, USER_BRIDGE, OTHER_BRIDGE]);
     removeTestImageTarball();
   }, 120_000);
 
