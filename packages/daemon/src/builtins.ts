@@ -92,6 +92,9 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
           const inactive = mem.stats?.inactive_file ?? mem.stats?.total_inactive_file ?? 0;
           return { ...(cpu !== undefined ? { cpuNs: cpu } : {}), ...(mem.usage ? { memory: mem.usage, workingSet: Math.max(0, mem.usage - inactive) } : {}) };
         },
+      });
+    },
+  },
   // Docker volumes (-v name:/path, anonymous, VolumesFrom, /volumes): local driver + Docker volume plugins (plugins.config.volumes.pluginDirs).
   { name: 'volumes', enabled: true, package: '@berth/plugin-volumes', load: async () => (await import('@berth/plugin-volumes')).volumesPlugin() },
   {
