@@ -16,6 +16,7 @@ import { checksum, collect, layerTar } from './copy.js';
 import { expand, type Vars } from './expand.js';
 import { applyMetadata, declareArg, PROXY_ARGS, type StageState } from './metadata.js';
 import { parseDockerfile, parseTrigger, type Step } from './parse.js';
+import { FsTree, type SourceTree } from './tree.js';
 import type { BuildContainers, BuildImages, BuildOptions } from './types.js';
 
 /** A step failed after the stream started: the message is dockerd's, `code` the RUN's exit code. */
@@ -84,7 +85,7 @@ export class Builder {
       const state = await this.from(stage.steps[0], meta, done, buildArgs, used, () => say(`Step ${++n}/${total} : ${stage.steps[0].original}\n`), parsed.escape, opts, scratch, ctx);
       for (const step of stage.steps.slice(1)) {
         say(`Step ${++n}/${total} : ${step.original}\n`);
-        await this.step(step, state, done, ctx.dir, scratch, opts, buildArgs, used);
+        await this.step(step, state, done, ctx.tree, scratch, opts, buildArgs, used);
       }
       done.push({ name: stage.name, image: state.image });
       last = state.image;
@@ -138,7 +139,7 @@ export class Builder {
     if (triggers.length) {
       opts.emit({ stream: `# Executing ${triggers.length} build trigger${triggers.length > 1 ? 's' : ''}\n` });
       delete state.config.OnBuild;
-      for (const t of triggers) await this.step(parseTrigger(t), state, done, ctx.dir, scratch, opts, buildArgs, used);
+      for (const t of triggers) await this.step(parseTrigger(t), state, done, ctx.tree, scratch, opts, buildArgs, used);
     }
     return state;
   }
@@ -147,7 +148,7 @@ export class Builder {
     step: Step,
     state: StageState,
     done: Array<{ name: string | null; image: Digest | null }>,
-    contextDir: string,
+    context: SourceTree,
     scratch: string,
     opts: BuildOptions,
     buildArgs: Record<string, string | null>,
@@ -155,7 +156,7 @@ export class Builder {
   ): Promise<void> {
     if (step.keyword === 'FROM') throw new InvalidParameterError('FROM inside a stage');
     if (step.keyword === 'RUN') return this.run(step, state, opts);
-    if (step.keyword === 'COPY' || step.keyword === 'ADD') return this.copy(step, state, done, contextDir, scratch, opts);
+    if (step.keyword === 'COPY' || step.keyword === 'ADD') return this.copy(step, state, done, context, scratch, opts);
     const { config, createdBy } = applyMetadata(step, state, buildArgs, used);
     await this.cached(state, opts, { instruction: [step.keyword, createdBy, runtimeConfig(config)], files: undefined }, async () =>
       this.images.buildImage({ parent: state.image, config, createdBy, layer: null }),
@@ -230,7 +231,7 @@ export class Builder {
     });
   }
 
-  private async copy(step: Step, state: StageState, done: Array<{ name: string | null; image: Digest | null }>, contextDir: string, scratch: string, opts: BuildOptions): Promise<void> {
+  private async copy(step: Step, state: StageState, done: Array<{ name: string | null; image: Digest | null }>, context: SourceTree, scratch: string, opts: BuildOptions): Promise<void> {
     const add = step.keyword === 'ADD';
     const vars: Vars = new Map([...state.args, ...(state.config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string])]);
     const list = step.json ?? splitWords(expand(step.args, vars, state.escape), state.escape);
@@ -240,30 +241,45 @@ export class Builder {
     const dest = rawDest.startsWith('/') ? rawDest : path.posix.join(wd, rawDest) + (rawDest.endsWith('/') || rawDest === '.' ? '/' : '');
     const chown = parseChown(step.flags.get('chown'));
     const from = step.flags.get('from');
-    let root = contextDir;
-    let release: (() => Promise<void>) | null = null;
+    const sources = list.slice(0, -1);
     if (from) {
       if (add) throw new InvalidParameterError('ADD does not support the --from flag');
-      ({ root, release } = await this.stageRoot(from, done, scratch));
+      // an image ID names its content: the cache key needs no walk of the stage's files
+      const image = await this.fromImage(from, done);
+      const createdBy = `/bin/sh -c #(nop) COPY --from=${from} ${sources.join(' ')} in ${dest}`;
+      await this.cached(state, opts, { instruction: [step.keyword, dest, 'from', image, sources, chown], files: undefined }, async () => {
+        const { root, release } = await this.mountImage(image, scratch);
+        try {
+          const items = await collect({ tree: new FsTree(root), sources, dest, chown, add, scratch });
+          return await this.images.buildImage({ parent: state.image, config: state.config, createdBy, layer: layerTar(items, chown) });
+        } finally {
+          await release();
+        }
+      });
+      return;
     }
-    try {
-      const items = await collect({ root, sources: list.slice(0, -1), dest, chown, add, scratch });
-      const sum = await checksum(items, chown);
-      const createdBy = `/bin/sh -c #(nop) ${step.keyword} ${from ? `--from=${from} ` : ''}${sum.replace('sha256:', 'multi:')} in ${dest}`;
-      await this.cached(state, opts, { instruction: [step.keyword, dest, from ?? null], files: sum }, async () =>
-        this.images.buildImage({ parent: state.image, config: state.config, createdBy, layer: layerTar(items, chown) }),
-      );
-    } finally {
-      if (release) await release();
-    }
+    const items = await collect({ tree: context, sources, dest, chown, add, scratch });
+    const sum = await checksum(items, chown);
+    const createdBy = `/bin/sh -c #(nop) ${step.keyword} ${sum.replace('sha256:', 'multi:')} in ${dest}`;
+    await this.cached(state, opts, { instruction: [step.keyword, dest, null], files: sum }, async () =>
+      this.images.buildImage({ parent: state.image, config: state.config, createdBy, layer: layerTar(items, chown) }),
+    );
   }
 
-  /** The root filesystem of `--from=` (a stage by name or index, or an image), through a created (never started) container. */
-  private async stageRoot(from: string, done: Array<{ name: string | null; image: Digest | null }>, scratch: string): Promise<{ root: string; release: () => Promise<void> }> {
+  /** The image `--from=` names: a stage by name or index, else an image (null: a stage FROM scratch with nothing in it). */
+  private async fromImage(from: string, done: Array<{ name: string | null; image: Digest | null }>): Promise<Digest | null> {
     const byName = done.find((d) => d.name === from.toLowerCase());
-    const byIndex = /^\d+$/.test(from) ? done[Number(from)] : undefined;
-    if (/^\d+$/.test(from) && !byIndex) throw new InvalidParameterError(`invalid from flag value ${from}: refers to a current or future build stage`);
-    const image = byName ? byName.image : byIndex ? byIndex.image : await this.images.imageId(from);
+    if (byName) return byName.image;
+    if (/^\d+$/.test(from)) {
+      const byIndex = done[Number(from)];
+      if (!byIndex) throw new InvalidParameterError(`invalid from flag value ${from}: refers to a current or future build stage`);
+      return byIndex.image;
+    }
+    return this.images.imageId(from);
+  }
+
+  /** An image's root filesystem for a while, through a created (never started) container. */
+  private async mountImage(image: Digest | null, scratch: string): Promise<{ root: string; release: () => Promise<void> }> {
     if (!image) {
       const empty = await fsp.mkdtemp(path.join(scratch, 'scratch-stage-'));
       return { root: empty, release: () => fsp.rm(empty, { recursive: true, force: true }) };

@@ -1,16 +1,16 @@
 /**
- * The build context: the request's tar (plain or compressed, as `docker load` reads it)
- * unpacked with image-store's tar-safety (`unpackLayer`: no entry or link lands outside the
- * directory) into a temp dir under the data root, then `.dockerignore` applied with Docker's
- * pattern rules (@balena/dockerignore, a port of moby's matcher). The caller removes the dir.
+ * The build context: the request's tar (plain or compressed) read once into a TarTree (one
+ * spool file under the data root plus an index; entry names checked with image-store's
+ * tar-safety — nothing of the context is ever written as its own file, so no entry can land
+ * outside), then `.dockerignore` applied with Docker's pattern rules (@balena/dockerignore, a
+ * port of moby's matcher). The caller removes the directory.
  */
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import dockerignore from '@balena/dockerignore';
 import { InvalidParameterError } from '@berth/core';
-import { unpackLayer } from '@berth/image-store';
 import { resolveInside } from './fs-inside.js';
+import { TarTree, type SourceTree } from './tree.js';
 
 /** The patterns of a .dockerignore file (comments and blank lines dropped). */
 export function dockerignorePatterns(text: string): string[] {
@@ -26,22 +26,19 @@ export function ignoreMatcher(patterns: string[]): (rel: string) => boolean {
   return (rel) => ig.ignores(rel);
 }
 
-/** Removes what the patterns exclude from the tree at `root` (files inside an excluded dir that an exception names stay). */
-export async function applyDockerignore(root: string, patterns: string[]): Promise<void> {
+/** Drops what the patterns exclude from the tree (files inside an excluded dir that an exception names stay). */
+export async function applyDockerignore(tree: TarTree, patterns: string[]): Promise<void> {
   if (patterns.length === 0) return;
   const ignored = ignoreMatcher(patterns);
   const hasExceptions = patterns.some((p) => p.startsWith('!'));
   const walk = async (rel: string): Promise<boolean> => {
-    const full = rel ? path.join(root, rel) : root;
     let empty = true;
-    for (const ent of await fsp.readdir(full, { withFileTypes: true })) {
-      const r = rel ? `${rel}/${ent.name}` : ent.name;
-      const isDir = ent.isDirectory();
+    for (const name of await tree.readdir(rel)) {
+      const r = rel ? `${rel}/${name}` : name;
+      const isDir = (await tree.lstat(r))?.type === 'dir';
       if (ignored(r)) {
-        if (isDir && hasExceptions) {
-          if (await walk(r)) await fsp.rm(path.join(root, r), { recursive: true, force: true });
-          else empty = false;
-        } else await fsp.rm(path.join(root, r), { recursive: true, force: true });
+        if (isDir && hasExceptions && !(await walk(r))) empty = false;
+        else tree.drop(r);
         continue;
       }
       empty = false;
@@ -53,37 +50,22 @@ export async function applyDockerignore(root: string, patterns: string[]): Promi
 }
 
 export interface BuildContext {
-  dir: string;
+  tree: SourceTree;
   dockerfile: string;
   /** The Dockerfile's text. */
   text: string;
 }
 
 /**
- * Unpacks `src` into `dir` (which must exist and be empty), reads the Dockerfile named
+ * Reads the context tar `src` into `dir` (which must exist), reads the Dockerfile named
  * `dockerfile` (a path inside the context) and applies .dockerignore.
  */
 export async function prepareContext(src: Readable, dir: string, dockerfile = 'Dockerfile'): Promise<BuildContext> {
-  await unpackLayer(src, dir, { devices: false, chown: false, xattrs: false, overlayWhiteouts: false });
+  const tree = await TarTree.read(src, path.join(dir, 'context.spool'));
   const name = dockerfile.replace(/^\.\//, '');
-  let file: string;
-  try {
-    file = await resolveInside(dir, name);
-  } catch (err) {
-    if (err instanceof InvalidParameterError) throw err;
-    throw new InvalidParameterError(`Cannot locate specified Dockerfile: ${name}`);
-  }
-  let text: string;
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch {
-    throw new InvalidParameterError(`Cannot locate specified Dockerfile: ${name}`);
-  }
-  const ignoreText = await fsp.readFile(path.join(dir, '.dockerignore'), 'utf8').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return '';
-    throw err;
-  });
-  await applyDockerignore(dir, dockerignorePatterns(ignoreText));
-  return { dir, dockerfile: name, text };
+  const text = await tree.text(await resolveInside(tree, name));
+  if (text === null) throw new InvalidParameterError(`Cannot locate specified Dockerfile: ${name}`);
+  const ignoreText = (await tree.text(await resolveInside(tree, '.dockerignore'))) ?? '';
+  await applyDockerignore(tree, dockerignorePatterns(ignoreText));
+  return { tree, dockerfile: name, text };
 }
-

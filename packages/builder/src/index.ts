@@ -5,4 +5,5 @@ export { parseDockerfile, parseTrigger, DockerfileSyntaxError, SUPPORTED, type S
 export { expand, type Vars } from './expand.js';
 export { BuildCache, cacheKey } from './cache.js';
 export { resolveInside } from './fs-inside.js';
+export { TarTree, FsTree, type SourceTree, type TreeEntry } from './tree.js';
 export type { BuildContainers, BuildImages, BuildOptions } from './types.js';

@@ -14,6 +14,7 @@ import type { ContainerConfig } from '@berth/core';
 import type { Digest, ImageRuntimeConfig, JSONMessage } from '@berth/image-store';
 import { Builder, BuildStepError } from '../src/builder.js';
 import { BuildCache } from '../src/cache.js';
+import { FsTree } from '../src/tree.js';
 import type { BuildContainers, BuildImages, BuildOptions } from '../src/types.js';
 
 let n = 0;
@@ -109,7 +110,7 @@ describe('Builder', () => {
     let error: unknown = null;
     let id: Digest | null = null;
     try {
-      id = await builder.build({ dir: path.join(dir, 'ctx'), dockerfile: 'Dockerfile', text }, path.join(dir, 'scratch'), { emit: (m) => msgs.push(m), signal: new AbortController().signal, ...o });
+      id = await builder.build({ tree: new FsTree(path.join(dir, 'ctx')), dockerfile: 'Dockerfile', text }, path.join(dir, 'scratch'), { emit: (m) => msgs.push(m), signal: new AbortController().signal, ...o });
     } catch (err) {
       error = err;
     }

@@ -14,6 +14,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import { prepareContext } from '../src/context.js';
 import { collect } from '../src/copy.js';
+import { FsTree } from '../src/tree.js';
 
 async function tarOf(entries: Array<{ name: string; body?: string; link?: string; dir?: boolean }>): Promise<Buffer> {
   const pack = tar.pack();
@@ -50,8 +51,10 @@ describe('prepareContext', () => {
     ]);
     const c = await prepareContext(Readable.from([gzipSync(t)]), ctxDir(), './build/My.Dockerfile');
     expect(c.text).toBe('FROM x\n');
-    expect(fs.existsSync(path.join(c.dir, 'keep.txt'))).toBe(true);
-    expect(fs.existsSync(path.join(c.dir, 'drop.log'))).toBe(false);
+    expect(await c.tree.lstat('keep.txt')).toMatchObject({ type: 'file', size: 1 });
+    expect(await c.tree.lstat('drop.log')).toBeNull();
+    // nothing of the context is written as a file of its own: one spool file
+    expect(fs.readdirSync(path.join(dir, 'ctx'))).toEqual(['context.spool']);
   });
 
   it('refuses ../ entries and writes nothing outside the context', async () => {
@@ -72,20 +75,20 @@ describe('prepareContext', () => {
 });
 
 describe('COPY/ADD sources', () => {
-  const req = (root: string, sources: string[], dest: string, add = false) => ({ root, sources, dest, chown: null, add, scratch: path.join(dir, 'scratch') });
+  const req = (root: string, sources: string[], dest: string, add = false) => ({ tree: new FsTree(root), sources, dest, chown: null, add, scratch: path.join(dir, 'scratch') });
 
   it('copies a symlink as a link and resolves parent links inside the root', async () => {
     const root = ctxDir();
     fs.symlinkSync('/etc', path.join(root, 'etcdir'));
     fs.symlinkSync('/etc/hostname', path.join(root, 'abs'));
     const items = await collect(req(root, ['abs'], '/x'));
-    expect(items.map((i) => [i.dest, i.st.isSymbolicLink()])).toEqual([['x', true]]);
+    expect(items.map((i) => [i.dest, i.st.type, i.st.linkname])).toEqual([['x', 'symlink', '/etc/hostname']]);
     // etcdir → /etc of the context, which has no passwd: never the host's /etc/passwd
     await expect(collect(req(root, ['etcdir/passwd'], '/p'))).rejects.toThrow(/file not found in build context/);
     fs.mkdirSync(path.join(root, 'etc'));
     fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'inside');
     const inside = await collect(req(root, ['etcdir/passwd'], '/p'));
-    expect(inside[0].host).toBe(path.join(root, 'etc', 'passwd'));
+    expect(inside[0].src).toBe('etc/passwd');
   });
 
   it('expands wildcards, needs a directory destination for several sources, copies a directory\'s contents', async () => {
