@@ -127,6 +127,29 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     await expect(im('PullImage', { image: { image: '127.0.0.1:9/none:latest' }, auth: { username: 'u', password: 'p' } })).rejects.toHaveProperty('code');
   });
 
+  it('image should support PullImage with auth and RemoveImage (a local docker-registry with htpasswd)', async (ctx) => {
+    if (!which('docker-registry')) return ctx.skip('docker-registry is not installed');
+    const { startRegistry } = await import('../../packages/image-store/test/registry-server.js');
+    const reg = await startRegistry({ user: 'alice', password: 's3cret' });
+    try {
+      const name = `${reg.host}/private/busybox:v1`;
+      expect((await d.docker(['tag', TEST_IMAGE, name])).code).toBe(0);
+      const login = await d.docker(['login', reg.host, '-u', 'alice', '--password-stdin'], { input: 's3cret' });
+      expect(login.code, login.stderr).toBe(0);
+      const push = await d.docker(['push', name]);
+      expect(push.code, push.stderr).toBe(0);
+      await im('RemoveImage', { image: { image: name } });
+      expect(await im('ImageStatus', { image: { image: name } })).not.toHaveProperty('image.id');
+      await expect(im('PullImage', { image: { image: name } })).rejects.toHaveProperty('code');
+      const { image_ref } = await im('PullImage', { image: { image: name }, auth: { username: 'alice', password: 's3cret', server_address: reg.host } });
+      expect(image_ref).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect((await im('ImageStatus', { image: { image: name } })).image.repo_tags).toContain(name);
+      await im('RemoveImage', { image: { image: name } });
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it('runtime should support basic operations on PodSandbox', async () => {
     const pod = await runPod('basic-pod');
     const st = await rt('PodSandboxStatus', { pod_sandbox_id: pod.id });
