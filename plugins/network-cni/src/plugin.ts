@@ -224,7 +224,9 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
         if (mac) svc().checkRequest(svc().get(networksOf(c.container)[0]), { MacAddress: mac });
       });
 
-      hooks.networking.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10 }, async (c) => {
+      // containers it attaches, and those whose --add-host names host-gateway (network-basic writes that)
+      const needsGateway = (r: DeepReadonly<ContainerRecord>) => (r.HostConfig?.ExtraHosts ?? []).some((h) => /[=:]host-gateway$/.test(h));
+      hooks.networking.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: (r) => attaches(r) || needsGateway(r) }, async (c) => {
         const rec = c.container;
         const s = svc();
         // --add-host X:host-gateway (network-basic writes it) in every mode: the default bridge's gateway
