@@ -5,13 +5,13 @@
  * cached, a failing RUN (dockerd's message, no container left), docker-py's images.build,
  * hostile contexts (../ entries, symlinks pointing outside), and the 400s (syntax, remote).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { berthdSkipReason, removeTestImageTarball, startBerthd, TEST_IMAGE, which, type Berthd } from './helpers/berthd.js';
+import { berthdSkipReason, DOCKER_BIN, removeTestImageTarball, startBerthd, TEST_IMAGE, which, type Berthd } from './helpers/berthd.js';
 
 const skip = berthdSkipReason() ?? (which('docker') ? null : 'the docker CLI is not installed');
 const BUILD_ENV = { DOCKER_BUILDKIT: '0' };
@@ -179,6 +179,33 @@ describe.skipIf(skip)('docker build (classic builder) through the docker CLI', (
     expect(run.stdout, run.stderr).toBe('/w/x\n/w/y\n');
   }, 300_000);
 
+  it('a client that goes away mid-RUN: the build stops, its container and its context dir are removed', async () => {
+    const dir = path.join(d.dir, 'ctx-gone');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${TEST_IMAGE}\nRUN echo started && sleep 600\n`);
+    const child = spawn(DOCKER_BIN, ['build', dir], { env: { ...process.env, ...BUILD_ENV, DOCKER_HOST: d.host, DOCKER_CONFIG: path.join(d.dir, 'docker-config') }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const closed = new Promise((r) => child.on('close', r));
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (/^started$/m.test(out)) resolve();
+      });
+      child.on('close', () => reject(new Error(`docker build ended before its RUN started: ${out}`)));
+    });
+    expect((await d.docker(['ps', '-q'])).stdout.trim()).not.toBe('');
+    child.kill('SIGKILL');
+    await closed;
+    const tmp = path.join(d.dataRoot, 'image', 'tmp');
+    for (let i = 0; ; i++) {
+      const left = (await d.docker(['ps', '-aq'])).stdout.trim();
+      const dirs = fs.readdirSync(tmp).filter((n) => n.startsWith('build-'));
+      if (!left && dirs.length === 0) break;
+      if (i > 300) throw new Error(`left behind: containers [${left}], dirs [${dirs.join(' ')}]`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }, 300_000);
+
   it('docker-py images.build builds and tags', async (t) => {
     const reason = pythonDockerMissing();
     if (reason) return t.skip(reason);
@@ -191,6 +218,62 @@ describe.skipIf(skip)('docker build (classic builder) through the docker CLI', (
     const run = await d.docker(['run', '--rm', 'bt-py:1', 'sh', '-c', 'cat /py.txt; echo $FROM_PY']);
     expect(run.stdout).toBe('py\n1\n');
   }, 300_000);
+
+  it('docker-compose (1.29) builds a `build:` service with args and runs it with a named volume', async (t) => {
+    if (!which('docker-compose')) return t.skip("docker-compose is not installed (scripts/install-deps.sh installs Debian's)");
+    const proj = path.join(d.dir, 'compose');
+    fs.mkdirSync(proj);
+    fs.writeFileSync(path.join(proj, 'Dockerfile'), `FROM ${TEST_IMAGE}\nARG MSG=default\nRUN echo "$MSG" > /msg\n`);
+    fs.writeFileSync(
+      path.join(proj, 'docker-compose.yml'),
+      [
+        "version: '3.8'",
+        'services:',
+        '  app:',
+        '    build:',
+        '      context: .',
+        '      network: none',
+        '      args:',
+        '        MSG: from-compose',
+        '    network_mode: none',
+        "    command: ['sh', '-c', 'cat /msg >> /data/log && cat /data/log']",
+        '    volumes:',
+        '      - data:/data',
+        'volumes:',
+        '  data: {}',
+        '',
+      ].join('\n'),
+    );
+    const compose = (args: string[]) =>
+      new Promise<{ code: number; out: string }>((resolve, reject) => {
+        const child = spawn('docker-compose', ['-p', 'bproj', ...args], {
+          cwd: proj,
+          env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CONFIG: path.join(d.dir, 'docker-config'), COMPOSE_INTERACTIVE_NO_CLI: '1' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
+        child.on('error', reject);
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code: code ?? -1, out });
+        });
+      });
+    try {
+      const up = await compose(['up', '--build', '--exit-code-from', 'app']);
+      expect(up.code, up.out).toBe(0);
+      expect(up.out).toMatch(/from-compose/);
+      // a second up: the image comes from the cache, the volume keeps the first run's line
+      const again = await compose(['up', '--build', '--exit-code-from', 'app']);
+      expect(again.code, again.out).toBe(0);
+      expect(again.out).toMatch(/from-compose\s*\n.*from-compose/s);
+    } finally {
+      await compose(['down', '-v', '--rmi', 'local']);
+    }
+    expect((await d.docker(['ps', '-aq'])).stdout.trim()).toBe('');
+  }, 600_000);
 
   it('a hostile context stays inside: ../ entries are refused, a symlink pointing outside is copied as a link', async () => {
     const outside = path.join(path.dirname(d.dataRoot), 'escaped.txt');
