@@ -179,6 +179,17 @@ describe.skipIf(skip)('docker build (classic builder) through the docker CLI', (
     expect(run.stdout, run.stderr).toBe('/w/x\n/w/y\n');
   }, 300_000);
 
+  it('--memory and --shm-size apply to the RUN containers', async () => {
+    const dir = path.join(d.dir, 'ctx-res');
+    fs.mkdirSync(dir);
+    const probe = 'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; df -k /dev/shm | tail -1';
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), `FROM ${TEST_IMAGE}\nRUN ${probe}\n`);
+    const r = await d.docker(['build', '--no-cache', '--memory', '64m', '--shm-size', '32m', dir], { env: BUILD_ENV, timeoutMs: 180_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^67108864$/m);
+    expect(r.stdout).toMatch(/^shm\s+32768\s/m);
+  }, 300_000);
+
   it('a client that goes away mid-RUN: the build stops, its container and its context dir are removed', async () => {
     const dir = path.join(d.dir, 'ctx-gone');
     fs.mkdirSync(dir);

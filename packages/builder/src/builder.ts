@@ -155,7 +155,7 @@ export class Builder {
     used: Set<string>,
   ): Promise<void> {
     if (step.keyword === 'FROM') throw new InvalidParameterError('FROM inside a stage');
-    if (step.keyword === 'RUN') return this.run(step, state, opts);
+    if (step.keyword === 'RUN') return this.run(step, state, opts, this.runEnv(state, buildArgs, used));
     if (step.keyword === 'COPY' || step.keyword === 'ADD') return this.copy(step, state, done, context, scratch, opts);
     const { config, createdBy } = applyMetadata(step, state, buildArgs, used);
     await this.cached(state, opts, { instruction: [step.keyword, createdBy, runtimeConfig(config)], files: undefined }, async () =>
@@ -181,14 +181,22 @@ export class Builder {
     state.image = id;
   }
 
-  private runEnv(state: StageState): string[] {
+  /** RUN's environment: the image's, then the declared ARGs, then the predefined proxy args given (never kept in the image). */
+  private runEnv(state: StageState, buildArgs: Record<string, string | null>, used: Set<string>): string[] {
     const env = [...(state.config.Env ?? [])];
     const names = new Set(env.map((e) => e.split('=')[0]));
     for (const [k, v] of state.args) if (!names.has(k)) env.push(`${k}=${v}`);
+    for (const k of PROXY_ARGS) {
+      const v = buildArgs[k];
+      if (typeof v === 'string' && !names.has(k) && !state.args.has(k)) {
+        env.push(`${k}=${v}`);
+        used.add(k);
+      }
+    }
     return env;
   }
 
-  private async run(step: Step, state: StageState, opts: BuildOptions): Promise<void> {
+  private async run(step: Step, state: StageState, opts: BuildOptions, env: string[]): Promise<void> {
     if (!state.image) throw new InvalidParameterError(`${step.original}: a RUN step needs a base image with a shell (the stage is FROM scratch with no files)`);
     const shell = state.config.Shell?.length ? state.config.Shell : ['/bin/sh', '-c'];
     const cmd = step.json ?? [...shell, step.args];
@@ -201,7 +209,7 @@ export class Builder {
         Image: state.image!,
         Cmd: cmd,
         Entrypoint: null,
-        Env: this.runEnv(state),
+        Env: env,
         AttachStdout: true,
         AttachStderr: true,
         Tty: false,
@@ -210,7 +218,7 @@ export class Builder {
       } as ContainerConfig;
       const { id } = await this.containers.create({
         config: containerConfig,
-        hostConfig: { AutoRemove: false, ...(opts.networkMode ? { NetworkMode: opts.networkMode } : {}) },
+        hostConfig: { ...opts.runHostConfig, AutoRemove: false, ...(opts.networkMode ? { NetworkMode: opts.networkMode } : {}) },
       });
       opts.emit({ stream: ` ---> Running in ${shortId(id)}\n` });
       let ok = false;

@@ -31,6 +31,8 @@ export interface BuildOptions {
   rm?: boolean;
   /** Remove them after a failed step too. */
   forceRm?: boolean;
+  /** `--memory`, `--cpu-*`, `--shm-size`, `--ulimit`, `--cgroup-parent`, `--add-host`: the RUN containers' HostConfig. */
+  runHostConfig?: HostConfig;
   /** `--network`: NetworkMode of RUN containers. */
   networkMode?: string;
   /** `--platform`: only the host's platform is built. */

@@ -204,8 +204,10 @@ describe('Builder', () => {
     expect(r.error).toBeNull();
     expect(r.text).toMatch(/^Step 1\/5 : ARG IMG=base$/m);
     expect(r.text).toMatch(/^Step 5\/5 : LABEL "a"="b"$/m);
-    expect(containers.created[0].Env).toEqual(['PATH=/bin', 'GREETING=yo']);
+    // the proxy arg is in RUN's environment without an ARG, and not reported as unused
+    expect(containers.created[0].Env).toEqual(['PATH=/bin', 'GREETING=yo', 'HTTP_PROXY=http://p']);
     expect(r.text).toMatch(/\[Warning\] One or more build-args \[UNUSED\] were not consumed/);
+    expect(images.configs.get(r.id!)!.Env).toEqual(['PATH=/bin']);
     expect(images.configs.get(r.id!)!.Labels).toEqual({ a: 'b' });
   });
 

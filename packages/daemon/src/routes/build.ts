@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { InvalidParameterError, NotImplementedError } from '@berth/core';
+import { InvalidParameterError, NotImplementedError, type HostConfig } from '@berth/core';
 import { BuildCache, Builder, BuildStepError, prepareContext, type BuildContainers } from '@berth/builder';
 import type { ImageService, JSONMessage } from '@berth/image-store';
 import type { ContainerPort } from '../port.js';
@@ -46,6 +46,44 @@ export function buildContainers(port: ContainerPort): BuildContainers {
   };
 }
 
+/** The RUN containers' resources from the build's query (`--memory`, `--cpu-shares`, …; the API's names). */
+function runHostConfig(q: URLSearchParams): HostConfig {
+  const hc: Record<string, unknown> = {};
+  const ints: Array<[string, string]> = [
+    ['memory', 'Memory'],
+    ['memswap', 'MemorySwap'],
+    ['cpushares', 'CpuShares'],
+    ['cpuquota', 'CpuQuota'],
+    ['cpuperiod', 'CpuPeriod'],
+    ['shmsize', 'ShmSize'],
+  ];
+  for (const [param, field] of ints) {
+    const v = q.get(param);
+    if (!v) continue;
+    if (!/^-?\d+$/.test(v)) throw new InvalidParameterError(`invalid ${param}: ${v}`);
+    if (Number(v) !== 0) hc[field] = Number(v);
+  }
+  for (const [param, field] of [
+    ['cpusetcpus', 'CpusetCpus'],
+    ['cpusetmems', 'CpusetMems'],
+    ['cgroupparent', 'CgroupParent'],
+  ] as const) {
+    if (q.get(param)) hc[field] = q.get(param);
+  }
+  const ulimits = q.get('ulimits');
+  if (ulimits && ulimits !== 'null') {
+    let v: unknown;
+    try {
+      v = JSON.parse(ulimits);
+    } catch {
+      throw new InvalidParameterError('invalid ulimits: not JSON');
+    }
+    if (!Array.isArray(v)) throw new InvalidParameterError('invalid ulimits: not a JSON array');
+    if (v.length) hc.Ulimits = v;
+  }
+  return hc as HostConfig;
+}
+
 export function buildRoutes(images: () => ImageService | undefined, containers: ContainerPort): Route[] {
   const build = async (ctx: RequestContext) => {
     const svc = images();
@@ -57,6 +95,7 @@ export function buildRoutes(images: () => ImageService | undefined, containers: 
     const labels = jsonMap(ctx, 'labels') as Record<string, string>;
     const buildArgs = jsonMap(ctx, 'buildargs');
     const quiet = boolValue(q, 'q');
+    const resources = runHostConfig(q);
     const tmp = path.join(svc.store.root, 'tmp', `build-${randomBytes(8).toString('hex')}`);
     await fsp.mkdir(path.join(tmp, 'context'), { recursive: true, mode: 0o700 });
     await fsp.mkdir(path.join(tmp, 'scratch'), { recursive: true, mode: 0o700 });
@@ -79,6 +118,7 @@ export function buildRoutes(images: () => ImageService | undefined, containers: 
             forceRm: boolValue(q, 'forcerm'),
             pull: boolValue(q, 'pull') && q.get('pull') !== '',
             ...(q.get('networkmode') ? { networkMode: q.get('networkmode')! } : {}),
+            runHostConfig: resources,
             ...(platform ? { platform } : {}),
             emit: out,
             signal: ctx.signal,
