@@ -4,15 +4,20 @@
  * ("runtime should support basic operations on container", "should support exec", …). Also:
  * a pod's containers share its network/IPC/UTS namespaces (pause-less pods), the Docker API
  * sees CRI containers with cri-dockerd's labels and refuses their removal without force, and
- * pods and containers survive a berthd SIGKILL. Where a `critest` binary is on PATH it runs
+ * pods and containers survive a berthd SIGKILL. Pods go on the file's own CNI bridge and subnet
+ * (the cri plugin's podBridge/podSubnet): the host reaches a pod's IP over that bridge, stop and
+ * remove give the address back (after a SIGKILL too); the bridge is deleted and ip_forward put
+ * back even on failure (no NAT is set up). Where a `critest` binary is on PATH it runs
  * too (its result is printed). Waits poll with a deadline; nothing asserts how long anything took.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectCri, type CriClient } from '@berth/plugin-cri';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
+import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
 
 const skip = berthdSkipReason() ?? (which('unshare') && which('ip') ? null : 'unshare (util-linux) or ip (iproute2) missing');
 
@@ -21,6 +26,14 @@ const NOT_FOUND = 5;
 const FAILED_PRECONDITION = 9;
 const DEADLINE_EXCEEDED = 4;
 const UNIMPLEMENTED = 12;
+
+// The pods' CNI network of this file (its own bridge and subnet; CNI plugins from containernetworking-plugins).
+const POD_BRIDGE = 'bcri-e2e0';
+const POD_SUBNET_PREFIX = '10.231.77.';
+const CNI_BIN_DIRS = ['/usr/lib/cni', '/opt/cni/bin'];
+const cniSkip = ['bridge', 'host-local'].every((t) => CNI_BIN_DIRS.some((dir) => fs.existsSync(path.join(dir, t))))
+  ? null
+  : `the CNI plugins bridge and host-local are not in ${CNI_BIN_DIRS.join(':')} (apt-get install containernetworking-plugins)`;
 
 const CONTAINER = { CREATED: 0, RUNNING: 1, EXITED: 2 };
 const SANDBOX = { READY: 0, NOTREADY: 1 };
@@ -56,6 +69,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
   let cri: CriClient;
   let socket: string;
   let configFile: string;
+  let host: HostNetworkState | undefined;
   const rt = (m: string, req: Record<string, unknown> = {}) => cri.runtime(m, req);
   const im = (m: string, req: Record<string, unknown> = {}) => cri.image(m, req);
 
@@ -80,7 +94,9 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     const dir = fs.mkdtempSync(path.join('/tmp', 'bd-cri-'));
     socket = path.join(dir, 'cri.sock');
     configFile = path.join(dir, 'daemon.json');
-    fs.writeFileSync(configFile, JSON.stringify({ plugins: { builtins: { cri: true }, config: { cri: { socket } } } }));
+    host = saveHostNetworkState();
+    const criConfig = { socket, podBridge: POD_BRIDGE, podSubnet: `${POD_SUBNET_PREFIX}0/24`, cniBinDirs: CNI_BIN_DIRS };
+    fs.writeFileSync(configFile, JSON.stringify({ plugins: { builtins: { cri: true }, config: { cri: criConfig } } }));
     d = await startBerthd({ dir, args: ['--config-file', configFile, '--bridge', 'none'] });
     await d.loadTestImage();
     cri = connectCri(socket);
@@ -100,6 +116,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
       await d.cleanup();
       fs.rmSync(d.dir, { recursive: true, force: true });
     }
+    host?.restore([POD_BRIDGE]);
     removeTestImageTarball();
   }, 120_000);
 
@@ -107,7 +124,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     expect(await rt('Version', { version: 'v1' })).toMatchObject({ runtime_name: 'berth', runtime_api_version: 'v1' });
     const st = await rt('Status', {});
     const conds = Object.fromEntries((st.status.conditions as { type: string; status: boolean }[]).map((c) => [c.type, c.status]));
-    expect(conds).toEqual({ RuntimeReady: true, NetworkReady: true });
+    expect(conds).toEqual({ RuntimeReady: true, NetworkReady: !cniSkip });
     expect((st.runtime_handlers as { name: string }[]).map((h) => h.name)).toContain('');
     expect([0, 1]).toContain((await rt('RuntimeConfig', {})).linux.cgroup_driver);
   });
@@ -207,6 +224,40 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
   });
 
+  /** host-local's record of an address the pod network handed out (gone once it is released). */
+  const ipamFile = (ip: string) => path.join(d.dataRoot, 'cri', 'cni', 'ipam', 'berth-cri', ip);
+
+  it('runtime should support pod networking: the pod gets an IP on the CNI bridge, the host reaches it, stop releases it', async (ctx) => {
+    if (cniSkip) return ctx.skip(cniSkip);
+    const pod = await runPod('net');
+    const ip = (await rt('PodSandboxStatus', { pod_sandbox_id: pod.id })).status.network.ip as string;
+    expect(ip.startsWith(POD_SUBNET_PREFIX) && ip !== `${POD_SUBNET_PREFIX}1`, ip).toBe(true);
+    expect(fs.existsSync(ipamFile(ip))).toBe(true);
+    const id = await startContainer(pod, 'srv', ['sh', '-c', 'while true; do echo hello-pod | nc -l -p 7777; done']);
+    expect((await exec(id, ['ip', '-4', 'addr', 'show', 'eth0'])).stdout).toContain(`${ip}/24`);
+    // The host, over the pod bridge only: ping, then a TCP connection to the pod's listener.
+    const ping = spawnSync(which('ping') ? 'ping' : 'busybox', [...(which('ping') ? [] : ['ping']), '-c', '1', '-W', '5', '-I', POD_BRIDGE, ip], { encoding: 'utf8' });
+    expect(ping.status, `${ping.stdout}${ping.stderr}`).toBe(0);
+    const got = await waitFor(
+      'pod listener',
+      () =>
+        new Promise<string>((resolve) => {
+          const sock = net.connect({ host: ip, port: 7777 });
+          let data = '';
+          sock.on('data', (b) => (data += b.toString()));
+          sock.on('close', () => resolve(data));
+          sock.on('error', () => resolve(''));
+        }),
+      (t) => t.includes('hello-pod'),
+    );
+    expect(got.trim()).toBe('hello-pod');
+    await rt('StopPodSandbox', { pod_sandbox_id: pod.id });
+    expect((await rt('PodSandboxStatus', { pod_sandbox_id: pod.id })).status.network.ip).toBe('');
+    expect(fs.existsSync(ipamFile(ip))).toBe(false);
+    await rt('StopPodSandbox', { pod_sandbox_id: pod.id }); // again: nothing to release, not an error
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
   it('runtime should support seccomp RuntimeDefault and Unconfined, and run-as-user', async () => {
     const pod = await runPod('sec');
     const seccompOf = async (id: string) => /Seccomp:\s+(\d)/.exec((await exec(id, ['cat', '/proc/self/status'])).stdout)?.[1];
@@ -290,6 +341,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
   it('pods and containers survive a berthd SIGKILL', async () => {
     const pod = await runPod('survivor');
     const id = await startContainer(pod, 'keep');
+    const ip = (await rt('PodSandboxStatus', { pod_sandbox_id: pod.id })).status.network.ip as string;
     cri.close();
     await d.stop('SIGKILL');
     d = await startBerthd({ dir: d.dir, args: ['--config-file', configFile, '--bridge', 'none'] });
@@ -301,6 +353,8 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     expect((await exec(id, ['echo', 'still here'])).stdout).toBe('still here\n');
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
     await expect(rt('StartContainer', { container_id: id })).rejects.toMatchObject({ code: NOT_FOUND });
+    // Its address was given back by the berthd after the SIGKILL (the CNI result cache on disk).
+    if (!cniSkip) expect(fs.existsSync(ipamFile(ip))).toBe(false);
   });
 
   it('critest, where it is on PATH', async (ctx) => {

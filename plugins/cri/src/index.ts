@@ -4,4 +4,5 @@ export * from './mapping.js';
 export { PodStore, hostNamespaces, type PodNamespaces, type PodRecord } from './pods.js';
 export { PROTO_FILE, LOADER_OPTIONS, loadCriPackage, grpcCode } from './server.js';
 export type { ProcessStats } from './runtime-service.js';
+export { cniPodNetwork, defaultPodConfList, podConfList, DEFAULT_POD_BRIDGE, DEFAULT_POD_SUBNET, type PodNetwork, type PodNetworkConfig } from './pod-network.js';
 export { connectCri, type CriCall, type CriClient } from './client.js';

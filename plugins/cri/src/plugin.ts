@@ -4,7 +4,8 @@
  * engine — the same containers, hooks and plugins as the Docker API. Off in berthd unless
  * daemon.json turns it on (`"plugins": {"builtins": {"cri": true}}`).
  *
- * Its taps: `specBuild` puts a pod's containers into the pod's namespaces (pods.ts), and
+ * Pods go on a CNI network (pod-network.ts: config `cniConfDir`, `cniBinDirs`, `podBridge`,
+ * `podSubnet`). Its taps: `specBuild` puts a pod's containers into the pod's namespaces (pods.ts), and
  * `beforeRemove` refuses a Docker-API removal of a ready pod's container without force.
  */
 import { isAbsolute } from 'node:path';
@@ -23,6 +24,7 @@ import {
 import { ImageServiceImpl } from './image-service.js';
 import { LABEL, PodState, isCriContainer } from './mapping.js';
 import { PodStore, hostNamespaces, type PodNamespaces } from './pods.js';
+import { cniPodNetwork, type PodNetwork, type PodNetworkConfig } from './pod-network.js';
 import { RuntimeServiceImpl, type ProcessStats } from './runtime-service.js';
 import { startCriServer, type CriServer } from './server.js';
 
@@ -31,7 +33,7 @@ export const CRI_PLUGIN_TYPE = 'io.berth.cri.v1';
 export const DEFAULT_CRI_SOCKET = '/run/berth/cri.sock';
 export const CRI_VERSION = '0.1.0';
 
-export interface CriPluginConfig {
+export interface CriPluginConfig extends PodNetworkConfig {
   /** The unix socket kubelet's --container-runtime-endpoint names. */
   socket: string;
 }
@@ -43,6 +45,8 @@ export interface CriPluginOptions extends Partial<CriPluginConfig> {
   namespaces?: (execRoot: string) => PodNamespaces;
   /** CPU/memory of a container's process for the stats calls (berthd passes its stats sampler); absent: stats carry no numbers. */
   stats?: ProcessStats;
+  /** The pods' network (default: CNI per the config, pod-network.ts; tests without root pass a fake). */
+  network?: (config: CriPluginConfig, dataRoot: string) => PodNetwork;
 }
 
 export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig> {
@@ -54,6 +58,10 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
     config: { socket: config.socket ?? DEFAULT_CRI_SOCKET },
     validateConfig(c) {
       if (typeof c.socket !== 'string' || !isAbsolute(c.socket)) throw new PluginConfigError('socket', 'must be an absolute path of a unix socket');
+      if (c.cniConfDir !== undefined && (typeof c.cniConfDir !== 'string' || !isAbsolute(c.cniConfDir))) throw new PluginConfigError('cniConfDir', 'must be an absolute path');
+      if (c.cniBinDirs !== undefined && (!Array.isArray(c.cniBinDirs) || c.cniBinDirs.some((d) => typeof d !== 'string' || !isAbsolute(d)))) throw new PluginConfigError('cniBinDirs', 'must be a list of absolute paths');
+      if (c.podBridge !== undefined && (typeof c.podBridge !== 'string' || !/^[A-Za-z0-9_.-]{1,15}$/.test(c.podBridge))) throw new PluginConfigError('podBridge', 'must be an interface name (at most 15 characters)');
+      if (c.podSubnet !== undefined && (typeof c.podSubnet !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(c.podSubnet))) throw new PluginConfigError('podSubnet', 'must be an IPv4 CIDR such as 10.88.0.0/16');
     },
     async apply(hooks, ctx) {
       const pods = new PodStore(ctx.engine.dataRoot, ctx.logger, (config.namespaces ?? hostNamespaces)(ctx.engine.execRoot));
@@ -95,7 +103,8 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
         return ctx.container.resolve(IEngine);
       };
       const images = new ImageServiceImpl(engine);
-      const runtime = new RuntimeServiceImpl(engine, pods, images, CRI_VERSION, config.stats);
+      const network = (config.network ?? cniPodNetwork)(ctx.config, ctx.engine.dataRoot);
+      const runtime = new RuntimeServiceImpl(engine, pods, images, CRI_VERSION, config.stats, network);
       state.server = await startCriServer({ socket: ctx.config.socket, runtime, images, logger: ctx.logger });
       ctx.logger.info('CRI server listening', { socket: ctx.config.socket });
     },

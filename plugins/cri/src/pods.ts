@@ -4,7 +4,7 @@
  * share, each kept alive by a bind-mounted nsfs file under `<exec-root>/cri/<id>/` (`unshare
  * --net=FILE --ipc=FILE --uts=FILE`, the way network-cni keeps a container's netns). No
  * process holds them: stopping the pod unmounts them, removing it deletes its record.
- * The pod network is its own namespace with loopback up (no CNI attachment yet, docs/cri.md).
+ * The pod network is its own namespace with loopback up, put on a CNI network by pod-network.ts.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -31,6 +31,8 @@ export interface PodRecord {
   namespaces: { network: number; pid: number; ipc: number };
   /** nsfs files of the namespaces the pod holds (absent: the host's / the container's own). */
   nsPaths: { net?: string; ipc?: string; uts?: string };
+  /** The pod's IP on the CNI network (absent: loopback only, or released at stop). */
+  ip?: string;
 }
 
 const KINDS = ['net', 'ipc', 'uts'] as const;

@@ -34,6 +34,7 @@ import {
 } from './mapping.js';
 import type { PodRecord, PodStore } from './pods.js';
 import type { ImageServiceImpl } from './image-service.js';
+import type { PodNetwork } from './pod-network.js';
 
 export const RUNTIME_NAME = 'berth';
 
@@ -49,7 +50,13 @@ export class RuntimeServiceImpl {
     private readonly version: string,
     /** CPU and memory of a container's process (berthd passes its /containers/{id}/stats sampler); absent: no numbers. */
     private readonly stats?: ProcessStats,
+    /** The pods' CNI network (absent: pods have loopback only and NetworkReady is false). */
+    private readonly network?: PodNetwork,
   ) {}
+
+  private async networkReady(): Promise<{ ok: true } | { ok: false; reason: string }> {
+    return this.network ? this.network.ready() : { ok: false, reason: 'no pod network configured' };
+  }
 
   // ---- runtime ----
 
@@ -57,15 +64,16 @@ export class RuntimeServiceImpl {
     return { version: '0.1.0', runtime_name: RUNTIME_NAME, runtime_version: this.version, runtime_api_version: RUNTIME_API_VERSION };
   }
 
-  Status(req: Msg): Msg {
+  async Status(req: Msg): Promise<Msg> {
     const e = this.engine();
+    const net = await this.networkReady();
     const handlers = e.runtimes().map((r) => ({ name: r.name === e.config.defaultRuntime ? '' : r.name, features: { recursive_read_only_mounts: false, user_namespaces: false } }));
     return {
       status: {
         conditions: [
           { type: 'RuntimeReady', status: true, reason: '', message: '' },
-          // Pods get their own network namespace with loopback (no CNI attachment yet: docs/cri.md).
-          { type: 'NetworkReady', status: true, reason: '', message: '' },
+          // Pods are put on the CNI network (pod-network.ts) only when it is usable.
+          net.ok ? { type: 'NetworkReady', status: true, reason: '', message: '' } : { type: 'NetworkReady', status: false, reason: 'NetworkPluginNotReady', message: net.reason },
         ],
       },
       info: req.verbose ? { config: JSON.stringify({ dataRoot: e.config.dataRoot, defaultRuntime: e.config.defaultRuntime, cgroupDriver: e.config.cgroupDriver }) } : {},
@@ -78,7 +86,7 @@ export class RuntimeServiceImpl {
   }
 
   UpdateRuntimeConfig(): Msg {
-    // kubelet sends the pod CIDR here; berth's pods have no CNI network to give it to yet.
+    // kubelet sends the pod CIDR here; the pod network's subnet is berth's config (podSubnet) or its conflist's.
     return {};
   }
 
@@ -110,8 +118,13 @@ export class RuntimeServiceImpl {
     };
     await this.pods.createNamespaces(pod);
     try {
+      // A pod of its own network namespace goes on the CNI network when that is usable (else loopback only).
+      if (pod.nsPaths.net && this.network && (await this.networkReady()).ok) {
+        pod.ip = await this.network.attach(pod.id, pod.nsPaths.net, pod.metadata);
+      }
       await this.pods.save(pod);
     } catch (err) {
+      await this.releaseNetwork(pod).catch(() => {});
       await this.pods.removeNamespaces(pod);
       throw err;
     }
@@ -124,12 +137,19 @@ export class RuntimeServiceImpl {
       .filter((c) => isCriContainer(c) && c.Config.Labels?.[LABEL.sandboxId] === podId);
   }
 
+  /** Give back the pod's address (a DEL from the CNI result cache: idempotent, also after a restart). */
+  private async releaseNetwork(pod: PodRecord): Promise<void> {
+    if (pod.namespaces.network !== NamespaceMode.NODE) await this.network?.detach(pod.id);
+  }
+
   async StopPodSandbox(req: Msg): Promise<Msg> {
     const pod = this.pods.find(req.pod_sandbox_id);
     if (!pod) return {}; // stopping a pod that is gone is not an error (kubelet retries)
     for (const c of this.podContainers(pod.id)) if (isActive(c as ContainerRecord)) await this.engine().containers.stop(c.ID, { timeout: 0 });
+    await this.releaseNetwork(pod);
     await this.pods.removeNamespaces(pod);
-    await this.pods.save({ ...pod, state: PodState.NOTREADY });
+    const { ip: _released, ...stopped } = pod;
+    await this.pods.save({ ...stopped, state: PodState.NOTREADY });
     return {};
   }
 
@@ -137,6 +157,7 @@ export class RuntimeServiceImpl {
     const pod = this.pods.find(req.pod_sandbox_id);
     if (!pod) return {};
     for (const c of this.podContainers(pod.id)) await this.engine().containers.remove(c.ID, { force: true });
+    await this.releaseNetwork(pod);
     await this.pods.removeNamespaces(pod);
     await this.pods.delete(pod.id);
     return {};
@@ -148,7 +169,7 @@ export class RuntimeServiceImpl {
       metadata: pod.metadata,
       state: pod.state,
       created_at: pod.createdAt,
-      network: { ip: '', additional_ips: [] },
+      network: { ip: pod.ip ?? '', additional_ips: [] },
       linux: { namespaces: { options: pod.namespaces } },
       labels: pod.labels,
       annotations: pod.annotations,

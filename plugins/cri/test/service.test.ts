@@ -1,7 +1,8 @@
 /**
  * The CRI server over gRPC on a temp engine with @berth/testing's FakeRuntime (no root): the
  * runtime calls, pods (with fake namespaces: no unshare without root) and their filters, pods
- * surviving a restart, the Docker-API removal guard, and typed errors as gRPC status codes.
+ * surviving a restart, the pod network (a fake CNI network: IP in PodSandboxStatus, released at
+ * stop, NetworkReady), the Docker-API removal guard, and typed errors as gRPC status codes.
  * Containers on real runc are the e2e's (test/e2e/cri-conformance.e2e.test.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
-import { LABEL, PodState, TYPE_CONTAINER, connectCri, criPlugin, type CriCall, type CriClient, type PodNamespaces } from '../src/index.js';
+import { LABEL, PodState, TYPE_CONTAINER, connectCri, criPlugin, type CriCall, type CriClient, type PodNamespaces, type PodNetwork } from '../src/index.js';
 
 let t: TestEngine | undefined;
 let clients: CriClient[] = [];
@@ -32,11 +33,26 @@ const fakeNamespaces = (removed: string[]): PodNamespaces => ({
   alive: async () => true,
 });
 
+/** A CNI network in memory: pod ID → address held (kept across an engine restart, as the CNI cache on disk is). */
+const fakeNetwork = (held: Map<string, string>, reason?: string): PodNetwork => {
+  let n = 1;
+  return {
+    ready: async () => (reason ? { ok: false, reason } : { ok: true }),
+    attach: async (id, netns) => {
+      expect(netns).toBe(`/fake/${id}/net`);
+      const ip = `10.99.0.${++n}`;
+      held.set(id, ip);
+      return ip;
+    },
+    detach: async (id) => void held.delete(id),
+  };
+};
+
 type Call = CriCall;
 
-async function setup(removed: string[] = []): Promise<{ rt: Call; im: Call }> {
+async function setup(removed: string[] = [], network: PodNetwork = fakeNetwork(new Map())): Promise<{ rt: Call; im: Call }> {
   sockDir = mkdtempSync(join(tmpdir(), 'berth-cri-'));
-  t = await createTestEngine({ plugins: [criPlugin({ socket: join(sockDir, 'cri.sock'), namespaces: () => fakeNamespaces(removed) })] });
+  t = await createTestEngine({ plugins: [criPlugin({ socket: join(sockDir, 'cri.sock'), namespaces: () => fakeNamespaces(removed), network: () => network })] });
   return connect();
 }
 
@@ -104,6 +120,38 @@ describe('CRI server (FakeRuntime)', () => {
     const again = connect();
     const items = (await again.rt('ListPodSandbox', {})).items as { id: string; state: number }[];
     expect(items).toEqual([expect.objectContaining({ id: a, state: PodState.READY })]);
+  });
+
+  it('puts a pod on the CNI network: PodSandboxStatus shows its IP, stop releases it (twice, after a restart too)', async () => {
+    const held = new Map<string, string>();
+    const { rt } = await setup([], fakeNetwork(held));
+    const a = (await rt('RunPodSandbox', podConfig('a'))).pod_sandbox_id as string;
+    const ipA = held.get(a);
+    expect(ipA).toMatch(/^10\.99\.0\.\d+$/);
+    expect((await rt('PodSandboxStatus', { pod_sandbox_id: a })).status.network.ip).toBe(ipA);
+    await rt('StopPodSandbox', { pod_sandbox_id: a });
+    expect(held.has(a)).toBe(false);
+    expect((await rt('PodSandboxStatus', { pod_sandbox_id: a })).status.network.ip).toBe('');
+    await rt('StopPodSandbox', { pod_sandbox_id: a }); // again: nothing left to release, not an error
+    // A pod still holding its address when berthd restarts gives it back at stop after the restart.
+    const b = (await rt('RunPodSandbox', podConfig('b'))).pod_sandbox_id as string;
+    for (const c of clients) c.close();
+    clients = [];
+    await t!.restart();
+    const again = connect();
+    expect((await again.rt('PodSandboxStatus', { pod_sandbox_id: b })).status.network.ip).toBe(held.get(b));
+    await again.rt('RemovePodSandbox', { pod_sandbox_id: b });
+    expect([...held.keys()]).toEqual([]);
+  });
+
+  it('answers NetworkReady false with the reason when the pod network is not usable, and pods get loopback only', async () => {
+    const held = new Map<string, string>();
+    const { rt } = await setup([], fakeNetwork(held, 'the CNI plugin bridge is not in /opt/cni/bin'));
+    const s = await rt('Status', {});
+    expect(s.status.conditions.find((c: { type: string }) => c.type === 'NetworkReady')).toMatchObject({ status: false, reason: 'NetworkPluginNotReady', message: 'the CNI plugin bridge is not in /opt/cni/bin' });
+    const a = (await rt('RunPodSandbox', podConfig('a'))).pod_sandbox_id as string;
+    expect((await rt('PodSandboxStatus', { pod_sandbox_id: a })).status.network.ip).toBe('');
+    expect(held.size).toBe(0);
   });
 
   it('refuses a Docker-API removal without force of a ready pod\'s container', async () => {
