@@ -1,4 +1,4 @@
-// Process discovery and memory accounting from /proc (RSS and PSS, in bytes).
+// Process discovery, memory accounting (RSS and PSS, in bytes) and fd counts from /proc.
 import fs from 'node:fs';
 
 export function listPids() {
@@ -62,6 +62,15 @@ export function sumMemory(groups) {
     out.pss += g.pss;
   }
   return out;
+}
+
+/** Number of open file descriptors of pid (entries of /proc/<pid>/fd), NaN when it is gone. */
+export function fdCount(pid) {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
 }
 
 export function alive(pid) {

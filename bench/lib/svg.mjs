@@ -1,9 +1,11 @@
-// Hand-written SVG: one panel per measurement, the empirical CDF of each series' latencies
-// (x: milliseconds, y: fraction of requests/runs at or below x).
+// Hand-written SVG: one panel per measurement, either the empirical CDF of each series'
+// latencies (x: milliseconds, y: fraction of requests/runs at or below x; cdfChart) or a value
+// against a size (x: e.g. containers present, y: milliseconds/MiB; lineChart).
 
 const COLORS = { berth: '#1f77b4', dockerd: '#d62728', 'raw runc': '#2ca02c', 'berth API': '#1f77b4', 'dockerd API': '#d62728', 'raw runc, runc spec defaults': '#2ca02c' };
 // secondary series (API without the CLI, other floor) are dashed
-const dashed = (name) => / API$|defaults$/.test(name);
+const dashed = (name) => / API$|defaults$| p90$/.test(name);
+const colorOf = (name, i) => COLORS[name] ?? COLORS[name.replace(/ (API|p90)$/, '')] ?? ['#9467bd', '#8c564b', '#e377c2'][i % 3];
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function niceStep(max) {
@@ -12,21 +14,27 @@ function niceStep(max) {
   return [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= raw) ?? p * 10;
 }
 
-/** panels: [{title, series: [{name, values(ms)}]}] */
-export function cdfChart(panels, { title = '' } = {}) {
-  const W = 900;
-  const PH = 270;
+const W = 900;
+const L = 70;
+const R = 260;
+
+/** The SVG document: the title, then one panel of height ph each, drawn by draw(panel, geometry, out). */
+function panelled(panels, title, ph, draw) {
   const top = title ? 34 : 10;
-  const H = top + panels.length * (PH + 20);
-  const L = 70;
-  const R = 260;
+  const H = top + panels.length * (ph + 20);
   const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`, `<rect width="100%" height="100%" fill="white"/>`];
   if (title) out.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(title)}</text>`);
   panels.forEach((panel, pi) => {
-    const y0 = top + pi * (PH + 20);
-    const plotTop = y0 + 24;
-    const plotH = PH - 60;
-    const plotW = W - L - R;
+    const y0 = top + pi * (ph + 20);
+    draw(panel, { y0, plotTop: y0 + 24, plotH: ph - 60, plotW: W - L - R }, out);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+/** panels: [{title, series: [{name, values(ms)}]}] */
+export function cdfChart(panels, { title = '' } = {}) {
+  return panelled(panels, title, 270, (panel, { y0, plotTop, plotH, plotW }, out) => {
     const all = panel.series.flatMap((s) => s.values);
     const sortedAll = [...all].sort((a, b) => a - b);
     // x range: up to the 99.5th percentile of all series so that one outlier does not flatten the plot
@@ -55,7 +63,7 @@ export function cdfChart(panels, { title = '' } = {}) {
         pts.push(`${X(v[i]).toFixed(1)},${Y(i / v.length).toFixed(1)}`, `${X(v[i]).toFixed(1)},${Y((i + 1) / v.length).toFixed(1)}`);
       }
       pts.push(`${X(v[v.length - 1]).toFixed(1)},${Y(1).toFixed(1)}`);
-      const color = COLORS[s.name] ?? ['#9467bd', '#8c564b', '#e377c2'][si % 3];
+      const color = colorOf(s.name, si);
       out.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dashed(s.name) ? ' stroke-dasharray="6 4"' : ''} points="${pts.join(' ')}"/>`);
       const med = v[Math.ceil(0.5 * v.length) - 1];
       const p90 = v[Math.ceil(0.9 * v.length) - 1];
@@ -65,6 +73,45 @@ export function cdfChart(panels, { title = '' } = {}) {
       out.push(`<text x="${L + plotW + 38}" y="${ly + 14}" fill="#444">p50 ${med.toFixed(1)} · p90 ${p90.toFixed(1)} ms</text>`);
     });
   });
-  out.push('</svg>');
-  return out.join('\n') + '\n';
+}
+
+/**
+ * panels: [{title, xLabel, series: [{name, points: [[x, y], …]}]}]. The x axis is linear and marks
+ * every x that occurs (the sizes measured); y starts at 0 (or below, for negative values).
+ */
+export function lineChart(panels, { title = '' } = {}) {
+  return panelled(panels, title, 300, (panel, { y0, plotTop, plotH, plotW }, out) => {
+    const pts = panel.series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y));
+    const xsAll = [...new Set(pts.map(([x]) => x))].sort((a, b) => a - b);
+    const xmax = Math.max(1, ...xsAll);
+    const ymax = Math.max(1e-3, ...pts.map(([, y]) => y)) * 1.08;
+    const ymin = Math.min(0, ...pts.map(([, y]) => y)) * 1.08;
+    const step = niceStep(ymax - ymin);
+    const X = (v) => +(L + (v / xmax) * plotW).toFixed(1);
+    const Y = (v) => +(plotTop + plotH - ((v - ymin) / (ymax - ymin)) * plotH).toFixed(1);
+    out.push(`<text x="${L}" y="${y0 + 14}" font-weight="bold">${esc(panel.title)}</text>`);
+    out.push(`<rect x="${L}" y="${plotTop}" width="${plotW}" height="${plotH}" fill="none" stroke="#999"/>`);
+    for (let v = Math.ceil(ymin / step) * step; v <= ymax + 1e-9; v += step) {
+      out.push(`<line x1="${L}" y1="${Y(v)}" x2="${L + plotW}" y2="${Y(v)}" stroke="${Math.abs(v) < 1e-9 ? '#999' : '#eee'}"/>`);
+      out.push(`<text x="${L - 6}" y="${Y(v) + 4}" text-anchor="end">${+v.toFixed(3)}</text>`);
+    }
+    for (const x of xsAll) {
+      out.push(`<line x1="${X(x)}" y1="${plotTop}" x2="${X(x)}" y2="${plotTop + plotH}" stroke="#eee"/>`);
+      out.push(`<text x="${X(x)}" y="${plotTop + plotH + 15}" text-anchor="middle">${x}</text>`);
+    }
+    out.push(`<text x="${L + plotW / 2}" y="${plotTop + plotH + 32}" text-anchor="middle" fill="#444">${esc(panel.xLabel ?? '')}</text>`);
+    panel.series.forEach((s, si) => {
+      const p = s.points.filter(([, y]) => Number.isFinite(y));
+      if (!p.length) return;
+      const color = colorOf(s.name, si);
+      const dash = dashed(s.name) ? ' stroke-dasharray="6 4"' : '';
+      out.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${p.map(([x, y]) => `${X(x)},${Y(y)}`).join(' ')}"/>`);
+      for (const [x, y] of p) out.push(`<circle cx="${X(x)}" cy="${Y(y)}" r="3" fill="${color}"/>`);
+      const ly = plotTop + 12 + si * 31;
+      const [lx, last] = p[p.length - 1];
+      out.push(`<line x1="${L + plotW + 12}" y1="${ly - 4}" x2="${L + plotW + 32}" y2="${ly - 4}" stroke="${color}" stroke-width="3"${dash}/>`);
+      out.push(`<text x="${L + plotW + 38}" y="${ly}">${esc(s.name)}</text>`);
+      out.push(`<text x="${L + plotW + 38}" y="${ly + 14}" fill="#444">${+p[0][1].toFixed(1)} at ${p[0][0]} → ${+last.toFixed(1)} at ${lx}</text>`);
+    });
+  });
 }

@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient, load, pool } from '../lib/http.mjs';
 import { summarizeProfile } from '../lib/profile.mjs';
 import { fmtMs, quantile, summary } from '../lib/stats.mjs';
-import { cdfChart } from '../lib/svg.mjs';
+import { fdCount } from '../lib/procs.mjs';
+import { cdfChart, lineChart } from '../lib/svg.mjs';
 
 describe('stats', () => {
   it('nearest-rank quantiles', () => {
@@ -65,6 +66,27 @@ describe('chart', () => {
     expect(svg).toContain('p50 2.0');
     expect(svg).toContain('p50 5.0');
     expect(svg).toContain('t &amp; &lt;x&gt;');
+  });
+  it('draws a value against the sizes measured, one line and a point per size', () => {
+    const svg = lineChart([{ title: 'ps', xLabel: 'containers present', series: [{ name: 'berth', points: [[0, 2], [100, 4], [1000, 20]] }, { name: 'dockerd p90', points: [[0, 1], [100, 3], [1000, NaN]] }] }], { title: 'scale' });
+    expect(svg.match(/<polyline/g)).toHaveLength(2);
+    expect(svg.match(/<circle/g)).toHaveLength(5); // the NaN point is left out
+    expect(svg).toContain('stroke-dasharray'); // p90 dashed
+    expect(svg).toContain('2 at 0 → 20 at 1000');
+    for (const x of ['>0<', '>100<', '>1000<']) expect(svg).toContain(x);
+  });
+});
+
+describe('procs', () => {
+  it('counts open fds, one more after opening a file', () => {
+    const before = fdCount(process.pid);
+    const fd = fs.openSync(os.tmpdir(), 'r');
+    try {
+      expect(fdCount(process.pid)).toBe(before + 1);
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(fdCount(2 ** 22 + 1)).toBeNaN();
   });
 });
 

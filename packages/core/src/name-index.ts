@@ -46,13 +46,18 @@ export class NameIndex {
     return [...this.records.values()];
   }
 
-  /** Copies of all records, newest first (like `docker ps -a`). */
-  listNewestFirst(): ContainerRecord[] {
+  /**
+   * Copies of the records `keep` accepts (all without it), newest first (like `docker ps -a`).
+   * `keep` sees the live records and only the kept ones are copied, so a filtered list copies
+   * its matches, not every container; each Created is parsed once, not per comparison.
+   */
+  listNewestFirst(keep?: (r: Readonly<ContainerRecord>) => boolean): ContainerRecord[] {
     // By time, not by string: RFC3339Nano trims trailing zeros, so text order is not time order.
-    const t = (r: ContainerRecord) => parseRfc3339Nano(r.Created) ?? 0n;
-    return this.all()
-      .map((r) => structuredClone(r))
-      .sort((a, b) => (t(a) < t(b) ? 1 : t(a) > t(b) ? -1 : 0));
+    const keyed = this.all()
+      .filter((r) => !keep || keep(r))
+      .map((r) => ({ r, t: parseRfc3339Nano(r.Created) ?? 0n }));
+    keyed.sort((a, b) => (a.t < b.t ? 1 : a.t > b.t ? -1 : 0));
+    return keyed.map(({ r }) => structuredClone(r));
   }
 
   /** An ID no record has. */

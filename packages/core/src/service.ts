@@ -139,9 +139,9 @@ export class ContainerService {
     return this.get(idOrName);
   }
 
-  /** All containers, newest first (like `docker ps -a`). */
-  list(): ContainerRecord[] {
-    return this.k.index.listNewestFirst();
+  /** Copies of all containers (or those `keep` accepts, see NameIndex), newest first (like `docker ps -a`). */
+  list(keep?: (r: Readonly<ContainerRecord>) => boolean): ContainerRecord[] {
+    return this.k.index.listNewestFirst(keep);
   }
 
   has(idOrName: string): boolean {

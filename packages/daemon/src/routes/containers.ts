@@ -104,7 +104,8 @@ async function resolveRef(port: EnginePort, ref: string): Promise<ContainerRecor
   }
 }
 
-async function filterList(port: EnginePort, list: ContainerRecord[], f: DockerFilters, all: boolean): Promise<ContainerRecord[]> {
+/** The list filters as a test of one record (run on the live records, before they are copied). */
+async function listFilter(port: EnginePort, f: DockerFilters, all: boolean): Promise<(c: Readonly<ContainerRecord>) => boolean> {
   const status = f.get('status');
   for (const s of status ?? []) if (!STATUSES.includes(s)) throw new InvalidParameterError(`Invalid filter 'status=${s}'`);
   const exited = [...(f.get('exited') ?? [])].map((e) => {
@@ -133,7 +134,7 @@ async function filterList(port: EnginePort, list: ContainerRecord[], f: DockerFi
     const id = port.images ? await port.images.resolve(a) : null;
     if (id) ancestors.add(id);
   }
-  return list.filter((c) => {
+  return (c) => {
     const st = stateName(c.State);
     if (!all && !c.State.Running && !status) return false;
     if (status && status.size > 0 && !status.has(st)) return false;
@@ -157,7 +158,7 @@ async function filterList(port: EnginePort, list: ContainerRecord[], f: DockerFi
     if (before !== null && !(created < before)) return false;
     if (sinceT !== null && !(created > sinceT)) return false;
     return true;
-  });
+  };
 }
 
 function safeRegex(src: string): RegExp {
@@ -196,7 +197,7 @@ export function containerRoutes(port: EnginePort): Route[] {
     const limit = intValue(q, 'limit', -1) as number;
     const filters = parseFilters(q.get('filters'), LIST_FILTERS);
     const all = boolValue(q, 'all') || limit > 0;
-    let items = await filterList(port, await cs.list(), filters, all);
+    let items = await cs.list(await listFilter(port, filters, all));
     items.sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created) || (a.ID < b.ID ? 1 : -1));
     if (limit > 0) items = items.slice(0, limit);
     const now = Date.now();

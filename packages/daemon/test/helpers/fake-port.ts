@@ -61,7 +61,7 @@ export function fakePort(containers: ContainerRecord[] = [], over: Partial<Daemo
   return {
     facts: () => facts(over),
     containers: {
-      list: async () => containers,
+      list: async (keep) => (keep ? containers.filter(keep) : containers),
       inspect: find,
       create: unsupported,
       start: unsupported,
