@@ -6,3 +6,4 @@ export { PROTO_FILE, LOADER_OPTIONS, loadCriPackage, grpcCode } from './server.j
 export type { ProcessStats } from './runtime-service.js';
 export { cniPodNetwork, defaultPodConfList, podConfList, DEFAULT_POD_BRIDGE, DEFAULT_POD_SUBNET, type PodNetwork, type PodNetworkConfig } from './pod-network.js';
 export { connectCri, type CriCall, type CriClient } from './client.js';
+export { STREAM_PROTOCOLS, statusOf, type StreamRequest, type StreamingServer } from './streaming.js';

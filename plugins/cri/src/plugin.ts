@@ -5,7 +5,7 @@
  * daemon.json turns it on (`"plugins": {"builtins": {"cri": true}}`).
  *
  * Pods go on a CNI network (pod-network.ts: config `cniConfDir`, `cniBinDirs`, `podBridge`,
- * `podSubnet`). Its taps: `specBuild` puts a pod's containers into the pod's namespaces (pods.ts), and
+ * `podSubnet`); Exec/Attach stream over WebSocket from streaming.ts (`streamingAddress`). Its taps: `specBuild` puts a pod's containers into the pod's namespaces (pods.ts), and
  * `beforeRemove` refuses a Docker-API removal of a ready pod's container without force.
  */
 import { isAbsolute } from 'node:path';
@@ -27,6 +27,7 @@ import { PodStore, hostNamespaces, type PodNamespaces } from './pods.js';
 import { cniPodNetwork, type PodNetwork, type PodNetworkConfig } from './pod-network.js';
 import { RuntimeServiceImpl, type ProcessStats } from './runtime-service.js';
 import { startCriServer, type CriServer } from './server.js';
+import { splitHostPort, startStreamingServer, type StreamingServer } from './streaming.js';
 
 export const CRI_PLUGIN_NAME = 'cri';
 export const CRI_PLUGIN_TYPE = 'io.berth.cri.v1';
@@ -36,6 +37,8 @@ export const CRI_VERSION = '0.1.0';
 export interface CriPluginConfig extends PodNetworkConfig {
   /** The unix socket kubelet's --container-runtime-endpoint names. */
   socket: string;
+  /** host:port of the Exec/Attach streaming server (default 127.0.0.1:0: loopback, any free port). */
+  streamingAddress?: string;
 }
 
 const NS_OF = { network: 'net', ipc: 'ipc', uts: 'uts' } as const;
@@ -50,7 +53,7 @@ export interface CriPluginOptions extends Partial<CriPluginConfig> {
 }
 
 export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig> {
-  const running = new WeakMap<EngineInfo, { server?: CriServer; pods: PodStore }>();
+  const running = new WeakMap<EngineInfo, { server?: CriServer; streaming?: StreamingServer; pods: PodStore }>();
   return definePlugin<CriPluginConfig>({
     name: CRI_PLUGIN_NAME,
     type: CRI_PLUGIN_TYPE,
@@ -58,6 +61,13 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
     config: { socket: config.socket ?? DEFAULT_CRI_SOCKET },
     validateConfig(c) {
       if (typeof c.socket !== 'string' || !isAbsolute(c.socket)) throw new PluginConfigError('socket', 'must be an absolute path of a unix socket');
+      if (c.streamingAddress !== undefined) {
+        try {
+          splitHostPort(String(c.streamingAddress));
+        } catch {
+          throw new PluginConfigError('streamingAddress', 'must be host:port (e.g. 127.0.0.1:0)');
+        }
+      }
       if (c.cniConfDir !== undefined && (typeof c.cniConfDir !== 'string' || !isAbsolute(c.cniConfDir))) throw new PluginConfigError('cniConfDir', 'must be an absolute path');
       if (c.cniBinDirs !== undefined && (!Array.isArray(c.cniBinDirs) || c.cniBinDirs.some((d) => typeof d !== 'string' || !isAbsolute(d)))) throw new PluginConfigError('cniBinDirs', 'must be a list of absolute paths');
       if (c.podBridge !== undefined && (typeof c.podBridge !== 'string' || !/^[A-Za-z0-9_.-]{1,15}$/.test(c.podBridge))) throw new PluginConfigError('podBridge', 'must be an interface name (at most 15 characters)');
@@ -66,7 +76,7 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
     async apply(hooks, ctx) {
       const pods = new PodStore(ctx.engine.dataRoot, ctx.logger, (config.namespaces ?? hostNamespaces)(ctx.engine.execRoot));
       await pods.load();
-      const state: { server?: CriServer; pods: PodStore } = { pods };
+      const state: { server?: CriServer; streaming?: StreamingServer; pods: PodStore } = { pods };
       running.set(ctx.engine, state);
 
       // A pod's container joins the namespaces the pod holds (network, IPC, UTS).
@@ -104,12 +114,14 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
       };
       const images = new ImageServiceImpl(engine);
       const network = (config.network ?? cniPodNetwork)(ctx.config, ctx.engine.dataRoot);
-      const runtime = new RuntimeServiceImpl(engine, pods, images, CRI_VERSION, config.stats, network);
+      state.streaming = await startStreamingServer({ address: ctx.config.streamingAddress ?? '127.0.0.1:0', engine, logger: ctx.logger });
+      const runtime = new RuntimeServiceImpl(engine, pods, images, CRI_VERSION, config.stats, network, state.streaming);
       state.server = await startCriServer({ socket: ctx.config.socket, runtime, images, logger: ctx.logger });
       ctx.logger.info('CRI server listening', { socket: ctx.config.socket });
     },
     async close(ctx) {
       await running.get(ctx.engine)?.server?.close();
+      await running.get(ctx.engine)?.streaming?.close();
       running.delete(ctx.engine);
     },
   });

@@ -35,6 +35,7 @@ import {
 import type { PodRecord, PodStore } from './pods.js';
 import type { ImageServiceImpl } from './image-service.js';
 import type { PodNetwork } from './pod-network.js';
+import type { StreamingServer } from './streaming.js';
 
 export const RUNTIME_NAME = 'berth';
 
@@ -52,6 +53,8 @@ export class RuntimeServiceImpl {
     private readonly stats?: ProcessStats,
     /** The pods' CNI network (absent: pods have loopback only and NetworkReady is false). */
     private readonly network?: PodNetwork,
+    /** Exec/Attach URLs (streaming.ts; absent: those calls are UNIMPLEMENTED). */
+    private readonly streaming?: StreamingServer,
   ) {}
 
   private async networkReady(): Promise<{ ok: true } | { ok: false; reason: string }> {
@@ -307,12 +310,25 @@ export class RuntimeServiceImpl {
     return { stdout: Buffer.concat(out), stderr: Buffer.concat(err), exit_code: code };
   }
 
-  Exec(): Msg {
-    throw new NotImplementedError('Exec streaming is not supported by berth yet (ExecSync is): docs/cri.md');
+  /** The container for a stream: CRI's, running; stdout or stderr or stdin asked; not tty with stderr. */
+  private streamTarget(req: Msg): string {
+    if (!this.streaming) throw new NotImplementedError('the CRI streaming server is not running');
+    const rec = this.criContainer(req.container_id);
+    if (!rec.State.Running) throw new ConflictError(`container ${rec.ID} is not running`);
+    if (!req.stdin && !req.stdout && !req.stderr) throw new InvalidParameterError('one of stdin, stdout and stderr must be true');
+    if (req.tty && req.stderr) throw new InvalidParameterError('tty and stderr cannot both be true');
+    return rec.ID;
   }
 
-  Attach(): Msg {
-    throw new NotImplementedError('Attach streaming is not supported by berth yet: docs/cri.md');
+  Exec(req: Msg): Msg {
+    const containerId = this.streamTarget(req);
+    if (!req.cmd?.length) throw new InvalidParameterError('exec needs a command');
+    return { url: this.streaming!.url({ kind: 'exec', containerId, cmd: req.cmd, tty: !!req.tty, stdin: !!req.stdin, stdout: !!req.stdout, stderr: !!req.stderr }) };
+  }
+
+  Attach(req: Msg): Msg {
+    const containerId = this.streamTarget(req);
+    return { url: this.streaming!.url({ kind: 'attach', containerId, tty: !!req.tty, stdin: !!req.stdin, stdout: !!req.stdout, stderr: !!req.stderr }) };
   }
 
   PortForward(): Msg {
