@@ -30,7 +30,6 @@ export * from './image.js';
 export * from './host.js';
 export * from './provenance.js';
 export * from './explain.js';
-export * from './explain.js';
 export * from './hooks.js';
 export * from './checkpoint.js';
 export * from './plugin.js';
