@@ -70,6 +70,7 @@ COPY --from=builder /onbuild.txt ./
 COPY --chown=1000:1000 files/ ./files/
 ADD archive.tar ./extracted/
 COPY *.conf /etc/app/
+COPY --chown=daemon:nogroup one.conf /etc/app/named.conf
 SHELL ["/bin/sh", "-c"]
 RUN echo "$GREETING" > greeting.txt
 USER 1000:1000
@@ -122,8 +123,8 @@ describe.skipIf(skip)('docker build (classic builder) through the docker CLI', (
 
     const run = await d.docker(['run', '--rm', 'bt:1']);
     expect(run.stdout).toBe('from-arg\n');
-    const files = await d.docker(['run', '--rm', 'bt:1', 'cat onbuild.txt greeting.txt files/a.txt files/sub/b.txt extracted/inner/c.txt /etc/app/one.conf /etc/app/two.conf; id -u; pwd; ls -ln files | tail -n +2 | awk "{print \\$3\\":\\"\\$4}"; test -e secret.key || echo no-secret']);
-    expect(files.stdout.split('\n')).toEqual(['triggered', 'hello world', 'file a', 'file b', 'from the archive', 'one', 'two', '1000', '/app', '1000:1000', '1000:1000', 'no-secret', '']);
+    const files = await d.docker(['run', '--rm', 'bt:1', 'cat onbuild.txt greeting.txt files/a.txt files/sub/b.txt extracted/inner/c.txt /etc/app/one.conf /etc/app/two.conf; id -u; pwd; ls -ln files | tail -n +2 | awk "{print \\$3\\":\\"\\$4}"; stat -c %u:%g /etc/app/named.conf; test -e secret.key || echo no-secret']);
+    expect(files.stdout.split('\n')).toEqual(['triggered', 'hello world', 'file a', 'file b', 'from the archive', 'one', 'two', '1000', '/app', '1000:1000', '1000:1000', '1:65534', 'no-secret', '']);
 
     const inspect = JSON.parse((await d.docker(['image', 'inspect', 'bt:1'])).stdout)[0];
     const c = inspect.Config;

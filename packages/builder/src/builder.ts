@@ -12,6 +12,7 @@ import { familiarName, familiarString, hostPlatform, parseNormalizedNamed, split
 import type { BuildCache } from './cache.js';
 import { cacheKey } from './cache.js';
 import type { BuildContext } from './context.js';
+import { chownNeedsImage, parseChownSpec, resolveChown, type ChownSpec } from './chown.js';
 import { checksum, collect, layerTar } from './copy.js';
 import { expand, type Vars } from './expand.js';
 import { applyMetadata, declareArg, PROXY_ARGS, type StageState } from './metadata.js';
@@ -247,7 +248,7 @@ export class Builder {
     const rawDest = list[list.length - 1];
     const wd = state.config.WorkingDir || '/';
     const dest = rawDest.startsWith('/') ? rawDest : path.posix.join(wd, rawDest) + (rawDest.endsWith('/') || rawDest === '.' ? '/' : '');
-    const chown = parseChown(step.flags.get('chown'));
+    const chown = await this.chownOf(parseChownSpec(step.flags.get('chown')), state.image, scratch);
     const from = step.flags.get('from');
     const sources = list.slice(0, -1);
     if (from) {
@@ -272,6 +273,17 @@ export class Builder {
     await this.cached(state, opts, { instruction: [step.keyword, dest, null], files: sum }, async () =>
       this.images.buildImage({ parent: state.image, config: state.config, createdBy, layer: layerTar(items, chown) }),
     );
+  }
+
+  /** `--chown`'s IDs; a name is looked up in the image the step builds on (mounted only then). */
+  private async chownOf(spec: ChownSpec | null, image: Digest | null, scratch: string): Promise<{ uid: number; gid: number } | null> {
+    if (!chownNeedsImage(spec) || !image) return resolveChown(spec, null);
+    const { root, release } = await this.mountImage(image, scratch);
+    try {
+      return await resolveChown(spec, new FsTree(root));
+    } finally {
+      await release();
+    }
   }
 
   /** The image `--from=` names: a stage by name or index, else an image (null: a stage FROM scratch with nothing in it). */
@@ -323,9 +335,3 @@ function checkPlatform(p: string | undefined, what: string): void {
   if (p !== `${host.os}/${host.architecture}` && p !== host.os) throw new NotImplementedError(`${what}=${p}: berth builds for ${host.os}/${host.architecture} only`);
 }
 
-function parseChown(v: string | null | undefined): { uid: number; gid: number } | null {
-  if (!v) return null;
-  const m = /^(\d+)(?::(\d+))?$/.exec(v);
-  if (!m) throw new NotImplementedError(`--chown=${v}: berth takes numeric IDs only (uid[:gid])`);
-  return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
-}

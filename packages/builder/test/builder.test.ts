@@ -232,11 +232,27 @@ describe('Builder', () => {
     expect(c.Cmd).toBeUndefined();
   });
 
-  it('refuses --pull, a foreign platform, a missing base image, a RUN on scratch, a user name in --chown', async () => {
+  it('refuses --pull, a foreign platform, a missing base image, a RUN on scratch', async () => {
     expect((await build('FROM base\n', { pull: true })).error).toMatchObject({ message: expect.stringMatching(/--pull is not supported/) });
     expect((await build('FROM --platform=linux/s390x base\n')).error).toMatchObject({ message: expect.stringMatching(/FROM --platform=linux\/s390x: berth builds for/) });
     expect((await build('FROM nothere\n')).error).toMatchObject({ message: expect.stringMatching(/pull access denied for nothere/) });
     expect((await build('FROM scratch\nRUN true\n')).error).toMatchObject({ message: expect.stringMatching(/needs a base image/) });
-    expect((await build('FROM base\nCOPY --chown=app a.txt /\n')).error).toMatchObject({ message: expect.stringMatching(/numeric IDs only/) });
+  });
+
+  it('--chown takes names from the image it builds on (user alone names the group too), numbers without looking', async () => {
+    fs.mkdirSync(path.join(dir, 'stage', 'etc'));
+    fs.writeFileSync(path.join(dir, 'stage', 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\napp:x:1001:1001::/home/app:/bin/sh\n');
+    fs.writeFileSync(path.join(dir, 'stage', 'etc', 'group'), 'root:x:0:\napp:x:1001:\nstaff:x:50:\n');
+    const owners = async (text: string) => {
+      const r = await build(text);
+      expect(r.error).toBeNull();
+      return r;
+    };
+    await owners('FROM base\nCOPY --chown=app a.txt /\n');
+    await owners('FROM base\nCOPY --chown=app:staff a.txt /b\n');
+    await owners('FROM base\nCOPY --chown=7:8 a.txt /c\n');
+    expect((await build('FROM base\nCOPY --chown=nobody a.txt /\n')).error).toMatchObject({ message: 'unable to convert uid/gid chown string to host mapping: can\'t find uid for user nobody: no such user: nobody' });
+    expect((await build('FROM base\nCOPY --chown=app:wheel a.txt /\n')).error).toMatchObject({ message: expect.stringMatching(/no such group: wheel/) });
+    expect((await build('FROM base\nCOPY --chown=a:b:c a.txt /\n')).error).toMatchObject({ message: 'invalid chown string format: a:b:c' });
   });
 });
