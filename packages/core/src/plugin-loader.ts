@@ -73,7 +73,7 @@ export async function loadPlugins(o: LoadPluginsOptions): Promise<PluginLoad> {
   const c = o.container;
   const containers: ContainerLookup = {
     get: (ref) => ready().get(ref),
-    list: () => ready().list(),
+    list: (keep) => ready().list(keep),
   };
   const ready = (): ContainerLookup => {
     const l = o.containers();

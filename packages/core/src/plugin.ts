@@ -20,8 +20,12 @@ import { PluginGraphError } from './errors.js';
 export interface ContainerLookup {
   /** By full ID, name (with or without the leading '/') or unique ID prefix; NotFoundError otherwise. */
   get(ref: string): DeepReadonly<ContainerRecord>;
-  /** All containers, newest first. */
-  list(): DeepReadonly<ContainerRecord>[];
+  /**
+   * Containers, newest first: all, or those `keep` accepts — a filter that runs on the live
+   * records, so only the matches are copied (a tap that runs per start or per request should
+   * pass one rather than filter a copy of every container).
+   */
+  list(keep?: (c: DeepReadonly<ContainerRecord>) => boolean): DeepReadonly<ContainerRecord>[];
 }
 
 export interface PluginContext<C> {

@@ -381,4 +381,31 @@ describe('the container lookup for plugins (ctx.containers)', () => {
     expect(t.engine.containers.get(id).Name).toBe('/web');
     expect(t.engine.containers.get(id).State.Status).toBe('created');
   });
+
+  it('list(keep) filters on the live records and copies only the matches', async () => {
+    let lookup: PluginContext<unknown>['containers'] | undefined;
+    const plugin = definePlugin({ name: 'reader', type: 'io.berth.test.v1', apply: (_h, ctx) => void (lookup = ctx.containers) });
+    t = await createTestEngine({ specDefaults: false, plugins: [plugin] });
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push(await t.createContainer({ name: `c${i}`, Config: { Labels: { keep: String(i % 10 === 0) } } }));
+    const seen: string[] = [];
+    const clone = globalThis.structuredClone;
+    let copies = 0;
+    globalThis.structuredClone = ((v: unknown, o?: Parameters<typeof structuredClone>[1]) => {
+      copies++;
+      return clone(v, o);
+    }) as typeof structuredClone;
+    let kept: ReturnType<NonNullable<typeof lookup>['list']>;
+    try {
+      kept = lookup!.list((c) => {
+        seen.push(c.ID);
+        return c.Config.Labels?.keep === 'true';
+      });
+    } finally {
+      globalThis.structuredClone = clone;
+    }
+    expect(kept.map((c) => c.Name).sort()).toEqual(['/c0', '/c10']);
+    expect(seen).toHaveLength(20);
+    expect(copies).toBeLessThanOrEqual(2);
+  });
 });

@@ -47,7 +47,7 @@ export class Publishing {
   /** The names of the running containers on network `netId` → their addresses there. */
   lookup(netId: string, name: string): string[] | undefined {
     const ips: string[] = [];
-    for (const c of this.containers.list().filter((r) => r.State.Running)) {
+    for (const c of this.containers.list((r) => r.State.Running && onNetwork(r, netId))) {
       for (const ep of Object.values(c.NetworkSettings?.Networks ?? {})) {
         if (ep?.NetworkID !== netId || !ep.IPAddress) continue;
         if ((ep.DNSNames ?? []).some((n) => n.toLowerCase() === name)) ips.push(ep.IPAddress);
@@ -80,8 +80,7 @@ export class Publishing {
   /** Close the DNS servers no running container other than `leaving` still uses. */
   async closeUnusedDns(leaving: string): Promise<void> {
     const used = new Set<string>();
-    for (const c of this.containers.list()) {
-      if (!c.State.Running || c.ID === leaving) continue;
+    for (const c of this.containers.list((r) => r.State.Running && r.ID !== leaving)) {
       for (const ep of Object.values(c.NetworkSettings?.Networks ?? {})) if (ep?.NetworkID) used.add(ep.NetworkID);
     }
     for (const id of [...this.dns.keys()]) if (!used.has(id)) await this.closeDns(id);
@@ -94,6 +93,11 @@ export class Publishing {
 }
 
 /** The address published ports relay to: the container's first network's. */
+/** Whether the container has an endpoint on network `netId`. */
+function onNetwork(rec: DeepReadonly<ContainerRecord>, netId: string): boolean {
+  return Object.values(rec.NetworkSettings?.Networks ?? {}).some((ep) => ep?.NetworkID === netId);
+}
+
 function targetOf(rec: DeepReadonly<ContainerRecord>, first: string): string {
   const nets = rec.NetworkSettings?.Networks ?? {};
   return nets[first]?.IPAddress || Object.values(nets).find((e) => e?.IPAddress)?.IPAddress || '';
