@@ -172,6 +172,10 @@ export class Berth {
 
   async start(log) {
     fs.mkdirSync(this.rootfsDir, { recursive: true });
+    // berthd makes its default bridge as dockerd makes docker0 (and keeps it, as dockerd): a
+    // bridge that was not there before the bench is removed by stop()
+    this.bridge = this.daemonJsonKeys.bridge ?? 'berth0';
+    this.bridgeExisted = fs.existsSync(`/sys/class/net/${this.bridge}`);
     const daemonJson = path.join(this.dir, 'daemon.json');
     fs.writeFileSync(daemonJson, `${JSON.stringify(this.daemonJsonKeys)}\n`);
     const node = [];
@@ -218,6 +222,14 @@ export class Berth {
         process.kill(pid, 'SIGKILL');
       } catch {
         /* gone */
+      }
+    }
+    if (this.bridge && this.bridge !== 'none' && !this.bridgeExisted && fs.existsSync(`/sys/class/net/${this.bridge}`)) {
+      log(`cleanup: removing the bridge ${this.bridge} berthd made`);
+      try {
+        execFileSync('ip', ['link', 'del', this.bridge], { stdio: 'ignore' });
+      } catch {
+        /* gone meanwhile */
       }
     }
   }
