@@ -92,6 +92,8 @@ beforeAll(async () => {
     pidfile: path.join(dir, 'berthd.pid'),
     logLevel: 'error' as const,
     group: '',
+    // no default bridge (network-cni would make the host bridge berth0 as root and leave it)
+    network: { ...defaultConfig().network, bridge: 'none' },
   };
   // the image-store plugin is one of berthd's built-ins
   daemon = await startBerthd(config, { handleSignals: false });
