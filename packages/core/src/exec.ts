@@ -8,7 +8,6 @@
  * passes of a 5-minute collector: CanRemove first, gone at the next), and all go with their
  * container.
  */
-import { readFile } from 'node:fs/promises';
 import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError, errorMessage, notRunning } from './errors.js';
 import type { EventBus } from './events.js';
 import type { ExecStore } from './exec-store.js';
@@ -20,7 +19,8 @@ import { EXIT_CODE_UNKNOWN, EXIT_EACCES, EXIT_START_FAILED } from './exit-codes.
 import { declareFailpoint, failpoint } from './failpoint.js';
 import { translateStartError } from './start-error.js';
 import { isActive } from './state.js';
-import { DEFAULT_CAPABILITIES, knownCapabilities } from './spec/caps.js';
+import { DEFAULT_CAPABILITIES, grantableCapabilities, knownCapabilities } from './spec/caps.js';
+import { probeHost } from './spec/host.js';
 import { resolveUser, resolveUserFromEntries } from './spec/user.js';
 import type { ContainerRecord } from './types.js';
 
@@ -74,10 +74,10 @@ async function execUser(rec: ContainerRecord, userSpec: string | undefined): Pro
   return rec.BaseFS ? await resolveUser(rec.BaseFS, userSpec, groupAdd) : resolveUserFromEntries(userSpec, [], [], groupAdd);
 }
 
-/** Every capability the host kernel knows (/proc/sys/kernel/cap_last_cap). */
+/** Every capability a privileged exec can get: the host kernel's, within berthd's bounding set. */
 async function hostCapabilities(): Promise<string[]> {
-  const last = Number((await readFile('/proc/sys/kernel/cap_last_cap', 'utf8').catch(() => '')).trim());
-  return Number.isInteger(last) && last > 0 ? knownCapabilities(last) : knownCapabilities();
+  const host = await probeHost();
+  return grantableCapabilities(knownCapabilities(host.capLastCap), host.capBounding);
 }
 
 /** What exec needs of the container side, and nothing more (ContainerService provides it). */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { InvalidParameterError, NotImplementedError, SystemError } from '../errors.js';
 import type { OciDevice, OciMount, OciSpec } from '../oci.js';
 import type { ContainerRecord, HostConfig } from '../types.js';
-import { parseCapabilities, knownCapabilities, withCapabilities } from './caps.js';
+import { parseCapabilities, knownCapabilities, grantableCapabilities, withCapabilities } from './caps.js';
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, DEFAULT_SHM_SIZE, defaultSpec } from './defaults.js';
 import { devicesFromMapping, hostDevices, parseDeviceCgroupRule, withDevices, type HostDevice } from './devices.js';
 import { readMountInfo, type MountInfoEntry } from '../mountinfo.js';
@@ -138,7 +138,14 @@ export async function buildOciSpec(input: SpecBuildInput): Promise<OciSpec> {
   // ---- validate everything that needs no I/O ----
   const security = parseSecurityOpts(hc.SecurityOpt);
   const plan = planNamespaces(hc, { networkNamespacePath: input.networkNamespacePath, join: input.namespacePaths, cgroupV2: host.cgroupV2 });
-  const caps = parseCapabilities({ capAdd: hc.CapAdd, capDrop: hc.CapDrop, privileged, known: knownCapabilities(host.capLastCap) });
+  const known = knownCapabilities(host.capLastCap);
+  const caps = parseCapabilities({
+    capAdd: hc.CapAdd,
+    capDrop: hc.CapDrop,
+    privileged,
+    known,
+    grantable: grantableCapabilities(known, host.capBounding),
+  });
   validateResources(hc, host.cpuCount);
   const rlimits = parseUlimits(hc.Ulimits);
   const privateUts = plan.uts !== 'host';

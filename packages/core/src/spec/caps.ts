@@ -65,6 +65,17 @@ export const DEFAULT_CAPABILITIES: readonly string[] = Object.freeze([
   'CAP_AUDIT_WRITE',
 ]);
 
+/**
+ * The capabilities berthd can give a container: the known ones that are in its bounding set
+ * (`bounding` as CapBnd's bit mask; absent = all). A privileged container and CapAdd ALL get
+ * these, as Podman and containerd's CRI do (dockerd asks for every known capability, which
+ * runc cannot grant when the daemon itself runs with a reduced bounding set).
+ */
+export function grantableCapabilities(known: readonly string[], bounding?: bigint): string[] {
+  if (bounding === undefined) return [...known];
+  return known.filter((name) => (bounding >> BigInt(ALL_CAPABILITIES.indexOf(name))) & 1n);
+}
+
 /** The capabilities this host's kernel knows: all up to /proc/sys/kernel/cap_last_cap. */
 export function knownCapabilities(capLastCap: number = ALL_CAPABILITIES.length - 1): string[] {
   return ALL_CAPABILITIES.slice(0, Math.max(0, Math.min(capLastCap, ALL_CAPABILITIES.length - 1)) + 1);
@@ -104,24 +115,27 @@ export interface CapabilityOptions {
   known?: readonly string[];
   /** Base set (default: DEFAULT_CAPABILITIES). */
   basics?: readonly string[];
+  /** What privileged and CapAdd ALL give (default: `known`; see grantableCapabilities). */
+  grantable?: readonly string[];
 }
 
 /**
  * The container's capability set, like dockerd's caps.TweakCapabilities: privileged → every
- * known cap; CapAdd ALL → every known cap but the dropped ones; CapDrop ALL → only CapAdd;
+ * grantable cap; CapAdd ALL → every grantable cap but the dropped ones; CapDrop ALL → only CapAdd;
  * otherwise basics minus CapDrop, then CapAdd. Names are case-insensitive, with or without
  * CAP_. (Unlike dockerd 20.10, a cap added twice or already in the basics is listed once.)
  */
 export function parseCapabilities(opts: CapabilityOptions = {}): string[] {
   const known = opts.known ?? ALL_CAPABILITIES;
-  if (opts.privileged) return [...known];
+  const grantable = opts.grantable ?? known;
+  if (opts.privileged) return [...grantable];
   const basics = opts.basics ?? DEFAULT_CAPABILITIES;
   const drop = normalizeList('CapDrop', opts.capDrop, known);
   const add = normalizeList('CapAdd', opts.capAdd, known);
   if (drop.length === 0 && add.length === 0) return [...basics];
   let caps: string[];
   if (add.includes('ALL')) {
-    caps = known.filter((c) => !drop.includes(c));
+    caps = grantable.filter((c) => !drop.includes(c));
   } else if (drop.includes('ALL')) {
     caps = [...add];
   } else {

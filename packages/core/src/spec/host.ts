@@ -11,6 +11,25 @@ export interface SpecHostInfo {
   cgroupV2: boolean;
   /** Online CPUs (bounds NanoCpus like dockerd). */
   cpuCount: number;
+  /**
+   * berthd's capability bounding set (CapBnd of /proc/self/status) as a bit mask; absent = every
+   * capability. A privileged container gets only what is in it: runc cannot give more.
+   */
+  capBounding?: bigint;
+}
+
+let boundingSet: Promise<bigint | undefined> | undefined;
+
+/** berthd's capability bounding set, read once (it cannot grow while the process runs). */
+export function daemonBoundingSet(): Promise<bigint | undefined> {
+  boundingSet ??= readFile('/proc/self/status', 'utf8').then(
+    (s) => {
+      const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(s)?.[1];
+      return hex === undefined ? undefined : BigInt(`0x${hex}`);
+    },
+    () => undefined,
+  );
+  return boundingSet;
 }
 
 /** Probes the host (cheap reads of /proc and /sys). */
@@ -30,7 +49,8 @@ export async function probeHost(): Promise<SpecHostInfo> {
     cgroupV2 = false;
   }
   const cpuCount = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return { capLastCap, cgroupV2, cpuCount };
+  const capBounding = await daemonBoundingSet();
+  return { capLastCap, cgroupV2, cpuCount, ...(capBounding === undefined ? {} : { capBounding }) };
 }
 
 /**

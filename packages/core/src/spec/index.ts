@@ -14,6 +14,7 @@ export {
 export {
   ALL_CAPABILITIES,
   DEFAULT_CAPABILITIES,
+  grantableCapabilities,
   knownCapabilities,
   normalizeCapability,
   parseCapabilities,

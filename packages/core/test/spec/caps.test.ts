@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ALL_CAPABILITIES,
   DEFAULT_CAPABILITIES,
+  grantableCapabilities,
   knownCapabilities,
   normalizeCapability,
   parseCapabilities,
@@ -74,6 +75,26 @@ describe('parseCapabilities', () => {
     expect(parseCapabilities({ privileged: true, capDrop: ['ALL'], known: knownCapabilities(37) })).toEqual(knownCapabilities(37));
   });
 
+  it('privileged and CapAdd ALL get only what is grantable (the daemon bounding set), CapAdd ALL minus its drops', () => {
+    // a bounding set without CAP_SYS_RESOURCE (24), as in a sandbox that dropped it
+    const bounding = ((1n << 41n) - 1n) & ~(1n << 24n);
+    const grantable = grantableCapabilities(knownCapabilities(40), bounding);
+    expect(grantable).toHaveLength(40);
+    expect(grantable).not.toContain('CAP_SYS_RESOURCE');
+    expect(parseCapabilities({ privileged: true, known: knownCapabilities(40), grantable })).toEqual(grantable);
+    const all = parseCapabilities({ capAdd: ['ALL'], capDrop: ['NET_RAW'], known: knownCapabilities(40), grantable });
+    expect(all).toHaveLength(39);
+    expect(all).not.toContain('CAP_SYS_RESOURCE');
+    // naming it is still valid (runc decides), only the wildcard is bounded
+    expect(parseCapabilities({ capAdd: ['SYS_RESOURCE'], known: knownCapabilities(40), grantable })).toContain('CAP_SYS_RESOURCE');
+  });
+
+  it('grantableCapabilities: no bounding set known → every known cap; bits past cap_last_cap are ignored', () => {
+    expect(grantableCapabilities(knownCapabilities(37))).toEqual(knownCapabilities(37));
+    expect(grantableCapabilities(knownCapabilities(37), (1n << 64n) - 1n)).toEqual(knownCapabilities(37));
+    expect(grantableCapabilities(knownCapabilities(40), 0b101n)).toEqual(['CAP_CHOWN', 'CAP_DAC_READ_SEARCH']);
+  });
+
   it('lists a capability once', () => {
     const caps = parseCapabilities({ capAdd: ['CHOWN', 'chown', 'NET_ADMIN', 'net_admin'] });
     expect(caps.filter((c) => c === 'CAP_CHOWN')).toHaveLength(1);
@@ -116,6 +137,13 @@ describe('capabilities in the built spec', () => {
   it('privileged gets all caps of the host (cap_last_cap 40 → 41 caps)', async () => {
     const spec = await build(r.dir, {}, { Privileged: true });
     expect(spec.process!.capabilities!.bounding).toEqual([...ALL_CAPABILITIES]);
+  });
+
+  it('privileged gets no capability outside the daemon bounding set (host.capBounding)', async () => {
+    const spec = await build(r.dir, {}, { Privileged: true }, { host: { capLastCap: 40, cgroupV2: false, cpuCount: 4, capBounding: ~(1n << 21n) & ((1n << 41n) - 1n) } });
+    const bounding = spec.process!.capabilities!.bounding!;
+    expect(bounding).toHaveLength(40);
+    expect(bounding).not.toContain('CAP_SYS_ADMIN');
   });
 
   it('an unknown cap fails the build as InvalidParameter', async () => {
