@@ -4,7 +4,9 @@
  * which needs no capability, fails with EPERM), `seccomp=unconfined` and --privileged run
  * without a filter, a profile file given to the CLI is applied, a bad one is refused at create
  * (125, the JSON error, no container), no-new-privileges reaches the process, and `docker info`
- * lists `name=seccomp,profile=builtin`.
+ * lists `name=seccomp,profile=builtin`. A berthd started with `--seccomp-profile FILE` gives that
+ * profile to containers that name none (`seccomp=builtin` still names Docker's), and refuses to
+ * start with a missing file.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -100,5 +102,53 @@ describe.skipIf(skip)(`seccomp through the docker CLI${skip ? ` (skipped: ${skip
     expect(r.code, JSON.stringify(r)).toBe(0);
     expect(r.stdout).toMatch(/^NoNewPrivs:\s+1$/m);
     expect(r.stdout).toMatch(/^Seccomp:\s+2$/m);
+  }, 60_000);
+});
+
+describe.skipIf(skip)(`berthd --seccomp-profile through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let d: Berthd;
+  let profile: string;
+  let dir: string;
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join('/tmp', 'bd-seccomp-profile-'));
+    profile = path.join(dir, 'no-mkdir.json');
+    fs.writeFileSync(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }] }));
+    d = await startBerthd({ args: ['--seccomp-profile', profile] });
+    await d.loadTestImage();
+  }, 120_000);
+  afterAll(async () => {
+    await d?.cleanup();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    removeTestImageTarball();
+  }, 120_000);
+
+  const run = (opts: string[], cmd: string) => d.docker(['run', '--rm', '--network', 'none', ...opts, TEST_IMAGE, 'sh', '-c', cmd]);
+
+  it('docker info names the file; a container that names no profile gets it, seccomp=builtin gets Docker’s', async () => {
+    const info = await d.docker(['info', '--format', '{{json .SecurityOptions}}']);
+    expect(info.code, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout)).toContain(`name=seccomp,profile=${profile}`);
+
+    const plain = await run([], 'grep "^Seccomp:" /proc/1/status; mkdir /tmp/x; echo "mkdir=$?"; unshare -U true; echo "unshare=$?"');
+    expect(plain.code, JSON.stringify(plain)).toBe(0);
+    expect(plain.stdout).toMatch(/^Seccomp:\s+2$/m);
+    expect(plain.stdout).toMatch(/^mkdir=1$/m);
+    expect(plain.stdout).toMatch(/^unshare=0$/m);
+
+    const builtin = await run(['--security-opt', 'seccomp=builtin'], 'mkdir /tmp/x; echo "mkdir=$?"; unshare -U true; echo "unshare=$?"');
+    expect(builtin.code, JSON.stringify(builtin)).toBe(0);
+    expect(builtin.stdout).toMatch(/^mkdir=0$/m);
+    expect(builtin.stdout).toMatch(/^unshare=1$/m);
+  }, 60_000);
+
+  it('a missing profile file stops berthd at start, naming the file', async () => {
+    const missing = path.join(dir, 'missing.json');
+    const failed = await startBerthd({ args: ['--seccomp-profile', missing], expectFailure: true });
+    try {
+      expect(await failed.stop()).not.toBe(0);
+      expect(failed.log()).toContain(`opening seccomp profile (${missing}) failed`);
+    } finally {
+      await failed.cleanup();
+    }
   }, 60_000);
 });

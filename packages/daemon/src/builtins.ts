@@ -70,7 +70,13 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
     },
   },
   { name: 'network-basic', enabled: true, package: '@berth/plugin-network-basic', load: async () => (await import('@berth/plugin-network-basic')).networkBasicPlugin() },
-  { name: 'seccomp', enabled: true, package: '@berth/plugin-seccomp', load: async () => (await import('@berth/plugin-seccomp')).seccompPlugin() },
+  {
+    name: 'seccomp',
+    enabled: true,
+    package: '@berth/plugin-seccomp',
+    // --seccomp-profile / "seccomp-profile": the default for containers that name none
+    load: async (config) => (await import('@berth/plugin-seccomp')).seccompPlugin({ config: config.seccompProfile !== undefined ? { profile: config.seccompProfile } : {} }),
+  },
   { name: 'apparmor', enabled: true, package: '@berth/plugin-apparmor', load: async () => (await import('@berth/plugin-apparmor')).apparmorPlugin() },
   // Checkpoint storage (docker checkpoint create/ls/rm, start --checkpoint); the API answers only with --experimental.
   { name: 'checkpoint', enabled: true, package: '@berth/plugin-checkpoint', load: async () => (await import('@berth/plugin-checkpoint')).checkpointPlugin() },

@@ -36,6 +36,8 @@ export interface DaemonConfig {
   shutdownTimeout: number;
   /** --userns-remap / "userns-remap": 'default' or USER[:GROUP] (the userns plugin); unset: no remap. */
   usernsRemap?: string;
+  /** --seccomp-profile / "seccomp-profile": the seccomp plugin's default for containers — 'builtin', 'unconfined' or a profile file (absolute); unset: builtin. */
+  seccompProfile?: string;
   /** --init / "init": containers whose HostConfig.Init is unset run under docker-init. */
   init: boolean;
   /** --init-path / "init-path": the docker-init binary (default: tini-static, else tini; init.ts). */

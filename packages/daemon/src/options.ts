@@ -47,6 +47,7 @@ const FILE_KEYS = [
   'labels',
   'shutdown-timeout',
   'userns-remap',
+  'seccomp-profile',
   'init',
   'init-path',
   'bridge',
@@ -81,6 +82,7 @@ const FLAG_TO_KEY: Record<string, string> = {
   label: 'labels',
   'shutdown-timeout': 'shutdown-timeout',
   'userns-remap': 'userns-remap',
+  'seccomp-profile': 'seccomp-profile',
   init: 'init',
   'init-path': 'init-path',
   bridge: 'bridge',
@@ -117,6 +119,7 @@ Options:
       --label list             Set key=value labels to the daemon
       --shutdown-timeout int   Seconds to wait for containers to stop on shutdown (default 15)
       --userns-remap string    User/Group setting for user namespaces ("default" or USER[:GROUP])
+      --seccomp-profile string Path to the seccomp profile for containers, or "builtin"/"unconfined" (default "builtin")
       --init                   Run an init in every container (reaps zombies, forwards signals) unless it opts out
       --init-path string       Path to the docker-init binary (default: tini-static, else tini)
   -b, --bridge string          Attach containers to a network bridge ("none": no default bridge network) (default "berth0")
@@ -182,6 +185,7 @@ const BERTHD_OPTIONS = {
   label: { type: 'string', multiple: true },
   'shutdown-timeout': { type: 'string' },
   'userns-remap': { type: 'string' },
+  'seccomp-profile': { type: 'string' },
   init: { type: 'boolean' },
   'init-path': { type: 'string' },
   bridge: { type: 'string', short: 'b' },
@@ -285,6 +289,7 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
     cfg.shutdownTimeout = file['shutdown-timeout'];
   }
   if ('userns-remap' in file) cfg.usernsRemap = asString(file['userns-remap'], 'userns-remap');
+  if ('seccomp-profile' in file) cfg.seccompProfile = asString(file['seccomp-profile'], 'seccomp-profile');
   if ('init' in file) cfg.init = asBool(file.init, 'init');
   if ('init-path' in file) cfg.initPath = asString(file['init-path'], 'init-path');
   // the default bridge network (the network-cni plugin)
@@ -331,6 +336,8 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
   }
   if (f['userns-remap'] !== undefined) cfg.usernsRemap = f['userns-remap'];
   if (cfg.usernsRemap === '') delete cfg.usernsRemap;
+  if (f['seccomp-profile'] !== undefined) cfg.seccompProfile = f['seccomp-profile'];
+  if (cfg.seccompProfile === '') delete cfg.seccompProfile;
   if (f.init) cfg.init = true;
   if (f['init-path'] !== undefined) cfg.initPath = f['init-path'];
   if (f.bridge !== undefined) cfg.network.bridge = f.bridge;

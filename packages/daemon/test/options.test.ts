@@ -41,6 +41,15 @@ describe('berthd options', () => {
     expect(() => parseBerthdArgs(['--config-file', '/g'], (p) => (p === '/g' ? '{"userns-remap": 5}' : null))).toThrow('"userns-remap" must be a string');
   });
 
+  it('takes --seccomp-profile or daemon.json "seccomp-profile" (not both)', () => {
+    expect(parseBerthdArgs([], noFile).config.seccompProfile).toBeUndefined();
+    expect(parseBerthdArgs(['--seccomp-profile', 'unconfined'], noFile).config.seccompProfile).toBe('unconfined');
+    const read = (p: string) => (p === '/f' ? JSON.stringify({ 'seccomp-profile': '/etc/berth/seccomp.json' }) : null);
+    expect(parseBerthdArgs(['--config-file', '/f'], read).config.seccompProfile).toBe('/etc/berth/seccomp.json');
+    expect(() => parseBerthdArgs(['--config-file', '/f', '--seccomp-profile', 'builtin'], read)).toThrow('seccomp-profile: (from flag: builtin');
+    expect(() => parseBerthdArgs(['--config-file', '/g'], (p) => (p === '/g' ? '{"seccomp-profile": true}' : null))).toThrow('"seccomp-profile" must be a string');
+  });
+
   it('takes --init / --init-path or daemon.json "init" / "init-path" (not both)', () => {
     const none = parseBerthdArgs([], noFile).config;
     expect([none.init, none.initPath]).toEqual([false, undefined]);

@@ -9,8 +9,12 @@
  *    checked at create (400 "Decoding seccomp profile failed: …", nothing is stored).
  * `no-new-privileges` is the spec builder's (process.noNewPrivileges); runc applies it with the
  * filter. The default profile is compiled once per capability set (cache, shared frozen result).
+ * The daemon's default (config `profile`, berthd's `--seccomp-profile` / daemon.json
+ * "seccomp-profile") applies to containers that name none, as dockerd's: `builtin`, `unconfined`
+ * or a profile file, read and checked once when the plugin loads (a missing or bad file stops the
+ * daemon's start, naming the file; dockerd only finds a bad one at each container's start).
  * On a host whose kernel has no seccomp the plugin skips itself; it announces
- * `name=seccomp,profile=builtin` for /info when it loads.
+ * `name=seccomp,profile=<builtin|unconfined|file>` for /info when it loads.
  */
 import { readFile } from 'node:fs/promises';
 import { IHost, PluginConfigError, SkipPluginError, Stage, definePlugin, parseSecurityOpts, type ContainerRecord, type OciSeccomp, type OciSpec, type Plugin } from '@berth/core';
@@ -27,6 +31,28 @@ export const DEFAULT_PROFILE_URL = new URL('../profiles/default.json', import.me
 export interface SeccompConfig {
   /** libseccomp's native name of the host's architecture (default: from process.arch). */
   arch?: string;
+  /** The default for containers that name no profile: 'builtin' (default), 'unconfined' or a profile file's path. */
+  profile?: string;
+}
+
+/** The daemon's default profile, as loaded: the built-in one, none, or a file's parsed profile. */
+export type DaemonDefault = { kind: 'builtin' } | { kind: 'unconfined' } | { kind: 'file'; path: string; profile: SeccompProfile };
+
+/** Reads the daemon's default (config `profile`); a file that cannot be read or parsed is a PluginConfigError naming it. */
+export async function loadDaemonDefault(profile: string | undefined): Promise<DaemonDefault> {
+  if (profile === undefined || profile === SECCOMP_BUILTIN) return { kind: 'builtin' };
+  if (profile === SECCOMP_UNCONFINED) return { kind: 'unconfined' };
+  let text: string;
+  try {
+    text = await readFile(profile, 'utf8');
+  } catch (err) {
+    throw new PluginConfigError('profile', `opening seccomp profile (${profile}) failed: ${(err as Error).message}`);
+  }
+  try {
+    return { kind: 'file', path: profile, profile: parseProfile(text) };
+  } catch (err) {
+    throw new PluginConfigError('profile', `seccomp profile ${profile}: ${(err as Error).message}`);
+  }
 }
 
 /**
@@ -63,11 +89,15 @@ function deepFreeze<T>(v: T): T {
   return v;
 }
 
-/** What the container asked for: no filter, the default profile, or its own profile's JSON. */
-export function seccompChoice(c: ContainerRecord): { kind: 'unconfined' } | { kind: 'default' } | { kind: 'custom'; json: string } {
+/**
+ * What the container asked for: no filter, the built-in profile, the daemon's default, or its
+ * own profile's JSON (`seccomp=builtin` names the built-in one whatever the daemon's default is).
+ */
+export function seccompChoice(c: ContainerRecord): { kind: 'unconfined' } | { kind: 'default' } | { kind: 'daemon' } | { kind: 'custom'; json: string } {
   const opt = parseSecurityOpts(c.HostConfig?.SecurityOpt).seccomp;
   if (opt === SECCOMP_UNCONFINED || c.HostConfig?.Privileged === true) return { kind: 'unconfined' };
-  if (opt === undefined || opt === '' || opt === SECCOMP_BUILTIN) return { kind: 'default' };
+  if (opt === SECCOMP_BUILTIN) return { kind: 'default' };
+  if (opt === undefined || opt === '') return { kind: 'daemon' };
   return { kind: 'custom', json: opt };
 }
 
@@ -83,13 +113,17 @@ export function seccompPlugin(opts: { config?: SeccompConfig } = {}): Plugin<Sec
     config: { ...(opts.config ?? {}) },
     validateConfig(config) {
       if (config.arch !== undefined && (typeof config.arch !== 'string' || !config.arch)) throw new PluginConfigError('arch', 'must be a non-empty string');
+      if (config.profile !== undefined && (typeof config.profile !== 'string' || !config.profile)) throw new PluginConfigError('profile', 'must be "builtin", "unconfined" or a file path');
     },
     async apply(hooks, ctx) {
       const features = await ctx.container.resolve(IHost).features();
       if (!features.seccomp) throw new SkipPluginError('seccomp is not enabled in the kernel (no Seccomp line in /proc/self/status)');
       const host = { arch: ctx.config.arch ?? nativeArch(), kernel: features.kernel };
+      const daemonDefault = await loadDaemonDefault(ctx.config.profile);
       const cache = new CompiledProfileCache(parseProfile(await readFile(DEFAULT_PROFILE_URL, 'utf8')), host);
-      ctx.addSecurityOption(`name=seccomp,profile=${SECCOMP_BUILTIN}`);
+      // the file's profile also depends only on the capability set: compiled once per set too
+      const fileCache = daemonDefault.kind === 'file' ? new CompiledProfileCache(daemonDefault.profile, host) : undefined;
+      ctx.addSecurityOption(`name=seccomp,profile=${daemonDefault.kind === 'file' ? daemonDefault.path : daemonDefault.kind}`);
 
       // A bad profile is refused at create, with the reason, before anything is stored.
       hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.SECURITY }, async (c) => {
@@ -101,6 +135,10 @@ export function seccompPlugin(opts: { config?: SeccompConfig } = {}): Plugin<Sec
         const choice = seccompChoice(c.container);
         if (choice.kind === 'unconfined') return spec;
         const caps = spec.process?.capabilities?.bounding ?? [];
+        if (choice.kind === 'daemon') {
+          if (daemonDefault.kind === 'unconfined') return spec;
+          return withSeccomp(spec, (fileCache ?? cache).get(caps));
+        }
         if (choice.kind === 'default') return withSeccomp(spec, cache.get(caps));
         return withSeccomp(spec, compileProfile(parseProfile(choice.json), { ...host, caps }));
       });

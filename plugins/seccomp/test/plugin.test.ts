@@ -4,6 +4,9 @@
  * (nothing stored), no-new-privileges beside the filter, /info's security option, and the skip
  * path on a host without seccomp.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IHost, errorKind, type HostConfig } from '@berth/core';
 import { FakeHost, createTestEngine, ociSchemaErrors, type TestEngine } from '@berth/testing';
@@ -15,9 +18,9 @@ afterEach(async () => {
   t = undefined;
 });
 
-async function setup(host: FakeHost = new FakeHost({ seccomp: true, kernel: '6.18.0' })): Promise<TestEngine> {
+async function setup(host: FakeHost = new FakeHost({ seccomp: true, kernel: '6.18.0' }), profile?: string): Promise<TestEngine> {
   t = await createTestEngine({
-    plugins: [seccompPlugin({ config: { arch: 'amd64' } })],
+    plugins: [seccompPlugin({ config: { arch: 'amd64', ...(profile !== undefined ? { profile } : {}) } })],
     providers: (c) => c.register(IHost, { useValue: host }),
   });
   return t;
@@ -101,5 +104,56 @@ describe('seccomp plugin', () => {
     expect(te.engine.plugins.find((p) => p.name === 'seccomp')).toEqual(expect.objectContaining({ status: 'skipped', reason: expect.stringMatching(/seccomp is not enabled in the kernel/) }));
     expect(te.engine.securityOptions()).toEqual([]);
     expect((await specOf(te)).linux?.seccomp).toBeUndefined();
+  });
+});
+
+describe('seccomp plugin: the daemon default (--seccomp-profile / daemon.json "seccomp-profile")', () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+  function profileFile(text: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-seccomp-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'profile.json');
+    fs.writeFileSync(file, text);
+    return file;
+  }
+
+  it('a profile file is the default of containers that name none; seccomp=builtin still names the built-in one; /info names the file', async () => {
+    const file = profileFile(CUSTOM);
+    const te = await setup(undefined, file);
+    expect(te.engine.securityOptions()).toEqual([`name=seccomp,profile=${file}`]);
+    const plain = (await specOf(te)).linux?.seccomp;
+    expect(plain?.defaultAction).toBe('SCMP_ACT_ALLOW');
+    expect(plain?.syscalls).toEqual([{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }]);
+    // evaluated per capability set like the built-in one
+    const timed = (await specOf(te, { CapAdd: ['SYS_TIME'] })).linux?.seccomp;
+    expect(timed?.syscalls?.map((r) => r.names)).toEqual([['mkdir', 'mkdirat'], ['settimeofday']]);
+    expect((await specOf(te, { SecurityOpt: ['seccomp=builtin'] })).linux?.seccomp?.defaultAction).toBe('SCMP_ACT_ERRNO');
+    expect((await specOf(te, { SecurityOpt: ['seccomp=unconfined'] })).linux?.seccomp).toBeUndefined();
+    expect((await specOf(te, { Privileged: true })).linux?.seccomp).toBeUndefined();
+  });
+
+  it('"unconfined": containers that name none get no filter; seccomp=builtin gets the built-in one', async () => {
+    const te = await setup(undefined, 'unconfined');
+    expect(te.engine.securityOptions()).toEqual(['name=seccomp,profile=unconfined']);
+    expect((await specOf(te)).linux?.seccomp).toBeUndefined();
+    expect((await specOf(te, { SecurityOpt: ['seccomp=builtin'] })).linux?.seccomp?.defaultAction).toBe('SCMP_ACT_ERRNO');
+  });
+
+  it('"builtin" is the same as no setting', async () => {
+    const te = await setup(undefined, 'builtin');
+    expect(te.engine.securityOptions()).toEqual(['name=seccomp,profile=builtin']);
+    expect((await specOf(te)).linux?.seccomp?.defaultAction).toBe('SCMP_ACT_ERRNO');
+  });
+
+  it('a missing or malformed file stops the engine from starting, naming the file (PluginConfigError)', async () => {
+    const missing = path.join(os.tmpdir(), `berth-no-such-profile-${process.pid}.json`);
+    await expect(setup(undefined, missing)).rejects.toThrow(`opening seccomp profile (${missing}) failed`);
+    const bad = profileFile('{"defaultAction": "SCMP_ACT_NOPE"}');
+    const err = await setup(undefined, bad).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain(`seccomp profile ${bad}:`);
   });
 });
