@@ -7,25 +7,35 @@
  *    process holds → "address already in use"; stop frees the port, start takes it again;
  *  - `-P` with `--expose`: a port of the kernel's ip_local_port_range on 0.0.0.0, served;
  *  - live restore: berthd restarted with the container running serves the same port again;
+ *  - a port on 0.0.0.0 through CNI portmap's DNAT: reached from the host through the bridge's
+ *    gateway and through the host's own non-loopback address, the server seeing the client's
+ *    address (not the gateway a proxy connects from); a container of another network reaching it
+ *    through the host address (its own address seen); one on the same bridge and a client of
+ *    127.0.0.1 served by the proxy (the gateway seen, as dockerd's docker-proxy); UDP through the
+ *    DNAT rule (its packet counter); the rules gone with the container;
  *  - a user network: containers reach each other by name and by alias (wget over the test's
  *    bridge), resolv.conf names the network's gateway.
- * Traffic only over loopback and the test's own bridges; no NAT, no iptables rule, nothing
- * routed out (names outside the network are never asked); bridges removed and ip_forward put
- * back as found, also on failure. Needs root, runc, conmon and the CNI plugins, else skipped.
+ * Traffic only over loopback, the host's own addresses and the test's own bridges; no
+ * MASQUERADE, nothing routed out (names outside the network are never asked); bridges removed,
+ * ip_forward and the nat chains put back as found, also on failure. Needs root, runc, conmon and
+ * the CNI plugins (portmap: iptables), else skipped.
  */
 import { execFileSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
+import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
 
 const CNI_BIN = '/usr/lib/cni';
 function skipReason(): string | null {
   const s = berthdSkipReason();
   if (s) return s;
-  for (const p of ['loopback', 'bridge', 'host-local']) if (!fs.existsSync(path.join(CNI_BIN, p))) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
+  for (const p of ['loopback', 'bridge', 'host-local', 'portmap']) if (!fs.existsSync(path.join(CNI_BIN, p))) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
+  for (const b of ['ss', 'iptables', 'iptables-save']) if (!which(b)) return `${b} is not installed`;
   return null;
 }
 const skip = skipReason();
@@ -36,14 +46,45 @@ const USER_BRIDGE = `bpu${tag}`;
 // 198.18.250-254 / 198.19.250-254 (benchmarking range): network-cni.e2e uses .0-.249
 const DEFAULT_NET = `198.18.${250 + (tag % 5)}`;
 const USER_NET = `198.19.${250 + (tag % 5)}`;
-const FORWARD = '/proc/sys/net/ipv4/ip_forward';
+const OTHER_BRIDGE = `bpo${tag}`;
+const OTHER_NET = `198.19.${250 + ((tag + 1) % 5)}`;
 /** A shell script serving one page (berth-page) with busybox httpd on port 80. */
 const PAGE = 'mkdir -p /www && echo berth-page > /www/index.html && exec httpd -f -p 80 -h /www';
 
-/** GET http://127.0.0.1:port/ → status and body (rejects on a refused connection). */
-function get(port: number, host = '127.0.0.1'): Promise<{ status: number; body: string }> {
+/**
+ * A page at / and a CGI /cgi-bin/peer answering `peer=<client address>` (busybox httpd's
+ * REMOTE_ADDR) on port 80.
+ */
+const PEER = 'mkdir -p /www/cgi-bin && echo berth-page > /www/index.html && ' +
+  '{ echo "#!/bin/sh"; echo "echo Content-Type: text/plain"; echo echo; echo "echo peer=\\$REMOTE_ADDR"; } > /www/cgi-bin/peer && ' +
+  'chmod +x /www/cgi-bin/peer && exec httpd -f -p 80 -h /www';
+
+/** The CGI's answer with busybox httpd's IPv4-mapped notation ([::ffff:a.b.c.d]) made plain. */
+const plain = (text: string) => text.replace(/\[::ffff:([\d.]+)\]/g, '$1');
+
+/** A global IPv4 address of the host on an interface none of the tests' bridges (undefined: none). */
+function hostAddress(): string | undefined {
+  const out = execFileSync('ip', ['-4', '-o', 'addr', 'show', 'scope', 'global'], { encoding: 'utf8' });
+  for (const l of out.split('\n')) {
+    const m = /^\d+:\s+(\S+)\s+inet\s+([\d.]+)\//.exec(l);
+    if (m && ![DEFAULT_BRIDGE, USER_BRIDGE, OTHER_BRIDGE].includes(m[1]) && !m[1].startsWith('br-')) return m[2];
+  }
+  return undefined;
+}
+
+/** The nat rules (iptables-save -c: with their [packets:bytes] counters) naming a container, and those of the chains they jump to. */
+function natRulesOf(id: string): string[] {
+  const all = execFileSync('iptables-save', ['-c', '-t', 'nat'], { encoding: 'utf8' }).split('\n');
+  const entry = all.filter((l) => l.includes(id));
+  const chains = new Set(entry.flatMap((l) => /-j (CNI-DN-\S+)/.exec(l)?.[1] ?? []));
+  return [...entry, ...all.filter((l) => [...chains].some((c) => l.includes(`-A ${c} `)))];
+}
+
+/** GET http://host:port/path → status and body (rejects on a refused connection). */
+function get(port: number, host = '127.0.0.1', urlPath = '/'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path: '/', agent: false, timeout: 20_000 }, (res) => {
+    // the CGI's header lines end in \n only (busybox httpd passes them on as written)
+    const req = http.get({ host, port, path: urlPath, agent: false, timeout: 20_000, insecureHTTPParser: true }, (res) => {
       let body = '';
       res.on('data', (d) => (body += d.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -54,11 +95,11 @@ function get(port: number, host = '127.0.0.1'): Promise<{ status: number; body: 
 }
 
 /** Retries a GET while the container's httpd is still coming up. */
-async function getWhenUp(port: number): Promise<{ status: number; body: string }> {
+async function getWhenUp(port: number, host = '127.0.0.1', urlPath = '/'): Promise<{ status: number; body: string }> {
   let last: unknown;
   for (let i = 0; i < 50; i++) {
     try {
-      const r = await get(port);
+      const r = await get(port, host, urlPath);
       if (r.status) return r;
     } catch (err) {
       last = err;
@@ -76,28 +117,21 @@ function tcpListeners(port: number): number {
 describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   let dir: string | undefined;
-  let forward: string | undefined;
+  let host: HostNetworkState | undefined;
   const args = ['--bridge', DEFAULT_BRIDGE, '--bip', `${DEFAULT_NET}.1/24`, '--live-restore'];
   beforeAll(async () => {
-    forward = fs.readFileSync(FORWARD, 'utf8');
+    host = saveHostNetworkState();
     d = await startBerthd({ args });
     dir = d.dir;
     await d.loadTestImage();
   }, 120_000);
   afterAll(async () => {
-    await d?.docker(['rm', '-f', 'np-a', 'np-b', 'np-c', 'np-p', 'np-srv', 'np-cli']).catch(() => {});
-    await d?.docker(['network', 'rm', 'np-user']).catch(() => {});
+    await d?.docker(['rm', '-f', 'np-a', 'np-b', 'np-c', 'np-p', 'np-d', 'np-srv', 'np-cli']).catch(() => {});
+    await d?.docker(['network', 'rm', 'np-user', 'np-other']).catch(() => {});
     await d?.cleanup();
     // a berthd restarted on the first one's dir leaves the dir to its creator
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    for (const b of [DEFAULT_BRIDGE, USER_BRIDGE]) {
-      try {
-        execFileSync('ip', ['link', 'del', b], { stdio: 'ignore' });
-      } catch {
-        // not made, or already gone
-      }
-    }
-    if (forward !== undefined) fs.writeFileSync(FORWARD, forward);
+    host?.restore([DEFAULT_BRIDGE, USER_BRIDGE, OTHER_BRIDGE]);
     removeTestImageTarball();
   }, 120_000);
 
@@ -162,6 +196,66 @@ describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` 
     expect((await getWhenUp(port)).body).toBe('berth-page\n');
     await d.docker(['rm', '-f', 'np-p']);
     expect(tcpListeners(port)).toBe(0);
+  }, 180_000);
+
+  const hostIp = skip ? undefined : hostAddress();
+  it.skipIf(!hostIp)(`-p 18090:80 -p 18091:9999/udp: DNAT for the host's and other networks' clients (their address seen), the proxy for loopback and the own bridge${hostIp ? '' : ' (skipped: the host has no global IPv4 address)'}`, async () => {
+    const r = await d.docker(['run', '-d', '--name', 'np-d', '-p', '18090:80', '-p', '18091:9999/udp', TEST_IMAGE, 'sh', '-c', PEER]);
+    expect(r.code, JSON.stringify(r)).toBe(0);
+    const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'np-d'])).stdout.trim();
+    const ip = (await d.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'np-d'])).stdout.trim();
+    const gw = `${DEFAULT_NET}.1`;
+    // portmap's DNAT rules for both ports, and no MASQUERADE of berth's making
+    const rules = natRulesOf(id);
+    expect(rules.some((l) => l.includes('--dport 18090') && l.includes(`--to-destination ${ip}:80`)), rules.join('\n')).toBe(true);
+    expect(rules.some((l) => l.includes('-p udp') && l.includes('--dport 18091') && l.includes(`--to-destination ${ip}:9999`)), rules.join('\n')).toBe(true);
+    expect(rules.filter((l) => l.includes('MASQUERADE'))).toEqual([]);
+
+    // the host through its own address: DNAT, the server sees that address; through the gateway likewise
+    expect(plain((await getWhenUp(18090, hostIp, '/cgi-bin/peer')).body)).toBe(`peer=${hostIp}\n`);
+    expect(plain((await get(18090, gw, '/cgi-bin/peer')).body)).toBe(`peer=${gw}\n`);
+    // 127.0.0.1: not DNATed (no route_localnet, no MASQUERADE): the proxy, from the gateway
+    expect(plain((await get(18090, '127.0.0.1', '/cgi-bin/peer')).body)).toBe(`peer=${gw}\n`);
+
+    // a container of another network through the host address: DNAT, its own address seen
+    const o = await d.docker(['network', 'create', '--subnet', `${OTHER_NET}.0/24`, '-o', `com.docker.network.bridge.name=${OTHER_BRIDGE}`, 'np-other']);
+    expect(o.code, JSON.stringify(o)).toBe(0);
+    const fetchPeer = `for i in $(seq 50); do printf "GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n" | nc ${hostIp} 18090 | grep peer= && break; sleep 0.2; done; ip -4 -o addr show eth0`;
+    const other = await d.docker(['run', '--rm', '--network', 'np-other', TEST_IMAGE, 'sh', '-c', fetchPeer]);
+    expect(other.code, JSON.stringify(other)).toBe(0);
+    const otherIp = /inet ([\d.]+)\//.exec(other.stdout)?.[1];
+    expect(otherIp, other.stdout).toMatch(new RegExp(`^${OTHER_NET.replace(/\./g, '\\.')}\\.`));
+    expect(plain(other.stdout)).toContain(`peer=${otherIp}\n`);
+    // one on the same bridge: not DNATed (hairpin without MASQUERADE cannot answer): the proxy, as docker-proxy
+    const same = await d.docker(['run', '--rm', TEST_IMAGE, 'sh', '-c', fetchPeer]);
+    expect(same.code, JSON.stringify(same)).toBe(0);
+    expect(plain(same.stdout)).toContain(`peer=${gw}\n`);
+
+    // UDP through the DNAT rule: its packet counter counts the datagram, and it reaches the
+    // container's port 9999 (no listener there: the container's kernel counts it in Udp NoPorts;
+    // the image's busybox has no UDP server)
+    const noPorts = async () => {
+      const snmp = (await d.docker(['exec', 'np-d', 'cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+      return Number(snmp[1].split(/\s+/)[snmp[0].split(/\s+/).indexOf('NoPorts')]);
+    };
+    const before = await noPorts();
+    const udp = createSocket('udp4');
+    await new Promise<void>((ok, fail) => udp.send('berth-udp\n', 18091, hostIp, (err) => (err ? fail(err) : ok())));
+    udp.close();
+    let after = before;
+    for (let i = 0; i < 50 && after === before; i++) {
+      await new Promise((ok) => setTimeout(ok, 100));
+      after = await noPorts();
+    }
+    expect(after).toBe(before + 1);
+    const udpRule = natRulesOf(id).find((l) => l.includes('-p udp') && l.includes('--dport 18091') && l.includes('DNAT'));
+    expect(Number(/^\[(\d+):/.exec(udpRule ?? '')?.[1])).toBeGreaterThanOrEqual(1);
+
+    // rm: the rules go with the CNI DEL, the port is free
+    expect((await d.docker(['rm', '-f', 'np-d'])).code).toBe(0);
+    expect(natRulesOf(id)).toEqual([]);
+    expect(tcpListeners(18090)).toBe(0);
+    expect((await d.docker(['network', 'rm', 'np-other'])).code).toBe(0);
   }, 180_000);
 
   it('a user network: names and aliases resolve to the containers, resolv.conf names the gateway', async () => {

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CniResult, CniRunner } from './cni.js';
 import { LOOPBACK_LIST, confListFor } from './conflist.js';
+import type { CniPortMapping } from './ports.js';
 import type { NetworkRecord } from './store.js';
 
 /** What a container asks of an endpoint (Docker's EndpointSettings as given at create/connect). */
@@ -19,6 +20,10 @@ export interface EndpointRequest {
   MacAddress?: string;
   DriverOpts?: Record<string, string> | null;
   Links?: string[] | null;
+  /** berth's, not Docker's: the published ports DNAT serves (first network at start; adds portmap). */
+  portMappings?: CniPortMapping[];
+  /** berth's, not Docker's: the endpoint ID chosen before the attach (named in a port error). */
+  endpointId?: string;
 }
 
 /** The addresses an attachment got. */
@@ -58,7 +63,8 @@ export class Attacher {
     const ip = req.IPAMConfig?.IPv4Address;
     if (ip) caps.ips = [ip];
     if (req.MacAddress) caps.mac = req.MacAddress;
-    const list = confListFor(net, { ipamDir: this.opts.ipamDir, mac: !!req.MacAddress });
+    if (req.portMappings?.length) caps.portMappings = req.portMappings;
+    const list = confListFor(net, { ipamDir: this.opts.ipamDir, mac: !!req.MacAddress, ports: !!req.portMappings?.length });
     const result = await this.runner.add(list, { containerId, netns, ifName, args: [['IgnoreUnknown', '1']], ...(Object.keys(caps).length ? { capabilityArgs: caps } : {}) });
     return addressesOf(result, ifName);
   }

@@ -5,7 +5,12 @@
  * berth's data root, then `tuning` when the container asks for a MAC address. A network of a
  * custom driver runs the conflist it was created from. The list is named after the network's
  * ID, so caches and allocations of a removed network never meet a new one of the same name.
- * (Published ports add `portmap` here: one more plugin at the end, given `portMappings`.)
+ * A container that publishes ports gets the reference `portmap` plugin last, given the bound
+ * ports as its `portMappings` capability: iptables DNAT (nat PREROUTING and OUTPUT, destination
+ * a local address) to the container, with `snat: false` (no MASQUERADE, no route_localnet) and
+ * conditions that leave to the userland proxy what DNAT cannot serve without them: destinations
+ * in 127.0.0.0/8 and packets coming in on the network's own bridge (hairpin), as dockerd's rules
+ * with its userland proxy on (docs/networking.md, "Published ports").
  */
 import type { CniConfList, CniPluginConf } from './cni.js';
 import { parseCidr, rangeWithin } from './ipam.js';
@@ -21,6 +26,13 @@ export interface ConfListOptions {
   ipamDir: string;
   /** The container asks for a MAC address (adds `tuning` with the mac capability). */
   mac?: boolean;
+  /** The container publishes ports DNAT serves (adds `portmap` with the portMappings capability). */
+  ports?: boolean;
+}
+
+/** The `portmap` plugin of a bridge network: DNAT for what is not loopback nor from `bridge` itself. */
+export function portmapPlugin(bridge: string): CniPluginConf {
+  return { type: 'portmap', capabilities: { portMappings: true }, snat: false, conditionsV4: ['!', '-d', '127.0.0.0/8', '!', '-i', bridge] };
 }
 
 /** The configuration list of an attachment to `net`. */
@@ -54,5 +66,6 @@ export function confListFor(net: NetworkRecord, opts: ConfListOptions): CniConfL
   if (net.berth.mtu) bridge.mtu = net.berth.mtu;
   const plugins: CniPluginConf[] = [bridge];
   if (opts.mac) plugins.push({ type: 'tuning', capabilities: { mac: true } });
+  if (opts.ports) plugins.push(portmapPlugin(net.berth.bridge!));
   return { cniVersion: CNI_VERSION, name: net.Id, plugins };
 }

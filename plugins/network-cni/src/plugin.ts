@@ -193,6 +193,8 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
             ...(req.MacAddress ? { MacAddress: req.MacAddress } : {}),
             ...(req.DriverOpts ? { DriverOpts: req.DriverOpts } : {}),
             ...(req.Links ? { Links: req.Links } : {}),
+            // the ports publish.ts reserved for this start: DNAT towards the first network's address
+            ...(i === 0 ? publishing.forAttach(rec.ID) : {}),
           });
         }
         rec.NetworkSettings.Networks = out;
@@ -208,7 +210,7 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
         });
       };
       // published ports and DNS on user networks (publish.ts)
-      applyPublishing(hooks, ctx, svc, { attaches, networksOf, ...(opts.publishing ? { opts: opts.publishing } : {}) });
+      const publishing = applyPublishing(hooks, ctx, svc, { attaches, networksOf, ...(opts.publishing ? { opts: opts.publishing } : {}) });
 
       hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: attaches }, async (c) => {
         const ns = c.container.NetworkSettings;

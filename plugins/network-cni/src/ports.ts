@@ -2,10 +2,12 @@
  * Published ports, the pure part: what a container asks to publish (HostConfig.PortBindings,
  * `-P` = PublishAllPorts over Config.ExposedPorts), the kernel's ephemeral range dockerd picks
  * free host ports from, and NetworkSettings.Ports as dockerd fills it (every exposed or
- * published port a key, `null` for one that is exposed but not published). The listeners
+ * published port a key, `null` for one that is exposed but not published), and the bound ports
+ * CNI portmap gets as its `portMappings` capability (those DNAT can serve). The listeners
  * themselves are proxy.ts's; the taps are publish.ts's.
  */
 import { readFile } from 'node:fs/promises';
+import { isIPv4 } from 'node:net';
 import { InvalidParameterError, type ContainerRecord, type DeepReadonly, type PortBinding } from '@berth/core';
 
 export type Proto = 'tcp' | 'udp';
@@ -109,6 +111,31 @@ export function boundFromRecord(c: DeepReadonly<ContainerRecord>): BoundPort[] {
       const hostPort = Number(b.HostPort);
       if (Number.isInteger(hostPort) && hostPort > 0) out.push({ containerPort: port, proto, hostIp: b.HostIp === '0.0.0.0' ? '' : (b.HostIp ?? ''), hostPort });
     }
+  }
+  return out;
+}
+
+/** One entry of CNI's `portMappings` capability (the conventions document's shape, portmap's input). */
+export interface CniPortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: Proto;
+  /** Absent: every local address (except 127.0.0.0/8, which the conflist's conditions leave to the proxy). */
+  hostIP?: string;
+}
+
+/**
+ * The bound ports DNAT serves, as portmap's `portMappings`: every binding on all addresses or on
+ * one non-loopback IPv4 address. A binding on 127.0.0.0/8 or on an IPv6 address is the userland
+ * proxy's alone (DNAT of loopback would need route_localnet and a MASQUERADE; the containers
+ * have no IPv6 address).
+ */
+export function portMappings(bound: readonly BoundPort[]): CniPortMapping[] {
+  const out: CniPortMapping[] = [];
+  for (const b of bound) {
+    const any = b.hostIp === '' || b.hostIp === '0.0.0.0';
+    if (!any && (!isIPv4(b.hostIp) || b.hostIp.startsWith('127.'))) continue;
+    out.push({ hostPort: b.hostPort, containerPort: b.containerPort, protocol: b.proto, ...(any ? {} : { hostIP: b.hostIp }) });
   }
   return out;
 }

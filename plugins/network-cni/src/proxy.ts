@@ -1,8 +1,10 @@
 /**
  * The userland proxy (dockerd's docker-proxy, inside berthd): one listener per published host
  * port — TCP or UDP, on the binding's host address (0.0.0.0 when none) — that relays to the
- * container's address and port. It serves every binding, so connections to 127.0.0.1 from the
- * host (which DNAT cannot serve) work, and holding the socket is what reserves the port:
+ * container's address and port. CNI portmap's DNAT (conflist.ts) takes the traffic it can serve
+ * before it reaches the socket; what is left for the proxy is what DNAT cannot serve: connections
+ * to 127.0.0.1 and those from the container's own bridge (docs/networking.md). Holding the socket
+ * is also what reserves the port, and it is bound before the CNI ADD that installs the DNAT:
  *  - a port another container of this daemon holds → "Bind for IP:PORT failed: port is already
  *    allocated" (dockerd's port allocator),
  *  - a port the kernel refuses (another process) → "... address already in use",
@@ -54,8 +56,11 @@ export class PortProxy {
 
   constructor(private readonly opts: PortProxyOptions) {}
 
-  /** Open a listener for every request, relaying to `target`; all or nothing. */
-  async publish(containerId: string, requests: readonly PortRequest[], target: string): Promise<BoundPort[]> {
+  /**
+   * Open a listener for every request, relaying to `target()` (asked per connection or UDP
+   * flow: the ports are reserved before the container has an address); all or nothing.
+   */
+  async publish(containerId: string, requests: readonly PortRequest[], target: () => string): Promise<BoundPort[]> {
     const opened: Listener[] = [];
     try {
       for (const r of requests) opened.push(await this.openOne(containerId, r, target, opened));
@@ -88,7 +93,7 @@ export class PortProxy {
     return all.some((l) => l.bound.proto === proto && l.bound.hostPort === port && (anyAddr(l.bound.hostIp) || anyAddr(hostIp) || l.bound.hostIp === hostIp));
   }
 
-  private async openOne(containerId: string, r: PortRequest, target: string, pending: readonly Listener[]): Promise<Listener> {
+  private async openOne(containerId: string, r: PortRequest, target: () => string, pending: readonly Listener[]): Promise<Listener> {
     if (r.hostPorts && r.hostPorts[0] === r.hostPorts[1]) {
       const port = r.hostPorts[0];
       if (this.allocated(r.proto, r.hostIp, port, pending)) throw new SystemError(`Bind for ${shown(r.hostIp)}:${port} failed: port is already allocated`);
@@ -115,7 +120,7 @@ export class PortProxy {
   }
 
   /** Open one listener; EADDRINUSE → an error with dockerd's words and `inUse` set. */
-  async listen(bound: BoundPort, target: string): Promise<Listener> {
+  async listen(bound: BoundPort, target: () => string): Promise<Listener> {
     const host = shown(bound.hostIp);
     try {
       return bound.proto === 'tcp' ? await this.listenTcp(bound, host, target) : await this.listenUdp(bound, host, target);
@@ -129,11 +134,13 @@ export class PortProxy {
     }
   }
 
-  private async listenTcp(bound: BoundPort, host: string, target: string): Promise<Listener> {
+  private async listenTcp(bound: BoundPort, host: string, target: () => string): Promise<Listener> {
     const conns = new Set<Socket>();
     // half-open both ways: a client's FIN goes to the container, its reply still comes back
     const server: Server = createServer({ allowHalfOpen: true }, (client) => {
-      const up = createConnection({ host: target, port: bound.containerPort, allowHalfOpen: true });
+      const to = target();
+      if (!to) return void client.destroy(); // the container has no address yet
+      const up = createConnection({ host: to, port: bound.containerPort, allowHalfOpen: true });
       conns.add(client).add(up);
       const end = () => {
         client.destroy();
@@ -157,10 +164,10 @@ export class PortProxy {
     };
   }
 
-  private async listenUdp(bound: BoundPort, host: string, target: string): Promise<Listener> {
+  private async listenUdp(bound: BoundPort, host: string, target: () => string): Promise<Listener> {
     const type = isIPv6(host) ? 'udp6' : 'udp4';
     const server: UdpSocket = createSocket({ type });
-    const flows = new Map<string, { sock: UdpSocket; timer: NodeJS.Timeout }>();
+    const flows = new Map<string, { sock: UdpSocket; to: string; timer: NodeJS.Timeout }>();
     const idle = this.opts.udpIdleMs ?? UDP_IDLE_MS;
     const drop = (key: string) => {
       const f = flows.get(key);
@@ -173,19 +180,21 @@ export class PortProxy {
       const key = `${from.address}:${from.port}`;
       let f = flows.get(key);
       if (!f) {
-        const sock = createSocket({ type: isIPv6(target) ? 'udp6' : 'udp4' });
+        const to = target();
+        if (!to) return; // the container has no address yet
+        const sock = createSocket({ type: isIPv6(to) ? 'udp6' : 'udp4' });
         sock.on('message', (reply: Buffer) => {
           server.send(reply, from.port, from.address);
           const cur = flows.get(key);
           cur?.timer.refresh();
         });
         sock.on('error', () => drop(key));
-        f = { sock, timer: setTimeout(() => drop(key), idle) };
+        f = { sock, to, timer: setTimeout(() => drop(key), idle) };
         f.timer.unref();
         flows.set(key, f);
       }
       f.timer.refresh();
-      f.sock.send(msg, bound.containerPort, target);
+      f.sock.send(msg, bound.containerPort, f.to);
     });
     await bindSocket(server, (done) => server.bind({ address: host, port: bound.hostPort, exclusive: true }, done));
     return {

@@ -1,22 +1,26 @@
 /**
  * network-cni's taps for published ports and DNS (the plugin's apply() calls applyPublishing):
- *  - networking, after the CNI attachments (Stage.NETWORK - 5): the container's published ports
- *    get their proxy listeners (proxy.ts) toward its first network's address, and
- *    NetworkSettings.Ports is filled as dockerd fills it; a port that cannot be had fails the
- *    start (which runs releaseNetwork: nothing is left). Each user network the container is on
- *    gets its DNS server (dns.ts) on the network's gateway.
+ *  - networking, before the CNI attachments (Stage.NETWORK - 15): the container's published
+ *    ports are reserved by binding their proxy listeners (proxy.ts), NetworkSettings.Ports is
+ *    filled as dockerd fills it, and the ports DNAT serves wait for the first network's ADD
+ *    (plugin.ts asks forAttach: portmap's portMappings, conflist.ts); a port that cannot be had
+ *    fails the start (which runs releaseNetwork: nothing is left).
+ *  - networking, after the attachments (Stage.NETWORK - 5; beforeStart for a container whose
+ *    attach is deferred): the listeners relay to the first network's address from then on.
+ *    Each user network the container is on gets its DNS server (dns.ts) on the network's gateway.
  *  - networking, after network-basic wrote resolv.conf (Stage.NETWORK + 10): on a user network
  *    the container's resolv.conf names the network's DNS server (the gateway) instead of the
  *    host's resolvers (which the server relays to), with `options ndots:0` as dockerd writes.
- *  - releaseNetwork: the listeners close; a network's DNS server closes with its last running
- *    container.
+ *  - releaseNetwork: the listeners close (portmap's rules go with the CNI DEL, from the result
+ *    cache); a network's DNS server closes with its last running container.
  *  - afterLiveRestore: a container still running after a daemon restart gets its listeners back
  *    on the very host ports its record names, and its networks their DNS servers.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Stage, SystemError, type ContainerRecord, type DeepReadonly, type EngineInfo, type Logger, type PluginContext, type PluginHooks } from '@berth/core';
+import { newEndpointId } from './attach.js';
 import { DnsServer, hostResolvers, type Upstream } from './dns.js';
-import { boundFromRecord, ephemeralRange, hasPorts, portRequests, portsMap, type BoundPort } from './ports.js';
+import { boundFromRecord, ephemeralRange, hasPorts, portMappings, portRequests, portsMap, type BoundPort, type CniPortMapping } from './ports.js';
 import { PortProxy } from './proxy.js';
 import type { NetworkService } from './service.js';
 
@@ -35,6 +39,10 @@ export interface PublishingOptions {
 export class Publishing {
   readonly proxy: PortProxy;
   readonly dns = new Map<string, { server: DnsServer; address: string }>();
+  /** Ports reserved by a start whose first attach has not run yet: the endpoint ID it gets, what DNAT serves. */
+  private readonly reserved = new Map<string, { endpointId: string; mappings: CniPortMapping[] }>();
+  /** Where a container's listeners relay to (its first network's address), once it has one. */
+  private readonly targets = new Map<string, string>();
 
   constructor(
     private readonly containers: PluginContext<unknown>['containers'],
@@ -42,6 +50,45 @@ export class Publishing {
     private readonly opts: PublishingOptions = {},
   ) {
     this.proxy = new PortProxy({ range: () => ephemeralRange(opts.portRangeFile) });
+  }
+
+  /** What the first network's attach of a start gets: the endpoint ID and portmap's portMappings (none: {}). */
+  forAttach(containerId: string): { endpointId?: string; portMappings?: CniPortMapping[] } {
+    const r = this.reserved.get(containerId);
+    if (!r) return {};
+    return { endpointId: r.endpointId, ...(r.mappings.length ? { portMappings: r.mappings } : {}) };
+  }
+
+  /**
+   * Reserve the container's published ports (bind the listeners, relaying nowhere yet); a port
+   * that cannot be had → dockerd's error naming the endpoint the first network's attach would get.
+   */
+  async reserve(rec: DeepReadonly<ContainerRecord>): Promise<BoundPort[]> {
+    const endpointId = newEndpointId();
+    const bound = await this.proxy.publish(rec.ID, portRequests(rec), this.relay(rec.ID)).catch((err: unknown) => {
+      if (!(err instanceof SystemError)) throw err;
+      throw new SystemError(`driver failed programming external connectivity on endpoint ${rec.Name.replace(/^\//, '')} (${endpointId}): ${err.message}`);
+    });
+    this.reserved.set(rec.ID, { endpointId, mappings: portMappings(bound) });
+    return bound;
+  }
+
+  /** The address a container's listeners relay to, asked per connection ('' until it has one). */
+  relay(containerId: string): () => string {
+    return () => this.targets.get(containerId) ?? '';
+  }
+
+  /** The listeners relay to `address` from now on; the reservation is done with. */
+  relayTo(containerId: string, address: string): void {
+    this.reserved.delete(containerId);
+    if (address) this.targets.set(containerId, address);
+  }
+
+  /** Close the container's listeners and forget its reservation and address. */
+  async release(containerId: string): Promise<void> {
+    this.reserved.delete(containerId);
+    this.targets.delete(containerId);
+    await this.proxy.release(containerId);
   }
 
   /** The names of the running containers on network `netId` → their addresses there. */
@@ -87,17 +134,19 @@ export class Publishing {
   }
 
   async close(): Promise<void> {
+    this.reserved.clear();
+    this.targets.clear();
     await this.proxy.closeAll();
     await Promise.all([...this.dns.keys()].map((id) => this.closeDns(id)));
   }
 }
 
-/** The address published ports relay to: the container's first network's. */
 /** Whether the container has an endpoint on network `netId`. */
 function onNetwork(rec: DeepReadonly<ContainerRecord>, netId: string): boolean {
   return Object.values(rec.NetworkSettings?.Networks ?? {}).some((ep) => ep?.NetworkID === netId);
 }
 
+/** The address published ports relay to: the container's first network's. */
 function targetOf(rec: DeepReadonly<ContainerRecord>, first: string): string {
   const nets = rec.NetworkSettings?.Networks ?? {};
   return nets[first]?.IPAddress || Object.values(nets).find((e) => e?.IPAddress)?.IPAddress || '';
@@ -143,19 +192,21 @@ export function applyPublishing(
       return !builtin && ep?.NetworkID && ep.Gateway ? [{ id: ep.NetworkID, gateway: ep.Gateway }] : [];
     });
 
+  // before the attachments (plugin.ts, NETWORK - 10): the ports are had, or the start fails with no ADD run
+  hooks.networking.tapPromise({ name: `${TAP}-ports`, stage: Stage.NETWORK - 15, when: deps.attaches }, async (c) => {
+    const rec = c.container;
+    if (hasPorts(rec)) rec.NetworkSettings.Ports = portsMap(rec, await pub.reserve(rec));
+  });
+
   hooks.networking.tapPromise({ name: TAP, stage: Stage.NETWORK - 5, when: deps.attaches }, async (c) => {
     const rec = c.container;
-    if (hasPorts(rec)) {
-      const first = deps.networksOf(rec)[0];
-      const bound = await pub.proxy.publish(rec.ID, portRequests(rec), targetOf(rec, first)).catch((err: unknown) => {
-        if (!(err instanceof SystemError)) throw err;
-        // dockerd's prefix: the endpoint is the container's on its first network
-        const ep = rec.NetworkSettings.Networks[first]?.EndpointID ?? '';
-        throw new SystemError(`driver failed programming external connectivity on endpoint ${rec.Name.replace(/^\//, '')} (${ep}): ${err.message}`);
-      });
-      rec.NetworkSettings.Ports = portsMap(rec, bound);
-    }
+    pub.relayTo(rec.ID, targetOf(rec, deps.networksOf(rec)[0]));
     for (const n of userNets(rec)) await pub.ensureDns(n.id, n.gateway);
+  });
+
+  // a container whose attach was deferred to beforeStart (plugin.ts, NETWORK - 10) has its address now
+  hooks.beforeStart.tapPromise({ name: TAP, stage: Stage.NETWORK - 5, when: deps.attaches }, async (c) => {
+    pub.relayTo(c.container.ID, targetOf(c.container, deps.networksOf(c.container)[0]));
   });
 
   hooks.networking.tapPromise({ name: `${TAP}-dns`, stage: Stage.NETWORK + 10, when: deps.attaches }, async (c) => {
@@ -166,7 +217,7 @@ export function applyPublishing(
   });
 
   hooks.releaseNetwork.tapPromise({ name: TAP, stage: Stage.NETWORK - 5, when: deps.attaches }, async (c) => {
-    await pub.proxy.release(c.container.ID);
+    await pub.release(c.container.ID);
     await pub.closeUnusedDns(c.container.ID);
   });
 
@@ -176,7 +227,8 @@ export function applyPublishing(
     const bound: BoundPort[] = boundFromRecord(rec);
     if (bound.length) {
       const requests = bound.map((b) => ({ containerPort: b.containerPort, proto: b.proto, hostIp: b.hostIp, hostPorts: [b.hostPort, b.hostPort] as [number, number] }));
-      await pub.proxy.publish(rec.ID, requests, targetOf(rec, deps.networksOf(rec)[0]));
+      pub.relayTo(rec.ID, targetOf(rec, deps.networksOf(rec)[0]));
+      await pub.proxy.publish(rec.ID, requests, pub.relay(rec.ID));
     }
     for (const n of userNets(rec)) await pub.ensureDns(n.id, n.gateway);
   });

@@ -357,7 +357,7 @@ export class NetworkService {
       MacAddress: a.MacAddress,
       DriverOpts: req.DriverOpts ? { ...req.DriverOpts } : null,
       NetworkID: net.Id,
-      EndpointID: newEndpointId(),
+      EndpointID: req.endpointId ?? newEndpointId(),
       Gateway: a.Gateway,
       IPAddress: a.IPAddress,
       IPPrefixLen: a.IPPrefixLen,

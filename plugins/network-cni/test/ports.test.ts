@@ -1,14 +1,14 @@
 /**
  * Published ports, the pure part (ports.ts): requests from PortBindings and -P over
  * ExposedPorts, NetworkSettings.Ports as dockerd fills it, the record → bound ports again
- * (live restore), the kernel's ephemeral range file.
+ * (live restore), the kernel's ephemeral range file, the bound ports portmap's DNAT gets.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { errorKind, type ContainerRecord } from '@berth/core';
-import { DEFAULT_EPHEMERAL, boundFromRecord, ephemeralRange, portRequests, portsMap } from '../src/ports.js';
+import { DEFAULT_EPHEMERAL, boundFromRecord, ephemeralRange, portMappings, portRequests, portsMap } from '../src/ports.js';
 
 function rec(cfg: { exposed?: string[]; bindings?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null>; all?: boolean; ports?: ContainerRecord['NetworkSettings']['Ports'] }): ContainerRecord {
   return {
@@ -79,5 +79,16 @@ describe('ephemeralRange', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('portMappings', () => {
+  it('gives DNAT the bindings on every address or one non-loopback IPv4 address; loopback and IPv6 stay with the proxy', () => {
+    const b = (hostIp: string, hostPort: number, proto: 'tcp' | 'udp' = 'tcp') => ({ containerPort: 80, proto, hostIp, hostPort });
+    expect(portMappings([b('', 8080), b('0.0.0.0', 8081, 'udp'), b('192.0.2.7', 8082), b('127.0.0.1', 8083), b('127.1.2.3', 8084), b('::', 8085), b('::1', 8086)])).toEqual([
+      { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
+      { hostPort: 8081, containerPort: 80, protocol: 'udp' },
+      { hostPort: 8082, containerPort: 80, protocol: 'tcp', hostIP: '192.0.2.7' },
+    ]);
   });
 });

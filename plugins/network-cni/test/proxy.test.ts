@@ -86,7 +86,7 @@ describe('PortProxy', () => {
     const target = await echoServer();
     const port = await freePort();
     const p = newProxy();
-    const bound = await p.publish('c1', [{ containerPort: target, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: [port, port] }], '127.0.0.1');
+    const bound = await p.publish('c1', [{ containerPort: target, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: [port, port] }], () => '127.0.0.1');
     expect(bound).toEqual([{ containerPort: target, proto: 'tcp', hostIp: '127.0.0.1', hostPort: port }]);
     expect(await roundTrip(port, 'hello')).toBe('hello');
     await p.release('c1');
@@ -102,7 +102,7 @@ describe('PortProxy', () => {
     cleanups.push(() => new Promise<void>((r) => echo.close(() => r())));
     const port = await freePort();
     const p = newProxy();
-    await p.publish('c1', [{ containerPort: echo.address().port, proto: 'udp', hostIp: '127.0.0.1', hostPorts: [port, port] }], '127.0.0.1');
+    await p.publish('c1', [{ containerPort: echo.address().port, proto: 'udp', hostIp: '127.0.0.1', hostPorts: [port, port] }], () => '127.0.0.1');
     const client = createSocket('udp4');
     cleanups.push(() => new Promise<void>((r) => client.close(() => r())));
     const reply = new Promise<string>((r) => client.once('message', (m) => r(m.toString())));
@@ -113,12 +113,12 @@ describe('PortProxy', () => {
   it("refuses a port another container holds with dockerd's words, also against 0.0.0.0", async () => {
     const port = await freePort();
     const p = newProxy();
-    await p.publish('c1', [{ containerPort: 80, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: [port, port] }], '127.0.0.1');
-    const err = await caught(p.publish('c2', [{ containerPort: 80, proto: 'tcp', hostIp: '', hostPorts: [port, port] }], '127.0.0.1'));
+    await p.publish('c1', [{ containerPort: 80, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: [port, port] }], () => '127.0.0.1');
+    const err = await caught(p.publish('c2', [{ containerPort: 80, proto: 'tcp', hostIp: '', hostPorts: [port, port] }], () => '127.0.0.1'));
     expect(err.message).toBe(`Bind for 0.0.0.0:${port} failed: port is already allocated`);
     expect(errorKind(err)).toBe('System');
     // the other protocol is another port
-    await p.publish('c2', [{ containerPort: 80, proto: 'udp', hostIp: '127.0.0.1', hostPorts: [port, port] }], '127.0.0.1');
+    await p.publish('c2', [{ containerPort: 80, proto: 'udp', hostIp: '127.0.0.1', hostPorts: [port, port] }], () => '127.0.0.1');
   });
 
   it('reports a port another process holds as address already in use and closes what the publish had opened', async () => {
@@ -133,7 +133,7 @@ describe('PortProxy', () => {
           { containerPort: 80, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: [free, free] },
           { containerPort: 81, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: [taken, taken] },
         ],
-        '127.0.0.1',
+        () => '127.0.0.1',
       ),
     );
     expect(err.message).toBe(`Error starting userland proxy: listen tcp4 127.0.0.1:${taken}: bind: address already in use`);
@@ -146,9 +146,9 @@ describe('PortProxy', () => {
     const a = await twoFreePorts();
     await holdPort(a);
     const p = newProxy([a, a + 1]);
-    const [first] = await p.publish('c1', [{ containerPort: 80, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: null }], '127.0.0.1');
+    const [first] = await p.publish('c1', [{ containerPort: 80, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: null }], () => '127.0.0.1');
     expect(first.hostPort).toBe(a + 1);
-    const err = await caught(p.publish('c2', [{ containerPort: 80, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: null }], '127.0.0.1'));
+    const err = await caught(p.publish('c2', [{ containerPort: 80, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: null }], () => '127.0.0.1'));
     expect(err.message).toBe('all ports are allocated');
     expect(p.listeners()).toHaveLength(1);
   });

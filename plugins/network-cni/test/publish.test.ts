@@ -5,6 +5,9 @@
  *  - a published port relays to the "container" address (a local server), fills
  *    NetworkSettings.Ports; the same host port for another container fails its start with
  *    dockerd's words and leaves no listener of its own; stop closes the listener;
+ *  - the ports DNAT serves reach portmap (last in the first network's conflist) as its
+ *    portMappings, loopback ones not; its DEL gets them from the result cache; a port that
+ *    cannot be had fails the start before any ADD;
  *  - the user network's DNS server on its gateway answers the running containers' names and
  *    aliases, a container's resolv.conf names it, and it closes with the last container.
  */
@@ -25,12 +28,19 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** CNI fake: loopback answers, bridge gives 127.77.0.2, .3, … (gateway .1), DEL frees nothing it needs to. */
+/** What the CNI fake was asked: plugin type, command, container, config. */
+const cniCalls: Array<{ type: string; cmd: string; id: string; conf: Record<string, unknown> }> = [];
+
+/** CNI fake: loopback answers, bridge gives 127.77.0.2, .3, … (gateway .1), portmap passes its prevResult on, DEL frees nothing it needs to. */
 function loopbackCni(): CniExec {
   let next = 2;
-  return async (binary, env) => {
+  cniCalls.length = 0;
+  return async (binary, env, stdin) => {
     const json = (o: unknown) => ({ code: 0, stdout: JSON.stringify(o), stderr: '' });
+    const conf = JSON.parse(stdin) as Record<string, unknown>;
+    cniCalls.push({ type: binary.slice(binary.lastIndexOf('/') + 1), cmd: env.CNI_COMMAND, id: env.CNI_CONTAINERID ?? '', conf });
     if (env.CNI_COMMAND !== 'ADD') return { code: 0, stdout: '', stderr: '' };
+    if (binary.endsWith('/portmap')) return json(conf.prevResult);
     if (binary.endsWith('/loopback')) return json({ cniVersion: '1.0.0', interfaces: [{ name: 'lo', sandbox: env.CNI_NETNS }] });
     const addr = `127.77.0.${next++}`;
     return json({ cniVersion: '1.0.0', interfaces: [{ name: env.CNI_IFNAME, mac: '0a:58:00:00:00:07', sandbox: env.CNI_NETNS }], ips: [{ address: `${addr}/24`, gateway: '127.77.0.1', interface: 0 }] });
@@ -117,6 +127,34 @@ describe('published ports and DNS (publish.ts)', () => {
 
     await stop(te, a);
     expect(publishingOf(info())!.proxy.listeners()).toEqual([]);
+  });
+
+  it('hands the ports DNAT serves to portmap as portMappings (not loopback ones), DEL gets them from the cache; a taken port fails before any ADD', async () => {
+    const { te } = await setup();
+    const a = await start(te, 'pm', { ports: { '80/tcp': [{ HostPort: '' }, { HostIp: '127.0.0.1', HostPort: '' }], '53/udp': [{ HostIp: '0.0.0.0', HostPort: '' }] } });
+    const ports = te.engine.containers.inspect(a).NetworkSettings.Ports;
+    const hp = (key: string, i = 0) => Number(ports[key]![i].HostPort);
+    const add = cniCalls.filter((c) => c.id === a && c.cmd === 'ADD').map((c) => c.type);
+    expect(add.slice(-2)).toEqual(['bridge', 'portmap']);
+    const pm = cniCalls.find((c) => c.id === a && c.type === 'portmap' && c.cmd === 'ADD')!.conf;
+    expect(pm).toMatchObject({ capabilities: { portMappings: true }, snat: false, conditionsV4: ['!', '-d', '127.0.0.0/8', '!', '-i', expect.stringMatching(/^br-[0-9a-f]{12}$/)] });
+    const mappings = [
+      { hostPort: hp('53/udp'), containerPort: 53, protocol: 'udp' },
+      { hostPort: hp('80/tcp'), containerPort: 80, protocol: 'tcp' },
+    ];
+    expect((pm.runtimeConfig as { portMappings: unknown }).portMappings).toEqual(mappings);
+    expect(ports['80/tcp']![1]).toEqual({ HostIp: '127.0.0.1', HostPort: String(hp('80/tcp', 1)) });
+
+    // the same host port wanted by another: refused before its CNI ADD runs (nothing to undo)
+    const b = await te.createContainer({ name: 'pn', Config: { Cmd: ['/bin/true'] }, HostConfig: { NetworkMode: 'pubnet', PortBindings: { '80/tcp': [{ HostPort: String(hp('80/tcp')) }] } } });
+    const err = await te.engine.containers.start(b).catch((e: unknown) => e as Error);
+    expect((err as Error).message).toMatch(new RegExp(`driver failed programming external connectivity on endpoint pn \\([0-9a-f]{64}\\): Bind for 0\\.0\\.0\\.0:${hp('80/tcp')} failed: port is already allocated$`));
+    expect(cniCalls.filter((c) => c.id === b && c.cmd === 'ADD' && c.type !== 'loopback')).toEqual([]);
+
+    // stop: portmap's DEL has the mappings (its rules are found by them), from the result cache
+    await stop(te, a);
+    const del = cniCalls.find((c) => c.id === a && c.type === 'portmap' && c.cmd === 'DEL')!.conf;
+    expect((del.runtimeConfig as { portMappings: unknown }).portMappings).toEqual(mappings);
   });
 
   it("answers the network's running names and aliases on its gateway, names it in resolv.conf, closes with the last container", async () => {
