@@ -395,6 +395,19 @@ export class ContainerService {
     return this.k.index.resolve(idOrName);
   }
 
+  /**
+   * Run `fn` with the live record under the container's lock, as start, stop and rename run
+   * (after any exit processing in flight): for the engine's parts that change a container from
+   * outside the core (network connect/disconnect).
+   */
+  async withRecordLocked<T>(idOrName: string, fn: (rec: ContainerRecord) => Promise<T>): Promise<T> {
+    const rec = this.k.index.resolve(idOrName);
+    return this.k.withLock(rec.ID, async () => {
+      if (!this.k.index.has(rec.ID)) throw noSuchContainer(idOrName);
+      return fn(rec);
+    });
+  }
+
   /** Persist a record change. */
   async save(rec: ContainerRecord): Promise<void> {
     await this.k.persist(rec);

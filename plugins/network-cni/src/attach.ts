@@ -4,12 +4,12 @@
  *    requested address and MAC as capability arguments), → the endpoint's addresses.
  *  - detach: DEL one attachment with its cached result (idempotent).
  *  - detachAll: DEL every attachment the result cache still holds for the container (the
- *    container's active endpoints, also those of a daemon killed mid-start), loopback last.
- * The namespace itself (netns.ts) is made and dropped by the plugin around these.
+ *    container's active endpoints, also those of a daemon killed mid-start), networks at once.
+ * The namespace itself (netns.ts, lo up in it) is made and dropped by the plugin around these.
  */
 import { randomBytes } from 'node:crypto';
 import type { CniResult, CniRunner } from './cni.js';
-import { LOOPBACK_LIST, confListFor } from './conflist.js';
+import { confListFor } from './conflist.js';
 import type { CniPortMapping } from './ports.js';
 import type { NetworkRecord } from './store.js';
 
@@ -34,6 +34,9 @@ export interface EndpointAddresses {
   MacAddress: string;
 }
 
+/** The conflist name of the loopback attachment daemons before netns.ts's lo up made (still DELed at release). */
+const LEGACY_LOOPBACK = 'berth-loopback';
+
 export function newEndpointId(): string {
   return randomBytes(32).toString('hex');
 }
@@ -51,11 +54,6 @@ export class Attacher {
     private readonly runner: CniRunner,
     private readonly opts: { ipamDir: string },
   ) {}
-
-  /** lo up in a new namespace (the loopback plugin). */
-  async loopback(containerId: string, netns: string): Promise<void> {
-    await this.runner.add(LOOPBACK_LIST, { containerId, netns, ifName: 'lo' });
-  }
 
   /** ADD `net` for interface `ifName`; a failed ADD leaves nothing (the runner DELs it). */
   async attach(net: NetworkRecord, containerId: string, netns: string, ifName: string, req: EndpointRequest = {}): Promise<EndpointAddresses> {
@@ -86,18 +84,27 @@ export class Attacher {
     return `eth${n}`;
   }
 
-  /** DEL every cached attachment of the container, loopback last; the first error is thrown after all ran. */
-  async detachAll(containerId: string): Promise<void> {
+  /**
+   * DEL every cached attachment of the container — those of different networks at once (each
+   * its own interface, bridge and address range), then a `lo` entry a daemon before netns.ts
+   * brought lo up itself may have left; the first error is thrown after all ran. Returns the
+   * network IDs whose attachment was released.
+   */
+  async detachAll(containerId: string): Promise<string[]> {
     const all = await this.runner.attachments(containerId);
-    all.sort((a, b) => Number(a.ifName === 'lo') - Number(b.ifName === 'lo'));
+    const released: string[] = [];
     let first: unknown;
-    for (const a of all) {
+    const del = async (a: { ifName: string; networkName: string }) => {
       try {
         await this.runner.del({ containerId, ifName: a.ifName });
+        released.push(a.networkName);
       } catch (err) {
         first ??= err;
       }
-    }
+    };
+    await Promise.all(all.filter((a) => a.ifName !== 'lo').map(del));
+    for (const a of all.filter((x) => x.ifName === 'lo')) await del(a);
     if (first) throw first;
+    return released.filter((n) => n !== LEGACY_LOOPBACK);
   }
 }

@@ -18,9 +18,6 @@ import type { NetworkRecord } from './store.js';
 
 export const CNI_VERSION = '1.0.0';
 
-/** The loopback attachment every namespace of berth's making gets (interface lo). */
-export const LOOPBACK_LIST: CniConfList = Object.freeze({ cniVersion: CNI_VERSION, name: 'berth-loopback', plugins: [{ type: 'loopback' }] }) as CniConfList;
-
 export interface ConfListOptions {
   /** host-local's dataDir: one directory per network, one file per address. */
   ipamDir: string;

@@ -3,6 +3,10 @@
  * which bind-mounts the namespace onto FILE so it outlives the process that made it — the way
  * `ip netns add` and CNI runtimes keep a container's namespace before its runtime starts. The
  * file's path is what the OCI spec's `linux.namespaces[type=network].path` and CNI_NETNS name.
+ * Its loopback interface is brought up in the same exec (`ip link set lo up` run by unshare inside
+ * the new namespace; the kernel then gives lo 127.0.0.1/8 and ::1): what the CNI loopback plugin
+ * would do, without a plugin exec and a result-cache entry on every start and stop (a namespace
+ * that goes away takes its lo with it, so nothing is undone at release).
  * Removal unmounts (lazily: an exiting container's process may still hold it) and unlinks;
  * removing a namespace that is already gone is not an error.
  */
@@ -27,14 +31,15 @@ function escapeMountPath(p: string): string {
   return p.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 
-/** Make a new network namespace kept at `file` (created; its directory too). */
+/** Make a new network namespace kept at `file` (created; its directory too), lo up in it. */
 export async function createNetns(file: string): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o711 });
   const fh = await open(file, 'wx', 0o444); // refuse to reuse a path: it may be a live namespace
   await fh.close();
   try {
-    await execFileP('unshare', [`--net=${file}`, 'true']);
+    await execFileP('unshare', [`--net=${file}`, 'ip', 'link', 'set', 'lo', 'up']);
   } catch (err) {
+    if (await isNamespaceFile(file)) await execFileP('umount', ['-l', file]).catch(() => {}); // made, but lo failed
     await unlink(file).catch(() => {});
     throw new Error(`creating the network namespace ${file} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
   }
@@ -42,7 +47,8 @@ export async function createNetns(file: string): Promise<void> {
 
 /**
  * Keep an existing namespace (`source`, e.g. /proc/<pid>/ns/net of a container whose runtime
- * made it) at `file`, as `ip netns attach` does: a bind mount on a new empty file.
+ * made it) at `file`, as `ip netns attach` does: a bind mount on a new empty file; lo is
+ * brought up in it (idempotent: a runtime that made the namespace may have done so already).
  */
 export async function bindNetns(file: string, source: string): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o711 });
@@ -50,7 +56,9 @@ export async function bindNetns(file: string, source: string): Promise<void> {
   await fh.close();
   try {
     await execFileP('mount', ['--bind', source, file]);
+    await execFileP('nsenter', [`--net=${file}`, 'ip', 'link', 'set', 'lo', 'up']);
   } catch (err) {
+    if (await isNamespaceFile(file)) await execFileP('umount', ['-l', file]).catch(() => {});
     await unlink(file).catch(() => {});
     throw new Error(`keeping the network namespace ${source} at ${file} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
   }

@@ -6,26 +6,28 @@
  *  - beforeCreate: the container's networks exist, --ip/--network-alias only on user networks,
  *    a well-formed MAC; the `default` network key becomes `bridge` (as dockerd stores it).
  *  - networking (before network-basic's tap, which writes /etc/hosts with the addresses
- *    recorded here): netns, loopback, one ADD per network, NetworkSettings, SandboxKey,
+ *    recorded here): netns (lo up), one ADD per network, NetworkSettings, SandboxKey,
  *    ctx.networkNamespacePath and ctx.hostGatewayIP (the default bridge's gateway).
  *  - releaseNetwork (failed start, exit, remove, found dead after a restart): DEL of every
  *    attachment the CNI result cache holds for the container, then the netns is removed;
  *    idempotent.
  * Modes none, host and container:<id> are left to network-basic (and the core). The plugin
  * registers the NetworkService (service.ts) under INetworkService: the daemon's /networks routes.
- * It skips itself (SkipPluginError) without root, `unshare`, or the CNI plugins it runs.
+ * It skips itself (SkipPluginError) without root, `unshare`/`nsenter`/`ip`, or the CNI plugins it runs.
  */
-import { access, appendFile, constants } from 'node:fs/promises';
+import { access, constants, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   NotFoundError,
   PluginConfigError,
   IEngine,
+  IEventBus,
   SkipPluginError,
   Stage,
   definePlugin,
   type ContainerRecord,
   type DeepReadonly,
+  type EndpointSettings,
   type EngineInfo,
   type InjectionToken,
   type Plugin,
@@ -35,8 +37,9 @@ import { CniRunner, type CniExec } from './cni.js';
 import type { AddressPool } from './ipam.js';
 import { bindNetns, createNetns, removeNetns } from './netns.js';
 import { NetworkService } from './service.js';
-import { applyPublishing, closePublishing, type PublishingOptions } from './publish.js';
-import { NetworkStore } from './store.js';
+import { addHostsRecords } from './hosts.js';
+import { applyPublishing, closePublishing, publishingOf, userNetworkResolvConf, type PublishingOptions } from './publish.js';
+import { NetworkStore, type NetworkRecord } from './store.js';
 
 export const PLUGIN_NAME = 'network-cni';
 /** StartContext.data key: this start attaches in beforeStart (a user-namespaced container). */
@@ -102,13 +105,31 @@ export function networksOf(c: DeepReadonly<ContainerRecord>): string[] {
 
 async function hostCheck(binDirs: string[]): Promise<void> {
   if (process.getuid?.() !== 0) throw new SkipPluginError('needs root (network namespaces, bridges, veths)');
-  for (const type of ['bridge', 'host-local', 'loopback']) {
+  for (const type of ['bridge', 'host-local']) {
     const found = await Promise.any(binDirs.map((d) => access(join(d, type), constants.X_OK))).then(() => true, () => false);
     if (!found) throw new SkipPluginError(`the CNI plugin ${type} is not in ${binDirs.join(':')} (apt-get install containernetworking-plugins)`);
   }
   const path = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':');
-  const unshare = await Promise.any(path.map((d) => access(join(d, 'unshare'), constants.X_OK))).then(() => true, () => false);
-  if (!unshare) throw new SkipPluginError('unshare (util-linux) is not installed');
+  // netns.ts: unshare/nsenter (util-linux) make and enter namespaces, ip (iproute2) brings lo up
+  for (const [tool, pkg] of [['unshare', 'util-linux'], ['nsenter', 'util-linux'], ['ip', 'iproute2']]) {
+    const found = await Promise.any(path.map((d) => access(join(d, tool), constants.X_OK))).then(() => true, () => false);
+    if (!found) throw new SkipPluginError(`${tool} (${pkg}) is not installed`);
+  }
+}
+
+/**
+ * A running container connected to a user network: the network's DNS server (publish.ts) runs
+ * on its gateway; a container that had no user network until now gets that server in its
+ * resolv.conf (in place: it is bind-mounted), as at a start on that network.
+ */
+async function joinedUserNetwork(engine: EngineInfo, rec: DeepReadonly<ContainerRecord>, net: NetworkRecord, ep: EndpointSettings): Promise<void> {
+  const pub = publishingOf(engine);
+  if (!pub || net.berth.builtin || !ep.Gateway) return;
+  const servedBefore = Object.values(rec.NetworkSettings.Networks).some((e) => e.NetworkID !== net.Id && e.NetworkID && pub.dns.has(e.NetworkID));
+  await pub.ensureDns(net.Id, ep.Gateway);
+  if (servedBefore || !rec.ResolvConfPath || !pub.dns.has(net.Id)) return;
+  const original = await readFile(rec.ResolvConfPath, 'utf8').catch(() => '');
+  await writeFile(rec.ResolvConfPath, userNetworkResolvConf(original, ep.Gateway));
 }
 
 export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCniConfig> {
@@ -136,7 +157,16 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
       const ipamDir = join(root, 'ipam');
       const runner = new CniRunner({ binDirs: c.binDirs!, cacheDir: join(root, 'results'), ...(opts.exec ? { exec: opts.exec } : {}) });
       const svc = new NetworkService(
-        { store: new NetworkStore(join(root, 'networks')), attacher: new Attacher(runner, { ipamDir }), containers: ctx.containers, logger: ctx.logger, ipamDir },
+        {
+          store: new NetworkStore(join(root, 'networks')),
+          attacher: new Attacher(runner, { ipamDir }),
+          containers: ctx.containers,
+          logger: ctx.logger,
+          ipamDir,
+          events: ctx.container.resolve(IEventBus),
+          joined: (rec, net, ep) => joinedUserNetwork(ctx.engine, rec, net, ep),
+          left: async () => publishingOf(ctx.engine)?.closeUnusedDns(''),
+        },
         {
           bridgeName: c.bridge!,
           confDir: c.confDir!,
@@ -170,12 +200,11 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
       const usernsActive = (r: DeepReadonly<ContainerRecord>) =>
         r.HostConfig?.UsernsMode !== 'host' && ctx.container.isRegistered(IEngine, true) && ctx.container.resolve(IEngine).securityOptions().some((o) => o.startsWith('name=userns'));
 
-      /** lo and one ADD per network in the namespace at `file`; NetworkSettings as dockerd fills them. */
+      /** One ADD per network in the namespace at `file` (lo is up already: netns.ts); NetworkSettings as dockerd fills them. */
       const attachAll = async (rec: ContainerRecord, file: string): Promise<void> => {
         const s = svc();
         rec.NetworkSettings.SandboxKey = file;
         rec.NetworkSettings.SandboxID = rec.ID;
-        await s.loopback(rec.ID, file);
         const out: Record<string, NonNullable<ContainerRecord['NetworkSettings']['Networks'][string]>> = {};
         for (const [i, ref] of networksOf(rec).entries()) {
           let net;
@@ -258,9 +287,8 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
         await netnsOps.bind(file, `/proc/${c.pid}/ns/net`);
         await attachAll(rec, file);
         // network-basic wrote the hosts file before the addresses existed: add them in place (it is bind-mounted already)
-        const ips = [...new Set(Object.values(rec.NetworkSettings.Networks).map((e) => e.IPAddress).filter(Boolean))];
-        const name = rec.Config.Hostname || rec.ID.slice(0, 12);
-        if (c.hostsPath && ips.length) await appendFile(c.hostsPath, ips.map((ip) => `${ip}\t${name}\n`).join(''));
+        const ips = [...new Set(Object.values(rec.NetworkSettings.Networks).map((e) => e.IPAddress ?? '').filter(Boolean))];
+        if (c.hostsPath) await addHostsRecords(c.hostsPath, rec, ips);
       });
 
       hooks.releaseNetwork.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: (r) => attachesContainer(r) }, async (c) => {

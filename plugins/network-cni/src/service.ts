@@ -5,7 +5,9 @@
  *    (172.17.0.0/16 unless a host route or another network overlaps it; then the next of the
  *    default address pools);
  *  - create / list (filters) / inspect (Containers: the active endpoints) / remove / prune;
- *  - connect / disconnect (a running container gets or loses an interface at once);
+ *  - connect / disconnect (a running container gets or loses an interface at once, its
+ *    /etc/hosts record and its DNS server: hosts.ts, the plugin's `joined`/`left`);
+ *  - `network` events as dockerd logs them (create, destroy, connect, disconnect);
  *  - attachAll / releaseAll for a start and its release (the plugin's taps).
  * Active endpoints are the CNI result cache's attachments (attach.ts), the addresses are the
  * containers' NetworkSettings (the records).
@@ -28,11 +30,13 @@ import {
   type DeepReadonly,
   type DockerFilters,
   type EndpointSettings,
+  type EventBus,
   type Logger,
 } from '@berth/core';
 import { randomBytes } from 'node:crypto';
 import { Attacher, newEndpointId, type EndpointRequest } from './attach.js';
 import { parseConfList, type CniConfList } from './cni.js';
+import { addHostsRecords, removeHostsRecords } from './hosts.js';
 import { DEFAULT_POOLS, contains, firstHost, formatCidr, hostRoutes, overlaps, parseBip, parseCidr, pickSubnet, rangeWithin, type AddressPool, type Cidr } from './ipam.js';
 import { PREDEFINED, type IpamPoolConfig, type NetworkRecord, type NetworkStore } from './store.js';
 
@@ -89,6 +93,12 @@ export interface ServiceDeps {
   logger: Logger;
   /** host-local's dataDir (one directory per network ID). */
   ipamDir: string;
+  /** Where `network` events go (dockerd's create, destroy, connect, disconnect). */
+  events?: Pick<EventBus, 'publish'>;
+  /** A running container joined `net` through connect (its DNS server, resolv.conf: the plugin's publishing). */
+  joined?: (rec: DeepReadonly<ContainerRecord>, net: NetworkRecord, ep: EndpointSettings) => Promise<void>;
+  /** A running container left a network through disconnect. */
+  left?: (rec: DeepReadonly<ContainerRecord>) => Promise<void>;
 }
 
 export class NetworkService {
@@ -182,6 +192,11 @@ export class NetworkService {
     return this.d.store.find(ref);
   }
 
+  /** A `network` event as dockerd logs it: the network's ID, its name and driver (+ the container's ID). */
+  private event(n: NetworkRecord, action: 'create' | 'destroy' | 'connect' | 'disconnect', containerId?: string): void {
+    this.d.events?.publish('network', action, n.Id, { ...(containerId ? { container: containerId } : {}), name: n.Name, type: n.Driver });
+  }
+
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => {});
@@ -224,6 +239,7 @@ export class NetworkService {
       n.berth.conflist = await this.customConfList(driver);
     }
     await this.d.store.save(n);
+    this.event(n, 'create');
     return { Id: n.Id, Warning: '' };
   }
 
@@ -320,6 +336,7 @@ export class NetworkService {
     if (n.berth.builtin) throw new ForbiddenError(`${n.Name} is a pre-defined network and cannot be removed`);
     if (Object.keys(await this.endpoints(n)).length) throw new ForbiddenError(`error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
     await this.d.store.remove(n.Id);
+    this.event(n, 'destroy');
     if (n.berth.bridge) await execFileP('ip', ['link', 'del', n.berth.bridge]).catch(() => {}); // made by the bridge plugin at the first attach, if ever
     await rm(join(this.d.ipamDir, n.Id), { recursive: true, force: true });
   }
@@ -344,10 +361,13 @@ export class NetworkService {
 
   /**
    * The endpoint of a container on `net` after an attach (dockerd's fields); `req` is what the
-   * container asked for (create's EndpointsConfig or connect's EndpointConfig).
+   * container asked for (create's EndpointsConfig or connect's EndpointConfig). Logs the
+   * network's `connect` event, as dockerd does for each network a container joins at its start
+   * and for a connect of a running container.
    */
   async attach(rec: DeepReadonly<ContainerRecord>, net: NetworkRecord, netns: string, ifName: string, req: EndpointRequest): Promise<EndpointSettings> {
     const a = await this.d.attacher.attach(net, rec.ID, netns, ifName, req);
+    this.event(net, 'connect', rec.ID);
     const user = !net.berth.builtin;
     const aliases = req.Aliases?.length ? [...req.Aliases] : null;
     return {
@@ -382,23 +402,79 @@ export class NetworkService {
     if (req.MacAddress && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(req.MacAddress)) throw new InvalidParameterError(`invalid MAC address: ${req.MacAddress}`);
   }
 
-  /** Release the container's attachments (all of them, loopback last). */
+  /**
+   * Release the container's attachments (all of them, networks at once); a `disconnect` event
+   * for each network one was released from (dockerd's releaseNetwork logs them at a stop).
+   */
   async releaseAll(containerId: string): Promise<void> {
-    await this.d.attacher.detachAll(containerId);
+    for (const id of await this.d.attacher.detachAll(containerId)) {
+      const n = this.d.store.find(id);
+      if (n) this.event(n, 'disconnect', containerId);
+    }
   }
 
-  async detach(containerId: string, networkId: string): Promise<boolean> {
-    const a = (await this.d.attacher.attachments(containerId)).find((x) => x.networkId === networkId);
-    if (!a) return false;
-    await this.d.attacher.detach(containerId, a.ifName);
+  /**
+   * `docker network connect` (dockerd's ConnectToNetwork), called under the container's lock
+   * with its live record, which it changes (the caller persists it): a running container gets
+   * the interface at once (the next ethN), a record in its /etc/hosts for the new address, and
+   * the network's DNS server (`joined`); a stopped one gets the endpoint request recorded for
+   * its next start.
+   */
+  async connect(rec: ContainerRecord, ref: string, endpoint: EndpointRequest | undefined): Promise<void> {
+    const net = this.d.store.get(ref);
+    const mode = rec.HostConfig.NetworkMode ?? '';
+    if (net.Driver === 'host' || net.Driver === 'null' || mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
+      throw new ForbiddenError('container sharing network namespace with another container or host cannot be connected to any other network');
+    }
+    const networks = rec.NetworkSettings.Networks;
+    if (Object.entries(networks).some(([name, e]) => name === net.Name || (e.NetworkID && e.NetworkID === net.Id))) {
+      throw new ForbiddenError(`endpoint with name ${rec.Name.replace(/^\//, '')} already exists in network ${net.Name}`);
+    }
+    this.checkRequest(net, endpoint);
+    if (!attachedNow(rec)) {
+      networks[net.Name] = { ...(structuredClone(endpoint ?? {}) as EndpointSettings) };
+      return;
+    }
+    const ifName = await this.d.attacher.nextInterface(rec.ID);
+    const ep = await this.attach(structuredClone(rec), net, rec.NetworkSettings.SandboxKey, ifName, endpoint ?? {});
+    networks[net.Name] = ep;
+    if (rec.HostsPath) await addHostsRecords(rec.HostsPath, rec, ep.IPAddress ? [ep.IPAddress] : []);
+    await this.d.joined?.(rec, net, ep);
+  }
+
+  /**
+   * `docker network disconnect` (dockerd's DisconnectFromNetwork), under the container's lock
+   * with its live record, which it changes: a running container loses the interface (DEL), its
+   * /etc/hosts record of that address and, with it the last on the network, the network's DNS
+   * server (`left`). Returns whether the record changed.
+   */
+  async disconnect(rec: ContainerRecord, ref: string, force: boolean): Promise<boolean> {
+    const found = this.d.store.find(ref);
+    const networks = rec.NetworkSettings.Networks;
+    const key = Object.keys(networks).find((name) => (found ? name === found.Name || networks[name].NetworkID === found.Id : name === ref));
+    if (!key) {
+      if (!found && !force) throw new NotFoundError(`network ${ref} not found`);
+      if (!force) throw new ForbiddenError(`container ${rec.ID} is not connected to network ${ref}`);
+      return false;
+    }
+    const ep = networks[key];
+    if (found && attachedNow(rec)) {
+      const a = (await this.d.attacher.attachments(rec.ID)).find((x) => x.networkId === found.Id);
+      if (a) {
+        await this.d.attacher.detach(rec.ID, a.ifName);
+        this.event(found, 'disconnect', rec.ID);
+      }
+    }
+    delete networks[key];
+    if (found && attachedNow(rec)) {
+      if (rec.HostsPath && ep.IPAddress) await removeHostsRecords(rec.HostsPath, rec, ep.IPAddress);
+      await this.d.left?.(rec);
+    }
     return true;
   }
+}
 
-  async nextInterface(containerId: string): Promise<string> {
-    return this.d.attacher.nextInterface(containerId);
-  }
-
-  loopback(containerId: string, netns: string): Promise<void> {
-    return this.d.attacher.loopback(containerId, netns);
-  }
+/** A container whose namespace is attached now (running, with the namespace file berth keeps). */
+function attachedNow(rec: DeepReadonly<ContainerRecord>): boolean {
+  return rec.State.Running && !!rec.NetworkSettings.SandboxKey;
 }

@@ -9,101 +9,11 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { definePlugin, errorKind, type HostConfig, type Plugin } from '@berth/core';
-import { createTestEngine, type TestEngine } from '@berth/testing';
-import { networkBasicPlugin } from '@berth/plugin-network-basic';
-import { INetworkService, networkCniPlugin, type CniExec, type NetworkCniConfig, type NetworkService } from '../src/index.js';
+import { definePlugin, errorKind } from '@berth/core';
+import { INetworkService, type NetworkService } from '../src/index.js';
+import { disposeEngine, fakeCni, run, setup } from './harness.js';
 
-let t: TestEngine | undefined;
-afterEach(async () => {
-  await t?.dispose();
-  t = undefined;
-});
-
-interface Call {
-  type: string;
-  cmd: string;
-  id: string;
-  ifName: string;
-  conf: Record<string, unknown>;
-}
-
-/** Fake CNI plugins: bridge allocates the next free address of its range (runtimeConfig.ips honoured). */
-function fakeCni(opts: { failBridgeAdd?: boolean } = {}) {
-  const calls: Call[] = [];
-  const allocated = new Map<string, string>(); // "id/if" → ip
-  const exec: CniExec = async (binary, env, stdin) => {
-    const type = binary.split('/').pop()!;
-    const conf = JSON.parse(stdin) as Record<string, any>;
-    const cmd = env.CNI_COMMAND;
-    const key = `${env.CNI_CONTAINERID}/${env.CNI_IFNAME}`;
-    calls.push({ type, cmd, id: env.CNI_CONTAINERID, ifName: env.CNI_IFNAME, conf });
-    const ok = (o: unknown) => ({ code: 0, stdout: JSON.stringify(o), stderr: '' });
-    if (cmd === 'DEL') {
-      if (type === 'bridge') allocated.delete(key);
-      return { code: 0, stdout: '', stderr: '' };
-    }
-    if (type === 'loopback') return ok({ cniVersion: '1.0.0', interfaces: [{ name: 'lo', sandbox: env.CNI_NETNS }] });
-    if (type === 'tuning') {
-      const prev = conf.prevResult;
-      prev.interfaces[2].mac = conf.runtimeConfig?.mac;
-      return ok(prev);
-    }
-    if (opts.failBridgeAdd) return { code: 1, stdout: JSON.stringify({ cniVersion: '1.0.0', code: 11, msg: 'failed to set bridge addr' }), stderr: '' };
-    const range = conf.ipam.ranges[0][0] as { subnet: string; gateway?: string; rangeStart?: string };
-    const [base, prefix] = range.subnet.split('/');
-    const parts = (range.rangeStart ?? base).split('.').map(Number);
-    const want = (conf.runtimeConfig?.ips as string[] | undefined)?.[0]?.split('/')[0];
-    let ip = want;
-    for (let n = range.rangeStart ? parts[3] : parts[3] + 2; !ip; n++) {
-      const cand = `${parts[0]}.${parts[1]}.${parts[2]}.${n}`;
-      if (![...allocated.values()].includes(cand)) ip = cand;
-    }
-    allocated.set(key, ip);
-    const gw = range.gateway ?? `${base.split('.').slice(0, 3).join('.')}.1`;
-    return ok({
-      cniVersion: '1.0.0',
-      interfaces: [{ name: conf.bridge, mac: '02:00:00:00:00:01' }, { name: 'veth1234', mac: '02:00:00:00:00:02' }, { name: env.CNI_IFNAME, mac: '0a:58:00:00:00:09', sandbox: env.CNI_NETNS }],
-      ips: [{ address: `${ip}/${prefix}`, gateway: gw, interface: 2 }],
-    });
-  };
-  return { exec, calls, allocated };
-}
-
-async function setup(config: NetworkCniConfig = {}, cni = fakeCni(), routes = '', extra: Plugin[] = []) {
-  t = await createTestEngine({ plugins: [] });
-  const routesFile = join(t.dir, 'route');
-  await writeFile(routesFile, `Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n${routes}`);
-  const netns = new Set<string>();
-  const binds: string[] = [];
-  const hostDir = join(t.dir, 'host');
-  await (await import('node:fs/promises')).mkdir(hostDir, { recursive: true });
-  await writeFile(join(hostDir, 'resolv.conf'), 'nameserver 10.9.9.9\n');
-  const plugin = networkCniPlugin({
-    config,
-    exec: cni.exec,
-    skipHostChecks: true,
-    routesFile,
-    netns: {
-      create: async (f) => void netns.add(f),
-      bind: async (f, src) => {
-        netns.add(f);
-        binds.push(src);
-      },
-      remove: async (f) => void netns.delete(f),
-    },
-  });
-  const plugins = [...extra, plugin, networkBasicPlugin({ config: { resolvConfFile: join(hostDir, 'resolv.conf'), hostsFile: join(hostDir, 'hosts') } })];
-  await t.restart({ plugins });
-  const svc = t.engine.container.resolve(INetworkService) as NetworkService;
-  return { te: t, cni, netns, binds, svc, plugins };
-}
-
-async function run(te: TestEngine, hc: HostConfig = {}, extra: Parameters<TestEngine['createContainer']>[0] = {}) {
-  const id = await te.createContainer({ Config: { Cmd: ['/bin/true'] }, HostConfig: hc, ...extra });
-  await te.engine.containers.start(id);
-  return id;
-}
+afterEach(disposeEngine);
 
 /** A /proc/net/route line: the kernel prints each u32 in memory (little-endian) order, so 172.17.0.0 is 000011AC. */
 function routeLine(iface: string, dst: string, prefix: number): string {
@@ -138,7 +48,7 @@ describe('network-cni plugin', () => {
     await te.engine.containers.stop(id, { timeout: 0 });
     await te.engine.containers.wait(id, 'not-running');
     await te.engine.containers.idle();
-    expect(cni.calls.filter((c) => c.cmd === 'DEL').map((c) => `${c.type}/${c.ifName}`)).toEqual(['bridge/eth0', 'loopback/lo']);
+    expect(cni.calls.filter((c) => c.cmd === 'DEL').map((c) => `${c.type}/${c.ifName}`)).toEqual(['bridge/eth0']);
     expect(netns.has(sandbox)).toBe(false);
     expect(cni.allocated.size).toBe(0);
     expect(await readdir(join(te.dataRoot, 'network-cni', 'results'))).toEqual([]);
@@ -155,8 +65,7 @@ describe('network-cni plugin', () => {
   it('the default subnet skips one a host route takes (next of the default pools); bip, fixed-cidr and mtu', async () => {
     const a = await setup({}, fakeCni(), routeLine('eth9', '172.17.0.0', 16));
     expect((await a.svc.inspect('bridge')).IPAM.Config[0]).toEqual({ Subnet: '172.18.0.0/16', Gateway: '172.18.0.1' });
-    await a.te.dispose();
-    t = undefined;
+    await disposeEngine();
     const b = await setup({ bip: '198.18.5.1/24', fixedCidr: '198.18.5.128/25', mtu: 1400, bridge: 'btest0' });
     expect((await b.svc.inspect('bridge')).IPAM.Config[0]).toEqual({ Subnet: '198.18.5.0/24', Gateway: '198.18.5.1' });
     const id = await run(b.te);
@@ -205,7 +114,7 @@ describe('network-cni plugin', () => {
     const ep = te.engine.containers.inspect(id).NetworkSettings.Networks.app;
     expect(ep).toMatchObject({ NetworkID: Id, IPAddress: '198.18.7.70', IPPrefixLen: 24, Aliases: ['database'], DNSNames: ['db', 'database', id.slice(0, 12)], MacAddress: '02:42:c6:12:07:46', IPAMConfig: { IPv4Address: '198.18.7.70' } });
     const add = cni.calls.filter((c) => c.cmd === 'ADD' && c.id === id).map((c) => c.type);
-    expect(add).toEqual(['loopback', 'bridge', 'tuning']);
+    expect(add).toEqual(['bridge', 'tuning']); // lo: up in the namespace netns.ts made, no plugin
     expect(cni.calls.find((c) => c.type === 'bridge' && c.id === id)!.conf.runtimeConfig).toEqual({ ips: ['198.18.7.70'] });
     expect(te.engine.containers.inspect(id).NetworkSettings.IPAddress).toBe(''); // legacy fields: the default bridge's only
 
@@ -246,6 +155,11 @@ describe('network-cni plugin', () => {
     const id = await run(te);
     const sandbox = join(te.execRoot, 'netns', id);
     expect(netns.has(sandbox)).toBe(true);
+    expect(cni.calls.map((c) => `${c.cmd} ${c.type}/${c.ifName}`)).toEqual(['ADD bridge/eth0']);
+    // the loopback attachment a daemon before netns.ts's lo up made: still DELed, after the networks
+    const lo = { cniVersion: '1.0.0', name: 'berth-loopback', plugins: [{ type: 'loopback' }] };
+    const legacy = { kind: 'berthCniCacheV1', containerId: id, ifName: 'lo', netns: sandbox, networkName: 'berth-loopback', config: lo, result: { cniVersion: '1.0.0' } };
+    await writeFile(join(te.dataRoot, 'network-cni', 'results', `${id}-lo.json`), JSON.stringify(legacy));
     te.fake.forget(id); // the daemon went down and the container with it
     expect(cni.calls.filter((c) => c.cmd === 'DEL')).toEqual([]);
     await te.restart({ plugins });

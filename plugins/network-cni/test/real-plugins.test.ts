@@ -4,14 +4,15 @@
  * and an `eth0` with an address from the test's own subnet on the test's own bridge, the host
  * reaches it over that bridge (ping to the address; nothing leaves the machine: no ipMasq, no
  * route out; ip_forward is put back as found), DEL removes the veth and frees the address, and the namespace file goes away.
+ * A namespace createNetns makes (or bindNetns keeps) has lo up without any plugin: 127.0.0.1 answers.
  * Root and the plugins are needed; otherwise skipped with the reason. Cleans up on failure.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CniRunner, createNetns, isNamespaceFile, removeNetns, type CniConfList } from '../src/index.js';
+import { CniRunner, bindNetns, createNetns, isNamespaceFile, removeNetns, type CniConfList } from '../src/index.js';
 
 const CNI_BIN = process.env.BERTH_CNI_PATH ?? '/usr/lib/cni';
 function skipReason(): string | null {
@@ -86,5 +87,28 @@ describe.skipIf(skip)(`the reference CNI plugins${skip ? ` (skipped: ${skip})` :
     expect(existsSync(ns)).toBe(false);
     expect(await isNamespaceFile(ns)).toBe(false);
     await removeNetns(ns); // idempotent
+  });
+
+  it('createNetns and bindNetns give the namespace lo up (127.0.0.1 answers) with no CNI plugin run', async () => {
+    const made = join(dir, 'netns', 'lo1');
+    await createNetns(made);
+    expect(inNs(made, 'ip', '-o', 'link', 'show', 'lo')).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
+    expect(inNs(made, 'ip', '-o', '-4', 'addr', 'show', 'lo')).toContain('127.0.0.1/8');
+    execFileSync('nsenter', [`--net=${made}`, 'busybox', 'ping', '-c', '1', '-W', '2', '127.0.0.1'], { stdio: 'ignore' });
+    await removeNetns(made);
+    // a namespace a process made (lo down, as a runtime that does not bring it up leaves it), kept by bind
+    const holder = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      const src = `/proc/${holder.pid}/ns/net`;
+      const self = execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }).trim();
+      for (let i = 0; i < 500 && execFileSync('readlink', [src], { encoding: 'utf8' }).trim() === self; i++) await new Promise((r) => setTimeout(r, 10));
+      const kept = join(dir, 'netns', 'lo2');
+      await bindNetns(kept, src);
+      expect(inNs(kept, 'ip', '-o', 'link', 'show', 'lo')).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
+      await removeNetns(kept);
+      expect(existsSync(kept)).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 });
