@@ -4,7 +4,8 @@
  * by two containers, `:ro`, an image VOLUME with copy-up (owner and mode kept), `docker rm -v`
  * and `--rm` removing anonymous volumes, `--volumes-from`, `docker volume
  * create/ls/inspect/rm/prune`, in use → 409, a local volume with DriverOpts (tmpfs) mounted
- * only while used and never left mounted by a failed start, a Docker volume plugin as driver,
+ * only while used and never left mounted by a failed start, docker cp into and out of a stopped
+ * container reaching its tmpfs / bind-device volumes as dockerd does, a Docker volume plugin as driver,
  * and a compose project with a named volume (up, down, up: data kept; down -v: gone).
  * Containers run with `--network none` (compose: `network_mode: none`) so the test needs no
  * bridge networking. Last, with berthd as a child process: a volume stays "in use" across a
@@ -190,6 +191,42 @@ describe.skipIf(!!hostSkip)(`volumes through the docker CLI${hostSkip ? ` (skipp
     expect(volumeMounts()).toEqual([]);
     await ok(['volume', 'rm', 'bindvol']);
     expect(fs.existsSync(path.join(hostDir, 'file'))).toBe(true);
+  });
+
+  it('docker cp into and out of a stopped container mounts its tmpfs / bind-device volumes for the copy and releases them, as dockerd does', async () => {
+    const src = path.join(dir, 'cp-src');
+    fs.writeFileSync(src, 'copied\n');
+    // tmpfs: the copy lands in the tmpfs mounted for it, which goes with its release (dockerd's
+    // last Unmount of a local volume unmounts it), never in the _data dir beneath
+    await ok(['volume', 'create', '-d', 'local', '-o', 'type=tmpfs', '-o', 'device=tmpfs', 'cptmp']);
+    const data = path.join(dataRoot, 'volumes', 'cptmp', '_data');
+    await ok(['create', '--name', 'cp-tmpfs', ...NONE, '-v', 'cptmp:/t', IMG, 'sh', '-c', 'ls -A /t; grep " /t " /proc/mounts | cut -d" " -f3']);
+    await ok(['cp', src, 'cp-tmpfs:/t/f']);
+    expect(fs.readdirSync(data)).toEqual([]);
+    expect(volumeMounts()).toEqual([]);
+    const out = await docker(['cp', 'cp-tmpfs:/t/f', path.join(dir, 'cp-out-tmpfs')]);
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toContain('Could not find the file /t/f in container');
+    expect(await ok(['start', '-a', 'cp-tmpfs'])).toBe('tmpfs\n');
+    await expect.poll(volumeMounts).toEqual([]); // unmounted by the exit, which the CLI does not wait for
+    await ok(['rm', 'cp-tmpfs']);
+    await ok(['volume', 'rm', 'cptmp']);
+    // a bind device: the copy lands in the bound host directory and the container sees it there
+    const hostDir = path.join(dir, 'cp-bind-device');
+    fs.mkdirSync(hostDir);
+    fs.writeFileSync(path.join(hostDir, 'from-host'), 'host side\n');
+    await ok(['volume', 'create', '-o', 'type=none', '-o', 'o=bind', '-o', `device=${hostDir}`, 'cpbind']);
+    await ok(['create', '--name', 'cp-bind', ...NONE, '-v', 'cpbind:/b', IMG, 'cat', '/b/f']);
+    await ok(['cp', src, 'cp-bind:/b/f']);
+    expect(fs.readFileSync(path.join(hostDir, 'f'), 'utf8')).toBe('copied\n');
+    expect(fs.readdirSync(path.join(dataRoot, 'volumes', 'cpbind', '_data'))).toEqual([]);
+    await ok(['cp', 'cp-bind:/b/from-host', path.join(dir, 'cp-out-bind')]);
+    expect(fs.readFileSync(path.join(dir, 'cp-out-bind'), 'utf8')).toBe('host side\n');
+    // released after the last byte was sent: the CLI may exit at the tar's end before that
+    await expect.poll(volumeMounts).toEqual([]);
+    expect(await ok(['start', '-a', 'cp-bind'])).toBe('copied\n');
+    await ok(['rm', 'cp-bind']);
+    await ok(['volume', 'rm', 'cpbind']);
   });
 
   it('a Docker volume plugin serves a volume (create, mount for the container, unmount, remove)', async () => {

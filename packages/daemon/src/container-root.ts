@@ -36,11 +36,17 @@ export interface RootMount {
   readOnly: boolean;
 }
 
-/** The container's bind mounts from its inspect `Mounts` (volumes that have a host source too). */
-export function rootMounts(mounts: readonly MountPoint[] | null | undefined): RootMount[] {
+/**
+ * The container's bind mounts from its inspect `Mounts` (volumes that have a host source too);
+ * `volumes`: where the volumes mounted for the request are (by destination), in place of the
+ * recorded Source (a driver's path can differ, or be empty, while the volume is unmounted).
+ */
+export function rootMounts(mounts: readonly MountPoint[] | null | undefined, volumes?: ReadonlyMap<string, string>): RootMount[] {
   return (mounts ?? [])
-    .filter((m) => (m.Type === 'bind' || m.Type === 'volume') && m.Source.startsWith('/') && m.Destination.startsWith('/'))
-    .map((m) => ({ destination: cleanContainerPath(m.Destination), source: m.Source, readOnly: !m.RW }));
+    .filter((m) => m.Type === 'bind' || m.Type === 'volume')
+    .map((m) => ({ destination: m.Destination, source: (m.Type === 'volume' ? volumes?.get(m.Destination) : undefined) ?? m.Source, readOnly: !m.RW }))
+    .filter((m) => m.source.startsWith('/') && m.destination.startsWith('/'))
+    .map((m) => ({ ...m, destination: cleanContainerPath(m.destination) }));
 }
 
 /** Components of a container path: no empty ones, no '.'. */

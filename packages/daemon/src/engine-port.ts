@@ -7,13 +7,16 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import {
   ConflictError,
+  ForbiddenError,
   IImageStore,
   InvalidParameterError,
   NotFoundError,
   NotImplementedError,
   inspectLinks,
   removeLink,
+  type ContainerRecord,
   type Engine,
+  type EndpointSettings,
   type ImageStore,
   type InjectionToken,
 } from '@berth/core';
@@ -108,16 +111,34 @@ export function enginePort(engine: Engine, opts: EnginePortOptions): EnginePort 
           },
         }
       : {}),
-    async mountRootfs(id) {
+    async mountRootfs(id, o = {}) {
       const rec = svc.get(id);
       // A rootfs the image store prepared: lease its mount (mounting it when the container
       // does not run); the store counts holders, so a start or another request racing with
       // this one keeps the mount until the last of them lets go.
-      const lease = imageService ? await imageService.acquireRootfs(rec.ID) : null;
-      if (lease) return lease;
+      let root = imageService ? await imageService.acquireRootfs(rec.ID) : null;
       // A plain root filesystem is a directory: nothing to mount.
-      if (rec.BaseFS) return { path: rec.BaseFS, release: async () => undefined };
-      throw new ConflictError(`container ${rec.ID} has no root filesystem`);
+      if (!root && rec.BaseFS) root = { path: rec.BaseFS, release: async () => undefined };
+      if (!root) throw new ConflictError(`container ${rec.ID} has no root filesystem`);
+      const vs = o.volumes ? volumePort(engine) : undefined;
+      if (!vs) return root;
+      // then its volumes, through their drivers; given back before the rootfs (dockerd's order)
+      const rootLease = root;
+      const vl = await vs.leaseMounts(rec).catch(async (err: unknown) => {
+        await rootLease.release().catch(() => undefined);
+        throw err;
+      });
+      return {
+        path: rootLease.path,
+        volumes: vl.sources,
+        release: async () => {
+          try {
+            await vl.release();
+          } finally {
+            await rootLease.release();
+          }
+        },
+      };
     },
     async changes(id) {
       const rec = svc.get(id);
@@ -222,8 +243,7 @@ function volumePort(engine: Engine): VolumePort | undefined {
 /**
  * The network-cni plugin's service, found by its DI key (a type-only import: a build without
  * the plugin has no /networks routes). Connect and disconnect change the container's record
- * (NetworkSettings.Networks) under its lock, attaching or detaching a running container at
- * once, as dockerd (the service's connect/disconnect).
+ * (NetworkSettings.Networks), attaching or detaching a running container at once, as dockerd.
  */
 const NETWORK_SERVICE: InjectionToken<NetworkService> = Symbol.for('io.berth.networks.v1');
 
@@ -231,22 +251,47 @@ function networkPort(engine: Engine): NetworkPort | undefined {
   if (!engine.container.isRegistered(NETWORK_SERVICE, true)) return undefined;
   const nets = engine.container.resolve(NETWORK_SERVICE);
   const svc = engine.containers;
+  const running = (rec: ContainerRecord) => rec.State.Running && !!rec.NetworkSettings.SandboxKey;
   return {
     create: (req) => nets.create(req),
     list: (f) => nets.list(f),
     inspect: (ref) => nets.inspect(ref),
     remove: (ref) => nets.remove(ref),
     prune: (f) => nets.prune(f),
-    // under the container's lock, as start and stop: a connect never races a stop's release
-    connect: (ref, container, endpoint) =>
-      svc.withRecordLocked(container, async (rec) => {
-        await nets.connect(rec, ref, endpoint);
-        await svc.save(rec);
-      }),
-    disconnect: (ref, container, force) =>
-      svc.withRecordLocked(container, async (rec) => {
-        if (await nets.disconnect(rec, ref, force)) await svc.save(rec);
-      }),
+    async connect(ref, container, endpoint) {
+      const net = nets.get(ref);
+      const rec = svc.liveRecord(container);
+      const mode = rec.HostConfig.NetworkMode ?? '';
+      if (net.Driver === 'host' || net.Driver === 'null' || mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
+        throw new ForbiddenError('container sharing network namespace with another container or host cannot be connected to any other network');
+      }
+      const networks = rec.NetworkSettings.Networks;
+      if (Object.entries(networks).some(([name, e]) => name === net.Name || (e.NetworkID && e.NetworkID === net.Id))) {
+        throw new ForbiddenError(`endpoint with name ${rec.Name.replace(/^\//, '')} already exists in network ${net.Name}`);
+      }
+      nets.checkRequest(net, endpoint);
+      if (running(rec)) {
+        const ifName = await nets.nextInterface(rec.ID);
+        networks[net.Name] = await nets.attach(structuredClone(rec), net, rec.NetworkSettings.SandboxKey, ifName, endpoint ?? {});
+      } else {
+        networks[net.Name] = { ...(structuredClone(endpoint ?? {}) as EndpointSettings) };
+      }
+      await svc.save(rec);
+    },
+    async disconnect(ref, container, force) {
+      const rec = svc.liveRecord(container);
+      const found = nets.find(ref);
+      const networks = rec.NetworkSettings.Networks;
+      const key = Object.keys(networks).find((name) => (found ? name === found.Name || networks[name].NetworkID === found.Id : name === ref));
+      if (!key) {
+        if (!found && !force) throw new NotFoundError(`network ${ref} not found`);
+        if (!force) throw new ForbiddenError(`container ${rec.ID} is not connected to network ${ref}`);
+        return;
+      }
+      if (found && running(rec)) await nets.detach(rec.ID, found.Id);
+      delete networks[key];
+      await svc.save(rec);
+    },
   };
 }
 

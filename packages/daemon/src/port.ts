@@ -21,6 +21,8 @@ export interface CreateContainerRequest {
 
 export interface RootfsLease {
   readonly path: string;
+  /** With `volumes`: the host path of each volume mounted for the request, by its destination. */
+  readonly volumes?: ReadonlyMap<string, string>;
   release(): Promise<void>;
 }
 
@@ -55,9 +57,11 @@ export interface ContainerPort {
   /**
    * The container's root filesystem for one request (archive, export), mounted for its
    * duration when the container does not run; `release` gives the mount back (the last holder
-   * unmounts). Without it the routes use a set BaseFS as it is.
+   * unmounts). With `volumes` (docker cp, as dockerd's openContainerFS) its volumes are
+   * mounted through their drivers too and given back with it. Without it the routes use a set
+   * BaseFS as it is.
    */
-  mountRootfs?(idOrName: string): Promise<RootfsLease>;
+  mountRootfs?(idOrName: string, opts?: { volumes?: boolean }): Promise<RootfsLease>;
   prune?(filters: DockerFilters): Promise<PruneReport>;
   /** What the container's last start did, tap by tap (engine.explain; GET /berth/v1/containers/{id}/explain). */
   explain?(idOrName: string): Promise<ContainerExplain>;
@@ -181,7 +185,7 @@ export interface NetworkPort {
 }
 
 /** Docker's volumes (the volumes plugin's service, engine-port.ts): the /volumes routes and /system/df's volumes. */
-export type VolumePort = Pick<VolumeService, 'create' | 'list' | 'inspect' | 'remove' | 'prune' | 'usage'>;
+export type VolumePort = Pick<VolumeService, 'create' | 'list' | 'inspect' | 'remove' | 'prune' | 'usage' | 'leaseMounts'>;
 
 export interface EnginePort {
   facts(): DaemonFacts;

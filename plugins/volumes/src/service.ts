@@ -3,7 +3,9 @@
  * `<data-root>/volumes/<name>/volume.json` (the local driver keeps its data beside it, in
  * `_data`). Who uses a volume is read from the container records (their `Mounts`), never kept
  * in a second ledger: the records are saved before anything runs, so "in use" survives a
- * daemon SIGKILL. Calls for one name run one after another (KeyedLock).
+ * daemon SIGKILL. Calls for one name run one after another (KeyedLock). A request on a
+ * container's files (docker cp) mounts its volumes for its duration (`leaseMounts`); those
+ * leases live in memory only, as the requests do.
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, readdir, rm } from 'node:fs/promises';
@@ -23,6 +25,7 @@ import {
   type DockerFilters,
   type EventBus,
   type Logger,
+  type MountPoint,
 } from '@berth/core';
 import { LocalDriver } from './local.js';
 import { RemoteDriver, findPluginSocket } from './remote.js';
@@ -47,6 +50,14 @@ export interface CreateVolumeRequest {
   Driver?: string;
   DriverOpts?: Record<string, string> | null;
   Labels?: Record<string, string> | null;
+}
+
+/** A container's volumes mounted for one request (`VolumeService.leaseMounts`). */
+export interface VolumeLease {
+  /** Host path of each mounted volume, by its destination in the container (as in `Mounts`). */
+  readonly sources: ReadonlyMap<string, string>;
+  /** Unmount them through their drivers (once; later calls do nothing). */
+  release(): Promise<void>;
 }
 
 /** dockerd's CreatedAt: RFC 3339 with seconds. */
@@ -84,13 +95,15 @@ export class VolumeService {
   private readonly metas = new Map<string, VolumeMeta>();
   private readonly remotes = new Map<string, RemoteDriver>();
   private readonly lock = new KeyedLock();
+  /** Volume name → requests holding it mounted (leaseMounts): the local driver keeps it mounted for them. */
+  private readonly leases = new Map<string, number>();
   private loaded: Promise<void> | undefined;
 
   constructor(private readonly o: VolumeServiceOptions) {
     this.local = new LocalDriver({
       root: o.root,
       options: (name) => this.metas.get(name)?.Options ?? {},
-      inUse: (name, except) => this.users(name, { running: true }).some((id) => id !== except),
+      inUse: (name, except) => (this.leases.get(name) ?? 0) > 0 || this.users(name, { running: true }).some((id) => id !== except),
     });
   }
 
@@ -305,18 +318,70 @@ export class VolumeService {
     return out;
   }
 
-  /** Mount a volume for a container's start; returns the host path to bind. `mount` event attributes as dockerd's. */
-  async mount(name: string, containerId: string, at: { destination: string; rw: boolean }): Promise<string> {
+  /**
+   * Mount a volume for a container; returns the host path to bind. `driverId` is the ID the
+   * driver counts the mount under (the container's for its start, a lease's for a request).
+   * `mount` event attributes as dockerd's.
+   */
+  async mount(name: string, containerId: string, at: { destination: string; rw: boolean }, driverId = containerId): Promise<string> {
     const m = await this.meta(name);
-    const p = await (await this.driver(m.Driver)).mount(name, containerId);
+    const p = await (await this.driver(m.Driver)).mount(name, driverId);
     this.o.events?.publish('volume', 'mount', name, { container: containerId, destination: at.destination, driver: m.Driver, propagation: '', 'read/write': String(at.rw) });
     return p;
   }
 
-  async unmount(name: string, containerId: string): Promise<void> {
+  async unmount(name: string, containerId: string, driverId = containerId): Promise<void> {
     const m = await this.meta(name);
-    await (await this.driver(m.Driver)).unmount(name, containerId);
+    await (await this.driver(m.Driver)).unmount(name, driverId);
     this.o.events?.publish('volume', 'unmount', name, { container: containerId, driver: m.Driver });
+  }
+
+  /**
+   * The container's volumes mounted through their drivers for one request on its files, as
+   * dockerd's openContainerFS does for docker cp (setupMounts … UnmountVolumes): a tmpfs or
+   * bind-device local volume, or a plugin's, is then reached where it really is, not at the
+   * empty `_data` (or no path) it has unmounted. Each lease mounts under an ID of its own, so
+   * a driver counts it apart from the container's start and the last holder unmounts; a mount
+   * that fails releases the ones made before it.
+   */
+  async leaseMounts(container: { readonly ID: string; readonly Mounts: readonly Readonly<MountPoint>[] }): Promise<VolumeLease> {
+    const leaseId = randomBytes(32).toString('hex');
+    const held: Array<Readonly<MountPoint> & { Name: string }> = [];
+    const sources = new Map<string, string>();
+    let released: Promise<void> | undefined;
+    const release = () =>
+      (released ??= (async () => {
+        for (const mp of held.reverse()) {
+          this.unlease(mp.Name);
+          await this.unmount(mp.Name, container.ID, leaseId).catch((err: unknown) => {
+            this.o.logger.warn('volume unmount after a request failed', { container: container.ID, volume: mp.Name, error: errorMessage(err) });
+          });
+        }
+      })());
+    try {
+      for (const mp of container.Mounts) {
+        if (mp.Type !== 'volume' || !mp.Name) continue;
+        const name = mp.Name;
+        this.leases.set(name, (this.leases.get(name) ?? 0) + 1);
+        try {
+          sources.set(mp.Destination, await this.mount(name, container.ID, { destination: mp.Destination, rw: mp.RW }, leaseId));
+        } catch (err) {
+          this.unlease(name);
+          throw err;
+        }
+        held.push({ ...mp, Name: name });
+      }
+    } catch (err) {
+      await release();
+      throw err;
+    }
+    return { sources, release };
+  }
+
+  private unlease(name: string): void {
+    const n = (this.leases.get(name) ?? 0) - 1;
+    if (n > 0) this.leases.set(name, n);
+    else this.leases.delete(name);
   }
 
   /** Where a volume's data shows on the host (inspect's Mounts[].Source). */

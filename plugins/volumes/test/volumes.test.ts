@@ -5,12 +5,13 @@
  * after a daemon restart, and the Docker volume-plugin protocol against a test plugin.
  */
 import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Stage, definePlugin, errorKind, filtersFrom, type Engine } from '@berth/core';
+import { Stage, definePlugin, errorKind, filtersFrom, mountOf, readMountInfo, type Engine } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
 import { ANONYMOUS_LABEL, VOLUME_SERVICE, volumesPlugin, type VolumeService } from '../src/index.js';
 import { startTestVolumePlugin, type TestVolumePlugin } from './plugin-server.js';
@@ -245,5 +246,45 @@ describe('Docker volume-plugin protocol', () => {
     expect(te.engine.containers.get(id).State).toMatchObject({ Running: false, ExitCode: 128 });
     expect(te.fake.containers.has(id)).toBe(false);
     expect(plugin.calls.filter((c) => c.call === 'VolumeDriver.Unmount').map((c) => c.body)).toEqual([{ Name: 'sv', ID: id }]);
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)(`a request's lease on a container's volumes (docker cp)${process.getuid?.() !== 0 ? ' (skipped: mounting a tmpfs needs root)' : ''}`, () => {
+  const mountedAt = async (p: string) => mountOf(p, await readMountInfo())?.mountPoint === p;
+
+  it('a tmpfs local volume is mounted for the lease and unmounted by the last release; a release never unmounts it under a running container', async () => {
+    const te = await setup();
+    const s = vols(te.engine);
+    await s.create({ Name: 'tv', DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: 'size=1m' } });
+    const data = join(te.dataRoot, 'volumes', 'tv', '_data');
+    try {
+      const id = await te.createContainer({ HostConfig: { Binds: ['tv:/t'] } });
+      const rec = te.engine.containers.get(id);
+      const a = await s.leaseMounts(rec);
+      expect(a.sources).toEqual(new Map([['/t', data]]));
+      expect(await mountedAt(data)).toBe(true);
+      const b = await s.leaseMounts(rec);
+      await a.release();
+      await a.release();
+      expect(await mountedAt(data)).toBe(true);
+      await b.release();
+      expect(await mountedAt(data)).toBe(false);
+
+      // a start while a lease holds the volume: the lease's release leaves the container's mount
+      const c = await s.leaseMounts(rec);
+      await te.engine.containers.start(id);
+      await c.release();
+      expect(await mountedAt(data)).toBe(true);
+      // and the container's exit while a lease holds it leaves the lease's mount
+      const d = await s.leaseMounts(te.engine.containers.get(id));
+      await te.engine.containers.kill(id);
+      await te.engine.containers.wait(id, 'not-running');
+      await expect.poll(() => te.engine.events.history().some((e) => e.Type === 'volume' && e.Action === 'unmount' && e.Actor.Attributes.container === id)).toBe(true);
+      expect(await mountedAt(data)).toBe(true);
+      await d.release();
+      expect(await mountedAt(data)).toBe(false);
+    } finally {
+      if (await mountedAt(data)) execFileSync('umount', [data]);
+    }
   });
 });

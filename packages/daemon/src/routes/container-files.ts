@@ -1,9 +1,10 @@
 /**
  * The container filesystem routes (`docker cp`, export, diff) over the daemon's port: each runs
- * on the container's root filesystem, mounted for the request when the container does not run.
+ * on the container's root filesystem, mounted for the request when the container does not run;
+ * docker cp also on its volumes, mounted through their drivers for the request (as dockerd's).
  */
 import { ConflictError, InvalidParameterError, ownerToContainer, ownerToHost, type ContainerRecord } from '@berth/core';
-import { encodeStat, extractInto, rootMounts, statPath, tarPath } from '../archive.js';
+import { encodeStat, extractInto, rootMounts, statPath, tarPath, type RootMount } from '../archive.js';
 import { boolValue, sendEmpty, sendJson } from '../http.js';
 import type { ContainerPort, EnginePort, RootfsLease } from '../port.js';
 import { sendStream } from '../request-streams.js';
@@ -15,20 +16,26 @@ export function containerFileRoutes(port: EnginePort): Route[] {
 
   /**
    * Runs `fn` on the container's root filesystem, mounted for the request when the container
-   * does not run (dockerd's Mount … defer Unmount around archive and export); the mount is
+   * does not run (dockerd's Mount … defer Unmount around archive and export), with `mounts`
+   * its binds and volumes as the request sees them (`volumes`: docker cp mounts the volumes
+   * through their drivers for the request, dockerd's openContainerFS; export has none); all is
    * given back when `fn` ends, fails or the client went away (sendStream resolves on abort).
    */
-  const withRoot = async <T>(id: string, fn: (c: ContainerRecord, root: string, release: () => Promise<void>) => Promise<T>): Promise<T> => {
+  const withRoot = async <T>(
+    id: string,
+    volumes: boolean,
+    fn: (c: ContainerRecord, root: string, release: () => Promise<void>, mounts: RootMount[]) => Promise<T>,
+  ): Promise<T> => {
     const c = await cs.inspect(id);
     let lease: RootfsLease;
-    if (cs.mountRootfs) lease = await cs.mountRootfs(c.ID);
+    if (cs.mountRootfs) lease = await cs.mountRootfs(c.ID, { volumes });
     else if (c.BaseFS) lease = { path: c.BaseFS, release: async () => undefined };
     else throw new ConflictError(`container ${c.ID} has no root filesystem`);
     let released: Promise<void> | null = null;
     const release = () => (released ??= lease.release());
     let out: T;
     try {
-      out = await fn(c, lease.path, release);
+      out = await fn(c, lease.path, release, volumes ? rootMounts(c.Mounts, lease.volumes) : []);
     } catch (err) {
       // the request's own error is the answer; a failed unmount after it is the store's to log
       await release().catch(() => undefined);
@@ -45,8 +52,8 @@ export function containerFileRoutes(port: EnginePort): Route[] {
    */
   const fromRemapped = (c: ContainerRecord) => ownerToContainer(c.IdMappings, 'keep');
 
-  const archiveStat = async (ctx: RequestContext, c: ContainerRecord, root: string) => {
-    const { stat } = await statPath(root, ctx.query.get('path') ?? '', c.ID, rootMounts(c.Mounts));
+  const archiveStat = async (ctx: RequestContext, c: ContainerRecord, root: string, mounts: RootMount[]) => {
+    const { stat } = await statPath(root, ctx.query.get('path') ?? '', c.ID, mounts);
     ctx.res.setHeader('X-Docker-Container-Path-Stat', encodeStat(stat));
     return { stat };
   };
@@ -59,7 +66,7 @@ export function containerFileRoutes(port: EnginePort): Route[] {
 
   const archiveHead = async (ctx: RequestContext) => {
     archivePath(ctx);
-    await withRoot(ctx.params.id, (c, root) => archiveStat(ctx, c, root));
+    await withRoot(ctx.params.id, true, (c, root, _release, mounts) => archiveStat(ctx, c, root, mounts));
     ctx.res.statusCode = 200;
     ctx.res.setHeader('Content-Type', 'application/x-tar');
     ctx.res.end();
@@ -67,22 +74,22 @@ export function containerFileRoutes(port: EnginePort): Route[] {
 
   const archiveGet = async (ctx: RequestContext) => {
     archivePath(ctx);
-    await withRoot(ctx.params.id, async (c, root, release) => {
-      const { stat } = await archiveStat(ctx, c, root);
+    await withRoot(ctx.params.id, true, async (c, root, release, mounts) => {
+      const { stat } = await archiveStat(ctx, c, root, mounts);
       const name = stat.name === '/' ? '' : stat.name;
-      await sendStream(ctx, tarPath(root, ctx.query.get('path') ?? '', name, ctx.signal, rootMounts(c.Mounts), fromRemapped(c)), { name: 'archive tar', contentType: 'application/x-tar', beforeEnd: release });
+      await sendStream(ctx, tarPath(root, ctx.query.get('path') ?? '', name, ctx.signal, mounts, fromRemapped(c)), { name: 'archive tar', contentType: 'application/x-tar', beforeEnd: release });
     });
   };
 
   const archivePut = async (ctx: RequestContext) => {
     const p = archivePath(ctx);
     // a read-only rootfs or bind is refused once the extraction point is resolved (as dockerd does)
-    await withRoot(ctx.params.id, (c, root) =>
+    await withRoot(ctx.params.id, true, (c, root, _release, mounts) =>
       extractInto(root, p, ctx.body, {
         noOverwriteDirNonDir: boolValue(ctx.query, 'noOverwriteDirNonDir'),
         copyUIDGID: boolValue(ctx.query, 'copyUIDGID'),
         readonlyRootfs: c.HostConfig.ReadonlyRootfs === true,
-        mounts: rootMounts(c.Mounts),
+        mounts,
         owner: ownerToHost(c.IdMappings),
       }),
     );
@@ -90,7 +97,7 @@ export function containerFileRoutes(port: EnginePort): Route[] {
   };
 
   const exportRoot = async (ctx: RequestContext) => {
-    await withRoot(ctx.params.id, async (c, root, release) => {
+    await withRoot(ctx.params.id, false, async (c, root, release) => {
       await sendStream(ctx, tarPath(root, '/', '', ctx.signal, [], fromRemapped(c)), { name: 'export tar', contentType: 'application/octet-stream', beforeEnd: release });
     });
   };
