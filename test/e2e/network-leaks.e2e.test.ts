@@ -1,24 +1,28 @@
 /**
- * No leaks (issue 15): 50 run/stop/rm cycles on a user network, each publishing a port, and 20
- * starts that fail (the host port is taken) leave no veth on the network's bridge, no network
- * namespace file, no iptables rule naming the network, no listener of berthd (ports, the
- * network's DNS server) and no IPAM allocation — counted before and after through the docker
- * CLI against berthd (runc + conmon + Debian's CNI plugins).
- * Traffic: none beyond the CLI's socket. The test's bridge is removed and ip_forward put back as
- * found, also on failure. Needs root, runc, conmon, the CNI plugins, ss and iptables-save (else
- * skipped with the reason).
+ * No leaks (issue 15): 50 run/stop/rm cycles on a user network, each publishing a port on every
+ * address (CNI portmap's DNAT and the proxy), and 20 starts that fail (the host port is taken)
+ * leave no veth on the network's bridge, no network namespace file, no iptables rule naming the
+ * network, no portmap rule or chain of the test's containers (CNI-HOSTPORT-DNAT's entries for
+ * the network, each container's CNI-DN-* chain), no listener of berthd (ports, the network's DNS
+ * server) and no IPAM allocation — counted before and after through the docker CLI against
+ * berthd (runc + conmon + Debian's CNI plugins).
+ * Traffic: none beyond the CLI's socket. The test's bridge is removed, ip_forward and the nat
+ * chains put back as found, also on failure. Needs root, runc, conmon, the CNI plugins, ss and
+ * iptables-save (else skipped with the reason).
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
+import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
 
 const CNI_BIN = '/usr/lib/cni';
 function skipReason(): string | null {
   const s = berthdSkipReason();
   if (s) return s;
-  for (const p of ['loopback', 'bridge', 'host-local']) if (!fs.existsSync(path.join(CNI_BIN, p))) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
+  for (const p of ['loopback', 'bridge', 'host-local', 'portmap']) if (!fs.existsSync(path.join(CNI_BIN, p))) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
   for (const b of ['ss', 'iptables-save']) if (!which(b)) return `${b} is not installed`;
   return null;
 }
@@ -28,7 +32,6 @@ const tag = process.pid % 100000;
 const BRIDGE = `blk${tag}`;
 // TEST-NET-2 (documentation range, never routed), used by no other suite
 const NET = '198.51.100';
-const FORWARD = '/proc/sys/net/ipv4/ip_forward';
 const CYCLES = 50;
 const FAILED = 20;
 
@@ -40,20 +43,28 @@ function lines(cmd: string, args: string[]): string[] {
   }
 }
 
+/** portmap's chain for one attachment: CNI-DN- + sha512(network name + container ID), 28 characters (its utils.MustFormatChainNameWithPrefix). */
+function dnChain(netName: string, containerId: string): string {
+  return `CNI-DN-${createHash('sha512').update(netName + containerId).digest('hex')}`.slice(0, 28);
+}
+
 interface Counts {
   veths: number;
   netns: number;
   iptables: number;
+  portmap: number;
   listeners: number;
   allocations: number;
 }
 
 describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  let forward: string | undefined;
+  let host: HostNetworkState | undefined;
   let netId = '';
+  /** Every container the test made (their portmap chains are looked for). */
+  const ids = new Set<string>();
   beforeAll(async () => {
-    forward = fs.readFileSync(FORWARD, 'utf8');
+    host = saveHostNetworkState();
     d = await startBerthd();
     await d.loadTestImage();
   }, 120_000);
@@ -61,12 +72,7 @@ describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` 
     await d?.docker(['rm', '-f', 'lk-hold', ...Array.from({ length: FAILED }, (_, i) => `lk-f${i}`)]).catch(() => {});
     await d?.docker(['network', 'rm', 'lk-net']).catch(() => {});
     await d?.cleanup();
-    try {
-      execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
-    } catch {
-      // not made, or already gone
-    }
-    if (forward !== undefined) fs.writeFileSync(FORWARD, forward);
+    host?.restore([BRIDGE]);
     removeTestImageTarball();
   }, 120_000);
 
@@ -74,10 +80,14 @@ describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` 
     const pid = d.process.pid;
     const ipamDir = path.join(d.dataRoot, 'network-cni', 'ipam', netId);
     const netnsDir = path.join(d.execRoot, 'netns');
+    const nat = lines('iptables-save', ['-t', 'nat']);
+    const chains = new Set([...ids].map((id) => dnChain(netId, id)));
     return {
       veths: lines('ip', ['-o', 'link', 'show', 'master', BRIDGE]).length,
       netns: fs.existsSync(netnsDir) ? fs.readdirSync(netnsDir).length : 0,
       iptables: lines('iptables-save', []).filter((l) => l.includes(BRIDGE) || l.includes(`${NET}.`)).length,
+      // CNI-HOSTPORT-DNAT's entries for the network (their comment names it), the containers' CNI-DN-* chains and rules
+      portmap: nat.filter((l) => (l.startsWith('-A CNI-HOSTPORT-DNAT ') && l.includes(netId)) || [...chains].some((c) => l.startsWith(`:${c} `) || l.startsWith(`-A ${c} `))).length,
       listeners: [...lines('ss', ['-Hltnp']), ...lines('ss', ['-Hlunp'])].filter((l) => l.includes(`pid=${pid},`)).length,
       // host-local keeps one file per address (plus its lock and last_reserved_ip.N)
       allocations: fs.existsSync(ipamDir) ? fs.readdirSync(ipamDir, { recursive: true }).filter((f) => /\d+\.\d+\.\d+\.\d+$/.test(String(f))).length : 0,
@@ -89,27 +99,32 @@ describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` 
     expect(c.code, JSON.stringify(c)).toBe(0);
     netId = (await d.docker(['network', 'inspect', '-f', '{{.Id}}', 'lk-net'])).stdout.trim();
     const before = counts();
-    expect(before).toEqual({ veths: 0, netns: 0, iptables: 0, listeners: 0, allocations: 0 });
+    expect(before).toEqual({ veths: 0, netns: 0, iptables: 0, portmap: 0, listeners: 0, allocations: 0 });
 
     for (let i = 0; i < CYCLES; i++) {
-      const r = await d.docker(['run', '-d', '--name', 'lk-c', '--network', 'lk-net', '-p', '127.0.0.1::80', TEST_IMAGE, 'sleep', '300']);
+      const r = await d.docker(['run', '-d', '--name', 'lk-c', '--network', 'lk-net', '-p', '80', TEST_IMAGE, 'sleep', '300']);
       expect(r.code, `cycle ${i}: ${JSON.stringify(r)}`).toBe(0);
-      if (i === 0) expect(counts()).toMatchObject({ veths: 1, netns: 1, allocations: 1 });
+      ids.add(r.stdout.trim());
+      // its entry rule, chain and DNAT rule
+      if (i === 0) expect(counts()).toMatchObject({ veths: 1, netns: 1, portmap: 3, allocations: 1 });
       expect((await d.docker(['stop', '-t', '0', 'lk-c'])).code, `cycle ${i}`).toBe(0);
       expect((await d.docker(['rm', 'lk-c'])).code, `cycle ${i}`).toBe(0);
     }
     expect(counts()).toEqual(before);
 
     // one container holds the port; 20 starts that want it fail and leave nothing
-    const hold = await d.docker(['run', '-d', '--name', 'lk-hold', '--network', 'lk-net', '-p', '127.0.0.1:18081:80', TEST_IMAGE, 'sleep', '300']);
+    const hold = await d.docker(['run', '-d', '--name', 'lk-hold', '--network', 'lk-net', '-p', '18081:80', TEST_IMAGE, 'sleep', '300']);
     expect(hold.code, JSON.stringify(hold)).toBe(0);
+    ids.add(hold.stdout.trim());
     const holding = counts();
-    // its veth, namespace and address; its port and the network's DNS server (udp + tcp)
-    expect(holding).toEqual({ veths: 1, netns: 1, iptables: 0, listeners: 3, allocations: 1 });
+    // its veth, namespace and address; portmap's entry rule (naming the bridge), chain and DNAT
+    // rule (naming the address); its port and the network's DNS server (udp + tcp)
+    expect(holding).toEqual({ veths: 1, netns: 1, iptables: 2, portmap: 3, listeners: 3, allocations: 1 });
     for (let i = 0; i < FAILED; i++) {
-      const r = await d.docker(['run', '-d', '--name', `lk-f${i}`, '--network', 'lk-net', '-p', '127.0.0.1:18081:80', TEST_IMAGE, 'sleep', '300']);
+      const r = await d.docker(['run', '-d', '--name', `lk-f${i}`, '--network', 'lk-net', '-p', '18081:80', TEST_IMAGE, 'sleep', '300']);
       expect(r.code, `failed start ${i}`).not.toBe(0);
       expect(r.stderr).toContain('port is already allocated');
+      ids.add((await d.docker(['inspect', '-f', '{{.Id}}', `lk-f${i}`])).stdout.trim());
     }
     expect(counts()).toEqual(holding);
     expect((await d.docker(['rm', '-f', 'lk-hold', ...Array.from({ length: FAILED }, (_, i) => `lk-f${i}`)])).code).toBe(0);
