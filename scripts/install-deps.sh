@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # criu: runc's checkpoint/restore (its e2e runs where `criu check` passes and skips with CRIU's complaint elsewhere)
 # containerd: the second runtime backend (@berth/runtime-containerd); its e2e starts its own containerd
-# containernetworking-plugins: the CNI plugins (bridge, host-local, loopback, tuning) in /usr/lib/cni that @berth/plugin-network-cni runs
+# containernetworking-plugins: the CNI plugins (bridge, host-local, loopback, tuning, portmap — which runs iptables) in /usr/lib/cni that @berth/plugin-network-cni runs
 # docker-compose: Debian's compose 1.29 (docker-py), driven against berthd in the volumes and compose e2e
 # python3-docker: docker-py itself (images.build in the build e2e; also pulled in by docker-compose)
 APT_PACKAGES=(runc conmon tini busybox-static criu containerd containernetworking-plugins iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev docker-compose python3-docker)
