@@ -239,6 +239,19 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
   });
 
+  it('runtime should support port forward (WebSocket v4, to a port on the pod\'s 127.0.0.1)', async () => {
+    const pod = await runPod('pf-pod');
+    // Bound to the pod's loopback only: reachable from inside its network namespace, nowhere else.
+    await startContainer(pod, 'srv', ['sh', '-c', 'mkdir -p /www && echo port-forwarded > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www']);
+    const forward = async (port: number) => stream((await rt('PortForward', { pod_sandbox_id: pod.id, port: [port] })).url, 'GET /index.html HTTP/1.0\r\n\r\n');
+    const got = await waitFor('forwarded port 8080', () => forward(8080), (c) => (c[0] ?? '').includes('port-forwarded'));
+    expect(got[0]!.slice(2)).toMatch(/^HTTP\/1\.[01] 200 OK\r\n[^]*\r\n\r\nport-forwarded\n$/); // after the port's two bytes; httpd closed, so did the stream
+    // Nothing listens on 8081 in the pod: the error channel says so, as kubelet writes it.
+    const refused = await forward(8081);
+    expect(refused[1]!.slice(2)).toMatch(new RegExp(`^error forwarding port 8081 to pod ${pod.id}: failed to connect to localhost:8081`));
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
   it("containers of a pod share the pod's network, IPC and UTS namespaces (pause-less pod)", async () => {
     const pod = await runPod('shared');
     const a = await startContainer(pod, 'a');

@@ -7,3 +7,4 @@ export type { ProcessStats } from './runtime-service.js';
 export { cniPodNetwork, defaultPodConfList, podConfList, DEFAULT_POD_BRIDGE, DEFAULT_POD_SUBNET, type PodNetwork, type PodNetworkConfig } from './pod-network.js';
 export { connectCri, type CriCall, type CriClient } from './client.js';
 export { STREAM_PROTOCOLS, statusOf, type StreamRequest, type StreamingServer } from './streaming.js';
+export { PORT_FORWARD_PROTOCOLS, RELAY_SCRIPT, relayDialer, portsOfQuery, type PortConnection, type PortDialer } from './portforward.js';

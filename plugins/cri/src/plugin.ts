@@ -5,7 +5,7 @@
  * daemon.json turns it on (`"plugins": {"builtins": {"cri": true}}`).
  *
  * Pods go on a CNI network (pod-network.ts: config `cniConfDir`, `cniBinDirs`, `podBridge`,
- * `podSubnet`); Exec/Attach stream over WebSocket from streaming.ts (`streamingAddress`). Its taps: `specBuild` puts a pod's containers into the pod's namespaces (pods.ts), and
+ * `podSubnet`); Exec/Attach/PortForward stream over WebSocket from streaming.ts (`streamingAddress`). Its taps: `specBuild` puts a pod's containers into the pod's namespaces (pods.ts), and
  * `beforeRemove` refuses a Docker-API removal of a ready pod's container without force.
  */
 import { isAbsolute } from 'node:path';
@@ -25,6 +25,7 @@ import { ImageServiceImpl } from './image-service.js';
 import { LABEL, PodState, isCriContainer } from './mapping.js';
 import { PodStore, hostNamespaces, type PodNamespaces } from './pods.js';
 import { cniPodNetwork, type PodNetwork, type PodNetworkConfig } from './pod-network.js';
+import type { PortDialer } from './portforward.js';
 import { RuntimeServiceImpl, type ProcessStats } from './runtime-service.js';
 import { startCriServer, type CriServer } from './server.js';
 import { splitHostPort, startStreamingServer, type StreamingServer } from './streaming.js';
@@ -50,6 +51,8 @@ export interface CriPluginOptions extends Partial<CriPluginConfig> {
   stats?: ProcessStats;
   /** The pods' network (default: CNI per the config, pod-network.ts; tests without root pass a fake). */
   network?: (config: CriPluginConfig, dataRoot: string) => PodNetwork;
+  /** How PortForward reaches a pod's port (default: the nsenter relay of portforward.ts; tests pass their own). */
+  dialer?: PortDialer;
 }
 
 export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig> {
@@ -114,7 +117,7 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
       };
       const images = new ImageServiceImpl(engine);
       const network = (config.network ?? cniPodNetwork)(ctx.config, ctx.engine.dataRoot);
-      state.streaming = await startStreamingServer({ address: ctx.config.streamingAddress ?? '127.0.0.1:0', engine, logger: ctx.logger });
+      state.streaming = await startStreamingServer({ address: ctx.config.streamingAddress ?? '127.0.0.1:0', engine, logger: ctx.logger, ...(config.dialer ? { dialer: config.dialer } : {}) });
       const runtime = new RuntimeServiceImpl(engine, pods, images, CRI_VERSION, config.stats, network, state.streaming);
       state.server = await startCriServer({ socket: ctx.config.socket, runtime, images, logger: ctx.logger });
       ctx.logger.info('CRI server listening', { socket: ctx.config.socket });

@@ -1,6 +1,6 @@
 /**
  * CRI RuntimeService on berth's engine: pods (pods.ts) and their containers (engine containers,
- * mapping.ts), exec, stats, events. Each handler takes the decoded request and returns the
+ * mapping.ts), exec, streams (Exec/Attach/PortForward URLs), stats, events. Each handler takes the decoded request and returns the
  * response object; server.ts turns thrown berth errors into gRPC statuses.
  */
 import { randomBytes } from 'node:crypto';
@@ -35,6 +35,7 @@ import {
 import type { PodRecord, PodStore } from './pods.js';
 import type { ImageServiceImpl } from './image-service.js';
 import type { PodNetwork } from './pod-network.js';
+import { validPorts } from './portforward.js';
 import type { StreamingServer } from './streaming.js';
 
 export const RUNTIME_NAME = 'berth';
@@ -331,8 +332,14 @@ export class RuntimeServiceImpl {
     return { url: this.streaming!.url({ kind: 'attach', containerId, tty: !!req.tty, stdin: !!req.stdin, stdout: !!req.stdout, stderr: !!req.stderr }) };
   }
 
-  PortForward(): Msg {
-    throw new NotImplementedError('PortForward streaming is not supported by berth yet: docs/cri.md');
+  /** A URL forwarding to ports of the pod's network namespace (portforward.ts); ports may also come in the URL's query. */
+  PortForward(req: Msg): Msg {
+    if (!this.streaming) throw new NotImplementedError('the CRI streaming server is not running');
+    const pod = this.pods.get(req.pod_sandbox_id);
+    if (pod.state !== PodState.READY) throw new ConflictError(`pod sandbox ${pod.id} is not ready`);
+    const ports = ((req.port ?? []) as unknown[]).map(Number);
+    if (ports.length && !validPorts(ports)) throw new InvalidParameterError(`invalid ports ${JSON.stringify(req.port)}: 1 to 65535`);
+    return { url: this.streaming.url({ kind: 'portforward', podId: pod.id, ...(pod.nsPaths.net ? { netns: pod.nsPaths.net } : {}), ports }) };
   }
 
   // ---- stats ----

@@ -7,7 +7,8 @@
  * JSON {"Width","Height"}); v5 adds 255 = close a channel (255 0: stdin is over). At the end the
  * server writes channel 3 — v4/v5: a Status object (`Success`, or `Failure` with reason
  * `NonZeroExitCode` and the exit code as a cause), channel.k8s.io: only an error's text — and
- * closes. SPDY is not served (kubectl ≥1.29 speaks WebSocket). Listens on loopback by default
+ * closes. PortForward URLs (`/portforward/<token>`) are served by portforward.ts. SPDY is not
+ * served (kubectl ≥1.29 speaks WebSocket). Listens on loopback by default
  * (config `streamingAddress`, host:port; port 0 = any free one), as containerd does.
  */
 import { randomBytes } from 'node:crypto';
@@ -17,6 +18,7 @@ import type { Duplex } from 'node:stream';
 import { PassThrough, Writable } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { errorMessage, type Engine, type Logger } from '@berth/core';
+import { PORT_FORWARD_PROTOCOLS, portsOfQuery, relayDialer, servePortForward, validPorts, type PortDialer } from './portforward.js';
 
 export const STREAM_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io', 'channel.k8s.io'] as const;
 const STDIN = 0;
@@ -27,8 +29,10 @@ const RESIZE = 4;
 const CLOSE = 255;
 const TOKEN_TTL_MS = 60_000;
 
-/** What one URL runs. */
-export interface StreamRequest {
+/** What one URL runs: an exec or attach, or a port forward. */
+export type StreamRequest = ExecAttachRequest | PortForwardRequest;
+
+export interface ExecAttachRequest {
   kind: 'exec' | 'attach';
   containerId: string;
   cmd?: string[];
@@ -36,6 +40,15 @@ export interface StreamRequest {
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
+}
+
+export interface PortForwardRequest {
+  kind: 'portforward';
+  podId: string;
+  /** The pod's network namespace file (absent: the host's, a host-network pod). */
+  netns?: string;
+  /** The request's ports (empty: the URL's `port` query parameters). */
+  ports: number[];
 }
 
 export interface StreamingServer {
@@ -57,26 +70,32 @@ export function statusOf(exitCode: number | undefined, error?: string): Record<s
   };
 }
 
-export async function startStreamingServer(opts: { address: string; engine: () => Engine; logger: Logger }): Promise<StreamingServer> {
+export async function startStreamingServer(opts: { address: string; engine: () => Engine; logger: Logger; dialer?: PortDialer }): Promise<StreamingServer> {
   const pending = new Map<string, StreamRequest & { expires: number }>();
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => STREAM_PROTOCOLS.find((p) => offered.has(p)) ?? false });
+  const protocolsOf = (url: string | undefined): readonly string[] => (url?.startsWith('/portforward/') ? PORT_FORWARD_PROTOCOLS : STREAM_PROTOCOLS);
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered, req) => protocolsOf(req.url).find((p) => offered.has(p)) ?? false });
   const server = createServer((_req, res) => {
     res.writeHead(400, { 'content-type': 'text/plain' }).end('berth serves CRI streams over WebSocket (v4.channel.k8s.io) only\n');
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const refuse = (code: number, text: string) => socket.end(`HTTP/1.1 ${code} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    const m = /^\/(exec|attach)\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
+    const m = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]+)(\?.*)?$/.exec(req.url ?? '');
     const job = m ? pending.get(m[2]!) : undefined;
     if (!m || !job || job.kind !== m[1] || job.expires < Date.now()) return refuse(404, 'Not Found');
-    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
-    if (!STREAM_PROTOCOLS.some((p) => offered.includes(p))) return refuse(400, 'Bad Request');
+    const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    // exec/attach need a channel protocol; a port forward may offer none (kubelet then frames as v4).
+    const noneOffered = job.kind === 'portforward' && offered.length === 0;
+    if (!noneOffered && !protocolsOf(req.url).some((p) => offered.includes(p))) return refuse(400, 'Bad Request');
+    const pf = job.kind === 'portforward' ? { ...job, ports: job.ports.length ? job.ports : portsOfQuery(req.url!) } : undefined;
+    if (pf && !validPorts(pf.ports)) return refuse(400, 'Bad Request');
     pending.delete(m[2]!); // one use
     wss.handleUpgrade(req, socket, head, (ws) => {
-      run(job, ws).catch((err: unknown) => opts.logger.error('CRI stream failed', { kind: job.kind, container: job.containerId, error: errorMessage(err) }));
+      const served = pf ? servePortForward(ws, pf, opts.dialer ?? relayDialer) : run(job as ExecAttachRequest, ws);
+      served.catch((err: unknown) => opts.logger.error('CRI stream failed', { kind: job.kind, error: errorMessage(err) }));
     });
   });
 
-  const run = async (job: StreamRequest, ws: WebSocket): Promise<void> => {
+  const run = async (job: ExecAttachRequest, ws: WebSocket): Promise<void> => {
     const v1 = ws.protocol === 'channel.k8s.io';
     const e = opts.engine();
     const out = (ch: number) =>
