@@ -64,6 +64,14 @@ export class LocalImageStore {
   private special: SpecialOps | undefined;
   private writeChain: Promise<void> = Promise.resolve();
   private readonly leases = new Set<Set<Digest>>();
+  /**
+   * Each image's parsed config and layer facts, by ID: content-addressed, they never change
+   * (evicted on delete). A create resolves its image several times; without these each
+   * resolve re-read and re-hashed the config and read every layer's meta (issue 18: bulk
+   * creates). imagedb/<id>.json (mutable: tag time) is read each time, so a record that
+   * goes bad on disk is still named.
+   */
+  private readonly facts = new Map<Digest, { config: ImageConfig; topLayer: Digest | null; size: number }>();
   /** What the start-up checks skipped or repaired (src/recovery.ts), for the log and /info. */
   readonly warnings: string[] = [];
 
@@ -130,14 +138,20 @@ export class LocalImageStore {
     return id;
   }
 
+  /** The image; its config is the caller's copy. */
   async get(id: Digest): Promise<ImageRecord> {
     const meta = isDigest(id) ? await readJson<ImageMeta>(this.metaPath(id)) : null;
     if (!meta) throw new NotFoundError(`No such image: ${id}`);
-    const config = await this.blobs.readJson<ImageConfig>(id);
-    const chains = chainIds(config.rootfs.diff_ids);
-    let size = 0;
-    for (const c of chains) size += (await this.layers.get(c))?.size ?? 0;
-    return { id, config, meta, topLayer: chains[chains.length - 1] ?? null, size };
+    let facts = this.facts.get(id);
+    if (!facts) {
+      const config = await this.blobs.readJson<ImageConfig>(id);
+      const chains = chainIds(config.rootfs.diff_ids);
+      let size = 0;
+      for (const c of chains) size += (await this.layers.get(c))?.size ?? 0;
+      facts = { config, topLayer: chains[chains.length - 1] ?? null, size };
+      this.facts.set(id, facts);
+    }
+    return { id, config: structuredClone(facts.config), meta, topLayer: facts.topLayer, size: facts.size };
   }
 
   async rawConfig(id: Digest): Promise<Buffer> {
@@ -257,6 +271,7 @@ export class LocalImageStore {
   /** Deletes the image metadata and config and every layer no longer used by an image or pinned. */
   async deleteImage(id: Digest, pinnedLayers: Iterable<Digest> = []): Promise<Digest[]> {
     for (const { ref, id: target } of this.allReferences()) if (target === id) await this.removeReference(ref);
+    this.facts.delete(id);
     await fsp.rm(this.metaPath(id), { force: true });
     await this.blobs.delete(id);
     return this.gcLayers(pinnedLayers);

@@ -43,6 +43,8 @@ export class LayerStore {
   readonly dir: string;
   readonly linkDir: string;
   private readonly inflight = new Map<string, Promise<LayerMeta>>();
+  /** meta.json of the layers read so far: written once when a layer lands, never changed (evicted on remove). */
+  private readonly metas = new Map<Digest, LayerMeta>();
 
   constructor(
     readonly root: string,
@@ -83,8 +85,14 @@ export class LayerStore {
     return path.join(this.layerDir(chainId), 'diff');
   }
 
+  /** The layer's meta (the caller's copy), null when absent. */
   async get(chainId: Digest): Promise<LayerMeta | null> {
-    return readJson<LayerMeta>(path.join(this.layerDir(chainId), 'meta.json'));
+    let m = this.metas.get(chainId) ?? null;
+    if (!m) {
+      m = await readJson<LayerMeta>(path.join(this.layerDir(chainId), 'meta.json'));
+      if (m) this.metas.set(chainId, m);
+    }
+    return m && structuredClone(m);
   }
 
   async mustGet(chainId: Digest): Promise<LayerMeta> {
@@ -213,6 +221,7 @@ export class LayerStore {
   async remove(chainId: Digest): Promise<void> {
     const m = await this.get(chainId);
     if (!m) return;
+    this.metas.delete(chainId);
     await fsp.rm(path.join(this.linkDir, m.link), { force: true });
     const dir = this.layerDir(chainId);
     const trash = path.join(this.dir, `tmp-${randomId()}`);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ConflictError, InvalidParameterError, NotFoundError, SystemError, atomicWriteFile, readMountInfoSync, type OwnerMap } from '@berth/core';
-import type { Digest } from './digest.js';
+import { isDigest, type Digest } from './digest.js';
 import { treeDiffTar, upperDirTar } from './difftar.js';
 import { STORE_WRITE, dirSize, readJson } from './fsutil.js';
 import type { LocalImageStore } from './images.js';
@@ -97,7 +97,8 @@ export class RootfsManager {
   /** Prepares the container's layer (no mount yet). Idempotent for the same image. */
   async create(id: string, imageRef: string, opts: { readonly?: boolean } = {}): Promise<RootfsMeta> {
     const existing = await this.meta(id);
-    const imageId = await this.store.resolve(imageRef);
+    // an ID (what a create passes) needs no resolving: get() below says when it is gone
+    const imageId = isDigest(imageRef) ? imageRef : await this.store.resolve(imageRef);
     if (existing) {
       if (existing.imageId !== imageId) throw new ConflictError(`container ${id} already has a root filesystem for image ${existing.imageId}`);
       return existing;

@@ -1,0 +1,84 @@
+/**
+ * The image store keeps what never changes in memory — an image's parsed config and its
+ * layers' metas (content-addressed) — while imagedb/<id>.json (tag time) is still read each
+ * time: a container create resolves its image several times, and each resolve used to re-read
+ * and re-hash the config and read every layer's meta (issue 18, bulk creates). These tests
+ * count the reads and check that what the cache hands out stays right: copies, updates, deletes.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { errorKind } from '@berth/core';
+import { LocalImageStore } from '../src/images.js';
+import { parseReference } from '../src/reference.js';
+import { makeTar, streamOf, tempDir } from './helpers.js';
+
+let base: string;
+let store: LocalImageStore;
+beforeEach(async () => {
+  base = await tempDir();
+  store = new LocalImageStore(path.join(base, 'data'));
+  await store.init();
+});
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await store.close();
+  await fsp.rm(base, { recursive: true, force: true });
+});
+
+async function twoLayerImage(): Promise<`sha256:${string}`> {
+  const l1 = await store.layers.register(streamOf(await makeTar([{ name: 'a', content: 'a' }])), null);
+  const l2 = await store.layers.register(streamOf(await makeTar([{ name: 'b', content: 'b' }])), l1.chainId);
+  const cfg = { architecture: 'amd64', os: 'linux', config: { Env: ['A=1'] }, rootfs: { type: 'layers', diff_ids: [l1.diffId, l2.diffId] } };
+  const id = await store.createImage(Buffer.from(JSON.stringify(cfg)));
+  await store.addReference(parseReference('cached:1'), id);
+  return id;
+}
+
+describe('image metadata kept in memory', () => {
+  it('resolving and reading an image 20 times reads its config and layer metas from disk once', async () => {
+    await twoLayerImage();
+    const fresh = new LocalImageStore(path.join(base, 'data'));
+    await fresh.init();
+    const reads = vi.spyOn(fsp, 'readFile');
+    try {
+      for (let i = 0; i < 20; i++) {
+        const resolved = await fresh.resolve('cached:1');
+        const img = await fresh.get(resolved);
+        expect(img.config.config?.Env).toEqual(['A=1']);
+        expect((await fresh.layers.chain(img.topLayer!)).length).toBe(2);
+      }
+      // the config blob and the two layer metas, once each (100 before: 2 per get, 2 per chain, every time)
+      const notImagedb = reads.mock.calls.filter(([file]) => !String(file).includes(`${path.sep}imagedb${path.sep}`));
+      expect(notImagedb.length).toBe(3);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('hands out copies: changing what get() returned changes nothing in the store', async () => {
+    const id = await twoLayerImage();
+    const first = await store.get(id);
+    first.config.config!.Env!.push('B=2');
+    const layer = (await store.layers.get(first.topLayer!))!;
+    layer.whiteouts.push('evil');
+    const again = await store.get(id);
+    expect(again.config.config?.Env).toEqual(['A=1']);
+    expect((await store.layers.get(first.topLayer!))!.whiteouts).toEqual([]);
+  });
+
+  it('sees tag-time updates and deletes (image and layers gone, then loadable again)', async () => {
+    const id = await twoLayerImage();
+    const top = (await store.get(id)).topLayer!;
+    const before = (await store.get(id)).meta.lastTagTime;
+    await new Promise((r) => setTimeout(r, 5));
+    await store.addReference(parseReference('cached:2'), id);
+    expect((await store.get(id)).meta.lastTagTime).not.toBe(before);
+    await store.deleteImage(id);
+    expect(await store.exists(id)).toBe(false);
+    expect(errorKind(await store.get(id).catch((e: unknown) => e))).toBe('NotFound');
+    expect(await store.layers.get(top)).toBeNull();
+    expect(await twoLayerImage()).toBe(id);
+    expect((await store.get(id)).config.config?.Env).toEqual(['A=1']);
+  });
+});
