@@ -7,38 +7,18 @@
 // dir, also on failure.
 //
 //   node bench/build.mjs [--runs N] [--files N] [--out FILE.json]
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DOCKER, dockerEnv, timed } from './lib/cli.mjs';
 import { Berth, Reference, unmountBelow } from './lib/engines.mjs';
+import { benchSetup, startWithTestImage } from './lib/setup.mjs';
 import { median, quantile } from './lib/stats.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..');
-const argv = process.argv.slice(2);
-const opt = (f, d) => (argv.includes(f) ? argv[argv.indexOf(f) + 1] : d);
+const { repo, opt, log, work, cliDir, loads, loadNow } = benchSetup('build', '/tmp/bbd-');
 const RUNS = Number(opt('--runs', 9));
 const FILES = Number(opt('--files', 200));
 const IMAGE = 'berth-test/busybox';
-
-if (process.getuid() !== 0) {
-  console.error('bench build: needs root');
-  process.exit(2);
-}
-const t00 = Date.now();
-const log = (m) => console.log(`[build ${((Date.now() - t00) / 1000).toFixed(0).padStart(4)}s] ${m}`);
-const work = fs.mkdtempSync('/tmp/bbd-');
-const cliDir = path.join(work, 'cli');
-fs.mkdirSync(cliDir);
-const loads = [];
-const loadNow = () => {
-  const l = os.loadavg()[0];
-  loads.push(l);
-  return l.toFixed(1);
-};
 
 // the context: a multi-stage Dockerfile with RUN, COPY (FILES small files), ADD, metadata steps
 const ctx = path.join(work, 'ctx');
@@ -75,12 +55,7 @@ const R = { date: new Date().toISOString(), runs: RUNS, files: FILES, machine: `
 
 try {
   log(`work dir ${work}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  const imageDir = path.join(work, 'image');
-  execFileSync('bash', [path.join(repo, 'scripts/build-test-image.sh'), imageDir], { stdio: 'ignore' });
-  for (const e of engines) {
-    await e.start(log);
-    await timed(DOCKER, ['load', '-i', path.join(imageDir, 'busybox.tar')], { env: envOf(e) });
-  }
+  await startWithTestImage(engines, { work, log, envOf });
   for (const e of engines) {
     log(`uncached build on ${e.name} (load ${loadNow()})`);
     R.uncached[e.name] = (await build(e)).ms;

@@ -14,16 +14,12 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DOCKER, dockerEnv, timed } from './lib/cli.mjs';
 import { Berth, Reference, unmountBelow } from './lib/engines.mjs';
+import { benchSetup, startWithTestImage } from './lib/setup.mjs';
 import { median, ms, now, quantile } from './lib/stats.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..');
-const argv = process.argv.slice(2);
-const opt = (f, d) => (argv.includes(f) ? argv[argv.indexOf(f) + 1] : d);
+const { repo, opt, log, work, cliDir, loads, loadNow } = benchSetup('net', '/tmp/bn-');
 const RUNS = Number(opt('--runs', 15));
 const CONNS = Number(opt('--conns', 1000));
 const IN_FLIGHT = 16;
@@ -33,22 +29,7 @@ const REF_BRIDGE = 'docker0';
 const BERTH_BRIDGE = 'bbench0';
 const PORT = { berth: 18091, dockerd: 18092 };
 
-if (process.getuid() !== 0) {
-  console.error('bench network: needs root');
-  process.exit(2);
-}
-const t00 = Date.now();
-const log = (m) => console.log(`[net ${((Date.now() - t00) / 1000).toFixed(0).padStart(4)}s] ${m}`);
-const work = fs.mkdtempSync('/tmp/bn-');
-const cliDir = path.join(work, 'cli');
-fs.mkdirSync(cliDir);
 const forward = fs.readFileSync(FORWARD, 'utf8');
-const loads = [];
-const loadNow = () => {
-  const l = os.loadavg()[0];
-  loads.push(l);
-  return l.toFixed(1);
-};
 
 /** One connection: connect, GET /, read to the end; resolves the milliseconds it took. */
 function oneRequest(host, port) {
@@ -89,12 +70,7 @@ const R = { date: new Date().toISOString(), runs: RUNS, conns: CONNS, inFlight: 
 
 try {
   log(`work dir ${work}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  const imageDir = path.join(work, 'image');
-  execFileSync('bash', [path.join(repo, 'scripts/build-test-image.sh'), imageDir], { stdio: 'ignore' });
-  for (const e of engines) {
-    await e.start(log);
-    await timed(DOCKER, ['load', '-i', path.join(imageDir, 'busybox.tar')], { env: envOf(e) });
-  }
+  await startWithTestImage(engines, { work, log, envOf });
 
   // 1. docker run --rm on the default bridge, interleaved (each round rotates who goes first)
   log(`run --rm on the default bridge ×${RUNS} (load ${loadNow()})`);
