@@ -16,10 +16,10 @@
  * Capability arguments (`portMappings`, `ipRanges`, `mac`, `ips`, …) reach a plugin as
  * `runtimeConfig` only when its configuration declares that capability, as the spec says.
  */
-import { spawn } from 'node:child_process';
 import { access, constants, mkdir, readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { atomicWriteFile } from '@berth/core';
+import { runWithStdin } from './spawn.js';
 
 /** One plugin of a configuration list (its own keys are passed through untouched). */
 export interface CniPluginConf {
@@ -75,19 +75,8 @@ export class CniError extends Error {
 /** How a plugin binary is run (tests replace it). */
 export type CniExec = (binary: string, env: Record<string, string>, stdin: string, timeoutMs: number) => Promise<{ code: number | null; stdout: string; stderr: string }>;
 
-/** Run a binary with only the given environment, stdin written, stdout/stderr collected. */
-export const execPlugin: CniExec = (binary, env, stdin, timeoutMs) =>
-  new Promise((resolve, reject) => {
-    const child = spawn(binary, [], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: signal ? null : code, stdout, stderr }));
-    child.stdin.on('error', () => {}); // a plugin that exits without reading its config
-    child.stdin.end(stdin);
-  });
+/** Run a binary with only the given environment, stdin written, stdout/stderr collected (spawn.ts: without forking the daemon when it can). */
+export const execPlugin: CniExec = (binary, env, stdin, timeoutMs) => runWithStdin(binary, env, stdin, timeoutMs);
 
 const TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;

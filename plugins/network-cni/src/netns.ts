@@ -9,13 +9,28 @@
  * that goes away takes its lo with it, so nothing is undone at release).
  * Removal unmounts (lazily: an exiting container's process may still hold it) and unlinks;
  * removing a namespace that is already gone is not an error.
+ * The processes run without forking the daemon and the mounts are syscalls when the native
+ * addon is loaded (spawn.ts; @berth/native's mount/umount2), else the binaries do it.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { promisify } from 'node:util';
+import { MNT_DETACH, nativeAddon } from '@berth/native';
+import { lookPath, runTool } from './spawn.js';
 
-const execFileP = promisify(execFile);
+/** mount(2) flag of a bind mount. */
+const MS_BIND = 4096;
+
+/** umount -l: detach now, free when no longer busy. */
+async function detach(file: string): Promise<void> {
+  const native = nativeAddon();
+  if (native) await native.umount2(file, MNT_DETACH);
+  else await runTool('umount', ['-l', file]);
+}
+
+/** `ip` as an absolute path for unshare/nsenter to exec (they would search PATH otherwise). */
+async function ipBinary(): Promise<string> {
+  return (await lookPath('ip')) ?? 'ip';
+}
 
 /** Whether `file` is a mount point of an nsfs (a kept namespace), from /proc/self/mountinfo. */
 export async function isNamespaceFile(file: string): Promise<boolean> {
@@ -37,9 +52,9 @@ export async function createNetns(file: string): Promise<void> {
   const fh = await open(file, 'wx', 0o444); // refuse to reuse a path: it may be a live namespace
   await fh.close();
   try {
-    await execFileP('unshare', [`--net=${file}`, 'ip', 'link', 'set', 'lo', 'up']);
+    await runTool('unshare', [`--net=${file}`, await ipBinary(), 'link', 'set', 'lo', 'up']);
   } catch (err) {
-    if (await isNamespaceFile(file)) await execFileP('umount', ['-l', file]).catch(() => {}); // made, but lo failed
+    if (await isNamespaceFile(file)) await detach(file).catch(() => {}); // made, but lo failed
     await unlink(file).catch(() => {});
     throw new Error(`creating the network namespace ${file} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
   }
@@ -55,10 +70,12 @@ export async function bindNetns(file: string, source: string): Promise<void> {
   const fh = await open(file, 'wx', 0o444);
   await fh.close();
   try {
-    await execFileP('mount', ['--bind', source, file]);
-    await execFileP('nsenter', [`--net=${file}`, 'ip', 'link', 'set', 'lo', 'up']);
+    const native = nativeAddon();
+    if (native) await native.mount(source, file, null, MS_BIND, null);
+    else await runTool('mount', ['--bind', source, file]);
+    await runTool('nsenter', [`--net=${file}`, await ipBinary(), 'link', 'set', 'lo', 'up']);
   } catch (err) {
-    if (await isNamespaceFile(file)) await execFileP('umount', ['-l', file]).catch(() => {});
+    if (await isNamespaceFile(file)) await detach(file).catch(() => {});
     await unlink(file).catch(() => {});
     throw new Error(`keeping the network namespace ${source} at ${file} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
   }
@@ -68,7 +85,7 @@ export async function bindNetns(file: string, source: string): Promise<void> {
 export async function removeNetns(file: string): Promise<void> {
   if (await isNamespaceFile(file)) {
     try {
-      await execFileP('umount', ['-l', file]);
+      await detach(file);
     } catch (err) {
       if (await isNamespaceFile(file)) throw new Error(`unmounting the network namespace ${file} failed: ${(err as Error).message}`);
     }
