@@ -5,7 +5,9 @@
  * network, no portmap rule or chain of the test's containers (CNI-HOSTPORT-DNAT's entries for
  * the network, each container's CNI-DN-* chain), no listener of berthd (ports, the network's DNS
  * server) and no IPAM allocation — counted before and after through the docker CLI against
- * berthd (runc + conmon + Debian's CNI plugins).
+ * berthd (runc + conmon + Debian's CNI plugins). A container with a published port that dies
+ * while berthd is down (berthd SIGKILLed, then its process) is released when berthd comes back:
+ * its portmap rules, veth, namespace, address and listener go.
  * Traffic: none beyond the CLI's socket. The test's bridge is removed, ip_forward and the nat
  * chains put back as found, also on failure. Needs root, runc, conmon, the CNI plugins, ss and
  * iptables-save (else skipped with the reason).
@@ -59,6 +61,7 @@ interface Counts {
 
 describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
+  let dir: string | undefined;
   let host: HostNetworkState | undefined;
   let netId = '';
   /** Every container the test made (their portmap chains are looked for). */
@@ -66,12 +69,15 @@ describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` 
   beforeAll(async () => {
     host = saveHostNetworkState();
     d = await startBerthd();
+    dir = d.dir;
     await d.loadTestImage();
   }, 120_000);
   afterAll(async () => {
-    await d?.docker(['rm', '-f', 'lk-hold', ...Array.from({ length: FAILED }, (_, i) => `lk-f${i}`)]).catch(() => {});
+    await d?.docker(['rm', '-f', 'lk-hold', 'lk-dead', ...Array.from({ length: FAILED }, (_, i) => `lk-f${i}`)]).catch(() => {});
     await d?.docker(['network', 'rm', 'lk-net']).catch(() => {});
     await d?.cleanup();
+    // a berthd restarted on the first one's dir leaves the dir to its creator
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
     host?.restore([BRIDGE]);
     removeTestImageTarball();
   }, 120_000);
@@ -129,6 +135,23 @@ describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` 
     expect(counts()).toEqual(holding);
     expect((await d.docker(['rm', '-f', 'lk-hold', ...Array.from({ length: FAILED }, (_, i) => `lk-f${i}`)])).code).toBe(0);
     expect(counts()).toEqual(before);
-    expect((await d.docker(['network', 'rm', 'lk-net'])).code).toBe(0);
   }, 900_000);
+
+  it('a container that died while berthd was down is released at its restart: portmap rules and all', async () => {
+    const r = await d.docker(['run', '-d', '--name', 'lk-dead', '--network', 'lk-net', '-p', '18082:80', TEST_IMAGE, 'sleep', '300']);
+    expect(r.code, JSON.stringify(r)).toBe(0);
+    ids.add(r.stdout.trim());
+    expect(counts()).toMatchObject({ veths: 1, netns: 1, portmap: 3, allocations: 1 });
+    const pid = Number((await d.docker(['inspect', '-f', '{{.State.Pid}}', 'lk-dead'])).stdout.trim());
+    expect(pid).toBeGreaterThan(0);
+    // berthd killed, then the container's process: nothing ran the release
+    await d.stop('SIGKILL');
+    process.kill(pid, 'SIGKILL');
+    expect(counts()).toMatchObject({ veths: 1, netns: 1, portmap: 3, allocations: 1 });
+    d = await startBerthd({ dir: d.dir });
+    expect((await d.docker(['inspect', '-f', '{{.State.Running}}', 'lk-dead'])).stdout.trim()).toBe('false');
+    expect(counts()).toEqual({ veths: 0, netns: 0, iptables: 0, portmap: 0, listeners: 0, allocations: 0 });
+    expect((await d.docker(['rm', 'lk-dead'])).code).toBe(0);
+    expect((await d.docker(['network', 'rm', 'lk-net'])).code).toBe(0);
+  }, 180_000);
 });
