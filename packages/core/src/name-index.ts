@@ -47,17 +47,20 @@ export class NameIndex {
   }
 
   /**
-   * Copies of the records `keep` accepts (all without it), newest first (like `docker ps -a`).
-   * `keep` sees the live records and only the kept ones are copied, so a filtered list copies
-   * its matches, not every container; each Created is parsed once, not per comparison.
+   * The records `keep` accepts (all without it), newest first (like `docker ps -a`; equal
+   * times by ID, descending), each passed through `view` — a copy by default. `keep` and
+   * `view` see the live records, so a filtered list copies only its matches and a view that
+   * builds its own answer (the API's ContainerSummary) copies no record at all; each Created
+   * is parsed once, not per comparison.
    */
-  listNewestFirst(keep?: (r: Readonly<ContainerRecord>) => boolean): ContainerRecord[] {
+  listNewestFirst<T = ContainerRecord>(keep?: (r: Readonly<ContainerRecord>) => boolean, view?: (r: Readonly<ContainerRecord>) => T): T[] {
     // By time, not by string: RFC3339Nano trims trailing zeros, so text order is not time order.
     const keyed = this.all()
       .filter((r) => !keep || keep(r))
       .map((r) => ({ r, t: parseRfc3339Nano(r.Created) ?? 0n }));
-    keyed.sort((a, b) => (a.t < b.t ? 1 : a.t > b.t ? -1 : 0));
-    return keyed.map(({ r }) => structuredClone(r));
+    keyed.sort((a, b) => (a.t < b.t ? 1 : a.t > b.t ? -1 : a.r.ID < b.r.ID ? 1 : a.r.ID > b.r.ID ? -1 : 0));
+    const out = view ?? ((r: Readonly<ContainerRecord>) => structuredClone(r) as T);
+    return keyed.map(({ r }) => out(r));
   }
 
   /** An ID no record has. */

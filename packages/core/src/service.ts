@@ -139,9 +139,12 @@ export class ContainerService {
     return this.get(idOrName);
   }
 
-  /** Copies of all containers (or those `keep` accepts, see NameIndex), newest first (like `docker ps -a`). */
-  list(keep?: (r: Readonly<ContainerRecord>) => boolean): ContainerRecord[] {
-    return this.k.index.listNewestFirst(keep);
+  /**
+   * Copies of all containers (or those `keep` accepts), newest first (like `docker ps -a`);
+   * with `view`, what it makes of each live record instead of a copy (see NameIndex).
+   */
+  list<T = ContainerRecord>(keep?: (r: Readonly<ContainerRecord>) => boolean, view?: (r: Readonly<ContainerRecord>) => T): T[] {
+    return this.k.index.listNewestFirst(keep, view);
   }
 
   has(idOrName: string): boolean {

@@ -34,4 +34,19 @@ describe('NameIndex.listNewestFirst', () => {
     for (const i of [5, 1200, 10, 999, 1000]) index.add(rec(i));
     expect(index.listNewestFirst().map((r) => r.Name)).toEqual(['/c1200', '/c1000', '/c999', '/c10', '/c5']);
   });
+
+  it('with a view: makes its answer from the live records (no copy), equal times by ID descending', () => {
+    const index = new NameIndex();
+    for (const i of [7, 3, 1500]) index.add({ ...rec(i), Created: '2026-12-06T08:00:00.5Z' });
+    index.add(rec(2000));
+    const clone = vi.spyOn(globalThis, 'structuredClone');
+    const seen: unknown[] = [];
+    const names = index.listNewestFirst(undefined, (r) => {
+      seen.push(r);
+      return r.Name;
+    });
+    expect(names).toEqual(['/c2000', '/c7', '/c3', '/c1500']);
+    expect(clone).not.toHaveBeenCalled();
+    expect(seen[0]).toBe(index.byId(rec(2000).ID));
+  });
 });

@@ -69,7 +69,7 @@ export function enginePort(engine: Engine, opts: EnginePortOptions): EnginePort 
       else delete c.HostConfig.Links;
       return c;
     },
-    list: async (keep) => svc.list(keep),
+    list: async (keep, view) => svc.list(keep, view),
     async start(id, o) {
       // API < 1.24 (only with a lowered minimum version): a HostConfig in the start body, as
       // dockerd's deprecated setHostConfig; berth applies the fields `docker update` can change.

@@ -30,8 +30,11 @@ export interface ContainerPort {
   create(req: CreateContainerRequest): Promise<{ id: string; warnings: string[] }>;
   /** Resolve by full ID, unique ID prefix or name (with or without '/'); NotFound "No such container: x". */
   inspect(idOrName: string): Promise<ContainerRecord>;
-  /** Newest first; with `keep`, only the records it accepts (tested before any copy is made). */
-  list(keep?: (c: Readonly<ContainerRecord>) => boolean): Promise<ContainerRecord[]>;
+  /**
+   * Newest first; with `keep`, only the records it accepts (tested before any copy is made);
+   * with `view`, what it makes of each live record (synchronously) instead of a copy.
+   */
+  list<T = ContainerRecord>(keep?: (c: Readonly<ContainerRecord>) => boolean, view?: (c: Readonly<ContainerRecord>) => T): Promise<T[]>;
   start(idOrName: string, opts: { checkpoint?: string; checkpointDir?: string; hostConfig?: HostConfig }): Promise<void>;
   stop(idOrName: string, opts: { timeout?: number; signal?: string }): Promise<void>;
   restart(idOrName: string, opts: { timeout?: number; signal?: string }): Promise<void>;

@@ -37,8 +37,11 @@ export function need<T>(fn: T | undefined, what: string): T {
   return fn;
 }
 
-/** ContainerSummary (GET /containers/json) of a record. */
-export function summary(c: ContainerRecord, now = Date.now()): Record<string, unknown> {
+/**
+ * ContainerSummary (GET /containers/json) of a record. Made from a live record by the list, it
+ * shares the record's Labels, Mounts and endpoint values: serialise it, never change it.
+ */
+export function summary(c: Readonly<ContainerRecord>, now = Date.now()): Record<string, unknown> {
   const ports: Array<Record<string, unknown>> = [];
   for (const [key, bindings] of Object.entries(c.NetworkSettings?.Ports ?? {})) {
     const [port, proto = 'tcp'] = key.split('/');
@@ -197,25 +200,29 @@ export function containerRoutes(port: EnginePort): Route[] {
     const limit = intValue(q, 'limit', -1) as number;
     const filters = parseFilters(q.get('filters'), LIST_FILTERS);
     const all = boolValue(q, 'all') || limit > 0;
-    let items = await cs.list(await listFilter(port, filters, all));
-    items.sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created) || (a.ID < b.ID ? 1 : -1));
-    if (limit > 0) items = items.slice(0, limit);
     const now = Date.now();
-    const sizes = boolValue(q, 'size') ? cs.sizes?.bind(cs) : undefined;
-    const out = [];
-    for (const c of items) {
+    const withHealth = !versionLessThan(ctx.version, '1.52');
+    // The summaries are made from the live records (newest first), no record is copied (issue 18)
+    let items = await cs.list(await listFilter(port, filters, all), (c) => {
       const s = summary(c, now);
       // API 1.52 added the health summary (dockerd's list drops it for older clients); none when no probe ran
-      if (!versionLessThan(ctx.version, '1.52')) s.Health = { Status: c.State.Health?.Status ?? 'none', FailingStreak: c.State.Health?.FailingStreak ?? 0 };
+      if (withHealth) s.Health = { Status: c.State.Health?.Status ?? 'none', FailingStreak: c.State.Health?.FailingStreak ?? 0 };
+      return s;
+    });
+    if (limit > 0) items = items.slice(0, limit);
+    const sizes = boolValue(q, 'size') ? cs.sizes?.bind(cs) : undefined;
+    const out = [];
+    for (const s of items) {
       if (sizes) {
+        const id = s.Id as string;
         try {
-          Object.assign(s, await sizes(c.ID));
+          Object.assign(s, await sizes(id));
         } catch (err) {
           // removed while the list was being measured: it is no longer part of the answer
           if (errorKind(err) !== 'NotFound') throw err;
-          if (!(await resolveRef(port, c.ID))) continue;
+          if (!(await resolveRef(port, id))) continue;
           // the container exists but its layer does not: a daemon fault, not a 404 of the list
-          throw new SystemError(`size of container ${c.ID}: ${(err as Error).message}`, { cause: err });
+          throw new SystemError(`size of container ${id}: ${(err as Error).message}`, { cause: err });
         }
       }
       out.push(s);
