@@ -6,11 +6,13 @@
 // inspect, stop, rm of one probe container (API), `docker ps -a` and `docker ps -a --filter
 // label=…` (the CLI call and the API call alone), and the events stream's lag (event arrival
 // minus the arrival of the answer to the action that caused it). The daemon's RSS and open fds
-// are read at each size, and each top-up is timed (bulk create throughput, 8 in flight). Writes
-// JSON + one SVG per operation to bench/results/<stamp>-scale/.
+// are read at each size, and each top-up is timed (bulk create throughput, 8 in flight). Before
+// the sizes, the issue's two bulk targets, `--bulk-reps` times interleaved: 300 creates 8 in
+// flight, and 30 create+start all in flight at once (each batch removed after). Writes JSON +
+// one SVG per operation to bench/results/<stamp>-scale/.
 // Needs root, dockerd, containerd, runc, conmon; stops everything it started, also on failure.
 //
-//   node bench/scale.mjs [--sizes 0,100,1000[,5000]] [--reps K] [--running R] [--out DIR]
+//   node bench/scale.mjs [--sizes 0,100,1000[,5000]] [--reps K] [--running R] [--bulk-reps B] [--out DIR]
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -19,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DOCKER, dockerEnv, timed } from './lib/cli.mjs';
 import { Berth, Reference, runcSweep, unmountBelow } from './lib/engines.mjs';
-import { pool } from './lib/http.mjs';
+import { ApiClient, pool } from './lib/http.mjs';
 import { fdCount, memoryOf } from './lib/procs.mjs';
 import { median, ms, now, quantile } from './lib/stats.mjs';
 import { lineChart } from './lib/svg.mjs';
@@ -32,6 +34,9 @@ const SIZES = opt('--sizes', '0,100,1000').split(',').map(Number).sort((a, b) =>
 const REPS = Number(opt('--reps', 7));
 const RUNNING = Number(opt('--running', 10));
 const IN_FLIGHT = 8;
+const BULK_REPS = Number(opt('--bulk-reps', 3));
+const BULK_CREATES = 300;
+const PARALLEL_STARTS = 30;
 const IMAGE = 'berth-test/busybox';
 // PID 1 that ends on SIGTERM, so that stop measures a stop and not the 10 s kill timeout
 const CMD = ['sh', '-c', 'trap "exit 0" TERM; sleep 3600 & wait'];
@@ -54,7 +59,7 @@ const berth = new Berth(work, repo, { daemonJson: { bridge: 'none' } });
 const engines = [berth, ref];
 const envOf = (e) => dockerEnv(e.sock, cliDir);
 const OPS = ['create', 'start', 'inspect', 'stop', 'rm', 'ps -a (CLI)', 'ps -a (API)', 'ps --filter label (CLI)', 'ps --filter label (API)', 'event lag'];
-const R = { date: new Date().toISOString(), sizes: SIZES, reps: REPS, running: RUNNING, inFlight: IN_FLIGHT, machine: `${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${os.release()}`, loads: [], engines: {}, populate: {}, bySize: {} };
+const R = { date: new Date().toISOString(), sizes: SIZES, reps: REPS, running: RUNNING, inFlight: IN_FLIGHT, machine: `${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${os.release()}`, loads: [], engines: {}, bulk: {}, populate: {}, bySize: {} };
 
 /**
  * Follows GET /events (container events) and keeps each event's arrival time by "id action".
@@ -108,6 +113,37 @@ async function populate(e, have, n) {
     const { Id } = await e.api.call('POST', `/containers/create?name=pop-${i}`, { Image: IMAGE, Cmd: CMD, Labels: labels, HostConfig: { NetworkMode: 'none' } });
     if (i < RUNNING) await e.api.call('POST', `/containers/${Id}/start`);
   });
+}
+
+/** Force-removes the containers `ids` of engine e, 8 in flight. */
+async function removeAll(api, ids) {
+  await pool(ids.length, IN_FLIGHT, (i) => api.call('DELETE', `/containers/${ids[i]}?force=1`));
+}
+
+/**
+ * The bulk targets on engine e (rep r): BULK_CREATES creates 8 in flight, then
+ * PARALLEL_STARTS create+start all at once; wall times in ms, each batch removed after.
+ */
+async function bulk(e, r) {
+  const body = { Image: IMAGE, Cmd: CMD, HostConfig: { NetworkMode: 'none' } };
+  const api = new ApiClient(e.sock, '1.41', PARALLEL_STARTS); // e.api allows 16 connections
+  try {
+    let t = now();
+    const created = await pool(BULK_CREATES, IN_FLIGHT, async (i) => (await api.call('POST', `/containers/create?name=bulk-${r}-${i}`, body)).Id);
+    const creates = ms(t, now());
+    await removeAll(api, created);
+    t = now();
+    const started = await pool(PARALLEL_STARTS, PARALLEL_STARTS, async (i) => {
+      const { Id } = await api.call('POST', `/containers/create?name=par-${r}-${i}`, body);
+      await api.call('POST', `/containers/${Id}/start`);
+      return Id;
+    });
+    const createStart = ms(t, now());
+    await removeAll(api, started);
+    return { creates, createStart };
+  } finally {
+    api.close();
+  }
 }
 
 /** One repetition of the per-operation measurements on engine e; pushes into acc[op]. */
@@ -202,6 +238,21 @@ try {
   }
   const events = Object.fromEntries(engines.map((e) => [e.name, followEvents(e)]));
   followers.push(...Object.values(events));
+  for (let r = 0; r < BULK_REPS; r++) {
+    for (const e of r % 2 ? [ref, berth] : [berth, ref]) {
+      const b = await bulk(e, r);
+      const acc = (R.bulk[e.name] ??= { creates: [], createStart: [] });
+      acc.creates.push(b.creates);
+      acc.createStart.push(b.createStart);
+      log(`${e.name} bulk ${r}: ${BULK_CREATES} creates (${IN_FLIGHT} in flight) ${b.creates.toFixed(0)} ms, ${PARALLEL_STARTS} parallel create+start ${b.createStart.toFixed(0)} ms (load ${os.loadavg()[0].toFixed(1)})`);
+    }
+  }
+  for (const k of ['creates', 'createStart']) {
+    const b = median(R.bulk.berth[k]);
+    const d = median(R.bulk.dockerd[k]);
+    R.bulk[`${k}Ratio`] = b / d;
+    log(`bulk ${k}: medians berth ${b.toFixed(0)} ms, dockerd ${d.toFixed(0)} ms (${(b / d).toFixed(2)})`);
+  }
   const have = { berth: 0, dockerd: 0 };
   for (const n of SIZES) {
     for (const e of engines) {

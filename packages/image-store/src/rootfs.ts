@@ -117,7 +117,11 @@ export class RootfsManager {
         await this.materialize(chain, path.join(d, 'merged'));
       }
       const meta: RootfsMeta = { containerId: id, imageId, topLayer: img.topLayer, driver, readonly: !!opts.readonly };
-      await atomicWriteFile(path.join(d, 'meta.json'), JSON.stringify(meta), STORE_WRITE);
+      // The file is fsync'd (whole after a power cut), its directory entry not: like the
+      // container's record (core store.ts), a create of the last seconds may vanish on a power
+      // cut. A meta.json lost so makes an orphan dir the start-up sweep removes, and a start
+      // re-creates the (still empty) layer; docs/benchmarks.md "Durability of a create".
+      await atomicWriteFile(path.join(d, 'meta.json'), JSON.stringify(meta), { ...STORE_WRITE, syncDir: false });
       return meta;
     } catch (err) {
       await fsp.rm(d, { recursive: true, force: true });
