@@ -71,6 +71,9 @@ describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` 
     d = await startBerthd();
     dir = d.dir;
     await d.loadTestImage();
+    const c = await d.docker(['network', 'create', '--subnet', `${NET}.0/24`, '-o', `com.docker.network.bridge.name=${BRIDGE}`, 'lk-net']);
+    expect(c.code, JSON.stringify(c)).toBe(0);
+    netId = (await d.docker(['network', 'inspect', '-f', '{{.Id}}', 'lk-net'])).stdout.trim();
   }, 120_000);
   afterAll(async () => {
     await d?.docker(['rm', '-f', 'lk-hold', 'lk-dead', ...Array.from({ length: FAILED }, (_, i) => `lk-f${i}`)]).catch(() => {});
@@ -101,9 +104,6 @@ describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` 
   };
 
   it(`${CYCLES} run/stop/rm cycles and ${FAILED} failed starts (port taken) leave nothing behind`, async () => {
-    const c = await d.docker(['network', 'create', '--subnet', `${NET}.0/24`, '-o', `com.docker.network.bridge.name=${BRIDGE}`, 'lk-net']);
-    expect(c.code, JSON.stringify(c)).toBe(0);
-    netId = (await d.docker(['network', 'inspect', '-f', '{{.Id}}', 'lk-net'])).stdout.trim();
     const before = counts();
     expect(before).toEqual({ veths: 0, netns: 0, iptables: 0, portmap: 0, listeners: 0, allocations: 0 });
 
