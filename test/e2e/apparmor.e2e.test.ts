@@ -9,8 +9,9 @@
  * run unconfined, and an unknown profile fails the start.
  */
 import fs from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import { describe, expect, it } from 'vitest';
+import { TEST_IMAGE, berthdSkipReason, type Berthd } from './helpers/berthd.js';
+import { useBerthdWithTestImage } from './helpers/shared-berthd.js';
 
 const skip = berthdSkipReason();
 const hostHasAppArmor = (() => {
@@ -25,15 +26,7 @@ const withAppArmor = hostHasAppArmor ? null : 'the host kernel has no AppArmor';
 
 describe.skipIf(skip)(`apparmor through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  beforeAll(async () => {
-    d = await startBerthd();
-    await d.loadTestImage();
-  }, 120_000);
-  afterAll(async () => {
-    await d?.docker(['rm', '-f', 'aa-default', 'aa-bad']).catch(() => {});
-    await d?.cleanup();
-    removeTestImageTarball();
-  }, 120_000);
+  useBerthdWithTestImage((b) => (d = b), { beforeCleanup: (b) => b.docker(['rm', '-f', 'aa-default', 'aa-bad']) });
 
   const info = async () => JSON.parse((await d.api('GET', '/info')).body) as { SecurityOptions: string[]; BerthPlugins?: Array<{ Name: string; Status: string; Reason?: string }> };
 

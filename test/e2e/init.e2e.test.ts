@@ -9,8 +9,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import { useBerthdWithTestImage } from './helpers/shared-berthd.js';
 
 function initSkipReason(): string | null {
   const base = berthdSkipReason();
@@ -31,14 +32,7 @@ const PS = 'for f in /proc/[0-9]*/stat; do read -r pid comm state rest < "$f" &&
 
 describe.skipIf(skip)(`--init through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  beforeAll(async () => {
-    d = await startBerthd();
-    await d.loadTestImage();
-  }, 120_000);
-  afterAll(async () => {
-    await d?.cleanup();
-    removeTestImageTarball();
-  }, 120_000);
+  useBerthdWithTestImage((b) => (d = b));
 
   /** Poll the container's processes until the orphan has exited (gone or a zombie); returns the last listing. */
   async function afterOrphanExit(name: string): Promise<string> {

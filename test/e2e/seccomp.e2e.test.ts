@@ -11,7 +11,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import { TEST_IMAGE, berthdSkipReason, startBerthd, type Berthd } from './helpers/berthd.js';
+import { useBerthdWithTestImage } from './helpers/shared-berthd.js';
 
 function seccompSkipReason(): string | null {
   const base = berthdSkipReason();
@@ -30,14 +31,7 @@ function ownBoundingSet(): bigint {
 
 describe.skipIf(skip)(`seccomp through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  beforeAll(async () => {
-    d = await startBerthd();
-    await d.loadTestImage();
-  }, 120_000);
-  afterAll(async () => {
-    await d?.cleanup();
-    removeTestImageTarball();
-  }, 120_000);
+  useBerthdWithTestImage((b) => (d = b));
 
   const run = (opts: string[], cmd: string) => d.docker(['run', '--rm', '--network', 'none', ...opts, TEST_IMAGE, 'sh', '-c', cmd]);
 
@@ -109,18 +103,15 @@ describe.skipIf(skip)(`berthd --seccomp-profile through the docker CLI${skip ? `
   let d: Berthd;
   let profile: string;
   let dir: string;
-  beforeAll(async () => {
+  beforeAll(() => {
     dir = fs.mkdtempSync(path.join('/tmp', 'bd-seccomp-profile-'));
     profile = path.join(dir, 'no-mkdir.json');
     fs.writeFileSync(profile, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }] }));
-    d = await startBerthd({ args: ['--seccomp-profile', profile] });
-    await d.loadTestImage();
-  }, 120_000);
-  afterAll(async () => {
-    await d?.cleanup();
+  });
+  afterAll(() => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    removeTestImageTarball();
-  }, 120_000);
+  });
+  useBerthdWithTestImage((b) => (d = b), { start: () => ({ args: ['--seccomp-profile', profile] }) });
 
   const run = (opts: string[], cmd: string) => d.docker(['run', '--rm', '--network', 'none', ...opts, TEST_IMAGE, 'sh', '-c', cmd]);
 
