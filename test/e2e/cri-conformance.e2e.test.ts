@@ -300,6 +300,40 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
   });
 
+  it('runtime should support DNS config (the pod\'s resolv.conf in each of its containers)', async () => {
+    const pod = await runPod('dns', { dns_config: { servers: ['10.231.77.53'], searches: ['critest.svc.cluster.local', 'cluster.local'], options: ['ndots:5'] } });
+    const ids = [await startContainer(pod, 'a'), await startContainer(pod, 'b')];
+    for (const id of ids) {
+      const lines = (await exec(id, ['cat', '/etc/resolv.conf'])).stdout.split('\n').filter((l) => /^(search|domain|nameserver|options)\b/.test(l));
+      expect(lines).toEqual(['search critest.svc.cluster.local cluster.local', 'nameserver 10.231.77.53', 'options ndots:5']);
+    }
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
+  it('runtime should support port mapping with host port (CNI portmap)', async (ctx) => {
+    if (cniSkip) return ctx.skip(cniSkip);
+    if (!CNI_BIN_DIRS.some((dir) => fs.existsSync(path.join(dir, 'portmap'))) || !which('iptables')) return ctx.skip('the CNI plugin portmap or iptables is missing');
+    const HOST_PORT = 18193;
+    const pod = await runPod('hostport', { port_mappings: [{ protocol: 0, container_port: 80, host_port: HOST_PORT }] });
+    await startContainer(pod, 'web', ['sh', '-c', 'mkdir -p /www && echo host-port > /www/index.html && exec httpd -f -p 80 -h /www']);
+    // From the host to one of its own addresses (its address on the pod bridge): portmap's DNAT to the pod.
+    const get = () =>
+      new Promise<string>((resolve) => {
+        const sock = net.connect({ host: `${POD_SUBNET_PREFIX}1`, port: HOST_PORT });
+        let data = '';
+        sock.on('connect', () => sock.write('GET /index.html HTTP/1.0\r\n\r\n'));
+        sock.on('data', (b) => (data += b.toString()));
+        sock.on('close', () => resolve(data));
+        sock.on('error', () => resolve(''));
+      });
+    expect(await waitFor('host port', get, (t) => t.includes('host-port'))).toMatch(/^HTTP\/1\.[01] 200 OK/);
+    const dnat = () => spawnSync('iptables', ['-w', '-t', 'nat', '-S'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes(`--dport ${HOST_PORT}`));
+    expect(dnat().length).toBeGreaterThan(0);
+    await rt('StopPodSandbox', { pod_sandbox_id: pod.id });
+    expect(dnat()).toEqual([]); // the DEL took the port back
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
   it('runtime should support seccomp RuntimeDefault and Unconfined, and run-as-user', async () => {
     const pod = await runPod('sec');
     const seccompOf = async (id: string) => /Seccomp:\s+(\d)/.exec((await exec(id, ['cat', '/proc/self/status'])).stdout)?.[1];

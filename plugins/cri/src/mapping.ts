@@ -6,7 +6,7 @@
  * passed to gRPC as decimal strings (a JS number loses precision past 2^53).
  */
 import { parseLogTime, type ContainerRecord, type CreateOptions, type DeepReadonly, type HostConfig } from '@berth/core';
-import type { PodRecord } from './pods.js';
+import type { CniPortMapping, PodRecord } from './pods.js';
 
 /** cri-dockerd's label keys (so tools that know Docker-run pods read berth's the same way). */
 export const LABEL = {
@@ -82,6 +82,29 @@ function apparmorOpt(aa: Msg | undefined, legacy: string | undefined): string | 
   return undefined;
 }
 
+/** PodSandboxConfig.dns_config → the pod record's (absent or empty: none, the host's resolv.conf). */
+export function dnsOf(dns: Msg | undefined): PodRecord['dns'] {
+  const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String).filter(Boolean) : []);
+  const d = { servers: list(dns?.servers), searches: list(dns?.searches), options: list(dns?.options) };
+  return d.servers.length || d.searches.length || d.options.length ? d : undefined;
+}
+
+const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
+
+/** PodSandboxConfig.port_mappings → CNI portMappings: those with a host_port (the others only document a port, as kubelet's runtimes treat them). */
+export function portMappingsOf(mappings: Msg[] | undefined): CniPortMapping[] {
+  return (mappings ?? [])
+    .filter((m) => Number(m.host_port) > 0)
+    .map((m) => {
+      const hostPort = Number(m.host_port);
+      const containerPort = Number(m.container_port);
+      if (!(hostPort <= 65535 && containerPort >= 1 && containerPort <= 65535)) throw new TypeError(`invalid port mapping ${JSON.stringify(m)}`);
+      const protocol = PROTOCOLS[Number(m.protocol ?? 0)];
+      if (!protocol) throw new TypeError(`invalid port mapping protocol ${JSON.stringify(m.protocol)}`);
+      return { hostPort, containerPort, protocol, ...(m.host_ip ? { hostIP: String(m.host_ip) } : {}) };
+    });
+}
+
 /** Linux resources of CRI (LinuxContainerResources) as Docker's HostConfig resource fields. */
 export function resourcesOf(r: Msg | undefined): Partial<HostConfig> {
   if (!r) return {};
@@ -155,6 +178,9 @@ export function createOptionsOf(pod: PodRecord, config: Msg, m: CreateMapping): 
     ...resourcesOf(lx.resources),
     ...(pod.cgroupParent ? { CgroupParent: pod.cgroupParent } : {}),
     ...(m.runtime ? { Runtime: m.runtime } : {}),
+    // The pod's DNS config is each container's resolv.conf (network-basic writes it from these);
+    // the CRI lists are the whole file: no search list given means none, not the host's.
+    ...(pod.dns ? { ...(pod.dns.servers.length ? { Dns: pod.dns.servers } : {}), DnsSearch: pod.dns.searches.length ? pod.dns.searches : ['.'], ...(pod.dns.options.length ? { DnsOptions: pod.dns.options } : {}) } : {}),
   };
   return {
     name: containerName(pod, meta),

@@ -6,7 +6,8 @@
  *    /etc/cni/net.d — or, without one,
  *  - berth's own: the reference `bridge` plugin on bridge `podBridge` (default berth-cri0) as
  *    the pods' gateway, `host-local` addresses from `podSubnet` (default 10.88.0.0/16, as
- *    containerd's default), ipMasq off (no NAT).
+ *    containerd's default), ipMasq off (no NAT); a pod with host ports gets the reference
+ *    `portmap` plugin last (DNAT of each host port to the pod, given as `portMappings`).
  * It does not go through network-cni's NetworkService: that is Docker's networks (names,
  * endpoints in container records), pods are not containers; the runner is the shared part.
  * ready() says whether the network is usable (root, the plugin binaries the list names).
@@ -14,6 +15,7 @@
 import { access, constants, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CniRunner, addressesOf, parseConfList, type CniConfList } from '@berth/plugin-network-cni';
+import type { CniPortMapping } from './pods.js';
 
 export const DEFAULT_POD_BRIDGE = 'berth-cri0';
 export const DEFAULT_POD_SUBNET = '10.88.0.0/16';
@@ -34,15 +36,15 @@ export interface PodNetworkConfig {
 export interface PodNetwork {
   /** Usable? (a reason when not: Status answers NetworkReady false with it). */
   ready(): Promise<{ ok: true } | { ok: false; reason: string }>;
-  /** Attach the namespace; returns the pod's IP. */
-  attach(podId: string, netns: string, k8s: { name: string; namespace: string; uid: string }): Promise<string>;
+  /** Attach the namespace, with the pod's host ports (`portMappings` capability); returns the pod's IP. */
+  attach(podId: string, netns: string, k8s: { name: string; namespace: string; uid: string }, portMappings: CniPortMapping[]): Promise<string>;
   /** Release what attach took (idempotent, also after a restart). */
   detach(podId: string): Promise<void>;
 }
 
-/** berth's own pod network: a bridge + host-local list. */
-export function defaultPodConfList(bridge: string, subnet: string, ipamDir: string): CniConfList {
-  return {
+/** berth's own pod network: a bridge + host-local list, and `portmap` for pods with host ports. */
+export function defaultPodConfList(bridge: string, subnet: string, ipamDir: string, opts: { hostPorts?: boolean } = {}): CniConfList {
+  const list: CniConfList = {
     cniVersion: '1.0.0',
     name: 'berth-cri',
     plugins: [
@@ -56,10 +58,13 @@ export function defaultPodConfList(bridge: string, subnet: string, ipamDir: stri
       },
     ],
   };
+  // The reference portmap: DNAT of each host port to the pod (snat on: hairpin and the host's 127.0.0.1 work too).
+  if (opts.hostPorts) list.plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
+  return list;
 }
 
-/** The list to run: the first conflist of `dir` by name, else berth's own. */
-export async function podConfList(cfg: PodNetworkConfig, ipamDir: string): Promise<CniConfList> {
+/** The list to run: the first conflist of `dir` by name (its portmap, if any, gets the host ports), else berth's own. */
+export async function podConfList(cfg: PodNetworkConfig, ipamDir: string, opts: { hostPorts?: boolean } = {}): Promise<CniConfList> {
   if (cfg.cniConfDir) {
     let files: string[] = [];
     try {
@@ -69,14 +74,14 @@ export async function podConfList(cfg: PodNetworkConfig, ipamDir: string): Promi
     }
     if (files.length) return parseConfList(await readFile(join(cfg.cniConfDir, files[0]!), 'utf8'));
   }
-  return defaultPodConfList(cfg.podBridge ?? DEFAULT_POD_BRIDGE, cfg.podSubnet ?? DEFAULT_POD_SUBNET, ipamDir);
+  return defaultPodConfList(cfg.podBridge ?? DEFAULT_POD_BRIDGE, cfg.podSubnet ?? DEFAULT_POD_SUBNET, ipamDir, opts);
 }
 
 export function cniPodNetwork(cfg: PodNetworkConfig, dataRoot: string): PodNetwork {
   const binDirs = cfg.cniBinDirs ?? DEFAULT_CNI_BIN_DIRS;
   const root = join(dataRoot, 'cri', 'cni');
   const runner = new CniRunner({ binDirs, cacheDir: join(root, 'results') });
-  const list = () => podConfList(cfg, join(root, 'ipam'));
+  const list = (opts: { hostPorts?: boolean } = {}) => podConfList(cfg, join(root, 'ipam'), opts);
   return {
     async ready() {
       if (process.getuid?.() !== 0) return { ok: false, reason: 'berthd is not root: no network namespaces or bridges' };
@@ -93,7 +98,7 @@ export function cniPodNetwork(cfg: PodNetworkConfig, dataRoot: string): PodNetwo
       }
       return { ok: true };
     },
-    async attach(podId, netns, k8s) {
+    async attach(podId, netns, k8s, portMappings) {
       const args: [string, string][] = [
         ['IgnoreUnknown', '1'],
         ['K8S_POD_NAMESPACE', k8s.namespace],
@@ -101,7 +106,8 @@ export function cniPodNetwork(cfg: PodNetworkConfig, dataRoot: string): PodNetwo
         ['K8S_POD_INFRA_CONTAINER_ID', podId],
         ['K8S_POD_UID', k8s.uid],
       ];
-      const result = await runner.add(await list(), { containerId: podId, netns, ifName: IF_NAME, args });
+      const hostPorts = portMappings.length > 0;
+      const result = await runner.add(await list({ hostPorts }), { containerId: podId, netns, ifName: IF_NAME, args, ...(hostPorts ? { capabilityArgs: { portMappings } } : {}) });
       return addressesOf(result, IF_NAME).IPAddress;
     },
     async detach(podId) {

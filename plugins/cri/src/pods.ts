@@ -33,6 +33,18 @@ export interface PodRecord {
   nsPaths: { net?: string; ipc?: string; uts?: string };
   /** The pod's IP on the CNI network (absent: loopback only, or released at stop). */
   ip?: string;
+  /** PodSandboxConfig.dns_config: its containers' resolv.conf (absent: the host's, as network-basic writes it). */
+  dns?: { servers: string[]; searches: string[]; options: string[] };
+  /** The pod's host ports (port_mappings with a host_port), in CNI's portMappings form. */
+  portMappings?: CniPortMapping[];
+}
+
+/** One entry of CNI's `portMappings` capability (what the portmap plugin takes). */
+export interface CniPortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp' | 'sctp';
+  hostIP?: string;
 }
 
 const KINDS = ['net', 'ipc', 'uts'] as const;

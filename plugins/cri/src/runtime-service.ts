@@ -26,9 +26,11 @@ import {
   containerOf,
   containerStatusOf,
   createOptionsOf,
+  dnsOf,
   isCriContainer,
   labelsOf,
   matchesSelector,
+  portMappingsOf,
   resourcesOf,
   type Msg,
 } from './mapping.js';
@@ -106,6 +108,13 @@ export class RuntimeServiceImpl {
     if (same) throw new ConflictError(`pod sandbox ${meta.name} (attempt ${meta.attempt ?? 0}) exists already: ${same.id}`);
     const nsOpt: Msg = cfg.linux?.security_context?.namespace_options ?? {};
     if (nsOpt.pid === NamespaceMode.POD) throw new NotImplementedError('a pod-wide PID namespace (shareProcessNamespace) is not supported by berth\'s pause-less pods');
+    let portMappings: ReturnType<typeof portMappingsOf>;
+    try {
+      portMappings = portMappingsOf(cfg.port_mappings);
+    } catch (err) {
+      throw new InvalidParameterError((err as Error).message);
+    }
+    const dns = dnsOf(cfg.dns_config);
     const pod: PodRecord = {
       id: randomBytes(32).toString('hex'),
       metadata: { name: meta.name, uid: meta.uid, namespace: meta.namespace, attempt: meta.attempt ?? 0 },
@@ -119,12 +128,15 @@ export class RuntimeServiceImpl {
       cgroupParent: cfg.linux?.cgroup_parent ?? '',
       namespaces: { network: nsOpt.network ?? NamespaceMode.POD, pid: nsOpt.pid ?? NamespaceMode.CONTAINER, ipc: nsOpt.ipc ?? NamespaceMode.POD },
       nsPaths: {},
+      ...(dns ? { dns } : {}),
+      // host ports of a host-network pod are the host's own: nothing to map
+      ...(portMappings.length && nsOpt.network !== NamespaceMode.NODE ? { portMappings } : {}),
     };
     await this.pods.createNamespaces(pod);
     try {
       // A pod of its own network namespace goes on the CNI network when that is usable (else loopback only).
       if (pod.nsPaths.net && this.network && (await this.networkReady()).ok) {
-        pod.ip = await this.network.attach(pod.id, pod.nsPaths.net, pod.metadata);
+        pod.ip = await this.network.attach(pod.id, pod.nsPaths.net, pod.metadata, pod.portMappings ?? []);
       }
       await this.pods.save(pod);
     } catch (err) {

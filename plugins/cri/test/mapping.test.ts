@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ContainerRecord } from '@berth/core';
-import { ContainerState, LABEL, NamespaceMode, PodState, containerOf, containerStatusOf, createOptionsOf, labelsOf, toNanos, type PodRecord } from '../src/index.js';
+import { ContainerState, LABEL, NamespaceMode, PodState, containerOf, containerStatusOf, createOptionsOf, defaultPodConfList, dnsOf, labelsOf, portMappingsOf, toNanos, type PodRecord } from '../src/index.js';
 
 const pod = (over: Partial<PodRecord> = {}): PodRecord => ({
   id: 'p'.repeat(64),
@@ -111,8 +111,44 @@ describe('createOptionsOf', () => {
     expect(o.Config.Hostname).toBeUndefined();
   });
 
+  it("gives each container the pod's DNS config (servers, searches, options); no searches = no search line; none = the host's", () => {
+    const dns = dnsOf({ servers: ['10.96.0.10'], searches: ['ns.svc.cluster.local', 'cluster.local'], options: ['ndots:5'] });
+    expect(createOptionsOf(pod({ dns }), { metadata: { name: 'c' } }, { image: 'x', logPath: '', runtime: '', readFile: noFile }).HostConfig).toMatchObject({ Dns: ['10.96.0.10'], DnsSearch: ['ns.svc.cluster.local', 'cluster.local'], DnsOptions: ['ndots:5'] });
+    const serversOnly = createOptionsOf(pod({ dns: dnsOf({ servers: ['1.1.1.1'] }) }), { metadata: { name: 'c' } }, { image: 'x', logPath: '', runtime: '', readFile: noFile }).HostConfig!;
+    expect([serversOnly.Dns, serversOnly.DnsSearch, serversOnly.DnsOptions]).toEqual([['1.1.1.1'], ['.'], undefined]);
+    expect(dnsOf({ servers: [], searches: [], options: [] })).toBeUndefined();
+    const plain = createOptionsOf(pod(), { metadata: { name: 'c' } }, { image: 'x', logPath: '', runtime: '', readFile: noFile }).HostConfig!;
+    expect([plain.Dns, plain.DnsSearch, plain.DnsOptions]).toEqual([undefined, undefined, undefined]);
+  });
+
   it('refuses a config without a container name', () => {
     expect(() => createOptionsOf(pod(), { metadata: {} }, { image: 'x', logPath: '', runtime: '', readFile: noFile })).toThrow(TypeError);
+  });
+});
+
+describe('pod host ports', () => {
+  it('maps port_mappings with a host_port to CNI portMappings (protocol names, host IP); container-port-only ones are dropped', () => {
+    expect(
+      portMappingsOf([
+        { protocol: 0, container_port: 80, host_port: 8080 },
+        { protocol: 1, container_port: 53, host_port: 5353, host_ip: '127.0.0.1' },
+        { protocol: 2, container_port: 9, host_port: 9 },
+        { protocol: 0, container_port: 443 },
+      ]),
+    ).toEqual([
+      { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
+      { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '127.0.0.1' },
+      { hostPort: 9, containerPort: 9, protocol: 'sctp' },
+    ]);
+    expect(() => portMappingsOf([{ protocol: 7, container_port: 80, host_port: 80 }])).toThrow(TypeError);
+    expect(() => portMappingsOf([{ protocol: 0, container_port: 0, host_port: 80 }])).toThrow(TypeError);
+  });
+
+  it("berth's own pod network adds the reference portmap (portMappings capability) only for a pod with host ports", () => {
+    expect(defaultPodConfList('b0', '10.88.0.0/16', '/ipam').plugins.map((p) => p.type)).toEqual(['bridge']);
+    const withPorts = defaultPodConfList('b0', '10.88.0.0/16', '/ipam', { hostPorts: true }).plugins;
+    expect(withPorts.map((p) => p.type)).toEqual(['bridge', 'portmap']);
+    expect(withPorts[1]!.capabilities).toEqual({ portMappings: true });
   });
 });
 

@@ -173,8 +173,18 @@ describe('CRI server (FakeRuntime)', () => {
     expect(t!.engine.containers.has(plain)).toBe(false);
   });
 
-  it('answers UNIMPLEMENTED for PortForward (not served yet)', async () => {
-    const { rt } = await setup();
-    await expect(rt('PortForward', { pod_sandbox_id: 'x' })).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+  it("passes a pod's host ports to its network as CNI portMappings; a bad mapping is INVALID_ARGUMENT and makes no pod", async () => {
+    const given: unknown[] = [];
+    const net = fakeNetwork(new Map());
+    const { rt } = await setup([], { ...net, attach: async (id, netns, k8s, portMappings) => (given.push(portMappings), net.attach(id, netns, k8s, portMappings)) });
+    const port_mappings = [
+      { protocol: 0, container_port: 80, host_port: 18080 },
+      { protocol: 0, container_port: 443 },
+    ];
+    await rt('RunPodSandbox', { config: { ...podConfig('a').config, port_mappings } });
+    expect(given).toEqual([[{ hostPort: 18080, containerPort: 80, protocol: 'tcp' }]]);
+    const bad = { ...podConfig('b').config, port_mappings: [{ protocol: 9, container_port: 80, host_port: 80 }] };
+    await expect(rt('RunPodSandbox', { config: bad })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    expect(((await rt('ListPodSandbox', {})).items as unknown[]).length).toBe(1);
   });
 });

@@ -40,7 +40,8 @@ function removePortmapChains(keep: ReadonlySet<string>): void {
   };
   for (const l of natRules()) {
     const m = /^-A (PREROUTING|OUTPUT|POSTROUTING) (.*) -j (\S+)$/.exec(l);
-    if (m && gone.includes(m[3])) ipt(['-D', m[1], ...m[2].split(' '), '-j', m[3]]);
+    // a quoted word (portmap's `--comment "CNI portfwd requiring masquerade"`) is one argument
+    if (m && gone.includes(m[3])) ipt(['-D', m[1], ...(m[2].match(/"[^"]*"|\S+/g) ?? []).map((w) => w.replace(/^"(.*)"$/, '$1')), '-j', m[3]]);
   }
   for (const c of gone) ipt(['-F', c]);
   for (const c of gone) ipt(['-X', c]);
