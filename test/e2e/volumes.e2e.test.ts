@@ -206,7 +206,7 @@ describe.skipIf(!!hostSkip)(`volumes through the docker CLI${hostSkip ? ` (skipp
     expect(volumeMounts()).toEqual([]);
     const out = await docker(['cp', 'cp-tmpfs:/t/f', path.join(dir, 'cp-out-tmpfs')]);
     expect(out.code).not.toBe(0);
-    expect(out.stderr).toContain('Could not find the file /t/f in container');
+    expect(out.stderr).toContain('Could not find the file /t/f in container cp-tmpfs');
     expect(await ok(['start', '-a', 'cp-tmpfs'])).toBe('tmpfs\n');
     await expect.poll(volumeMounts).toEqual([]); // unmounted by the exit, which the CLI does not wait for
     await ok(['rm', 'cp-tmpfs']);

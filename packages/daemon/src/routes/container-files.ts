@@ -53,7 +53,8 @@ export function containerFileRoutes(port: EnginePort): Route[] {
   const fromRemapped = (c: ContainerRecord) => ownerToContainer(c.IdMappings, 'keep');
 
   const archiveStat = async (ctx: RequestContext, c: ContainerRecord, root: string, mounts: RootMount[]) => {
-    const { stat } = await statPath(root, ctx.query.get('path') ?? '', c.ID, mounts);
+    // a missing path names the container as the request did (dockerd's containerFileNotFound{path, name})
+    const { stat } = await statPath(root, ctx.query.get('path') ?? '', ctx.params.id, mounts);
     ctx.res.setHeader('X-Docker-Container-Path-Stat', encodeStat(stat));
     return { stat };
   };
