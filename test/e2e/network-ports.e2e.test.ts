@@ -6,7 +6,8 @@
  *    "port is already allocated" and the failed container holds no listener; a port another
  *    process holds → "address already in use"; stop frees the port, start takes it again;
  *  - `-P` with `--expose`: a port of the kernel's ip_local_port_range on 0.0.0.0, served;
- *  - live restore: berthd restarted with the container running serves the same port again;
+ *  - live restore: berthd restarted with the container running serves the same port again, and
+ *    while it is down the port serves through the DNAT rules (the gateway address);
  *  - a port on 0.0.0.0 through CNI portmap's DNAT: reached from the host through the bridge's
  *    gateway and through the host's own non-loopback address, the server seeing the client's
  *    address (not the gateway a proxy connects from); a container of another network reaching it
@@ -188,9 +189,11 @@ describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` 
     expect(port).toBeLessThanOrEqual(hi);
     expect((await getWhenUp(port)).body).toBe('berth-page\n');
 
-    // berthd goes away with the container running: the listener goes with it, and comes back
+    // berthd goes away with the container running: the listener goes with it, and comes back;
+    // portmap's DNAT stays in the kernel, so the gateway address serves all along
     await d.stop('SIGTERM');
     expect(tcpListeners(port)).toBe(0);
+    expect((await get(port, `${DEFAULT_NET}.1`)).body).toBe('berth-page\n');
     d = await startBerthd({ dir: d.dir, args });
     expect((await d.docker(['inspect', '-f', '{{.State.Running}}', 'np-p'])).stdout.trim()).toBe('true');
     expect((await getWhenUp(port)).body).toBe('berth-page\n');
