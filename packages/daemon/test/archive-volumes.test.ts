@@ -10,10 +10,10 @@ import 'reflect-metadata';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tar from 'tar-stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VOLUME_SERVICE, volumesPlugin, type VolumeService } from '@berth/plugin-volumes';
 import { startTestVolumePlugin, type TestVolumePlugin } from '../../../plugins/volumes/test/plugin-server.js';
+import { listTar, makeTar } from './helpers/archive-table.js';
 import { engineApp } from './helpers/engine-app.js';
 
 const app = engineApp();
@@ -37,31 +37,6 @@ async function openWithPlugin(names: string[]) {
   return { t, inj, plugin: p };
 }
 
-async function tarOf(name: string, body: string): Promise<Buffer> {
-  const pack = tar.pack();
-  pack.entry({ name, mode: 0o644 }, body);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(Buffer.from(c as Uint8Array));
-  return Buffer.concat(chunks);
-}
-
-/** name → content of the files of a tar. */
-async function filesOf(buf: Buffer): Promise<Record<string, string>> {
-  const ex = tar.extract();
-  const out: Record<string, string> = {};
-  const done = (async () => {
-    for await (const e of ex) {
-      const chunks: Buffer[] = [];
-      for await (const c of e) chunks.push(c as Buffer);
-      if (e.header.type === 'file') out[e.header.name] = Buffer.concat(chunks).toString('utf8');
-    }
-  })();
-  ex.end(buf);
-  await done;
-  return out;
-}
-
 describe('docker cp and the volumes of a container that does not run', () => {
   it('PUT and GET /archive mount the volume through its driver for the request (one lease ID, Mount then Unmount) and use the path the driver gives', async () => {
     const { t, inj, plugin } = await openWithPlugin(['pv']);
@@ -69,7 +44,7 @@ describe('docker cp and the volumes of a container that does not run', () => {
     // unmounted, the plugin names no path: the record's Source is empty
     expect((await t.engine.containers.inspect(id)).Mounts.find((m) => m.Destination === '/pv')?.Source).toBe('');
 
-    const put = await inj.request({ method: 'PUT', url: `/containers/${id}/archive?path=/pv`, headers: { 'content-type': 'application/x-tar' }, body: await tarOf('hello', 'in the volume') });
+    const put = await inj.request({ method: 'PUT', url: `/containers/${id}/archive?path=/pv`, headers: { 'content-type': 'application/x-tar' }, body: await makeTar([{ name: 'hello', body: 'in the volume' }]) });
     expect(put.statusCode).toBe(200);
     const data = plugin.volumes.get('pv')!.path;
     expect(fs.readFileSync(path.join(data, 'hello'), 'utf8')).toBe('in the volume');
@@ -78,7 +53,7 @@ describe('docker cp and the volumes of a container that does not run', () => {
 
     const get = await inj.request({ method: 'GET', url: `/containers/${id}/archive?path=/pv/hello` });
     expect(get.statusCode).toBe(200);
-    expect(await filesOf(get.body)).toEqual({ hello: 'in the volume' });
+    expect(await listTar(get.body)).toEqual({ hello: 'in the volume' });
 
     // each request: a Mount and an Unmount with one ID of its own (not the container's), nothing left mounted
     const mounts = plugin.calls.filter((c) => c.call === 'VolumeDriver.Mount').map((c) => c.body.ID);
