@@ -132,6 +132,13 @@ async function joinedUserNetwork(engine: EngineInfo, rec: DeepReadonly<Container
   await writeFile(rec.ResolvConfPath, userNetworkResolvConf(original, ep.Gateway));
 }
 
+/** Whether published ports can be DNATed: the portmap plugin in `binDirs` and iptables (which it runs) on PATH. */
+async function dnatUsable(binDirs: string[]): Promise<boolean> {
+  const path = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':');
+  const any = (paths: string[]) => Promise.any(paths.map((p) => access(p, constants.X_OK))).then(() => true, () => false);
+  return (await any(binDirs.map((d) => join(d, 'portmap')))) && (await any(path.map((d) => join(d, 'iptables'))));
+}
+
 export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCniConfig> {
   const services = new WeakMap<EngineInfo, NetworkService>();
   const netnsOps: NetnsOps = opts.netns ?? { create: createNetns, bind: bindNetns, remove: removeNetns };
@@ -239,7 +246,9 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
         });
       };
       // published ports and DNS on user networks (publish.ts)
-      const publishing = applyPublishing(hooks, ctx, svc, { attaches, networksOf, ...(opts.publishing ? { opts: opts.publishing } : {}) });
+      // (DNAT through portmap unless it or iptables is missing; the host checks are off in tests, whose fake CNI has portmap)
+      const dnat = opts.skipHostChecks ? {} : { dnat: () => dnatUsable(ctx.config.binDirs!) };
+      const publishing = applyPublishing(hooks, ctx, svc, { attaches, networksOf, opts: { ...(opts.publishing ?? {}), ...dnat } });
 
       hooks.beforeCreate.tapPromise({ name: PLUGIN_NAME, stage: Stage.NETWORK - 10, when: attaches }, async (c) => {
         const ns = c.container.NetworkSettings;

@@ -33,6 +33,12 @@ export interface PublishingOptions {
   dnsPort?: number;
   /** The ephemeral port range file (tests). */
   portRangeFile?: string;
+  /**
+   * Whether portmap's DNAT can serve published ports (asked once, at the first publish: the
+   * plugin checks the portmap binary and iptables); without it the proxy serves every client.
+   * Absent: it can.
+   */
+  dnat?: () => Promise<boolean>;
 }
 
 /** What the taps keep per engine: the proxy and the DNS servers by network ID. */
@@ -43,6 +49,7 @@ export class Publishing {
   private readonly reserved = new Map<string, { endpointId: string; mappings: CniPortMapping[] }>();
   /** Where a container's listeners relay to (its first network's address), once it has one. */
   private readonly targets = new Map<string, string>();
+  private dnat: Promise<boolean> | undefined;
 
   constructor(
     private readonly containers: PluginContext<unknown>['containers'],
@@ -69,8 +76,17 @@ export class Publishing {
       if (!(err instanceof SystemError)) throw err;
       throw new SystemError(`driver failed programming external connectivity on endpoint ${rec.Name.replace(/^\//, '')} (${endpointId}): ${err.message}`);
     });
-    this.reserved.set(rec.ID, { endpointId, mappings: portMappings(bound) });
+    this.reserved.set(rec.ID, { endpointId, mappings: (await this.dnatUsable()) ? portMappings(bound) : [] });
     return bound;
+  }
+
+  /** Whether DNAT serves published ports (checked once; a warning when not: the proxy serves all). */
+  private dnatUsable(): Promise<boolean> {
+    this.dnat ??= (this.opts.dnat?.() ?? Promise.resolve(true)).then((ok) => {
+      if (!ok) this.logger.warn('published ports: the CNI plugin portmap or iptables is missing, so no DNAT; the userland proxy serves every client (the container sees the bridge gateway as the peer)');
+      return ok;
+    });
+    return this.dnat;
   }
 
   /** The address a container's listeners relay to, asked per connection ('' until it has one). */

@@ -7,7 +7,8 @@
  *    dockerd's words and leaves no listener of its own; stop closes the listener;
  *  - the ports DNAT serves reach portmap (last in the first network's conflist) as its
  *    portMappings, loopback ones not; its DEL gets them from the result cache; a port that
- *    cannot be had fails the start before any ADD;
+ *    cannot be had fails the start before any ADD; without portmap or iptables (dnat false) no
+ *    portmap runs and the proxy serves every client;
  *  - the user network's DNS server on its gateway answers the running containers' names and
  *    aliases, a container's resolv.conf names it, and it closes with the last container.
  */
@@ -21,7 +22,7 @@ import { definePlugin, errorKind, type EngineInfo } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
 import { networkBasicPlugin } from '@berth/plugin-network-basic';
 import { INetworkService, networkCniPlugin, type CniExec, type NetworkService } from '../src/index.js';
-import { publishingOf } from '../src/publish.js';
+import { publishingOf, type PublishingOptions } from '../src/publish.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -47,7 +48,7 @@ function loopbackCni(): CniExec {
   };
 }
 
-async function setup(): Promise<{ te: TestEngine; info: () => EngineInfo; netId: string; dir: string }> {
+async function setup(publishing: Pick<PublishingOptions, 'dnat'> = {}): Promise<{ te: TestEngine; info: () => EngineInfo; netId: string; dir: string }> {
   const te = await createTestEngine({ plugins: [] });
   cleanups.push(() => te.dispose());
   const dir = join(te.dir, 'host');
@@ -64,7 +65,7 @@ async function setup(): Promise<{ te: TestEngine; info: () => EngineInfo; netId:
     skipHostChecks: true,
     routesFile: join(dir, 'route'),
     netns: { create: async () => undefined, bind: async () => undefined, remove: async () => undefined },
-    publishing: { dnsPort: 0, resolvConf: join(dir, 'resolv.conf'), portRangeFile: join(dir, 'range') },
+    publishing: { ...publishing, dnsPort: 0, resolvConf: join(dir, 'resolv.conf'), portRangeFile: join(dir, 'range') },
   });
   await te.restart({ plugins: [probe, plugin, networkBasicPlugin({ config: { resolvConfFile: join(dir, 'resolv.conf'), hostsFile: join(dir, 'hosts') } })] });
   const svc = te.engine.container.resolve(INetworkService) as NetworkService;
@@ -155,6 +156,16 @@ describe('published ports and DNS (publish.ts)', () => {
     await stop(te, a);
     const del = cniCalls.find((c) => c.id === a && c.type === 'portmap' && c.cmd === 'DEL')!.conf;
     expect((del.runtimeConfig as { portMappings: unknown }).portMappings).toEqual(mappings);
+  });
+
+  it('without portmap or iptables: no portmap in the ADD, the proxy still serves the port', async () => {
+    const { te } = await setup({ dnat: async () => false });
+    const port = await containerServer();
+    const a = await start(te, 'pd', { ports: { [`${port}/tcp`]: [{ HostPort: '' }] } });
+    expect(cniCalls.filter((c) => c.id === a && c.type === 'portmap')).toEqual([]);
+    const hostPort = Number(te.engine.containers.inspect(a).NetworkSettings.Ports[`${port}/tcp`]![0].HostPort);
+    expect(await read(hostPort)).toBe('from-container\n');
+    await stop(te, a);
   });
 
   it("answers the network's running names and aliases on its gateway, names it in resolv.conf, closes with the last container", async () => {
