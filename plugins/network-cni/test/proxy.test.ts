@@ -1,8 +1,9 @@
 /**
  * The userland proxy (proxy.ts) over loopback only: TCP and UDP relayed to a target, a port
  * another container holds ("port is already allocated"), a port another process holds
- * ("address already in use"), a publish that fails halfway closing what it opened, ephemeral
- * ports skipping taken ones, release closing listeners and live connections.
+ * ("address already in use"), a publish that fails halfway closing what it opened, no relay
+ * before the target has an address, ephemeral ports skipping taken ones, release closing
+ * listeners and live connections.
  */
 import { createSocket } from 'node:dgram';
 import { createConnection, createServer, type AddressInfo, type Server } from 'node:net';
@@ -93,6 +94,18 @@ describe('PortProxy', () => {
     expect(p.listeners()).toEqual([]);
     const err = await caught(roundTrip(port, 'x'));
     expect((err as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+  });
+
+  it('relays nowhere until the target has an address (a reserved port of a container not attached yet)', async () => {
+    const target = await echoServer();
+    const port = await freePort();
+    const p = newProxy();
+    let address = '';
+    await p.publish('c1', [{ containerPort: target, proto: 'tcp', hostIp: '127.0.0.1', hostPorts: [port, port] }], () => address);
+    // not to the host's own localhost:containerPort (an empty host would be): the client is dropped
+    expect(await roundTrip(port, 'early').catch(() => '')).toBe('');
+    address = '127.0.0.1';
+    expect(await roundTrip(port, 'hello')).toBe('hello');
   });
 
   it('relays UDP datagrams both ways', async () => {
