@@ -98,6 +98,27 @@ describe('CRI PortForward (FakeRuntime, host-network pod)', () => {
     expect(on(r, 0).subarray(2).toString()).toBe('echo: six\n');
   });
 
+  it("tears the pod-side connection down when the client goes away (the relay does not outlive the stream)", async () => {
+    const { rt, pod } = await hostPod();
+    let closed!: () => void;
+    const peerClosed = new Promise<void>((resolve) => (closed = resolve));
+    const srv = createServer((s) => {
+      s.write('hello\n'); // and keeps the connection open
+      s.on('close', closed);
+      s.on('error', () => {});
+    });
+    servers.push(srv);
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const { url } = await rt('PortForward', { pod_sandbox_id: pod, port: [(srv.address() as AddressInfo).port] });
+    const ws = new WebSocket(url.replace(/^http/, 'ws'), ['v4.channel.k8s.io']);
+    await new Promise<void>((resolve, reject) => {
+      ws.on('message', (data: Buffer) => data[0] === 0 && data.subarray(1).toString() === 'hello\n' && resolve());
+      ws.on('error', reject);
+    });
+    ws.terminate();
+    await peerClosed; // the relay was killed, so its TCP connection closed
+  });
+
   it('reports a port nothing listens on on its error channel, and refuses bad ports and unknown pods', async () => {
     const { rt, pod } = await hostPod();
     const port = await lineEcho('127.0.0.1');
