@@ -61,7 +61,9 @@ export type PortDialer = (netns: string | undefined, port: number, onData: (b: B
 /** The default dialer: the relay process, in the pod's network namespace when it has its own. */
 export const relayDialer: PortDialer = (netns, port, onData) => {
   const args = ['-e', RELAY_SCRIPT, String(port)];
-  const child = netns ? spawn('nsenter', [`--net=${netns}`, '--', process.execPath, ...args], { stdio: 'pipe' }) : spawn(process.execPath, args, { stdio: 'pipe' });
+  // Not berthd's environment: NODE_OPTIONS meant for berthd (--inspect, --require …) would break or slow each relay.
+  const opts = { stdio: 'pipe' as const, env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } };
+  const child = netns ? spawn('nsenter', [`--net=${netns}`, '--', process.execPath, ...args], opts) : spawn(process.execPath, args, opts);
   const stderr: Buffer[] = [];
   child.stdout.on('data', onData);
   child.stderr.on('data', (b: Buffer) => stderr.push(b));

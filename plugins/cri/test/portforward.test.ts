@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createTestEngine, type TestEngine } from '@berth/testing';
 import { NamespaceMode, connectCri, criPlugin, type CriClient, type PodNamespaces } from '../src/index.js';
 
@@ -71,6 +71,13 @@ const on = (r: Frames, ch: number) => Buffer.concat(r.frames.filter(([c]) => c =
 describe('CRI PortForward (FakeRuntime, host-network pod)', () => {
   it('forwards a TCP conversation over v4.channel.k8s.io: port prefix on both channels, data on channel 0', async () => {
     const { rt, pod } = await hostPod();
+    // berthd's own NODE_OPTIONS do not reach the relay (a --require that cannot load would kill it).
+    const saved = process.env.NODE_OPTIONS;
+    process.env.NODE_OPTIONS = '--require /nonexistent/berth-preload.js';
+    onTestFinished(() => {
+      if (saved === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = saved;
+    });
     const port = await lineEcho('127.0.0.1');
     const { url } = await rt('PortForward', { pod_sandbox_id: pod, port: [port] });
     expect(url).toMatch(/\/portforward\/[A-Za-z0-9_-]+$/);
