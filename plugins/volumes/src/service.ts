@@ -3,9 +3,10 @@
  * `<data-root>/volumes/<name>/volume.json` (the local driver keeps its data beside it, in
  * `_data`). Who uses a volume is read from the container records (their `Mounts`), never kept
  * in a second ledger: the records are saved before anything runs, so "in use" survives a
- * daemon SIGKILL. Calls for one name run one after another (KeyedLock). A request on a
- * container's files (docker cp) mounts its volumes for its duration (`leaseMounts`); those
- * leases live in memory only, as the requests do.
+ * daemon SIGKILL. Calls for one name run one after another (KeyedLock). Beside the records,
+ * the mounts this daemon made and has not released yet (a start's, from its `beforeMount` on,
+ * before its record says running; a docker cp request's, `leaseMounts`) are counted in memory,
+ * as dockerd's local driver counts them: the last release unmounts.
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, readdir, rm } from 'node:fs/promises';
@@ -95,15 +96,15 @@ export class VolumeService {
   private readonly metas = new Map<string, VolumeMeta>();
   private readonly remotes = new Map<string, RemoteDriver>();
   private readonly lock = new KeyedLock();
-  /** Volume name → requests holding it mounted (leaseMounts): the local driver keeps it mounted for them. */
-  private readonly leases = new Map<string, number>();
+  /** Volume name → the driver mount IDs (a container's, a request's) mounted and not released yet. */
+  private readonly active = new Map<string, Set<string>>();
   private loaded: Promise<void> | undefined;
 
   constructor(private readonly o: VolumeServiceOptions) {
     this.local = new LocalDriver({
       root: o.root,
       options: (name) => this.metas.get(name)?.Options ?? {},
-      inUse: (name, except) => (this.leases.get(name) ?? 0) > 0 || this.users(name, { running: true }).some((id) => id !== except),
+      inUse: (name, except) => [...(this.active.get(name) ?? [])].some((id) => id !== except) || this.users(name, { running: true }).some((id) => id !== except),
     });
   }
 
@@ -325,13 +326,23 @@ export class VolumeService {
    */
   async mount(name: string, containerId: string, at: { destination: string; rw: boolean }, driverId = containerId): Promise<string> {
     const m = await this.meta(name);
-    const p = await (await this.driver(m.Driver)).mount(name, driverId);
+    // counted before the driver mounts: a release meanwhile must not unmount what this one is about to use
+    const ids = this.active.get(name) ?? new Set<string>();
+    this.active.set(name, ids.add(driverId));
+    let p: string;
+    try {
+      p = await (await this.driver(m.Driver)).mount(name, driverId);
+    } catch (err) {
+      this.deactivate(name, driverId);
+      throw err;
+    }
     this.o.events?.publish('volume', 'mount', name, { container: containerId, destination: at.destination, driver: m.Driver, propagation: '', 'read/write': String(at.rw) });
     return p;
   }
 
   async unmount(name: string, containerId: string, driverId = containerId): Promise<void> {
     const m = await this.meta(name);
+    this.deactivate(name, driverId);
     await (await this.driver(m.Driver)).unmount(name, driverId);
     this.o.events?.publish('volume', 'unmount', name, { container: containerId, driver: m.Driver });
   }
@@ -352,7 +363,6 @@ export class VolumeService {
     const release = () =>
       (released ??= (async () => {
         for (const mp of held.reverse()) {
-          this.unlease(mp.Name);
           await this.unmount(mp.Name, container.ID, leaseId).catch((err: unknown) => {
             this.o.logger.warn('volume unmount after a request failed', { container: container.ID, volume: mp.Name, error: errorMessage(err) });
           });
@@ -361,15 +371,8 @@ export class VolumeService {
     try {
       for (const mp of container.Mounts) {
         if (mp.Type !== 'volume' || !mp.Name) continue;
-        const name = mp.Name;
-        this.leases.set(name, (this.leases.get(name) ?? 0) + 1);
-        try {
-          sources.set(mp.Destination, await this.mount(name, container.ID, { destination: mp.Destination, rw: mp.RW }, leaseId));
-        } catch (err) {
-          this.unlease(name);
-          throw err;
-        }
-        held.push({ ...mp, Name: name });
+        sources.set(mp.Destination, await this.mount(mp.Name, container.ID, { destination: mp.Destination, rw: mp.RW }, leaseId));
+        held.push({ ...mp, Name: mp.Name });
       }
     } catch (err) {
       await release();
@@ -378,10 +381,10 @@ export class VolumeService {
     return { sources, release };
   }
 
-  private unlease(name: string): void {
-    const n = (this.leases.get(name) ?? 0) - 1;
-    if (n > 0) this.leases.set(name, n);
-    else this.leases.delete(name);
+  private deactivate(name: string, driverId: string): void {
+    const ids = this.active.get(name);
+    ids?.delete(driverId);
+    if (ids?.size === 0) this.active.delete(name);
   }
 
   /** Where a volume's data shows on the host (inspect's Mounts[].Source). */

@@ -287,4 +287,42 @@ describe.skipIf(process.getuid?.() !== 0)(`a request's lease on a container's vo
       if (await mountedAt(data)) execFileSync('umount', [data]);
     }
   });
+
+  it('a container that exits while another one using the volume is still starting (mounted, not yet running) leaves the mount to it', async () => {
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (open = r));
+    const holdB = definePlugin({
+      name: 'hold-b',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.beforeStart.tapPromise({ name: 'hold-b', when: (c) => c.Name === '/vol-b' }, () => gate);
+      },
+    });
+    t = await createTestEngine({ plugins: [volumesPlugin(), holdB] });
+    const te = t;
+    const s = vols(te.engine);
+    await s.create({ Name: 'tv', DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: 'size=1m' } });
+    const data = join(te.dataRoot, 'volumes', 'tv', '_data');
+    try {
+      const a = await te.createContainer({ name: 'vol-a', HostConfig: { Binds: ['tv:/t'] } });
+      const b = await te.createContainer({ name: 'vol-b', HostConfig: { Binds: ['tv:/t'] } });
+      await te.engine.containers.start(a);
+      const startingB = te.engine.containers.start(b);
+      await expect.poll(() => te.engine.events.history().filter((e) => e.Type === 'volume' && e.Action === 'mount').length).toBe(2);
+      expect(te.engine.containers.get(b).State.Running).toBe(false);
+      await te.engine.containers.kill(a);
+      await te.engine.containers.wait(a, 'not-running');
+      await expect.poll(() => te.engine.events.history().some((e) => e.Type === 'volume' && e.Action === 'unmount' && e.Actor.Attributes.container === a)).toBe(true);
+      expect(await mountedAt(data)).toBe(true);
+      open();
+      await startingB;
+      expect(await mountedAt(data)).toBe(true);
+      await te.engine.containers.kill(b);
+      await te.engine.containers.wait(b, 'not-running');
+      await expect.poll(() => mountedAt(data)).toBe(false);
+    } finally {
+      open();
+      if (await mountedAt(data)) execFileSync('umount', [data]);
+    }
+  });
 });
