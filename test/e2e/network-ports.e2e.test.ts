@@ -81,6 +81,11 @@ function natRulesOf(id: string): string[] {
   return [...entry, ...all.filter((l) => [...chains].some((c) => l.includes(`-A ${c} `)))];
 }
 
+/** Whether the filter table's FORWARD policy drops (what dockerd sets) — forwarding between bridges then needs rules. */
+function iptablesForwardDrops(): boolean {
+  return execFileSync('iptables', ['-w', '-S', 'FORWARD'], { encoding: 'utf8' }).split('\n').some((l) => /^-P FORWARD (DROP|REJECT)/.test(l));
+}
+
 /** GET http://host:port/path → status and body (rejects on a refused connection). */
 function get(port: number, host = '127.0.0.1', urlPath = '/'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -224,7 +229,16 @@ describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` 
     const o = await d.docker(['network', 'create', '--subnet', `${OTHER_NET}.0/24`, '-o', `com.docker.network.bridge.name=${OTHER_BRIDGE}`, 'np-other']);
     expect(o.code, JSON.stringify(o)).toBe(0);
     const fetchPeer = `for i in $(seq 50); do printf "GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n" | nc ${hostIp} 18090 | grep peer= && break; sleep 0.2; done; ip -4 -o addr show eth0`;
-    const other = await d.docker(['run', '--rm', '--network', 'np-other', TEST_IMAGE, 'sh', '-c', fetchPeer]);
+    // forwarded from the other bridge to the server's: a host whose FORWARD policy drops (dockerd
+    // sets it so) gets two ACCEPT rules for the test's own bridges, removed right after
+    const forwardRules = iptablesForwardDrops() ? [['-i', OTHER_BRIDGE, '-o', DEFAULT_BRIDGE, '-j', 'ACCEPT'], ['-i', DEFAULT_BRIDGE, '-o', OTHER_BRIDGE, '-j', 'ACCEPT']] : [];
+    for (const r of forwardRules) execFileSync('iptables', ['-w', '-I', 'FORWARD', ...r]);
+    let other: Awaited<ReturnType<Berthd['docker']>>;
+    try {
+      other = await d.docker(['run', '--rm', '--network', 'np-other', TEST_IMAGE, 'sh', '-c', fetchPeer]);
+    } finally {
+      for (const r of forwardRules) execFileSync('iptables', ['-w', '-D', 'FORWARD', ...r]);
+    }
     expect(other.code, JSON.stringify(other)).toBe(0);
     const otherIp = /inet ([\d.]+)\//.exec(other.stdout)?.[1];
     expect(otherIp, other.stdout).toMatch(new RegExp(`^${OTHER_NET.replace(/\./g, '\\.')}\\.`));
