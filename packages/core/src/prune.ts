@@ -7,6 +7,7 @@
 import { filterValues, matchLabels, matchNoLabel, parseDockerTimeMs, type DockerFilters } from './docker-filters.js';
 import type { ImageStore } from './image.js';
 import type { ContainerService } from './service.js';
+import type { ContainerRecord } from './types.js';
 
 export interface PruneReport {
   ContainersDeleted: string[];
@@ -14,7 +15,11 @@ export interface PruneReport {
 }
 
 /** The container service's part prune needs (ContainerService fits). */
-export type PruneContainers = Pick<ContainerService, 'list' | 'remove'>;
+/** What prune needs of the containers: a copy of every record, and removal. */
+export interface PruneContainers {
+  list(): ContainerRecord[];
+  remove: ContainerService['remove'];
+}
 
 export async function pruneContainers(containers: PruneContainers, images: ImageStore | undefined, filters: DockerFilters, now = Date.now()): Promise<PruneReport> {
   const deleted: string[] = [];
