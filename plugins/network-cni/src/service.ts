@@ -7,7 +7,7 @@
  *  - create / list (filters) / inspect (Containers: the active endpoints) / remove / prune;
  *  - connect / disconnect (a running container gets or loses an interface at once, its
  *    /etc/hosts record and its DNS server: hosts.ts, the plugin's `joined`/`left`);
- *  - `network` events as dockerd logs them (create, destroy, connect, disconnect);
+ *  - `network` events as dockerd logs them (create, destroy, connect, disconnect, prune);
  *  - attachAll / releaseAll for a start and its release (the plugin's taps).
  * Active endpoints are the CNI result cache's attachments (attach.ts), the addresses are the
  * containers' NetworkSettings (the records).
@@ -93,7 +93,7 @@ export interface ServiceDeps {
   logger: Logger;
   /** host-local's dataDir (one directory per network ID). */
   ipamDir: string;
-  /** Where `network` events go (dockerd's create, destroy, connect, disconnect). */
+  /** Where `network` events go (dockerd's create, destroy, connect, disconnect, prune). */
   events?: Pick<EventBus, 'publish'>;
   /** A running container joined `net` through connect (its DNS server, resolv.conf: the plugin's publishing). */
   joined?: (rec: DeepReadonly<ContainerRecord>, net: NetworkRecord, ep: EndpointSettings) => Promise<void>;
@@ -356,6 +356,8 @@ export class NetworkService {
       await this.removeNow(n.Id);
       deleted.push(n.Name);
     }
+    // dockerd logs one after every prune, with no actor ID and nothing reclaimed
+    this.d.events?.publish('network', 'prune', '', { reclaimed: '0' });
     return { NetworksDeleted: deleted };
   }
 

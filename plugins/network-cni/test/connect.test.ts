@@ -2,7 +2,7 @@
  * network-cni's `network` events and connect/disconnect (service.ts, hosts.ts) on the FakeRuntime
  * with the fake CNI plugins (harness.ts), no root:
  *  - events as dockerd logs them: create and destroy of a network, connect at a start and
- *    disconnect at its release (Actor.ID = network ID; name, type, container);
+ *    disconnect at its release (Actor.ID = network ID; name, type, container), prune;
  *  - connect of a running container: the next interface, a record of its new address in its
  *    /etc/hosts, the user network's DNS server started (on a loopback gateway) and named in its
  *    resolv.conf, its names answered there; disconnect takes the interface, the record and the
@@ -44,7 +44,7 @@ async function stop(te: TestEngine, id: string): Promise<void> {
 }
 
 describe('network events, connect and disconnect', () => {
-  it('create, connect at start, disconnect at release, destroy: as dockerd logs them', async () => {
+  it('create, connect at start, disconnect at release, destroy, prune: as dockerd logs them', async () => {
     const { te, svc } = await setup();
     const bridgeId = (await svc.inspect('bridge')).Id;
     const { Id } = await svc.create({ Name: 'app', IPAM: { Config: [{ Subnet: '198.18.7.0/24' }] } });
@@ -53,6 +53,8 @@ describe('network events, connect and disconnect', () => {
     const other = await run(te);
     await stop(te, other);
     await svc.remove('app');
+    const { Id: other2 } = await svc.create({ Name: 'spare', IPAM: { Config: [{ Subnet: '198.18.6.0/24' }] } });
+    expect((await svc.prune()).NetworksDeleted).toEqual(['spare']);
     expect(networkEvents(te)).toEqual([
       { action: 'create', id: Id, name: 'app', type: 'bridge' },
       { action: 'connect', id: Id, container: id, name: 'app', type: 'bridge' },
@@ -60,6 +62,9 @@ describe('network events, connect and disconnect', () => {
       { action: 'connect', id: bridgeId, container: other, name: 'bridge', type: 'bridge' },
       { action: 'disconnect', id: bridgeId, container: other, name: 'bridge', type: 'bridge' },
       { action: 'destroy', id: Id, name: 'app', type: 'bridge' },
+      { action: 'create', id: other2, name: 'spare', type: 'bridge' },
+      { action: 'destroy', id: other2, name: 'spare', type: 'bridge' },
+      { action: 'prune', id: '', reclaimed: '0' },
     ]);
   });
 
