@@ -49,6 +49,8 @@ tryHost(['127.0.0.1', '::1']);
 /** One forwarded connection: write() and end() send to the pod's port, onData gets what it sends back. */
 export interface PortConnection {
   write(data: Buffer): void;
+  /** The client sends no more (SPDY: its data stream's FIN): half-close toward the pod. */
+  end?(): void;
   /** Tear it down (the client went away). */
   kill(): void;
   /** Settles when the connection is over: undefined, or the error's text. */
@@ -77,6 +79,7 @@ export const relayDialer: PortDialer = (netns, port, onData) => {
   });
   return {
     write: (data) => void child.stdin.write(data),
+    end: () => void child.stdin.end(),
     kill: () => void child.kill('SIGKILL'),
     done,
   };

@@ -7,8 +7,9 @@
  * JSON {"Width","Height"}); v5 adds 255 = close a channel (255 0: stdin is over). At the end the
  * server writes channel 3 — v4/v5: a Status object (`Success`, or `Failure` with reason
  * `NonZeroExitCode` and the exit code as a cause), channel.k8s.io: only an error's text — and
- * closes. PortForward URLs (`/portforward/<token>`) are served by portforward.ts. SPDY is not
- * served (kubectl ≥1.29 speaks WebSocket). Listens on loopback by default
+ * closes. PortForward URLs (`/portforward/<token>`) are served by portforward.ts. An upgrade to
+ * `SPDY/3.1` (what kubelet's proxy and the API server send) is served by spdy.ts with the same
+ * sessions. Listens on loopback by default
  * (config `streamingAddress`, host:port; port 0 = any free one), as containerd does.
  */
 import { randomBytes } from 'node:crypto';
@@ -16,9 +17,10 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { PassThrough, Writable } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import { errorMessage, type Engine, type Logger } from '@berth/core';
 import { PORT_FORWARD_PROTOCOLS, portsOfQuery, relayDialer, servePortForward, validPorts, type PortDialer } from './portforward.js';
+import { isSpdyUpgrade, serveSpdy, SPDY_PORT_FORWARD_PROTOCOLS, SPDY_STREAM_PROTOCOLS, upgradeSpdy, type ChannelSocket } from './spdy.js';
 
 export const STREAM_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io', 'channel.k8s.io'] as const;
 const STDIN = 0;
@@ -75,13 +77,20 @@ export async function startStreamingServer(opts: { address: string; engine: () =
   const protocolsOf = (url: string | undefined): readonly string[] => (url?.startsWith('/portforward/') ? PORT_FORWARD_PROTOCOLS : STREAM_PROTOCOLS);
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered, req) => protocolsOf(req.url).find((p) => offered.has(p)) ?? false });
   const server = createServer((_req, res) => {
-    res.writeHead(400, { 'content-type': 'text/plain' }).end('berth serves CRI streams over WebSocket (v4.channel.k8s.io) only\n');
+    res.writeHead(400, { 'content-type': 'text/plain' }).end('berth serves CRI streams over WebSocket (v4.channel.k8s.io) or SPDY/3.1 upgrades only\n');
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const refuse = (code: number, text: string) => socket.end(`HTTP/1.1 ${code} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     const m = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]+)(\?.*)?$/.exec(req.url ?? '');
     const job = m ? pending.get(m[2]!) : undefined;
     if (!m || !job || job.kind !== m[1] || job.expires < Date.now()) return refuse(404, 'Not Found');
+    if (isSpdyUpgrade(req)) {
+      const spdy = upgradeSpdy(req, socket, head, job.kind === 'portforward' ? SPDY_PORT_FORWARD_PROTOCOLS : SPDY_STREAM_PROTOCOLS);
+      if (!spdy) return;
+      pending.delete(m[2]!); // one use
+      const session = (sock: ChannelSocket) => run(job as ExecAttachRequest, sock);
+      return void serveSpdy(spdy, job, { run: session, dialer: opts.dialer ?? relayDialer, logger: opts.logger });
+    }
     const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
     // exec/attach need a channel protocol; a port forward may offer none (kubelet then frames as v4).
     const noneOffered = job.kind === 'portforward' && offered.length === 0;
@@ -95,7 +104,7 @@ export async function startStreamingServer(opts: { address: string; engine: () =
     });
   });
 
-  const run = async (job: ExecAttachRequest, ws: WebSocket): Promise<void> => {
+  const run = async (job: ExecAttachRequest, ws: ChannelSocket): Promise<void> => {
     const v1 = ws.protocol === 'channel.k8s.io';
     const e = opts.engine();
     const out = (ch: number) =>
