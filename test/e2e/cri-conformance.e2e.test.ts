@@ -266,6 +266,45 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
   });
 
+  /** The command lines of the processes a container sees (its /proc), one per line. */
+  const processesIn = async (id: string) => (await exec(id, ['sh', '-c', 'for f in /proc/[0-9]*/cmdline; do tr "\\000" " " < $f; echo; done'])).stdout;
+  const pidNsOpt = (pid: number) => ({ linux: { security_context: { namespace_options: { pid } } } });
+  /** Is a host process gone (no /proc entry; a zombie would still have one)? */
+  const hostGone = (pid: number) => !fs.existsSync(`/proc/${pid}`);
+
+  it('runtime should support PodPID (a pod-wide PID namespace: its holder is PID 1 and reaps orphans)', async () => {
+    const pod = await runPod('podpid', pidNsOpt(0)); // NamespaceMode.POD
+    const a = await startContainer(pod, 'a', ['sleep', '3601'], pidNsOpt(0));
+    const b = await startContainer(pod, 'b', ['sleep', '3602'], pidNsOpt(0));
+    // Each container sees the other's process, and PID 1 is the pod's holder (tini), not its own command.
+    expect(await processesIn(a)).toContain('sleep 3602');
+    expect(await processesIn(b)).toContain('sleep 3601');
+    expect((await exec(a, ['cat', '/proc/1/cmdline'])).stdout).toMatch(/tini/);
+    // An orphan (its shell exits at once) is re-parented to PID 1 of the pod and reaped once it exits (a zombie would stay in /proc).
+    const orphan = (await exec(a, ['sh', '-c', 'sleep 5 >/dev/null 2>&1 & echo $!'])).stdout.trim();
+    expect(orphan).toMatch(/^\d+$/);
+    const ppid = (await exec(a, ['sh', '-c', `cut -d' ' -f4 /proc/${orphan}/stat`])).stdout.trim();
+    expect(ppid).toBe('1');
+    await waitFor('the orphan reaped', async () => (await exec(a, ['sh', '-c', `test -e /proc/${orphan} && cat /proc/${orphan}/stat || echo reaped`])).stdout.trim(), (s) => s === 'reaped');
+    // RemovePodSandbox kills the holder.
+    const holder = JSON.parse((await rt('PodSandboxStatus', { pod_sandbox_id: pod.id, verbose: true })).info.info).pidHolder as { pid: number };
+    expect(hostGone(holder.pid)).toBe(false);
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+    await waitFor('the holder gone', async () => hostGone(holder.pid), (g) => g);
+  });
+
+  it('runtime should support ContainerPID (each container of the pod its own PID namespace)', async () => {
+    const pod = await runPod('containerpid', pidNsOpt(1)); // NamespaceMode.CONTAINER
+    const a = await startContainer(pod, 'a', ['sleep', '3603'], pidNsOpt(1));
+    await startContainer(pod, 'b', ['sleep', '3604'], pidNsOpt(1));
+    const seen = await processesIn(a);
+    expect(seen).toContain('sleep 3603');
+    expect(seen).not.toContain('sleep 3604');
+    expect((await exec(a, ['cat', '/proc/1/cmdline'])).stdout).toBe('sleep\u00003603\u0000');
+    expect(JSON.parse((await rt('PodSandboxStatus', { pod_sandbox_id: pod.id, verbose: true })).info.info).pidHolder).toBeUndefined();
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
   /** host-local's record of an address the pod network handed out (gone once it is released). */
   const ipamFile = (ip: string) => path.join(d.dataRoot, 'cri', 'cni', 'ipam', 'berth-cri', ip);
 

@@ -2,6 +2,7 @@
 export * from './plugin.js';
 export * from './mapping.js';
 export { PodStore, hostNamespaces, type PodNamespaces, type PodRecord } from './pods.js';
+export { pidHolders, pidNamespacePath, unshareSpawner, HOLDER_INITS, type HolderSpawner, type PidHolder, type PidHolders } from './pid-holder.js';
 export { PROTO_FILE, LOADER_OPTIONS, loadCriPackage, grpcCode } from './server.js';
 export type { ProcessStats } from './runtime-service.js';
 export { cniPodNetwork, defaultPodConfList, podConfList, DEFAULT_POD_BRIDGE, DEFAULT_POD_SUBNET, type PodNetwork, type PodNetworkConfig } from './pod-network.js';

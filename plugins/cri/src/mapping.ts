@@ -17,6 +17,8 @@ export const LABEL = {
   name: 'io.berth.cri.container.name',
   attempt: 'io.berth.cri.container.attempt',
   image: 'io.berth.cri.image',
+  /** berth's own: `pod` when the container joins its pod's PID namespace (the pod's pid: POD; pid-holder.ts). */
+  pidNamespace: 'io.berth.cri.pid-namespace',
 } as const;
 /** cri-dockerd keeps a container's CRI annotations as labels with this prefix. */
 export const ANNOTATION_PREFIX = 'annotation.';
@@ -147,6 +149,8 @@ export function createOptionsOf(pod: PodRecord, config: Msg, m: CreateMapping): 
   const lx: Msg = config.linux ?? {};
   const sc: Msg = lx.security_context ?? {};
   const ns: Msg = sc.namespace_options ?? {};
+  // A pod sharing its PID namespace: its containers join it unless one asks for its own or the host's (as containerd decides).
+  if (pod.namespaces.pid === NamespaceMode.POD && ns.pid !== NamespaceMode.CONTAINER && ns.pid !== NamespaceMode.NODE) labels[LABEL.pidNamespace] = 'pod';
   const env = ((config.envs ?? []) as Msg[]).map((kv) => `${kv.key}=${Buffer.isBuffer(kv.value) ? kv.value.toString() : (kv.value ?? '')}`);
   const user = sc.run_as_user ? String(sc.run_as_user.value) + (sc.run_as_group ? `:${sc.run_as_group.value}` : '') : (sc.run_as_username ?? '');
   const securityOpt: string[] = [];

@@ -24,6 +24,7 @@ import {
 import { ImageServiceImpl } from './image-service.js';
 import { LABEL, PodState, isCriContainer } from './mapping.js';
 import { PodStore, hostNamespaces, type PodNamespaces } from './pods.js';
+import { pidHolders, pidNamespacePath, type PidHolders } from './pid-holder.js';
 import { cniPodNetwork, type PodNetwork, type PodNetworkConfig } from './pod-network.js';
 import type { PortDialer } from './portforward.js';
 import { RuntimeServiceImpl, type ProcessStats } from './runtime-service.js';
@@ -47,6 +48,8 @@ const NS_OF = { network: 'net', ipc: 'ipc', uts: 'uts' } as const;
 export interface CriPluginOptions extends Partial<CriPluginConfig> {
   /** How pods' namespaces are made (default: nsfs files on the host; tests without root pass a fake). */
   namespaces?: (execRoot: string) => PodNamespaces;
+  /** How pods with a pod-wide PID namespace get its PID 1 (default: unshare + tini, pid-holder.ts; tests pass their own spawner). */
+  pidHolders?: PidHolders;
   /** CPU/memory of a container's process for the stats calls (berthd passes its stats sampler); absent: stats carry no numbers. */
   stats?: ProcessStats;
   /** The pods' network (default: CNI per the config, pod-network.ts; tests without root pass a fake). */
@@ -77,19 +80,25 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
       if (c.podSubnet !== undefined && (typeof c.podSubnet !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(c.podSubnet))) throw new PluginConfigError('podSubnet', 'must be an IPv4 CIDR such as 10.88.0.0/16');
     },
     async apply(hooks, ctx) {
-      const pods = new PodStore(ctx.engine.dataRoot, ctx.logger, (config.namespaces ?? hostNamespaces)(ctx.engine.execRoot));
+      const pods = new PodStore(ctx.engine.dataRoot, ctx.logger, (config.namespaces ?? hostNamespaces)(ctx.engine.execRoot), config.pidHolders ?? pidHolders());
       await pods.load();
       const state: { server?: CriServer; streaming?: StreamingServer; pods: PodStore } = { pods };
       running.set(ctx.engine, state);
 
-      // A pod's container joins the namespaces the pod holds (network, IPC, UTS).
+      // A pod's container joins the namespaces the pod holds (network, IPC, UTS; PID when it shares the pod's).
       hooks.specBuild.tapPromise({ name: CRI_PLUGIN_NAME, stage: Stage.NORMAL }, async (spec: OciSpec, c) => {
         if (!isCriContainer(c.container)) return spec;
         const pod = pods.find(c.container.Config.Labels![LABEL.sandboxId]!);
         if (!pod) throw new ConflictError(`pod sandbox ${c.container.Config.Labels![LABEL.sandboxId]} of container ${c.container.ID} is gone`);
+        let pidPath: string | undefined;
+        if (c.container.Config.Labels![LABEL.pidNamespace] === 'pod') {
+          // Checked now: a holder that exited leaves its PID to be recycled by another process.
+          if (!pod.pidHolder || !(await pods.holderAlive(pod))) throw new ConflictError(`the PID namespace of pod sandbox ${pod.id} is gone (its holder process exited)`);
+          pidPath = pidNamespacePath(pod.pidHolder);
+        }
         const namespaces = (spec.linux?.namespaces ?? []).map((ns) => {
           const kind = NS_OF[ns.type as keyof typeof NS_OF];
-          const path = kind ? pod.nsPaths[kind] : undefined;
+          const path = ns.type === 'pid' ? pidPath : kind ? pod.nsPaths[kind] : undefined;
           return path ? { ...ns, path } : ns;
         });
         return { ...spec, linux: { ...spec.linux, namespaces } };

@@ -3,7 +3,8 @@
  * written atomically, so pods survive a berthd SIGKILL) plus the namespaces its containers
  * share, each kept alive by a bind-mounted nsfs file under `<exec-root>/cri/<id>/` (`unshare
  * --net=FILE --ipc=FILE --uts=FILE`, the way network-cni keeps a container's netns). No
- * process holds them: stopping the pod unmounts them, removing it deletes its record.
+ * process holds them: stopping the pod unmounts them, removing it deletes its record. The one
+ * exception is a pod-wide PID namespace (`pid: POD`): that needs a live PID 1, pid-holder.ts.
  * The pod network is its own namespace with loopback up, put on a CNI network by pod-network.ts.
  */
 import { execFile } from 'node:child_process';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { NotFoundError, atomicWriteFile, errorMessage, type Logger } from '@berth/core';
 import { NamespaceMode, PodState } from './mapping.js';
+import type { PidHolder, PidHolders } from './pid-holder.js';
 
 const execFileP = promisify(execFile);
 
@@ -31,6 +33,8 @@ export interface PodRecord {
   namespaces: { network: number; pid: number; ipc: number };
   /** nsfs files of the namespaces the pod holds (absent: the host's / the container's own). */
   nsPaths: { net?: string; ipc?: string; uts?: string };
+  /** PID 1 of the pod's own PID namespace (pid: POD only; pid-holder.ts), found again after a restart by its start time. */
+  pidHolder?: PidHolder;
   /** The pod's IP on the CNI network (absent: loopback only, or released at stop). */
   ip?: string;
   /** PodSandboxConfig.dns_config: its containers' resolv.conf (absent: the host's, as network-basic writes it). */
@@ -67,6 +71,7 @@ export class PodStore {
     dataRoot: string,
     private readonly logger: Logger,
     private readonly ns: PodNamespaces,
+    private readonly holders: PidHolders,
   ) {
     this.dir = join(dataRoot, 'cri', 'pods');
   }
@@ -78,7 +83,7 @@ export class PodStore {
       if (!f.endsWith('.json')) continue;
       try {
         const pod = JSON.parse(await readFile(join(this.dir, f), 'utf8')) as PodRecord;
-        if (pod.state === PodState.READY && !(await this.ns.alive(pod))) pod.state = PodState.NOTREADY;
+        if (pod.state === PodState.READY && !((await this.ns.alive(pod)) && (await this.holderAlive(pod)))) pod.state = PodState.NOTREADY;
         this.pods.set(pod.id, pod);
       } catch (err) {
         this.logger.error('could not read a pod record; skipped', { file: f, error: errorMessage(err) });
@@ -117,14 +122,27 @@ export class PodStore {
     this.pods.delete(id);
   }
 
-  /** Make the pod's namespaces (pod.nsPaths is set). */
+  /** Make the pod's namespaces (pod.nsPaths is set) and, for pid: POD, its PID namespace holder (pod.pidHolder); a failure leaves none of them. */
   async createNamespaces(pod: PodRecord): Promise<void> {
     pod.nsPaths = await this.ns.create(pod);
+    if (pod.namespaces.pid !== NamespaceMode.POD) return;
+    try {
+      pod.pidHolder = await this.holders.start();
+    } catch (err) {
+      await this.ns.remove(pod).catch(() => {});
+      throw err;
+    }
   }
 
-  /** Drop the pod's namespaces (idempotent). */
+  /** Drop the pod's namespaces and stop its PID namespace holder (idempotent). */
   async removeNamespaces(pod: PodRecord): Promise<void> {
+    if (pod.pidHolder) await this.holders.stop(pod.pidHolder);
     await this.ns.remove(pod);
+  }
+
+  /** Is the pod's PID namespace still held (true for a pod without one)? */
+  async holderAlive(pod: PodRecord): Promise<boolean> {
+    return !pod.pidHolder || this.holders.alive(pod.pidHolder);
   }
 }
 

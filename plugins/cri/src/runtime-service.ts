@@ -107,7 +107,6 @@ export class RuntimeServiceImpl {
     const same = this.pods.list().find((p) => p.metadata.uid === meta.uid && p.metadata.name === meta.name && p.metadata.namespace === meta.namespace && p.metadata.attempt === (meta.attempt ?? 0));
     if (same) throw new ConflictError(`pod sandbox ${meta.name} (attempt ${meta.attempt ?? 0}) exists already: ${same.id}`);
     const nsOpt: Msg = cfg.linux?.security_context?.namespace_options ?? {};
-    if (nsOpt.pid === NamespaceMode.POD) throw new NotImplementedError('a pod-wide PID namespace (shareProcessNamespace) is not supported by berth\'s pause-less pods');
     let portMappings: ReturnType<typeof portMappingsOf>;
     try {
       portMappings = portMappingsOf(cfg.port_mappings);
@@ -164,7 +163,7 @@ export class RuntimeServiceImpl {
     for (const c of this.podContainers(pod.id)) if (isActive(c as ContainerRecord)) await this.engine().containers.stop(c.ID, { timeout: 0 });
     await this.releaseNetwork(pod);
     await this.pods.removeNamespaces(pod);
-    const { ip: _released, ...stopped } = pod;
+    const { ip: _released, pidHolder: _killed, ...stopped } = pod;
     await this.pods.save({ ...stopped, state: PodState.NOTREADY });
     return {};
   }
@@ -199,7 +198,7 @@ export class RuntimeServiceImpl {
     const containers = req.verbose ? this.podContainers(pod.id).map(containerStatusOf) : [];
     return {
       status,
-      info: req.verbose ? { info: JSON.stringify({ namespaces: pod.nsPaths, hostname: pod.hostname, logDirectory: pod.logDirectory }) } : {},
+      info: req.verbose ? { info: JSON.stringify({ namespaces: pod.nsPaths, ...(pod.pidHolder ? { pidHolder: pod.pidHolder } : {}), hostname: pod.hostname, logDirectory: pod.logDirectory }) } : {},
       containers_statuses: containers,
       timestamp: (BigInt(Date.now()) * 1_000_000n).toString(),
     };

@@ -111,6 +111,17 @@ describe('createOptionsOf', () => {
     expect(o.Config.Hostname).toBeUndefined();
   });
 
+  it("a pod sharing its PID namespace (pid: POD) labels its containers to join it, unless one asks for its own or the host's", () => {
+    const joins = (podPid: number, ns?: Record<string, number>) =>
+      createOptionsOf(pod({ namespaces: { network: NamespaceMode.POD, pid: podPid, ipc: NamespaceMode.POD } }), { metadata: { name: 'c' }, ...(ns ? { linux: { security_context: { namespace_options: ns } } } : {}) }, { image: 'x', logPath: '', runtime: '', readFile: noFile }).Config?.Labels?.[LABEL.pidNamespace];
+    expect(joins(NamespaceMode.POD)).toBe('pod');
+    expect(joins(NamespaceMode.POD, { pid: NamespaceMode.POD })).toBe('pod');
+    expect(joins(NamespaceMode.POD, { pid: NamespaceMode.CONTAINER })).toBeUndefined();
+    expect(joins(NamespaceMode.POD, { pid: NamespaceMode.NODE })).toBeUndefined();
+    expect(joins(NamespaceMode.CONTAINER)).toBeUndefined();
+    expect(joins(NamespaceMode.CONTAINER, { pid: NamespaceMode.POD })).toBeUndefined();
+  });
+
   it("gives each container the pod's DNS config (servers, searches, options); no searches = no search line; none = the host's", () => {
     const dns = dnsOf({ servers: ['10.96.0.10'], searches: ['ns.svc.cluster.local', 'cluster.local'], options: ['ndots:5'] });
     expect(createOptionsOf(pod({ dns }), { metadata: { name: 'c' } }, { image: 'x', logPath: '', runtime: '', readFile: noFile }).HostConfig).toMatchObject({ Dns: ['10.96.0.10'], DnsSearch: ['ns.svc.cluster.local', 'cluster.local'], DnsOptions: ['ndots:5'] });
