@@ -16,7 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { connectCri, type CriClient } from '@berth/plugin-cri';
+import { connectCri, dialSpdy, openSpdyStream, readAll, type CriClient } from '@berth/plugin-cri';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
 import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
 
@@ -249,6 +249,54 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     // Nothing listens on 8081 in the pod: the error channel says so, as kubelet writes it.
     const refused = await forward(8081);
     expect(refused[1]!.slice(2)).toMatch(new RegExp(`^error forwarding port 8081 to pod ${pod.id}: failed to connect to localhost:8081`));
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
+  // The same over SPDY/3.1, as the API server → kubelet hop speaks it: one SPDY stream per channel (dialSpdy behaves as Go's spdystream).
+  it('runtime should support exec over SPDY/3.1 (v4.channel.k8s.io: error/stdin/stdout/stderr streams, stdin FIN)', async () => {
+    const pod = await runPod('spdy-exec-pod');
+    const id = await startContainer(pod, 'spdy-exec');
+    const { url } = await rt('Exec', { container_id: id, cmd: ['sh', '-c', 'read x; echo "got $x"; echo err >&2; cat; exit 3'], stdin: true, stdout: true, stderr: true });
+    const d = await dialSpdy(url, ['v4.channel.k8s.io', 'v3.channel.k8s.io']);
+    try {
+      expect([d.status, d.protocol]).toEqual([101, 'v4.channel.k8s.io']);
+      const [error, stdin, stdout, stderr] = await Promise.all(['error', 'stdin', 'stdout', 'stderr'].map((streamtype) => openSpdyStream(d.conn!, { streamtype })));
+      const out = Promise.all([readAll(error!), readAll(stdout!), readAll(stderr!)]);
+      stdin!.end('hello\nrest\n'); // `cat` ends only on the stdin stream's FIN
+      const [status, o, e] = await out;
+      expect(o).toBe('got hello\nrest\n');
+      expect(e).toBe('err\n');
+      expect(JSON.parse(status)).toMatchObject({ status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '3' }] } });
+    } finally {
+      d.socket?.destroy();
+    }
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
+  it("runtime should support port forward over SPDY/3.1 (portforward.k8s.io: a data/error stream pair per connection, to the pod's 127.0.0.1)", async () => {
+    const pod = await runPod('spdy-pf-pod');
+    await startContainer(pod, 'srv', ['sh', '-c', 'mkdir -p /www && echo port-forwarded > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www']);
+    const d = await dialSpdy((await rt('PortForward', { pod_sandbox_id: pod.id, port: [8080] })).url, ['portforward.k8s.io']);
+    try {
+      expect([d.status, d.protocol]).toEqual([101, 'portforward.k8s.io']);
+      let requests = 0;
+      const get = async (port: number) => {
+        const headers = { port: String(port), requestid: String(requests++) };
+        const error = await openSpdyStream(d.conn!, { streamtype: 'error', ...headers });
+        const data = await openSpdyStream(d.conn!, { streamtype: 'data', ...headers });
+        const got = Promise.all([readAll(data), readAll(error)]);
+        data.write('GET /index.html HTTP/1.0\r\n\r\n');
+        const [body, err] = await got;
+        return { body, err };
+      };
+      const ok = await waitFor('forwarded port 8080', () => get(8080), (r) => r.body.includes('port-forwarded'));
+      expect(ok.body).toMatch(/^HTTP\/1\.[01] 200 OK\r\n[^]*\r\n\r\nport-forwarded\n$/); // httpd closed, so did the data stream
+      expect(ok.err).toBe('');
+      const refused = await get(8081);
+      expect(refused.err).toMatch(new RegExp(`^error forwarding port 8081 to pod ${pod.id}: failed to connect to localhost:8081`));
+    } finally {
+      d.socket?.destroy();
+    }
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
   });
 

@@ -1,7 +1,7 @@
 /**
  * SPDY/3.1 on the CRI streaming server without root (FakeRuntime): a client made from
- * spdy-transport that opens its streams as Go's spdystream does (only its own headers, no
- * :method/:path) upgrades an Exec/Attach/PortForward URL and gets, as from kubelet: the chosen
+ * spdy-transport that behaves as Go's spdystream (src/spdy-client.ts: only its own headers on a
+ * SYN_STREAM, no flow control) upgrades an Exec/Attach/PortForward URL and gets, as from kubelet: the chosen
  * X-Stream-Protocol-Version in the 101, a SYN_REPLY per stream, the exec's output on the stdout
  * stream and the v4 Status (Success, or Failure with the exit code) on the error stream; stdin's
  * data and FIN and the resize stream's sizes reach the exec; a port forward's data/error pair is
@@ -10,7 +10,7 @@
  * connection mid-exec gets the exec killed and the server keeps serving.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, request } from 'node:http';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryLogger } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
 import { LABEL, NamespaceMode, TYPE_CONTAINER, connectCri, criPlugin, type CriClient, type PodNamespaces } from '../src/index.js';
-import { serveSpdy, spdyTransport, upgradeSpdy, SPDY_STREAM_PROTOCOLS, type SpdyConnection, type SpdyStream } from '../src/spdy.js';
+import { dialSpdy, openSpdyStream, readAll, type SpdyDialed } from '../src/spdy-client.js';
+import { serveSpdy, upgradeSpdy, SPDY_STREAM_PROTOCOLS } from '../src/spdy.js';
 
 let t: TestEngine | undefined;
 let client: CriClient | undefined;
@@ -52,63 +53,14 @@ async function runningContainer(): Promise<{ rt: CriClient['runtime']; id: strin
   return { rt, id };
 }
 
-type Dialed = { status: number; protocol?: string; conn?: SpdyConnection; socket?: Duplex; body?: string; accepted?: string | string[] };
-
-/** The HTTP upgrade a kubelet proxy sends (POST, one X-Stream-Protocol-Version line per offer), then a SPDY/3 client. */
-function dial(url: string, protocols: string[]): Promise<Dialed> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string | string[]> = { Connection: 'Upgrade', Upgrade: 'SPDY/3.1' };
-    if (protocols.length) headers['X-Stream-Protocol-Version'] = protocols;
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'POST', headers });
-    req.on('upgrade', (res, socket, head) => {
-      sockets.push(socket);
-      if (head.length) socket.unshift(head);
-      const conn = spdyTransport.connection.create(socket, { protocol: 'spdy', isServer: false });
-      // As Go's spdystream: a SYN_STREAM carries the stream's own headers only.
-      const framer = conn._spdyState.framer;
-      const toDict = framer.headersToDict.bind(framer);
-      framer.headersToDict = (h, pre, cb) =>
-        toDict(
-          h,
-          (out) => {
-            pre(out);
-            for (const k of Object.keys(out)) if (k.startsWith(':')) delete out[k];
-          },
-          cb,
-        );
-      // …and keeps no flow control: it sends neither SETTINGS (a larger initial window) nor WINDOW_UPDATEs.
-      Object.assign(framer, { windowUpdateFrame: () => {}, settingsFrame: () => {} });
-      conn.on('error', () => {});
-      conn.start(3);
-      resolve({ status: res.statusCode!, protocol: res.headers['x-stream-protocol-version'] as string, conn, socket });
-    });
-    req.on('response', (res) => {
-      let body = '';
-      res.on('data', (b: Buffer) => (body += b.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, body, accepted: res.headers['x-accepted-stream-protocol-versions'] }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+/** Upgrade as a Go peer does (spdy-client.ts); the socket is destroyed after the test. */
+async function dial(url: string, protocols: string[]): Promise<SpdyDialed> {
+  const d = await dialSpdy(url, protocols);
+  if (d.socket) sockets.push(d.socket);
+  return d;
 }
-
-/** Open a stream and wait for the server's SYN_REPLY. */
-function open(conn: SpdyConnection, headers: Record<string, string>): Promise<SpdyStream> {
-  return new Promise((resolve, reject) => {
-    const st = conn.request({ method: 'POST', path: '/', headers }, (err) => err && reject(err));
-    st.on('error', () => {});
-    st.once('response', () => resolve(st));
-  });
-}
-
-const text = (st: Readable): Promise<string> =>
-  new Promise((resolve) => {
-    let s = '';
-    st.on('data', (b: Buffer) => (s += b.toString()));
-    st.on('end', () => resolve(s));
-    st.on('close', () => resolve(s));
-  });
+const open = openSpdyStream;
+const text = readAll;
 
 describe('CRI streaming server over SPDY/3.1 (FakeRuntime)', () => {
   it('serves Exec: 101 with v4.channel.k8s.io, stdout on its stream, the v4 Status on the error stream; a URL is good once', async () => {
