@@ -61,7 +61,11 @@ export function fakePort(containers: ContainerRecord[] = [], over: Partial<Daemo
   return {
     facts: () => facts(over),
     containers: {
-      list: async (keep) => (keep ? containers.filter(keep) : containers),
+      // as the port promises: newest first (equal times by ID, descending), `view` instead of the record
+      list: async <T>(keep?: (c: Readonly<ContainerRecord>) => boolean, view?: (c: Readonly<ContainerRecord>) => T): Promise<T[]> => {
+        const kept = (keep ? containers.filter(keep) : [...containers]).sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created) || (a.ID < b.ID ? 1 : -1));
+        return view ? kept.map(view) : (kept as unknown as T[]);
+      },
       inspect: find,
       create: unsupported,
       start: unsupported,
