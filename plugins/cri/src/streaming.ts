@@ -74,6 +74,7 @@ export function statusOf(exitCode: number | undefined, error?: string): Record<s
 
 export async function startStreamingServer(opts: { address: string; engine: () => Engine; logger: Logger; dialer?: PortDialer }): Promise<StreamingServer> {
   const pending = new Map<string, StreamRequest & { expires: number }>();
+  const spdySockets = new Set<Duplex>();
   const protocolsOf = (url: string | undefined): readonly string[] => (url?.startsWith('/portforward/') ? PORT_FORWARD_PROTOCOLS : STREAM_PROTOCOLS);
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered, req) => protocolsOf(req.url).find((p) => offered.has(p)) ?? false });
   const server = createServer((_req, res) => {
@@ -88,6 +89,8 @@ export async function startStreamingServer(opts: { address: string; engine: () =
       const spdy = upgradeSpdy(req, socket, head, job.kind === 'portforward' ? SPDY_PORT_FORWARD_PROTOCOLS : SPDY_STREAM_PROTOCOLS);
       if (!spdy) return;
       pending.delete(m[2]!); // one use
+      spdySockets.add(socket);
+      socket.once('close', () => spdySockets.delete(socket));
       const session = (sock: ChannelSocket) => run(job as ExecAttachRequest, sock);
       return void serveSpdy(spdy, job, { run: session, dialer: opts.dialer ?? relayDialer, logger: opts.logger });
     }
@@ -179,6 +182,7 @@ export async function startStreamingServer(opts: { address: string; engine: () =
     },
     async close() {
       for (const c of wss.clients) c.terminate();
+      for (const s of spdySockets) s.destroy(); // upgraded: the HTTP server's closeAllConnections does not reach them
       wss.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

@@ -162,6 +162,20 @@ describe('CRI streaming server over SPDY/3.1 (FakeRuntime)', () => {
     expect(logger.entries.map((e) => e.msg)).toContain('CRI SPDY stream: timed out waiting for the client to create streams');
   });
 
+  it('closing the plugin (berthd stopping) cuts the SPDY connections it serves', async () => {
+    const { rt, id } = await runningContainer();
+    t!.fake.script(id, { execRunFor: 600_000 });
+    const d = await dial((await rt('Exec', { container_id: id, cmd: ['sleep'], stdout: true })).url, ['v4.channel.k8s.io']);
+    await Promise.all(['error', 'stdout'].map((streamtype) => open(d.conn!, { streamtype })));
+    await vi.waitFor(() => expect(t!.fake.callsOf('exec', id)).toHaveLength(1));
+    const closed = new Promise((resolve) => d.socket!.once('close', resolve));
+    client?.close();
+    client = undefined;
+    await t!.dispose();
+    t = undefined;
+    await closed;
+  });
+
   it('serves Attach with the same session: it lasts until the container exits, then the Status on the error stream', async () => {
     const { rt, id } = await runningContainer();
     const d = await dial((await rt('Attach', { container_id: id, stdout: true })).url, ['v4.channel.k8s.io']);
