@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # containernetworking-plugins: the CNI plugins (bridge, host-local, loopback, tuning, portmap — which runs iptables) in /usr/lib/cni that @berth/plugin-network-cni runs
 # docker-compose: Debian's compose 1.29 (docker-py), driven against berthd in the volumes and compose e2e
 # python3-docker: docker-py itself (images.build in the build e2e; also pulled in by docker-compose)
-APT_PACKAGES=(runc conmon tini busybox-static criu containerd containernetworking-plugins iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev docker-compose python3-docker)
+# openssl: the CLI makes the CRI streaming server's self-signed certificate (plugin config streamingTls.selfSigned)
+APT_PACKAGES=(runc conmon tini busybox-static criu containerd containernetworking-plugins iproute2 iptables docker-registry apache2-utils skopeo umoci apparmor zstd python3 gcc libc6-dev docker-compose python3-docker openssl)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do

@@ -5,7 +5,7 @@
  * daemon.json turns it on (`"plugins": {"builtins": {"cri": true}}`).
  *
  * Pods go on a CNI network (pod-network.ts: config `cniConfDir`, `cniBinDirs`, `podBridge`,
- * `podSubnet`); Exec/Attach/PortForward stream over WebSocket from streaming.ts (`streamingAddress`). Its taps: `specBuild` puts a pod's containers into the pod's namespaces (pods.ts), and
+ * `podSubnet`); Exec/Attach/PortForward stream over WebSocket from streaming.ts (`streamingAddress`, https with `streamingTls`). Its taps: `specBuild` puts a pod's containers into the pod's namespaces (pods.ts), and
  * `beforeRemove` refuses a Docker-API removal of a ready pod's container without force.
  */
 import { isAbsolute } from 'node:path';
@@ -30,6 +30,7 @@ import type { PortDialer } from './portforward.js';
 import { RuntimeServiceImpl, type ProcessStats } from './runtime-service.js';
 import { startCriServer, type CriServer } from './server.js';
 import { splitHostPort, startStreamingServer, type StreamingServer } from './streaming.js';
+import { streamingTlsOf, validateStreamingTls, type StreamingTlsConfig } from './streaming-tls.js';
 
 export const CRI_PLUGIN_NAME = 'cri';
 export const CRI_PLUGIN_TYPE = 'io.berth.cri.v1';
@@ -41,6 +42,8 @@ export interface CriPluginConfig extends PodNetworkConfig {
   socket: string;
   /** host:port of the Exec/Attach streaming server (default 127.0.0.1:0: loopback, any free port). */
   streamingAddress?: string;
+  /** Serve the streaming URLs over https: `{ cert, key }` PEM files or `{ selfSigned: true }` (streaming-tls.ts); absent: plain http. */
+  streamingTls?: StreamingTlsConfig;
 }
 
 const NS_OF = { network: 'net', ipc: 'ipc', uts: 'uts' } as const;
@@ -64,7 +67,7 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
     name: CRI_PLUGIN_NAME,
     type: CRI_PLUGIN_TYPE,
     version: CRI_VERSION,
-    config: { socket: config.socket ?? DEFAULT_CRI_SOCKET },
+    config: { socket: config.socket ?? DEFAULT_CRI_SOCKET, ...(config.streamingTls ? { streamingTls: config.streamingTls } : {}) },
     validateConfig(c) {
       if (typeof c.socket !== 'string' || !isAbsolute(c.socket)) throw new PluginConfigError('socket', 'must be an absolute path of a unix socket');
       if (c.streamingAddress !== undefined) {
@@ -74,6 +77,7 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
           throw new PluginConfigError('streamingAddress', 'must be host:port (e.g. 127.0.0.1:0)');
         }
       }
+      if (c.streamingTls !== undefined) validateStreamingTls(c.streamingTls);
       if (c.cniConfDir !== undefined && (typeof c.cniConfDir !== 'string' || !isAbsolute(c.cniConfDir))) throw new PluginConfigError('cniConfDir', 'must be an absolute path');
       if (c.cniBinDirs !== undefined && (!Array.isArray(c.cniBinDirs) || c.cniBinDirs.some((d) => typeof d !== 'string' || !isAbsolute(d)))) throw new PluginConfigError('cniBinDirs', 'must be a list of absolute paths');
       if (c.podBridge !== undefined && (typeof c.podBridge !== 'string' || !/^[A-Za-z0-9_.-]{1,15}$/.test(c.podBridge))) throw new PluginConfigError('podBridge', 'must be an interface name (at most 15 characters)');
@@ -126,7 +130,9 @@ export function criPlugin(config: CriPluginOptions = {}): Plugin<CriPluginConfig
       };
       const images = new ImageServiceImpl(engine);
       const network = (config.network ?? cniPodNetwork)(ctx.config, ctx.engine.dataRoot);
-      state.streaming = await startStreamingServer({ address: ctx.config.streamingAddress ?? '127.0.0.1:0', engine, logger: ctx.logger, ...(config.dialer ? { dialer: config.dialer } : {}) });
+      const streamingAddress = ctx.config.streamingAddress ?? '127.0.0.1:0';
+      const tls = ctx.config.streamingTls ? await streamingTlsOf(ctx.config.streamingTls, splitHostPort(streamingAddress)[0]) : undefined;
+      state.streaming = await startStreamingServer({ address: streamingAddress, engine, logger: ctx.logger, ...(config.dialer ? { dialer: config.dialer } : {}), ...(tls ? { tls } : {}) });
       const runtime = new RuntimeServiceImpl(engine, pods, images, CRI_VERSION, config.stats, network, state.streaming);
       state.server = await startCriServer({ socket: ctx.config.socket, runtime, images, logger: ctx.logger });
       ctx.logger.info('CRI server listening', { socket: ctx.config.socket });

@@ -13,13 +13,15 @@
  * (config `streamingAddress`, host:port; port 0 = any free one), as containerd does.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { PassThrough, Writable } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { errorMessage, type Engine, type Logger } from '@berth/core';
 import { PORT_FORWARD_PROTOCOLS, portsOfQuery, relayDialer, servePortForward, validPorts, type PortDialer } from './portforward.js';
+import type { TlsMaterial } from './streaming-tls.js';
 import { isSpdyUpgrade, serveSpdy, SPDY_PORT_FORWARD_PROTOCOLS, SPDY_STREAM_PROTOCOLS, upgradeSpdy, type ChannelSocket } from './spdy.js';
 
 export const STREAM_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io', 'channel.k8s.io'] as const;
@@ -72,14 +74,16 @@ export function statusOf(exitCode: number | undefined, error?: string): Record<s
   };
 }
 
-export async function startStreamingServer(opts: { address: string; engine: () => Engine; logger: Logger; dialer?: PortDialer }): Promise<StreamingServer> {
+export async function startStreamingServer(opts: { address: string; engine: () => Engine; logger: Logger; dialer?: PortDialer; tls?: TlsMaterial }): Promise<StreamingServer> {
   const pending = new Map<string, StreamRequest & { expires: number }>();
   const spdySockets = new Set<Duplex>();
   const protocolsOf = (url: string | undefined): readonly string[] => (url?.startsWith('/portforward/') ? PORT_FORWARD_PROTOCOLS : STREAM_PROTOCOLS);
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered, req) => protocolsOf(req.url).find((p) => offered.has(p)) ?? false });
-  const server = createServer((_req, res) => {
+  const plainRequest = (_req: IncomingMessage, res: ServerResponse) => {
     res.writeHead(400, { 'content-type': 'text/plain' }).end('berth serves CRI streams over WebSocket (v4.channel.k8s.io) or SPDY/3.1 upgrades only\n');
-  });
+  };
+  // With TLS (streaming-tls.ts) the same handlers on an HTTPS server: the URLs are https://.
+  const server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, plainRequest) : createServer(plainRequest);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const refuse = (code: number, text: string) => socket.end(`HTTP/1.1 ${code} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     const m = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]+)(\?.*)?$/.exec(req.url ?? '');
@@ -171,7 +175,7 @@ export async function startStreamingServer(opts: { address: string; engine: () =
     server.listen(Number(portText), host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
-  const base = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  const base = `${opts.tls ? 'https' : 'http'}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   return {
     url(req) {
       const now = Date.now();

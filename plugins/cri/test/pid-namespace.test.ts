@@ -7,12 +7,11 @@
  * RunPodSandbox leaves no holder behind.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestEngine, type FakeRuntime, type TestEngine } from '@berth/testing';
-import { LABEL, NamespaceMode, PodState, TYPE_CONTAINER, connectCri, criPlugin, pidHolders, type CriClient, type HolderSpawner, type PidHolder, type PodNetwork } from '../src/index.js';
+import type { FakeRuntime, TestEngine } from '@berth/testing';
+import { LABEL, NamespaceMode, PodState, TYPE_CONTAINER, pidHolders, type CriClient, type HolderSpawner, type PidHolder, type PodNetwork } from '../src/index.js';
+import { disposeCri, fakePodNetwork, startCri, type CriHarness } from './harness.js';
 
 /** A process whose first child (a long sleep) plays the holder; `sh` stays its parent, as unshare does. */
 const shSpawner: HolderSpawner = () => spawn('sh', ['-c', 'sleep 1000; exit 0'], { detached: true, stdio: 'ignore' });
@@ -34,45 +33,21 @@ const gone = (pid: number): boolean => {
 };
 
 let t: TestEngine | undefined;
-let client: CriClient | undefined;
-let sockDir: string | undefined;
+let h: CriHarness | undefined;
 afterEach(async () => {
-  client?.close();
-  client = undefined;
-  await t?.dispose();
-  t = undefined;
-  if (sockDir) rmSync(sockDir, { recursive: true, force: true });
-  sockDir = undefined;
+  await disposeCri();
+  t = h = undefined;
   for (const s of started) await pidHolders(shSpawner).stop(s);
   started = [];
 });
 
-const network = (fail?: string): PodNetwork => ({
-  ready: async () => ({ ok: true }),
-  attach: async () => {
-    if (fail) throw new Error(fail);
-    return '10.99.0.2';
-  },
-  detach: async () => {},
-});
-
-async function setup(net: PodNetwork = network()) {
-  sockDir = mkdtempSync(join(tmpdir(), 'berth-cri-pid-'));
-  const plugin = criPlugin({
-    socket: join(sockDir, 'cri.sock'),
-    namespaces: () => ({ create: async (pod) => ({ net: `/fake/${pod.id}/net` }), remove: async () => {}, alive: async () => true }),
-    network: () => net,
-    pidHolders: holders(),
-  });
-  t = await createTestEngine({ plugins: [plugin] });
-  return reconnect();
+async function setup(net: PodNetwork = fakePodNetwork()) {
+  h = await startCri({ network: () => net, pidHolders: holders() });
+  t = h.t;
+  return h.rt;
 }
 
-function reconnect() {
-  client?.close();
-  client = connectCri(join(sockDir!, 'cri.sock'));
-  return client.runtime;
-}
+const reconnect = () => h!.reconnect();
 
 const podConfig = (name: string, pid: number) => ({
   config: { metadata: { name, uid: `uid-${name}`, namespace: 'default', attempt: 0 }, linux: { security_context: { namespace_options: { pid } } } },
@@ -146,7 +121,7 @@ describe('CRI pods with pid: POD (FakeRuntime)', () => {
 
   it('a RunPodSandbox that fails after the holder started leaves no holder running', async () => {
     const pids: number[] = [];
-    const rt = await setup(network('no address left'));
+    const rt = await setup(fakePodNetwork('no address left'));
     const before = new Set(started.map((s) => s.pid));
     await expect(rt('RunPodSandbox', podConfig('x', NamespaceMode.POD))).rejects.toMatchObject({ details: expect.stringContaining('no address left') });
     for (const s of started) if (!before.has(s.pid)) pids.push(s.pid);
