@@ -1,8 +1,9 @@
 /**
  * Name resolution on user-defined networks (dockerd's embedded DNS): one small DNS server in
  * berthd per user network, on the network's gateway address, port 53, UDP and TCP. It answers
- * A questions for the names of the running containers on that network (each endpoint's
- * DNSNames: container name, aliases — compose's service name is one — and short ID), AAAA and
+ * A questions for the names of the running containers on the networks of the container asking
+ * (known by the query's source address: the lookup, publish.ts — each endpoint's DNSNames:
+ * container name, aliases — compose's service name is one — and short ID), AAAA and
  * other types for those names with an empty answer, and relays every other question unchanged
  * to the host's resolvers (berthd runs in the host's namespace, so a loopback stub such as
  * systemd-resolved's 127.0.0.53 serves as well). The wire format is dns-packet's.
@@ -18,8 +19,8 @@ const RCODE_SERVFAIL = 2;
 /** How long one upstream gets before the next is tried. */
 export const UPSTREAM_TIMEOUT_MS = 2000;
 
-/** A name's IPv4 addresses on this network, or undefined when the name is not one of its containers'. */
-export type NameLookup = (name: string) => string[] | undefined;
+/** A name's IPv4 addresses for the asker at address `from`, or undefined when the name is no container's it may resolve. */
+export type NameLookup = (name: string, from: string) => string[] | undefined;
 
 export interface Upstream {
   host: string;
@@ -55,7 +56,7 @@ export class DnsServer {
   async start(): Promise<void> {
     const udp = createSocket({ type: 'udp4' });
     udp.on('message', (msg, from) => {
-      void this.answer(msg).then((reply) => reply && udp.send(reply, from.port, from.address));
+      void this.answer(msg, from.address).then((reply) => reply && udp.send(reply, from.port, from.address));
     });
     await bindSocket(udp, (done) => udp.bind({ address: this.opts.address, port: this.opts.port ?? 53, exclusive: true }, done));
     this.udp = udp;
@@ -90,7 +91,7 @@ export class DnsServer {
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
-        void this.answer(msg).then((reply) => {
+        void this.answer(msg, sock.remoteAddress ?? '').then((reply) => {
           if (!reply || sock.destroyed) return;
           const len = Buffer.alloc(2);
           len.writeUInt16BE(reply.length);
@@ -102,8 +103,8 @@ export class DnsServer {
     sock.on('close', () => this.conns.delete(sock));
   }
 
-  /** The reply to one query message (undefined: not a query worth answering). */
-  async answer(msg: Buffer): Promise<Buffer | undefined> {
+  /** The reply to one query message from address `from` (undefined: not a query worth answering). */
+  async answer(msg: Buffer, from: string): Promise<Buffer | undefined> {
     let q: packet.DecodedPacket;
     try {
       q = packet.decode(msg);
@@ -113,7 +114,7 @@ export class DnsServer {
     if (q.type !== 'query' || !q.questions?.length) return undefined;
     const question = q.questions[0];
     const name = question.name.replace(/\.$/, '').toLowerCase();
-    const ips = this.opts.lookup(name);
+    const ips = this.opts.lookup(name, from.replace(/^::ffff:/, ''));
     const base = { type: 'response' as const, id: q.id, questions: q.questions };
     const rd = (q.flags ?? 0) & packet.RECURSION_DESIRED;
     if (ips) {

@@ -15,7 +15,7 @@
  * registers the NetworkService (service.ts) under INetworkService: the daemon's /networks routes.
  * It skips itself (SkipPluginError) without root, `unshare`/`nsenter`/`ip`, or the CNI plugins it runs.
  */
-import { access, constants, readFile, writeFile } from 'node:fs/promises';
+import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   NotFoundError,
@@ -38,7 +38,8 @@ import type { AddressPool } from './ipam.js';
 import { bindNetns, createNetns, removeNetns } from './netns.js';
 import { NetworkService } from './service.js';
 import { addHostsRecords } from './hosts.js';
-import { applyPublishing, closePublishing, publishingOf, userNetworkResolvConf, type PublishingOptions } from './publish.js';
+import { applyPublishing, closePublishing, publishingOf, type PublishingOptions } from './publish.js';
+import { pointResolvConf } from './resolv.js';
 import { NetworkStore, type NetworkRecord } from './store.js';
 
 export const PLUGIN_NAME = 'network-cni';
@@ -125,11 +126,20 @@ async function hostCheck(binDirs: string[]): Promise<void> {
 async function joinedUserNetwork(engine: EngineInfo, rec: DeepReadonly<ContainerRecord>, net: NetworkRecord, ep: EndpointSettings): Promise<void> {
   const pub = publishingOf(engine);
   if (!pub || net.berth.builtin || !ep.Gateway) return;
-  const servedBefore = Object.values(rec.NetworkSettings.Networks).some((e) => e.NetworkID !== net.Id && e.NetworkID && pub.dns.has(e.NetworkID));
   await pub.ensureDns(net.Id, ep.Gateway);
-  if (servedBefore || !rec.ResolvConfPath || !pub.dns.has(net.Id)) return;
-  const original = await readFile(rec.ResolvConfPath, 'utf8').catch(() => '');
-  await writeFile(rec.ResolvConfPath, userNetworkResolvConf(original, ep.Gateway));
+  if (rec.ResolvConfPath) await pointResolvConf(rec.ResolvConfPath, pub.serversOf(rec, networksOf(rec)));
+}
+
+/**
+ * A running container disconnected from a network: DNS servers no running container uses
+ * close; a resolv.conf naming the server of the network it left names another of its user
+ * networks' now, or the host's resolvers with none left.
+ */
+async function leftNetwork(engine: EngineInfo, rec: DeepReadonly<ContainerRecord>): Promise<void> {
+  const pub = publishingOf(engine);
+  if (!pub) return;
+  await pub.closeUnusedDns('');
+  if (rec.ResolvConfPath) await pointResolvConf(rec.ResolvConfPath, pub.serversOf(rec, networksOf(rec)));
 }
 
 /** Whether published ports can be DNATed: the portmap plugin in `binDirs` and iptables (which it runs) on PATH. */
@@ -172,7 +182,7 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
           ipamDir,
           events: ctx.container.resolve(IEventBus),
           joined: (rec, net, ep) => joinedUserNetwork(ctx.engine, rec, net, ep),
-          left: async () => publishingOf(ctx.engine)?.closeUnusedDns(''),
+          left: (rec) => leftNetwork(ctx.engine, rec),
         },
         {
           bridgeName: c.bridge!,

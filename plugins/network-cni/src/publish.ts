@@ -8,20 +8,27 @@
  *  - networking, after the attachments (Stage.NETWORK - 5; beforeStart for a container whose
  *    attach is deferred): the listeners relay to the first network's address from then on.
  *    Each user network the container is on gets its DNS server (dns.ts) on the network's gateway.
- *  - networking, after network-basic wrote resolv.conf (Stage.NETWORK + 10): on a user network
- *    the container's resolv.conf names the network's DNS server (the gateway) instead of the
- *    host's resolvers (which the server relays to), with `options ndots:0` as dockerd writes.
+ *    A server answers the container asking (known by its address on that network) the names of
+ *    every network that container is on, as dockerd's embedded DNS does: the network the query
+ *    came in on first, then the container's other networks in order; `name.network` only on
+ *    that network. A name of a network the asker is not on is relayed (isolation).
+ *  - networking, after network-basic wrote resolv.conf (Stage.NETWORK + 10; beforeStart for a
+ *    deferred attach): on a user network the container's resolv.conf names the DNS server of
+ *    its first user network (resolv.ts) instead of the host's resolvers (which the server
+ *    relays to), with `options ndots:0` as dockerd writes. A connect or disconnect of a running
+ *    container moves it to another of its user networks' servers, or back to the host's
+ *    resolvers with none left (plugin.ts `joined`/`left` → pointResolvConf).
  *  - releaseNetwork: the listeners close (portmap's rules go with the CNI DEL, from the result
  *    cache); a network's DNS server closes with its last running container.
  *  - afterLiveRestore: a container still running after a daemon restart gets its listeners back
  *    on the very host ports its record names, and its networks their DNS servers.
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import { Stage, SystemError, type ContainerRecord, type DeepReadonly, type EngineInfo, type Logger, type PluginContext, type PluginHooks } from '@berth/core';
 import { newEndpointId } from './attach.js';
 import { DnsServer, hostResolvers, type Upstream } from './dns.js';
 import { boundFromRecord, ephemeralRange, hasPorts, portMappings, portRequests, portsMap, type BoundPort, type CniPortMapping } from './ports.js';
 import { PortProxy } from './proxy.js';
+import { pointResolvConf } from './resolv.js';
 import type { NetworkService } from './service.js';
 
 const TAP = 'network-cni';
@@ -107,6 +114,29 @@ export class Publishing {
     await this.proxy.release(containerId);
   }
 
+  /**
+   * What the DNS server of network `netId` answers the asker at address `from` for `name`:
+   * the asker (the running container with that address on `netId`) resolves the names of all
+   * its networks, `netId`'s first, then its others in their order; `name.<network>` resolves
+   * `name` on that one of its networks only. An asker berth does not know resolves `netId`'s.
+   */
+  resolve(netId: string, name: string, from: string): string[] | undefined {
+    const asker = from ? this.containers.list((r) => r.State.Running && Object.values(r.NetworkSettings?.Networks ?? {}).some((ep) => ep?.NetworkID === netId && ep.IPAddress === from))[0] : undefined;
+    const nets = Object.entries(asker?.NetworkSettings?.Networks ?? {}).flatMap(([key, ep]) => (ep?.NetworkID ? [{ key: key.toLowerCase(), id: ep.NetworkID }] : []));
+    const ids = [netId, ...nets.map((n) => n.id).filter((id) => id !== netId)];
+    for (const id of ids) {
+      const ips = this.lookup(id, name);
+      if (ips) return ips;
+    }
+    for (const n of nets) {
+      if (name.endsWith(`.${n.key}`) && name.length > n.key.length + 1) {
+        const ips = this.lookup(n.id, name.slice(0, -n.key.length - 1));
+        if (ips) return ips;
+      }
+    }
+    return undefined;
+  }
+
   /** The names of the running containers on network `netId` → their addresses there. */
   lookup(netId: string, name: string): string[] | undefined {
     const ips: string[] = [];
@@ -125,7 +155,7 @@ export class Publishing {
     if (cur?.address === address) return;
     if (cur) await this.closeDns(netId);
     const upstreams = (): Promise<Upstream[]> => hostResolvers(this.opts.resolvConf);
-    const server = new DnsServer({ address, port: this.opts.dnsPort ?? 53, upstreams, lookup: (name) => this.lookup(netId, name) });
+    const server = new DnsServer({ address, port: this.opts.dnsPort ?? 53, upstreams, lookup: (name, from) => this.resolve(netId, name, from) });
     try {
       await server.start();
       this.dns.set(netId, { server, address });
@@ -138,6 +168,15 @@ export class Publishing {
     const cur = this.dns.get(netId);
     this.dns.delete(netId);
     await cur?.server.close();
+  }
+
+  /** The DNS servers (gateways) of the container's user networks, in `order` (network names). */
+  serversOf(rec: DeepReadonly<ContainerRecord>, order: readonly string[]): string[] {
+    return order.flatMap((name) => {
+      const ep = rec.NetworkSettings?.Networks?.[name];
+      const served = ep?.NetworkID ? this.dns.get(ep.NetworkID) : undefined;
+      return served && served.address === ep?.Gateway ? [served.address] : [];
+    });
   }
 
   /** Close the DNS servers no running container other than `leaving` still uses. */
@@ -166,14 +205,6 @@ function onNetwork(rec: DeepReadonly<ContainerRecord>, netId: string): boolean {
 function targetOf(rec: DeepReadonly<ContainerRecord>, first: string): string {
   const nets = rec.NetworkSettings?.Networks ?? {};
   return nets[first]?.IPAddress || Object.values(nets).find((e) => e?.IPAddress)?.IPAddress || '';
-}
-
-/** resolv.conf for a user network: its DNS server, the search/options lines kept, ndots:0 unless set. */
-export function userNetworkResolvConf(original: string, server: string): string {
-  const kept = original.split('\n').filter((l) => /^\s*(search|domain|options)\b/.test(l));
-  const lines = [`nameserver ${server}`, ...kept];
-  if (!kept.some((l) => /\bndots:/.test(l))) lines.push('options ndots:0');
-  return `${lines.join('\n')}\n`;
 }
 
 const byEngine = new WeakMap<EngineInfo, Publishing>();
@@ -220,16 +251,19 @@ export function applyPublishing(
     for (const n of userNets(rec)) await pub.ensureDns(n.id, n.gateway);
   });
 
-  // a container whose attach was deferred to beforeStart (plugin.ts, NETWORK - 10) has its address now
+  // a container whose attach was deferred to beforeStart (plugin.ts, NETWORK - 10) has its addresses now:
+  // its networks' DNS servers, and its resolv.conf naming the first (network-basic wrote it at networking)
   hooks.beforeStart.tapPromise({ name: TAP, stage: Stage.NETWORK - 5, when: deps.attaches }, async (c) => {
-    pub.relayTo(c.container.ID, targetOf(c.container, deps.networksOf(c.container)[0]));
+    const rec = c.container;
+    pub.relayTo(rec.ID, targetOf(rec, deps.networksOf(rec)[0]));
+    for (const n of userNets(rec)) await pub.ensureDns(n.id, n.gateway);
+    const servers = pub.serversOf(rec, deps.networksOf(rec));
+    if (c.resolvConfPath && servers.length) await pointResolvConf(c.resolvConfPath, servers);
   });
 
   hooks.networking.tapPromise({ name: `${TAP}-dns`, stage: Stage.NETWORK + 10, when: deps.attaches }, async (c) => {
-    const first = userNets(c.container)[0];
-    if (!first || !c.resolvConfPath || !pub.dns.has(first.id)) return;
-    const original = await readFile(c.resolvConfPath, 'utf8').catch(() => '');
-    await writeFile(c.resolvConfPath, userNetworkResolvConf(original, first.gateway));
+    const servers = pub.serversOf(c.container, deps.networksOf(c.container));
+    if (c.resolvConfPath && servers.length) await pointResolvConf(c.resolvConfPath, servers);
   });
 
   hooks.releaseNetwork.tapPromise({ name: TAP, stage: Stage.NETWORK - 5, when: deps.attaches }, async (c) => {

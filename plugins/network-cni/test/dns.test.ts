@@ -2,7 +2,8 @@
  * The user-network DNS server (dns.ts) on loopback with a high port: A answers for the
  * network's names (case-insensitive, trailing dot), an empty answer for AAAA of such a name,
  * other names relayed unchanged to the upstream (a fake one on loopback), SERVFAIL when no
- * upstream answers, DNS over TCP; resolv.conf for user networks (publish.ts).
+ * upstream answers, DNS over TCP; the lookup gets the asker's source address; resolv.conf for
+ * user networks (resolv.ts): the server named, the replaced nameservers kept and restored.
  */
 import { createSocket } from 'node:dgram';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import * as packet from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DnsServer, hostResolvers, type Upstream } from '../src/dns.js';
-import { userNetworkResolvConf } from '../src/publish.js';
+import { externalResolvConf, userNetworkResolvConf } from '../src/resolv.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -24,17 +25,24 @@ const rcode = (r: packet.DecodedPacket) => (r as unknown as { rcode: string }).r
 const dataOf = (a: packet.Answer) => (a as { data?: unknown }).data;
 
 const names: Record<string, string[]> = { web: ['10.89.0.2'], db: ['10.89.0.3', '10.89.0.4'] };
+/** The askers' addresses the lookup was given. */
+const askers: string[] = [];
 
 async function server(upstreams: Upstream[] = []): Promise<DnsServer> {
-  const s = new DnsServer({ address: '127.0.0.1', port: 0, lookup: (n) => names[n], upstreams: async () => upstreams, timeoutMs: 300 });
+  const lookup = (n: string, from: string) => {
+    askers.push(from);
+    return names[n];
+  };
+  const s = new DnsServer({ address: '127.0.0.1', port: 0, lookup, upstreams: async () => upstreams, timeoutMs: 300 });
   await s.start();
   cleanups.push(() => s.close());
   return s;
 }
 
-async function udpQuery(port: number, name: string, type: packet.RecordType = 'A'): Promise<packet.DecodedPacket> {
+async function udpQuery(port: number, name: string, type: packet.RecordType = 'A', from?: string): Promise<packet.DecodedPacket> {
   const sock = createSocket('udp4');
   cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+  if (from) await new Promise<void>((r) => sock.bind({ address: from, port: 0 }, () => r()));
   const reply = new Promise<Buffer>((r) => sock.once('message', (m) => r(m)));
   sock.send(packet.encode({ type: 'query', id: 4242, flags: packet.RECURSION_DESIRED, questions: [{ type, name }] }), port, '127.0.0.1');
   return packet.decode(await reply);
@@ -48,6 +56,16 @@ describe('DnsServer', () => {
     expect(rcode(r)).toBe('NOERROR');
     expect(r.flag_aa).toBe(true);
     expect(r.answers?.map(dataOf)).toEqual(['10.89.0.3', '10.89.0.4']);
+  });
+
+  it("gives the lookup the asker's source address (UDP and TCP)", async () => {
+    const s = await server();
+    askers.length = 0;
+    await udpQuery(s.port, 'web', 'A', '127.0.0.9');
+    const c = createConnection({ host: '127.0.0.1', port: s.port, localAddress: '127.0.0.10' }, () => c.write(packet.streamEncode({ type: 'query', id: 8, questions: [{ type: 'A', name: 'web' }] })));
+    cleanups.push(() => void c.destroy());
+    await new Promise((r) => c.once('data', r));
+    expect(askers).toEqual(['127.0.0.9', '127.0.0.10']);
   });
 
   it('answers AAAA for a known name with no records (no IPv6 on berth networks)', async () => {
@@ -116,7 +134,14 @@ describe('resolv.conf', () => {
   });
 
   it("a user network's container asks the network's server, keeps search and options, ndots:0 unless set", () => {
-    expect(userNetworkResolvConf('nameserver 1.1.1.1\nsearch a.test\noptions edns0\n', '10.89.0.1')).toBe('nameserver 10.89.0.1\nsearch a.test\noptions edns0\noptions ndots:0\n');
-    expect(userNetworkResolvConf('nameserver 1.1.1.1\noptions ndots:2\n', '10.89.0.1')).toBe('nameserver 10.89.0.1\noptions ndots:2\n');
+    const one = userNetworkResolvConf('nameserver 1.1.1.1\nsearch a.test\nnameserver 1.0.0.1\noptions edns0\n', '10.89.0.1');
+    expect(one).toBe('nameserver 10.89.0.1\nsearch a.test\noptions edns0\noptions ndots:0\n\n# ExtServers: [1.1.1.1 1.0.0.1]\n# Option ndots from: internal\n');
+    expect(userNetworkResolvConf('nameserver 1.1.1.1\noptions ndots:2\n', '10.89.0.1')).toBe('nameserver 10.89.0.1\noptions ndots:2\n\n# ExtServers: [1.1.1.1]\n');
+    // another user network's server: the replaced nameservers stay the host's
+    const two = userNetworkResolvConf(one, '10.90.0.1');
+    expect(two).toBe(one.replace('10.89.0.1', '10.90.0.1'));
+    // none left: the host's nameservers back, the ndots:0 added here gone, the user's options kept
+    expect(externalResolvConf(two)).toBe('search a.test\nnameserver 1.1.1.1\nnameserver 1.0.0.1\noptions edns0\n');
+    expect(externalResolvConf('nameserver 1.1.1.1\n')).toBeUndefined();
   });
 });

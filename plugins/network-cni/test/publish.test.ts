@@ -183,7 +183,7 @@ describe('published ports and DNS (publish.ts)', () => {
     };
     expect(await ask('web')).toEqual(['127.77.0.2']);
     expect(await ask('cli')).toEqual(['127.77.0.3']);
-    expect(await readFile(te.engine.containers.inspect(cli).ResolvConfPath, 'utf8')).toBe('nameserver 127.77.0.1\nsearch example.test\noptions ndots:0\n');
+    expect(await readFile(te.engine.containers.inspect(cli).ResolvConfPath, 'utf8')).toBe('nameserver 127.77.0.1\nsearch example.test\noptions ndots:0\n\n# ExtServers: [8.8.8.8 8.8.4.4]\n# Option ndots from: internal\n');
 
     await stop(te, srv);
     // a stopped container's names are gone at once; the server stays for cli
