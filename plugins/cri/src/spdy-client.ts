@@ -6,6 +6,7 @@
  * and tools, as connectCri is for the gRPC side; the server is spdy.ts.
  */
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { Duplex, Readable } from 'node:stream';
 import { spdyTransport, type SpdyConnection, type SpdyStream } from './spdy.js';
 
@@ -19,13 +20,17 @@ export interface SpdyDialed {
   accepted?: string | string[];
 }
 
-/** Upgrade a streaming URL to SPDY/3.1 offering `protocols` (none: no X-Stream-Protocol-Version). */
-export function dialSpdy(url: string, protocols: string[]): Promise<SpdyDialed> {
+/**
+ * Upgrade a streaming URL to SPDY/3.1 offering `protocols` (none: no X-Stream-Protocol-Version);
+ * an https:// URL (a streaming server with TLS) is dialed with `tls` (e.g. the CA to trust).
+ */
+export function dialSpdy(url: string, protocols: string[], tls: { ca?: string | Buffer } = {}): Promise<SpdyDialed> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | string[]> = { Connection: 'Upgrade', Upgrade: 'SPDY/3.1' };
     if (protocols.length) headers['X-Stream-Protocol-Version'] = protocols;
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'POST', headers });
+    const target = { host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'POST', headers };
+    const req = u.protocol === 'https:' ? httpsRequest({ ...target, ...tls }) : request(target);
     req.on('upgrade', (res, socket, head) => {
       if (head.length) socket.unshift(head);
       const conn = spdyTransport.connection.create(socket, { protocol: 'spdy', isServer: false });

@@ -15,7 +15,7 @@ import tls from 'node:tls';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
-import { LABEL, TYPE_CONTAINER, streamingTlsOf, validateStreamingTls, type StreamingTlsConfig } from '../src/index.js';
+import { LABEL, TYPE_CONTAINER, dialSpdy, openSpdyStream, readAll, streamingTlsOf, validateStreamingTls, type StreamingTlsConfig } from '../src/index.js';
 import { disposeCri, startCri } from './harness.js';
 
 const opensslMissing = (() => {
@@ -77,6 +77,22 @@ describe.skipIf(opensslMissing)(`CRI streaming over TLS${opensslMissing ? ` (ski
     expect(new X509Certificate(pem).subjectAltName).toContain('IP Address:127.0.0.1');
     // The refused client spent no token (the TLS handshake failed first): the same URL still works.
     expect(await stdoutOf(url, pem)).toBe('over tls\n');
+  });
+
+  it('SPDY/3.1 upgrades over the same TLS: a client trusting the certificate gets the exec on its stdout stream', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'berth-cri-tls-'));
+    const url = await execUrl({ selfSigned: true });
+    await expect(dialSpdy(url, ['v4.channel.k8s.io'])).rejects.toThrow(/self[- ]signed/i);
+    const d = await dialSpdy(url, ['v4.channel.k8s.io'], { ca: await peerCertificate(url) });
+    try {
+      expect(d.status).toBe(101);
+      const [error, stdout] = await Promise.all(['error', 'stdout'].map((streamtype) => openSpdyStream(d.conn!, { streamtype })));
+      const [status, out] = await Promise.all([readAll(error!), readAll(stdout!)]);
+      expect(out).toBe('over tls\n');
+      expect(JSON.parse(status)).toEqual({ metadata: {}, status: 'Success' });
+    } finally {
+      d.socket?.destroy();
+    }
   });
 
   it('{ cert, key }: the server presents the given certificate', async () => {
