@@ -59,7 +59,7 @@ describe('DNS across all of a container’s networks', () => {
     const a = await run(te, { NetworkMode: 'net1' }, { name: 'ma', NetworkingConfig: { EndpointsConfig: { net1: { Aliases: ['one'] }, net2: { Aliases: ['two'] } } } });
     const b = await run(te, { NetworkMode: 'net1' }, { name: 'mb' });
     const c = await run(te, { NetworkMode: 'net2' }, { name: 'mc' });
-    const ip = (id: string, net: string) => ep(te, id, net).IPAddress;
+    const ip = (id: string, net: string) => ep(te, id, net).IPAddress ?? '';
     const s1 = { address: '127.79.0.1', port: pub().dns.get(net1)!.server.port };
 
     // a asks net1's server (its resolv.conf names it) from its net1 address
@@ -93,7 +93,7 @@ describe('DNS across all of a container’s networks', () => {
     expect(text).toMatch(/^nameserver 127\.80\.0\.1\noptions ndots:0\n/);
     expect((await stat(file)).ino).toBe(ino);
     const s2 = { address: '127.80.0.1', port: pub().dns.get(net2)!.server.port };
-    expect(await ask(s2, 'mc', ep(te, a, 'net2').IPAddress)).toEqual([ep(te, c, 'net2').IPAddress]);
+    expect(await ask(s2, 'mc', ep(te, a, 'net2').IPAddress ?? '')).toEqual([ep(te, c, 'net2').IPAddress]);
 
     await disconnect(te, 'net2', a);
     expect(await readFile(file, 'utf8')).toBe('nameserver 10.9.9.9\n');
