@@ -505,6 +505,8 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     const pod = await runPod('survivor');
     const id = await startContainer(pod, 'keep');
     const ip = (await rt('PodSandboxStatus', { pod_sandbox_id: pod.id })).status.network.ip as string;
+    const sharedPid = await runPod('survivor-pid', pidNsOpt(0)); // its PID namespace is held by a process berthd started
+    await startContainer(sharedPid, 'before', ['sleep', '3605'], pidNsOpt(0));
     cri.close();
     await d.stop('SIGKILL');
     d = await startBerthd({ dir: d.dir, args: ['--config-file', configFile, '--bridge', 'none'] });
@@ -514,6 +516,10 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     const st = await waitFor('restored', () => rt('ContainerStatus', { container_id: id }), (s) => s.status.state !== undefined);
     expect(st.status.state).toBe(CONTAINER.RUNNING);
     expect((await exec(id, ['echo', 'still here'])).stdout).toBe('still here\n');
+    // The pod-wide PID namespace's holder was found again: a container started now joins it.
+    const after = await startContainer(sharedPid, 'after', ['sleep', '3606'], pidNsOpt(0));
+    expect(await processesIn(after)).toContain('sleep 3605');
+    await rt('RemovePodSandbox', { pod_sandbox_id: sharedPid.id });
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
     await expect(rt('StartContainer', { container_id: id })).rejects.toMatchObject({ code: NOT_FOUND });
     // Its address was given back by the berthd after the SIGKILL (the CNI result cache on disk).
