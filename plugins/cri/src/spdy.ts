@@ -119,7 +119,8 @@ export function upgradeSpdy(req: IncomingMessage, socket: Duplex, head: Buffer, 
   if (head.length) socket.unshift(head);
   const conn = spdyTransport.connection.create(socket, { protocol: 'spdy', isServer: true });
   acceptBarePeerStreams(conn);
-  conn.on('error', () => {}); // a broken socket ends up as its 'close'
+  // A frame it cannot parse (the parser stops for good) or a broken socket: the connection is over.
+  conn.on('error', () => socket.destroy());
   socket.on('error', () => {});
   return { conn, protocol, socket };
 }

@@ -135,6 +135,11 @@ describe('CRI streaming server over SPDY/3.1 (FakeRuntime)', () => {
     const d = await dial((await rt('Exec', { container_id: id, cmd: ['true'], stdout: true, stdin: true })).url, ['v4.channel.k8s.io']);
     await open(d.conn!, { streamtype: 'error' });
     d.socket!.destroy();
+    // Nor does one that sends what is no SPDY/3 frame after the 101: its connection is closed.
+    const junk = await dial((await rt('Exec', { container_id: id, cmd: ['true'], stdout: true })).url, ['v4.channel.k8s.io']);
+    const junkClosed = new Promise((resolve) => junk.socket!.once('close', resolve));
+    junk.socket!.write(Buffer.from([0x80, 99, 0, 1, 0, 0, 0, 0])); // a control frame of SPDY version 99
+    await junkClosed;
     t!.fake.script(id, { execOutput: 'still here' });
     const again = await dial((await rt('Exec', { container_id: id, cmd: ['true'], stdout: true })).url, ['v4.channel.k8s.io']);
     const [, o] = await Promise.all(['error', 'stdout'].map((streamtype) => open(again.conn!, { streamtype })));
