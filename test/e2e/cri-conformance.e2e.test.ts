@@ -353,6 +353,20 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
   });
 
+  it("runtime should support a TARGET PID namespace (an ephemeral container joins a target container's, as kubectl debug --target)", async () => {
+    const pod = await runPod('targetpid', pidNsOpt(1));
+    const target = await startContainer(pod, 'app', ['sleep', '3607'], pidNsOpt(1));
+    const debug = await startContainer(pod, 'debug', ['sleep', '3608'], { linux: { security_context: { namespace_options: { pid: 3, target_id: target } } } }); // NamespaceMode.TARGET
+    expect((await exec(debug, ['cat', '/proc/1/cmdline'])).stdout).toBe('sleep\u00003607\u0000');
+    expect(await processesIn(debug)).toContain('sleep 3608');
+    // The target must be a container of the same pod.
+    const other = await runPod('targetpid-other', pidNsOpt(1));
+    const cfg = containerConfig('stray', ['sleep', '3609'], { linux: { security_context: { namespace_options: { pid: 3, target_id: target } } } });
+    await expect(rt('CreateContainer', { pod_sandbox_id: other.id, config: cfg, sandbox_config: other.config })).rejects.toMatchObject({ code: 3 }); // INVALID_ARGUMENT
+    await rt('RemovePodSandbox', { pod_sandbox_id: other.id });
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+  });
+
   /** host-local's record of an address the pod network handed out (gone once it is released). */
   const ipamFile = (ip: string) => path.join(d.dataRoot, 'cri', 'cni', 'ipam', 'berth-cri', ip);
 

@@ -149,8 +149,10 @@ export function createOptionsOf(pod: PodRecord, config: Msg, m: CreateMapping): 
   const lx: Msg = config.linux ?? {};
   const sc: Msg = lx.security_context ?? {};
   const ns: Msg = sc.namespace_options ?? {};
-  // A pod sharing its PID namespace: its containers join it unless one asks for its own or the host's (as containerd decides).
-  if (pod.namespaces.pid === NamespaceMode.POD && ns.pid !== NamespaceMode.CONTAINER && ns.pid !== NamespaceMode.NODE) labels[LABEL.pidNamespace] = 'pod';
+  // A pod sharing its PID namespace: its containers join it unless one asks for its own, the host's or a target container's (as containerd decides).
+  const pidTarget = ns.pid === NamespaceMode.TARGET;
+  if (pidTarget && !ns.target_id) throw new TypeError('namespace_options.pid TARGET needs a target_id');
+  if (pod.namespaces.pid === NamespaceMode.POD && ns.pid !== NamespaceMode.CONTAINER && ns.pid !== NamespaceMode.NODE && !pidTarget) labels[LABEL.pidNamespace] = 'pod';
   const env = ((config.envs ?? []) as Msg[]).map((kv) => `${kv.key}=${Buffer.isBuffer(kv.value) ? kv.value.toString() : (kv.value ?? '')}`);
   const user = sc.run_as_user ? String(sc.run_as_user.value) + (sc.run_as_group ? `:${sc.run_as_group.value}` : '') : (sc.run_as_username ?? '');
   const securityOpt: string[] = [];
@@ -166,6 +168,8 @@ export function createOptionsOf(pod: PodRecord, config: Msg, m: CreateMapping): 
   const hostConfig: HostConfig = {
     NetworkMode: hostNet ? 'host' : 'none',
     ...(pod.namespaces.pid === NamespaceMode.NODE || ns.pid === NamespaceMode.NODE ? { PidMode: 'host' } : {}),
+    // TARGET (an ephemeral container, `kubectl debug --target`): the target container's PID namespace, joined at start like `docker run --pid container:<id>`.
+    ...(pidTarget ? { PidMode: `container:${ns.target_id}` } : {}),
     ...(pod.namespaces.ipc === NamespaceMode.NODE ? { IpcMode: 'host' } : {}),
     ...(hostNet ? { UTSMode: 'host' } : {}),
     ...(binds.length ? { Binds: binds } : {}),

@@ -221,6 +221,13 @@ export class RuntimeServiceImpl {
     const pod = this.pods.get(req.pod_sandbox_id);
     if (pod.state !== PodState.READY) throw new ConflictError(`pod sandbox ${pod.id} is not ready`);
     const config: Msg = req.config ?? {};
+    const nsOpt: Msg | undefined = config.linux?.security_context?.namespace_options;
+    if (nsOpt?.pid === NamespaceMode.TARGET && nsOpt.target_id) {
+      // The target of a TARGET PID namespace is a container of the same pod.
+      const e = this.engine();
+      const target = e.containers.has(String(nsOpt.target_id)) ? e.containers.get(String(nsOpt.target_id)) : undefined;
+      if (!target || !isCriContainer(target) || target.Config.Labels?.[LABEL.sandboxId] !== pod.id) throw new InvalidParameterError(`target container ${JSON.stringify(nsOpt.target_id)} is not a container of pod sandbox ${pod.id}`);
+    }
     const image = await this.images.resolveForCreate(config.image?.image ?? '');
     const logPath = pod.logDirectory && config.log_path ? join(pod.logDirectory, config.log_path) : '';
     const opts = createOptionsOf(pod, config, { image, logPath, runtime: pod.runtimeHandler, readFile: (p) => readFileSync(p, 'utf8') });

@@ -112,7 +112,7 @@ describe('createOptionsOf', () => {
   });
 
   it("a pod sharing its PID namespace (pid: POD) labels its containers to join it, unless one asks for its own or the host's", () => {
-    const joins = (podPid: number, ns?: Record<string, number>) =>
+    const joins = (podPid: number, ns?: Record<string, number | string>) =>
       createOptionsOf(pod({ namespaces: { network: NamespaceMode.POD, pid: podPid, ipc: NamespaceMode.POD } }), { metadata: { name: 'c' }, ...(ns ? { linux: { security_context: { namespace_options: ns } } } : {}) }, { image: 'x', logPath: '', runtime: '', readFile: noFile }).Config?.Labels?.[LABEL.pidNamespace];
     expect(joins(NamespaceMode.POD)).toBe('pod');
     expect(joins(NamespaceMode.POD, { pid: NamespaceMode.POD })).toBe('pod');
@@ -120,6 +120,13 @@ describe('createOptionsOf', () => {
     expect(joins(NamespaceMode.POD, { pid: NamespaceMode.NODE })).toBeUndefined();
     expect(joins(NamespaceMode.CONTAINER)).toBeUndefined();
     expect(joins(NamespaceMode.CONTAINER, { pid: NamespaceMode.POD })).toBeUndefined();
+    expect(joins(NamespaceMode.POD, { pid: NamespaceMode.TARGET, target_id: 'abc' })).toBeUndefined();
+  });
+
+  it("pid: TARGET (an ephemeral container) joins the target container's PID namespace; without a target_id it is invalid", () => {
+    const of = (ns: Record<string, unknown>) => createOptionsOf(pod(), { metadata: { name: 'dbg' }, linux: { security_context: { namespace_options: ns } } }, { image: 'x', logPath: '', runtime: '', readFile: noFile });
+    expect(of({ pid: NamespaceMode.TARGET, target_id: 'abc123' }).HostConfig?.PidMode).toBe('container:abc123');
+    expect(() => of({ pid: NamespaceMode.TARGET, target_id: '' })).toThrow(TypeError);
   });
 
   it("gives each container the pod's DNS config (servers, searches, options); no searches = no search line; none = the host's", () => {
