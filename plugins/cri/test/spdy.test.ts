@@ -1,13 +1,14 @@
 /**
  * SPDY/3.1 on the CRI streaming server without root (FakeRuntime): a client made from
  * spdy-transport that behaves as Go's spdystream (src/spdy-client.ts: only its own headers on a
- * SYN_STREAM, no flow control) upgrades an Exec/Attach/PortForward URL and gets, as from kubelet: the chosen
- * X-Stream-Protocol-Version in the 101, a SYN_REPLY per stream, the exec's output on the stdout
- * stream and the v4 Status (Success, or Failure with the exit code) on the error stream; stdin's
- * data and FIN and the resize stream's sizes reach the exec; a port forward's data/error pair is
- * one connection to the pod's port (a refused one: its error on the error stream); a bad
- * protocol version is 403 (none: 400) and leaves the URL usable; a client that drops the
- * connection mid-exec gets the exec killed and the server keeps serving.
+ * SYN_STREAM, no flow control) upgrades an Exec/Attach/PortForward URL and gets, as from
+ * kubelet: the chosen X-Stream-Protocol-Version in the 101, a SYN_REPLY per stream, the exec's
+ * output on the stdout stream and the v4 Status (Success, or Failure with the exit code) on the
+ * error stream; stdin's data and FIN and the resize stream's sizes reach the exec; a port
+ * forward's data/error pair is one connection to the pod's port (the data stream's FIN
+ * half-closes it; a refused one: its error on the error stream); a bad protocol version is 403
+ * (none: 400) and leaves the URL usable; a client that drops the connection mid-exec gets the
+ * exec killed, one that sends no SPDY is cut off, and the server keeps serving.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
@@ -222,6 +223,21 @@ describe('CRI PortForward over SPDY/3.1 (FakeRuntime, host-network pod)', () => 
     data.write('ping\n');
     expect(await out).toBe('echo: ping\n');
     expect(await e).toBe('');
+
+    // The data stream's FIN half-closes the connection to the pod: a server answering only at EOF answers.
+    const atEof = createServer((c) => {
+      let got = '';
+      c.on('data', (b) => (got += b.toString()));
+      c.on('end', () => c.end(`got: ${got}`));
+    });
+    servers.push(atEof);
+    await new Promise<void>((resolve) => atEof.listen(0, '127.0.0.1', resolve));
+    const eofPort = String((atEof.address() as AddressInfo).port);
+    const error3 = await open(d.conn!, { streamtype: 'error', port: eofPort, requestid: '2' });
+    const data3 = await open(d.conn!, { streamtype: 'data', port: eofPort, requestid: '2' });
+    const got3 = Promise.all([text(data3), text(error3)]);
+    data3.end('all of it');
+    expect(await got3).toEqual(['got: all of it', '']);
 
     // Nothing listens on a closed listener's port.
     const closed = createServer();
