@@ -17,37 +17,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import { REPO_ROOT, TEST_IMAGE, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import { HOST_GID, HOST_UID, remapDir, usernsSkipReason } from './helpers/userns.js';
 
-function usernsSkipReason(): string | null {
-  const base = berthdSkipReason();
-  if (base) return base;
-  if (Number(fs.readFileSync('/proc/sys/user/max_user_namespaces', 'utf8')) === 0) return 'user namespaces are disabled (user.max_user_namespaces = 0)';
-  return null;
-}
 const skip = usernsSkipReason();
-
-const HOST_UID = 300000;
-const HOST_GID = 400000;
-
-/** A temp dir the remapped root can reach (o+x, as dockerd requires above its data root), with the id files. */
-function remapDir(subuid = `# berth e2e\nberth-e2e:${HOST_UID}:65536\n`): { dir: string; env: Record<string, string> } {
-  const dir = fs.mkdtempSync(path.join('/tmp', 'bd-userns-'));
-  fs.chmodSync(dir, 0o711);
-  const f = (name: string, text: string): string => {
-    fs.writeFileSync(path.join(dir, name), text);
-    return path.join(dir, name);
-  };
-  return {
-    dir,
-    env: {
-      BERTH_USERNS_PASSWD: f('passwd', 'berth-e2e:x:4321:4321::/nonexistent:/bin/false\n'),
-      BERTH_USERNS_GROUP: f('group', 'berth-e2e:x:4321:\n'),
-      BERTH_USERNS_SUBUID: f('subuid', subuid),
-      BERTH_USERNS_SUBGID: f('subgid', `4321:${HOST_GID}:65536\n`),
-    },
-  };
-}
 
 /** "uid:gid" of the entry `name` in a plain tar (the ustar header's octal fields), or null. */
 function tarHeaderOwner(buf: Buffer, name: string): string | null {
