@@ -10,45 +10,37 @@
  * (none: 400) and leaves the URL usable; a client that drops the connection mid-exec gets the
  * exec killed, one that sends no SPDY is cut off, and the server keeps serving.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryLogger } from '@berth/core';
-import { createTestEngine, type TestEngine } from '@berth/testing';
-import { LABEL, NamespaceMode, TYPE_CONTAINER, connectCri, criPlugin, type CriClient, type PodNamespaces } from '../src/index.js';
+import type { TestEngine } from '@berth/testing';
+import { LABEL, NamespaceMode, TYPE_CONTAINER, type CriClient, type CriPluginOptions, type PodNamespaces } from '../src/index.js';
 import { dialSpdy, openSpdyStream, readAll, type SpdyDialed } from '../src/spdy-client.js';
 import { serveSpdy, upgradeSpdy, SPDY_STREAM_PROTOCOLS } from '../src/spdy.js';
+import { disposeCri, startCri } from './harness.js';
 
 let t: TestEngine | undefined;
-let client: CriClient | undefined;
-let dir: string | undefined;
 const sockets: Duplex[] = [];
 const servers: Server[] = [];
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
   for (const s of servers.splice(0)) s.close();
-  client?.close();
-  client = undefined;
-  await t?.dispose();
   t = undefined;
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  dir = undefined;
+  await disposeCri();
 });
 
-async function engine(namespaces: PodNamespaces, podLinux?: object): Promise<{ rt: CriClient['runtime']; pod: string }> {
-  dir = mkdtempSync(join(tmpdir(), 'berth-cri-spdy-'));
-  t = await createTestEngine({ plugins: [criPlugin({ socket: join(dir, 'cri.sock'), namespaces: () => namespaces, network: () => ({ ready: async () => ({ ok: true }), attach: async () => '10.99.0.2', detach: async () => {} }) })] });
-  client = connectCri(join(dir, 'cri.sock'));
+/** A CRI plugin on FakeRuntime (test/harness.ts) with one pod. */
+async function engine(options: CriPluginOptions = {}, podLinux?: object): Promise<{ rt: CriClient['runtime']; pod: string }> {
+  const h = await startCri(options);
+  t = h.t;
   const config = { metadata: { name: 'p', uid: 'u', namespace: 'default', attempt: 0 }, ...(podLinux ? { linux: podLinux } : {}) };
-  return { rt: client.runtime, pod: (await client.runtime('RunPodSandbox', { config })).pod_sandbox_id as string };
+  return { rt: h.rt, pod: (await h.rt('RunPodSandbox', { config })).pod_sandbox_id as string };
 }
 
 async function runningContainer(): Promise<{ rt: CriClient['runtime']; id: string }> {
-  const { rt, pod } = await engine({ create: async (p) => ({ net: `/fake/${p.id}/net` }), remove: async () => {}, alive: async () => true });
+  const { rt, pod } = await engine();
   const id = await t!.createContainer({ Config: { Cmd: ['/bin/sleep'], Labels: { [LABEL.type]: TYPE_CONTAINER, [LABEL.sandboxId]: pod, [LABEL.name]: 'c' } } });
   await t!.engine.containers.start(id);
   return { rt, id };
@@ -175,10 +167,7 @@ describe('CRI streaming server over SPDY/3.1 (FakeRuntime)', () => {
     await Promise.all(['error', 'stdout'].map((streamtype) => open(d.conn!, { streamtype })));
     await vi.waitFor(() => expect(t!.fake.callsOf('exec', id)).toHaveLength(1));
     const closed = new Promise((resolve) => d.socket!.once('close', resolve));
-    client?.close();
-    client = undefined;
-    await t!.dispose();
-    t = undefined;
+    await disposeCri();
     await closed;
   });
 
@@ -208,7 +197,8 @@ describe('CRI streaming server over SPDY/3.1 (FakeRuntime)', () => {
 
 describe('CRI PortForward over SPDY/3.1 (FakeRuntime, host-network pod)', () => {
   it('a data/error stream pair per request: a TCP conversation with the port; a refused port: its error on the error stream', async () => {
-    const { rt, pod } = await engine({ create: async () => ({}), remove: async () => {}, alive: async () => true }, { security_context: { namespace_options: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER } } });
+    const hostNs: PodNamespaces = { create: async () => ({}), remove: async () => {}, alive: async () => true };
+    const { rt, pod } = await engine({ namespaces: () => hostNs }, { security_context: { namespace_options: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER } } });
     const srv = createServer((s) => s.once('data', (b) => s.end(`echo: ${b.toString()}`)));
     servers.push(srv);
     await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
