@@ -15,12 +15,11 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
+import { cniSkipReason } from './helpers/network-host.js';
 
-const CNI_BIN = '/usr/lib/cni';
 function skipReason(): string | null {
-  const s = berthdSkipReason();
+  const s = cniSkipReason(berthdSkipReason(), ['loopback', 'bridge', 'host-local']);
   if (s) return s;
-  for (const p of ['loopback', 'bridge', 'host-local']) if (!fs.existsSync(path.join(CNI_BIN, p))) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
   if (!which('docker-compose')) return 'docker-compose is not installed (apt-get install docker-compose)';
   return null;
 }

@@ -15,13 +15,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
-import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
+import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
 
-const CNI_BIN = '/usr/lib/cni';
 function skipReason(): string | null {
-  const s = berthdSkipReason();
+  const s = cniSkipReason(berthdSkipReason(), ['loopback', 'bridge', 'host-local', 'tuning']);
   if (s) return s;
-  for (const p of ['loopback', 'bridge', 'host-local', 'tuning']) if (!fs.existsSync(path.join(CNI_BIN, p))) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
   return null;
 }
 const skip = skipReason();

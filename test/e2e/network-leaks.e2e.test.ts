@@ -18,13 +18,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
-import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
+import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
 
-const CNI_BIN = '/usr/lib/cni';
 function skipReason(): string | null {
-  const s = berthdSkipReason();
+  const s = cniSkipReason(berthdSkipReason(), ['loopback', 'bridge', 'host-local', 'portmap']);
   if (s) return s;
-  for (const p of ['loopback', 'bridge', 'host-local', 'portmap']) if (!fs.existsSync(path.join(CNI_BIN, p))) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
   for (const b of ['ss', 'iptables-save']) if (!which(b)) return `${b} is not installed`;
   return null;
 }

@@ -13,17 +13,13 @@
  * out); the bridges are removed and ip_forward put back as found, also on failure. Needs root,
  * runc, conmon and the CNI plugins, else skipped.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
-import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
+import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
 
-const CNI_BIN = '/usr/lib/cni';
 function skipReason(): string | null {
-  const s = berthdSkipReason();
+  const s = cniSkipReason(berthdSkipReason());
   if (s) return s;
-  for (const p of ['bridge', 'host-local']) if (!fs.existsSync(path.join(CNI_BIN, p))) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
   return null;
 }
 const skip = skipReason();

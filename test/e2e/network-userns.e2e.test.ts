@@ -19,14 +19,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
-import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
+import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
 import { HOST_UID, remapDir, usernsSkipReason } from './helpers/userns.js';
 
-const CNI_BIN = '/usr/lib/cni';
 function skipReason(): string | null {
-  const s = usernsSkipReason();
+  const s = cniSkipReason(usernsSkipReason());
   if (s) return s;
-  for (const p of ['bridge', 'host-local']) if (!fs.existsSync(path.join(CNI_BIN, p))) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
   return null;
 }
 const skip = skipReason();

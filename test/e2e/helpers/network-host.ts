@@ -5,12 +5,21 @@
  * gateway bridge) and the nat table's chains CNI portmap makes for published ports
  * (CNI-HOSTPORT-*, shared by every portmap user and never removed by it, and CNI-DN-* ones a
  * berthd may have left): those that were not there before go, with the rules jumping to them.
- * Take the state in beforeAll, restore it in afterAll.
+ * Take the state in beforeAll, restore it in afterAll. Also: whether the CNI plugins are there (cniSkipReason).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 
 const FORWARD = '/proc/sys/net/ipv4/ip_forward';
+/** Where Debian's containernetworking-plugins puts the CNI plugins. */
+export const CNI_BIN = '/usr/lib/cni';
+
+/** Why a network e2e test cannot run: `base` (berthd's reason), or a CNI plugin of `plugins` missing; null when it can. */
+export function cniSkipReason(base: string | null, plugins: readonly string[] = ['bridge', 'host-local']): string | null {
+  if (base) return base;
+  for (const p of plugins) if (!fs.existsSync(`${CNI_BIN}/${p}`)) return `the CNI plugin ${p} is not in ${CNI_BIN} (apt-get install containernetworking-plugins)`;
+  return null;
+}
 const PORTMAP_CHAIN = /^CNI-(HOSTPORT-|DN-)/;
 
 /** `iptables -t nat -S` (nothing without iptables). */
