@@ -140,6 +140,18 @@ export class PodStore {
     await this.ns.remove(pod);
   }
 
+  /**
+   * Ready pods whose PID namespace holder has died since (killed from inside the pod, say) become
+   * NOTREADY, saved — what kubelet reads to re-create them, as when containerd's pause container died.
+   */
+  async markLostPidNamespaces(): Promise<void> {
+    for (const pod of [...this.pods.values()]) {
+      if (pod.state !== PodState.READY || !pod.pidHolder || (await this.holders.alive(pod.pidHolder))) continue;
+      this.logger.warn("a pod's PID namespace holder is gone; the pod is not ready", { pod: pod.id, pid: pod.pidHolder.pid });
+      await this.save({ ...pod, state: PodState.NOTREADY });
+    }
+  }
+
   /** Is the pod's PID namespace still held (true for a pod without one)? */
   async holderAlive(pod: PodRecord): Promise<boolean> {
     return !pod.pidHolder || this.holders.alive(pod.pidHolder);

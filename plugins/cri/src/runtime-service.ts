@@ -192,7 +192,8 @@ export class RuntimeServiceImpl {
     };
   }
 
-  PodSandboxStatus(req: Msg): Msg {
+  async PodSandboxStatus(req: Msg): Promise<Msg> {
+    await this.pods.markLostPidNamespaces();
     const pod = this.pods.get(req.pod_sandbox_id);
     const status = this.podStatus(pod);
     const containers = req.verbose ? this.podContainers(pod.id).map(containerStatusOf) : [];
@@ -204,7 +205,8 @@ export class RuntimeServiceImpl {
     };
   }
 
-  ListPodSandbox(req: Msg): Msg {
+  async ListPodSandbox(req: Msg): Promise<Msg> {
+    await this.pods.markLostPidNamespaces();
     const f: Msg = req.filter ?? {};
     const items = this.pods
       .list()

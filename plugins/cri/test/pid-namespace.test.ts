@@ -98,7 +98,7 @@ describe('CRI pods with pid: POD (FakeRuntime)', () => {
     expect(await pidNamespaceOfStarted(own, false)).toEqual({ type: 'pid' });
   });
 
-  it('finds the holder again after a restart, kills it at StopPodSandbox; a dead holder makes the pod NOTREADY and refuses its containers', async () => {
+  it('finds the holder again after a restart, kills it at StopPodSandbox; a dead holder refuses the pod\'s containers and makes it NOTREADY', async () => {
     let rt = await setup();
     const a = (await rt('RunPodSandbox', podConfig('a', NamespaceMode.POD))).pod_sandbox_id as string;
     const b = (await rt('RunPodSandbox', podConfig('b', NamespaceMode.POD))).pod_sandbox_id as string;
@@ -111,9 +111,11 @@ describe('CRI pods with pid: POD (FakeRuntime)', () => {
     expect(gone(ha.pid)).toBe(true);
     expect(await holderOf(rt, a)).toBeUndefined();
 
-    // b's holder dies under it: its container cannot start, and after a restart b is NOTREADY.
+    // b's holder dies under it: its container cannot start, the pod turns NOTREADY (kubelet re-creates it), also after a restart.
     process.kill(hb.pid, 'SIGKILL');
+    for (let i = 0; i < 500 && !gone(hb.pid); i++) await new Promise((r) => setTimeout(r, 10));
     await expect(pidNamespaceOfStarted(b, true)).rejects.toMatchObject({ message: expect.stringMatching(/PID namespace of pod sandbox .* is gone/) });
+    expect((await rt('PodSandboxStatus', { pod_sandbox_id: b })).status.state).toBe(PodState.NOTREADY);
     await t!.restart();
     rt = reconnect();
     expect((await rt('PodSandboxStatus', { pod_sandbox_id: b })).status.state).toBe(PodState.NOTREADY);
