@@ -7,16 +7,13 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import {
   ConflictError,
-  ForbiddenError,
   IImageStore,
   InvalidParameterError,
   NotFoundError,
   NotImplementedError,
   inspectLinks,
   removeLink,
-  type ContainerRecord,
   type Engine,
-  type EndpointSettings,
   type ImageStore,
   type InjectionToken,
 } from '@berth/core';
@@ -243,7 +240,8 @@ function volumePort(engine: Engine): VolumePort | undefined {
 /**
  * The network-cni plugin's service, found by its DI key (a type-only import: a build without
  * the plugin has no /networks routes). Connect and disconnect change the container's record
- * (NetworkSettings.Networks), attaching or detaching a running container at once, as dockerd.
+ * (NetworkSettings.Networks) under its lock, attaching or detaching a running container at
+ * once, as dockerd (the service's connect/disconnect).
  */
 const NETWORK_SERVICE: InjectionToken<NetworkService> = Symbol.for('io.berth.networks.v1');
 
@@ -251,47 +249,22 @@ function networkPort(engine: Engine): NetworkPort | undefined {
   if (!engine.container.isRegistered(NETWORK_SERVICE, true)) return undefined;
   const nets = engine.container.resolve(NETWORK_SERVICE);
   const svc = engine.containers;
-  const running = (rec: ContainerRecord) => rec.State.Running && !!rec.NetworkSettings.SandboxKey;
   return {
     create: (req) => nets.create(req),
     list: (f) => nets.list(f),
     inspect: (ref) => nets.inspect(ref),
     remove: (ref) => nets.remove(ref),
     prune: (f) => nets.prune(f),
-    async connect(ref, container, endpoint) {
-      const net = nets.get(ref);
-      const rec = svc.liveRecord(container);
-      const mode = rec.HostConfig.NetworkMode ?? '';
-      if (net.Driver === 'host' || net.Driver === 'null' || mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
-        throw new ForbiddenError('container sharing network namespace with another container or host cannot be connected to any other network');
-      }
-      const networks = rec.NetworkSettings.Networks;
-      if (Object.entries(networks).some(([name, e]) => name === net.Name || (e.NetworkID && e.NetworkID === net.Id))) {
-        throw new ForbiddenError(`endpoint with name ${rec.Name.replace(/^\//, '')} already exists in network ${net.Name}`);
-      }
-      nets.checkRequest(net, endpoint);
-      if (running(rec)) {
-        const ifName = await nets.nextInterface(rec.ID);
-        networks[net.Name] = await nets.attach(structuredClone(rec), net, rec.NetworkSettings.SandboxKey, ifName, endpoint ?? {});
-      } else {
-        networks[net.Name] = { ...(structuredClone(endpoint ?? {}) as EndpointSettings) };
-      }
-      await svc.save(rec);
-    },
-    async disconnect(ref, container, force) {
-      const rec = svc.liveRecord(container);
-      const found = nets.find(ref);
-      const networks = rec.NetworkSettings.Networks;
-      const key = Object.keys(networks).find((name) => (found ? name === found.Name || networks[name].NetworkID === found.Id : name === ref));
-      if (!key) {
-        if (!found && !force) throw new NotFoundError(`network ${ref} not found`);
-        if (!force) throw new ForbiddenError(`container ${rec.ID} is not connected to network ${ref}`);
-        return;
-      }
-      if (found && running(rec)) await nets.detach(rec.ID, found.Id);
-      delete networks[key];
-      await svc.save(rec);
-    },
+    // under the container's lock, as start and stop: a connect never races a stop's release
+    connect: (ref, container, endpoint) =>
+      svc.withRecordLocked(container, async (rec) => {
+        await nets.connect(rec, ref, endpoint);
+        await svc.save(rec);
+      }),
+    disconnect: (ref, container, force) =>
+      svc.withRecordLocked(container, async (rec) => {
+        if (await nets.disconnect(rec, ref, force)) await svc.save(rec);
+      }),
   };
 }
 
