@@ -66,6 +66,17 @@ export async function saveRetrying(
   }
 }
 
+/** A container's directory (its parent made too when missing); one mkdir when it exists already. */
+async function makeDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o710 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') await mkdir(dir, { recursive: true, mode: 0o710 });
+    else if (code !== 'EEXIST') throw err;
+  }
+}
+
 export class FileStateStore implements StateStore {
   private readonly root: string;
   /** Writes per container are chained so a later snapshot never lands before an earlier one. */
@@ -74,6 +85,12 @@ export class FileStateStore implements StateStore {
   private readonly removed = new Set<string>();
   /** The hostconfig.json each container's directory holds, as this store wrote it. */
   private readonly writtenHost = new Map<string, string>();
+  /**
+   * Containers whose directory this store saw exist (loaded or saved into): a save does not
+   * make it again — a `mkdir -p` of an existing directory is two file-system round trips on
+   * the daemon's one JS thread, at every state change (issue 18).
+   */
+  private readonly dirMade = new Set<string>();
 
   constructor(dataRoot: string) {
     this.root = join(dataRoot, 'containers');
@@ -95,7 +112,7 @@ export class FileStateStore implements StateStore {
       .then(async () => {
         if (this.removed.has(id)) return;
         const dir = this.dir(id);
-        await mkdir(dir, { recursive: true, mode: 0o710 });
+        if (!this.dirMade.has(id)) await makeDir(dir);
         // hostconfig.json only when it changed since this store last wrote it (most saves
         // are state changes); it goes first, so config.v2.json is never the older one.
         const files: [string, string][] = [];
@@ -104,8 +121,18 @@ export class FileStateStore implements StateStore {
         this.writtenHost.delete(id);
         // No directory fsync (as dockerd's atomic writer): a crash keeps whole files, old or
         // new, and the engine reconciles the state with the runtime when it starts again.
-        await atomicWriteFiles(dir, files, { mode: 0o600 });
-        if (!this.removed.has(id)) this.writtenHost.set(id, host);
+        try {
+          await atomicWriteFiles(dir, files, { mode: 0o600 });
+        } catch (err) {
+          // the directory went behind this store's back: made again, as every save did before
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.dirMade.delete(id)) throw err;
+          await makeDir(dir);
+          await atomicWriteFiles(dir, files, { mode: 0o600 });
+        }
+        if (!this.removed.has(id)) {
+          this.writtenHost.set(id, host);
+          this.dirMade.add(id);
+        }
       });
     this.chains.set(id, next);
     void next.finally(() => {
@@ -118,6 +145,7 @@ export class FileStateStore implements StateStore {
     this.removed.add(id);
     await (this.chains.get(id) ?? Promise.resolve()).catch(() => {});
     this.writtenHost.delete(id);
+    this.dirMade.delete(id);
     await rm(this.dir(id), { recursive: true, force: true });
   }
 
@@ -158,6 +186,7 @@ export class FileStateStore implements StateStore {
         if (!hostConfig || typeof hostConfig !== 'object' || Array.isArray(hostConfig)) throw new Error('hostconfig is not an object');
         rec.HostConfig = hostConfig;
         records.push(rec);
+        this.dirMade.add(id);
       } catch (err) {
         problems.push({ id, file, error: err instanceof Error ? err.message : String(err) });
       }

@@ -68,10 +68,19 @@ export class LocalImageStore {
    * Each image's parsed config and layer facts, by ID: content-addressed, they never change
    * (evicted on delete). A create resolves its image several times; without these each
    * resolve re-read and re-hashed the config and read every layer's meta (issue 18: bulk
-   * creates). imagedb/<id>.json (mutable: tag time) is read each time, so a record that
-   * goes bad on disk is still named.
+   * creates).
    */
   private readonly facts = new Map<Digest, { config: ImageConfig; topLayer: Digest | null; size: number }>();
+  /**
+   * imagedb/<id>.json as last read or written (the tag time changes it): only this store
+   * writes it (berthd holds the data-root), so the memory copy is the file's content. A
+   * create read it five times (resolve, get, the rootfs's get…); each read was four
+   * file-system round trips on the daemon's one JS thread (issue 18). An unreadable record
+   * is named at start-up (recovery.ts) and when first read.
+   */
+  private readonly metas = new Map<Digest, ImageMeta>();
+  /** Writes and deletes of imagedb records so far (a read racing one is not kept). */
+  private metaWrites = 0;
   /** What the start-up checks skipped or repaired (src/recovery.ts), for the log and /info. */
   readonly warnings: string[] = [];
 
@@ -118,8 +127,27 @@ export class LocalImageStore {
     return path.join(this.dbDir, `${hexOf(id)}.json`);
   }
 
+  /** imagedb/<id>.json (null when absent), from memory once read or written. */
+  private async readMeta(id: Digest): Promise<ImageMeta | null> {
+    const known = this.metas.get(id);
+    if (known) return { ...known };
+    const gen = this.metaWrites;
+    const meta = await readJson<ImageMeta>(this.metaPath(id));
+    // not when a write or delete happened meanwhile: what was read may be the older content
+    if (meta && gen === this.metaWrites) this.metas.set(id, { ...meta });
+    return meta;
+  }
+
+  private async writeMeta(id: Digest, meta: ImageMeta): Promise<void> {
+    this.metaWrites++;
+    this.metas.delete(id);
+    await atomicWriteFile(this.metaPath(id), JSON.stringify(meta), STORE_WRITE);
+    this.metaWrites++;
+    this.metas.set(id, { ...meta });
+  }
+
   async exists(id: Digest): Promise<boolean> {
-    return isDigest(id) && (await readJson<ImageMeta>(this.metaPath(id))) !== null;
+    return isDigest(id) && (await this.readMeta(id)) !== null;
   }
 
   /** Stores an image config whose layers are all registered; returns the image ID. */
@@ -130,17 +158,17 @@ export class LocalImageStore {
       if (!(await this.layers.has(c))) throw new InvalidParameterError(`image config refers to a layer that is not in the store: ${c}`);
     }
     const id = await this.blobs.putBuffer(configBuf);
-    const existing = await readJson<ImageMeta>(this.metaPath(id));
+    const existing = await this.readMeta(id);
     if (!existing) {
       const meta: ImageMeta = { id, added: new Date().toISOString(), ...(opts.parent ? { parent: opts.parent } : {}) };
-      await atomicWriteFile(this.metaPath(id), JSON.stringify(meta), STORE_WRITE);
+      await this.writeMeta(id, meta);
     }
     return id;
   }
 
   /** The image; its config is the caller's copy. */
   async get(id: Digest): Promise<ImageRecord> {
-    const meta = isDigest(id) ? await readJson<ImageMeta>(this.metaPath(id)) : null;
+    const meta = isDigest(id) ? await this.readMeta(id) : null;
     if (!meta) throw new NotFoundError(`No such image: ${id}`);
     let facts = this.facts.get(id);
     if (!facts) {
@@ -164,9 +192,9 @@ export class LocalImageStore {
   }
 
   async setMeta(id: Digest, patch: Partial<ImageMeta>): Promise<void> {
-    const meta = await readJson<ImageMeta>(this.metaPath(id));
+    const meta = await this.readMeta(id);
     if (!meta) throw new NotFoundError(`No such image: ${id}`);
-    await atomicWriteFile(this.metaPath(id), JSON.stringify({ ...meta, ...patch }), STORE_WRITE);
+    await this.writeMeta(id, { ...meta, ...patch });
   }
 
   async ids(): Promise<Digest[]> {
@@ -178,7 +206,7 @@ export class LocalImageStore {
   async children(id: Digest): Promise<Digest[]> {
     const out: Digest[] = [];
     for (const other of await this.ids()) {
-      const m = await readJson<ImageMeta>(this.metaPath(other));
+      const m = await this.readMeta(other);
       if (m?.parent === id) out.push(other);
     }
     return out;
@@ -272,6 +300,8 @@ export class LocalImageStore {
   async deleteImage(id: Digest, pinnedLayers: Iterable<Digest> = []): Promise<Digest[]> {
     for (const { ref, id: target } of this.allReferences()) if (target === id) await this.removeReference(ref);
     this.facts.delete(id);
+    this.metaWrites++;
+    this.metas.delete(id);
     await fsp.rm(this.metaPath(id), { force: true });
     await this.blobs.delete(id);
     return this.gcLayers(pinnedLayers);

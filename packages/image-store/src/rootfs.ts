@@ -60,6 +60,21 @@ export interface RootfsManagerOptions {
   nativeMount?: boolean;
 }
 
+/**
+ * An empty directory `d` (0755), whatever a crashed create left there: one mkdir when nothing
+ * is in the way (a create's usual case; issue 18 counts its file-system round trips).
+ */
+async function freshDir(d: string): Promise<void> {
+  try {
+    await fsp.mkdir(d, { mode: 0o755 });
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await fsp.rm(d, { recursive: true, force: true });
+  await fsp.mkdir(d, { recursive: true, mode: 0o755 });
+}
+
 export class RootfsManager {
   readonly dir: string;
   readonly driver: RootfsDriver;
@@ -107,9 +122,9 @@ export class RootfsManager {
     const chain = img.topLayer ? await this.store.layers.chain(img.topLayer) : [];
     const driver: RootfsDriver = this.driver === 'overlay' && chain.every((l) => l.overlayWhiteouts) ? 'overlay' : 'copy';
     const d = this.cdir(id);
-    await fsp.rm(d, { recursive: true, force: true });
-    await fsp.mkdir(path.join(d, 'merged'), { recursive: true, mode: 0o755 });
+    await freshDir(d);
     try {
+      await fsp.mkdir(path.join(d, 'merged'), { mode: 0o755 });
       if (driver === 'overlay') {
         await fsp.mkdir(path.join(d, 'upper'), { mode: 0o755 });
         await fsp.mkdir(path.join(d, 'work'), { mode: 0o700 });
@@ -121,7 +136,7 @@ export class RootfsManager {
       // container's record (core store.ts), a create of the last seconds may vanish on a power
       // cut. A meta.json lost so makes an orphan dir the start-up sweep removes, and a start
       // re-creates the (still empty) layer; docs/benchmarks.md "Durability of a create".
-      await atomicWriteFile(path.join(d, 'meta.json'), JSON.stringify(meta), { ...STORE_WRITE, syncDir: false });
+      await atomicWriteFile(path.join(d, 'meta.json'), JSON.stringify(meta), { ...STORE_WRITE, syncDir: false, mkdir: false });
       return meta;
     } catch (err) {
       await fsp.rm(d, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadArchive } from '../src/archive.js';
 import { sha256 } from '../src/digest.js';
 import { LocalImageStore } from '../src/images.js';
@@ -141,5 +141,40 @@ describe('copy-based root filesystems (no overlayfs)', () => {
     await rfs.remove(CID);
     expect(await fsp.readdir(rfs.dir)).toEqual([]);
     expect(sha256('x')).toMatch(/^sha256:/);
+  });
+});
+
+describe('a create\'s directory (issue 18: file-system round trips per create)', () => {
+  it('a fresh create makes its directories with one mkdir each: no rm, no mkdir -p walk', async () => {
+    const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'copy' });
+    await rfs.init();
+    const d = path.join(rfs.dir, CID);
+    const mkdir = vi.spyOn(fsp, 'mkdir');
+    const rm = vi.spyOn(fsp, 'rm');
+    try {
+      await rfs.create(CID, await store.resolve('berth-test/busybox'));
+      const ours = (calls: unknown[][]) => calls.filter(([p]) => p === d || path.dirname(String(p)) === d);
+      // before: rm of d (2 lstats), mkdir -p of d/merged (3 mkdirs), the meta write's mkdir -p of d (mkdir + stat)
+      expect(ours(rm.mock.calls)).toEqual([]);
+      expect(ours(mkdir.mock.calls).map(([p, o]) => [path.relative(d, String(p)), o])).toEqual([
+        ['', { mode: 0o755 }],
+        ['merged', { mode: 0o755 }],
+      ]);
+    } finally {
+      mkdir.mockRestore();
+      rm.mockRestore();
+    }
+    expect((await rfs.meta(CID))?.containerId).toBe(CID);
+  });
+
+  it('what a crashed create left in its directory is cleared', async () => {
+    const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'copy' });
+    await rfs.init();
+    const d = path.join(rfs.dir, CID);
+    await fsp.mkdir(path.join(d, 'merged', 'half'), { recursive: true });
+    await rfs.create(CID, await store.resolve('berth-test/busybox'));
+    expect(await fsp.readdir(path.join(d, 'merged'))).not.toContain('half');
+    expect((await rfs.meta(CID))?.containerId).toBe(CID);
+    await rfs.remove(CID);
   });
 });
