@@ -35,6 +35,7 @@ import {
   type Msg,
 } from './mapping.js';
 import type { PodRecord, PodStore } from './pods.js';
+import { checkpointToArchive } from './checkpoint.js';
 import type { ImageServiceImpl } from './image-service.js';
 import type { PodNetwork } from './pod-network.js';
 import { validPorts } from './portforward.js';
@@ -291,6 +292,13 @@ export class RuntimeServiceImpl {
   async UpdateContainerResources(req: Msg): Promise<Msg> {
     const rec = this.criContainer(req.container_id);
     await this.engine().containers.update(rec.ID, resourcesOf(req.linux));
+    return {};
+  }
+
+  /** Kubelet's forensic checkpoint: an archive at `location`, the container left running (checkpoint.ts). */
+  async CheckpointContainer(req: Msg): Promise<Msg> {
+    const rec = this.criContainer(req.container_id);
+    await checkpointToArchive(this.engine(), rec, req.location, Number(req.timeout ?? 0));
     return {};
   }
 

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestEngine, type TestEngine } from '@berth/testing';
+import { createTestEngine, type TestEngine, type TestEngineOptions } from '@berth/testing';
 import { connectCri, criPlugin, type CriClient, type CriPluginOptions, type PodNetwork } from '../src/index.js';
 
 export interface CriHarness {
@@ -31,7 +31,8 @@ export const fakePodNetwork = (fail?: string): PodNetwork => ({
   detach: async () => {},
 });
 
-export async function startCri(options: CriPluginOptions = {}, dir = mkdtempSync(join(tmpdir(), 'berth-cri-'))): Promise<CriHarness> {
+/** `engine`: more of the test engine's options (its runtime, experimental, plugins added after the CRI's). */
+export async function startCri(options: CriPluginOptions = {}, dir = mkdtempSync(join(tmpdir(), 'berth-cri-')), engine: TestEngineOptions = {}): Promise<CriHarness> {
   current = { dir };
   const plugin = criPlugin({
     socket: join(dir, 'cri.sock'),
@@ -39,7 +40,7 @@ export async function startCri(options: CriPluginOptions = {}, dir = mkdtempSync
     network: () => fakePodNetwork(),
     ...options,
   });
-  const t = await createTestEngine({ plugins: [plugin] });
+  const t = await createTestEngine({ ...engine, plugins: [plugin, ...(engine.plugins ?? [])] });
   current.t = t;
   const reconnect = () => {
     current!.client?.close();

@@ -1,0 +1,117 @@
+/**
+ * CRI CheckpointContainer (checkpoint.ts) over gRPC on FakeRuntime, which checkpoints without
+ * CRIU: the tar archive at `location` (listable with `tar -t`, the engine's checkpoint under
+ * checkpoint/ plus config.dump/spec.dump), the container still running afterwards, the refusals
+ * and their gRPC codes, the timeout, and nothing left in the target directory when it fails.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkpointPlugin } from '@berth/plugin-checkpoint';
+import { FAKE_CHECKPOINT_FILE, FakeRuntime } from '@berth/testing';
+import { LABEL, TYPE_CONTAINER } from '../src/index.js';
+import { disposeCri, startCri, type CriHarness } from './harness.js';
+
+afterEach(disposeCri);
+
+/** A CRI harness whose engine has the checkpoint store (or not) on a FakeRuntime that can checkpoint (or not). */
+async function setup(o: { checkpoint?: boolean; store?: boolean; experimental?: boolean } = {}): Promise<CriHarness> {
+  const runtime = new FakeRuntime({ features: { checkpoint: o.checkpoint ?? true } });
+  return startCri({}, undefined, { runtime, experimental: o.experimental ?? true, plugins: o.store === false ? [] : [checkpointPlugin()] });
+}
+
+/** A running container of pod `pod` as CreateContainer labels it. */
+async function runningContainer(h: CriHarness): Promise<string> {
+  const pod = (await h.rt('RunPodSandbox', { config: { metadata: { name: 'p', uid: 'u1', namespace: 'default' } } })).pod_sandbox_id as string;
+  const id = await h.t.createContainer({ Config: { Cmd: ['/bin/sleep', '100'], Labels: { [LABEL.type]: TYPE_CONTAINER, [LABEL.sandboxId]: pod, [LABEL.name]: 'app' } } });
+  await h.t.engine.containers.start(id);
+  return id;
+}
+
+const tarList = (file: string) => execFileSync('tar', ['-tf', file], { encoding: 'utf8' }).split('\n').filter(Boolean);
+
+describe('CRI CheckpointContainer (FakeRuntime)', () => {
+  it('writes a tar archive at location holding checkpoint/ (the runtime images), config.dump and spec.dump; the container keeps running', async () => {
+    const h = await setup();
+    const id = await runningContainer(h);
+    const out = join(h.dir, 'checkpoints');
+    mkdirSync(out);
+    const location = join(out, 'checkpoint-p_default-app-2026.tar');
+    expect(await h.rt('CheckpointContainer', { container_id: id, location, timeout: 30 })).toEqual({});
+
+    const entries = tarList(location);
+    expect(entries).toContain(`checkpoint/${FAKE_CHECKPOINT_FILE}`);
+    expect(entries).toContain('checkpoint/berth-checkpoint.json');
+    expect(entries).toContain('config.dump');
+    expect(entries).toContain('spec.dump');
+    const config = JSON.parse(execFileSync('tar', ['-xOf', location, 'config.dump'], { encoding: 'utf8' }));
+    expect(config).toMatchObject({ id, podSandboxId: expect.any(String), metadata: { name: 'app' } });
+
+    expect(h.t.engine.containers.get(id).State.Running).toBe(true);
+    expect((await h.rt('ContainerStatus', { container_id: id })).status.state).toBe(1); // CONTAINER_RUNNING
+    // only the archive: no temporaries beside it, no engine checkpoint left in the container's own directory
+    expect(readdirSync(out)).toEqual(['checkpoint-p_default-app-2026.tar']);
+    expect(await h.t.engine.checkpoints.list(id)).toEqual([]);
+
+    // a second checkpoint to the same location replaces the archive whole
+    await h.rt('CheckpointContainer', { container_id: id, location });
+    expect(tarList(location)).toContain('config.dump');
+    expect(readdirSync(out)).toEqual(['checkpoint-p_default-app-2026.tar']);
+  });
+
+  it('refusals and their codes: unknown container, bad location, not running, runtime without checkpoint, no checkpoint store', async () => {
+    let h = await setup();
+    const id = await runningContainer(h);
+    const location = join(h.dir, 'c.tar');
+    await expect(h.rt('CheckpointContainer', { container_id: 'nope', location })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    await expect(h.rt('CheckpointContainer', { container_id: id, location: '' })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    await expect(h.rt('CheckpointContainer', { container_id: id, location: 'relative.tar' })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    await expect(h.rt('CheckpointContainer', { container_id: id, location: join(h.dir, 'no-such-dir', 'c.tar') })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    await expect(h.rt('CheckpointContainer', { container_id: id, location: h.dir })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    await h.t.engine.containers.stop(id, { timeout: 0 });
+    await expect(h.rt('CheckpointContainer', { container_id: id, location })).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION });
+    expect(existsSync(location)).toBe(false);
+    await disposeCri();
+
+    h = await setup({ checkpoint: false });
+    await expect(h.rt('CheckpointContainer', { container_id: await runningContainer(h), location: join(h.dir, 'c.tar') })).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: expect.stringContaining('checkpoint is not supported by runtime'),
+    });
+    await disposeCri();
+
+    h = await setup({ experimental: false });
+    await expect(h.rt('CheckpointContainer', { container_id: await runningContainer(h), location: join(h.dir, 'c.tar') })).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: expect.stringContaining('experimental'),
+    });
+    await disposeCri();
+
+    h = await setup({ store: false });
+    await expect(h.rt('CheckpointContainer', { container_id: await runningContainer(h), location: join(h.dir, 'c.tar') })).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+  });
+
+  it('a failed dump or a timeout leaves nothing in the target directory (an archive already there stays as it was); the container keeps running', async () => {
+    const h = await setup();
+    const id = await runningContainer(h);
+    const out = join(h.dir, 'out');
+    mkdirSync(out);
+    const location = join(out, 'c.tar');
+    writeFileSync(location, 'previous archive');
+
+    (h.t.runtime as FakeRuntime).fail('checkpoint', 'criu dump failed', { times: 1 });
+    await expect(h.rt('CheckpointContainer', { container_id: id, location })).rejects.toMatchObject({ code: grpc.status.UNKNOWN, details: expect.stringContaining('criu dump failed') });
+    expect(readdirSync(out)).toEqual(['c.tar']);
+    expect(execFileSync('cat', [location], { encoding: 'utf8' })).toBe('previous archive');
+
+    // a dump slower than the timeout: DEADLINE_EXCEEDED at once; its files go once the dump ended
+    (h.t.runtime as FakeRuntime).delay('checkpoint', 1500);
+    await expect(h.rt('CheckpointContainer', { container_id: id, location, timeout: 1 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+    for (let i = 0; i < 300 && readdirSync(out).length > 1; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readdirSync(out)).toEqual(['c.tar']);
+    expect(execFileSync('cat', [location], { encoding: 'utf8' })).toBe('previous archive');
+    expect(h.t.engine.containers.get(id).State.Running).toBe(true);
+  });
+});
