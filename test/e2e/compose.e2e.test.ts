@@ -9,12 +9,13 @@
  * ip_forward put back as found, also on failure. Needs root, runc, conmon, the CNI plugins and
  * docker-compose (scripts/install-deps.sh installs it), else skipped with the reason.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
+import { runCompose } from './helpers/compose.js';
 import { cniSkipReason } from './helpers/network-host.js';
 
 function skipReason(): string | null {
@@ -67,12 +68,7 @@ describe.skipIf(skip)(`docker-compose on user networks${skip ? ` (skipped: ${ski
   let d: Berthd;
   let forward: string | undefined;
   let projectDir = '';
-  const compose = (args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile('docker-compose', ['-p', PROJECT, ...args], { cwd: projectDir, env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CONFIG: path.join(d.dir, 'docker-config') }, timeout: 300_000 }, (err, stdout, stderr) =>
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-    });
+  const compose = (args: string[]) => runCompose(d, projectDir, PROJECT, args);
 
   beforeAll(async () => {
     forward = fs.readFileSync(FORWARD, 'utf8');

@@ -5,7 +5,10 @@
  *    nm-net1 address) and nm-c (its nm-net2 address) through the one server its resolv.conf
  *    names (nm-net1's gateway);
  *  - `docker network disconnect nm-net1 nm-a` (running): nm-a's resolv.conf names nm-net2's
- *    server now (in place) and nm-a still resolves nm-c.
+ *    server now (in place) and nm-a still resolves nm-c;
+ *  - docker-compose 1.29 (if installed): a project with networks frontend and backend, `app` on
+ *    both reaches `web` (frontend) and `db` (backend) by service name (nslookup, then the page
+ *    over nc); `down` removes the containers and both networks.
  * That nm-b does not resolve nm-c (isolation) is proven by plugins/network-cni's unit test
  * (dns-multi.test.ts): asked here, the miss would be relayed to the host's resolvers, off the
  * machine. Only names the networks' servers answer are asked.
@@ -13,8 +16,11 @@
  * out); the bridges are removed and ip_forward put back as found, also on failure. Needs root,
  * runc, conmon and the CNI plugins, else skipped.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
+import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
+import { runCompose } from './helpers/compose.js';
 import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
 
 function skipReason(): string | null {
@@ -32,6 +38,29 @@ const third = (n: number) => (tag * 11 + n) % 250;
 const DEFAULT_NET = `198.18.${third(5)}`;
 const NET1 = `198.19.${third(6)}`;
 const NET2 = `198.19.${third(7)}`;
+const PROJECT = `bmp${tag}`;
+const FRONT_BRIDGE = `bmf${tag}`;
+const BACK_BRIDGE = `bmb${tag}`;
+const FRONT = `198.19.${third(8)}`;
+const BACK = `198.19.${third(9)}`;
+/** A busybox httpd serving `page` on port 80. */
+const serve = (page: string) => `["sh", "-c", "mkdir -p /www && echo ${page} > /www/index.html && exec httpd -f -p 80 -h /www"]`;
+const COMPOSE = `version: "2.4"
+services:
+  web:
+    image: ${TEST_IMAGE}
+    command: ${serve('web-page')}
+    networks: [frontend]
+  db:
+    image: ${TEST_IMAGE}
+    command: ${serve('db-page')}
+    networks: [backend]
+  app:
+    image: ${TEST_IMAGE}
+    command: ["sleep", "300"]
+    networks: [frontend, backend]
+networks:
+${[['frontend', FRONT_BRIDGE, FRONT], ['backend', BACK_BRIDGE, BACK]].map(([name, bridge, net]) => `  ${name}:\n    driver_opts: { com.docker.network.bridge.name: ${bridge} }\n    ipam: { config: [{ subnet: ${net}.0/24 }] }\n`).join('')}`;
 
 describe.skipIf(skip)(`DNS across a container's networks through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
@@ -44,8 +73,9 @@ describe.skipIf(skip)(`DNS across a container's networks through the docker CLI$
   afterAll(async () => {
     await d?.docker(['rm', '-f', 'nm-a', 'nm-b', 'nm-c']).catch(() => {});
     await d?.docker(['network', 'rm', 'nm-net1', 'nm-net2']).catch(() => {});
+    if (d && fs.existsSync(path.join(d.dir, 'project'))) await runCompose(d, path.join(d.dir, 'project'), PROJECT, ['down', '-t', '1']).catch(() => {});
     await d?.cleanup();
-    host?.restore([DEFAULT_BRIDGE, BRIDGE1, BRIDGE2]);
+    host?.restore([DEFAULT_BRIDGE, BRIDGE1, BRIDGE2, FRONT_BRIDGE, BACK_BRIDGE]);
     removeTestImageTarball();
   }, 120_000);
 
@@ -80,4 +110,28 @@ describe.skipIf(skip)(`DNS across a container's networks through the docker CLI$
     expect(resolv).not.toContain(`${NET1}.1`);
     expect(await lookup('nm-a', 'nm-c')).toBe(await ipOn('nm-c', 'nm-net2'));
   }, 180_000);
+
+  it.skipIf(!which('docker-compose'))('docker-compose: a service on frontend and backend reaches one on each by service name; down removes both networks', async () => {
+    const dir = path.join(d.dir, 'project');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'docker-compose.yml'), COMPOSE);
+    const compose = (args: string[]) => runCompose(d, dir, PROJECT, args);
+    const up = await compose(['up', '-d']);
+    expect(up.code, JSON.stringify(up)).toBe(0);
+    const webIp = await ipOn(`${PROJECT}_web_1`, `${PROJECT}_frontend`);
+    const dbIp = await ipOn(`${PROJECT}_db_1`, `${PROJECT}_backend`);
+    expect(webIp.startsWith(`${FRONT}.`) && dbIp.startsWith(`${BACK}.`), `${webIp} ${dbIp}`).toBe(true);
+    // static busybox: nslookup asks resolv.conf's server, nc fetches the page from the address it gave
+    const fetchBy = (svc: string) =>
+      `a=$(nslookup ${svc} | awk '/^Address: /{print $2}' | tail -1); echo "${svc}=$a"; ` +
+      'for i in $(seq 50); do printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc $a 80 | tail -n 1 | grep . && break; sleep 0.2; done';
+    const r = await compose(['exec', '-T', 'app', 'sh', '-c', `${fetchBy('web')}; ${fetchBy('db')}`]);
+    expect(r.code, JSON.stringify(r)).toBe(0);
+    expect(r.stdout).toBe(`web=${webIp}\nweb-page\ndb=${dbIp}\ndb-page\n`);
+
+    const down = await compose(['down', '-t', '1']);
+    expect(down.code, JSON.stringify(down)).toBe(0);
+    const nets = (await ok(['network', 'ls', '--format', '{{.Name}}'])).split('\n');
+    expect(nets.filter((n) => n.startsWith(`${PROJECT}_`))).toEqual([]);
+  }, 300_000);
 });
