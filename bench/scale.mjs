@@ -12,7 +12,8 @@
 // one SVG per operation to bench/results/<stamp>-scale/.
 // Needs root, dockerd, containerd, runc, conmon; stops everything it started, also on failure.
 //
-//   node bench/scale.mjs [--sizes 0,100,1000[,5000]] [--reps K] [--running R] [--bulk-reps B] [--out DIR]
+//   node bench/scale.mjs [--sizes 0,100,1000[,5000]] [--reps K] [--running R] [--bulk-reps B] [--bulk-only] [--out DIR]
+// (--bulk-only: the two bulk targets alone, no sizes; scale.json only)
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -30,7 +31,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..');
 const argv = process.argv.slice(2);
 const opt = (f, d) => (argv.includes(f) ? argv[argv.indexOf(f) + 1] : d);
-const SIZES = opt('--sizes', '0,100,1000').split(',').map(Number).sort((a, b) => a - b);
+const BULK_ONLY = argv.includes('--bulk-only');
+const SIZES = BULK_ONLY ? [] : opt('--sizes', '0,100,1000').split(',').map(Number).sort((a, b) => a - b);
 const REPS = Number(opt('--reps', 7));
 const RUNNING = Number(opt('--running', 10));
 const IN_FLIGHT = 8;
@@ -191,6 +193,7 @@ function writeResults() {
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, 'scale.json'), `${JSON.stringify(R, null, 1)}\n`);
   const xs = SIZES.filter((n) => R.bySize[n]);
+  if (xs.length === 0) return [];
   const series = (name, get) => ({ name, points: xs.map((n) => [n, get(R.bySize[n])]) });
   const files = [];
   const chart = (file, title, panels) => {
@@ -279,7 +282,7 @@ try {
     writeResults(); // partial results survive a later failure
   }
   const files = writeResults();
-  log(`wrote ${path.relative(repo, OUT)}: scale.json, ${files.join(', ')}`);
+  log(`wrote ${path.relative(repo, OUT)}: ${['scale.json', ...files].join(', ')}`);
 } finally {
   for (const f of followers) f.close();
   await cleanup();
