@@ -64,8 +64,15 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
     package: '@berth/plugin-network-cni',
     async load(config) {
       // dockerd's default-bridge flags (options.ts); daemon.json plugins.config["network-cni"] sets the rest (binDirs, confDir)
-      const { bridge, bip, fixedCidr, mtu, defaultAddressPools } = config.network;
-      const c = { ...(bridge !== undefined ? { bridge } : {}), ...(bip ? { bip } : {}), ...(fixedCidr ? { fixedCidr } : {}), ...(mtu ? { mtu } : {}), ...(defaultAddressPools ? { defaultAddressPools } : {}) };
+      const { bridge, bip, fixedCidr, mtu, defaultAddressPools, ipMasq } = config.network;
+      const c = {
+        ...(bridge !== undefined ? { bridge } : {}),
+        ...(bip ? { bip } : {}),
+        ...(fixedCidr ? { fixedCidr } : {}),
+        ...(mtu ? { mtu } : {}),
+        ...(defaultAddressPools ? { defaultAddressPools } : {}),
+        ...(ipMasq !== undefined ? { ipMasq } : {}),
+      };
       return (await import('@berth/plugin-network-cni')).networkCniPlugin({ config: c });
     },
   },

@@ -47,7 +47,7 @@ export interface DaemonConfig {
   /** daemon.json "plugins" (build-file.ts) plus a custom build's flags: which plugins make the build, and their config. */
   build: PluginBuild;
   /** The default bridge network (the network-cni plugin): --bridge/-b ("none": none), --bip, --fixed-cidr, --mtu, "default-address-pools". */
-  network: { bridge?: string; bip?: string; fixedCidr?: string; mtu?: number; defaultAddressPools?: Array<{ base: string; size: number }> };
+  network: { bridge?: string; bip?: string; fixedCidr?: string; mtu?: number; defaultAddressPools?: Array<{ base: string; size: number }>; ipMasq?: boolean };
 }
 
 /** The build: daemon.json's `plugins` section, parsed (paths absolute). */

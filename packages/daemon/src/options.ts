@@ -54,6 +54,7 @@ const FILE_KEYS = [
   'bip',
   'fixed-cidr',
   'mtu',
+  'ip-masq',
   'default-address-pools',
   'berth-rootfs-dir',
   'berth-header-timeout',
@@ -89,6 +90,7 @@ const FLAG_TO_KEY: Record<string, string> = {
   bip: 'bip',
   'fixed-cidr': 'fixed-cidr',
   mtu: 'mtu',
+  'ip-masq': 'ip-masq',
   'berth-rootfs-dir': 'berth-rootfs-dir',
   'berth-header-timeout': 'berth-header-timeout',
   'berth-idle-timeout': 'berth-idle-timeout',
@@ -126,6 +128,7 @@ Options:
       --bip string             Specify default-bridge IPv4 network (e.g. 172.20.0.1/16)
       --fixed-cidr string      IPv4 subnet for the default bridge's container addresses
       --mtu int                Set the default bridge's MTU (default 1500)
+      --ip-masq[=true|false]   Masquerade the default bridge's traffic leaving the machine (default false; dockerd's is true)
       --berth-rootfs-dir path  berth only: image names missing from the image store run on the subdirectory of that name
       --berth-header-timeout n berth only: seconds a client has to send a request's headers (default 30)
       --berth-idle-timeout n   berth only: seconds a keep-alive API connection may stay without a request (default 60)
@@ -192,6 +195,7 @@ const BERTHD_OPTIONS = {
   bip: { type: 'string' },
   'fixed-cidr': { type: 'string' },
   mtu: { type: 'string' },
+  'ip-masq': { type: 'string' },
   'berth-rootfs-dir': { type: 'string' },
   'berth-header-timeout': { type: 'string' },
   'berth-idle-timeout': { type: 'string' },
@@ -223,7 +227,8 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
   const own = Object.fromEntries(Object.entries(flags).map(([name, f]) => [name, f.type === 'boolean' ? { type: 'boolean' as const } : { type: 'string' as const, multiple: f.type === 'list' }]));
   try {
     parsed = parseArgs({
-      args: argv,
+      // --ip-masq alone means true; Go's flag package (dockerd) also takes --ip-masq=true|false
+      args: argv.map((a) => (a === '--ip-masq' ? '--ip-masq=true' : a)),
       strict: true,
       allowPositionals: false,
       // A custom build's flags beside dockerd's (their values are read untyped below).
@@ -295,6 +300,7 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
   // the default bridge network (the network-cni plugin)
   for (const [key, field] of [['bridge', 'bridge'], ['bip', 'bip'], ['fixed-cidr', 'fixedCidr']] as const) if (key in file) cfg.network[field] = asString(file[key], key);
   if ('mtu' in file) cfg.network.mtu = mtuValue(file.mtu);
+  if ('ip-masq' in file) cfg.network.ipMasq = asBool(file['ip-masq'], 'ip-masq');
   if ('default-address-pools' in file) {
     const pools = file['default-address-pools'];
     if (!Array.isArray(pools) || pools.some((p: { base?: unknown; size?: unknown }) => typeof p?.base !== 'string' || typeof p?.size !== 'number')) {
@@ -344,6 +350,10 @@ export function parseBerthdArgs(argv: string[], readFile: (p: string) => string 
   if (f.bip !== undefined) cfg.network.bip = f.bip;
   if (f['fixed-cidr'] !== undefined) cfg.network.fixedCidr = f['fixed-cidr'];
   if (f.mtu !== undefined) cfg.network.mtu = mtuValue(f.mtu);
+  if (f['ip-masq'] !== undefined) {
+    if (f['ip-masq'] !== 'true' && f['ip-masq'] !== 'false') throw new UsageError(`invalid --ip-masq ${JSON.stringify(f['ip-masq'])}: expected true or false`);
+    cfg.network.ipMasq = f['ip-masq'] === 'true';
+  }
   if (f['berth-rootfs-dir'] !== undefined) cfg.rootfsDir = f['berth-rootfs-dir'];
   for (const [key, field, scale, min] of CONNECTION_LIMITS) {
     const raw = key in file ? file[key] : f[key];

@@ -41,6 +41,18 @@ describe('berthd options', () => {
     expect(() => parseBerthdArgs(['--config-file', '/g'], (p) => (p === '/g' ? '{"userns-remap": 5}' : null))).toThrow('"userns-remap" must be a string');
   });
 
+  it('takes --ip-masq[=true|false] or daemon.json "ip-masq" (not both); unset: berth does not masquerade', () => {
+    expect(parseBerthdArgs([], noFile).config.network.ipMasq).toBeUndefined();
+    expect(parseBerthdArgs(['--ip-masq'], noFile).config.network.ipMasq).toBe(true);
+    expect(parseBerthdArgs(['--ip-masq=true'], noFile).config.network.ipMasq).toBe(true);
+    expect(parseBerthdArgs(['--ip-masq=false'], noFile).config.network.ipMasq).toBe(false);
+    expect(() => parseBerthdArgs(['--ip-masq=maybe'], noFile)).toThrow('invalid --ip-masq "maybe"');
+    const read = (p: string) => (p === '/f' ? JSON.stringify({ 'ip-masq': true }) : null);
+    expect(parseBerthdArgs(['--config-file', '/f'], read).config.network.ipMasq).toBe(true);
+    expect(() => parseBerthdArgs(['--config-file', '/f', '--ip-masq'], read)).toThrow('ip-masq: (from flag: true');
+    expect(() => parseBerthdArgs(['--config-file', '/g'], (p) => (p === '/g' ? '{"ip-masq": "yes"}' : null))).toThrow('"ip-masq" must be a boolean');
+  });
+
   it('takes --seccomp-profile or daemon.json "seccomp-profile" (not both)', () => {
     expect(parseBerthdArgs([], noFile).config.seccompProfile).toBeUndefined();
     expect(parseBerthdArgs(['--seccomp-profile', 'unconfined'], noFile).config.seccompProfile).toBe('unconfined');

@@ -1,7 +1,8 @@
 /**
  * A berth network → the CNI configuration list one attachment runs: for the bridge driver the
- * reference `bridge` plugin (the network's Linux bridge as gateway, hairpin on, ipMasq always
- * off: berth sets up no NAT to the outside) with `host-local` IPAM whose dataDir is under
+ * reference `bridge` plugin (the network's Linux bridge as gateway, hairpin on, ipMasq only where
+ * the network's `com.docker.network.bridge.enable_ip_masquerade` option is true — never for an
+ * internal network; berth's default is no NAT to the outside) with `host-local` IPAM whose dataDir is under
  * berth's data root, then `tuning` when the container asks for a MAC address. A network of a
  * custom driver runs the conflist it was created from. The list is named after the network's
  * ID, so caches and allocations of a removed network never meet a new one of the same name.
@@ -32,6 +33,14 @@ export function portmapPlugin(bridge: string): CniPluginConf {
   return { type: 'portmap', capabilities: { portMappings: true }, snat: false, conditionsV4: ['!', '-d', '127.0.0.0/8', '!', '-i', bridge] };
 }
 
+/** dockerd's bridge option for masquerading (`--ip-masq` for the default bridge). */
+export const OPT_MASQ = 'com.docker.network.bridge.enable_ip_masquerade';
+
+/** The network masquerades traffic leaving the machine: its option says true (Go's ParseBool words) and it is not internal. */
+export function masquerades(net: NetworkRecord): boolean {
+  return !net.Internal && /^(1|t|T|TRUE|true|True)$/.test(net.Options[OPT_MASQ] ?? '');
+}
+
 /** The configuration list of an attachment to `net`. */
 export function confListFor(net: NetworkRecord, opts: ConfListOptions): CniConfList {
   if (net.Driver !== 'bridge') {
@@ -49,7 +58,7 @@ export function confListFor(net: NetworkRecord, opts: ConfListOptions): CniConfL
     type: 'bridge',
     bridge: net.berth.bridge!,
     isGateway: true,
-    ipMasq: false,
+    ipMasq: masquerades(net),
     hairpinMode: true,
     capabilities: { ips: true },
     ipam: {

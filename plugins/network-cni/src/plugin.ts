@@ -65,6 +65,8 @@ export interface NetworkCniConfig {
   mtu?: number;
   /** daemon.json default-address-pools ([{base, size}]). */
   defaultAddressPools?: AddressPool[];
+  /** dockerd's --ip-masq: masquerade the default bridge's traffic leaving the machine (default false here; dockerd's true). */
+  ipMasq?: boolean;
 }
 
 /** How namespaces are made (tests without root replace it). */
@@ -162,6 +164,7 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
       if (typeof c.confDir !== 'string' || !c.confDir.startsWith('/')) throw new PluginConfigError('confDir', 'must be an absolute path');
       if (typeof c.bridge !== 'string' || !/^[a-zA-Z0-9_.-]{1,15}$/.test(c.bridge)) throw new PluginConfigError('bridge', 'must be an interface name (at most 15 of [a-zA-Z0-9_.-])');
       if (c.mtu !== undefined && (!Number.isInteger(c.mtu) || c.mtu < 68 || c.mtu > 65535)) throw new PluginConfigError('mtu', 'must be an integer between 68 and 65535');
+      if (c.ipMasq !== undefined && typeof c.ipMasq !== 'boolean') throw new PluginConfigError('ipMasq', 'must be a boolean');
       for (const k of ['bip', 'fixedCidr'] as const) if (c[k] !== undefined && typeof c[k] !== 'string') throw new PluginConfigError(k, 'must be a string');
       if (c.defaultAddressPools !== undefined && (!Array.isArray(c.defaultAddressPools) || c.defaultAddressPools.some((p) => typeof p?.base !== 'string' || typeof p?.size !== 'number'))) {
         throw new PluginConfigError('defaultAddressPools', 'must be a list of {base: "a.b.c.d/n", size: n}');
@@ -191,6 +194,7 @@ export function networkCniPlugin(opts: NetworkCniOptions = {}): Plugin<NetworkCn
           ...(c.fixedCidr ? { fixedCidr: c.fixedCidr } : {}),
           ...(c.mtu ? { mtu: c.mtu } : {}),
           ...(c.defaultAddressPools ? { defaultAddressPools: c.defaultAddressPools } : {}),
+          ...(c.ipMasq ? { ipMasq: true } : {}),
           ...(opts.routesFile ? { routesFile: opts.routesFile } : {}),
         },
       );

@@ -36,6 +36,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { Attacher, newEndpointId, type EndpointRequest } from './attach.js';
 import { parseConfList, type CniConfList } from './cni.js';
+import { OPT_MASQ } from './conflist.js';
 import { addHostsRecords, removeHostsRecords } from './hosts.js';
 import { DEFAULT_POOLS, contains, firstHost, formatCidr, hostRoutes, overlaps, parseBip, parseCidr, pickSubnet, rangeWithin, type AddressPool, type Cidr } from './ipam.js';
 import { PREDEFINED, type IpamPoolConfig, type NetworkRecord, type NetworkStore } from './store.js';
@@ -53,6 +54,8 @@ export interface NetworkOptions {
   mtu?: number;
   /** daemon.json default-address-pools. */
   defaultAddressPools?: AddressPool[];
+  /** `--ip-masq`: the default bridge masquerades traffic leaving the machine (berth's default: no). */
+  ipMasq?: boolean;
   /** Where conflists of custom drivers are (`docker network create -d <type>`). */
   confDir: string;
   /** The host's route table (tests give their own). */
@@ -140,7 +143,7 @@ export class NetworkService {
     def.Options = {
       'com.docker.network.bridge.default_bridge': 'true',
       'com.docker.network.bridge.enable_icc': 'true',
-      'com.docker.network.bridge.enable_ip_masquerade': 'false',
+      [OPT_MASQ]: String(this.opts.ipMasq === true),
       'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0',
       [OPT_BRIDGE]: this.opts.bridgeName,
       [OPT_MTU]: String(this.opts.mtu ?? 1500),
@@ -230,6 +233,10 @@ export class NetworkService {
       n.berth.bridge = n.Options[OPT_BRIDGE] ?? `br-${n.Id.slice(0, 12)}`;
       if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(n.berth.bridge)) throw new InvalidParameterError(`invalid bridge name ${JSON.stringify(n.berth.bridge)}: at most 15 of [a-zA-Z0-9_.-]`);
       if (this.d.store.list().some((o) => o.berth.bridge === n.berth.bridge)) throw new ConflictError(`bridge ${n.berth.bridge} is used by another network`);
+      // dockerd's user networks masquerade unless told not to; berth's only when told to (docs/networking.md)
+      if (n.Options[OPT_MASQ] !== undefined && !/^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/.test(n.Options[OPT_MASQ])) {
+        throw new InvalidParameterError(`invalid value ${JSON.stringify(n.Options[OPT_MASQ])} for option ${OPT_MASQ}: expected a boolean`);
+      }
       if (n.Options[OPT_MTU] !== undefined) {
         const mtu = Number(n.Options[OPT_MTU]);
         if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new InvalidParameterError(`invalid MTU ${JSON.stringify(n.Options[OPT_MTU])}`);
