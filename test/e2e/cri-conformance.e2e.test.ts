@@ -3,8 +3,9 @@
  * the way critest's suites do, against real runc + conmon — test names mirror critest's
  * ("runtime should support basic operations on container", "should support exec", …). Also:
  * a pod's containers share its network/IPC/UTS namespaces (pause-less pods), the Docker API
- * sees CRI containers with cri-dockerd's labels and refuses their removal without force, and
- * pods and containers survive a berthd SIGKILL. Pods go on the file's own CNI bridge and subnet
+ * sees CRI containers with cri-dockerd's labels and refuses their removal without force,
+ * pods and containers survive a berthd SIGKILL, and CheckpointContainer writes its archive
+ * (the fake OCI runtime CLI as a RuntimeClass handler; runc + CRIU where `criu check` passes). Pods go on the file's own CNI bridge and subnet
  * (the cri plugin's podBridge/podSubnet): the host reaches a pod's IP over that bridge, stop and
  * remove give the address back (after a SIGKILL too); the bridge is deleted and ip_forward put
  * back even on failure (no NAT is set up). Where a `critest` binary is on PATH it runs
@@ -19,6 +20,7 @@ import WebSocket from 'ws';
 import { connectCri, dialSpdy, openSpdyStream, readAll, type CriClient } from '@berth/plugin-cri';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
 import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
+import { FAKE_RUNTIME, criuSkipReason } from './runtime-helpers.js';
 
 const skip = berthdSkipReason() ?? (which('unshare') && which('ip') ? null : 'unshare (util-linux) or ip (iproute2) missing');
 
@@ -26,6 +28,8 @@ const skip = berthdSkipReason() ?? (which('unshare') && which('ip') ? null : 'un
 const NOT_FOUND = 5;
 const FAILED_PRECONDITION = 9;
 const DEADLINE_EXCEEDED = 4;
+const UNKNOWN = 2;
+const INVALID_ARGUMENT = 3;
 
 // The pods' CNI network of this file (its own bridge and subnet; CNI plugins from containernetworking-plugins).
 const POD_BRIDGE = 'bcri-e2e0';
@@ -52,6 +56,22 @@ function podConfig(name: string, extra: Record<string, unknown> = {}) {
 
 function containerConfig(name: string, args: string[] = ['sleep', '3600'], extra: Record<string, unknown> = {}) {
   return { metadata: { name, attempt: 0 }, image: { image: TEST_IMAGE }, args, labels: { ctr: name }, annotations: { note: name }, ...extra };
+}
+
+/**
+ * berthd's arguments: the CRI from daemon.json; --experimental (checkpoints, as docker
+ * checkpoint) and the fake OCI runtime CLI as runtime `fake` (a RuntimeClass handler that
+ * checkpoints without CRIU) for CheckpointContainer.
+ */
+const berthdArgs = (configFile: string) => ['--config-file', configFile, '--bridge', 'none', '--experimental', '--add-runtime', `fake=${FAKE_RUNTIME}`];
+
+const criuSkip = skip ?? criuSkipReason();
+
+/** The names in a tar archive (`tar -t`; `inner`: those of the archive `inner` inside it). */
+function tarNames(file: string, inner?: string): string[] {
+  const r = inner ? spawnSync('sh', ['-c', 'tar -xOf "$1" "$2" | tar -t', 'sh', file, inner], { encoding: 'utf8' }) : spawnSync('tar', ['-tf', file], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout.split('\n').filter(Boolean);
 }
 
 async function waitFor<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
@@ -97,7 +117,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     host = saveHostNetworkState();
     const criConfig = { socket, podBridge: POD_BRIDGE, podSubnet: `${POD_SUBNET_PREFIX}0/24`, cniBinDirs: CNI_BIN_DIRS };
     fs.writeFileSync(configFile, JSON.stringify({ plugins: { builtins: { cri: true }, config: { cri: criConfig } } }));
-    d = await startBerthd({ dir, args: ['--config-file', configFile, '--bridge', 'none'] });
+    d = await startBerthd({ dir, args: berthdArgs(configFile) });
     await d.loadTestImage();
     cri = connectCri(socket);
   }, 120_000);
@@ -501,6 +521,49 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     }
   });
 
+  it('runtime should support CheckpointContainer (RuntimeClass handler = the fake OCI runtime): a tar archive at location, the container still running; a failing dump leaves nothing', async () => {
+    const config = podConfig('ckpt');
+    const pod = { id: (await rt('RunPodSandbox', { config, runtime_handler: 'fake' })).pod_sandbox_id as string, config };
+    const id = await startContainer(pod, 'app', ['sh', '-c', 'echo kept > /ckpt-marker; exec sleep 3600']);
+    // the file the process wrote is in its writable layer (docker diff through the Docker API)
+    await waitFor('the marker file', async () => (await d.api('GET', `/containers/${id}/changes`)).body, (b) => b.includes('/ckpt-marker'));
+    const out = fs.mkdtempSync(path.join(d.dir, 'kubelet-checkpoints-'));
+    const location = path.join(out, `checkpoint-ckpt_critest-app-${new Date().toISOString()}.tar`);
+    expect(await rt('CheckpointContainer', { container_id: id, location, timeout: 60 })).toEqual({});
+    const names = tarNames(location);
+    for (const n of ['checkpoint/fake-checkpoint.json', 'checkpoint/berth-checkpoint.json', 'config.dump', 'spec.dump', 'rootfs-diff.tar', 'deleted.files']) expect(names).toContain(n);
+    expect(tarNames(location, 'rootfs-diff.tar')).toContain('ckpt-marker');
+    expect(fs.statSync(location).mode & 0o777).toBe(0o600);
+    expect(fs.readdirSync(out)).toEqual([path.basename(location)]);
+    expect((await rt('ContainerStatus', { container_id: id })).status.state).toBe(CONTAINER.RUNNING);
+    expect((await d.docker(['inspect', '--format', '{{.State.Running}}', id])).stdout.trim()).toBe('true');
+
+    // refusals: an unknown container, a relative location; a dump that fails (the fake runtime's injected CRIU-like failure)
+    await expect(rt('CheckpointContainer', { container_id: 'no-such-container', location })).rejects.toMatchObject({ code: NOT_FOUND });
+    await expect(rt('CheckpointContainer', { container_id: id, location: 'relative.tar' })).rejects.toMatchObject({ code: INVALID_ARGUMENT });
+    const failing = await startContainer(pod, 'failing', ['sleep', '3601'], { envs: [{ key: 'FAKE_OCI_CHECKPOINT_FAIL', value: Buffer.from('injected dump failure') }] });
+    const failed = path.join(out, 'failed.tar');
+    await expect(rt('CheckpointContainer', { container_id: failing, location: failed })).rejects.toMatchObject({ code: UNKNOWN, details: expect.stringContaining('injected dump failure') });
+    expect(fs.readdirSync(out)).toEqual([path.basename(location)]);
+    expect((await rt('ContainerStatus', { container_id: failing })).status.state).toBe(CONTAINER.RUNNING);
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+
+  it.skipIf(criuSkip !== null)(`runtime should support CheckpointContainer with runc + CRIU${criuSkip ? ` (skipped: ${criuSkip})` : ''}`, async () => {
+    const pod = await runPod('ckpt-criu');
+    const id = await startContainer(pod, 'counter', ['sh', '-c', 'i=0; while true; do i=$((i+1)); sleep 0.2; done'], { linux: { security_context: { seccomp: { profile_type: 1 } } } });
+    const out = fs.mkdtempSync(path.join(d.dir, 'kubelet-checkpoints-'));
+    const location = path.join(out, 'checkpoint-ckpt-criu_critest-counter.tar');
+    await rt('CheckpointContainer', { container_id: id, location, timeout: 120 });
+    // what kubelet's node e2e looks for in an archive
+    for (const n of ['checkpoint/inventory.img', 'config.dump', 'spec.dump']) expect(tarNames(location)).toContain(n);
+    expect((await rt('ContainerStatus', { container_id: id })).status.state).toBe(CONTAINER.RUNNING);
+    expect((await exec(id, ['echo', 'alive'])).stdout).toBe('alive\n');
+    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+
   it('the Docker API sees CRI containers with cri-dockerd labels and refuses removing a ready pod\'s container without force', async () => {
     const pod = await runPod('docker-view');
     const id = await startContainer(pod, 'web');
@@ -523,7 +586,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     await startContainer(sharedPid, 'before', ['sleep', '3605'], pidNsOpt(0));
     cri.close();
     await d.stop('SIGKILL');
-    d = await startBerthd({ dir: d.dir, args: ['--config-file', configFile, '--bridge', 'none'] });
+    d = await startBerthd({ dir: d.dir, args: berthdArgs(configFile) });
     cri = connectCri(socket);
     const pods = (await rt('ListPodSandbox', { filter: { id: pod.id } })).items as { id: string; state: number }[];
     expect(pods).toEqual([expect.objectContaining({ id: pod.id, state: SANDBOX.READY })]);

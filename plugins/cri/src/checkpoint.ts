@@ -11,8 +11,9 @@
  *   rootfs-diff.tar   files added or changed in its writable layer (containers on an image of the image store)
  *   deleted.files     JSON list of paths deleted from the image (idem)
  *
- * Written atomically: everything is assembled in a temporary directory beside `location`, packed
- * into a temporary file there, fsync'd and renamed to `location`; on any failure (timeout
+ * The archive is its owner's only (0600: it holds the container's memory, as kubelet asks of
+ * runtimes). Written atomically: assembled in a temporary directory (0700) beside `location`,
+ * packed into a temporary file there, fsync'd and renamed to `location`; on any failure (timeout
  * included) both temporaries are deleted and `location` is left as it was.
  */
 import { execFile } from 'node:child_process';
@@ -113,8 +114,9 @@ function configDump(rec: DeepReadonly<ContainerRecord>): string {
   );
 }
 
-/** Pack `work`'s entries into `tmp` (fsync'd). */
+/** Pack `work`'s entries into `tmp` (root's only: it holds the processes' memory; fsync'd). */
 async function pack(work: string, tmp: string, entries: string[], signal: AbortSignal): Promise<void> {
+  await (await open(tmp, 'wx', 0o600)).close(); // made 0600 before tar writes into it
   await run('tar', ['-C', work, '--numeric-owner', '-cf', tmp, ...entries], { signal });
   const fh = await open(tmp, 'r');
   try {

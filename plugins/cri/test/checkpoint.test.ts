@@ -5,7 +5,7 @@
  * and their gRPC codes, the timeout, and nothing left in the target directory when it fails.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -41,6 +41,7 @@ describe('CRI CheckpointContainer (FakeRuntime)', () => {
     const location = join(out, 'checkpoint-p_default-app-2026.tar');
     expect(await h.rt('CheckpointContainer', { container_id: id, location, timeout: 30 })).toEqual({});
 
+    expect(statSync(location).mode & 0o777).toBe(0o600); // the memory of the container's processes: owner only
     const entries = tarList(location);
     expect(entries).toContain(`checkpoint/${FAKE_CHECKPOINT_FILE}`);
     expect(entries).toContain('checkpoint/berth-checkpoint.json');
