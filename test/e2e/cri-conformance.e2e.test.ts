@@ -531,7 +531,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     const location = path.join(out, `checkpoint-ckpt_critest-app-${new Date().toISOString()}.tar`);
     expect(await rt('CheckpointContainer', { container_id: id, location, timeout: 60 })).toEqual({});
     const names = tarNames(location);
-    for (const n of ['checkpoint/fake-checkpoint.json', 'checkpoint/berth-checkpoint.json', 'config.dump', 'spec.dump', 'rootfs-diff.tar', 'deleted.files']) expect(names).toContain(n);
+    for (const n of ['checkpoint/fake-checkpoint.json', 'checkpoint/berth-checkpoint.json', 'config.dump', 'status.dump', 'spec.dump', 'rootfs-diff.tar', 'deleted.files']) expect(names).toContain(n);
     expect(tarNames(location, 'rootfs-diff.tar')).toContain('ckpt-marker');
     expect(fs.statSync(location).mode & 0o777).toBe(0o600);
     expect(fs.readdirSync(out)).toEqual([path.basename(location)]);

@@ -6,8 +6,10 @@
  *
  * The archive (docs/cri.md "CheckpointContainer"):
  *   checkpoint/       the engine's checkpoint: the runtime's image files (CRIU's), berth-checkpoint.json, berth/<plugin>/
- *   config.dump       the container as the CRI and the engine know it (JSON)
+ *   config.dump       checkpointctl's/containerd's keys (id, name, rootfsImage…, runtime, times), berth's view under `berth`
+ *   status.dump       its CRI ContainerStatus (JSON, the proto's field names)
  *   spec.dump         the OCI spec it was started with (JSON)
+ *   container.log     a copy of its CRI log file (when it has one)
  *   rootfs-diff.tar   files added or changed in its writable layer (containers on an image of the image store)
  *   deleted.files     JSON list of paths deleted from the image (idem)
  *
@@ -18,7 +20,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -33,7 +35,7 @@ import {
   type Engine,
 } from '@berth/core';
 import { IImageService } from '@berth/image-store';
-import { containerOf, labelsOf } from './mapping.js';
+import { LABEL, containerOf, containerStatusOf, labelsOf } from './mapping.js';
 import { DeadlineError } from './runtime-service.js';
 
 const run = promisify(execFile);
@@ -60,9 +62,8 @@ async function assertCheckpointable(e: Engine, rec: DeepReadonly<ContainerRecord
   if (!e.checkpoints.available) throw new NotImplementedError('checkpoints are not available: no plugin of this berth build stores them (@berth/plugin-checkpoint)');
   if (!e.config.experimental) throw new ConflictError('checkpointing needs berthd in experimental mode (as docker checkpoint)');
   if (!isActive(rec as ContainerRecord) || rec.State.Status !== 'running') throw new ConflictError(`container ${rec.ID} is not running`);
-  const runtime = rec.RuntimeName || rec.HostConfig.Runtime || e.config.defaultRuntime;
   try {
-    await assertCheckpointSupported(e.containers.backendOf(rec as ContainerRecord), runtime);
+    await assertCheckpointSupported(e.containers.backendOf(rec as ContainerRecord), runtimeOf(e, rec));
   } catch (err) {
     // an environment that lacks checkpointing (no CRIU, say): FAILED_PRECONDITION, not the request's fault
     if (errorKind(err) === 'InvalidParameter') throw new ConflictError((err as Error).message, { cause: err });
@@ -90,29 +91,48 @@ async function writeRootfsDiff(e: Engine, rec: DeepReadonly<ContainerRecord>, wo
   }
 }
 
-/** config.dump: what the CRI and the engine know of the container. */
-function configDump(rec: DeepReadonly<ContainerRecord>): string {
+/**
+ * config.dump: the keys checkpointctl and containerd read (id, name, rootfsImage*, runtime,
+ * createdTime, checkpointedTime, restored), then what berth knows of the container under `berth`.
+ */
+function configDump(rec: DeepReadonly<ContainerRecord>, runtime: string, checkpointedAt: Date): string {
   const cri = containerOf(rec);
   const { labels, annotations } = labelsOf(rec);
   return JSON.stringify(
     {
       id: rec.ID,
       name: rec.Name.replace(/^\//, ''),
-      podSandboxId: cri.pod_sandbox_id,
-      metadata: cri.metadata,
-      image: rec.Config.Image,
-      imageRef: rec.Image,
-      runtime: rec.RuntimeName || rec.HostConfig.Runtime || '',
+      rootfsImage: rec.Config.Image,
+      rootfsImageRef: rec.Image,
+      rootfsImageName: rec.Config.Image,
+      runtime,
       createdTime: rec.Created,
-      labels,
-      annotations,
-      config: rec.Config,
-      hostConfig: rec.HostConfig,
+      checkpointedTime: checkpointedAt.toISOString(),
+      restored: false,
+      berth: { podSandboxId: cri.pod_sandbox_id, metadata: cri.metadata, labels, annotations, config: rec.Config, hostConfig: rec.HostConfig },
     },
     null,
     2,
   );
 }
+
+/** The metadata files beside checkpoint/: config.dump, status.dump, spec.dump (when known), container.log (when there is one); returns their names. */
+async function writeMetadata(e: Engine, rec: DeepReadonly<ContainerRecord>, work: string, checkpointedAt: Date): Promise<string[]> {
+  const live = e.containers.get(rec.ID);
+  const written = ['config.dump', 'status.dump'];
+  await writeFile(join(work, 'config.dump'), configDump(live, runtimeOf(e, live), checkpointedAt));
+  await writeFile(join(work, 'status.dump'), JSON.stringify(containerStatusOf(live), null, 2));
+  const spec = e.containers.specOf(rec.ID);
+  if (spec) {
+    await writeFile(join(work, 'spec.dump'), JSON.stringify(spec, null, 2));
+    written.push('spec.dump');
+  }
+  const logPath = live.Config.Labels?.[LABEL.logPath];
+  if (logPath && (await copyFile(logPath, join(work, 'container.log')).then(() => true, () => false))) written.push('container.log');
+  return written;
+}
+
+const runtimeOf = (e: Engine, rec: DeepReadonly<ContainerRecord>) => rec.RuntimeName || rec.HostConfig.Runtime || e.config.defaultRuntime;
 
 /** Pack `work`'s entries into `tmp` (root's only: it holds the processes' memory; fsync'd). */
 async function pack(work: string, tmp: string, entries: string[], signal: AbortSignal): Promise<void> {
@@ -144,14 +164,12 @@ export async function checkpointToArchive(e: Engine, rec: DeepReadonly<Container
   // The engine's checkpoint cannot be cancelled: after a timeout its directory goes once it settled.
   let dumping: Promise<void> | undefined;
   try {
+    const checkpointedAt = new Date();
     dumping = e.checkpoints.create(rec.ID, { name: CHECKPOINT_NAME, dir: work, exit: false });
     await Promise.race([dumping, deadline]);
-    const spec = e.containers.specOf(rec.ID);
-    await writeFile(join(work, 'config.dump'), configDump(rec));
-    if (spec) await writeFile(join(work, 'spec.dump'), JSON.stringify(spec, null, 2));
+    const entries = [CHECKPOINT_NAME, ...(await writeMetadata(e, rec, work, checkpointedAt))];
     // tar is killed by the signal at the deadline
     await writeRootfsDiff(e, rec, work, abort.signal);
-    const entries = [CHECKPOINT_NAME, 'config.dump', ...(spec ? ['spec.dump'] : [])];
     if ((await stat(join(work, 'rootfs-diff.tar')).catch(() => undefined))?.isFile()) entries.push('rootfs-diff.tar', 'deleted.files');
     await pack(work, tmp, entries, abort.signal);
     if (abort.signal.aborted) throw timedOut();

@@ -22,10 +22,13 @@ async function setup(o: { checkpoint?: boolean; store?: boolean; experimental?: 
   return startCri({}, undefined, { runtime, experimental: o.experimental ?? true, plugins: o.store === false ? [] : [checkpointPlugin()] });
 }
 
-/** A running container of pod `pod` as CreateContainer labels it. */
+/** A running container (with a CRI log file) of a new pod, labelled as CreateContainer does. */
 async function runningContainer(h: CriHarness): Promise<string> {
   const pod = (await h.rt('RunPodSandbox', { config: { metadata: { name: 'p', uid: 'u1', namespace: 'default' } } })).pod_sandbox_id as string;
-  const id = await h.t.createContainer({ Config: { Cmd: ['/bin/sleep', '100'], Labels: { [LABEL.type]: TYPE_CONTAINER, [LABEL.sandboxId]: pod, [LABEL.name]: 'app' } } });
+  const logPath = join(h.dir, 'app.log'); // its CRI log file (as kubelet's log_path names it)
+  writeFileSync(logPath, '2026-12-06T11:00:00.000000000Z stdout F hello\n');
+  const labels = { [LABEL.type]: TYPE_CONTAINER, [LABEL.sandboxId]: pod, [LABEL.name]: 'app', [LABEL.logPath]: logPath };
+  const id = await h.t.createContainer({ name: 'cp-app', Config: { Cmd: ['/bin/sleep', '100'], Labels: labels } });
   await h.t.engine.containers.start(id);
   return id;
 }
@@ -47,8 +50,13 @@ describe('CRI CheckpointContainer (FakeRuntime)', () => {
     expect(entries).toContain('checkpoint/berth-checkpoint.json');
     expect(entries).toContain('config.dump');
     expect(entries).toContain('spec.dump');
-    const config = JSON.parse(execFileSync('tar', ['-xOf', location, 'config.dump'], { encoding: 'utf8' }));
-    expect(config).toMatchObject({ id, podSandboxId: expect.any(String), metadata: { name: 'app' } });
+    expect(entries).toContain('status.dump');
+    const dump = (name: string) => JSON.parse(execFileSync('tar', ['-xOf', location, name], { encoding: 'utf8' }));
+    // checkpointctl's / containerd's keys, berth's view under `berth`
+    expect(dump('config.dump')).toMatchObject({ id, name: 'cp-app', runtime: expect.any(String), createdTime: expect.any(String), checkpointedTime: expect.any(String), restored: false, berth: { metadata: { name: 'app' } } });
+    expect(dump('status.dump')).toMatchObject({ id, state: 1, metadata: { name: 'app' } });
+    expect(dump('spec.dump')).toHaveProperty('process');
+    expect(execFileSync('tar', ['-xOf', location, 'container.log'], { encoding: 'utf8' })).toContain('stdout F hello');
 
     expect(h.t.engine.containers.get(id).State.Running).toBe(true);
     expect((await h.rt('ContainerStatus', { container_id: id })).status.state).toBe(1); // CONTAINER_RUNNING
