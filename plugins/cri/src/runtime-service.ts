@@ -1,6 +1,6 @@
 /**
  * CRI RuntimeService on berth's engine: pods (pods.ts) and their containers (engine containers,
- * mapping.ts), exec, streams (Exec/Attach/PortForward URLs), stats, events. Each handler takes the decoded request and returns the
+ * mapping.ts), exec, streams (Exec/Attach/PortForward URLs), stats, events, checkpoints (checkpoint.ts). Each handler takes the decoded request and returns the
  * response object; server.ts turns thrown berth errors into gRPC statuses.
  */
 import { randomBytes } from 'node:crypto';
