@@ -115,10 +115,10 @@ describe('CRI CheckpointContainer (FakeRuntime)', () => {
     expect(readdirSync(out)).toEqual(['c.tar']);
     expect(execFileSync('cat', [location], { encoding: 'utf8' })).toBe('previous archive');
 
-    // a dump slower than the timeout: DEADLINE_EXCEEDED at once; its files go once the dump ended
-    (h.t.runtime as FakeRuntime).delay('checkpoint', 1500);
+    // a dump far slower than the timeout (3 s against 1 s): DEADLINE_EXCEEDED at once; its files go once the dump ended
+    (h.t.runtime as FakeRuntime).delay('checkpoint', 3000);
     await expect(h.rt('CheckpointContainer', { container_id: id, location, timeout: 1 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
-    for (let i = 0; i < 300 && readdirSync(out).length > 1; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 500 && readdirSync(out).length > 1; i++) await new Promise((r) => setTimeout(r, 20));
     expect(readdirSync(out)).toEqual(['c.tar']);
     expect(execFileSync('cat', [location], { encoding: 'utf8' })).toBe('previous archive');
     expect(h.t.engine.containers.get(id).State.Running).toBe(true);
