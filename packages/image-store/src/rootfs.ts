@@ -61,18 +61,20 @@ export interface RootfsManagerOptions {
 }
 
 /**
- * An empty directory `d` (0755), whatever a crashed create left there: one mkdir when nothing
- * is in the way (a create's usual case; issue 18 counts its file-system round trips).
+ * Makes directory `d` (0755) when nothing is there — a create's usual case, one mkdir (issue 18
+ * counts its file-system round trips); false when something is in the way.
  */
-async function freshDir(d: string): Promise<void> {
+async function newDir(d: string): Promise<boolean> {
   try {
     await fsp.mkdir(d, { mode: 0o755 });
-    return;
+    return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'ENOENT') throw err;
   }
-  await fsp.rm(d, { recursive: true, force: true });
   await fsp.mkdir(d, { recursive: true, mode: 0o755 });
+  return true;
 }
 
 export class RootfsManager {
@@ -111,19 +113,26 @@ export class RootfsManager {
 
   /** Prepares the container's layer (no mount yet). Idempotent for the same image. */
   async create(id: string, imageRef: string, opts: { readonly?: boolean } = {}): Promise<RootfsMeta> {
-    const existing = await this.meta(id);
     // an ID (what a create passes) needs no resolving: get() below says when it is gone
-    const imageId = isDigest(imageRef) ? imageRef : await this.store.resolve(imageRef);
-    if (existing) {
-      if (existing.imageId !== imageId) throw new ConflictError(`container ${id} already has a root filesystem for image ${existing.imageId}`);
-      return existing;
-    }
-    const img = await this.store.get(imageId);
-    const chain = img.topLayer ? await this.store.layers.chain(img.topLayer) : [];
-    const driver: RootfsDriver = this.driver === 'overlay' && chain.every((l) => l.overlayWhiteouts) ? 'overlay' : 'copy';
+    const imageIdOf = async () => (isDigest(imageRef) ? imageRef : await this.store.resolve(imageRef));
     const d = this.cdir(id);
-    await freshDir(d);
+    // a directory made now holds no meta.json to look at (a create's case)
+    if (!(await newDir(d))) {
+      const existing = await this.meta(id);
+      if (existing) {
+        const imageId = await imageIdOf();
+        if (existing.imageId !== imageId) throw new ConflictError(`container ${id} already has a root filesystem for image ${existing.imageId}`);
+        return existing;
+      }
+      // what a crashed create left
+      await fsp.rm(d, { recursive: true, force: true });
+      await fsp.mkdir(d, { recursive: true, mode: 0o755 });
+    }
     try {
+      const imageId = await imageIdOf();
+      const img = await this.store.get(imageId);
+      const chain = img.topLayer ? await this.store.layers.chain(img.topLayer) : [];
+      const driver: RootfsDriver = this.driver === 'overlay' && chain.every((l) => l.overlayWhiteouts) ? 'overlay' : 'copy';
       await fsp.mkdir(path.join(d, 'merged'), { mode: 0o755 });
       if (driver === 'overlay') {
         await fsp.mkdir(path.join(d, 'upper'), { mode: 0o755 });

@@ -1,6 +1,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { errorKind } from '@berth/core';
 import { loadArchive } from '../src/archive.js';
 import { sha256 } from '../src/digest.js';
 import { LocalImageStore } from '../src/images.js';
@@ -151,10 +152,13 @@ describe('a create\'s directory (issue 18: file-system round trips per create)',
     const d = path.join(rfs.dir, CID);
     const mkdir = vi.spyOn(fsp, 'mkdir');
     const rm = vi.spyOn(fsp, 'rm');
+    const readFile = vi.spyOn(fsp, 'readFile');
     try {
       await rfs.create(CID, await store.resolve('berth-test/busybox'));
       const ours = (calls: unknown[][]) => calls.filter(([p]) => p === d || path.dirname(String(p)) === d);
-      // before: rm of d (2 lstats), mkdir -p of d/merged (3 mkdirs), the meta write's mkdir -p of d (mkdir + stat)
+      // before: a read of the absent meta.json, rm of d (2 lstats), mkdir -p of d/merged (3
+      // mkdirs), the meta write's mkdir -p of d (mkdir + stat)
+      expect(ours(readFile.mock.calls)).toEqual([]);
       expect(ours(rm.mock.calls)).toEqual([]);
       expect(ours(mkdir.mock.calls).map(([p, o]) => [path.relative(d, String(p)), o])).toEqual([
         ['', { mode: 0o755 }],
@@ -163,6 +167,7 @@ describe('a create\'s directory (issue 18: file-system round trips per create)',
     } finally {
       mkdir.mockRestore();
       rm.mockRestore();
+      readFile.mockRestore();
     }
     expect((await rfs.meta(CID))?.containerId).toBe(CID);
   });
@@ -172,9 +177,17 @@ describe('a create\'s directory (issue 18: file-system round trips per create)',
     await rfs.init();
     const d = path.join(rfs.dir, CID);
     await fsp.mkdir(path.join(d, 'merged', 'half'), { recursive: true });
-    await rfs.create(CID, await store.resolve('berth-test/busybox'));
+    const id = await store.resolve('berth-test/busybox');
+    await rfs.create(CID, id);
     expect(await fsp.readdir(path.join(d, 'merged'))).not.toContain('half');
     expect((await rfs.meta(CID))?.containerId).toBe(CID);
+    // a second create of the same container is the same layer (a start re-creating it), another image is refused
+    await fsp.writeFile(path.join(d, 'merged', 'kept'), 'k');
+    expect((await rfs.create(CID, id)).imageId).toBe(id);
+    expect(await fsp.readdir(path.join(d, 'merged'))).toContain('kept');
+    const other = 'sha256:' + 'b'.repeat(64);
+    expect(errorKind(await rfs.create(CID, other).catch((e: unknown) => e))).toBe('Conflict');
+    expect(await fsp.readdir(path.join(d, 'merged'))).toContain('kept');
     await rfs.remove(CID);
   });
 });
