@@ -5,7 +5,6 @@
  * fails), the directory and the first save. Also the HostConfig normalisation a legacy start
  * body goes through.
  */
-import { mkdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { verifyContainerConfig } from './config-validate.js';
 import { InvalidParameterError, NotFoundError, NotImplementedError, SystemError } from './errors.js';
@@ -92,7 +91,7 @@ export async function createContainer(k: ContainerKernel, links: LinkContainers,
     await k.d.hooks.beforeCreate.promise(ctx);
     if (!ctx.volumesResolved) refuseUnresolvedVolumes(rec);
     failpoint(FP.createAfterRootfs);
-    await mkdir(dir, { recursive: true, mode: 0o710 });
+    await k.d.store.makeDir(id);
     failpoint(FP.createBeforeRecordSave);
     k.index.add(rec);
     await k.persist(rec);

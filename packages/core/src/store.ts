@@ -33,6 +33,8 @@ export interface LoadResult {
 export interface StateStore {
   /** Directory of a container's files (log, checkpoints, resolv.conf live there too). */
   dir(id: string): string;
+  /** Makes the container's directory (a create, before its first save; a save makes it too when missing). */
+  makeDir(id: string): Promise<void>;
   save(record: ContainerRecord): Promise<void>;
   remove(id: string): Promise<void>;
   loadAll(): Promise<LoadResult>;
@@ -67,7 +69,7 @@ export async function saveRetrying(
 }
 
 /** A container's directory (its parent made too when missing); one mkdir when it exists already. */
-async function makeDir(dir: string): Promise<void> {
+async function ensureDir(dir: string): Promise<void> {
   try {
     await mkdir(dir, { mode: 0o710 });
   } catch (err) {
@@ -86,7 +88,7 @@ export class FileStateStore implements StateStore {
   /** The hostconfig.json each container's directory holds, as this store wrote it. */
   private readonly writtenHost = new Map<string, string>();
   /**
-   * Containers whose directory this store saw exist (loaded or saved into): a save does not
+   * Containers whose directory this store saw exist (made, loaded or saved into): a save does not
    * make it again — a `mkdir -p` of an existing directory is two file-system round trips on
    * the daemon's one JS thread, at every state change (issue 18).
    */
@@ -98,6 +100,11 @@ export class FileStateStore implements StateStore {
 
   dir(id: string): string {
     return join(this.root, id);
+  }
+
+  async makeDir(id: string): Promise<void> {
+    await ensureDir(this.dir(id));
+    this.dirMade.add(id);
   }
 
   save(record: ContainerRecord): Promise<void> {
@@ -112,7 +119,7 @@ export class FileStateStore implements StateStore {
       .then(async () => {
         if (this.removed.has(id)) return;
         const dir = this.dir(id);
-        if (!this.dirMade.has(id)) await makeDir(dir);
+        if (!this.dirMade.has(id)) await ensureDir(dir);
         // hostconfig.json only when it changed since this store last wrote it (most saves
         // are state changes); it goes first, so config.v2.json is never the older one.
         const files: [string, string][] = [];
@@ -126,7 +133,7 @@ export class FileStateStore implements StateStore {
         } catch (err) {
           // the directory went behind this store's back: made again, as every save did before
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.dirMade.delete(id)) throw err;
-          await makeDir(dir);
+          await ensureDir(dir);
           await atomicWriteFiles(dir, files, { mode: 0o600 });
         }
         if (!this.removed.has(id)) {

@@ -40,6 +40,15 @@ describe('state store: file-system calls per save', () => {
     expect(JSON.parse(await readFile(join(store.dir(ID), 'config.v2.json'), 'utf8')).State.Status).toBe('s9');
   });
 
+  it('a directory made by makeDir (a create, before its first save) is not made again by the save', async () => {
+    const store = new FileStateStore(root);
+    await store.loadAll();
+    calls.mkdir = 0;
+    await store.makeDir(ID);
+    await store.save(record('created'));
+    expect(calls.mkdir).toBe(1);
+  });
+
   it('a loaded container is saved without a mkdir', async () => {
     await new FileStateStore(root).save(record('created'));
     const again = new FileStateStore(root);
