@@ -1,144 +1,33 @@
 /**
  * CRI conformance client: drives berthd's CRI socket (plugin `cri` turned on in daemon.json)
  * the way critest's suites do, against real runc + conmon — test names mirror critest's
- * ("runtime should support basic operations on container", "should support exec", …). Also:
- * a pod's containers share its network/IPC/UTS namespaces (pause-less pods), the Docker API
- * sees CRI containers with cri-dockerd's labels and refuses their removal without force,
- * pods and containers survive a berthd SIGKILL, and CheckpointContainer writes its archive
- * (the fake OCI runtime CLI as a RuntimeClass handler; runc + CRIU where `criu check` passes). Pods go on the file's own CNI bridge and subnet
- * (the cri plugin's podBridge/podSubnet): the host reaches a pod's IP over that bridge, stop and
- * remove give the address back (after a SIGKILL too); the bridge is deleted and ip_forward put
- * back even on failure (no NAT is set up). Where a `critest` binary is on PATH it runs
- * too (its result is printed). Waits poll with a deadline; nothing asserts how long anything took.
+ * ("runtime should support basic operations on container", "should support exec", …): runtime
+ * and image basics, ExecSync, a pod's containers sharing its network/IPC/UTS namespaces
+ * (pause-less pods), the PodPID/ContainerPID/TARGET PID modes, pod networking, DNS, host ports,
+ * seccomp, resources and stats, logs, events; the Docker API sees CRI containers with
+ * cri-dockerd's labels and refuses their removal without force, pods and containers survive a
+ * berthd SIGKILL, refusals. Pods go on the file's own CNI bridge and subnet (the cri plugin's
+ * podBridge/podSubnet): the host reaches a pod's IP over that bridge, stop and remove give the
+ * address back (after a SIGKILL too); the bridge is deleted and ip_forward put back even on
+ * failure (helpers/cri.ts). Where a `critest` binary is on PATH it runs too (its result is
+ * printed). Waits poll with a deadline; nothing asserts how long anything took. Streaming
+ * (exec/attach/port forward) is cri-streaming's, CheckpointContainer cri-checkpoint's.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { connectCri, dialSpdy, openSpdyStream, readAll, type CriClient } from '@berth/plugin-cri';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
-import { saveHostNetworkState, type HostNetworkState } from './helpers/network-host.js';
-import { FAKE_RUNTIME, criuSkipReason } from './runtime-helpers.js';
-
-const skip = berthdSkipReason() ?? (which('unshare') && which('ip') ? null : 'unshare (util-linux) or ip (iproute2) missing');
-
-// gRPC status codes the tests look for.
-const NOT_FOUND = 5;
-const FAILED_PRECONDITION = 9;
-const DEADLINE_EXCEEDED = 4;
-const UNKNOWN = 2;
-const INVALID_ARGUMENT = 3;
+import { describe, expect, it } from 'vitest';
+import { TEST_IMAGE, which } from './helpers/berthd.js';
+import { CNI_BIN_DIRS, CONTAINER, DEADLINE_EXCEEDED, FAILED_PRECONDITION, NOT_FOUND, SANDBOX, cniSkip, containerConfig, criSkip as skip, useCriBerthd, waitFor } from './helpers/cri.js';
 
 // The pods' CNI network of this file (its own bridge and subnet; CNI plugins from containernetworking-plugins).
 const POD_BRIDGE = 'bcri-e2e0';
 const POD_SUBNET_PREFIX = '10.231.77.';
-const CNI_BIN_DIRS = ['/usr/lib/cni', '/opt/cni/bin'];
-const cniSkip = ['bridge', 'host-local'].every((t) => CNI_BIN_DIRS.some((dir) => fs.existsSync(path.join(dir, t))))
-  ? null
-  : `the CNI plugins bridge and host-local are not in ${CNI_BIN_DIRS.join(':')} (apt-get install containernetworking-plugins)`;
-
-const CONTAINER = { CREATED: 0, RUNNING: 1, EXITED: 2 };
-const SANDBOX = { READY: 0, NOTREADY: 1 };
-
-let seq = 0;
-function podConfig(name: string, extra: Record<string, unknown> = {}) {
-  seq++;
-  return {
-    metadata: { name, uid: `uid-${name}-${seq}`, namespace: 'critest', attempt: 0 },
-    hostname: `${name}-host`,
-    labels: { suite: 'conformance', pod: name },
-    annotations: { 'critest.io/a': 'b' },
-    ...extra,
-  };
-}
-
-function containerConfig(name: string, args: string[] = ['sleep', '3600'], extra: Record<string, unknown> = {}) {
-  return { metadata: { name, attempt: 0 }, image: { image: TEST_IMAGE }, args, labels: { ctr: name }, annotations: { note: name }, ...extra };
-}
-
-/**
- * berthd's arguments: the CRI from daemon.json; --experimental (checkpoints, as docker
- * checkpoint) and the fake OCI runtime CLI as runtime `fake` (a RuntimeClass handler that
- * checkpoints without CRIU) for CheckpointContainer.
- */
-const berthdArgs = (configFile: string) => ['--config-file', configFile, '--bridge', 'none', '--experimental', '--add-runtime', `fake=${FAKE_RUNTIME}`];
-
-const criuSkip = skip ?? criuSkipReason();
-
-/** The names in a tar archive (`tar -t`; `inner`: those of the archive `inner` inside it). */
-function tarNames(file: string, inner?: string): string[] {
-  const r = inner ? spawnSync('sh', ['-c', 'tar -xOf "$1" "$2" | tar -t', 'sh', file, inner], { encoding: 'utf8' }) : spawnSync('tar', ['-tf', file], { encoding: 'utf8' });
-  expect(r.status, r.stderr).toBe(0);
-  return r.stdout.split('\n').filter(Boolean);
-}
-
-async function waitFor<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: never matched; last ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  let d: Berthd;
-  let cri: CriClient;
-  let socket: string;
-  let configFile: string;
-  let host: HostNetworkState | undefined;
-  const rt = (m: string, req: Record<string, unknown> = {}) => cri.runtime(m, req);
-  const im = (m: string, req: Record<string, unknown> = {}) => cri.image(m, req);
-
-  async function runPod(name: string, extra: Record<string, unknown> = {}): Promise<{ id: string; config: Record<string, unknown> }> {
-    const config = podConfig(name, extra);
-    const { pod_sandbox_id } = await rt('RunPodSandbox', { config });
-    return { id: pod_sandbox_id as string, config };
-  }
-
-  async function startContainer(pod: { id: string; config: Record<string, unknown> }, name: string, args?: string[], extra?: Record<string, unknown>): Promise<string> {
-    const { container_id } = await rt('CreateContainer', { pod_sandbox_id: pod.id, config: containerConfig(name, args, extra), sandbox_config: pod.config });
-    await rt('StartContainer', { container_id });
-    return container_id as string;
-  }
-
-  async function exec(id: string, cmd: string[], timeout = 0): Promise<{ stdout: string; stderr: string; exit_code: number }> {
-    const r = await rt('ExecSync', { container_id: id, cmd, timeout });
-    return { stdout: Buffer.from(r.stdout).toString(), stderr: Buffer.from(r.stderr).toString(), exit_code: r.exit_code };
-  }
-
-  beforeAll(async () => {
-    const dir = fs.mkdtempSync(path.join('/tmp', 'bd-cri-'));
-    socket = path.join(dir, 'cri.sock');
-    configFile = path.join(dir, 'daemon.json');
-    host = saveHostNetworkState();
-    const criConfig = { socket, podBridge: POD_BRIDGE, podSubnet: `${POD_SUBNET_PREFIX}0/24`, cniBinDirs: CNI_BIN_DIRS };
-    fs.writeFileSync(configFile, JSON.stringify({ plugins: { builtins: { cri: true }, config: { cri: criConfig } } }));
-    d = await startBerthd({ dir, args: berthdArgs(configFile) });
-    await d.loadTestImage();
-    cri = connectCri(socket);
-  }, 120_000);
-
-  afterAll(async () => {
-    cri?.close();
-    if (d) {
-      // Containers first (the Docker API, forced), then the pods' namespaces (RemovePodSandbox) — via a fresh client.
-      const c = connectCri(socket);
-      try {
-        for (const p of ((await c.runtime('ListPodSandbox', {})).items as { id: string }[]) ?? []) await c.runtime('RemovePodSandbox', { pod_sandbox_id: p.id }).catch(() => {});
-      } catch {
-        /* berthd gone */
-      }
-      c.close();
-      await d.cleanup();
-      fs.rmSync(d.dir, { recursive: true, force: true });
-    }
-    host?.restore([POD_BRIDGE]);
-    removeTestImageTarball();
-  }, 120_000);
+  const h = useCriBerthd({ bridge: POD_BRIDGE, subnetPrefix: POD_SUBNET_PREFIX });
+  const { rt, im, runPod, startContainer, exec } = h;
 
   it('runtime info should support getting runtime version, status and config', async () => {
     expect(await rt('Version', { version: 'v1' })).toMatchObject({ runtime_name: 'berth', runtime_api_version: 'v1' });
@@ -170,10 +59,10 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     const reg = await startRegistry({ user: 'alice', password: 's3cret' });
     try {
       const name = `${reg.host}/private/busybox:v1`;
-      expect((await d.docker(['tag', TEST_IMAGE, name])).code).toBe(0);
-      const login = await d.docker(['login', reg.host, '-u', 'alice', '--password-stdin'], { input: 's3cret' });
+      expect((await h.d.docker(['tag', TEST_IMAGE, name])).code).toBe(0);
+      const login = await h.d.docker(['login', reg.host, '-u', 'alice', '--password-stdin'], { input: 's3cret' });
       expect(login.code, login.stderr).toBe(0);
-      const push = await d.docker(['push', name]);
+      const push = await h.d.docker(['push', name]);
       expect(push.code, push.stderr).toBe(0);
       await im('RemoveImage', { image: { image: name } });
       expect(await im('ImageStatus', { image: { image: name } })).not.toHaveProperty('image.id');
@@ -199,7 +88,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     expect(ready).toEqual([]);
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
     await expect(rt('PodSandboxStatus', { pod_sandbox_id: pod.id })).rejects.toMatchObject({ code: NOT_FOUND });
-    expect(fs.existsSync(path.join(d.execRoot, 'cri', pod.id))).toBe(false);
+    expect(fs.existsSync(path.join(h.d.execRoot, 'cri', pod.id))).toBe(false);
   });
 
   it('runtime should support basic operations on container', async () => {
@@ -229,96 +118,6 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
   });
 
-  /** A WebSocket client of the streaming server as kubectl is: send stdin lines (channel 0) once open, collect channels until the server closes. */
-  function stream(url: string, input: string, until?: (channels: Record<number, string>) => boolean): Promise<Record<number, string>> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url.replace(/^http/, 'ws'), ['v4.channel.k8s.io']);
-      const channels: Record<number, string> = {};
-      ws.on('open', () => ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(input)])));
-      ws.on('message', (data: Buffer) => {
-        channels[data[0]!] = (channels[data[0]!] ?? '') + data.subarray(1).toString();
-        if (until?.(channels)) ws.close();
-      });
-      ws.on('close', () => resolve(channels));
-      ws.on('error', reject);
-    });
-  }
-
-  it('runtime should support streaming exec and attach (WebSocket v4.channel.k8s.io)', async () => {
-    const pod = await runPod('stream-pod');
-    const id = await startContainer(pod, 'echoer', ['sh', '-c', 'while read l; do echo "attached $l"; done'], { stdin: true });
-    const { url } = await rt('Exec', { container_id: id, cmd: ['sh', '-c', 'read x; echo "got $x"; echo err >&2; exit 3'], stdin: true, stdout: true, stderr: true });
-    const ex = await stream(url, 'hello\n');
-    expect(ex[1]).toBe('got hello\n');
-    expect(ex[2]).toBe('err\n');
-    expect(JSON.parse(ex[3]!)).toMatchObject({ status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '3' }] } });
-    // Attach: stdin reaches the container's process, its output comes back; the client leaves, the container runs on.
-    const at = await stream((await rt('Attach', { container_id: id, stdin: true, stdout: true, stderr: true })).url, 'one\n', (c) => (c[1] ?? '').includes('attached one'));
-    expect(at[1]).toContain('attached one\n');
-    expect((await rt('ContainerStatus', { container_id: id })).status.state).toBe(CONTAINER.RUNNING);
-    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
-  });
-
-  it('runtime should support port forward (WebSocket v4, to a port on the pod\'s 127.0.0.1)', async () => {
-    const pod = await runPod('pf-pod');
-    // Bound to the pod's loopback only: reachable from inside its network namespace, nowhere else.
-    await startContainer(pod, 'srv', ['sh', '-c', 'mkdir -p /www && echo port-forwarded > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www']);
-    const forward = async (port: number) => stream((await rt('PortForward', { pod_sandbox_id: pod.id, port: [port] })).url, 'GET /index.html HTTP/1.0\r\n\r\n');
-    const got = await waitFor('forwarded port 8080', () => forward(8080), (c) => (c[0] ?? '').includes('port-forwarded'));
-    expect(got[0]!.slice(2)).toMatch(/^HTTP\/1\.[01] 200 OK\r\n[^]*\r\n\r\nport-forwarded\n$/); // after the port's two bytes; httpd closed, so did the stream
-    // Nothing listens on 8081 in the pod: the error channel says so, as kubelet writes it.
-    const refused = await forward(8081);
-    expect(refused[1]!.slice(2)).toMatch(new RegExp(`^error forwarding port 8081 to pod ${pod.id}: failed to connect to localhost:8081`));
-    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
-  });
-
-  // The same over SPDY/3.1, as the API server → kubelet hop speaks it: one SPDY stream per channel (dialSpdy behaves as Go's spdystream).
-  it('runtime should support exec over SPDY/3.1 (v4.channel.k8s.io: error/stdin/stdout/stderr streams, stdin FIN)', async () => {
-    const pod = await runPod('spdy-exec-pod');
-    const id = await startContainer(pod, 'spdy-exec');
-    const { url } = await rt('Exec', { container_id: id, cmd: ['sh', '-c', 'read x; echo "got $x"; echo err >&2; cat; exit 3'], stdin: true, stdout: true, stderr: true });
-    const d = await dialSpdy(url, ['v4.channel.k8s.io', 'v3.channel.k8s.io']);
-    try {
-      expect([d.status, d.protocol]).toEqual([101, 'v4.channel.k8s.io']);
-      const [error, stdin, stdout, stderr] = await Promise.all(['error', 'stdin', 'stdout', 'stderr'].map((streamtype) => openSpdyStream(d.conn!, { streamtype })));
-      const out = Promise.all([readAll(error!), readAll(stdout!), readAll(stderr!)]);
-      stdin!.end('hello\nrest\n'); // `cat` ends only on the stdin stream's FIN
-      const [status, o, e] = await out;
-      expect(o).toBe('got hello\nrest\n');
-      expect(e).toBe('err\n');
-      expect(JSON.parse(status)).toMatchObject({ status: 'Failure', reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: '3' }] } });
-    } finally {
-      d.socket?.destroy();
-    }
-    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
-  });
-
-  it("runtime should support port forward over SPDY/3.1 (portforward.k8s.io: a data/error stream pair per connection, to the pod's 127.0.0.1)", async () => {
-    const pod = await runPod('spdy-pf-pod');
-    await startContainer(pod, 'srv', ['sh', '-c', 'mkdir -p /www && echo port-forwarded > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www']);
-    const d = await dialSpdy((await rt('PortForward', { pod_sandbox_id: pod.id, port: [8080] })).url, ['portforward.k8s.io']);
-    try {
-      expect([d.status, d.protocol]).toEqual([101, 'portforward.k8s.io']);
-      let requests = 0;
-      const get = async (port: number) => {
-        const headers = { port: String(port), requestid: String(requests++) };
-        const error = await openSpdyStream(d.conn!, { streamtype: 'error', ...headers });
-        const data = await openSpdyStream(d.conn!, { streamtype: 'data', ...headers });
-        const got = Promise.all([readAll(data), readAll(error)]);
-        data.write('GET /index.html HTTP/1.0\r\n\r\n');
-        const [body, err] = await got;
-        return { body, err };
-      };
-      const ok = await waitFor('forwarded port 8080', () => get(8080), (r) => r.body.includes('port-forwarded'));
-      expect(ok.body).toMatch(/^HTTP\/1\.[01] 200 OK\r\n[^]*\r\n\r\nport-forwarded\n$/); // httpd closed, so did the data stream
-      expect(ok.err).toBe('');
-      const refused = await get(8081);
-      expect(refused.err).toMatch(new RegExp(`^error forwarding port 8081 to pod ${pod.id}: failed to connect to localhost:8081`));
-    } finally {
-      d.socket?.destroy();
-    }
-    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
-  });
 
   it("containers of a pod share the pod's network, IPC and UTS namespaces (pause-less pod)", async () => {
     const pod = await runPod('shared');
@@ -388,7 +187,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
   });
 
   /** host-local's record of an address the pod network handed out (gone once it is released). */
-  const ipamFile = (ip: string) => path.join(d.dataRoot, 'cri', 'cni', 'ipam', 'berth-cri', ip);
+  const ipamFile = (ip: string) => path.join(h.d.dataRoot, 'cri', 'cni', 'ipam', 'berth-cri', ip);
 
   it('runtime should support pod networking: the pod gets an IP on the CNI bridge, the host reaches it, stop releases it', async (ctx) => {
     if (cniSkip) return ctx.skip(cniSkip);
@@ -470,7 +269,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     const pod = await runPod('stats');
     const id = await startContainer(pod, 'stats');
     await rt('UpdateContainerResources', { container_id: id, linux: { memory_limit_in_bytes: 64 * 1024 * 1024 } });
-    const insp = await d.docker(['inspect', '--format', '{{.HostConfig.Memory}}', id]);
+    const insp = await h.d.docker(['inspect', '--format', '{{.HostConfig.Memory}}', id]);
     expect(insp.stdout.trim()).toBe(String(64 * 1024 * 1024));
     const cs = await rt('ContainerStats', { container_id: id });
     expect(cs.stats.attributes).toMatchObject({ id, metadata: { name: 'stats' } });
@@ -484,7 +283,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
   });
 
   it('runtime should support container logs in the CRI format at the path kubelet gives, and ReopenContainerLog', async () => {
-    const logDir = path.join(d.dir, 'pod-logs');
+    const logDir = path.join(h.d.dir, 'pod-logs');
     const pod = await runPod('logs', { log_directory: logDir });
     const script = 'echo out; echo err >&2; printf partial; sleep 0.5; echo; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after';
     const id = await startContainer(pod, 'log', ['sh', '-c', script], { log_path: 'log/0.log' });
@@ -507,7 +306,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
 
   it('runtime should support GetContainerEvents (created, started, stopped, deleted)', async () => {
     const seen: { id: string; type: number }[] = [];
-    const stop = cri.events((ev) => seen.push({ id: ev.container_id as string, type: ev.container_event_type as number }));
+    const stop = h.cri.events((ev) => seen.push({ id: ev.container_id as string, type: ev.container_event_type as number }));
     try {
       const pod = await runPod('events');
       const id = await startContainer(pod, 'ev', ['true']);
@@ -521,60 +320,18 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     }
   });
 
-  it('runtime should support CheckpointContainer (RuntimeClass handler = the fake OCI runtime): a tar archive at location, the container still running; a failing dump leaves nothing', async () => {
-    const config = podConfig('ckpt');
-    const pod = { id: (await rt('RunPodSandbox', { config, runtime_handler: 'fake' })).pod_sandbox_id as string, config };
-    const id = await startContainer(pod, 'app', ['sh', '-c', 'echo kept > /ckpt-marker; exec sleep 3600']);
-    // the file the process wrote is in its writable layer (docker diff through the Docker API)
-    await waitFor('the marker file', async () => (await d.api('GET', `/containers/${id}/changes`)).body, (b) => b.includes('/ckpt-marker'));
-    const out = fs.mkdtempSync(path.join(d.dir, 'kubelet-checkpoints-'));
-    const location = path.join(out, `checkpoint-ckpt_critest-app-${new Date().toISOString()}.tar`);
-    expect(await rt('CheckpointContainer', { container_id: id, location, timeout: 60 })).toEqual({});
-    const names = tarNames(location);
-    for (const n of ['checkpoint/fake-checkpoint.json', 'checkpoint/berth-checkpoint.json', 'config.dump', 'status.dump', 'spec.dump', 'rootfs-diff.tar', 'deleted.files']) expect(names).toContain(n);
-    expect(tarNames(location, 'rootfs-diff.tar')).toContain('ckpt-marker');
-    expect(fs.statSync(location).mode & 0o777).toBe(0o600);
-    expect(fs.readdirSync(out)).toEqual([path.basename(location)]);
-    expect((await rt('ContainerStatus', { container_id: id })).status.state).toBe(CONTAINER.RUNNING);
-    expect((await d.docker(['inspect', '--format', '{{.State.Running}}', id])).stdout.trim()).toBe('true');
-
-    // refusals: an unknown container, a relative location; a dump that fails (the fake runtime's injected CRIU-like failure)
-    await expect(rt('CheckpointContainer', { container_id: 'no-such-container', location })).rejects.toMatchObject({ code: NOT_FOUND });
-    await expect(rt('CheckpointContainer', { container_id: id, location: 'relative.tar' })).rejects.toMatchObject({ code: INVALID_ARGUMENT });
-    const failing = await startContainer(pod, 'failing', ['sleep', '3601'], { envs: [{ key: 'FAKE_OCI_CHECKPOINT_FAIL', value: Buffer.from('injected dump failure') }] });
-    const failed = path.join(out, 'failed.tar');
-    await expect(rt('CheckpointContainer', { container_id: failing, location: failed })).rejects.toMatchObject({ code: UNKNOWN, details: expect.stringContaining('injected dump failure') });
-    expect(fs.readdirSync(out)).toEqual([path.basename(location)]);
-    expect((await rt('ContainerStatus', { container_id: failing })).status.state).toBe(CONTAINER.RUNNING);
-    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
-    fs.rmSync(out, { recursive: true, force: true });
-  });
-
-  it.skipIf(criuSkip !== null)(`runtime should support CheckpointContainer with runc + CRIU${criuSkip ? ` (skipped: ${criuSkip})` : ''}`, async () => {
-    const pod = await runPod('ckpt-criu');
-    const id = await startContainer(pod, 'counter', ['sh', '-c', 'i=0; while true; do i=$((i+1)); sleep 0.2; done'], { linux: { security_context: { seccomp: { profile_type: 1 } } } });
-    const out = fs.mkdtempSync(path.join(d.dir, 'kubelet-checkpoints-'));
-    const location = path.join(out, 'checkpoint-ckpt-criu_critest-counter.tar');
-    await rt('CheckpointContainer', { container_id: id, location, timeout: 120 });
-    // what kubelet's node e2e looks for in an archive
-    for (const n of ['checkpoint/inventory.img', 'config.dump', 'spec.dump']) expect(tarNames(location)).toContain(n);
-    expect((await rt('ContainerStatus', { container_id: id })).status.state).toBe(CONTAINER.RUNNING);
-    expect((await exec(id, ['echo', 'alive'])).stdout).toBe('alive\n');
-    await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
-    fs.rmSync(out, { recursive: true, force: true });
-  });
 
   it('the Docker API sees CRI containers with cri-dockerd labels and refuses removing a ready pod\'s container without force', async () => {
     const pod = await runPod('docker-view');
     const id = await startContainer(pod, 'web');
-    const ps = await d.docker(['ps', '--filter', `label=io.kubernetes.sandbox.id=${pod.id}`, '--format', '{{.ID}} {{.Names}} {{.Label "io.kubernetes.docker.type"}}']);
+    const ps = await h.d.docker(['ps', '--filter', `label=io.kubernetes.sandbox.id=${pod.id}`, '--format', '{{.ID}} {{.Names}} {{.Label "io.kubernetes.docker.type"}}']);
     expect(ps.stdout.trim()).toBe(`${id.slice(0, 12)} k8s_web_docker-view_critest_${(pod.config.metadata as { uid: string }).uid}_0 container`);
     await rt('StopContainer', { container_id: id, timeout: 0 });
-    const rm = await d.docker(['rm', id]);
+    const rm = await h.d.docker(['rm', id]);
     expect(rm.code).not.toBe(0);
     expect(rm.stderr).toContain('use force');
     expect((await rt('ContainerStatus', { container_id: id })).status.state).toBe(CONTAINER.EXITED);
-    expect((await d.docker(['rm', '-f', id])).code).toBe(0);
+    expect((await h.d.docker(['rm', '-f', id])).code).toBe(0);
     await rt('RemovePodSandbox', { pod_sandbox_id: pod.id });
   });
 
@@ -584,10 +341,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     const ip = (await rt('PodSandboxStatus', { pod_sandbox_id: pod.id })).status.network.ip as string;
     const sharedPid = await runPod('survivor-pid', pidNsOpt(0)); // its PID namespace is held by a process berthd started
     await startContainer(sharedPid, 'before', ['sleep', '3605'], pidNsOpt(0));
-    cri.close();
-    await d.stop('SIGKILL');
-    d = await startBerthd({ dir: d.dir, args: berthdArgs(configFile) });
-    cri = connectCri(socket);
+    await h.restartAfterSigkill();
     const pods = (await rt('ListPodSandbox', { filter: { id: pod.id } })).items as { id: string; state: number }[];
     expect(pods).toEqual([expect.objectContaining({ id: pod.id, state: SANDBOX.READY })]);
     const st = await waitFor('restored', () => rt('ContainerStatus', { container_id: id }), (s) => s.status.state !== undefined);
@@ -605,7 +359,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
 
   it('critest, where it is on PATH', async (ctx) => {
     if (!which('critest')) return ctx.skip('critest is not on PATH (it cannot be installed on these machines)');
-    const r = spawnSync('critest', [`--runtime-endpoint=unix://${socket}`, `--image-endpoint=unix://${socket}`, '--ginkgo.focus=runtime should support basic operations'], { encoding: 'utf8', timeout: 600_000 });
+    const r = spawnSync('critest', [`--runtime-endpoint=unix://${h.socket}`, `--image-endpoint=unix://${h.socket}`, '--ginkgo.focus=runtime should support basic operations'], { encoding: 'utf8', timeout: 600_000 });
     console.log(`critest exit ${r.status}:\n${r.stdout}\n${r.stderr}`);
     expect(r.status).toBe(0);
   });

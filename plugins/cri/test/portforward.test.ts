@@ -4,7 +4,7 @@
  * data and error channels, then a TCP conversation with a listener on the host's loopback
  * (127.0.0.1, or ::1 only: the relay tries both), in binary and base64 framing; ports may come
  * from the URL's query; a port nothing listens on gets its error on the error channel. The pod
- * network namespace case (nsenter) is the e2e's (cri-conformance "should support port forward").
+ * network namespace case (nsenter) is the e2e's (cri-streaming "should support port forward").
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';

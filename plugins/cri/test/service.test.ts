@@ -3,7 +3,7 @@
  * runtime calls, pods (with fake namespaces: no unshare without root) and their filters, pods
  * surviving a restart, the pod network (a fake CNI network: IP in PodSandboxStatus, released at
  * stop, NetworkReady), the Docker-API removal guard, and typed errors as gRPC status codes.
- * Containers on real runc are the e2e's (test/e2e/cri-conformance.e2e.test.ts).
+ * Containers on real runc are the e2e's (test/e2e/cri-*.e2e.test.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
