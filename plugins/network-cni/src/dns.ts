@@ -5,8 +5,10 @@
  * (known by the query's source address: the lookup, publish.ts — each endpoint's DNSNames:
  * container name, aliases — compose's service name is one — and short ID), AAAA and
  * other types for those names with an empty answer, and relays every other question unchanged
- * to the host's resolvers (berthd runs in the host's namespace, so a loopback stub such as
- * systemd-resolved's 127.0.0.53 serves as well). The wire format is dns-packet's.
+ * to the asker's upstreams (publish.ts: the asking container's --dns servers when it has some,
+ * as dockerd's ExtServers, else the host's resolvers — berthd runs in the host's namespace, so
+ * a loopback stub such as systemd-resolved's 127.0.0.53 serves as well), each in turn until one
+ * replies. The wire format is dns-packet's.
  * docs/networking.md argues the gateway address over dockerd's 127.0.0.11 + iptables redirect.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
@@ -37,7 +39,8 @@ export interface DnsServerOptions {
   address: string;
   port?: number;
   lookup: NameLookup;
-  upstreams: () => Promise<Upstream[]>;
+  /** Where the questions of the asker at address `from` that `lookup` does not answer are relayed, in order. */
+  upstreams: (from: string) => Promise<Upstream[]>;
   timeoutMs?: number;
 }
 
@@ -114,20 +117,21 @@ export class DnsServer {
     if (q.type !== 'query' || !q.questions?.length) return undefined;
     const question = q.questions[0];
     const name = question.name.replace(/\.$/, '').toLowerCase();
-    const ips = this.opts.lookup(name, from.replace(/^::ffff:/, ''));
+    const asker = from.replace(/^::ffff:/, '');
+    const ips = this.opts.lookup(name, asker);
     const base = { type: 'response' as const, id: q.id, questions: q.questions };
     const rd = (q.flags ?? 0) & packet.RECURSION_DESIRED;
     if (ips) {
       const answers: packet.Answer[] = question.type === 'A' ? ips.map((data) => ({ type: 'A' as const, name: question.name, ttl: 600, data })) : [];
       return packet.encode({ ...base, flags: packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE | rd, answers });
     }
-    const relayed = await this.forward(msg);
+    const relayed = await this.forward(msg, asker);
     return relayed ?? packet.encode({ ...base, flags: packet.RECURSION_AVAILABLE | rd | RCODE_SERVFAIL });
   }
 
-  /** The query, unchanged, to each upstream in turn; the first reply. */
-  private async forward(msg: Buffer): Promise<Buffer | undefined> {
-    for (const up of await this.opts.upstreams()) {
+  /** The query, unchanged, to each of the asker's upstreams in turn; the first reply. */
+  private async forward(msg: Buffer, from: string): Promise<Buffer | undefined> {
+    for (const up of await this.opts.upstreams(from)) {
       const reply = await udpExchange(msg, up, this.opts.timeoutMs ?? UPSTREAM_TIMEOUT_MS).catch(() => undefined);
       if (reply) return reply;
     }

@@ -11,7 +11,8 @@
  *    A server answers the container asking (known by its address on that network) the names of
  *    every network that container is on, as dockerd's embedded DNS does: the network the query
  *    came in on first, then the container's other networks in order; `name.network` only on
- *    that network. A name of a network the asker is not on is relayed (isolation).
+ *    that network. A name of a network the asker is not on is relayed (isolation) — to the
+ *    asker's --dns servers when it has some (dockerd's ExtServers), else the host's resolvers.
  *  - networking, after network-basic wrote resolv.conf (Stage.NETWORK + 10; beforeStart for a
  *    deferred attach): on a user network the container's resolv.conf names the DNS server of
  *    its first user network (resolv.ts) instead of the host's resolvers (which the server
@@ -32,12 +33,16 @@ import { pointResolvConf } from './resolv.js';
 import type { NetworkService } from './service.js';
 
 const TAP = 'network-cni';
+/** How many upstreams a DNS server tries for one question (dockerd's maxExtDNS; resolv.conf's MAXNS). */
+const MAX_UPSTREAMS = 3;
 
 export interface PublishingOptions {
   /** The host's resolv.conf the DNS servers relay to (tests). */
   resolvConf?: string;
   /** The port the DNS servers listen on (tests; 53). */
   dnsPort?: number;
+  /** The port the DNS servers relay to on the upstreams (a container's --dns servers, the host's resolvers) (tests; 53). */
+  upstreamPort?: number;
   /** The ephemeral port range file (tests). */
   portRangeFile?: string;
   /**
@@ -121,7 +126,7 @@ export class Publishing {
    * `name` on that one of its networks only. An asker berth does not know resolves `netId`'s.
    */
   resolve(netId: string, name: string, from: string): string[] | undefined {
-    const asker = from ? this.containers.list((r) => r.State.Running && Object.values(r.NetworkSettings?.Networks ?? {}).some((ep) => ep?.NetworkID === netId && ep.IPAddress === from))[0] : undefined;
+    const asker = this.askerOf(netId, from);
     const nets = Object.entries(asker?.NetworkSettings?.Networks ?? {}).flatMap(([key, ep]) => (ep?.NetworkID ? [{ key: key.toLowerCase(), id: ep.NetworkID }] : []));
     const ids = [netId, ...nets.map((n) => n.id).filter((id) => id !== netId)];
     for (const id of ids) {
@@ -135,6 +140,25 @@ export class Publishing {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Where the DNS server of network `netId` relays what it does not answer the asker at address
+   * `from`: the asker's --dns servers (HostConfig.Dns) when it has some, as dockerd's embedded
+   * DNS relays to a container's ExtServers, else the host's resolvers; the first 3, in order.
+   */
+  async upstreams(netId: string, from: string): Promise<Upstream[]> {
+    const own = this.askerOf(netId, from)?.HostConfig?.Dns ?? [];
+    const servers = own.length ? own.map((host) => ({ host, port: 53 })) : await hostResolvers(this.opts.resolvConf);
+    const port = this.opts.upstreamPort;
+    const first = servers.slice(0, MAX_UPSTREAMS);
+    return port === undefined ? first : first.map((s) => ({ ...s, port }));
+  }
+
+  /** The running container with address `from` on network `netId` (undefined: none berth knows). */
+  private askerOf(netId: string, from: string): DeepReadonly<ContainerRecord> | undefined {
+    if (!from) return undefined;
+    return this.containers.list((r) => r.State.Running && Object.values(r.NetworkSettings?.Networks ?? {}).some((ep) => ep?.NetworkID === netId && ep.IPAddress === from))[0];
   }
 
   /** The names of the running containers on network `netId` → their addresses there. */
@@ -154,7 +178,7 @@ export class Publishing {
     const cur = this.dns.get(netId);
     if (cur?.address === address) return;
     if (cur) await this.closeDns(netId);
-    const upstreams = (): Promise<Upstream[]> => hostResolvers(this.opts.resolvConf);
+    const upstreams = (from: string): Promise<Upstream[]> => this.upstreams(netId, from);
     const server = new DnsServer({ address, port: this.opts.dnsPort ?? 53, upstreams, lookup: (name, from) => this.resolve(netId, name, from) });
     try {
       await server.start();

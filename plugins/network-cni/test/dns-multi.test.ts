@@ -9,10 +9,15 @@
  *  - disconnecting a running container from the network its resolv.conf names moves it to its
  *    other user network's server, and back to the host's resolvers with none left;
  *  - a user-namespaced container (attach deferred to beforeStart) gets its network's DNS
- *    server and a resolv.conf naming it.
+ *    server and a resolv.conf naming it;
+ *  - a name no container has is relayed to the asker's --dns servers (HostConfig.Dns) when it
+ *    has some, else to the host's resolvers: two fake upstreams on 127.0.0.1 and 127.0.0.2 (the
+ *    test's host resolv.conf names the second), same port (publishing's upstreamPort).
  */
 import { createSocket } from 'node:dgram';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as packet from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { definePlugin, type EngineInfo } from '@berth/core';
@@ -27,13 +32,26 @@ afterEach(async () => {
   await disposeEngine();
 });
 
-async function engine(extra: Parameters<typeof setup>[3] = []) {
+async function engine(extra: Parameters<typeof setup>[3] = [], publishing: Parameters<typeof setup>[4] = {}) {
   let info: EngineInfo | undefined;
   const probe = definePlugin({ name: 'probe', type: 'io.berth.test.v1', apply: (_h, ctx) => void (info = ctx.engine) });
-  const s = await setup({}, fakeCni(), '', [probe, ...extra], { dnsPort: 0 });
+  const s = await setup({}, fakeCni(), '', [probe, ...extra], { dnsPort: 0, ...publishing });
   const net1 = (await s.svc.create({ Name: 'net1', IPAM: { Config: [{ Subnet: '127.79.0.0/24', Gateway: '127.79.0.1' }] } })).Id;
   const net2 = (await s.svc.create({ Name: 'net2', IPAM: { Config: [{ Subnet: '127.80.0.0/24', Gateway: '127.80.0.1' }] } })).Id;
   return { ...s, pub: (): Publishing => publishingOf(info!)!, net1, net2 };
+}
+
+/** A fake upstream resolver on `address`:`port` (0: any) answering every A question with `answer`. */
+async function fakeUpstream(address: string, port: number, answer: string): Promise<number> {
+  const sock = createSocket('udp4');
+  cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+  sock.on('message', (msg, from) => {
+    const q = packet.decode(msg);
+    const answers = (q.questions ?? []).map((x) => ({ type: 'A' as const, name: x.name, ttl: 60, data: answer }));
+    sock.send(packet.encode({ type: 'response', id: q.id, flags: packet.RECURSION_AVAILABLE, questions: q.questions, answers }), from.port, from.address);
+  });
+  await new Promise<void>((r) => sock.bind({ address, port }, () => r()));
+  return sock.address().port;
 }
 
 const ep = (te: TestEngine, id: string, net: string) => te.engine.containers.inspect(id).NetworkSettings.Networks[net];
@@ -106,5 +124,26 @@ describe('DNS across all of a container’s networks', () => {
     expect(binds).toHaveLength(1);
     expect(pub().dns.get(net1)?.address).toBe('127.79.0.1');
     expect(await readFile(te.engine.containers.inspect(a).ResolvConfPath, 'utf8')).toMatch(/^nameserver 127\.79\.0\.1\n/);
+  });
+
+  it("relays a name no container has to the asker's --dns servers, else to the host's resolvers", async () => {
+    const port = await fakeUpstream('127.0.0.1', 0, '10.1.1.1');
+    await fakeUpstream('127.0.0.2', port, '10.2.2.2');
+    const dir = await mkdtemp(join(tmpdir(), 'berth-dns-ext-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(join(dir, 'resolv.conf'), 'nameserver 127.0.0.2\n');
+    const { te, pub, net1 } = await engine([], { upstreamPort: port, resolvConf: join(dir, 'resolv.conf') });
+    const own = await run(te, { NetworkMode: 'net1', Dns: ['127.0.0.1'] }, { name: 'own' });
+    const plain = await run(te, { NetworkMode: 'net1' }, { name: 'plain' });
+    const s1 = { address: '127.79.0.1', port: pub().dns.get(net1)!.server.port };
+
+    expect(await ask(s1, 'example.test', ep(te, own, 'net1').IPAddress ?? '')).toEqual(['10.1.1.1']);
+    expect(await ask(s1, 'example.test', ep(te, plain, 'net1').IPAddress ?? '')).toEqual(['10.2.2.2']);
+    // a container's names are still answered by the server itself, whatever its --dns
+    expect(await ask(s1, 'plain', ep(te, own, 'net1').IPAddress ?? '')).toEqual([ep(te, plain, 'net1').IPAddress]);
+    expect(await pub().upstreams(net1, ep(te, own, 'net1').IPAddress ?? '')).toEqual([{ host: '127.0.0.1', port }]);
+    // at most the first 3, in order, as dockerd
+    const four = await run(te, { NetworkMode: 'net1', Dns: ['127.0.0.1', '127.0.0.3', '127.0.0.4', '127.0.0.5'] }, { name: 'four' });
+    expect((await pub().upstreams(net1, ep(te, four, 'net1').IPAddress ?? '')).map((u) => u.host)).toEqual(['127.0.0.1', '127.0.0.3', '127.0.0.4']);
   });
 });

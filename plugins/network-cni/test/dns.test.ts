@@ -25,15 +25,16 @@ const rcode = (r: packet.DecodedPacket) => (r as unknown as { rcode: string }).r
 const dataOf = (a: packet.Answer) => (a as { data?: unknown }).data;
 
 const names: Record<string, string[]> = { web: ['10.89.0.2'], db: ['10.89.0.3', '10.89.0.4'] };
-/** The askers' addresses the lookup was given. */
+/** The askers' addresses the lookup was given, and those the upstreams were asked for. */
 const askers: string[] = [];
+const relayedFor: string[] = [];
 
 async function server(upstreams: Upstream[] = []): Promise<DnsServer> {
   const lookup = (n: string, from: string) => {
     askers.push(from);
     return names[n];
   };
-  const s = new DnsServer({ address: '127.0.0.1', port: 0, lookup, upstreams: async () => upstreams, timeoutMs: 300 });
+  const s = new DnsServer({ address: '127.0.0.1', port: 0, lookup, upstreams: async (from) => (relayedFor.push(from), upstreams), timeoutMs: 300 });
   await s.start();
   cleanups.push(() => s.close());
   return s;
@@ -75,7 +76,7 @@ describe('DnsServer', () => {
     expect(r.answers).toEqual([]);
   });
 
-  it('relays other names unchanged to the upstream and returns its reply', async () => {
+  it("relays other names unchanged to the asker's upstream and returns its reply", async () => {
     const up = createSocket('udp4');
     const seen: string[] = [];
     up.on('message', (m, from) => {
@@ -86,7 +87,9 @@ describe('DnsServer', () => {
     await new Promise<void>((r) => up.bind({ address: '127.0.0.1', port: 0 }, () => r()));
     cleanups.push(() => new Promise<void>((r) => up.close(() => r())));
     const s = await server([{ host: '127.0.0.1', port: up.address().port }]);
-    const r = await udpQuery(s.port, 'elsewhere.test');
+    relayedFor.length = 0;
+    const r = await udpQuery(s.port, 'elsewhere.test', 'A', '127.0.0.12');
+    expect(relayedFor).toEqual(['127.0.0.12']);
     expect(seen).toEqual(['elsewhere.test']);
     expect(rcode(r)).toBe('NXDOMAIN');
     expect(r.id).toBe(4242);
