@@ -8,12 +8,14 @@
  * to the asker's upstreams (publish.ts: the asking container's --dns servers when it has some,
  * as dockerd's ExtServers, else the host's resolvers — berthd runs in the host's namespace, so
  * a loopback stub such as systemd-resolved's 127.0.0.53 serves as well), each in turn until one
- * replies. The wire format is dns-packet's.
+ * replies, over the protocol the question came in by, as dockerd relays: a truncated UDP reply
+ * goes back as it is and the client asks again over TCP, which is relayed over TCP. The wire
+ * format is dns-packet's.
  * docs/networking.md argues the gateway address over dockerd's 127.0.0.11 + iptables redirect.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { readFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import * as packet from 'dns-packet';
 import { bindSocket } from './proxy.js';
 
@@ -59,7 +61,7 @@ export class DnsServer {
   async start(): Promise<void> {
     const udp = createSocket({ type: 'udp4' });
     udp.on('message', (msg, from) => {
-      void this.answer(msg, from.address).then((reply) => reply && udp.send(reply, from.port, from.address));
+      void this.answer(msg, from.address, 'udp').then((reply) => reply && udp.send(reply, from.port, from.address));
     });
     await bindSocket(udp, (done) => udp.bind({ address: this.opts.address, port: this.opts.port ?? 53, exclusive: true }, done));
     this.udp = udp;
@@ -94,7 +96,7 @@ export class DnsServer {
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
-        void this.answer(msg, sock.remoteAddress ?? '').then((reply) => {
+        void this.answer(msg, sock.remoteAddress ?? '', 'tcp').then((reply) => {
           if (!reply || sock.destroyed) return;
           const len = Buffer.alloc(2);
           len.writeUInt16BE(reply.length);
@@ -106,8 +108,8 @@ export class DnsServer {
     sock.on('close', () => this.conns.delete(sock));
   }
 
-  /** The reply to one query message from address `from` (undefined: not a query worth answering). */
-  async answer(msg: Buffer, from: string): Promise<Buffer | undefined> {
+  /** The reply to one query message from address `from` over `proto` (undefined: not a query worth answering). */
+  async answer(msg: Buffer, from: string, proto: 'udp' | 'tcp'): Promise<Buffer | undefined> {
     let q: packet.DecodedPacket;
     try {
       q = packet.decode(msg);
@@ -125,34 +127,72 @@ export class DnsServer {
       const answers: packet.Answer[] = question.type === 'A' ? ips.map((data) => ({ type: 'A' as const, name: question.name, ttl: 600, data })) : [];
       return packet.encode({ ...base, flags: packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE | rd, answers });
     }
-    const relayed = await this.forward(msg, asker);
+    const relayed = await this.forward(msg, asker, proto);
     return relayed ?? packet.encode({ ...base, flags: packet.RECURSION_AVAILABLE | rd | RCODE_SERVFAIL });
   }
 
-  /** The query, unchanged, to each of the asker's upstreams in turn; the first reply. */
-  private async forward(msg: Buffer, from: string): Promise<Buffer | undefined> {
+  /** The query, unchanged, over `proto` to each of the asker's upstreams in turn; the first reply. */
+  private async forward(msg: Buffer, from: string, proto: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+    const exchange = proto === 'tcp' ? tcpExchange : udpExchange;
     for (const up of await this.opts.upstreams(from)) {
-      const reply = await udpExchange(msg, up, this.opts.timeoutMs ?? UPSTREAM_TIMEOUT_MS).catch(() => undefined);
+      const reply = await exchange(msg, up, this.opts.timeoutMs ?? UPSTREAM_TIMEOUT_MS).catch(() => undefined);
       if (reply) return reply;
     }
     return undefined;
   }
 }
 
-function udpExchange(msg: Buffer, up: Upstream, timeoutMs: number): Promise<Buffer> {
+/** Whether `reply` answers `query` (same ID). */
+const repliesTo = (reply: Buffer, query: Buffer) => reply.length >= 2 && reply.readUInt16BE(0) === query.readUInt16BE(0);
+
+/**
+ * One exchange with an upstream: `open` opens its socket, hands `done` the reply (or an error)
+ * and returns how to close it; the first outcome or the timeout settles it, and the socket closes.
+ */
+function exchange(timeoutMs: number, open: (done: (err: Error | undefined, reply?: Buffer) => void) => () => void): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const sock = createSocket({ type: up.host.includes(':') ? 'udp6' : 'udp4' });
-    const timer = setTimeout(() => finish(new Error('upstream timed out')), timeoutMs);
-    const finish = (err: Error | undefined, reply?: Buffer) => {
+    let settled = false;
+    let close = () => {};
+    const done = (err: Error | undefined, reply?: Buffer) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      sock.close();
+      close();
       if (err) reject(err);
       else resolve(reply!);
     };
-    sock.on('error', (err) => finish(err));
+    const timer = setTimeout(() => done(new Error('upstream timed out')), timeoutMs);
+    close = open(done);
+  });
+}
+
+function udpExchange(msg: Buffer, up: Upstream, timeoutMs: number): Promise<Buffer> {
+  return exchange(timeoutMs, (done) => {
+    const sock = createSocket({ type: up.host.includes(':') ? 'udp6' : 'udp4' });
+    sock.on('error', (err) => done(err));
     sock.on('message', (reply: Buffer) => {
-      if (reply.length >= 2 && reply.readUInt16BE(0) === msg.readUInt16BE(0)) finish(undefined, reply);
+      if (repliesTo(reply, msg)) done(undefined, reply);
     });
     sock.send(msg, up.port, up.host);
+    return () => sock.close();
+  });
+}
+
+/** One length-prefixed exchange with the upstream over TCP. */
+function tcpExchange(msg: Buffer, up: Upstream, timeoutMs: number): Promise<Buffer> {
+  return exchange(timeoutMs, (done) => {
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(msg.length);
+    const sock = createConnection({ host: up.host, port: up.port }, () => sock.write(Buffer.concat([len, msg])));
+    let buf = Buffer.alloc(0);
+    sock.on('error', (err) => done(err));
+    sock.on('end', () => done(new Error('upstream closed the connection')));
+    sock.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+      const reply = buf.subarray(2, 2 + buf.readUInt16BE(0));
+      done(repliesTo(reply, msg) ? undefined : new Error('upstream replied to another query'), reply);
+    });
+    return () => sock.destroy();
   });
 }

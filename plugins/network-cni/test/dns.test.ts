@@ -7,7 +7,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as packet from 'dns-packet';
@@ -47,6 +47,22 @@ async function udpQuery(port: number, name: string, type: packet.RecordType = 'A
   const reply = new Promise<Buffer>((r) => sock.once('message', (m) => r(m)));
   sock.send(packet.encode({ type: 'query', id: 4242, flags: packet.RECURSION_DESIRED, questions: [{ type, name }] }), port, '127.0.0.1');
   return packet.decode(await reply);
+}
+
+/** A query over TCP (length-prefixed) to the server on 127.0.0.1:`port`; the decoded reply. */
+async function tcpQuery(port: number, name: string, id = 7): Promise<packet.DecodedPacket> {
+  const msg = packet.streamEncode({ type: 'query', id, questions: [{ type: 'A', name }] });
+  const reply = await new Promise<Buffer>((resolve, reject) => {
+    const c = createConnection({ host: '127.0.0.1', port }, () => c.write(msg));
+    cleanups.push(() => void c.destroy());
+    let buf = Buffer.alloc(0);
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) resolve(buf);
+    });
+    c.on('error', reject);
+  });
+  return packet.streamDecode(reply) as packet.DecodedPacket;
 }
 
 describe('DnsServer', () => {
@@ -106,22 +122,39 @@ describe('DnsServer', () => {
 
   it('answers over TCP (length-prefixed)', async () => {
     const s = await server();
-    const msg = packet.streamEncode({ type: 'query', id: 7, questions: [{ type: 'A', name: 'web' }] });
-    const reply = await new Promise<Buffer>((resolve, reject) => {
-      const c = createConnection({ host: '127.0.0.1', port: s.port }, () => c.write(msg));
-      let buf = Buffer.alloc(0);
-      c.on('data', (d) => {
-        buf = Buffer.concat([buf, d]);
-        if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-          c.destroy();
-          resolve(buf);
-        }
-      });
-      c.on('error', reject);
-    });
-    const r = packet.streamDecode(reply) as packet.DecodedPacket;
+    const r = await tcpQuery(s.port, 'web');
     expect(r.id).toBe(7);
     expect(r.answers?.map(dataOf)).toEqual(['10.89.0.2']);
+  });
+
+  it('relays over the protocol asked by: a truncated UDP reply as it is, the TCP retry over TCP', async () => {
+    // an upstream whose UDP replies are truncated (TC, no answers) and whose TCP replies are whole
+    const full = Array.from({ length: 40 }, (_, i) => `192.0.2.${i + 1}`);
+    const reply = (q: packet.DecodedPacket, tcp: boolean) =>
+      packet.encode({ type: 'response', id: q.id, flags: packet.RECURSION_AVAILABLE | (tcp ? 0 : packet.TRUNCATED_RESPONSE), questions: q.questions, answers: tcp ? full.map((data) => ({ type: 'A' as const, name: q.questions![0].name, data })) : [] });
+    const up = createSocket('udp4');
+    up.on('message', (m, from) => up.send(reply(packet.decode(m), false), from.port, from.address));
+    await new Promise<void>((r) => up.bind({ address: '127.0.0.1', port: 0 }, () => r()));
+    cleanups.push(() => new Promise<void>((r) => up.close(() => r())));
+    const upTcp = createServer((c) =>
+      c.on('data', (d) => {
+        const body = reply(packet.streamDecode(d) as packet.DecodedPacket, true);
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(body.length);
+        c.end(Buffer.concat([len, body]));
+      }),
+    );
+    await new Promise<void>((r) => upTcp.listen({ host: '127.0.0.1', port: up.address().port }, () => r()));
+    cleanups.push(() => new Promise<void>((r) => upTcp.close(() => r())));
+    const s = await server([{ host: '127.0.0.1', port: up.address().port }]);
+
+    const overUdp = await udpQuery(s.port, 'big.test');
+    expect(overUdp.flag_tc).toBe(true);
+    expect(overUdp.answers).toEqual([]);
+    const overTcp = await tcpQuery(s.port, 'big.test', 9);
+    expect(overTcp.id).toBe(9);
+    expect(overTcp.flag_tc).toBe(false);
+    expect(overTcp.answers?.map(dataOf)).toEqual(full);
   });
 });
 
