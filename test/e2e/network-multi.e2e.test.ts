@@ -6,16 +6,22 @@
  *    names (nm-net1's gateway);
  *  - `docker network disconnect nm-net1 nm-a` (running): nm-a's resolv.conf names nm-net2's
  *    server now (in place) and nm-a still resolves nm-c;
+ *  - nm-d on nm-net3 with `--dns` naming a fake DNS server this test runs on a loopback address
+ *    of the host (port 53): a name no container has is answered by that server (berthd relays
+ *    to a container's --dns servers, as dockerd to its ExtServers; skipped if port 53 there is
+ *    taken). The name asked is under `.invalid` (RFC 6761): only a berth that relays it to the
+ *    host's resolvers instead — the defect this guards — would send it off the machine;
  *  - docker-compose 1.29 (if installed): a project with networks frontend and backend, `app` on
  *    both reaches `web` (frontend) and `db` (backend) by service name (nslookup, then the page
  *    over nc); `down` removes the containers and both networks.
  * That nm-b does not resolve nm-c (isolation) is proven by plugins/network-cni's unit test
  * (dns-multi.test.ts): asked here, the miss would be relayed to the host's resolvers, off the
- * machine. Only names the networks' servers answer are asked.
+ * machine. Only names the networks' servers or the fake upstream answer are asked.
  * Traffic stays on the test's own bridges (benchmarking range 198.18.0.0/15, no NAT, no route
- * out); the bridges are removed and ip_forward put back as found, also on failure. Needs root,
+ * out) and loopback; the bridges are removed and ip_forward put back as found, also on failure. Needs root,
  * runc, conmon and the CNI plugins, else skipped.
  */
+import { createSocket } from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,10 +40,38 @@ const tag = process.pid % 100000;
 const DEFAULT_BRIDGE = `bmd${tag}`;
 const BRIDGE1 = `bm1${tag}`;
 const BRIDGE2 = `bm2${tag}`;
+const BRIDGE3 = `bm3${tag}`;
 const third = (n: number) => (tag * 11 + n) % 250;
 const DEFAULT_NET = `198.18.${third(5)}`;
 const NET1 = `198.19.${third(6)}`;
 const NET2 = `198.19.${third(7)}`;
+const NET3 = `198.19.${third(10)}`;
+/** The fake upstream's loopback address (port 53) and the address it answers. */
+const FAKE_DNS = `127.53.${third(10)}.1`;
+const FAKE_ANSWER = '192.0.2.77';
+
+/**
+ * The fake upstream's reply to a DNS query (RFC 1035 wire format, by hand: dns-packet is not a
+ * dependency of the e2e package): the question echoed, for type A one answer FAKE_ANSWER,
+ * else none. Also the question as `TYPE name` (A or the type number).
+ */
+function fakeReply(query: Buffer): { reply: Buffer; question: string } {
+  const labels: string[] = [];
+  let at = 12;
+  while (query[at] > 0) {
+    labels.push(query.subarray(at + 1, at + 1 + query[at]).toString('latin1'));
+    at += 1 + query[at];
+  }
+  const qtype = query.readUInt16BE(at + 1);
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(query.readUInt16BE(0), 0); // ID
+  header.writeUInt16BE(0x8180, 2); // response, recursion desired + available, NOERROR
+  header.writeUInt16BE(1, 4); // one question
+  header.writeUInt16BE(qtype === 1 ? 1 : 0, 6); // answers
+  const answer = Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, ...FAKE_ANSWER.split('.').map(Number)]); // name → the question's, A, IN, TTL 5
+  const reply = Buffer.concat([header, query.subarray(12, at + 5), ...(qtype === 1 ? [answer] : [])]);
+  return { reply, question: `${qtype === 1 ? 'A' : qtype} ${labels.join('.')}` };
+}
 const PROJECT = `bmp${tag}`;
 const FRONT_BRIDGE = `bmf${tag}`;
 const BACK_BRIDGE = `bmb${tag}`;
@@ -71,11 +105,11 @@ describe.skipIf(skip)(`DNS across a container's networks through the docker CLI$
     await d.loadTestImage();
   }, 120_000);
   afterAll(async () => {
-    await d?.docker(['rm', '-f', 'nm-a', 'nm-b', 'nm-c']).catch(() => {});
-    await d?.docker(['network', 'rm', 'nm-net1', 'nm-net2']).catch(() => {});
+    await d?.docker(['rm', '-f', 'nm-a', 'nm-b', 'nm-c', 'nm-d']).catch(() => {});
+    await d?.docker(['network', 'rm', 'nm-net1', 'nm-net2', 'nm-net3']).catch(() => {});
     if (d && fs.existsSync(path.join(d.dir, 'project'))) await runCompose(d, path.join(d.dir, 'project'), PROJECT, ['down', '-t', '1']).catch(() => {});
     await d?.cleanup();
-    host?.restore([DEFAULT_BRIDGE, BRIDGE1, BRIDGE2, FRONT_BRIDGE, BACK_BRIDGE]);
+    host?.restore([DEFAULT_BRIDGE, BRIDGE1, BRIDGE2, BRIDGE3, FRONT_BRIDGE, BACK_BRIDGE]);
     removeTestImageTarball();
   }, 120_000);
 
@@ -109,6 +143,37 @@ describe.skipIf(skip)(`DNS across a container's networks through the docker CLI$
     expect(resolv).toMatch(new RegExp(`^nameserver ${NET2.replace(/\./g, '\\.')}\\.1$`, 'm'));
     expect(resolv).not.toContain(`${NET1}.1`);
     expect(await lookup('nm-a', 'nm-c')).toBe(await ipOn('nm-c', 'nm-net2'));
+  }, 180_000);
+
+  it("a container's --dns servers answer the names no container has", async (ctx) => {
+    // the fake upstream: every A question gets FAKE_ANSWER (a documentation address, never contacted), other types nothing
+    const asked: string[] = [];
+    const fake = createSocket('udp4');
+    fake.on('message', (msg, from) => {
+      const { reply, question } = fakeReply(msg);
+      asked.push(question);
+      fake.send(reply, from.port, from.address);
+    });
+    const bindError = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      fake.once('error', resolve);
+      fake.bind({ address: FAKE_DNS, port: 53, exclusive: true }, () => resolve(undefined));
+    });
+    if (bindError?.code === 'EADDRINUSE') {
+      fake.close();
+      ctx.skip(`${FAKE_DNS}:53 is taken on this host`);
+    }
+    if (bindError) throw bindError;
+    try {
+      await ok(['network', 'create', '--subnet', `${NET3}.0/24`, '-o', `com.docker.network.bridge.name=${BRIDGE3}`, 'nm-net3']);
+      await ok(['run', '-d', '--name', 'nm-d', '--network', 'nm-net3', '--dns', FAKE_DNS, TEST_IMAGE, 'sleep', '300']);
+      expect(await ok(['exec', 'nm-d', 'cat', '/etc/resolv.conf'])).toMatch(new RegExp(`^nameserver ${NET3.replace(/\./g, '\\.')}\\.1$`, 'm'));
+      expect(await lookup('nm-d', 'elsewhere.berth.invalid')).toBe(FAKE_ANSWER);
+      expect(asked).toContain('A elsewhere.berth.invalid');
+      // its own name is still the network's server's answer
+      expect(await lookup('nm-d', 'nm-d')).toBe(await ipOn('nm-d', 'nm-net3'));
+    } finally {
+      await new Promise<void>((r) => fake.close(() => r()));
+    }
   }, 180_000);
 
   it.skipIf(!which('docker-compose'))('docker-compose: a service on frontend and backend reaches one on each by service name; down removes both networks', async () => {
