@@ -73,7 +73,9 @@ export const BUILTINS: readonly BuiltinPlugin[] = Object.freeze([
         ...(defaultAddressPools ? { defaultAddressPools } : {}),
         ...(ipMasq !== undefined ? { ipMasq } : {}),
       };
-      return (await import('@berth/plugin-network-cni')).networkCniPlugin({ config: c });
+      // BERTH_DNS_RESOLV_CONF: another resolv.conf than the host's for what the user networks' DNS servers relay (tests: nothing leaves the machine)
+      const resolvConf = process.env.BERTH_DNS_RESOLV_CONF;
+      return (await import('@berth/plugin-network-cni')).networkCniPlugin({ config: c, ...(resolvConf ? { publishing: { resolvConf } } : {}) });
     },
   },
   { name: 'network-basic', enabled: true, package: '@berth/plugin-network-basic', load: async () => (await import('@berth/plugin-network-basic')).networkBasicPlugin() },

@@ -44,6 +44,8 @@ export interface DnsServerOptions {
   /** Where the questions of the asker at address `from` that `lookup` does not answer are relayed, in order. */
   upstreams: (from: string) => Promise<Upstream[]>;
   timeoutMs?: number;
+  /** What went wrong answering one question (logged by the caller; the server keeps serving). */
+  onError?: (err: unknown) => void;
 }
 
 export class DnsServer {
@@ -61,8 +63,16 @@ export class DnsServer {
   async start(): Promise<void> {
     const udp = createSocket({ type: 'udp4' });
     udp.on('message', (msg, from) => {
-      void this.answer(msg, from.address, 'udp').then((reply) => reply && udp.send(reply, from.port, from.address));
+      // the server may close while a question is relayed (its network's last container left):
+      // the late reply then has nowhere to go, and must not become an unhandled rejection
+      void this.answer(msg, from.address, 'udp')
+        .then((reply) => {
+          if (reply && this.udp === udp) udp.send(reply, from.port, from.address, () => undefined);
+        })
+        .catch((err: unknown) => this.opts.onError?.(err));
     });
+    // a send's late error (a client gone, ICMP unreachable) arrives here, not as a crash
+    udp.on('error', (err) => this.opts.onError?.(err));
     await bindSocket(udp, (done) => udp.bind({ address: this.opts.address, port: this.opts.port ?? 53, exclusive: true }, done));
     this.udp = udp;
     const tcp = createServer((sock) => this.serveTcp(sock));
@@ -96,12 +106,14 @@ export class DnsServer {
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
-        void this.answer(msg, sock.remoteAddress ?? '', 'tcp').then((reply) => {
-          if (!reply || sock.destroyed) return;
-          const len = Buffer.alloc(2);
-          len.writeUInt16BE(reply.length);
-          sock.write(Buffer.concat([len, reply]));
-        });
+        void this.answer(msg, sock.remoteAddress ?? '', 'tcp')
+          .then((reply) => {
+            if (!reply || sock.destroyed) return;
+            const len = Buffer.alloc(2);
+            len.writeUInt16BE(reply.length);
+            sock.write(Buffer.concat([len, reply]));
+          })
+          .catch((err: unknown) => this.opts.onError?.(err));
       }
     });
     sock.on('error', () => sock.destroy());

@@ -179,7 +179,13 @@ export class Publishing {
     if (cur?.address === address) return;
     if (cur) await this.closeDns(netId);
     const upstreams = (from: string): Promise<Upstream[]> => this.upstreams(netId, from);
-    const server = new DnsServer({ address, port: this.opts.dnsPort ?? 53, upstreams, lookup: (name, from) => this.resolve(netId, name, from) });
+    const server = new DnsServer({
+      address,
+      port: this.opts.dnsPort ?? 53,
+      upstreams,
+      lookup: (name, from) => this.resolve(netId, name, from),
+      onError: (err) => this.logger.debug('DNS server: a question could not be answered', { network: netId, error: (err as Error)?.message ?? String(err) }),
+    });
     try {
       await server.start();
       this.dns.set(netId, { server, address });

@@ -66,6 +66,27 @@ async function tcpQuery(port: number, name: string, id = 7): Promise<packet.Deco
 }
 
 describe('DnsServer', () => {
+  it('a server closed while a question is being relayed ends that question quietly: no throw, no unhandled rejection (it ended berthd)', async () => {
+    // an upstream that never answers: the relay waits its whole timeout
+    const silent = createSocket('udp4');
+    await new Promise<void>((r) => silent.bind({ address: '127.0.0.1', port: 0 }, () => r()));
+    cleanups.push(() => new Promise<void>((r) => silent.close(() => r())));
+    const heard = new Promise<void>((r) => silent.once('message', () => r()));
+    const rejections: unknown[] = [];
+    const onRejection = (e: unknown) => void rejections.push(e);
+    process.on('unhandledRejection', onRejection);
+    cleanups.push(() => void process.off('unhandledRejection', onRejection));
+    const s = new DnsServer({ address: '127.0.0.1', port: 0, lookup: () => undefined, upstreams: async () => [{ host: '127.0.0.1', port: silent.address().port }], timeoutMs: 200 });
+    await s.start();
+    const sock = createSocket('udp4');
+    cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
+    sock.send(packet.encode({ type: 'query', id: 9, questions: [{ type: 'A', name: 'nowhere.invalid' }] }), s.port, '127.0.0.1');
+    await heard; // the question is with the upstream now
+    await s.close();
+    await new Promise((r) => setTimeout(r, 400)); // past the relay's timeout: the SERVFAIL has nowhere to go
+    expect(rejections).toEqual([]);
+  });
+
   it("answers A for the network's names, case-insensitive, with every address", async () => {
     const s = await server();
     const r = await udpQuery(s.port, 'DB.');
