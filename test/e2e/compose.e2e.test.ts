@@ -19,7 +19,7 @@ import { runCompose } from './helpers/compose.js';
 import { cniSkipReason } from './helpers/network-host.js';
 
 function skipReason(): string | null {
-  const s = cniSkipReason(berthdSkipReason(), ['loopback', 'bridge', 'host-local']);
+  const s = cniSkipReason(berthdSkipReason(), ['bridge', 'host-local']);
   if (s) return s;
   if (!which('docker-compose')) return 'docker-compose is not installed (apt-get install docker-compose)';
   return null;

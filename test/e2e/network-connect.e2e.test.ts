@@ -17,12 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
 import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
 
-function skipReason(): string | null {
-  const s = cniSkipReason(berthdSkipReason());
-  if (s) return s;
-  return null;
-}
-const skip = skipReason();
+const skip = cniSkipReason(berthdSkipReason());
 
 const tag = process.pid % 100000;
 const DEFAULT_BRIDGE = `bcd${tag}`;

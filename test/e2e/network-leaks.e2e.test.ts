@@ -21,7 +21,7 @@ import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, whic
 import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
 
 function skipReason(): string | null {
-  const s = cniSkipReason(berthdSkipReason(), ['loopback', 'bridge', 'host-local', 'portmap']);
+  const s = cniSkipReason(berthdSkipReason(), ['bridge', 'host-local', 'portmap']);
   if (s) return s;
   for (const b of ['ss', 'iptables-save']) if (!which(b)) return `${b} is not installed`;
   return null;

@@ -29,12 +29,7 @@ import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, whic
 import { runCompose } from './helpers/compose.js';
 import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
 
-function skipReason(): string | null {
-  const s = cniSkipReason(berthdSkipReason());
-  if (s) return s;
-  return null;
-}
-const skip = skipReason();
+const skip = cniSkipReason(berthdSkipReason());
 
 const tag = process.pid % 100000;
 const DEFAULT_BRIDGE = `bmd${tag}`;

@@ -22,12 +22,7 @@ import { TEST_IMAGE, removeTestImageTarball, startBerthd, type Berthd } from './
 import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
 import { HOST_UID, remapDir, usernsSkipReason } from './helpers/userns.js';
 
-function skipReason(): string | null {
-  const s = cniSkipReason(usernsSkipReason());
-  if (s) return s;
-  return null;
-}
-const skip = skipReason();
+const skip = cniSkipReason(usernsSkipReason());
 
 const tag = process.pid % 100000;
 const DEFAULT_BRIDGE = `bud${tag}`;
