@@ -36,9 +36,16 @@ export function portmapPlugin(bridge: string): CniPluginConf {
 /** dockerd's bridge option for masquerading (`--ip-masq` for the default bridge). */
 export const OPT_MASQ = 'com.docker.network.bridge.enable_ip_masquerade';
 
-/** The network masquerades traffic leaving the machine: its option says true (Go's ParseBool words) and it is not internal. */
+/** A boolean option's value in Go's ParseBool words (as dockerd reads driver options); undefined: not one. */
+export function parseGoBool(v: string): boolean | undefined {
+  if (/^(1|t|T|TRUE|true|True)$/.test(v)) return true;
+  if (/^(0|f|F|FALSE|false|False)$/.test(v)) return false;
+  return undefined;
+}
+
+/** The network masquerades traffic leaving the machine: its option says true and it is not internal. */
 export function masquerades(net: NetworkRecord): boolean {
-  return !net.Internal && /^(1|t|T|TRUE|true|True)$/.test(net.Options[OPT_MASQ] ?? '');
+  return !net.Internal && parseGoBool(net.Options[OPT_MASQ] ?? '') === true;
 }
 
 /** The configuration list of an attachment to `net`. */

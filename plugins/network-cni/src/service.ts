@@ -36,7 +36,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { Attacher, newEndpointId, type EndpointRequest } from './attach.js';
 import { parseConfList, type CniConfList } from './cni.js';
-import { OPT_MASQ } from './conflist.js';
+import { OPT_MASQ, parseGoBool } from './conflist.js';
 import { addHostsRecords, removeHostsRecords } from './hosts.js';
 import { DEFAULT_POOLS, contains, firstHost, formatCidr, hostRoutes, overlaps, parseBip, parseCidr, pickSubnet, rangeWithin, type AddressPool, type Cidr } from './ipam.js';
 import { PREDEFINED, type IpamPoolConfig, type NetworkRecord, type NetworkStore } from './store.js';
@@ -234,7 +234,7 @@ export class NetworkService {
       if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(n.berth.bridge)) throw new InvalidParameterError(`invalid bridge name ${JSON.stringify(n.berth.bridge)}: at most 15 of [a-zA-Z0-9_.-]`);
       if (this.d.store.list().some((o) => o.berth.bridge === n.berth.bridge)) throw new ConflictError(`bridge ${n.berth.bridge} is used by another network`);
       // dockerd's user networks masquerade unless told not to; berth's only when told to (docs/networking.md)
-      if (n.Options[OPT_MASQ] !== undefined && !/^(1|t|T|TRUE|true|True|0|f|F|FALSE|false|False)$/.test(n.Options[OPT_MASQ])) {
+      if (n.Options[OPT_MASQ] !== undefined && parseGoBool(n.Options[OPT_MASQ]) === undefined) {
         throw new InvalidParameterError(`invalid value ${JSON.stringify(n.Options[OPT_MASQ])} for option ${OPT_MASQ}: expected a boolean`);
       }
       if (n.Options[OPT_MTU] !== undefined) {
