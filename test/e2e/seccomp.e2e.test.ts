@@ -6,8 +6,11 @@
  * (125, the JSON error, no container), no-new-privileges reaches the process, and `docker info`
  * lists `name=seccomp,profile=builtin`. A berthd started with `--seccomp-profile FILE` gives that
  * profile to containers that name none (`seccomp=builtin` still names Docker's), and refuses to
- * start with a missing file.
+ * start with a missing file. A static probe bind-mounted in makes x32 and ia32 getpid calls: on a
+ * host whose kernel refuses x32 the default filter leaves x32 out (an x32 call is killed with
+ * SIGSYS instead of answered ENOSYS: refused either way), 32-bit calls still run.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +99,68 @@ describe.skipIf(skip)(`seccomp through the docker CLI${skip ? ` (skipped: ${skip
     expect(r.code, JSON.stringify(r)).toBe(0);
     expect(r.stdout).toMatch(/^NoNewPrivs:\s+1$/m);
     expect(r.stdout).toMatch(/^Seccomp:\s+2$/m);
+  }, 60_000);
+});
+
+/** A static program that calls getpid through the x32 ABI (`x32`) or int 0x80 (`ia32`) and prints what came back. */
+const ABI_PROBE = `
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  long self = syscall(SYS_getpid), r;
+  if (argc > 1 && strcmp(argv[1], "ia32") == 0) {
+    r = 20;
+    __asm__ volatile("int $0x80" : "+a"(r) : : "r8", "r9", "r10", "r11", "memory", "cc");
+    printf("ia32 %s\\n", r == self ? "runs" : "refused");
+  } else {
+    r = syscall(0x40000000L | 39);
+    printf("x32 %s\\n", r == self ? "runs" : r < 0 && errno == ENOSYS ? "enosys" : "other");
+  }
+  return 0;
+}
+`;
+
+/** The probe built static in `dir` (null when gcc or the static libc is missing: scripts/install-deps.sh installs them). */
+function buildAbiProbe(dir: string): string | null {
+  if (process.arch !== 'x64') return null;
+  const src = path.join(dir, 'abi-probe.c');
+  fs.writeFileSync(src, ABI_PROBE);
+  try {
+    execFileSync('gcc', ['-static', '-O1', '-o', path.join(dir, 'abi-probe'), src], { stdio: 'pipe' });
+    return path.join(dir, 'abi-probe');
+  } catch {
+    return null;
+  }
+}
+
+describe.skipIf(skip)(`seccomp architectures through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  let d: Berthd;
+  useBerthdWithTestImage((b) => (d = b));
+
+  it('x32 is filtered only where the kernel runs it; 32-bit (ia32) calls still run under the default filter', async (ctx) => {
+    const probe = buildAbiProbe(d.dir);
+    if (!probe) return ctx.skip('needs x86_64, gcc and a static libc (scripts/install-deps.sh)');
+    const host = execFileSync(probe, ['x32'], { encoding: 'utf8' }).trim() + '\n' + execFileSync(probe, ['ia32'], { encoding: 'utf8' }).trim();
+    const run = (opts: string[]) =>
+      d.docker(['run', '--rm', '--network', 'none', '-v', `${probe}:/abi-probe:ro`, ...opts, TEST_IMAGE, 'sh', '-c', '/abi-probe x32; echo "x32 rc=$?"; /abi-probe ia32; echo "ia32 rc=$?"']);
+    const confined = await run([]);
+    expect(confined.code, JSON.stringify(confined)).toBe(0);
+    if (/^x32 enosys$/m.test(host)) {
+      // the kernel refuses x32: left out of the filter, an x32 call meets runc's bad-arch action (SIGSYS)
+      expect(confined.stdout).toMatch(/^x32 rc=159$/m);
+    } else {
+      expect(confined.stdout).toMatch(/^x32 runs$/m);
+    }
+    if (/^ia32 runs$/m.test(host)) expect(confined.stdout).toMatch(/^ia32 runs$/m);
+    expect(confined.stdout).toMatch(/^ia32 rc=0$/m);
+    // without a filter the container sees what the host's kernel answers
+    const free = await run(['--security-opt', 'seccomp=unconfined']);
+    expect(free.code, JSON.stringify(free)).toBe(0);
+    expect(free.stdout).toContain(host.split('\n')[0]);
+    expect(free.stdout).toContain(host.split('\n')[1]);
   }, 60_000);
 });
 

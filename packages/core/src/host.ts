@@ -7,6 +7,7 @@ import { access, readFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { release } from 'node:os';
+import { nativeAddon, type SyscallAbis } from '@berth/native';
 
 export interface HostFeatures {
   apparmor: boolean;
@@ -18,6 +19,13 @@ export interface HostFeatures {
   /** The `criu` binary is on PATH. */
   criu: boolean;
   kernel: string;
+  /**
+   * Which extra syscall ABIs an x86_64 kernel serves (probed once through @berth/native's
+   * `syscallAbis()`): `x32` false where the kernel has no x32 ABI, `ia32` false where IA32
+   * emulation is off; null, or the field absent (another Host, no addon), means unknown. The
+   * seccomp plugin leaves a refused ABI out of its filters.
+   */
+  syscallAbis?: SyscallAbis;
 }
 
 export interface Host {
@@ -62,6 +70,7 @@ export class SystemHost implements Host {
     const selinux = (await read('/sys/fs/selinux/enforce')) !== '';
     const maxUserNs = Number((await read('/proc/sys/user/max_user_namespaces')) || '0');
     const cgroupVersion = (await exists('/sys/fs/cgroup/cgroup.controllers')) ? 2 : 1;
-    return { apparmor, seccomp, selinux, userns: maxUserNs > 0, cgroupVersion, criu: await onPath('criu'), kernel: release() };
+    const syscallAbis = nativeAddon()?.syscallAbis() ?? { x32: null, ia32: null };
+    return { apparmor, seccomp, selinux, userns: maxUserNs > 0, cgroupVersion, criu: await onPath('criu'), kernel: release(), syscallAbis };
   }
 }

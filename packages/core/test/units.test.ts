@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { nativeAddon } from '@berth/native';
 import {
   ConflictError,
   KeyedLock,
@@ -195,6 +196,8 @@ describe('host probes', () => {
     expect(typeof f.seccomp).toBe('boolean');
     expect([1, 2]).toContain(f.cgroupVersion);
     expect(f.kernel).toMatch(/^\d+\.\d+/);
+    // the syscall ABIs from the native addon's probe; unknown without the addon
+    expect(f.syscallAbis).toEqual(nativeAddon()?.syscallAbis() ?? { x32: null, ia32: null });
     expect(await h.features()).toBe(f);
   });
 });

@@ -72,6 +72,19 @@ export interface NativeAddon {
    * move_mount). The caller keeps and closes `usernsFd`.
    */
   idmapBind(source: string, target: string, usernsFd: number): void;
+  /**
+   * Whether the kernel serves this (x86_64) process x32 and ia32 syscalls (native/abi.c): each
+   * probed once with getpid in a forked child. null: not x86_64, or no clear answer.
+   */
+  syscallAbis(): SyscallAbis;
+}
+
+/** The extra syscall ABIs of an x86_64 kernel: true runs, false refused, null unknown. */
+export interface SyscallAbis {
+  /** x32 (`__X32_SYSCALL_BIT` numbers): false where the kernel has no x32 ABI (ENOSYS). */
+  x32: boolean | null;
+  /** ia32 (`int $0x80`, 32-bit programs): false where IA32 emulation is off. */
+  ia32: boolean | null;
 }
 
 export interface WaitPidResult {

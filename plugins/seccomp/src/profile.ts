@@ -6,6 +6,8 @@
  * rules of dockerd's setupSeccomp: a rule whose `excludes` matches (an architecture, any of
  * the capabilities in the bounding set, a kernel at least `minKernel`) is dropped, a rule whose
  * `includes` does not match (the architecture, all of the capabilities, the kernel) is dropped.
+ * Unlike dockerd, a sub-architecture the host kernel refuses (x32 without the x32 ABI, x86
+ * without IA32 emulation: `SeccompTarget.abis`) is left out of the filter's architectures.
  */
 import { InvalidParameterError, type OciSeccomp } from '@berth/core';
 
@@ -49,6 +51,11 @@ export interface SeccompTarget {
   arch: string;
   /** The host's kernel release (`uname -r`). */
   kernel: string;
+  /**
+   * Which extra ABIs the host kernel serves (IHost's `syscallAbis`): a sub-architecture whose
+   * ABI is `false` is left out (see subArchesRefused); true, null or absent keep it.
+   */
+  abis?: { x32?: boolean | null; ia32?: boolean | null };
 }
 
 /** The OCI runtime spec's seccomp actions, operators and flags (defs-linux.json). */
@@ -103,6 +110,22 @@ export function nativeArch(nodeArch: string = process.arch, littleEndian = true)
     default:
       return nodeArch;
   }
+}
+
+/**
+ * The sub-architectures of `t` whose syscalls the host kernel refuses, so that a filter entry
+ * for them can never match a syscall. Left out of the filter, such a syscall meets runc's
+ * bad-architecture action (libseccomp's default, kill) instead of the kernel's ENOSYS: it is
+ * refused either way, and runc (libseccomp) no longer builds a filter section for that
+ * architecture at every start. Only x86_64's: x32 numbers carry __X32_SYSCALL_BIT under the
+ * x86_64 audit arch, ia32 ones come through `int $0x80`.
+ */
+export function subArchesRefused(t: Pick<SeccompTarget, 'arch' | 'abis'>): string[] {
+  if (t.arch !== 'amd64') return [];
+  const out: string[] = [];
+  if (t.abis?.ia32 === false) out.push('SCMP_ARCH_X86');
+  if (t.abis?.x32 === false) out.push('SCMP_ARCH_X32');
+  return out;
 }
 
 const bad = (why: string) => new InvalidParameterError(`Decoding seccomp profile failed: ${why}`);
@@ -240,6 +263,19 @@ function included(f: SeccompFilter | undefined, t: SeccompTarget): boolean {
 }
 
 /**
+ * The filter's architectures: the profile's `architectures`, then from `archMap` the host's
+ * architecture and its sub-architectures, less those the kernel refuses (subArchesRefused).
+ */
+export function architecturesOf(p: SeccompProfile, t: Pick<SeccompTarget, 'arch' | 'abis'>): string[] {
+  const arches = [...(p.architectures ?? [])];
+  const native = NATIVE_TO_SECCOMP[t.arch];
+  const mapped = native ? p.archMap?.find((a) => a.architecture === native) : undefined;
+  const refused = subArchesRefused(t);
+  if (mapped) arches.push(mapped.architecture, ...(mapped.subArchitectures ?? []).filter((a) => !refused.includes(a)));
+  return arches;
+}
+
+/**
  * The OCI `linux.seccomp` for a container, or undefined when the profile confines nothing (no
  * default action and no rules: dockerd runs such a container without a filter).
  */
@@ -247,10 +283,7 @@ export function compileProfile(p: SeccompProfile, t: SeccompTarget): OciSeccomp 
   if (!p.defaultAction && !p.syscalls?.length) return undefined;
   const out: OciSeccomp = { defaultAction: p.defaultAction ?? '' };
   if (p.defaultErrnoRet !== undefined) out.defaultErrnoRet = p.defaultErrnoRet;
-  const arches = [...(p.architectures ?? [])];
-  const native = NATIVE_TO_SECCOMP[t.arch];
-  const mapped = native ? p.archMap?.find((a) => a.architecture === native) : undefined;
-  if (mapped) arches.push(mapped.architecture, ...(mapped.subArchitectures ?? []));
+  const arches = architecturesOf(p, t);
   if (arches.length) out.architectures = arches;
   if (p.flags) out.flags = [...p.flags];
   if (p.listenerPath) out.listenerPath = p.listenerPath;

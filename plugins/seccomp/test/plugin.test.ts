@@ -60,6 +60,15 @@ describe('seccomp plugin', () => {
     expect(admin.linux!.seccomp!.syscalls!.some((r) => r.action === 'SCMP_ACT_ALLOW' && r.names.includes('unshare'))).toBe(true);
   });
 
+  it('on a host without the x32 ABI (IHost syscallAbis) every filter leaves x32 out, and the log names the architectures', async () => {
+    const te = await setup(new FakeHost({ seccomp: true, kernel: '6.18.0', syscallAbis: { x32: false, ia32: true } }));
+    expect((await specOf(te)).linux?.seccomp?.architectures).toEqual(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
+    const custom = await specOf(te, { SecurityOpt: [`seccomp=${JSON.stringify({ ...JSON.parse(CUSTOM), archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] }] })}`] });
+    expect(custom.linux?.seccomp?.architectures).toEqual(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
+    const logged = te.logger.entries.find((e) => e.msg === 'seccomp: architectures of the default profile');
+    expect(logged?.fields).toMatchObject({ architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86'], leftOut: ['SCMP_ARCH_X32'] });
+  });
+
   it('seccomp=unconfined and --privileged: no filter; seccomp=builtin: the default one', async () => {
     const te = await setup();
     expect((await specOf(te, { SecurityOpt: ['seccomp=unconfined'] })).linux?.seccomp).toBeUndefined();

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CAPABILITIES, errorKind, type OciSeccomp } from '@berth/core';
-import { CompiledProfileCache, DEFAULT_PROFILE_URL, compileProfile, kernelAtLeast, nativeArch, parseProfile } from '../src/index.js';
+import { CompiledProfileCache, DEFAULT_PROFILE_URL, compileProfile, kernelAtLeast, nativeArch, parseProfile, subArchesRefused } from '../src/index.js';
 import { ociSchemaErrors } from '@berth/testing';
 
 const defaultProfile = () => parseProfile(readFileSync(DEFAULT_PROFILE_URL, 'utf8'));
@@ -54,6 +54,24 @@ describe('default profile evaluation', () => {
     expect(allowed(x).has('set_tls')).toBe(false);
     expect(nativeArch('x64')).toBe('amd64');
     expect(nativeArch('arm64')).toBe('arm64');
+  });
+
+  it('a sub-architecture whose ABI the kernel refuses is left out (x32 without the x32 ABI, x86 without IA32 emulation); the rules stay the same', () => {
+    const full = compileProfile(defaultProfile(), amd64);
+    const noX32 = compileProfile(defaultProfile(), { ...amd64, abis: { x32: false, ia32: true } });
+    expect(noX32?.architectures).toEqual(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
+    expect(noX32?.syscalls).toEqual(full?.syscalls);
+    expect(noX32?.defaultAction).toBe(full?.defaultAction);
+    expect(compileProfile(defaultProfile(), { ...amd64, abis: { x32: false, ia32: false } })?.architectures).toEqual(['SCMP_ARCH_X86_64']);
+    // an ABI that runs, or one nobody could tell, keeps dockerd's list
+    for (const abis of [{ x32: true, ia32: true }, { x32: null, ia32: null }, {}]) {
+      expect(compileProfile(defaultProfile(), { ...amd64, abis })?.architectures, JSON.stringify(abis)).toEqual(full?.architectures);
+    }
+    // only x86_64's sub-architectures, and never a list the profile names itself
+    expect(compileProfile(defaultProfile(), { ...amd64, arch: 'arm64', abis: { x32: false, ia32: false } })?.architectures).toEqual(['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM']);
+    const listed = parseProfile({ defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X32'] });
+    expect(compileProfile(listed, { ...amd64, abis: { x32: false } })?.architectures).toEqual(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X32']);
+    expect(subArchesRefused({ arch: 'amd64', abis: { x32: false, ia32: true } })).toEqual(['SCMP_ARCH_X32']);
   });
 
   it('minKernel: ptrace without CAP_SYS_PTRACE only from kernel 4.8 on', () => {
