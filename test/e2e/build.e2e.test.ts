@@ -12,6 +12,7 @@ import path from 'node:path';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { berthdSkipReason, DOCKER_BIN, removeTestImageTarball, startBerthd, TEST_IMAGE, which, type Berthd } from './helpers/berthd.js';
+import { composeSkipReason } from './helpers/compose.js';
 
 const skip = berthdSkipReason() ?? (which('docker') ? null : 'the docker CLI is not installed');
 const BUILD_ENV = { DOCKER_BUILDKIT: '0' };
@@ -232,7 +233,8 @@ describe.skipIf(skip)('docker build (classic builder) through the docker CLI', (
   }, 300_000);
 
   it('docker-compose (1.29) builds a `build:` service with args and runs it with a named volume', async (t) => {
-    if (!which('docker-compose')) return t.skip("docker-compose is not installed (scripts/install-deps.sh installs Debian's)");
+    const composeSkip = composeSkipReason();
+    if (composeSkip) return t.skip(composeSkip);
     const proj = path.join(d.dir, 'compose');
     fs.mkdirSync(proj);
     fs.writeFileSync(path.join(proj, 'Dockerfile'), `FROM ${TEST_IMAGE}\nARG MSG=default\nRUN echo "$MSG" > /msg\n`);

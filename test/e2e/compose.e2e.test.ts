@@ -5,36 +5,25 @@
  * server: compose sets the service name as a network alias) to web's address, which serves the
  * page; a published port answers on the host's loopback; `down` removes the containers and the
  * project's network.
- * Traffic only over the test's bridge (TEST-NET-3 subnet) and loopback; bridge removed and
- * ip_forward put back as found, also on failure. Needs root, runc, conmon, the CNI plugins and
+ * Traffic only over the test's bridge (a /24 of the benchmarking range 198.18.0.0/15) and
+ * loopback; bridge removed, ip_forward and portmap's chains put back as found, also on failure. Needs root, runc, conmon, the CNI plugins and
  * docker-compose (scripts/install-deps.sh installs it), else skipped with the reason.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
-import { runCompose } from './helpers/compose.js';
-import { cniSkipReason } from './helpers/network-host.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { TEST_IMAGE, berthdSkipReason, type Berthd } from './helpers/berthd.js';
+import { composeSkipReason, runCompose } from './helpers/compose.js';
+import { cniSkipReason, testNetworks, useNetworkBerthd } from './helpers/network-host.js';
 
-function skipReason(): string | null {
-  const s = cniSkipReason(berthdSkipReason(), ['bridge', 'host-local']);
-  if (s) return s;
-  if (!which('docker-compose')) return 'docker-compose is not installed (apt-get install docker-compose)';
-  return null;
-}
-const skip = skipReason();
+const skip = cniSkipReason(berthdSkipReason(), ['bridge', 'host-local']) ?? composeSkipReason();
 
-const tag = process.pid % 100000;
-const BRIDGE = `bcp${tag}`;
-const PROJECT = `bcp${tag}`;
-// TEST-NET-3 (documentation range, never routed), used by no other suite
-const NET = '203.0.113';
+const nets = testNetworks('bk', ['p']);
+const PROJECT = `bcp${process.pid % 100000}`;
 const HOST_PORT = 18082;
-const FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
-const COMPOSE = `version: "2.4"
+const composeFile = () => `version: "2.4"
 services:
   web:
     image: ${TEST_IMAGE}
@@ -46,10 +35,10 @@ services:
 networks:
   default:
     driver_opts:
-      com.docker.network.bridge.name: ${BRIDGE}
+      com.docker.network.bridge.name: ${nets.p.bridge}
     ipam:
       config:
-        - subnet: ${NET}.0/24
+        - subnet: ${nets.p.subnet}
 `;
 
 function get(port: number): Promise<string> {
@@ -66,35 +55,21 @@ function get(port: number): Promise<string> {
 
 describe.skipIf(skip)(`docker-compose on user networks${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  let forward: string | undefined;
   let projectDir = '';
   const compose = (args: string[]) => runCompose(d, projectDir, PROJECT, args);
 
-  beforeAll(async () => {
-    forward = fs.readFileSync(FORWARD, 'utf8');
-    d = await startBerthd();
-    await d.loadTestImage();
+  useNetworkBerthd((b) => (d = b), { nets, beforeCleanup: () => (projectDir ? compose(['down', '-t', '1']) : Promise.resolve()) });
+  beforeAll(() => {
     projectDir = path.join(d.dir, 'project');
     fs.mkdirSync(projectDir);
-    fs.writeFileSync(path.join(projectDir, 'docker-compose.yml'), COMPOSE);
-  }, 120_000);
-  afterAll(async () => {
-    if (d && projectDir) await compose(['down', '-t', '1']).catch(() => {});
-    await d?.cleanup();
-    try {
-      execFileSync('ip', ['link', 'del', BRIDGE], { stdio: 'ignore' });
-    } catch {
-      // not made, or already gone
-    }
-    if (forward !== undefined) fs.writeFileSync(FORWARD, forward);
-    removeTestImageTarball();
-  }, 120_000);
+    fs.writeFileSync(path.join(projectDir, 'docker-compose.yml'), composeFile());
+  });
 
   it('up: client reaches web by its service name; a published port serves the host; down removes containers and network', async () => {
     const up = await compose(['up', '-d']);
     expect(up.code, JSON.stringify(up)).toBe(0);
     const webIp = (await d.docker(['inspect', '-f', `{{(index .NetworkSettings.Networks "${PROJECT}_default").IPAddress}}`, `${PROJECT}_web_1`])).stdout.trim();
-    expect(webIp).toMatch(new RegExp(`^${NET.replace(/\./g, '\\.')}\\.\\d+$`));
+    expect(webIp).toMatch(new RegExp(`^${nets.p.net.replace(/\./g, '\\.')}\\.\\d+$`));
 
     // the image's static busybox has no NSS modules (wget crashes): nslookup asks the
     // network's DNS server itself, nc fetches the page from the address it gave

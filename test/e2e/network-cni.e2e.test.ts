@@ -13,20 +13,16 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
-import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
+import { describe, expect, it } from 'vitest';
+import { TEST_IMAGE, berthdSkipReason, type Berthd } from './helpers/berthd.js';
+import { cniSkipReason, testNetworks, useNetworkBerthd } from './helpers/network-host.js';
 
 const skip = cniSkipReason(berthdSkipReason(), ['bridge', 'host-local', 'tuning']);
 
-const tag = process.pid % 100000;
-const DEFAULT_BRIDGE = `btd${tag}`;
-const USER_BRIDGE = `btu${tag}`;
-const OTHER_BRIDGE = `bto${tag}`;
-const third = (n: number) => (tag * 3 + n) % 250;
-const DEFAULT_NET = `198.18.${third(0)}`;
-const USER_NET = `198.19.${third(1)}`;
-const OTHER_NET = `198.19.${third(2)}`;
+const nets = testNetworks('bt', ['d', 'u', 'o']);
+const DEFAULT_BRIDGE = nets.d.bridge;
+const USER_BRIDGE = nets.u.bridge;
+const OTHER_BRIDGE = nets.o.bridge;
 
 const links = (master: string): string[] => {
   try {
@@ -38,32 +34,27 @@ const links = (master: string): string[] => {
 
 describe.skipIf(skip)(`networking on CNI through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  let host: HostNetworkState | undefined;
-  beforeAll(async () => {
-    host = saveHostNetworkState();
-    d = await startBerthd({ args: ['--bridge', DEFAULT_BRIDGE, '--bip', `${DEFAULT_NET}.1/24`] });
-    await d.loadTestImage();
-  }, 120_000);
-  afterAll(async () => {
-    await d?.docker(['rm', '-f', 'nc-a', 'nc-b', 'nc-c', 'nc-dup']).catch(() => {});
-    await d?.docker(['network', 'rm', 'nc-user', 'nc-other']).catch(() => {});
-    await d?.cleanup();
-    host?.restore([DEFAULT_BRIDGE, USER_BRIDGE, OTHER_BRIDGE]);
-    removeTestImageTarball();
-  }, 120_000);
+  useNetworkBerthd((b) => (d = b), {
+    nets,
+    defaultBridge: nets.d,
+    beforeCleanup: async (b) => {
+      await b.docker(['rm', '-f', 'nc-a', 'nc-b', 'nc-c', 'nc-dup']);
+      await b.docker(['network', 'rm', 'nc-user', 'nc-other']);
+    },
+  });
 
   it('the default bridge: an address from --bip, the gateway reachable over the test bridge, NetworkSettings and /etc/hosts', async () => {
     const r = await d.docker(['run', '-d', '--name', 'nc-a', TEST_IMAGE, 'sleep', '300']);
     expect(r.code, JSON.stringify(r)).toBe(0);
     const ns = JSON.parse((await d.docker(['inspect', '-f', '{{json .NetworkSettings}}', 'nc-a'])).stdout) as Record<string, any>;
     const ep = ns.Networks.bridge;
-    expect(ep.IPAddress).toMatch(new RegExp(`^${DEFAULT_NET.replace(/\./g, '\\.')}\\.\\d+$`));
-    expect(ep).toMatchObject({ Gateway: `${DEFAULT_NET}.1`, IPPrefixLen: 24 });
+    expect(ep.IPAddress).toMatch(new RegExp(`^${nets.d.net.replace(/\./g, '\\.')}\\.\\d+$`));
+    expect(ep).toMatchObject({ Gateway: `${nets.d.net}.1`, IPPrefixLen: 24 });
     expect(ep.MacAddress).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
     expect(ns.IPAddress).toBe(ep.IPAddress);
     const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'nc-a'])).stdout.trim();
     expect(ns.SandboxKey).toBe(path.join(d.execRoot, 'netns', id));
-    const inside = await d.docker(['exec', 'nc-a', 'sh', '-c', `ip -o -4 addr show eth0; ping -c 1 -W 3 ${DEFAULT_NET}.1 >/dev/null && echo pong; cat /etc/hosts`]);
+    const inside = await d.docker(['exec', 'nc-a', 'sh', '-c', `ip -o -4 addr show eth0; ping -c 1 -W 3 ${nets.d.net}.1 >/dev/null && echo pong; cat /etc/hosts`]);
     expect(inside.code, JSON.stringify(inside)).toBe(0);
     expect(inside.stdout).toContain(`${ep.IPAddress}/24`);
     expect(inside.stdout).toContain('pong');
@@ -71,17 +62,17 @@ describe.skipIf(skip)(`networking on CNI through the docker CLI${skip ? ` (skipp
     expect(links(DEFAULT_BRIDGE)).toHaveLength(1);
     const net = JSON.parse((await d.docker(['network', 'inspect', 'bridge'])).stdout)[0];
     expect(Object.keys(net.Containers)).toEqual([id]);
-    expect(net.IPAM.Config).toEqual([{ Subnet: `${DEFAULT_NET}.0/24`, Gateway: `${DEFAULT_NET}.1` }]);
+    expect(net.IPAM.Config).toEqual([{ Subnet: `${nets.d.net}.0/24`, Gateway: `${nets.d.net}.1` }]);
     // --add-host NAME:host-gateway → the default bridge's gateway
     const gw = await d.docker(['run', '--rm', '--add-host', 'hgw:host-gateway', TEST_IMAGE, 'grep', 'hgw', '/etc/hosts']);
-    expect(gw.stdout.trim()).toBe(`${DEFAULT_NET}.1\thgw`);
+    expect(gw.stdout.trim()).toBe(`${nets.d.net}.1\thgw`);
     await d.docker(['rm', '-f', 'nc-a']);
     expect(links(DEFAULT_BRIDGE)).toEqual([]);
     expect(fs.existsSync(ns.SandboxKey)).toBe(false);
   }, 120_000);
 
   it('a user network: create/ls/inspect, two containers reach each other by IP, --ip and --network-alias, connect/disconnect, rm in use refused, prune', async () => {
-    const c = await d.docker(['network', 'create', '--subnet', `${USER_NET}.0/24`, '--label', 'nc.test=1', '-o', `com.docker.network.bridge.name=${USER_BRIDGE}`, 'nc-user']);
+    const c = await d.docker(['network', 'create', '--subnet', `${nets.u.net}.0/24`, '--label', 'nc.test=1', '-o', `com.docker.network.bridge.name=${USER_BRIDGE}`, 'nc-user']);
     expect(c.code, JSON.stringify(c)).toBe(0);
     const ls = await d.docker(['network', 'ls', '--filter', 'label=nc.test=1', '--format', '{{.Name}} {{.Driver}} {{.Scope}}']);
     expect(ls.stdout.trim()).toBe('nc-user bridge local');
@@ -90,11 +81,11 @@ describe.skipIf(skip)(`networking on CNI through the docker CLI${skip ? ` (skipp
     expect(dup.stderr).toContain('network with name nc-user already exists');
 
     expect((await d.docker(['run', '-d', '--name', 'nc-a', '--network', 'nc-user', TEST_IMAGE, 'sleep', '300'])).code).toBe(0);
-    const b = await d.docker(['run', '-d', '--name', 'nc-b', '--network', 'nc-user', '--ip', `${USER_NET}.50`, '--network-alias', 'web', TEST_IMAGE, 'sleep', '300']);
+    const b = await d.docker(['run', '-d', '--name', 'nc-b', '--network', 'nc-user', '--ip', `${nets.u.net}.50`, '--network-alias', 'web', TEST_IMAGE, 'sleep', '300']);
     expect(b.code, JSON.stringify(b)).toBe(0);
     const epB = JSON.parse((await d.docker(['inspect', '-f', '{{json .NetworkSettings.Networks}}', 'nc-b'])).stdout)['nc-user'];
-    expect(epB).toMatchObject({ IPAddress: `${USER_NET}.50`, Aliases: ['web'], IPAMConfig: { IPv4Address: `${USER_NET}.50` } });
-    const ping = await d.docker(['exec', 'nc-a', 'ping', '-c', '1', '-W', '3', `${USER_NET}.50`]);
+    expect(epB).toMatchObject({ IPAddress: `${nets.u.net}.50`, Aliases: ['web'], IPAMConfig: { IPv4Address: `${nets.u.net}.50` } });
+    const ping = await d.docker(['exec', 'nc-a', 'ping', '-c', '1', '-W', '3', `${nets.u.net}.50`]);
     expect(ping.code, JSON.stringify(ping)).toBe(0);
 
     const inspect = JSON.parse((await d.docker(['network', 'inspect', 'nc-user'])).stdout)[0];
@@ -105,11 +96,11 @@ describe.skipIf(skip)(`networking on CNI through the docker CLI${skip ? ` (skipp
     expect(rm.stderr).toContain(`error while removing network: network nc-user id ${inspect.Id} has active endpoints`);
 
     // connect a running container: a second interface at once; disconnect removes it
-    expect((await d.docker(['network', 'create', '--subnet', `${OTHER_NET}.0/24`, '-o', `com.docker.network.bridge.name=${OTHER_BRIDGE}`, 'nc-other'])).code).toBe(0);
+    expect((await d.docker(['network', 'create', '--subnet', `${nets.o.net}.0/24`, '-o', `com.docker.network.bridge.name=${OTHER_BRIDGE}`, 'nc-other'])).code).toBe(0);
     const con = await d.docker(['network', 'connect', 'nc-other', 'nc-a']);
     expect(con.code, JSON.stringify(con)).toBe(0);
     const eth1 = await d.docker(['exec', 'nc-a', 'ip', '-o', '-4', 'addr', 'show', 'eth1']);
-    expect(eth1.stdout).toContain(`${OTHER_NET}.`);
+    expect(eth1.stdout).toContain(`${nets.o.net}.`);
     expect(Object.keys(JSON.parse((await d.docker(['inspect', '-f', '{{json .NetworkSettings.Networks}}', 'nc-a'])).stdout)).sort()).toEqual(['nc-other', 'nc-user']);
     expect((await d.docker(['network', 'disconnect', 'nc-other', 'nc-a'])).code).toBe(0);
     expect((await d.docker(['exec', 'nc-a', 'ip', '-o', 'link', 'show', 'eth1'])).code).not.toBe(0);
@@ -117,7 +108,7 @@ describe.skipIf(skip)(`networking on CNI through the docker CLI${skip ? ` (skipp
 
     // container:<name> shares nc-b's interface
     const shared = await d.docker(['run', '--rm', '--network', 'container:nc-b', TEST_IMAGE, 'ip', '-o', '-4', 'addr', 'show', 'eth0']);
-    expect(shared.stdout).toContain(`${USER_NET}.50/24`);
+    expect(shared.stdout).toContain(`${nets.u.net}.50/24`);
 
     await d.docker(['rm', '-f', 'nc-a', 'nc-b']);
     expect(links(USER_BRIDGE)).toEqual([]);
@@ -130,14 +121,14 @@ describe.skipIf(skip)(`networking on CNI through the docker CLI${skip ? ` (skipp
   }, 180_000);
 
   it('a failed start (address taken) leaves no veth, namespace or allocation', async () => {
-    expect((await d.docker(['network', 'create', '--subnet', `${USER_NET}.0/24`, '-o', `com.docker.network.bridge.name=${USER_BRIDGE}`, 'nc-user'])).code).toBe(0);
+    expect((await d.docker(['network', 'create', '--subnet', `${nets.u.net}.0/24`, '-o', `com.docker.network.bridge.name=${USER_BRIDGE}`, 'nc-user'])).code).toBe(0);
     const netId = (await d.docker(['network', 'inspect', '-f', '{{.Id}}', 'nc-user'])).stdout.trim();
-    expect((await d.docker(['run', '-d', '--name', 'nc-c', '--network', 'nc-user', '--ip', `${USER_NET}.60`, TEST_IMAGE, 'sleep', '300'])).code).toBe(0);
+    expect((await d.docker(['run', '-d', '--name', 'nc-c', '--network', 'nc-user', '--ip', `${nets.u.net}.60`, TEST_IMAGE, 'sleep', '300'])).code).toBe(0);
     const ipamDir = path.join(d.dataRoot, 'network-cni', 'ipam', netId);
     const before = fs.readdirSync(ipamDir).sort();
-    const r = await d.docker(['run', '--name', 'nc-dup', '--network', 'nc-user', '--ip', `${USER_NET}.60`, TEST_IMAGE, 'true']);
+    const r = await d.docker(['run', '--name', 'nc-dup', '--network', 'nc-user', '--ip', `${nets.u.net}.60`, TEST_IMAGE, 'true']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain(`${USER_NET}.60`);
+    expect(r.stderr).toContain(`${nets.u.net}.60`);
     const dupId = (await d.docker(['inspect', '-f', '{{.Id}}', 'nc-dup'])).stdout.trim();
     expect(links(USER_BRIDGE)).toHaveLength(1); // nc-c's veth only
     expect(fs.existsSync(path.join(d.execRoot, 'netns', dupId))).toBe(false);

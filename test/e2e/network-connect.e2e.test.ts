@@ -13,38 +13,28 @@
  * out); the bridges are removed and ip_forward put back as found, also on failure. Needs root,
  * runc, conmon and the CNI plugins, else skipped.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
-import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
+import { describe, expect, it } from 'vitest';
+import { TEST_IMAGE, berthdSkipReason, type Berthd } from './helpers/berthd.js';
+import { cniSkipReason, testNetworks, useNetworkBerthd } from './helpers/network-host.js';
 
 const skip = cniSkipReason(berthdSkipReason());
 
-const tag = process.pid % 100000;
-const DEFAULT_BRIDGE = `bcd${tag}`;
-const USER_BRIDGE = `bcu${tag}`;
-const third = (n: number) => (tag * 7 + n) % 250;
-const DEFAULT_NET = `198.18.${third(3)}`;
-const USER_NET = `198.19.${third(4)}`;
+const nets = testNetworks('bc', ['d', 'u']);
 
 describe.skipIf(skip)(`network connect/disconnect and network events through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  let host: HostNetworkState | undefined;
-  beforeAll(async () => {
-    host = saveHostNetworkState();
-    d = await startBerthd({ args: ['--bridge', DEFAULT_BRIDGE, '--bip', `${DEFAULT_NET}.1/24`] });
-    await d.loadTestImage();
-  }, 120_000);
-  afterAll(async () => {
-    await d?.docker(['rm', '-f', 'ncx-srv', 'ncx-cli']).catch(() => {});
-    await d?.docker(['network', 'rm', 'ncx-user']).catch(() => {});
-    await d?.cleanup();
-    host?.restore([DEFAULT_BRIDGE, USER_BRIDGE]);
-    removeTestImageTarball();
-  }, 120_000);
+  useNetworkBerthd((b) => (d = b), {
+    nets,
+    defaultBridge: nets.d,
+    beforeCleanup: async (b) => {
+      await b.docker(['rm', '-f', 'ncx-srv', 'ncx-cli']);
+      await b.docker(['network', 'rm', 'ncx-user']);
+    },
+  });
 
   it('connect of a running container: eth1, /etc/hosts, DNS by name from the network; disconnect undoes them; the network events', async () => {
     const since = Math.floor(Date.now() / 1000) - 1;
-    const created = await d.docker(['network', 'create', '--subnet', `${USER_NET}.0/24`, '-o', `com.docker.network.bridge.name=${USER_BRIDGE}`, 'ncx-user']);
+    const created = await d.docker(['network', 'create', '--subnet', `${nets.u.net}.0/24`, '-o', `com.docker.network.bridge.name=${nets.u.bridge}`, 'ncx-user']);
     expect(created.code, JSON.stringify(created)).toBe(0);
     const netId = (await d.docker(['network', 'inspect', '-f', '{{.Id}}', 'ncx-user'])).stdout.trim();
     const bridgeId = (await d.docker(['network', 'inspect', '-f', '{{.Id}}', 'bridge'])).stdout.trim();
@@ -57,12 +47,12 @@ describe.skipIf(skip)(`network connect/disconnect and network events through the
     const con = await d.docker(['network', 'connect', '--alias', 'client', 'ncx-user', 'ncx-cli']);
     expect(con.code, JSON.stringify(con)).toBe(0);
     const ip = (await d.docker(['inspect', '-f', '{{(index .NetworkSettings.Networks "ncx-user").IPAddress}}', 'ncx-cli'])).stdout.trim();
-    expect(ip).toMatch(new RegExp(`^${USER_NET.replace(/\./g, '\\.')}\\.\\d+$`));
+    expect(ip).toMatch(new RegExp(`^${nets.u.net.replace(/\./g, '\\.')}\\.\\d+$`));
     const inside = await d.docker(['exec', 'ncx-cli', 'sh', '-c', 'ip -o -4 addr show eth1; cat /etc/hosts; cat /etc/resolv.conf']);
     expect(inside.code, JSON.stringify(inside)).toBe(0);
     expect(inside.stdout).toContain(`${ip}/24`);
     expect(inside.stdout).toContain(`${ip}\tclihost\n`);
-    expect(inside.stdout).toContain(`nameserver ${USER_NET}.1`);
+    expect(inside.stdout).toContain(`nameserver ${nets.u.net}.1`);
     // the network's DNS server answers the connected container's names (static busybox: nslookup, then ping the address)
     for (const name of ['ncx-cli', 'client']) {
       const q = await d.docker(['exec', 'ncx-srv', 'sh', '-c', `nslookup ${name} | awk '/^Address: /{print $2}' | tail -1`]);

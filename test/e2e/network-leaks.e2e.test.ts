@@ -16,9 +16,9 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
-import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { TEST_IMAGE, berthdSkipReason, which, type Berthd } from './helpers/berthd.js';
+import { cniSkipReason, testNetworks, useNetworkBerthd } from './helpers/network-host.js';
 
 function skipReason(): string | null {
   const s = cniSkipReason(berthdSkipReason(), ['bridge', 'host-local', 'portmap']);
@@ -28,10 +28,8 @@ function skipReason(): string | null {
 }
 const skip = skipReason();
 
-const tag = process.pid % 100000;
-const BRIDGE = `blk${tag}`;
-// TEST-NET-2 (documentation range, never routed), used by no other suite
-const NET = '198.51.100';
+const nets = testNetworks('bl', ['k']);
+const BRIDGE = nets.k.bridge;
 const CYCLES = 50;
 const FAILED = 20;
 
@@ -59,28 +57,20 @@ interface Counts {
 
 describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  let dir: string | undefined;
-  let host: HostNetworkState | undefined;
   let netId = '';
   /** Every container the test made (their portmap chains are looked for). */
   const ids = new Set<string>();
+  const h = useNetworkBerthd((b) => (d = b), {
+    nets,
+    beforeCleanup: async (b) => {
+      await b.docker(['rm', '-f', 'lk-hold', 'lk-dead', ...Array.from({ length: FAILED }, (_, i) => `lk-f${i}`)]);
+      await b.docker(['network', 'rm', 'lk-net']);
+    },
+  });
   beforeAll(async () => {
-    host = saveHostNetworkState();
-    d = await startBerthd();
-    dir = d.dir;
-    await d.loadTestImage();
-    const c = await d.docker(['network', 'create', '--subnet', `${NET}.0/24`, '-o', `com.docker.network.bridge.name=${BRIDGE}`, 'lk-net']);
+    const c = await d.docker(['network', 'create', '--subnet', nets.k.subnet, '-o', `com.docker.network.bridge.name=${BRIDGE}`, 'lk-net']);
     expect(c.code, JSON.stringify(c)).toBe(0);
     netId = (await d.docker(['network', 'inspect', '-f', '{{.Id}}', 'lk-net'])).stdout.trim();
-  }, 120_000);
-  afterAll(async () => {
-    await d?.docker(['rm', '-f', 'lk-hold', 'lk-dead', ...Array.from({ length: FAILED }, (_, i) => `lk-f${i}`)]).catch(() => {});
-    await d?.docker(['network', 'rm', 'lk-net']).catch(() => {});
-    await d?.cleanup();
-    // a berthd restarted on the first one's dir leaves the dir to its creator
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    host?.restore([BRIDGE]);
-    removeTestImageTarball();
   }, 120_000);
 
   const counts = (): Counts => {
@@ -92,7 +82,7 @@ describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` 
     return {
       veths: lines('ip', ['-o', 'link', 'show', 'master', BRIDGE]).length,
       netns: fs.existsSync(netnsDir) ? fs.readdirSync(netnsDir).length : 0,
-      iptables: lines('iptables-save', []).filter((l) => l.includes(BRIDGE) || l.includes(`${NET}.`)).length,
+      iptables: lines('iptables-save', []).filter((l) => l.includes(BRIDGE) || l.includes(`${nets.k.net}.`)).length,
       // CNI-HOSTPORT-DNAT's entries for the network (their comment names it), the containers' CNI-DN-* chains and rules
       portmap: nat.filter((l) => (l.startsWith('-A CNI-HOSTPORT-DNAT ') && l.includes(netId)) || [...chains].some((c) => l.startsWith(`:${c} `) || l.startsWith(`-A ${c} `))).length,
       listeners: [...lines('ss', ['-Hltnp']), ...lines('ss', ['-Hlunp'])].filter((l) => l.includes(`pid=${pid},`)).length,
@@ -146,7 +136,7 @@ describe.skipIf(skip)(`no leaks on a user network${skip ? ` (skipped: ${skip})` 
     await d.stop('SIGKILL');
     process.kill(pid, 'SIGKILL');
     expect(counts()).toMatchObject({ veths: 1, netns: 1, portmap: 3, allocations: 1 });
-    d = await startBerthd({ dir: d.dir });
+    await h.startAgain();
     expect((await d.docker(['inspect', '-f', '{{.State.Running}}', 'lk-dead'])).stdout.trim()).toBe('false');
     expect(counts()).toEqual({ veths: 0, netns: 0, iptables: 0, portmap: 0, listeners: 0, allocations: 0 });
     expect((await d.docker(['rm', 'lk-dead'])).code).toBe(0);

@@ -24,25 +24,17 @@
 import { createSocket } from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
-import { runCompose } from './helpers/compose.js';
-import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
+import { describe, expect, it } from 'vitest';
+import { TEST_IMAGE, berthdSkipReason, type Berthd } from './helpers/berthd.js';
+import { composeSkipReason, runCompose } from './helpers/compose.js';
+import { cniSkipReason, testNetworks, useNetworkBerthd } from './helpers/network-host.js';
 
 const skip = cniSkipReason(berthdSkipReason());
 
-const tag = process.pid % 100000;
-const DEFAULT_BRIDGE = `bmd${tag}`;
-const BRIDGE1 = `bm1${tag}`;
-const BRIDGE2 = `bm2${tag}`;
-const BRIDGE3 = `bm3${tag}`;
-const third = (n: number) => (tag * 11 + n) % 250;
-const DEFAULT_NET = `198.18.${third(5)}`;
-const NET1 = `198.19.${third(6)}`;
-const NET2 = `198.19.${third(7)}`;
-const NET3 = `198.19.${third(10)}`;
+// the default bridge, nm-net1..3 (x, y, z), compose's frontend and backend
+const nets = testNetworks('bm', ['d', 'x', 'y', 'z', 'f', 'b']);
 /** The fake upstream's loopback address (port 53) and the address it answers. */
-const FAKE_DNS = `127.53.${third(10)}.1`;
+const FAKE_DNS = `127.53.${process.pid % 250}.1`;
 const FAKE_ANSWER = '192.0.2.77';
 
 /**
@@ -67,14 +59,10 @@ function fakeReply(query: Buffer): { reply: Buffer; question: string } {
   const reply = Buffer.concat([header, query.subarray(12, at + 5), ...(qtype === 1 ? [answer] : [])]);
   return { reply, question: `${qtype === 1 ? 'A' : qtype} ${labels.join('.')}` };
 }
-const PROJECT = `bmp${tag}`;
-const FRONT_BRIDGE = `bmf${tag}`;
-const BACK_BRIDGE = `bmb${tag}`;
-const FRONT = `198.19.${third(8)}`;
-const BACK = `198.19.${third(9)}`;
+const PROJECT = `bmp${process.pid % 100000}`;
 /** A busybox httpd serving `page` on port 80. */
 const serve = (page: string) => `["sh", "-c", "mkdir -p /www && echo ${page} > /www/index.html && exec httpd -f -p 80 -h /www"]`;
-const COMPOSE = `version: "2.4"
+const composeFile = () => `version: "2.4"
 services:
   web:
     image: ${TEST_IMAGE}
@@ -89,24 +77,20 @@ services:
     command: ["sleep", "300"]
     networks: [frontend, backend]
 networks:
-${[['frontend', FRONT_BRIDGE, FRONT], ['backend', BACK_BRIDGE, BACK]].map(([name, bridge, net]) => `  ${name}:\n    driver_opts: { com.docker.network.bridge.name: ${bridge} }\n    ipam: { config: [{ subnet: ${net}.0/24 }] }\n`).join('')}`;
+${([['frontend', nets.f], ['backend', nets.b]] as const).map(([name, n]) => `  ${name}:\n    driver_opts: { com.docker.network.bridge.name: ${n.bridge} }\n    ipam: { config: [{ subnet: ${n.subnet} }] }\n`).join('')}`;
+const composeSkip = composeSkipReason();
 
 describe.skipIf(skip)(`DNS across a container's networks through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  let host: HostNetworkState | undefined;
-  beforeAll(async () => {
-    host = saveHostNetworkState();
-    d = await startBerthd({ args: ['--bridge', DEFAULT_BRIDGE, '--bip', `${DEFAULT_NET}.1/24`] });
-    await d.loadTestImage();
-  }, 120_000);
-  afterAll(async () => {
-    await d?.docker(['rm', '-f', 'nm-a', 'nm-b', 'nm-c', 'nm-d']).catch(() => {});
-    await d?.docker(['network', 'rm', 'nm-net1', 'nm-net2', 'nm-net3']).catch(() => {});
-    if (d && fs.existsSync(path.join(d.dir, 'project'))) await runCompose(d, path.join(d.dir, 'project'), PROJECT, ['down', '-t', '1']).catch(() => {});
-    await d?.cleanup();
-    host?.restore([DEFAULT_BRIDGE, BRIDGE1, BRIDGE2, BRIDGE3, FRONT_BRIDGE, BACK_BRIDGE]);
-    removeTestImageTarball();
-  }, 120_000);
+  useNetworkBerthd((b) => (d = b), {
+    nets,
+    defaultBridge: nets.d,
+    beforeCleanup: async (b) => {
+      await b.docker(['rm', '-f', 'nm-a', 'nm-b', 'nm-c', 'nm-d']);
+      await b.docker(['network', 'rm', 'nm-net1', 'nm-net2', 'nm-net3']);
+      if (fs.existsSync(path.join(b.dir, 'project'))) await runCompose(b, path.join(b.dir, 'project'), PROJECT, ['down', '-t', '1']);
+    },
+  });
 
   const ok = async (args: string[]) => {
     const r = await d.docker(args);
@@ -118,15 +102,15 @@ describe.skipIf(skip)(`DNS across a container's networks through the docker CLI$
   const lookup = (from: string, name: string) => ok(['exec', from, 'sh', '-c', `nslookup ${name} | awk '/^Address: /{print $2}' | tail -1`]);
 
   it('a container on two user networks resolves the names of both; after a disconnect its resolv.conf names the other server', async () => {
-    await ok(['network', 'create', '--subnet', `${NET1}.0/24`, '-o', `com.docker.network.bridge.name=${BRIDGE1}`, 'nm-net1']);
-    await ok(['network', 'create', '--subnet', `${NET2}.0/24`, '-o', `com.docker.network.bridge.name=${BRIDGE2}`, 'nm-net2']);
+    await ok(['network', 'create', '--subnet', `${nets.x.net}.0/24`, '-o', `com.docker.network.bridge.name=${nets.x.bridge}`, 'nm-net1']);
+    await ok(['network', 'create', '--subnet', `${nets.y.net}.0/24`, '-o', `com.docker.network.bridge.name=${nets.y.bridge}`, 'nm-net2']);
     await ok(['create', '--name', 'nm-a', '--network', 'nm-net1', TEST_IMAGE, 'sleep', '300']);
     await ok(['network', 'connect', 'nm-net2', 'nm-a']);
     await ok(['start', 'nm-a']);
     await ok(['run', '-d', '--name', 'nm-b', '--network', 'nm-net1', TEST_IMAGE, 'sleep', '300']);
     await ok(['run', '-d', '--name', 'nm-c', '--network', 'nm-net2', TEST_IMAGE, 'sleep', '300']);
 
-    expect(await ok(['exec', 'nm-a', 'cat', '/etc/resolv.conf'])).toMatch(new RegExp(`^nameserver ${NET1.replace(/\./g, '\\.')}\\.1$`, 'm'));
+    expect(await ok(['exec', 'nm-a', 'cat', '/etc/resolv.conf'])).toMatch(new RegExp(`^nameserver ${nets.x.net.replace(/\./g, '\\.')}\\.1$`, 'm'));
     expect(await lookup('nm-a', 'nm-b')).toBe(await ipOn('nm-b', 'nm-net1'));
     expect(await lookup('nm-a', 'nm-c')).toBe(await ipOn('nm-c', 'nm-net2'));
     // and the others resolve nm-a at its address on the network they share with it
@@ -135,8 +119,8 @@ describe.skipIf(skip)(`DNS across a container's networks through the docker CLI$
 
     await ok(['network', 'disconnect', 'nm-net1', 'nm-a']);
     const resolv = await ok(['exec', 'nm-a', 'cat', '/etc/resolv.conf']);
-    expect(resolv).toMatch(new RegExp(`^nameserver ${NET2.replace(/\./g, '\\.')}\\.1$`, 'm'));
-    expect(resolv).not.toContain(`${NET1}.1`);
+    expect(resolv).toMatch(new RegExp(`^nameserver ${nets.y.net.replace(/\./g, '\\.')}\\.1$`, 'm'));
+    expect(resolv).not.toContain(`${nets.x.net}.1`);
     expect(await lookup('nm-a', 'nm-c')).toBe(await ipOn('nm-c', 'nm-net2'));
   }, 180_000);
 
@@ -159,9 +143,9 @@ describe.skipIf(skip)(`DNS across a container's networks through the docker CLI$
     }
     if (bindError) throw bindError;
     try {
-      await ok(['network', 'create', '--subnet', `${NET3}.0/24`, '-o', `com.docker.network.bridge.name=${BRIDGE3}`, 'nm-net3']);
+      await ok(['network', 'create', '--subnet', `${nets.z.net}.0/24`, '-o', `com.docker.network.bridge.name=${nets.z.bridge}`, 'nm-net3']);
       await ok(['run', '-d', '--name', 'nm-d', '--network', 'nm-net3', '--dns', FAKE_DNS, TEST_IMAGE, 'sleep', '300']);
-      expect(await ok(['exec', 'nm-d', 'cat', '/etc/resolv.conf'])).toMatch(new RegExp(`^nameserver ${NET3.replace(/\./g, '\\.')}\\.1$`, 'm'));
+      expect(await ok(['exec', 'nm-d', 'cat', '/etc/resolv.conf'])).toMatch(new RegExp(`^nameserver ${nets.z.net.replace(/\./g, '\\.')}\\.1$`, 'm'));
       expect(await lookup('nm-d', 'elsewhere.berth.invalid')).toBe(FAKE_ANSWER);
       expect(asked).toContain('A elsewhere.berth.invalid');
       // its own name is still the network's server's answer
@@ -171,16 +155,16 @@ describe.skipIf(skip)(`DNS across a container's networks through the docker CLI$
     }
   }, 180_000);
 
-  it.skipIf(!which('docker-compose'))('docker-compose: a service on frontend and backend reaches one on each by service name; down removes both networks', async () => {
+  it.skipIf(composeSkip)(`docker-compose: a service on frontend and backend reaches one on each by service name; down removes both networks${composeSkip ? ` (skipped: ${composeSkip})` : ''}`, async () => {
     const dir = path.join(d.dir, 'project');
     fs.mkdirSync(dir);
-    fs.writeFileSync(path.join(dir, 'docker-compose.yml'), COMPOSE);
+    fs.writeFileSync(path.join(dir, 'docker-compose.yml'), composeFile());
     const compose = (args: string[]) => runCompose(d, dir, PROJECT, args);
     const up = await compose(['up', '-d']);
     expect(up.code, JSON.stringify(up)).toBe(0);
     const webIp = await ipOn(`${PROJECT}_web_1`, `${PROJECT}_frontend`);
     const dbIp = await ipOn(`${PROJECT}_db_1`, `${PROJECT}_backend`);
-    expect(webIp.startsWith(`${FRONT}.`) && dbIp.startsWith(`${BACK}.`), `${webIp} ${dbIp}`).toBe(true);
+    expect(webIp.startsWith(`${nets.f.net}.`) && dbIp.startsWith(`${nets.b.net}.`), `${webIp} ${dbIp}`).toBe(true);
     // static busybox: nslookup asks resolv.conf's server, nc fetches the page from the address it gave
     const fetchBy = (svc: string) =>
       `a=$(nslookup ${svc} | awk '/^Address: /{print $2}' | tail -1); echo "${svc}=$a"; ` +
@@ -191,7 +175,7 @@ describe.skipIf(skip)(`DNS across a container's networks through the docker CLI$
 
     const down = await compose(['down', '-t', '1']);
     expect(down.code, JSON.stringify(down)).toBe(0);
-    const nets = (await ok(['network', 'ls', '--format', '{{.Name}}'])).split('\n');
-    expect(nets.filter((n) => n.startsWith(`${PROJECT}_`))).toEqual([]);
+    const names = (await ok(['network', 'ls', '--format', '{{.Name}}'])).split('\n');
+    expect(names.filter((n) => n.startsWith(`${PROJECT}_`))).toEqual([]);
   }, 300_000);
 });

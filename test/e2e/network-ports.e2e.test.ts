@@ -27,9 +27,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './helpers/berthd.js';
-import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
+import { describe, expect, it } from 'vitest';
+import { TEST_IMAGE, berthdSkipReason, which, type Berthd } from './helpers/berthd.js';
+import { cniSkipReason, testNetworks, useNetworkBerthd } from './helpers/network-host.js';
 
 function skipReason(): string | null {
   const s = cniSkipReason(berthdSkipReason(), ['bridge', 'host-local', 'portmap']);
@@ -39,14 +39,10 @@ function skipReason(): string | null {
 }
 const skip = skipReason();
 
-const tag = process.pid % 100000;
-const DEFAULT_BRIDGE = `bpd${tag}`;
-const USER_BRIDGE = `bpu${tag}`;
-// 198.18.250-254 / 198.19.250-254 (benchmarking range): network-cni.e2e uses .0-.249
-const DEFAULT_NET = `198.18.${250 + (tag % 5)}`;
-const USER_NET = `198.19.${250 + (tag % 5)}`;
-const OTHER_BRIDGE = `bpo${tag}`;
-const OTHER_NET = `198.19.${250 + ((tag + 1) % 5)}`;
+const nets = testNetworks('bp', ['d', 'u', 'o']);
+const DEFAULT_BRIDGE = nets.d.bridge;
+const USER_BRIDGE = nets.u.bridge;
+const OTHER_BRIDGE = nets.o.bridge;
 /** A shell script serving one page (berth-page) with busybox httpd on port 80. */
 const PAGE = 'mkdir -p /www && echo berth-page > /www/index.html && exec httpd -f -p 80 -h /www';
 
@@ -120,24 +116,15 @@ function tcpListeners(port: number): number {
 
 describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  let dir: string | undefined;
-  let host: HostNetworkState | undefined;
-  const args = ['--bridge', DEFAULT_BRIDGE, '--bip', `${DEFAULT_NET}.1/24`, '--live-restore'];
-  beforeAll(async () => {
-    host = saveHostNetworkState();
-    d = await startBerthd({ args });
-    dir = d.dir;
-    await d.loadTestImage();
-  }, 120_000);
-  afterAll(async () => {
-    await d?.docker(['rm', '-f', 'np-a', 'np-b', 'np-c', 'np-p', 'np-d', 'np-srv', 'np-cli']).catch(() => {});
-    await d?.docker(['network', 'rm', 'np-user', 'np-other']).catch(() => {});
-    await d?.cleanup();
-    // a berthd restarted on the first one's dir leaves the dir to its creator
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    host?.restore([DEFAULT_BRIDGE, USER_BRIDGE, OTHER_BRIDGE]);
-    removeTestImageTarball();
-  }, 120_000);
+  const h = useNetworkBerthd((b) => (d = b), {
+    nets,
+    defaultBridge: nets.d,
+    start: () => ({ args: ['--live-restore'] }),
+    beforeCleanup: async (b) => {
+      await b.docker(['rm', '-f', 'np-a', 'np-b', 'np-c', 'np-p', 'np-d', 'np-srv', 'np-cli']);
+      await b.docker(['network', 'rm', 'np-user', 'np-other']);
+    },
+  });
 
   it('-p 127.0.0.1:18080:80: httpd answers on the host, docker port, a taken port refused and rolled back, stop frees it', async () => {
     const r = await d.docker(['run', '-d', '--name', 'np-a', '-p', '127.0.0.1:18080:80', TEST_IMAGE, 'httpd', '-f', '-p', '80']);
@@ -196,8 +183,8 @@ describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` 
     // portmap's DNAT stays in the kernel, so the gateway address serves all along
     await d.stop('SIGTERM');
     expect(tcpListeners(port)).toBe(0);
-    expect((await get(port, `${DEFAULT_NET}.1`)).body).toBe('berth-page\n');
-    d = await startBerthd({ dir: d.dir, args });
+    expect((await get(port, `${nets.d.net}.1`)).body).toBe('berth-page\n');
+    await h.startAgain();
     expect((await d.docker(['inspect', '-f', '{{.State.Running}}', 'np-p'])).stdout.trim()).toBe('true');
     expect((await getWhenUp(port)).body).toBe('berth-page\n');
     await d.docker(['rm', '-f', 'np-p']);
@@ -210,7 +197,7 @@ describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` 
     expect(r.code, JSON.stringify(r)).toBe(0);
     const id = (await d.docker(['inspect', '-f', '{{.Id}}', 'np-d'])).stdout.trim();
     const ip = (await d.docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'np-d'])).stdout.trim();
-    const gw = `${DEFAULT_NET}.1`;
+    const gw = `${nets.d.net}.1`;
     // portmap's DNAT rules for both ports, and no MASQUERADE of berth's making
     const rules = natRulesOf(id);
     expect(rules.some((l) => l.includes('--dport 18090') && l.includes(`--to-destination ${ip}:80`)), rules.join('\n')).toBe(true);
@@ -224,7 +211,7 @@ describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` 
     expect(plain((await get(18090, '127.0.0.1', '/cgi-bin/peer')).body)).toBe(`peer=${gw}\n`);
 
     // a container of another network through the host address: DNAT, its own address seen
-    const o = await d.docker(['network', 'create', '--subnet', `${OTHER_NET}.0/24`, '-o', `com.docker.network.bridge.name=${OTHER_BRIDGE}`, 'np-other']);
+    const o = await d.docker(['network', 'create', '--subnet', `${nets.o.net}.0/24`, '-o', `com.docker.network.bridge.name=${OTHER_BRIDGE}`, 'np-other']);
     expect(o.code, JSON.stringify(o)).toBe(0);
     const fetchPeer = `for i in $(seq 50); do printf "GET /cgi-bin/peer HTTP/1.0\\r\\n\\r\\n" | nc ${hostIp} 18090 | grep peer= && break; sleep 0.2; done; ip -4 -o addr show eth0`;
     // forwarded from the other bridge to the server's: a host whose FORWARD policy drops (dockerd
@@ -239,7 +226,7 @@ describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` 
     }
     expect(other.code, JSON.stringify(other)).toBe(0);
     const otherIp = /inet ([\d.]+)\//.exec(other.stdout)?.[1];
-    expect(otherIp, other.stdout).toMatch(new RegExp(`^${OTHER_NET.replace(/\./g, '\\.')}\\.`));
+    expect(otherIp, other.stdout).toMatch(new RegExp(`^${nets.o.net.replace(/\./g, '\\.')}\\.`));
     expect(plain(other.stdout)).toContain(`peer=${otherIp}\n`);
     // one on the same bridge: not DNATed (hairpin without MASQUERADE cannot answer): the proxy, as docker-proxy
     const same = await d.docker(['run', '--rm', TEST_IMAGE, 'sh', '-c', fetchPeer]);
@@ -274,7 +261,7 @@ describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` 
   }, 180_000);
 
   it('a user network: names and aliases resolve to the containers, resolv.conf names the gateway', async () => {
-    const c = await d.docker(['network', 'create', '--subnet', `${USER_NET}.0/24`, '-o', `com.docker.network.bridge.name=${USER_BRIDGE}`, 'np-user']);
+    const c = await d.docker(['network', 'create', '--subnet', `${nets.u.net}.0/24`, '-o', `com.docker.network.bridge.name=${USER_BRIDGE}`, 'np-user']);
     expect(c.code, JSON.stringify(c)).toBe(0);
     const srv = await d.docker(['run', '-d', '--name', 'np-srv', '--network', 'np-user', '--network-alias', 'web', TEST_IMAGE, 'sh', '-c', PAGE]);
     expect(srv.code, JSON.stringify(srv)).toBe(0);
@@ -287,7 +274,7 @@ describe.skipIf(skip)(`published ports and DNS through the docker CLI${skip ? ` 
         'for i in $(seq 50); do printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc $a 80 | tail -n 1 | grep . && break; sleep 0.2; done; done',
     ]);
     expect(cli.code, JSON.stringify(cli)).toBe(0);
-    expect(cli.stdout).toContain(`nameserver ${USER_NET}.1`);
+    expect(cli.stdout).toContain(`nameserver ${nets.u.net}.1`);
     expect(cli.stdout).toContain('options ndots:0');
     expect(cli.stdout, JSON.stringify(cli)).toContain(`np-srv=${ip}\nberth-page\n`);
     expect(cli.stdout).toContain(`web=${ip}\nberth-page\n`);

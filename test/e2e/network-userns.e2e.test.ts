@@ -17,19 +17,15 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TEST_IMAGE, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
-import { cniSkipReason, type HostNetworkState, saveHostNetworkState } from './helpers/network-host.js';
+import { describe, expect, it } from 'vitest';
+import { TEST_IMAGE, type Berthd } from './helpers/berthd.js';
+import { cniSkipReason, testNetworks, useNetworkBerthd } from './helpers/network-host.js';
 import { HOST_UID, remapDir, usernsSkipReason } from './helpers/userns.js';
 
 const skip = cniSkipReason(usernsSkipReason());
 
-const tag = process.pid % 100000;
-const DEFAULT_BRIDGE = `bud${tag}`;
-const BRIDGE = `buu${tag}`;
-const third = (n: number) => (tag * 13 + n) % 250;
-const DEFAULT_NET = `198.18.${third(8)}`;
-const NET = `198.19.${third(9)}`;
+const nets = testNetworks('bu', ['d', 'u']);
+const BRIDGE = nets.u.bridge;
 /** A shell script serving one page (berth-page) with busybox httpd on port 80. */
 const PAGE = 'mkdir -p /www && echo berth-page > /www/index.html && exec httpd -f -p 80 -h /www';
 
@@ -52,23 +48,16 @@ async function pageOf(port: number): Promise<string> {
 
 describe.skipIf(skip)(`--userns-remap on a user network through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
-  let own: string | undefined;
-  let host: HostNetworkState | undefined;
-  beforeAll(async () => {
-    host = saveHostNetworkState();
-    const { dir, env } = remapDir();
-    own = dir;
-    d = await startBerthd({ dir, env, args: ['--userns-remap', 'berth-e2e', '--bridge', DEFAULT_BRIDGE, '--bip', `${DEFAULT_NET}.1/24`] });
-    await d.loadTestImage();
-  }, 120_000);
-  afterAll(async () => {
-    await d?.docker(['rm', '-f', 'nu-srv', 'nu-cli']).catch(() => {});
-    await d?.docker(['network', 'rm', 'nu-net']).catch(() => {});
-    await d?.cleanup();
-    host?.restore([DEFAULT_BRIDGE, BRIDGE]);
-    if (own) fs.rmSync(own, { recursive: true, force: true }); // our own dir: cleanup() leaves a given one
-    removeTestImageTarball();
-  }, 120_000);
+  useNetworkBerthd((b) => (d = b), {
+    nets,
+    defaultBridge: nets.d,
+    // berthd on the remap user's dir (removed at the end with berthd's)
+    start: () => ({ ...remapDir(), args: ['--userns-remap', 'berth-e2e'] }),
+    beforeCleanup: async (b) => {
+      await b.docker(['rm', '-f', 'nu-srv', 'nu-cli']);
+      await b.docker(['network', 'rm', 'nu-net']);
+    },
+  });
 
   const ok = async (args: string[]) => {
     const r = await d.docker(args);
@@ -82,13 +71,13 @@ describe.skipIf(skip)(`--userns-remap on a user network through the docker CLI${
   };
 
   it('a remapped container gets an address, is resolved and reached by name, publishes a port to the host; stop/rm leave no veth or netns', async () => {
-    await ok(['network', 'create', '--subnet', `${NET}.0/24`, '-o', `com.docker.network.bridge.name=${BRIDGE}`, 'nu-net']);
+    await ok(['network', 'create', '--subnet', `${nets.u.net}.0/24`, '-o', `com.docker.network.bridge.name=${BRIDGE}`, 'nu-net']);
     await ok(['run', '-d', '--name', 'nu-srv', '--network', 'nu-net', '-p', '127.0.0.1::80', TEST_IMAGE, 'sh', '-c', PAGE]);
     expect((await ok(['exec', 'nu-srv', 'cat', '/proc/self/uid_map'])).split(/\s+/)).toEqual(['0', String(HOST_UID), '65536']);
     const ip = await ok(['inspect', '-f', '{{(index .NetworkSettings.Networks "nu-net").IPAddress}}', 'nu-srv']);
-    expect(ip).toMatch(new RegExp(`^${NET.replace(/\./g, '\\.')}\\.\\d+$`));
+    expect(ip).toMatch(new RegExp(`^${nets.u.net.replace(/\./g, '\\.')}\\.\\d+$`));
     expect(await ok(['exec', 'nu-srv', 'sh', '-c', 'ip -o -4 addr show eth0'])).toContain(`${ip}/24`);
-    expect(await ok(['exec', 'nu-srv', 'cat', '/etc/resolv.conf'])).toMatch(new RegExp(`^nameserver ${NET.replace(/\./g, '\\.')}\\.1$`, 'm'));
+    expect(await ok(['exec', 'nu-srv', 'cat', '/etc/resolv.conf'])).toMatch(new RegExp(`^nameserver ${nets.u.net.replace(/\./g, '\\.')}\\.1$`, 'm'));
 
     // another remapped container on the network: the name, then the page by name
     const cli = await ok(['run', '--name', 'nu-cli', '--network', 'nu-net', TEST_IMAGE, 'sh', '-c',

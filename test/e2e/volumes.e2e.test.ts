@@ -19,11 +19,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, startBerthd, type RunningDaemon } from '@berth/daemon';
 import { mountPoints } from '@berth/image-store';
 import { berthdSkipReason, startBerthd as startBerthdProcess, which, type Berthd } from './helpers/berthd.js';
+import { composeSkipReason } from './helpers/compose.js';
 import { REPO, runtimeSkipReason } from './runtime-helpers.js';
 import { startTestVolumePlugin, type TestVolumePlugin } from '../../plugins/volumes/test/plugin-server.js';
 
 const hostSkip = runtimeSkipReason() ?? (which('docker') ? null : 'the docker CLI is not installed');
-const composeSkip = which('docker-compose') ? null : 'docker-compose is not installed (scripts/install-deps.sh installs Debian\'s)';
+const composeSkip = composeSkipReason();
 const IMG = 'berth-test/busybox';
 const NONE = ['--network', 'none'];
 

@@ -1,11 +1,17 @@
 /**
  * e2e helper: run docker-compose (Debian's 1.29, through the Docker API) against a test's
  * berthd — DOCKER_HOST its socket, DOCKER_CONFIG the test's own dir — in a project dir, as
- * project `project`; the exit code and output, never a throw.
+ * project `project`; the exit code and output, never a throw. composeSkipReason(): why a
+ * docker-compose test cannot run here (null: it can).
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import type { Berthd } from './berthd.js';
+import { which, type Berthd } from './berthd.js';
+
+/** Why the docker-compose tests cannot run (null when docker-compose is on PATH). */
+export function composeSkipReason(): string | null {
+  return which('docker-compose') ? null : "docker-compose is not installed (scripts/install-deps.sh installs Debian's)";
+}
 
 export function runCompose(d: Berthd, projectDir: string, project: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
