@@ -37,7 +37,7 @@ function request(socketPath: string, method: string, urlPath: string, body?: Buf
 describe.skipIf(skip).each([
   { mode: 'native addon (openat2)', env: {} as Record<string, string> },
   { mode: 'fallback without the addon (BERTH_NATIVE=0)', env: { BERTH_NATIVE: '0' } },
-])('docker cp symlink-swap race: $mode', ({ env }) => {
+])(`docker cp symlink-swap race: $mode${skip ? ` (skipped: ${skip})` : ''}`, ({ env }) => {
   let d: Berthd;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cp-race-'));
   const hostDir = path.join(tmp, 'host');

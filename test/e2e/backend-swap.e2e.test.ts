@@ -303,7 +303,8 @@ describe.each(BACKENDS)('backend swap: $plugin', (backend) => {
   }, 180_000);
 
   // containerd only: its own restart under a running container (the shim keeps it running).
-  it.skipIf(skip !== null || backend.plugin !== 'runtime-containerd')('containerd restarts: berthd follows the container again (exec, stop, exit code, logs)', async () => {
+  const ctdSkip = skip ?? (backend.plugin === 'runtime-containerd' ? null : `only the containerd backend has a containerd to restart (this is ${backend.plugin})`);
+  it.skipIf(ctdSkip !== null)(`containerd restarts: berthd follows the container again (exec, stop, exit code, logs)${ctdSkip ? ` (skipped: ${ctdSkip})` : ''}`, async () => {
     if (!d) d = await startBerthd({ dir, args });
     const started = await d.docker(['run', '-d', '--name', 'swap-ctd', TEST_IMAGE, 'sh', '-c', 'trap "echo bye; exit 143" TERM; while true; do sleep 0.1; done']);
     expect(started.code, started.stderr).toBe(0);

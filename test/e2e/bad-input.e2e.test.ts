@@ -31,7 +31,7 @@ const createSample: Array<[flags: string[], message: string]> = [
   [['--restart', 'always:3'], "invalid restart policy: maximum retry count can only be used with 'on-failure'"],
 ];
 
-describe.skipIf(skip)('bad input through the docker CLI', () => {
+describe.skipIf(skip)(`bad input through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   beforeAll(async () => {
     d = await startBerthd();

@@ -83,7 +83,7 @@ ENTRYPOINT ["/bin/sh", "-c"]
 CMD ["cat /app/msg.txt"]
 `;
 
-describe.skipIf(skip)('docker build (classic builder) through the docker CLI', () => {
+describe.skipIf(skip)(`docker build (classic builder) through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   let ctxDir = '';
 

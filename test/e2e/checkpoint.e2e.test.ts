@@ -47,7 +47,7 @@ async function runDetached(d: Berthd, name: string, extra: string[] = [], cmd: s
   return r.stdout.trim();
 }
 
-describe.skipIf(skip !== null)('docker checkpoint with the fake OCI runtime (berthd --experimental)', () => {
+describe.skipIf(skip !== null)(`docker checkpoint with the fake OCI runtime (berthd --experimental)${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
 
   beforeAll(async () => {
@@ -138,7 +138,7 @@ describe.skipIf(skip !== null)('docker checkpoint with the fake OCI runtime (ber
   }, 60_000);
 });
 
-describe.skipIf(skip !== null)('checkpoints without --experimental', () => {
+describe.skipIf(skip !== null)(`checkpoints without --experimental${skip ? ` (skipped: ${skip})` : ''}`, () => {
   it("the checkpoint routes answer dockerd's 501 and start --checkpoint a 400", async () => {
     const d = await startBerthd({ args: ['--add-runtime', `fake=${FAKE_RUNTIME}`, '--default-runtime', 'fake'] });
     try {
@@ -160,7 +160,7 @@ describe.skipIf(skip !== null)('checkpoints without --experimental', () => {
 const criu = skip ?? criuSkipReason();
 if (criu) console.warn(`checkpoint e2e with runc + CRIU skipped: ${criu}`);
 
-describe.skipIf(criu !== null)('docker checkpoint with runc + CRIU', () => {
+describe.skipIf(criu !== null)(`docker checkpoint with runc + CRIU${criu ? ` (skipped: ${criu})` : ''}`, () => {
   it('checkpoint create, then start --checkpoint restores the process with its memory', async () => {
     const d = await startBerthd({ args: ['--experimental'] });
     try {

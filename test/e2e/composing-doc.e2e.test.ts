@@ -17,7 +17,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { REPO_ROOT, TEST_IMAGE, berthdSkipReason, startBerthd, type Berthd } from './helpers/berthd.js';
 
 const blocks = docTestBlocks(path.join(REPO_ROOT, 'docs/composing.md'));
-const built = fs.existsSync(path.join(REPO_ROOT, 'packages/daemon/dist/berthd-main.js'));
+const notBuilt = fs.existsSync(path.join(REPO_ROOT, 'packages/daemon/dist/berthd-main.js')) ? null : 'berthd is not built (pnpm build)';
 const skipReason = berthdSkipReason();
 
 let project: string | undefined;
@@ -50,7 +50,7 @@ function processesMentioning(s: string): number[] {
 }
 
 describe('docs/composing.md as a process', () => {
-  it.skipIf(!built)('custom-berthd.mjs --help lists berthd\'s flags and then the build\'s own, as the doc shows', () => {
+  it.skipIf(notBuilt !== null)(`custom-berthd.mjs --help lists berthd's flags and then the build's own, as the doc shows${notBuilt ? ` (skipped: ${notBuilt})` : ''}`, () => {
     const dir = makeProject();
     const r = spawnSync(process.execPath, [path.join(dir, 'custom-berthd.mjs'), '--help'], { cwd: dir, encoding: 'utf8' });
     expect(r.status).toBe(0);

@@ -33,7 +33,7 @@ async function expectNoMounts(id: string): Promise<void> {
   expect(mountsOf(id)).toEqual([]);
 }
 
-describe.skipIf(skip)('docker cp and docker export on stopped containers (berthd)', () => {
+describe.skipIf(skip)(`docker cp and docker export on stopped containers (berthd)${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   let driver = '';
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-archive-e2e-'));

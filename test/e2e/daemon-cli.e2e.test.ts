@@ -47,7 +47,7 @@ function same(step: string, r: CliResult, project: (o: Outcome) => unknown = (o)
   expect(project(o), `${step}: berthd answered ${JSON.stringify(r)}`).toEqual(project(fixture[step]));
 }
 
-describe.skipIf(skip)('docker CLI against berthd, compared with dockerd', () => {
+describe.skipIf(skip)(`docker CLI against berthd, compared with dockerd${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cli-'));
   beforeAll(async () => {

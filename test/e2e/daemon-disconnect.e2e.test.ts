@@ -38,7 +38,7 @@ async function snapshot(d: Berthd, logPath: string) {
   return { fds: fds.length, logFds: fds.filter((f) => f === logPath).length, listeners, conmons: conmons(d.execRoot).length, all: fds };
 }
 
-describe.skipIf(skip)('clients that go away mid-stream (real berthd)', () => {
+describe.skipIf(skip)(`clients that go away mid-stream (real berthd)${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   let reg: Registry | null = null;
   let id = '';
@@ -103,7 +103,7 @@ describe.skipIf(skip)('clients that go away mid-stream (real berthd)', () => {
   });
 });
 
-describe.skipIf(skip)('the last guard in berthd', () => {
+describe.skipIf(skip)(`the last guard in berthd${skip ? ` (skipped: ${skip})` : ''}`, () => {
   it('an uncaught exception in a request ends that request only; berthd keeps serving', { timeout: 60_000 }, async () => {
     const d = await startBerthd({ env: { BERTH_FAILPOINTS: 'api.events.untilTimer=error' } });
     try {

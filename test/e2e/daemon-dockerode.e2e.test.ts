@@ -23,7 +23,7 @@ function collect(stream: NodeJS.ReadableStream): Promise<string> {
   });
 }
 
-describe.skipIf(skip)('dockerode against berthd', () => {
+describe.skipIf(skip)(`dockerode against berthd${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   let docker: Docker;
   beforeAll(async () => {

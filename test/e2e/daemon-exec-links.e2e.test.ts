@@ -49,7 +49,7 @@ function readFrames(buf: Buffer): string {
   return out;
 }
 
-describe.skipIf(skip)('exec details and legacy links against berthd', () => {
+describe.skipIf(skip)(`exec details and legacy links against berthd${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   beforeAll(async () => {
     d = await startBerthd();

@@ -20,7 +20,7 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-describe.skipIf(skip)('berthd lifecycle', () => {
+describe.skipIf(skip)(`berthd lifecycle${skip ? ` (skipped: ${skip})` : ''}`, () => {
   const daemons: Berthd[] = [];
   const dirs: string[] = [];
   afterEach(async () => {

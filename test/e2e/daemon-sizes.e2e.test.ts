@@ -13,7 +13,7 @@ import { TEST_IMAGE, berthdSkipReason, bytesOf, removeTestImageTarball, startBer
 
 const skip = berthdSkipReason();
 
-describe.skipIf(skip)('container sizes and plain rootfs directories through the docker CLI', () => {
+describe.skipIf(skip)(`container sizes and plain rootfs directories through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-sizes-'));
   const rootfsDir = path.join(tmp, 'rootfs');

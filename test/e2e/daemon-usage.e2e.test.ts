@@ -32,7 +32,7 @@ function drainGet(socket: string, path: string): Promise<{ status: number; bytes
   });
 }
 
-describe.skipIf(skip)('usage numbers and bounded log reading through the docker CLI', () => {
+describe.skipIf(skip)(`usage numbers and bounded log reading through the docker CLI${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   const ok = async (args: string[]) => {
     const r = await d.docker(args);

@@ -14,6 +14,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
 import { inspectContainer, runFailpointRow } from './helpers/failpoints.js';
 
+const skip = berthdSkipReason();
+
 interface ExecInspect {
   ID: string;
   ContainerID: string;
@@ -40,7 +42,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, trie
 /** A shell line that waits for `file` inside the container, then exits with `code`. */
 const waitThenExit = (file: string, code: number): string => `while [ ! -e ${file} ]; do sleep 0.1; done; exit ${code}`;
 
-describe.skipIf(berthdSkipReason() !== null)('exec across a berthd restart', () => {
+describe.skipIf(skip !== null)(`exec across a berthd restart${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd | undefined;
   afterAll(async () => {
     await d?.cleanup();
@@ -109,7 +111,7 @@ describe.skipIf(berthdSkipReason() !== null)('exec across a berthd restart', () 
   }, 180_000);
 });
 
-describe.skipIf(berthdSkipReason() !== null)('failpoints of exec records', () => {
+describe.skipIf(skip !== null)(`failpoints of exec records${skip ? ` (skipped: ${skip})` : ''}`, () => {
   afterAll(removeTestImageTarball);
   it(
     'exec.exitBeforeSave: killed before an exec exit is saved, berthd restarts with the real code from the monitor',

@@ -15,6 +15,8 @@ import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, type Berthd } fro
 import { inspectContainer, runFailpointRow, type FailpointRow } from './helpers/failpoints.js';
 import { FAKE_RUNTIME } from './runtime-helpers.js';
 
+const skip = berthdSkipReason();
+
 interface Ctx {
   id: string;
 }
@@ -95,7 +97,7 @@ const rows: Array<FailpointRow<Ctx> & { title: string }> = [
   },
 ];
 
-describe.skipIf(berthdSkipReason() !== null)('failpoints during checkpoint and restore', () => {
+describe.skipIf(skip !== null)(`failpoints during checkpoint and restore${skip ? ` (skipped: ${skip})` : ''}`, () => {
   afterAll(removeTestImageTarball);
   for (const row of rows) it(row.title, () => runFailpointRow(row), 120_000);
 });

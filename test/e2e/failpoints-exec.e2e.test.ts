@@ -13,6 +13,8 @@ import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, type Berthd } fro
 import { inspectContainer, runFailpointRow, type FailpointRow } from './helpers/failpoints.js';
 import { processesMentioning } from './runtime-helpers.js';
 
+const skip = berthdSkipReason();
+
 interface Ctx {
   id: string;
 }
@@ -55,7 +57,7 @@ function row(point: string, execCmd: string): FailpointRow<Ctx> {
   };
 }
 
-describe.skipIf(berthdSkipReason() !== null)('failpoints during exec start', () => {
+describe.skipIf(skip !== null)(`failpoints during exec start${skip ? ` (skipped: ${skip})` : ''}`, () => {
   afterAll(removeTestImageTarball);
   it('exec.afterRuntimeExec: an exec that ended while berthd was down', () => runFailpointRow(row('exec.afterRuntimeExec', 'true')), 120_000);
   it('exec.afterRuntimeExec: an exec that outlives the restart', () => runFailpointRow(row('exec.afterRuntimeExec', 'sleep 4')), 120_000);

@@ -59,7 +59,7 @@ async function info(d: Berthd): Promise<{ Warnings: string[] }> {
   return JSON.parse(r.body) as { Warnings: string[] };
 }
 
-describe.skipIf(skip !== null)('image store: corrupt files', () => {
+describe.skipIf(skip !== null)(`image store: corrupt files${skip ? ` (skipped: ${skip})` : ''}`, () => {
   afterAll(removeTestImageTarball);
 
   it('berthd starts with a truncated repositories.json and an unreadable imagedb record, and names both', async () => {
@@ -136,7 +136,7 @@ function deletedFds(pid: number): string[] {
   return out;
 }
 
-describe.skipIf(skip !== null)('image store: a full disk during docker load', () => {
+describe.skipIf(skip !== null)(`image store: a full disk during docker load${skip ? ` (skipped: ${skip})` : ''}`, () => {
   afterAll(removeTestImageTarball);
 
   it('the load fails with the disk error; the space comes back at once and no deleted file stays open', async () => {
@@ -226,7 +226,7 @@ const rows: FailpointRow<Ctx>[] = [
   },
 ];
 
-describe.skipIf(skip !== null)('image store: failpoints in load and commit', () => {
+describe.skipIf(skip !== null)(`image store: failpoints in load and commit${skip ? ` (skipped: ${skip})` : ''}`, () => {
   afterAll(removeTestImageTarball);
   for (const row of rows) it(row.point, () => runFailpointRow(row), 120_000);
 });

@@ -159,7 +159,7 @@ const rows: FailpointRow<Ctx>[] = [
   removeRow('remove.afterBackendDelete'),
 ];
 
-describe.skipIf(skip !== null)('a crash at any core failpoint leaves every container managed', () => {
+describe.skipIf(skip !== null)(`a crash at any core failpoint leaves every container managed${skip ? ` (skipped: ${skip})` : ''}`, () => {
   afterAll(removeTestImageTarball);
   for (const row of rows) it(row.point, () => runFailpointRow(row), 120_000);
 

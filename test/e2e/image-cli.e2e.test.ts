@@ -17,7 +17,7 @@ import { which } from './helpers/berthd.js';
 import { REPO, runtimeSkipReason } from './runtime-helpers.js';
 
 const hostSkip = runtimeSkipReason() ?? (which('docker') ? null : 'the docker CLI is not installed');
-const hasRegistry = which('docker-registry');
+const noRegistry = which('docker-registry') ? null : 'docker-registry is not installed (apt-get install docker-registry)';
 
 let dir = '';
 let sock = '';
@@ -171,7 +171,7 @@ describe.skipIf(!!hostSkip)(`docker CLI image workflow${hostSkip ? ` (skipped: $
     expect((await ok(['images', '-q', '--no-trunc'])).split('\n')).toContain(img.id);
   });
 
-  it.skipIf(!hasRegistry)('docker login to a registry with htpasswd auth, push and pull a private image', async (ctx) => {
+  it.skipIf(noRegistry !== null)(`docker login to a registry with htpasswd auth, push and pull a private image${noRegistry ? ` (skipped: ${noRegistry})` : ''}`, async (ctx) => {
     if (routeSkip) return ctx.skip(routeSkip);
     const { startRegistry } = await import('../../packages/image-store/test/registry-server.js');
     const reg = await startRegistry({ user: 'alice', password: 's3cret' });
@@ -195,7 +195,7 @@ describe.skipIf(!!hostSkip)(`docker CLI image workflow${hostSkip ? ` (skipped: $
     }
   });
 
-  it.skipIf(!hasRegistry)('docker tag + push to a local registry, rmi, pull back and run', async (ctx) => {
+  it.skipIf(noRegistry !== null)(`docker tag + push to a local registry, rmi, pull back and run${noRegistry ? ` (skipped: ${noRegistry})` : ''}`, async (ctx) => {
     if (routeSkip) return ctx.skip(routeSkip);
     const { startRegistry } = await import('../../packages/image-store/test/registry-server.js');
     const reg = await startRegistry();

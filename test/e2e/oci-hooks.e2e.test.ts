@@ -15,6 +15,8 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
 
+const skip = berthdSkipReason();
+
 /** A hook program: reads the container's state on stdin, writes it to <out>/<tag>-<container id>. */
 const HOOK_SCRIPT = `#!/bin/sh
 state=$(cat)
@@ -22,7 +24,7 @@ id=$(printf '%s' "$state" | sed -n 's/.*"id" *: *"\\([0-9a-f]*\\)".*/\\1/p')
 printf '%s' "$state" > "$1/$2-$id"
 `;
 
-describe.skipIf(berthdSkipReason() !== null)('OCI hooks (hooks.d) with runc', () => {
+describe.skipIf(skip !== null)(`OCI hooks (hooks.d) with runc${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd | undefined;
   let tmp: string | undefined;
   afterAll(async () => {

@@ -19,7 +19,7 @@ import { busyboxSpec, criuSkipReason, FAKE_RUNTIME, fakeRuntimeCalls, newId, oci
 const skip = runtimeSkipReason();
 if (skip) console.warn(`runtime-checkpoint e2e skipped: ${skip}`);
 
-describe.skipIf(skip !== null)('checkpoint/restore through the OCI backend', () => {
+describe.skipIf(skip !== null)(`checkpoint/restore through the OCI backend${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let tmp: string;
   let argLog: string;
   let backend: OciRuntimeBackend;

@@ -20,7 +20,7 @@ import { FAKE_RUNTIME, fakeRuntimeCalls as calls, forceCleanup, removeTestRootfs
 
 const skipBerthd = berthdSkipReason() ?? (fs.existsSync('/bin/busybox') ? null : 'busybox-static is not installed');
 
-describe.skipIf(skipBerthd !== null)('berthd: runtimes chosen by name, with their args and DOCKER_RAMDISK', () => {
+describe.skipIf(skipBerthd !== null)(`berthd: runtimes chosen by name, with their args and DOCKER_RAMDISK${skipBerthd ? ` (skipped: ${skipBerthd})` : ''}`, () => {
   let d: Berthd;
   let argLog = '';
   let dir = '';
@@ -75,7 +75,7 @@ describe.skipIf(skipBerthd !== null)('berthd: runtimes chosen by name, with thei
 
 const skipEngine = runtimeSkipReason();
 
-describe.skipIf(skipEngine !== null)('a runtimeCreate tap\'s options reach the runtime\'s command line', () => {
+describe.skipIf(skipEngine !== null)(`a runtimeCreate tap's options reach the runtime's command line${skipEngine ? ` (skipped: ${skipEngine})` : ''}`, () => {
   let tmp = '';
   let engine: Engine | undefined;
   const ids: string[] = [];

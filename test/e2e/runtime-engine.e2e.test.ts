@@ -16,7 +16,7 @@ interface Rec {
   State: { Status: string; Running: boolean; Paused: boolean; ExitCode: number; FinishedAt: string };
 }
 
-describe.skipIf(skip !== null)('OCI backend under the Engine', () => {
+describe.skipIf(skip !== null)(`OCI backend under the Engine${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let tmp: string;
   let d: Daemon;
   const ids: string[] = [];

@@ -13,7 +13,7 @@ import { busyboxSpec, FAKE_RUNTIME, forceCleanup, newId, processesMentioning, ru
 
 const skip = runtimeSkipReason();
 
-describe.skipIf(skip !== null)('fake OCI runtime through the OCI backend', () => {
+describe.skipIf(skip !== null)(`fake OCI runtime through the OCI backend${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let tmp: string;
   let backend: OciRuntimeBackend;
   const ids: string[] = [];

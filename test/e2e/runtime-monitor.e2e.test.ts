@@ -89,7 +89,7 @@ async function runDetached(d: Berthd, name: string, cmd: string): Promise<string
   return r.stdout.trim();
 }
 
-describe.skipIf(skip !== null)('monitors and runtime records', () => {
+describe.skipIf(skip !== null)(`monitors and runtime records${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd | undefined;
   // a restart test's first daemon owns the temp dir (the second runs on it): cleaned up last
   let first: Berthd | undefined;
@@ -104,7 +104,7 @@ describe.skipIf(skip !== null)('monitors and runtime records', () => {
   afterAll(removeTestImageTarball);
 
   describe('a killed monitor (conmon SIGKILLed)', () => {
-    it.skipIf(noSubreaper !== null)('the exit is seen with its real code (berthd collects the orphaned init), no zombie stays, a second berthd is undisturbed', async () => {
+    it.skipIf(noSubreaper !== null)(`the exit is seen with its real code (berthd collects the orphaned init), no zombie stays, a second berthd is undisturbed${noSubreaper ? ` (skipped: ${noSubreaper})` : ''}`, async () => {
       d = await startBerthd({ launcher: PROMPT_INIT });
       other = await startBerthd({ launcher: PROMPT_INIT });
       await d.loadTestImage();
@@ -189,7 +189,7 @@ describe.skipIf(skip !== null)('monitors and runtime records', () => {
       expect(leftovers(d)).toEqual([]);
     });
 
-    it.skipIf(noSubreaper !== null)("an exec whose monitor is killed still ends with its real code: its dir and s/ link go, the container takes new execs", async () => {
+    it.skipIf(noSubreaper !== null)(`an exec whose monitor is killed still ends with its real code: its dir and s/ link go, the container takes new execs${noSubreaper ? ` (skipped: ${noSubreaper})` : ''}`, async () => {
       d = await startBerthd({ launcher: PROMPT_INIT });
       await d.loadTestImage();
       const id = await runDetached(d, 'execs', 'sleep 1000');

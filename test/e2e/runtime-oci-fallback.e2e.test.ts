@@ -17,7 +17,7 @@ import { busyboxCreateOptions, newId, ociBackendTeardown, processesMentioning, r
 
 const skip = runtimeSkipReason();
 
-describe.skipIf(skip !== null)('OCI runtime backend through child_process (no addon)', () => {
+describe.skipIf(skip !== null)(`OCI runtime backend through child_process (no addon)${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let tmp: string;
   let rootfs: string;
   let backend: OciRuntimeBackend;

@@ -27,7 +27,7 @@ import {
 const skip = runtimeSkipReason();
 if (skip) console.warn(`runtime-oci e2e skipped: ${skip}`);
 
-describe.skipIf(skip !== null)('OCI runtime backend with runc', () => {
+describe.skipIf(skip !== null)(`OCI runtime backend with runc${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let tmp: string;
   let rootfs: string;
   let backend: OciRuntimeBackend;

@@ -25,7 +25,7 @@ async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void
   }
 }
 
-describe.skipIf(skip !== null)('orphaned OCI containers at engine start', () => {
+describe.skipIf(skip !== null)(`orphaned OCI containers at engine start${skip ? ` (skipped: ${skip})` : ''}`, () => {
   const tmp = skip ? '' : fs.mkdtempSync(path.join(os.tmpdir(), 'berth-orphans-'));
   const ids: string[] = [];
   afterAll(() => {

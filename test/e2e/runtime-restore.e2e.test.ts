@@ -18,7 +18,7 @@ interface Rec {
   State: { Status: string; Running: boolean; Pid: number; ExitCode: number; FinishedAt: string; StartedAt: string };
 }
 
-describe.skipIf(skip !== null)('live restore after the daemon is SIGKILLed', () => {
+describe.skipIf(skip !== null)(`live restore after the daemon is SIGKILLed${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let tmp: string;
   let dataRoot: string;
   let execRoot: string;

@@ -33,7 +33,7 @@ function cgroupDirsNamed(ids: Set<string>): string[] {
   return out;
 }
 
-describe.skipIf(skip !== null)('50 containers, 8 in flight, through the Engine', () => {
+describe.skipIf(skip !== null)(`50 containers, 8 in flight, through the Engine${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let tmp: string;
   let daemon: Daemon;
   const ids: string[] = [];

@@ -28,7 +28,7 @@ async function infoWarnings(d: Berthd): Promise<string[]> {
   return (JSON.parse(r.body) as { Warnings: string[] }).Warnings;
 }
 
-describe.skipIf(skip !== null)('a container whose record cannot be read', () => {
+describe.skipIf(skip !== null)(`a container whose record cannot be read${skip ? ` (skipped: ${skip})` : ''}`, () => {
   afterAll(removeTestImageTarball);
 
   it('is named in /info Warnings, keeps running, and rm -f <full ID> removes all of it', async () => {

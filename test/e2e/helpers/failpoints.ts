@@ -12,7 +12,8 @@
  *     trigger: (d) => d.docker(['create', '--name', 'c1', TEST_IMAGE, 'true']),
  *     verify: async (d, ctx) => { ... expect(...) ... },  // after the restart
  *   }];
- *   describe.skipIf(berthdSkipReason() !== null)('failpoints', () => {
+ *   const skip = berthdSkipReason();
+ *   describe.skipIf(skip !== null)(`failpoints${skip ? ` (skipped: ${skip})` : ''}`, () => {
  *     afterAll(removeTestImageTarball);
  *     for (const row of rows) it(row.point, () => runFailpointRow(row), 120_000);
  *   });
