@@ -6,11 +6,16 @@
  * reader, or a daemon killed meanwhile, sees the old or the new content, never half of it.
  * A failed write removes its temp file (on a full disk its space comes back at once); temp
  * files a crash left behind start with `ATOMIC_TMP_PREFIX` for whoever sweeps them.
+ * Directories to make first (`dirs`, `mkdir`) go with the writes. Where @berth/native's addon
+ * is loaded, all of it — mkdirs, opens, chmods, writes, fsyncs, renames — is one thread-pool
+ * job (native/files.c; issue 18: a create made ~20 round trips through the daemon's one JS
+ * thread); without it, the same steps through Node's fs calls below.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { DIR_EXIST_OK, WRITE_NO_FSYNC, WRITE_SYNC_DIR, nativeAddon, writeFiles as nativeWriteFiles } from '@berth/native';
 
 /** What the temp files of atomic writes start with (a sweep after a crash may delete them). */
 export const ATOMIC_TMP_PREFIX = '.tmp-';
@@ -27,6 +32,38 @@ export interface AtomicWriteOptions {
   syncDir?: boolean;
   /** Create the directory (and its parents) first (default false). */
   mkdir?: boolean;
+  /**
+   * Directories made before the writes, in order (`makeDirs`): with the addon, in the same
+   * thread-pool job.
+   */
+  dirs?: DirSpec[];
+}
+
+/** A directory to make: one mkdir with `mode` (umask applies), its missing parents made too. */
+export interface DirSpec {
+  path: string;
+  mode: number;
+  /** An existing directory is fine; else it fails the call with EEXIST (a caller tells "was there" from "made now"). */
+  existOk?: boolean;
+}
+
+const nativeDirs = (dirs: DirSpec[]) => dirs.map((d): [string, number, number] => [d.path, d.mode, d.existOk ? DIR_EXIST_OK : 0]);
+
+async function makeDir(d: DirSpec): Promise<void> {
+  try {
+    await mkdir(d.path, { mode: d.mode });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') await mkdir(d.path, { recursive: true, mode: d.mode });
+    else if (code !== 'EEXIST' || !d.existOk) throw err;
+  }
+}
+
+/** Make `dirs` in order, each with one mkdir when its parent exists (one thread-pool job with the addon). */
+export async function makeDirs(dirs: DirSpec[]): Promise<void> {
+  const addon = nativeAddon();
+  if (addon) return nativeWriteFiles(addon, nativeDirs(dirs), '', [], 0, 0);
+  for (const d of dirs) await makeDir(d);
 }
 
 function tempName(dir: string, name: string): string {
@@ -51,7 +88,13 @@ export async function atomicWriteFile(file: string, data: string | Uint8Array, o
  */
 export async function atomicWriteFiles(dir: string, files: [name: string, data: string | Uint8Array][], opts: AtomicWriteOptions = {}): Promise<void> {
   const mode = opts.mode ?? 0o600;
-  if (opts.mkdir) await mkdir(dir, { recursive: true });
+  const dirs = opts.mkdir ? [...(opts.dirs ?? []), { path: dir, mode: 0o777, existOk: true }] : (opts.dirs ?? []);
+  const addon = nativeAddon();
+  if (addon) {
+    const flags = (opts.fsync === false ? WRITE_NO_FSYNC : 0) | (opts.syncDir ? WRITE_SYNC_DIR : 0);
+    return nativeWriteFiles(addon, nativeDirs(dirs), dir, files, mode, flags);
+  }
+  for (const d of dirs) await makeDir(d);
   const tmps = files.map(([name]) => tempName(dir, name));
   const written = await Promise.allSettled(
     files.map(async ([, data], i) => {

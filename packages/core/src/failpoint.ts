@@ -55,6 +55,14 @@ export function setFailpointsForTest(raw: string | undefined): void {
   active = parse(raw);
 }
 
+/**
+ * Whether this failpoint is turned on: for code that runs work in one piece where no point is
+ * on, and splits it where the point sits when it is (the create's record directory and files).
+ */
+export function failpointArmed(name: string): boolean {
+  return active.size !== 0 && active.has(name);
+}
+
 /** Acts if this failpoint is turned on; nothing otherwise. */
 export function failpoint(name: string): void {
   if (active.size === 0) return;

@@ -8,7 +8,7 @@
  */
 import { mkdir, readdir, readFile, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { atomicWriteFiles, isAtomicTempFile } from './atomic-write.js';
+import { atomicWriteFiles, isAtomicTempFile, makeDirs, type DirSpec } from './atomic-write.js';
 import type { ContainerRecord, HostConfig } from './types.js';
 import { isFullId } from './ids.js';
 
@@ -33,7 +33,11 @@ export interface LoadResult {
 export interface StateStore {
   /** Directory of a container's files (log, checkpoints, resolv.conf live there too). */
   dir(id: string): string;
-  /** Makes the container's directory (a create, before its first save; a save makes it too when missing). */
+  /**
+   * Makes the container's directory. A create leaves it to the first save (one job with the
+   * files where the native addon is loaded); only a create with its `create.beforeRecordSave`
+   * failpoint armed makes it first.
+   */
   makeDir(id: string): Promise<void>;
   save(record: ContainerRecord): Promise<void>;
   remove(id: string): Promise<void>;
@@ -68,16 +72,8 @@ export async function saveRetrying(
   }
 }
 
-/** A container's directory (its parent made too when missing); one mkdir when it exists already. */
-async function ensureDir(dir: string): Promise<void> {
-  try {
-    await mkdir(dir, { mode: 0o710 });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') await mkdir(dir, { recursive: true, mode: 0o710 });
-    else if (code !== 'EEXIST') throw err;
-  }
-}
+/** A container's directory as made: mode 0710, an existing one is fine, a missing parent made too. */
+const recordDir = (dir: string): DirSpec => ({ path: dir, mode: 0o710, existOk: true });
 
 export class FileStateStore implements StateStore {
   private readonly root: string;
@@ -90,7 +86,8 @@ export class FileStateStore implements StateStore {
   /**
    * Containers whose directory this store saw exist (made, loaded or saved into): a save does not
    * make it again — a `mkdir -p` of an existing directory is two file-system round trips on
-   * the daemon's one JS thread, at every state change (issue 18).
+   * the daemon's one JS thread, at every state change (issue 18). The first save makes it with
+   * its files (one thread-pool job with the addon).
    */
   private readonly dirMade = new Set<string>();
 
@@ -103,7 +100,7 @@ export class FileStateStore implements StateStore {
   }
 
   async makeDir(id: string): Promise<void> {
-    await ensureDir(this.dir(id));
+    await makeDirs([recordDir(this.dir(id))]);
     this.dirMade.add(id);
   }
 
@@ -119,7 +116,6 @@ export class FileStateStore implements StateStore {
       .then(async () => {
         if (this.removed.has(id)) return;
         const dir = this.dir(id);
-        if (!this.dirMade.has(id)) await ensureDir(dir);
         // hostconfig.json only when it changed since this store last wrote it (most saves
         // are state changes); it goes first, so config.v2.json is never the older one.
         const files: [string, string][] = [];
@@ -129,12 +125,11 @@ export class FileStateStore implements StateStore {
         // No directory fsync (as dockerd's atomic writer): a crash keeps whole files, old or
         // new, and the engine reconciles the state with the runtime when it starts again.
         try {
-          await atomicWriteFiles(dir, files, { mode: 0o600 });
+          await atomicWriteFiles(dir, files, { mode: 0o600, dirs: this.dirMade.has(id) ? [] : [recordDir(dir)] });
         } catch (err) {
           // the directory went behind this store's back: made again, as every save did before
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !this.dirMade.delete(id)) throw err;
-          await ensureDir(dir);
-          await atomicWriteFiles(dir, files, { mode: 0o600 });
+          await atomicWriteFiles(dir, files, { mode: 0o600, dirs: [recordDir(dir)] });
         }
         if (!this.removed.has(id)) {
           this.writtenHost.set(id, host);

@@ -1,9 +1,25 @@
-/** The one atomic-write helper (core/src/atomic-write.ts): whole files, exact modes, no temp files left behind. */
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+/**
+ * The one atomic-write helper (core/src/atomic-write.ts): whole files, exact modes, no temp
+ * files left behind, directories made first — through the native addon's one-job writeFiles
+ * where it is loaded and through Node's fs calls without it (both paths, same table).
+ */
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { atomicWriteFile, atomicWriteFileSync, atomicWriteFiles, isAtomicTempFile } from '../src/index.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { atomicWriteFile, atomicWriteFileSync, atomicWriteFiles, isAtomicTempFile, makeDirs } from '../src/index.js';
+
+const state = vi.hoisted(() => ({ addon: true, loaded: false }));
+vi.mock('@berth/native', async (importOriginal) => {
+  const real = await importOriginal<typeof import('@berth/native')>();
+  state.loaded = real.nativeAddon() !== null;
+  return { ...real, nativeAddon: () => (state.addon ? real.nativeAddon() : null) };
+});
+await import('@berth/native');
+const paths = [
+  { path: 'native addon', addon: true, skip: state.loaded ? null : 'native addon not loaded (not built)' },
+  { path: 'JS fallback', addon: false, skip: null },
+];
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -15,7 +31,12 @@ async function tempDir(): Promise<string> {
   return d;
 }
 
-describe('atomic writes', () => {
+describe.each(paths)('atomic writes ($path)', ({ addon, skip }) => {
+  if (skip) console.warn(`atomic writes through the addon skipped: ${skip}`);
+  beforeEach(({ skip: skipTest }) => {
+    if (skip) skipTest(skip);
+    state.addon = addon;
+  });
   it('atomicWriteFile replaces the whole file or nothing', async () => {
     const d = await tempDir();
     const f = join(d, 'x.json');
@@ -60,5 +81,27 @@ describe('atomic writes', () => {
     expect(() => atomicWriteFileSync(join(d, 'dir'), 'B')).toThrow();
     expect((await readdir(d)).filter(isAtomicTempFile)).toEqual([]);
     expect(await readFile(join(d, 'a'), 'utf8')).toBe('A');
+  });
+
+  it('dirs: made in order before the writes (parents too); an existing one fails with EEXIST naming it unless existOk', async () => {
+    const d = await tempDir();
+    const c = join(d, 'overlay', 'c');
+    await atomicWriteFile(join(c, 'meta.json'), '{}', { mode: 0o644, dirs: [{ path: c, mode: 0o755 }, { path: join(c, 'work'), mode: 0o700 }] });
+    expect((await readdir(c)).sort()).toEqual(['meta.json', 'work']);
+    const err = (await atomicWriteFile(join(c, 'meta.json'), '{"x":1}', { dirs: [{ path: c, mode: 0o755 }] }).catch((e: unknown) => e)) as NodeJS.ErrnoException;
+    expect([err.code, err.path]).toEqual(['EEXIST', c]);
+    expect(await readFile(join(c, 'meta.json'), 'utf8')).toBe('{}');
+    await atomicWriteFile(join(c, 'meta.json'), '{"x":2}', { dirs: [{ path: c, mode: 0o755, existOk: true }] });
+    expect(await readFile(join(c, 'meta.json'), 'utf8')).toBe('{"x":2}');
+    expect((await readdir(c)).filter(isAtomicTempFile)).toEqual([]);
+  });
+
+  it('makeDirs: each directory with its mode, an existing one refused unless existOk', async () => {
+    const d = await tempDir();
+    await makeDirs([{ path: join(d, 'a', 'b'), mode: 0o710 }, { path: join(d, 'a', 'b', 'c'), mode: 0o700 }]);
+    expect((await stat(join(d, 'a', 'b', 'c'))).isDirectory()).toBe(true);
+    await makeDirs([{ path: join(d, 'a', 'b'), mode: 0o710, existOk: true }]);
+    await mkdir(join(d, 'x'));
+    await expect(makeDirs([{ path: join(d, 'x'), mode: 0o755 }])).rejects.toMatchObject({ code: 'EEXIST', path: join(d, 'x') });
   });
 });

@@ -10,7 +10,7 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { ConflictError, InvalidParameterError, NotFoundError, SystemError, atomicWriteFile, readMountInfoSync, type OwnerMap } from '@berth/core';
+import { ConflictError, InvalidParameterError, NotFoundError, SystemError, atomicWriteFile, makeDirs, readMountInfoSync, type DirSpec, type OwnerMap } from '@berth/core';
 import { isDigest, type Digest } from './digest.js';
 import { treeDiffTar, upperDirTar } from './difftar.js';
 import { STORE_WRITE, dirSize, readJson } from './fsutil.js';
@@ -60,21 +60,10 @@ export interface RootfsManagerOptions {
   nativeMount?: boolean;
 }
 
-/**
- * Makes directory `d` (0755) when nothing is there — a create's usual case, one mkdir (issue 18
- * counts its file-system round trips); false when something is in the way.
- */
-async function newDir(d: string): Promise<boolean> {
-  try {
-    await fsp.mkdir(d, { mode: 0o755 });
-    return true;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return false;
-    if (code !== 'ENOENT') throw err;
-  }
-  await fsp.mkdir(d, { recursive: true, mode: 0o755 });
-  return true;
+/** A create() of a container that has its layer: that layer for the same image, else Conflict. */
+function ownLayer(id: string, existing: RootfsMeta, imageId: Digest): RootfsMeta {
+  if (existing.imageId !== imageId) throw new ConflictError(`container ${id} already has a root filesystem for image ${existing.imageId}`);
+  return existing;
 }
 
 export class RootfsManager {
@@ -111,46 +100,76 @@ export class RootfsManager {
     return readJson<RootfsMeta>(path.join(this.cdir(id), 'meta.json'));
   }
 
-  /** Prepares the container's layer (no mount yet). Idempotent for the same image. */
-  async create(id: string, imageRef: string, opts: { readonly?: boolean } = {}): Promise<RootfsMeta> {
-    // an ID (what a create passes) needs no resolving: get() below says when it is gone
-    const imageIdOf = async () => (isDigest(imageRef) ? imageRef : await this.store.resolve(imageRef));
+  /**
+   * Prepares the container's layer (no mount yet). Idempotent for the same image. A create's
+   * usual case — nothing there yet — is one call of core's atomic writer: the layer's
+   * directories and meta.json, one thread-pool job where the native addon is loaded (issue 18
+   * counts a create's file-system round trips); only when the directory is in the way is
+   * meta.json read (the same container again, or another image's: Conflict) or a crashed
+   * create's leftovers cleared.
+   */
+  create(id: string, imageRef: string, opts: { readonly?: boolean } = {}): Promise<RootfsMeta> {
+    return this.prepare(id, imageRef, opts, true);
+  }
+
+  /** create(); `clearLeftovers`: a directory in the way without a meta.json may be cleared (once). */
+  private async prepare(id: string, imageRef: string, opts: { readonly?: boolean }, clearLeftovers: boolean): Promise<RootfsMeta> {
     const d = this.cdir(id);
-    // a directory made now holds no meta.json to look at (a create's case)
-    if (!(await newDir(d))) {
-      const existing = await this.meta(id);
-      if (existing) {
-        const imageId = await imageIdOf();
-        if (existing.imageId !== imageId) throw new ConflictError(`container ${id} already has a root filesystem for image ${existing.imageId}`);
-        return existing;
-      }
-      // what a crashed create left
-      await fsp.rm(d, { recursive: true, force: true });
-      await fsp.mkdir(d, { recursive: true, mode: 0o755 });
-    }
+    // an ID (what a create passes) needs no resolving: get() says when it is gone
+    const imageId = isDigest(imageRef) ? imageRef : await this.store.resolve(imageRef);
+    let img: Awaited<ReturnType<LocalImageStore['get']>>;
+    let chain: LayerMeta[];
     try {
-      const imageId = await imageIdOf();
-      const img = await this.store.get(imageId);
-      const chain = img.topLayer ? await this.store.layers.chain(img.topLayer) : [];
-      const driver: RootfsDriver = this.driver === 'overlay' && chain.every((l) => l.overlayWhiteouts) ? 'overlay' : 'copy';
-      await fsp.mkdir(path.join(d, 'merged'), { mode: 0o755 });
+      img = await this.store.get(imageId);
+      chain = img.topLayer ? await this.store.layers.chain(img.topLayer) : [];
+    } catch (err) {
+      // no such image: a layer already there still answers for itself (its own image, or a Conflict)
+      const existing = await this.meta(id);
+      if (existing) return ownLayer(id, existing, imageId);
+      throw err;
+    }
+    const driver: RootfsDriver = this.driver === 'overlay' && chain.every((l) => l.overlayWhiteouts) ? 'overlay' : 'copy';
+    const merged = path.join(d, 'merged');
+    const dirs: DirSpec[] = [
+      { path: d, mode: 0o755 },
+      { path: merged, mode: 0o755 },
+      ...(driver === 'overlay' ? [{ path: path.join(d, 'upper'), mode: 0o755 }, { path: path.join(d, 'work'), mode: 0o700 }] : []),
+    ];
+    const meta: RootfsMeta = { containerId: id, imageId, topLayer: img.topLayer, driver, readonly: !!opts.readonly };
+    // The file is fsync'd (whole after a power cut), its directory entry not: like the
+    // container's record (core store.ts), a create of the last seconds may vanish on a power
+    // cut. A meta.json lost so makes an orphan dir the start-up sweep removes, and a start
+    // re-creates the (still empty) layer; docs/benchmarks.md "Durability of a create".
+    const writeMeta = (with_: DirSpec[]) =>
+      atomicWriteFile(path.join(d, 'meta.json'), JSON.stringify(meta), { ...STORE_WRITE, syncDir: false, mkdir: false, dirs: with_ });
+    try {
       if (driver === 'overlay') {
-        await fsp.mkdir(path.join(d, 'upper'), { mode: 0o755 });
-        await fsp.mkdir(path.join(d, 'work'), { mode: 0o700 });
+        await writeMeta(dirs);
       } else {
-        await this.materialize(chain, path.join(d, 'merged'));
+        await makeDirs(dirs);
+        await this.materialize(chain, merged);
+        await writeMeta([]);
       }
-      const meta: RootfsMeta = { containerId: id, imageId, topLayer: img.topLayer, driver, readonly: !!opts.readonly };
-      // The file is fsync'd (whole after a power cut), its directory entry not: like the
-      // container's record (core store.ts), a create of the last seconds may vanish on a power
-      // cut. A meta.json lost so makes an orphan dir the start-up sweep removes, and a start
-      // re-creates the (still empty) layer; docs/benchmarks.md "Durability of a create".
-      await atomicWriteFile(path.join(d, 'meta.json'), JSON.stringify(meta), { ...STORE_WRITE, syncDir: false, mkdir: false });
       return meta;
     } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      // the container's own directory was not made: something is in the way, or it cannot be made
+      if (e.path === d) {
+        if (e.code === 'EEXIST') return this.createOver(id, imageId, opts, clearLeftovers, err);
+        throw err;
+      }
       await fsp.rm(d, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /** create() where the container's directory is already there: its own layer, a Conflict, or a crashed create's leftovers (cleared, then created). */
+  private async createOver(id: string, imageId: Digest, opts: { readonly?: boolean }, clearLeftovers: boolean, inTheWay: unknown): Promise<RootfsMeta> {
+    const existing = await this.meta(id);
+    if (existing) return ownLayer(id, existing, imageId);
+    if (!clearLeftovers) throw inTheWay;
+    await fsp.rm(this.cdir(id), { recursive: true, force: true });
+    return this.prepare(id, imageId, opts, false);
   }
 
   /** Copies the layers bottom to top into `dest`, applying opaque dirs and whiteouts. */

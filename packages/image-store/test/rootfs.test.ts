@@ -9,6 +9,37 @@ import { mountPoints, RootfsManager, overlaySupported } from '../src/rootfs.js';
 import { unpackLayer } from '../src/unpack.js';
 import { buildTestImage, isRoot, listTree, makeTar, streamOf, tempDir } from './helpers.js';
 
+// The native addon's writeFiles jobs, counted; `off`: the JS path (as where the addon is not built).
+const native = vi.hoisted(() => ({ off: false, loaded: false, jobs: [] as { dirs: unknown[]; files: string[] }[] }));
+vi.mock('@berth/native', async (importOriginal) => {
+  const real = await importOriginal<typeof import('@berth/native')>();
+  const addon = real.nativeAddon();
+  native.loaded = addon !== null;
+  const counted: typeof addon = addon && {
+    ...addon,
+    writeFiles: (dirs, dir, files, mode, flags) => {
+      native.jobs.push({ dirs, files: files.map(([name]) => name) });
+      return addon.writeFiles(dirs, dir, files, mode, flags);
+    },
+  };
+  return { ...real, nativeAddon: () => (native.off ? null : counted) };
+});
+await import('@berth/native');
+// Node's mkdir as core's atomic writer calls it (a named import of node:fs/promises, which a spy on the object would miss)
+const mkdirs = vi.hoisted(() => [] as unknown[][]);
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs/promises')>();
+  const mkdir = ((...args: Parameters<typeof real.mkdir>) => {
+    mkdirs.push(args);
+    return real.mkdir(...args);
+  }) as typeof real.mkdir;
+  return { ...real, mkdir, default: { ...real, mkdir } };
+});
+const PATHS = [
+  { path: 'native addon', off: false, skip: native.loaded ? null : 'native addon not loaded (not built)' },
+  { path: 'JS fallback', off: true, skip: null },
+];
+
 let img: Awaited<ReturnType<typeof buildTestImage>>;
 let base: string;
 let store: LocalImageStore;
@@ -24,6 +55,7 @@ beforeEach(async () => {
   await loadArchive(store, createReadStream(img.saveTar));
 });
 afterEach(async () => {
+  native.off = false;
   // never leak a mount, even when a test failed half-way
   for (const m of mountPoints()) if (m.startsWith(base)) await import('node:child_process').then(({ execFileSync }) => execFileSync('umount', ['-l', m]));
   await store.close();
@@ -145,31 +177,68 @@ describe('copy-based root filesystems (no overlayfs)', () => {
   });
 });
 
-describe('a create\'s directory (issue 18: file-system round trips per create)', () => {
-  it('a fresh create makes its directories with one mkdir each: no rm, no mkdir -p walk', async () => {
+describe.each(PATHS)("a create's directory (issue 18: file-system round trips per create; $path)", ({ off, skip }) => {
+  if (skip) console.warn(`rootfs create through the addon skipped: ${skip}`);
+  beforeEach(({ skip: skipTest }) => {
+    if (skip) skipTest(skip);
+    native.off = off;
+    native.jobs = [];
+  });
+  /** The Node fs calls a create makes on its own directory. */
+  async function fsCallsOf(d: string, create: () => Promise<unknown>) {
+    const spies = { mkdir: vi.spyOn(fsp, 'mkdir'), rm: vi.spyOn(fsp, 'rm'), readFile: vi.spyOn(fsp, 'readFile') };
+    mkdirs.length = 0;
+    try {
+      await create();
+      const ours = (calls: unknown[][]) => calls.filter(([p]) => p === d || path.dirname(String(p)) === d);
+      return {
+        mkdir: ours([...spies.mkdir.mock.calls, ...mkdirs]).map(([p, o]) => [path.relative(d, String(p)), o]),
+        rm: ours(spies.rm.mock.calls),
+        readFile: ours(spies.readFile.mock.calls),
+      };
+    } finally {
+      for (const s of Object.values(spies)) s.mockRestore();
+    }
+  }
+
+  it('a fresh create (copy driver): its directories with one mkdir each, no read, no rm; with the addon two jobs, no Node fs call', async () => {
     const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'copy' });
     await rfs.init();
     const d = path.join(rfs.dir, CID);
-    const mkdir = vi.spyOn(fsp, 'mkdir');
-    const rm = vi.spyOn(fsp, 'rm');
-    const readFile = vi.spyOn(fsp, 'readFile');
-    try {
-      await rfs.create(CID, await store.resolve('berth-test/busybox'));
-      const ours = (calls: unknown[][]) => calls.filter(([p]) => p === d || path.dirname(String(p)) === d);
-      // before: a read of the absent meta.json, rm of d (2 lstats), mkdir -p of d/merged (3
-      // mkdirs), the meta write's mkdir -p of d (mkdir + stat)
-      expect(ours(readFile.mock.calls)).toEqual([]);
-      expect(ours(rm.mock.calls)).toEqual([]);
-      expect(ours(mkdir.mock.calls).map(([p, o]) => [path.relative(d, String(p)), o])).toEqual([
+    const id = await store.resolve('berth-test/busybox');
+    const calls = await fsCallsOf(d, () => rfs.create(CID, id));
+    // before issue 18: a read of the absent meta.json, rm of d (2 lstats), mkdir -p of d/merged
+    // (3 mkdirs), the meta write's mkdir -p of d (mkdir + stat)
+    expect([calls.readFile, calls.rm]).toEqual([[], []]);
+    if (off) {
+      expect(calls.mkdir).toEqual([
         ['', { mode: 0o755 }],
         ['merged', { mode: 0o755 }],
       ]);
-    } finally {
-      mkdir.mockRestore();
-      rm.mockRestore();
-      readFile.mockRestore();
+    } else {
+      // the directories, the layers copied in between (cp), then meta.json
+      expect(calls.mkdir).toEqual([]);
+      expect(native.jobs).toEqual([
+        { dirs: [[d, 0o755, 0], [path.join(d, 'merged'), 0o755, 0]], files: [] },
+        { dirs: [], files: ['meta.json'] },
+      ]);
     }
     expect((await rfs.meta(CID))?.containerId).toBe(CID);
+  });
+
+  it.skipIf(!isRoot || !overlaySupported())('a fresh create (overlay driver): with the addon ONE job — the four directories and meta.json (root)', async () => {
+    const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'overlay' });
+    await rfs.init();
+    const d = path.join(rfs.dir, CID);
+    const calls = await fsCallsOf(d, () => rfs.create(CID, 'berth-test/busybox'));
+    const dirs = [[d, 0o755], [path.join(d, 'merged'), 0o755], [path.join(d, 'upper'), 0o755], [path.join(d, 'work'), 0o700]] as const;
+    if (off) expect(calls.mkdir).toEqual(dirs.map(([p, mode]) => [path.relative(d, p), { mode }]));
+    else {
+      expect(calls).toEqual({ mkdir: [], rm: [], readFile: [] });
+      expect(native.jobs).toEqual([{ dirs: dirs.map(([p, mode]) => [p, mode, 0]), files: ['meta.json'] }]);
+    }
+    expect(await rfs.meta(CID)).toMatchObject({ containerId: CID, driver: 'overlay' });
+    expect((await fsp.stat(path.join(d, 'work'))).mode & 0o777).toBe(0o700);
   });
 
   it('what a crashed create left in its directory is cleared', async () => {

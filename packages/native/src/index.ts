@@ -7,6 +7,8 @@
  * setChildSubreaper/pidfdOpen/waitPidfd let the daemon collect the exits of orphaned
  * descendants (the runtime's reaper.ts).
  * idmapBind makes idmapped bind mounts (the userns plugin's rootfs layers).
+ * writeFiles (files.ts) makes directories and replaces files atomically in one thread-pool job
+ * (core's atomic writes: a container create's file work).
  * `nativeAddon()` is null when the addon was not built or cannot load, or when BERTH_NATIVE=0;
  * callers then use the binaries and child_process. `nativeAddonStatus().fallback` says why,
  * for the daemon to log once at start.
@@ -77,6 +79,11 @@ export interface NativeAddon {
    * probed once with getpid in a forked child. null: not x86_64, or no clear answer.
    */
   syscallAbis(): SyscallAbis;
+  /**
+   * Directories and atomic file writes as one thread-pool job (native/files.c); callers use
+   * `writeFiles()` of files.ts, which gives its errors Node's fs shape.
+   */
+  writeFiles(dirs: WriteFilesDir[], dir: string, files: WriteFilesFile[], mode: number, flags: number): Promise<void>;
 }
 
 /** The extra syscall ABIs of an x86_64 kernel: true runs, false refused, null unknown. */
@@ -95,6 +102,8 @@ export interface WaitPidResult {
 }
 
 export * from './dirfd.js';
+export * from './files.js';
+import type { WriteFilesDir, WriteFilesFile } from './files.js';
 
 /** umount2 flag: detach now, clean up when no longer busy (umount -l). */
 export const MNT_DETACH = 2;
