@@ -77,7 +77,7 @@ describe('berth build', () => {
     expect(BUILTINS.map((b) => b.package).sort()).toEqual([...new Set(imported)].sort());
   });
 
-  it.skipIf(skipReason)('leaves a built-in the build file turns off out of the bundle; bundles a third-party plugin by path', async () => {
+  it.skipIf(skipReason)(`leaves a built-in the build file turns off out of the bundle; bundles a third-party plugin by path${skipReason ? ` (skipped: ${skipReason})` : ''}`, async () => {
     const p = project({ builtins: { apparmor: false }, load: ['./hello.mjs'], config: { hello: { greeting: 'hi' } } });
     // The plugin's project has a copy of @berth/core of its own: the bundle must not use it.
     const ownCore = path.join(p.dir, 'node_modules/@berth/core');
@@ -98,7 +98,7 @@ describe('berth build', () => {
     expect(fs.readFileSync(full.entry, 'utf8')).toContain(DEFAULT_PROFILE_NAME);
   });
 
-  it.skipIf(runSkipReason)('the bundle runs with plain node: /_ping, the build\'s plugins and config, SIGTERM leaves nothing behind', async () => {
+  it.skipIf(runSkipReason)(`the bundle runs with plain node: /_ping, the build's plugins and config, SIGTERM leaves nothing behind${runSkipReason ? ` (skipped: ${runSkipReason})` : ''}`, async () => {
     const p = project({ builtins: { apparmor: false }, load: ['./hello.mjs'], config: { hello: { greeting: 'hi' } } });
     const out = path.join(p.dir, 'out');
     let printed = '';

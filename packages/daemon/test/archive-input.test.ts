@@ -8,7 +8,7 @@ import { archiveTable } from './helpers/archive-table.js';
 
 const headers = fs.existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
 
-it.skipIf(!headers)('walks with the addon (Node headers present, so the build made it)', () => {
+it.skipIf(!headers)(`walks with the addon (Node headers present, so the build made it)${headers ? '' : " (skipped: no Node headers (node_api.h), so the build made no addon)"}`, () => {
   expect(dirFdOps().kind).toBe('openat2');
 });
 

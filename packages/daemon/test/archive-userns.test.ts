@@ -69,7 +69,7 @@ const ownerOnHost = (p: string) => {
   return `${st.uid}:${st.gid}`;
 };
 
-describe.skipIf(!!skip)('archive of a remapped container', () => {
+describe.skipIf(!!skip)(`archive of a remapped container${skip ? ` (skipped: ${skip})` : ''}`, () => {
   it('PUT: files belong to the remapped root, or to the mapped tar owner with copyUIDGID', async () => {
     const body = await tarOf([{ name: 'a', uid: 5, gid: 6 }]);
     expect((await inj.request({ method: 'PUT', url: '/containers/mapped/archive?path=/data', body })).statusCode).toBe(200);

@@ -62,7 +62,7 @@ describe('large owner IDs in tar headers', () => {
     expect(idsOf(h!).uid).not.toBe(BIG_UID);
   });
 
-  it.skipIf(!root)('docker cp out: GNU tar lists the exact owner of a file chowned past 262143', async () => {
+  it.skipIf(!root)(`docker cp out: GNU tar lists the exact owner of a file chowned past 262143${root ? '' : ' (skipped: chown needs root)'}`, async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-tar-ids-'));
     fs.writeFileSync(path.join(dir, 'f'), 'data');
     fs.chownSync(path.join(dir, 'f'), BIG_UID, BIG_GID);
@@ -73,7 +73,7 @@ describe('large owner IDs in tar headers', () => {
     expect(listing).toContain(`${BIG_UID}/${BIG_GID}`);
   });
 
-  it.skipIf(!root)('docker cp in with -a: a pax owner past the ustar field lands exactly', async () => {
+  it.skipIf(!root)(`docker cp in with -a: a pax owner past the ustar field lands exactly${root ? '' : ' (skipped: chown needs root)'}`, async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-tar-ids-'));
     const src = path.join(dir, 'src');
     const dest = path.join(dir, 'root');

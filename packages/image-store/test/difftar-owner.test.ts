@@ -47,7 +47,7 @@ function tree(name: string, files: Record<string, [number, number]>): string {
   return root;
 }
 
-describe.skipIf(!!skip)('layer tar of a remapped container', () => {
+describe.skipIf(!!skip)(`layer tar of a remapped container${skip ? ` (skipped: ${skip})` : ''}`, () => {
   it('upperDirTar: host owners become the container’s', async () => {
     const upper = tree('upper', { 'etc/made-by-root': [100000, 200000], 'etc/by-app': [101000, 200050] });
     fs.chownSync(path.join(upper, 'etc'), 100000, 200000);

@@ -16,7 +16,7 @@ import { sha256 } from '../src/digest.js';
 import { LocalImageStore } from '../src/images.js';
 import { ImageService } from '../src/service.js';
 import { isRoot, makeTar, tempDir } from './helpers.js';
-import { hasRegistry, startRegistry } from './registry-server.js';
+import { registrySkip, startRegistry } from './registry-server.js';
 
 const MiB = 1024 * 1024;
 
@@ -56,7 +56,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 10));
 }
 
-describe.skipIf(!isRoot)('a full disk under the image store (tmpfs)', () => {
+describe.skipIf(!isRoot)(`a full disk under the image store (tmpfs)${isRoot ? '' : ' (skipped: mounting a tmpfs needs root)'}`, () => {
   let base: string;
   let mnt: string;
   let store: LocalImageStore;
@@ -149,7 +149,7 @@ describe.skipIf(!isRoot)('a full disk under the image store (tmpfs)', () => {
     }
   });
 
-  it.skipIf(!hasRegistry)('pull: a layer that downloads but does not unpack; the downloaded file is closed, the space comes back', async () => {
+  it.skipIf(registrySkip !== null)(`pull: a layer that downloads but does not unpack; the downloaded file is closed, the space comes back${registrySkip ? ` (skipped: ${registrySkip})` : ''}`, async () => {
     const reg = await startRegistry();
     const src = new ImageService({ dataRoot: path.join(base, 'src'), rootfsDriver: 'copy' });
     const dst = new ImageService({ dataRoot: path.join(mnt, 'pull'), rootfsDriver: 'copy' });

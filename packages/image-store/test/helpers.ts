@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import tar, { type Header } from 'tar-stream';
 import { afterEach, beforeEach, expect } from 'vitest';
+import { overlaySupported } from '../src/rootfs.js';
 
 export interface TarEntry {
   name: string;
@@ -81,6 +82,12 @@ export function dataRootPerTest(): { dataRoot: () => string; track: <T extends {
 }
 
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Why overlay root filesystems cannot be tested here (null: they can). */
+export function overlaySkipReason(): string | null {
+  if (!isRoot) return 'overlay mounts need root';
+  return overlaySupported() ? null : 'the kernel has no overlayfs (/proc/filesystems)';
+}
 
 /** Every path under `dir`, relative, sorted. */
 export async function listTree(dir: string): Promise<string[]> {

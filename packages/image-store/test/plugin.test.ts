@@ -4,9 +4,9 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { IImageStore, errorKind, shortId } from '@berth/core';
 import { createTestEngine, type TestEngine } from '@berth/testing';
 import { IImageService, imageStorePlugin } from '../src/plugin.js';
-import { mountPoints, overlaySupported } from '../src/rootfs.js';
+import { mountPoints } from '../src/rootfs.js';
 import type { ImageService } from '../src/service.js';
-import { buildTestImage, isRoot } from './helpers.js';
+import { buildTestImage, overlaySkipReason } from './helpers.js';
 
 let img: Awaited<ReturnType<typeof buildTestImage>>;
 beforeAll(async () => {
@@ -14,7 +14,8 @@ beforeAll(async () => {
 }, 120_000);
 
 for (const driver of ['copy', 'overlay'] as const) {
-  describe.skipIf(driver === 'overlay' && (!isRoot || !overlaySupported()))(`image-store plugin (${driver})`, () => {
+  const skip = driver === 'overlay' ? overlaySkipReason() : null;
+  describe.skipIf(skip !== null)(`image-store plugin (${driver})${skip ? ` (skipped: ${skip})` : ''}`, () => {
     let t: TestEngine;
     let svc: ImageService;
     beforeEach(async () => {

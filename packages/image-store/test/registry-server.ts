@@ -11,7 +11,8 @@ import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { tempDir } from './helpers.js';
 
-export const hasRegistry = spawnSync('sh', ['-c', 'command -v docker-registry'], { encoding: 'utf8' }).status === 0;
+/** Why the tests against a real registry cannot run (null: docker-registry is installed). */
+export const registrySkip = spawnSync('sh', ['-c', 'command -v docker-registry'], { encoding: 'utf8' }).status === 0 ? null : 'docker-registry is not installed (apt-get install docker-registry)';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

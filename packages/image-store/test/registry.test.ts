@@ -12,7 +12,7 @@ import type { JSONMessage } from '../src/progress.js';
 import { ImageService } from '../src/service.js';
 import { MediaType } from '../src/types.js';
 import { buildTestImage, caught, gzip, makeTar, streamOf, tempDir } from './helpers.js';
-import { hasRegistry, startRegistry, startTokenFront, type TestRegistry } from './registry-server.js';
+import { registrySkip, startRegistry, startTokenFront, type TestRegistry } from './registry-server.js';
 
 let img: Awaited<ReturnType<typeof buildTestImage>>;
 let base: string;
@@ -37,7 +37,7 @@ async function expectNoLeftovers(s: ImageService) {
   expect(await fsp.readdir(path.join(s.store.root, 'blobs', 'tmp'))).toEqual([]);
 }
 
-describe.skipIf(!hasRegistry)('registry without auth (docker-registry on 127.0.0.1)', () => {
+describe.skipIf(registrySkip !== null)(`registry without auth (docker-registry on 127.0.0.1)${registrySkip ? ` (skipped: ${registrySkip})` : ''}`, () => {
   let reg: TestRegistry;
   beforeAll(async () => {
     reg = await startRegistry();
@@ -250,7 +250,7 @@ describe.skipIf(!hasRegistry)('registry without auth (docker-registry on 127.0.0
   });
 });
 
-describe.skipIf(!hasRegistry)('registry with htpasswd (Basic) auth', () => {
+describe.skipIf(registrySkip !== null)(`registry with htpasswd (Basic) auth${registrySkip ? ` (skipped: ${registrySkip})` : ''}`, () => {
   let reg: TestRegistry;
   beforeAll(async () => {
     reg = await startRegistry({ user: 'alice', password: 's3cret' });
@@ -281,7 +281,7 @@ describe.skipIf(!hasRegistry)('registry with htpasswd (Basic) auth', () => {
   });
 });
 
-describe.skipIf(!hasRegistry)('registry behind Bearer-token auth', () => {
+describe.skipIf(registrySkip !== null)(`registry behind Bearer-token auth${registrySkip ? ` (skipped: ${registrySkip})` : ''}`, () => {
   it('fetches tokens with the credentials and scopes, pushes and pulls', async () => {
     const reg = await startRegistry();
     const front = await startTokenFront(reg, 'bob', 'pw');

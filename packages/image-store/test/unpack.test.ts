@@ -58,7 +58,7 @@ describe('unpackLayer', () => {
     expect(await fsp.readFile(path.join(dest, 'a'), 'utf8')).toBe('x');
   });
 
-  it.skipIf(!isRoot)('turns OCI whiteouts into overlayfs whiteouts and records them (root: mknod, trusted xattrs)', async () => {
+  it.skipIf(!isRoot)(`turns OCI whiteouts into overlayfs whiteouts and records them (root: mknod, trusted xattrs)${isRoot ? '' : ' (skipped: needs root)'}`, async () => {
     const t = await makeTar([
       { name: 'etc/', type: 'directory' },
       { name: 'etc/.wh.motd' },

@@ -101,7 +101,7 @@ describe('LogPump on a full disk (enospc failpoint)', () => {
 
 const notRoot = process.getuid?.() !== 0;
 
-describe.skipIf(notRoot)('LogPump on a real full tmpfs (root)', () => {
+describe.skipIf(notRoot)(`LogPump on a real full tmpfs (root)${notRoot ? ' (skipped: mounting a tmpfs needs root)' : ''}`, () => {
   let dir: string;
   let mnt: string;
   let src: string;

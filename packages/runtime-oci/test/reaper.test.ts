@@ -50,7 +50,7 @@ async function until<T>(f: () => T | undefined, what: string): Promise<T> {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-describe.skipIf(!native)('Reaper (berthd as a child subreaper)', () => {
+describe.skipIf(!native)(`Reaper (berthd as a child subreaper)${native ? '' : ' (skipped: no native addon, so berthd cannot be a subreaper)'}`, () => {
   const open: Reaper[] = [];
   const start = (reaped?: (e: ReapedExit) => void): Reaper => {
     const r = Reaper.start({ warn: (msg, err) => console.warn(msg, err), reaped })!;

@@ -27,7 +27,7 @@ const MAPS: IdMaps = {
   gidMappings: [{ containerID: 0, hostID: 200000, size: 65536 }],
 };
 
-describe.skipIf(skip)('rootfs ownership shift', () => {
+describe.skipIf(skip)(`rootfs ownership shift${skip ? ` (skipped: ${skip})` : ''}`, () => {
   it('shifts to the mapping, keeps setuid bits, changes symlinks and hard links, and shifts back', async () => {
     const root = join(dir, 'root');
     await mkdir(join(root, 'home', 'u'), { recursive: true });

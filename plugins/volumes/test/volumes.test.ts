@@ -189,7 +189,7 @@ describe('with an ID-mapping plugin (IdMappings recorded at create, rootfs shift
     },
   });
 
-  it.skipIf(process.getuid?.() !== 0)('copy-up runs after the shift; an empty new volume is given to the mapped root (needs root: chown)', async () => {
+  it.skipIf(process.getuid?.() !== 0)(`copy-up runs after the shift; an empty new volume is given to the mapped root (needs root: chown)${process.getuid?.() !== 0 ? ' (skipped: chown needs root)' : ''}`, async () => {
     t = await createTestEngine({ plugins: [volumesPlugin(), idmap] });
     mkdirSync(join(t.rootfs, 'data'));
     const id = await t.createContainer({ Config: { Volumes: { '/data': {}, '/empty': {} } } });

@@ -77,7 +77,7 @@ describe('devicesFromMapping (HostConfig.Devices)', () => {
   });
 
   it('a directory gives every device node below it', async (ctx) => {
-    if (!isRoot) ctx.skip();
+    if (!isRoot) ctx.skip('needs root (mknod)');
     const t = tempDir();
     try {
       mkdirSync(path.join(t.dir, 'sub'));
@@ -154,7 +154,7 @@ describe('devices in the built spec', () => {
   });
 
   it('privileged with a custom device root (tests): lists what is there', async (ctx) => {
-    if (!isRoot || !existsSync('/usr/bin/mknod')) ctx.skip();
+    if (!isRoot || !existsSync('/usr/bin/mknod')) ctx.skip(isRoot ? '/usr/bin/mknod is not installed' : 'needs root (mknod)');
     const t = tempDir();
     try {
       execFileSync('mknod', ['-m', '640', path.join(t.dir, 'null'), 'c', '1', '3']);

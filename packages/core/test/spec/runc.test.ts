@@ -15,7 +15,7 @@ import { makeRecord, tempDir, tempRootfs } from './helpers.js';
 const run = promisify(execFile);
 const RUNC = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/local/sbin/runc'].find((p) => existsSync(p));
 const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
-const enabled = process.getuid?.() === 0 && RUNC !== undefined && BUSYBOX !== undefined;
+const skip = process.getuid?.() !== 0 ? 'needs root' : RUNC === undefined ? 'runc is not installed' : BUSYBOX === undefined ? 'busybox is not installed' : null;
 const CGROUP_PARENT = `/berth-spectest-${process.pid}`;
 
 let rootfs: { dir: string; cleanup: () => void };
@@ -23,7 +23,7 @@ let work: { dir: string; cleanup: () => void };
 let n = 0;
 
 beforeAll(() => {
-  if (!enabled) return;
+  if (skip !== null) return;
   rootfs = tempRootfs();
   chmodSync(rootfs.dir, 0o755); // mkdtemp makes it 0700: a non-root user could not use its own /
   mkdirSync(path.join(rootfs.dir, 'bin'));
@@ -35,7 +35,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  if (!enabled) return;
+  if (skip !== null) return;
   // runc removes each container's cgroup; the parent is ours to remove
   const base = '/sys/fs/cgroup';
   for (const dir of [base, ...readdirSync(base).map((d) => path.join(base, d))]) {
@@ -74,7 +74,7 @@ async function runIn(script: string, config: ContainerConfig = {}, hostConfig: H
   }
 }
 
-describe.skipIf(!enabled)('built specs run with runc', () => {
+describe.skipIf(skip !== null)(`built specs run with runc${skip ? ` (skipped: ${skip})` : ''}`, () => {
   it('default: root, dockerd\'s 14 caps, hostname, env, cwd, masked /proc/kcore, 64 MiB /dev/shm', async () => {
     const out = await runIn(
       'id; grep CapEff /proc/self/status; hostname; echo HN=$HOSTNAME; pwd; wc -c < /proc/kcore; grep " /dev/shm " /proc/mounts; cat /proc/sys/net/ipv4/ip_unprivileged_port_start',
