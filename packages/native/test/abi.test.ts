@@ -4,13 +4,12 @@
  * where /proc/config.gz tells it, stable across calls, and leaving no child (zombie) and no fd
  * behind. Elsewhere than x86_64 both answers are null (unknown).
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync, readdirSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { nativeAddon } from '../src/index.js';
+import { noAddon } from './build-skip.js';
 
-const headers = existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
 
 /** The kernel's build configuration, when it exposes it. */
 function kernelConfig(): string | undefined {
@@ -26,7 +25,7 @@ function children(): string[] {
   return readdirSync('/proc/self/task').flatMap((t) => readFileSync(`/proc/self/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
 }
 
-describe.skipIf(!headers)('native syscallAbis', () => {
+describe.skipIf(noAddon !== null)(`native syscallAbis${noAddon ? ` (skipped: ${noAddon})` : ''}`, () => {
   it('answers true, false or null for x32 and ia32, the same at each call, leaving no child and no fd', () => {
     const n = nativeAddon()!;
     const fds = readdirSync('/proc/self/fd').length;
@@ -39,7 +38,8 @@ describe.skipIf(!headers)('native syscallAbis', () => {
     expect(readdirSync('/proc/self/fd').length).toBe(fds);
   });
 
-  it.skipIf(process.arch !== 'x64' || kernelConfig() === undefined)('agrees with the kernel configuration (/proc/config.gz)', () => {
+  const configSkip = process.arch !== 'x64' ? `the x32/ia32 ABIs are x86-64's (this is ${process.arch})` : kernelConfig() === undefined ? 'the kernel does not expose its configuration (/proc/config.gz)' : null;
+  it.skipIf(configSkip !== null)(`agrees with the kernel configuration (/proc/config.gz)${configSkip ? ` (skipped: ${configSkip})` : ''}`, () => {
     const config = kernelConfig()!;
     const filtered = /^Seccomp:\s*[12]/m.test(readFileSync('/proc/self/status', 'utf8'));
     const a = nativeAddon()!.syscallAbis();

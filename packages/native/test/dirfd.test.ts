@@ -10,18 +10,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { O_PATH, RESOLVE_BENEATH, RESOLVE_IN_ROOT, dirFdOps, nativeAddon, procFdPath, type DirFdOps, type NativeAddon } from '../src/index.js';
+import { noAddon } from './build-skip.js';
 
-const headers = fs.existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
 const openFds = () => fs.readdirSync('/proc/self/fd').length;
 const caught = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e as NodeJS.ErrnoException);
 
-const modes: Array<{ name: string; ops: () => DirFdOps; skip: boolean }> = [
-  { name: 'addon openat2', ops: () => dirFdOps(nativeAddon()), skip: !headers },
-  { name: '/proc/self/fd fallback', ops: () => dirFdOps(null), skip: false },
+const modes: Array<{ name: string; ops: () => DirFdOps; skip: string | null }> = [
+  { name: 'addon openat2', ops: () => dirFdOps(nativeAddon()), skip: noAddon },
+  { name: '/proc/self/fd fallback', ops: () => dirFdOps(null), skip: null },
 ];
 
 for (const mode of modes) {
-  describe.skipIf(mode.skip)(`dirFdOps: ${mode.name}`, () => {
+  describe.skipIf(mode.skip !== null)(`dirFdOps: ${mode.name}${mode.skip ? ` (skipped: ${mode.skip})` : ''}`, () => {
     let dir: string;
     let outside: string;
     let dirfd: number;
@@ -150,7 +150,7 @@ describe('dirFdOps over an addon whose openat2 the kernel lacks (ENOSYS)', () =>
   });
 });
 
-describe.skipIf(!headers)('addon openat2/readlinkat (raw)', () => {
+describe.skipIf(noAddon !== null)(`addon openat2/readlinkat (raw)${noAddon ? ` (skipped: ${noAddon})` : ''}`, () => {
   it('checks its arguments', () => {
     const n = nativeAddon()!;
     const call = (f: unknown, ...a: unknown[]) => () => (f as (...x: unknown[]) => unknown).call(n, ...a);

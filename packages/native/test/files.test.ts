@@ -16,12 +16,10 @@ import { DIR_EXIST_OK, WRITE_NO_FSYNC, WRITE_SYNC_DIR, nativeAddon, nativeAddonS
 
 const addon = nativeAddon();
 const skip = addon ? null : `native addon not loaded: ${nativeAddonStatus().fallback}`;
-if (skip) console.warn(`writeFiles tests skipped: ${skip}`);
 const noPrlimit = spawnSync('prlimit', ['--version']).status === 0 ? null : 'no prlimit binary (util-linux) to set the file size limit';
-if (noPrlimit) console.warn(`writeFiles EFBIG test skipped: ${noPrlimit}`);
 const ADDON_FILE = fileURLToPath(new URL('../dist/native/berth.node', import.meta.url));
 
-describe.skipIf(skip !== null)('writeFiles: directories and atomic writes in one job', () => {
+describe.skipIf(skip !== null)(`writeFiles: directories and atomic writes in one job${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let dir: string;
   let umask: number;
   beforeEach(async () => {
@@ -80,7 +78,7 @@ describe.skipIf(skip !== null)('writeFiles: directories and atomic writes in one
     expect(await temps(dir)).toEqual([]);
   });
 
-  it.skipIf(noPrlimit !== null)('a write cut short (file size limit: EFBIG) leaves the old file whole and no half-written temp', async () => {
+  it.skipIf(noPrlimit !== null)(`a write cut short (file size limit: EFBIG) leaves the old file whole and no half-written temp${noPrlimit ? ` (skipped: ${noPrlimit})` : ''}`, async () => {
     await writeFile(path.join(dir, 'big'), 'old');
     const script = [
       `process.on('SIGXFSZ', () => {});`, // the write then fails with EFBIG instead of killing the process

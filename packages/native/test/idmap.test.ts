@@ -4,14 +4,12 @@
  * name (open_tree) — the tree fd is never opened then. The real idmapped mount (root only) is
  * tested with a user namespace in plugins/userns/test/idmap.test.ts.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { errnoName, nativeAddon } from '../src/index.js';
+import { noAddon } from './build-skip.js';
 
-const headers = existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
 
-describe.skipIf(!headers)('native idmapBind', () => {
+describe.skipIf(noAddon !== null)(`native idmapBind${noAddon ? ` (skipped: ${noAddon})` : ''}`, () => {
   it('checks its arguments before any syscall', () => {
     const n = nativeAddon()!;
     expect(() => (n.idmapBind as unknown as (...a: unknown[]) => void)('/a', '/b')).toThrow(TypeError);

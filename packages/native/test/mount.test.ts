@@ -3,12 +3,13 @@
  * headers exist (they do on the machines the README sets up), real mount(2)/umount2(2) as
  * root, errors with errno, argument checks.
  */
-import { existsSync, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { MNT_DETACH, errnoName, nativeAddon as nativeMount } from '../src/index.js';
+import { noAddon } from './build-skip.js';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const tempDir = (prefix: string) => mkdtemp(path.join(tmpdir(), prefix));
@@ -21,9 +22,8 @@ async function mountPoints(): Promise<Set<string>> {
   return out;
 }
 
-const headers = existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
 
-describe.skipIf(!headers)('native addon (Node headers present, so the build made it)', () => {
+describe.skipIf(noAddon !== null)(`native addon (Node headers present, so the build made it)${noAddon ? ` (skipped: ${noAddon})` : ''}`, () => {
   it('is built and loads', () => {
     const n = nativeMount();
     expect(n).not.toBeNull();
@@ -43,7 +43,8 @@ describe.skipIf(!headers)('native addon (Node headers present, so the build made
   });
 });
 
-describe.skipIf(!headers || !isRoot)('mount addon syscalls (root)', () => {
+const mountSkip = noAddon ?? (isRoot ? null : 'mount(2) needs root');
+describe.skipIf(mountSkip !== null)(`mount addon syscalls (root)${mountSkip ? ` (skipped: ${mountSkip})` : ''}`, () => {
   let dir: string;
   beforeEach(async () => {
     dir = await tempDir('berth-native-');

@@ -6,13 +6,12 @@
  * process of its own (it changes the whole process, and this worker must stay as it was).
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { errnoName, nativeAddon } from '../src/index.js';
+import { noAddon } from './build-skip.js';
 
-const headers = existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
 const addonFile = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/native/berth.node');
 
 /** Run `body` in a fresh Node process with `n` the addon; resolves to what it printed as JSON. */
@@ -33,7 +32,7 @@ function inChild(body: string): Promise<Record<string, unknown>> {
 /** A shell that leaves an orphan behind (it exits 7 after a moment) and prints its pid. */
 const ORPHAN = `n.run('/bin/sh', ['sh', '-c', '(sleep 0.3; exit 7) >/dev/null 2>&1 & echo $!'], null, 5000)`;
 
-describe.skipIf(!headers)('native subreaper and pidfd waits', () => {
+describe.skipIf(noAddon !== null)(`native subreaper and pidfd waits${noAddon ? ` (skipped: ${noAddon})` : ''}`, () => {
   it('a subreaper collects an orphaned grandchild: null while it runs, then its exit status, then ECHILD', async () => {
     const out = await inChild(`
       const before = n.childSubreaper();

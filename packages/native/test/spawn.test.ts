@@ -12,11 +12,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { envp, errnoName, nativeAddon } from '../src/index.js';
+import { noAddon } from './build-skip.js';
 
-const headers = existsSync(path.resolve(path.dirname(process.execPath), '../include/node/node_api.h'));
 const SH = '/bin/sh';
 
-describe.skipIf(!headers)('native run()', () => {
+describe.skipIf(noAddon !== null)(`native run()${noAddon ? ` (skipped: ${noAddon})` : ''}`, () => {
   it('captures stdout and stderr apart and returns the exit status', async () => {
     const r = await nativeAddon()!.run(SH, ['sh', '-c', 'echo out; echo err >&2; printf "%s" "$0"; exit 3'], null, 0);
     expect(r).toMatchObject({ status: 3, signal: null, timedOut: false, stdout: 'out\nsh', stderr: 'err\n' });
@@ -108,9 +108,9 @@ function runCapped(outputBytes: number): Promise<Record<string, unknown>> {
   });
 }
 
-const prlimit = ['/usr/bin/prlimit', '/bin/prlimit'].some((p) => existsSync(p));
+const oomSkip = noAddon ?? (['/usr/bin/prlimit', '/bin/prlimit'].some((p) => existsSync(p)) ? null : 'prlimit (util-linux) is not installed');
 
-describe.skipIf(!headers || !prlimit)('native run() out of memory (needs prlimit from util-linux)', () => {
+describe.skipIf(oomSkip !== null)(`native run() out of memory (needs prlimit from util-linux)${oomSkip ? ` (skipped: ${oomSkip})` : ''}`, () => {
   it('output that cannot be held is never cut silently: the process is killed and the call rejects with ENOMEM', async () => {
     // 400 MB of output under a cap 200 MB above the process's size: the buffer cannot grow.
     const r = await runCapped(400_000_000);
@@ -119,7 +119,7 @@ describe.skipIf(!headers || !prlimit)('native run() out of memory (needs prlimit
   }, 60_000);
 });
 
-describe.skipIf(!headers)('native spawnMonitor()', () => {
+describe.skipIf(noAddon !== null)(`native spawnMonitor()${noAddon ? ` (skipped: ${noAddon})` : ''}`, () => {
   let dir: string;
   beforeEach(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'berth-monitor-'));
