@@ -16,7 +16,7 @@ const skip = berthdSkipReason();
 const CAP = 100;
 const SLOW = 300;
 
-describe.skipIf(skip)('slow clients against a real berthd', () => {
+describe.skipIf(skip)(`slow clients against a real berthd${skip ? ` (skipped: ${skip})` : ''}`, () => {
   let d: Berthd;
   const clients: net.Socket[] = [];
 
