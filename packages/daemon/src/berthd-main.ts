@@ -1,12 +1,14 @@
 /**
  * berthdMain(): the berthd executable as a function, for berthd's own bin and for custom
  * builds. It parses dockerd-style flags (plus the build's own) and daemon.json (with its
- * `plugins` section), installs the last guard (last-guard.ts), and runs the daemon with
+ * `plugins` section), installs the last guard (last-guard.ts) and the idle collector (idle-gc.ts:
+ * memory grown by a burst is given back once the daemon is idle), and runs the daemon with
  * berthd's lock, pidfile, sockets and signal handling: SIGTERM/SIGINT shut it down
  * gracefully and exit the process with 0. Resolves with an exit code only when it does not
  * start (--help/--version 0, a bad command line 125, a failed start 1).
  */
 import { ConsoleLogger, errorMessage, type Plugin } from '@berth/core';
+import { installIdleCollector } from './idle-gc.js';
 import { installLastGuard } from './last-guard.js';
 import { startBerthd } from './main.js';
 import { UsageError, parseBerthdArgs, usage, type BuildFlags } from './options.js';
@@ -48,6 +50,7 @@ export async function berthdMain(argv: string[], opts: BerthdMainOptions = {}): 
   const level = parsed.config.logLevel;
   const logger = new ConsoleLogger(level === 'fatal' ? 'error' : level);
   installLastGuard({ logger });
+  installIdleCollector({ logger });
   try {
     await startBerthd(parsed.config, { plugins: opts.plugins, handleSignals: true, subreaper: true, logger });
   } catch (err) {

@@ -21,6 +21,7 @@ export * from './top.js';
 export * from './format.js';
 export * from './validate.js';
 export * from './last-guard.js';
+export * from './idle-gc.js';
 export * from './connections.js';
 export * from './request-streams.js';
 export * from './hijack-io.js';
