@@ -5,7 +5,7 @@
  *    new address in its /etc/hosts, the network's DNS server in its resolv.conf; a container
  *    already on that network resolves its name (nslookup against the network's DNS server)
  *    and reaches it (ping over the test's bridge); disconnect takes the interface, the record
- *    and the name away again;
+ *    and the name away again, and puts back the resolv.conf it had before the connect;
  *  - `docker events --filter type=network` shows create, connect (at each start and at the
  *    connect), disconnect (at the disconnect and at each release) and destroy, with the network's
  *    ID, name, type and the container's ID, as dockerd logs them.
@@ -44,6 +44,7 @@ describe.skipIf(skip)(`network connect/disconnect and network events through the
     const srvId = (await d.docker(['inspect', '-f', '{{.Id}}', 'ncx-srv'])).stdout.trim();
     const cliId = (await d.docker(['inspect', '-f', '{{.Id}}', 'ncx-cli'])).stdout.trim();
 
+    const resolvBefore = (await d.docker(['exec', 'ncx-cli', 'cat', '/etc/resolv.conf'])).stdout;
     const con = await d.docker(['network', 'connect', '--alias', 'client', 'ncx-user', 'ncx-cli']);
     expect(con.code, JSON.stringify(con)).toBe(0);
     const ip = (await d.docker(['inspect', '-f', '{{(index .NetworkSettings.Networks "ncx-user").IPAddress}}', 'ncx-cli'])).stdout.trim();
@@ -66,6 +67,11 @@ describe.skipIf(skip)(`network connect/disconnect and network events through the
     const dis = await d.docker(['network', 'disconnect', 'ncx-user', 'ncx-cli']);
     expect(dis.code, JSON.stringify(dis)).toBe(0);
     const after = await d.docker(['exec', 'ncx-cli', 'sh', '-c', 'cat /etc/hosts; ip -o link show eth1 || echo no-eth1']);
+    // no user network left: resolv.conf has the directives it had before the connect again, and no comment of the network's
+    const directives = (text: string) => text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+    const resolvAfter = (await d.docker(['exec', 'ncx-cli', 'cat', '/etc/resolv.conf'])).stdout;
+    expect(resolvAfter).not.toMatch(/^# (ExtServers|Option ndots)/m);
+    expect(directives(resolvAfter)).toEqual(directives(resolvBefore));
     expect(after.stdout).not.toContain(ip);
     expect(after.stdout).toContain('no-eth1');
     const gone = await d.docker(['exec', 'ncx-srv', 'sh', '-c', "nslookup ncx-cli | awk '/^Address: /{print $2}' | tail -1"]);

@@ -4,13 +4,25 @@
  * relays to. The nameservers it replaced are kept in a comment, as dockerd keeps them
  * (`# ExtServers: [...]`), so that the file can go back to them when the container leaves its
  * last user network; `options ndots:0` (dockerd's for its embedded DNS) is marked when it was
- * added here. The file is bind-mounted into the running container: it is changed in place
- * (same inode), as hosts.ts changes /etc/hosts.
+ * added here. Directives other than nameserver/search/options (sortlist, lookup, …) stay, after
+ * the options, as dockerd's resolv.conf generator keeps them; comments go, as there. The file is
+ * bind-mounted into the running container: it is changed in place (same inode), as hosts.ts
+ * changes /etc/hosts.
+ *
+ * Back to no user network: dockerd leaves the file as it is (its embedded server stays inside the
+ * container's namespace and keeps relaying to the ExtServers); berth's server is on the network's
+ * gateway and goes with the network, so the file gets back the directives it had: the replaced
+ * nameservers, the search, options and other directives, none of the comments written here.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 
 const EXT = /^# ExtServers: \[([^\]]*)\]$/m;
 const NDOTS_MARK = '# Option ndots from: internal';
+
+/** The lines of a resolv.conf that are directives other than nameserver, search/domain and options (comments and blank lines are none). */
+function otherDirectives(text: string): string[] {
+  return text.split('\n').filter((l) => /^\s*[^\s#;]/.test(l) && !/^\s*(nameserver|search|domain|options)\b/.test(l));
+}
 
 /** The first nameserver a resolv.conf names ('' when none). */
 function firstNameserver(text: string): string {
@@ -24,18 +36,22 @@ function externalServers(text: string): string[] {
   return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]);
 }
 
-/** resolv.conf for a user network: its DNS server, the search/options lines kept, ndots:0 unless set, the replaced nameservers in a comment. */
+/** resolv.conf for a user network: its DNS server, the search/options lines kept, ndots:0 unless set, the other directives, the replaced nameservers in a comment. */
 export function userNetworkResolvConf(original: string, server: string): string {
   const kept = original.split('\n').filter((l) => /^\s*(search|domain|options)\b/.test(l));
   const lines = [`nameserver ${server}`, ...kept];
   const addNdots = !kept.some((l) => /\bndots:/.test(l));
   if (addNdots) lines.push('options ndots:0');
-  lines.push('', `# ExtServers: [${externalServers(original).join(' ')}]`);
+  lines.push(...otherDirectives(original), '', `# ExtServers: [${externalServers(original).join(' ')}]`);
   if (addNdots || original.includes(NDOTS_MARK)) lines.push(NDOTS_MARK);
   return `${lines.join('\n')}\n`;
 }
 
-/** The resolv.conf a user network's version came from: the replaced nameservers back, ndots:0 gone if added here (undefined: not such a file). */
+/**
+ * The resolv.conf a user network's version came from, laid out as network-basic writes one (other
+ * directives, search, nameservers, options): the replaced nameservers back, ndots:0 gone if added
+ * here, no comment (undefined: not such a file).
+ */
 export function externalResolvConf(text: string): string | undefined {
   const ext = EXT.exec(text);
   if (!ext) return undefined;
@@ -43,7 +59,7 @@ export function externalResolvConf(text: string): string | undefined {
   const lines = text.split('\n');
   const search = lines.filter((l) => /^\s*(search|domain)\b/.test(l));
   const options = lines.filter((l) => /^\s*options\b/.test(l) && !(marked && l === 'options ndots:0'));
-  const out = [...search, ...externalServers(text).map((s) => `nameserver ${s}`), ...options];
+  const out = [...otherDirectives(text), ...search, ...externalServers(text).map((s) => `nameserver ${s}`), ...options];
   return out.length ? `${out.join('\n')}\n` : '';
 }
 

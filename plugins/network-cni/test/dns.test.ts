@@ -2,8 +2,8 @@
  * The user-network DNS server (dns.ts) on loopback with a high port: A answers for the
  * network's names (case-insensitive, trailing dot), an empty answer for AAAA of such a name,
  * other names relayed unchanged to the upstream (a fake one on loopback), SERVFAIL when no
- * upstream answers, DNS over TCP; the lookup gets the asker's source address; resolv.conf for
- * user networks (resolv.ts): the server named, the replaced nameservers kept and restored.
+ * upstream answers, DNS over TCP; the lookup gets the asker's source address; the host's
+ * resolvers read from its resolv.conf (a container's resolv.conf on user networks: resolv.test.ts).
  */
 import { createSocket } from 'node:dgram';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import * as packet from 'dns-packet';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DnsServer, hostResolvers, type Upstream } from '../src/dns.js';
-import { externalResolvConf, userNetworkResolvConf } from '../src/resolv.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -188,17 +187,5 @@ describe('resolv.conf', () => {
       { host: '127.0.0.53', port: 53 },
       { host: '192.0.2.1', port: 53 },
     ]);
-  });
-
-  it("a user network's container asks the network's server, keeps search and options, ndots:0 unless set", () => {
-    const one = userNetworkResolvConf('nameserver 1.1.1.1\nsearch a.test\nnameserver 1.0.0.1\noptions edns0\n', '10.89.0.1');
-    expect(one).toBe('nameserver 10.89.0.1\nsearch a.test\noptions edns0\noptions ndots:0\n\n# ExtServers: [1.1.1.1 1.0.0.1]\n# Option ndots from: internal\n');
-    expect(userNetworkResolvConf('nameserver 1.1.1.1\noptions ndots:2\n', '10.89.0.1')).toBe('nameserver 10.89.0.1\noptions ndots:2\n\n# ExtServers: [1.1.1.1]\n');
-    // another user network's server: the replaced nameservers stay the host's
-    const two = userNetworkResolvConf(one, '10.90.0.1');
-    expect(two).toBe(one.replace('10.89.0.1', '10.90.0.1'));
-    // none left: the host's nameservers back, the ndots:0 added here gone, the user's options kept
-    expect(externalResolvConf(two)).toBe('search a.test\nnameserver 1.1.1.1\nnameserver 1.0.0.1\noptions edns0\n');
-    expect(externalResolvConf('nameserver 1.1.1.1\n')).toBeUndefined();
   });
 });
