@@ -2,13 +2,16 @@
  * POST /build: docker build's classic builder (@berth/builder) over the engine's containers
  * and the image service. The context tar is unpacked under the image store's tmp dir and
  * removed after the build, also when the client goes away (the build is aborted then).
+ * @berth/builder (with dockerfile-ast and .dockerignore's matcher) is imported at the first
+ * build, not at start: a daemon that never builds does not hold its code (docs/benchmarks.md,
+ * "RSS with 1,000 created").
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { InvalidParameterError, NotImplementedError, type HostConfig } from '@berth/core';
-import { BuildCache, Builder, BuildStepError, prepareContext, type BuildContainers } from '@berth/builder';
+import type { BuildContainers } from '@berth/builder';
 import type { ImageService, JSONMessage } from '@berth/image-store';
 import type { ContainerPort } from '../port.js';
 import { boolValue, boolValueOr } from '../http.js';
@@ -100,6 +103,7 @@ export function buildRoutes(images: () => ImageService | undefined, containers: 
     await fsp.mkdir(path.join(tmp, 'context'), { recursive: true, mode: 0o700 });
     await fsp.mkdir(path.join(tmp, 'scratch'), { recursive: true, mode: 0o700 });
     try {
+      const { BuildCache, Builder, BuildStepError, prepareContext } = await import('@berth/builder');
       const body = ctx.own(Readable.from(ctx.body as AsyncIterable<Buffer>), 'build context');
       const context = await prepareContext(body, path.join(tmp, 'context'), q.get('dockerfile') || 'Dockerfile');
       const builder = new Builder(svc, buildContainers(containers), new BuildCache(svc.store.root, async (id) => svc.imageId(id).then(() => true, () => false)));
