@@ -1,7 +1,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import tar from 'tar-stream';
 import { loadArchive, saveImages } from '../src/archive.js';
@@ -9,7 +9,7 @@ import { sha256 } from '../src/digest.js';
 import { LocalImageStore } from '../src/images.js';
 import { parseReference } from '../src/reference.js';
 import type { JSONMessage } from '../src/progress.js';
-import { buildTestImage, gzip, makeTar, streamOf, tempDir } from './helpers.js';
+import { buildTestImage, gzip, makeTar, storePerTest, streamOf } from './helpers.js';
 import { ociSchemaErrors } from '@berth/testing';
 
 let img: Awaited<ReturnType<typeof buildTestImage>>;
@@ -19,15 +19,7 @@ let store: LocalImageStore;
 beforeAll(async () => {
   img = await buildTestImage();
 }, 120_000);
-beforeEach(async () => {
-  base = await tempDir();
-  store = new LocalImageStore(path.join(base, 'data'));
-  await store.init();
-});
-afterEach(async () => {
-  await store.close();
-  await fsp.rm(base, { recursive: true, force: true });
-});
+storePerTest((s) => ({ base, store } = s));
 
 function hostArch(): string {
   return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import tar, { type Header } from 'tar-stream';
 import { afterEach, beforeEach, expect } from 'vitest';
+import { LocalImageStore } from '../src/images.js';
 import { overlaySupported } from '../src/rootfs.js';
 
 export interface TarEntry {
@@ -79,6 +80,20 @@ export function dataRootPerTest(): { dataRoot: () => string; track: <T extends {
       return x;
     },
   };
+}
+
+/**
+ * A fresh image store for each test of the calling file: a LocalImageStore on `<base>/data` of a
+ * fresh temp dir, opened before the test (`set` gets both, then may prepare more in `base`) and
+ * closed after it, the dir removed.
+ */
+export function storePerTest(set: (s: { base: string; store: LocalImageStore }) => unknown): void {
+  const per = dataRootPerTest();
+  beforeEach(async () => {
+    const store = per.track(new LocalImageStore(per.dataRoot()));
+    await store.init();
+    await set({ base: path.dirname(per.dataRoot()), store });
+  });
 }
 
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;

@@ -4,27 +4,21 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import { sha256, type Digest } from '../src/digest.js';
 import { LocalImageStore } from '../src/images.js';
-import { gzip, listTree, makeTar, streamOf, tempDir, type TarEntry } from './helpers.js';
+import { gzip, listTree, makeTar, storePerTest, streamOf, type TarEntry } from './helpers.js';
 
 let base: string;
 let outside: string;
 let store: LocalImageStore;
 
-beforeEach(async () => {
-  base = await tempDir();
+storePerTest(async (s) => {
+  ({ base, store } = s);
   outside = path.join(base, 'outside');
   await fsp.mkdir(outside);
   await fsp.writeFile(path.join(outside, 'victim'), 'original');
-  store = new LocalImageStore(path.join(base, 'data'));
-  await store.init();
-});
-afterEach(async () => {
-  await store.close();
-  await fsp.rm(base, { recursive: true, force: true });
 });
 
 async function expectConsistent(): Promise<void> {

@@ -8,23 +8,17 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { errorKind } from '@berth/core';
 import { LocalImageStore } from '../src/images.js';
 import { parseReference } from '../src/reference.js';
-import { makeTar, streamOf, tempDir } from './helpers.js';
+import { makeTar, storePerTest, streamOf } from './helpers.js';
 
 let base: string;
 let store: LocalImageStore;
-beforeEach(async () => {
-  base = await tempDir();
-  store = new LocalImageStore(path.join(base, 'data'));
-  await store.init();
-});
-afterEach(async () => {
+storePerTest((s) => ({ base, store } = s));
+afterEach(() => {
   vi.restoreAllMocks();
-  await store.close();
-  await fsp.rm(base, { recursive: true, force: true });
 });
 
 async function twoLayerImage(): Promise<`sha256:${string}`> {

@@ -5,9 +5,9 @@ import { errorKind } from '@berth/core';
 import { loadArchive } from '../src/archive.js';
 import { sha256 } from '../src/digest.js';
 import { LocalImageStore } from '../src/images.js';
-import { mountPoints, RootfsManager, overlaySupported } from '../src/rootfs.js';
+import { mountPoints, RootfsManager } from '../src/rootfs.js';
 import { unpackLayer } from '../src/unpack.js';
-import { buildTestImage, isRoot, listTree, makeTar, streamOf, tempDir } from './helpers.js';
+import { buildTestImage, listTree, makeTar, overlaySkipReason, storePerTest, streamOf, tempDir } from './helpers.js';
 
 // The native addon's writeFiles jobs, counted; `off`: the JS path (as where the addon is not built).
 const native = vi.hoisted(() => ({ off: false, loaded: false, jobs: [] as { dirs: unknown[]; files: string[] }[] }));
@@ -48,18 +48,15 @@ const CID = 'a'.repeat(64);
 beforeAll(async () => {
   img = await buildTestImage();
 }, 120_000);
-beforeEach(async () => {
-  base = await tempDir();
-  store = new LocalImageStore(path.join(base, 'data'));
-  await store.init();
+storePerTest(async (s) => {
+  ({ base, store } = s);
   await loadArchive(store, createReadStream(img.saveTar));
 });
+// after hooks run last-registered first: the mounts go before storePerTest closes the store and removes the dir
 afterEach(async () => {
   native.off = false;
   // never leak a mount, even when a test failed half-way
   for (const m of mountPoints()) if (m.startsWith(base)) await import('node:child_process').then(({ execFileSync }) => execFileSync('umount', ['-l', m]));
-  await store.close();
-  await fsp.rm(base, { recursive: true, force: true });
 });
 
 async function readTar(s: NodeJS.ReadableStream): Promise<Buffer> {
@@ -88,7 +85,8 @@ async function entriesOf(layer: Buffer): Promise<string[]> {
   }
 }
 
-describe.skipIf(!isRoot || !overlaySupported())('overlay root filesystems (root)', () => {
+const overlaySkip = overlaySkipReason();
+describe.skipIf(overlaySkip !== null)(`overlay root filesystems (root)${overlaySkip ? ` (skipped: ${overlaySkip})` : ''}`, () => {
   // With the mount addon (mount(2) with absolute lowerdirs) and with the mount binaries.
   it.each([{ nativeMount: true }, { nativeMount: false }])('mounts the image layers with a per-container upperdir, sizes, diff with whiteouts, unmount and remove without leaks (%o)', async ({ nativeMount }) => {
     const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'overlay', nativeMount });
@@ -226,7 +224,7 @@ describe.each(PATHS)("a create's directory (issue 18: file-system round trips pe
     expect((await rfs.meta(CID))?.containerId).toBe(CID);
   });
 
-  it.skipIf(!isRoot || !overlaySupported())('a fresh create (overlay driver): with the addon ONE job — the four directories and meta.json (root)', async () => {
+  it.skipIf(overlaySkip !== null)(`a fresh create (overlay driver): with the addon ONE job — the four directories and meta.json (root)${overlaySkip ? ` (skipped: ${overlaySkip})` : ''}`, async () => {
     const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'overlay' });
     await rfs.init();
     const d = path.join(rfs.dir, CID);

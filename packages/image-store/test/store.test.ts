@@ -1,25 +1,17 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { errorKind } from '@berth/core';
 import { DigestMismatchError } from '../src/blobs.js';
 import { sha256 } from '../src/digest.js';
 import { LocalImageStore } from '../src/images.js';
 import { parseReference } from '../src/reference.js';
-import { makeTar, streamOf, tempDir } from './helpers.js';
+import { makeTar, storePerTest, streamOf } from './helpers.js';
 
 let base: string;
 let store: LocalImageStore;
-beforeEach(async () => {
-  base = await tempDir();
-  store = new LocalImageStore(path.join(base, 'data'));
-  await store.init();
-});
-afterEach(async () => {
-  await store.close();
-  await fsp.rm(base, { recursive: true, force: true });
-});
+storePerTest((s) => ({ base, store } = s));
 
 async function oneLayerImage(content = 'x'): Promise<{ id: `sha256:${string}`; chain: `sha256:${string}` }> {
   const t = await makeTar([{ name: 'f', content }]);
