@@ -4,32 +4,17 @@
  * runs on a FakeRuntime backend added by the build (no runc needed); its start goes through
  * the real built-ins (network-basic, seccomp, …), whose taps show in the explain record.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { definePlugin, type ContainerExplain, type PluginInfo } from '@berth/core';
+import { type ContainerExplain, type PluginInfo } from '@berth/core';
 import { FakeRuntime } from '@berth/testing';
 import { describe, expect, it } from 'vitest';
-import { berthdPerTest, tempDaemonConfig, unixRequest as request } from './helpers/temp-berthd.js';
+import { berthdPerTest, unixRequest as request } from './helpers/temp-berthd.js';
 
 const berthd = berthdPerTest('berth-api-');
 
+/** berthd with `fake` as the backend of a plugin with a version and a config holding a secret. */
 async function start(fake: FakeRuntime): Promise<string> {
-  const dir = berthd.dir();
-  fs.mkdirSync(path.join(dir, 'rootfs', 'plain', 'etc'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'rootfs', 'plain', 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  const backend = definePlugin({
-    name: 'fake-backend',
-    type: 'io.example.runtime.v1',
-    version: '0.0.1',
-    config: { endpoint: 'unix:///fake.sock', apiKey: 'do-not-show' },
-    secretConfigKeys: ['apiKey'],
-    requires: ['io.berth.runtime.v1'],
-    register(_c, ctx) {
-      ctx.registerBackend(fake);
-    },
-  });
-  await berthd.start(tempDaemonConfig(dir, { rootfsDir: path.join(dir, 'rootfs') }), { plugins: [backend] });
-  return path.join(dir, 'berth.sock');
+  const plugin = { version: '0.0.1', config: { endpoint: 'unix:///fake.sock', apiKey: 'do-not-show' }, secretConfigKeys: ['apiKey'] };
+  return (await berthd.startWithBackend(fake, {}, plugin)).sock;
 }
 
 describe('/berth/v1', () => {

@@ -4,32 +4,18 @@
  * FakeRuntime backend that can checkpoint (no runc, no CRIU). Without --experimental the routes
  * answer dockerd's 501; a build without the checkpoint plugin has no such routes.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { definePlugin } from '@berth/core';
 import { FakeRuntime } from '@berth/testing';
 import { describe, expect, it } from 'vitest';
 import { EXPERIMENTAL_DISABLED } from '../src/routes/checkpoints.js';
 import { emptyBuild, type DaemonConfig } from '../src/index.js';
-import { berthdPerTest, tempDaemonConfig, unixRequest as request } from './helpers/temp-berthd.js';
+import { berthdPerTest, unixRequest as request } from './helpers/temp-berthd.js';
 
 const berthd = berthdPerTest('berth-cp-');
 
 async function start(extra: Partial<DaemonConfig>): Promise<{ sock: string; fake: FakeRuntime }> {
-  const dir = berthd.dir();
-  fs.mkdirSync(path.join(dir, 'rootfs', 'plain', 'etc'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'rootfs', 'plain', 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   const fake = new FakeRuntime({ name: 'fake', runtimes: ['fake'], features: { checkpoint: true } });
-  const backend = definePlugin({
-    name: 'fake-backend',
-    type: 'io.example.runtime.v1',
-    requires: ['io.berth.runtime.v1'],
-    register(_c, ctx) {
-      ctx.registerBackend(fake);
-    },
-  });
-  await berthd.start(tempDaemonConfig(dir, { rootfsDir: path.join(dir, 'rootfs'), ...extra }), { plugins: [backend] });
-  return { sock: path.join(dir, 'berth.sock'), fake };
+  return { sock: (await berthd.startWithBackend(fake, extra)).sock, fake };
 }
 
 async function runningContainer(sock: string, name: string): Promise<string> {

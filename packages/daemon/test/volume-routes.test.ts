@@ -4,33 +4,20 @@
  * Status codes and texts as dockerd's; prune's API-version rule (anonymous only from 1.42);
  * a build without the volumes plugin has no /volumes routes and answers volumes with 501.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { definePlugin } from '@berth/core';
 import { FakeRuntime } from '@berth/testing';
 import { describe, expect, it } from 'vitest';
 import { emptyBuild, type DaemonConfig } from '../src/index.js';
-import { berthdPerTest, tempDaemonConfig, unixRequest as request } from './helpers/temp-berthd.js';
+import { berthdPerTest, unixRequest as request } from './helpers/temp-berthd.js';
 
 const berthd = berthdPerTest('berth-vol-');
 
 let dir = '';
 
 async function start(extra: Partial<DaemonConfig> = {}): Promise<string> {
-  dir = berthd.dir();
-  fs.mkdirSync(path.join(dir, 'rootfs', 'plain', 'etc'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'rootfs', 'plain', 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  const fake = new FakeRuntime({ name: 'fake', runtimes: ['fake'] });
-  const backend = definePlugin({
-    name: 'fake-backend',
-    type: 'io.example.runtime.v1',
-    requires: ['io.berth.runtime.v1'],
-    register(_c, ctx) {
-      ctx.registerBackend(fake);
-    },
-  });
-  await berthd.start(tempDaemonConfig(dir, { rootfsDir: path.join(dir, 'rootfs'), ...extra }), { plugins: [backend] });
-  return path.join(dir, 'berth.sock');
+  const d = await berthd.startWithBackend(new FakeRuntime({ name: 'fake', runtimes: ['fake'] }), extra);
+  dir = d.dir;
+  return d.sock;
 }
 
 const filters = (f: Record<string, string[]>) => encodeURIComponent(JSON.stringify(f));

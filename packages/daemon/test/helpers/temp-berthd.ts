@@ -8,6 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach } from 'vitest';
+import { definePlugin, type PluginDefinition, type RuntimeBackend } from '@berth/core';
 import { defaultConfig, startBerthd, type DaemonConfig, type RunningDaemon, type StartBerthdOptions } from '../../src/index.js';
 
 /** berthd's defaults with every path under `dir` and quiet logs; `extra` overrides. */
@@ -45,11 +46,24 @@ export function unixRequest(sock: string, method: string, p: string, body?: unkn
   });
 }
 
+export interface BerthdPerTest {
+  /** Make the test's temp dir (a new one each call). */
+  dir(): string;
+  start(config: DaemonConfig, opts?: StartBerthdOptions): Promise<RunningDaemon>;
+  /**
+   * berthd on a new dir with `backend` (a FakeRuntime: no runc) as the runtime backend of a
+   * plugin `fake-backend` (`plugin`: more of its definition) and a plain rootfs `plain` (an
+   * /etc/passwd with root) to create containers from; `extra`: more config. Its dir and socket.
+   */
+  startWithBackend(backend: RuntimeBackend, extra?: Partial<DaemonConfig>, plugin?: Partial<PluginDefinition<Record<string, unknown>>>): Promise<{ dir: string; sock: string }>;
+}
+
 /**
  * One in-process berthd per test: `dir()` makes the test's temp dir, `start()` starts berthd
- * (no signal handlers); after each test the daemon is shut down and the dir removed.
+ * (no signal handlers), `startWithBackend()` one with a fake runtime backend; after each test the
+ * daemon is shut down and the dir removed.
  */
-export function berthdPerTest(prefix: string): { dir(): string; start(config: DaemonConfig, opts?: StartBerthdOptions): Promise<RunningDaemon> } {
+export function berthdPerTest(prefix: string): BerthdPerTest {
   let dir: string | undefined;
   let daemon: RunningDaemon | undefined;
   afterEach(async () => {
@@ -58,8 +72,25 @@ export function berthdPerTest(prefix: string): { dir(): string; start(config: Da
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
     dir = undefined;
   });
-  return {
+  const h: BerthdPerTest = {
     dir: () => (dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))),
     start: async (config, opts = {}) => (daemon = await startBerthd(config, { handleSignals: false, ...opts })),
+    async startWithBackend(backend, extra = {}, plugin = {}) {
+      const d = h.dir();
+      fs.mkdirSync(path.join(d, 'rootfs', 'plain', 'etc'), { recursive: true });
+      fs.writeFileSync(path.join(d, 'rootfs', 'plain', 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+      const def = definePlugin<Record<string, unknown>>({
+        name: 'fake-backend',
+        type: 'io.example.runtime.v1',
+        requires: ['io.berth.runtime.v1'],
+        ...plugin,
+        register(_c, ctx) {
+          ctx.registerBackend(backend);
+        },
+      });
+      await h.start(tempDaemonConfig(d, { rootfsDir: path.join(d, 'rootfs'), ...extra }), { plugins: [def] });
+      return { dir: d, sock: path.join(d, 'berth.sock') };
+    },
   };
+  return h;
 }
