@@ -6,13 +6,14 @@
 // inspect, stop, rm of one probe container (API), `docker ps -a` and `docker ps -a --filter
 // label=…` (the CLI call and the API call alone), and the events stream's lag (event arrival
 // minus the arrival of the answer to the action that caused it). The daemon's RSS and open fds
-// are read at each size, and each top-up is timed (bulk create throughput, 8 in flight). Before
+// are read at each size, again after --settle seconds without requests (default 15: what each
+// daemon keeps once the work is over), and each top-up is timed (bulk create throughput, 8 in flight). Before
 // the sizes, the issue's two bulk targets, `--bulk-reps` times interleaved: 300 creates 8 in
 // flight, and 30 create+start all in flight at once (each batch removed after). Writes JSON +
 // one SVG per operation to bench/results/<stamp>-scale/.
 // Needs root, dockerd, containerd, runc, conmon; stops everything it started, also on failure.
 //
-//   node bench/scale.mjs [--sizes 0,100,1000[,5000]] [--reps K] [--running R] [--bulk-reps B] [--bulk-only] [--out DIR]
+//   node bench/scale.mjs [--sizes 0,100,1000[,5000]] [--reps K] [--running R] [--bulk-reps B] [--settle S] [--bulk-only] [--out DIR]
 // (--bulk-only: the two bulk targets alone, no sizes; scale.json only)
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -37,6 +38,8 @@ const REPS = Number(opt('--reps', 7));
 const RUNNING = Number(opt('--running', 10));
 const IN_FLIGHT = 8;
 const BULK_REPS = Number(opt('--bulk-reps', 3));
+// seconds without requests before the daemons' RSS is read again at each size (0: no second reading)
+const SETTLE_S = Number(opt('--settle', 15));
 const BULK_CREATES = 300;
 const PARALLEL_STARTS = 30;
 const IMAGE = 'berth-test/busybox';
@@ -181,9 +184,12 @@ async function probe(e, events, acc, n, rep) {
 
 function daemonStats(e) {
   const pid = e.mainPid();
-  const out = { rss: memoryOf(pid)?.rss ?? NaN, fds: fdCount(pid) };
+  const m = memoryOf(pid);
+  const out = { rss: m?.rss ?? NaN, anon: m?.anon ?? NaN, file: m?.file ?? NaN, fds: fdCount(pid) };
   if (e === ref) {
-    out.containerdRss = memoryOf(ref.containerd.pid)?.rss ?? NaN;
+    const c = memoryOf(ref.containerd.pid);
+    out.containerdRss = c?.rss ?? NaN;
+    out.containerdAnon = c?.anon ?? NaN;
     out.containerdFds = fdCount(ref.containerd.pid);
   }
   return out;
@@ -207,7 +213,7 @@ function writeResults() {
     ]);
   }
   chart('daemon.svg', `daemon RSS and open fds vs containers present (${stamp})`, [
-    { title: 'RSS, MiB', xLabel: 'containers present', series: [series('berth', (s) => s.berth.daemon.rss / 2 ** 20), series('dockerd', (s) => s.dockerd.daemon.rss / 2 ** 20), series('dockerd + containerd', (s) => (s.dockerd.daemon.rss + s.dockerd.daemon.containerdRss) / 2 ** 20)] },
+    { title: 'RSS, MiB (dashed: after the settle time at rest)', xLabel: 'containers present', series: [series('berth', (s) => s.berth.daemon.rss / 2 ** 20), series('dockerd', (s) => s.dockerd.daemon.rss / 2 ** 20), series('dockerd + containerd', (s) => (s.dockerd.daemon.rss + s.dockerd.daemon.containerdRss) / 2 ** 20), ...(SETTLE_S > 0 ? [series('berth at rest', (s) => (s.berth.daemonAtRest?.rss ?? NaN) / 2 ** 20), series('dockerd at rest', (s) => (s.dockerd.daemonAtRest?.rss ?? NaN) / 2 ** 20)] : [])] },
     { title: 'open file descriptors', xLabel: 'containers present', series: [series('berth', (s) => s.berth.daemon.fds), series('dockerd', (s) => s.dockerd.daemon.fds), series('dockerd + containerd', (s) => s.dockerd.daemon.fds + s.dockerd.daemon.containerdFds)] },
   ]);
   return files;
@@ -276,6 +282,13 @@ try {
     R.bySize[n] = Object.fromEntries(
       engines.map((e) => [e.name, { daemon: daemonStats(e), ops: Object.fromEntries(OPS.map((op) => [op, { median: median(acc[e.name][op]), p90: quantile(acc[e.name][op], 0.9), values: acc[e.name][op] }])) }]),
     );
+    if (SETTLE_S > 0) {
+      // the same daemons after SETTLE_S s without requests: what each keeps once a burst is over
+      await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
+      for (const e of engines) R.bySize[n][e.name].daemonAtRest = daemonStats(e);
+      const mib = (e) => (R.bySize[n][e].daemonAtRest.rss / 2 ** 20).toFixed(1);
+      log(`N=${n}: RSS after the probes berth ${(R.bySize[n].berth.daemon.rss / 2 ** 20).toFixed(1)} / dockerd ${(R.bySize[n].dockerd.daemon.rss / 2 ** 20).toFixed(1)} MiB, after ${SETTLE_S} s at rest ${mib('berth')} / ${mib('dockerd')} MiB`);
+    }
     const b = R.bySize[n].berth.ops;
     const d = R.bySize[n].dockerd.ops;
     log(`N=${n} (load ${load.toFixed(1)}): ${OPS.map((op) => `${op} ${b[op].median.toFixed(1)}/${d[op].median.toFixed(1)}`).join(', ')} ms (berth/dockerd medians)`);

@@ -16,11 +16,13 @@ export function cmdline(pid) {
   }
 }
 
-/** {rss, pss} in bytes, or null when the process is gone. */
+/** {rss, pss, anon, file} in bytes (anon/file: RssAnon, RssFile — private memory vs the binary's and libraries' pages), or null when the process is gone. */
 export function memoryOf(pid) {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+    const anon = Number(/^RssAnon:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
+    const file = Number(/^RssFile:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
     let pss = NaN;
     try {
       const roll = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
@@ -28,7 +30,7 @@ export function memoryOf(pid) {
     } catch {
       /* no smaps_rollup */
     }
-    return { rss, pss };
+    return { rss, pss, anon, file };
   } catch {
     return null;
   }

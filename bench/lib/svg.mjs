@@ -3,9 +3,9 @@
 // against a size (x: e.g. containers present, y: milliseconds/MiB; lineChart).
 
 const COLORS = { berth: '#1f77b4', dockerd: '#d62728', 'raw runc': '#2ca02c', 'berth API': '#1f77b4', 'dockerd API': '#d62728', 'raw runc, runc spec defaults': '#2ca02c' };
-// secondary series (API without the CLI, other floor) are dashed
-const dashed = (name) => / API$|defaults$| p90$/.test(name);
-const colorOf = (name, i) => COLORS[name] ?? COLORS[name.replace(/ (API|p90)$/, '')] ?? ['#9467bd', '#8c564b', '#e377c2'][i % 3];
+// secondary series (API without the CLI, other floor, p90, memory at rest) are dashed
+const dashed = (name) => / API$|defaults$| p90$| at rest$/.test(name);
+const colorOf = (name, i) => COLORS[name] ?? COLORS[name.replace(/ (API|p90|at rest)$/, '')] ?? ['#9467bd', '#8c564b', '#e377c2'][i % 3];
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function niceStep(max) {
