@@ -12,7 +12,7 @@ import path from 'node:path';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { berthdSkipReason, DOCKER_BIN, removeTestImageTarball, startBerthd, TEST_IMAGE, which, type Berthd } from './helpers/berthd.js';
-import { composeSkipReason } from './helpers/compose.js';
+import { composeSkipReason, runCompose } from './helpers/compose.js';
 
 const skip = berthdSkipReason() ?? (which('docker') ? null : 'the docker CLI is not installed');
 const BUILD_ENV = { DOCKER_BUILDKIT: '0' };
@@ -258,23 +258,10 @@ describe.skipIf(skip)(`docker build (classic builder) through the docker CLI${sk
         '',
       ].join('\n'),
     );
-    const compose = (args: string[]) =>
-      new Promise<{ code: number; out: string }>((resolve, reject) => {
-        const child = spawn('docker-compose', ['-p', 'bproj', ...args], {
-          cwd: proj,
-          env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CONFIG: path.join(d.dir, 'docker-config'), COMPOSE_INTERACTIVE_NO_CLI: '1' },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let out = '';
-        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
-        child.on('error', reject);
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          resolve({ code: code ?? -1, out });
-        });
-      });
+    const compose = async (args: string[]) => {
+      const r = await runCompose(d, proj, 'bproj', args);
+      return { code: r.code, out: `${r.stdout}${r.stderr}` };
+    };
     try {
       const up = await compose(['up', '--build', '--exit-code-from', 'app']);
       expect(up.code, up.out).toBe(0);

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, startBerthd, type RunningDaemon } from '@berth/daemon';
 import { mountPoints } from '@berth/image-store';
 import { berthdSkipReason, startBerthd as startBerthdProcess, which, type Berthd } from './helpers/berthd.js';
-import { composeSkipReason } from './helpers/compose.js';
+import { composeSkipReason, runCompose } from './helpers/compose.js';
 import { REPO, runtimeSkipReason } from './runtime-helpers.js';
 import { startTestVolumePlugin, type TestVolumePlugin } from '../../plugins/volumes/test/plugin-server.js';
 
@@ -260,7 +260,7 @@ describe.skipIf(!!hostSkip)(`volumes through the docker CLI${hostSkip ? ` (skipp
       ].join('\n'),
     );
     const compose = async (args: string[]) => {
-      const r = await runCmd('docker-compose', ['-p', 'volproj', ...args], { cwd: proj, timeoutMs: 120_000 });
+      const r = await runCompose({ host: `unix://${sock}`, dir }, proj, 'volproj', args);
       if (r.code !== 0) throw new Error(`docker-compose ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
       return r;
     };

@@ -13,7 +13,8 @@ export function composeSkipReason(): string | null {
   return which('docker-compose') ? null : "docker-compose is not installed (scripts/install-deps.sh installs Debian's)";
 }
 
-export function runCompose(d: Berthd, projectDir: string, project: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** `d`: a berthd (its socket as DOCKER_HOST, its dir's docker-config as DOCKER_CONFIG), a started one or just those two. */
+export function runCompose(d: Pick<Berthd, 'host' | 'dir'>, projectDir: string, project: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile('docker-compose', ['-p', project, ...args], { cwd: projectDir, env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CONFIG: path.join(d.dir, 'docker-config') }, timeout: 300_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
