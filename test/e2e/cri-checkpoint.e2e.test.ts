@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { testNetworks } from './helpers/network-host.js';
 import { CONTAINER, INVALID_ARGUMENT, NOT_FOUND, UNKNOWN, criSkip as skip, podConfig, useCriBerthd, waitFor } from './helpers/cri.js';
 import { criuSkipReason } from './runtime-helpers.js';
 
@@ -21,7 +22,7 @@ function tarNames(file: string, inner?: string): string[] {
 }
 
 describe.skipIf(skip)(`CRI CheckpointContainer against berthd${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  const h = useCriBerthd({ bridge: 'bcri-e2e2', subnetPrefix: '10.231.79.' });
+  const h = useCriBerthd(testNetworks('bq', ['k']).k);
   const { rt, runPod, startContainer, exec } = h;
 
   it('runtime should support CheckpointContainer (RuntimeClass handler = the fake OCI runtime): a tar archive at location, the container still running; a failing dump leaves nothing', async () => {

@@ -19,14 +19,14 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TEST_IMAGE, which } from './helpers/berthd.js';
+import { testNetworks } from './helpers/network-host.js';
 import { CNI_BIN_DIRS, CONTAINER, DEADLINE_EXCEEDED, FAILED_PRECONDITION, NOT_FOUND, SANDBOX, cniSkip, containerConfig, criSkip as skip, useCriBerthd, waitFor } from './helpers/cri.js';
 
 // The pods' CNI network of this file (its own bridge and subnet; CNI plugins from containernetworking-plugins).
-const POD_BRIDGE = 'bcri-e2e0';
-const POD_SUBNET_PREFIX = '10.231.77.';
+const pods = testNetworks('bq', ['c']).c;
 
 describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  const h = useCriBerthd({ bridge: POD_BRIDGE, subnetPrefix: POD_SUBNET_PREFIX });
+  const h = useCriBerthd(pods);
   const { rt, im, runPod, startContainer, exec } = h;
 
   it('runtime info should support getting runtime version, status and config', async () => {
@@ -193,12 +193,12 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     if (cniSkip) return ctx.skip(cniSkip);
     const pod = await runPod('net');
     const ip = (await rt('PodSandboxStatus', { pod_sandbox_id: pod.id })).status.network.ip as string;
-    expect(ip.startsWith(POD_SUBNET_PREFIX) && ip !== `${POD_SUBNET_PREFIX}1`, ip).toBe(true);
+    expect(ip.startsWith(`${pods.net}.`) && ip !== pods.gateway, ip).toBe(true);
     expect(fs.existsSync(ipamFile(ip))).toBe(true);
     const id = await startContainer(pod, 'srv', ['sh', '-c', 'while true; do echo hello-pod | nc -l -p 7777; done']);
     expect((await exec(id, ['ip', '-4', 'addr', 'show', 'eth0'])).stdout).toContain(`${ip}/24`);
     // The host, over the pod bridge only: ping, then a TCP connection to the pod's listener.
-    const ping = spawnSync(which('ping') ? 'ping' : 'busybox', [...(which('ping') ? [] : ['ping']), '-c', '1', '-W', '5', '-I', POD_BRIDGE, ip], { encoding: 'utf8' });
+    const ping = spawnSync(which('ping') ? 'ping' : 'busybox', [...(which('ping') ? [] : ['ping']), '-c', '1', '-W', '5', '-I', pods.bridge, ip], { encoding: 'utf8' });
     expect(ping.status, `${ping.stdout}${ping.stderr}`).toBe(0);
     const got = await waitFor(
       'pod listener',
@@ -239,7 +239,7 @@ describe.skipIf(skip)(`CRI conformance against berthd${skip ? ` (skipped: ${skip
     // From the host to one of its own addresses (its address on the pod bridge): portmap's DNAT to the pod.
     const get = () =>
       new Promise<string>((resolve) => {
-        const sock = net.connect({ host: `${POD_SUBNET_PREFIX}1`, port: HOST_PORT });
+        const sock = net.connect({ host: pods.gateway, port: HOST_PORT });
         let data = '';
         sock.on('connect', () => sock.write('GET /index.html HTTP/1.0\r\n\r\n'));
         sock.on('data', (b) => (data += b.toString()));

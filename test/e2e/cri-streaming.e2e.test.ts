@@ -9,9 +9,10 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { dialSpdy, openSpdyStream, readAll } from '@berth/plugin-cri';
 import { CONTAINER, criSkip as skip, useCriBerthd, waitFor } from './helpers/cri.js';
+import { testNetworks } from './helpers/network-host.js';
 
 describe.skipIf(skip)(`CRI streaming against berthd${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  const { rt, runPod, startContainer } = useCriBerthd({ bridge: 'bcri-e2e1', subnetPrefix: '10.231.78.' });
+  const { rt, runPod, startContainer } = useCriBerthd(testNetworks('bq', ['s']).s);
 
   /** A WebSocket client of the streaming server as kubectl is: send stdin lines (channel 0) once open, collect channels until the server closes. */
   function stream(url: string, input: string, until?: (channels: Record<number, string>) => boolean): Promise<Record<number, string>> {

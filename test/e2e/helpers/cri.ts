@@ -2,7 +2,7 @@
  * What the CRI e2e files (cri-conformance, cri-streaming, cri-checkpoint) share: why they
  * skip, the gRPC codes and CRI states they look for, critest-like pod/container configs, a
  * polling wait, and useCriBerthd() — one berthd with the cri plugin turned on in daemon.json,
- * its pods on the file's own CNI bridge and subnet, started in the describe block's beforeAll
+ * its pods on the file's own CNI bridge and subnet (testNetworks()), started in the describe block's beforeAll
  * and, in its afterAll, its pods removed, berthd cleaned up, the bridge deleted and ip_forward
  * put back (also when a test failed). Call useCriBerthd inside the describe, so that a skipped
  * block starts nothing.
@@ -13,7 +13,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { connectCri, type CriCall, type CriClient } from '@berth/plugin-cri';
 import { FAKE_RUNTIME } from '../runtime-helpers.js';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, which, type Berthd } from './berthd.js';
-import { saveHostNetworkState, type HostNetworkState } from './network-host.js';
+import { releaseTestNetworks, saveHostNetworkState, type HostNetworkState, type TestNet } from './network-host.js';
 
 /** Why a CRI e2e file cannot run at all (null: it can). */
 export const criSkip = berthdSkipReason() ?? (which('unshare') && which('ip') ? null : 'unshare (util-linux) or ip (iproute2) missing');
@@ -68,12 +68,6 @@ export async function waitFor<T>(what: string, get: () => Promise<T>, ok: (v: T)
   }
 }
 
-/** A file's pod network: its own bridge and /24 (`subnetPrefix` is its first three octets with the dot). */
-export interface PodNetwork {
-  bridge: string;
-  subnetPrefix: string;
-}
-
 export interface Pod {
   id: string;
   config: Record<string, unknown>;
@@ -93,7 +87,8 @@ export interface CriBerthd {
   restartAfterSigkill(): Promise<void>;
 }
 
-export function useCriBerthd(net: PodNetwork): CriBerthd {
+/** `net`: the pods' network, the file's own bridge and /24 (testNetworks() in network-host.ts). */
+export function useCriBerthd(net: TestNet): CriBerthd {
   let d: Berthd | undefined;
   let cri: CriClient | undefined;
   let socket = '';
@@ -144,7 +139,7 @@ export function useCriBerthd(net: PodNetwork): CriBerthd {
     socket = path.join(dir, 'cri.sock');
     configFile = path.join(dir, 'daemon.json');
     host = saveHostNetworkState();
-    const criConfig = { socket, podBridge: net.bridge, podSubnet: `${net.subnetPrefix}0/24`, cniBinDirs: CNI_BIN_DIRS };
+    const criConfig = { socket, podBridge: net.bridge, podSubnet: net.subnet, cniBinDirs: CNI_BIN_DIRS };
     fs.writeFileSync(configFile, JSON.stringify({ plugins: { builtins: { cri: true }, config: { cri: criConfig } } }));
     d = await startBerthd({ dir, args: berthdArgs(configFile) });
     await d.loadTestImage();
@@ -166,6 +161,7 @@ export function useCriBerthd(net: PodNetwork): CriBerthd {
       fs.rmSync(d.dir, { recursive: true, force: true });
     }
     host?.restore([net.bridge]);
+    releaseTestNetworks([net]);
     removeTestImageTarball();
   }, 120_000);
 

@@ -106,8 +106,8 @@ const CLAIMS = path.join(os.tmpdir(), 'berth-e2e-subnets');
 /** The /24s of 198.18.0.0/15 this process holds. */
 const claimed: string[] = [];
 let exitHook = false;
-/** How each testNetworks() record gives its subnets up (useNetworkBerthd's afterAll). */
-const releasers = new WeakMap<object, () => void>();
+/** How each network of a testNetworks() record gives the record's subnets up (releaseTestNetworks). */
+const releasers = new WeakMap<TestNet, () => void>();
 
 function alive(pid: number): boolean {
   try {
@@ -202,11 +202,21 @@ export function testNetworks<L extends string>(prefix: string, letters: readonly
       },
     ]),
   ) as Record<L, TestNet>;
-  releasers.set(record, () => {
+  const release = () => {
     if (nets) releaseSubnets(nets);
     nets = undefined;
-  });
+  };
+  for (const n of Object.values<TestNet>(record)) releasers.set(n, release);
   return record;
+}
+
+/**
+ * Give up the subnets of these networks' testNetworks() records (in an afterAll: the process's
+ * exit may never come for a test worker vitest ends with a signal; a claim left behind is taken
+ * over once its process is gone).
+ */
+export function releaseTestNetworks(nets: Iterable<TestNet>): void {
+  for (const n of nets) releasers.get(n)?.();
 }
 
 export interface NetworkBerthdOptions {
@@ -258,7 +268,7 @@ export function useNetworkBerthd(set: (d: Berthd) => void, opts: NetworkBerthdOp
       if (dir) fs.rmSync(dir, { recursive: true, force: true });
     } finally {
       host?.restore(Object.values(opts.nets).map((n) => n.bridge));
-      releasers.get(opts.nets)?.();
+      releaseTestNetworks(Object.values(opts.nets));
       removeTestImageTarball();
     }
   }, 120_000);
