@@ -32,15 +32,20 @@ describe.skipIf(skip !== null)(`OCI hooks (hooks.d) with runc${skip ? ` (skipped
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     removeTestImageTarball();
   });
-
-  it('a poststart hook runs for the containers its annotation or command matches, not for others', async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-oci-hooks-e2e-'));
-    const hooksDir = path.join(tmp, 'hooks.d');
-    const out = path.join(tmp, 'out');
+  /** Under the block's temp dir: an empty hooks dir, an empty dir the hook writes to, the hook script (HOOK_SCRIPT); `name` tells a test's apart. */
+  const hookFiles = (name: string) => {
+    tmp ??= fs.mkdtempSync(path.join(os.tmpdir(), 'berth-oci-hooks-e2e-'));
+    const hooksDir = path.join(tmp, `${name}.d`);
+    const out = path.join(tmp, `${name}-out`);
     fs.mkdirSync(hooksDir);
     fs.mkdirSync(out);
-    const script = path.join(tmp, 'write-state.sh');
+    const script = path.join(tmp, `${name}.sh`);
     fs.writeFileSync(script, HOOK_SCRIPT, { mode: 0o755 });
+    return { hooksDir, out, script };
+  };
+
+  it('a poststart hook runs for the containers its annotation or command matches, not for others', async () => {
+    const { hooksDir, out, script } = hookFiles('hooks');
     const hookFile = (tag: string, when: unknown) => ({ version: '1.0.0', hook: { path: script, args: [script, out, tag], timeout: 10 }, when, stages: ['poststart'] });
     fs.writeFileSync(path.join(hooksDir, '10-annotated.json'), JSON.stringify(hookFile('annotated', { annotations: { '^io\\.berth\\.e2e\\.hook$': '^on$' } })));
     fs.writeFileSync(path.join(hooksDir, '20-sleeper.json'), JSON.stringify(hookFile('sleeper', { commands: ['^sleep$'] })));
@@ -77,13 +82,7 @@ describe.skipIf(skip !== null)(`OCI hooks (hooks.d) with runc${skip ? ` (skipped
   it('a container with poststart hooks is started with `runc start`, never the fast start (which would skip them on a runc that runs them there)', async () => {
     await d?.cleanup();
     d = undefined;
-    tmp ??= fs.mkdtempSync(path.join(os.tmpdir(), 'berth-oci-hooks-e2e-'));
-    const hooksDir = path.join(tmp, 'hooks2.d');
-    const out = path.join(tmp, 'out2');
-    fs.mkdirSync(hooksDir);
-    fs.mkdirSync(out);
-    const script = path.join(tmp, 'write-state2.sh');
-    fs.writeFileSync(script, HOOK_SCRIPT, { mode: 0o755 });
+    const { hooksDir, out, script } = hookFiles('fast-start');
     fs.writeFileSync(path.join(hooksDir, 'h.json'), JSON.stringify({ version: '1.0.0', hook: { path: script, args: [script, out, 'h'] }, when: { annotations: { '^io\\.berth\\.e2e\\.hook$': '^on$' } }, stages: ['poststart'] }));
     // A runc that logs its command lines: named runc, so the backend's fast start applies to it.
     const wrapDir = path.join(tmp, 'wrap');

@@ -152,6 +152,17 @@ async function flakyEngine(extra: Parameters<typeof createTestEngine>[0] = {}): 
   return { te, store: () => store! };
 }
 
+/** A container of a flaky engine that ran and exited with code 3, the save of that exit failing: on disk it still runs. */
+async function exitedWithFailedSave(): Promise<{ f: Awaited<ReturnType<typeof flakyEngine>>; id: string }> {
+  const f = await flakyEngine();
+  const id = await f.te.createContainer();
+  await f.te.engine.containers.start(id);
+  f.store().failing = (rec) => rec.ID === id && rec.State.Status === 'exited';
+  f.te.fake.exit(id, 3);
+  await f.te.engine.containers.idle();
+  return { f, id };
+}
+
 describe('a state save that fails', () => {
   it('is retried: a transient ENOSPC on the running save does not fail the start', async () => {
     const f = await flakyEngine();
@@ -194,13 +205,8 @@ describe('a state save that fails', () => {
   });
 
   it('after an exit: the runtime keeps the container and its exit code, so the next restore reports the real one', async () => {
-    const f = await flakyEngine();
+    const { f, id } = await exitedWithFailedSave();
     t = f.te;
-    const id = await t.createContainer();
-    await t.engine.containers.start(id);
-    f.store().failing = (rec) => rec.ID === id && rec.State.Status === 'exited';
-    t.fake.exit(id, 3);
-    await t.engine.containers.idle();
     expect(t.engine.containers.get(id).State.ExitCode).toBe(3);
     expect(onDisk(t, id).State.Status).toBe('running');
     expect(await t.fake.list()).toEqual([id]);
@@ -269,13 +275,8 @@ describe('containers whose record cannot be read', () => {
 
 describe('a start after an exit whose save failed', () => {
   it('deletes the stopped container the runtime kept, then starts (no 409)', async () => {
-    const f = await flakyEngine();
+    const { f, id } = await exitedWithFailedSave();
     t = f.te;
-    const id = await t.createContainer();
-    await t.engine.containers.start(id);
-    f.store().failing = (rec) => rec.ID === id && rec.State.Status === 'exited';
-    t.fake.exit(id, 3);
-    await t.engine.containers.idle();
     expect(await t.fake.list()).toEqual([id]);
     f.store().failing = () => false;
 
