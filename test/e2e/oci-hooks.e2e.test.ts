@@ -32,25 +32,25 @@ describe.skipIf(skip !== null)(`OCI hooks (hooks.d) with runc${skip ? ` (skipped
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
     removeTestImageTarball();
   });
-  /** Under the block's temp dir: an empty hooks dir, an empty dir the hook writes to, the hook script (HOOK_SCRIPT); `name` tells a test's apart. */
+  /** Under the block's temp dir (`dir`): an empty hooks dir, an empty dir the hook writes to, the hook script (HOOK_SCRIPT); `name` tells a test's apart. */
   const hookFiles = (name: string) => {
-    tmp ??= fs.mkdtempSync(path.join(os.tmpdir(), 'berth-oci-hooks-e2e-'));
-    const hooksDir = path.join(tmp, `${name}.d`);
-    const out = path.join(tmp, `${name}-out`);
+    const dir = (tmp ??= fs.mkdtempSync(path.join(os.tmpdir(), 'berth-oci-hooks-e2e-')));
+    const hooksDir = path.join(dir, `${name}.d`);
+    const out = path.join(dir, `${name}-out`);
     fs.mkdirSync(hooksDir);
     fs.mkdirSync(out);
-    const script = path.join(tmp, `${name}.sh`);
+    const script = path.join(dir, `${name}.sh`);
     fs.writeFileSync(script, HOOK_SCRIPT, { mode: 0o755 });
-    return { hooksDir, out, script };
+    return { dir, hooksDir, out, script };
   };
 
   it('a poststart hook runs for the containers its annotation or command matches, not for others', async () => {
-    const { hooksDir, out, script } = hookFiles('hooks');
+    const { dir, hooksDir, out, script } = hookFiles('hooks');
     const hookFile = (tag: string, when: unknown) => ({ version: '1.0.0', hook: { path: script, args: [script, out, tag], timeout: 10 }, when, stages: ['poststart'] });
     fs.writeFileSync(path.join(hooksDir, '10-annotated.json'), JSON.stringify(hookFile('annotated', { annotations: { '^io\\.berth\\.e2e\\.hook$': '^on$' } })));
     fs.writeFileSync(path.join(hooksDir, '20-sleeper.json'), JSON.stringify(hookFile('sleeper', { commands: ['^sleep$'] })));
     fs.writeFileSync(path.join(hooksDir, '30-broken.json'), '{"version": "1.0.0", "hook": {"path": ');
-    const daemonJson = path.join(tmp, 'daemon.json');
+    const daemonJson = path.join(dir, 'daemon.json');
     fs.writeFileSync(daemonJson, JSON.stringify({ plugins: { config: { 'oci-hooks': { dirs: [hooksDir] } } } }));
 
     d = await startBerthd({ args: ['--config-file', daemonJson] });
@@ -82,15 +82,15 @@ describe.skipIf(skip !== null)(`OCI hooks (hooks.d) with runc${skip ? ` (skipped
   it('a container with poststart hooks is started with `runc start`, never the fast start (which would skip them on a runc that runs them there)', async () => {
     await d?.cleanup();
     d = undefined;
-    const { hooksDir, out, script } = hookFiles('fast-start');
+    const { dir, hooksDir, out, script } = hookFiles('fast-start');
     fs.writeFileSync(path.join(hooksDir, 'h.json'), JSON.stringify({ version: '1.0.0', hook: { path: script, args: [script, out, 'h'] }, when: { annotations: { '^io\\.berth\\.e2e\\.hook$': '^on$' } }, stages: ['poststart'] }));
     // A runc that logs its command lines: named runc, so the backend's fast start applies to it.
-    const wrapDir = path.join(tmp, 'wrap');
+    const wrapDir = path.join(dir, 'wrap');
     fs.mkdirSync(wrapDir);
-    const log = path.join(tmp, 'runc-calls.log');
+    const log = path.join(dir, 'runc-calls.log');
     const realRunc = execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim();
     fs.writeFileSync(path.join(wrapDir, 'runc'), `#!/bin/sh\necho "$*" >> ${log}\nexec ${realRunc} "$@"\n`, { mode: 0o755 });
-    const daemonJson = path.join(tmp, 'daemon2.json');
+    const daemonJson = path.join(dir, 'daemon2.json');
     fs.writeFileSync(daemonJson, JSON.stringify({ plugins: { config: { 'oci-hooks': { dirs: [hooksDir] } } } }));
 
     d = await startBerthd({ args: ['--config-file', daemonJson, '--add-runtime', `logged=${path.join(wrapDir, 'runc')}`] });

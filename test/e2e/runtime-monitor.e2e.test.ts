@@ -18,6 +18,7 @@ import { nativeAddon, nativeAddonStatus } from '@berth/native';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, berthdSkipReason, removeTestImageTarball, startBerthd, type Berthd } from './helpers/berthd.js';
 import { inspectContainer, leftovers } from './helpers/failpoints.js';
+import { zombieChildren } from '../../packages/runtime-oci/test/zombies.js';
 
 const skip = berthdSkipReason();
 /**
@@ -55,22 +56,6 @@ async function killMonitor(d: Berthd, id: string): Promise<void> {
   expect(alive(pid), 'conmon runs before the test kills it').toBe(true);
   process.kill(pid, 'SIGKILL');
   for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
-}
-
-/** The zombie children (state Z) of a process: what a daemon that does not reap leaves. */
-function zombieChildren(parent: number): number[] {
-  const out: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (f[0] === 'Z' && Number(f[1]) === parent) out.push(Number(name));
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return out;
 }
 
 /** No zombie child of `parent` stays (one may exist for the moment between an exit and its reaping). */

@@ -15,6 +15,7 @@ import { nativeAddon } from '@berth/native';
 import { OciRuntimeBackend } from '../src/backend.js';
 import { procRef } from '../src/monitor.js';
 import { Reaper, type ReapedExit } from '../src/reaper.js';
+import { zombieChildren } from './zombies.js';
 
 const native = nativeAddon();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,20 +27,7 @@ async function orphan(script: string): Promise<number> {
 }
 
 /** This process's zombie children (state Z, parent = us). */
-function zombies(): number[] {
-  const out: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (f[0] === 'Z' && Number(f[1]) === process.pid) out.push(Number(name));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
+const zombies = () => zombieChildren(process.pid);
 
 async function until<T>(f: () => T | undefined, what: string): Promise<T> {
   for (let i = 0; i < 200; i++) {
