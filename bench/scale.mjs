@@ -9,7 +9,8 @@
 // are read at each size, again after --settle seconds without requests (default 15: what each
 // daemon keeps once the work is over), and each top-up is timed (bulk create throughput, 8 in flight). Before
 // the sizes, the issue's two bulk targets, `--bulk-reps` times interleaved: 300 creates 8 in
-// flight, and 30 create+start all in flight at once (each batch removed after). Writes JSON +
+// flight (with the daemon's CPU for them: berthd's process and its JS thread, dockerd's and its
+// containerd's), and 30 create+start all in flight at once (each batch removed after). Writes JSON +
 // one SVG per operation to bench/results/<stamp>-scale/.
 // Needs root, dockerd, containerd, runc, conmon; stops everything it started, also on failure.
 //
@@ -120,6 +121,26 @@ async function populate(e, have, n) {
   });
 }
 
+/** CPU time (user + system, ms) of process `pid` (all its threads), or of its thread `tid`; NaN when gone. */
+function cpuMs(pid, tid) {
+  try {
+    const f = fs.readFileSync(tid ? `/proc/${pid}/task/${tid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * The daemon's CPU so far: berthd's process and its main (JavaScript) thread — what serialises
+ * concurrent creates — or dockerd's process and its containerd's.
+ */
+function daemonCpu(e) {
+  const g = e.memoryGroups();
+  if (e === berth) return { process: cpuMs(g.berthd[0]), mainThread: cpuMs(g.berthd[0], g.berthd[0]) };
+  return { process: cpuMs(g.dockerd[0]), containerd: cpuMs(g.containerd[0]) };
+}
+
 /** Force-removes the containers `ids` of engine e, 8 in flight. */
 async function removeAll(api, ids) {
   await pool(ids.length, IN_FLIGHT, (i) => api.call('DELETE', `/containers/${ids[i]}?force=1`));
@@ -133,9 +154,12 @@ async function bulk(e, r) {
   const body = { Image: IMAGE, Cmd: CMD, HostConfig: { NetworkMode: 'none' } };
   const api = new ApiClient(e.sock, '1.41', PARALLEL_STARTS); // e.api allows 16 connections
   try {
+    const cpu0 = daemonCpu(e);
     let t = now();
     const created = await pool(BULK_CREATES, IN_FLIGHT, async (i) => (await api.call('POST', `/containers/create?name=bulk-${r}-${i}`, body)).Id);
     const creates = ms(t, now());
+    const cpu1 = daemonCpu(e);
+    const createsCpu = Object.fromEntries(Object.keys(cpu0).map((k) => [k, cpu1[k] - cpu0[k]]));
     await removeAll(api, created);
     t = now();
     const started = await pool(PARALLEL_STARTS, PARALLEL_STARTS, async (i) => {
@@ -145,7 +169,7 @@ async function bulk(e, r) {
     });
     const createStart = ms(t, now());
     await removeAll(api, started);
-    return { creates, createStart };
+    return { creates, createStart, createsCpu };
   } finally {
     api.close();
   }
@@ -250,10 +274,12 @@ try {
   for (let r = 0; r < BULK_REPS; r++) {
     for (const e of r % 2 ? [ref, berth] : [berth, ref]) {
       const b = await bulk(e, r);
-      const acc = (R.bulk[e.name] ??= { creates: [], createStart: [] });
+      const acc = (R.bulk[e.name] ??= { creates: [], createStart: [], createsCpu: [] });
       acc.creates.push(b.creates);
       acc.createStart.push(b.createStart);
-      log(`${e.name} bulk ${r}: ${BULK_CREATES} creates (${IN_FLIGHT} in flight) ${b.creates.toFixed(0)} ms, ${PARALLEL_STARTS} parallel create+start ${b.createStart.toFixed(0)} ms (load ${os.loadavg()[0].toFixed(1)})`);
+      acc.createsCpu.push(b.createsCpu);
+      const cpu = Object.entries(b.createsCpu).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
+      log(`${e.name} bulk ${r}: ${BULK_CREATES} creates (${IN_FLIGHT} in flight) ${b.creates.toFixed(0)} ms (CPU ms: ${cpu}), ${PARALLEL_STARTS} parallel create+start ${b.createStart.toFixed(0)} ms (load ${os.loadavg()[0].toFixed(1)})`);
     }
   }
   for (const k of ['creates', 'createStart']) {
@@ -261,6 +287,10 @@ try {
     const d = median(R.bulk.dockerd[k]);
     R.bulk[`${k}Ratio`] = b / d;
     log(`bulk ${k}: medians berth ${b.toFixed(0)} ms, dockerd ${d.toFixed(0)} ms (${(b / d).toFixed(2)})`);
+  }
+  if (BULK_REPS > 0) {
+    const cpu = (name, k) => median(R.bulk[name].createsCpu.map((c) => c[k])).toFixed(0);
+    log(`bulk creates, daemon CPU per ${BULK_CREATES} (medians): berthd ${cpu('berth', 'process')} ms (its JS thread ${cpu('berth', 'mainThread')}), dockerd ${cpu('dockerd', 'process')} ms (+ containerd ${cpu('dockerd', 'containerd')})`);
   }
   const have = { berth: 0, dockerd: 0 };
   for (const n of SIZES) {

@@ -15,12 +15,20 @@ export class SystemClock implements Clock {
   }
 }
 
+/** The last second formatted (YYYY-MM-DDTHH:MM:SS): the hook interceptor stamps every tap call, many per second (issue 18). */
+let lastSecond: bigint | undefined;
+let lastBase = '';
+
 /** Go's time.RFC3339Nano in UTC: trailing zeros of the fraction trimmed, "Z" suffix. */
 export function formatRfc3339Nano(unixNano: bigint): string {
-  const ms = unixNano / 1_000_000n;
   let nanos = unixNano % 1_000_000_000n;
   if (nanos < 0n) nanos += 1_000_000_000n;
-  const base = new Date(Number(ms)).toISOString().slice(0, 19); // YYYY-MM-DDTHH:MM:SS
+  const second = (unixNano - nanos) / 1_000_000_000n;
+  if (second !== lastSecond) {
+    lastBase = new Date(Number(second) * 1000).toISOString().slice(0, 19);
+    lastSecond = second;
+  }
+  const base = lastBase;
   if (nanos === 0n) return `${base}Z`;
   const frac = nanos.toString().padStart(9, '0').replace(/0+$/, '');
   return `${base}.${frac}Z`;

@@ -68,6 +68,17 @@ describe('time', () => {
     expect(parseRfc3339Nano('yesterday')).toBeNull();
     expect(ZERO_TIME).toBe('0001-01-01T00:00:00Z');
   });
+
+  it('the formatted second is reused within a second, never across one (times before 1970 too)', () => {
+    const times = [
+      1_700_000_000_999_999_999n, 1_700_000_001_000_000_000n, 1_700_000_001_000_000_001n, 1_700_000_000_500_000_000n,
+      -1n, -500_000_000n, -1_000_000_000n, 0n, 1_700_000_001_000_000_001n,
+    ];
+    const direct = (n: bigint) => new Date(Number((n - (((n % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n)) / 1_000_000n)).toISOString().slice(0, 19);
+    for (const n of times) expect(formatRfc3339Nano(n).slice(0, 19), String(n)).toBe(direct(n));
+    expect(formatRfc3339Nano(-500_000_000n)).toBe('1969-12-31T23:59:59.5Z');
+    expect(formatRfc3339Nano(1_700_000_001_000_000_001n)).toBe('2023-11-14T22:13:21.000000001Z');
+  });
 });
 
 describe('state machine', () => {
