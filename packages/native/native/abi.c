@@ -5,8 +5,8 @@
  *         without CONFIG_X86_X32_ABI, or with it switched off at boot, answers ENOSYS.
  *   ia32: `int $0x80` (i386 getpid = 20). Without IA32 emulation (not built, or
  *         ia32_emulation=false) the vector is no user gate and the CPU faults (SIGSEGV/SIGBUS).
- * Each probe runs in a forked child that only makes the syscall and _exits (async-signal-safe
- * after fork in a threaded process), so a seccomp filter on this process that kills unknown
+ * Each probe runs in a forked child (_Fork where glibc has it: no atfork handlers) that only
+ * makes the syscall and _exits (async-signal-safe in a threaded process), so a seccomp filter on this process that kills unknown
  * ABIs, or the fault, ends the child and never the daemon. Answers: true (the ABI runs),
  * false (the kernel refuses it), null (not x86_64, or inconclusive: a filter on this process
  * killed the child, fork failed, an unexpected result). Synchronous: two forks, once per
@@ -48,7 +48,12 @@ static int child_probe(int ia32, pid_t self) {
 /* ABI_RUNS, ABI_REFUSED or ABI_UNKNOWN for one ABI, probed in a child. */
 static int probe(int ia32) {
   int status = 0;
+  /* _Fork: no atfork handlers run (another thread may hold their locks); fork before glibc 2.34 */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  pid_t pid = _Fork();
+#else
   pid_t pid = fork();
+#endif
   if (pid < 0) return ABI_UNKNOWN;
   if (pid == 0) {
     struct sigaction dfl;
