@@ -83,14 +83,6 @@ try {
   for (const n of names) console.log(`  ${n.padEnd(44)} median ${f(median(samples[n])).padStart(6)} ms, p90 ${f(quantile(samples[n], 0.9)).padStart(6)} ms`);
   const floor = median(samples[names[2]]) + median(samples[names[3]]);
   console.log(`  floor (CLI alone + raw runc run)             ${f(floor).padStart(13)} ms; docker run above it ${f(median(samples[names[0]]) - floor)} ms`);
-  // the OCI backend's step timings (prepare, monitorCreate, start, exitNotify, delete): berthd
-  // has no setting for the backend's `timings` observer, so the bench gives the in-process one a TimingLog
-  const { TimingLog } = await import(path.join(repo, 'packages/runtime-oci/dist/index.js'));
-  const engine = inproc.daemon.engine;
-  const backend = engine.containers.backendOf(engine.containers.get(template.id));
-  const steps = new TimingLog();
-  backend.opts.timings = steps;
-  backend.timings = (id) => steps.get(id);
   const r = await inproc.hookBreakdown(RUNS);
   console.log(`per-hook breakdown, in-process berthd, ${r.runs} starts; 1-min load ${loadNow()} at end`);
   for (const s of [...r.segments, ...r.backendSteps]) console.log(`  ${s.step.padEnd(48)} ${f(s.median).padStart(7)} ${f(s.p90).padStart(7)}`);

@@ -31,6 +31,16 @@ export class InProcessBerth {
     this.daemon = await startBerthd(config, { handleSignals: false, logger: silent });
     this.api = new ApiClient(this.sock, '1.41');
     const engine = this.daemon.engine;
+    // The OCI backend's own step timings (prepare, monitorCreate, start, exitNotify, delete):
+    // berthd has no setting for the backend's `timings` observer, so this daemon's gets a TimingLog.
+    const { TimingLog } = await import(path.join(this.repo, 'packages/runtime-oci/dist/index.js'));
+    const { IRuntime } = await import(path.join(this.repo, 'packages/core/dist/index.js'));
+    const backend = engine.container.resolve(IRuntime);
+    if (backend.opts) {
+      const steps = new TimingLog();
+      backend.opts.timings = steps;
+      backend.timings = (id) => steps.get(id);
+    }
     const mark = (label) => this.marks.push([label, now()]);
     for (const h of START_HOOKS) {
       const hook = engine.hooks[h];
