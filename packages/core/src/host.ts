@@ -53,6 +53,13 @@ async function onPath(bin: string): Promise<boolean> {
   return false;
 }
 
+let abis: SyscallAbis | undefined;
+/** The kernel's syscall ABIs, probed once per process (two forked children; no addon: unknown). */
+function syscallAbis(): SyscallAbis {
+  abis ??= nativeAddon()?.syscallAbis() ?? { x32: null, ia32: null };
+  return abis;
+}
+
 /** Probes /sys and /proc once and caches the answer. */
 export class SystemHost implements Host {
   private cached: Promise<HostFeatures> | undefined;
@@ -70,7 +77,6 @@ export class SystemHost implements Host {
     const selinux = (await read('/sys/fs/selinux/enforce')) !== '';
     const maxUserNs = Number((await read('/proc/sys/user/max_user_namespaces')) || '0');
     const cgroupVersion = (await exists('/sys/fs/cgroup/cgroup.controllers')) ? 2 : 1;
-    const syscallAbis = nativeAddon()?.syscallAbis() ?? { x32: null, ia32: null };
-    return { apparmor, seccomp, selinux, userns: maxUserNs > 0, cgroupVersion, criu: await onPath('criu'), kernel: release(), syscallAbis };
+    return { apparmor, seccomp, selinux, userns: maxUserNs > 0, cgroupVersion, criu: await onPath('criu'), kernel: release(), syscallAbis: syscallAbis() };
   }
 }
