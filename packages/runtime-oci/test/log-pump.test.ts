@@ -133,6 +133,28 @@ describe('LogPump', () => {
       fs.closeSync(ctlFd);
     }
   });
+
+  it('pumps of many running containers hold no read buffer each, and their conversions do not mix', async () => {
+    // before: 256 KiB a pump for as long as its container ran (issue 18)
+    const pumps: LogPump[] = [];
+    const before = process.memoryUsage().arrayBuffers;
+    for (let c = 0; c < 40; c++) {
+      fs.writeFileSync(`${src}.${c}`, line(c) + line(c + 1000, 'stderr'));
+      const p = new LogPump({ source: `${src}.${c}`, target: `${out}.${c}` });
+      p.pump();
+      pumps.push(p);
+    }
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(40 * 64 * 1024);
+    // rounds of different pumps one after the other: each json-file holds its own lines only
+    for (let c = 0; c < 40; c++) fs.appendFileSync(`${src}.${c}`, line(c + 2000));
+    for (const p of pumps.reverse()) p.pump();
+    for (const p of pumps) p.stop();
+    for (let c = 0; c < 40; c += 13) {
+      const r: string[] = [];
+      for await (const m of readLogs(`${out}.${c}`)) r.push(`${m.stream}:${m.line.toString()}`);
+      expect(r).toEqual([`stdout:line ${c}\n`, `stderr:line ${c + 1000}\n`, `stdout:line ${c + 2000}\n`]);
+    }
+  });
 });
 
 describe('LogPump budget', () => {
@@ -156,4 +178,5 @@ describe('LogPump budget', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
 });
