@@ -5,11 +5,12 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { InvalidParameterError, NotFoundError, atomicWriteFile } from '@berth/core';
+import { InvalidParameterError, NotFoundError, atomicWriteFile, type ContainerConfig } from '@berth/core';
 import { BlobStore } from './blobs.js';
 import { assertDigest, chainIds, hexOf, isDigest, type Digest } from './digest.js';
 import { STORE_WRITE, readJson } from './fsutil.js';
 import { LayerStore, type LayerMeta } from './layers.js';
+import { imageContainerConfig } from './merge.js';
 import {
   parseReference,
   referenceString,
@@ -168,6 +169,28 @@ export class LocalImageStore {
 
   /** The image; its config is the caller's copy. */
   async get(id: Digest): Promise<ImageRecord> {
+    const { meta, facts } = await this.factsOf(id);
+    return { id, config: structuredClone(facts.config), meta, topLayer: facts.topLayer, size: facts.size };
+  }
+
+  /*
+   * What a container create needs of an image, without copying its whole config (history, rootfs
+   * list…; issue 18: a create looked the image up twice, each time copying all of it). NotFound
+   * when the image is gone.
+   */
+
+  /** The container config the image gives (the caller's copy). */
+  async containerConfig(id: Digest): Promise<ContainerConfig> {
+    return structuredClone(imageContainerConfig((await this.factsOf(id)).facts.config));
+  }
+
+  /** The chain ID of the image's top layer (null: no layers). */
+  async topLayer(id: Digest): Promise<Digest | null> {
+    return (await this.factsOf(id)).facts.topLayer;
+  }
+
+  /** The image's record and content facts (parsed once, then kept: content-addressed, they never change); never hand `facts` out uncopied. */
+  private async factsOf(id: Digest): Promise<{ meta: ImageMeta; facts: { config: ImageConfig; topLayer: Digest | null; size: number } }> {
     const meta = isDigest(id) ? await this.readMeta(id) : null;
     if (!meta) throw new NotFoundError(`No such image: ${id}`);
     let facts = this.facts.get(id);
@@ -179,7 +202,7 @@ export class LocalImageStore {
       facts = { config, topLayer: chains[chains.length - 1] ?? null, size };
       this.facts.set(id, facts);
     }
-    return { id, config: structuredClone(facts.config), meta, topLayer: facts.topLayer, size: facts.size };
+    return { meta, facts };
   }
 
   async rawConfig(id: Digest): Promise<Buffer> {

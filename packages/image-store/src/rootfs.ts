@@ -117,11 +117,11 @@ export class RootfsManager {
     const d = this.cdir(id);
     // an ID (what a create passes) needs no resolving: get() says when it is gone
     const imageId = isDigest(imageRef) ? imageRef : await this.store.resolve(imageRef);
-    let img: Awaited<ReturnType<LocalImageStore['get']>>;
+    let topLayer: Digest | null;
     let chain: LayerMeta[];
     try {
-      img = await this.store.get(imageId);
-      chain = img.topLayer ? await this.store.layers.chain(img.topLayer) : [];
+      topLayer = await this.store.topLayer(imageId);
+      chain = topLayer ? await this.store.layers.chain(topLayer) : [];
     } catch (err) {
       // no such image: a layer already there still answers for itself (its own image, or a Conflict)
       const existing = await this.meta(id);
@@ -135,7 +135,7 @@ export class RootfsManager {
       { path: merged, mode: 0o755 },
       ...(driver === 'overlay' ? [{ path: path.join(d, 'upper'), mode: 0o755 }, { path: path.join(d, 'work'), mode: 0o700 }] : []),
     ];
-    const meta: RootfsMeta = { containerId: id, imageId, topLayer: img.topLayer, driver, readonly: !!opts.readonly };
+    const meta: RootfsMeta = { containerId: id, imageId, topLayer, driver, readonly: !!opts.readonly };
     // The file is fsync'd (whole after a power cut), its directory entry not: like the
     // container's record (core store.ts), a create of the last seconds may vanish on a power
     // cut. A meta.json lost so makes an orphan dir the start-up sweep removes, and a start

@@ -142,8 +142,7 @@ export class ImageService implements CoreImageStore {
   async resolve(ref: string): Promise<ResolvedImage | null> {
     try {
       const id = await this.store.resolve(ref);
-      const img = await this.store.get(id);
-      return { id, config: imageContainerConfig(img.config) };
+      return { id, config: await this.store.containerConfig(id) };
     } catch (err) {
       if (err instanceof NotFoundError || err instanceof InvalidParameterError) return null;
       throw err;

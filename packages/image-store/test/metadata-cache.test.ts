@@ -80,4 +80,20 @@ describe('image metadata kept in memory', () => {
     expect(await twoLayerImage()).toBe(id);
     expect((await store.get(id)).config.config?.Env).toEqual(['A=1']);
   });
+
+  it("a create's lookups copy only what it takes: the container config (a copy), the top layer; never the whole image config", async () => {
+    const id = await twoLayerImage();
+    const whole = (await store.get(id)).config;
+    const clones = vi.spyOn(globalThis, 'structuredClone');
+    const config = await store.containerConfig(id);
+    const top = await store.topLayer(id);
+    // before: get() twice per create (the engine's resolve, the rootfs), each copying the whole config
+    expect(clones.mock.calls.map(([v]) => Object.keys(v as object).sort())).toEqual([['Env']]);
+    expect([config, top]).toEqual([{ Env: ['A=1'] }, (await store.get(id)).topLayer]);
+    config.Env!.push('B=2');
+    expect(await store.containerConfig(id)).toEqual({ Env: ['A=1'] });
+    expect(whole.rootfs.diff_ids).toHaveLength(2);
+    await store.deleteImage(id);
+    expect(errorKind(await store.topLayer(id).catch((e: unknown) => e))).toBe('NotFound');
+  });
 });
