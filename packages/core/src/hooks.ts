@@ -348,10 +348,28 @@ function invokeTap(tap: AnyTap, args: unknown[], signal: AbortSignal): Promise<u
   return Promise.resolve().then(() => tap.fn(...args, signal));
 }
 
-/** Run `work` within `ms` (none: no limit); when the time runs out its signal is aborted and the call fails. */
-function withTimeout<T>(work: (signal: AbortSignal) => Promise<T>, ms: number | undefined, what: string): Promise<T> {
+/**
+ * The signal of the taps without a time budget: never aborted, so one serves every such tap
+ * called with the same context (an AbortController costs ~5 µs, and a create calls ~9 taps;
+ * issue 18). Kept with that context, so listeners a tap leaves on it go when the context goes.
+ */
+const neverAborted = new WeakMap<object, AbortSignal>();
+
+function unlimitedSignal(args: unknown[]): AbortSignal {
+  const key = args[0];
+  if (typeof key !== 'object' || key === null) return new AbortController().signal;
+  let signal = neverAborted.get(key);
+  if (!signal) neverAborted.set(key, (signal = new AbortController().signal));
+  return signal;
+}
+
+/**
+ * Run `work` within `ms` (none: no limit, and `unlimited` is its signal); when the time runs out
+ * its signal is aborted and the call fails.
+ */
+function withTimeout<T>(work: (signal: AbortSignal) => Promise<T>, ms: number | undefined, what: string, unlimited: () => AbortSignal): Promise<T> {
+  if (!ms || ms <= 0) return work(unlimited());
   const ac = new AbortController();
-  if (!ms || ms <= 0) return work(ac.signal);
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -384,7 +402,7 @@ function wrapTap(hook: HookName, kind: HookKind, tap: AnyTap, svc: HookServices)
     const startedAt = formatRfc3339Nano(svc.clock.nowNano());
     const t0 = performance.now();
     try {
-      const result = await withTimeout((signal) => invokeTap(original, args, signal), original.timeoutMs, `tap ${original.name}`);
+      const result = await withTimeout((signal) => invokeTap(original, args, signal), original.timeoutMs, `tap ${original.name}`, () => unlimitedSignal(args));
       const durationMs = performance.now() - t0;
       if (container) {
         const rec = { hook, plugin, tap: original.name, stage, startedAt, durationMs } as Parameters<ProvenanceRecorder['record']>[1];

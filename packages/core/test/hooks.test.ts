@@ -351,6 +351,26 @@ describe('hooks: when each is called, in what order, with what', () => {
     expect(signals.map((s) => s.aborted)).toEqual([false, true]);
   });
 
+  it('taps without a time budget share one never-aborted signal per context (no AbortController each); a budgeted tap has its own', async () => {
+    const seen: { tap: string; container: string; signal: AbortSignal }[] = [];
+    const p = definePlugin({
+      name: 'signals',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        for (const tap of ['a', 'b']) hooks.beforeCreate.tapPromise({ name: tap }, async (ctx, signal) => void seen.push({ tap, container: ctx.container.Name, signal }));
+        hooks.beforeCreate.tapPromise({ name: 'budgeted', timeoutMs: 60_000 }, async (ctx, signal) => void seen.push({ tap: 'budgeted', container: ctx.container.Name, signal }));
+      },
+    });
+    t = await createTestEngine({ specDefaults: false, plugins: [p] });
+    await t.createContainer({ name: 'one' });
+    await t.createContainer({ name: 'two' });
+    const of = (tap: string, container: string) => seen.find((s) => s.tap === tap && s.container === `/${container}`)!.signal;
+    expect(of('a', 'one')).toBe(of('b', 'one'));
+    expect(of('a', 'one')).not.toBe(of('a', 'two'));
+    expect(of('budgeted', 'one')).not.toBe(of('a', 'one'));
+    expect(seen.map((s) => s.signal.aborted)).toEqual(Array(6).fill(false));
+  });
+
   it("a tap with onError: 'ignore' is logged and skipped; the start goes on", async () => {
     const p = definePlugin({
       name: 'best-effort',
