@@ -6,7 +6,7 @@
  */
 import v8 from 'node:v8';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { IdleCollector, installIdleCollector, type IdleCollectorHandle, type IdleCollectorProbes, v8Gc } from '../src/idle-gc.js';
+import { IdleCollector, installIdleCollector, type IdleCollectorHandle, type IdleCollectorProbes, processProbes, v8Gc } from '../src/idle-gc.js';
 
 const MiB = 2 ** 20;
 
@@ -81,6 +81,20 @@ describe('IdleCollector decides', () => {
     expect(c.tick()).toBe(false);
     expect(c.tick()).toBe(true);
     expect([p.minor, p.collected]).toEqual([2, 1]);
+  });
+});
+
+describe('the probes of this process', () => {
+  it('the full collection is followed by the malloc trim, the minor one is not', () => {
+    const calls: string[] = [];
+    const p = processProbes(
+      (o) => calls.push(o?.type === 'minor' ? 'minor gc' : 'full gc'),
+      () => calls.push('trim'),
+    );
+    p.collectMinor();
+    p.collect();
+    expect(calls).toEqual(['minor gc', 'full gc', 'trim']);
+    expect(p.heapCommitted()).toBeGreaterThan(0);
   });
 });
 

@@ -8,7 +8,8 @@
  *   openat2()/readlinkat() for docker cp inside a container's root (fs.c);
  *   setChildSubreaper()/pidfdOpen()/waitPidfd() for collecting orphaned children (proc.c);
  *   syscallAbis(): whether the kernel runs x32 and ia32 syscalls (abi.c);
- *   writeFiles(): a create's directories and atomic file writes as one thread-pool job (files.c).
+ *   writeFiles(): a create's directories and atomic file writes as one thread-pool job (files.c);
+ *   mallocTrim(): malloc's free memory back to the kernel, for the idle collector (memory.c).
  * This file also holds the helpers the others share (common.h). Every napi call's status is
  * checked: a failure throws (synchronously) or rejects, never leaves a promise unsettled.
  * Everything blocking runs on libuv's thread pool; each call returns a promise that rejects
@@ -194,7 +195,7 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   if (!export_fn(env, exports, "mount", js_mount) || !export_fn(env, exports, "umount2", js_umount2) || !spawn_init(env, exports) ||
       !fs_init(env, exports) || !proc_init(env, exports) || !idmap_init(env, exports) || !abi_init(env, exports) ||
-      !files_init(env, exports))
+      !files_init(env, exports) || !memory_init(env, exports))
     return throw_napi(env, "registering the addon's functions");
   return exports;
 }

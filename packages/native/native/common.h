@@ -30,6 +30,7 @@ int proc_init(napi_env env, napi_value exports);
 int idmap_init(napi_env env, napi_value exports);
 int abi_init(napi_env env, napi_value exports);
 int files_init(napi_env env, napi_value exports);
+int memory_init(napi_env env, napi_value exports);
 /* exports[name] = a function calling `cb`; 0 when a napi call failed. */
 int export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb);
 #endif

@@ -84,6 +84,11 @@ export interface NativeAddon {
    * `writeFiles()` of files.ts, which gives its errors Node's fs shape.
    */
   writeFiles(dirs: WriteFilesDir[], dir: string, files: WriteFilesFile[], mode: number, flags: number): Promise<void>;
+  /**
+   * glibc's malloc_trim(0) (native/memory.c): the free memory of every malloc arena back to the
+   * kernel; true when some was released. Synchronous, a few ms. false without glibc.
+   */
+  mallocTrim(): boolean;
 }
 
 /** The extra syscall ABIs of an x86_64 kernel: true runs, false refused, null unknown. */
