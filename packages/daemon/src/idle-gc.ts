@@ -4,10 +4,11 @@
  * and resident when the load is over: 30 s after creating 1,000 containers berthd still held
  * everything the burst had grown (docs/benchmarks.md, "RSS with 1,000 created").
  *
- * The idle collector looks every `intervalMs` (an unref'd timer, so it never keeps a process
- * alive): when the event loop was idle for that whole interval (utilisation below `idleBelow`)
- * and V8's committed heap has grown by at least `growthBytes` since the last collection, it
- * runs a minor collection, and at the next look, if the loop stayed idle, a full one. The two
+ * The idle collector looks every `intervalMs` (2 s; an unref'd timer, so it never keeps a
+ * process alive): when the event loop was idle for that whole interval (utilisation below
+ * `idleBelow`) and V8's committed heap has grown by at least `growthBytes` since the last
+ * collection, it runs a minor collection, and `fullAfterLooks` looks later (3: 6 s), if the loop
+ * stayed idle at each, a full one — so a burst's memory is back 8–10 s after it ends. The two
  * steps are what makes V8 (Node 20's V8 11.3, as measured) give the young generation back: a
  * full collection shrinks it only when little was allocated over V8's last ~5 s of allocation
  * samples, and the burst's allocations count there until a collection ≥ 5 s later closes
@@ -41,6 +42,8 @@ export interface IdleCollectorOptions {
   growthBytes?: number;
   /** An interval counts as idle below this event-loop utilisation (default 0.05). */
   idleBelow?: number;
+  /** Idle looks from the minor collection to the full one (default 3: ≥ 5 s at berthd's 2 s interval). */
+  fullAfterLooks?: number;
 }
 
 const MiB = 2 ** 20;
@@ -49,11 +52,14 @@ const MiB = 2 ** 20;
 export class IdleCollector {
   private readonly growth: number;
   private readonly idleBelow: number;
+  private readonly fullAfter: number;
   /** Committed heap right after the last collection; 0 before the first (start-up garbage). */
   private baseline = 0;
   private count = 0;
-  /** A minor collection ran at the last look; the full one follows if this look is idle too. */
-  private primed = false;
+  /** Full collections in a row that gave nothing back (V8 kept its young generation). */
+  private fruitless = 0;
+  /** Idle looks since the minor collection (0: none ran); the full one follows at `fullAfter`. */
+  private sincePrime = 0;
 
   constructor(
     private readonly probes: IdleCollectorProbes,
@@ -61,6 +67,7 @@ export class IdleCollector {
   ) {
     this.growth = opts.growthBytes ?? 8 * MiB;
     this.idleBelow = opts.idleBelow ?? 0.05;
+    this.fullAfter = Math.max(1, opts.fullAfterLooks ?? 3);
   }
 
   /** Collections made so far. */
@@ -70,23 +77,34 @@ export class IdleCollector {
 
   /**
    * One look. After an idle interval with the heap grown: a minor collection the first time,
-   * the full collection (returns true) at the next look if that interval was idle too.
+   * the full collection (returns true) `fullAfterLooks` looks later if every interval between
+   * was idle too (a busy one starts over).
    */
   tick(): boolean {
     const idle = this.probes.busySinceLastCall() < this.idleBelow;
     if (!idle || this.probes.heapCommitted() < this.baseline + this.growth) {
-      this.primed = false;
+      this.sincePrime = 0;
       return false;
     }
-    if (!this.primed) {
+    if (this.sincePrime === 0) {
       this.probes.collectMinor();
-      this.primed = true;
+      this.sincePrime = 1;
       return false;
     }
-    this.primed = false;
+    if (this.sincePrime < this.fullAfter) {
+      this.sincePrime++;
+      return false;
+    }
+    this.sincePrime = 0;
+    const before = this.probes.heapCommitted();
     this.probes.collect();
     this.count++;
-    this.baseline = this.probes.heapCommitted();
+    const after = this.probes.heapCommitted();
+    // A collection that gave nothing back is tried again at the next idle stretch, twice at
+    // most; after that the heap must grow anew (no endless collections of a heap at rest).
+    if (before - after < MiB && ++this.fruitless < 3) return true;
+    this.fruitless = 0;
+    this.baseline = after;
     return true;
   }
 }
@@ -135,8 +153,9 @@ export interface IdleCollectorHandle {
 }
 
 /**
- * Start the idle collector on an unref'd timer, every `intervalMs` (default 6 s: the full
- * collection must come ≥ 5 s after the minor one); null (said at debug) without V8's gc.
+ * Start the idle collector on an unref'd timer, every `intervalMs` (default 2 s; with the
+ * default `fullAfterLooks` the full collection comes ≥ 5 s after the minor one, as V8 needs);
+ * null (said at debug) without V8's gc.
  */
 export function installIdleCollector(opts: IdleCollectorOptions & { intervalMs?: number; logger?: Logger } = {}): IdleCollectorHandle | null {
   const gc = v8Gc();
@@ -149,7 +168,7 @@ export function installIdleCollector(opts: IdleCollectorOptions & { intervalMs?:
   const collector = new IdleCollector(processProbes(gc, trim), opts);
   const timer = setInterval(() => {
     if (collector.tick()) opts.logger?.debug('idle: heap collected', { heapMiB: Math.round(v8.getHeapStatistics().total_heap_size / MiB) });
-  }, opts.intervalMs ?? 6000);
+  }, opts.intervalMs ?? 2000);
   timer.unref();
   return { collector, stop: () => clearInterval(timer) };
 }

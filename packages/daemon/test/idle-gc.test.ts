@@ -45,7 +45,7 @@ const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 
 describe('IdleCollector decides', () => {
   it('collects the start-up garbage at the first idle looks (minor, then full), then only after the heap grew by the threshold', () => {
     const p = fakeProbes();
-    const c = new IdleCollector(p, { growthBytes: 8 * MiB });
+    const c = new IdleCollector(p, { growthBytes: 8 * MiB, fullAfterLooks: 1 });
     expect(c.tick()).toBe(false);
     expect([p.minor, p.collected]).toEqual([1, 0]);
     expect(c.tick()).toBe(true);
@@ -66,7 +66,7 @@ describe('IdleCollector decides', () => {
 
   it('never collects while the event loop is busy: a busy interval between the minor and the full collection starts over', () => {
     const p = fakeProbes();
-    const c = new IdleCollector(p, { growthBytes: 8 * MiB, idleBelow: 0.05 });
+    const c = new IdleCollector(p, { growthBytes: 8 * MiB, idleBelow: 0.05, fullAfterLooks: 1 });
     p.busy = 0.9;
     expect(c.tick()).toBe(false);
     p.busy = 0.05;
@@ -81,6 +81,37 @@ describe('IdleCollector decides', () => {
     expect(c.tick()).toBe(false);
     expect(c.tick()).toBe(true);
     expect([p.minor, p.collected]).toEqual([2, 1]);
+  });
+});
+
+describe('IdleCollector with its default spacing', () => {
+  it('runs the full collection three idle looks after the minor one; a busy look in between starts over', () => {
+    const p = fakeProbes();
+    const c = new IdleCollector(p);
+    expect([c.tick(), c.tick(), c.tick()]).toEqual([false, false, false]);
+    expect([p.minor, p.collected]).toEqual([1, 0]);
+    p.busy = 0.5;
+    expect(c.tick()).toBe(false);
+    p.busy = 0;
+    expect([c.tick(), c.tick(), c.tick()]).toEqual([false, false, false]);
+    expect([p.minor, p.collected]).toEqual([2, 0]);
+    expect(c.tick()).toBe(true);
+    expect([p.minor, p.collected]).toEqual([2, 1]);
+  });
+});
+
+describe('IdleCollector after a collection that gave nothing back', () => {
+  it('tries again at the next idle stretches, twice at most, then waits for the heap to grow', () => {
+    const p = fakeProbes();
+    p.afterCollect = p.heap; // V8 keeps everything
+    const c = new IdleCollector(p, { growthBytes: 8 * MiB, fullAfterLooks: 1 });
+    for (let i = 0; i < 12; i++) c.tick();
+    expect(p.collected).toBe(3);
+    p.heap += 8 * MiB;
+    p.afterCollect = 20 * MiB;
+    c.tick();
+    expect(c.tick()).toBe(true);
+    expect(p.collected).toBe(4);
   });
 });
 
