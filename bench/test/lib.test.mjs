@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiClient, load, pool } from '../lib/http.mjs';
 import { summarizeProfile } from '../lib/profile.mjs';
-import { fmtMs, quantile, summary } from '../lib/stats.mjs';
+import { bootstrapMedianDiff, fmtMs, mannWhitney, normalCdf, quantile, summary } from '../lib/stats.mjs';
 import { fdCount } from '../lib/procs.mjs';
 import { cdfChart, lineChart } from '../lib/svg.mjs';
 
@@ -23,6 +23,40 @@ describe('stats', () => {
     expect(fmtMs(12.345)).toBe('12.3 ms');
     expect(fmtMs(1234)).toBe('1.23 s');
     expect(fmtMs(NaN)).toBe('n/a');
+  });
+  it('Mann–Whitney U: the values scipy.stats.mannwhitneyu(method="asymptotic") gives', () => {
+    expect(normalCdf(0)).toBeCloseTo(0.5, 7);
+    expect(normalCdf(1.96)).toBeCloseTo(0.975, 4);
+    expect(normalCdf(-1.96)).toBeCloseTo(0.025, 4);
+    // scipy 1.17: (0, 0.012185780355344813), (59.5, 0.7090244847321532), (4.5, 0.1987717336168393)
+    const a = mannWhitney([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]);
+    expect(a.u).toBe(0);
+    expect(a.p).toBeCloseTo(0.0121858, 5);
+    const b = mannWhitney([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5], [2, 7, 1, 8, 2, 8, 1, 8, 2, 8, 4, 5]);
+    expect(b.u).toBe(59.5);
+    expect(b.p).toBeCloseTo(0.709024, 5);
+    const c = mannWhitney([10, 10, 10, 12], [10, 11, 11, 13, 14]); // ties
+    expect(c.u).toBe(4.5);
+    expect(c.p).toBeCloseTo(0.198772, 5);
+    expect(mannWhitney([6, 7, 8, 9, 10], [1, 2, 3, 4, 5]).u).toBe(25);
+    expect(mannWhitney([4, 4, 4], [4, 4, 4]).p).toBe(1);
+  });
+  it('bootstrap interval of a median difference: seeded, paired by round', () => {
+    const base = Array.from({ length: 31 }, (_, i) => 100 + ((i * 37) % 29));
+    const shifted = base.map((v) => v + 10);
+    // paired: every resample moves both sides together, so the difference is exactly the shift
+    expect(bootstrapMedianDiff(shifted, base, { paired: true })).toMatchObject({ diff: 10, lo: 10, hi: 10 });
+    // unpaired: an interval around the shift, the same for the same seed
+    const u = bootstrapMedianDiff(shifted, base);
+    expect(u.lo).toBeLessThan(10);
+    expect(u.hi).toBeGreaterThan(10);
+    expect(u.lo).toBeGreaterThan(0);
+    expect(bootstrapMedianDiff(shifted, base)).toEqual(u);
+    // no difference: the interval holds 0
+    const same = bootstrapMedianDiff(base, [...base].reverse());
+    expect(same.lo).toBeLessThanOrEqual(0);
+    expect(same.hi).toBeGreaterThanOrEqual(0);
+    expect(() => bootstrapMedianDiff([1, 2], [1], { paired: true })).toThrow(/different lengths/);
   });
 });
 
