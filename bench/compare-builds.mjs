@@ -45,7 +45,7 @@ if (missing.length) {
   console.log(`bench compare-builds: skipped — missing ${missing.join(', ')}`);
   process.exit(0);
 }
-if (!fs.existsSync(path.join(REPO, 'packages/cli/dist/berthd.js'))) {
+if (!fs.existsSync(path.join(REPO, 'packages/cli/dist')) || !fs.existsSync(path.join(REPO, 'packages/daemon/dist'))) {
   console.error('bench compare-builds: this checkout is not built (pnpm -s turbo run build)');
   process.exit(2);
 }
