@@ -2,7 +2,8 @@
 // Is this checkout's start slower than an earlier build's? Two berthds side by side in one run:
 // one built from a base ref (a temporary `git worktree` under the work dir, `pnpm install
 // --offline --frozen-lockfile` from the pnpm store, then `pnpm turbo run build`, as the README
-// builds), one from this checkout (built already: `pnpm -s turbo run build`). Each on its own
+// builds; turbo 2 shares its cache between worktrees, so a ref built before is restored, keyed by
+// its inputs), one from this checkout (built already: `pnpm -s turbo run build`). Each on its own
 // socket, data root and exec root with the same flags and an empty daemon.json, the test image
 // loaded into each. Then N interleaved rounds of `docker run --rm --network none IMAGE true`
 // through the docker CLI (each round rotates which series goes first) in three series: base,
@@ -158,7 +159,7 @@ try {
   console.log(`base ${baseSha.slice(0, 12)} (${baseRef}): ${base.version}; head ${headSha.slice(0, 12)}${dirty ? ' + uncommitted changes' : ''}: ${head.version}`);
   for (const s of series) console.log(`  ${s.name.padEnd(24)} median ${f(R.series[s.name].median)} ms, p90 ${f(R.series[s.name].p90)} ms`);
   for (const c of R.comparisons) {
-    console.log(`  ${`${c.a} vs ${c.b}:`.padEnd(48)} ratio ${c.ratio.toFixed(3)}, median diff ${f(c.medianDiffMs)} ms (95 % CI ${f(c.ci95Ms[0])} … ${f(c.ci95Ms[1])}), Mann–Whitney p ${c.mannWhitneyP.toFixed(3)} → ${c.verdict}`);
+    console.log(`  ${`${c.a} vs ${c.b}:`.padEnd(48)} ratio ${c.ratio.toFixed(3)}, median diff ${f(c.medianDiffMs)} ms (95 % CI ${f(c.ci95Ms[0])} … ${f(c.ci95Ms[1])}), Mann–Whitney p ${c.mannWhitneyP < 0.001 ? '< 0.001' : c.mannWhitneyP.toFixed(3)} → ${c.verdict}`);
   }
   fs.mkdirSync(OUT, { recursive: true });
   fs.writeFileSync(path.join(OUT, 'compare.json'), `${JSON.stringify(R, null, 1)}\n`);
