@@ -51,7 +51,13 @@ if (!fs.existsSync(path.join(REPO, 'packages/cli/dist')) || !fs.existsSync(path.
   process.exit(2);
 }
 const git = (...a) => execFileSync('git', ['-C', REPO, ...a], { encoding: 'utf8' }).trim();
-const baseSha = git('rev-parse', '--verify', `${baseRef}^{commit}`);
+let baseSha;
+try {
+  baseSha = git('rev-parse', '--verify', '--quiet', `${baseRef}^{commit}`);
+} catch {
+  console.error(`bench compare-builds: --base ${baseRef} names no commit in ${REPO}`);
+  process.exit(2);
+}
 const headSha = git('rev-parse', 'HEAD');
 const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
 
