@@ -21,8 +21,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DOCKER, dockerEnv, timed } from './lib/cli.mjs';
-import { Berth, runcSweep, unmountBelow } from './lib/engines.mjs';
-import { REPO, benchSetup, startWithTestImage } from './lib/setup.mjs';
+import { Berth } from './lib/engines.mjs';
+import { REPO, benchSetup, cleanupOnce, startWithTestImage } from './lib/setup.mjs';
 import { bootstrapMedianDiff, mannWhitney, median, quantile } from './lib/stats.mjs';
 
 const IMAGE = 'berth-test/busybox';
@@ -71,34 +71,23 @@ const base = Object.assign(new Berth(path.join(work, 'base'), tree, {}), { name:
 const head = Object.assign(new Berth(path.join(work, 'head'), REPO, {}), { name: 'head' });
 const engines = [];
 
-let cleaning;
-function cleanup() {
-  cleaning ??= (async () => {
-    for (const e of engines) {
-      await e.stop(log).catch((err) => log(`stop ${e.name}: ${err.message}`));
-      for (const r of e.runcRoots()) runcSweep(r, log);
-    }
-    unmountBelow(work, log);
+const cleanup = cleanupOnce(engines, {
+  work,
+  log,
+  after: () => {
     try {
       if (fs.existsSync(tree)) git('worktree', 'remove', '--force', tree);
     } catch (err) {
       log(`worktree remove: ${err.message}`);
+      fs.rmSync(tree, { recursive: true, force: true, maxRetries: 3 });
     }
-    fs.rmSync(work, { recursive: true, force: true, maxRetries: 3 });
     try {
       git('worktree', 'prune');
     } catch (err) {
       log(`worktree prune: ${err.message}`);
     }
-  })();
-  return cleaning;
-}
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
+  },
+});
 
 /** Installs the base tree's dependencies offline; returns how (the fallback says why it was needed). */
 function installBase() {

@@ -16,9 +16,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { DOCKER, dockerEnv, timed } from './lib/cli.mjs';
-import { Berth, Reference, runcSweep, unmountBelow } from './lib/engines.mjs';
+import { Berth, Reference } from './lib/engines.mjs';
 import { pool } from './lib/http.mjs';
-import { benchSetup, startWithTestImage } from './lib/setup.mjs';
+import { benchSetup, cleanupOnce, startWithTestImage } from './lib/setup.mjs';
 import { median, ms, now, quantile } from './lib/stats.mjs';
 
 const { repo, opt, log, work, cliDir, loadNow } = benchSetup('ps-floor', '/tmp/bb-');
@@ -85,22 +85,7 @@ function cannedServer(sock, ping, list, mode) {
 
 const R = { date: new Date().toISOString(), containers: N, reps: REPS, machine: `${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${os.release()}`, loads: [], answers: {}, targets: {} };
 const servers = [];
-let cleaned = false;
-async function cleanup() {
-  if (cleaned) return;
-  cleaned = true;
-  for (const s of servers) s.close();
-  for (const e of engines) await e.stop(log).catch((err) => log(`stop ${e.name}: ${err.message}`));
-  for (const e of engines) for (const root of e.runcRoots()) runcSweep(root, log);
-  unmountBelow(work, log);
-  fs.rmSync(work, { recursive: true, force: true });
-}
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
+const cleanup = cleanupOnce(engines, { work, log, before: () => servers.forEach((s) => s.close()) });
 try {
   R.loads.push({ at: 'start', load1: Number(loadNow()) });
   await startWithTestImage(engines, { work, log, envOf: (e) => dockerEnv(e.sock, cliDir) });

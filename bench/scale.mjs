@@ -23,10 +23,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DOCKER, dockerEnv, timed } from './lib/cli.mjs';
-import { Berth, Reference, runcSweep, unmountBelow } from './lib/engines.mjs';
+import { Berth, Reference } from './lib/engines.mjs';
 import { ApiClient, pool } from './lib/http.mjs';
 import { fdCount, memoryOf } from './lib/procs.mjs';
 import { median, ms, now, quantile } from './lib/stats.mjs';
+import { cleanupOnce } from './lib/setup.mjs';
 import { lineChart } from './lib/svg.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -243,21 +244,7 @@ function writeResults() {
   return files;
 }
 
-let cleaned = false;
-async function cleanup() {
-  if (cleaned) return;
-  cleaned = true;
-  for (const e of engines) await e.stop(log).catch((err) => log(`stop ${e.name}: ${err.message}`));
-  for (const e of engines) for (const root of e.runcRoots()) runcSweep(root, log);
-  unmountBelow(work, log);
-  fs.rmSync(work, { recursive: true, force: true });
-}
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
+const cleanup = cleanupOnce(engines, { work, log });
 
 const followers = [];
 try {
