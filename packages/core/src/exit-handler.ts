@@ -180,8 +180,12 @@ export class ExitHandler {
     await this.k.stateChange(rec, from, restart ? 'restarting' : 'exited', 'exit');
     // Saved before the runtime's delete: until the record says exited, the runtime keeps the
     // exit code for the restore. A record that cannot be saved keeps the runtime's copy.
+    // An AutoRemove container is removed right after this, and a crash before that removal
+    // ends has the restore reconcile it (exited, or EXIT_CODE_UNKNOWN once the runtime's
+    // copy is gone) and remove it: no one could read the saved exit code, so it is not saved.
     failpoint(FP.exitBeforeSave);
-    const saved = await this.k.persist(rec).then(() => true, () => false);
+    const removedNext = !restart && !!rec.HostConfig.AutoRemove;
+    const saved = removedNext || (await this.k.persist(rec).then(() => true, () => false));
     failpoint(FP.exitAfterSave);
     await this.cleanup(rec, 'exit', { deleteFromBackend: saved });
     if (restart) this.restarts.schedule(rec, durationMs);

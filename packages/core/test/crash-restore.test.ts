@@ -221,6 +221,52 @@ describe('a state save that fails', () => {
   });
 });
 
+const notFound = (fn: () => unknown): boolean => {
+  try {
+    fn();
+    return false;
+  } catch (err) {
+    return errorKind(err) === 'NotFound';
+  }
+};
+
+describe('an AutoRemove container after its exit', () => {
+  it('is removed without a save of its exited state first (only its removal touches the disk)', async () => {
+    const f = await flakyEngine();
+    t = f.te;
+    const id = await t.createContainer({ HostConfig: { AutoRemove: true } });
+    await t.engine.containers.start(id);
+    const saved: string[] = [];
+    f.store().failing = (rec) => {
+      if (rec.ID === id) saved.push(rec.State.Status);
+      return false;
+    };
+    const removed = t.engine.containers.wait(id, 'removed');
+    t.fake.exit(id, 3);
+    expect((await removed).StatusCode).toBe(3);
+    expect(saved).toEqual([]);
+    expect(notFound(() => t!.engine.containers.inspect(id))).toBe(true);
+    expect(await readdir(join(t.dataRoot, 'containers'))).toEqual([]);
+    expect(await t.fake.list()).toEqual([]);
+  });
+
+  it('a crash before its removal ended (on disk it still runs): the restore removes it, in the engine and in the runtime', async () => {
+    t = await createTestEngine({ specDefaults: false });
+    const id = await t.createContainer({ HostConfig: { AutoRemove: true } });
+    await t.engine.containers.start(id);
+    expect(onDisk(t, id).State.Status).toBe('running');
+    // What a daemon killed after the exit, before the removal, leaves: the runtime holds the stopped container.
+    t.fake.exit(id, 3, { silent: true });
+
+    const engine = await t.restart();
+    await engine.containers.idle();
+
+    expect(notFound(() => engine.containers.inspect(id))).toBe(true);
+    expect(await readdir(join(t.dataRoot, 'containers'))).toEqual([]);
+    expect(await t.fake.list()).toEqual([]);
+  });
+});
+
 describe('interrupted creates', () => {
   it('a record dir with no config.v2.json (nothing, or only hostconfig.json) is removed at load and logged', async () => {
     t = await createTestEngine({ specDefaults: false });
