@@ -241,18 +241,30 @@ export function startSteps(k: ContainerKernel, d: StartStepDeps): readonly Start
         const backend = k.d.backends.select(chosen, opts, asked);
         r.backend = ctx.backend = backend;
         if (ctx.checkpoint) await assertCheckpointSupported(backend, opts.runtime);
+        let naming: Promise<void> | undefined;
         if (rec.RuntimeBackend !== backend.name || rec.RuntimeName !== opts.runtime) {
-          // Saved before the runtime's create: after a crash from here on, the restore asks this
-          // backend about the container (and the record keeps naming it if the save lands late).
+          // The record names its backend before the start goes on: after a crash from here on,
+          // the restore asks this backend about the container. A backend that can list what it
+          // holds is asked at restore whatever the records say (reconcile.ts), so there the
+          // save runs beside the runtime's create; a backend without list() gets it first.
           rec.RuntimeBackend = backend.name;
           rec.RuntimeName = opts.runtime;
-          await k.persist(rec);
+          naming = k.persist(rec);
+          if (!backend.list) await naming;
         }
         // A start from a checkpoint: the backend's create restores the process (checkpoint.ts).
         const restore = ctx.checkpoint ? (r.restore = new CheckpointRestoreContext(structuredClone(rec), ctx.checkpoint, k.d.info)) : undefined;
-        if (restore) await hooks.beforeRestore.promise(restore);
-        const proc = await runtimeCall('runtimeCreate', () => timed(k, rec.ID, backend, 'create', () => backend.create(opts)));
+        const created = (async () => {
+          if (restore) await hooks.beforeRestore.promise(restore);
+          return runtimeCall('runtimeCreate', () => timed(k, rec.ID, backend, 'create', () => backend.create(opts)));
+        })();
+        // Both settle before either outcome counts: a failed save after a created container
+        // leaves it to the release below (inBackend is set), never in the runtime unknown.
+        const [made, named] = await Promise.allSettled([created, naming]);
+        if (made.status === 'rejected') throw made.reason;
+        const proc = made.value;
         k.inBackend.add(rec.ID);
+        if (named.status === 'rejected') throw named.reason;
         ctx.pid = proc.pid;
         failpoint(FP.startAfterRuntimeCreate);
         if (restore) {

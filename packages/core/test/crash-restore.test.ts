@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeRuntime, createTestEngine, type TestEngine } from '../../testing/src/index.js';
 import {
   FileStateStore,
@@ -111,7 +111,7 @@ describe('restore after a crash between the runtime and the record', () => {
     expect(engine.containers.get(id).State.Status).toBe('exited');
   });
 
-  it("records the backend on disk before the runtime's create", async () => {
+  it("records the backend on disk before the runtime's create when the backend cannot list what it holds", async () => {
     let seen: string | null | undefined;
     class Probe extends FakeRuntime {
       override async create(opts: RuntimeCreateOptions) {
@@ -119,10 +119,48 @@ describe('restore after a crash between the runtime and the record', () => {
         return super.create(opts);
       }
     }
-    t = await createTestEngine({ runtime: new Probe(), specDefaults: false });
+    const unlisted = new Probe();
+    Object.defineProperty(unlisted, 'list', { value: undefined });
+    t = await createTestEngine({ runtime: unlisted, specDefaults: false });
     const id = await t.createContainer();
     await t.engine.containers.start(id);
     expect(seen).toBe('fake');
+  });
+
+  it("a backend that lists what it holds: the record naming it is saved beside the runtime's create, and on disk before the start goes on", async () => {
+    const order: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    class Probe extends FakeRuntime {
+      override async create(opts: RuntimeCreateOptions) {
+        order.push(`create sees ${onDisk(t!, opts.id).RuntimeBackend ?? 'nothing'}`);
+        await gate;
+        return super.create(opts);
+      }
+      override async start(id: string) {
+        order.push(`start sees ${onDisk(t!, id).RuntimeBackend ?? 'nothing'}`);
+        return super.start(id);
+      }
+    }
+    t = await createTestEngine({ runtime: new Probe(), specDefaults: false });
+    const id = await t.createContainer();
+    const started = t.engine.containers.start(id);
+    // The runtime's create is under way while the save is still writing: let the save land first.
+    await vi.waitFor(() => expect(onDisk(t!, id).RuntimeBackend).toBe('fake'));
+    release();
+    await started;
+    expect(order).toEqual(['create sees nothing', 'start sees fake']);
+  });
+
+  it('a failed save of the backend beside a successful runtime create fails the start and deletes the container there', async () => {
+    const f = await flakyEngine();
+    t = f.te;
+    const id = await t.createContainer();
+    f.store().failing = (rec) => rec.ID === id && rec.RuntimeBackend === 'fake' && rec.State.Status === 'created';
+    const err = await t.engine.containers.start(id).catch((e: unknown) => e);
+    expect(errorKind(err)).toBe('System');
+    expect(await t.fake.list()).toEqual([]);
+    expect(t.engine.containers.get(id).State.Status).toBe('created');
   });
 });
 
