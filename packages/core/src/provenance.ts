@@ -77,6 +77,8 @@ export class ProvenanceRecorder {
   private readonly byContainer = new Map<string, ProvenanceRecord>();
   /** Containers whose last start was recorded by an earlier process (read back with adopt). */
   private readonly fromDisk = new Set<string>();
+  /** Each container's explain-record write in flight (flush). */
+  private readonly writing = new Map<string, Promise<void>>();
   constructor(
     /** Where a container's record goes at the end of each start (explain.ts); none: memory only. */
     private readonly persist?: (containerId: string, rec: ProvenanceRecord) => Promise<void>,
@@ -132,10 +134,26 @@ export class ProvenanceRecorder {
     this.fromDisk.add(containerId);
   }
 
-  /** A start ended (ran or failed): write the record where it survives a restart. Never throws. */
-  async flush(containerId: string): Promise<void> {
+  /**
+   * A start ended (ran or failed): write the record where it survives a restart, after the
+   * container's write still in flight, if any (so the newest lands last). Never throws;
+   * `written` waits for it (a removal, before the container's directory goes).
+   */
+  flush(containerId: string): Promise<void> {
     const e = this.byContainer.get(containerId);
-    if (e && this.persist) await this.persist(containerId, e).catch(() => undefined);
+    const persist = this.persist;
+    if (!e || !persist) return this.written(containerId);
+    const w = this.written(containerId).then(() => persist(containerId, e).catch(() => undefined));
+    this.writing.set(containerId, w);
+    void w.then(() => {
+      if (this.writing.get(containerId) === w) this.writing.delete(containerId);
+    });
+    return w;
+  }
+
+  /** The container's record writes so far have landed (or failed). */
+  written(containerId: string): Promise<void> {
+    return this.writing.get(containerId) ?? Promise.resolve();
   }
 
   /** The record of a container, copied (undefined: nothing recorded in this process). */

@@ -63,6 +63,7 @@ export async function removeLocked(k: ContainerKernel, p: RemoveParts, rec: Cont
     if (k.inBackend.has(id) || !rec.RuntimeBackend || k.d.backends.get(rec.RuntimeBackend)) await k.backendOf(rec).delete(id, { force: true });
     k.inBackend.delete(id);
     failpoint(FP.removeAfterBackendDelete);
+    await k.d.provenance.written(id);
     await k.d.store.remove(id);
   } catch (err) {
     resetRemoving(rec, prev);

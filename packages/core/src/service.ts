@@ -211,7 +211,8 @@ export class ContainerService {
     // Running and saved. Exits that arrive until the start is fully announced are held, so `die` never precedes `start`.
     this.k.emit(rec, 'start');
     await this.k.stateChange(rec, run.from ?? 'created', 'running', policy ? 'restart-policy' : 'start');
-    await this.d.provenance.flush(id);
+    // The explain record is written after the answer (a removal waits for it: remove.ts).
+    this.k.track(this.d.provenance.flush(id));
     const early = this.exits.endStart(id);
     if (early) this.exits.process(rec, early);
   }

@@ -92,6 +92,8 @@ describe('engine.explain', () => {
     await t.engine.containers.start(id);
     const before = await t.engine.explain(id);
     const file = join(t.engine.config.dataRoot, 'containers', id, EXPLAIN_FILE);
+    // Written after the start's answer, as background work.
+    await t.engine.containers.idle();
     expect(existsSync(file)).toBe(true);
 
     const engine = await t.restart();

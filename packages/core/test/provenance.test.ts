@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createTestEngine, type TestEngine } from '../../testing/src/index.js';
-import { CORE_DEFAULTS_PLUGIN, Stage, definePlugin, type OciSpec } from '../src/index.js';
+import { CORE_DEFAULTS_PLUGIN, ProvenanceRecorder, Stage, definePlugin, type OciSpec } from '../src/index.js';
 
 let t: TestEngine | undefined;
 afterEach(async () => {
@@ -116,5 +116,42 @@ describe('a test plugin tapping all five main hooks, on top of the real spec bui
     await t.engine.containers.stop(a, { timeout: 1 });
     const c = await t.createContainer({ HostConfig: { NetworkMode: 'container:first' } });
     await expect(t.engine.containers.start(c)).rejects.toThrow(`cannot join network of a non running container: ${a}`);
+  });
+});
+
+describe('ProvenanceRecorder.flush: the explain record written after the answer', () => {
+  it('writes in order per container (the newest lands last) and written() waits for every write in flight', async () => {
+    const landed: string[] = [];
+    const gates: Array<() => void> = [];
+    const rec = new ProvenanceRecorder(async (id, r) => {
+      const at = r.startedAt!;
+      await new Promise<void>((res) => gates.push(res));
+      landed.push(`${id}@${at}`);
+    });
+    rec.reset('c1', 'first');
+    void rec.flush('c1');
+    rec.reset('c1', 'second');
+    void rec.flush('c1');
+    let done = false;
+    const all = rec.written('c1').then(() => void (done = true));
+    await sleep(5);
+    // Only the first write has begun; the second waits for it.
+    expect(gates).toHaveLength(1);
+    gates[0]!();
+    await vi.waitFor(() => expect(gates).toHaveLength(2));
+    expect(done).toBe(false);
+    gates[1]!();
+    await all;
+    expect(landed).toEqual(['c1@first', 'c1@second']);
+    await rec.written('other');
+  });
+
+  it('a failing write never throws, and written() still settles', async () => {
+    const rec = new ProvenanceRecorder(async () => {
+      throw new Error('ENOSPC');
+    });
+    rec.reset('c1', 't');
+    await expect(rec.flush('c1')).resolves.toBeUndefined();
+    await expect(rec.written('c1')).resolves.toBeUndefined();
   });
 });
