@@ -9,6 +9,7 @@
  *   setChildSubreaper()/pidfdOpen()/waitPidfd() for collecting orphaned children (proc.c);
  *   syscallAbis(): whether the kernel runs x32 and ia32 syscalls (abi.c);
  *   writeFiles(): a create's directories and atomic file writes as one thread-pool job (files.c);
+ *   removeTrees(): a removal's `rm -rf`s as one thread-pool job, never into a mount (remove.c);
  *   mallocTrim(): malloc's free memory back to the kernel, for the idle collector (memory.c).
  * This file also holds the helpers the others share (common.h). Every napi call's status is
  * checked: a failure throws (synchronously) or rejects, never leaves a promise unsettled.
@@ -85,6 +86,17 @@ void reject_errno(napi_env env, napi_deferred d, const char *syscall, const char
   napi_value err = errno_error(env, syscall, subject, e);
   if (!err && napi_get_undefined(env, &err) != napi_ok) return; /* nothing can be made: the env is going away */
   napi_reject_deferred(env, d, err);
+}
+
+void settle_path_job(napi_env env, napi_deferred d, napi_status status, int e, const char *syscall, const char *path) {
+  napi_value v, p;
+  if (status == napi_ok && e == 0 && napi_get_undefined(env, &v) == napi_ok) {
+    napi_resolve_deferred(env, d, v);
+    return;
+  }
+  v = errno_error(env, syscall, path, status == napi_ok && e ? e : EIO);
+  if (v && napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &p) == napi_ok) napi_set_named_property(env, v, "path", p);
+  if (v || napi_get_undefined(env, &v) == napi_ok) napi_reject_deferred(env, d, v);
 }
 
 napi_value queue_work(napi_env env, const char *name, napi_async_execute_callback exec, napi_async_complete_callback done, void *data,
@@ -195,7 +207,7 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   if (!export_fn(env, exports, "mount", js_mount) || !export_fn(env, exports, "umount2", js_umount2) || !spawn_init(env, exports) ||
       !fs_init(env, exports) || !proc_init(env, exports) || !idmap_init(env, exports) || !abi_init(env, exports) ||
-      !files_init(env, exports) || !memory_init(env, exports))
+      !files_init(env, exports) || !memory_init(env, exports) || !remove_init(env, exports))
     return throw_napi(env, "registering the addon's functions");
   return exports;
 }

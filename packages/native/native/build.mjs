@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dir = path.join(pkg, 'native');
-const sources = ['berth.c', 'spawn.c', 'fs.c', 'proc.c', 'idmap.c', 'abi.c', 'files.c', 'memory.c'].map((f) => path.join(dir, f));
+const sources = ['berth.c', 'spawn.c', 'fs.c', 'proc.c', 'idmap.c', 'abi.c', 'files.c', 'memory.c', 'remove.c'].map((f) => path.join(dir, f));
 const inputs = [...sources, path.join(dir, 'common.h')];
 const out = path.join(pkg, 'dist/native/berth.node');
 const include = path.resolve(path.dirname(process.execPath), '../include/node');

@@ -17,6 +17,9 @@ napi_value throw_napi(napi_env env, const char *what);
 napi_value errno_error(napi_env env, const char *syscall, const char *subject, int e);
 /* Reject `d` with errno_error (or undefined when it cannot be made). */
 void reject_errno(napi_env env, napi_deferred d, const char *syscall, const char *subject, int e);
+/* A path job's end: resolve undefined when `status` is ok and `e` 0, else reject with
+ * errno_error (EIO when the job itself failed) carrying `path` too. */
+void settle_path_job(napi_env env, napi_deferred d, napi_status status, int e, const char *syscall, const char *path);
 /* Run `exec` on the thread pool and `done` back on the main thread; returns the promise, or
  * NULL after throwing (then `done` never runs and the caller frees `data`). */
 napi_value queue_work(napi_env env, const char *name, napi_async_execute_callback exec, napi_async_complete_callback done, void *data,
@@ -31,6 +34,7 @@ int idmap_init(napi_env env, napi_value exports);
 int abi_init(napi_env env, napi_value exports);
 int files_init(napi_env env, napi_value exports);
 int memory_init(napi_env env, napi_value exports);
+int remove_init(napi_env env, napi_value exports);
 /* exports[name] = a function calling `cb`; 0 when a napi call failed. */
 int export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb);
 #endif

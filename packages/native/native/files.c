@@ -197,16 +197,7 @@ static void wf_execute(napi_env env, void *data) {
 
 static void wf_complete(napi_env env, napi_status status, void *data) {
   wfjob_t *j = data;
-  napi_value v;
-  if (status == napi_ok && j->err == 0 && napi_get_undefined(env, &v) == napi_ok) {
-    napi_resolve_deferred(env, j->deferred, v);
-  } else {
-    int e = status == napi_ok && j->err ? j->err : EIO;
-    const char *subject = j->subject ? j->subject : j->dir;
-    napi_value err = errno_error(env, j->syscall ? j->syscall : "writeFiles", subject, e), path;
-    if (err && napi_create_string_utf8(env, subject, NAPI_AUTO_LENGTH, &path) == napi_ok) napi_set_named_property(env, err, "path", path);
-    if (err || napi_get_undefined(env, &err) == napi_ok) napi_reject_deferred(env, j->deferred, err);
-  }
+  settle_path_job(env, j->deferred, status, j->err, j->syscall ? j->syscall : "writeFiles", j->subject ? j->subject : j->dir);
   napi_delete_async_work(env, j->work);
   wfjob_free(j);
 }

@@ -20,8 +20,8 @@ export type WriteFilesDir = [path: string, mode: number, flags: number];
 /** A file to replace in the job's directory: its name (no '/') and content (a string is written as UTF-8). */
 export type WriteFilesFile = [name: string, data: string | Uint8Array];
 
-/** The addon's error ({errno > 0, syscall, path}) as Node's fs would have thrown it. */
-function asFsError(err: unknown): unknown {
+/** The addon's error ({errno > 0, syscall, path}) as Node's fs would have thrown it (also remove.ts's). */
+export function asFsError(err: unknown): unknown {
   const e = err as { errno?: unknown; syscall?: unknown; path?: unknown };
   if (typeof e?.errno !== 'number' || typeof e.syscall !== 'string') return err;
   const [code, text] = getSystemErrorMap().get(-e.errno) ?? [`E${e.errno}`, 'unknown error'];

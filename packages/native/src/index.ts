@@ -8,7 +8,8 @@
  * descendants (the runtime's reaper.ts).
  * idmapBind makes idmapped bind mounts (the userns plugin's rootfs layers).
  * writeFiles (files.ts) makes directories and replaces files atomically in one thread-pool job
- * (core's atomic writes: a container create's file work).
+ * (core's atomic writes: a container create's file work); removeTrees (remove.ts) is `rm -rf` of
+ * a removal's paths in one thread-pool job, never descending into a mount point.
  * `nativeAddon()` is null when the addon was not built or cannot load, or when BERTH_NATIVE=0;
  * callers then use the binaries and child_process. `nativeAddonStatus().fallback` says why,
  * for the daemon to log once at start.
@@ -89,6 +90,11 @@ export interface NativeAddon {
    * kernel; true when some was released. Synchronous, a few ms. false without glibc.
    */
   mallocTrim(): boolean;
+  /**
+   * `rm -rf` of each absolute path as one thread-pool job, never into a mount point (EBUSY
+   * naming it; native/remove.c); callers use `removeTrees()` of remove.ts.
+   */
+  removeTrees(paths: string[]): Promise<void>;
 }
 
 /** The extra syscall ABIs of an x86_64 kernel: true runs, false refused, null unknown. */
@@ -108,6 +114,7 @@ export interface WaitPidResult {
 
 export * from './dirfd.js';
 export * from './files.js';
+export * from './remove.js';
 import type { WriteFilesDir, WriteFilesFile } from './files.js';
 
 /** umount2 flag: detach now, clean up when no longer busy (umount -l). */
