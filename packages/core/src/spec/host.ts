@@ -32,24 +32,37 @@ export function daemonBoundingSet(): Promise<bigint | undefined> {
   return boundingSet;
 }
 
-/** Probes the host (cheap reads of /proc and /sys). */
+let kernelFacts: Promise<{ capLastCap: number; cgroupV2: boolean }> | undefined;
+
+/** The kernel's last capability and the cgroup layout, read once: neither changes while the host runs. */
+function readKernelFacts(): Promise<{ capLastCap: number; cgroupV2: boolean }> {
+  kernelFacts ??= (async () => {
+    let capLastCap = 40;
+    try {
+      const n = Number((await readFile('/proc/sys/kernel/cap_last_cap', 'utf8')).trim());
+      if (Number.isInteger(n) && n >= 0) capLastCap = n;
+    } catch {
+      // no procfs: assume a current kernel
+    }
+    let cgroupV2 = false;
+    try {
+      await access('/sys/fs/cgroup/cgroup.controllers');
+      cgroupV2 = true;
+    } catch {
+      cgroupV2 = false;
+    }
+    return { capLastCap, cgroupV2 };
+  })();
+  return kernelFacts;
+}
+
+/**
+ * Probes the host: the kernel facts (cap_last_cap, cgroup v2) and berthd's bounding set are
+ * read once per process, the CPU count at each call (affinity may change).
+ */
 export async function probeHost(): Promise<SpecHostInfo> {
-  let capLastCap = 40;
-  try {
-    const n = Number((await readFile('/proc/sys/kernel/cap_last_cap', 'utf8')).trim());
-    if (Number.isInteger(n) && n >= 0) capLastCap = n;
-  } catch {
-    // no procfs: assume a current kernel
-  }
-  let cgroupV2 = false;
-  try {
-    await access('/sys/fs/cgroup/cgroup.controllers');
-    cgroupV2 = true;
-  } catch {
-    cgroupV2 = false;
-  }
+  const [{ capLastCap, cgroupV2 }, capBounding] = await Promise.all([readKernelFacts(), daemonBoundingSet()]);
   const cpuCount = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  const capBounding = await daemonBoundingSet();
   return { capLastCap, cgroupV2, cpuCount, ...(capBounding === undefined ? {} : { capBounding }) };
 }
 
