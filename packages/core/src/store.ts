@@ -6,8 +6,9 @@
  * config.v2.json, so a crash between the two leaves complete files, never torn ones, and it
  * is written only when it changed since the last save (most saves are state changes).
  */
-import { mkdir, readdir, readFile, rm, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { nativeAddon, removeTrees } from '@berth/native';
 import { atomicWriteFiles, isAtomicTempFile, makeDirs, type DirSpec } from './atomic-write.js';
 import type { ContainerRecord, HostConfig } from './types.js';
 import { isFullId } from './ids.js';
@@ -148,7 +149,8 @@ export class FileStateStore implements StateStore {
     await (this.chains.get(id) ?? Promise.resolve()).catch(() => {});
     this.writtenHost.delete(id);
     this.dirMade.delete(id);
-    await rm(this.dir(id), { recursive: true, force: true });
+    // one thread-pool job where the native addon is loaded (never into a mount point), else fs.rm
+    await removeTrees(nativeAddon(), [this.dir(id)]);
   }
 
   async loadAll(): Promise<LoadResult> {

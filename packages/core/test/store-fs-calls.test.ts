@@ -3,23 +3,25 @@
  * the daemon's one JS thread). With the native addon a save is ONE thread-pool job (writeFiles:
  * the directory when not made yet, both files, fsyncs, renames) and no Node fs call; without it,
  * Node's fs calls, the directory made once, not at every save. Either way a directory removed
- * behind the store's back is made again.
+ * behind the store's back is made again. A remove is one removeTrees job with the addon (issue
+ * 12), Node's fs.rm without.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FileStateStore, type ContainerRecord } from '../src/index.js';
 
-const calls = vi.hoisted(() => ({ mkdir: 0, open: 0, rename: 0, jobs: [] as { dirs: unknown[]; files: string[] }[], addon: true, loaded: false }));
+const calls = vi.hoisted(() => ({ mkdir: 0, open: 0, rename: 0, rm: 0, jobs: [] as { dirs: unknown[]; files: string[] }[], removes: [] as string[][], addon: true, loaded: false }));
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
-  const counted = <K extends 'mkdir' | 'open' | 'rename'>(name: K) =>
+  const counted = <K extends 'mkdir' | 'open' | 'rename' | 'rm'>(name: K) =>
     ((...args: unknown[]) => {
       calls[name]++;
       return (real[name] as (...a: unknown[]) => unknown)(...args);
     }) as (typeof real)[K];
-  const over = { mkdir: counted('mkdir'), open: counted('open'), rename: counted('rename') };
+  const over = { mkdir: counted('mkdir'), open: counted('open'), rename: counted('rename'), rm: counted('rm') };
   return { ...real, ...over, default: { ...real, ...over } };
 });
 vi.mock('@berth/native', async (importOriginal) => {
@@ -31,6 +33,10 @@ vi.mock('@berth/native', async (importOriginal) => {
     writeFiles: (dirs, dir, files, mode, flags) => {
       calls.jobs.push({ dirs, files: files.map(([name]) => name) });
       return addon.writeFiles(dirs, dir, files, mode, flags);
+    },
+    removeTrees: (paths) => {
+      calls.removes.push(paths);
+      return addon.removeTrees(paths);
     },
   };
   return { ...real, nativeAddon: () => (calls.addon ? counted : null) };
@@ -47,8 +53,8 @@ afterEach(async () => {
 
 const ID = 'a'.repeat(64);
 const record = (status: string) => ({ ID, Name: '/c', State: { Status: status }, HostConfig: { NetworkMode: 'none' } }) as unknown as ContainerRecord;
-const reset = () => Object.assign(calls, { mkdir: 0, open: 0, rename: 0, jobs: [] });
-const fsCalls = () => calls.mkdir + calls.open + calls.rename;
+const reset = () => Object.assign(calls, { mkdir: 0, open: 0, rename: 0, rm: 0, jobs: [], removes: [] });
+const fsCalls = () => calls.mkdir + calls.open + calls.rename + calls.rm;
 
 const addonSkip = () => (calls.loaded ? null : 'native addon not loaded (not built)');
 if (addonSkip()) console.warn(`state store through the addon skipped: ${addonSkip()}`);
@@ -86,6 +92,16 @@ describe('state store with the native addon: one thread-pool job per save', () =
       { dirs: [], files: ['hostconfig.json', 'config.v2.json'] },
     ]);
   });
+
+  it('a remove is one removeTrees job and no Node fs call (before: fs.rm, a round trip per entry)', async () => {
+    const store = new FileStateStore(root);
+    await store.save(record('created'));
+    reset();
+    await store.remove(ID);
+    expect(fsCalls()).toBe(0);
+    expect(calls.removes).toEqual([[store.dir(ID)]]);
+    expect(existsSync(store.dir(ID))).toBe(false);
+  });
 });
 
 describe('state store without the addon: Node fs calls, the directory made once', () => {
@@ -119,6 +135,15 @@ describe('state store without the addon: Node fs calls, the directory made once'
     reset();
     await again.save(record('running'));
     expect(calls.mkdir).toBe(0);
+  });
+
+  it('a remove is fs.rm', async () => {
+    const store = new FileStateStore(root);
+    await store.save(record('created'));
+    reset();
+    await store.remove(ID);
+    expect([calls.rm, calls.removes.length]).toEqual([1, 0]);
+    expect(existsSync(store.dir(ID))).toBe(false);
   });
 });
 
