@@ -18,7 +18,7 @@ import type { LocalImageStore } from './images.js';
 import type { LayerMeta } from './layers.js';
 import { MountRefs, type MountLease } from './mountrefs.js';
 import type { Warn } from './recovery.js';
-import { MNT_DETACH, errnoName, nativeAddon as nativeMount } from '@berth/native';
+import { MNT_DETACH, errnoName, nativeAddon as nativeMount, removeTrees } from '@berth/native';
 
 const execFileP = promisify(execFile);
 
@@ -276,10 +276,14 @@ export class RootfsManager {
     }
   }
 
-  /** Unmounts and deletes everything of the container. Idempotent. */
+  /**
+   * Unmounts and deletes everything of the container. Idempotent. The deletion is one
+   * thread-pool job where the native addon is loaded, and refuses (EBUSY) to go into anything
+   * still mounted below; Node's fs.rm without the addon.
+   */
   async remove(id: string): Promise<void> {
     await this.mounts.forget(id);
-    await fsp.rm(this.cdir(id), { recursive: true, force: true });
+    await removeTrees(nativeMount(), [this.cdir(id)]);
   }
 
   /** SizeRw (bytes the container changed) and SizeRootFs (SizeRw plus the image's layers). */

@@ -9,8 +9,8 @@ import { mountPoints, RootfsManager } from '../src/rootfs.js';
 import { unpackLayer } from '../src/unpack.js';
 import { buildTestImage, listTree, makeTar, overlaySkipReason, storePerTest, streamOf, tempDir } from './helpers.js';
 
-// The native addon's writeFiles jobs, counted; `off`: the JS path (as where the addon is not built).
-const native = vi.hoisted(() => ({ off: false, loaded: false, jobs: [] as { dirs: unknown[]; files: string[] }[] }));
+// The native addon's writeFiles and removeTrees jobs, counted; `off`: the JS path (as where the addon is not built).
+const native = vi.hoisted(() => ({ off: false, loaded: false, jobs: [] as { dirs: unknown[]; files: string[] }[], removes: [] as string[][] }));
 vi.mock('@berth/native', async (importOriginal) => {
   const real = await importOriginal<typeof import('@berth/native')>();
   const addon = real.nativeAddon();
@@ -20,6 +20,10 @@ vi.mock('@berth/native', async (importOriginal) => {
     writeFiles: (dirs, dir, files, mode, flags) => {
       native.jobs.push({ dirs, files: files.map(([name]) => name) });
       return addon.writeFiles(dirs, dir, files, mode, flags);
+    },
+    removeTrees: (paths) => {
+      native.removes.push(paths);
+      return addon.removeTrees(paths);
     },
   };
   return { ...real, nativeAddon: () => (native.off ? null : counted) };
@@ -181,6 +185,7 @@ describe.each(PATHS)("a create's directory (issue 18: file-system round trips pe
     if (skip) skipTest(skip);
     native.off = off;
     native.jobs = [];
+    native.removes = [];
   });
   /** The Node fs calls a create makes on its own directory. */
   async function fsCallsOf(d: string, create: () => Promise<unknown>) {
@@ -237,6 +242,20 @@ describe.each(PATHS)("a create's directory (issue 18: file-system round trips pe
     }
     expect(await rfs.meta(CID)).toMatchObject({ containerId: CID, driver: 'overlay' });
     expect((await fsp.stat(path.join(d, 'work'))).mode & 0o777).toBe(0o700);
+  });
+
+  it('a remove: with the addon ONE removeTrees job of the container dir and no Node fs.rm (before: fs.rm, a round trip per entry)', async () => {
+    const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'copy' });
+    await rfs.init();
+    const d = path.join(rfs.dir, CID);
+    await rfs.create(CID, await store.resolve('berth-test/busybox'));
+    await fsp.writeFile(path.join(d, 'merged', 'written'), 'w');
+    const calls = await fsCallsOf(d, () => rfs.remove(CID));
+    if (!off) {
+      expect(calls.rm).toEqual([]);
+      expect(native.removes).toEqual([[d]]);
+    }
+    expect(await fsp.readdir(rfs.dir)).toEqual([]);
   });
 
   it('what a crashed create left in its directory is cleared', async () => {
