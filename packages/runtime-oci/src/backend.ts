@@ -53,7 +53,7 @@ import { conmonArgv, readPidFile, spawnConmon, waitGone } from './conmon.js';
 import { LogPump, nullPump, type Pump } from './log-pump.js';
 import { ExecSessions, sweepDanglingLinks } from './exec.js';
 import { ExitWatch, type Tracked } from './exits.js';
-import { fastStartRunc, removeBundleDir, writeFifo } from './files.js';
+import { fastStartRunc, removeContainerFiles, writeFifo } from './files.js';
 import { procRef } from './monitor.js';
 import { Reaper } from './reaper.js';
 import { EXEC_ROOT_WRITE, loadMeta, type ContainerMeta } from './record.js';
@@ -436,8 +436,7 @@ export class OciRuntimeBackend implements RuntimeBackend {
     const meta = this.tracked.get(id)?.meta ?? this.loadMeta(id);
     if (!meta) {
       // Unknown, but leftovers of a half-made bundle may exist.
-      if (fs.existsSync(this.bundleDir(id))) await removeBundleDir(this.bundleDir(id), id);
-      fs.rmSync(this.exitFile(id), { force: true });
+      await removeContainerFiles(this.bundleDir(id), id, [this.exitFile(id)]);
       return;
     }
     this.exits.checkExit(id);
@@ -461,12 +460,11 @@ export class OciRuntimeBackend implements RuntimeBackend {
     await this.execs.removeAll(t, meta.bundle);
     const pump = t?.pump ?? this.makePump(meta);
     pump.stop();
-    pump.removeFiles();
+    const files = [...pump.retire(), this.exitFile(id), path.join(this.sockDir, id)];
     this.exits.release(t?.init);
     this.tracked.delete(id);
-    fs.rmSync(this.exitFile(id), { force: true });
-    fs.rmSync(path.join(this.sockDir, id), { force: true });
-    await removeBundleDir(meta.bundle, id);
+    // one thread-pool job with the native addon (issue 12): the pump's files, exit file, socket dir entry, bundle
+    await removeContainerFiles(meta.bundle, id, files);
   }
 
   // ---------------------------------------------------------------- stdio

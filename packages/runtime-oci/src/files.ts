@@ -1,11 +1,13 @@
 /**
  * File-level helpers of the OCI backend: runc's fast start through its exec fifo, writing to
- * conmon's control fifo, the mounts below a bundle and its removal, listing a dir that may be gone.
+ * conmon's control fifo, the mounts below a bundle and the removal of a container's files,
+ * listing a dir that may be gone.
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ConflictError, SystemError, mountPointsUnder, readMountInfo } from '@berth/core';
+import { nativeAddon, removeTrees } from '@berth/native';
 
 /**
  * What `runc start` does in runc 1.x: open `<root>/<id>/exec.fifo` for reading, which lets
@@ -69,13 +71,29 @@ export async function mountsUnder(dir: string): Promise<string[]> {
   return mountPointsUnder(dir, await readMountInfo().catch(() => []));
 }
 
-/** Remove a container's bundle dir, refusing to recurse through anything still mounted in it. */
-export async function removeBundleDir(bundle: string, id: string): Promise<void> {
-  const mounts = await mountsUnder(bundle);
-  if (mounts.length) {
-    throw new SystemError(`bundle of ${id} still has mounts (${mounts.join(', ')}); not removing it`);
+/**
+ * Remove a container's files: `others` (its exit file, socket dir entry, log pump files), then
+ * its bundle dir, never through anything still mounted in the bundle. With the native addon
+ * ONE thread-pool job that does not descend into a mount point: what is not under the mount is
+ * removed, the mount and the dirs above it stay and the call fails. Without it, Node's fs.rm
+ * of each after a /proc/self/mountinfo check of the bundle (then the bundle is left whole).
+ */
+export async function removeContainerFiles(bundle: string, id: string, others: string[] = []): Promise<void> {
+  const addon = nativeAddon();
+  if (!addon) {
+    await removeTrees(null, others);
+    const mounts = await mountsUnder(bundle);
+    if (mounts.length) throw new SystemError(`bundle of ${id} still has mounts (${mounts.join(', ')}); not removing it`);
+    return removeTrees(null, [bundle]);
   }
-  await fsp.rm(bundle, { recursive: true, force: true });
+  try {
+    await removeTrees(addon, [...others, bundle]);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code !== 'EBUSY' || !e.path) throw err;
+    const where = e.path === bundle || e.path.startsWith(`${bundle}/`) ? `bundle of ${id} still has mounts` : `a file of ${id} is a mount point`;
+    throw new SystemError(`${where} (${e.path}); removed what is not under it, not removing it`, { cause: err });
+  }
 }
 
 export function listDir(dir: string): string[] {

@@ -110,13 +110,14 @@ export interface Pump {
   start(): void;
   stop(): void;
   detach(): void;
-  removeFiles(): void;
+  /** The container is removed: its intermediate files, for the caller to remove (with the rest of its files, in one job). */
+  retire(): string[];
 }
 
 /** A pump that converts nothing: a rebuilt record without the monitor's log path. */
 export function nullPump(): Pump {
   const nothing = (): void => {};
-  return { start: nothing, stop: nothing, detach: nothing, removeFiles: nothing };
+  return { start: nothing, stop: nothing, detach: nothing, retire: () => [] };
 }
 
 export class LogPump implements Pump {
@@ -499,10 +500,11 @@ export class LogPump implements Pump {
   }
 
   /**
-   * Remove the intermediate files (container removed). Output that could not be converted by
+   * The container is removed: the intermediate files, which the caller removes (the backend's
+   * cleanup, one job with the container's other files). Output that could not be converted by
    * now is lost: reported with its size.
    */
-  removeFiles(): void {
+  retire(): string[] {
     if (this.failing) {
       const n = this.pendingBytes();
       const code = this.failing.code;
@@ -514,6 +516,6 @@ export class LogPump implements Pump {
         this.notice(`${n} bytes of container output were never written to the json-file ${this.opts.target} (${code}) and are lost: the container was removed`);
       }
     }
-    for (const f of [this.opts.source, this.oldFile, this.posFile, `${this.posFile}.tmp`]) fs.rmSync(f, { force: true });
+    return [this.opts.source, this.oldFile, this.posFile, `${this.posFile}.tmp`];
   }
 }

@@ -92,7 +92,7 @@ describe('LogPump on a full disk (enospc failpoint)', () => {
     const p = new LogPump({ source: src, target: out, retryMs: 10_000, notice: (m) => notices.push(m) });
     setFailpointsForTest('logs.pumpWrite=enospc');
     p.stop();
-    p.removeFiles();
+    p.retire();
     expect(p.lostBytes).toBe(lines(0, 3).length);
     expect(notices[notices.length - 1]).toMatch(new RegExp(`^${lines(0, 3).length} bytes of container output .* lost`));
     expect(p.paused).toBe(false); // no retry timer left behind

@@ -64,7 +64,7 @@ describe('LogPump', () => {
     p2.stop();
     // The P line stays a partial line in json-file (no newline added).
     expect(await read()).toEqual(['stdout:line 1\n', 'stderr:line 2\n', 'stdout:partial', 'stdout:line 3\n']);
-    p2.removeFiles();
+    for (const f of p2.retire()) fs.rmSync(f, { force: true });
     expect(fs.readdirSync(dir).sort()).toEqual(['c-json.log']);
   });
 
