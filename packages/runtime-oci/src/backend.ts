@@ -21,6 +21,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { nativeAddon, removeTrees } from '@berth/native';
 import { EventEmitter } from 'eventemitter3';
 import {
   ConflictError,
@@ -49,7 +50,7 @@ import {
 } from '@berth/core';
 import { attachSocket } from './attach.js';
 import { CheckpointSupport, checkpointContainer, exitWaiter, restoreFailure } from './checkpoint.js';
-import { conmonArgv, readPidFile, spawnConmon, waitGone } from './conmon.js';
+import { conmonArgv, pidAlive, readPidFile, spawnConmon, waitGone } from './conmon.js';
 import { LogPump, nullPump, type Pump } from './log-pump.js';
 import { ExecSessions, sweepDanglingLinks } from './exec.js';
 import { ExitWatch, type Tracked } from './exits.js';
@@ -454,17 +455,31 @@ export class OciRuntimeBackend implements RuntimeBackend {
     const t = this.tracked.get(id);
     const conmonPid = readPidFile(path.join(meta.bundle, 'conmon.pid'));
     this.execs.killAll(t);
+    const monitorFiles = (): string[] => {
+      const pump = t?.pump ?? this.makePump(meta);
+      pump.stop();
+      return [...pump.retire(), this.exitFile(id), path.join(this.sockDir, id)];
+    };
+    // An exited container whose monitor is gone (an exit's cleanup, mostly): the monitor's files
+    // (its log, the exit file, the attach socket) go beside the runtime's delete; the bundle
+    // only after it (the runtime's poststop hooks may read it).
+    const early = t?.exit && !(conmonPid > 0 && pidAlive(conmonPid)) ? removeTrees(nativeAddon(), monitorFiles()) : undefined;
     // An exited container's delete may have started at the exit already (checkExit).
-    if (!(t?.exit && (await this.reap(t)))) await forceDelete(this.binary(meta), id);
+    const [deleted, removedEarly] = await Promise.allSettled([
+      (async () => {
+        if (!(t?.exit && (await this.reap(t)))) await forceDelete(this.binary(meta), id);
+      })(),
+      early,
+    ]);
+    if (deleted.status === 'rejected') throw deleted.reason;
     if (conmonPid > 0) await waitGone(conmonPid, 5000);
     await this.execs.removeAll(t, meta.bundle);
-    const pump = t?.pump ?? this.makePump(meta);
-    pump.stop();
-    const files = [...pump.retire(), this.exitFile(id), path.join(this.sockDir, id)];
+    const files = early ? [] : monitorFiles();
     this.exits.release(t?.init);
     this.tracked.delete(id);
-    // one thread-pool job with the native addon (issue 12): the pump's files, exit file, socket dir entry, bundle
+    // one thread-pool job with the native addon (issue 12): the bundle and what did not go early
     await removeContainerFiles(meta.bundle, id, files);
+    if (removedEarly.status === 'rejected') throw removedEarly.reason;
   }
 
   // ---------------------------------------------------------------- stdio
