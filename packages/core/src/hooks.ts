@@ -17,7 +17,7 @@ import type { CheckpointContext, CheckpointRef, CheckpointRestoreContext } from 
 import type { ContainerRecord, ContainerStatus } from './types.js';
 import { PluginError, SystemError, errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
-import { type ProvenanceRecorder, cloneJson, diffPaths } from './provenance.js';
+import { type ProvenanceRecorder, diffPaths, snapshotJson } from './provenance.js';
 import { formatRfc3339Nano, type Clock } from './clock.js';
 
 /** Named stages: lower runs earlier (tapable `stage`). */
@@ -398,7 +398,7 @@ function wrapTap(hook: HookName, kind: HookKind, tap: AnyTap, svc: HookServices)
     const scope = scopeOf(args);
     const prevScope = scope?.currentTap;
     if (scope) scope.currentTap = { plugin, hook };
-    const before = kind === 'waterfall' ? cloneJson(args[0]) : undefined;
+    const before = kind === 'waterfall' ? snapshotJson(args[0]) : undefined;
     const startedAt = formatRfc3339Nano(svc.clock.nowNano());
     const t0 = performance.now();
     try {

@@ -194,6 +194,53 @@ export function cloneJson<T>(v: T): T {
   return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T);
 }
 
+/** Objects frozen with deepFreeze: nothing under them can change, so copies may share them. */
+const deeplyFrozen = new WeakSet<object>();
+
+/**
+ * Freeze a value and everything under it, and mark it as such: a plugin that hands the same
+ * data to many containers (the seccomp plugin's compiled profiles) makes it immutable, so that a
+ * tap editing it in place fails instead of changing every later container's spec, and the hook
+ * interceptor's copy of a spec before each specBuild tap (for `berth explain` and the rollback of
+ * a failed tap) shares it instead of copying it at every start.
+ */
+export function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !deeplyFrozen.has(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+    deeplyFrozen.add(v);
+  }
+  return v;
+}
+
+/**
+ * What `cloneJson` gives (undefined and functions left out of objects, null in arrays,
+ * non-finite numbers as null, `toJSON` honoured), except that values made by `deepFreeze` are
+ * shared, not copied: they cannot change, and `diffPaths` passes over a shared one at once.
+ */
+export function snapshotJson<T>(v: T): T {
+  return snapshotValue(v) as T;
+}
+
+function snapshotValue(v: unknown): unknown {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
+  if (typeof v !== 'object' || v === null) return typeof v === 'function' || typeof v === 'symbol' ? undefined : v;
+  if (deeplyFrozen.has(v)) return v;
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return cloneJson(v);
+  if (Array.isArray(v)) {
+    return v.map((x) => {
+      const c = snapshotValue(x);
+      return c === undefined ? null : c;
+    });
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) {
+    const c = snapshotValue((v as Record<string, unknown>)[k]);
+    if (c !== undefined) out[k] = c;
+  }
+  return out;
+}
+
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

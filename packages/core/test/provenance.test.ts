@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createTestEngine, type TestEngine } from '../../testing/src/index.js';
-import { CORE_DEFAULTS_PLUGIN, ProvenanceRecorder, Stage, definePlugin, type OciSpec } from '../src/index.js';
+import { CORE_DEFAULTS_PLUGIN, ProvenanceRecorder, Stage, cloneJson, deepFreeze, definePlugin, snapshotJson, type OciSpec } from '../src/index.js';
 
 let t: TestEngine | undefined;
 afterEach(async () => {
@@ -153,5 +153,45 @@ describe('ProvenanceRecorder.flush: the explain record written after the answer'
     rec.reset('c1', 't');
     await expect(rec.flush('c1')).resolves.toBeUndefined();
     await expect(rec.written('c1')).resolves.toBeUndefined();
+  });
+});
+
+describe('snapshotJson: the interceptor copy of a spec before each waterfall tap', () => {
+  it('gives what cloneJson gives, but shares what deepFreeze made immutable', () => {
+    const frozen = deepFreeze({ syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }] });
+    const v = { a: 1, b: undefined, c: [1, undefined, Number.NaN], d: { seccomp: frozen, when: new Date(0) }, f: () => 1 };
+    const s = snapshotJson(v);
+    expect(s).toEqual(cloneJson(v));
+    expect(s.d.seccomp).toBe(frozen);
+    expect(s.d).not.toBe(v.d);
+    expect(s.c).not.toBe(v.c);
+    expect(Object.isFrozen(frozen.syscalls[0]!.names)).toBe(true);
+    expect(() => (frozen.syscalls[0]!.names as string[]).push('write')).toThrow(TypeError);
+  });
+
+  it('specBuild taps after one that sets a frozen subtree: their copies share it, and a tap replacing it is still seen', async () => {
+    const profile = deepFreeze({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }] });
+    let seenBefore: unknown;
+    const plugin = definePlugin({
+      name: 'frozen',
+      type: 'io.berth.test.v1',
+      apply(hooks) {
+        hooks.specBuild.tapPromise({ name: 'set', stage: Stage.SECURITY }, async (spec: OciSpec) => ({ ...spec, linux: { ...spec.linux, seccomp: profile } }) as OciSpec);
+        hooks.specBuild.tapPromise({ name: 'look', stage: Stage.SECURITY + 1 }, async (spec: OciSpec) => {
+          seenBefore = spec.linux?.seccomp;
+          return spec;
+        });
+        hooks.specBuild.tapPromise({ name: 'replace', stage: Stage.SECURITY + 2 }, async (spec: OciSpec) => ({ ...spec, linux: { ...spec.linux, seccomp: { ...profile, defaultAction: 'SCMP_ACT_KILL' } } }) as OciSpec);
+      },
+    });
+    t = await createTestEngine({ plugins: [plugin] });
+    const id = await t.createContainer({ Config: { Cmd: ['x'] } });
+    await t.engine.containers.start(id);
+    expect(seenBefore).toBe(profile);
+    const e = await t.engine.explain(id);
+    const paths = (tap: string) => e.taps.find((x) => x.tap === tap)?.changedPaths;
+    expect(paths('set')).toEqual(['linux.seccomp']);
+    expect(paths('look')).toEqual([]);
+    expect(paths('replace')).toEqual(['linux.seccomp.defaultAction']);
   });
 });
