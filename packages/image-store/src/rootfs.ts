@@ -6,7 +6,7 @@
  * its chain pins the layers against garbage collection while the container exists.
  */
 import { execFile } from 'node:child_process';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -71,6 +71,12 @@ export class RootfsManager {
   readonly driver: RootfsDriver;
   /** Holders of each container's mount: the engine (start to release) and requests' leases. */
   readonly mounts: MountRefs;
+  /**
+   * meta.json of the layers made or read in this process: written once at create, never changed
+   * after, dropped when the layer goes. A start reads it twice (the plugin's check, the mount);
+   * a daemon restarted after a power cut that lost it reads the disk again (and re-creates it).
+   */
+  private readonly metas = new Map<string, RootfsMeta>();
 
   constructor(
     private readonly store: LocalImageStore,
@@ -97,7 +103,11 @@ export class RootfsManager {
   }
 
   async meta(id: string): Promise<RootfsMeta | null> {
-    return readJson<RootfsMeta>(path.join(this.cdir(id), 'meta.json'));
+    const known = this.metas.get(id);
+    if (known) return known;
+    const read = await readJson<RootfsMeta>(path.join(this.cdir(id), 'meta.json'));
+    if (read) this.metas.set(id, read);
+    return read;
   }
 
   /**
@@ -150,8 +160,10 @@ export class RootfsManager {
         await this.materialize(chain, merged);
         await writeMeta([]);
       }
+      this.metas.set(id, meta);
       return meta;
     } catch (err) {
+      this.metas.delete(id);
       const e = err as NodeJS.ErrnoException;
       // the container's own directory was not made: something is in the way, or it cannot be made
       if (e.path === d) {
@@ -168,6 +180,7 @@ export class RootfsManager {
     const existing = await this.meta(id);
     if (existing) return ownLayer(id, existing, imageId);
     if (!clearLeftovers) throw inTheWay;
+    this.metas.delete(id);
     await fsp.rm(this.cdir(id), { recursive: true, force: true });
     return this.prepare(id, imageId, opts, false);
   }
@@ -189,8 +202,18 @@ export class RootfsManager {
     }
   }
 
+  /**
+   * Whether the rootfs is mounted: an overlay mounted on `merged` has a device of its own, not
+   * its parent's (two stats, whatever the number of mounts on the host; the mount table is not
+   * read). The copy driver's `merged` is never a mount.
+   */
   isMounted(id: string): boolean {
-    return mountPoints().has(this.mergedPath(id));
+    const merged = this.mergedPath(id);
+    try {
+      return statSync(merged).dev !== statSync(path.dirname(merged)).dev;
+    } catch {
+      return false;
+    }
   }
 
   /** The engine's mount (start): mounts (overlay) and returns the rootfs path. Mounting a mounted rootfs is a no-op. */
@@ -283,6 +306,7 @@ export class RootfsManager {
    */
   async remove(id: string): Promise<void> {
     await this.mounts.forget(id);
+    this.metas.delete(id);
     await removeTrees(nativeMount(), [this.cdir(id)]);
   }
 

@@ -258,6 +258,25 @@ describe.each(PATHS)("a create's directory (issue 18: file-system round trips pe
     expect(await fsp.readdir(rfs.dir)).toEqual([]);
   });
 
+  it("a layer's meta.json is read from disk once per process (a start asks twice), and again after its removal", async () => {
+    const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'copy' });
+    await rfs.init();
+    const d = path.join(rfs.dir, CID);
+    await rfs.create(CID, await store.resolve('berth-test/busybox'));
+    // made here: known without a read
+    let calls = await fsCallsOf(d, async () => [await rfs.meta(CID), await rfs.meta(CID)]);
+    expect(calls.readFile).toEqual([]);
+    // another process (a restarted daemon) reads it once
+    const again = new RootfsManager(store, path.join(base, 'data'), { driver: 'copy' });
+    calls = await fsCallsOf(d, async () => {
+      expect(await again.meta(CID)).toMatchObject({ containerId: CID, driver: 'copy' });
+      expect(await again.meta(CID)).toMatchObject({ containerId: CID });
+    });
+    expect(calls.readFile).toHaveLength(1);
+    await again.remove(CID);
+    expect(await again.meta(CID)).toBeNull();
+  });
+
   it('what a crashed create left in its directory is cleared', async () => {
     const rfs = new RootfsManager(store, path.join(base, 'data'), { driver: 'copy' });
     await rfs.init();
