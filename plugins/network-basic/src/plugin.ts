@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import {
   PluginConfigError,
   Stage,
-  atomicWriteFile,
+  atomicWriteFiles,
   definePlugin,
   errorKind,
   linksOfStart,
@@ -161,16 +161,19 @@ export function networkBasicPlugin(opts: { config?: NetworkBasicConfig } = {}): 
           ownNetns: !host,
         });
         const files: Array<[keyof Pick<typeof c, 'hostnamePath' | 'hostsPath' | 'resolvConfPath'>, string, string]> = [
-          ['hostnamePath', join(dir, HOSTNAME_FILE), buildHostnameFile(name)],
-          ['hostsPath', join(dir, HOSTS_FILE), buildHostsFile(extra, hostHosts)],
-          ['resolvConfPath', join(dir, RESOLV_CONF_FILE), resolv],
+          ['hostnamePath', HOSTNAME_FILE, buildHostnameFile(name)],
+          ['hostsPath', HOSTS_FILE, buildHostsFile(extra, hostHosts)],
+          ['resolvConfPath', RESOLV_CONF_FILE, resolv],
         ];
-        for (const [key, path, content] of files) {
-          if (c[key]) continue;
-          // the files go with the container's directory (no undo needed)
-          await atomicWriteFile(path, content, FILE_WRITE);
-          c[key] = path;
-        }
+        const ours = files.filter(([key]) => !c[key]);
+        // the files go with the container's directory (no undo needed); one write of all of them
+        // (one thread-pool job where the native addon is loaded)
+        await atomicWriteFiles(
+          dir,
+          ours.map(([, file, content]) => [file, content]),
+          FILE_WRITE,
+        );
+        for (const [key, file] of ours) c[key] = join(dir, file);
         if (!host && parseResolvConf(resolv).nameservers.some(isLoopbackAddress)) {
           ctx.logger.warn('container resolv.conf names a loopback nameserver unreachable from its network namespace', { container: rec.ID });
         }
