@@ -61,6 +61,19 @@ export class DnsServer {
   }
 
   async start(): Promise<void> {
+    // Port 0: the kernel picks the UDP port and TCP must take the same number, which another
+    // TCP socket may hold: then both are tried again with another pick.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.bindBoth();
+        return;
+      } catch (err) {
+        if (this.opts.port !== 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 8) throw err;
+      }
+    }
+  }
+
+  private async bindBoth(): Promise<void> {
     const udp = createSocket({ type: 'udp4' });
     udp.on('message', (msg, from) => {
       // the server may close while a question is relayed (its network's last container left):
