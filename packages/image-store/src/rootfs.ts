@@ -170,7 +170,7 @@ export class RootfsManager {
         if (e.code === 'EEXIST') return this.createOver(id, imageId, opts, clearLeftovers, err);
         throw err;
       }
-      await fsp.rm(d, { recursive: true, force: true });
+      await removeTrees(nativeMount(), [d]);
       throw err;
     }
   }
@@ -181,7 +181,7 @@ export class RootfsManager {
     if (existing) return ownLayer(id, existing, imageId);
     if (!clearLeftovers) throw inTheWay;
     this.metas.delete(id);
-    await fsp.rm(this.cdir(id), { recursive: true, force: true });
+    await removeTrees(nativeMount(), [this.cdir(id)]);
     return this.prepare(id, imageId, opts, false);
   }
 
@@ -356,7 +356,7 @@ export class RootfsManager {
         opts.warn(`image store: ${d} belongs to no container but has a mount under it; kept`);
         continue;
       }
-      await fsp.rm(d, { recursive: true, force: true });
+      await removeTrees(nativeMount(), [d]);
     }
     return complete ? pins : null;
   }

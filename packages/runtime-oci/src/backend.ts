@@ -29,7 +29,7 @@ import {
   InvalidParameterError,
   NotFoundError,
   SystemError,
-  atomicWriteFile,
+  atomicWriteFiles,
   errorKind,
   errorMessage,
   type AttachSession,
@@ -315,8 +315,8 @@ export class OciRuntimeBackend implements RuntimeBackend {
         fs.mkdirSync(bundle, { mode: 0o700 });
         fs.chownSync(bundle, opts.rootUid, opts.rootGid);
         fs.mkdirSync(path.dirname(opts.log.path), { recursive: true });
-        await atomicWriteFile(path.join(bundle, 'config.json'), JSON.stringify(opts.spec), EXEC_ROOT_WRITE);
-        await atomicWriteFile(this.metaFile(id), JSON.stringify(meta), EXEC_ROOT_WRITE);
+        // one write (one thread-pool job with the native addon): the spec, then berth's record
+        await atomicWriteFiles(bundle, [['config.json', JSON.stringify(opts.spec)], [path.basename(this.metaFile(id)), JSON.stringify(meta)]], EXEC_ROOT_WRITE);
         fs.rmSync(this.exitFile(id), { force: true });
         const nt = this.track(meta);
         nt.pump.start();
